@@ -1,0 +1,42 @@
+/* Shared helpers for the `hcs.core` Lua binding.
+ *
+ * Conventions (Lua's liolib/lauxlib, LuaFileSystem):
+ *  - misuse (wrong argument types, a closed handle) raises;
+ *  - environmental failures return `nil, message, errno` (hcs_lua_fail);
+ *  - handle types are three luaL_Reg arrays (functions, methods, metamethods),
+ *    with __gc and __close sharing one idempotent closer. */
+#ifndef HCS_LUA_BINDING_H
+#define HCS_LUA_BINDING_H
+
+#include <jansson.h>
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "hcs/hcs.h"
+
+/* Push nil, message, status (errno or 0) and release *err; returns 3. */
+int hcs_lua_fail(lua_State *L, hcs_error_t *err);
+/* Push true (or the value already on top when nres==1) -- convenience for
+ * `return ok(L)` after a successful void call. */
+int hcs_lua_ok(lua_State *L);
+
+/* Convert a jansson value to Lua (objects -> tables, arrays -> sequences
+ * carrying the `hcs.json.array` metatable so an empty array stays an array
+ * on the way back, null -> hcs.core.json.null lightuserdata). */
+void hcs_lua_push_json(lua_State *L, json_t *j);
+/* Push the result of a C call that returns a malloc'd JSON string: decoded to
+ * a table, and the string freed. */
+void hcs_lua_push_json_string(lua_State *L, char *text);
+/* Convert the value at idx (a table or a JSON string) to jansson; raises
+ * with the offending key path on misuse. New reference. */
+json_t *hcs_lua_check_json(lua_State *L, int idx);
+/* Same, but for any Lua value (numbers, strings, booleans, tables). */
+json_t *hcs_lua_to_json(lua_State *L, int idx);
+
+/* The `hcs.core.json` table: encode/decode/null/array. */
+int hcs_lua_open_json(lua_State *L);
+
+/* Subsystem openers: each pushes one table that becomes hcs.core.<name>. */
+int hcs_lua_open_host(lua_State *L);
+
+#endif

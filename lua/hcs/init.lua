@@ -1,0 +1,47 @@
+--- hcs: the Lua face of libhcs.
+-- `local hcs = require "hcs"` gives hcs.compute, hcs.process, hcs.layer,
+-- hcs.net, hcs.image and hcs.workflow (each present once its subsystem is
+-- built), plus hcs.json, hcs.host and hcs.version.  No globals are set.
+local core = require "hcs.core"
+
+local hcs = {
+  version = core.version,
+  core = core,
+  json = core.json,
+  host = core.host,
+}
+
+-- Subsystem facades live in lua/hcs/<name>.lua; load the ones installed.
+local subsystems = { "layer", "compute", "process", "net", "image", "workflow" }
+for _, name in ipairs(subsystems) do
+  local modname = "hcs." .. name
+  if package.searchpath(modname, package.path) then
+    hcs[name] = require(modname)
+  end
+end
+
+--- Print a short guide to the API (for the REPL).
+function hcs.help()
+  local lines = {
+    ("hcs %s: Linux host compute service"):format(hcs.version),
+    "",
+    "  hcs.host.capabilities()   what this kernel offers (cgroup mode, overlayfs, namespaces)",
+    "  hcs.json.encode(t), hcs.json.decode(s)",
+  }
+  local guides = {
+    layer = "  hcs.layer      import/export OCI layers, scratch layers, overlay activation",
+    compute = "  hcs.compute    create/start/shutdown/pause/resume compute systems",
+    process = "  hcs.process    processes inside a compute system",
+    net = "  hcs.net        networks, endpoints, compartments (network namespaces)",
+    image = "  hcs.image      the image store: list, import, save, remove",
+    workflow = "  hcs.workflow   plan, customize, validate, realize, author, capture",
+  }
+  for _, name in ipairs(subsystems) do
+    if hcs[name] then lines[#lines + 1] = guides[name] end
+  end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "Tab completes names (hcs.<TAB>); '=expr' or a bare expression prints its value."
+  print(table.concat(lines, "\n"))
+end
+
+return hcs

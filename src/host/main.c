@@ -1,0 +1,377 @@
+/* The `hcs` host: embeds Lua 5.4 with the hcs module preloaded.
+ *
+ *   hcs script.lua [args]   run a workflow or any Lua script (arg table as lua)
+ *   hcs -e CODE / -l MOD / -i / -v / -   the stock lua(1) flags
+ *   hcs COMMAND [args]      a CLI command written in Lua (lua/hcs/cli/COMMAND.lua)
+ *   hcs                     the REPL on a terminal, else run stdin
+ *
+ * Modelled on lua.c: main() only creates the state; all work runs in pmain
+ * under lua_pcall with a traceback handler, so busted --lua=hcs works. */
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "hcs/hcs.h"
+#include "host.h"
+#include "host_config.h"
+
+int luaopen_hcs_core(lua_State *L);
+
+const char *hcs_progname = "hcs";
+static lua_State *globalL;
+
+static void lstop(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  luaL_error(L, "interrupted!");
+}
+
+static void laction(int sig) {
+  int flag = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
+  signal(sig, SIG_DFL); /* a second Ctrl-C kills the process */
+  lua_sethook(globalL, lstop, flag, 1);
+}
+
+static int msghandler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+int hcs_host_docall(lua_State *L, int nargs, int nres) {
+  int base = lua_gettop(L) - nargs;
+  lua_pushcfunction(L, msghandler);
+  lua_insert(L, base);
+  globalL = L;
+  signal(SIGINT, laction);
+  int status = lua_pcall(L, nargs, nres, base);
+  signal(SIGINT, SIG_DFL);
+  lua_remove(L, base);
+  return status;
+}
+
+int hcs_host_report(lua_State *L, int status) {
+  if (status != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "%s: %s\n", hcs_progname, msg ? msg : "(error object is not a string)");
+    fflush(stderr);
+    lua_pop(L, 1);
+  }
+  return status;
+}
+
+static void print_usage(const char *badoption) {
+  if (badoption) {
+    if (badoption[1] == 'e' || badoption[1] == 'l')
+      fprintf(stderr, "%s: '%s' needs argument\n", hcs_progname, badoption);
+    else
+      fprintf(stderr, "%s: unrecognized option '%s'\n", hcs_progname, badoption);
+  }
+  fprintf(stderr,
+          "usage: %s [options] [script [args]]\n"
+          "       %s COMMAND [args]     (see '%s help')\n"
+          "Available options are:\n"
+          "  -e stat   execute string 'stat'\n"
+          "  -i        enter interactive mode after executing 'script'\n"
+          "  -l mod    require library 'mod' into global 'mod'\n"
+          "  -l g=mod  require library 'mod' into global 'g'\n"
+          "  -v        show version information\n"
+          "  -E        ignore environment variables (LUA_INIT, LUA_PATH)\n"
+          "  -W        turn warnings on\n"
+          "  --root DIR       state root (default $HCS_ROOT or /var/lib/hcs)\n"
+          "  --log-level LVL  debug, info, warning, error, none\n"
+          "  --        stop handling options\n"
+          "  -         stop handling options and execute stdin\n",
+          hcs_progname, hcs_progname, hcs_progname);
+}
+
+/* Where the hcs Lua sources live: $HCS_LUA_DIR, the source tree when running
+ * from the build tree, else the install directory. */
+static const char *lua_dir(void) {
+  const char *env = getenv("HCS_LUA_DIR");
+  if (env && *env) return env;
+  static char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    exe[n] = '\0';
+    size_t blen = strlen(HCS_BUILD_DIR);
+    if (strncmp(exe, HCS_BUILD_DIR, blen) == 0 && exe[blen] == '/') return HCS_SOURCE_LUA_DIR;
+  }
+  return HCS_INSTALL_LUA_DIR;
+}
+
+static void setup_paths(lua_State *L) {
+  const char *dir = lua_dir();
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "path");
+  lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", dir, dir, lua_tostring(L, -1));
+  lua_setfield(L, -3, "path");
+  lua_pop(L, 1);
+  lua_getfield(L, -1, "preload");
+  lua_pushcfunction(L, luaopen_hcs_core);
+  lua_setfield(L, -2, "hcs.core");
+  lua_pop(L, 2);
+}
+
+static void log_sink(hcs_log_level_t level, const char *msg, void *ud) {
+  (void)ud;
+  fprintf(stderr, "%s: %s: %s\n", hcs_progname, hcs_log_level_name(level), msg);
+}
+
+static void create_arg_table(lua_State *L, char **argv, int argc, int script) {
+  lua_createtable(L, argc - script - 1, script + 1);
+  for (int i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - script);
+  }
+  lua_setglobal(L, "arg");
+}
+
+static int dochunk(lua_State *L, int status) {
+  if (status == LUA_OK) status = hcs_host_docall(L, 0, 0);
+  return hcs_host_report(L, status);
+}
+
+static int dostring(lua_State *L, const char *s, const char *name) {
+  return dochunk(L, luaL_loadbuffer(L, s, strlen(s), name));
+}
+
+static int dolibrary(lua_State *L, char *globname) {
+  char *modname = strchr(globname, '=');
+  if (modname == NULL)
+    modname = globname;
+  else
+    *modname++ = '\0';
+  lua_getglobal(L, "require");
+  lua_pushstring(L, modname);
+  int status = hcs_host_docall(L, 1, 1);
+  if (status == LUA_OK) lua_setglobal(L, globname);
+  return hcs_host_report(L, status);
+}
+
+static int pushargs(lua_State *L) {
+  if (lua_getglobal(L, "arg") != LUA_TTABLE) luaL_error(L, "'arg' is not a table");
+  int n = (int)luaL_len(L, -1);
+  luaL_checkstack(L, n + 3, "too many arguments to script");
+  for (int i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
+  lua_remove(L, -n - 1);
+  return n;
+}
+
+/* A script exits with its return value when that is an integer, so CLI
+ * commands and workflows can report a status. */
+static int exit_status_from_results(lua_State *L, int base) {
+  int status = 0;
+  if (lua_gettop(L) > base && lua_isinteger(L, base + 1)) status = (int)lua_tointeger(L, base + 1);
+  else if (lua_gettop(L) > base && lua_isboolean(L, base + 1) && !lua_toboolean(L, base + 1)) status = 1;
+  lua_settop(L, base);
+  return status;
+}
+
+static int handle_script(lua_State *L, char **argv, int *exit_status) {
+  const char *fname = argv[0];
+  if (strcmp(fname, "-") == 0 && strcmp(argv[-1], "--") != 0) fname = NULL;
+  int status = luaL_loadfile(L, fname);
+  if (status == LUA_OK) {
+    int base = lua_gettop(L) - 1;
+    int n = pushargs(L);
+    status = hcs_host_docall(L, n, LUA_MULTRET);
+    if (status == LUA_OK) *exit_status = exit_status_from_results(L, base);
+  }
+  return hcs_host_report(L, status);
+}
+
+/* `hcs COMMAND args...` -> require("hcs.cli").main(COMMAND, args...) */
+static int handle_command(lua_State *L, char **argv, int argc, int *exit_status) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "hcs.cli");
+  int status = hcs_host_docall(L, 1, 1);
+  if (status != LUA_OK) return hcs_host_report(L, status);
+  lua_getfield(L, -1, "main");
+  lua_remove(L, -2);
+  int base = lua_gettop(L) - 1;
+  for (int i = 0; i < argc; i++) lua_pushstring(L, argv[i]);
+  status = hcs_host_docall(L, argc, LUA_MULTRET);
+  if (status == LUA_OK) *exit_status = exit_status_from_results(L, base);
+  return hcs_host_report(L, status);
+}
+
+static bool looks_like_script(const char *a) {
+  size_t n = strlen(a);
+  return strchr(a, '/') || (n > 4 && strcmp(a + n - 4, ".lua") == 0) || access(a, F_OK) == 0;
+}
+
+enum { HAS_ERROR = 1, HAS_I = 2, HAS_V = 4, HAS_E = 8, HAS_EXEC = 16, HAS_BIGE = 32 };
+
+/* Scan options; returns flags and sets *first to the script/command index. */
+static int collectargs(char **argv, int *first) {
+  int args = 0;
+  int i;
+  for (i = 1; argv[i] != NULL; i++) {
+    *first = i;
+    if (argv[i][0] != '-') return args;
+    if (strcmp(argv[i], "--root") == 0 || strcmp(argv[i], "--log-level") == 0) {
+      if (argv[++i] == NULL) return HAS_ERROR;
+      continue;
+    }
+    switch (argv[i][1]) {
+    case '-':
+      if (argv[i][2] != '\0') return HAS_ERROR;
+      *first = i + 1;
+      return args;
+    case '\0': return args;
+    case 'E':
+      if (argv[i][2] != '\0') return HAS_ERROR;
+      args |= HAS_BIGE;
+      break;
+    case 'W':
+      if (argv[i][2] != '\0') return HAS_ERROR;
+      break;
+    case 'i':
+      args |= HAS_I; /* -i implies -v */
+      __attribute__((fallthrough));
+    case 'v':
+      if (argv[i][2] != '\0') return HAS_ERROR;
+      args |= HAS_V;
+      break;
+    case 'e':
+      args |= HAS_E;
+      __attribute__((fallthrough));
+    case 'l':
+      args |= HAS_EXEC;
+      if (argv[i][2] == '\0') {
+        i++;
+        if (argv[i] == NULL || argv[i][0] == '-') return HAS_ERROR;
+      }
+      break;
+    default: return HAS_ERROR;
+    }
+  }
+  *first = i;
+  return args;
+}
+
+static int runargs(lua_State *L, char **argv, int n) {
+  for (int i = 1; i < n; i++) {
+    int option = argv[i][1];
+    if (strcmp(argv[i], "--root") == 0 || strcmp(argv[i], "--log-level") == 0) {
+      i++;
+      continue;
+    }
+    switch (option) {
+    case 'e':
+    case 'l': {
+      char *extra = argv[i] + 2;
+      if (*extra == '\0') extra = argv[++i];
+      int status = option == 'e' ? dostring(L, extra, "=(command line)") : dolibrary(L, extra);
+      if (status != LUA_OK) return 0;
+      break;
+    }
+    case 'W': lua_warning(L, "@on", 0); break;
+    }
+  }
+  return 1;
+}
+
+static int handle_luainit(lua_State *L) {
+  const char *name = "=LUA_INIT_5_4";
+  const char *init = getenv(name + 1);
+  if (init == NULL) {
+    name = "=LUA_INIT";
+    init = getenv(name + 1);
+  }
+  if (init == NULL) return LUA_OK;
+  if (init[0] == '@') return dochunk(L, luaL_loadfile(L, init + 1));
+  return dostring(L, init, name);
+}
+
+static void apply_global_options(char **argv, int first) {
+  for (int i = 1; i < first; i++) {
+    if (strcmp(argv[i], "--root") == 0 && argv[i + 1]) setenv("HCS_ROOT", argv[++i], 1);
+    else if (strcmp(argv[i], "--log-level") == 0 && argv[i + 1]) {
+      int level = hcs_log_level_from_string(argv[++i]);
+      if (level >= 0) hcs_log_set_level((hcs_log_level_t)level);
+      else fprintf(stderr, "%s: unknown log level '%s' (ignored)\n", hcs_progname, argv[i]);
+    }
+  }
+}
+
+static int pmain(lua_State *L) {
+  int argc = (int)lua_tointeger(L, 1);
+  char **argv = (char **)lua_touserdata(L, 2);
+  int *exit_status = (int *)lua_touserdata(L, 3);
+  int first = argc;
+  int args = collectargs(argv, &first);
+  if (args == HAS_ERROR) {
+    print_usage(argv[first]);
+    return 0;
+  }
+  if (args & HAS_BIGE) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+  }
+  apply_global_options(argv, first);
+  luaL_openlibs(L);
+  setup_paths(L);
+  create_arg_table(L, argv, argc, first < argc ? first : 0);
+  lua_gc(L, LUA_GCRESTART);
+  lua_gc(L, LUA_GCGEN, 0, 0);
+  if (args & HAS_V) printf("hcs %s (%s)\n", hcs_version(), LUA_RELEASE);
+  if (!(args & HAS_BIGE) && handle_luainit(L) != LUA_OK) return 0;
+  if (!runargs(L, argv, first)) return 0;
+  if (first < argc) {
+    bool dash = strcmp(argv[first - 1], "--") == 0 || strcmp(argv[first], "-") == 0;
+    int status = dash || looks_like_script(argv[first])
+                     ? handle_script(L, argv + first, exit_status)
+                     : handle_command(L, argv + first, argc - first, exit_status);
+    if (status != LUA_OK) return 0;
+  }
+  if (args & HAS_I) {
+    hcs_host_repl(L);
+  } else if (first >= argc && !(args & (HAS_E | HAS_V))) {
+    if (isatty(STDIN_FILENO)) {
+      printf("hcs %s (%s)  type 'hcs.help()' for help, Ctrl-D to quit\n", hcs_version(), LUA_RELEASE);
+      hcs_host_repl(L);
+    } else if (dochunk(L, luaL_loadfile(L, NULL)) != LUA_OK) {
+      return 0;
+    }
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  if (argv[0] && argv[0][0]) {
+    const char *slash = strrchr(argv[0], '/');
+    hcs_progname = slash ? slash + 1 : argv[0];
+  }
+  hcs_log_set_sink(log_sink, NULL);
+  lua_State *L = luaL_newstate();
+  if (L == NULL) {
+    fprintf(stderr, "%s: cannot create state: not enough memory\n", hcs_progname);
+    return EXIT_FAILURE;
+  }
+  int exit_status = 0;
+  lua_gc(L, LUA_GCSTOP);
+  lua_pushcfunction(L, pmain);
+  lua_pushinteger(L, argc);
+  lua_pushlightuserdata(L, argv);
+  lua_pushlightuserdata(L, &exit_status);
+  int status = lua_pcall(L, 3, 1, 0);
+  int result = lua_toboolean(L, -1);
+  hcs_host_report(L, status);
+  lua_close(L);
+  if (!(result && status == LUA_OK)) return EXIT_FAILURE;
+  return exit_status;
+}

@@ -1,0 +1,251 @@
+/* The interactive loop of the `hcs` host: readline line editing, a history
+ * file, tab completion of Lua names (hcs.layer.<TAB>), `=expr` and bare
+ * expressions printed with hcs.util.pretty, multi-line input as in lua.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <readline/history.h>
+#include <readline/readline.h>
+
+#include "host.h"
+
+#define PROMPT "hcs> "
+#define PROMPT2 "hcs>> "
+#define EOFMARK "<eof>"
+
+static lua_State *replL;
+static char history_path[4096];
+
+/* --- completion ---------------------------------------------------------- */
+
+/* Push the table named by `path` (e.g. "hcs.layer"), or nil. */
+static void push_path(lua_State *L, const char *path, size_t len) {
+  lua_pushglobaltable(L);
+  size_t start = 0;
+  for (size_t i = 0; i <= len; i++) {
+    if (i < len && path[i] != '.' && path[i] != ':') continue;
+    if (i == start) { /* empty component */
+      lua_pop(L, 1);
+      lua_pushnil(L);
+      return;
+    }
+    if (!lua_istable(L, -1) && !lua_isuserdata(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushnil(L);
+      return;
+    }
+    lua_pushlstring(L, path + start, i - start);
+    if (lua_istable(L, -2))
+      lua_rawget(L, -2);
+    else
+      lua_gettable(L, -2);
+    lua_remove(L, -2);
+    start = i + 1;
+  }
+}
+
+static char **candidates;
+static size_t n_candidates, cap_candidates;
+
+static void add_candidate(char *s) {
+  if (n_candidates + 1 >= cap_candidates) {
+    cap_candidates = cap_candidates ? cap_candidates * 2 : 32;
+    candidates = realloc(candidates, cap_candidates * sizeof *candidates);
+  }
+  candidates[n_candidates++] = s;
+}
+
+/* Collect keys of the table on top (and of its __index table, one level,
+ * which is where handle methods live) that start with `prefix`. */
+static void collect_keys(lua_State *L, const char *head, size_t headlen, const char *prefix) {
+  size_t plen = strlen(prefix);
+  for (int pass = 0; pass < 2; pass++) {
+    if (pass == 1) {
+      if (!lua_getmetatable(L, -1)) break;
+      lua_getfield(L, -1, "__index");
+      lua_remove(L, -2);
+      if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        break;
+      }
+    } else if (!lua_istable(L, -1)) {
+      continue;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      if (lua_type(L, -2) == LUA_TSTRING) {
+        const char *k = lua_tostring(L, -2);
+        if (strncmp(k, prefix, plen) == 0 && k[0] != '_') {
+          const char *suffix = lua_istable(L, -1) ? "." : lua_isfunction(L, -1) ? "(" : "";
+          char *c = NULL;
+          if (asprintf(&c, "%.*s%s%s", (int)headlen, head, k, suffix) >= 0) add_candidate(c);
+        }
+      }
+      lua_pop(L, 1);
+    }
+    if (pass == 1) lua_pop(L, 1);
+  }
+}
+
+static char *generator(const char *text, int state) {
+  static size_t next;
+  if (state == 0) {
+    for (size_t i = 0; i < n_candidates; i++) free(candidates[i]);
+    n_candidates = 0;
+    next = 0;
+    const char *sep = NULL;
+    for (const char *p = text; *p; p++)
+      if (*p == '.' || *p == ':') sep = p;
+    lua_State *L = replL;
+    int top = lua_gettop(L);
+    if (sep) {
+      push_path(L, text, (size_t)(sep - text));
+      if (!lua_isnil(L, -1)) collect_keys(L, text, (size_t)(sep - text + 1), sep + 1);
+    } else {
+      lua_pushglobaltable(L);
+      collect_keys(L, "", 0, text);
+      static const char *const keywords[] = {"and", "break", "do", "else", "elseif", "end", "false", "for",
+                                             "function", "goto", "if", "in", "local", "nil", "not", "or",
+                                             "repeat", "return", "then", "true", "until", "while"};
+      for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
+        if (strncmp(keywords[i], text, strlen(text)) == 0) add_candidate(strdup(keywords[i]));
+    }
+    lua_settop(L, top);
+  }
+  return next < n_candidates ? strdup(candidates[next++]) : NULL;
+}
+
+static char **complete(const char *text, int start, int end) {
+  (void)start;
+  (void)end;
+  rl_completion_append_character = '\0';
+  return rl_completion_matches(text, generator);
+}
+
+/* --- reading and evaluating --------------------------------------------- */
+
+static int incomplete(lua_State *L, int status) {
+  if (status == LUA_ERRSYNTAX) {
+    size_t lmsg;
+    const char *msg = lua_tolstring(L, -1, &lmsg);
+    size_t mark = sizeof(EOFMARK) - 1;
+    if (lmsg >= mark && strcmp(msg + lmsg - mark, EOFMARK) == 0) {
+      lua_pop(L, 1);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static int pushline(lua_State *L, int firstline) {
+  char *b = readline(firstline ? PROMPT : PROMPT2);
+  if (b == NULL) return 0;
+  size_t l = strlen(b);
+  if (firstline && b[0] == '=')
+    lua_pushfstring(L, "return %s", b + 1);
+  else
+    lua_pushlstring(L, b, l);
+  free(b);
+  return 1;
+}
+
+static int addreturn(lua_State *L) {
+  const char *line = lua_tostring(L, -1);
+  const char *retline = lua_pushfstring(L, "return %s;", line);
+  int status = luaL_loadbuffer(L, retline, strlen(retline), "=stdin");
+  if (status == LUA_OK) {
+    lua_remove(L, -2);
+    if (line[0] != '\0') add_history(line);
+  } else {
+    lua_pop(L, 2);
+  }
+  return status;
+}
+
+static int multiline(lua_State *L) {
+  for (;;) {
+    size_t len;
+    const char *line = lua_tolstring(L, 1, &len);
+    int status = luaL_loadbuffer(L, line, len, "=stdin");
+    if (!incomplete(L, status) || !pushline(L, 0)) {
+      add_history(line);
+      return status;
+    }
+    lua_pushliteral(L, "\n");
+    lua_insert(L, -2);
+    lua_concat(L, 3);
+  }
+}
+
+static int loadline(lua_State *L) {
+  lua_settop(L, 0);
+  if (!pushline(L, 1)) return -1;
+  int status = addreturn(L);
+  if (status != LUA_OK) status = multiline(L);
+  lua_remove(L, 1);
+  return status;
+}
+
+/* Print results through hcs.util.pretty when it loads, else print(). */
+static void print_results(lua_State *L) {
+  int n = lua_gettop(L);
+  if (n == 0) return;
+  luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "hcs.util.pretty");
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1)) {
+    lua_getfield(L, -1, "print");
+    lua_remove(L, -2);
+  } else {
+    lua_pop(L, 1);
+    lua_getglobal(L, "print");
+  }
+  lua_insert(L, 1);
+  if (lua_pcall(L, n, 0, 0) != LUA_OK)
+    fprintf(stderr, "%s: error calling print (%s)\n", hcs_progname, lua_tostring(L, -1));
+}
+
+void hcs_host_repl(lua_State *L) {
+  replL = L;
+  rl_readline_name = "hcs";
+  rl_attempted_completion_function = complete;
+  rl_completer_word_break_characters = " \t\n\"'`@$><=;|&{(,+-*/%^#~[]";
+  const char *home = getenv("HOME");
+  const char *hist = getenv("HCS_HISTORY");
+  if (hist && *hist)
+    snprintf(history_path, sizeof history_path, "%s", hist);
+  else if (home)
+    snprintf(history_path, sizeof history_path, "%s/.hcs_history", home);
+  if (history_path[0]) read_history(history_path);
+
+  /* `hcs` is available as a global in the REPL for convenience. */
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "hcs");
+  if (hcs_host_docall(L, 1, 1) == LUA_OK)
+    lua_setglobal(L, "hcs");
+  else
+    hcs_host_report(L, LUA_ERRRUN);
+
+  int status;
+  while ((status = loadline(L)) != -1) {
+    if (status == LUA_OK) status = hcs_host_docall(L, 0, LUA_MULTRET);
+    if (status == LUA_OK)
+      print_results(L);
+    else
+      hcs_host_report(L, status);
+  }
+  lua_settop(L, 0);
+  fputc('\n', stdout);
+  fflush(stdout);
+  if (history_path[0]) {
+    write_history(history_path);
+    history_truncate_file(history_path, 1000);
+  }
+  for (size_t i = 0; i < n_candidates; i++) free(candidates[i]);
+  free(candidates);
+  candidates = NULL;
+  n_candidates = cap_candidates = 0;
+}

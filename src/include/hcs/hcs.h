@@ -1,0 +1,9 @@
+/* Umbrella header for libhcs, the Linux host compute service library. */
+#ifndef HCS_HCS_H
+#define HCS_HCS_H
+
+#include "hcs/error.h"
+#include "hcs/host.h"
+#include "hcs/log.h"
+
+#endif
