@@ -124,7 +124,8 @@ int hcs_write_file(const char *path, const char *data, size_t len, hcs_error_t *
 int hcs_mkdir_p(const char *path, mode_t mode, hcs_error_t *err) {
   cleanup_free char *p = hcs_xstrdup(path);
   size_t n = strlen(p);
-  while (n > 1 && p[n - 1] == '/') p[--n] = '\0';
+  while (n > 1 && p[n - 1] == '/')
+    p[--n] = '\0';
   for (char *s = p + 1; *s; s++) {
     if (*s != '/') continue;
     *s = '\0';
@@ -176,8 +177,7 @@ int hcs_rm_rf_at(int dirfd, const char *name, hcs_error_t *err) {
   struct stat st;
   if (fstat(fd, &st) < 0) return hcs_error_make(err, errno, "stat `%s`", name);
   if (rm_contents(fd, st.st_dev, name, err) < 0) return -1;
-  if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-    return hcs_error_make(err, errno, "rmdir `%s`", name);
+  if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT) return hcs_error_make(err, errno, "rmdir `%s`", name);
   return 0;
 }
 

@@ -49,7 +49,9 @@ static bool file_has_word(const char *path, const char *word) {
 static json_t *cgroup_info(void) {
   hcs_cgroup_mode_t mode = hcs_host_cgroup_mode();
   json_t *cg = json_pack("{s:s}", "Mode", hcs_cgroup_mode_name(mode));
-  const char *v2 = mode == HCS_CGROUP_V2 ? "/sys/fs/cgroup" : mode == HCS_CGROUP_HYBRID ? "/sys/fs/cgroup/unified" : NULL;
+  const char *v2 = mode == HCS_CGROUP_V2       ? "/sys/fs/cgroup"
+                   : mode == HCS_CGROUP_HYBRID ? "/sys/fs/cgroup/unified"
+                                               : NULL;
   if (v2) json_object_set_new(cg, "V2Path", json_string(v2));
   json_t *ctl = json_array();
   if (mode == HCS_CGROUP_V2) {

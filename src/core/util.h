@@ -79,8 +79,7 @@ HCS_INTERNAL int hcs_read_file(const char *path, char **out, size_t *len, hcs_er
 HCS_INTERNAL int hcs_read_file_at(int dirfd, const char *path, char **out, size_t *len, hcs_error_t *err);
 /* Crash-safe replace: write `path.tmp.PID`, fsync, rename over `path`, fsync
  * the directory.  Readers see the old or the new content, never a mix. */
-HCS_INTERNAL int hcs_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
-                                       hcs_error_t *err);
+HCS_INTERNAL int hcs_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, hcs_error_t *err);
 /* Plain write of a small file (e.g. cgroup and /proc knobs). */
 HCS_INTERNAL int hcs_write_file(const char *path, const char *data, size_t len, hcs_error_t *err);
 HCS_INTERNAL int hcs_mkdir_p(const char *path, mode_t mode, hcs_error_t *err);

@@ -164,7 +164,8 @@ static int pushargs(lua_State *L) {
   if (lua_getglobal(L, "arg") != LUA_TTABLE) luaL_error(L, "'arg' is not a table");
   int n = (int)luaL_len(L, -1);
   luaL_checkstack(L, n + 3, "too many arguments to script");
-  for (int i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
+  for (int i = 1; i <= n; i++)
+    lua_rawgeti(L, -i, i);
   lua_remove(L, -n - 1);
   return n;
 }
@@ -173,8 +174,10 @@ static int pushargs(lua_State *L) {
  * commands and workflows can report a status. */
 static int exit_status_from_results(lua_State *L, int base) {
   int status = 0;
-  if (lua_gettop(L) > base && lua_isinteger(L, base + 1)) status = (int)lua_tointeger(L, base + 1);
-  else if (lua_gettop(L) > base && lua_isboolean(L, base + 1) && !lua_toboolean(L, base + 1)) status = 1;
+  if (lua_gettop(L) > base && lua_isinteger(L, base + 1))
+    status = (int)lua_tointeger(L, base + 1);
+  else if (lua_gettop(L) > base && lua_isboolean(L, base + 1) && !lua_toboolean(L, base + 1))
+    status = 1;
   lua_settop(L, base);
   return status;
 }
@@ -201,7 +204,8 @@ static int handle_command(lua_State *L, char **argv, int argc, int *exit_status)
   lua_getfield(L, -1, "main");
   lua_remove(L, -2);
   int base = lua_gettop(L) - 1;
-  for (int i = 0; i < argc; i++) lua_pushstring(L, argv[i]);
+  for (int i = 0; i < argc; i++)
+    lua_pushstring(L, argv[i]);
   status = hcs_host_docall(L, argc, LUA_MULTRET);
   if (status == LUA_OK) *exit_status = exit_status_from_results(L, base);
   return hcs_host_report(L, status);
@@ -245,9 +249,7 @@ static int collectargs(char **argv, int *first) {
       if (argv[i][2] != '\0') return HAS_ERROR;
       args |= HAS_V;
       break;
-    case 'e':
-      args |= HAS_E;
-      __attribute__((fallthrough));
+    case 'e': args |= HAS_E; __attribute__((fallthrough));
     case 'l':
       args |= HAS_EXEC;
       if (argv[i][2] == '\0') {
@@ -298,11 +300,14 @@ static int handle_luainit(lua_State *L) {
 
 static void apply_global_options(char **argv, int first) {
   for (int i = 1; i < first; i++) {
-    if (strcmp(argv[i], "--root") == 0 && argv[i + 1]) setenv("HCS_ROOT", argv[++i], 1);
+    if (strcmp(argv[i], "--root") == 0 && argv[i + 1])
+      setenv("HCS_ROOT", argv[++i], 1);
     else if (strcmp(argv[i], "--log-level") == 0 && argv[i + 1]) {
       int level = hcs_log_level_from_string(argv[++i]);
-      if (level >= 0) hcs_log_set_level((hcs_log_level_t)level);
-      else fprintf(stderr, "%s: unknown log level '%s' (ignored)\n", hcs_progname, argv[i]);
+      if (level >= 0)
+        hcs_log_set_level((hcs_log_level_t)level);
+      else
+        fprintf(stderr, "%s: unknown log level '%s' (ignored)\n", hcs_progname, argv[i]);
     }
   }
 }
@@ -332,9 +337,8 @@ static int pmain(lua_State *L) {
   if (!runargs(L, argv, first)) return 0;
   if (first < argc) {
     bool dash = strcmp(argv[first - 1], "--") == 0 || strcmp(argv[first], "-") == 0;
-    int status = dash || looks_like_script(argv[first])
-                     ? handle_script(L, argv + first, exit_status)
-                     : handle_command(L, argv + first, argc - first, exit_status);
+    int status = dash || looks_like_script(argv[first]) ? handle_script(L, argv + first, exit_status)
+                                                        : handle_command(L, argv + first, argc - first, exit_status);
     if (status != LUA_OK) return 0;
   }
   if (args & HAS_I) {

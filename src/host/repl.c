@@ -93,7 +93,8 @@ static void collect_keys(lua_State *L, const char *head, size_t headlen, const c
 static char *generator(const char *text, int state) {
   static size_t next;
   if (state == 0) {
-    for (size_t i = 0; i < n_candidates; i++) free(candidates[i]);
+    for (size_t i = 0; i < n_candidates; i++)
+      free(candidates[i]);
     n_candidates = 0;
     next = 0;
     const char *sep = NULL;
@@ -107,9 +108,9 @@ static char *generator(const char *text, int state) {
     } else {
       lua_pushglobaltable(L);
       collect_keys(L, "", 0, text);
-      static const char *const keywords[] = {"and", "break", "do", "else", "elseif", "end", "false", "for",
-                                             "function", "goto", "if", "in", "local", "nil", "not", "or",
-                                             "repeat", "return", "then", "true", "until", "while"};
+      static const char *const keywords[] = {"and",      "break",  "do",   "else", "elseif", "end",  "false", "for",
+                                             "function", "goto",   "if",   "in",   "local",  "nil",  "not",   "or",
+                                             "repeat",   "return", "then", "true", "until",  "while"};
       for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
         if (strncmp(keywords[i], text, strlen(text)) == 0) add_candidate(strdup(keywords[i]));
     }
@@ -244,7 +245,8 @@ void hcs_host_repl(lua_State *L) {
     write_history(history_path);
     history_truncate_file(history_path, 1000);
   }
-  for (size_t i = 0; i < n_candidates; i++) free(candidates[i]);
+  for (size_t i = 0; i < n_candidates; i++)
+    free(candidates[i]);
   free(candidates);
   candidates = NULL;
   n_candidates = cap_candidates = 0;

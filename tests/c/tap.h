@@ -40,7 +40,7 @@ static int tap_count, tap_failed;
     const char *h_ = (hay), *n_ = (needle);                                                                            \
     int found_ = h_ && n_ && strstr(h_, n_) != NULL;                                                                   \
     ok(found_, __VA_ARGS__);                                                                                           \
-    if (!found_) printf("#   \"%s\" does not contain \"%s\"\n", h_ ? h_ : "(null)", n_ ? n_ : "(null)");            \
+    if (!found_) printf("#   \"%s\" does not contain \"%s\"\n", h_ ? h_ : "(null)", n_ ? n_ : "(null)");               \
   } while (0)
 
 static inline int tap_done(void) {
