@@ -65,7 +65,7 @@ void hcs_lua_push_json_string(lua_State *L, char *text) {
   json_decref(j);
 }
 
-static json_t *to_json(lua_State *L, int idx, char *path, size_t plen, int depth);
+static void fill(lua_State *L, int idx, json_t *container, char *path, size_t plen, int depth);
 
 static void path_push(char *path, size_t *plen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void path_push(char *path, size_t *plen, const char *fmt, ...) {
@@ -104,7 +104,11 @@ static bool is_array(lua_State *L, int idx, lua_Integer *n) {
   return count > 0 && count == max;
 }
 
-static json_t *to_json(lua_State *L, int idx, char *path, size_t plen, int depth) {
+/* A new value for the Lua value at idx; tables come back as empty
+ * containers that the caller attaches to the tree before filling them, so
+ * that a Lua error raised mid-way (longjmp) never leaks a detached part:
+ * everything built so far is reachable from the guarded root. */
+static json_t *new_value(lua_State *L, int idx, const char *path, size_t plen) {
   idx = lua_absindex(L, idx);
   switch (lua_type(L, idx)) {
   case LUA_TNIL: return json_null();
@@ -124,37 +128,8 @@ static json_t *to_json(lua_State *L, int idx, char *path, size_t plen, int depth
     if (lua_touserdata(L, idx) == NULL) return json_null();
     break;
   case LUA_TTABLE: {
-    if (depth > MAX_DEPTH) luaL_error(L, "cannot encode %s: nested too deeply (cycle?)", plen ? path : "value");
-    luaL_checkstack(L, 6, "JSON encode");
     lua_Integer n;
-    if (is_array(L, idx, &n)) {
-      json_t *a = json_array();
-      for (lua_Integer i = 1; i <= n; i++) {
-        size_t l = plen;
-        path_push(path, &l, "[%lld]", (long long)i);
-        lua_rawgeti(L, idx, i);
-        json_array_append_new(a, to_json(L, -1, path, l, depth + 1));
-        lua_pop(L, 1);
-        path[plen] = '\0';
-      }
-      return a;
-    }
-    json_t *o = json_object();
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-      if (lua_type(L, -2) != LUA_TSTRING) {
-        json_decref(o);
-        luaL_error(L, "cannot encode %s: table mixes a non-string key (%s) with named keys", plen ? path : "table",
-                   luaL_typename(L, -2));
-      }
-      const char *k = lua_tostring(L, -2);
-      size_t l = plen;
-      path_push(path, &l, plen ? ".%s" : "%s", k);
-      json_object_set_new(o, k, to_json(L, -1, path, l, depth + 1));
-      path[plen] = '\0';
-      lua_pop(L, 1);
-    }
-    return o;
+    return is_array(L, idx, &n) ? json_array() : json_object();
   }
   default: break;
   }
@@ -162,9 +137,68 @@ static json_t *to_json(lua_State *L, int idx, char *path, size_t plen, int depth
   return NULL;
 }
 
+static void add_child(lua_State *L, json_t *child, char *path, size_t plen, int depth) {
+  if (json_is_object(child) || json_is_array(child)) fill(L, -1, child, path, plen, depth + 1);
+}
+
+static void fill(lua_State *L, int idx, json_t *container, char *path, size_t plen, int depth) {
+  idx = lua_absindex(L, idx);
+  if (depth > MAX_DEPTH) luaL_error(L, "cannot encode %s: nested too deeply (cycle?)", plen ? path : "value");
+  luaL_checkstack(L, 6, "JSON encode");
+  if (json_is_array(container)) {
+    lua_Integer n;
+    is_array(L, idx, &n);
+    for (lua_Integer i = 1; i <= n; i++) {
+      size_t l = plen;
+      path_push(path, &l, "[%lld]", (long long)i);
+      lua_rawgeti(L, idx, i);
+      json_t *child = new_value(L, -1, path, l);
+      json_array_append_new(container, child);
+      add_child(L, child, path, l, depth);
+      lua_pop(L, 1);
+      path[plen] = '\0';
+    }
+    return;
+  }
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING)
+      luaL_error(L, "cannot encode %s: table mixes a non-string key (%s) with named keys", plen ? path : "table",
+                 luaL_typename(L, -2));
+    const char *k = lua_tostring(L, -2);
+    size_t l = plen;
+    path_push(path, &l, plen ? ".%s" : "%s", k);
+    json_t *child = new_value(L, -1, path, l);
+    json_object_set_new(container, k, child);
+    add_child(L, child, path, l, depth);
+    path[plen] = '\0';
+    lua_pop(L, 1);
+  }
+}
+
+static int guard_gc(lua_State *L) {
+  json_t **box = lua_touserdata(L, 1);
+  if (*box) json_decref(*box);
+  *box = NULL;
+  return 0;
+}
+
 json_t *hcs_lua_to_json(lua_State *L, int idx) {
   char path[512] = "";
-  return to_json(L, idx, path, 0, 0);
+  idx = lua_absindex(L, idx);
+  json_t *root = new_value(L, idx, path, 0);
+  if (!json_is_object(root) && !json_is_array(root)) return root;
+  json_t **box = lua_newuserdatauv(L, sizeof *box, 0);
+  *box = root;
+  if (luaL_newmetatable(L, "hcs.json.guard")) {
+    lua_pushcfunction(L, guard_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  fill(L, idx, root, path, 0, 0);
+  *box = NULL; /* success: ownership goes to the caller */
+  lua_pop(L, 1);
+  return root;
 }
 
 json_t *hcs_lua_check_json(lua_State *L, int idx) {

@@ -148,11 +148,20 @@ local function run_command(path, cmd, argv)
     io.stdout:write(command_help(path, cmd))
     return 0
   end
-  local min, max = cmd.min_args, cmd.max_args
-  if (min and #positional < min) or (max and #positional > max) then
+  local min, max = cmd.min_args or 0, cmd.max_args
+  if #positional < min or (max and #positional > max) then
+    local want
+    if min == max then
+      want = tostring(min)
+    elseif not max then
+      want = "at least " .. min
+    elseif min == 0 then
+      want = "at most " .. max
+    else
+      want = min .. " to " .. max
+    end
     io.stderr:write(("hcs %s: expected %s argument%s, got %d\nusage: %s\n"):format(
-      path, min == max and tostring(min) or ((min or 0) .. ".." .. (max or "n")), (max == 1 and min == 1) and "" or "s",
-      #positional, cmd.usage or ("hcs " .. path)))
+      path, want, (min == 1 and max == 1) and "" or "s", #positional, cmd.usage or ("hcs " .. path)))
     return 2
   end
   local results = table.pack(xpcall(cmd.run, function(e)

@@ -81,10 +81,14 @@ function M.format(v, opts)
 end
 
 --- Print each argument formatted, tab-separated (the REPL's printer).
+-- Top-level strings print raw, as in the stock lua REPL.
 function M.print(...)
   local n = select("#", ...)
   local parts = {}
-  for i = 1, n do parts[i] = M.format((select(i, ...))) end
+  for i = 1, n do
+    local v = select(i, ...)
+    parts[i] = type(v) == "string" and v or M.format(v)
+  end
   io.stdout:write(table.concat(parts, "\t"), "\n")
 end
 

@@ -1,0 +1,187 @@
+-- The `hcs` host program: lua(1)-compatible flags, scripts, exit codes,
+-- errors with tracebacks, SIGINT, CLI dispatch, the REPL on a pty, and the
+-- module from the stock lua5.4 interpreter.
+local u = require "spec_util"
+
+describe("hcs host", function()
+  local dir
+
+  setup(function() dir = u.tmpdir() end)
+  teardown(function() u.rmtree(dir) end)
+
+  it("runs inside itself (busted is running under the hcs host)", function()
+    assert.is_function(package.preload["hcs.core"])
+    assert.equal("Lua 5.4", _VERSION)
+  end)
+
+  it("-v prints the version", function()
+    local ok, _, out = u.hcs({ "-v" })
+    assert.is_true(ok)
+    assert.matches("^hcs " .. require("hcs").version:gsub("%.", "%%.") .. " %(Lua 5%.4", out)
+  end)
+
+  it("-e runs code with the module available", function()
+    local ok, _, out = u.hcs({ "-e", 'print(require("hcs").version)' })
+    assert.is_true(ok)
+    assert.equal(require("hcs").version .. "\n", out)
+  end)
+
+  it("-l loads a module into a global", function()
+    local ok, _, out = u.hcs({ "-l", "h=hcs", "-e", "print(type(h.host.capabilities))" })
+    assert.is_true(ok)
+    assert.equal("function\n", out)
+  end)
+
+  it("passes script arguments as arg and ...", function()
+    local script = dir .. "/args.lua"
+    u.write_file(script, 'print(arg[0], arg[1], arg[2], select("#", ...), ...)')
+    local ok, _, out = u.hcs({ script, "one", "two words" })
+    assert.is_true(ok)
+    assert.equal(script .. "\tone\ttwo words\t2\tone\ttwo words\n", out)
+  end)
+
+  it("exits with the integer a script returns, and with os.exit's status", function()
+    local script = dir .. "/status.lua"
+    u.write_file(script, "return 7")
+    local ok, code = u.hcs({ script })
+    assert.is_false(ok)
+    assert.equal(7, code)
+    _, code = u.hcs({ "-e", "os.exit(3)" })
+    assert.equal(3, code)
+  end)
+
+  it("reports a runtime error with a traceback and exit status 1", function()
+    local script = dir .. "/fail.lua"
+    u.write_file(script, "local function inner() error('boom') end\ninner()\n")
+    local ok, code, _, err = u.hcs({ script })
+    assert.is_false(ok)
+    assert.equal(1, code)
+    assert.matches("fail%.lua:1: boom", err)
+    assert.matches("stack traceback:", err)
+    assert.matches("in local 'inner'", err)
+  end)
+
+  it("reports a syntax error with the file and line", function()
+    local script = dir .. "/syntax.lua"
+    u.write_file(script, "x = = 1\n")
+    local ok, code, _, err = u.hcs({ script })
+    assert.is_false(ok)
+    assert.equal(1, code)
+    assert.matches("syntax%.lua:1:", err)
+  end)
+
+  it("reports a missing script", function()
+    local ok, code, _, err = u.hcs({ dir .. "/missing.lua" })
+    assert.is_false(ok)
+    assert.equal(1, code)
+    assert.matches("cannot open .*missing%.lua", err)
+  end)
+
+  it("runs stdin when it is not a terminal, and with -", function()
+    local ok, _, out = u.hcs({}, nil, "print(6 * 7)")
+    assert.is_true(ok)
+    assert.equal("42\n", out)
+    ok, _, out = u.hcs({ "-", "x" }, nil, "print(arg[1])")
+    assert.is_true(ok)
+    assert.equal("x\n", out)
+  end)
+
+  it("rejects an unknown option with the usage", function()
+    local ok, code, _, err = u.hcs({ "-z" })
+    assert.is_false(ok)
+    assert.equal(1, code)
+    assert.matches("unrecognized option '%-z'", err)
+    assert.matches("usage:", err)
+  end)
+
+  it("sets HCS_ROOT from --root", function()
+    local ok, _, out = u.hcs({ "--root", dir, "-e", "print(os.getenv('HCS_ROOT'))" })
+    assert.is_true(ok)
+    assert.equal(dir .. "\n", out)
+  end)
+
+  it("dispatches commands and lists them in help", function()
+    local ok, _, out = u.hcs({ "help" })
+    assert.is_true(ok)
+    assert.matches("info%s+show the hcs version", out)
+    local code, err
+    ok, code, _, err = u.hcs({ "frobnicate" })
+    assert.is_false(ok)
+    assert.equal(2, code)
+    assert.matches("unknown command 'frobnicate'", err)
+  end)
+
+  it("info --json describes the host", function()
+    local ok, _, out = u.hcs({ "info", "--json" })
+    assert.is_true(ok)
+    local caps = require("cjson").decode(out)
+    assert.is_string(caps.Kernel.Release)
+    assert.truthy(({ v1 = true, v2 = true, hybrid = true, none = true })[caps.Cgroup.Mode])
+    assert.is_boolean(caps.Overlayfs)
+    assert.is_true(caps.Namespaces.mnt)
+  end)
+
+  it("turns SIGINT into a Lua error that ends the script cleanly", function()
+    local marker = dir .. "/started"
+    local script = dir .. "/spin.lua"
+    u.write_file(script, ("io.open(%q, 'w'):close()\nwhile true do end\n"):format(marker))
+    local cmd = ("%s %s 2>%s/spin.err & pid=$!; for i in $(seq 100); do [ -e %s ] && break; sleep 0.05; done; " ..
+      "kill -INT $pid; wait $pid; echo $?"):format(u.quote(u.hcs_bin), script, dir, marker)
+    local _, _, out = u.run(cmd)
+    assert.equal("1\n", out)
+    assert.matches("interrupted!", u.read_file(dir .. "/spin.err"))
+  end)
+
+  describe("REPL", function()
+    local ptyrun = u.build_dir .. "/tests/ptyrun"
+    local function repl(input)
+      local ok, code, out = u.run(("HCS_HISTORY=%s/history %s %s -- %s"):format(dir, ptyrun, u.quote(input),
+        u.quote(u.hcs_bin)))
+      return ok, code, (out:gsub("\27%[%?2004[hl]", ""):gsub("\r", ""))
+    end
+
+    it("prints expression results and keeps state between lines", function()
+      local ok, _, out = repl("x = 41\\nx + 1\\n")
+      assert.is_true(ok)
+      assert.matches("hcs> x %+ 1\n42\n", out)
+    end)
+
+    it("pretty-prints tables", function()
+      local _, _, out = repl("{b = {1}, a = 'x'}\\n")
+      assert.matches('a = "x",\n  b = {\n    1,\n  },\n}', out)
+    end)
+
+    it("completes hcs.* names with Tab", function()
+      local _, _, out = repl("hcs.ver\\t\\n")
+      assert.matches("hcs> hcs%.version\n" .. require("hcs").version:gsub("%.", "%%.") .. "\n", out)
+    end)
+
+    it("accepts multi-line input", function()
+      local _, _, out = repl("function f(a)\\nreturn a * 2\\nend\\nf(21)\\n")
+      assert.matches("hcs>> end\nhcs> f%(21%)\n42\n", out)
+    end)
+
+    it("reports errors and goes on", function()
+      local _, _, out = repl("error('bad thing')\\n1 + 1\\n")
+      assert.matches("bad thing", out)
+      assert.matches("hcs> 1 %+ 1\n2\n", out)
+    end)
+
+    it("keeps a history file", function()
+      repl("local remembered = 1\\n")
+      assert.matches("local remembered = 1", u.read_file(dir .. "/history") or "")
+    end)
+  end)
+
+  it("loads from the stock lua5.4 interpreter with the documented LUA_CPATH", function()
+    -- A sanitized core.so needs the ASan runtime loaded first into the stock interpreter.
+    local preload = os.getenv("HCS_SANITIZE") == "ON"
+        and "LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 " or ""
+    local cmd = ("cd %s && " .. preload .. "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH=%s lua5.4 -e %s"):format(
+      u.quote(u.source_dir), u.quote(u.build_dir .. "/lua/?.so;;"),
+      u.quote('local h = require "hcs"; print(h.version, h.host.cgroup_mode())'))
+    local ok, _, out, err = u.run(cmd)
+    assert.is_true(ok, err)
+    assert.matches("^" .. require("hcs").version:gsub("%.", "%%.") .. "\t%a", out)
+  end)
+end)

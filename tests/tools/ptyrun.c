@@ -1,0 +1,89 @@
+/* ptyrun: run a command on a new pseudo-terminal, type the given input into
+ * it line by line, and copy everything the command prints to stdout.
+ * Used by the specs to drive the REPL as a person would.
+ *   ptyrun [-t SECONDS] INPUT -- command args...
+ * INPUT is typed with "\n" and "\t" escapes honoured; after it, Ctrl-D. */
+#include <errno.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Copy output for up to `secs`, or until the child closes the pty. */
+static int pump(int master, double secs) {
+  double end = now() + secs;
+  char buf[4096];
+  while (now() < end) {
+    struct pollfd p = {.fd = master, .events = POLLIN};
+    int r = poll(&p, 1, 50);
+    if (r <= 0) continue;
+    ssize_t n = read(master, buf, sizeof buf);
+    if (n <= 0) return -1;
+    fwrite(buf, 1, (size_t)n, stdout);
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  double timeout = 10;
+  int i = 1;
+  if (argc > 2 && strcmp(argv[1], "-t") == 0) {
+    timeout = atof(argv[2]);
+    i = 3;
+  }
+  if (argc < i + 3 || strcmp(argv[i + 1], "--") != 0) {
+    fprintf(stderr, "usage: ptyrun [-t SECONDS] INPUT -- command args...\n");
+    return 2;
+  }
+  const char *input = argv[i];
+  int master;
+  pid_t pid = forkpty(&master, NULL, NULL, NULL);
+  if (pid < 0) {
+    perror("forkpty");
+    return 2;
+  }
+  if (pid == 0) {
+    execvp(argv[i + 2], argv + i + 2);
+    perror("exec");
+    _exit(127);
+  }
+  setvbuf(stdout, NULL, _IONBF, 0);
+  pump(master, 0.5); /* let the program print its banner and prompt */
+  for (const char *p = input; *p; p++) {
+    char c = *p;
+    if (c == '\\' && p[1] == 'n') c = '\n', p++;
+    else if (c == '\\' && p[1] == 't') c = '\t', p++;
+    if (write(master, &c, 1) != 1) break;
+    if (c == '\n' || c == '\t') pump(master, 0.3);
+  }
+  char eot = 4;
+  if (write(master, &eot, 1) != 1) { /* the program may be gone already */
+  }
+  double end = now() + timeout;
+  int status = 0;
+  while (now() < end) {
+    if (pump(master, 0.1) < 0) break;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      pump(master, 0.1);
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+  }
+  if (waitpid(pid, &status, WNOHANG) == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    fprintf(stderr, "ptyrun: timed out\n");
+    return 124;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
