@@ -184,4 +184,22 @@ describe("hcs host", function()
     assert.is_true(ok, err)
     assert.matches("^" .. require("hcs").version:gsub("%.", "%%.") .. "\t%a", out)
   end)
+
+  it("installs library, headers, pkg-config file, module, Lua sources and host", function()
+    local dest = dir .. "/destdir"
+    local ok, _, _, err = u.run(("DESTDIR=%s cmake --install %s"):format(u.quote(dest), u.quote(u.build_dir)))
+    assert.is_true(ok, err)
+    local _, _, found = u.run(("cd %s && find . -type f -o -type l | sort"):format(u.quote(dest)))
+    for _, pattern in ipairs({ "/libhcs%.so", "/include/hcs/hcs%.h", "/pkgconfig/hcs%.pc", "/lua/5%.4/hcs/core%.so",
+      "/lua/5%.4/hcs/init%.lua", "/lua/5%.4/hcs/cli/help%.lua", "/bin/hcs\n" }) do
+      assert.matches(pattern, found)
+    end
+    local bin = dest .. "/usr/local/bin/hcs"
+    local libdir = found:match("%./([^\n]*)/libhcs%.so\n")
+    local luadir = found:match("%./([^\n]*)/hcs/init%.lua")
+    ok, _, found, err = u.run(("LD_LIBRARY_PATH=%s/%s HCS_LUA_DIR=%s/%s %s help"):format(dest, libdir, dest, luadir,
+      u.quote(bin)))
+    assert.is_true(ok, err)
+    assert.matches("info%s+show the hcs version", found)
+  end)
 end)
