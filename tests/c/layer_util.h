@@ -148,7 +148,7 @@ static int t_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a
 
 struct t_ino {
   ino_t ino;
-  char path[512];
+  char path[1024];
 };
 
 static inline void t_manifest_dir(struct t_buf *b, const char *root, const char *rel, struct t_ino *inos, size_t *ninos) {
@@ -170,7 +170,7 @@ static inline void t_manifest_dir(struct t_buf *b, const char *root, const char 
     struct stat st;
     lstat(p, &st);
     t_printf(b, "%s %o %o %u:%u mtime=%lld", r, st.st_mode & S_IFMT, st.st_mode & 07777, st.st_uid, st.st_gid,
-             S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode) ? 0LL : (long long)st.st_mtime);
+             (long long)st.st_mtime);
     if (S_ISREG(st.st_mode)) {
       unsigned char md[32];
       unsigned int mdl;
