@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Layer benchmark: hcs vs umoci on a generated tree (hardlinks, symlinks,
+# xattrs), plus overlay activation of chains of 1, 10 and 50 layers vs a
+# plain mount(8).  Prints medians and the ratio hcs/peer.
+#
+# usage: tests/bench/layer.sh [SIZE_MB [NFILES [RUNS]]]     (default 500 20000 3)
+# needs: root, a built tree (build/hcs or $HCS_BIN), umoci, python3.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SIZE=${1:-500}
+NFILES=${2:-20000}
+RUNS=${3:-3}
+HCS=${HCS_BIN:-$PWD/build/hcs}
+W=$(mktemp -d /tmp/hcs-bench.XXXXXX)
+cleanup() {
+  grep -o " $W[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+timeit() { # timeit CMD... -> seconds on stdout
+  local t0 t1
+  sync
+  t0=$(now)
+  "$@" >/dev/null 2>&1
+  t1=$(now)
+  echo "$t1 - $t0" | bc -l
+}
+row() { # row NAME HCS_SECONDS PEER_SECONDS PEER_NAME
+  printf "%-28s hcs %8.3f s   %-14s %8.3f s   ratio %.2f\n" "$1" "$2" "$4" "$3" "$(echo "$2 / $3" | bc -l)"
+}
+
+echo "generating ${SIZE} MB in ${NFILES} files under $W/tree ..."
+python3 tests/bench/gen_tree.py "$W/tree" "$SIZE" "$NFILES"
+du -sh "$W/tree" | awk '{print "tree on disk: " $1}'
+
+# umoci: an OCI layout whose one layer is the tree (umoci repack).
+umoci init --layout "$W/oci" >/dev/null
+umoci new --image "$W/oci:base" >/dev/null
+umoci unpack --image "$W/oci:base" "$W/bundle" >/dev/null 2>&1
+cp -a "$W/tree/." "$W/bundle/rootfs/"
+cp -a "$W/oci" "$W/oci.pristine"
+
+# hcs: the same tree as a layer in the store (imported from an uncompressed tar).
+tar -C "$W/tree" --xattrs -cf "$W/tree.tar" .
+"$HCS" layer import --root "$W/root" -q --id src "$W/tree.tar" >/dev/null
+rm -f "$W/tree.tar"
+
+export_hcs=() export_peer=() import_hcs=() import_peer=()
+for i in $(seq "$RUNS"); do
+  rm -rf "$W/oci"
+  cp -a "$W/oci.pristine" "$W/oci"
+  export_peer+=("$(timeit umoci repack --image "$W/oci:base" "$W/bundle")")
+  rm -f "$W/out.tar.gz"
+  export_hcs+=("$(timeit "$HCS" layer export --root "$W/root" -q src "$W/out.tar.gz")")
+done
+blob=$(ls -S "$W/oci/blobs/sha256" | head -1)
+cp "$W/oci/blobs/sha256/$blob" "$W/umoci-layer.tar.gz"
+echo "gzip layer: umoci $(stat -c %s "$W/umoci-layer.tar.gz") bytes, hcs $(stat -c %s "$W/out.tar.gz") bytes"
+
+for i in $(seq "$RUNS"); do
+  rm -rf "$W/unpacked"
+  import_peer+=("$(timeit umoci unpack --image "$W/oci:base" "$W/unpacked")")
+  "$HCS" layer rm --root "$W/root" imp >/dev/null 2>&1 || true
+  import_hcs+=("$(timeit "$HCS" layer import --root "$W/root" -q --id imp "$W/umoci-layer.tar.gz")")
+done
+
+echo
+echo "== layers: ${SIZE} MB, ${NFILES} files, median of ${RUNS} =="
+eh=$(printf "%s\n" "${export_hcs[@]}" | median); ep=$(printf "%s\n" "${export_peer[@]}" | median)
+ih=$(printf "%s\n" "${import_hcs[@]}" | median); ip=$(printf "%s\n" "${import_peer[@]}" | median)
+row "export gzip + digests" "$eh" "$ep" "umoci repack"
+row "import gzip" "$ih" "$ip" "umoci unpack"
+
+# Activation: chains of small layers, activate+deactivate via the CLI vs
+# mount(8)+umount(8) of the same overlay.
+printf 'x' > "$W/one"
+mkdir -p "$W/small"
+parent=()
+for n in $(seq 50); do
+  echo "$n" > "$W/small/f$n"
+  tar -C "$W/small" -cf "$W/small.tar" "f$n"
+  "$HCS" layer import --root "$W/root" -q --id "c$n" "${parent[@]}" "$W/small.tar" >/dev/null
+  parent=(--parent "c$n")
+done
+for n in 1 10 50; do
+  "$HCS" layer create-scratch --root "$W/root" --parent "c$n" "s$n" >/dev/null
+  lowers=$(for k in $(seq "$n" -1 1); do printf "%s/root/layers/c%d/diff:" "$W" "$k"; done)
+  lowers=${lowers%:}
+  mkdir -p "$W/m$n" "$W/u$n" "$W/w$n"
+  th=() tp=()
+  for i in $(seq 10); do
+    t0=$(now); "$HCS" layer activate --root "$W/root" "s$n" >/dev/null; "$HCS" layer deactivate --root "$W/root" "s$n"; t1=$(now)
+    th+=("$(echo "$t1 - $t0" | bc -l)")
+    t0=$(now); mount -t overlay overlay -o "lowerdir=$lowers,upperdir=$W/u$n,workdir=$W/w$n" "$W/m$n"; umount "$W/m$n"; t1=$(now)
+    tp+=("$(echo "$t1 - $t0" | bc -l)")
+  done
+  row "activate+deactivate $n" "$(printf "%s\n" "${th[@]}" | median)" "$(printf "%s\n" "${tp[@]}" | median)" "mount+umount"
+done
