@@ -5,5 +5,6 @@
 #include "hcs/error.h"
 #include "hcs/host.h"
 #include "hcs/log.h"
+#include "hcs/net.h"
 
 #endif
