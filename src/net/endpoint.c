@@ -287,7 +287,7 @@ char *hcs_net_endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t 
     hcs_error_make(err, 0, "%s: Linux.Interface `%s` is not a valid interface name (1..15 characters)", what, ifname);
     goto fail;
   }
-  dnsdir = hcs_net_path(net, "endpoints", id, NULL);
+  dnsdir = hcs_net_endpoint_rundir(net, id);
   json_t *lx = json_pack("{s:s,s:s,s:s,s:s,s:s}", "HostInterface", host, "Interface", ifname ? ifname : "eth0",
                          "Bridge", ni.bridge, "ResolvConf", "", "Hosts", "");
   {
@@ -323,7 +323,7 @@ char *hcs_net_endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t 
 fail:
   hcs_error_wrap(err, "create endpoint `%s`", name);
   {
-    cleanup_free char *dir = hcs_net_path(net, "endpoints", id, NULL);
+    cleanup_free char *dir = hcs_net_endpoint_rundir(net, id);
     hcs_rm_rf(dir, NULL);
   }
   if (have_addr) hcs_ipam_release(net, ni.id, addr, id);
@@ -341,7 +341,7 @@ int hcs_net_endpoint_delete_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err)
     hcs_info("endpoint `%s`: port mappings were already gone", id);
   if (unplug(ep, err) < 0) return hcs_error_wrap(err, "delete endpoint `%s`", id);
   if (hcs_net_remove(net, "endpoints", id, err) < 0) return -1;
-  cleanup_free char *dir = hcs_net_path(net, "endpoints", id, NULL);
+  cleanup_free char *dir = hcs_net_endpoint_rundir(net, id);
   hcs_rm_rf(dir, NULL);
   if (have_addr) hcs_ipam_release(net, ep_str(ep, "HostComputeNetwork"), addr, id);
   return 0;

@@ -14,11 +14,13 @@ struct hcs_net_s {
   char *root;   /* <state root>/net */
   char *run;    /* <run root> */
   char *netns;  /* <run root>/netns */
+  char *runstate; /* <run root>/net: namespace documents, endpoint DNS files */
   struct nftables_context *nft;
 };
 
 /* --- state.c: paths, documents, the store lock ---------------------------- */
 HCS_INTERNAL char *hcs_net_path(hcs_net_t *net, const char *kind, const char *id, const char *suffix);
+HCS_INTERNAL char *hcs_net_endpoint_rundir(hcs_net_t *net, const char *id);
 HCS_INTERNAL int hcs_net_lock(hcs_net_t *net, bool shared, hcs_error_t *err);
 HCS_INTERNAL json_t *hcs_net_load(hcs_net_t *net, const char *kind, const char *id, hcs_error_t *err);
 HCS_INTERNAL int hcs_net_save(hcs_net_t *net, const char *kind, const char *id, json_t *doc, hcs_error_t *err);

@@ -7,8 +7,18 @@
 
 #include "net/internal.h"
 
+/* Namespaces die with the machine, so their documents live in the run root
+ * (tmpfs in production) next to the netns files they describe. */
+static const char *kind_root(hcs_net_t *net, const char *kind) {
+  return strcmp(kind, "namespaces") == 0 ? net->runstate : net->root;
+}
+
 char *hcs_net_path(hcs_net_t *net, const char *kind, const char *id, const char *suffix) {
-  return hcs_xasprintf("%s/%s/%s%s", net->root, kind, id, suffix ? suffix : "");
+  return hcs_xasprintf("%s/%s/%s%s", kind_root(net, kind), kind, id, suffix ? suffix : "");
+}
+
+char *hcs_net_endpoint_rundir(hcs_net_t *net, const char *id) {
+  return hcs_xasprintf("%s/endpoints/%s", net->runstate, id);
 }
 
 int hcs_net_lock(hcs_net_t *net, bool shared, hcs_error_t *err) {
@@ -34,7 +44,7 @@ int hcs_net_remove(hcs_net_t *net, const char *kind, const char *id, hcs_error_t
 }
 
 json_t *hcs_net_load_all(hcs_net_t *net, const char *kind, hcs_error_t *err) {
-  cleanup_free char *dir = hcs_xasprintf("%s/%s", net->root, kind);
+  cleanup_free char *dir = hcs_xasprintf("%s/%s", kind_root(net, kind), kind);
   cleanup_dir DIR *d = opendir(dir);
   if (d == NULL) {
     hcs_error_make(err, errno, "open `%s`", dir);
@@ -105,9 +115,10 @@ hcs_net_t *hcs_net_open(const char *root, hcs_error_t *err) {
   net->root = hcs_xasprintf("%s/net", state);
   net->run = steal_ptr(run);
   net->netns = hcs_xasprintf("%s/netns", net->run);
-  static const char *dirs[] = {"networks", "endpoints", "namespaces", "ipam"};
+  net->runstate = hcs_xasprintf("%s/net", net->run);
+  static const char *dirs[] = {"networks", "endpoints", "ipam", "namespaces", "endpoints"};
   for (size_t i = 0; i < HCS_ARRAY_SIZE(dirs); i++) {
-    char *d = hcs_xasprintf("%s/%s", net->root, dirs[i]);
+    char *d = hcs_xasprintf("%s/%s", i < 3 ? net->root : net->runstate, dirs[i]);
     int rc = hcs_mkdir_p(d, 0755, err);
     free(d);
     if (rc < 0) goto fail;
@@ -127,6 +138,7 @@ void hcs_net_close(hcs_net_t *net) {
   free(net->root);
   free(net->run);
   free(net->netns);
+  free(net->runstate);
   free(net);
 }
 
