@@ -6,5 +6,6 @@
 #include "hcs/host.h"
 #include "hcs/layer.h"
 #include "hcs/log.h"
+#include "hcs/net.h"
 
 #endif

@@ -1,0 +1,467 @@
+/* HostComputeEndpoint: an address from the network's IPAM, port mappings,
+ * DNS files, and -- once attached to a namespace -- a veth pair whose
+ * container end is created directly inside that namespace (moving a link
+ * between namespaces costs ~30 ms; creating it in place does not).
+ * Order of work makes crashes harmless: lease first, document last on
+ * create; document first, lease last on delete (IPAM reclaims the rest). */
+#include <arpa/inet.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "net/internal.h"
+
+#define MAX_PORTMAPS 256
+
+static void host_ifname(const char *id, char out[16]) {
+  size_t k = 2;
+  memcpy(out, "vh", 2);
+  for (const char *p = id; *p && k < 12; p++)
+    if (*p != '-') out[k++] = *p;
+  out[k] = '\0';
+}
+
+static const char *ep_str(json_t *ep, const char *key) { return json_string_value(json_object_get(ep, key)); }
+
+static bool ep_address(json_t *ep, struct in_addr *a, int *len) {
+  json_t *c = json_array_get(json_object_get(ep, "IpConfigurations"), 0);
+  if (c == NULL || hcs_net_parse_ip(json_string_value(json_object_get(c, "IpAddress")), a, "", NULL) < 0) return false;
+  if (len) *len = (int)json_integer_value(json_object_get(c, "PrefixLength"));
+  return true;
+}
+
+/* Port mappings of an endpoint document. */
+static int ep_portmaps(json_t *policies, struct hcs_portmap *pm, size_t *n, const char *what, hcs_error_t *err) {
+  size_t i;
+  json_t *p;
+  *n = 0;
+  json_array_foreach(policies, i, p) {
+    const char *type = json_string_value(json_object_get(p, "Type"));
+    if (type == NULL || strcmp(type, "PortMapping") != 0)
+      return hcs_error_make(err, 0,
+                            "%s: Policies[%zu]: Type `%s` is not supported on an endpoint (expected PortMapping; "
+                            "OutBoundNAT exceptions belong to the network)",
+                            what, i, type ?: "?");
+    if (*n >= MAX_PORTMAPS) return hcs_error_make(err, 0, "%s: more than %d port mappings", what, MAX_PORTMAPS);
+    cleanup_free char *w = hcs_xasprintf("%s: Policies[%zu].Settings", what, i);
+    if (hcs_net_parse_portmap(json_object_get(p, "Settings"), &pm[*n], w, err) < 0) return -1;
+    for (size_t j = 0; j < *n; j++)
+      if (pm[j].proto == pm[*n].proto && pm[j].external == pm[*n].external && pm[j].vip.s_addr == pm[*n].vip.s_addr)
+        return hcs_error_make(err, 0, "%s: Policies[%zu]: host port %d is mapped twice", what, i, pm[*n].external);
+    (*n)++;
+  }
+  return 0;
+}
+
+/* A host port may be used once per protocol and address, across endpoints. */
+static int check_ports_free(json_t *all, const char *self, const struct hcs_portmap *pm, size_t n, const char *what,
+                            hcs_error_t *err) {
+  size_t i;
+  json_t *o;
+  json_array_foreach(all, i, o) {
+    if (self && strcmp(ep_str(o, "Id") ?: "", self) == 0) continue;
+    struct hcs_portmap theirs[MAX_PORTMAPS];
+    size_t m;
+    if (ep_portmaps(json_object_get(o, "Policies"), theirs, &m, "", NULL) < 0) continue;
+    for (size_t a = 0; a < n; a++)
+      for (size_t b = 0; b < m; b++)
+        if (pm[a].proto == theirs[b].proto && pm[a].external == theirs[b].external &&
+            (pm[a].vip.s_addr == theirs[b].vip.s_addr || !pm[a].has_vip || !theirs[b].has_vip))
+          return hcs_error_make(err, 0, "%s: host port %s/%d is already mapped by endpoint `%s` (%s)", what,
+                                pm[a].proto == IPPROTO_UDP ? "udp" : "tcp", pm[a].external, ep_str(o, "Name") ?: "?",
+                                ep_str(o, "Id") ?: "?");
+  }
+  return 0;
+}
+
+/* Create the veth into the namespace and configure it there. */
+static int plug(hcs_net_t *net, json_t *ep, json_t *network, const char *ns, hcs_error_t *err) {
+  struct hcs_netinfo ni;
+  if (hcs_net_network_info(network, &ni, err) < 0) return -1;
+  cleanup_free char *path = hcs_net_ns_resolve(net, ns, err);
+  if (path == NULL) return -1;
+  cleanup_close int nsfd = hcs_netns_open(path, err);
+  if (nsfd < 0) return -1;
+  json_t *lnx = json_object_get(ep, "Linux");
+  const char *host = json_string_value(json_object_get(lnx, "HostInterface"));
+  const char *ifname = json_string_value(json_object_get(lnx, "Interface"));
+  uint8_t mac[6];
+  if (hcs_net_parse_mac(ep_str(ep, "MacAddress"), mac, "MacAddress", err) < 0) return -1;
+  struct hcs_nl *nl = hcs_nl_open(-1, err);
+  if (nl == NULL) return -1;
+  int br = hcs_nl_link_index(nl, ni.bridge, err);
+  if (br <= 0) {
+    if (br == 0) hcs_error_make(err, ENODEV, "bridge `%s` of network `%s` is missing", ni.bridge, ni.name);
+    hcs_nl_close(nl);
+    return -1;
+  }
+  int rc = hcs_nl_veth_add(nl, host, br, ifname, nsfd, mac, err);
+  if (rc < 0) {
+    hcs_nl_close(nl);
+    return -1;
+  }
+  struct in_addr addr = {0};
+  int len = 0;
+  bool have_addr = ep_address(ep, &addr, &len);
+  {
+    struct hcs_nl_route routes[16];
+    size_t n = 0, i;
+    json_t *r;
+    json_t *subnet =
+        json_array_get(json_object_get(json_array_get(json_object_get(network, "Ipams"), 0), "Subnets"), 0);
+    json_array_foreach(have_addr ? json_object_get(subnet, "Routes") : NULL, i, r) {
+      if (n >= HCS_ARRAY_SIZE(routes)) break;
+      struct hcs_nl_route *rt = &routes[n];
+      if (hcs_net_parse_prefix(ep_str(r, "DestinationPrefix"), &rt->dst, "route", NULL) < 0 || rt->dst.len == 0)
+        continue; /* the default route is the gateway, added below */
+      rt->has_via = hcs_net_parse_ip(ep_str(r, "NextHop"), &rt->via, "route", NULL) == 0;
+      n++;
+    }
+    struct hcs_nl_ifconf conf = {.ifname = ifname,
+                                 .addr = addr,
+                                 .prefixlen = have_addr ? len : 0,
+                                 .has_gateway = ni.has_gateway && ni.gateway.s_addr != addr.s_addr,
+                                 .gateway = ni.gateway,
+                                 .routes = routes,
+                                 .n_routes = n};
+    struct hcs_nl *inner = hcs_nl_open(nsfd, err);
+    rc = inner ? hcs_nl_configure(inner, &conf, err) : -1;
+    hcs_nl_close(inner);
+  }
+  if (rc < 0) hcs_nl_link_del(nl, host, NULL);
+  hcs_nl_close(nl);
+  if (rc < 0) return -1;
+  cleanup_free char *owner = hcs_xstrdup(ns);
+  json_object_set_new(ep, "HostComputeNamespace", json_string(owner));
+  json_object_set_new(lnx, "NamespacePath", json_string(path));
+  return 0;
+}
+
+static int unplug(json_t *ep, hcs_error_t *err) {
+  const char *host = json_string_value(json_object_get(json_object_get(ep, "Linux"), "HostInterface"));
+  if (host == NULL || !json_is_string(json_object_get(ep, "HostComputeNamespace"))) return 0;
+  struct hcs_nl *nl = hcs_nl_open(-1, err);
+  if (nl == NULL) return -1;
+  int rc = hcs_nl_link_del(nl, host, err);
+  hcs_nl_close(nl);
+  return rc;
+}
+
+static int validate_name(json_t *doc, json_t *all, hcs_error_t *err) {
+  json_t *name = json_object_get(doc, "Name");
+  if (!json_is_string(name) || json_string_length(name) == 0 || json_string_length(name) > 128)
+    return hcs_error_make(err, 0, "HostComputeEndpoint.Name: a string of 1..128 characters");
+  size_t i;
+  json_t *o;
+  json_array_foreach(all, i, o) if (strcmp(ep_str(o, "Name") ?: "", json_string_value(name)) == 0) return hcs_error_make(
+      err, 0, "endpoint `%s`: the name is already used by endpoint `%s`", json_string_value(name), ep_str(o, "Id"));
+  return 0;
+}
+
+char *hcs_net_endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t *err) {
+  cleanup_json json_t *doc = hcs_json_parse(settings ? settings : "", "HostComputeEndpoint", err);
+  if (doc == NULL) return NULL;
+  if (!json_is_object(doc)) {
+    hcs_error_make(err, 0, "HostComputeEndpoint: expected a JSON object");
+    return NULL;
+  }
+  const char *given = ep_str(doc, "Id");
+  if (given && hcs_validate_id("HostComputeEndpoint.Id", given, err) < 0) return NULL;
+  cleanup_free char *id = given ? hcs_xstrdup(given) : hcs_net_new_id();
+  json_object_set_new(doc, "Id", json_string(id));
+  if (json_object_get(doc, "Name") == NULL) {
+    cleanup_free char *name = hcs_xasprintf("ep-%.8s", id);
+    json_object_set_new(doc, "Name", json_string(name));
+  }
+  cleanup_close int lock = hcs_net_lock(net, false, err);
+  if (lock < 0) return NULL;
+  cleanup_json json_t *all = hcs_net_load_all(net, "endpoints", err);
+  if (all == NULL || validate_name(doc, all, err) < 0) return NULL;
+  const char *name = ep_str(doc, "Name");
+  cleanup_free char *what = hcs_xasprintf("endpoint `%s`", name);
+  {
+    cleanup_free char *path = hcs_net_path(net, "endpoints", id, ".json");
+    if (hcs_path_exists(path)) {
+      hcs_error_make(err, 0, "%s: Id `%s` is already used", what, id);
+      return NULL;
+    }
+  }
+  const char *netref = ep_str(doc, "HostComputeNetwork");
+  if (netref == NULL) {
+    hcs_error_make(err, 0, "%s: HostComputeNetwork (a network id or name) is required", what);
+    return NULL;
+  }
+  cleanup_json json_t *network = hcs_net_find(net, "networks", netref, err);
+  if (network == NULL) {
+    hcs_error_wrap(err, "%s: HostComputeNetwork", what);
+    return NULL;
+  }
+  struct hcs_netinfo ni;
+  if (hcs_net_network_info(network, &ni, err) < 0) return NULL;
+  if (ni.bridge == NULL) {
+    hcs_error_make(err, 0, "%s: network `%s` is of type %s and takes no endpoints", what, ni.name, ni.type);
+    return NULL;
+  }
+  json_object_set_new(doc, "HostComputeNetwork", json_string(ni.id));
+
+  struct hcs_portmap pm[MAX_PORTMAPS];
+  size_t npm = 0;
+  json_t *policies = json_object_get(doc, "Policies");
+  if (policies && !json_is_array(policies)) {
+    hcs_error_make(err, 0, "%s: Policies must be an array", what);
+    return NULL;
+  }
+  if (ep_portmaps(policies, pm, &npm, what, err) < 0 || check_ports_free(all, NULL, pm, npm, what, err) < 0)
+    return NULL;
+  if (npm && !ni.nat) {
+    hcs_error_make(err, 0, "%s: port mappings need a NAT network, `%s` is %s", what, ni.name, ni.type);
+    return NULL;
+  }
+
+  json_t *ipc = json_object_get(doc, "IpConfigurations");
+  if (ipc && (!json_is_array(ipc) || json_array_size(ipc) > 1)) {
+    hcs_error_make(err, 0, "%s: IpConfigurations must be an array of at most one address", what);
+    return NULL;
+  }
+  struct in_addr addr = {0};
+  int plen = ni.subnet.len;
+  bool have_addr = false;
+  /* Declared before the first `goto fail`: cleanup must never see garbage. */
+  cleanup_free char *mac_text = NULL, *dnsdir = NULL, *ns_copy = NULL, *ip = NULL;
+  json_t *c0 = json_array_get(ipc, 0);
+  if (c0) {
+    if (hcs_net_parse_ip(ep_str(c0, "IpAddress"), &addr, "IpConfigurations[0].IpAddress", err) < 0) {
+      hcs_error_wrap(err, "%s", what);
+      return NULL;
+    }
+    json_t *pl = json_object_get(c0, "PrefixLength");
+    if (pl && (!json_is_integer(pl) || json_integer_value(pl) < 1 || json_integer_value(pl) > 32)) {
+      hcs_error_make(err, 0, "%s: IpConfigurations[0].PrefixLength must be 1..32", what);
+      return NULL;
+    }
+    if (pl) plen = (int)json_integer_value(pl);
+    if (ni.has_subnet && !hcs_net_in_prefix(&ni.subnet, addr)) {
+      hcs_error_make(err, 0, "%s: IpConfigurations[0].IpAddress `%s` is outside the subnet of network `%s`", what,
+                     ep_str(c0, "IpAddress"), ni.name);
+      return NULL;
+    }
+    if (ni.has_gateway && addr.s_addr == ni.gateway.s_addr) {
+      hcs_error_make(err, 0, "%s: IpConfigurations[0].IpAddress `%s` is the gateway of network `%s`", what,
+                     ep_str(c0, "IpAddress"), ni.name);
+      return NULL;
+    }
+    if (hcs_ipam_claim(net, ni.id, addr, id, err) < 0) {
+      hcs_error_wrap(err, "%s", what);
+      return NULL;
+    }
+    have_addr = true;
+  } else if (ni.has_subnet) {
+    if (hcs_ipam_allocate(net, ni.id, &ni.subnet, ni.gateway, id, &addr, err) < 0) return NULL;
+    have_addr = true;
+  }
+  if (have_addr) {
+    cleanup_free char *text = hcs_net_format_ip(addr);
+    json_object_set_new(doc, "IpConfigurations",
+                        json_pack("[{s:s,s:i}]", "IpAddress", text, "PrefixLength", plen ? plen : 32));
+  }
+
+  uint8_t mac[6];
+  const char *macs = ep_str(doc, "MacAddress");
+  if (macs) {
+    if (hcs_net_parse_mac(macs, mac, "MacAddress", err) < 0) goto fail;
+  } else if (have_addr) { /* like Docker: a locally administered MAC from the address */
+    uint32_t a = ntohl(addr.s_addr);
+    uint8_t m[6] = {0x02, 0x42, (uint8_t)(a >> 24), (uint8_t)(a >> 16), (uint8_t)(a >> 8), (uint8_t)a};
+    memcpy(mac, m, 6);
+  } else {
+    if (getrandom(mac, 6, 0) != 6) abort();
+    mac[0] = (uint8_t)((mac[0] & 0xfe) | 0x02);
+  }
+  mac_text = hcs_net_format_mac(mac);
+  json_object_set_new(doc, "MacAddress", json_string(mac_text));
+
+  char host[16];
+  host_ifname(id, host);
+  json_t *lnx = json_object_get(doc, "Linux");
+  const char *ifname = json_string_value(json_object_get(lnx, "Interface"));
+  if (ifname && (strlen(ifname) == 0 || strlen(ifname) > 15 || strchr(ifname, '/') || strchr(ifname, ' '))) {
+    hcs_error_make(err, 0, "%s: Linux.Interface `%s` is not a valid interface name (1..15 characters)", what, ifname);
+    goto fail;
+  }
+  dnsdir = hcs_net_endpoint_rundir(net, id);
+  json_t *lx = json_pack("{s:s,s:s,s:s,s:s,s:s}", "HostInterface", host, "Interface", ifname ? ifname : "eth0",
+                         "Bridge", ni.bridge, "ResolvConf", "", "Hosts", "");
+  {
+    cleanup_free char *rc = hcs_xasprintf("%s/resolv.conf", dnsdir);
+    cleanup_free char *hs = hcs_xasprintf("%s/hosts", dnsdir);
+    json_object_set_new(lx, "ResolvConf", json_string(rc));
+    json_object_set_new(lx, "Hosts", json_string(hs));
+  }
+  json_object_set_new(doc, "Linux", lx);
+  if (ni.has_gateway) {
+    cleanup_free char *g = hcs_net_format_ip(ni.gateway);
+    json_object_set_new(lx, "Gateway", json_string(g));
+  }
+  const char *ns = ep_str(doc, "HostComputeNamespace");
+  ns_copy = ns ? hcs_xstrdup(ns) : NULL;
+  json_object_set_new(doc, "HostComputeNamespace", json_null());
+
+  /* The endpoint's Dns wins over the network's. */
+  json_t *dns = json_object_get(doc, "Dns") ?: json_object_get(network, "Dns");
+  ip = have_addr ? hcs_net_format_ip(addr) : NULL;
+  if (hcs_dns_write(dnsdir, dns, name, ip, err) < 0) goto fail;
+  if (hcs_nft_portmaps(net, addr, pm, npm, NULL, 0, err) < 0) goto fail;
+  if (ns_copy && plug(net, doc, network, ns_copy, err) < 0) {
+    hcs_nft_portmaps(net, addr, NULL, 0, pm, npm, NULL);
+    goto fail;
+  }
+  if (hcs_net_save(net, "endpoints", id, doc, err) < 0) {
+    unplug(doc, NULL);
+    hcs_nft_portmaps(net, addr, NULL, 0, pm, npm, NULL);
+    goto fail;
+  }
+  return hcs_json_dumps(doc);
+fail:
+  hcs_error_wrap(err, "create endpoint `%s`", name);
+  {
+    cleanup_free char *dir = hcs_net_endpoint_rundir(net, id);
+    hcs_rm_rf(dir, NULL);
+  }
+  if (have_addr) hcs_ipam_release(net, ni.id, addr, id);
+  return NULL;
+}
+
+int hcs_net_endpoint_delete_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err) {
+  const char *id = ep_str(ep, "Id");
+  struct hcs_portmap pm[MAX_PORTMAPS];
+  size_t npm = 0;
+  struct in_addr addr = {0};
+  bool have_addr = ep_address(ep, &addr, NULL);
+  if (ep_portmaps(json_object_get(ep, "Policies"), pm, &npm, "endpoint", NULL) == 0 && npm &&
+      hcs_nft_portmaps(net, addr, NULL, 0, pm, npm, NULL) < 0)
+    hcs_info("endpoint `%s`: port mappings were already gone", id);
+  if (unplug(ep, err) < 0) return hcs_error_wrap(err, "delete endpoint `%s`", id);
+  if (hcs_net_remove(net, "endpoints", id, err) < 0) return -1;
+  cleanup_free char *dir = hcs_net_endpoint_rundir(net, id);
+  hcs_rm_rf(dir, NULL);
+  if (have_addr) hcs_ipam_release(net, ep_str(ep, "HostComputeNetwork"), addr, id);
+  return 0;
+}
+
+int hcs_net_endpoint_delete(hcs_net_t *net, const char *ref, hcs_error_t *err) {
+  cleanup_close int lock = hcs_net_lock(net, false, err);
+  if (lock < 0) return -1;
+  cleanup_json json_t *ep = hcs_net_find(net, "endpoints", ref, err);
+  if (ep == NULL) return -1;
+  return hcs_net_endpoint_delete_locked(net, ep, err);
+}
+
+char *hcs_net_endpoint_query(hcs_net_t *net, const char *ref, hcs_error_t *err) {
+  cleanup_close int lock = hcs_net_lock(net, true, err);
+  if (lock < 0) return NULL;
+  json_t *doc = hcs_net_find(net, "endpoints", ref, err);
+  return doc ? hcs_net_dump_release(doc) : NULL;
+}
+
+char *hcs_net_endpoint_list(hcs_net_t *net, const char *network, hcs_error_t *err) {
+  cleanup_close int lock = hcs_net_lock(net, true, err);
+  if (lock < 0) return NULL;
+  cleanup_json json_t *filter = network ? hcs_net_find(net, "networks", network, err) : NULL;
+  if (network && filter == NULL) return NULL;
+  json_t *all = hcs_net_load_all(net, "endpoints", err);
+  if (all == NULL) return NULL;
+  if (filter) {
+    const char *nid = ep_str(filter, "Id");
+    for (size_t i = json_array_size(all); i-- > 0;)
+      if (strcmp(ep_str(json_array_get(all, i), "HostComputeNetwork") ?: "", nid) != 0) json_array_remove(all, i);
+  }
+  return hcs_net_dump_release(all);
+}
+
+char *hcs_net_endpoint_attach(hcs_net_t *net, const char *ref, const char *ns, hcs_error_t *err) {
+  cleanup_close int lock = hcs_net_lock(net, false, err);
+  if (lock < 0) return NULL;
+  cleanup_json json_t *ep = hcs_net_find(net, "endpoints", ref, err);
+  if (ep == NULL) return NULL;
+  if (json_is_string(json_object_get(ep, "HostComputeNamespace"))) {
+    hcs_error_make(err, EBUSY, "attach endpoint `%s`: already attached to namespace `%s` (detach it first)", ref,
+                   ep_str(ep, "HostComputeNamespace"));
+    return NULL;
+  }
+  cleanup_json json_t *network = hcs_net_find(net, "networks", ep_str(ep, "HostComputeNetwork"), err);
+  if (network == NULL || plug(net, ep, network, ns, err) < 0) {
+    hcs_error_wrap(err, "attach endpoint `%s` to `%s`", ref, ns);
+    return NULL;
+  }
+  if (hcs_net_save(net, "endpoints", ep_str(ep, "Id"), ep, err) < 0) {
+    unplug(ep, NULL);
+    return NULL;
+  }
+  return hcs_json_dumps(ep);
+}
+
+int hcs_net_endpoint_detach_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err) {
+  if (unplug(ep, err) < 0) return hcs_error_wrap(err, "detach endpoint `%s`", ep_str(ep, "Id"));
+  json_object_set_new(ep, "HostComputeNamespace", json_null());
+  json_object_del(json_object_get(ep, "Linux"), "NamespacePath");
+  return hcs_net_save(net, "endpoints", ep_str(ep, "Id"), ep, err);
+}
+
+char *hcs_net_endpoint_detach(hcs_net_t *net, const char *ref, hcs_error_t *err) {
+  cleanup_close int lock = hcs_net_lock(net, false, err);
+  if (lock < 0) return NULL;
+  cleanup_json json_t *ep = hcs_net_find(net, "endpoints", ref, err);
+  if (ep == NULL || hcs_net_endpoint_detach_locked(net, ep, err) < 0) return NULL;
+  return hcs_json_dumps(ep);
+}
+
+char *hcs_net_endpoint_modify(hcs_net_t *net, const char *ref, const char *request, hcs_error_t *err) {
+  cleanup_json json_t *req = NULL;
+  json_t *policies;
+  bool add;
+  if (hcs_net_parse_modify(request, "endpoint", &req, &add, &policies, err) < 0) return NULL;
+  cleanup_close int lock = hcs_net_lock(net, false, err);
+  if (lock < 0) return NULL;
+  cleanup_json json_t *ep = hcs_net_find(net, "endpoints", ref, err);
+  if (ep == NULL) return NULL;
+  cleanup_free char *what = hcs_xasprintf("modify endpoint `%s`", ep_str(ep, "Name"));
+  struct hcs_portmap pm[MAX_PORTMAPS];
+  size_t npm;
+  if (ep_portmaps(policies, pm, &npm, what, err) < 0) return NULL;
+  struct in_addr addr;
+  if (!ep_address(ep, &addr, NULL)) {
+    hcs_error_make(err, 0, "%s: the endpoint has no address to map ports to", what);
+    return NULL;
+  }
+  json_t *cur = json_object_get(ep, "Policies");
+  if (!json_is_array(cur)) {
+    cur = json_array();
+    json_object_set_new(ep, "Policies", cur);
+  }
+  if (add) {
+    cleanup_json json_t *all = hcs_net_load_all(net, "endpoints", err);
+    if (all == NULL || check_ports_free(all, NULL, pm, npm, what, err) < 0) return NULL;
+    if (hcs_nft_portmaps(net, addr, pm, npm, NULL, 0, err) < 0) return NULL;
+    size_t i;
+    json_t *p;
+    json_array_foreach(policies, i, p) json_array_append(cur, p);
+  } else {
+    /* Remove the mappings named by protocol, host port and address. */
+    struct hcs_portmap have[MAX_PORTMAPS], gone[MAX_PORTMAPS];
+    size_t nhave, ngone = 0;
+    if (ep_portmaps(cur, have, &nhave, what, err) < 0) return NULL;
+    for (size_t i = nhave; i-- > 0;)
+      for (size_t j = 0; j < npm; j++)
+        if (have[i].proto == pm[j].proto && have[i].external == pm[j].external && have[i].vip.s_addr == pm[j].vip.s_addr) {
+          gone[ngone++] = have[i];
+          json_array_remove(cur, i);
+          break;
+        }
+    if (ngone < npm) {
+      hcs_error_make(err, ENOENT, "%s: %zu of the port mappings to remove do not exist", what, npm - ngone);
+      return NULL;
+    }
+    if (hcs_nft_portmaps(net, addr, NULL, 0, gone, ngone, err) < 0) return NULL;
+  }
+  if (hcs_net_save(net, "endpoints", ep_str(ep, "Id"), ep, err) < 0) return NULL;
+  return hcs_json_dumps(ep);
+}

@@ -1,0 +1,136 @@
+/* Internal interfaces between the files of the networks subsystem. */
+#ifndef HCS_NET_INTERNAL_H
+#define HCS_NET_INTERNAL_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+
+#include "core/util.h"
+#include "hcs/net.h"
+
+struct nftables_context;
+
+struct hcs_net_s {
+  char *root;   /* <state root>/net */
+  char *run;    /* <run root> */
+  char *netns;  /* <run root>/netns */
+  char *runstate; /* <run root>/net: namespace documents, endpoint DNS files */
+  struct nftables_context *nft;
+};
+
+/* --- state.c: paths, documents, the store lock ---------------------------- */
+HCS_INTERNAL char *hcs_net_path(hcs_net_t *net, const char *kind, const char *id, const char *suffix);
+HCS_INTERNAL char *hcs_net_endpoint_rundir(hcs_net_t *net, const char *id);
+HCS_INTERNAL int hcs_net_lock(hcs_net_t *net, bool shared, hcs_error_t *err);
+HCS_INTERNAL json_t *hcs_net_load(hcs_net_t *net, const char *kind, const char *id, hcs_error_t *err);
+HCS_INTERNAL int hcs_net_save(hcs_net_t *net, const char *kind, const char *id, json_t *doc, hcs_error_t *err);
+HCS_INTERNAL int hcs_net_remove(hcs_net_t *net, const char *kind, const char *id, hcs_error_t *err);
+/* All documents of a kind as a JSON array (new reference). */
+HCS_INTERNAL json_t *hcs_net_load_all(hcs_net_t *net, const char *kind, hcs_error_t *err);
+/* Find by id or Name; NULL with a "not found" error otherwise. */
+HCS_INTERNAL json_t *hcs_net_find(hcs_net_t *net, const char *kind, const char *ref, hcs_error_t *err);
+HCS_INTERNAL char *hcs_net_new_id(void);
+HCS_INTERNAL char *hcs_net_dump_release(json_t *doc);
+
+/* --- addr.c: IPv4 prefixes and MAC addresses ----------------------------- */
+struct hcs_prefix {
+  struct in_addr addr;
+  int len;
+};
+HCS_INTERNAL int hcs_net_parse_prefix(const char *s, struct hcs_prefix *p, const char *where, hcs_error_t *err);
+HCS_INTERNAL int hcs_net_parse_ip(const char *s, struct in_addr *a, const char *where, hcs_error_t *err);
+HCS_INTERNAL int hcs_net_parse_mac(const char *s, uint8_t mac[6], const char *where, hcs_error_t *err);
+HCS_INTERNAL char *hcs_net_format_mac(const uint8_t mac[6]);
+HCS_INTERNAL char *hcs_net_format_ip(struct in_addr a);
+HCS_INTERNAL uint32_t hcs_net_mask(int len); /* host order */
+HCS_INTERNAL bool hcs_net_in_prefix(const struct hcs_prefix *p, struct in_addr a);
+HCS_INTERNAL bool hcs_net_prefix_overlap(const struct hcs_prefix *a, const struct hcs_prefix *b);
+
+/* --- netlink.c: rtnetlink over libmnl ----------------------------------- */
+struct hcs_nl;
+/* A route socket in the calling thread's netns, or in `nsfd` when >= 0. */
+HCS_INTERNAL struct hcs_nl *hcs_nl_open(int nsfd, hcs_error_t *err);
+HCS_INTERNAL void hcs_nl_close(struct hcs_nl *nl);
+HCS_INTERNAL int hcs_nl_link_index(struct hcs_nl *nl, const char *name, hcs_error_t *err); /* 0 if absent */
+HCS_INTERNAL int hcs_nl_bridge_add(struct hcs_nl *nl, const char *name, hcs_error_t *err);
+HCS_INTERNAL int hcs_nl_link_set(struct hcs_nl *nl, int ifindex, int master, bool up, hcs_error_t *err);
+HCS_INTERNAL int hcs_nl_link_del(struct hcs_nl *nl, const char *name, hcs_error_t *err); /* ENODEV is fine */
+HCS_INTERNAL bool hcs_nl_link_is_bridge(struct hcs_nl *nl, const char *name);
+/* veth `host` enslaved to `master` and up; its peer `peer` created directly in
+ * the netns `peer_nsfd` (up, with `mac`). */
+HCS_INTERNAL int hcs_nl_veth_add(struct hcs_nl *nl, const char *host, int master, const char *peer, int peer_nsfd,
+                                 const uint8_t mac[6], hcs_error_t *err);
+struct hcs_nl_ifconf {
+  const char *ifname;
+  struct in_addr addr;
+  int prefixlen;
+  bool has_gateway;
+  struct in_addr gateway;
+  const struct hcs_nl_route *routes;
+  size_t n_routes;
+};
+struct hcs_nl_route {
+  struct hcs_prefix dst;
+  bool has_via;
+  struct in_addr via;
+};
+/* One batch inside a namespace: lo up, address, routes, default route. */
+HCS_INTERNAL int hcs_nl_configure(struct hcs_nl *nl, const struct hcs_nl_ifconf *c, hcs_error_t *err);
+HCS_INTERNAL int hcs_nl_addr_add(struct hcs_nl *nl, int ifindex, struct in_addr a, int len, hcs_error_t *err);
+/* Interfaces (with addresses) and routes, HCN/Get-NetRoute-like JSON arrays. */
+HCS_INTERNAL json_t *hcs_nl_dump_interfaces(struct hcs_nl *nl, hcs_error_t *err);
+HCS_INTERNAL json_t *hcs_nl_dump_routes(struct hcs_nl *nl, hcs_error_t *err);
+
+/* --- netns.c ------------------------------------------------------------- */
+HCS_INTERNAL int hcs_netns_create(const char *dir, const char *path, hcs_error_t *err);
+HCS_INTERNAL int hcs_netns_remove(const char *path, hcs_error_t *err);
+HCS_INTERNAL int hcs_netns_open(const char *path, hcs_error_t *err);
+HCS_INTERNAL int hcs_net_sysctl(const char *key, const char *value, hcs_error_t *err);
+/* The netns file for an id or an absolute path. */
+HCS_INTERNAL char *hcs_net_ns_resolve(hcs_net_t *net, const char *ns, hcs_error_t *err);
+
+/* --- ipam.c -------------------------------------------------------------- */
+HCS_INTERNAL int hcs_ipam_claim(hcs_net_t *net, const char *netid, struct in_addr a, const char *epid, hcs_error_t *err);
+HCS_INTERNAL int hcs_ipam_allocate(hcs_net_t *net, const char *netid, const struct hcs_prefix *subnet,
+                                   struct in_addr gateway, const char *epid, struct in_addr *out, hcs_error_t *err);
+HCS_INTERNAL int hcs_ipam_release(hcs_net_t *net, const char *netid, struct in_addr a, const char *epid);
+HCS_INTERNAL int hcs_ipam_reconcile(hcs_net_t *net, const char *netid, json_t *reclaimed, hcs_error_t *err);
+HCS_INTERNAL int hcs_ipam_drop(hcs_net_t *net, const char *netid, hcs_error_t *err);
+
+/* --- nft.c: policies ----------------------------------------------------- */
+struct hcs_portmap {
+  int proto; /* IPPROTO_TCP / IPPROTO_UDP */
+  int internal, external;
+  bool has_vip;
+  struct in_addr vip;
+};
+HCS_INTERNAL int hcs_nft_network_add(hcs_net_t *net, json_t *network, hcs_error_t *err);
+HCS_INTERNAL int hcs_nft_network_del(hcs_net_t *net, json_t *network, hcs_error_t *err);
+HCS_INTERNAL int hcs_nft_network_exceptions(hcs_net_t *net, json_t *network, json_t *add, json_t *del,
+                                            hcs_error_t *err);
+HCS_INTERNAL int hcs_nft_portmaps(hcs_net_t *net, struct in_addr target, const struct hcs_portmap *add, size_t n_add,
+                                  const struct hcs_portmap *del, size_t n_del, hcs_error_t *err);
+HCS_INTERNAL int hcs_nft_cleanup_if_empty(hcs_net_t *net, hcs_error_t *err);
+HCS_INTERNAL void hcs_nft_free(hcs_net_t *net);
+HCS_INTERNAL int hcs_net_parse_portmap(json_t *settings, struct hcs_portmap *pm, const char *where, hcs_error_t *err);
+
+/* --- dns.c --------------------------------------------------------------- */
+/* Write <dir>/resolv.conf and <dir>/hosts for an endpoint. */
+HCS_INTERNAL int hcs_dns_write(const char *dir, json_t *dns, const char *hostname, const char *ip, hcs_error_t *err);
+
+/* --- network.c / endpoint.c shared --------------------------------------- */
+/* Network facts derived from its document. */
+struct hcs_netinfo {
+  const char *id, *name, *type, *bridge;
+  bool nat, has_subnet, has_gateway;
+  struct hcs_prefix subnet;
+  struct in_addr gateway;
+};
+HCS_INTERNAL int hcs_net_network_info(json_t *doc, struct hcs_netinfo *info, hcs_error_t *err);
+/* {RequestType: Add|Remove, ResourceType: Policy, Settings: {Policies: [...]}} */
+HCS_INTERNAL int hcs_net_parse_modify(const char *request, const char *what, json_t **doc, bool *add,
+                                      json_t **policies, hcs_error_t *err);
+HCS_INTERNAL int hcs_net_endpoint_delete_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err);
+HCS_INTERNAL int hcs_net_endpoint_detach_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err);
+
+#endif

@@ -1,0 +1,84 @@
+/* Named network namespaces: a netns made by unshare(CLONE_NEWNET) on the
+ * calling thread (no fork, no shell), pinned by a bind mount at
+ * `<run root>/netns/<id>`, after which the thread returns to its own netns.
+ * The directory is made a shared mount point as iproute2 does for
+ * /run/netns, so an unmount propagates into mount namespaces cloned later. */
+#include <fcntl.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include "net/internal.h"
+
+static int make_shared_dir(const char *dir, hcs_error_t *err) {
+  if (hcs_mkdir_p(dir, 0755, err) < 0) return -1;
+  bool bound = false;
+  while (mount("", dir, "none", MS_SHARED | MS_REC, NULL) < 0) {
+    if (errno != EINVAL || bound) return hcs_error_make(err, errno, "make `%s` a shared mount", dir);
+    if (mount(dir, dir, "none", MS_BIND | MS_REC, NULL) < 0)
+      return hcs_error_make(err, errno, "bind-mount `%s` onto itself", dir);
+    bound = true;
+  }
+  return 0;
+}
+
+int hcs_netns_create(const char *dir, const char *path, hcs_error_t *err) {
+  if (make_shared_dir(dir, err) < 0) return -1;
+  cleanup_close int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+  if (fd < 0) return hcs_error_make(err, errno, "create `%s`", path);
+  cleanup_close int orig = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (orig < 0) {
+    hcs_error_make(err, errno, "open `/proc/thread-self/ns/net`");
+    goto fail;
+  }
+  if (unshare(CLONE_NEWNET) < 0) {
+    hcs_error_make(err, errno, "create network namespace `%s`", path);
+    goto fail;
+  }
+  int rc = mount("/proc/thread-self/ns/net", path, "none", MS_BIND, NULL);
+  int saved = errno;
+  if (setns(orig, CLONE_NEWNET) < 0) abort(); /* cannot leave the thread in the wrong netns */
+  if (rc < 0) {
+    hcs_error_make(err, saved, "bind-mount network namespace on `%s`", path);
+    goto fail;
+  }
+  return 0;
+fail:
+  unlink(path);
+  return -1;
+}
+
+int hcs_netns_remove(const char *path, hcs_error_t *err) {
+  if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+    return hcs_error_make(err, errno, "unmount network namespace `%s`", path);
+  if (unlink(path) < 0 && errno != ENOENT) return hcs_error_make(err, errno, "remove `%s`", path);
+  return 0;
+}
+
+int hcs_netns_open(const char *path, hcs_error_t *err) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return hcs_error_make(err, errno, "open network namespace `%s`", path);
+  return fd;
+}
+
+int hcs_net_sysctl(const char *key, const char *value, hcs_error_t *err) {
+  cleanup_free char *path = hcs_xasprintf("/proc/sys/net/%s", key);
+  cleanup_free char *cur = NULL;
+  /* Skip the write when already set: writes to ip_forward reset every
+   * interface's forwarding flag. */
+  if (hcs_read_file(path, &cur, NULL, NULL) == 0 && strncmp(cur, value, strlen(value)) == 0 &&
+      (cur[strlen(value)] == '\n' || cur[strlen(value)] == '\0'))
+    return 0;
+  return hcs_write_file(path, value, strlen(value), err);
+}
+
+char *hcs_net_ns_resolve(hcs_net_t *net, const char *ns, hcs_error_t *err) {
+  if (ns == NULL || *ns == '\0') {
+    hcs_error_make(err, 0, "namespace: empty id or path");
+    return NULL;
+  }
+  if (ns[0] == '/') return hcs_xstrdup(ns);
+  if (hcs_validate_id("namespace", ns, err) < 0) return NULL;
+  return hcs_xasprintf("%s/%s", net->netns, ns);
+}

@@ -1,0 +1,183 @@
+/* The network store under `<root>/net`: networks/, endpoints/, namespaces/
+ * documents (atomic writes), ipam/ leases, one flock for mutations. */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include "net/internal.h"
+
+/* Namespaces die with the machine, so their documents live in the run root
+ * (tmpfs in production) next to the netns files they describe. */
+static const char *kind_root(hcs_net_t *net, const char *kind) {
+  return strcmp(kind, "namespaces") == 0 ? net->runstate : net->root;
+}
+
+char *hcs_net_path(hcs_net_t *net, const char *kind, const char *id, const char *suffix) {
+  return hcs_xasprintf("%s/%s/%s%s", kind_root(net, kind), kind, id, suffix ? suffix : "");
+}
+
+char *hcs_net_endpoint_rundir(hcs_net_t *net, const char *id) {
+  return hcs_xasprintf("%s/endpoints/%s", net->runstate, id);
+}
+
+int hcs_net_lock(hcs_net_t *net, bool shared, hcs_error_t *err) {
+  cleanup_free char *path = hcs_xasprintf("%s/lock", net->root);
+  return hcs_lock_file(path, shared, err);
+}
+
+json_t *hcs_net_load(hcs_net_t *net, const char *kind, const char *id, hcs_error_t *err) {
+  if (hcs_validate_id(kind, id, err) < 0) return NULL;
+  cleanup_free char *path = hcs_net_path(net, kind, id, ".json");
+  return hcs_json_load_file(path, err);
+}
+
+int hcs_net_save(hcs_net_t *net, const char *kind, const char *id, json_t *doc, hcs_error_t *err) {
+  cleanup_free char *path = hcs_net_path(net, kind, id, ".json");
+  return hcs_json_write_atomic(path, doc, err);
+}
+
+int hcs_net_remove(hcs_net_t *net, const char *kind, const char *id, hcs_error_t *err) {
+  cleanup_free char *path = hcs_net_path(net, kind, id, ".json");
+  if (unlink(path) < 0 && errno != ENOENT) return hcs_error_make(err, errno, "remove `%s`", path);
+  return 0;
+}
+
+json_t *hcs_net_load_all(hcs_net_t *net, const char *kind, hcs_error_t *err) {
+  cleanup_free char *dir = hcs_xasprintf("%s/%s", kind_root(net, kind), kind);
+  cleanup_dir DIR *d = opendir(dir);
+  if (d == NULL) {
+    hcs_error_make(err, errno, "open `%s`", dir);
+    return NULL;
+  }
+  cleanup_json json_t *all = json_array();
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    size_t n = strlen(de->d_name);
+    if (de->d_name[0] == '.' || n < 6 || strcmp(de->d_name + n - 5, ".json") != 0) continue;
+    cleanup_free char *path = hcs_xasprintf("%s/%s", dir, de->d_name);
+    hcs_error_t e = NULL;
+    json_t *doc = hcs_json_load_file(path, &e);
+    if (doc == NULL) {
+      /* Another process removed it between readdir and open: not an error. */
+      if (hcs_error_status(e) == ENOENT) {
+        hcs_error_release(&e);
+        continue;
+      }
+      *err = e;
+      return NULL;
+    }
+    json_array_append_new(all, doc);
+  }
+  return steal_ptr(all);
+}
+
+json_t *hcs_net_find(hcs_net_t *net, const char *kind, const char *ref, hcs_error_t *err) {
+  if (ref == NULL || *ref == '\0') {
+    hcs_error_make(err, 0, "find %s: empty id or name", kind);
+    return NULL;
+  }
+  if (hcs_validate_id(kind, ref, NULL) == 0) {
+    cleanup_free char *path = hcs_net_path(net, kind, ref, ".json");
+    if (hcs_path_exists(path)) return hcs_json_load_file(path, err);
+  }
+  cleanup_json json_t *all = hcs_net_load_all(net, kind, err);
+  if (all == NULL) return NULL;
+  size_t i;
+  json_t *doc;
+  json_array_foreach(all, i, doc) {
+    const char *name = json_string_value(json_object_get(doc, "Name"));
+    if (name && strcmp(name, ref) == 0) return json_incref(doc);
+  }
+  hcs_error_make(err, ENOENT, "find %s `%s`: no such id or name", kind, ref);
+  return NULL;
+}
+
+char *hcs_net_new_id(void) {
+  uint8_t b[16];
+  if (getrandom(b, sizeof b, 0) != sizeof b) abort();
+  b[6] = (b[6] & 0x0f) | 0x40; /* RFC 4122 version 4, like HCN's GUIDs */
+  b[8] = (b[8] & 0x3f) | 0x80;
+  return hcs_xasprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+                       b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+char *hcs_net_dump_release(json_t *doc) {
+  char *s = hcs_json_dumps(doc);
+  json_decref(doc);
+  return s;
+}
+
+hcs_net_t *hcs_net_open(const char *root, hcs_error_t *err) {
+  cleanup_free char *state = hcs_root_resolve(root);
+  cleanup_free char *run = hcs_run_root_resolve(root);
+  hcs_net_t *net = hcs_xcalloc(1, sizeof *net);
+  net->root = hcs_xasprintf("%s/net", state);
+  net->run = steal_ptr(run);
+  net->netns = hcs_xasprintf("%s/netns", net->run);
+  net->runstate = hcs_xasprintf("%s/net", net->run);
+  static const char *dirs[] = {"networks", "endpoints", "ipam", "namespaces", "endpoints"};
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(dirs); i++) {
+    char *d = hcs_xasprintf("%s/%s", i < 3 ? net->root : net->runstate, dirs[i]);
+    int rc = hcs_mkdir_p(d, 0755, err);
+    free(d);
+    if (rc < 0) goto fail;
+  }
+  char *report = hcs_net_reconcile(net, err);
+  if (report == NULL) goto fail;
+  free(report);
+  return net;
+fail:
+  hcs_error_wrap(err, "open network store `%s`", net->root);
+  hcs_net_close(net);
+  return NULL;
+}
+
+void hcs_net_close(hcs_net_t *net) {
+  if (net == NULL) return;
+  free(net->root);
+  free(net->run);
+  free(net->netns);
+  free(net->runstate);
+  free(net);
+}
+
+/* Leases are rebuilt from the endpoint documents (a lease lost in a crash is
+ * recreated) and leases no endpoint holds are reclaimed. */
+char *hcs_net_reconcile(hcs_net_t *net, hcs_error_t *err) {
+  cleanup_close int lock = hcs_net_lock(net, false, err);
+  if (lock < 0) return NULL;
+  cleanup_json json_t *reclaimed = json_array();
+  cleanup_json json_t *restored = json_array();
+  cleanup_json json_t *eps = hcs_net_load_all(net, "endpoints", err);
+  if (eps == NULL) return NULL;
+  size_t i, j;
+  json_t *ep, *c;
+  json_array_foreach(eps, i, ep) {
+    const char *id = json_string_value(json_object_get(ep, "Id"));
+    const char *netid = json_string_value(json_object_get(ep, "HostComputeNetwork"));
+    if (id == NULL || netid == NULL || hcs_validate_id("network", netid, NULL) < 0) continue;
+    json_array_foreach(json_object_get(ep, "IpConfigurations"), j, c) {
+      struct in_addr a;
+      if (hcs_net_parse_ip(json_string_value(json_object_get(c, "IpAddress")), &a, "lease", NULL) < 0) continue;
+      cleanup_free char *lease = hcs_xasprintf("%s/ipam/%s/%s", net->root, netid,
+                                               json_string_value(json_object_get(c, "IpAddress")));
+      if (hcs_path_exists(lease)) continue;
+      if (hcs_ipam_claim(net, netid, a, id, err) < 0) return NULL;
+      json_array_append_new(restored, json_pack("{s:s,s:O}", "Endpoint", id, "IpAddress", json_object_get(c, "IpAddress")));
+    }
+  }
+  cleanup_free char *ipam = hcs_xasprintf("%s/ipam", net->root);
+  cleanup_dir DIR *d = opendir(ipam);
+  if (d == NULL) {
+    hcs_error_make(err, errno, "open `%s`", ipam);
+    return NULL;
+  }
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    if (de->d_name[0] == '.') continue;
+    if (hcs_ipam_reconcile(net, de->d_name, reclaimed, err) < 0) return NULL;
+  }
+  json_t *report = json_pack("{s:O,s:O}", "ReclaimedLeases", reclaimed, "RestoredLeases", restored);
+  return hcs_net_dump_release(report);
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Endpoint set-up (namespace, veth, addresses, routes, up) and tear-down:
+# hcs (libhcs through a small C driver, and the CLI) vs the fastest
+# `ip -batch` sequence, side by side in one run, inside a private test netns.
+# usage: tests/bench/net.sh [ITERATIONS]   (as root, after scripts/build)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+n=${1:-200}
+build=${HCS_BUILD_DIR:-build}
+host=hcs-test-bench-$$
+tmp=$(mktemp -d /tmp/hcs-test.XXXXXX)
+cleanup() {
+  ip netns del "$host" 2>/dev/null || true
+  grep -o " $tmp[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+cc -O2 -o "$tmp/net_driver" tests/bench/net_driver.c -Isrc/include -L"$build" -lhcs -Wl,-rpath,"$PWD/$build"
+ip netns add "$host"
+inhost() { ip netns exec "$host" "$@"; }
+inhost ip link set lo up
+
+# --- peer: ip -batch (the bridge exists, as a network would) ---------------
+inhost ip link add hcsbench type bridge
+inhost ip addr add 10.97.0.1/24 dev hcsbench
+inhost ip link set hcsbench up
+cat >"$tmp/up.batch" <<B
+netns add hcs-test-b$$
+link add vhbench type veth peer name eth0 netns hcs-test-b$$
+link set vhbench master hcsbench up
+B
+cat >"$tmp/in.batch" <<B
+link set lo up
+link set eth0 up
+addr add 10.97.0.2/24 dev eth0
+route add default via 10.97.0.1
+B
+cat >"$tmp/down.batch" <<B
+link del vhbench
+netns del hcs-test-b$$
+B
+inhost bash -c '
+  n=$1 up=$2 in=$3 down=$4 ns=$5
+  for ((i = 0; i < n; i++)); do
+    t0=$EPOCHREALTIME; ip -batch "$up"; ip -n "$ns" -batch "$in"; t1=$EPOCHREALTIME; ip -batch "$down"; t2=$EPOCHREALTIME
+    echo "$t0 $t1 $t2"
+  done' _ "$n" "$tmp/up.batch" "$tmp/in.batch" "$tmp/down.batch" "hcs-test-b$$" >"$tmp/ip.times"
+inhost ip link del hcsbench
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ip_up=$(awk '{printf "%.3f\n", ($2-$1)*1000}' "$tmp/ip.times" | median)
+ip_down=$(awk '{printf "%.3f\n", ($3-$2)*1000}' "$tmp/ip.times" | median)
+ip_total=$(awk '{printf "%.3f\n", ($3-$1)*1000}' "$tmp/ip.times" | median)
+
+# --- hcs: library ------------------------------------------------------------
+read -r lib_up lib_down lib_total < <(inhost "$tmp/net_driver" "$tmp/root" "$n")
+
+# --- hcs: CLI (one process per verb, like a user or a script would) -----------
+hcs=$build/hcs
+cli_n=$(( n < 30 ? n : 30 ))
+inhost "$hcs" --root "$tmp/cli" network create --name bench --subnet 10.96.0.0/24 >/dev/null || true
+inhost bash -c '
+  hcs=$1 root=$2 n=$3
+  for ((i = 0; i < n; i++)); do
+    t0=$EPOCHREALTIME
+    "$hcs" --root "$root" compartment create --id b >/dev/null
+    "$hcs" --root "$root" endpoint create --name b --network bench --namespace b >/dev/null
+    t1=$EPOCHREALTIME
+    "$hcs" --root "$root" endpoint rm b >/dev/null
+    "$hcs" --root "$root" compartment rm b >/dev/null
+    t2=$EPOCHREALTIME
+    echo "$t0 $t1 $t2"
+  done' _ "$hcs" "$tmp/cli" "$cli_n" >"$tmp/cli.times" || echo "(CLI timing failed)"
+inhost "$hcs" --root "$tmp/cli" network rm bench >/dev/null || true
+cli_total=$(awk '{printf "%.3f\n", ($3-$1)*1000}' "$tmp/cli.times" | median)
+
+printf '%-34s %10s %10s %10s\n' "endpoint set-up + tear-down (ms)" "set-up" "tear-down" "total"
+printf '%-34s %10s %10s %10s\n' "ip -batch (3 invocations)" "$ip_up" "$ip_down" "$ip_total"
+printf '%-34s %10s %10s %10s\n' "hcs library (libhcs)" "$lib_up" "$lib_down" "$lib_total"
+printf '%-34s %10s %10s %10s\n' "hcs CLI (4 invocations)" "" "" "$cli_total"
+awk -v h="$lib_total" -v p="$ip_total" 'BEGIN {printf "ratio hcs/ip (library, total): %.2fx (target <= 0.40x)\n", h/p}'
+awk -v h="$cli_total" -v p="$ip_total" 'BEGIN {printf "ratio hcs/ip (CLI, total):     %.2fx\n", h/p}'
+echo "medians of $n iterations (CLI: $cli_n)"
