@@ -10,6 +10,7 @@ static const struct {
 } subsystems[] = {
     {"json", hcs_lua_open_json},
     {"host", hcs_lua_open_host},
+    {"layer", hcs_lua_open_layer},
 };
 
 HCS_LUA_EXPORT int luaopen_hcs_core(lua_State *L) {

@@ -4,6 +4,7 @@
 
 #include "hcs/error.h"
 #include "hcs/host.h"
+#include "hcs/layer.h"
 #include "hcs/log.h"
 
 #endif

@@ -1,0 +1,315 @@
+/* hcs.core.layer: the layer store handle (userdata "hcs.layer.store") with
+ * the windowsfilter verbs as methods, and `open(root)`. */
+#include <string.h>
+
+#include "binding.h"
+
+#define STORE_MT "hcs.layer.store"
+
+typedef struct {
+  hcs_layer_store_t *s;
+} store_ud;
+
+static hcs_layer_store_t *check_store(lua_State *L) {
+  store_ud *u = luaL_checkudata(L, 1, STORE_MT);
+  if (u->s == NULL) luaL_error(L, "attempt to use a closed layer store");
+  return u->s;
+}
+
+static int l_open(lua_State *L) {
+  const char *root = luaL_optstring(L, 1, NULL);
+  store_ud *u = lua_newuserdatauv(L, sizeof *u, 0); /* closed until opened */
+  u->s = NULL;
+  luaL_setmetatable(L, STORE_MT);
+  hcs_error_t err = NULL;
+  u->s = hcs_layer_store_open(root, &err);
+  if (u->s == NULL) return hcs_lua_fail(L, &err);
+  return 1;
+}
+
+static int l_close(lua_State *L) {
+  store_ud *u = luaL_checkudata(L, 1, STORE_MT);
+  if (u->s) hcs_layer_store_close(u->s);
+  u->s = NULL;
+  return 0;
+}
+
+static int l_tostring(lua_State *L) {
+  store_ud *u = luaL_checkudata(L, 1, STORE_MT);
+  if (u->s)
+    lua_pushfstring(L, "hcs.layer.store (%s)", hcs_layer_store_path(u->s));
+  else
+    lua_pushliteral(L, "hcs.layer.store (closed)");
+  return 1;
+}
+
+/* A NULL-terminated id list from a Lua sequence (or a single string);
+ * stored in a userdata-free buffer on the Lua stack's memory via
+ * lua_newuserdatauv so a raise frees it. */
+static const char **check_ids(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) return NULL;
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    const char **v = lua_newuserdatauv(L, 2 * sizeof *v, 0);
+    v[0] = lua_tostring(L, idx);
+    v[1] = NULL;
+    return v;
+  }
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_Integer n = luaL_len(L, idx);
+  const char **v = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *v, 0);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_geti(L, idx, i);
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "bad parent #%d: expected a layer id string", (int)i);
+    v[i - 1] = lua_tostring(L, -1); /* kept alive by the table */
+    lua_pop(L, 1);
+  }
+  v[n] = NULL;
+  return v;
+}
+
+struct progress_ctx {
+  lua_State *L;
+  int fn; /* stack index of the callback, 0 if none */
+};
+
+static void progress_cb(uint64_t done, uint64_t total, void *data) {
+  struct progress_ctx *c = data;
+  lua_State *L = c->L;
+  lua_pushvalue(L, c->fn);
+  lua_pushinteger(L, (lua_Integer)done);
+  lua_pushinteger(L, (lua_Integer)total);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1); /* a progress display must not break the import */
+}
+
+static const char *opt_string(lua_State *L, int t, const char *key) {
+  if (lua_type(L, t) != LUA_TTABLE) return NULL;
+  lua_getfield(L, t, key);
+  const char *s = lua_isnil(L, -1) ? NULL : lua_tostring(L, -1);
+  if (!lua_isnil(L, -1) && s == NULL) luaL_error(L, "option '%s': expected a string", key);
+  lua_pop(L, 1); /* strings stay alive through the options table */
+  return s;
+}
+
+/* store:import(path, {id=, parents=, expect_diff_id=, progress=fn}) -> inspect table */
+static int l_import(lua_State *L) {
+  hcs_layer_store_t *s = check_store(L);
+  const char *path = luaL_checkstring(L, 2);
+  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  hcs_layer_import_opts_t o;
+  memset(&o, 0, sizeof o);
+  o.id = opt_string(L, 3, "id");
+  o.expect_diff_id = opt_string(L, 3, "expect_diff_id");
+  struct progress_ctx pc = {L, 0};
+  if (lua_istable(L, 3)) {
+    lua_getfield(L, 3, "parents"); /* index 4 */
+    o.parents = check_ids(L, 4);   /* index 5 if any */
+    lua_getfield(L, 3, "progress");
+    if (!lua_isnil(L, -1)) {
+      luaL_checktype(L, -1, LUA_TFUNCTION);
+      pc.fn = lua_gettop(L);
+      o.progress = progress_cb;
+      o.progress_data = &pc;
+    }
+  }
+  hcs_error_t err = NULL;
+  char *id = strcmp(path, "-") == 0 ? hcs_layer_import(s, 0, &o, &err) : hcs_layer_import_file(s, path, &o, &err);
+  if (id == NULL) return hcs_lua_fail(L, &err);
+  char *doc = hcs_layer_inspect(s, id, &err);
+  free(id);
+  if (doc == NULL) return hcs_lua_fail(L, &err);
+  hcs_lua_push_json_string(L, doc);
+  return 1;
+}
+
+/* store:export(id, path, {compression=, level=, mtime=, threads=, progress=fn}) -> result table */
+static int l_export(lua_State *L) {
+  hcs_layer_store_t *s = check_store(L);
+  const char *id = luaL_checkstring(L, 2);
+  const char *path = luaL_checkstring(L, 3);
+  if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
+  lua_settop(L, 4);
+  hcs_layer_export_opts_t o;
+  memset(&o, 0, sizeof o);
+  o.compression = HCS_LAYER_COMPRESSION_GZIP;
+  struct progress_ctx pc = {L, 0};
+  if (lua_istable(L, 4)) {
+    const char *c = opt_string(L, 4, "compression");
+    if (c) {
+      int v = hcs_layer_compression_from_string(c);
+      if (v < 0) return luaL_error(L, "option 'compression': expected none, gzip or zstd, got '%s'", c);
+      o.compression = (hcs_layer_compression_t)v;
+    }
+    lua_getfield(L, 4, "level");
+    o.level = (int)luaL_optinteger(L, -1, 0);
+    lua_getfield(L, 4, "threads");
+    o.threads = (int)luaL_optinteger(L, -1, 0);
+    lua_getfield(L, 4, "mtime");
+    if (!lua_isnil(L, -1)) {
+      o.fixed_mtime = true;
+      o.mtime = (int64_t)luaL_checkinteger(L, -1);
+    }
+    lua_pop(L, 3);
+    lua_getfield(L, 4, "progress");
+    if (!lua_isnil(L, -1)) {
+      luaL_checktype(L, -1, LUA_TFUNCTION);
+      pc.fn = lua_gettop(L);
+      o.progress = progress_cb;
+      o.progress_data = &pc;
+    }
+  }
+  hcs_error_t err = NULL;
+  hcs_layer_export_result_t r;
+  int rc = strcmp(path, "-") == 0 ? hcs_layer_export(s, id, 1, &o, &r, &err)
+                                  : hcs_layer_export_file(s, id, path, &o, &r, &err);
+  if (rc < 0) return hcs_lua_fail(L, &err);
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, r.diff_id);
+  lua_setfield(L, -2, "DiffID");
+  lua_pushstring(L, r.digest);
+  lua_setfield(L, -2, "Digest");
+  lua_pushinteger(L, (lua_Integer)r.size);
+  lua_setfield(L, -2, "Size");
+  lua_pushinteger(L, (lua_Integer)r.uncompressed_size);
+  lua_setfield(L, -2, "UncompressedSize");
+  lua_pushstring(L, hcs_layer_compression_name(o.compression));
+  lua_setfield(L, -2, "Compression");
+  return 1;
+}
+
+static int l_create_scratch(lua_State *L) {
+  hcs_layer_store_t *s = check_store(L);
+  const char *id = luaL_checkstring(L, 2);
+  lua_settop(L, 3);
+  const char **parents = check_ids(L, 3);
+  hcs_error_t err = NULL;
+  if (hcs_layer_create_scratch(s, id, parents, &err) < 0) return hcs_lua_fail(L, &err);
+  char *doc = hcs_layer_inspect(s, id, &err);
+  if (doc == NULL) return hcs_lua_fail(L, &err);
+  hcs_lua_push_json_string(L, doc);
+  return 1;
+}
+
+static int l_activate(lua_State *L) {
+  hcs_layer_store_t *s = check_store(L);
+  const char *id = luaL_checkstring(L, 2);
+  const char *mp = luaL_optstring(L, 3, NULL);
+  hcs_error_t err = NULL;
+  if (hcs_layer_activate(s, id, mp, &err) < 0) return hcs_lua_fail(L, &err);
+  char *path = hcs_layer_get_mount_path(s, id, &err);
+  if (path == NULL) return hcs_lua_fail(L, &err);
+  lua_pushstring(L, path);
+  free(path);
+  return 1;
+}
+
+static int l_mount_path(lua_State *L) {
+  hcs_layer_store_t *s = check_store(L);
+  hcs_error_t err = NULL;
+  char *path = hcs_layer_get_mount_path(s, luaL_checkstring(L, 2), &err);
+  if (path == NULL) return hcs_lua_fail(L, &err);
+  lua_pushstring(L, path);
+  free(path);
+  return 1;
+}
+
+static int l_prepare(lua_State *L) {
+  hcs_layer_store_t *s = check_store(L);
+  const char *id = luaL_checkstring(L, 2);
+  char *mapped = NULL;
+  if (!lua_isnoneornil(L, 3)) {
+    json_t *j = hcs_lua_check_json(L, 3);
+    mapped = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(j);
+  }
+  hcs_error_t err = NULL;
+  int rc = hcs_layer_prepare(s, id, mapped, &err);
+  free(mapped);
+  if (rc < 0) return hcs_lua_fail(L, &err);
+  return hcs_lua_ok(L);
+}
+
+#define SIMPLE(name, call)                                                                                             \
+  static int name(lua_State *L) {                                                                                      \
+    hcs_layer_store_t *s = check_store(L);                                                                             \
+    const char *id = luaL_checkstring(L, 2);                                                                           \
+    hcs_error_t err = NULL;                                                                                            \
+    if (call < 0) return hcs_lua_fail(L, &err);                                                                        \
+    return hcs_lua_ok(L);                                                                                              \
+  }
+SIMPLE(l_deactivate, hcs_layer_deactivate(s, id, &err))
+SIMPLE(l_unprepare, hcs_layer_unprepare(s, id, &err))
+SIMPLE(l_destroy, hcs_layer_destroy(s, id, lua_toboolean(L, 3), &err))
+
+static int l_exists(lua_State *L) {
+  hcs_layer_store_t *s = check_store(L);
+  hcs_error_t err = NULL;
+  int r = hcs_layer_exists(s, luaL_checkstring(L, 2), &err);
+  if (r < 0) return hcs_lua_fail(L, &err);
+  lua_pushboolean(L, r);
+  return 1;
+}
+
+static int l_inspect(lua_State *L) {
+  hcs_layer_store_t *s = check_store(L);
+  hcs_error_t err = NULL;
+  char *doc = hcs_layer_inspect(s, luaL_checkstring(L, 2), &err);
+  if (doc == NULL) return hcs_lua_fail(L, &err);
+  hcs_lua_push_json_string(L, doc);
+  return 1;
+}
+
+static int l_list(lua_State *L) {
+  hcs_layer_store_t *s = check_store(L);
+  hcs_error_t err = NULL;
+  char *doc = hcs_layer_list(s, &err);
+  if (doc == NULL) return hcs_lua_fail(L, &err);
+  hcs_lua_push_json_string(L, doc);
+  return 1;
+}
+
+static int refcount(lua_State *L, int (*fn)(hcs_layer_store_t *, const char *, hcs_error_t *)) {
+  hcs_layer_store_t *s = check_store(L);
+  hcs_error_t err = NULL;
+  int n = fn(s, luaL_checkstring(L, 2), &err);
+  if (n < 0) return hcs_lua_fail(L, &err);
+  lua_pushinteger(L, n);
+  return 1;
+}
+static int l_acquire(lua_State *L) { return refcount(L, hcs_layer_acquire); }
+static int l_release(lua_State *L) { return refcount(L, hcs_layer_release); }
+
+static int l_path(lua_State *L) {
+  lua_pushstring(L, hcs_layer_store_path(check_store(L)));
+  return 1;
+}
+
+int hcs_lua_open_layer(lua_State *L) {
+  static const luaL_Reg funcs[] = {{"open", l_open}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"import", l_import},
+                                     {"export", l_export},
+                                     {"create_scratch", l_create_scratch},
+                                     {"activate", l_activate},
+                                     {"deactivate", l_deactivate},
+                                     {"mount_path", l_mount_path},
+                                     {"prepare", l_prepare},
+                                     {"unprepare", l_unprepare},
+                                     {"destroy", l_destroy},
+                                     {"exists", l_exists},
+                                     {"inspect", l_inspect},
+                                     {"list", l_list},
+                                     {"acquire", l_acquire},
+                                     {"release", l_release},
+                                     {"path", l_path},
+                                     {"close", l_close},
+                                     {NULL, NULL}};
+  static const luaL_Reg meta[] = {{"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};
+  if (luaL_newmetatable(L, STORE_MT)) {
+    luaL_setfuncs(L, meta, 0);
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  luaL_newlib(L, funcs);
+  return 1;
+}

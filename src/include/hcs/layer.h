@@ -1,0 +1,147 @@
+/* Layers: the windowsfilter primitives (ImportLayer, ExportLayer,
+ * CreateScratchLayer, ActivateLayer, PrepareLayer, GetLayerMountPath,
+ * UnprepareLayer, DeactivateLayer, DestroyLayer, LayerExists) on overlayfs.
+ *
+ * A store lives under `<root>/layers`.  Each layer is a directory `<id>/`
+ * holding `diff/` (the content in overlay format: whiteouts are 0/0 character
+ * devices, opaque directories carry `trusted.overlay.opaque=y`),
+ * `layerchain.json` (the parent layer paths, nearest first, as windowsfilter
+ * writes it) and `layer.json` (metadata, see hcs_layer_inspect).  A scratch
+ * layer also has `work/` (its `diff/` is the overlay upper directory).
+ *
+ * Ids: given by the caller (validated as file names), or, for an import
+ * with id == NULL, the hex of the OCI ChainID of the new layer (sha256 of
+ * "<parent chain id> <diff id>", or the diff id for a base layer), so the
+ * same content on the same parents always gets the same id.
+ *
+ * Parents are given as ids, nearest first: either the nearest parent alone
+ * (its own chain is appended) or the full chain (checked against the
+ * parent's layerchain).
+ *
+ * Every call is safe against concurrent hcs processes (flock on the store).
+ * See docs/layers.md. */
+#ifndef HCS_LAYER_H
+#define HCS_LAYER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hcs/error.h"
+#include "hcs/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct hcs_layer_store_s hcs_layer_store_t;
+
+/* Called with the bytes processed so far and the expected total (0 when
+ * unknown).  Import counts input (compressed) bytes; export counts file
+ * bytes.  Called at most every few MiB, always from the calling thread. */
+typedef void (*hcs_layer_progress_fn)(uint64_t done, uint64_t total, void *userdata);
+
+typedef enum {
+  HCS_LAYER_COMPRESSION_NONE = 0,
+  HCS_LAYER_COMPRESSION_GZIP = 1,
+  HCS_LAYER_COMPRESSION_ZSTD = 2,
+} hcs_layer_compression_t;
+
+/* Open (creating if needed) the store under `<root>/layers`; root NULL means
+ * $HCS_ROOT or /var/lib/hcs.  Leftovers of killed imports are removed. */
+HCS_EXPORT hcs_layer_store_t *hcs_layer_store_open(const char *root, hcs_error_t *err);
+HCS_EXPORT void hcs_layer_store_close(hcs_layer_store_t *store);
+/* `<root>/layers` */
+HCS_EXPORT const char *hcs_layer_store_path(hcs_layer_store_t *store);
+
+typedef struct {
+  const char *id;             /* NULL: derived (chain id hex) */
+  const char *const *parents; /* NULL-terminated parent ids, nearest first; NULL for a base layer */
+  const char *expect_diff_id; /* "sha256:..." to verify, or NULL */
+  hcs_layer_progress_fn progress;
+  void *progress_data;
+} hcs_layer_import_opts_t;
+
+/* Import an OCI layer tar (plain, gzip or zstd, detected from the content)
+ * read from fd / path.  OCI whiteouts become overlay whiteouts.  Atomic: the
+ * layer appears complete or not at all.  Returns the layer id (malloc'd). */
+HCS_EXPORT char *hcs_layer_import(hcs_layer_store_t *store, int fd, const hcs_layer_import_opts_t *opts,
+                                  hcs_error_t *err);
+HCS_EXPORT char *hcs_layer_import_file(hcs_layer_store_t *store, const char *path, const hcs_layer_import_opts_t *opts,
+                                       hcs_error_t *err);
+
+typedef struct {
+  hcs_layer_compression_t compression;
+  int level;        /* 0: default (gzip 1, zstd 3) */
+  bool fixed_mtime; /* every entry gets `mtime` (reproducible across trees) */
+  int64_t mtime;
+  int threads; /* compression threads; 0: one per CPU */
+  hcs_layer_progress_fn progress;
+  void *progress_data;
+} hcs_layer_export_opts_t;
+
+typedef struct {
+  char diff_id[72];           /* "sha256:<hex>" of the uncompressed tar */
+  char digest[72];            /* "sha256:<hex>" of the bytes written */
+  uint64_t size;              /* bytes written */
+  uint64_t uncompressed_size; /* bytes of the tar stream */
+} hcs_layer_export_result_t;
+
+/* Export a read-only or scratch layer as an OCI layer tar (entries sorted,
+ * whiteouts in OCI form).  The same tree gives the same bytes. */
+HCS_EXPORT int hcs_layer_export(hcs_layer_store_t *store, const char *id, int fd, const hcs_layer_export_opts_t *opts,
+                                hcs_layer_export_result_t *result, hcs_error_t *err);
+/* Same, to a file written atomically (temp + fsync + rename). */
+HCS_EXPORT int hcs_layer_export_file(hcs_layer_store_t *store, const char *id, const char *path,
+                                     const hcs_layer_export_opts_t *opts, hcs_layer_export_result_t *result,
+                                     hcs_error_t *err);
+
+/* A scratch layer (writable upper + work dirs) over the given parents. */
+HCS_EXPORT int hcs_layer_create_scratch(hcs_layer_store_t *store, const char *id, const char *const *parents,
+                                        hcs_error_t *err);
+
+/* Mount the overlay of the layer and its chain at mount_path (NULL:
+ * `<store>/<id>/mount`).  Scratch layers mount read-write, read-only layers
+ * read-only.  Chains of hundreds of layers work (fsconfig lowerdir+). */
+HCS_EXPORT int hcs_layer_activate(hcs_layer_store_t *store, const char *id, const char *mount_path, hcs_error_t *err);
+/* Unmount; deactivating an inactive layer is not an error. */
+HCS_EXPORT int hcs_layer_deactivate(hcs_layer_store_t *store, const char *id, hcs_error_t *err);
+/* Where the layer is mounted (malloc'd); an error when not activated. */
+HCS_EXPORT char *hcs_layer_get_mount_path(hcs_layer_store_t *store, const char *id, hcs_error_t *err);
+
+/* Make the activated rootfs ready for a container: create the mount-point
+ * skeleton (proc, sys, dev, dev/pts, dev/shm, dev/mqueue, tmp, run, etc) and
+ * one directory per mapped directory.  mapped_json is NULL or a JSON array of
+ * schema2 MappedDirectory objects {HostPath, ContainerPath, ReadOnly}; each is
+ * validated (absolute paths, host path exists, no `..`).  The mounts
+ * themselves are done by the compute subsystem inside the container's mount
+ * namespace, so nothing leaks into the host. */
+HCS_EXPORT int hcs_layer_prepare(hcs_layer_store_t *store, const char *id, const char *mapped_json, hcs_error_t *err);
+HCS_EXPORT int hcs_layer_unprepare(hcs_layer_store_t *store, const char *id, hcs_error_t *err);
+
+/* Remove a layer.  Refused while it has references, is activated, or is a
+ * parent of another layer.  force: deactivate first and ignore references
+ * (never removes a layer other layers depend on). */
+HCS_EXPORT int hcs_layer_destroy(hcs_layer_store_t *store, const char *id, bool force, hcs_error_t *err);
+
+/* 1 if the layer exists, 0 if not, -1 on error (e.g. an invalid id). */
+HCS_EXPORT int hcs_layer_exists(hcs_layer_store_t *store, const char *id, hcs_error_t *err);
+
+/* JSON object: Id, Kind ("layer"|"scratch"), Parents (ids, nearest first),
+ * LayerChain (paths), Path, DiffID, Digest, Size, CompressedSize,
+ * Compression, Created, RefCount, Active, MountPath, Prepared. malloc'd. */
+HCS_EXPORT char *hcs_layer_inspect(hcs_layer_store_t *store, const char *id, hcs_error_t *err);
+/* JSON array of the inspect objects, sorted by id.  malloc'd. */
+HCS_EXPORT char *hcs_layer_list(hcs_layer_store_t *store, hcs_error_t *err);
+
+/* Reference counting for images and containers; returns the new count. */
+HCS_EXPORT int hcs_layer_acquire(hcs_layer_store_t *store, const char *id, hcs_error_t *err);
+HCS_EXPORT int hcs_layer_release(hcs_layer_store_t *store, const char *id, hcs_error_t *err);
+
+HCS_EXPORT const char *hcs_layer_compression_name(hcs_layer_compression_t c);
+/* "none"/"gzip"/"zstd" -> value; -1 if unknown. */
+HCS_EXPORT int hcs_layer_compression_from_string(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

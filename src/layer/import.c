@@ -1,0 +1,470 @@
+/* ImportLayer: an OCI layer tar (plain/gzip/zstd) -> a layer directory in
+ * overlay format.  libarchive parses the tar; every file is created by hand
+ * relative to directory fds resolved with openat2 beneath the layer root (no
+ * archive_write_disk: its per-file overhead and path handling are not what we
+ * want), so nothing in the archive can reach outside the layer.  Extraction
+ * goes to a locked temp dir inside the store and is renamed into place only
+ * when complete. */
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+
+#include "layer/internal.h"
+#include "layer/path.h"
+
+struct dirtime {
+  char *path;
+  struct timespec ts[2];
+};
+
+struct extract {
+  int rootfd;
+  char *cache_path; /* parent dir resolved last, and its O_PATH fd */
+  int cache_fd;
+  struct dirtime *dirs;
+  size_t ndirs, capdirs;
+  struct layer_reader *reader;
+  hcs_layer_progress_fn progress;
+  void *progress_data;
+  uint64_t total, last_progress;
+  struct archive *ar;
+  const char *entry;
+};
+
+static void cache_drop(struct extract *x) {
+  if (x->cache_fd >= 0) close(x->cache_fd);
+  x->cache_fd = -1;
+  free(x->cache_path);
+  x->cache_path = NULL;
+}
+
+static int eerr(struct extract *x, hcs_error_t *err, int e, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int eerr(struct extract *x, hcs_error_t *err, int e, const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  return hcs_error_make(err, e, "entry `%s`: %s", x->entry, buf);
+}
+
+static int resolve_err(struct extract *x, const char *what, hcs_error_t *err) {
+  if (errno == EXDEV) return eerr(x, err, 0, "%s `%s` escapes the layer (through `..` or a symlink)", "path", what);
+  if (errno == ELOOP) return eerr(x, err, 0, "too many symlinks resolving `%s`", what);
+  if (errno == ENOTDIR) return eerr(x, err, 0, "`%s` is not a directory", what);
+  return eerr(x, err, errno, "resolve `%s`", what);
+}
+
+/* O_PATH fd of the parent directory (owned by the cache: do not close). */
+static int parent_fd(struct extract *x, const char *parent, hcs_error_t *err) {
+  if (x->cache_path && strcmp(x->cache_path, parent) == 0) return x->cache_fd;
+  cache_drop(x);
+  int fd = layer_resolve_dir(x->rootfd, parent, true, O_PATH);
+  if (fd < 0) return resolve_err(x, parent[0] ? parent : ".", err);
+  x->cache_fd = fd;
+  x->cache_path = hcs_xstrdup(parent);
+  return fd;
+}
+
+/* Make room for a new entry `name`: remove what is there unless both are
+ * directories.  Returns 1 if an existing directory is kept. */
+static int make_room(struct extract *x, int pfd, const char *name, bool want_dir, hcs_error_t *err) {
+  struct stat st;
+  if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+    if (errno == ENOENT) return 0;
+    return eerr(x, err, errno, "stat");
+  }
+  if (S_ISDIR(st.st_mode)) {
+    if (want_dir) return 1;
+    cache_drop(x);
+    if (hcs_rm_rf_at(pfd, name, err) < 0) return hcs_error_wrap(err, "entry `%s`: replace directory", x->entry);
+    return 0;
+  }
+  if (unlinkat(pfd, name, 0) < 0) return eerr(x, err, errno, "replace existing entry");
+  return 0;
+}
+
+static int set_xattrs(struct extract *x, struct archive_entry *e, int fd, hcs_error_t *err) {
+  const char *name;
+  const void *value;
+  size_t size;
+  if (archive_entry_xattr_reset(e) == 0) return 0;
+  while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+    /* overlay's own attributes come only from whiteout entries */
+    if (strncmp(name, OVL_XATTR_PREFIX, strlen(OVL_XATTR_PREFIX)) == 0) continue;
+    if (fsetxattr(fd, name, value, size, 0) < 0) return eerr(x, err, errno, "set xattr `%s`", name);
+  }
+  return 0;
+}
+
+static void entry_times(struct archive_entry *e, struct timespec ts[2]) {
+  ts[1].tv_sec = archive_entry_mtime(e);
+  ts[1].tv_nsec = archive_entry_mtime_nsec(e);
+  if (archive_entry_atime_is_set(e)) {
+    ts[0].tv_sec = archive_entry_atime(e);
+    ts[0].tv_nsec = archive_entry_atime_nsec(e);
+  } else {
+    ts[0] = ts[1];
+  }
+}
+
+static void report_progress(struct extract *x, bool force) {
+  if (x->progress == NULL) return;
+  uint64_t done = layer_reader_raw_bytes(x->reader);
+  if (!force && done - x->last_progress < (4u << 20)) return;
+  x->last_progress = done;
+  x->progress(done, x->total, x->progress_data);
+}
+
+static int copy_data(struct extract *x, int fd, hcs_error_t *err) {
+  const void *buf;
+  size_t size;
+  la_int64_t offset, pos = 0;
+  int r;
+  while ((r = archive_read_data_block(x->ar, &buf, &size, &offset)) == ARCHIVE_OK) {
+    if (offset != pos && lseek(fd, offset, SEEK_SET) < 0) return eerr(x, err, errno, "seek");
+    const char *p = buf;
+    size_t left = size;
+    while (left > 0) {
+      ssize_t w = write(fd, p, left);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return eerr(x, err, errno, "write");
+      p += w;
+      left -= (size_t)w;
+    }
+    pos = offset + (la_int64_t)size;
+    report_progress(x, false);
+  }
+  if (r != ARCHIVE_EOF)
+    return eerr(x, err, archive_errno(x->ar) > 0 ? archive_errno(x->ar) : 0, "read data: %s",
+                archive_error_string(x->ar));
+  return 0;
+}
+
+static int meta_fd(struct extract *x, struct archive_entry *e, int fd, hcs_error_t *err) {
+  if (fchown(fd, archive_entry_uid(e), archive_entry_gid(e)) < 0) return eerr(x, err, errno, "chown");
+  /* after chown, which clears set-id bits */
+  if (fchmod(fd, archive_entry_perm(e)) < 0) return eerr(x, err, errno, "chmod");
+  return set_xattrs(x, e, fd, err);
+}
+
+static int do_whiteout(struct extract *x, int pfd, const char *parent, const char *base, hcs_error_t *err) {
+  if (strcmp(base, WH_OPAQUE) == 0) {
+    cleanup_close int dfd = layer_resolve_dir(x->rootfd, parent, true, O_RDONLY);
+    if (dfd < 0) return resolve_err(x, parent[0] ? parent : ".", err);
+    if (fsetxattr(dfd, OVL_OPAQUE_XATTR, "y", 1, 0) < 0) return eerr(x, err, errno, "set opaque xattr");
+    return 0;
+  }
+  if (strncmp(base, WH_PREFIX WH_PREFIX, 8) == 0) return 0; /* aufs metadata (.wh..wh.plnk etc): ignored */
+  const char *name = base + strlen(WH_PREFIX);
+  if (*name == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+    return eerr(x, err, 0, "invalid whiteout name");
+  if (make_room(x, pfd, name, false, err) < 0) return -1;
+  if (mknodat(pfd, name, S_IFCHR, makedev(0, 0)) < 0) return eerr(x, err, errno, "create whiteout for `%s`", name);
+  return 0;
+}
+
+static int do_entry(struct extract *x, struct archive_entry *e, hcs_error_t *err) {
+  cleanup_free char *path = NULL;
+  if (layer_clean_path(archive_entry_pathname(e), &path) < 0)
+    return eerr(x, err, 0, "path escapes the layer (absolute or `..`)");
+  mode_t type = archive_entry_filetype(e);
+  const char *hardlink = archive_entry_hardlink(e);
+  struct timespec ts[2];
+  entry_times(e, ts);
+
+  if (path[0] == '\0') { /* the layer root itself */
+    if (type != AE_IFDIR) return eerr(x, err, 0, "the root of the layer must be a directory");
+    cleanup_close int fd = layer_openat2(x->rootfd, ".", O_RDONLY | O_DIRECTORY, LAYER_RESOLVE);
+    if (fd < 0 || meta_fd(x, e, fd, err) < 0) return fd < 0 ? eerr(x, err, errno, "open root") : -1;
+    goto record_dir;
+  }
+  {
+    const char *parent, *base;
+    layer_split_path(path, &parent, &base);
+    int pfd = parent_fd(x, parent, err);
+    if (pfd < 0) return -1;
+    if (strncmp(base, WH_PREFIX, strlen(WH_PREFIX)) == 0) return do_whiteout(x, pfd, parent, base, err);
+
+    if (hardlink) {
+      cleanup_free char *target = NULL;
+      if (layer_clean_path(hardlink, &target) < 0 || target[0] == '\0')
+        return eerr(x, err, 0, "hardlink target `%s` escapes the layer", hardlink);
+      const char *tparent, *tbase;
+      layer_split_path(target, &tparent, &tbase);
+      cleanup_close int tpfd = layer_resolve_dir(x->rootfd, tparent, false, O_PATH);
+      if (tpfd < 0) {
+        if (errno == EXDEV) return eerr(x, err, 0, "hardlink target `%s` escapes the layer", hardlink);
+        return eerr(x, err, errno, "hardlink target `%s`", hardlink);
+      }
+      struct stat st;
+      if (fstatat(tpfd, tbase, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return eerr(x, err, errno, "hardlink target `%s`", hardlink);
+      if (S_ISDIR(st.st_mode)) return eerr(x, err, 0, "hardlink target `%s` is a directory", hardlink);
+      if (make_room(x, pfd, base, false, err) < 0) return -1;
+      if (linkat(tpfd, tbase, pfd, base, 0) < 0) return eerr(x, err, errno, "link to `%s`", hardlink);
+      return 0;
+    }
+
+    switch (type) {
+    case AE_IFDIR: {
+      int kept = make_room(x, pfd, base, true, err);
+      if (kept < 0) return -1;
+      if (!kept && mkdirat(pfd, base, 0700) < 0) return eerr(x, err, errno, "mkdir");
+      cleanup_close int fd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) return eerr(x, err, errno, "open directory");
+      if (meta_fd(x, e, fd, err) < 0) return -1;
+      break;
+    }
+    case AE_IFREG: {
+      if (make_room(x, pfd, base, false, err) < 0) return -1;
+      cleanup_close int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+      if (fd < 0) return eerr(x, err, errno, "create");
+      if (copy_data(x, fd, err) < 0) return -1;
+      if (archive_entry_size_is_set(e) && ftruncate(fd, archive_entry_size(e)) < 0)
+        return eerr(x, err, errno, "truncate");
+      if (meta_fd(x, e, fd, err) < 0) return -1;
+      if (futimens(fd, ts) < 0) return eerr(x, err, errno, "set times");
+      return 0;
+    }
+    case AE_IFLNK: {
+      const char *target = archive_entry_symlink(e);
+      if (target == NULL) return eerr(x, err, 0, "symlink without target");
+      if (make_room(x, pfd, base, false, err) < 0) return -1;
+      if (symlinkat(target, pfd, base) < 0) return eerr(x, err, errno, "symlink");
+      if (fchownat(pfd, base, archive_entry_uid(e), archive_entry_gid(e), AT_SYMLINK_NOFOLLOW) < 0)
+        return eerr(x, err, errno, "chown");
+      if (utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW) < 0) return eerr(x, err, errno, "set times");
+      return 0;
+    }
+    case AE_IFCHR:
+    case AE_IFBLK:
+    case AE_IFIFO: {
+      if (make_room(x, pfd, base, false, err) < 0) return -1;
+      dev_t dev = type == AE_IFIFO ? 0 : archive_entry_rdev(e);
+      if (mknodat(pfd, base, type | 0600, dev) < 0) return eerr(x, err, errno, "mknod");
+      if (fchownat(pfd, base, archive_entry_uid(e), archive_entry_gid(e), AT_SYMLINK_NOFOLLOW) < 0)
+        return eerr(x, err, errno, "chown");
+      if (fchmodat(pfd, base, archive_entry_perm(e), 0) < 0) return eerr(x, err, errno, "chmod");
+      if (utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW) < 0) return eerr(x, err, errno, "set times");
+      return 0;
+    }
+    case AE_IFSOCK: return 0; /* sockets are not content */
+    default: return eerr(x, err, 0, "unsupported entry type %o", (unsigned)type);
+    }
+  }
+record_dir:
+  /* directory times are set at the end: creating children changes them */
+  if (x->ndirs == x->capdirs) {
+    x->capdirs = x->capdirs ? 2 * x->capdirs : 256;
+    x->dirs = hcs_xrealloc(x->dirs, x->capdirs * sizeof *x->dirs);
+  }
+  cleanup_free char *full = NULL;
+  if (layer_clean_path(archive_entry_pathname(e), &full) < 0) abort();
+  x->dirs[x->ndirs].path = steal_ptr(full);
+  memcpy(x->dirs[x->ndirs].ts, ts, sizeof ts);
+  x->ndirs++;
+  return 0;
+}
+
+static int apply_dir_times(struct extract *x, hcs_error_t *err) {
+  for (size_t i = x->ndirs; i-- > 0;) {
+    cleanup_close int fd = layer_resolve_dir(x->rootfd, x->dirs[i].path, false, O_RDONLY);
+    if (fd < 0) continue; /* removed by a later entry */
+    if (futimens(fd, x->dirs[i].ts) < 0) return hcs_error_make(err, errno, "set times of `%s`", x->dirs[i].path);
+  }
+  return 0;
+}
+
+static la_ssize_t read_cb(struct archive *a, void *data, const void **buf) {
+  struct extract *x = data;
+  ssize_t n = layer_reader_next(x->reader, buf);
+  if (n < 0) {
+    archive_set_error(a, EIO, "layer stream failed");
+    return -1;
+  }
+  return n;
+}
+
+/* Extract the stream into rootfd. */
+static int extract(struct extract *x, hcs_error_t *err) {
+  struct archive *a = archive_read_new();
+  if (a == NULL) abort();
+  x->ar = a;
+  archive_read_support_format_tar(a);
+  int ret = -1;
+  if (archive_read_open(a, x, NULL, read_cb, NULL) != ARCHIVE_OK) {
+    hcs_error_make(err, 0, "read archive: %s", archive_error_string(a));
+    goto out;
+  }
+  for (;;) {
+    struct archive_entry *e;
+    int r = archive_read_next_header(a, &e);
+    if (r == ARCHIVE_EOF) break;
+    if (r == ARCHIVE_WARN) hcs_debug("import: %s", archive_error_string(a));
+    if (r < ARCHIVE_WARN) {
+      if (x->entry)
+        hcs_error_make(err, 0, "read archive after entry `%s`: %s", x->entry, archive_error_string(a));
+      else
+        hcs_error_make(err, 0, "read archive: %s", archive_error_string(a));
+      goto out;
+    }
+    x->entry = archive_entry_pathname(e);
+    if (x->entry == NULL) {
+      hcs_error_make(err, 0, "read archive: entry without a name");
+      goto out;
+    }
+    if (do_entry(x, e, err) < 0) goto out;
+    report_progress(x, false);
+  }
+  x->entry = NULL;
+  ret = apply_dir_times(x, err);
+out:
+  x->entry = NULL;
+  archive_read_free(a);
+  x->ar = NULL;
+  return ret;
+}
+
+static char *chain_id(json_t *parent_meta, const char *diff_id) {
+  const char *pc = parent_meta ? json_string_value(json_object_get(parent_meta, "ChainID")) : NULL;
+  if (pc == NULL) return hcs_xstrdup(diff_id);
+  EVP_MD_CTX *md = layer_sha256_new();
+  EVP_DigestUpdate(md, pc, strlen(pc));
+  EVP_DigestUpdate(md, " ", 1);
+  EVP_DigestUpdate(md, diff_id, strlen(diff_id));
+  char out[72];
+  layer_sha256_final(md, out);
+  EVP_MD_CTX_free(md);
+  return hcs_xstrdup(out);
+}
+
+static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_opts_t *opts, hcs_error_t *err) {
+  hcs_layer_import_opts_t none;
+  memset(&none, 0, sizeof none);
+  if (opts == NULL) opts = &none;
+  if (opts->id && hcs_validate_id("layer id", opts->id, err) < 0) return NULL;
+  if (opts->id && hcs_layer_exists(s, opts->id, err) > 0) {
+    hcs_error_make(err, EEXIST, "layer `%s` already exists", opts->id);
+    return NULL;
+  }
+  cleanup_json json_t *chain = NULL;
+  cleanup_json json_t *pmeta = NULL;
+  {
+    cleanup_close int lk = layer_store_lock(s, true, err);
+    if (lk < 0) return NULL;
+    chain = layer_resolve_parents(s, opts->parents, err);
+    if (chain == NULL) {
+      return NULL;
+    }
+    if (json_array_size(chain) > 0) pmeta = layer_meta_load(s, json_string_value(json_array_get(chain, 0)), err);
+    if (json_array_size(chain) > 0 && pmeta == NULL) return NULL;
+  }
+  struct stat st;
+  uint64_t total = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+
+  struct layer_tmp t;
+  if (layer_tmp_make(s, "import", &t, err) < 0) return NULL;
+  char *result = NULL;
+  struct extract x;
+  memset(&x, 0, sizeof x);
+  x.cache_fd = -1;
+  x.rootfd = -1;
+  x.progress = opts->progress;
+  x.progress_data = opts->progress_data;
+  x.total = total;
+  cleanup_free char *diff = hcs_xasprintf("%s/diff", t.path);
+  char diff_id[72], digest[72];
+  uint64_t raw_bytes = 0, bytes = 0;
+  const char *compression = NULL;
+  if (mkdir(diff, 0755) < 0) {
+    hcs_error_make(err, errno, "mkdir `%s`", diff);
+    goto out;
+  }
+  x.rootfd = open(diff, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (x.rootfd < 0) {
+    hcs_error_make(err, errno, "open `%s`", diff);
+    goto out;
+  }
+  x.reader = layer_reader_start(fd, err);
+  if (x.reader == NULL) goto out;
+  if (extract(&x, err) < 0) {
+    /* a broken stream explains a tar error: report it instead */
+    hcs_error_t rerr = NULL;
+    if (layer_reader_error(x.reader, &rerr) < 0 && err) {
+      hcs_error_release(err);
+      *err = steal_ptr(rerr);
+    }
+    hcs_error_release(&rerr);
+    goto out;
+  }
+  if (layer_reader_finish(x.reader, diff_id, digest, &raw_bytes, &bytes, &compression, err) < 0) {
+    goto out;
+  }
+  report_progress(&x, true);
+  if (opts->expect_diff_id && strcmp(opts->expect_diff_id, diff_id) != 0) {
+    hcs_error_make(err, 0, "diff id mismatch: expected `%s`, got `%s`", opts->expect_diff_id, diff_id);
+    goto out;
+  }
+  {
+    cleanup_free char *cid = chain_id(pmeta, diff_id);
+    const char *id = opts->id ? opts->id : cid + 7;
+    cleanup_json json_t *m = json_object();
+    json_object_set_new(m, "Id", json_string(id));
+    json_object_set_new(m, "Kind", json_string("layer"));
+    json_object_set(m, "Parents", chain);
+    json_object_set_new(m, "ChainID", json_string(cid));
+    json_object_set_new(m, "DiffID", json_string(diff_id));
+    json_object_set_new(m, "Digest", json_string(digest));
+    json_object_set_new(m, "Size", json_integer((json_int_t)bytes));
+    json_object_set_new(m, "CompressedSize", json_integer((json_int_t)raw_bytes));
+    json_object_set_new(m, "Compression", json_string(compression));
+    cleanup_free char *now = hcs_now_rfc3339();
+    json_object_set_new(m, "Created", json_string(now));
+    json_object_set_new(m, "RefCount", json_integer(0));
+    cleanup_free char *metap = hcs_xasprintf("%s/" LAYER_META, t.path);
+    if (syncfs(x.rootfd) < 0) {
+      hcs_error_make(err, errno, "sync `%s`", diff);
+      goto out;
+    }
+    if (layer_write_chain(s, t.path, chain, err) < 0 || hcs_json_write_atomic(metap, m, err) < 0) goto out;
+    cleanup_close int lk = layer_store_lock(s, false, err);
+    if (lk < 0) goto out;
+    cleanup_json json_t *again = layer_resolve_parents(s, opts->parents, err);
+    if (again == NULL || layer_commit_dir(s, t.path, id, err) < 0) {
+      goto out;
+    }
+    result = hcs_xstrdup(id);
+  }
+out:
+  layer_reader_free(x.reader);
+  cache_drop(&x);
+  if (x.rootfd >= 0) close(x.rootfd);
+  for (size_t i = 0; i < x.ndirs; i++)
+    free(x.dirs[i].path);
+  free(x.dirs);
+  layer_tmp_done(&t);
+  return result;
+}
+
+char *hcs_layer_import(hcs_layer_store_t *s, int fd, const hcs_layer_import_opts_t *opts, hcs_error_t *err) {
+  char *id = import_impl(s, fd, opts, err);
+  if (id == NULL) hcs_error_wrap(err, "import layer");
+  return id;
+}
+
+char *hcs_layer_import_file(hcs_layer_store_t *s, const char *path, const hcs_layer_import_opts_t *opts,
+                            hcs_error_t *err) {
+  cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    hcs_error_make(err, errno, "import layer: open `%s`", path);
+    return NULL;
+  }
+  char *id = import_impl(s, fd, opts, err);
+  if (id == NULL) hcs_error_wrap(err, "import layer `%s`", path);
+  return id;
+}

@@ -1,0 +1,89 @@
+/* Internal interfaces of the layer subsystem: the store object, metadata,
+ * digests, the decompressing reader and the compressing writer. */
+#ifndef HCS_LAYER_INTERNAL_H
+#define HCS_LAYER_INTERNAL_H
+
+#include <openssl/evp.h>
+#include <stdint.h>
+
+#include "core/util.h"
+#include "hcs/layer.h"
+
+struct hcs_layer_store_s {
+  char *root; /* the hcs state root */
+  char *path; /* <root>/layers */
+  int dirfd;  /* open on path */
+};
+
+/* Names inside the store. */
+#define LAYER_LOCK ".lock"
+#define LAYER_TMP ".tmp"
+#define LAYER_EMPTY ".empty"
+#define LAYER_META "layer.json"
+#define LAYER_CHAIN "layerchain.json"
+
+/* The store-wide lock: shared for readers, exclusive for changes. */
+HCS_INTERNAL int layer_store_lock(hcs_layer_store_t *s, bool shared, hcs_error_t *err);
+
+/* Load `<id>/layer.json`; ENOENT gives "layer `id` not found". */
+HCS_INTERNAL json_t *layer_meta_load(hcs_layer_store_t *s, const char *id, hcs_error_t *err);
+HCS_INTERNAL int layer_meta_save(hcs_layer_store_t *s, const char *id, json_t *meta, hcs_error_t *err);
+HCS_INTERNAL char *layer_dir(hcs_layer_store_t *s, const char *id);
+
+/* Resolve the parent list (see layer.h) to the full chain of ids, nearest
+ * first: a JSON array of strings (new reference). */
+HCS_INTERNAL json_t *layer_resolve_parents(hcs_layer_store_t *s, const char *const *parents, hcs_error_t *err);
+/* Write layerchain.json and layer.json into dir (a layer directory not yet
+ * renamed into place) */
+HCS_INTERNAL int layer_write_chain(hcs_layer_store_t *s, const char *dir, json_t *chain, hcs_error_t *err);
+/* Rename a prepared temp directory to `<id>`; fails if the id exists. */
+HCS_INTERNAL int layer_commit_dir(hcs_layer_store_t *s, const char *tmpdir, const char *id, hcs_error_t *err);
+
+/* A temp dir under .tmp/ held by a lock so sweepers leave it alone. */
+struct layer_tmp {
+  char *path;
+  int lockfd;
+};
+HCS_INTERNAL int layer_tmp_make(hcs_layer_store_t *s, const char *what, struct layer_tmp *t, hcs_error_t *err);
+HCS_INTERNAL void layer_tmp_done(struct layer_tmp *t); /* removes what is left */
+
+/* Is path the root of a mount? */
+HCS_INTERNAL int layer_is_mountpoint(const char *path);
+
+/* --- digests ------------------------------------------------------------- */
+HCS_INTERNAL EVP_MD_CTX *layer_sha256_new(void);
+/* "sha256:<hex>" into out[72]; frees nothing. */
+HCS_INTERNAL void layer_sha256_final(EVP_MD_CTX *ctx, char out[72]);
+
+/* --- the decompressing reader (import) ----------------------------------- */
+struct layer_reader;
+/* Start a reader thread on fd: detects gzip/zstd/plain, hashes the raw and
+ * the decompressed bytes. */
+HCS_INTERNAL struct layer_reader *layer_reader_start(int fd, hcs_error_t *err);
+/* Next decompressed chunk (0 length at end); -1 on error. */
+HCS_INTERNAL ssize_t layer_reader_next(struct layer_reader *r, const void **buf);
+/* Drain to the end, join, fill digests; returns -1 and the error if the
+ * stream was bad. */
+HCS_INTERNAL int layer_reader_finish(struct layer_reader *r, char diff_id[72], char digest[72], uint64_t *raw_bytes,
+                                     uint64_t *bytes, const char **compression, hcs_error_t *err);
+/* -1 and the error if the stream already failed (no draining). */
+HCS_INTERNAL int layer_reader_error(struct layer_reader *r, hcs_error_t *err);
+HCS_INTERNAL uint64_t layer_reader_raw_bytes(struct layer_reader *r);
+HCS_INTERNAL void layer_reader_free(struct layer_reader *r);
+
+/* --- the compressing writer (export) ------------------------------------- */
+struct layer_writer;
+HCS_INTERNAL struct layer_writer *layer_writer_start(int fd, hcs_layer_compression_t c, int level, int threads,
+                                                     hcs_error_t *err);
+HCS_INTERNAL int layer_writer_write(struct layer_writer *w, const void *buf, size_t len);
+HCS_INTERNAL int layer_writer_finish(struct layer_writer *w, hcs_layer_export_result_t *res, hcs_error_t *err);
+HCS_INTERNAL void layer_writer_free(struct layer_writer *w);
+HCS_INTERNAL const char *layer_writer_error(struct layer_writer *w);
+
+/* --- whiteouts ----------------------------------------------------------- */
+#define WH_PREFIX ".wh."
+#define WH_OPAQUE ".wh..wh..opq"
+#define OVL_OPAQUE_XATTR "trusted.overlay.opaque"
+#define OVL_XATTR_PREFIX "trusted.overlay."
+
+#endif

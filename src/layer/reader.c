@@ -1,0 +1,347 @@
+/* The import side of the layer stream: a thread that reads the layer blob,
+ * detects and undoes gzip/zstd, and hashes both the raw bytes (the OCI
+ * digest) and the tar stream (the diff id), handing tar chunks to the
+ * extracting thread through a small ring of buffers.  Two cores thus work at
+ * once: one inflates and hashes, the other writes files. */
+#include <pthread.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "layer/internal.h"
+
+#define CHUNK (1u << 20)
+#define NSLOT 8
+
+struct slot {
+  unsigned char *buf;
+  size_t len;
+};
+
+struct layer_reader {
+  int fd;
+  pthread_t thread;
+  bool started;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  struct slot slots[NSLOT];
+  unsigned head, count; /* consumer reads slots[head]; count filled */
+  bool held;            /* consumer holds slots[head] */
+  bool eof, failed, abort;
+  char errmsg[256];
+  int errnum;
+  EVP_MD_CTX *raw_md, *tar_md;
+  uint64_t raw_bytes, tar_bytes;
+  const char *compression;
+  unsigned char *in;
+  size_t in_len, in_off;
+};
+
+static void fail(struct layer_reader *r, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(struct layer_reader *r, int errnum, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  pthread_mutex_lock(&r->mu);
+  if (!r->failed) {
+    vsnprintf(r->errmsg, sizeof r->errmsg, fmt, ap);
+    r->errnum = errnum;
+    r->failed = true;
+  }
+  pthread_cond_broadcast(&r->cv);
+  pthread_mutex_unlock(&r->mu);
+  va_end(ap);
+}
+
+/* Refill the input buffer; returns bytes read, 0 at EOF, -1 on error. */
+static ssize_t refill(struct layer_reader *r) {
+  for (;;) {
+    ssize_t n = read(r->fd, r->in, CHUNK);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      fail(r, errno, "read layer");
+      return -1;
+    }
+    r->in_len = (size_t)n;
+    r->in_off = 0;
+    if (n > 0) {
+      EVP_DigestUpdate(r->raw_md, r->in, (size_t)n);
+      __atomic_add_fetch(&r->raw_bytes, (uint64_t)n, __ATOMIC_RELAXED);
+    }
+    return n;
+  }
+}
+
+/* Wait for a free slot; NULL if the consumer gave up. */
+static struct slot *slot_get(struct layer_reader *r) {
+  pthread_mutex_lock(&r->mu);
+  while (r->count == NSLOT && !r->abort)
+    pthread_cond_wait(&r->cv, &r->mu);
+  struct slot *s = r->abort ? NULL : &r->slots[(r->head + r->count) % NSLOT];
+  pthread_mutex_unlock(&r->mu);
+  return s;
+}
+
+static void slot_put(struct layer_reader *r, struct slot *s) {
+  if (s->len == 0) return;
+  EVP_DigestUpdate(r->tar_md, s->buf, s->len);
+  r->tar_bytes += s->len;
+  pthread_mutex_lock(&r->mu);
+  r->count++;
+  pthread_cond_broadcast(&r->cv);
+  pthread_mutex_unlock(&r->mu);
+}
+
+static bool all_zero(const unsigned char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i]) return false;
+  return true;
+}
+
+static int run_plain(struct layer_reader *r) {
+  /* the first buffer was already read by detection */
+  for (;;) {
+    struct slot *s = slot_get(r);
+    if (s == NULL) return -1;
+    size_t n = r->in_len - r->in_off;
+    memcpy(s->buf, r->in + r->in_off, n);
+    s->len = n;
+    r->in_off = r->in_len;
+    slot_put(r, s);
+    if (n == 0) return 0;
+    if (refill(r) < 0) return -1;
+    if (r->in_len == 0) return 0;
+  }
+}
+
+static int run_gzip(struct layer_reader *r) {
+  z_stream z;
+  memset(&z, 0, sizeof z);
+  if (inflateInit2(&z, 15 + 16) != Z_OK) {
+    fail(r, ENOMEM, "inflateInit");
+    return -1;
+  }
+  int ret = -1;
+  struct slot *s = NULL;
+  bool member_done = false;
+  for (;;) {
+    if (r->in_off == r->in_len) {
+      ssize_t n = refill(r);
+      if (n < 0) goto out;
+      if (n == 0) {
+        if (!member_done) {
+          fail(r, 0, "gzip stream truncated");
+          goto out;
+        }
+        ret = 0;
+        goto out;
+      }
+    }
+    if (member_done) {
+      /* another gzip member (pigz, our own writer) or zero padding */
+      if (r->in[r->in_off] == 0 && all_zero(r->in + r->in_off, r->in_len - r->in_off)) {
+        r->in_off = r->in_len;
+        continue;
+      }
+      if (r->in[r->in_off] != 0x1f) {
+        fail(r, 0, "trailing garbage after gzip stream");
+        goto out;
+      }
+      inflateReset(&z);
+      member_done = false;
+    }
+    if (s == NULL) {
+      s = slot_get(r);
+      if (s == NULL) goto out;
+      s->len = 0;
+    }
+    z.next_in = r->in + r->in_off;
+    z.avail_in = (uInt)(r->in_len - r->in_off);
+    z.next_out = s->buf + s->len;
+    z.avail_out = (uInt)(CHUNK - s->len);
+    int zr = inflate(&z, Z_NO_FLUSH);
+    r->in_off = r->in_len - z.avail_in;
+    s->len = CHUNK - z.avail_out;
+    if (zr == Z_STREAM_END) {
+      member_done = true;
+    } else if (zr != Z_OK && zr != Z_BUF_ERROR) {
+      fail(r, 0, "gzip: %s", z.msg ? z.msg : "corrupt data");
+      goto out;
+    }
+    if (s->len == CHUNK) {
+      slot_put(r, s);
+      s = NULL;
+    }
+  }
+out:
+  if (s) slot_put(r, s);
+  inflateEnd(&z);
+  return ret;
+}
+
+static int run_zstd(struct layer_reader *r) {
+  ZSTD_DCtx *dctx = ZSTD_createDCtx();
+  if (dctx == NULL) {
+    fail(r, ENOMEM, "ZSTD_createDCtx");
+    return -1;
+  }
+  int ret = -1;
+  struct slot *s = NULL;
+  size_t last = 1; /* 0 once a frame ended exactly */
+  for (;;) {
+    if (r->in_off == r->in_len) {
+      ssize_t n = refill(r);
+      if (n < 0) goto out;
+      if (n == 0) {
+        if (last != 0) {
+          fail(r, 0, "zstd stream truncated");
+          goto out;
+        }
+        ret = 0;
+        goto out;
+      }
+    }
+    if (s == NULL) {
+      s = slot_get(r);
+      if (s == NULL) goto out;
+      s->len = 0;
+    }
+    ZSTD_inBuffer in = {r->in, r->in_len, r->in_off};
+    ZSTD_outBuffer o = {s->buf, CHUNK, s->len};
+    last = ZSTD_decompressStream(dctx, &o, &in);
+    if (ZSTD_isError(last)) {
+      fail(r, 0, "zstd: %s", ZSTD_getErrorName(last));
+      goto out;
+    }
+    r->in_off = in.pos;
+    s->len = o.pos;
+    if (s->len == CHUNK) {
+      slot_put(r, s);
+      s = NULL;
+    }
+  }
+out:
+  if (s) slot_put(r, s);
+  ZSTD_freeDCtx(dctx);
+  return ret;
+}
+
+static void *reader_main(void *arg) {
+  struct layer_reader *r = arg;
+  int ret = -1;
+  if (refill(r) >= 0) {
+    /* fill at least a few bytes for detection */
+    const unsigned char *p = r->in;
+    if (r->in_len >= 2 && p[0] == 0x1f && p[1] == 0x8b) {
+      r->compression = "gzip";
+      ret = run_gzip(r);
+    } else if (r->in_len >= 4 && p[0] == 0x28 && p[1] == 0xb5 && p[2] == 0x2f && p[3] == 0xfd) {
+      r->compression = "zstd";
+      ret = run_zstd(r);
+    } else {
+      r->compression = "none";
+      ret = run_plain(r);
+    }
+  }
+  pthread_mutex_lock(&r->mu);
+  r->eof = true;
+  if (ret < 0 && !r->failed && !r->abort) {
+    r->failed = true;
+    snprintf(r->errmsg, sizeof r->errmsg, "read layer stream");
+  }
+  pthread_cond_broadcast(&r->cv);
+  pthread_mutex_unlock(&r->mu);
+  return NULL;
+}
+
+struct layer_reader *layer_reader_start(int fd, hcs_error_t *err) {
+  struct layer_reader *r = hcs_xcalloc(1, sizeof *r);
+  r->fd = fd;
+  pthread_mutex_init(&r->mu, NULL);
+  pthread_cond_init(&r->cv, NULL);
+  for (int i = 0; i < NSLOT; i++)
+    r->slots[i].buf = hcs_xmalloc(CHUNK);
+  r->in = hcs_xmalloc(CHUNK);
+  r->raw_md = layer_sha256_new();
+  r->tar_md = layer_sha256_new();
+  int e = pthread_create(&r->thread, NULL, reader_main, r);
+  if (e != 0) {
+    layer_reader_free(r);
+    hcs_error_make(err, e, "start reader thread");
+    return NULL;
+  }
+  r->started = true;
+  return r;
+}
+
+ssize_t layer_reader_next(struct layer_reader *r, const void **buf) {
+  pthread_mutex_lock(&r->mu);
+  if (r->held) {
+    r->held = false;
+    r->head = (r->head + 1) % NSLOT;
+    r->count--;
+    pthread_cond_broadcast(&r->cv);
+  }
+  while (r->count == 0 && !r->eof && !r->failed)
+    pthread_cond_wait(&r->cv, &r->mu);
+  ssize_t n;
+  if (r->failed) {
+    n = -1;
+  } else if (r->count == 0) {
+    n = 0;
+  } else {
+    r->held = true;
+    *buf = r->slots[r->head].buf;
+    n = (ssize_t)r->slots[r->head].len;
+  }
+  pthread_mutex_unlock(&r->mu);
+  return n;
+}
+
+int layer_reader_error(struct layer_reader *r, hcs_error_t *err) {
+  pthread_mutex_lock(&r->mu);
+  bool failed = r->failed;
+  pthread_mutex_unlock(&r->mu);
+  return failed ? hcs_error_make(err, r->errnum, "%s", r->errmsg) : 0;
+}
+
+uint64_t layer_reader_raw_bytes(struct layer_reader *r) { return __atomic_load_n(&r->raw_bytes, __ATOMIC_RELAXED); }
+
+static void join(struct layer_reader *r) {
+  if (!r->started) return;
+  pthread_join(r->thread, NULL);
+  r->started = false;
+}
+
+int layer_reader_finish(struct layer_reader *r, char diff_id[72], char digest[72], uint64_t *raw_bytes, uint64_t *bytes,
+                        const char **compression, hcs_error_t *err) {
+  const void *buf;
+  ssize_t n;
+  /* the tar reader stops at the end-of-archive blocks: hash what follows */
+  while ((n = layer_reader_next(r, &buf)) > 0)
+    ;
+  join(r);
+  if (r->failed) return hcs_error_make(err, r->errnum, "%s", r->errmsg);
+  layer_sha256_final(r->raw_md, digest);
+  layer_sha256_final(r->tar_md, diff_id);
+  *raw_bytes = r->raw_bytes;
+  *bytes = r->tar_bytes;
+  *compression = r->compression;
+  return 0;
+}
+
+void layer_reader_free(struct layer_reader *r) {
+  if (r == NULL) return;
+  pthread_mutex_lock(&r->mu);
+  r->abort = true;
+  pthread_cond_broadcast(&r->cv);
+  pthread_mutex_unlock(&r->mu);
+  join(r);
+  for (int i = 0; i < NSLOT; i++)
+    free(r->slots[i].buf);
+  free(r->in);
+  EVP_MD_CTX_free(r->raw_md);
+  EVP_MD_CTX_free(r->tar_md);
+  pthread_mutex_destroy(&r->mu);
+  pthread_cond_destroy(&r->cv);
+  free(r);
+}

@@ -1,0 +1,404 @@
+/* The layer store: `<root>/layers/<id>/{diff,work,layerchain.json,layer.json}`,
+ * its flock, temporary directories and their sweeping, metadata, parent
+ * chains, listing, reference counts and destruction. */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include "layer/internal.h"
+
+int layer_store_lock(hcs_layer_store_t *s, bool shared, hcs_error_t *err) {
+  cleanup_free char *p = hcs_xasprintf("%s/" LAYER_LOCK, s->path);
+  return hcs_lock_file(p, shared, err);
+}
+
+char *layer_dir(hcs_layer_store_t *s, const char *id) { return hcs_xasprintf("%s/%s", s->path, id); }
+
+int layer_is_mountpoint(const char *path) {
+  struct statx stx;
+  if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx) < 0) return 0;
+  return (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) && (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+}
+
+/* Remove what killed imports and destroys left in .tmp: every entry whose
+ * `<name>.lock` is not held.  Runs under the exclusive store lock, and
+ * temp dirs are only made under the shared one, so no half-made entry is
+ * ever seen. */
+static int sweep(hcs_layer_store_t *s, hcs_error_t *err) {
+  cleanup_free char *tmp = hcs_xasprintf("%s/" LAYER_TMP, s->path);
+  cleanup_dir DIR *d = opendir(tmp);
+  if (d == NULL) return hcs_error_make(err, errno, "open `%s`", tmp);
+  int dfd = dirfd(d);
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    if (de->d_name[0] == '.') continue;
+    size_t n = strlen(de->d_name);
+    bool is_lock = n > 5 && strcmp(de->d_name + n - 5, ".lock") == 0;
+    cleanup_free char *base = is_lock ? strndup(de->d_name, n - 5) : hcs_xstrdup(de->d_name);
+    cleanup_free char *lock = hcs_xasprintf("%s.lock", base);
+    cleanup_close int lfd = openat(dfd, lock, O_RDWR | O_CLOEXEC);
+    if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) < 0) continue; /* in use */
+    if (lfd < 0 && is_lock) continue;                            /* already swept */
+    hcs_debug("layer store: removing leftover `%s/%s`", tmp, base);
+    if (hcs_rm_rf_at(dfd, base, err) < 0) return hcs_error_wrap(err, "sweep `%s`", tmp);
+    if (lfd >= 0) unlinkat(dfd, lock, 0);
+  }
+  return 0;
+}
+
+hcs_layer_store_t *hcs_layer_store_open(const char *root, hcs_error_t *err) {
+  cleanup_free char *r = hcs_root_resolve(root);
+  cleanup_free char *path = hcs_xasprintf("%s/layers", r);
+  cleanup_free char *tmp = hcs_xasprintf("%s/" LAYER_TMP, path);
+  cleanup_free char *empty = hcs_xasprintf("%s/" LAYER_EMPTY, path);
+  if (hcs_mkdir_p(tmp, 0700, err) < 0 || hcs_mkdir_p(empty, 0755, err) < 0) {
+    hcs_error_wrap(err, "open layer store `%s`", path);
+    return NULL;
+  }
+  hcs_layer_store_t *s = hcs_xcalloc(1, sizeof *s);
+  s->root = steal_ptr(r);
+  s->path = steal_ptr(path);
+  s->dirfd = open(s->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (s->dirfd < 0) {
+    hcs_error_make(err, errno, "open layer store `%s`", s->path);
+    hcs_layer_store_close(s);
+    return NULL;
+  }
+  cleanup_close int lk = layer_store_lock(s, false, err);
+  if (lk < 0 || sweep(s, err) < 0) {
+    hcs_layer_store_close(s);
+    return NULL;
+  }
+  return s;
+}
+
+void hcs_layer_store_close(hcs_layer_store_t *s) {
+  if (s == NULL) return;
+  if (s->dirfd >= 0) close(s->dirfd);
+  free(s->root);
+  free(s->path);
+  free(s);
+}
+
+const char *hcs_layer_store_path(hcs_layer_store_t *s) { return s->path; }
+
+int layer_tmp_make(hcs_layer_store_t *s, const char *what, struct layer_tmp *t, hcs_error_t *err) {
+  t->path = NULL;
+  t->lockfd = -1;
+  cleanup_close int lk = layer_store_lock(s, true, err);
+  if (lk < 0) return -1;
+  cleanup_free char *tmpl = hcs_xasprintf("%s/" LAYER_TMP "/%s-XXXXXX", s->path, what);
+  if (mkdtemp(tmpl) == NULL) return hcs_error_make(err, errno, "create temporary directory in `%s`", s->path);
+  cleanup_free char *lock = hcs_xasprintf("%s.lock", tmpl);
+  int fd = hcs_lock_file(lock, false, err);
+  if (fd < 0) {
+    rmdir(tmpl);
+    return -1;
+  }
+  t->path = steal_ptr(tmpl);
+  t->lockfd = fd;
+  return 0;
+}
+
+void layer_tmp_done(struct layer_tmp *t) {
+  if (t->path == NULL) return;
+  hcs_error_t e = NULL;
+  if (hcs_rm_rf(t->path, &e) < 0) {
+    hcs_warning("remove `%s`: %s", t->path, hcs_error_message(e)); /* swept on the next open */
+    hcs_error_release(&e);
+  } else {
+    cleanup_free char *lock = hcs_xasprintf("%s.lock", t->path);
+    unlink(lock);
+  }
+  if (t->lockfd >= 0) close(t->lockfd);
+  free(t->path);
+  t->path = NULL;
+  t->lockfd = -1;
+}
+
+json_t *layer_meta_load(hcs_layer_store_t *s, const char *id, hcs_error_t *err) {
+  if (hcs_validate_id("layer id", id, err) < 0) return NULL;
+  cleanup_free char *p = hcs_xasprintf("%s/%s/" LAYER_META, s->path, id);
+  if (access(p, F_OK) < 0) {
+    hcs_error_make(err, ENOENT, "layer `%s` not found in `%s`", id, s->path);
+    return NULL;
+  }
+  json_t *m = hcs_json_load_file(p, err);
+  if (m && !json_is_object(m)) {
+    json_decref(m);
+    hcs_error_make(err, 0, "`%s`: not a JSON object", p);
+    return NULL;
+  }
+  return m;
+}
+
+int layer_meta_save(hcs_layer_store_t *s, const char *id, json_t *meta, hcs_error_t *err) {
+  cleanup_free char *p = hcs_xasprintf("%s/%s/" LAYER_META, s->path, id);
+  return hcs_json_write_atomic(p, meta, err);
+}
+
+json_t *layer_resolve_parents(hcs_layer_store_t *s, const char *const *parents, hcs_error_t *err) {
+  if (parents == NULL || parents[0] == NULL) return json_array();
+  if (hcs_validate_id("parent layer id", parents[0], err) < 0) return NULL;
+  if (hcs_layer_exists(s, parents[0], err) == 0) {
+    hcs_error_make(err, ENOENT, "unknown parent layer `%s`", parents[0]);
+    return NULL;
+  }
+  cleanup_json json_t *pm = layer_meta_load(s, parents[0], err);
+  if (pm == NULL) return NULL;
+  const char *kind = json_string_value(json_object_get(pm, "Kind"));
+  if (kind && strcmp(kind, "scratch") == 0) {
+    hcs_error_make(err, 0, "parent `%s` is a scratch layer (only read-only layers can be parents)", parents[0]);
+    return NULL;
+  }
+  json_t *chain = json_array();
+  json_array_append_new(chain, json_string(parents[0]));
+  json_t *pp = json_object_get(pm, "Parents");
+  size_t i;
+  json_t *v;
+  json_array_foreach(pp, i, v) json_array_append(chain, v);
+  if (parents[1] != NULL) {
+    size_t n = 0;
+    while (parents[n])
+      n++;
+    bool same = n == json_array_size(chain);
+    for (size_t k = 0; same && k < n; k++)
+      same = strcmp(parents[k], json_string_value(json_array_get(chain, k))) == 0;
+    if (!same) {
+      cleanup_free char *have = hcs_json_dumps(chain);
+      json_decref(chain);
+      hcs_error_make(err, 0, "parents do not match the chain of `%s` (nearest first): %s", parents[0], have);
+      return NULL;
+    }
+  }
+  return chain;
+}
+
+int layer_write_chain(hcs_layer_store_t *s, const char *dir, json_t *chain, hcs_error_t *err) {
+  cleanup_json json_t *paths = json_array();
+  size_t i;
+  json_t *v;
+  json_array_foreach(chain, i, v) {
+    cleanup_free char *path = hcs_xasprintf("%s/%s", s->path, json_string_value(v));
+    json_array_append_new(paths, json_string(path));
+  }
+  cleanup_free char *p = hcs_xasprintf("%s/" LAYER_CHAIN, dir);
+  return hcs_json_write_atomic(p, paths, err);
+}
+
+int layer_commit_dir(hcs_layer_store_t *s, const char *tmpdir, const char *id, hcs_error_t *err) {
+  cleanup_free char *dst = layer_dir(s, id);
+  if (renameat2(AT_FDCWD, tmpdir, AT_FDCWD, dst, RENAME_NOREPLACE) < 0) {
+    if (errno == EEXIST) return hcs_error_make(err, EEXIST, "layer `%s` already exists", id);
+    return hcs_error_make(err, errno, "rename `%s` to `%s`", tmpdir, dst);
+  }
+  return hcs_fsync_dir(s->path, err);
+}
+
+int hcs_layer_exists(hcs_layer_store_t *s, const char *id, hcs_error_t *err) {
+  if (hcs_validate_id("layer id", id, err) < 0) return -1;
+  cleanup_free char *p = hcs_xasprintf("%s/%s/" LAYER_META, s->path, id);
+  return access(p, F_OK) == 0;
+}
+
+/* The inspect document: the metadata plus live facts. */
+static json_t *inspect_doc(hcs_layer_store_t *s, const char *id, hcs_error_t *err) {
+  json_t *m = layer_meta_load(s, id, err);
+  if (m == NULL) return NULL;
+  cleanup_free char *dir = layer_dir(s, id);
+  cleanup_free char *chainp = hcs_xasprintf("%s/" LAYER_CHAIN, dir);
+  hcs_error_t e = NULL;
+  json_t *chain = hcs_json_load_file(chainp, &e);
+  hcs_error_release(&e);
+  json_object_set_new(m, "LayerChain", chain ? chain : json_array());
+  json_object_set_new(m, "Path", json_string(dir));
+  const char *mp = json_string_value(json_object_get(m, "MountPath"));
+  bool active = mp && layer_is_mountpoint(mp);
+  json_object_set_new(m, "Active", json_boolean(active));
+  if (!active) json_object_del(m, "MountPath");
+  return m;
+}
+
+char *hcs_layer_inspect(hcs_layer_store_t *s, const char *id, hcs_error_t *err) {
+  cleanup_close int lk = layer_store_lock(s, true, err);
+  if (lk < 0) return NULL;
+  cleanup_json json_t *m = inspect_doc(s, id, err);
+  return m ? hcs_json_dumps(m) : NULL;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Ids of all layers, sorted; *n gets the count. */
+static char **list_ids(hcs_layer_store_t *s, size_t *n, hcs_error_t *err) {
+  cleanup_dir DIR *d = opendir(s->path);
+  if (d == NULL) {
+    hcs_error_make(err, errno, "open `%s`", s->path);
+    return NULL;
+  }
+  size_t cap = 16, k = 0;
+  char **ids = hcs_xmalloc(cap * sizeof *ids);
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    if (de->d_name[0] == '.') continue;
+    if (k + 1 >= cap) ids = hcs_xrealloc(ids, (cap *= 2) * sizeof *ids);
+    ids[k++] = hcs_xstrdup(de->d_name);
+  }
+  qsort(ids, k, sizeof *ids, cmp_str);
+  ids[k] = NULL;
+  *n = k;
+  return ids;
+}
+
+static void free_ids(char **ids) {
+  for (size_t i = 0; ids && ids[i]; i++)
+    free(ids[i]);
+  free(ids);
+}
+
+char *hcs_layer_list(hcs_layer_store_t *s, hcs_error_t *err) {
+  cleanup_close int lk = layer_store_lock(s, true, err);
+  if (lk < 0) return NULL;
+  size_t n;
+  char **ids = list_ids(s, &n, err);
+  if (ids == NULL) return NULL;
+  cleanup_json json_t *arr = json_array();
+  for (size_t i = 0; i < n; i++) {
+    hcs_error_t e = NULL;
+    json_t *m = inspect_doc(s, ids[i], &e);
+    if (m == NULL) { /* a foreign directory: not a layer */
+      hcs_debug("layer list: skipping `%s`: %s", ids[i], hcs_error_message(e));
+      hcs_error_release(&e);
+      continue;
+    }
+    json_array_append_new(arr, m);
+  }
+  free_ids(ids);
+  return hcs_json_dumps(arr);
+}
+
+static int refcount_add(hcs_layer_store_t *s, const char *id, int delta, hcs_error_t *err) {
+  cleanup_close int lk = layer_store_lock(s, false, err);
+  if (lk < 0) return -1;
+  cleanup_json json_t *m = layer_meta_load(s, id, err);
+  if (m == NULL) return -1;
+  json_int_t rc = json_integer_value(json_object_get(m, "RefCount")) + delta;
+  if (rc < 0) return hcs_error_make(err, 0, "release layer `%s`: it holds no reference", id);
+  json_object_set_new(m, "RefCount", json_integer(rc));
+  if (layer_meta_save(s, id, m, err) < 0) return -1;
+  return (int)rc;
+}
+
+int hcs_layer_acquire(hcs_layer_store_t *s, const char *id, hcs_error_t *err) { return refcount_add(s, id, 1, err); }
+int hcs_layer_release(hcs_layer_store_t *s, const char *id, hcs_error_t *err) { return refcount_add(s, id, -1, err); }
+
+int hcs_layer_destroy(hcs_layer_store_t *s, const char *id, bool force, hcs_error_t *err) {
+  cleanup_close int lk = layer_store_lock(s, false, err);
+  if (lk < 0) return -1;
+  cleanup_json json_t *m = layer_meta_load(s, id, err);
+  if (m == NULL) return hcs_error_wrap(err, "destroy layer");
+  size_t n;
+  char **ids = list_ids(s, &n, err);
+  if (ids == NULL) return -1;
+  for (size_t i = 0; i < n; i++) {
+    if (strcmp(ids[i], id) == 0) continue;
+    hcs_error_t e = NULL;
+    cleanup_json json_t *other = layer_meta_load(s, ids[i], &e);
+    hcs_error_release(&e);
+    size_t k;
+    json_t *v;
+    json_array_foreach(json_object_get(other, "Parents"), k, v) {
+      if (strcmp(json_string_value(v), id) == 0) {
+        hcs_error_make(err, EBUSY, "destroy layer `%s`: layer `%s` depends on it", id, ids[i]);
+        free_ids(ids);
+        return -1;
+      }
+    }
+  }
+  free_ids(ids);
+  json_int_t rc = json_integer_value(json_object_get(m, "RefCount"));
+  if (rc > 0 && !force)
+    return hcs_error_make(err, EBUSY, "destroy layer `%s`: in use (%lld references)", id, (long long)rc);
+  const char *mp = json_string_value(json_object_get(m, "MountPath"));
+  if (mp && layer_is_mountpoint(mp)) {
+    if (!force) return hcs_error_make(err, EBUSY, "destroy layer `%s`: activated at `%s`", id, mp);
+    if (umount2(mp, 0) < 0 && umount2(mp, MNT_DETACH) < 0) return hcs_error_make(err, errno, "unmount `%s`", mp);
+  }
+  /* Make it vanish at once, then remove at leisure (a crash leaves it in
+   * .tmp, swept on the next open). */
+  struct layer_tmp t;
+  cleanup_free char *tmpl = hcs_xasprintf("%s/" LAYER_TMP "/destroy-XXXXXX", s->path);
+  if (mkdtemp(tmpl) == NULL) return hcs_error_make(err, errno, "create temporary directory in `%s`", s->path);
+  cleanup_free char *dir = layer_dir(s, id);
+  if (rename(dir, tmpl) < 0) {
+    int e = errno;
+    rmdir(tmpl);
+    return hcs_error_make(err, e, "destroy layer `%s`: rename `%s`", id, dir);
+  }
+  hcs_fsync_dir(s->path, NULL);
+  t.path = steal_ptr(tmpl);
+  t.lockfd = -1;
+  layer_tmp_done(&t);
+  return 0;
+}
+
+int hcs_layer_create_scratch(hcs_layer_store_t *s, const char *id, const char *const *parents, hcs_error_t *err) {
+  if (hcs_validate_id("layer id", id, err) < 0) return -1;
+  if (hcs_layer_exists(s, id, err) > 0) return hcs_error_make(err, EEXIST, "layer `%s` already exists", id);
+  cleanup_json json_t *chain = NULL;
+  {
+    cleanup_close int lk = layer_store_lock(s, true, err);
+    if (lk < 0) return -1;
+    chain = layer_resolve_parents(s, parents, err);
+    if (chain == NULL) return hcs_error_wrap(err, "create scratch layer `%s`", id);
+  }
+  struct layer_tmp t;
+  if (layer_tmp_make(s, "scratch", &t, err) < 0) return -1;
+  int ret = -1;
+  cleanup_free char *diff = hcs_xasprintf("%s/diff", t.path);
+  cleanup_free char *work = hcs_xasprintf("%s/work", t.path);
+  cleanup_json json_t *m = json_object();
+  json_object_set_new(m, "Id", json_string(id));
+  json_object_set_new(m, "Kind", json_string("scratch"));
+  json_object_set(m, "Parents", chain);
+  cleanup_free char *now = hcs_now_rfc3339();
+  json_object_set_new(m, "Created", json_string(now));
+  json_object_set_new(m, "RefCount", json_integer(0));
+  cleanup_free char *metap = hcs_xasprintf("%s/" LAYER_META, t.path);
+  if (mkdir(diff, 0755) < 0 || mkdir(work, 0700) < 0) {
+    hcs_error_make(err, errno, "create scratch layer `%s`: mkdir", id);
+    goto out;
+  }
+  if (layer_write_chain(s, t.path, chain, err) < 0 || hcs_json_write_atomic(metap, m, err) < 0) goto out;
+  {
+    cleanup_close int lk = layer_store_lock(s, false, err);
+    if (lk < 0) goto out;
+    cleanup_json json_t *again = layer_resolve_parents(s, parents, err);
+    if (again == NULL || layer_commit_dir(s, t.path, id, err) < 0) {
+      hcs_error_wrap(err, "create scratch layer `%s`", id);
+      goto out;
+    }
+  }
+  ret = 0;
+out:
+  layer_tmp_done(&t);
+  return ret;
+}
+
+const char *hcs_layer_compression_name(hcs_layer_compression_t c) {
+  switch (c) {
+  case HCS_LAYER_COMPRESSION_NONE: return "none";
+  case HCS_LAYER_COMPRESSION_GZIP: return "gzip";
+  case HCS_LAYER_COMPRESSION_ZSTD: return "zstd";
+  }
+  return "unknown";
+}
+
+int hcs_layer_compression_from_string(const char *name) {
+  if (name == NULL) return -1;
+  if (strcmp(name, "none") == 0 || strcmp(name, "tar") == 0) return HCS_LAYER_COMPRESSION_NONE;
+  if (strcmp(name, "gzip") == 0 || strcmp(name, "gz") == 0) return HCS_LAYER_COMPRESSION_GZIP;
+  if (strcmp(name, "zstd") == 0 || strcmp(name, "zst") == 0) return HCS_LAYER_COMPRESSION_ZSTD;
+  return -1;
+}
