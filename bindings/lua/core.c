@@ -11,6 +11,7 @@ static const struct {
     {"json", hcs_lua_open_json},
     {"host", hcs_lua_open_host},
     {"layer", hcs_lua_open_layer},
+    {"image", hcs_lua_open_image},
 };
 
 HCS_LUA_EXPORT int luaopen_hcs_core(lua_State *L) {

@@ -33,6 +33,47 @@ static void *export_thread(void *arg) {
   return NULL;
 }
 
+/* Export layer `src` as a canonical tar piped straight into a new layer on
+ * `nearest` (NULL for a base layer).  Returns the new layer id: the chain
+ * id of the canonical stream, so re-exporting it reproduces its DiffID
+ * byte for byte. */
+char *hcs_image_reimport_layer(hcs_image_store_t *s, const char *src, const char *nearest, hcs_error_t *err) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) {
+    hcs_error_make(err, errno, "pipe");
+    return NULL;
+  }
+  fcntl(fds[0], F_SETPIPE_SZ, 1 << 20); /* fewer context switches between the two threads */
+  struct exporter x = {.layers = s->layers, .id = src, .fd = fds[1]};
+  pthread_t th;
+  if (pthread_create(&th, NULL, export_thread, &x) != 0) {
+    close(fds[0]);
+    close(fds[1]);
+    hcs_error_make(err, EAGAIN, "start export thread");
+    return NULL;
+  }
+  const char *parents[2] = {nearest, NULL};
+  hcs_layer_import_opts_t io = {.parents = nearest ? parents : NULL};
+  hcs_error_t import_err = NULL;
+  char *layer = hcs_layer_import(s->layers, fds[0], &io, &import_err);
+  close(fds[0]);
+  pthread_join(th, NULL);
+  if (x.rc < 0) { /* the export's error explains a broken import stream */
+    if (layer) hcs_layer_destroy(s->layers, layer, false, NULL);
+    free(layer);
+    hcs_error_release(&import_err);
+    if (err) *err = x.err;
+    else hcs_error_release(&x.err);
+    return NULL;
+  }
+  hcs_error_release(&x.err);
+  if (layer == NULL) {
+    if (err) *err = import_err;
+    else hcs_error_release(&import_err);
+  }
+  return layer;
+}
+
 char *hcs_image_capture(hcs_image_store_t *s, const char *scratch_id, const hcs_image_create_opts_t *opts,
                         hcs_error_t *err) {
   if (opts == NULL || opts->name == NULL) {
@@ -52,38 +93,8 @@ char *hcs_image_capture(hcs_image_store_t *s, const char *scratch_id, const hcs_
     return NULL;
   }
   const char *nearest = json_string_value(json_array_get(json_object_get(meta, "Parents"), 0));
-
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) < 0) {
-    hcs_error_make(err, errno, "capture `%s`: pipe", scratch_id);
-    return NULL;
-  }
-  fcntl(fds[0], F_SETPIPE_SZ, 1 << 20); /* fewer context switches between the two threads */
-  struct exporter x = {.layers = s->layers, .id = scratch_id, .fd = fds[1]};
-  pthread_t th;
-  if (pthread_create(&th, NULL, export_thread, &x) != 0) {
-    close(fds[0]);
-    close(fds[1]);
-    hcs_error_make(err, EAGAIN, "capture `%s`: start export thread", scratch_id);
-    return NULL;
-  }
-  const char *parents[2] = {nearest, NULL};
-  hcs_layer_import_opts_t io = {.parents = nearest ? parents : NULL};
-  hcs_error_t import_err = NULL;
-  char *layer = hcs_layer_import(s->layers, fds[0], &io, &import_err);
-  close(fds[0]);
-  pthread_join(th, NULL);
-  if (x.rc < 0) {
-    if (layer) hcs_layer_destroy(s->layers, layer, false, NULL);
-    free(layer);
-    hcs_error_release(&import_err);
-    *err = x.err;
-    hcs_error_wrap(err, "capture `%s`", scratch_id);
-    return NULL;
-  }
-  hcs_error_release(&x.err);
+  char *layer = hcs_image_reimport_layer(s, scratch_id, nearest, err);
   if (layer == NULL) {
-    *err = import_err;
     hcs_error_wrap(err, "capture `%s`", scratch_id);
     return NULL;
   }

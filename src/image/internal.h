@@ -75,6 +75,10 @@ HCS_INTERNAL char *hcs_image_resolve_locked(hcs_image_store_t *s, const char *re
 /* Read an image's config.json bytes. */
 HCS_INTERNAL int hcs_image_read_config(hcs_image_store_t *s, const char *id, char **out, size_t *len, hcs_error_t *err);
 
+/* Export layer src as a canonical tar piped into a new layer on nearest. */
+HCS_INTERNAL char *hcs_image_reimport_layer(hcs_image_store_t *s, const char *src, const char *nearest,
+                                            hcs_error_t *err);
+
 /* Build a fresh OCI config document: created now, this host's platform,
  * rootfs diff ids, the given "config" object and one history entry. */
 HCS_INTERNAL json_t *hcs_image_new_config(json_t *base_config, json_t *diff_ids, json_t *history, const char *created_by,

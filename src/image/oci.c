@@ -309,8 +309,10 @@ int hcs_image_extract_tar(const char *tar_path, const char *dir, hcs_error_t *er
   archive_read_support_format_tar(a);
   archive_read_support_filter_all(a);
   struct archive *w = archive_write_disk_new();
+  /* Names are checked below (no absolute paths, no `..`) before the
+   * directory is prefixed; libarchive also refuses to follow symlinks. */
   archive_write_disk_set_options(w, ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                                        ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS | ARCHIVE_EXTRACT_NO_OVERWRITE);
+                                        ARCHIVE_EXTRACT_NO_OVERWRITE);
   int rc = -1;
   if (archive_read_open_filename(a, tar_path, 1 << 20) != ARCHIVE_OK) {
     hcs_error_make(err, archive_errno(a) > 0 ? archive_errno(a) : 0, "open archive `%s`: %s", tar_path,
@@ -328,6 +330,11 @@ int hcs_image_extract_tar(const char *tar_path, const char *dir, hcs_error_t *er
     mode_t type = archive_entry_filetype(e);
     if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) continue; /* image archives hold files only */
     cleanup_free char *name = hcs_xstrdup(archive_entry_pathname(e));
+    if (name[0] == '/' || strcmp(name, "..") == 0 || strncmp(name, "../", 3) == 0 || strstr(name, "/../") ||
+        (strlen(name) >= 3 && strcmp(name + strlen(name) - 3, "/..") == 0)) {
+      hcs_error_make(err, 0, "extract `%s` from `%s`: the entry escapes the archive root", name, tar_path);
+      goto out;
+    }
     cleanup_free char *full = hcs_xasprintf("%s/%s", dir, name);
     archive_entry_set_pathname(e, full);
     archive_entry_set_perm(e, type == AE_IFDIR ? 0700 : 0600);

@@ -29,7 +29,7 @@ static json_t *write_blob(const char *tmp, const char *media_type, const char *d
 /* Export every layer of the image not exported yet; returns the layer
  * descriptors for its manifest. */
 static json_t *export_layers(hcs_image_store_t *s, const char *tmp, json_t *layer_ids, json_t *done,
-                             const hcs_image_save_opts_t *o, hcs_error_t *err) {
+                             json_t *diff_ids, const hcs_image_save_opts_t *o, hcs_error_t *err) {
   json_t *descs = json_array();
   size_t i;
   json_t *l;
@@ -37,7 +37,8 @@ static json_t *export_layers(hcs_image_store_t *s, const char *tmp, json_t *laye
     const char *lid = json_string_value(l);
     json_t *known = json_object_get(done, lid);
     if (known) {
-      json_array_append(descs, known);
+      json_array_append(descs, json_object_get(known, "desc"));
+      json_array_append(diff_ids, json_object_get(known, "diff_id"));
       continue;
     }
     cleanup_free char *part = hcs_xasprintf("%s/blobs/sha256/.part-%zu", tmp, json_object_size(done));
@@ -57,8 +58,9 @@ static json_t *export_layers(hcs_image_store_t *s, const char *tmp, json_t *laye
     }
     json_t *d = json_pack("{s:s,s:s,s:I}", "mediaType", layer_media_type(o->compression), "digest", r.digest, "size",
                           (json_int_t)r.size);
-    json_object_set(done, lid, d);
+    json_object_set_new(done, lid, json_pack("{s:O,s:s}", "desc", d, "diff_id", r.diff_id));
     json_array_append_new(descs, d);
+    json_array_append_new(diff_ids, json_string(r.diff_id));
   }
   return descs;
 }
@@ -100,6 +102,7 @@ static int add_file(struct archive *a, const char *root, const char *rel, hcs_er
 /* Tar the layout at tmp into path (atomically: temp, fsync, rename). */
 static int write_archive(const char *tmp, const char *path, hcs_error_t *err) {
   cleanup_free char *part = hcs_xasprintf("%s.tmp.%d", path, (int)getpid());
+  cleanup_free char *blobs = hcs_xasprintf("%s/blobs/sha256", tmp);
   struct archive *a = archive_write_new();
   archive_write_set_format_pax_restricted(a);
   int rc = -1;
@@ -110,7 +113,6 @@ static int write_archive(const char *tmp, const char *path, hcs_error_t *err) {
   if (add_file(a, tmp, "oci-layout", err) < 0 || add_file(a, tmp, "index.json", err) < 0 ||
       add_file(a, tmp, "blobs", err) < 0 || add_file(a, tmp, "blobs/sha256", err) < 0)
     goto out;
-  cleanup_free char *blobs = hcs_xasprintf("%s/blobs/sha256", tmp);
   struct dirent **names = NULL;
   int n = scandir(blobs, &names, NULL, alphasort);
   if (n < 0) {
@@ -154,10 +156,24 @@ static json_t *manifest_for(hcs_image_store_t *s, const char *tmp, const char *i
   cleanup_free char *config = NULL;
   size_t clen = 0;
   if (hcs_image_read_config(s, id, &config, &clen, err) < 0) return NULL;
+  cleanup_json json_t *diff_ids = json_array();
+  cleanup_json json_t *layers = export_layers(s, tmp, json_object_get(meta, "Layers"), done, diff_ids, o, err);
+  if (layers == NULL) return NULL;
+  /* Images made by hcs store canonical layers, so their config goes out
+   * byte for byte.  A layer imported from another tool's tar re-exports to
+   * different bytes; then the config must name the new diff ids (a
+   * different, still valid, image config). */
+  cleanup_json json_t *cfg = hcs_json_parse(config, "image config", err);
+  if (cfg == NULL) return NULL;
+  json_t *rootfs = json_object_get(cfg, "rootfs");
+  if (!json_equal(json_object_get(rootfs, "diff_ids"), diff_ids)) {
+    json_object_set(rootfs, "diff_ids", diff_ids);
+    free(config);
+    config = hcs_json_dumps(cfg);
+    clen = strlen(config);
+  }
   cleanup_json json_t *cdesc = write_blob(tmp, "application/vnd.oci.image.config.v1+json", config, clen, err);
   if (cdesc == NULL) return NULL;
-  cleanup_json json_t *layers = export_layers(s, tmp, json_object_get(meta, "Layers"), done, o, err);
-  if (layers == NULL) return NULL;
   json_t *tags = json_object_get(meta, "Tags");
   const char *first = json_string_value(json_array_get(tags, 0));
   cleanup_free char *name = first ? hcs_xstrdup(first) : NULL;

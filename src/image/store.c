@@ -121,6 +121,9 @@ static bool valid_name_char(char c) {
 
 int hcs_image_parse_ref(const char *ref, char **name, char **tag, hcs_error_t *err) {
   if (ref == NULL || *ref == '\0') return hcs_error_make(err, 0, "invalid image reference: empty");
+  /* Familiar names, as docker shows them: docker.io/library/x -> x. */
+  if (strncmp(ref, "docker.io/library/", 18) == 0 && ref[18]) ref += 18;
+  else if (strncmp(ref, "docker.io/", 10) == 0 && ref[10]) ref += 10;
   const char *colon = strrchr(ref, ':');
   const char *slash = strrchr(ref, '/');
   if (colon && slash && colon < slash) colon = NULL; /* a registry port, not a tag */
@@ -367,6 +370,35 @@ static uint64_t layer_size(hcs_layer_store_t *layers, const char *id) {
   return j ? (uint64_t)json_integer_value(json_object_get(j, "Size")) : 0;
 }
 
+/* Write config.json and image.json into a temporary directory and rename
+ * it to <images>/<id>: the image appears complete or not at all. */
+static int write_record(hcs_image_store_t *s, const char *id, const char *digest, const char *config,
+                        size_t config_len, json_t *layer_ids, const struct hcs_image_meta *meta, const char *tag,
+                        uint64_t size, hcs_error_t *err) {
+  cleanup_free char *tmp = hcs_image_tmpdir(s, "record", err);
+  if (tmp == NULL) return -1;
+  cleanup_free char *cfg_path = hcs_xasprintf("%s/config.json", tmp);
+  cleanup_free char *meta_path = hcs_xasprintf("%s/image.json", tmp);
+  cleanup_free char *dir = hcs_xasprintf("%s/%s", s->dir, id);
+  cleanup_free char *now = hcs_now_rfc3339();
+  cleanup_json json_t *m = json_pack("{s:s,s:s,s:s,s:b,s:[],s:O,s:[],s:s,s:I}", "Id", id, "ConfigDigest", digest,
+                                     "Publisher", meta->publisher ? meta->publisher : "", "IsOSImage", meta->is_os,
+                                     "Tags", "Layers", layer_ids, "Users", "Created", now, "Size", (json_int_t)size);
+  if (meta->parent) json_object_set_new(m, "Parent", json_string(meta->parent));
+  if (tag) json_array_append_new(json_object_get(m, "Tags"), json_string(tag));
+  if (hcs_write_file_atomic(cfg_path, config, config_len, 0644, err) < 0 ||
+      hcs_json_write_atomic(meta_path, m, err) < 0 || (tag && move_tag(s, tag, id, err) < 0)) {
+    hcs_rm_rf(tmp, NULL);
+    return -1;
+  }
+  if (rename(tmp, dir) < 0) {
+    hcs_error_make(err, errno, "rename `%s` to `%s`", tmp, dir);
+    hcs_rm_rf(tmp, NULL);
+    return -1;
+  }
+  return hcs_fsync_dir(s->dir, err);
+}
+
 char *hcs_image_record(hcs_image_store_t *s, const char *config, size_t config_len, json_t *layer_ids,
                        const struct hcs_image_meta *meta, hcs_error_t *err) {
   char digest[72];
@@ -388,32 +420,11 @@ char *hcs_image_record(hcs_image_store_t *s, const char *config, size_t config_l
   uint64_t size = 0;
   for (; acquired < n; acquired++) {
     const char *lid = json_string_value(json_array_get(layer_ids, acquired));
-    if (hcs_layer_acquire(s->layers, lid, err) < 0) goto fail;
+    if (hcs_layer_acquire(s->layers, lid, err) < 0) break;
     size += layer_size(s->layers, lid);
   }
-  cleanup_free char *tmp = hcs_image_tmpdir(s, "record", err);
-  if (tmp == NULL) goto fail;
-  cleanup_free char *cfg_path = hcs_xasprintf("%s/config.json", tmp);
-  cleanup_free char *meta_path = hcs_xasprintf("%s/image.json", tmp);
-  cleanup_free char *now = hcs_now_rfc3339();
-  cleanup_json json_t *m = json_pack("{s:s,s:s,s:s,s:b,s:[],s:O,s:[],s:s,s:I}", "Id", id, "ConfigDigest", digest,
-                                     "Publisher", meta->publisher ? meta->publisher : "", "IsOSImage", meta->is_os,
-                                     "Tags", "Layers", layer_ids, "Users", "Created", now, "Size", (json_int_t)size);
-  if (meta->parent) json_object_set_new(m, "Parent", json_string(meta->parent));
-  if (tag) json_array_append_new(json_object_get(m, "Tags"), json_string(tag));
-  if (hcs_write_file_atomic(cfg_path, config, config_len, 0644, err) < 0 || hcs_json_write_atomic(meta_path, m, err) < 0 ||
-      (tag && move_tag(s, tag, id, err) < 0)) {
-    hcs_rm_rf(tmp, NULL);
-    goto fail;
-  }
-  if (rename(tmp, dir) < 0) {
-    hcs_error_make(err, errno, "rename `%s` to `%s`", tmp, dir);
-    hcs_rm_rf(tmp, NULL);
-    goto fail;
-  }
-  hcs_fsync_dir(s->dir, NULL);
-  return hcs_xstrdup(id);
-fail:
+  if (acquired == n && write_record(s, id, digest, config, config_len, layer_ids, meta, tag, size, err) == 0)
+    return hcs_xstrdup(id);
   while (acquired-- > 0) hcs_layer_release(s->layers, json_string_value(json_array_get(layer_ids, acquired)), NULL);
   return NULL;
 }
@@ -657,11 +668,21 @@ char *hcs_image_install_os(hcs_image_store_t *s, const char *rootfs_tar, const h
   cleanup_free char *want = hcs_xasprintf("%s:%s", o->name, o->version ? o->version : "latest");
   if (hcs_image_parse_ref(want, &n, &t, err) < 0) return NULL;
   hcs_layer_import_opts_t io = {.progress = o->progress, .progress_data = o->progress_data};
-  cleanup_free char *layer = hcs_layer_import_file(s->layers, rootfs_tar, &io, err);
-  if (layer == NULL) {
+  cleanup_free char *raw = hcs_layer_import_file(s->layers, rootfs_tar, &io, err);
+  if (raw == NULL) {
     hcs_error_wrap(err, "install OS image `%s`", want);
     return NULL;
   }
+  /* A tarball from another tool is not in hcs's canonical tar form: store
+   * the canonical re-export instead, so that saving the image reproduces
+   * its diff id exactly and the image keeps its id across save/import. */
+  cleanup_free char *layer = hcs_image_reimport_layer(s, raw, NULL, err);
+  if (layer == NULL) {
+    hcs_layer_destroy(s->layers, raw, false, NULL);
+    hcs_error_wrap(err, "install OS image `%s`: canonicalize layer", want);
+    return NULL;
+  }
+  if (strcmp(raw, layer) != 0) hcs_layer_destroy(s->layers, raw, false, NULL);
   const char *default_config = "{\"Env\":[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"],"
                                "\"Cmd\":[\"/bin/sh\"]}";
   cleanup_free char *merged = NULL;

@@ -5,6 +5,7 @@
 #include "hcs/error.h"
 #include "hcs/host.h"
 #include "hcs/layer.h"
+#include "hcs/image.h"
 #include "hcs/log.h"
 
 #endif

@@ -192,7 +192,7 @@ describe("hcs.image", function()
       local tarball = dir .. "/app-layer.tar"
       sh(("mkdir -p %s/app/srv && echo hi > %s/app/srv/app.txt && tar -C %s/app -cf %s srv"):format(dir, dir, dir, tarball))
       local parent = store:inspect("busybox:1.35")
-      local lid = assert(layers:import(tarball, { parents = { parent.Layers[1] } }))
+      local lid = assert(layers:import(tarball, { parents = { parent.Layers[1] } })).Id
       local id = assert(store:create {
         parent = "busybox:1.35", layer = lid, name = "app", version = "1.0", publisher = "Demo",
         config = { Cmd = { "/bin/cat", "/srv/app.txt" }, Env = { "A=1" } }, created_by = "test",
