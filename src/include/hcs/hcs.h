@@ -6,6 +6,7 @@
 #include "hcs/host.h"
 #include "hcs/layer.h"
 #include "hcs/image.h"
+#include "hcs/fs.h"
 #include "hcs/log.h"
 
 #endif
