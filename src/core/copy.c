@@ -159,3 +159,9 @@ int hcs_fs_copy_in(const char *root, const char *src, const char *dst, hcs_error
   if (copy_tree(sfd, srcbase, &st, dfd, name, where, err) < 0) return hcs_error_wrap(err, "copy `%s` to `%s`", src, dst);
   return 0;
 }
+
+int hcs_fs_write_atomic(const char *path, const void *data, size_t len, unsigned mode, hcs_error_t *err) {
+  return hcs_write_file_atomic(path, data, len, (mode_t)mode, err);
+}
+
+int hcs_fs_mkdir_p(const char *path, unsigned mode, hcs_error_t *err) { return hcs_mkdir_p(path, (mode_t)mode, err); }

@@ -3,6 +3,8 @@
 #ifndef HCS_FS_H
 #define HCS_FS_H
 
+#include <stddef.h>
+
 #include "hcs/error.h"
 #include "hcs/export.h"
 
@@ -18,6 +20,13 @@ extern "C" {
  * src is copied into it; missing parent directories are created.  Modes and
  * symlinks are kept; everything is owned by root. */
 HCS_EXPORT int hcs_fs_copy_in(const char *root, const char *src, const char *dst, hcs_error_t *err);
+
+/* Crash-safe replace of a small file: temp + fsync + rename + fsync of the
+ * directory.  Readers see the old or the new content, never a mix. */
+HCS_EXPORT int hcs_fs_write_atomic(const char *path, const void *data, size_t len, unsigned mode, hcs_error_t *err);
+
+/* mkdir -p. */
+HCS_EXPORT int hcs_fs_mkdir_p(const char *path, unsigned mode, hcs_error_t *err);
 
 #ifdef __cplusplus
 }
