@@ -40,5 +40,7 @@ int hcs_lua_open_json(lua_State *L);
 int hcs_lua_open_host(lua_State *L);
 int hcs_lua_open_layer(lua_State *L);
 int hcs_lua_open_net(lua_State *L);
+int hcs_lua_open_image(lua_State *L);
+int hcs_lua_open_fs(lua_State *L);
 
 #endif

@@ -12,6 +12,8 @@ static const struct {
     {"host", hcs_lua_open_host},
     {"layer", hcs_lua_open_layer},
     {"net", hcs_lua_open_net},
+    {"image", hcs_lua_open_image},
+    {"fs", hcs_lua_open_fs},
 };
 
 HCS_LUA_EXPORT int luaopen_hcs_core(lua_State *L) {

@@ -5,6 +5,8 @@
 #include "hcs/error.h"
 #include "hcs/host.h"
 #include "hcs/layer.h"
+#include "hcs/image.h"
+#include "hcs/fs.h"
 #include "hcs/log.h"
 #include "hcs/net.h"
 

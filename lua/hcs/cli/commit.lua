@@ -1,0 +1,27 @@
+--- `hcs commit NAME --name IMAGE`: capture a realized system as a new image.
+local cli = require "hcs.cli"
+local hcs = require "hcs"
+
+return {
+  summary = "capture a realized system's changes as a new image (New-ContainerImage)",
+  usage = "hcs commit SYSTEM --name IMAGE [--version V] [--publisher P] [--cmd CMD] [--json]",
+  options = {
+    name = { kind = "string", short = "n", help = "image name (required)" },
+    version = { kind = "string", help = "image version (tag), default latest" },
+    publisher = { kind = "string", help = "publisher" },
+    cmd = { kind = "string", help = "default command, run by /bin/sh -c" },
+    json = { kind = "flag", short = "j", help = "print JSON" },
+  },
+  min_args = 1,
+  max_args = 1,
+  run = function(opts, args)
+    if not opts.name then cli.fail("--name is required") end
+    local ok, sys = pcall(hcs.workflow.open, args[1])
+    if not ok then cli.fail("%s", tostring(sys)) end
+    local config = opts.cmd and { Cmd = { "/bin/sh", "-c", opts.cmd } } or nil
+    local ok2, img = pcall(hcs.workflow.capture, sys,
+      { name = opts.name, version = opts.version, publisher = opts.publisher, config = config })
+    if not ok2 then cli.fail("%s", tostring(img)) end
+    cli.output(opts, img, function(i) print(("%s:%s %s"):format(i.Name, i.Version, i.Id:sub(1, 12))) end)
+  end,
+}

@@ -1,0 +1,171 @@
+--- `hcs image ...`: the image store (Get/Install/Save/New/Remove-ContainerImage).
+local cli = require "hcs.cli"
+local hcs = require "hcs"
+
+local json_flag = { kind = "flag", short = "j", help = "print JSON" }
+
+local function open_store()
+  return cli.check(hcs.image.open())
+end
+
+local function progress_opts(label)
+  local ok, progress = pcall(require, "hcs.util.progress")
+  if ok then return progress.new(label) end
+  return nil
+end
+
+local function short_id(id) return id:sub(1, 12) end
+
+local function human_size(n)
+  local units = { "B", "KB", "MB", "GB", "TB" }
+  local i = 1
+  while n >= 1000 and i < #units do
+    n = n / 1000
+    i = i + 1
+  end
+  return i == 1 and ("%d B"):format(n) or ("%.1f %s"):format(n, units[i])
+end
+
+local function print_images(list)
+  cli.print_table({
+    { key = "Name", title = "NAME" },
+    { key = "Publisher", title = "PUBLISHER" },
+    { key = "Version", title = "VERSION" },
+    { key = function(r) return r.IsOSImage and "True" or "False" end, title = "ISOSIMAGE" },
+    { key = function(r) return short_id(r.Id) end, title = "ID" },
+    { key = function(r) return human_size(r.Size or 0) end, title = "SIZE" },
+  }, list)
+end
+
+local subcommands = {}
+
+subcommands.ls = {
+  summary = "list images (Name, Publisher, Version, IsOSImage)",
+  usage = "hcs image ls [--json] [--quiet]",
+  options = { json = json_flag, quiet = { kind = "flag", short = "q", help = "print ids only" } },
+  max_args = 0,
+  run = function(opts)
+    local store <close> = open_store()
+    local list = cli.check(store:list())
+    if opts.quiet then
+      for _, img in ipairs(list) do print(img.Id) end
+      return 0
+    end
+    cli.output(opts, list, print_images)
+  end,
+}
+
+subcommands.inspect = {
+  summary = "show an image's metadata and OCI configuration",
+  usage = "hcs image inspect IMAGE",
+  min_args = 1,
+  max_args = 1,
+  run = function(_, args)
+    local store <close> = open_store()
+    cli.print_json(cli.check(store:inspect(args[1])))
+  end,
+}
+
+subcommands.import = {
+  summary = "import an OCI layout (dir or tar) or a docker-archive",
+  usage = "hcs image import PATH [--name NAME] [--tag TAG] [--publisher P] [--json]",
+  options = {
+    name = { kind = "string", help = "name the image (default: from the archive)" },
+    tag = { kind = "string", help = "tag the image (default: from the archive)" },
+    publisher = { kind = "string", help = "publisher (default: the vendor annotation)" },
+    json = json_flag,
+  },
+  min_args = 1,
+  max_args = 1,
+  run = function(opts, args)
+    local store <close> = open_store()
+    local p = not opts.json and progress_opts("import") or nil
+    local imported = cli.check(store:import(args[1], {
+      name = opts.name, tag = opts.tag, publisher = opts.publisher, progress = p and p.callback,
+    }))
+    if p then p:finish() end
+    cli.output(opts, imported, print_images)
+  end,
+}
+
+subcommands["install-os"] = {
+  summary = "install a rootfs tarball as an OS (base) image",
+  usage = "hcs image install-os ROOTFS.tar[.gz|.zst] --name NAME [--version V] [--publisher P] [--cmd CMD]",
+  options = {
+    name = { kind = "string", help = "image name (required)" },
+    version = { kind = "string", help = "version/tag (default latest)" },
+    publisher = { kind = "string", help = "publisher" },
+    cmd = { kind = "string", help = "default command, run by /bin/sh -c" },
+    json = json_flag,
+  },
+  min_args = 1,
+  max_args = 1,
+  run = function(opts, args)
+    if not opts.name then cli.fail("--name is required") end
+    local store <close> = open_store()
+    local p = not opts.json and progress_opts("install") or nil
+    local config = opts.cmd and { Cmd = { "/bin/sh", "-c", opts.cmd } } or nil
+    local id = cli.check(store:install_os(args[1], {
+      name = opts.name, version = opts.version, publisher = opts.publisher, config = config,
+      progress = p and p.callback,
+    }))
+    if p then p:finish() end
+    cli.output(opts, cli.check(store:inspect(id)), function(img) print_images({ img }) end)
+  end,
+}
+
+subcommands.save = {
+  summary = "save images to an OCI archive (Save-ContainerImage)",
+  usage = "hcs image save IMAGE... -o FILE [--compression gzip|zstd|none]",
+  options = {
+    output = { kind = "string", short = "o", help = "the archive to write (required)" },
+    compression = { kind = "string", help = "layer compression: gzip (default), zstd, none" },
+  },
+  min_args = 1,
+  run = function(opts, args)
+    if not opts.output then cli.fail("-o FILE is required") end
+    local store <close> = open_store()
+    local p = progress_opts("save")
+    cli.check(store:save(args, opts.output, { compression = opts.compression, progress = p and p.callback }))
+    if p then p:finish() end
+  end,
+}
+
+subcommands.rm = {
+  summary = "remove images (refused while in use, unless --force)",
+  usage = "hcs image rm IMAGE... [--force]",
+  options = { force = { kind = "flag", short = "f", help = "remove even if containers or images use it" } },
+  min_args = 1,
+  run = function(opts, args)
+    local store <close> = open_store()
+    for _, ref in ipairs(args) do cli.check(store:remove(ref, opts.force)) end
+  end,
+}
+
+subcommands.tag = {
+  summary = "add a name:tag to an image",
+  usage = "hcs image tag IMAGE NAME[:TAG]",
+  min_args = 2,
+  max_args = 2,
+  run = function(_, args)
+    local store <close> = open_store()
+    cli.check(store:tag(args[1], args[2]))
+  end,
+}
+
+subcommands.untag = {
+  summary = "remove a name:tag from an image",
+  usage = "hcs image untag NAME[:TAG]",
+  min_args = 1,
+  max_args = 1,
+  run = function(_, args)
+    local store <close> = open_store()
+    cli.check(store:untag(args[1]))
+  end,
+}
+
+return {
+  summary = "manage images: ls, inspect, import, install-os, save, rm, tag",
+  usage = "hcs image SUBCOMMAND [options]",
+  subcommands = subcommands,
+}

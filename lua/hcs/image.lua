@@ -1,0 +1,31 @@
+--- hcs.image: the image store (images = OCI config + metadata over shared layers).
+-- local store <close> = hcs.image.open([root])
+-- store:list(), store:inspect(ref), store:import(path, opts), store:install_os(tar, opts),
+-- store:create{parent, layer, name, version, publisher, config}, store:save(refs, path, opts),
+-- store:tag(ref, new), store:untag(ref), store:remove(ref, force), store:acquire/release(ref, user).
+-- Failures return nil, message, errno; misuse raises.
+local core = require("hcs.core").image
+
+local M = {}
+
+--- Open the image store under root (default $HCS_ROOT or /var/lib/hcs).
+function M.open(root)
+  return core.open(root)
+end
+
+--- Run fn(store) with a store opened for the call; returns fn's results.
+function M.with_store(root, fn)
+  local store, err, code = core.open(root)
+  if not store then return nil, err, code end
+  local results = table.pack(pcall(fn, store))
+  store:close()
+  if not results[1] then error(results[2], 0) end
+  return table.unpack(results, 2, results.n)
+end
+
+--- The Get-ContainerImage view: Name, Publisher, Version, IsOSImage per image.
+function M.list(root)
+  return M.with_store(root, function(s) return s:list() end)
+end
+
+return M

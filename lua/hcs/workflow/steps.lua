@@ -1,0 +1,494 @@
+--- The lifecycle steps behind hcs.workflow: plan, customize, validate,
+-- realize, author (the System object), capture, destroy.  Policy lives here;
+-- the kernel work is libhcs (hcs.layer, hcs.compute, hcs.net, hcs.image).
+local hcs = require "hcs"
+local plans = require "hcs.workflow.plan"
+local txn = require "hcs.workflow.txn"
+local json = hcs.json
+
+local M = {}
+
+local function copy(t)
+  if type(t) ~= "table" then return t end
+  local c = {}
+  for k, v in pairs(t) do c[k] = copy(v) end
+  return setmetatable(c, getmetatable(t))
+end
+
+local function check(v, msg, ...)
+  if v == nil then error(msg, 0) end
+  return v, msg, ...
+end
+
+local function open_images(root) return check(hcs.image.open(root)) end
+local function open_layers(root) return check(hcs.layer.open(root)) end
+
+-- plan ----------------------------------------------------------------------
+
+--- Turn "K=V" lists or {K=V} maps into a map.
+local function env_map(env)
+  local out = {}
+  for k, v in pairs(env or {}) do
+    if math.type(k) == "integer" then
+      local key, val = tostring(v):match("^([^=]+)=(.*)$")
+      if not key then error(("environment entry %q: expected KEY=VALUE"):format(tostring(v)), 0) end
+      out[key] = val
+    else
+      out[k] = tostring(v)
+    end
+  end
+  return out
+end
+
+function M.plan(spec)
+  if type(spec) ~= "table" then error("plan: expected a table {image = ..., name = ...}", 2) end
+  if type(spec.image) ~= "string" then error("plan: field 'image' (an image reference) is required", 2) end
+  local root = spec.root
+  local images <close> = open_images(root)
+  local info = check(images:inspect(spec.image))
+  local cfg = info.Config.config or {}
+  local name = spec.name or (info.Name:gsub("[^%w_.-]", "-"))
+  check(plans.check_name(name))
+  if plans.load(name, root) then error(("plan: a system named %q is already planned"):format(name), 0) end
+  local command = {}
+  for _, a in ipairs(cfg.Entrypoint or {}) do command[#command + 1] = a end
+  for _, a in ipairs(cfg.Cmd or {}) do command[#command + 1] = a end
+  local plan = {
+    Kind = "PlannedSystem",
+    SchemaVersion = plans.SCHEMA,
+    Name = name,
+    Image = spec.image,
+    ImageId = info.Id,
+    HostName = name:sub(1, 63),
+    Processor = json.decode("{}"),
+    Memory = json.decode("{}"),
+    MappedDirectories = json.array(),
+    Environment = env_map(cfg.Env),
+    Command = #command > 0 and json.array(command) or nil,
+    WorkingDirectory = cfg.WorkingDir ~= "" and cfg.WorkingDir or nil,
+    User = cfg.User ~= "" and cfg.User or nil,
+    ImageConfig = json.decode("{}"),
+    State = "Planned",
+    Created = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+  }
+  local changes = copy(spec)
+  changes.image, changes.name, changes.root = nil, nil, nil
+  if next(changes) then M.apply(plan, changes) end
+  check(plans.save(plan, root))
+  plan._root = root
+  return plan
+end
+
+local function parse_mount(text)
+  local host, ctr, mode = text:match("^([^:]+):([^:]+):?(%a*)$")
+  if not host or (mode ~= "" and mode ~= "ro" and mode ~= "rw") then
+    error(("mount %q: expected HOSTPATH:CONTAINERPATH[:ro|:rw]"):format(text), 0)
+  end
+  return { HostPath = host, ContainerPath = ctr, ReadOnly = mode == "ro" }
+end
+
+local customizers = {
+  hostname = function(plan, v) plan.HostName = tostring(v) end,
+  cpus = function(plan, v) plan.Processor.Count = math.tointeger(v) or error("cpus: expected an integer", 0) end,
+  cpu_max = function(plan, v) plan.Processor.Maximum = math.tointeger(v) or error("cpu_max: expected an integer", 0) end,
+  cpu_weight = function(plan, v) plan.Processor.Weight = math.tointeger(v) or error("cpu_weight: expected an integer", 0) end,
+  memory = function(plan, v) plan.Memory.SizeInMB = math.tointeger(v) or error("memory: expected MB as an integer", 0) end,
+  network = function(plan, v)
+    if v == false then
+      plan.Network = nil
+    else
+      plan.Network = plan.Network or { PortMappings = json.array() }
+      plan.Network.Name = tostring(v)
+    end
+  end,
+  ports = function(plan, v)
+    plan.Network = plan.Network or { PortMappings = json.array() }
+    local list = json.array()
+    for _, p in ipairs(type(v) == "table" and v or { v }) do
+      if type(p) == "table" then
+        list[#list + 1] = p
+      else
+        local m = check(hcs.net.port_mapping(p))
+        list[#list + 1] = m.Settings or m
+      end
+    end
+    plan.Network.PortMappings = list
+  end,
+  mounts = function(plan, v)
+    local list = json.array()
+    for _, m in ipairs(v) do list[#list + 1] = type(m) == "table" and m or parse_mount(m) end
+    plan.MappedDirectories = list
+  end,
+  env = function(plan, v)
+    for k, val in pairs(env_map(v)) do plan.Environment[k] = val end
+  end,
+  command = function(plan, v)
+    if type(v) == "string" then v = { "/bin/sh", "-c", v } end
+    plan.Command = json.array(copy(v))
+  end,
+  workdir = function(plan, v) plan.WorkingDirectory = v end,
+  user = function(plan, v) plan.User = v end,
+}
+
+--- Apply changes to a plan table (no save).  Unknown fields are errors.
+function M.apply(plan, changes)
+  local names = {}
+  for k in pairs(changes) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    local f = customizers[k]
+    if not f then
+      local known = {}
+      for n in pairs(customizers) do known[#known + 1] = n end
+      table.sort(known)
+      error(("customize: unknown field %q (known: name, %s)"):format(k, table.concat(known, ", ")), 0)
+    end
+    f(plan, changes[k])
+  end
+end
+
+function M.customize(plan, changes)
+  if type(plan) == "string" then plan = check(plans.load(plan)) end
+  if plan.State ~= "Planned" then error(("customize: %q is already realized"):format(plan.Name), 0) end
+  changes = copy(changes or {})
+  local root = plan._root
+  local rename = changes.name
+  changes.name = nil
+  M.apply(plan, changes)
+  if rename and rename ~= plan.Name then
+    check(plans.check_name(rename))
+    if plans.load(rename, root) then error(("customize: a system named %q is already planned"):format(rename), 0) end
+    local old = plan.Name
+    plan.Name = rename
+    if plan.HostName == old then plan.HostName = rename:sub(1, 63) end
+    check(plans.save(plan, root))
+    check(plans.remove(old, root))
+  else
+    check(plans.save(plan, root))
+  end
+  return plan
+end
+
+-- validate ------------------------------------------------------------------
+
+local function meminfo_mb()
+  for line in io.lines("/proc/meminfo") do
+    local kb = line:match("^MemTotal:%s+(%d+)")
+    if kb then return tonumber(kb) // 1024 end
+  end
+end
+
+local function ncpus()
+  local n = 0
+  for line in io.lines("/proc/cpuinfo") do
+    if line:match("^processor%s*:") then n = n + 1 end
+  end
+  return n
+end
+
+function M.validate(plan)
+  if type(plan) == "string" then plan = check(plans.load(plan)) end
+  local problems = {}
+  local function problem(fmt, ...) problems[#problems + 1] = fmt:format(...) end
+  local root = plan._root
+  local okname, nerr = plans.check_name(plan.Name)
+  if not okname then problem("%s", nerr) end
+  local images = hcs.image.open(root)
+  if images then
+    local id = images:resolve(plan.ImageId or plan.Image)
+    if not id then problem("image %q is not in the image store", tostring(plan.Image)) end
+    images:close()
+  else
+    problem("the image store cannot be opened")
+  end
+  local caps = hcs.host.capabilities()
+  if caps and not caps.Overlayfs then problem("this kernel has no overlayfs") end
+  local mem = plan.Memory and plan.Memory.SizeInMB
+  if mem ~= nil then
+    local total = meminfo_mb()
+    if math.type(mem) ~= "integer" or mem < 4 then problem("Memory.SizeInMB must be an integer >= 4, got %s", tostring(mem))
+    elseif total and mem > total then problem("Memory.SizeInMB %d exceeds the host's %d MB", mem, total) end
+  end
+  local count = plan.Processor and plan.Processor.Count
+  if count ~= nil then
+    local n = ncpus()
+    if math.type(count) ~= "integer" or count < 1 then problem("Processor.Count must be a positive integer")
+    elseif count > n then problem("Processor.Count %d exceeds the host's %d CPUs", count, n) end
+  end
+  local max = plan.Processor and plan.Processor.Maximum
+  if max ~= nil and (math.type(max) ~= "integer" or max < 1 or max > 10000) then
+    problem("Processor.Maximum must be 1..10000 (hundredths of a percent of the CPUs), got %s", tostring(max))
+  end
+  for i, m in ipairs(plan.MappedDirectories or {}) do
+    if type(m.HostPath) ~= "string" or m.HostPath:sub(1, 1) ~= "/" then
+      problem("MappedDirectories[%d].HostPath must be an absolute path", i)
+    elseif not io.open(m.HostPath, "r") and not require("lfs").attributes(m.HostPath) then
+      problem("MappedDirectories[%d].HostPath %q does not exist", i, m.HostPath)
+    end
+    if type(m.ContainerPath) ~= "string" or m.ContainerPath:sub(1, 1) ~= "/" then
+      problem("MappedDirectories[%d].ContainerPath must be an absolute path", i)
+    end
+  end
+  if plan.Network then
+    local net = hcs.net.network.inspect(plan.Network.Name or "", { root = root })
+    if not net then problem("network %q does not exist", tostring(plan.Network.Name)) end
+    local seen = {}
+    for i, p in ipairs(plan.Network.PortMappings or {}) do
+      local key = (p.Protocol or "TCP"):upper() .. ":" .. tostring(p.ExternalPort)
+      if seen[key] then problem("PortMappings[%d]: host port %s is mapped twice", i, key) end
+      seen[key] = true
+    end
+  end
+  if plan.State == "Planned" then
+    local existing = hcs.compute.open(plan.Name, { root = root })
+    if existing then
+      problem("a compute system named %q already exists", plan.Name)
+      existing:close()
+    end
+  end
+  if #problems > 0 then return nil, problems end
+  return true
+end
+
+-- realize -------------------------------------------------------------------
+
+local System = {}
+System.__index = System
+
+local function env_list(map)
+  local out = {}
+  for k, v in pairs(map or {}) do out[#out + 1] = k .. "=" .. v end
+  table.sort(out)
+  return out
+end
+
+local function compute_config(plan, mount, image_layers, layer_store, ns, opts)
+  local layers = json.array()
+  for i = #image_layers, 1, -1 do
+    local info = layer_store:inspect(image_layers[i])
+    layers[#layers + 1] = { Id = image_layers[i], Path = info and info.Path or "" }
+  end
+  local container = {
+    GuestOs = { HostName = plan.HostName },
+    Storage = { Layers = layers, Path = mount },
+    MappedDirectories = #(plan.MappedDirectories or {}) > 0 and plan.MappedDirectories or nil,
+    Processor = next(plan.Processor or {}) and plan.Processor or nil,
+    Memory = next(plan.Memory or {}) and plan.Memory or nil,
+    Networking = ns and { Namespace = ns } or nil,
+  }
+  local linux = {}
+  if opts.cgroup_parent then linux.CgroupParent = opts.cgroup_parent end
+  if not opts.idle and plan.Command then
+    linux.Init = {
+      CommandArgs = plan.Command,
+      Environment = plan.Environment,
+      WorkingDirectory = plan.WorkingDirectory,
+      User = plan.User,
+    }
+  end
+  return { Owner = "hcs-workflow", SchemaVersion = { Major = 2, Minor = 1 }, Container = container,
+    Linux = next(linux) and linux or nil }
+end
+
+--- Realize a plan.  opts: { idle = true (init idles, for authoring),
+-- start = false (leave the system Created), cgroup_parent = NAME }.
+function M.realize(plan, opts)
+  opts = opts or {}
+  if type(plan) == "string" then plan = check(plans.load(plan, opts.root)) end
+  if plan.State ~= "Planned" then error(("realize: %q is already realized"):format(plan.Name), 0) end
+  local okv, problems = M.validate(plan)
+  if not okv then error("realize " .. plan.Name .. ": the plan is not valid:\n  " .. table.concat(problems, "\n  "), 0) end
+  local root = plan._root or opts.root
+  local id = plan.Name
+  local images <close> = open_images(root)
+  local layers <close> = open_layers(root)
+  return txn.run("realize " .. id, function(tx)
+    local image = check(images:inspect(plan.ImageId))
+    tx:step("take a reference on the image", function() return images:acquire(image.Id, id) end,
+      function() return images:release(image.Id, id) end)
+    tx:step("create the scratch layer", function()
+      return layers:create_scratch(id, { image.Layers[#image.Layers] })
+    end, function() return layers:destroy(id, true) end)
+    tx:step("activate the layers", function() return layers:activate(id) end,
+      function() return layers:deactivate(id) end)
+    local mount = check(layers:mount_path(id))
+    tx:step("prepare the root file system", function()
+      return layers:prepare(id, #(plan.MappedDirectories or {}) > 0 and plan.MappedDirectories or nil)
+    end, function() return layers:unprepare(id) end)
+    local ns, endpoint
+    if plan.Network then
+      ns = tx:step("create the network compartment", function()
+        return hcs.net.namespace.create({ ContainerId = id }, { root = root })
+      end, function(n) return hcs.net.namespace.delete(n.Id, { root = root }) end)
+      local policies = json.array()
+      for _, p in ipairs(plan.Network.PortMappings or {}) do
+        policies[#policies + 1] = { Type = "PortMapping", Settings = p }
+      end
+      endpoint = tx:step("create the network endpoint", function()
+        return hcs.net.endpoint.create({ Name = id, HostComputeNetwork = plan.Network.Name,
+          HostComputeNamespace = ns.Id, Policies = #policies > 0 and policies or nil }, { root = root })
+      end, function(ep) return hcs.net.endpoint.delete(ep.Id, { root = root }) end)
+      local lx = endpoint.Linux or {}
+      if lx.ResolvConf and lx.ResolvConf ~= "" then check(hcs.core.fs.copy_in(mount, lx.ResolvConf, "/etc/resolv.conf")) end
+      if lx.Hosts and lx.Hosts ~= "" then check(hcs.core.fs.copy_in(mount, lx.Hosts, "/etc/hosts")) end
+    end
+    local config = compute_config(plan, mount, image.Layers, layers, ns and ns.Id, opts)
+    local cs = tx:step("create the compute system", function()
+      return hcs.compute.create(id, config, { root = root })
+    end, function(c)
+      c:terminate()
+      return c:delete(true)
+    end)
+    if opts.start ~= false then tx:step("start the compute system", function() return cs:start() end) end
+    plan.State = "Realized"
+    plan.Realized = { SystemId = id, ScratchLayer = id, MountPath = mount, Endpoint = endpoint and endpoint.Id,
+      Namespace = ns and ns.Id, Idle = opts.idle or nil }
+    tx:step("save the plan", function() return plans.save(plan, root) end)
+    return setmetatable({ plan = plan, root = root, cs = cs }, System)
+  end)
+end
+
+function M.open(name, root)
+  local plan = check(plans.load(name, root))
+  if plan.State ~= "Realized" then error(("%q is planned, not realized"):format(name), 0) end
+  plan._root = root
+  local cs = check(hcs.compute.open(plan.Realized.SystemId, { root = root }))
+  return setmetatable({ plan = plan, root = root, cs = cs }, System)
+end
+
+-- author: the System object ---------------------------------------------------
+
+function System:__tostring() return ("hcs.workflow.system (%s)"):format(self.plan.Name) end
+function System:__close() if self.cs then self.cs:close() end end
+
+--- Run a command in the system and wait for it.
+-- cmd: a list of arguments, or a string run by /bin/sh -c.
+-- opts: { env = {K=V}, workdir, user, input = "stdin text", check = true }.
+-- Returns exit code, stdout, stderr; raises when check ~= false and the exit code is not 0.
+function System:run(cmd, opts)
+  opts = opts or {}
+  local args = type(cmd) == "string" and { "/bin/sh", "-c", cmd } or cmd
+  local env = copy(self.plan.Environment or {})
+  for k, v in pairs(env_map(opts.env)) do env[k] = v end
+  local p = check(self.cs:create_process({
+    CommandArgs = args, Environment = env, WorkingDirectory = opts.workdir or self.plan.WorkingDirectory,
+    User = opts.user or self.plan.User, CreateStdInPipe = opts.input ~= nil, CreateStdOutPipe = true,
+    CreateStdErrPipe = true,
+  }))
+  if opts.input ~= nil then
+    p.stdin:write(opts.input)
+    p.stdin:close()
+  end
+  local out = p.stdout:read("a")
+  local err = p.stderr:read("a")
+  check(p:wait())
+  local code = check(p:exit_code())
+  p:close()
+  if code ~= 0 and opts.check ~= false then
+    error(("run %s in %s: exit code %d%s"):format(type(cmd) == "string" and ("%q"):format(cmd) or table.concat(args, " "),
+      self.plan.Name, code, err ~= "" and (": " .. err:gsub("%s+$", "")) or ""), 0)
+  end
+  return code, out, err
+end
+
+--- Copy a host file or directory into the system (cp -R semantics).
+function System:copy(src, dst)
+  return check(hcs.core.fs.copy_in(self.plan.Realized.MountPath, src, dst))
+end
+
+--- Set image configuration for the capture: Env (list or map), Cmd,
+-- Entrypoint, WorkingDir, User, Labels, ExposedPorts.
+function System:config(fields)
+  local known = { Env = true, Cmd = true, Entrypoint = true, WorkingDir = true, User = true, Labels = true,
+    ExposedPorts = true, StopSignal = true, Volumes = true }
+  local ic = self.plan.ImageConfig or {}
+  for k, v in pairs(fields) do
+    if not known[k] then error(("config: unknown image config field %q"):format(tostring(k)), 2) end
+    if k == "Env" then
+      ic.Env = ic.Env or {}
+      for ek, ev in pairs(env_map(v)) do ic.Env[ek] = ev end
+    elseif k == "Cmd" or k == "Entrypoint" then
+      ic[k] = json.array(type(v) == "string" and { "/bin/sh", "-c", v } or copy(v))
+    else
+      ic[k] = copy(v)
+    end
+  end
+  self.plan.ImageConfig = ic
+  return check(plans.save(self.plan, self.root))
+end
+
+function System:properties(query) return self.cs:properties(query) end
+function System:stop(timeout_ms) return self.cs:shutdown(timeout_ms or 10000) end
+function System:wait(timeout_ms) return self.cs:wait(timeout_ms) end
+
+-- capture -------------------------------------------------------------------
+
+function M.capture(sys, opts)
+  if getmetatable(sys) ~= System then error("capture: expected a realized system (from realize or open)", 2) end
+  if type(opts) ~= "table" or type(opts.name) ~= "string" then error("capture: field 'name' is required", 2) end
+  local root = sys.root
+  local images <close> = open_images(root)
+  local base = check(images:inspect(sys.plan.ImageId)).Config.config or {}
+  local ic = copy(sys.plan.ImageConfig or {})
+  local config = {}
+  for k, v in pairs(base) do config[k] = v end
+  local env = env_map(base.Env)
+  for k, v in pairs(ic.Env or {}) do env[k] = v end
+  if next(env) then config.Env = json.array(env_list(env)) end
+  ic.Env = nil
+  for k, v in pairs(ic) do config[k] = v end
+  if opts.config then
+    for k, v in pairs(opts.config) do config[k] = v end
+  end
+  local id = check(images:capture(sys.plan.Realized.ScratchLayer, {
+    parent = sys.plan.ImageId, name = opts.name, version = opts.version, publisher = opts.publisher,
+    config = config, created_by = opts.created_by or ("hcs capture " .. sys.plan.Name),
+    comment = opts.comment,
+  }))
+  return check(images:inspect(id))
+end
+
+-- destroy -------------------------------------------------------------------
+
+--- Stop and remove everything realize made; the plan goes too unless
+-- opts.keep_plan (then it is Planned again).  Collects every failure.
+function M.destroy(sys, opts)
+  opts = opts or {}
+  local plan, root = sys.plan, sys.root
+  local r = plan.Realized or {}
+  local failures = {}
+  local function try(what, ok, err)
+    if ok == nil and err ~= nil then failures[#failures + 1] = what .. ": " .. tostring(err) end
+  end
+  if sys.cs then
+    local props = sys.cs:properties()
+    if props and props.State ~= "Stopped" then try("stop", sys.cs:shutdown(opts.timeout_ms or 5000)) end
+    try("delete compute system", sys.cs:delete(true))
+    sys.cs:close()
+    sys.cs = nil
+  end
+  if r.Endpoint then try("delete endpoint", hcs.net.endpoint.delete(r.Endpoint, { root = root })) end
+  if r.Namespace then try("delete compartment", hcs.net.namespace.delete(r.Namespace, { root = root })) end
+  local layers = hcs.layer.open(root)
+  if layers then
+    try("unprepare", layers:unprepare(r.ScratchLayer))
+    try("deactivate", layers:deactivate(r.ScratchLayer))
+    try("destroy scratch layer", layers:destroy(r.ScratchLayer, true))
+    layers:close()
+  end
+  local images = hcs.image.open(root)
+  if images then
+    try("release image", images:release(plan.ImageId, plan.Name))
+    images:close()
+  end
+  if opts.keep_plan then
+    plan.State, plan.Realized = "Planned", nil
+    try("save plan", plans.save(plan, root))
+  else
+    try("remove plan", plans.remove(plan.Name, root))
+  end
+  if #failures > 0 then return nil, "destroy " .. plan.Name .. ": " .. table.concat(failures, "; ") end
+  return true
+end
+
+return M

@@ -1,0 +1,107 @@
+/* Capture: a container's scratch layer becomes a new read-only layer and a
+ * new image (the seed's "convert a container into an image").  The scratch
+ * is exported as a tar stream straight into the import through a pipe, on
+ * two threads, so capture costs one pass over the changed files and the
+ * container may keep running. */
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+
+#include "image/internal.h"
+
+struct exporter {
+  hcs_layer_store_t *layers;
+  const char *id;
+  int fd;
+  hcs_layer_export_result_t result;
+  hcs_error_t err;
+  int rc;
+};
+
+static void *export_thread(void *arg) {
+  struct exporter *x = arg;
+  /* A failed import closes the read end: get EPIPE, not a process-wide SIGPIPE. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  hcs_layer_export_opts_t o = {.compression = HCS_LAYER_COMPRESSION_NONE};
+  x->rc = hcs_layer_export(x->layers, x->id, x->fd, &o, &x->result, &x->err);
+  close(x->fd);
+  x->fd = -1;
+  return NULL;
+}
+
+/* Export layer `src` as a canonical tar piped straight into a new layer on
+ * `nearest` (NULL for a base layer).  Returns the new layer id: the chain
+ * id of the canonical stream, so re-exporting it reproduces its DiffID
+ * byte for byte. */
+char *hcs_image_reimport_layer(hcs_image_store_t *s, const char *src, const char *nearest, hcs_error_t *err) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) {
+    hcs_error_make(err, errno, "pipe");
+    return NULL;
+  }
+  fcntl(fds[0], F_SETPIPE_SZ, 1 << 20); /* fewer context switches between the two threads */
+  struct exporter x = {.layers = s->layers, .id = src, .fd = fds[1]};
+  pthread_t th;
+  if (pthread_create(&th, NULL, export_thread, &x) != 0) {
+    close(fds[0]);
+    close(fds[1]);
+    hcs_error_make(err, EAGAIN, "start export thread");
+    return NULL;
+  }
+  const char *parents[2] = {nearest, NULL};
+  hcs_layer_import_opts_t io = {.parents = nearest ? parents : NULL};
+  hcs_error_t import_err = NULL;
+  char *layer = hcs_layer_import(s->layers, fds[0], &io, &import_err);
+  close(fds[0]);
+  pthread_join(th, NULL);
+  if (x.rc < 0) { /* the export's error explains a broken import stream */
+    if (layer) hcs_layer_destroy(s->layers, layer, false, NULL);
+    free(layer);
+    hcs_error_release(&import_err);
+    if (err) *err = x.err;
+    else hcs_error_release(&x.err);
+    return NULL;
+  }
+  hcs_error_release(&x.err);
+  if (layer == NULL) {
+    if (err) *err = import_err;
+    else hcs_error_release(&import_err);
+  }
+  return layer;
+}
+
+char *hcs_image_capture(hcs_image_store_t *s, const char *scratch_id, const hcs_image_create_opts_t *opts,
+                        hcs_error_t *err) {
+  if (opts == NULL || opts->name == NULL) {
+    hcs_error_make(err, 0, "capture: a name is required");
+    return NULL;
+  }
+  cleanup_free char *info = hcs_layer_inspect(s->layers, scratch_id, err);
+  if (info == NULL) {
+    hcs_error_wrap(err, "capture `%s`", scratch_id);
+    return NULL;
+  }
+  cleanup_json json_t *meta = hcs_json_parse(info, "layer info", err);
+  if (meta == NULL) return NULL;
+  const char *kind = json_string_value(json_object_get(meta, "Kind"));
+  if (kind == NULL || strcmp(kind, "scratch") != 0) {
+    hcs_error_make(err, 0, "capture `%s`: not a scratch layer", scratch_id);
+    return NULL;
+  }
+  const char *nearest = json_string_value(json_array_get(json_object_get(meta, "Parents"), 0));
+  char *layer = hcs_image_reimport_layer(s, scratch_id, nearest, err);
+  if (layer == NULL) {
+    hcs_error_wrap(err, "capture `%s`", scratch_id);
+    return NULL;
+  }
+  hcs_image_create_opts_t co = *opts;
+  co.layer_id = layer;
+  char *id = hcs_image_create(s, &co, err);
+  if (id == NULL) hcs_layer_destroy(s->layers, layer, false, NULL);
+  free(layer);
+  return id;
+}

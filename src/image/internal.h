@@ -1,0 +1,87 @@
+/* Internals shared by the image store files (store.c, oci.c, docker.c). */
+#ifndef HCS_IMAGE_INTERNAL_H
+#define HCS_IMAGE_INTERNAL_H
+
+#include "core/util.h"
+#include "hcs/image.h"
+
+struct hcs_image_store_s {
+  char *root; /* the hcs state root */
+  char *dir;  /* <root>/images */
+  hcs_layer_store_t *layers;
+};
+
+/* sha256 of a buffer / of a file, as "sha256:<hex>" into out[72]. */
+HCS_INTERNAL void hcs_image_sha256_buf(const void *data, size_t len, char out[72]);
+HCS_INTERNAL int hcs_image_sha256_file(const char *path, char out[72], uint64_t *size, hcs_error_t *err);
+/* From the current offset to the end; `path` names it in errors. */
+HCS_INTERNAL int hcs_image_sha256_fd(int fd, const char *path, char out[72], uint64_t *size, hcs_error_t *err);
+/* Open a file below dirfd, resolved as if dirfd were the root: symlinks
+ * in an archive or layout can never lead outside it. */
+HCS_INTERNAL int hcs_image_open_in(int dirfd, const char *dirname, const char *path, hcs_error_t *err);
+/* Read a whole file below dirfd (same resolution), at most max bytes. */
+HCS_INTERNAL char *hcs_image_read_in(int dirfd, const char *dirname, const char *path, size_t max, size_t *len,
+                                     hcs_error_t *err);
+
+/* Store lock: exclusive for changes, shared for reads.  Returns the fd. */
+HCS_INTERNAL int hcs_image_lock(hcs_image_store_t *s, bool exclusive, hcs_error_t *err);
+
+/* A private temporary directory inside the store (same file system as the
+ * layers), removed by the caller; stale ones of dead processes are swept
+ * when the store opens. */
+HCS_INTERNAL char *hcs_image_tmpdir(hcs_image_store_t *s, const char *what, hcs_error_t *err);
+
+/* Split "name:tag" (tag defaults to "latest"); validates both.  *name and
+ * *tag are malloc'd. */
+HCS_INTERNAL int hcs_image_parse_ref(const char *ref, char **name, char **tag, hcs_error_t *err);
+
+struct hcs_image_meta {
+  const char *name, *tag, *publisher;
+  bool is_os;
+  const char *parent; /* parent image id or NULL */
+};
+
+/* Record an image whose config bytes and layer ids (base first) are given;
+ * the layers must exist.  The image's id is sha256(config).  An existing
+ * image with the same id gains the tag.  Takes a layer reference per layer
+ * for a new image.  Caller holds the exclusive lock.  Returns the id. */
+HCS_INTERNAL char *hcs_image_record(hcs_image_store_t *s, const char *config, size_t config_len, json_t *layer_ids,
+                                    const struct hcs_image_meta *meta, hcs_error_t *err);
+
+/* Import the layers listed by diff id from blob files (paths may be NULL
+ * for layers already present).  Returns the layer ids, base first. */
+/* Import the layers of one image, given by diff id, from blobs below dirfd
+ * (blob_paths[i]; blob_digests[i] is the digest to verify or null).
+ * Layers already in the store are not read again.  Returns the layer ids,
+ * base first. */
+HCS_INTERNAL json_t *hcs_image_import_layers(hcs_image_store_t *s, int dirfd, const char *dirname, json_t *diff_ids,
+                                             json_t *blob_paths, json_t *blob_digests, const hcs_image_import_opts_t *o,
+                                             hcs_error_t *err);
+
+/* Import helpers for the two archive formats (caller holds the lock). */
+HCS_INTERNAL json_t *hcs_image_import_oci_layout(hcs_image_store_t *s, const char *dir,
+                                                 const hcs_image_import_opts_t *opts, hcs_error_t *err);
+HCS_INTERNAL json_t *hcs_image_import_docker_archive(hcs_image_store_t *s, const char *dir,
+                                                     const hcs_image_import_opts_t *opts, hcs_error_t *err);
+/* The summary of one image as list() shows it (new reference). */
+HCS_INTERNAL json_t *hcs_image_summary_of(hcs_image_store_t *s, const char *id, hcs_error_t *err);
+/* Extract a tar (any compression) into dir, refusing entries that escape. */
+HCS_INTERNAL int hcs_image_extract_tar(const char *tar_path, const char *dir, hcs_error_t *err);
+
+/* The summary object of an image (image.json fields), new reference. */
+HCS_INTERNAL json_t *hcs_image_load(hcs_image_store_t *s, const char *id, hcs_error_t *err);
+HCS_INTERNAL int hcs_image_store_meta(hcs_image_store_t *s, json_t *meta, hcs_error_t *err);
+HCS_INTERNAL char *hcs_image_resolve_locked(hcs_image_store_t *s, const char *ref, hcs_error_t *err);
+/* Read an image's config.json bytes. */
+HCS_INTERNAL int hcs_image_read_config(hcs_image_store_t *s, const char *id, char **out, size_t *len, hcs_error_t *err);
+
+/* Export layer src as a canonical tar piped into a new layer on nearest. */
+HCS_INTERNAL char *hcs_image_reimport_layer(hcs_image_store_t *s, const char *src, const char *nearest,
+                                            hcs_error_t *err);
+
+/* Build a fresh OCI config document: created now, this host's platform,
+ * rootfs diff ids, the given "config" object and one history entry. */
+HCS_INTERNAL json_t *hcs_image_new_config(json_t *base_config, json_t *diff_ids, json_t *history, const char *created_by,
+                                          const char *comment);
+
+#endif
