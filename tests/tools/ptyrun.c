@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,18 +73,18 @@ int main(int argc, char **argv) {
   }
   double end = now() + timeout;
   int status = 0;
+  bool open = true;
   while (now() < end) {
-    if (pump(master, 0.1) < 0) break;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      pump(master, 0.1);
+    if (open && pump(master, 0.05) < 0) open = false; /* the pty closed: the program is exiting */
+    if (!open) usleep(10000);
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      if (open) pump(master, 0.05);
       return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
   }
-  if (waitpid(pid, &status, WNOHANG) == 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    fprintf(stderr, "ptyrun: timed out\n");
-    return 124;
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  fprintf(stderr, "ptyrun: timed out\n");
+  return 124;
 }
