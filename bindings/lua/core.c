@@ -10,6 +10,8 @@ static const struct {
 } subsystems[] = {
     {"json", hcs_lua_open_json},
     {"host", hcs_lua_open_host},
+    {"compute", hcs_lua_open_compute},
+    {"process", hcs_lua_open_process},
 };
 
 HCS_LUA_EXPORT int luaopen_hcs_core(lua_State *L) {

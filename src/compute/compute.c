@@ -183,7 +183,7 @@ int hcs_compute_event_fd(hcs_system_t *cs, hcs_error_t *err) { return hcs_system
 
 static int mark_exit(hcs_system_t *cs, const char *type) {
   cleanup_free char *p = hcs_xasprintf("%s/exit-type", cs->run_dir);
-  return hcs_write_file(p, type, strlen(type), NULL);
+  return hcs_write_file_atomic(p, type, strlen(type), 0600, NULL);
 }
 
 static int signal_init(hcs_system_t *cs, int sig, hcs_error_t *err) {

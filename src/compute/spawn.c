@@ -33,7 +33,8 @@ pid_t hcs_clone3(uint64_t flags, int *pidfd, int cgroup_fd) {
   memset(&a, 0, sizeof a);
   a.flags = flags | (pidfd ? CLONE_PIDFD : 0) | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0);
   a.pidfd = (uint64_t)(uintptr_t)pidfd;
-  a.exit_signal = SIGCHLD; /* with CLONE_PARENT the kernel uses the caller's own */
+  /* With CLONE_PARENT the kernel insists on 0 and uses the caller's own. */
+  a.exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD;
   a.cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0;
   return (pid_t)syscall(SYS_clone3, &a, sizeof a);
 }
@@ -91,9 +92,20 @@ static int mount_at(int rootfd, const char *rel, const char *src, const char *ty
   snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
   int r = mount(src, target, type, flags, data);
   int saved = errno;
-  if (r == 0 && (flags & MS_BIND) && (flags & MS_RDONLY))
-    r = mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | (flags & MS_REC), NULL), saved = errno;
   close(fd);
+  if (r == 0 && (flags & MS_BIND) && (flags & MS_RDONLY)) {
+    /* Our fd is the dentry under the new mount: reopen to reach its root. */
+    fd = open_in_root(rootfd, rel, dir, false);
+    snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
+    struct statvfs sv;
+    unsigned long keep = 0;
+    if (fd >= 0 && statvfs(target, &sv) == 0)
+      keep = (sv.f_flag & ST_NOSUID ? MS_NOSUID : 0) | (sv.f_flag & ST_NODEV ? MS_NODEV : 0) |
+             (sv.f_flag & ST_NOEXEC ? MS_NOEXEC : 0);
+    r = fd < 0 ? -1 : mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL);
+    saved = errno;
+    if (fd >= 0) close(fd);
+  }
   if (r < 0) {
     hcs_child_report(report, saved, "mount `%s` on `%s`", src ? src : type, rel);
     return -1;

@@ -2,8 +2,10 @@
 #ifndef HCS_HCS_H
 #define HCS_HCS_H
 
+#include "hcs/compute.h"
 #include "hcs/error.h"
 #include "hcs/host.h"
 #include "hcs/log.h"
+#include "hcs/process.h"
 
 #endif
