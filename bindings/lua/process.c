@@ -164,12 +164,9 @@ static int m_close_stdin(lua_State *L) {
   lua_getfield(L, -1, "stdin");
   if (!lua_isnil(L, -1)) {
     luaL_Stream *s = (luaL_Stream *)luaL_checkudata(L, -1, LUA_FILEHANDLE);
-    if (s->closef) {
-      lua_CFunction f = s->closef;
-      s->closef = NULL;
-      lua_pushcfunction(L, f);
+    if (s->closef) { /* f:close() through the io library: it resets closef */
+      lua_getfield(L, -1, "close");
       lua_pushvalue(L, -2);
-      s->closef = f;
       lua_call(L, 1, 0);
     }
   }

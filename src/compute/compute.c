@@ -418,15 +418,17 @@ char *hcs_compute_enumerate(const char *root, const char *filter, hcs_error_t *e
 
 void hcs_compute_take_stdio(hcs_system_t *cs, int *in, int *out, int *err_fd) {
   int *dst[3] = {in, out, err_fd};
+  bool console = cs->console >= 0 && cs->stdio[0] == cs->console;
   for (int i = 0; i < 3; i++) {
     if (dst[i]) *dst[i] = cs->stdio[i];
     cs->stdio[i] = -1;
   }
-  cs->console = -1;
+  /* The caller owns the console fd now; keep our own copy for resize. */
+  if (console) cs->console = fcntl(cs->console, F_DUPFD_CLOEXEC, 3);
 }
 
 int hcs_compute_resize_console(hcs_system_t *cs, unsigned short rows, unsigned short cols, hcs_error_t *err) {
-  int fd = cs->console >= 0 ? cs->console : cs->stdio[0];
+  int fd = cs->console;
   struct winsize ws = {.ws_row = rows, .ws_col = cols};
   if (fd < 0 || !isatty(fd)) return hcs_error_make(err, ENOTTY, "resize `%s`: no console on this handle", cs->id);
   if (ioctl(fd, TIOCSWINSZ, &ws) < 0) return hcs_error_make(err, errno, "resize console of `%s`", cs->id);

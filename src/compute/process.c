@@ -143,8 +143,8 @@ int hcs_child_exec(const hcs_proc_spec_t *p, const hcs_security_t *sec, int errf
 static void process_free(hcs_process_t *p) {
   if (p == NULL) return;
   for (int i = 0; i < 3; i++)
-    if (p->stdio[i] >= 0 && (i == 0 || p->stdio[i] != p->stdio[i - 1])) close(p->stdio[i]);
-  if (p->console >= 0 && p->console != p->stdio[0]) close(p->console);
+    if (p->stdio[i] >= 0 && p->stdio[i] != p->console) close(p->stdio[i]);
+  if (p->console >= 0) close(p->console);
   if (p->pidfd >= 0) close(p->pidfd);
   free(p);
 }
@@ -308,13 +308,13 @@ int hcs_process_pid(hcs_process_t *p) { return p->pid; }
 
 void hcs_process_take_stdio(hcs_process_t *p, int *in, int *out, int *err_fd) {
   int *dst[3] = {in, out, err_fd};
+  bool console = p->console >= 0 && p->stdio[0] == p->console;
   for (int i = 0; i < 3; i++) {
-    if (dst[i]) {
-      *dst[i] = p->stdio[i];
-      p->stdio[i] = -1;
-    }
+    if (dst[i]) *dst[i] = p->stdio[i];
+    p->stdio[i] = -1;
   }
-  if (p->console >= 0 && p->stdio[0] < 0 && p->stdio[1] < 0 && p->stdio[2] < 0) p->console = -1;
+  /* The caller owns the console fd now; keep our own copy for resize. */
+  if (console) p->console = fcntl(p->console, F_DUPFD_CLOEXEC, 3);
 }
 
 int hcs_process_signal(hcs_process_t *p, int sig, hcs_error_t *err) {

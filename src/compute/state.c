@@ -34,8 +34,7 @@ hcs_system_t *hcs_system_new(const char *root, const char *id, hcs_error_t *err)
 void hcs_compute_close(hcs_system_t *cs) {
   if (cs == NULL) return;
   for (int i = 0; i < 3; i++)
-    if (cs->stdio[i] >= 0 && (i == 0 || cs->stdio[i] != cs->stdio[i - 1]) && cs->stdio[i] != cs->console)
-      close(cs->stdio[i]);
+    if (cs->stdio[i] >= 0 && cs->stdio[i] != cs->console) close(cs->stdio[i]);
   if (cs->console >= 0) close(cs->console);
   if (cs->monitor_fd >= 0) close(cs->monitor_fd);
   json_decref(cs->config);
