@@ -42,5 +42,14 @@ int hcs_lua_open_layer(lua_State *L);
 int hcs_lua_open_net(lua_State *L);
 int hcs_lua_open_image(lua_State *L);
 int hcs_lua_open_fs(lua_State *L);
+int hcs_lua_open_compute(lua_State *L);
+int hcs_lua_open_process(lua_State *L);
+
+/* compute.c: the system handle behind a `hcs.compute.system` userdata
+ * (raises on a closed handle), and a real Lua file over an fd (owned). */
+hcs_system_t *hcs_lua_check_system(lua_State *L, int idx);
+void hcs_lua_push_fd_file(lua_State *L, int fd, const char *mode);
+/* process.c: create(system, params [, opts]) -> process (also cs:create_process). */
+int hcs_lua_process_create(lua_State *L);
 
 #endif

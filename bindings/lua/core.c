@@ -14,6 +14,8 @@ static const struct {
     {"net", hcs_lua_open_net},
     {"image", hcs_lua_open_image},
     {"fs", hcs_lua_open_fs},
+    {"compute", hcs_lua_open_compute},
+    {"process", hcs_lua_open_process},
 };
 
 HCS_LUA_EXPORT int luaopen_hcs_core(lua_State *L) {

@@ -1,0 +1,322 @@
+/* hcs.core.compute: compute systems.  A handle is a `hcs.compute.system`
+ * userdata; closing it (or collecting it) never stops the system. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "binding.h"
+
+#define SYSTEM_MT "hcs.compute.system"
+
+typedef struct {
+  hcs_system_t *cs;
+} lsystem_t;
+
+static int io_fclose(lua_State *L) {
+  luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+  int ok = fclose(p->f) == 0;
+  return luaL_fileresult(L, ok, NULL);
+}
+
+/* A real Lua file (io library metatable) over a pipe or pty fd; takes
+ * ownership of fd.  Pushes nil when fd < 0. */
+void hcs_lua_push_fd_file(lua_State *L, int fd, const char *mode) {
+  if (fd < 0) {
+    lua_pushnil(L);
+    return;
+  }
+  luaL_Stream *p = (luaL_Stream *)lua_newuserdatauv(L, sizeof(luaL_Stream), 0);
+  p->closef = NULL; /* "closed" until fully made */
+  luaL_setmetatable(L, LUA_FILEHANDLE);
+  p->f = fdopen(fd, mode);
+  if (p->f == NULL) {
+    close(fd);
+    luaL_error(L, "fdopen: %s", strerror(errno));
+  }
+  if (mode[0] == 'w') setvbuf(p->f, NULL, _IOLBF, 0);
+  p->closef = io_fclose;
+}
+
+hcs_system_t *hcs_lua_check_system(lua_State *L, int idx) {
+  lsystem_t *s = (lsystem_t *)luaL_checkudata(L, idx, SYSTEM_MT);
+  if (s->cs == NULL) luaL_error(L, "attempt to use a closed compute system handle");
+  return s->cs;
+}
+
+static lsystem_t *new_handle(lua_State *L) {
+  lsystem_t *s = (lsystem_t *)lua_newuserdatauv(L, sizeof *s, 0);
+  s->cs = NULL;
+  luaL_setmetatable(L, SYSTEM_MT);
+  return s;
+}
+
+static const char *opt_root(lua_State *L, int idx) {
+  if (!lua_istable(L, idx)) return NULL;
+  lua_getfield(L, idx, "root");
+  const char *r = lua_tostring(L, -1);
+  lua_pop(L, 1);
+  return r;
+}
+
+/* create(id, config [, {root=, stdio="inherit"|"null"}]) */
+static int l_create(lua_State *L) {
+  const char *id = luaL_checkstring(L, 1);
+  json_t *doc = hcs_lua_check_json(L, 2);
+  char *text = json_dumps(doc, JSON_COMPACT);
+  json_decref(doc);
+  const char *root = opt_root(L, 3);
+  hcs_compute_stdio_t inherit = {0, 1, 2}, *stdio = NULL;
+  if (lua_istable(L, 3)) {
+    lua_getfield(L, 3, "stdio");
+    const char *mode = luaL_optstring(L, -1, "null");
+    if (strcmp(mode, "inherit") == 0)
+      stdio = &inherit;
+    else if (strcmp(mode, "null") != 0) {
+      free(text);
+      return luaL_argerror(L, 3, "stdio must be \"inherit\" or \"null\"");
+    }
+    lua_pop(L, 1);
+  }
+  lsystem_t *s = new_handle(L);
+  hcs_error_t err = NULL;
+  s->cs = hcs_compute_create(root, id, text, stdio, &err);
+  free(text);
+  if (s->cs == NULL) return hcs_lua_fail(L, &err);
+  return 1;
+}
+
+static int l_open(lua_State *L) {
+  const char *id = luaL_checkstring(L, 1);
+  const char *root = lua_isstring(L, 2) ? lua_tostring(L, 2) : opt_root(L, 2);
+  lsystem_t *s = new_handle(L);
+  hcs_error_t err = NULL;
+  s->cs = hcs_compute_open(root, id, &err);
+  if (s->cs == NULL) return hcs_lua_fail(L, &err);
+  return 1;
+}
+
+static int l_validate(lua_State *L) {
+  json_t *doc = hcs_lua_check_json(L, 1);
+  char *text = json_dumps(doc, JSON_COMPACT);
+  json_decref(doc);
+  hcs_error_t err = NULL;
+  int r = hcs_compute_validate(text, &err);
+  free(text);
+  return r < 0 ? hcs_lua_fail(L, &err) : hcs_lua_ok(L);
+}
+
+/* enumerate([filter [, root]]) */
+static int l_enumerate(lua_State *L) {
+  char *filter = NULL;
+  if (!lua_isnoneornil(L, 1)) {
+    json_t *f = hcs_lua_check_json(L, 1);
+    filter = json_dumps(f, JSON_COMPACT);
+    json_decref(f);
+  }
+  const char *root = luaL_optstring(L, 2, NULL);
+  hcs_error_t err = NULL;
+  char *out = hcs_compute_enumerate(root, filter, &err);
+  free(filter);
+  if (out == NULL) return hcs_lua_fail(L, &err);
+  hcs_lua_push_json_string(L, out);
+  return 1;
+}
+
+static int close_handle(lua_State *L) {
+  lsystem_t *s = (lsystem_t *)luaL_checkudata(L, 1, SYSTEM_MT);
+  hcs_compute_close(s->cs);
+  s->cs = NULL;
+  return 0;
+}
+
+static int m_tostring(lua_State *L) {
+  lsystem_t *s = (lsystem_t *)luaL_checkudata(L, 1, SYSTEM_MT);
+  if (s->cs)
+    lua_pushfstring(L, "hcs.compute.system (%s)", hcs_compute_id(s->cs));
+  else
+    lua_pushliteral(L, "hcs.compute.system (closed)");
+  return 1;
+}
+
+static int result(lua_State *L, int r, hcs_error_t *err) { return r < 0 ? hcs_lua_fail(L, err) : hcs_lua_ok(L); }
+
+static int m_id(lua_State *L) {
+  lua_pushstring(L, hcs_compute_id(hcs_lua_check_system(L, 1)));
+  return 1;
+}
+
+static int m_start(lua_State *L) {
+  hcs_error_t err = NULL;
+  return result(L, hcs_compute_start(hcs_lua_check_system(L, 1), &err), &err);
+}
+
+static int m_shutdown(lua_State *L) {
+  hcs_system_t *cs = hcs_lua_check_system(L, 1);
+  int timeout = (int)luaL_optinteger(L, 2, 10000);
+  hcs_error_t err = NULL;
+  return result(L, hcs_compute_shutdown(cs, timeout, &err), &err);
+}
+
+static int m_terminate(lua_State *L) {
+  hcs_error_t err = NULL;
+  return result(L, hcs_compute_terminate(hcs_lua_check_system(L, 1), &err), &err);
+}
+
+static int m_pause(lua_State *L) {
+  hcs_error_t err = NULL;
+  return result(L, hcs_compute_pause(hcs_lua_check_system(L, 1), &err), &err);
+}
+
+static int m_resume(lua_State *L) {
+  hcs_error_t err = NULL;
+  return result(L, hcs_compute_resume(hcs_lua_check_system(L, 1), &err), &err);
+}
+
+/* properties([types]) : types is a list like {"Statistics", "ProcessList"}
+ * or a full query table {PropertyTypes = {...}}. */
+static int m_properties(lua_State *L) {
+  hcs_system_t *cs = hcs_lua_check_system(L, 1);
+  char *query = NULL;
+  if (lua_istable(L, 2)) {
+    json_t *q = hcs_lua_check_json(L, 2);
+    if (json_is_array(q)) q = json_pack("{s:o}", "PropertyTypes", q);
+    query = json_dumps(q, JSON_COMPACT);
+    json_decref(q);
+  } else if (!lua_isnoneornil(L, 2)) {
+    luaL_argerror(L, 2, "expected a list of property types");
+  }
+  hcs_error_t err = NULL;
+  char *out = hcs_compute_properties(cs, query, &err);
+  free(query);
+  if (out == NULL) return hcs_lua_fail(L, &err);
+  hcs_lua_push_json_string(L, out);
+  return 1;
+}
+
+static int m_modify(lua_State *L) {
+  hcs_system_t *cs = hcs_lua_check_system(L, 1);
+  json_t *req = hcs_lua_check_json(L, 2);
+  char *text = json_dumps(req, JSON_COMPACT);
+  json_decref(req);
+  hcs_error_t err = NULL;
+  int r = hcs_compute_modify(cs, text, &err);
+  free(text);
+  return result(L, r, &err);
+}
+
+/* wait([timeout_ms]) -> true (stopped) | false (timed out) */
+static int m_wait(lua_State *L) {
+  hcs_system_t *cs = hcs_lua_check_system(L, 1);
+  int timeout = (int)luaL_optinteger(L, 2, -1);
+  hcs_error_t err = NULL;
+  int r = hcs_compute_wait(cs, timeout, &err);
+  if (r < 0) return hcs_lua_fail(L, &err);
+  lua_pushboolean(L, r);
+  return 1;
+}
+
+static int m_event_fd(lua_State *L) {
+  hcs_error_t err = NULL;
+  int fd = hcs_compute_event_fd(hcs_lua_check_system(L, 1), &err);
+  if (fd < 0) return hcs_lua_fail(L, &err);
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+/* stdio() -> stdin (writable), stdout, stderr files of init, once. */
+static int m_stdio(lua_State *L) {
+  hcs_system_t *cs = hcs_lua_check_system(L, 1);
+  int in, out, er;
+  hcs_compute_take_stdio(cs, &in, &out, &er);
+  if (in >= 0 && in == out) {
+    int d = dup(in);
+    hcs_lua_push_fd_file(L, d, "w");
+    hcs_lua_push_fd_file(L, out, "r");
+    lua_pushnil(L);
+    return 3;
+  }
+  hcs_lua_push_fd_file(L, in, "w");
+  hcs_lua_push_fd_file(L, out, "r");
+  hcs_lua_push_fd_file(L, er, "r");
+  return 3;
+}
+
+static int m_resize(lua_State *L) {
+  hcs_system_t *cs = hcs_lua_check_system(L, 1);
+  lua_Integer rows = luaL_checkinteger(L, 2), cols = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, rows >= 0 && rows <= 65535, 2, "rows out of range");
+  luaL_argcheck(L, cols >= 0 && cols <= 65535, 3, "columns out of range");
+  hcs_error_t err = NULL;
+  return result(L, hcs_compute_resize_console(cs, (unsigned short)rows, (unsigned short)cols, &err), &err);
+}
+
+static int m_delete(lua_State *L) {
+  hcs_system_t *cs = hcs_lua_check_system(L, 1);
+  hcs_error_t err = NULL;
+  return result(L, hcs_compute_delete(cs, lua_toboolean(L, 2), &err), &err);
+}
+
+#include <poll.h>
+#include <termios.h>
+
+/* relay(console_file): copy our stdin to a console and the console
+ * to our stdout until the console closes; the terminal is raw meanwhile.
+ * For `hcs run -t` / `hcs exec -t`. */
+static int l_relay(lua_State *L) {
+  luaL_Stream *stream = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+  luaL_argcheck(L, stream->closef != NULL, 1, "closed file");
+  int con = fileno(stream->f);
+  struct termios saved, raw;
+  int tty = isatty(0) && tcgetattr(0, &saved) == 0;
+  if (tty) {
+    raw = saved;
+    cfmakeraw(&raw);
+    tcsetattr(0, TCSANOW, &raw);
+  }
+  char buf[8192];
+  int in_open = 1;
+  for (;;) {
+    struct pollfd p[2] = {{con, POLLIN, 0}, {0, in_open ? POLLIN : 0, 0}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[0].revents) {
+      ssize_t n = read(con, buf, sizeof buf);
+      if (n <= 0) break;
+      if (write(1, buf, (size_t)n) < 0) break;
+    }
+    if (p[1].revents) {
+      ssize_t n = read(0, buf, sizeof buf);
+      if (n <= 0) {
+        in_open = 0;
+        continue;
+      }
+      if (write(con, buf, (size_t)n) < 0) break;
+    }
+  }
+  if (tty) tcsetattr(0, TCSANOW, &saved);
+  return hcs_lua_ok(L);
+}
+
+int hcs_lua_open_compute(lua_State *L) {
+  static const luaL_Reg funcs[] = {{"create", l_create},     {"open", l_open},   {"validate", l_validate},
+                                   {"enumerate", l_enumerate}, {"relay", l_relay}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {
+      {"id", m_id},           {"start", m_start},         {"shutdown", m_shutdown}, {"terminate", m_terminate},
+      {"pause", m_pause},     {"resume", m_resume},       {"properties", m_properties}, {"modify", m_modify},
+      {"wait", m_wait},       {"event_fd", m_event_fd},   {"stdio", m_stdio},       {"resize", m_resize},
+      {"delete", m_delete},   {"close", close_handle},    {"create_process", hcs_lua_process_create},
+      {NULL, NULL}};
+  static const luaL_Reg metamethods[] = {
+      {"__gc", close_handle}, {"__close", close_handle}, {"__tostring", m_tostring}, {NULL, NULL}};
+  luaL_newmetatable(L, SYSTEM_MT);
+  luaL_setfuncs(L, metamethods, 0);
+  luaL_newlib(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_newlib(L, funcs);
+  return 1;
+}

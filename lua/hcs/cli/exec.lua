@@ -1,0 +1,40 @@
+--- `hcs exec ID -- command [args...]`: run a process in a compute system.
+local cli = require "hcs.cli"
+local hcs = require "hcs"
+local cu = require "hcs.util.compute_cli"
+
+return {
+  summary = "run a process inside a running compute system",
+  usage = "hcs exec [options] ID -- command [args...]",
+  options = {
+    tty = { kind = "flag", short = "t", help = "allocate a console (pty)" },
+    interactive = { kind = "flag", short = "i", help = "keep stdin open (default: inherited)" },
+    env = { kind = "list", short = "e", metavar = "K=V", help = "environment variable (repeatable)" },
+    user = { kind = "string", short = "u", help = "user (name or uid[:gid])" },
+    workdir = { kind = "string", short = "w", metavar = "DIR", help = "working directory" },
+    json = { kind = "flag", short = "j", help = "print the exit as JSON" },
+  },
+  min_args = 2,
+  run = function(opts, args)
+    local cs <close> = cu.open(args[1])
+    local params = { CommandArgs = { table.unpack(args, 2) }, User = opts.user, WorkingDirectory = opts.workdir,
+      EmulateConsole = opts.tty or nil }
+    if #opts.env > 0 then
+      params.Environment = {}
+      for _, kv in ipairs(opts.env) do
+        local k, v = kv:match("^([^=]+)=(.*)$")
+        if not k then cli.fail("invalid environment entry '%s' (expected K=V)", kv) end
+        params.Environment[k] = v
+      end
+    end
+    local p <close> = cli.check(cs:create_process(params, { stdio = "inherit" }))
+    if opts.tty then
+      hcs.compute.relay(p.stdout)
+      p.stdin:close()
+      p.stdout:close()
+    end
+    local _, code = cli.check(p:wait())
+    if opts.json then cli.print_json { ProcessId = p:pid(), ExitCode = code } end
+    return code
+  end,
+}

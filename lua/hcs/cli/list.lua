@@ -1,0 +1,31 @@
+--- `hcs list`: compute systems under the root.
+local cli = require "hcs.cli"
+local hcs = require "hcs"
+
+local function list(opts)
+  local filter = {}
+  if opts.owner then filter.Owners = { opts.owner } end
+  if opts.state then filter.State = opts.state end
+  local systems = cli.check(hcs.compute.enumerate(filter))
+  table.sort(systems, function(a, b) return a.Id < b.Id end)
+  cli.output(opts, systems, function(rows)
+    cli.print_table({ { key = "Id", title = "ID" }, { key = "Owner", title = "OWNER" },
+      { key = "State", title = "STATE" }, { key = "Pid", title = "PID" },
+      { key = function(r) return r.ExitType and (r.ExitType .. " " .. tostring(r.ExitCode)) or "" end,
+        title = "EXIT" }, { key = "CreatedTime", title = "CREATED" } }, rows)
+  end)
+  return 0
+end
+
+return {
+  summary = "list compute systems",
+  usage = "hcs list [--owner OWNER] [--state STATE] [--json]",
+  options = {
+    owner = { kind = "string", help = "only systems with this Owner" },
+    state = { kind = "string", help = "only systems in this State (Created, Running, Paused, Stopped)" },
+    json = { kind = "flag", short = "j", help = "print JSON" },
+  },
+  max_args = 0,
+  run = list,
+  list = list,
+}

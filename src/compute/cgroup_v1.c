@@ -1,0 +1,275 @@
+/* cgroup v1 backend (also used on hybrid hosts): one directory per
+ * controller, freezer.state for pause, memory.oom_control for OOM kills,
+ * devices.allow/deny for the device allowlist. */
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "compute/compute.h"
+
+static const char *const controllers[] = {"memory", "cpu", "cpuacct", "cpuset", "pids", "devices", "freezer", "blkio"};
+
+static bool mounted(const char *ctrl) {
+  char p[PATH_MAX];
+  snprintf(p, sizeof p, "/sys/fs/cgroup/%s/cgroup.procs", ctrl);
+  return access(p, F_OK) == 0;
+}
+
+static char *dir_of(const char *ctrl, const char *rel) { return hcs_xasprintf("/sys/fs/cgroup/%s/%s", ctrl, rel); }
+
+/* A new cpuset cgroup starts with no cpus and mems: copy the parent's, or
+ * no task can join it. */
+static int cpuset_inherit(const char *dir) {
+  cleanup_free char *parent = hcs_xstrdup(dir);
+  *strrchr(parent, '/') = '\0';
+  static const char *const files[] = {"cpuset.cpus", "cpuset.mems"};
+  for (size_t i = 0; i < 2; i++) {
+    char path[PATH_MAX];
+    cleanup_free char *cur = NULL, *val = NULL;
+    snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+    if (hcs_read_file(path, &cur, NULL, NULL) == 0 && cur[0] != '\n' && cur[0]) continue;
+    snprintf(path, sizeof path, "%s/%s", parent, files[i]);
+    if (hcs_read_file(path, &val, NULL, NULL) < 0) return -1;
+    if (hcs_cg_write(dir, files[i], "%s", val) < 0) return -1;
+  }
+  return 0;
+}
+
+static int make_dirs(const char *ctrl, const char *rel, hcs_error_t *err) {
+  cleanup_free char *base = dir_of(ctrl, "");
+  cleanup_free char *copy = hcs_xstrdup(rel);
+  size_t blen = strlen(base);
+  cleanup_free char *cur = hcs_xmalloc(blen + strlen(rel) + 2);
+  strcpy(cur, base);
+  cur[blen - 1] = '\0'; /* drop the trailing '/' */
+  for (char *save = NULL, *t = strtok_r(copy, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+    bool leaf = save == NULL || *save == '\0';
+    strcat(cur, "/");
+    strcat(cur, t);
+    if (mkdir(cur, 0755) < 0) {
+      if (errno != EEXIST || leaf) return hcs_error_make(err, errno, "create cgroup `%s`", cur);
+    } else if (strcmp(ctrl, "cpuset") == 0 && cpuset_inherit(cur) < 0) {
+      return hcs_error_make(err, errno, "set up cpuset cgroup `%s`", cur);
+    }
+  }
+  return 0;
+}
+
+static int v1_destroy(const char *rel, hcs_error_t *err);
+
+static int v1_create(const char *rel, hcs_error_t *err) {
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(controllers); i++) {
+    if (!mounted(controllers[i])) continue;
+    if (make_dirs(controllers[i], rel, err) < 0) {
+      v1_destroy(rel, NULL);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static int set_memory(const char *dir, int64_t mb, hcs_error_t *err) {
+  int64_t bytes = mb << 20;
+  bool has_memsw = hcs_cg_read_int(dir, "memory.memsw.limit_in_bytes") >= 0;
+  /* memsw must stay >= limit: order the two writes by direction. */
+  if (hcs_cg_write(dir, "memory.limit_in_bytes", "%lld", (long long)bytes) < 0) {
+    if (errno != EINVAL || !has_memsw) return hcs_error_make(err, errno, "set memory limit of `%s`", dir);
+    if (hcs_cg_write(dir, "memory.memsw.limit_in_bytes", "%lld", (long long)bytes) < 0 ||
+        hcs_cg_write(dir, "memory.limit_in_bytes", "%lld", (long long)bytes) < 0)
+      return hcs_error_make(err, errno, "set memory limit of `%s`", dir);
+  } else if (has_memsw && hcs_cg_write(dir, "memory.memsw.limit_in_bytes", "%lld", (long long)bytes) < 0) {
+    return hcs_error_make(err, errno, "set memory+swap limit of `%s`", dir);
+  }
+  return 0;
+}
+
+static int v1_set_resources(const char *rel, const hcs_resources_t *r, hcs_error_t *err) {
+  if (r->memory_mb > 0) {
+    cleanup_free char *d = dir_of("memory", rel);
+    if (set_memory(d, r->memory_mb, err) < 0) return -1;
+  }
+  if (r->cpu_max > 0) {
+    cleanup_free char *d = dir_of("cpu", rel);
+    int64_t quota = 100000LL * hcs_cgroup_host_cpus() * r->cpu_max / 10000;
+    if (quota < 1000) quota = 1000;
+    if (hcs_cg_write(d, "cpu.cfs_period_us", "100000") < 0 ||
+        hcs_cg_write(d, "cpu.cfs_quota_us", "%lld", (long long)quota) < 0)
+      return hcs_error_make(err, errno, "set cpu quota of `%s`", d);
+  }
+  if (r->cpu_weight > 0) {
+    cleanup_free char *d = dir_of("cpu", rel);
+    int64_t shares = r->cpu_weight * 1024 / 100;
+    if (hcs_cg_write(d, "cpu.shares", "%lld", (long long)(shares < 2 ? 2 : shares)) < 0)
+      return hcs_error_make(err, errno, "set cpu shares of `%s`", d);
+  }
+  if (r->cpu_count > 0) {
+    cleanup_free char *d = dir_of("cpuset", rel);
+    if (hcs_cg_write(d, "cpuset.cpus", "0-%lld", (long long)r->cpu_count - 1) < 0)
+      return hcs_error_make(err, errno, "set cpuset of `%s`", d);
+  }
+  if (r->pids_limit > 0 && mounted("pids")) {
+    cleanup_free char *d = dir_of("pids", rel);
+    if (hcs_cg_write(d, "pids.max", "%lld", (long long)r->pids_limit) < 0)
+      return hcs_error_make(err, errno, "set pids limit of `%s`", d);
+  }
+  return 0;
+}
+
+/* Docker's default device allowlist. */
+static const char *const default_devices[] = {
+    "c *:* m",  "b *:* m",  "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm",   "c 1:8 rwm",
+    "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
+};
+
+static int v1_set_devices(const char *rel, const hcs_config_t *c, hcs_error_t *err) {
+  if (!mounted("devices")) return 0;
+  cleanup_free char *d = dir_of("devices", rel);
+  if (hcs_cg_write(d, "devices.deny", "a") < 0) return hcs_error_make(err, errno, "deny devices in `%s`", d);
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(default_devices); i++)
+    if (hcs_cg_write(d, "devices.allow", "%s", default_devices[i]) < 0)
+      return hcs_error_make(err, errno, "allow device `%s` in `%s`", default_devices[i], d);
+  for (size_t i = 0; i < c->n_devices; i++) {
+    const hcs_device_rule_t *r = &c->devices[i];
+    char maj[24] = "*", min[24] = "*";
+    if (r->major >= 0) snprintf(maj, sizeof maj, "%lld", (long long)r->major);
+    if (r->minor >= 0) snprintf(min, sizeof min, "%lld", (long long)r->minor);
+    if (hcs_cg_write(d, r->allow ? "devices.allow" : "devices.deny", "%c %s:%s %s", r->type, maj, min, r->access) < 0)
+      return hcs_error_make(err, errno, "device rule %zu in `%s`", i, d);
+  }
+  return 0;
+}
+
+static int v1_enter(const char *rel, pid_t pid, hcs_error_t *err) {
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(controllers); i++) {
+    if (!mounted(controllers[i])) continue;
+    cleanup_free char *d = dir_of(controllers[i], rel);
+    if (hcs_cg_write(d, "cgroup.procs", "%d", (int)pid) < 0) return hcs_error_make(err, errno, "join cgroup `%s`", d);
+  }
+  return 0;
+}
+
+static int v1_freeze(const char *rel, bool frozen, hcs_error_t *err) {
+  cleanup_free char *d = dir_of("freezer", rel);
+  if (hcs_cg_write(d, "freezer.state", frozen ? "FROZEN" : "THAWED") < 0)
+    return hcs_error_make(err, errno, "%s `%s`", frozen ? "freeze" : "thaw", d);
+  if (!frozen) return 0;
+  /* v1 reports FREEZING until every task stopped; it has no notification,
+   * so re-read with a short pause (bounded to ~5 s). */
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/freezer.state", d);
+  for (int i = 0; i < 50000; i++) {
+    char buf[32] = "";
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return hcs_error_make(err, errno, "read `%s`", path);
+    ssize_t r = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (r > 0 && strncmp(buf, "FROZEN", 6) == 0) return 0;
+    if (i > 10) nanosleep(&(struct timespec){0, 100000}, NULL);
+    if (i % 1000 == 999) hcs_cg_write(d, "freezer.state", "FROZEN");
+  }
+  hcs_cg_write(d, "freezer.state", "THAWED");
+  return hcs_error_make(err, EBUSY, "freeze `%s`: tasks did not freeze", d);
+}
+
+static int v1_is_frozen(const char *rel) {
+  cleanup_free char *d = dir_of("freezer", rel);
+  char path[PATH_MAX];
+  cleanup_free char *text = NULL;
+  snprintf(path, sizeof path, "%s/freezer.state", d);
+  if (hcs_read_file(path, &text, NULL, NULL) < 0) return 0;
+  return strncmp(text, "THAWED", 6) != 0;
+}
+
+static int v1_kill_all(const char *rel, hcs_error_t *err) {
+  cleanup_free char *d = dir_of("memory", rel);
+  json_t *pids = hcs_cg_read_pids(d, err);
+  size_t i;
+  json_t *p;
+  if (pids == NULL) return -1;
+  json_array_foreach(pids, i, p) kill((pid_t)json_integer_value(p), SIGKILL);
+  json_decref(pids);
+  v1_freeze(rel, false, NULL); /* frozen tasks only die once thawed */
+  return 0;
+}
+
+static json_t *v1_stats(const char *rel, hcs_error_t *err) {
+  cleanup_free char *acct = dir_of("cpuacct", rel), *mem = dir_of("memory", rel), *pids = dir_of("pids", rel);
+  long hz = sysconf(_SC_CLK_TCK);
+  int64_t usage = hcs_cg_read_int(acct, "cpuacct.usage");
+  int64_t user = hcs_cg_read_key(acct, "cpuacct.stat", "user");
+  int64_t sys = hcs_cg_read_key(acct, "cpuacct.stat", "system");
+  int64_t cur = hcs_cg_read_int(mem, "memory.usage_in_bytes");
+  int64_t peak = hcs_cg_read_int(mem, "memory.max_usage_in_bytes");
+  int64_t rss = hcs_cg_read_key(mem, "memory.stat", "total_rss");
+  json_t *s = json_object();
+  json_object_set_new(s, "Processor",
+                      json_pack("{s:I,s:I,s:I}", "TotalRuntime100ns", (json_int_t)(usage > 0 ? usage / 100 : 0),
+                                "RuntimeUser100ns", (json_int_t)(user > 0 ? user * 10000000 / hz : 0),
+                                "RuntimeKernel100ns", (json_int_t)(sys > 0 ? sys * 10000000 / hz : 0)));
+  json_object_set_new(s, "Memory",
+                      json_pack("{s:I,s:I,s:I,s:I,s:I}", "UsageBytes", (json_int_t)(cur > 0 ? cur : 0), "PeakBytes",
+                                (json_int_t)(peak > 0 ? peak : 0), "MemoryUsageCommitBytes",
+                                (json_int_t)(cur > 0 ? cur : 0), "MemoryUsageCommitPeakBytes",
+                                (json_int_t)(peak > 0 ? peak : 0), "MemoryUsagePrivateWorkingSetBytes",
+                                (json_int_t)(rss > 0 ? rss : 0)));
+  int64_t n = hcs_cg_read_int(pids, "pids.current");
+  if (n >= 0) json_object_set_new(s, "Pids", json_pack("{s:I}", "Current", (json_int_t)n));
+  (void)err;
+  return s;
+}
+
+static json_t *v1_pids(const char *rel, hcs_error_t *err) {
+  cleanup_free char *d = dir_of("memory", rel);
+  return hcs_cg_read_pids(d, err);
+}
+
+static int64_t v1_oom_kills(const char *rel) {
+  cleanup_free char *d = dir_of("memory", rel);
+  return hcs_cg_read_key(d, "memory.oom_control", "oom_kill");
+}
+
+/* rmdir may see EBUSY for a moment after the last task exited (its css is
+ * released asynchronously); retry briefly. */
+static int rmdir_retry(const char *d) {
+  for (int i = 0; i < 200; i++) {
+    if (rmdir(d) == 0 || errno == ENOENT) return 0;
+    if (errno != EBUSY) return -1;
+    nanosleep(&(struct timespec){0, 500000}, NULL);
+  }
+  return -1;
+}
+
+static int v1_destroy(const char *rel, hcs_error_t *err) {
+  int ret = 0;
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(controllers); i++) {
+    if (!mounted(controllers[i])) continue;
+    cleanup_free char *d = dir_of(controllers[i], rel);
+    if (rmdir_retry(d) < 0 && ret == 0) ret = hcs_error_make(err, errno, "remove cgroup `%s`", d);
+    /* Parents are shared: remove them only when empty. */
+    for (char *slash = strrchr(d, '/'); slash && slash > d + strlen("/sys/fs/cgroup/") + strlen(controllers[i]);
+         slash = strrchr(d, '/')) {
+      *slash = '\0';
+      if (strlen(d) <= strlen("/sys/fs/cgroup/") + strlen(controllers[i])) break;
+      if (rmdir(d) < 0) break;
+    }
+  }
+  return ret;
+}
+
+const hcs_cgroup_ops_t hcs_cgroup_v1_ops = {
+    .name = "v1",
+    .create = v1_create,
+    .set_resources = v1_set_resources,
+    .set_devices = v1_set_devices,
+    .enter = v1_enter,
+    .freeze = v1_freeze,
+    .is_frozen = v1_is_frozen,
+    .kill_all = v1_kill_all,
+    .stats = v1_stats,
+    .pids = v1_pids,
+    .oom_kills = v1_oom_kills,
+    .destroy = v1_destroy,
+};

@@ -1,0 +1,446 @@
+/* The compute-system verbs: create, open, start, shutdown, terminate,
+ * pause, resume, properties, modify, enumerate, wait, delete. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <termios.h>
+#include <time.h>
+
+#include "compute/compute.h"
+
+int hcs_compute_validate(const char *config, hcs_error_t *err) {
+  cleanup_json json_t *doc = hcs_json_parse(config, "configuration", err);
+  if (doc == NULL) return -1;
+  cleanup_free char *run_root = hcs_run_root_resolve(NULL);
+  hcs_config_t *c = hcs_config_parse(doc, run_root, err);
+  if (c == NULL) return -1;
+  hcs_config_free(c);
+  return 0;
+}
+
+static void cleanup_failed_create(hcs_system_t *cs) {
+  hcs_rm_rf(cs->run_dir, NULL);
+  hcs_rm_rf(cs->dir, NULL);
+}
+
+/* Everything after the id check; on failure the caller removes the dirs
+ * (only when `*made` says this call created them). */
+static int create_system(hcs_system_t *cs, const char *config, const hcs_compute_stdio_t *stdio, bool *made,
+                         hcs_error_t *err) {
+  cleanup_json json_t *doc = hcs_json_parse(config, "configuration", err);
+  if (doc == NULL) return -1;
+  cs->cfg = hcs_config_parse(doc, cs->run_root, err);
+  if (cs->cfg == NULL) return -1;
+  cleanup_free char *store = hcs_xasprintf("%s/compute", cs->root);
+  if (hcs_mkdir_p(store, 0700, err) < 0) return -1;
+  if (mkdir(cs->dir, 0700) < 0) {
+    if (errno == EEXIST) return hcs_error_make(err, EEXIST, "compute system `%s` already exists", cs->id);
+    return hcs_error_make(err, errno, "create `%s`", cs->dir);
+  }
+  /* No lock needed: the directory is new and nothing acts on a system
+   * before its state.json exists (and init must not inherit a lock fd). */
+  *made = true;
+  cleanup_free char *cfg_path = hcs_xasprintf("%s/config.json", cs->dir);
+  cleanup_free char *fifo = hcs_xasprintf("%s/exec.fifo", cs->run_dir);
+  if (hcs_json_write_atomic(cfg_path, doc, err) < 0 || hcs_mkdir_p(cs->run_dir, 0700, err) < 0) return -1;
+  if (mkfifo(fifo, 0600) < 0) return hcs_error_make(err, errno, "mkfifo `%s`", fifo);
+  cs->cgroup = hcs_cgroup_path(cs->cfg->cgroup_parent, cs->id);
+  cs->config = json_incref(doc);
+  hcs_spawn_t s = {.cs = cs, .cfg = cs->cfg, .cg = hcs_cgroup_ops(), .sock = -1, .netns_fd = -1, .fifo = fifo};
+  if (hcs_security_prepare(cs->cfg, &s.sec, err) < 0) return -1;
+  int pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+  hcs_proc_spec_t *init = cs->cfg->init;
+  bool want[3] = {init && init->pipe_in, init && init->pipe_out, init && init->pipe_err};
+  int inherit[3] = {stdio ? stdio->in : -1, stdio ? stdio->out : -1, stdio ? stdio->err : -1};
+  int ret = 0;
+  for (int i = 0; i < 3; i++) {
+    if (want[i] && !init->console && pipe2(pipes[i], O_CLOEXEC) < 0) ret = hcs_error_make(err, errno, "pipe");
+    s.stdio[i] = pipes[i][0] >= 0 ? pipes[i][i == 0 ? 0 : 1] : inherit[i];
+  }
+  if (ret == 0 && cs->cfg->netns) {
+    s.netns_fd = open(cs->cfg->netns, O_RDONLY | O_CLOEXEC);
+    if (s.netns_fd < 0) ret = hcs_error_make(err, errno, "open network namespace `%s`", cs->cfg->netns);
+  }
+  if (ret == 0) ret = hcs_monitor_launch(&s, err);
+  hcs_security_release(&s.sec);
+  if (s.netns_fd >= 0) close(s.netns_fd);
+  for (int i = 0; i < 3; i++) {
+    if (pipes[i][0] < 0) continue;
+    close(pipes[i][i == 0 ? 0 : 1]);
+    if (ret == 0)
+      cs->stdio[i] = pipes[i][i == 0 ? 1 : 0];
+    else
+      close(pipes[i][i == 0 ? 1 : 0]);
+  }
+  if (ret < 0) return -1;
+  if (cs->console >= 0) cs->stdio[0] = cs->stdio[1] = cs->stdio[2] = cs->console;
+  return hcs_system_load(cs, err);
+}
+
+hcs_system_t *hcs_compute_create(const char *root, const char *id, const char *config, const hcs_compute_stdio_t *stdio,
+                                 hcs_error_t *err) {
+  hcs_system_t *cs = hcs_system_new(root, id, err);
+  bool made = false;
+  if (cs == NULL) return NULL;
+  if (create_system(cs, config, stdio, &made, err) < 0) {
+    if (made) cleanup_failed_create(cs);
+    hcs_compute_close(cs);
+    return NULL;
+  }
+  return cs;
+}
+
+hcs_system_t *hcs_compute_open(const char *root, const char *id, hcs_error_t *err) {
+  hcs_system_t *cs = hcs_system_new(root, id, err);
+  if (cs == NULL) return NULL;
+  if (hcs_system_load(cs, err) < 0) {
+    hcs_compute_close(cs);
+    return NULL;
+  }
+  return cs;
+}
+
+static int lock_system(hcs_system_t *cs, hcs_error_t *err) {
+  cleanup_free char *p = hcs_xasprintf("%s/lock", cs->dir);
+  return hcs_lock_file(p, false, err);
+}
+
+int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err) {
+  cleanup_close int lock = lock_system(cs, err);
+  if (lock < 0) return -1;
+  hcs_state_t st = hcs_system_state(cs);
+  if (st != HCS_STATE_CREATED)
+    return hcs_error_make(err, 0, "start `%s`: the system is %s, not Created", cs->id, hcs_state_name(st));
+  cleanup_free char *fifo = hcs_xasprintf("%s/exec.fifo", cs->run_dir);
+  cleanup_close int fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return hcs_error_make(err, errno, "start `%s`: open `%s`", cs->id, fifo);
+  int mfd = hcs_system_monitor_fd(cs, err);
+  if (mfd < 0) return -1;
+  json_object_set_new(cs->state, "Started", json_true());
+  cleanup_free char *now = hcs_now_rfc3339();
+  json_object_set_new(cs->state, "StartedTime", json_string(now));
+  cleanup_free char *sp = hcs_xasprintf("%s/state.json", cs->dir);
+  if (hcs_json_write_atomic(sp, cs->state, err) < 0) return -1;
+  /* Protocol: init writes "s" once connected, then either execs (the
+   * fifo's write end closes: EOF) or writes an error message and exits. */
+  char buf[1024];
+  size_t len = 0;
+  bool connected = false;
+  for (;;) {
+    struct pollfd p[2] = {{fd, POLLIN, 0}, {mfd, POLLIN, 0}};
+    int r = poll(p, 2, -1);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return hcs_error_make(err, errno, "start `%s`: poll", cs->id);
+    }
+    if (p[0].revents) {
+      ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
+      if (n > 0) {
+        if (!connected && buf[0] == 's') {
+          connected = true;
+          memmove(buf, buf + 1, (size_t)n - 1);
+          n--;
+        }
+        len += (size_t)n;
+        if (len < sizeof buf - 1) continue;
+      }
+      if (n < 0 && errno == EAGAIN) continue;
+      if (connected) break;
+    }
+    if (p[1].revents && !connected) return hcs_error_make(err, 0, "start `%s`: init exited before it started", cs->id);
+  }
+  unlink(fifo);
+  if (len > 0) {
+    buf[len] = '\0';
+    return hcs_error_make(err, 0, "start `%s`: %s", cs->id, buf);
+  }
+  return 0;
+}
+
+int hcs_compute_wait(hcs_system_t *cs, int timeout_ms, hcs_error_t *err) {
+  cleanup_free char *ep = hcs_xasprintf("%s/exit.json", cs->dir);
+  if (access(ep, F_OK) == 0) return 1;
+  hcs_error_t e = NULL;
+  int fd = hcs_system_monitor_fd(cs, &e);
+  if (fd < 0) {
+    hcs_error_release(&e);
+    return 1; /* nothing of it is alive any more */
+  }
+  struct pollfd p = {fd, POLLIN, 0};
+  int r;
+  do r = poll(&p, 1, timeout_ms);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) return hcs_error_make(err, errno, "wait for `%s`", cs->id);
+  return r > 0;
+}
+
+int hcs_compute_event_fd(hcs_system_t *cs, hcs_error_t *err) { return hcs_system_monitor_fd(cs, err); }
+
+static int mark_exit(hcs_system_t *cs, const char *type) {
+  cleanup_free char *p = hcs_xasprintf("%s/exit-type", cs->run_dir);
+  return hcs_write_file_atomic(p, type, strlen(type), 0600, NULL);
+}
+
+static int signal_init(hcs_system_t *cs, int sig, hcs_error_t *err) {
+  hcs_error_t e = NULL;
+  cleanup_close int fd = hcs_system_init_fd(cs, &e);
+  if (fd < 0) {
+    hcs_error_release(&e);
+    return 0; /* already gone */
+  }
+  if (syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0) < 0 && errno != ESRCH)
+    return hcs_error_make(err, errno, "signal init of `%s`", cs->id);
+  return 0;
+}
+
+int hcs_compute_terminate(hcs_system_t *cs, hcs_error_t *err) {
+  if (hcs_system_state(cs) == HCS_STATE_STOPPED) return 0;
+  mark_exit(cs, "Terminated");
+  if (signal_init(cs, SIGKILL, err) < 0) return -1;
+  /* Frozen tasks die only once thawed. */
+  const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
+  if (cg && cg->is_frozen(cs->cgroup)) cg->freeze(cs->cgroup, false, NULL);
+  int r = hcs_compute_wait(cs, 30000, err);
+  if (r < 0) return -1;
+  if (r == 0) return hcs_error_make(err, ETIMEDOUT, "terminate `%s`", cs->id);
+  return 0;
+}
+
+int hcs_compute_shutdown(hcs_system_t *cs, int timeout_ms, hcs_error_t *err) {
+  hcs_state_t st = hcs_system_state(cs);
+  if (st == HCS_STATE_STOPPED) return 0;
+  if (st == HCS_STATE_CREATED || st == HCS_STATE_PAUSED) return hcs_compute_terminate(cs, err);
+  mark_exit(cs, "Shutdown");
+  if (signal_init(cs, SIGTERM, err) < 0) return -1;
+  int r = hcs_compute_wait(cs, timeout_ms, err);
+  if (r < 0) return -1;
+  if (r == 0) return hcs_compute_terminate(cs, err);
+  return 0;
+}
+
+int hcs_compute_pause(hcs_system_t *cs, hcs_error_t *err) {
+  hcs_state_t st = hcs_system_state(cs);
+  if (st != HCS_STATE_RUNNING)
+    return hcs_error_make(err, 0, "pause `%s`: the system is %s, not Running", cs->id, hcs_state_name(st));
+  const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
+  if (cg == NULL) return hcs_error_make(err, ENOTSUP, "pause `%s`: no cgroup freezer", cs->id);
+  return cg->freeze(cs->cgroup, true, err);
+}
+
+int hcs_compute_resume(hcs_system_t *cs, hcs_error_t *err) {
+  hcs_state_t st = hcs_system_state(cs);
+  if (st != HCS_STATE_PAUSED)
+    return hcs_error_make(err, 0, "resume `%s`: the system is %s, not Paused", cs->id, hcs_state_name(st));
+  return hcs_cgroup_ops()->freeze(cs->cgroup, false, err);
+}
+
+static json_t *process_list(hcs_system_t *cs, hcs_error_t *err) {
+  const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
+  json_t *pids = cg ? cg->pids(cs->cgroup, err) : json_array(), *p;
+  size_t i;
+  if (pids == NULL) return NULL;
+  json_t *list = json_array();
+  json_array_foreach(pids, i, p) {
+    int pid = (int)json_integer_value(p);
+    char path[64];
+    cleanup_free char *comm = NULL, *cmd = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "/proc/%d/comm", pid);
+    if (hcs_read_file(path, &comm, NULL, NULL) < 0) continue;
+    comm[strcspn(comm, "\n")] = '\0';
+    snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+    if (hcs_read_file(path, &cmd, &len, NULL) == 0)
+      for (size_t k = 0; k + 1 < len; k++)
+        if (cmd[k] == '\0') cmd[k] = ' ';
+    json_array_append_new(list, json_pack("{s:i,s:s,s:s}", "ProcessId", pid, "ImageName", comm, "CommandLine",
+                                          cmd ? cmd : ""));
+  }
+  json_decref(pids);
+  return list;
+}
+
+static bool wants(json_t *query, const char *type) {
+  json_t *types = json_object_get(query, "PropertyTypes"), *t;
+  size_t i;
+  json_array_foreach(types, i, t) if (json_is_string(t) && strcmp(json_string_value(t), type) == 0) return true;
+  return false;
+}
+
+static json_t *properties(hcs_system_t *cs, json_t *query, hcs_error_t *err) {
+  hcs_state_t st = hcs_system_state(cs);
+  json_t *o = json_pack("{s:s,s:s,s:s}", "Id", cs->id, "State", hcs_state_name(st), "SystemType", "Container");
+  json_t *owner = json_object_get(cs->config, "Owner");
+  if (json_is_string(owner)) json_object_set(o, "Owner", owner);
+  static const char *const copy[] = {"CreatedTime", "StartedTime", "Rootfs"};
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(copy); i++)
+    if (json_object_get(cs->state, copy[i])) json_object_set(o, copy[i], json_object_get(cs->state, copy[i]));
+  if (st == HCS_STATE_STOPPED) {
+    json_t *e = hcs_system_exit(cs);
+    if (e) json_object_update(o, e);
+    json_decref(e);
+    return o;
+  }
+  json_object_set_new(o, "Pid", json_integer(cs->pid));
+  json_object_set_new(o, "MonitorPid", json_integer(cs->monitor_pid));
+  json_object_set(o, "Cgroup", json_object_get(cs->state, "Cgroup"));
+  if (wants(query, "Statistics")) {
+    const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
+    json_t *s = cg ? cg->stats(cs->cgroup, err) : json_object();
+    if (s == NULL) {
+      json_decref(o);
+      return NULL;
+    }
+    cleanup_free char *now = hcs_now_rfc3339();
+    json_object_set_new(s, "Timestamp", json_string(now));
+    uint64_t start = (uint64_t)json_integer_value(json_object_get(cs->state, "PidStartTime"));
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    long hz = sysconf(_SC_CLK_TCK);
+    int64_t up = (int64_t)ts.tv_sec * 10000000 + ts.tv_nsec / 100 - (int64_t)(start * 10000000 / (uint64_t)hz);
+    json_object_set_new(s, "Uptime100ns", json_integer(up > 0 ? up : 0));
+    json_object_set_new(o, "Statistics", s);
+  }
+  if (wants(query, "ProcessList")) {
+    json_t *pl = process_list(cs, err);
+    if (pl == NULL) {
+      json_decref(o);
+      return NULL;
+    }
+    json_object_set_new(o, "ProcessList", pl);
+  }
+  return o;
+}
+
+char *hcs_compute_properties(hcs_system_t *cs, const char *query, hcs_error_t *err) {
+  cleanup_json json_t *q = query ? hcs_json_parse(query, "property query", err) : json_object();
+  if (q == NULL) return NULL;
+  json_t *types = json_object_get(q, "PropertyTypes");
+  if (types && !json_is_array(types)) {
+    hcs_error_make(err, 0, "invalid property query: `PropertyTypes`: expected an array of strings");
+    return NULL;
+  }
+  cleanup_json json_t *o = properties(cs, q, err);
+  return o ? hcs_json_dumps(o) : NULL;
+}
+
+int hcs_compute_modify(hcs_system_t *cs, const char *request, hcs_error_t *err) {
+  cleanup_json json_t *req = hcs_json_parse(request, "modify request", err);
+  if (req == NULL) return -1;
+  if (!json_is_object(req)) return hcs_error_make(err, 0, "invalid modify request: expected an object");
+  cleanup_close int lock = lock_system(cs, err);
+  if (lock < 0) return -1;
+  hcs_state_t st = hcs_system_state(cs);
+  if (st == HCS_STATE_STOPPED) return hcs_error_make(err, 0, "modify `%s`: the system is Stopped", cs->id);
+  /* Validate by merging into the stored document and parsing it again. */
+  cleanup_json json_t *doc = json_deep_copy(cs->config);
+  json_t *ct = json_object_get(doc, "Container");
+  const char *key;
+  json_t *v;
+  json_object_foreach(req, key, v) {
+    if (strcmp(key, "Memory") && strcmp(key, "Processor"))
+      return hcs_error_make(err, 0, "invalid modify request: `%s`: unknown field (expected Memory or Processor)", key);
+    if (!json_is_object(v)) return hcs_error_make(err, 0, "invalid modify request: `%s`: expected object", key);
+    json_t *cur = json_object_get(ct, key);
+    if (!json_is_object(cur)) json_object_set_new(ct, key, cur = json_object());
+    json_object_update(cur, v);
+  }
+  hcs_config_t *c = hcs_config_parse(doc, cs->run_root, err);
+  if (c == NULL) return hcs_error_wrap(err, "modify `%s`", cs->id);
+  json_t *mem = json_object_get(req, "Memory"), *cpu = json_object_get(req, "Processor");
+  hcs_resources_t r = {0};
+  if (mem) r.memory_mb = c->memory_mb;
+  if (cpu) r.cpu_count = c->cpu_count, r.cpu_max = c->cpu_max, r.cpu_weight = c->cpu_weight;
+  hcs_config_free(c);
+  const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
+  if (cg && cg->set_resources(cs->cgroup, &r, err) < 0) return hcs_error_wrap(err, "modify `%s`", cs->id);
+  cleanup_free char *cp = hcs_xasprintf("%s/config.json", cs->dir);
+  if (hcs_json_write_atomic(cp, doc, err) < 0) return -1;
+  json_decref(cs->config);
+  cs->config = json_incref(doc);
+  return 0;
+}
+
+char *hcs_compute_enumerate(const char *root, const char *filter, hcs_error_t *err) {
+  cleanup_json json_t *f = filter ? hcs_json_parse(filter, "enumerate filter", err) : json_object();
+  if (f == NULL) return NULL;
+  if (!json_is_object(f)) {
+    hcs_error_make(err, 0, "invalid enumerate filter: expected an object");
+    return NULL;
+  }
+  json_t *owners = json_object_get(f, "Owners"), *ids = json_object_get(f, "Ids"), *state = json_object_get(f, "State");
+  if ((owners && !json_is_array(owners)) || (ids && !json_is_array(ids)) || (state && !json_is_string(state))) {
+    hcs_error_make(err, 0, "invalid enumerate filter: expected {Owners: [..], Ids: [..], State: \"..\"}");
+    return NULL;
+  }
+  cleanup_free char *r = hcs_root_resolve(root);
+  cleanup_free char *dir = hcs_xasprintf("%s/compute", r);
+  cleanup_json json_t *list = json_array();
+  cleanup_dir DIR *d = opendir(dir);
+  if (d == NULL && errno != ENOENT) {
+    hcs_error_make(err, errno, "open `%s`", dir);
+    return NULL;
+  }
+  struct dirent *de;
+  while (d && (de = readdir(d))) {
+    if (de->d_name[0] == '.') continue;
+    hcs_error_t e = NULL;
+    hcs_system_t *cs = hcs_compute_open(root, de->d_name, &e);
+    if (cs == NULL) {
+      hcs_error_release(&e);
+      continue; /* being created or deleted */
+    }
+    json_t *p = properties(cs, NULL, NULL), *v;
+    size_t i;
+    bool keep = p != NULL;
+    if (keep && ids) {
+      bool any = false;
+      json_array_foreach(ids, i, v) if (json_is_string(v) && strcmp(json_string_value(v), cs->id) == 0) any = true;
+      keep = any;
+    }
+    if (keep && owners) {
+      bool any = false;
+      json_t *o = json_object_get(p, "Owner");
+      json_array_foreach(owners, i, v) if (o && json_equal(o, v)) any = true;
+      keep = any;
+    }
+    if (keep && state) keep = json_equal(state, json_object_get(p, "State"));
+    if (keep) json_array_append(list, p);
+    json_decref(p);
+    hcs_compute_close(cs);
+  }
+  return hcs_json_dumps(list);
+}
+
+void hcs_compute_take_stdio(hcs_system_t *cs, int *in, int *out, int *err_fd) {
+  int *dst[3] = {in, out, err_fd};
+  bool console = cs->console >= 0 && cs->stdio[0] == cs->console;
+  for (int i = 0; i < 3; i++) {
+    if (dst[i]) *dst[i] = cs->stdio[i];
+    cs->stdio[i] = -1;
+  }
+  /* The caller owns the console fd now; keep our own copy for resize. */
+  if (console) cs->console = fcntl(cs->console, F_DUPFD_CLOEXEC, 3);
+}
+
+int hcs_compute_resize_console(hcs_system_t *cs, unsigned short rows, unsigned short cols, hcs_error_t *err) {
+  int fd = cs->console;
+  struct winsize ws = {.ws_row = rows, .ws_col = cols};
+  if (fd < 0 || !isatty(fd)) return hcs_error_make(err, ENOTTY, "resize `%s`: no console on this handle", cs->id);
+  if (ioctl(fd, TIOCSWINSZ, &ws) < 0) return hcs_error_make(err, errno, "resize console of `%s`", cs->id);
+  return 0;
+}
+
+int hcs_compute_delete(hcs_system_t *cs, bool force, hcs_error_t *err) {
+  hcs_state_t st = hcs_system_state(cs);
+  if ((st == HCS_STATE_RUNNING || st == HCS_STATE_PAUSED) && !force)
+    return hcs_error_make(err, EBUSY, "delete `%s`: the system is %s (stop it first or force)", cs->id,
+                          hcs_state_name(st));
+  if (st != HCS_STATE_STOPPED && hcs_compute_terminate(cs, err) < 0) return hcs_error_wrap(err, "delete `%s`", cs->id);
+  if (hcs_rm_rf(cs->run_dir, err) < 0 || hcs_rm_rf(cs->dir, err) < 0) return hcs_error_wrap(err, "delete `%s`", cs->id);
+  return 0;
+}

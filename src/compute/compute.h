@@ -1,0 +1,208 @@
+/* Internal interfaces of the compute subsystem: the parsed configuration,
+ * the cgroup ops table, the spawn/monitor protocol and on-disk state. */
+#ifndef HCS_COMPUTE_INTERNAL_H
+#define HCS_COMPUTE_INTERNAL_H
+
+#include <stdint.h>
+#include <sys/resource.h>
+#include <linux/filter.h>
+
+#include "core/util.h"
+#include "hcs/compute.h"
+#include "hcs/process.h"
+#include "hcs/host.h"
+
+/* --- configuration (config.c) -------------------------------------------- */
+typedef struct {
+  char **argv; /* NULL-terminated */
+  char *cwd;
+  char **env; /* NULL-terminated "K=V" */
+  char *user;
+  bool console;
+  unsigned short rows, cols;
+  bool pipe_in, pipe_out, pipe_err;
+} hcs_proc_spec_t;
+
+typedef struct {
+  char *host_path, *container_path;
+  bool read_only;
+} hcs_mapped_dir_t;
+
+typedef struct {
+  int resource;
+  struct rlimit lim;
+} hcs_rlimit_t;
+
+typedef struct {
+  bool allow;
+  char type; /* 'a', 'b', 'c' */
+  int64_t major, minor; /* -1 = '*' */
+  char access[4];
+} hcs_device_rule_t;
+
+typedef struct {
+  uint32_t inside, outside, count;
+} hcs_id_map_t;
+
+typedef struct {
+  char *owner;
+  char *hostname;
+  char *rootfs;
+  hcs_mapped_dir_t *mounts;
+  size_t n_mounts;
+  int64_t cpu_count, cpu_max, cpu_weight; /* 0 = unset */
+  int64_t memory_mb;
+  int64_t pids_limit;
+  char *netns; /* resolved absolute path or NULL (new netns) */
+  /* Linux section */
+  char *cgroup_parent;
+  uint64_t caps; /* bounding/effective set bitmask */
+  bool seccomp;
+  char **seccomp_deny; /* extra syscall names */
+  bool no_new_privs;
+  hcs_rlimit_t *rlimits;
+  size_t n_rlimits;
+  char **sysctl_keys, **sysctl_values;
+  size_t n_sysctl;
+  hcs_device_rule_t *devices;
+  size_t n_devices;
+  hcs_id_map_t *uid_maps, *gid_maps;
+  size_t n_uid_maps, n_gid_maps;
+  char **masked, **readonly;
+  hcs_proc_spec_t *init; /* NULL: built-in idle init */
+} hcs_config_t;
+
+HCS_INTERNAL hcs_config_t *hcs_config_parse(json_t *doc, const char *run_root, hcs_error_t *err);
+HCS_INTERNAL void hcs_config_free(hcs_config_t *c);
+/* ProcessParameters; `where` prefixes error paths. */
+HCS_INTERNAL hcs_proc_spec_t *hcs_proc_spec_parse(json_t *doc, const char *where, hcs_error_t *err);
+HCS_INTERNAL void hcs_proc_spec_free(hcs_proc_spec_t *p);
+HCS_INTERNAL char **hcs_split_command_line(const char *line, hcs_error_t *err);
+HCS_INTERNAL void hcs_strv_free(char **v);
+
+/* --- security (security.c) ------------------------------------------------ */
+typedef struct {
+  struct sock_fprog prog; /* prog.filter NULL: no seccomp */
+  uint64_t caps;
+  bool no_new_privs;
+  hcs_rlimit_t *rlimits;
+  size_t n_rlimits;
+} hcs_security_t;
+
+HCS_INTERNAL int hcs_security_prepare(const hcs_config_t *c, hcs_security_t *sec, hcs_error_t *err);
+HCS_INTERNAL void hcs_security_release(hcs_security_t *sec);
+/* In the child, just before execve: bounding set, no_new_privs, seccomp,
+ * the user switch, then caps.  Returns -1 with errno set. */
+HCS_INTERNAL int hcs_security_apply(const hcs_security_t *sec, uid_t uid, gid_t gid, const gid_t *groups,
+                                    size_t ngroups);
+HCS_INTERNAL uint64_t hcs_default_caps(void);
+HCS_INTERNAL int hcs_cap_from_name(const char *name);
+
+/* --- cgroups (cgroup.c, cgroup_v1.c, cgroup_v2.c) ------------------------- */
+typedef struct {
+  int64_t memory_mb, cpu_count, cpu_max, cpu_weight, pids_limit;
+} hcs_resources_t;
+
+typedef struct hcs_cgroup_ops_s {
+  const char *name;
+  int (*create)(const char *path, hcs_error_t *err);
+  int (*set_resources)(const char *path, const hcs_resources_t *r, hcs_error_t *err);
+  int (*set_devices)(const char *path, const hcs_config_t *c, hcs_error_t *err);
+  int (*enter)(const char *path, pid_t pid, hcs_error_t *err);
+  int (*freeze)(const char *path, bool frozen, hcs_error_t *err);
+  int (*is_frozen)(const char *path);
+  int (*kill_all)(const char *path, hcs_error_t *err);
+  json_t *(*stats)(const char *path, hcs_error_t *err);
+  json_t *(*pids)(const char *path, hcs_error_t *err);
+  int64_t (*oom_kills)(const char *path);
+  int (*destroy)(const char *path, hcs_error_t *err);
+} hcs_cgroup_ops_t;
+
+HCS_INTERNAL extern const hcs_cgroup_ops_t hcs_cgroup_v1_ops;
+HCS_INTERNAL extern const hcs_cgroup_ops_t hcs_cgroup_v2_ops;
+/* The ops for this host (hybrid hosts use the v1 controllers). */
+HCS_INTERNAL const hcs_cgroup_ops_t *hcs_cgroup_ops(void);
+/* "<parent>/<id>", relative to each hierarchy's mount. */
+HCS_INTERNAL char *hcs_cgroup_path(const char *parent, const char *id);
+HCS_INTERNAL int hcs_cgroup_host_cpus(void);
+/* Helpers shared by the backends. */
+HCS_INTERNAL int hcs_cg_write(const char *dir, const char *file, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+HCS_INTERNAL int64_t hcs_cg_read_int(const char *dir, const char *file);
+HCS_INTERNAL int64_t hcs_cg_read_key(const char *dir, const char *file, const char *key);
+HCS_INTERNAL json_t *hcs_cg_read_pids(const char *dir, hcs_error_t *err);
+
+/* --- state (state.c) ------------------------------------------------------ */
+typedef enum { HCS_STATE_CREATED, HCS_STATE_RUNNING, HCS_STATE_PAUSED, HCS_STATE_STOPPED } hcs_state_t;
+
+struct hcs_system_s {
+  char *id;
+  char *root, *run_root;
+  char *dir;     /* <root>/compute/<id> */
+  char *run_dir; /* <run root>/compute/<id> */
+  char *cgroup;  /* relative cgroup path */
+  json_t *config;
+  json_t *state; /* state.json */
+  pid_t pid, monitor_pid;
+  int monitor_fd; /* pidfd of the monitor, -1 until needed */
+  int stdio[3];
+  int console; /* init's pty master (also in stdio) or -1 */
+  hcs_config_t *cfg; /* parsed lazily (processes) */
+  hcs_security_t sec;
+  bool sec_ready;
+};
+
+HCS_INTERNAL const char *hcs_state_name(hcs_state_t s);
+HCS_INTERNAL hcs_system_t *hcs_system_new(const char *root, const char *id, hcs_error_t *err);
+HCS_INTERNAL int hcs_system_load(hcs_system_t *cs, hcs_error_t *err);
+/* Current state, derived from exit.json, the Started flag and the freezer. */
+HCS_INTERNAL hcs_state_t hcs_system_state(hcs_system_t *cs);
+HCS_INTERNAL json_t *hcs_system_exit(hcs_system_t *cs); /* exit.json or NULL */
+/* Is `pid` still the process whose start time (clock ticks) is `start`? */
+HCS_INTERNAL bool hcs_pid_matches(pid_t pid, uint64_t start);
+HCS_INTERNAL uint64_t hcs_pid_start_time(pid_t pid);
+HCS_INTERNAL int hcs_system_monitor_fd(hcs_system_t *cs, hcs_error_t *err);
+/* Parse config.json and compile the security profile once per handle. */
+HCS_INTERNAL int hcs_system_prepare(hcs_system_t *cs, hcs_error_t *err);
+/* pidfd of init, checked against its recorded start time. */
+HCS_INTERNAL int hcs_system_init_fd(hcs_system_t *cs, hcs_error_t *err);
+
+/* --- spawn and monitor (spawn.c, monitor.c) ------------------------------- */
+typedef struct {
+  hcs_system_t *cs;
+  hcs_config_t *cfg;
+  const hcs_cgroup_ops_t *cg;
+  hcs_security_t sec;
+  int stdio[3];   /* fds for init's stdio (-1: /dev/null) */
+  int sock;       /* SOCK_SEQPACKET to the creator */
+  int netns_fd;   /* -1: new netns */
+  char *fifo;     /* exec fifo path */
+} hcs_spawn_t;
+
+/* Messages on the creator socket. */
+enum { HCS_MSG_OK = 1, HCS_MSG_ERROR = 2, HCS_MSG_PTY = 3 };
+
+/* Fork the monitor (double fork + setsid); it spawns init and reports on
+ * s->sock.  Returns in the creator once the monitor is detached. */
+HCS_INTERNAL int hcs_monitor_launch(hcs_spawn_t *s, hcs_error_t *err);
+/* In the monitor: clone init into its namespaces.  Returns init's pid or -1. */
+HCS_INTERNAL pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err);
+
+/* Child-side helpers shared by init and exec'd processes (process.c). */
+HCS_INTERNAL int hcs_child_exec(const hcs_proc_spec_t *p, const hcs_security_t *sec, int errfd);
+HCS_INTERNAL int hcs_resolve_user(const char *user, uid_t *uid, gid_t *gid, gid_t **groups, size_t *ngroups);
+/* Report an error from a child over fd: "message: strerror". */
+HCS_INTERNAL void hcs_child_report(int fd, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* --- pty and fd passing (pty.c) ------------------------------------------ */
+HCS_INTERNAL int hcs_pty_open_in_container(int *master, int *slave, unsigned short rows, unsigned short cols);
+HCS_INTERNAL int hcs_pty_make_controlling(int slave);
+HCS_INTERNAL int hcs_send_msg(int sock, int type, const void *data, size_t len, int fd);
+/* Receive one message; *fd gets a passed fd or -1.  Returns payload length,
+ * 0 on EOF, -1 on error. */
+HCS_INTERNAL ssize_t hcs_recv_msg(int sock, int *type, void *buf, size_t len, int *fd);
+
+/* Raw clone3 wrapper. */
+HCS_INTERNAL pid_t hcs_clone3(uint64_t flags, int *pidfd, int cgroup_fd);
+
+#endif

@@ -1,0 +1,670 @@
+/* The compute system configuration document: hcsshim schema2 field names,
+ * parsed and validated into hcs_config_t.  Every rejection names the JSON
+ * path, what was expected and what was found. */
+#include <ctype.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "compute/compute.h"
+
+static const char *json_kind(json_t *j) {
+  switch (json_typeof(j)) {
+  case JSON_OBJECT: return "object";
+  case JSON_ARRAY: return "array";
+  case JSON_STRING: return "string";
+  case JSON_INTEGER: return "integer";
+  case JSON_REAL: return "number";
+  case JSON_TRUE:
+  case JSON_FALSE: return "boolean";
+  default: return "null";
+  }
+}
+
+static int bad(hcs_error_t *err, const char *path, const char *expected, json_t *got) {
+  if (got == NULL) return hcs_error_make(err, 0, "invalid configuration: `%s`: expected %s, missing", path, expected);
+  if (json_is_string(got))
+    return hcs_error_make(err, 0, "invalid configuration: `%s`: expected %s, got string \"%s\"", path, expected,
+                          json_string_value(got));
+  if (json_is_integer(got))
+    return hcs_error_make(err, 0, "invalid configuration: `%s`: expected %s, got integer %lld", path, expected,
+                          (long long)json_integer_value(got));
+  return hcs_error_make(err, 0, "invalid configuration: `%s`: expected %s, got %s", path, expected, json_kind(got));
+}
+
+/* Reject keys not in `known` (NULL-terminated): a typo must not be ignored. */
+static int check_keys(json_t *obj, const char *path, const char *const *known, hcs_error_t *err) {
+  const char *key;
+  json_t *v;
+  json_object_foreach(obj, key, v) {
+    bool found = false;
+    for (size_t i = 0; known[i]; i++)
+      if (strcmp(known[i], key) == 0) found = true;
+    if (!found) {
+      cleanup_free char *list = NULL;
+      size_t len = 0;
+      for (size_t i = 0; known[i]; i++) len += strlen(known[i]) + 2;
+      list = hcs_xcalloc(1, len + 1);
+      for (size_t i = 0; known[i]; i++) {
+        if (i) strcat(list, ", ");
+        strcat(list, known[i]);
+      }
+      return hcs_error_make(err, 0, "invalid configuration: `%s%s%s`: unknown field (expected one of %s)", path,
+                            *path ? "." : "", key, list);
+    }
+  }
+  return 0;
+}
+
+#define P(...) cleanup_free char *p_ = hcs_xasprintf(__VA_ARGS__)
+
+static int get_obj(json_t *parent, const char *path, const char *key, json_t **out, hcs_error_t *err) {
+  json_t *v = json_object_get(parent, key);
+  *out = NULL;
+  if (v == NULL || json_is_null(v)) return 0;
+  if (!json_is_object(v)) {
+    P("%s%s%s", path, *path ? "." : "", key);
+    return bad(err, p_, "object", v);
+  }
+  *out = v;
+  return 0;
+}
+
+static int get_str(json_t *parent, const char *path, const char *key, char **out, hcs_error_t *err) {
+  json_t *v = json_object_get(parent, key);
+  if (v == NULL || json_is_null(v)) return 0;
+  if (!json_is_string(v)) {
+    P("%s%s%s", path, *path ? "." : "", key);
+    return bad(err, p_, "string", v);
+  }
+  free(*out);
+  *out = hcs_xstrdup(json_string_value(v));
+  return 0;
+}
+
+static int get_bool(json_t *parent, const char *path, const char *key, bool *out, hcs_error_t *err) {
+  json_t *v = json_object_get(parent, key);
+  if (v == NULL || json_is_null(v)) return 0;
+  if (!json_is_boolean(v)) {
+    P("%s%s%s", path, *path ? "." : "", key);
+    return bad(err, p_, "boolean", v);
+  }
+  *out = json_is_true(v);
+  return 0;
+}
+
+static int get_int(json_t *parent, const char *path, const char *key, int64_t min, int64_t max, int64_t *out,
+                   hcs_error_t *err) {
+  json_t *v = json_object_get(parent, key);
+  if (v == NULL || json_is_null(v)) return 0;
+  P("%s%s%s", path, *path ? "." : "", key);
+  if (!json_is_integer(v)) return bad(err, p_, "integer", v);
+  int64_t n = json_integer_value(v);
+  if (n < min || n > max)
+    return hcs_error_make(err, 0, "invalid configuration: `%s`: expected an integer in [%lld, %lld], got %lld", p_,
+                          (long long)min, (long long)max, (long long)n);
+  *out = n;
+  return 0;
+}
+
+static int get_strv(json_t *parent, const char *path, const char *key, char ***out, hcs_error_t *err) {
+  json_t *v = json_object_get(parent, key), *e;
+  size_t i;
+  if (v == NULL || json_is_null(v)) return 0;
+  P("%s%s%s", path, *path ? "." : "", key);
+  if (!json_is_array(v)) return bad(err, p_, "array of strings", v);
+  char **r = hcs_xcalloc(json_array_size(v) + 1, sizeof(char *));
+  json_array_foreach(v, i, e) {
+    if (!json_is_string(e)) {
+      hcs_strv_free(r);
+      cleanup_free char *ep = hcs_xasprintf("%s[%zu]", p_, i);
+      return bad(err, ep, "string", e);
+    }
+    r[i] = hcs_xstrdup(json_string_value(e));
+  }
+  hcs_strv_free(*out);
+  *out = r;
+  return 0;
+}
+
+void hcs_strv_free(char **v) {
+  if (v == NULL) return;
+  for (char **p = v; *p; p++) free(*p);
+  free(v);
+}
+
+/* Split a CommandLine into words: whitespace separates, single quotes are
+ * literal, double quotes allow \" and \\, a backslash escapes outside quotes.
+ * No expansion of any kind: this is not a shell. */
+char **hcs_split_command_line(const char *line, hcs_error_t *err) {
+  size_t cap = 8, n = 0, len = strlen(line);
+  char **argv = hcs_xcalloc(cap, sizeof(char *));
+  cleanup_free char *word = hcs_xmalloc(len + 1);
+  const char *s = line;
+  for (;;) {
+    while (*s && isspace((unsigned char)*s)) s++;
+    if (!*s) break;
+    size_t w = 0;
+    while (*s && !isspace((unsigned char)*s)) {
+      if (*s == '\'') {
+        const char *e = strchr(s + 1, '\'');
+        if (!e) goto unterminated;
+        memcpy(word + w, s + 1, (size_t)(e - s - 1));
+        w += (size_t)(e - s - 1);
+        s = e + 1;
+      } else if (*s == '"') {
+        s++;
+        while (*s && *s != '"') {
+          if (*s == '\\' && (s[1] == '"' || s[1] == '\\')) s++;
+          word[w++] = *s++;
+        }
+        if (*s != '"') goto unterminated;
+        s++;
+      } else if (*s == '\\' && s[1]) {
+        word[w++] = s[1];
+        s += 2;
+      } else {
+        word[w++] = *s++;
+      }
+    }
+    word[w] = '\0';
+    if (n + 2 > cap) argv = hcs_xrealloc(argv, (cap *= 2) * sizeof(char *));
+    argv[n++] = hcs_xstrdup(word);
+    argv[n] = NULL;
+  }
+  if (n == 0) {
+    hcs_strv_free(argv);
+    hcs_error_make(err, 0, "empty command line");
+    return NULL;
+  }
+  return argv;
+unterminated:
+  hcs_strv_free(argv);
+  hcs_error_make(err, 0, "unterminated quote in command line `%s`", line);
+  return NULL;
+}
+
+void hcs_proc_spec_free(hcs_proc_spec_t *p) {
+  if (p == NULL) return;
+  hcs_strv_free(p->argv);
+  hcs_strv_free(p->env);
+  free(p->cwd);
+  free(p->user);
+  free(p);
+}
+
+hcs_proc_spec_t *hcs_proc_spec_parse(json_t *doc, const char *where, hcs_error_t *err) {
+  static const char *const keys[] = {"CommandLine",     "CommandArgs",      "WorkingDirectory", "Environment",
+                                     "User",            "EmulateConsole",   "ConsoleSize",      "CreateStdInPipe",
+                                     "CreateStdOutPipe", "CreateStdErrPipe", NULL};
+  if (!json_is_object(doc)) {
+    bad(err, *where ? where : "ProcessParameters", "object", doc);
+    return NULL;
+  }
+  hcs_proc_spec_t *p = hcs_xcalloc(1, sizeof *p);
+  char *cmdline = NULL;
+  const char *w = where;
+  if (check_keys(doc, w, keys, err) < 0) goto fail;
+  if (get_str(doc, w, "CommandLine", &cmdline, err) < 0 || get_strv(doc, w, "CommandArgs", &p->argv, err) < 0 ||
+      get_str(doc, w, "WorkingDirectory", &p->cwd, err) < 0 || get_str(doc, w, "User", &p->user, err) < 0 ||
+      get_bool(doc, w, "EmulateConsole", &p->console, err) < 0 ||
+      get_bool(doc, w, "CreateStdInPipe", &p->pipe_in, err) < 0 ||
+      get_bool(doc, w, "CreateStdOutPipe", &p->pipe_out, err) < 0 ||
+      get_bool(doc, w, "CreateStdErrPipe", &p->pipe_err, err) < 0)
+    goto fail;
+  if (cmdline && p->argv) {
+    hcs_error_make(err, 0, "invalid configuration: `%s%sCommandLine`: give CommandLine or CommandArgs, not both", w,
+                   *w ? "." : "");
+    goto fail;
+  }
+  if (cmdline) {
+    p->argv = hcs_split_command_line(cmdline, err);
+    if (p->argv == NULL) {
+      hcs_error_wrap(err, "invalid configuration: `%s%sCommandLine`", w, *w ? "." : "");
+      goto fail;
+    }
+  }
+  if (p->argv == NULL || p->argv[0] == NULL) {
+    hcs_error_make(err, 0, "invalid configuration: `%s%sCommandArgs`: expected a non-empty command, missing", w,
+                   *w ? "." : "");
+    goto fail;
+  }
+  if (p->cwd && p->cwd[0] != '/') {
+    hcs_error_make(err, 0, "invalid configuration: `%s%sWorkingDirectory`: expected an absolute path, got \"%s\"", w,
+                   *w ? "." : "", p->cwd);
+    goto fail;
+  }
+  json_t *env = json_object_get(doc, "Environment");
+  size_t n = 0;
+  if (env && !json_is_null(env)) {
+    cleanup_free char *ep = hcs_xasprintf("%s%sEnvironment", w, *w ? "." : "");
+    if (!json_is_object(env)) {
+      bad(err, ep, "object of strings", env);
+      goto fail;
+    }
+    const char *k;
+    json_t *v;
+    p->env = hcs_xcalloc(json_object_size(env) + 2, sizeof(char *));
+    json_object_foreach(env, k, v) {
+      if (!json_is_string(v)) {
+        cleanup_free char *kp = hcs_xasprintf("%s.%s", ep, k);
+        bad(err, kp, "string", v);
+        goto fail;
+      }
+      if (!*k || strchr(k, '=')) {
+        hcs_error_make(err, 0, "invalid configuration: `%s`: invalid variable name \"%s\"", ep, k);
+        goto fail;
+      }
+      p->env[n++] = hcs_xasprintf("%s=%s", k, json_string_value(v));
+    }
+  }
+  if (p->env == NULL) p->env = hcs_xcalloc(2, sizeof(char *));
+  bool has_path = false;
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(p->env[i], "PATH=", 5) == 0) has_path = true;
+  if (!has_path) p->env[n++] = hcs_xstrdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  json_t *size = json_object_get(doc, "ConsoleSize");
+  if (size && !json_is_null(size)) {
+    cleanup_free char *sp = hcs_xasprintf("%s%sConsoleSize", w, *w ? "." : "");
+    if (!json_is_array(size) || json_array_size(size) != 2 || !json_is_integer(json_array_get(size, 0)) ||
+        !json_is_integer(json_array_get(size, 1)) || json_integer_value(json_array_get(size, 0)) < 0 ||
+        json_integer_value(json_array_get(size, 0)) > 65535 || json_integer_value(json_array_get(size, 1)) < 0 ||
+        json_integer_value(json_array_get(size, 1)) > 65535) {
+      bad(err, sp, "[rows, columns] (two integers 0..65535)", size);
+      goto fail;
+    }
+    p->rows = (unsigned short)json_integer_value(json_array_get(size, 0));
+    p->cols = (unsigned short)json_integer_value(json_array_get(size, 1));
+  }
+  free(cmdline);
+  return p;
+fail:
+  free(cmdline);
+  hcs_proc_spec_free(p);
+  return NULL;
+}
+
+static const struct {
+  const char *name;
+  int res;
+} rlimit_names[] = {
+    {"AS", RLIMIT_AS},         {"CORE", RLIMIT_CORE},       {"CPU", RLIMIT_CPU},
+    {"DATA", RLIMIT_DATA},     {"FSIZE", RLIMIT_FSIZE},     {"LOCKS", RLIMIT_LOCKS},
+    {"MEMLOCK", RLIMIT_MEMLOCK}, {"MSGQUEUE", RLIMIT_MSGQUEUE}, {"NICE", RLIMIT_NICE},
+    {"NOFILE", RLIMIT_NOFILE}, {"NPROC", RLIMIT_NPROC},     {"RSS", RLIMIT_RSS},
+    {"RTPRIO", RLIMIT_RTPRIO}, {"RTTIME", RLIMIT_RTTIME},   {"SIGPENDING", RLIMIT_SIGPENDING},
+    {"STACK", RLIMIT_STACK},
+};
+
+static int parse_rlimits(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
+  json_t *arr = json_object_get(lx, "Rlimits"), *e;
+  size_t i;
+  if (arr == NULL || json_is_null(arr)) return 0;
+  if (!json_is_array(arr)) return bad(err, "Linux.Rlimits", "array", arr);
+  c->rlimits = hcs_xcalloc(json_array_size(arr) + 1, sizeof *c->rlimits);
+  json_array_foreach(arr, i, e) {
+    static const char *const keys[] = {"Type", "Soft", "Hard", NULL};
+    cleanup_free char *p = hcs_xasprintf("Linux.Rlimits[%zu]", i);
+    if (!json_is_object(e)) return bad(err, p, "object", e);
+    if (check_keys(e, p, keys, err) < 0) return -1;
+    json_t *t = json_object_get(e, "Type");
+    cleanup_free char *tp = hcs_xasprintf("%s.Type", p);
+    if (!json_is_string(t)) return bad(err, tp, "string (e.g. \"RLIMIT_NOFILE\")", t);
+    const char *name = json_string_value(t);
+    if (strncasecmp(name, "RLIMIT_", 7) == 0) name += 7;
+    int res = -1;
+    for (size_t k = 0; k < HCS_ARRAY_SIZE(rlimit_names); k++)
+      if (strcasecmp(rlimit_names[k].name, name) == 0) res = rlimit_names[k].res;
+    if (res < 0) return bad(err, tp, "an RLIMIT_* name", t);
+    int64_t soft = -1, hard = -1;
+    if (get_int(e, p, "Soft", 0, INT64_MAX, &soft, err) < 0 || get_int(e, p, "Hard", 0, INT64_MAX, &hard, err) < 0)
+      return -1;
+    if (soft < 0 || hard < 0) {
+      cleanup_free char *sp = hcs_xasprintf("%s.%s", p, soft < 0 ? "Soft" : "Hard");
+      return bad(err, sp, "integer", NULL);
+    }
+    if (soft > hard)
+      return hcs_error_make(err, 0, "invalid configuration: `%s`: Soft (%lld) exceeds Hard (%lld)", p,
+                            (long long)soft, (long long)hard);
+    c->rlimits[c->n_rlimits].resource = res;
+    c->rlimits[c->n_rlimits].lim.rlim_cur = (rlim_t)soft;
+    c->rlimits[c->n_rlimits++].lim.rlim_max = (rlim_t)hard;
+  }
+  return 0;
+}
+
+static int parse_idmaps(json_t *lx, const char *key, hcs_id_map_t **out, size_t *n, hcs_error_t *err) {
+  json_t *arr = json_object_get(lx, key), *e;
+  size_t i;
+  if (arr == NULL || json_is_null(arr)) return 0;
+  cleanup_free char *ap = hcs_xasprintf("Linux.%s", key);
+  if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 340)
+    return bad(err, ap, "array of 1..340 mappings", arr);
+  *out = hcs_xcalloc(json_array_size(arr), sizeof **out);
+  json_array_foreach(arr, i, e) {
+    static const char *const keys[] = {"ContainerId", "HostId", "Size", NULL};
+    cleanup_free char *p = hcs_xasprintf("%s[%zu]", ap, i);
+    if (!json_is_object(e)) return bad(err, p, "object", e);
+    if (check_keys(e, p, keys, err) < 0) return -1;
+    int64_t in = -1, out_id = -1, size = -1;
+    if (get_int(e, p, "ContainerId", 0, UINT32_MAX - 1, &in, err) < 0 ||
+        get_int(e, p, "HostId", 0, UINT32_MAX - 1, &out_id, err) < 0 ||
+        get_int(e, p, "Size", 1, UINT32_MAX, &size, err) < 0)
+      return -1;
+    if (in < 0 || out_id < 0 || size < 0) {
+      cleanup_free char *mp =
+          hcs_xasprintf("%s.%s", p, in < 0 ? "ContainerId" : out_id < 0 ? "HostId" : "Size");
+      return bad(err, mp, "integer", NULL);
+    }
+    (*out)[i] = (hcs_id_map_t){(uint32_t)in, (uint32_t)out_id, (uint32_t)size};
+  }
+  *n = json_array_size(arr);
+  return 0;
+}
+
+static int parse_devices(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
+  json_t *arr = json_object_get(lx, "Devices"), *e;
+  size_t i;
+  if (arr == NULL || json_is_null(arr)) return 0;
+  if (!json_is_array(arr)) return bad(err, "Linux.Devices", "array", arr);
+  c->devices = hcs_xcalloc(json_array_size(arr) + 1, sizeof *c->devices);
+  json_array_foreach(arr, i, e) {
+    static const char *const keys[] = {"Allow", "Type", "Major", "Minor", "Access", NULL};
+    cleanup_free char *p = hcs_xasprintf("Linux.Devices[%zu]", i);
+    if (!json_is_object(e)) return bad(err, p, "object", e);
+    if (check_keys(e, p, keys, err) < 0) return -1;
+    hcs_device_rule_t *d = &c->devices[c->n_devices];
+    cleanup_free char *type = NULL, *access = NULL;
+    d->allow = true;
+    d->major = d->minor = -1;
+    if (get_bool(e, p, "Allow", &d->allow, err) < 0 || get_str(e, p, "Type", &type, err) < 0 ||
+        get_str(e, p, "Access", &access, err) < 0 || get_int(e, p, "Major", 0, 0xfff, &d->major, err) < 0 ||
+        get_int(e, p, "Minor", 0, 0xfffff, &d->minor, err) < 0)
+      return -1;
+    if (type == NULL) type = hcs_xstrdup("a");
+    if (strlen(type) != 1 || !strchr("abc", type[0])) {
+      cleanup_free char *tp = hcs_xasprintf("%s.Type", p);
+      return bad(err, tp, "\"a\", \"b\" or \"c\"", json_object_get(e, "Type"));
+    }
+    d->type = type[0];
+    if (access == NULL) access = hcs_xstrdup("rwm");
+    if (strlen(access) == 0 || strlen(access) > 3 || strspn(access, "rwm") != strlen(access)) {
+      cleanup_free char *ap = hcs_xasprintf("%s.Access", p);
+      return bad(err, ap, "a combination of \"r\", \"w\", \"m\"", json_object_get(e, "Access"));
+    }
+    strcpy(d->access, access);
+    c->n_devices++;
+  }
+  return 0;
+}
+
+static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
+  static const char *const keys[] = {"CgroupParent",   "Capabilities", "Seccomp",     "NoNewPrivileges",
+                                     "Rlimits",        "Sysctl",       "Devices",     "UidMappings",
+                                     "GidMappings",    "MaskedPaths",  "ReadonlyPaths", "PidsLimit",
+                                     "Init",           NULL};
+  if (check_keys(lx, "Linux", keys, err) < 0) return -1;
+  if (get_str(lx, "Linux", "CgroupParent", &c->cgroup_parent, err) < 0 ||
+      get_bool(lx, "Linux", "NoNewPrivileges", &c->no_new_privs, err) < 0 ||
+      get_strv(lx, "Linux", "MaskedPaths", &c->masked, err) < 0 ||
+      get_strv(lx, "Linux", "ReadonlyPaths", &c->readonly, err) < 0 ||
+      get_int(lx, "Linux", "PidsLimit", 1, INT32_MAX, &c->pids_limit, err) < 0)
+    return -1;
+  /* The parent is a relative cgroup path: no "..", no leading "/". */
+  if (c->cgroup_parent) {
+    const char *s = c->cgroup_parent;
+    if (!*s || *s == '/' || strstr(s, "..") || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123"
+                                                         "456789_.-/") != strlen(s))
+      return bad(err, "Linux.CgroupParent", "a relative cgroup path of [A-Za-z0-9_.-/]",
+                 json_object_get(lx, "CgroupParent"));
+  }
+  char **caps = NULL;
+  if (get_strv(lx, "Linux", "Capabilities", &caps, err) < 0) return -1;
+  if (caps) {
+    c->caps = 0;
+    for (size_t i = 0; caps[i]; i++) {
+      int cap = hcs_cap_from_name(caps[i]);
+      if (cap < 0) {
+        cleanup_free char *p = hcs_xasprintf("Linux.Capabilities[%zu]", i);
+        json_t *v = json_array_get(json_object_get(lx, "Capabilities"), i);
+        hcs_strv_free(caps);
+        return bad(err, p, "a capability name (e.g. \"CAP_CHOWN\")", v);
+      }
+      c->caps |= 1ULL << cap;
+    }
+    hcs_strv_free(caps);
+  }
+  json_t *sc = NULL;
+  if (get_obj(lx, "Linux", "Seccomp", &sc, err) < 0) return -1;
+  if (sc) {
+    static const char *const sk[] = {"Disabled", "Deny", NULL};
+    bool disabled = false;
+    if (check_keys(sc, "Linux.Seccomp", sk, err) < 0 || get_bool(sc, "Linux.Seccomp", "Disabled", &disabled, err) < 0 ||
+        get_strv(sc, "Linux.Seccomp", "Deny", &c->seccomp_deny, err) < 0)
+      return -1;
+    c->seccomp = !disabled;
+  }
+  json_t *sysctl = NULL;
+  if (get_obj(lx, "Linux", "Sysctl", &sysctl, err) < 0) return -1;
+  if (sysctl) {
+    const char *k;
+    json_t *v;
+    c->sysctl_keys = hcs_xcalloc(json_object_size(sysctl) + 1, sizeof(char *));
+    c->sysctl_values = hcs_xcalloc(json_object_size(sysctl) + 1, sizeof(char *));
+    json_object_foreach(sysctl, k, v) {
+      cleanup_free char *p = hcs_xasprintf("Linux.Sysctl.%s", k);
+      if (!json_is_string(v)) return bad(err, p, "string", v);
+      /* Only namespaced knobs make sense in a container; refuse the rest. */
+      if (strncmp(k, "net.", 4) && strncmp(k, "kernel.msg", 10) && strncmp(k, "kernel.sem", 10) &&
+          strncmp(k, "kernel.shm", 10) && strcmp(k, "kernel.hostname") && strcmp(k, "kernel.domainname") &&
+          strncmp(k, "fs.mqueue.", 10))
+        return hcs_error_make(err, 0,
+                              "invalid configuration: `%s`: expected a namespaced sysctl (net.*, kernel.shm*, "
+                              "kernel.msg*, kernel.sem, fs.mqueue.*)",
+                              p);
+      if (strstr(k, "..") || strchr(k, '/'))
+        return hcs_error_make(err, 0, "invalid configuration: `%s`: invalid sysctl name", p);
+      c->sysctl_keys[c->n_sysctl] = hcs_xstrdup(k);
+      c->sysctl_values[c->n_sysctl++] = hcs_xstrdup(json_string_value(v));
+    }
+  }
+  if (parse_rlimits(lx, c, err) < 0 || parse_devices(lx, c, err) < 0 ||
+      parse_idmaps(lx, "UidMappings", &c->uid_maps, &c->n_uid_maps, err) < 0 ||
+      parse_idmaps(lx, "GidMappings", &c->gid_maps, &c->n_gid_maps, err) < 0)
+    return -1;
+  if ((c->n_uid_maps == 0) != (c->n_gid_maps == 0))
+    return hcs_error_make(err, 0, "invalid configuration: `Linux.%s`: expected together with %s, missing",
+                          c->n_uid_maps ? "GidMappings" : "UidMappings", c->n_uid_maps ? "UidMappings" : "GidMappings");
+  json_t *init = json_object_get(lx, "Init");
+  if (init && !json_is_null(init)) {
+    c->init = hcs_proc_spec_parse(init, "Linux.Init", err);
+    if (c->init == NULL) return -1;
+  }
+  return 0;
+}
+
+static int check_abs_path(json_t *obj, const char *path, const char *key, bool must_be_dir, hcs_error_t *err) {
+  json_t *v = json_object_get(obj, key);
+  cleanup_free char *p = hcs_xasprintf("%s.%s", path, key);
+  if (!json_is_string(v) || json_string_value(v)[0] != '/') return bad(err, p, "an absolute path", v);
+  if (must_be_dir) {
+    struct stat st;
+    if (stat(json_string_value(v), &st) < 0)
+      return hcs_error_make(err, errno, "invalid configuration: `%s`: `%s`", p, json_string_value(v));
+    if (!S_ISDIR(st.st_mode))
+      return hcs_error_make(err, 0, "invalid configuration: `%s`: `%s` is not a directory", p, json_string_value(v));
+  }
+  return 0;
+}
+
+static int parse_container(json_t *ct, const char *run_root, hcs_config_t *c, hcs_error_t *err) {
+  static const char *const keys[] = {"GuestOs",   "Storage",    "MappedDirectories", "Processor",
+                                     "Memory",    "Networking", NULL};
+  json_t *o;
+  if (check_keys(ct, "Container", keys, err) < 0) return -1;
+  if (get_obj(ct, "Container", "GuestOs", &o, err) < 0) return -1;
+  if (o) {
+    static const char *const k[] = {"HostName", NULL};
+    if (check_keys(o, "Container.GuestOs", k, err) < 0 || get_str(o, "Container.GuestOs", "HostName", &c->hostname, err) < 0)
+      return -1;
+    if (c->hostname && (strlen(c->hostname) == 0 || strlen(c->hostname) > 64))
+      return bad(err, "Container.GuestOs.HostName", "1..64 characters", json_object_get(o, "HostName"));
+  }
+  if (get_obj(ct, "Container", "Storage", &o, err) < 0) return -1;
+  if (o == NULL) return bad(err, "Container.Storage", "object", NULL);
+  static const char *const sk[] = {"Layers", "Path", NULL};
+  if (check_keys(o, "Container.Storage", sk, err) < 0 || check_abs_path(o, "Container.Storage", "Path", true, err) < 0)
+    return -1;
+  c->rootfs = hcs_xstrdup(json_string_value(json_object_get(o, "Path")));
+  json_t *layers = json_object_get(o, "Layers"), *e;
+  size_t i;
+  if (layers && !json_is_null(layers)) {
+    if (!json_is_array(layers)) return bad(err, "Container.Storage.Layers", "array", layers);
+    json_array_foreach(layers, i, e) {
+      static const char *const lk[] = {"Id", "Path", "PathType", NULL};
+      cleanup_free char *p = hcs_xasprintf("Container.Storage.Layers[%zu]", i);
+      if (!json_is_object(e)) return bad(err, p, "object {Id, Path}", e);
+      if (check_keys(e, p, lk, err) < 0) return -1;
+      cleanup_free char *ip = hcs_xasprintf("%s.Id", p);
+      if (!json_is_string(json_object_get(e, "Id"))) return bad(err, ip, "string", json_object_get(e, "Id"));
+      if (check_abs_path(e, p, "Path", false, err) < 0) return -1;
+    }
+  }
+  json_t *md = json_object_get(ct, "MappedDirectories");
+  if (md && !json_is_null(md)) {
+    if (!json_is_array(md)) return bad(err, "Container.MappedDirectories", "array", md);
+    c->mounts = hcs_xcalloc(json_array_size(md) + 1, sizeof *c->mounts);
+    json_array_foreach(md, i, e) {
+      static const char *const mk[] = {"HostPath", "ContainerPath", "ReadOnly", NULL};
+      cleanup_free char *p = hcs_xasprintf("Container.MappedDirectories[%zu]", i);
+      if (!json_is_object(e)) return bad(err, p, "object", e);
+      if (check_keys(e, p, mk, err) < 0 || check_abs_path(e, p, "HostPath", false, err) < 0 ||
+          check_abs_path(e, p, "ContainerPath", false, err) < 0)
+        return -1;
+      hcs_mapped_dir_t *m = &c->mounts[c->n_mounts++];
+      m->host_path = hcs_xstrdup(json_string_value(json_object_get(e, "HostPath")));
+      m->container_path = hcs_xstrdup(json_string_value(json_object_get(e, "ContainerPath")));
+      if (strstr(m->container_path, "/../") || strcmp(m->container_path, "/") == 0) {
+        cleanup_free char *cp = hcs_xasprintf("%s.ContainerPath", p);
+        return bad(err, cp, "a path below / without \"..\"", json_object_get(e, "ContainerPath"));
+      }
+      if (get_bool(e, p, "ReadOnly", &m->read_only, err) < 0) return -1;
+      struct stat st;
+      if (stat(m->host_path, &st) < 0)
+        return hcs_error_make(err, errno, "invalid configuration: `%s.HostPath`: `%s`", p, m->host_path);
+    }
+  }
+  if (get_obj(ct, "Container", "Processor", &o, err) < 0) return -1;
+  if (o) {
+    static const char *const pk[] = {"Count", "Maximum", "Weight", NULL};
+    if (check_keys(o, "Container.Processor", pk, err) < 0 ||
+        get_int(o, "Container.Processor", "Count", 1, hcs_cgroup_host_cpus(), &c->cpu_count, err) < 0 ||
+        get_int(o, "Container.Processor", "Maximum", 1, 10000, &c->cpu_max, err) < 0 ||
+        get_int(o, "Container.Processor", "Weight", 1, 10000, &c->cpu_weight, err) < 0)
+      return -1;
+  }
+  if (get_obj(ct, "Container", "Memory", &o, err) < 0) return -1;
+  if (o) {
+    static const char *const mk[] = {"SizeInMB", NULL};
+    if (check_keys(o, "Container.Memory", mk, err) < 0 ||
+        get_int(o, "Container.Memory", "SizeInMB", 4, INT64_MAX >> 20, &c->memory_mb, err) < 0)
+      return -1;
+  }
+  if (get_obj(ct, "Container", "Networking", &o, err) < 0) return -1;
+  if (o) {
+    static const char *const nk[] = {"Namespace", NULL};
+    char *ns = NULL;
+    if (check_keys(o, "Container.Networking", nk, err) < 0 ||
+        get_str(o, "Container.Networking", "Namespace", &ns, err) < 0)
+      return -1;
+    if (ns && ns[0] != '/') {
+      hcs_error_t e2 = NULL;
+      if (hcs_validate_id("network namespace", ns, &e2) < 0) {
+        hcs_error_release(&e2);
+        json_t *v = json_object_get(o, "Namespace");
+        free(ns);
+        return bad(err, "Container.Networking.Namespace", "an absolute path or a namespace id", v);
+      }
+      char *full = hcs_xasprintf("%s/netns/%s", run_root, ns);
+      free(ns);
+      ns = full;
+    }
+    if (ns && access(ns, F_OK) < 0) {
+      int saved = errno;
+      hcs_error_make(err, saved, "invalid configuration: `Container.Networking.Namespace`: `%s`", ns);
+      free(ns);
+      return -1;
+    }
+    c->netns = ns;
+  }
+  return 0;
+}
+
+hcs_config_t *hcs_config_parse(json_t *doc, const char *run_root, hcs_error_t *err) {
+  static const char *const keys[] = {"Owner", "SchemaVersion", "Container", "Linux", "ShouldTerminateOnLastHandleClosed",
+                                     NULL};
+  if (!json_is_object(doc)) {
+    bad(err, "(document)", "object", doc);
+    return NULL;
+  }
+  hcs_config_t *c = hcs_xcalloc(1, sizeof *c);
+  c->caps = hcs_default_caps();
+  c->seccomp = true;
+  c->no_new_privs = true;
+  bool ignored = false;
+  json_t *o;
+  if (check_keys(doc, "", keys, err) < 0 || get_str(doc, "", "Owner", &c->owner, err) < 0 ||
+      get_bool(doc, "", "ShouldTerminateOnLastHandleClosed", &ignored, err) < 0)
+    goto fail;
+  if (get_obj(doc, "", "SchemaVersion", &o, err) < 0) goto fail;
+  if (o) {
+    static const char *const sk[] = {"Major", "Minor", NULL};
+    int64_t major = 2, minor = 0;
+    if (check_keys(o, "SchemaVersion", sk, err) < 0 || get_int(o, "SchemaVersion", "Major", 2, 2, &major, err) < 0 ||
+        get_int(o, "SchemaVersion", "Minor", 0, INT32_MAX, &minor, err) < 0)
+      goto fail;
+  }
+  if (get_obj(doc, "", "Container", &o, err) < 0) goto fail;
+  if (o == NULL) {
+    bad(err, "Container", "object", NULL);
+    goto fail;
+  }
+  if (parse_container(o, run_root, c, err) < 0) goto fail;
+  if (get_obj(doc, "", "Linux", &o, err) < 0) goto fail;
+  if (o && parse_linux(o, c, err) < 0) goto fail;
+  if (c->cgroup_parent == NULL) c->cgroup_parent = hcs_xstrdup("hcs");
+  if (c->hostname == NULL) c->hostname = NULL; /* set to the id by the caller */
+  return c;
+fail:
+  hcs_config_free(c);
+  return NULL;
+}
+
+void hcs_config_free(hcs_config_t *c) {
+  if (c == NULL) return;
+  free(c->owner);
+  free(c->hostname);
+  free(c->rootfs);
+  for (size_t i = 0; i < c->n_mounts; i++) {
+    free(c->mounts[i].host_path);
+    free(c->mounts[i].container_path);
+  }
+  free(c->mounts);
+  free(c->netns);
+  free(c->cgroup_parent);
+  hcs_strv_free(c->seccomp_deny);
+  free(c->rlimits);
+  for (size_t i = 0; i < c->n_sysctl; i++) {
+    free(c->sysctl_keys[i]);
+    free(c->sysctl_values[i]);
+  }
+  free(c->sysctl_keys);
+  free(c->sysctl_values);
+  free(c->devices);
+  free(c->uid_maps);
+  free(c->gid_maps);
+  hcs_strv_free(c->masked);
+  hcs_strv_free(c->readonly);
+  hcs_proc_spec_free(c->init);
+  free(c);
+}

@@ -1,0 +1,173 @@
+/* The per-system monitor: detached by a double fork + setsid, it creates
+ * the cgroup, clones init, writes state.json, then sleeps in waitpid until
+ * init exits.  It records the exit status and ExitType in exit.json, removes
+ * the cgroup and the runtime directory, and exits.  No central daemon: the
+ * monitor is the only long-lived host process per system, and the
+ * SystemExited event is its pidfd. */
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "compute/compute.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+static int write_state(hcs_spawn_t *s, pid_t pid, hcs_error_t *err) {
+  cleanup_free char *now = hcs_now_rfc3339();
+  cleanup_json json_t *st = json_pack(
+      "{s:s,s:s?,s:i,s:I,s:i,s:I,s:s,s:s,s:b,s:s,s:s}", "Id", s->cs->id, "Owner", s->cfg->owner, "Pid", (int)pid,
+      "PidStartTime", (json_int_t)hcs_pid_start_time(pid), "MonitorPid", (int)getpid(), "MonitorStartTime",
+      (json_int_t)hcs_pid_start_time(getpid()), "Cgroup", s->cs->cgroup, "CgroupDriver", s->cg ? s->cg->name : "none",
+      "Started", 0, "CreatedTime", now, "Rootfs", s->cfg->rootfs);
+  cleanup_free char *path = hcs_xasprintf("%s/state.json", s->cs->dir);
+  return hcs_json_write_atomic(path, st, err);
+}
+
+static void send_error(int sock, hcs_error_t *err) {
+  const char *m = hcs_error_message(*err);
+  hcs_send_msg(sock, HCS_MSG_ERROR, m, strlen(m), -1);
+  hcs_error_release(err);
+}
+
+static void record_exit(hcs_spawn_t *s, int status) {
+  hcs_system_t *cs = s->cs;
+  int64_t ooms = s->cg ? s->cg->oom_kills(cs->cgroup) : -1;
+  cleanup_free char *marker_path = hcs_xasprintf("%s/exit-type", cs->run_dir), *marker = NULL;
+  hcs_read_file(marker_path, &marker, NULL, NULL);
+  if (marker) marker[strcspn(marker, "\n")] = '\0';
+  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  const char *type = "Exited";
+  if (ooms > 0 && code != 0)
+    type = "OomKilled";
+  else if (marker && *marker)
+    type = marker;
+  else if (WIFSIGNALED(status))
+    type = "Killed";
+  if (s->cg) {
+    s->cg->kill_all(cs->cgroup, NULL);
+    s->cg->destroy(cs->cgroup, NULL);
+  }
+  hcs_rm_rf(cs->run_dir, NULL);
+  cleanup_free char *now = hcs_now_rfc3339();
+  cleanup_json json_t *e = json_pack("{s:i,s:s,s:s,s:I}", "ExitCode", code, "ExitType", type, "FinishedTime", now,
+                                     "OomKillCount", (json_int_t)(ooms > 0 ? ooms : 0));
+  if (WIFSIGNALED(status)) json_object_set_new(e, "ExitSignal", json_integer(WTERMSIG(status)));
+  cleanup_free char *path = hcs_xasprintf("%s/exit.json", cs->dir);
+  hcs_json_write_atomic(path, e, NULL);
+}
+
+static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
+  hcs_error_t err = NULL;
+  hcs_system_t *cs = s->cs;
+  prctl(PR_SET_NAME, "hcs-monitor", 0, 0, 0);
+  /* Non-dumpable: nothing may open our /proc/PID/exe or mem. */
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  if (chdir("/") < 0) _exit(1);
+
+  if (s->cg) {
+    hcs_resources_t r = {s->cfg->memory_mb, s->cfg->cpu_count, s->cfg->cpu_max, s->cfg->cpu_weight, s->cfg->pids_limit};
+    if (s->cg->create(cs->cgroup, &err) < 0) {
+      send_error(s->sock, &err);
+      _exit(1);
+    }
+    if (s->cg->set_resources(cs->cgroup, &r, &err) < 0 || s->cg->set_devices(cs->cgroup, s->cfg, &err) < 0) {
+      s->cg->destroy(cs->cgroup, NULL);
+      send_error(s->sock, &err);
+      _exit(1);
+    }
+  }
+  int pidfd = -1;
+  pid_t pid = hcs_spawn_init(s, &pidfd, &err);
+  if (pid < 0 || write_state(s, pid, &err) < 0) {
+    if (pid > 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, NULL, 0);
+    }
+    if (s->cg) s->cg->destroy(cs->cgroup, NULL);
+    send_error(s->sock, &err);
+    _exit(1);
+  }
+  /* Keep only the creator socket; drop every fd inherited from the
+   * creator (its stdio, pipes, the store lock) before answering, so the
+   * creator's readers see EOF when init closes its ends. */
+  int sock = fcntl(s->sock, F_DUPFD_CLOEXEC, 3);
+  if (sock != 3) {
+    dup2(sock, 3);
+    close(sock);
+    sock = 3;
+  }
+  close(pidfd);
+  syscall(SYS_close_range, 4, ~0U, 0);
+  int null = open("/dev/null", O_RDWR);
+  for (int fd = 0; fd < 3; fd++) dup2(null, fd);
+  if (null > 2) close(null);
+  char buf[32];
+  int n = snprintf(buf, sizeof buf, "%d", (int)pid);
+  hcs_send_msg(sock, HCS_MSG_OK, buf, (size_t)n, -1);
+  close(sock);
+
+  int status = 0;
+  for (;;) {
+    int st;
+    pid_t r = waitpid(-1, &st, 0);
+    if (r == pid) {
+      status = st;
+      break;
+    }
+    if (r < 0 && errno != EINTR) break;
+  }
+  record_exit(s, status);
+  _exit(0);
+}
+
+int hcs_monitor_launch(hcs_spawn_t *s, hcs_error_t *err) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return hcs_error_make(err, errno, "socketpair");
+  pid_t first = fork();
+  if (first < 0) {
+    close(sv[0]);
+    close(sv[1]);
+    return hcs_error_make(err, errno, "fork the monitor of `%s`", s->cs->id);
+  }
+  if (first == 0) {
+    close(sv[0]);
+    s->sock = sv[1];
+    setsid();
+    pid_t second = fork();
+    if (second != 0) _exit(second < 0);
+    run_monitor(s);
+  }
+  close(sv[1]);
+  cleanup_close int sock = sv[0];
+  int st;
+  while (waitpid(first, &st, 0) < 0 && errno == EINTR) {
+  }
+  char msg[2048];
+  int type, fd;
+  for (;;) {
+    ssize_t n = hcs_recv_msg(sock, &type, msg, sizeof msg, &fd);
+    if (n < 0) return hcs_error_make(err, errno, "read from the monitor of `%s`", s->cs->id);
+    if (n == 0) return hcs_error_make(err, 0, "create `%s`: the monitor exited", s->cs->id);
+    if (type == HCS_MSG_PTY && fd >= 0) {
+      s->cs->console = fd;
+      continue;
+    }
+    if (fd >= 0) close(fd);
+    if (type == HCS_MSG_OK) return 0;
+    return hcs_error_make(err, 0, "create `%s`: %s", s->cs->id, msg);
+  }
+}

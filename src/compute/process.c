@@ -1,0 +1,380 @@
+/* Processes in a compute system.  The caller forks an intermediate that
+ * joins the cgroup and (with one setns on init's pidfd) every namespace,
+ * then clones the final process with CLONE_PARENT so it is the caller's
+ * child inside the container's pid namespace.  The intermediate is made
+ * non-dumpable before it joins, and the final process execs the user's
+ * binary directly: nothing of hcs is ever exec'd in the container
+ * (CVE-2019-5736). */
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+
+#include "compute/compute.h"
+
+extern char **environ;
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+struct hcs_process_s {
+  pid_t pid;
+  int pidfd;
+  int stdio[3];
+  int console;
+  bool exited;
+  int status; /* waitid si_code/si_status folded: exit code or 128+signal */
+  int signal;
+};
+
+static bool all_digits(const char *s) { return *s && strspn(s, "0123456789") == strlen(s); }
+
+/* Look names up in the container's own /etc/passwd and /etc/group (we are
+ * in its mount namespace); never through NSS, which could load the
+ * container's libraries into this process. */
+int hcs_resolve_user(const char *user, uid_t *uid, gid_t *gid, gid_t **groups, size_t *ngroups) {
+  char buf[256];
+  char *gpart = NULL, *name = NULL;
+  *uid = 0, *gid = 0, *groups = NULL, *ngroups = 0;
+  if (user == NULL || !*user) user = "0";
+  snprintf(buf, sizeof buf, "%s", user);
+  if ((gpart = strchr(buf, ':'))) *gpart++ = '\0';
+  bool have_gid = false;
+  if (all_digits(buf)) {
+    *uid = (uid_t)strtoul(buf, NULL, 10);
+  } else {
+    name = buf;
+  }
+  FILE *f = fopen("/etc/passwd", "re");
+  if (f) {
+    struct passwd *pw;
+    while ((pw = fgetpwent(f))) {
+      if (name ? strcmp(pw->pw_name, name) == 0 : pw->pw_uid == *uid) {
+        *uid = pw->pw_uid;
+        *gid = pw->pw_gid;
+        have_gid = true;
+        if (name == NULL) name = strdup(pw->pw_name); /* child only: leak is moot */
+        break;
+      }
+    }
+    fclose(f);
+  }
+  if (!all_digits(buf) && !have_gid) {
+    errno = ENOENT;
+    return -1;
+  }
+  if (gpart) {
+    if (all_digits(gpart)) {
+      *gid = (gid_t)strtoul(gpart, NULL, 10);
+    } else {
+      bool found = false;
+      f = fopen("/etc/group", "re");
+      struct group *gr;
+      while (f && (gr = fgetgrent(f)))
+        if (strcmp(gr->gr_name, gpart) == 0) {
+          *gid = gr->gr_gid;
+          found = true;
+          break;
+        }
+      if (f) fclose(f);
+      if (!found) {
+        errno = ESRCH;
+        return -1;
+      }
+    }
+  }
+  static gid_t list[64];
+  size_t n = 0;
+  list[n++] = *gid;
+  f = name ? fopen("/etc/group", "re") : NULL;
+  struct group *gr;
+  while (f && n < 64 && (gr = fgetgrent(f)))
+    for (char **m = gr->gr_mem; m && *m; m++)
+      if (strcmp(*m, name) == 0 && gr->gr_gid != *gid) list[n++] = gr->gr_gid;
+  if (f) fclose(f);
+  *groups = list;
+  *ngroups = n;
+  return 0;
+}
+
+int hcs_child_exec(const hcs_proc_spec_t *p, const hcs_security_t *sec, int errfd) {
+  sigset_t all;
+  sigemptyset(&all);
+  for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+  sigprocmask(SIG_SETMASK, &all, NULL);
+  uid_t uid;
+  gid_t gid, *groups;
+  size_t ngroups;
+  if (hcs_resolve_user(p->user, &uid, &gid, &groups, &ngroups) < 0) {
+    hcs_child_report(errfd, 0, "unknown %s in `%s` (looked up in the container's /etc/%s)",
+                     errno == ESRCH ? "group" : "user", p->user, errno == ESRCH ? "group" : "passwd");
+    _exit(127);
+  }
+  if (chdir(p->cwd ? p->cwd : "/") < 0) {
+    hcs_child_report(errfd, errno, "change to working directory `%s`", p->cwd ? p->cwd : "/");
+    _exit(127);
+  }
+  for (size_t i = 0; i < sec->n_rlimits; i++)
+    if (setrlimit(sec->rlimits[i].resource, &sec->rlimits[i].lim) < 0) {
+      hcs_child_report(errfd, errno, "set rlimit %d", sec->rlimits[i].resource);
+      _exit(127);
+    }
+  syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+  if (hcs_security_apply(sec, uid, gid, groups, ngroups) < 0) {
+    hcs_child_report(errfd, errno, "apply the security profile");
+    _exit(127);
+  }
+  environ = p->env;
+  execvp(p->argv[0], p->argv);
+  hcs_child_report(errfd, errno, "exec `%s`", p->argv[0]);
+  _exit(127);
+}
+
+static void process_free(hcs_process_t *p) {
+  if (p == NULL) return;
+  for (int i = 0; i < 3; i++)
+    if (p->stdio[i] >= 0 && p->stdio[i] != p->console) close(p->stdio[i]);
+  if (p->console >= 0) close(p->console);
+  if (p->pidfd >= 0) close(p->pidfd);
+  free(p);
+}
+
+void hcs_process_close(hcs_process_t *p) { process_free(p); }
+
+/* Runs in the final process, inside the container. */
+static __attribute__((noreturn)) void exec_child(hcs_system_t *cs, hcs_proc_spec_t *spec, int sock, int fds[3]) {
+  if (spec->console) {
+    int master, slave;
+    if (hcs_pty_open_in_container(&master, &slave, spec->rows, spec->cols) < 0) {
+      hcs_child_report(sock, errno, "allocate a console");
+      _exit(127);
+    }
+    if (hcs_send_msg(sock, HCS_MSG_PTY, "", 0, master) < 0 || hcs_pty_make_controlling(slave) < 0) {
+      hcs_child_report(sock, errno, "set up the console");
+      _exit(127);
+    }
+    close(master);
+  } else {
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    /* dup the higher fds out of the way first so dup2 never clobbers one. */
+    int tmp[3];
+    for (int i = 0; i < 3; i++) tmp[i] = fcntl(fds[i] >= 0 ? fds[i] : null, F_DUPFD_CLOEXEC, 3);
+    for (int i = 0; i < 3; i++)
+      if (tmp[i] < 0 || dup2(tmp[i], i) < 0) {
+        hcs_child_report(sock, errno, "set up stdio");
+        _exit(127);
+      }
+    setsid();
+  }
+  hcs_child_exec(spec, &cs->sec, sock);
+  _exit(127);
+}
+
+hcs_process_t *hcs_process_create_ex(hcs_system_t *cs, const char *params, const hcs_compute_stdio_t *stdio,
+                                     hcs_error_t *err) {
+  cleanup_json json_t *doc = hcs_json_parse(params ? params : "null", "process parameters", err);
+  if (doc == NULL) return NULL;
+  hcs_proc_spec_t *spec = hcs_proc_spec_parse(doc, "", err);
+  if (spec == NULL) return NULL;
+  hcs_process_t *p = NULL;
+  int pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}}, sv[2] = {-1, -1};
+  cleanup_close int initfd = -1;
+  hcs_state_t st = hcs_system_state(cs);
+  if (st != HCS_STATE_RUNNING) {
+    hcs_error_make(err, 0, "create a process in `%s`: the system is %s, not Running", cs->id, hcs_state_name(st));
+    goto fail;
+  }
+  if (hcs_system_prepare(cs, err) < 0 || (initfd = hcs_system_init_fd(cs, err)) < 0) goto fail;
+  bool want[3] = {spec->pipe_in, spec->pipe_out, spec->pipe_err};
+  for (int i = 0; i < 3 && !spec->console; i++)
+    if (want[i] && pipe2(pipes[i], O_CLOEXEC) < 0) {
+      hcs_error_make(err, errno, "pipe");
+      goto fail;
+    }
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    hcs_error_make(err, errno, "socketpair");
+    goto fail;
+  }
+  int child_fds[3];
+  int inherit[3] = {stdio ? stdio->in : -1, stdio ? stdio->out : -1, stdio ? stdio->err : -1};
+  for (int i = 0; i < 3; i++) child_fds[i] = want[i] ? pipes[i][i == 0 ? 0 : 1] : inherit[i];
+  const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
+  int nsflags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP;
+  if (cs->cfg->n_uid_maps) nsflags |= CLONE_NEWUSER;
+  pid_t mid = hcs_clone3(0, NULL, -1);
+  if (mid < 0) {
+    hcs_error_make(err, errno, "fork");
+    goto fail;
+  }
+  if (mid == 0) {
+    close(sv[0]);
+    /* Non-dumpable before joining: container processes cannot open our
+     * /proc/PID/exe (or mem) while we are a copy of the caller. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    hcs_error_t cerr = NULL;
+    if (cg && cg->enter(cs->cgroup, getpid(), &cerr) < 0) {
+      hcs_child_report(sv[1], 0, "%s", hcs_error_message(cerr));
+      _exit(1);
+    }
+    if (setns(initfd, nsflags) < 0) {
+      hcs_child_report(sv[1], errno, "join the namespaces of `%s`", cs->id);
+      _exit(1);
+    }
+    pid_t gc = hcs_clone3(CLONE_PARENT, NULL, -1);
+    if (gc < 0) {
+      hcs_child_report(sv[1], errno, "clone into `%s`", cs->id);
+      _exit(1);
+    }
+    if (gc > 0) {
+      char buf[32];
+      int n = snprintf(buf, sizeof buf, "%d", (int)gc);
+      hcs_send_msg(sv[1], HCS_MSG_OK, buf, (size_t)n, -1);
+      _exit(0);
+    }
+    exec_child(cs, spec, sv[1], child_fds);
+  }
+  close(sv[1]);
+  sv[1] = -1;
+  for (int i = 0; i < 3; i++) {
+    int child_end = pipes[i][i == 0 ? 0 : 1];
+    if (child_end >= 0) close(child_end);
+    pipes[i][i == 0 ? 0 : 1] = -1;
+  }
+  while (waitpid(mid, NULL, 0) < 0 && errno == EINTR) {
+  }
+  p = hcs_xcalloc(1, sizeof *p);
+  p->pid = -1;
+  p->pidfd = p->console = -1;
+  for (int i = 0; i < 3; i++) p->stdio[i] = pipes[i][i == 0 ? 1 : 0], pipes[i][i == 0 ? 1 : 0] = -1;
+  char msg[1024];
+  int type, fd, failed = 0;
+  for (;;) {
+    ssize_t n = hcs_recv_msg(sv[0], &type, msg, sizeof msg, &fd);
+    if (n <= 0) break;
+    if (type == HCS_MSG_OK) p->pid = (pid_t)atoi(msg);
+    else if (type == HCS_MSG_PTY && fd >= 0) p->console = fd, fd = -1;
+    else if (type == HCS_MSG_ERROR) {
+      hcs_error_make(err, 0, "create process in `%s`: %s", cs->id, msg);
+      failed = 1;
+    }
+    if (fd >= 0) close(fd);
+  }
+  if (p->pid > 0 && failed) {
+    waitpid(p->pid, NULL, 0);
+    goto fail;
+  }
+  if (p->pid <= 0) {
+    if (!failed) hcs_error_make(err, 0, "create process in `%s`: the helper died", cs->id);
+    goto fail;
+  }
+  p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+  if (p->pidfd < 0) {
+    hcs_error_make(err, errno, "pidfd_open %d", (int)p->pid);
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, NULL, 0);
+    goto fail;
+  }
+  if (p->console >= 0)
+    for (int i = 0; i < 3; i++) p->stdio[i] = p->console;
+  close(sv[0]);
+  hcs_proc_spec_free(spec);
+  return p;
+fail:
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 2; j++)
+      if (pipes[i][j] >= 0) close(pipes[i][j]);
+  if (sv[0] >= 0) close(sv[0]);
+  if (sv[1] >= 0) close(sv[1]);
+  process_free(p);
+  hcs_proc_spec_free(spec);
+  return NULL;
+}
+
+hcs_process_t *hcs_process_create(hcs_system_t *cs, const char *params, hcs_error_t *err) {
+  return hcs_process_create_ex(cs, params, NULL, err);
+}
+
+int hcs_process_pid(hcs_process_t *p) { return p->pid; }
+
+void hcs_process_take_stdio(hcs_process_t *p, int *in, int *out, int *err_fd) {
+  int *dst[3] = {in, out, err_fd};
+  bool console = p->console >= 0 && p->stdio[0] == p->console;
+  for (int i = 0; i < 3; i++) {
+    if (dst[i]) *dst[i] = p->stdio[i];
+    p->stdio[i] = -1;
+  }
+  /* The caller owns the console fd now; keep our own copy for resize. */
+  if (console) p->console = fcntl(p->console, F_DUPFD_CLOEXEC, 3);
+}
+
+int hcs_process_signal(hcs_process_t *p, int sig, hcs_error_t *err) {
+  if (p->exited) return hcs_error_make(err, ESRCH, "signal process %d", (int)p->pid);
+  if (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) < 0)
+    return hcs_error_make(err, errno, "signal process %d", (int)p->pid);
+  return 0;
+}
+
+int hcs_process_terminate(hcs_process_t *p, hcs_error_t *err) {
+  if (p->exited) return 0;
+  if (syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+    return hcs_error_make(err, errno, "kill process %d", (int)p->pid);
+  return 0;
+}
+
+int hcs_process_wait(hcs_process_t *p, int timeout_ms, hcs_error_t *err) {
+  if (p->exited) return 1;
+  struct pollfd pfd = {p->pidfd, POLLIN, 0};
+  int r;
+  do r = poll(&pfd, 1, timeout_ms);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) return hcs_error_make(err, errno, "wait for process %d", (int)p->pid);
+  if (r == 0) return 0;
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  if (waitid(P_PIDFD, (id_t)p->pidfd, &si, WEXITED) < 0)
+    return hcs_error_make(err, errno, "reap process %d", (int)p->pid);
+  p->exited = true;
+  if (si.si_code == CLD_EXITED) {
+    p->status = si.si_status;
+  } else {
+    p->signal = si.si_status;
+    p->status = 128 + si.si_status;
+  }
+  return 1;
+}
+
+int hcs_process_exit_code(hcs_process_t *p, hcs_error_t *err) {
+  if (!p->exited && hcs_process_wait(p, 0, err) <= 0) {
+    if (!p->exited) return hcs_error_make(err, 0, "process %d has not exited", (int)p->pid);
+  }
+  return p->status;
+}
+
+int hcs_process_event_fd(hcs_process_t *p) { return p->pidfd; }
+
+int hcs_process_resize_console(hcs_process_t *p, unsigned short rows, unsigned short cols, hcs_error_t *err) {
+  if (p->console < 0) return hcs_error_make(err, ENOTTY, "resize process %d: it has no console", (int)p->pid);
+  struct winsize ws = {.ws_row = rows, .ws_col = cols};
+  if (ioctl(p->console, TIOCSWINSZ, &ws) < 0) return hcs_error_make(err, errno, "resize console");
+  return 0;
+}
+
+char *hcs_process_properties(hcs_process_t *p, hcs_error_t *err) {
+  if (!p->exited) hcs_process_wait(p, 0, NULL);
+  cleanup_json json_t *o = json_pack("{s:i,s:b}", "ProcessId", (int)p->pid, "Exited", p->exited);
+  if (p->exited) {
+    json_object_set_new(o, "ExitCode", json_integer(p->status));
+    if (p->signal) json_object_set_new(o, "ExitSignal", json_integer(p->signal));
+  }
+  return hcs_json_dumps(o);
+}

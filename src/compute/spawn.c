@@ -1,0 +1,455 @@
+/* Spawning a system's init: one clone3 with every namespace at once, then
+ * in the child the mount namespace (rootfs bind, /proc, /dev, /sys,
+ * mapped directories, pivot_root), hostname, sysctls, masked and read-only
+ * paths, and a wait on the exec fifo until the system is started. */
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+
+#include "compute/compute.h"
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+struct clone_args_v2 {
+  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+
+pid_t hcs_clone3(uint64_t flags, int *pidfd, int cgroup_fd) {
+  struct clone_args_v2 a;
+  memset(&a, 0, sizeof a);
+  a.flags = flags | (pidfd ? CLONE_PIDFD : 0) | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0);
+  a.pidfd = (uint64_t)(uintptr_t)pidfd;
+  /* With CLONE_PARENT the kernel insists on 0 and uses the caller's own. */
+  a.exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD;
+  a.cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0;
+  return (pid_t)syscall(SYS_clone3, &a, sizeof a);
+}
+
+static const char *const default_masked[] = {
+    "/proc/acpi",       "/proc/asound",    "/proc/kcore",       "/proc/keys",    "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",  "/sys/firmware",
+    "/sys/devices/virtual/powercap", NULL};
+static const char *const default_readonly[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+                                               NULL};
+
+/* Resolve `rel` inside the rootfs without escaping it through symlinks or
+ * "..", creating missing directories (or a final file when !dir). */
+static int open_in_root(int rootfd, const char *rel, bool dir, bool create) {
+  struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+  int fd = (int)syscall(SYS_openat2, rootfd, rel, &how, sizeof how);
+  if (fd >= 0 || errno != ENOENT || !create) return fd;
+  char buf[PATH_MAX];
+  snprintf(buf, sizeof buf, "%s", rel);
+  char *slash = strrchr(buf, '/');
+  int parent;
+  const char *name = buf;
+  if (slash) {
+    *slash = '\0';
+    name = slash + 1;
+    parent = *buf ? open_in_root(rootfd, buf, true, true) : dup(rootfd);
+  } else {
+    parent = dup(rootfd);
+  }
+  if (parent < 0) return -1;
+  /* mkdirat needs a real directory fd, not O_PATH. */
+  char self[64];
+  snprintf(self, sizeof self, "/proc/self/fd/%d", parent);
+  int pdir = open(self, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  close(parent);
+  if (pdir < 0) return -1;
+  int r = dir ? mkdirat(pdir, name, 0755) : mknodat(pdir, name, S_IFREG | 0644, 0);
+  if (r < 0 && errno != EEXIST) {
+    close(pdir);
+    return -1;
+  }
+  fd = openat(pdir, name, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+  close(pdir);
+  return fd;
+}
+
+static int mount_at(int rootfd, const char *rel, const char *src, const char *type, unsigned long flags,
+                    const char *data, bool dir, int report) {
+  int fd = open_in_root(rootfd, rel, dir, true);
+  if (fd < 0) {
+    hcs_child_report(report, errno, "open mount point `%s` in the rootfs", rel);
+    return -1;
+  }
+  char target[64];
+  snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
+  int r = mount(src, target, type, flags, data);
+  int saved = errno;
+  close(fd);
+  if (r == 0 && (flags & MS_BIND) && (flags & MS_RDONLY)) {
+    /* Our fd is the dentry under the new mount: reopen to reach its root. */
+    fd = open_in_root(rootfd, rel, dir, false);
+    snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
+    struct statvfs sv;
+    unsigned long keep = 0;
+    if (fd >= 0 && statvfs(target, &sv) == 0)
+      keep = (sv.f_flag & ST_NOSUID ? MS_NOSUID : 0) | (sv.f_flag & ST_NODEV ? MS_NODEV : 0) |
+             (sv.f_flag & ST_NOEXEC ? MS_NOEXEC : 0);
+    r = fd < 0 ? -1 : mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL);
+    saved = errno;
+    if (fd >= 0) close(fd);
+  }
+  if (r < 0) {
+    hcs_child_report(report, saved, "mount `%s` on `%s`", src ? src : type, rel);
+    return -1;
+  }
+  return 0;
+}
+
+static int setup_dev(int rootfd, bool userns, int report) {
+  static const struct {
+    const char *name;
+    unsigned maj, min;
+  } nodes[] = {{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+  if (mount_at(rootfd, "dev", "tmpfs", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k", true, report) < 0)
+    return -1;
+  int dev = open_in_root(rootfd, "dev", true, false);
+  char self[64];
+  snprintf(self, sizeof self, "/proc/self/fd/%d", dev);
+  cleanup_close int devfd = open(self, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  close(dev);
+  if (devfd < 0) {
+    hcs_child_report(report, errno, "open /dev in the rootfs");
+    return -1;
+  }
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(nodes); i++) {
+    if (!userns) {
+      if (mknodat(devfd, nodes[i].name, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) < 0) {
+        hcs_child_report(report, errno, "mknod /dev/%s", nodes[i].name);
+        return -1;
+      }
+      continue;
+    }
+    /* A user namespace cannot mknod: bind the host's nodes instead. */
+    char host[64], rel[64];
+    snprintf(host, sizeof host, "/dev/%s", nodes[i].name);
+    snprintf(rel, sizeof rel, "dev/%s", nodes[i].name);
+    if (mount_at(rootfd, rel, host, NULL, MS_BIND, NULL, false, report) < 0) return -1;
+  }
+  static const char *const links[][2] = {{"/proc/self/fd", "fd"},     {"/proc/self/fd/0", "stdin"},
+                                         {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
+                                         {"pts/ptmx", "ptmx"}};
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(links); i++)
+    if (symlinkat(links[i][0], devfd, links[i][1]) < 0) {
+      hcs_child_report(report, errno, "symlink /dev/%s", links[i][1]);
+      return -1;
+    }
+  if (mount_at(rootfd, "dev/pts", "devpts", "devpts", MS_NOSUID | MS_NOEXEC,
+               userns ? "newinstance,ptmxmode=0666,mode=0620" : "newinstance,ptmxmode=0666,mode=0620,gid=5", true,
+               report) < 0 ||
+      mount_at(rootfd, "dev/shm", "shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k", true,
+               report) < 0 ||
+      mount_at(rootfd, "dev/mqueue", "mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, true, report) < 0)
+    return -1;
+  return 0;
+}
+
+static int setup_rootfs(hcs_spawn_t *s, bool userns, int report) {
+  hcs_config_t *c = s->cfg;
+  /* Slave, so host unmounts still reach us and nothing we mount leaks out. */
+  if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) {
+    hcs_child_report(report, errno, "make / a slave mount");
+    return -1;
+  }
+  if (mount(c->rootfs, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
+    hcs_child_report(report, errno, "bind rootfs `%s`", c->rootfs);
+    return -1;
+  }
+  cleanup_close int rootfd = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) {
+    hcs_child_report(report, errno, "open rootfs `%s`", c->rootfs);
+    return -1;
+  }
+  if (mount_at(rootfd, "proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, true, report) < 0) return -1;
+  if (setup_dev(rootfd, userns, report) < 0) return -1;
+  /* sysfs needs a network namespace we own; otherwise bind the host's. */
+  if (mount_at(rootfd, "sys", "sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, true, -1) < 0 &&
+      mount_at(rootfd, "sys", "/sys", NULL, MS_BIND | MS_REC | MS_RDONLY, NULL, true, report) < 0)
+    return -1;
+  for (size_t i = 0; i < c->n_mounts; i++) {
+    struct stat st;
+    hcs_mapped_dir_t *m = &c->mounts[i];
+    if (stat(m->host_path, &st) < 0) {
+      hcs_child_report(report, errno, "mapped directory `%s`", m->host_path);
+      return -1;
+    }
+    if (mount_at(rootfd, m->container_path + 1, m->host_path, NULL,
+                 MS_BIND | MS_REC | (m->read_only ? MS_RDONLY : 0), NULL, S_ISDIR(st.st_mode), report) < 0)
+      return -1;
+  }
+  /* pivot_root(".", ".") stacks the old root on the new one; detach it. */
+  if (fchdir(rootfd) < 0 || syscall(SYS_pivot_root, ".", ".") < 0) {
+    hcs_child_report(report, errno, "pivot_root into `%s`", c->rootfs);
+    return -1;
+  }
+  if (umount2(".", MNT_DETACH) < 0 || chdir("/") < 0) {
+    hcs_child_report(report, errno, "detach the old root");
+    return -1;
+  }
+  return 0;
+}
+
+static int write_sysctls(hcs_config_t *c, int report) {
+  for (size_t i = 0; i < c->n_sysctl; i++) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "/proc/sys/%s", c->sysctl_keys[i]);
+    for (char *p = path + 10; *p; p++)
+      if (*p == '.') *p = '/';
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, c->sysctl_values[i], strlen(c->sysctl_values[i])) < 0) {
+      hcs_child_report(report, errno, "set sysctl `%s`", c->sysctl_keys[i]);
+      if (fd >= 0) close(fd);
+      return -1;
+    }
+    close(fd);
+  }
+  return 0;
+}
+
+static int mask_paths(hcs_config_t *c, int report) {
+  const char *const *masked = c->masked ? (const char *const *)c->masked : default_masked;
+  const char *const *ro = c->readonly ? (const char *const *)c->readonly : default_readonly;
+  for (size_t i = 0; masked[i]; i++) {
+    struct stat st;
+    if (stat(masked[i], &st) < 0) continue;
+    int r = S_ISDIR(st.st_mode) ? mount("tmpfs", masked[i], "tmpfs", MS_RDONLY, "size=0")
+                                : mount("/dev/null", masked[i], NULL, MS_BIND, NULL);
+    if (r < 0) {
+      hcs_child_report(report, errno, "mask `%s`", masked[i]);
+      return -1;
+    }
+  }
+  for (size_t i = 0; ro[i]; i++) {
+    struct statvfs sv;
+    if (access(ro[i], F_OK) < 0) continue;
+    if (mount(ro[i], ro[i], NULL, MS_BIND | MS_REC, NULL) < 0 || statvfs(ro[i], &sv) < 0) {
+      hcs_child_report(report, errno, "bind `%s` read-only", ro[i]);
+      return -1;
+    }
+    /* Keep the locked flags (nosuid, nodev, noexec) or the remount fails. */
+    unsigned long keep = (sv.f_flag & ST_NOSUID ? MS_NOSUID : 0) | (sv.f_flag & ST_NODEV ? MS_NODEV : 0) |
+                         (sv.f_flag & ST_NOEXEC ? MS_NOEXEC : 0);
+    if (mount(NULL, ro[i], NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL) < 0) {
+      hcs_child_report(report, errno, "remount `%s` read-only", ro[i]);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void loopback_up(void) {
+  int sk = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct ifreq ifr;
+  if (sk < 0) return;
+  memset(&ifr, 0, sizeof ifr);
+  strcpy(ifr.ifr_name, "lo");
+  if (ioctl(sk, SIOCGIFFLAGS, &ifr) == 0) {
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    ioctl(sk, SIOCSIFFLAGS, &ifr);
+  }
+  close(sk);
+}
+
+/* The built-in init when the configuration names no command: a reaper
+ * that exits 0 on SIGTERM/SIGINT.  It never execs and is non-dumpable. */
+static void idle_handler(int sig) { (void)sig; }
+
+static __attribute__((noreturn)) void idle_init(void) {
+  sigset_t set;
+  /* A pid-namespace init only receives signals it has a handler for. */
+  struct sigaction sa = {.sa_handler = idle_handler};
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGCHLD, &sa, NULL);
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+  prctl(PR_SET_NAME, "hcs-init", 0, 0, 0);
+  for (;;) {
+    int sig = sigwaitinfo(&set, NULL);
+    if (sig == SIGTERM || sig == SIGINT) _exit(0);
+    while (waitpid(-1, NULL, WNOHANG) > 0) {
+    }
+  }
+}
+
+/* Close every inherited fd but `keep` (the creator's files, its store
+ * locks, pipes it reads to EOF): init may wait a long time for start. */
+static void close_except(int *keep, size_t n) {
+  for (size_t i = 1; i < n; i++)
+    for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+      int t = keep[j];
+      keep[j] = keep[j - 1];
+      keep[j - 1] = t;
+    }
+  unsigned int from = 3;
+  for (size_t i = 0; i < n; i++) {
+    if (keep[i] < (int)from) continue;
+    if ((unsigned int)keep[i] > from) syscall(SYS_close_range, from, (unsigned int)keep[i] - 1, 0);
+    from = (unsigned int)keep[i] + 1;
+  }
+  syscall(SYS_close_range, from, ~0U, 0);
+}
+
+/* The child side: runs in the new namespaces, reports failures on `report`
+ * (a pipe to the monitor) as an error message. */
+static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int report) {
+  hcs_config_t *c = s->cfg;
+  bool userns = c->n_uid_maps > 0;
+  char b;
+  /* Wait until the monitor placed us in the cgroup (and mapped ids). */
+  if (read(go, &b, 1) != 1) _exit(1);
+  close(go);
+  int keep[] = {report, s->sock, s->netns_fd, s->stdio[0], s->stdio[1], s->stdio[2]};
+  close_except(keep, HCS_ARRAY_SIZE(keep));
+  if (userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) {
+    hcs_child_report(report, errno, "become root in the user namespace");
+    _exit(1);
+  }
+  if (unshare(CLONE_NEWCGROUP) < 0) {
+    hcs_child_report(report, errno, "unshare the cgroup namespace");
+    _exit(1);
+  }
+  if (s->netns_fd >= 0) {
+    if (setns(s->netns_fd, CLONE_NEWNET) < 0) {
+      hcs_child_report(report, errno, "join network namespace `%s`", c->netns);
+      _exit(1);
+    }
+    close(s->netns_fd);
+  } else {
+    loopback_up();
+  }
+  int fifo_path_fd = open(s->fifo, O_PATH | O_CLOEXEC);
+  if (fifo_path_fd < 0) {
+    hcs_child_report(report, errno, "open `%s`", s->fifo);
+    _exit(1);
+  }
+  if (setup_rootfs(s, userns, report) < 0) _exit(1);
+  const char *hostname = c->hostname ? c->hostname : s->cs->id;
+  if (sethostname(hostname, strlen(hostname)) < 0) {
+    hcs_child_report(report, errno, "set hostname `%s`", hostname);
+    _exit(1);
+  }
+  if (write_sysctls(c, report) < 0 || mask_paths(c, report) < 0) _exit(1);
+  umask(022);
+  hcs_proc_spec_t *init = c->init;
+  if (init && init->console) {
+    int master, slave;
+    if (hcs_pty_open_in_container(&master, &slave, init->rows, init->cols) < 0) {
+      hcs_child_report(report, errno, "allocate a console");
+      _exit(1);
+    }
+    if (hcs_send_msg(s->sock, HCS_MSG_PTY, "", 0, master) < 0 || hcs_pty_make_controlling(slave) < 0) {
+      hcs_child_report(report, errno, "set up the console");
+      _exit(1);
+    }
+    close(master);
+  } else {
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    for (int fd = 0; fd < 3; fd++)
+      if (dup2(s->stdio[fd] >= 0 ? s->stdio[fd] : null, fd) < 0) {
+        hcs_child_report(report, errno, "set up stdio");
+        _exit(1);
+      }
+    if (null >= 0) close(null);
+  }
+  close(s->sock);
+  /* Created: ready, wait for start.  The fifo is reopened through our fd
+   * because its path is outside the new root. */
+  hcs_send_msg(report, HCS_MSG_OK, "", 0, -1);
+  close(report);
+  char self[64];
+  snprintf(self, sizeof self, "/proc/self/fd/%d", fifo_path_fd);
+  int fifo = open(self, O_WRONLY | O_CLOEXEC);
+  if (fifo < 0) _exit(1);
+  close(fifo_path_fd);
+  /* Tell `start` we are connected: its EOF then really means exec. */
+  if (write(fifo, "s", 1) != 1) _exit(1);
+  if (init == NULL) {
+    close(fifo);
+    idle_init();
+  }
+  hcs_child_exec(init, &s->sec, fifo);
+  _exit(127);
+}
+
+static int write_id_map(pid_t pid, const char *file, const hcs_id_map_t *maps, size_t n, hcs_error_t *err) {
+  char buf[4096], path[64];
+  size_t len = 0;
+  for (size_t i = 0; i < n && len < sizeof buf - 64; i++)
+    len += (size_t)snprintf(buf + len, sizeof buf - len, "%u %u %u\n", maps[i].inside, maps[i].outside, maps[i].count);
+  snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
+  return hcs_write_file(path, buf, len, err);
+}
+
+pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err) {
+  hcs_config_t *c = s->cfg;
+  int go[2], rep[2];
+  if (pipe2(go, O_CLOEXEC) < 0) return hcs_error_make(err, errno, "pipe");
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, rep) < 0) {
+    close(go[0]);
+    close(go[1]);
+    return hcs_error_make(err, errno, "socketpair");
+  }
+  uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+  if (s->netns_fd < 0) flags |= CLONE_NEWNET;
+  if (c->n_uid_maps) flags |= CLONE_NEWUSER;
+  pid_t pid = hcs_clone3(flags, pidfd, -1);
+  if (pid < 0) {
+    int e = errno;
+    close(go[0]), close(go[1]), close(rep[0]), close(rep[1]);
+    return hcs_error_make(err, e, "clone the init of `%s`", s->cs->id);
+  }
+  if (pid == 0) {
+    close(go[1]);
+    close(rep[0]);
+    init_child(s, go[0], rep[1]);
+  }
+  close(go[0]);
+  close(rep[1]);
+  cleanup_close int rfd = rep[0];
+  cleanup_close int gfd = go[1];
+  int ret = 0;
+  if (c->n_uid_maps && (write_id_map(pid, "uid_map", c->uid_maps, c->n_uid_maps, err) < 0 ||
+                        write_id_map(pid, "gid_map", c->gid_maps, c->n_gid_maps, err) < 0))
+    ret = -1;
+  if (ret == 0 && s->cg && s->cg->enter(s->cs->cgroup, pid, err) < 0) ret = -1;
+  if (ret == 0 && write(gfd, "g", 1) != 1) ret = hcs_error_make(err, errno, "start the init of `%s`", s->cs->id);
+  if (ret == 0) {
+    char msg[1024];
+    int type = 0, fd;
+    ssize_t n = hcs_recv_msg(rfd, &type, msg, sizeof msg, &fd);
+    if (fd >= 0) close(fd);
+    if (n <= 0)
+      ret = hcs_error_make(err, n < 0 ? errno : 0, "init of `%s` died while being set up", s->cs->id);
+    else if (type != HCS_MSG_OK)
+      ret = hcs_error_make(err, 0, "%s", msg);
+  }
+  if (ret < 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(*pidfd);
+    *pidfd = -1;
+    return -1;
+  }
+  return pid;
+}

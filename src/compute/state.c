@@ -1,0 +1,166 @@
+/* On-disk state of a compute system and the state machine derived from it.
+ * <root>/compute/<id>/: config.json (as given), state.json (pids, start
+ * times, Started; written by the monitor, then by start), exit.json
+ * (written by the monitor once everything is cleaned up), lock.
+ * <run root>/compute/<id>/: exec.fifo and the exit-type marker. */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+#include "compute/compute.h"
+
+const char *hcs_state_name(hcs_state_t s) {
+  switch (s) {
+  case HCS_STATE_CREATED: return "Created";
+  case HCS_STATE_RUNNING: return "Running";
+  case HCS_STATE_PAUSED: return "Paused";
+  default: return "Stopped";
+  }
+}
+
+hcs_system_t *hcs_system_new(const char *root, const char *id, hcs_error_t *err) {
+  if (hcs_validate_id("compute system id", id, err) < 0) return NULL;
+  hcs_system_t *cs = hcs_xcalloc(1, sizeof *cs);
+  cs->id = hcs_xstrdup(id);
+  cs->root = hcs_root_resolve(root);
+  cs->run_root = hcs_run_root_resolve(root);
+  cs->dir = hcs_xasprintf("%s/compute/%s", cs->root, id);
+  cs->run_dir = hcs_xasprintf("%s/compute/%s", cs->run_root, id);
+  cs->monitor_fd = cs->console = -1;
+  cs->stdio[0] = cs->stdio[1] = cs->stdio[2] = -1;
+  return cs;
+}
+
+void hcs_compute_close(hcs_system_t *cs) {
+  if (cs == NULL) return;
+  for (int i = 0; i < 3; i++)
+    if (cs->stdio[i] >= 0 && cs->stdio[i] != cs->console) close(cs->stdio[i]);
+  if (cs->console >= 0) close(cs->console);
+  if (cs->monitor_fd >= 0) close(cs->monitor_fd);
+  json_decref(cs->config);
+  json_decref(cs->state);
+  hcs_config_free(cs->cfg);
+  hcs_security_release(&cs->sec);
+  free(cs->id);
+  free(cs->root);
+  free(cs->run_root);
+  free(cs->dir);
+  free(cs->run_dir);
+  free(cs->cgroup);
+  free(cs);
+}
+
+const char *hcs_compute_id(hcs_system_t *cs) { return cs->id; }
+
+int hcs_system_load(hcs_system_t *cs, hcs_error_t *err) {
+  cleanup_free char *sp = hcs_xasprintf("%s/state.json", cs->dir), *cp = hcs_xasprintf("%s/config.json", cs->dir);
+  if (access(sp, F_OK) < 0) {
+    if (access(cs->dir, F_OK) == 0 && errno != ENOENT)
+      return hcs_error_make(err, errno, "open compute system `%s`", cs->id);
+    return hcs_error_make(err, ENOENT, "compute system `%s` not found", cs->id);
+  }
+  json_t *state = hcs_json_load_file(sp, err);
+  if (state == NULL) return -1;
+  json_t *config = hcs_json_load_file(cp, err);
+  if (config == NULL) {
+    json_decref(state);
+    return -1;
+  }
+  json_decref(cs->state);
+  json_decref(cs->config);
+  cs->state = state;
+  cs->config = config;
+  cs->pid = (pid_t)json_integer_value(json_object_get(state, "Pid"));
+  cs->monitor_pid = (pid_t)json_integer_value(json_object_get(state, "MonitorPid"));
+  free(cs->cgroup);
+  cs->cgroup = hcs_xstrdup(json_string_value(json_object_get(state, "Cgroup")));
+  return 0;
+}
+
+uint64_t hcs_pid_start_time(pid_t pid) {
+  char path[64];
+  cleanup_free char *text = NULL;
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  if (hcs_read_file(path, &text, NULL, NULL) < 0) return 0;
+  char *p = strrchr(text, ')');
+  if (p == NULL) return 0;
+  /* Field 22 (starttime); p+2 is field 3. */
+  p += 2;
+  for (int field = 3; field < 22 && p; field++) {
+    p = strchr(p, ' ');
+    if (p) p++;
+  }
+  return p ? strtoull(p, NULL, 10) : 0;
+}
+
+bool hcs_pid_matches(pid_t pid, uint64_t start) { return pid > 0 && start && hcs_pid_start_time(pid) == start; }
+
+static int pidfd_checked(pid_t pid, uint64_t start) {
+  if (pid <= 0) return -1;
+  int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0) return -1;
+  /* Checked after open: the fd pins the process, so no reuse race. */
+  if (!hcs_pid_matches(pid, start)) {
+    close(fd);
+    errno = ESRCH;
+    return -1;
+  }
+  return fd;
+}
+
+int hcs_system_init_fd(hcs_system_t *cs, hcs_error_t *err) {
+  int fd = pidfd_checked(cs->pid, (uint64_t)json_integer_value(json_object_get(cs->state, "PidStartTime")));
+  if (fd < 0) return hcs_error_make(err, ESRCH, "init of `%s` is gone", cs->id);
+  return fd;
+}
+
+int hcs_system_monitor_fd(hcs_system_t *cs, hcs_error_t *err) {
+  if (cs->monitor_fd >= 0) return cs->monitor_fd;
+  cs->monitor_fd =
+      pidfd_checked(cs->monitor_pid, (uint64_t)json_integer_value(json_object_get(cs->state, "MonitorStartTime")));
+  if (cs->monitor_fd < 0) {
+    /* The monitor was killed: fall back on init itself. */
+    cs->monitor_fd = pidfd_checked(cs->pid, (uint64_t)json_integer_value(json_object_get(cs->state, "PidStartTime")));
+  }
+  if (cs->monitor_fd < 0) return hcs_error_make(err, ESRCH, "compute system `%s` has no live process", cs->id);
+  return cs->monitor_fd;
+}
+
+json_t *hcs_system_exit(hcs_system_t *cs) {
+  cleanup_free char *ep = hcs_xasprintf("%s/exit.json", cs->dir);
+  json_t *e = hcs_json_load_file(ep, NULL);
+  if (e) return e;
+  if (cs->state && !hcs_pid_matches(cs->pid, (uint64_t)json_integer_value(json_object_get(cs->state, "PidStartTime"))))
+    return json_pack("{s:s,s:i}", "ExitType", "Unknown", "ExitCode", -1);
+  return NULL;
+}
+
+hcs_state_t hcs_system_state(hcs_system_t *cs) {
+  json_t *e = hcs_system_exit(cs);
+  if (e) {
+    json_decref(e);
+    return HCS_STATE_STOPPED;
+  }
+  /* Started may have been set by another process since we loaded. */
+  cleanup_free char *sp = hcs_xasprintf("%s/state.json", cs->dir);
+  json_t *st = hcs_json_load_file(sp, NULL);
+  if (st) {
+    json_decref(cs->state);
+    cs->state = st;
+  }
+  if (!json_is_true(json_object_get(cs->state, "Started"))) return HCS_STATE_CREATED;
+  const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
+  if (cg && cg->is_frozen(cs->cgroup)) return HCS_STATE_PAUSED;
+  return HCS_STATE_RUNNING;
+}
+
+int hcs_system_prepare(hcs_system_t *cs, hcs_error_t *err) {
+  if (cs->sec_ready) return 0;
+  if (cs->cfg == NULL) {
+    cs->cfg = hcs_config_parse(cs->config, cs->run_root, err);
+    if (cs->cfg == NULL) return hcs_error_wrap(err, "configuration of `%s`", cs->id);
+  }
+  if (hcs_security_prepare(cs->cfg, &cs->sec, err) < 0) return -1;
+  cs->sec_ready = true;
+  return 0;
+}
