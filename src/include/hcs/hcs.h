@@ -2,17 +2,14 @@
 #ifndef HCS_HCS_H
 #define HCS_HCS_H
 
-#include "hcs/compute.h"
 #include "hcs/error.h"
+#include "hcs/log.h"
 #include "hcs/host.h"
+#include "hcs/fs.h"
 #include "hcs/layer.h"
 #include "hcs/image.h"
-#include "hcs/fs.h"
-#include "hcs/log.h"
-<<<<<<< HEAD
 #include "hcs/net.h"
-=======
+#include "hcs/compute.h"
 #include "hcs/process.h"
->>>>>>> compute
 
 #endif
