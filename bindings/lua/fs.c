@@ -1,5 +1,10 @@
 /* hcs.core.fs: copy_in(root, src, dst) (host files into a container root),
  * write_atomic(path, data [, mode]), mkdir_p(path [, mode]). */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <unistd.h>
+
 #include "binding.h"
 #include "hcs/fs.h"
 
@@ -30,9 +35,68 @@ static int l_mkdir_p(lua_State *L) {
   return hcs_lua_ok(L);
 }
 
+/* read_all(f1, f2, ...) -> s1, s2, ...: read several Lua files (pipes) to
+ * their ends at once, so a child writing a lot to one of them can never
+ * block on it while the caller waits on another. */
+static int l_read_all(lua_State *L) {
+  int n = lua_gettop(L);
+  luaL_argcheck(L, n >= 1 && n <= 8, 1, "expected 1 to 8 files");
+  struct pollfd fds[8];
+  int open = 0;
+  for (int i = 0; i < n; i++) {
+    luaL_Stream *st = luaL_checkudata(L, i + 1, LUA_FILEHANDLE);
+    if (st->closef == NULL || st->f == NULL) luaL_argerror(L, i + 1, "attempt to use a closed file");
+    fflush(st->f);
+    fds[i].fd = fileno(st->f);
+    fds[i].events = POLLIN;
+    open++;
+  }
+  /* Chunks go to one Lua table per file (luaL_Buffers cannot interleave). */
+  lua_createtable(L, n, 0);
+  int acc = lua_gettop(L);
+  for (int i = 0; i < n; i++) {
+    lua_newtable(L);
+    lua_rawseti(L, acc, i + 1);
+  }
+  char chunk[16384];
+  while (open > 0) {
+    int r = poll(fds, (nfds_t)n, -1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return luaL_fileresult(L, 0, "poll");
+    for (int i = 0; i < n; i++) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t got = read(fds[i].fd, chunk, sizeof chunk);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) {
+        fds[i].fd = -1;
+        open--;
+        continue;
+      }
+      lua_rawgeti(L, acc, i + 1);
+      lua_pushlstring(L, chunk, (size_t)got);
+      lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+      lua_pop(L, 1);
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, acc, i + 1);
+    int t = lua_gettop(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    lua_Integer parts = (lua_Integer)lua_rawlen(L, t);
+    for (lua_Integer k = 1; k <= parts; k++) {
+      lua_rawgeti(L, t, k);
+      luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    lua_remove(L, t);
+  }
+  return n;
+}
+
 int hcs_lua_open_fs(lua_State *L) {
   static const luaL_Reg funcs[] = {
-      {"copy_in", l_copy_in}, {"write_atomic", l_write_atomic}, {"mkdir_p", l_mkdir_p}, {NULL, NULL}};
+      {"copy_in", l_copy_in}, {"write_atomic", l_write_atomic}, {"mkdir_p", l_mkdir_p}, {"read_all", l_read_all}, {NULL, NULL}};
   luaL_newlib(L, funcs);
   return 1;
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -211,9 +212,13 @@ static int handle_command(lua_State *L, char **argv, int argc, int *exit_status)
   return hcs_host_report(L, status);
 }
 
+/* A path (a slash or .lua) or an existing regular file is a script; any
+ * other word is a command, so a `build` directory never shadows `hcs build`. */
 static bool looks_like_script(const char *a) {
   size_t n = strlen(a);
-  return strchr(a, '/') || (n > 4 && strcmp(a + n - 4, ".lua") == 0) || access(a, F_OK) == 0;
+  if (strchr(a, '/') || (n > 4 && strcmp(a + n - 4, ".lua") == 0)) return true;
+  struct stat st;
+  return stat(a, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 enum { HAS_ERROR = 1, HAS_I = 2, HAS_V = 4, HAS_E = 8, HAS_EXEC = 16, HAS_BIGE = 32 };

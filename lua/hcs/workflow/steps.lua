@@ -240,7 +240,7 @@ function M.validate(plan)
     end
   end
   if plan.State == "Planned" then
-    local existing = hcs.compute.open(plan.Name, { root = root })
+    local existing = hcs.compute.open(plan.Name, root)
     if existing then
       problem("a compute system named %q already exists", plan.Name)
       existing:close()
@@ -352,7 +352,7 @@ function M.open(name, root)
   local plan = check(plans.load(name, root))
   if plan.State ~= "Realized" then error(("%q is planned, not realized"):format(name), 0) end
   plan._root = root
-  local cs = check(hcs.compute.open(plan.Realized.SystemId, { root = root }))
+  local cs = check(hcs.compute.open(plan.Realized.SystemId, root))
   return setmetatable({ plan = plan, root = root, cs = cs }, System)
 end
 
@@ -377,13 +377,12 @@ function System:run(cmd, opts)
   }))
   if opts.input ~= nil then
     p.stdin:write(opts.input)
-    p.stdin:close()
+    p:close_stdin()
   end
-  local out = p.stdout:read("a")
-  local err = p.stderr:read("a")
-  check(p:wait())
-  local code = check(p:exit_code())
+  local out, err = hcs.core.fs.read_all(p.stdout, p.stderr)
+  local done, code = p:wait()
   p:close()
+  if done == nil then error(("run in %s: wait: %s"):format(self.plan.Name, tostring(code)), 0) end
   if code ~= 0 and opts.check ~= false then
     error(("run %s in %s: exit code %d%s"):format(type(cmd) == "string" and ("%q"):format(cmd) or table.concat(args, " "),
       self.plan.Name, code, err ~= "" and (": " .. err:gsub("%s+$", "")) or ""), 0)
