@@ -1,7 +1,10 @@
 #!/bin/sh
-# A small shell "app" installed by the authoring examples.
+# A small shell "app" installed by the authoring examples: it says hello and,
+# with "serve", serves a page on port 80 with busybox httpd.
 echo "${GREETING:-Hello} from $(hostname) (pid $$, uid $(id -u))"
-if [ -r /proc/self/cgroup ] && [ -r /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
-  echo "memory limit: $(( $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes) / 1048576 )) MB"
+ip -4 -o addr show 2>/dev/null | awk '$2 != "lo" {print "  address " $4 " on " $2}'
+if [ "$1" = serve ]; then
+  mkdir -p /srv/www
+  echo "<h1>${GREETING:-Hello} from $(hostname)</h1>" > /srv/www/index.html
+  exec httpd -f -p 80 -h /srv/www
 fi
-ip -4 -o addr show 2>/dev/null | awk '$2 != "lo" {print "address: " $4 " on " $2}'
