@@ -59,6 +59,10 @@ local export = {
   },
   min_args = 2, max_args = 2,
   run = function(opts, args)
+    local valid = { gzip = true, zstd = true, none = true }
+    if not valid[opts.compression] then
+      require("hcs.util.args").usage_error("--compression must be gzip, zstd or none, not '%s'", opts.compression)
+    end
     local s <close> = store(opts)
     local bar = progress.new { label = "export", enabled = (not opts.quiet and args[2] ~= "-") and nil or false }
     local r, err = s:export(args[1], args[2], {
