@@ -32,6 +32,7 @@ local import = {
     id = { kind = "string", help = "layer id (default: the chain id of the layer)" },
     parent = { kind = "list", short = "p", metavar = "ID", help = "parent layer id, nearest first (repeat)" },
     ["diff-id"] = { kind = "string", metavar = "DIGEST", help = "verify the diff id" },
+    threads = { kind = "number", help = "file-writing threads (default: one per CPU; 1: none)" },
     quiet = { kind = "flag", short = "q", help = "no progress bar" },
   },
   min_args = 1, max_args = 1,
@@ -40,6 +41,7 @@ local import = {
     local bar = progress.new { label = "import", enabled = (not opts.quiet) and nil or false }
     local l, err = s:import(args[1], {
       id = opts.id, parents = opts.parent, expect_diff_id = opts["diff-id"], progress = bar:callback(),
+      threads = opts.threads and math.tointeger(opts.threads),
     })
     bar:finish()
     cli.check(l, err)
