@@ -90,7 +90,7 @@ static const char *opt_string(lua_State *L, int t, const char *key) {
   return s;
 }
 
-/* store:import(path, {id=, parents=, expect_diff_id=, progress=fn}) -> inspect table */
+/* store:import(path, {id=, parents=, expect_diff_id=, threads=, progress=fn}) -> inspect table */
 static int l_import(lua_State *L) {
   hcs_layer_store_t *s = check_store(L);
   const char *path = luaL_checkstring(L, 2);
@@ -102,6 +102,9 @@ static int l_import(lua_State *L) {
   o.expect_diff_id = opt_string(L, 3, "expect_diff_id");
   struct progress_ctx pc = {L, 0};
   if (lua_istable(L, 3)) {
+    lua_getfield(L, 3, "threads");
+    o.threads = (int)luaL_optinteger(L, -1, 0);
+    lua_pop(L, 1);
     lua_getfield(L, 3, "parents"); /* index 4 */
     o.parents = check_ids(L, 4);   /* index 5 if any */
     lua_getfield(L, 3, "progress");

@@ -14,7 +14,11 @@
 #include <sys/xattr.h>
 
 #include "layer/internal.h"
+#include "layer/fpool.h"
 #include "layer/path.h"
+
+/* Regular files up to this size go to the worker threads with their data. */
+#define POOL_MAX_FILE (1u << 20)
 
 struct dirtime {
   char *path;
@@ -33,6 +37,8 @@ struct extract {
   uint64_t total, last_progress;
   struct archive *ar;
   const char *entry;
+  struct layer_fpool *pool;
+  char *marked_parent; /* last parent whose ancestors were marked in flight */
 };
 
 static void cache_drop(struct extract *x) {
@@ -168,6 +174,68 @@ static int do_whiteout(struct extract *x, int pfd, const char *parent, const cha
   return 0;
 }
 
+/* Hand a small regular file to the workers: data read now, written there. */
+static int dispatch_file(struct extract *x, struct archive_entry *e, int pfd, const char *parent, const char *base,
+                         const char *path, hcs_error_t *err) {
+  struct layer_fjob *j = hcs_xcalloc(1, sizeof *j);
+  j->pfd = fcntl(pfd, F_DUPFD_CLOEXEC, 3);
+  if (j->pfd < 0) {
+    layer_fjob_free(j);
+    return eerr(x, err, errno, "dup");
+  }
+  j->name = hcs_xstrdup(base);
+  j->entry = hcs_xstrdup(x->entry);
+  j->size = archive_entry_size(e);
+  j->data = hcs_xmalloc((size_t)j->size);
+  while (j->len < (size_t)j->size) {
+    la_ssize_t n = archive_read_data(x->ar, j->data + j->len, (size_t)j->size - j->len);
+    if (n < 0) {
+      layer_fjob_free(j);
+      return eerr(x, err, 0, "read data: %s", archive_error_string(x->ar));
+    }
+    if (n == 0) break;
+    j->len += (size_t)n;
+  }
+  j->uid = archive_entry_uid(e);
+  j->gid = archive_entry_gid(e);
+  j->perm = archive_entry_perm(e);
+  entry_times(e, j->ts);
+  const char *name;
+  const void *value;
+  size_t size;
+  if (archive_entry_xattr_reset(e) > 0) {
+    j->xattrs = hcs_xcalloc((size_t)archive_entry_xattr_count(e), sizeof *j->xattrs);
+    while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+      if (strncmp(name, OVL_XATTR_PREFIX, strlen(OVL_XATTR_PREFIX)) == 0) continue;
+      j->xattrs[j->nx].name = hcs_xstrdup(name);
+      j->xattrs[j->nx].value = hcs_xmalloc(size);
+      memcpy(j->xattrs[j->nx].value, value, size);
+      j->xattrs[j->nx].size = size;
+      j->nx++;
+    }
+  }
+  /* the file and its ancestors are in flight: entries touching them wait */
+  layer_fpool_mark(x->pool, path);
+  if (x->marked_parent == NULL || strcmp(x->marked_parent, parent) != 0) {
+    cleanup_free char *anc = hcs_xstrdup(parent);
+    for (char *s2 = anc + strlen(anc); anc[0];) {
+      layer_fpool_mark(x->pool, anc);
+      while (s2 > anc && *s2 != '/')
+        s2--;
+      *s2 = '\0';
+    }
+    free(x->marked_parent);
+    x->marked_parent = hcs_xstrdup(parent);
+  }
+  return layer_fpool_submit(x->pool, j, err);
+}
+
+static int pool_barrier(struct extract *x, hcs_error_t *err) {
+  free(x->marked_parent);
+  x->marked_parent = NULL;
+  return layer_fpool_barrier(x->pool, err);
+}
+
 static int do_entry(struct extract *x, struct archive_entry *e, hcs_error_t *err) {
   cleanup_free char *path = NULL;
   if (layer_clean_path(archive_entry_pathname(e), &path) < 0)
@@ -176,6 +244,18 @@ static int do_entry(struct extract *x, struct archive_entry *e, hcs_error_t *err
   const char *hardlink = archive_entry_hardlink(e);
   struct timespec ts[2];
   entry_times(e, ts);
+  bool pooled = false;
+  if (x->pool) {
+    /* Plain files and directories only wait for the workers when they touch
+     * a path in flight; anything that links, removes or replaces waits. */
+    const char *slash = strrchr(path, '/');
+    bool wh = strncmp(slash ? slash + 1 : path, WH_PREFIX, strlen(WH_PREFIX)) == 0;
+    bool plain = path[0] && !hardlink && !wh && (type == AE_IFREG || type == AE_IFDIR);
+    if (!plain || layer_fpool_in_flight(x->pool, path)) {
+      if (pool_barrier(x, err) < 0) return -1;
+    }
+    pooled = plain && type == AE_IFREG && archive_entry_size_is_set(e) && archive_entry_size(e) <= POOL_MAX_FILE;
+  }
 
   if (path[0] == '\0') { /* the layer root itself */
     if (type != AE_IFDIR) return eerr(x, err, 0, "the root of the layer must be a directory");
@@ -221,7 +301,14 @@ static int do_entry(struct extract *x, struct archive_entry *e, hcs_error_t *err
       break;
     }
     case AE_IFREG: {
+      /* cheap next to the create itself, and keeps replacing (which may
+       * remove a directory tree) in this thread */
       if (make_room(x, pfd, base, false, err) < 0) return -1;
+      if (pooled) {
+        cleanup_free char *full = NULL;
+        if (layer_clean_path(archive_entry_pathname(e), &full) < 0) abort();
+        return dispatch_file(x, e, pfd, parent, base, full, err);
+      }
       cleanup_close int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
       if (fd < 0) return eerr(x, err, errno, "create");
       if (copy_data(x, fd, err) < 0) return -1;
@@ -322,6 +409,7 @@ static int extract(struct extract *x, hcs_error_t *err) {
     report_progress(x, false);
   }
   x->entry = NULL;
+  if (pool_barrier(x, err) < 0) goto out;
   ret = apply_dir_times(x, err);
 out:
   x->entry = NULL;
@@ -377,6 +465,10 @@ static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_op
   x.progress = opts->progress;
   x.progress_data = opts->progress_data;
   x.total = total;
+  {
+    int n = opts->threads > 0 ? opts->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    x.pool = n > 1 ? layer_fpool_start(n) : NULL;
+  }
   cleanup_free char *diff = hcs_xasprintf("%s/diff", t.path);
   char diff_id[72], digest[72];
   uint64_t raw_bytes = 0, bytes = 0;
@@ -441,6 +533,8 @@ static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_op
     result = hcs_xstrdup(id);
   }
 out:
+  layer_fpool_free(x.pool); /* joins the workers before anything they use goes */
+  free(x.marked_parent);
   layer_reader_free(x.reader);
   cache_drop(&x);
   if (x.rootfd >= 0) close(x.rootfd);

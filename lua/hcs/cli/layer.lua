@@ -32,6 +32,7 @@ local import = {
     id = { kind = "string", help = "layer id (default: the chain id of the layer)" },
     parent = { kind = "list", short = "p", metavar = "ID", help = "parent layer id, nearest first (repeat)" },
     ["diff-id"] = { kind = "string", metavar = "DIGEST", help = "verify the diff id" },
+    threads = { kind = "number", help = "file-writing threads (default: one per CPU; 1: none)" },
     quiet = { kind = "flag", short = "q", help = "no progress bar" },
   },
   min_args = 1, max_args = 1,
@@ -40,6 +41,7 @@ local import = {
     local bar = progress.new { label = "import", enabled = (not opts.quiet) and nil or false }
     local l, err = s:import(args[1], {
       id = opts.id, parents = opts.parent, expect_diff_id = opts["diff-id"], progress = bar:callback(),
+      threads = opts.threads and math.tointeger(opts.threads),
     })
     bar:finish()
     cli.check(l, err)
@@ -59,6 +61,10 @@ local export = {
   },
   min_args = 2, max_args = 2,
   run = function(opts, args)
+    local valid = { gzip = true, zstd = true, none = true }
+    if not valid[opts.compression] then
+      require("hcs.util.args").usage_error("--compression must be gzip, zstd or none, not '%s'", opts.compression)
+    end
     local s <close> = store(opts)
     local bar = progress.new { label = "export", enabled = (not opts.quiet and args[2] ~= "-") and nil or false }
     local r, err = s:export(args[1], args[2], {

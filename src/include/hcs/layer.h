@@ -57,6 +57,7 @@ typedef struct {
   const char *id;             /* NULL: derived (chain id hex) */
   const char *const *parents; /* NULL-terminated parent ids, nearest first; NULL for a base layer */
   const char *expect_diff_id; /* "sha256:..." to verify, or NULL */
+  int threads;                /* file-writing threads; 0: one per CPU, 1: all in the calling thread */
   hcs_layer_progress_fn progress;
   void *progress_data;
 } hcs_layer_import_opts_t;

@@ -1,0 +1,253 @@
+/* Parallel file creation for imports.  On ext4 creating an inode is the
+ * dominant cost of unpacking many small files (the inode allocator scans
+ * for recently deleted inodes), so regular files up to a few MiB are handed
+ * with their content to worker threads, while the tar parser goes on.  The
+ * importing thread keeps everything ordered: it creates directories itself,
+ * waits for the workers (a barrier) before any entry that could depend on
+ * or replace a file in flight, and before the final directory times. */
+#include <fcntl.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include "layer/fpool.h"
+
+#define QCAP 256
+#define MAX_QUEUED_BYTES (64u << 20)
+#define MAX_WORKERS 8
+
+struct layer_fpool {
+  pthread_t th[MAX_WORKERS];
+  int n;
+  pthread_mutex_t mu;
+  pthread_cond_t cv_job, cv_idle;
+  struct layer_fjob *q[QCAP];
+  unsigned head, count, busy;
+  size_t queued_bytes;
+  bool stop;
+  char *error; /* first failure */
+  int errnum;
+  /* paths in flight since the last barrier (importing thread only) */
+  char **set;
+  size_t set_cap, set_n;
+};
+
+void layer_fjob_free(struct layer_fjob *j) {
+  if (j == NULL) return;
+  if (j->pfd >= 0) close(j->pfd);
+  free(j->name);
+  free(j->entry);
+  free(j->data);
+  for (size_t i = 0; i < j->nx; i++) {
+    free(j->xattrs[i].name);
+    free(j->xattrs[i].value);
+  }
+  free(j->xattrs);
+  free(j);
+}
+
+static int write_all(int fd, const unsigned char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+int layer_fjob_run(const struct layer_fjob *j, char **msg) {
+  const char *what = "create"; /* the importing thread made room already */
+  int fd = openat(j->pfd, j->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) goto fail;
+  if (j->len && write_all(fd, j->data, j->len) < 0) {
+    what = "write";
+    goto fail_fd;
+  }
+  if ((off_t)j->len < j->size && ftruncate(fd, j->size) < 0) {
+    what = "truncate";
+    goto fail_fd;
+  }
+  if (fchown(fd, j->uid, j->gid) < 0) {
+    what = "chown";
+    goto fail_fd;
+  }
+  if (fchmod(fd, j->perm) < 0) { /* after chown, which clears set-id bits */
+    what = "chmod";
+    goto fail_fd;
+  }
+  for (size_t i = 0; i < j->nx; i++)
+    if (fsetxattr(fd, j->xattrs[i].name, j->xattrs[i].value, j->xattrs[i].size, 0) < 0) {
+      what = "set xattr";
+      goto fail_fd;
+    }
+  if (futimens(fd, j->ts) < 0) {
+    what = "set times";
+    goto fail_fd;
+  }
+  close(fd);
+  return 0;
+fail_fd : {
+  int e = errno;
+  close(fd);
+  errno = e;
+}
+fail:
+  *msg = hcs_xasprintf("entry `%s`: %s: %s", j->entry, what, strerror(errno));
+  return -1;
+}
+
+static void *worker(void *arg) {
+  struct layer_fpool *p = arg;
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    while (p->count == 0 && !p->stop)
+      pthread_cond_wait(&p->cv_job, &p->mu);
+    if (p->count == 0 && p->stop) break;
+    struct layer_fjob *j = p->q[p->head];
+    p->head = (p->head + 1) % QCAP;
+    p->count--;
+    p->busy++;
+    bool skip = p->error != NULL;
+    pthread_mutex_unlock(&p->mu);
+    char *msg = NULL;
+    int r = skip ? 0 : layer_fjob_run(j, &msg);
+    int e = errno;
+    pthread_mutex_lock(&p->mu);
+    if (r < 0 && p->error == NULL) {
+      p->error = msg;
+      p->errnum = e;
+    } else {
+      free(msg);
+    }
+    p->queued_bytes -= j->len;
+    p->busy--;
+    layer_fjob_free(j);
+    pthread_cond_broadcast(&p->cv_idle);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return NULL;
+}
+
+struct layer_fpool *layer_fpool_start(int n) {
+  if (n <= 0) return NULL;
+  if (n > MAX_WORKERS) n = MAX_WORKERS;
+  struct layer_fpool *p = hcs_xcalloc(1, sizeof *p);
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->cv_job, NULL);
+  pthread_cond_init(&p->cv_idle, NULL);
+  for (int i = 0; i < n; i++) {
+    if (pthread_create(&p->th[i], NULL, worker, p) != 0) break;
+    p->n++;
+  }
+  if (p->n == 0) {
+    layer_fpool_free(p);
+    return NULL;
+  }
+  return p;
+}
+
+static int take_error(struct layer_fpool *p, hcs_error_t *err) {
+  if (p->error == NULL) return 0;
+  hcs_error_make(err, 0, "%s", p->error);
+  return -1;
+}
+
+int layer_fpool_submit(struct layer_fpool *p, struct layer_fjob *j, hcs_error_t *err) {
+  pthread_mutex_lock(&p->mu);
+  while (p->error == NULL && (p->count == QCAP || (p->queued_bytes + j->len > MAX_QUEUED_BYTES && p->count > 0)))
+    pthread_cond_wait(&p->cv_idle, &p->mu);
+  if (p->error) {
+    int r = take_error(p, err);
+    pthread_mutex_unlock(&p->mu);
+    layer_fjob_free(j);
+    return r;
+  }
+  p->q[(p->head + p->count) % QCAP] = j;
+  p->count++;
+  p->queued_bytes += j->len;
+  pthread_cond_signal(&p->cv_job);
+  pthread_mutex_unlock(&p->mu);
+  return 0;
+}
+
+int layer_fpool_barrier(struct layer_fpool *p, hcs_error_t *err) {
+  if (p == NULL) return 0;
+  pthread_mutex_lock(&p->mu);
+  while (p->count > 0 || p->busy > 0)
+    pthread_cond_wait(&p->cv_idle, &p->mu);
+  int r = take_error(p, err);
+  pthread_mutex_unlock(&p->mu);
+  for (size_t i = 0; i < p->set_cap; i++) {
+    free(p->set[i]);
+    p->set[i] = NULL;
+  }
+  p->set_n = 0;
+  return r;
+}
+
+static size_t hash_str(const char *s) {
+  size_t h = 1469598103934665603ull;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+bool layer_fpool_in_flight(struct layer_fpool *p, const char *path) {
+  if (p == NULL || p->set_n == 0) return false;
+  for (size_t h = hash_str(path) & (p->set_cap - 1);; h = (h + 1) & (p->set_cap - 1)) {
+    if (p->set[h] == NULL) return false;
+    if (strcmp(p->set[h], path) == 0) return true;
+  }
+}
+
+void layer_fpool_mark(struct layer_fpool *p, const char *path) {
+  if (p->set_n * 2 >= p->set_cap) {
+    char **old = p->set;
+    size_t oc = p->set_cap;
+    p->set_cap = oc ? oc * 2 : 1024;
+    p->set = hcs_xcalloc(p->set_cap, sizeof *p->set);
+    p->set_n = 0;
+    for (size_t i = 0; i < oc; i++)
+      if (old[i]) {
+        size_t h = hash_str(old[i]) & (p->set_cap - 1);
+        while (p->set[h])
+          h = (h + 1) & (p->set_cap - 1);
+        p->set[h] = old[i];
+        p->set_n++;
+      }
+    free(old);
+  }
+  size_t h = hash_str(path) & (p->set_cap - 1);
+  while (p->set[h]) {
+    if (strcmp(p->set[h], path) == 0) return;
+    h = (h + 1) & (p->set_cap - 1);
+  }
+  p->set[h] = hcs_xstrdup(path);
+  p->set_n++;
+}
+
+void layer_fpool_free(struct layer_fpool *p) {
+  if (p == NULL) return;
+  pthread_mutex_lock(&p->mu);
+  p->stop = true;
+  pthread_cond_broadcast(&p->cv_job);
+  pthread_mutex_unlock(&p->mu);
+  for (int i = 0; i < p->n; i++)
+    pthread_join(p->th[i], NULL);
+  while (p->count > 0) {
+    layer_fjob_free(p->q[p->head]);
+    p->head = (p->head + 1) % QCAP;
+    p->count--;
+  }
+  for (size_t i = 0; i < p->set_cap; i++)
+    free(p->set[i]);
+  free(p->set);
+  free(p->error);
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->cv_job);
+  pthread_cond_destroy(&p->cv_idle);
+  free(p);
+}

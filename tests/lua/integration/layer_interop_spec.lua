@@ -1,0 +1,130 @@
+-- Interop with umoci (and GNU tar): layers umoci wrote import correctly and
+-- stack to the same rootfs umoci unpacks; a layer hcs exported, wrapped in a
+-- minimal OCI layout, is unpacked by umoci into the original tree.
+local su = require "spec_util"
+local hcs = require "hcs"
+local json = hcs.json
+
+local function sh(cmd)
+  local ok, code, out, err = su.run(cmd)
+  assert(ok, ("command failed (%s): %s\n%s"):format(tostring(code), cmd, err))
+  return out
+end
+
+-- A listing of a tree: path, type, mode, owner, size, link target and a
+-- digest of each regular file; sorted.
+local function listing(dir)
+  local meta = sh(("cd %s && find . -mindepth 1 -printf '%%P %%y %%m %%U:%%G %%s %%l\\n' | sed 's/ [0-9]* \\(.*\\)$/ \\1/;' | sort")
+    :format(su.quote(dir)))
+  -- directory sizes differ between filesystems: drop the size column for dirs
+  meta = meta:gsub("(%S+ d %d+ %d+:%d+) %d+", "%1")
+  local sums = sh(("cd %s && find . -type f -exec sha256sum {} + | sort -k2"):format(su.quote(dir)))
+  return meta .. sums
+end
+
+local function sha256(path)
+  return sh("sha256sum " .. su.quote(path)):match("^(%x+)")
+end
+
+local function write_blob(layout, text)
+  local tmp = layout .. "/blob.tmp"
+  su.write_file(tmp, text)
+  local d = sha256(tmp)
+  sh(("mv %s %s/blobs/sha256/%s"):format(tmp, layout, d))
+  return "sha256:" .. d, #text
+end
+
+describe("layer interop", function()
+  local T, store
+  before_each(function()
+    T = su.tmpdir()
+    store = assert(hcs.layer.open(T .. "/root"))
+  end)
+  after_each(function()
+    store:close()
+    assert.same({}, su.mounts_under(T))
+    su.rmtree(T)
+  end)
+
+  it("imports layers written by umoci repack, whiteouts included", function()
+    sh(("cd %s && umoci init --layout oci && umoci new --image oci:img && umoci unpack --image oci:img b"):format(T))
+    sh(("cd %s/b/rootfs && mkdir -p etc dir/sub && printf 'a\\n' > etc/a && printf 'b\\n' > etc/b && printf 'x' > dir/x"
+      .. " && printf 'y' > dir/sub/y && ln etc/a etc/a.link && ln -s ../etc/a dir/rel && chmod 0700 dir/sub"
+      .. " && chown 123:456 etc/b"):format(T))
+    sh(("cd %s && umoci repack --image oci:img b"):format(T))
+    -- a second layer (umoci repacks against the bundle's own base: unpack again)
+    sh(("cd %s && umoci unpack --image oci:img b2"):format(T))
+    sh(("cd %s/b2/rootfs && rm etc/b && rm -r dir && mkdir dir && printf 'z' > dir/z"):format(T))
+    sh(("cd %s && umoci repack --image oci:img b2 && umoci unpack --image oci:img ref"):format(T))
+
+    local index = json.decode(su.read_file(T .. "/oci/index.json"))
+    local mdigest = index.manifests[1].digest:match("sha256:(%x+)")
+    local manifest = json.decode(su.read_file(T .. "/oci/blobs/sha256/" .. mdigest))
+    local parent
+    local ids = {}
+    for i, layer in ipairs(manifest.layers) do
+      local blob = T .. "/oci/blobs/sha256/" .. layer.digest:match("sha256:(%x+)")
+      local l = assert(store:import(blob, { parents = parent and { parent } or nil }))
+      assert.equal(layer.digest, l.Digest)
+      ids[i] = l.Id
+      parent = l.Id
+    end
+    assert.is_true(#ids >= 2)
+    assert(store:create_scratch("view", { parent }))
+    local mp = assert(store:activate("view"))
+    finally(function() store:deactivate("view") end)
+    assert.equal(listing(T .. "/ref/rootfs"), listing(mp))
+    assert.is_nil(su.read_file(mp .. "/etc/b"))
+    assert.is_nil(su.read_file(mp .. "/dir/x"))
+    assert.equal("z", su.read_file(mp .. "/dir/z"))
+  end)
+
+  it("exports a layer that umoci unpacks to the original tree", function()
+    local src = T .. "/src"
+    sh(("mkdir -p %s/usr/bin %s/etc/empty && printf 'hello\\n' > %s/etc/hello && head -c 2000000 /dev/urandom > %s/usr/bin/big"
+      .. " && ln %s/etc/hello %s/etc/hello.link && ln -s /etc/hello %s/usr/bin/abs && chmod 4755 %s/usr/bin/big"
+      .. " && chown 1000:1000 %s/etc/hello && python3 -c \"import os; os.setxattr('%s/etc/hello', 'user.k', b'v')\"")
+      :gsub("%%s", (src:gsub("%%", "%%%%"))))
+    sh(("tar --xattrs --xattrs-include='*' -C %s -cf %s/src.tar ."):format(src, T))
+    local l = assert(store:import(T .. "/src.tar", { id = "src" }))
+    local layout = T .. "/layout"
+    sh(("mkdir -p %s/blobs/sha256"):format(layout))
+    local out = T .. "/layer.tar.gz"
+    local r = assert(store:export(l.Id, out, { compression = "gzip", mtime = 1700000000 }))
+    sh(("cp %s %s/blobs/sha256/%s"):format(out, layout, r.Digest:match("sha256:(%x+)")))
+    local config = json.encode({
+      architecture = "amd64", os = "linux", config = {},
+      rootfs = { type = "layers", diff_ids = json.array { r.DiffID } },
+    })
+    local cdigest, csize = write_blob(layout, config)
+    local manifest = json.encode({
+      schemaVersion = 2,
+      mediaType = "application/vnd.oci.image.manifest.v1+json",
+      config = { mediaType = "application/vnd.oci.image.config.v1+json", digest = cdigest, size = csize },
+      layers = json.array { { mediaType = "application/vnd.oci.image.layer.v1.tar+gzip", digest = r.Digest, size = r.Size } },
+    })
+    local mdigest, msize = write_blob(layout, manifest)
+    su.write_file(layout .. "/index.json", json.encode({
+      schemaVersion = 2,
+      manifests = json.array { {
+        mediaType = "application/vnd.oci.image.manifest.v1+json", digest = mdigest, size = msize,
+        annotations = { ["org.opencontainers.image.ref.name"] = "latest" },
+      } },
+    }))
+    su.write_file(layout .. "/oci-layout", '{"imageLayoutVersion":"1.0.0"}')
+    sh(("skopeo inspect --raw oci:%s:latest >/dev/null"):format(layout))
+    sh(("umoci unpack --image %s:latest %s/bundle"):format(layout, T))
+    assert.equal(listing(src), listing(T .. "/bundle/rootfs"))
+    local _, _, attr = su.run(("python3 -c \"import os; print(os.getxattr('%s/bundle/rootfs/etc/hello', 'user.k'))\""):format(T))
+    assert.matches("b'v'", attr)
+  end)
+
+  it("imports a layer written by GNU tar (gzip) to the same tree", function()
+    local src = T .. "/src"
+    local cmd = ("mkdir -p @S@/a/b && printf '1' > @S@/a/one && ln -s b @S@/a/lnk && mkfifo @S@/a/fifo"
+      .. " && tar -C @S@ -czf @T@/t.tgz ."):gsub("@S@", function() return src end):gsub("@T@", function() return T end)
+    sh(cmd)
+    local l = assert(store:import(T .. "/t.tgz"))
+    assert.equal(listing(src), listing(l.Path .. "/diff"))
+  end)
+end)
