@@ -111,6 +111,12 @@ describe("hcs host", function()
     assert.matches("unknown command 'frobnicate'", err)
   end)
 
+  it("runs a command even when a directory of that name is in the way", function()
+    local ok, _, out = u.run(("cd %s && mkdir -p help && %s help"):format(u.quote(dir), u.quote(u.hcs_bin)))
+    assert.is_true(ok)
+    assert.matches("commands:", out)
+  end)
+
   it("info --json describes the host", function()
     local ok, _, out = u.hcs({ "info", "--json" })
     assert.is_true(ok)

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Capture benchmark (issue: image store and workflows): a container wrote
+# ~500 MB in ~20,000 files; time turning that into an image with
+#   hcs commit        (scratch layer -> canonical layer + image, one pass)
+#   buildah commit    (containers-storage, overlay driver)
+#   umoci repack      (OCI layout, gzip)
+# in one run, and print medians and the ratio hcs/peer.
+#
+# usage: tests/bench/image.sh [SIZE_MB [NFILES [RUNS]]]     (default 500 20000 3)
+# needs: root, a built tree (build/hcs or $HCS_BIN), buildah, umoci, python3.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SIZE=${1:-500}
+NFILES=${2:-20000}
+RUNS=${3:-3}
+SRC=$PWD
+HCS=${HCS_BIN:-$PWD/build/hcs}
+W=$(mktemp -d /tmp/hcs-bench.XXXXXX)
+export HCS_ROOT=$W/root
+B=(buildah --root "$W/bstore" --runroot "$W/brun" --storage-driver overlay)
+cleanup() {
+  "$HCS" destroy cap >/dev/null 2>&1 || true
+  [ -n "${CTR:-}" ] && "${B[@]}" rm "$CTR" >/dev/null 2>&1 || true
+  "${B[@]}" rmi -a -f >/dev/null 2>&1 || true
+  { grep -o " $W[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; } 2>/dev/null || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+timeit() { # timeit CMD... -> seconds
+  local t0 t1
+  sync
+  echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+  t0=$(now)
+  "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; return 1; }
+  t1=$(now)
+  echo "$t1 - $t0" | bc -l
+}
+
+echo "base image, tree of ${SIZE} MB in ${NFILES} files under $W ..."
+"$SRC/scripts/make-base-image" >/dev/null
+python3 "$SRC/tests/bench/gen_tree.py" "$W/tree" "$SIZE" "$NFILES"
+du -sh "$W/tree" | awk '{print "tree on disk: " $1}'
+"$HCS" image save busybox -o "$W/busybox.tar" >/dev/null
+
+# hcs: a realized system whose scratch layer holds the tree (as if the
+# container had written it).
+"$HCS" plan create busybox --name cap >/dev/null
+"$HCS" realize cap --idle >/dev/null
+MNT=$("$HCS" plan show cap --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["Realized"]["MountPath"])')
+cp -a "$W/tree" "$MNT/data"
+
+# umoci: the same change in an unpacked bundle of the same image.
+mkdir -p "$W/layout" && tar -xf "$W/busybox.tar" -C "$W/layout"
+umoci unpack --image "$W/layout:busybox:latest" "$W/bundle" >/dev/null 2>&1
+cp -a "$W/tree" "$W/bundle/rootfs/data"
+cp -a "$W/layout" "$W/layout.pristine"
+
+# buildah: a working container from the same image, the tree written into its mount.
+"${B[@]}" pull -q "oci-archive:$W/busybox.tar" >/dev/null
+CTR=$("${B[@]}" from -q "oci-archive:$W/busybox.tar")
+BMNT=$("${B[@]}" mount "$CTR")
+cp -a "$W/tree" "$BMNT/data"
+
+hcs_t=() buildah_t=() umoci_t=()
+for i in $(seq "$RUNS"); do
+  hcs_t+=("$(timeit "$HCS" commit cap --name "captured$i")")
+  "$HCS" image rm "captured$i" >/dev/null
+  buildah_t+=("$(timeit "${B[@]}" commit -q "$CTR" "bench$i")")
+  "${B[@]}" rmi -f "bench$i" >/dev/null 2>&1 || true
+  rm -rf "$W/layout" && cp -a "$W/layout.pristine" "$W/layout"
+  umoci_t+=("$(timeit umoci repack --image "$W/layout:busybox:latest" "$W/bundle")")
+done
+
+h=$(printf '%s\n' "${hcs_t[@]}" | median)
+b=$(printf '%s\n' "${buildah_t[@]}" | median)
+u=$(printf '%s\n' "${umoci_t[@]}" | median)
+best=$(echo "if ($b < $u) $b else $u" | bc -l)
+printf "capture %s MB / %s files, median of %s (cold cache)\n" "$SIZE" "$NFILES" "$RUNS"
+printf "  hcs commit      %8.3f s\n" "$h"
+printf "  buildah commit  %8.3f s   hcs/buildah %.2f\n" "$b" "$(echo "$h / $b" | bc -l)"
+printf "  umoci repack    %8.3f s   hcs/umoci   %.2f\n" "$u" "$(echo "$h / $u" | bc -l)"
+printf "  hcs / faster peer: %.2f (target <= 0.40)\n" "$(echo "$h / $best" | bc -l)"
