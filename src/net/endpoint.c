@@ -6,7 +6,9 @@
  * create; document first, lease last on delete (IPAM reclaims the rest). */
 #include <arpa/inet.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 
 #include "net/internal.h"
 
@@ -73,14 +75,58 @@ static int check_ports_free(json_t *all, const char *self, const struct hcs_port
   return 0;
 }
 
-/* Create the veth into the namespace and configure it there. */
-static int plug(hcs_net_t *net, json_t *ep, json_t *network, const char *ns, hcs_error_t *err) {
-  struct hcs_netinfo ni;
-  if (hcs_net_network_info(network, &ni, err) < 0) return -1;
+/* An endpoint is attached while the netns it was plugged into still exists:
+ * deleting a compartment reaps its veths with the netns (asynchronously, in
+ * the kernel) and leaves the endpoint documents untouched, which then read
+ * as detached.  The netns inode tells a re-created namespace of the same
+ * name from the one the endpoint was plugged into. */
+bool hcs_net_endpoint_attached(json_t *ep) {
+  json_t *lnx = json_object_get(ep, "Linux");
+  const char *path = json_string_value(json_object_get(lnx, "NamespacePath"));
+  json_int_t ino = json_integer_value(json_object_get(lnx, "NamespaceInode"));
+  struct stat st;
+  return json_is_string(json_object_get(ep, "HostComputeNamespace")) && path && stat(path, &st) == 0 &&
+         (json_int_t)st.st_ino == ino;
+}
+
+/* The document as callers see it: a stale attachment reads as detached. */
+static json_t *present(json_t *ep) {
+  if (!json_is_string(json_object_get(ep, "HostComputeNamespace")) || hcs_net_endpoint_attached(ep)) return ep;
+  json_object_set_new(ep, "HostComputeNamespace", json_null());
+  json_object_del(json_object_get(ep, "Linux"), "NamespacePath");
+  json_object_del(json_object_get(ep, "Linux"), "NamespaceInode");
+  return ep;
+}
+
+/* Resolve and open the namespace, recording it in the document; returns the
+ * netns fd. */
+static int prepare_attach(hcs_net_t *net, json_t *ep, const char *ns, hcs_error_t *err) {
   cleanup_free char *path = hcs_net_ns_resolve(net, ns, err);
   if (path == NULL) return -1;
-  cleanup_close int nsfd = hcs_netns_open(path, err);
+  int nsfd = hcs_netns_open(path, err);
   if (nsfd < 0) return -1;
+  struct stat st;
+  if (fstat(nsfd, &st) < 0) {
+    close(nsfd);
+    return hcs_error_make(err, errno, "stat `%s`", path);
+  }
+  json_t *lnx = json_object_get(ep, "Linux");
+  json_object_set_new(ep, "HostComputeNamespace", json_string(ns));
+  json_object_set_new(lnx, "NamespacePath", json_string(path));
+  json_object_set_new(lnx, "NamespaceInode", json_integer((json_int_t)st.st_ino));
+  return nsfd;
+}
+
+static void forget_attach(json_t *ep) {
+  json_object_set_new(ep, "HostComputeNamespace", json_null());
+  json_object_del(json_object_get(ep, "Linux"), "NamespacePath");
+  json_object_del(json_object_get(ep, "Linux"), "NamespaceInode");
+}
+
+/* Create the veth with its peer inside the namespace and configure it there. */
+static int plumb(json_t *ep, json_t *network, int nsfd, hcs_error_t *err) {
+  struct hcs_netinfo ni;
+  if (hcs_net_network_info(network, &ni, err) < 0) return -1;
   json_t *lnx = json_object_get(ep, "Linux");
   const char *host = json_string_value(json_object_get(lnx, "HostInterface"));
   const char *ifname = json_string_value(json_object_get(lnx, "Interface"));
@@ -94,7 +140,12 @@ static int plug(hcs_net_t *net, json_t *ep, json_t *network, const char *ns, hcs
     hcs_nl_close(nl);
     return -1;
   }
-  int rc = hcs_nl_veth_add(nl, host, br, ifname, nsfd, mac, err);
+  int rc = hcs_nl_veth_add(nl, host, br, ifname, nsfd, mac, NULL);
+  if (rc < 0) {
+    /* The name is this endpoint's own: a leftover of an earlier attachment
+     * whose netns the kernel is still reaping.  Remove it and retry. */
+    rc = hcs_nl_link_del(nl, host, err) < 0 ? -1 : hcs_nl_veth_add(nl, host, br, ifname, nsfd, mac, err);
+  }
   if (rc < 0) {
     hcs_nl_close(nl);
     return -1;
@@ -102,43 +153,85 @@ static int plug(hcs_net_t *net, json_t *ep, json_t *network, const char *ns, hcs
   struct in_addr addr = {0};
   int len = 0;
   bool have_addr = ep_address(ep, &addr, &len);
-  {
-    struct hcs_nl_route routes[16];
-    size_t n = 0, i;
-    json_t *r;
-    json_t *subnet =
-        json_array_get(json_object_get(json_array_get(json_object_get(network, "Ipams"), 0), "Subnets"), 0);
-    json_array_foreach(have_addr ? json_object_get(subnet, "Routes") : NULL, i, r) {
-      if (n >= HCS_ARRAY_SIZE(routes)) break;
-      struct hcs_nl_route *rt = &routes[n];
-      if (hcs_net_parse_prefix(ep_str(r, "DestinationPrefix"), &rt->dst, "route", NULL) < 0 || rt->dst.len == 0)
-        continue; /* the default route is the gateway, added below */
-      rt->has_via = hcs_net_parse_ip(ep_str(r, "NextHop"), &rt->via, "route", NULL) == 0;
-      n++;
-    }
-    struct hcs_nl_ifconf conf = {.ifname = ifname,
-                                 .addr = addr,
-                                 .prefixlen = have_addr ? len : 0,
-                                 .has_gateway = ni.has_gateway && ni.gateway.s_addr != addr.s_addr,
-                                 .gateway = ni.gateway,
-                                 .routes = routes,
-                                 .n_routes = n};
-    struct hcs_nl *inner = hcs_nl_open(nsfd, err);
-    rc = inner ? hcs_nl_configure(inner, &conf, err) : -1;
-    hcs_nl_close(inner);
+  struct hcs_nl_route routes[16];
+  size_t n = 0, i;
+  json_t *r;
+  json_t *subnet = json_array_get(json_object_get(json_array_get(json_object_get(network, "Ipams"), 0), "Subnets"), 0);
+  json_array_foreach(have_addr ? json_object_get(subnet, "Routes") : NULL, i, r) {
+    if (n >= HCS_ARRAY_SIZE(routes)) break;
+    struct hcs_nl_route *rt = &routes[n];
+    if (hcs_net_parse_prefix(ep_str(r, "DestinationPrefix"), &rt->dst, "route", NULL) < 0 || rt->dst.len == 0)
+      continue; /* the default route is the gateway, added below */
+    rt->has_via = hcs_net_parse_ip(ep_str(r, "NextHop"), &rt->via, "route", NULL) == 0;
+    n++;
   }
+  struct hcs_nl_ifconf conf = {.ifname = ifname,
+                               .addr = addr,
+                               .prefixlen = have_addr ? len : 0,
+                               .has_gateway = ni.has_gateway && ni.gateway.s_addr != addr.s_addr,
+                               .gateway = ni.gateway,
+                               .routes = routes,
+                               .n_routes = n};
+  struct hcs_nl *inner = hcs_nl_open(nsfd, err);
+  rc = inner ? hcs_nl_configure(inner, &conf, err) : -1;
+  hcs_nl_close(inner);
   if (rc < 0) hcs_nl_link_del(nl, host, NULL);
   hcs_nl_close(nl);
-  if (rc < 0) return -1;
-  cleanup_free char *owner = hcs_xstrdup(ns);
-  json_object_set_new(ep, "HostComputeNamespace", json_string(owner));
-  json_object_set_new(lnx, "NamespacePath", json_string(path));
-  return 0;
+  return rc;
+}
+
+static int unplug(json_t *ep, hcs_error_t *err);
+
+/* Saving the document overlaps the netlink work: its two fsyncs cost about
+ * as much as the whole plumbing, and neither depends on the other (a
+ * document naming a veth that a crash never made reads as detached). */
+struct save_job {
+  hcs_net_t *net;
+  char *id;
+  json_t *doc;
+  hcs_error_t err;
+  int rc;
+};
+
+static void *save_main(void *arg) {
+  struct save_job *j = arg;
+  j->rc = hcs_net_save(j->net, "endpoints", j->id, j->doc, &j->err);
+  return NULL;
+}
+
+/* Plug into the namespace and persist; on failure neither is left behind. */
+static int attach_and_save(hcs_net_t *net, json_t *ep, json_t *network, const char *ns, bool existing,
+                           hcs_error_t *err) {
+  cleanup_close int nsfd = prepare_attach(net, ep, ns, err);
+  if (nsfd < 0) return -1;
+  struct save_job job = {net, hcs_xstrdup(ep_str(ep, "Id")), json_deep_copy(ep), NULL, -1};
+  pthread_t t;
+  bool threaded = pthread_create(&t, NULL, save_main, &job) == 0;
+  if (!threaded) save_main(&job);
+  int rc = plumb(ep, network, nsfd, err);
+  if (threaded) pthread_join(t, NULL);
+  if (rc == 0 && job.rc < 0) {
+    *err = job.err, job.err = NULL;
+    unplug(ep, NULL);
+    rc = -1;
+  }
+  if (rc < 0) forget_attach(ep);
+  if (rc < 0 && job.rc == 0) {
+    /* Put the document back as it was: detached, or absent for a new one. */
+    if (existing)
+      hcs_net_save(net, "endpoints", job.id, ep, NULL);
+    else
+      hcs_net_remove(net, "endpoints", job.id, NULL);
+  }
+  hcs_error_release(&job.err);
+  json_decref(job.doc);
+  free(job.id);
+  return rc;
 }
 
 static int unplug(json_t *ep, hcs_error_t *err) {
   const char *host = json_string_value(json_object_get(json_object_get(ep, "Linux"), "HostInterface"));
-  if (host == NULL || !json_is_string(json_object_get(ep, "HostComputeNamespace"))) return 0;
+  if (host == NULL || !hcs_net_endpoint_attached(ep)) return 0;
   struct hcs_nl *nl = hcs_nl_open(-1, err);
   if (nl == NULL) return -1;
   int rc = hcs_nl_link_del(nl, host, err);
@@ -310,12 +403,8 @@ char *hcs_net_endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t 
   ip = have_addr ? hcs_net_format_ip(addr) : NULL;
   if (hcs_dns_write(dnsdir, dns, name, ip, err) < 0) goto fail;
   if (hcs_nft_portmaps(net, addr, pm, npm, NULL, 0, err) < 0) goto fail;
-  if (ns_copy && plug(net, doc, network, ns_copy, err) < 0) {
-    hcs_nft_portmaps(net, addr, NULL, 0, pm, npm, NULL);
-    goto fail;
-  }
-  if (hcs_net_save(net, "endpoints", id, doc, err) < 0) {
-    unplug(doc, NULL);
+  if (ns_copy ? attach_and_save(net, doc, network, ns_copy, false, err) < 0
+              : hcs_net_save(net, "endpoints", id, doc, err) < 0) {
     hcs_nft_portmaps(net, addr, NULL, 0, pm, npm, NULL);
     goto fail;
   }
@@ -359,7 +448,7 @@ char *hcs_net_endpoint_query(hcs_net_t *net, const char *ref, hcs_error_t *err) 
   cleanup_close int lock = hcs_net_lock(net, true, err);
   if (lock < 0) return NULL;
   json_t *doc = hcs_net_find(net, "endpoints", ref, err);
-  return doc ? hcs_net_dump_release(doc) : NULL;
+  return doc ? hcs_net_dump_release(present(doc)) : NULL;
 }
 
 char *hcs_net_endpoint_list(hcs_net_t *net, const char *network, hcs_error_t *err) {
@@ -374,6 +463,9 @@ char *hcs_net_endpoint_list(hcs_net_t *net, const char *network, hcs_error_t *er
     for (size_t i = json_array_size(all); i-- > 0;)
       if (strcmp(ep_str(json_array_get(all, i), "HostComputeNetwork") ?: "", nid) != 0) json_array_remove(all, i);
   }
+  size_t i;
+  json_t *e;
+  json_array_foreach(all, i, e) present(e);
   return hcs_net_dump_release(all);
 }
 
@@ -382,18 +474,14 @@ char *hcs_net_endpoint_attach(hcs_net_t *net, const char *ref, const char *ns, h
   if (lock < 0) return NULL;
   cleanup_json json_t *ep = hcs_net_find(net, "endpoints", ref, err);
   if (ep == NULL) return NULL;
-  if (json_is_string(json_object_get(ep, "HostComputeNamespace"))) {
+  if (hcs_net_endpoint_attached(ep)) {
     hcs_error_make(err, EBUSY, "attach endpoint `%s`: already attached to namespace `%s` (detach it first)", ref,
                    ep_str(ep, "HostComputeNamespace"));
     return NULL;
   }
   cleanup_json json_t *network = hcs_net_find(net, "networks", ep_str(ep, "HostComputeNetwork"), err);
-  if (network == NULL || plug(net, ep, network, ns, err) < 0) {
+  if (network == NULL || attach_and_save(net, ep, network, ns, true, err) < 0) {
     hcs_error_wrap(err, "attach endpoint `%s` to `%s`", ref, ns);
-    return NULL;
-  }
-  if (hcs_net_save(net, "endpoints", ep_str(ep, "Id"), ep, err) < 0) {
-    unplug(ep, NULL);
     return NULL;
   }
   return hcs_json_dumps(ep);
@@ -401,8 +489,7 @@ char *hcs_net_endpoint_attach(hcs_net_t *net, const char *ref, const char *ns, h
 
 int hcs_net_endpoint_detach_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err) {
   if (unplug(ep, err) < 0) return hcs_error_wrap(err, "detach endpoint `%s`", ep_str(ep, "Id"));
-  json_object_set_new(ep, "HostComputeNamespace", json_null());
-  json_object_del(json_object_get(ep, "Linux"), "NamespacePath");
+  forget_attach(ep);
   return hcs_net_save(net, "endpoints", ep_str(ep, "Id"), ep, err);
 }
 

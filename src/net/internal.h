@@ -55,6 +55,8 @@ HCS_INTERNAL int hcs_nl_link_index(struct hcs_nl *nl, const char *name, hcs_erro
 HCS_INTERNAL int hcs_nl_bridge_add(struct hcs_nl *nl, const char *name, hcs_error_t *err);
 HCS_INTERNAL int hcs_nl_link_set(struct hcs_nl *nl, int ifindex, int master, bool up, hcs_error_t *err);
 HCS_INTERNAL int hcs_nl_link_del(struct hcs_nl *nl, const char *name, hcs_error_t *err); /* ENODEV is fine */
+/* Set links down and off their bridge, in one batch (ENODEV is fine). */
+HCS_INTERNAL int hcs_nl_links_isolate(struct hcs_nl *nl, const char *const *names, size_t n, hcs_error_t *err);
 HCS_INTERNAL bool hcs_nl_link_is_bridge(struct hcs_nl *nl, const char *name);
 /* veth `host` enslaved to `master` and up; its peer `peer` created directly in
  * the netns `peer_nsfd` (up, with `mac`). */
@@ -130,6 +132,7 @@ HCS_INTERNAL int hcs_net_network_info(json_t *doc, struct hcs_netinfo *info, hcs
 /* {RequestType: Add|Remove, ResourceType: Policy, Settings: {Policies: [...]}} */
 HCS_INTERNAL int hcs_net_parse_modify(const char *request, const char *what, json_t **doc, bool *add,
                                       json_t **policies, hcs_error_t *err);
+HCS_INTERNAL bool hcs_net_endpoint_attached(json_t *ep);
 HCS_INTERNAL int hcs_net_endpoint_delete_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err);
 HCS_INTERNAL int hcs_net_endpoint_detach_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err);
 
