@@ -245,8 +245,10 @@ static int validate_name(json_t *doc, json_t *all, hcs_error_t *err) {
     return hcs_error_make(err, 0, "HostComputeEndpoint.Name: a string of 1..128 characters");
   size_t i;
   json_t *o;
-  json_array_foreach(all, i, o) if (strcmp(ep_str(o, "Name") ?: "", json_string_value(name)) == 0) return hcs_error_make(
-      err, 0, "endpoint `%s`: the name is already used by endpoint `%s`", json_string_value(name), ep_str(o, "Id"));
+  json_array_foreach(all, i, o) if (strcmp(ep_str(o, "Name") ?: "", json_string_value(name)) ==
+                                    0) return hcs_error_make(err, 0,
+                                                             "endpoint `%s`: the name is already used by endpoint `%s`",
+                                                             json_string_value(name), ep_str(o, "Id"));
   return 0;
 }
 
@@ -538,7 +540,8 @@ char *hcs_net_endpoint_modify(hcs_net_t *net, const char *ref, const char *reque
     if (ep_portmaps(cur, have, &nhave, what, err) < 0) return NULL;
     for (size_t i = nhave; i-- > 0;)
       for (size_t j = 0; j < npm; j++)
-        if (have[i].proto == pm[j].proto && have[i].external == pm[j].external && have[i].vip.s_addr == pm[j].vip.s_addr) {
+        if (have[i].proto == pm[j].proto && have[i].external == pm[j].external &&
+            have[i].vip.s_addr == pm[j].vip.s_addr) {
           gone[ngone++] = have[i];
           json_array_remove(cur, i);
           break;

@@ -11,9 +11,9 @@
 struct nftables_context;
 
 struct hcs_net_s {
-  char *root;   /* <state root>/net */
-  char *run;    /* <run root> */
-  char *netns;  /* <run root>/netns */
+  char *root;     /* <state root>/net */
+  char *run;      /* <run root> */
+  char *netns;    /* <run root>/netns */
   char *runstate; /* <run root>/net: namespace documents, endpoint DNS files */
   struct nftables_context *nft;
 };
@@ -92,7 +92,8 @@ HCS_INTERNAL int hcs_net_sysctl(const char *key, const char *value, hcs_error_t 
 HCS_INTERNAL char *hcs_net_ns_resolve(hcs_net_t *net, const char *ns, hcs_error_t *err);
 
 /* --- ipam.c -------------------------------------------------------------- */
-HCS_INTERNAL int hcs_ipam_claim(hcs_net_t *net, const char *netid, struct in_addr a, const char *epid, hcs_error_t *err);
+HCS_INTERNAL int hcs_ipam_claim(hcs_net_t *net, const char *netid, struct in_addr a, const char *epid,
+                                hcs_error_t *err);
 HCS_INTERNAL int hcs_ipam_allocate(hcs_net_t *net, const char *netid, const struct hcs_prefix *subnet,
                                    struct in_addr gateway, const char *epid, struct in_addr *out, hcs_error_t *err);
 HCS_INTERNAL int hcs_ipam_release(hcs_net_t *net, const char *netid, struct in_addr a, const char *epid);
@@ -130,8 +131,8 @@ struct hcs_netinfo {
 };
 HCS_INTERNAL int hcs_net_network_info(json_t *doc, struct hcs_netinfo *info, hcs_error_t *err);
 /* {RequestType: Add|Remove, ResourceType: Policy, Settings: {Policies: [...]}} */
-HCS_INTERNAL int hcs_net_parse_modify(const char *request, const char *what, json_t **doc, bool *add,
-                                      json_t **policies, hcs_error_t *err);
+HCS_INTERNAL int hcs_net_parse_modify(const char *request, const char *what, json_t **doc, bool *add, json_t **policies,
+                                      hcs_error_t *err);
 HCS_INTERNAL bool hcs_net_endpoint_attached(json_t *ep);
 HCS_INTERNAL int hcs_net_endpoint_delete_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err);
 HCS_INTERNAL int hcs_net_endpoint_detach_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err);

@@ -130,8 +130,8 @@ int hcs_ipam_reconcile(hcs_net_t *net, const char *netid, json_t *reclaimed, hcs
     if (endpoint_holds(net, owner, a)) continue;
     if (unlink(path) < 0 && errno != ENOENT) return hcs_error_make(err, errno, "reclaim lease `%s`", path);
     if (reclaimed)
-      json_array_append_new(reclaimed, json_pack("{s:s,s:s,s:s}", "Network", netid, "IpAddress", de->d_name,
-                                                 "Endpoint", owner ? owner : ""));
+      json_array_append_new(reclaimed, json_pack("{s:s,s:s,s:s}", "Network", netid, "IpAddress", de->d_name, "Endpoint",
+                                                 owner ? owner : ""));
   }
   return 0;
 }

@@ -85,8 +85,8 @@ static json_t *describe(hcs_net_t *net, json_t *doc, json_t *eps, bool details, 
   /* Name the interface of each route, as Get-NetRoute's InterfaceAlias. */
   json_t *r, *l;
   size_t j;
-  json_array_foreach(routes, i, r) json_array_foreach(ifs, j, l) if (json_equal(json_object_get(r, "InterfaceIndex"),
-                                                                                 json_object_get(l, "InterfaceIndex")))
+  json_array_foreach(routes, i, r) json_array_foreach(
+      ifs, j, l) if (json_equal(json_object_get(r, "InterfaceIndex"), json_object_get(l, "InterfaceIndex")))
       json_object_set(r, "InterfaceAlias", json_object_get(l, "InterfaceAlias"));
   json_object_set_new(out, "Interfaces", ifs);
   json_object_set_new(out, "Routes", routes);
@@ -155,4 +155,6 @@ int hcs_net_namespace_delete(hcs_net_t *net, const char *id, hcs_error_t *err) {
   return hcs_net_remove(net, "namespaces", id, err);
 }
 
-char *hcs_net_namespace_path(hcs_net_t *net, const char *id, hcs_error_t *err) { return hcs_net_ns_resolve(net, id, err); }
+char *hcs_net_namespace_path(hcs_net_t *net, const char *id, hcs_error_t *err) {
+  return hcs_net_ns_resolve(net, id, err);
+}

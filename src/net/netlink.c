@@ -29,7 +29,8 @@ struct hcs_nl {
 };
 
 static void batch_reset(struct hcs_nl *nl) {
-  for (int i = 0; i < nl->n; i++) free(nl->what[i]);
+  for (int i = 0; i < nl->n; i++)
+    free(nl->what[i]);
   nl->len = 0;
   nl->n = 0;
 }

@@ -95,8 +95,7 @@ static json_t *exceptions_of(json_t *network) {
   json_t *p;
   json_array_foreach(json_object_get(network, "Policies"), i, p) {
     const char *type = json_string_value(json_object_get(p, "Type"));
-    if (type && strcmp(type, "OutBoundNAT") == 0)
-      return json_object_get(json_object_get(p, "Settings"), "Exceptions");
+    if (type && strcmp(type, "OutBoundNAT") == 0) return json_object_get(json_object_get(p, "Settings"), "Exceptions");
   }
   return NULL;
 }
@@ -171,8 +170,7 @@ int hcs_nft_network_exceptions(hcs_net_t *net, json_t *network, json_t *add, jso
 
 static const char *proto_name(int p) { return p == IPPROTO_UDP ? "udp" : "tcp"; }
 
-static char *portmap_cmds(char *cmds, const char *verb, struct in_addr target, const struct hcs_portmap *pm,
-                          size_t n) {
+static char *portmap_cmds(char *cmds, const char *verb, struct in_addr target, const struct hcs_portmap *pm, size_t n) {
   char ip[INET_ADDRSTRLEN], vip[INET_ADDRSTRLEN];
   inet_ntop(AF_INET, &target, ip, sizeof ip);
   bool add = strcmp(verb, "add") == 0;

@@ -98,8 +98,8 @@ char *hcs_net_new_id(void) {
   if (getrandom(b, sizeof b, 0) != sizeof b) abort();
   b[6] = (b[6] & 0x0f) | 0x40; /* RFC 4122 version 4, like HCN's GUIDs */
   b[8] = (b[8] & 0x3f) | 0x80;
-  return hcs_xasprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
-                       b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+  return hcs_xasprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3],
+                       b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
 char *hcs_net_dump_release(json_t *doc) {
@@ -160,11 +160,12 @@ char *hcs_net_reconcile(hcs_net_t *net, hcs_error_t *err) {
     json_array_foreach(json_object_get(ep, "IpConfigurations"), j, c) {
       struct in_addr a;
       if (hcs_net_parse_ip(json_string_value(json_object_get(c, "IpAddress")), &a, "lease", NULL) < 0) continue;
-      cleanup_free char *lease = hcs_xasprintf("%s/ipam/%s/%s", net->root, netid,
-                                               json_string_value(json_object_get(c, "IpAddress")));
+      cleanup_free char *lease =
+          hcs_xasprintf("%s/ipam/%s/%s", net->root, netid, json_string_value(json_object_get(c, "IpAddress")));
       if (hcs_path_exists(lease)) continue;
       if (hcs_ipam_claim(net, netid, a, id, err) < 0) return NULL;
-      json_array_append_new(restored, json_pack("{s:s,s:O}", "Endpoint", id, "IpAddress", json_object_get(c, "IpAddress")));
+      json_array_append_new(restored,
+                            json_pack("{s:s,s:O}", "Endpoint", id, "IpAddress", json_object_get(c, "IpAddress")));
     }
   }
   cleanup_free char *ipam = hcs_xasprintf("%s/ipam", net->root);

@@ -76,34 +76,42 @@ static void expect_fail(char *doc, hcs_error_t *err, const char *needle, const c
   hcs_error_release(err);
 }
 
-
 static void test_validation(hcs_net_t *net) {
   hcs_error_t err = NULL;
-  char *a = expect_ok(hcs_net_network_create(net,
-                                             "{\"Name\":\"va\",\"Type\":\"NAT\",\"Ipams\":[{\"Type\":\"Static\",\"Subnets\":"
-                                             "[{\"IpAddressPrefix\":\"10.88.0.0/24\"}]}]}",
-                                             &err),
-                      &err, "create NAT network va");
-  expect_fail(hcs_net_network_create(net, "{\"Name\":\"vb\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.88.0.128/25\"}]}]}", &err),
+  char *a =
+      expect_ok(hcs_net_network_create(net,
+                                       "{\"Name\":\"va\",\"Type\":\"NAT\",\"Ipams\":[{\"Type\":\"Static\",\"Subnets\":"
+                                       "[{\"IpAddressPrefix\":\"10.88.0.0/24\"}]}]}",
+                                       &err),
+                &err, "create NAT network va");
+  expect_fail(hcs_net_network_create(
+                  net, "{\"Name\":\"vb\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.88.0.128/25\"}]}]}", &err),
               &err, "overlaps `10.88.0.0/24` of network `va`", "overlapping subnet");
-  expect_fail(hcs_net_network_create(net, "{\"Name\":\"va\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.89.0.0/24\"}]}]}", &err),
+  expect_fail(hcs_net_network_create(
+                  net, "{\"Name\":\"va\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.89.0.0/24\"}]}]}", &err),
               &err, "name is already used", "duplicate network name");
-  expect_fail(hcs_net_network_create(net, "{\"Name\":\"vc\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.89.0.0/33\"}]}]}", &err),
+  expect_fail(hcs_net_network_create(
+                  net, "{\"Name\":\"vc\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.89.0.0/33\"}]}]}", &err),
               &err, "prefix length must be 0..32", "bad prefix length");
-  expect_fail(hcs_net_network_create(net, "{\"Name\":\"vc\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.89.0.1/24\"}]}]}", &err),
+  expect_fail(hcs_net_network_create(
+                  net, "{\"Name\":\"vc\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.89.0.1/24\"}]}]}", &err),
               &err, "host bits set", "prefix with host bits");
-  expect_fail(hcs_net_network_create(net, "{\"Name\":\"vc\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.89.0.0/24\","
-                                          "\"Routes\":[{\"NextHop\":\"10.90.0.1\",\"DestinationPrefix\":\"0.0.0.0/0\"}]}]}]}",
-                                     &err),
-              &err, "outside the subnet", "gateway outside the subnet");
+  expect_fail(
+      hcs_net_network_create(net,
+                             "{\"Name\":\"vc\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.89.0.0/24\","
+                             "\"Routes\":[{\"NextHop\":\"10.90.0.1\",\"DestinationPrefix\":\"0.0.0.0/0\"}]}]}]}",
+                             &err),
+      &err, "outside the subnet", "gateway outside the subnet");
   expect_fail(hcs_net_network_create(net, "{\"Name\":\"vc\",\"Type\":\"Overlay\"}", &err), &err,
               "Type `Overlay` is not supported", "unsupported type");
   expect_fail(hcs_net_network_create(net, "{\"Name\":\"vc\",\"Type\":\"NAT\"}", &err), &err, "needs Ipams",
               "NAT without a subnet");
   expect_fail(hcs_net_network_create(net, "{\"Name\":", &err), &err, "parse HostComputeNetwork", "malformed JSON");
-  expect_fail(hcs_net_endpoint_create(net, "{\"HostComputeNetwork\":\"va\",\"MacAddress\":\"zz-00-00-00-00-01\"}", &err),
-              &err, "is not a MAC address", "bad MAC");
-  expect_fail(hcs_net_endpoint_create(net, "{\"HostComputeNetwork\":\"va\",\"IpConfigurations\":[{\"IpAddress\":\"10.1.1.1\"}]}", &err),
+  expect_fail(
+      hcs_net_endpoint_create(net, "{\"HostComputeNetwork\":\"va\",\"MacAddress\":\"zz-00-00-00-00-01\"}", &err), &err,
+      "is not a MAC address", "bad MAC");
+  expect_fail(hcs_net_endpoint_create(
+                  net, "{\"HostComputeNetwork\":\"va\",\"IpConfigurations\":[{\"IpAddress\":\"10.1.1.1\"}]}", &err),
               &err, "outside the subnet", "address outside the subnet");
   expect_fail(hcs_net_endpoint_create(net, "{\"HostComputeNetwork\":\"nope\"}", &err), &err, "no such id or name",
               "unknown network");
@@ -140,12 +148,15 @@ static void test_validation(hcs_net_t *net) {
 
 static void test_plumbing(hcs_net_t *net) {
   hcs_error_t err = NULL;
-  free(expect_ok(hcs_net_network_create(net, "{\"Name\":\"pl\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.77.0.0/24\"}]}]}", &err),
+  free(expect_ok(hcs_net_network_create(
+                     net, "{\"Name\":\"pl\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.77.0.0/24\"}]}]}", &err),
                  &err, "create network pl"));
   char *ns = expect_ok(hcs_net_namespace_create(net, "{\"Id\":\"c1\",\"ContainerId\":\"abc\"}", &err), &err,
                        "create namespace c1");
-  char *ep = expect_ok(hcs_net_endpoint_create(net, "{\"Name\":\"p1\",\"HostComputeNetwork\":\"pl\",\"HostComputeNamespace\":\"c1\"}", &err),
-                       &err, "create an endpoint directly in c1");
+  char *ep =
+      expect_ok(hcs_net_endpoint_create(
+                    net, "{\"Name\":\"p1\",\"HostComputeNetwork\":\"pl\",\"HostComputeNamespace\":\"c1\"}", &err),
+                &err, "create an endpoint directly in c1");
   char *detail = expect_ok(hcs_net_namespace_query(net, "c1", true, &err), &err, "query compartment with details");
   has_substr(detail, "\"Description\":\"Container_abc\"", "description names the container");
   has_substr(detail, "\"IpAddress\":\"10.77.0.2\"", "eth0 has the allocated address");
@@ -185,7 +196,8 @@ static void test_plumbing(hcs_net_t *net) {
 
 static void test_cycles(hcs_net_t *net, int n) {
   hcs_error_t err = NULL;
-  free(expect_ok(hcs_net_network_create(net, "{\"Name\":\"cy\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.66.0.0/24\"}]}]}", &err),
+  free(expect_ok(hcs_net_network_create(
+                     net, "{\"Name\":\"cy\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.66.0.0/24\"}]}]}", &err),
                  &err, "create network cy"));
   int links = count_links(), fds = count_fds();
   cleanup_free char *leases = hcs_xasprintf("%s/net/ipam", root);
@@ -211,7 +223,8 @@ static void test_cycles(hcs_net_t *net, int n) {
     hcs_error_release(&err);
   }
   is_int(failures, 0, "%d endpoint create/delete cycles succeed", n);
-  for (int i = 0; i < 100 && count_links() != links; i++) usleep(50000); /* the kernel reaps netns asynchronously */
+  for (int i = 0; i < 100 && count_links() != links; i++)
+    usleep(50000); /* the kernel reaps netns asynchronously */
   is_int(count_links(), links, "no link left after the cycles");
   is_int(count_fds(), fds, "no file descriptor leaked");
   cleanup_free char *ipam = hcs_xasprintf("%s/net/ipam", root);
@@ -230,8 +243,11 @@ static void test_cycles(hcs_net_t *net, int n) {
 static void test_reclaim(void) {
   hcs_error_t err = NULL;
   hcs_net_t *net = hcs_net_open(root, &err);
-  free(expect_ok(hcs_net_network_create(net, "{\"Id\":\"rc\",\"Name\":\"rc\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.55.0.0/24\"}]}]}", &err),
-                 &err, "create network rc"));
+  free(expect_ok(
+      hcs_net_network_create(
+          net, "{\"Id\":\"rc\",\"Name\":\"rc\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.55.0.0/24\"}]}]}",
+          &err),
+      &err, "create network rc"));
   char *ep = expect_ok(hcs_net_endpoint_create(net, "{\"Name\":\"live\",\"HostComputeNetwork\":\"rc\"}", &err), &err,
                        "create a live endpoint");
   /* A crash between claiming a lease and writing the endpoint leaves this: */
