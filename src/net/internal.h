@@ -15,6 +15,7 @@ struct hcs_net_s {
   char *run;      /* <run root> */
   char *netns;    /* <run root>/netns */
   char *runstate; /* <run root>/net: namespace documents, endpoint DNS files */
+  bool netns_ready; /* <run root>/netns is a shared mount point */
   struct nftables_context *nft;
 };
 
@@ -55,8 +56,8 @@ HCS_INTERNAL int hcs_nl_link_index(struct hcs_nl *nl, const char *name, hcs_erro
 HCS_INTERNAL int hcs_nl_bridge_add(struct hcs_nl *nl, const char *name, hcs_error_t *err);
 HCS_INTERNAL int hcs_nl_link_set(struct hcs_nl *nl, int ifindex, int master, bool up, hcs_error_t *err);
 HCS_INTERNAL int hcs_nl_link_del(struct hcs_nl *nl, const char *name, hcs_error_t *err); /* ENODEV is fine */
-/* Set links down and off their bridge, in one batch (ENODEV is fine). */
-HCS_INTERNAL int hcs_nl_links_isolate(struct hcs_nl *nl, const char *const *names, size_t n, hcs_error_t *err);
+/* Set links down, in one batch (ENODEV is fine). */
+HCS_INTERNAL int hcs_nl_links_down(struct hcs_nl *nl, const char *const *names, size_t n, hcs_error_t *err);
 HCS_INTERNAL bool hcs_nl_link_is_bridge(struct hcs_nl *nl, const char *name);
 /* veth `host` enslaved to `master` and up; its peer `peer` created directly in
  * the netns `peer_nsfd` (up, with `mac`). */
@@ -84,7 +85,9 @@ HCS_INTERNAL json_t *hcs_nl_dump_interfaces(struct hcs_nl *nl, hcs_error_t *err)
 HCS_INTERNAL json_t *hcs_nl_dump_routes(struct hcs_nl *nl, hcs_error_t *err);
 
 /* --- netns.c ------------------------------------------------------------- */
-HCS_INTERNAL int hcs_netns_create(const char *dir, const char *path, hcs_error_t *err);
+HCS_INTERNAL int hcs_netns_create(const char *dir, const char *path, bool *dir_ready, hcs_error_t *err);
+/* mkdir of the last component, or of the whole path when a parent is missing. */
+HCS_INTERNAL int hcs_net_mkdir(const char *path, hcs_error_t *err);
 HCS_INTERNAL int hcs_netns_remove(const char *path, hcs_error_t *err);
 HCS_INTERNAL int hcs_netns_open(const char *path, hcs_error_t *err);
 HCS_INTERNAL int hcs_net_sysctl(const char *key, const char *value, hcs_error_t *err);

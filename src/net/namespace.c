@@ -44,7 +44,7 @@ char *hcs_net_namespace_create(hcs_net_t *net, const char *settings, hcs_error_t
     hcs_error_make(err, EEXIST, "create namespace `%s`: the id is already used", id);
     return NULL;
   }
-  if (hcs_netns_create(net->netns, path, err) < 0) {
+  if (hcs_netns_create(net->netns, path, &net->netns_ready, err) < 0) {
     hcs_error_wrap(err, "create namespace `%s`", id);
     return NULL;
   }
@@ -126,9 +126,9 @@ char *hcs_net_namespace_list(hcs_net_t *net, bool details, hcs_error_t *err) {
 
 /* The veths of attached endpoints die with the netns, reaped by the kernel
  * after the unmount (~3 ms here, where one synchronous RTM_DELLINK costs
- * 20-30 ms of RCU grace periods).  Their host ends are first set down and
- * off the bridge in one batch, so even a netns kept alive by a straggling
- * process cannot put a stale address on the network.  Endpoint documents are
+ * 20-30 ms of RCU grace periods).  Their host ends are first set down in
+ * one batch, so even a netns kept alive by a straggling process cannot put a
+ * stale address on the network.  Endpoint documents are
  * untouched: they read as detached from then on. */
 int hcs_net_namespace_delete(hcs_net_t *net, const char *id, hcs_error_t *err) {
   cleanup_close int lock = hcs_net_lock(net, false, err);
@@ -147,7 +147,7 @@ int hcs_net_namespace_delete(hcs_net_t *net, const char *id, hcs_error_t *err) {
   }
   if (n) {
     struct hcs_nl *nl = hcs_nl_open(-1, err);
-    int rc = nl ? hcs_nl_links_isolate(nl, hosts, n, err) : -1;
+    int rc = nl ? hcs_nl_links_down(nl, hosts, n, err) : -1;
     hcs_nl_close(nl);
     if (rc < 0) return hcs_error_wrap(err, "delete namespace `%s`", id);
   }

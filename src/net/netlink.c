@@ -180,13 +180,12 @@ int hcs_nl_link_set(struct hcs_nl *nl, int ifindex, int master, bool up, hcs_err
   return batch_send(nl, 0, err);
 }
 
-int hcs_nl_links_isolate(struct hcs_nl *nl, const char *const *names, size_t n, hcs_error_t *err) {
+int hcs_nl_links_down(struct hcs_nl *nl, const char *const *names, size_t n, hcs_error_t *err) {
   for (size_t i = 0; i < n; i += NL_MAXMSG) {
     for (size_t j = i; j < n && j < i + NL_MAXMSG; j++) {
       struct nlmsghdr *h = msg_start(nl, RTM_NEWLINK, 0, hcs_xasprintf("unplug link `%s`", names[j]));
       put_flags_up(mnl_nlmsg_put_extra_header(h, sizeof(struct ifinfomsg)), false);
       mnl_attr_put_strz(h, IFLA_IFNAME, names[j]);
-      mnl_attr_put_u32(h, IFLA_MASTER, 0);
       msg_end(nl, h);
     }
     if (batch_send(nl, ENODEV, err) < 0) return -1;

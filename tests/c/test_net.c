@@ -194,6 +194,97 @@ static void test_plumbing(hcs_net_t *net) {
   free(detail);
 }
 
+static void test_modify_and_bridges(hcs_net_t *net) {
+  hcs_error_t err = NULL;
+  free(expect_ok(hcs_net_network_create(net,
+                                        "{\"Name\":\"mo\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.44.0.0/"
+                                        "24\"}]}],\"Policies\":[{\"Type\":\"OutBoundNAT\",\"Settings\":{"
+                                        "\"Exceptions\":[\"10.45.0.0/16\"]}}]}",
+                                        &err),
+                 &err, "create a NAT network with an OutBoundNAT exception"));
+  char *out = sh("nft list ruleset");
+  has_substr(out, "10.45.0.0/16", "the exception is in the network's set");
+  free(out);
+  char *m = expect_ok(hcs_net_network_modify(net, "mo",
+                                             "{\"RequestType\":\"Add\",\"ResourceType\":\"Policy\",\"Settings\":{"
+                                             "\"Policies\":[{\"Type\":\"OutBoundNAT\",\"Settings\":{\"Exceptions\":["
+                                             "\"172.20.0.0/16\"]}}]}}",
+                                             &err),
+                      &err, "add an exception");
+  has_substr(m, "172.20.0.0/16", "the document lists it");
+  free(m);
+  out = sh("nft list ruleset");
+  has_substr(out, "172.20.0.0/16", "and nftables has it");
+  free(out);
+  free(expect_ok(hcs_net_network_modify(net, "mo",
+                                        "{\"RequestType\":\"Remove\",\"Settings\":{\"Policies\":[{\"Type\":"
+                                        "\"OutBoundNAT\",\"Settings\":{\"Exceptions\":[\"172.20.0.0/16\"]}}]}}",
+                                        &err),
+                 &err, "remove it"));
+  out = sh("nft list ruleset");
+  ok(strstr(out, "172.20.0.0/16") == NULL, "nftables no longer has it");
+  free(out);
+  free(expect_ok(hcs_net_endpoint_create(net, "{\"Name\":\"me\",\"HostComputeNetwork\":\"mo\"}", &err), &err,
+                 "endpoint without policies"));
+#define PM(verb)                                                                                                       \
+  "{\"RequestType\":\"" verb "\",\"ResourceType\":\"Policy\",\"Settings\":{\"Policies\":[{\"Type\":"                   \
+  "\"PortMapping\",\"Settings\":{\"Protocol\":\"UDP\",\"InternalPort\":53,\"ExternalPort\":5353}}]}}"
+  const char *add = PM("Add"), *del = PM("Remove");
+  free(expect_ok(hcs_net_endpoint_modify(net, "me", add, &err), &err, "add a UDP port mapping"));
+  out = sh("nft list map ip hcs portmap");
+  has_substr(out, "udp . 5353 : 10.44.0.2 . 53", "the map has it");
+  free(out);
+  expect_fail(hcs_net_endpoint_modify(net, "me", add, &err), &err, "already mapped", "adding it twice");
+  free(expect_ok(hcs_net_endpoint_modify(net, "me", del, &err), &err, "remove it"));
+  out = sh("nft list map ip hcs portmap");
+  ok(strstr(out, "5353") == NULL, "the map no longer has it");
+  free(out);
+  expect_fail(hcs_net_endpoint_modify(net, "me", del, &err), &err, "do not exist", "removing it twice");
+  ok(hcs_net_network_delete(net, "mo", true, &err) == 0, "delete network mo");
+  hcs_error_release(&err);
+
+  /* Transparent: enslave a host adapter; L2Bridge: use an existing bridge. */
+  if (system("ip link add hcs-tup type veth peer name hcs-tup2 && ip link add hcs-tbr type bridge") != 0) return;
+  free(expect_ok(hcs_net_network_create(net,
+                                        "{\"Name\":\"tr\",\"Type\":\"Transparent\",\"Ipams\":[{\"Subnets\":[{"
+                                        "\"IpAddressPrefix\":\"192.168.50.0/24\",\"Routes\":[{\"NextHop\":\"192.168."
+                                        "50.254\",\"DestinationPrefix\":\"0.0.0.0/0\"}]}]}],\"Policies\":[{\"Type\":"
+                                        "\"NetAdapterName\",\"Settings\":{\"NetworkAdapterName\":\"hcs-tup\"}}]}",
+                                        &err),
+                 &err, "create a Transparent network on a host adapter"));
+  out = sh("ip -o link show hcs-tup");
+  has_substr(out, "master hcs", "the adapter is enslaved to the network's bridge");
+  free(out);
+  free(expect_ok(hcs_net_namespace_create(net, "{\"Id\":\"tns\"}", &err), &err, "namespace for it"));
+  char *ep = expect_ok(hcs_net_endpoint_create(net,
+                                               "{\"Name\":\"te\",\"HostComputeNetwork\":\"tr\","
+                                               "\"HostComputeNamespace\":\"tns\"}",
+                                               &err),
+                       &err, "endpoint on the Transparent network");
+  has_substr(ep, "\"IpAddress\":\"192.168.50.1\"", "gets the first address (the gateway is external)");
+  free(ep);
+  char *detail = expect_ok(hcs_net_namespace_query(net, "tns", true, &err), &err, "query it");
+  has_substr(detail, "\"NextHop\":\"192.168.50.254\"", "default route via the external gateway");
+  free(detail);
+  ok(hcs_net_namespace_delete(net, "tns", &err) == 0 && hcs_net_network_delete(net, "tr", true, &err) == 0,
+     "delete the Transparent network");
+  hcs_error_release(&err);
+  out = sh("ip -o link show hcs-tup");
+  ok(strstr(out, "hcs-tup") && !strstr(out, "master"), "the adapter is released, not deleted");
+  free(out);
+  free(expect_ok(hcs_net_network_create(net,
+                                        "{\"Name\":\"l2\",\"Type\":\"L2Bridge\",\"Policies\":[{\"Type\":"
+                                        "\"NetAdapterName\",\"Settings\":{\"NetworkAdapterName\":\"hcs-tbr\"}}]}",
+                                        &err),
+                 &err, "create an L2Bridge network on an existing bridge"));
+  ok(hcs_net_network_delete(net, "l2", false, &err) == 0, "delete it");
+  hcs_error_release(&err);
+  out = sh("ip -o link show hcs-tbr");
+  has_substr(out, "hcs-tbr", "the existing bridge is left in place");
+  free(out);
+  if (system("ip link del hcs-tup && ip link del hcs-tbr") != 0) ok(0, "remove the test adapters");
+}
+
 static void test_cycles(hcs_net_t *net, int n) {
   hcs_error_t err = NULL;
   free(expect_ok(hcs_net_network_create(
@@ -297,6 +388,7 @@ int main(void) {
   if (net == NULL) return tap_done();
   test_validation(net);
   test_plumbing(net);
+  test_modify_and_bridges(net);
   const char *n = getenv("HCS_NET_CYCLES");
   test_cycles(net, n ? atoi(n) : 500);
   hcs_net_close(net);
