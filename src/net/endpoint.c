@@ -200,15 +200,23 @@ static void *save_main(void *arg) {
 }
 
 /* Plug into the namespace and persist; on failure neither is left behind. */
+/* Work that overlaps the save too (DNS files, port mappings), run before
+ * the plumbing; a failure skips the plumbing. */
+struct before_plumb {
+  int (*fn)(void *arg, hcs_error_t *err);
+  void *arg;
+};
+
 static int attach_and_save(hcs_net_t *net, json_t *ep, json_t *network, const char *ns, bool existing,
-                           hcs_error_t *err) {
+                           const struct before_plumb *before, hcs_error_t *err) {
   cleanup_close int nsfd = prepare_attach(net, ep, ns, err);
   if (nsfd < 0) return -1;
   struct save_job job = {net, hcs_xstrdup(ep_str(ep, "Id")), json_deep_copy(ep), NULL, -1};
   pthread_t t;
   bool threaded = pthread_create(&t, NULL, save_main, &job) == 0;
   if (!threaded) save_main(&job);
-  int rc = plumb(ep, network, nsfd, err);
+  int rc = before && before->fn ? before->fn(before->arg, err) : 0;
+  if (rc == 0) rc = plumb(ep, network, nsfd, err);
   if (threaded) pthread_join(t, NULL);
   if (rc == 0 && job.rc < 0) {
     *err = job.err, job.err = NULL;
@@ -237,6 +245,22 @@ static int unplug(json_t *ep, hcs_error_t *err) {
   int rc = hcs_nl_link_del(nl, host, err);
   hcs_nl_close(nl);
   return rc;
+}
+
+struct create_extras {
+  hcs_net_t *net;
+  const char *dnsdir;
+  json_t *dns;
+  const char *name, *ip;
+  struct in_addr addr;
+  const struct hcs_portmap *pm;
+  size_t npm;
+};
+
+static int create_extras_apply(void *arg, hcs_error_t *err) {
+  struct create_extras *x = arg;
+  if (hcs_dns_write(x->dnsdir, x->dns, x->name, x->ip, err) < 0) return -1;
+  return hcs_nft_portmaps(x->net, x->addr, x->pm, x->npm, NULL, 0, err);
 }
 
 static int validate_name(json_t *doc, json_t *all, hcs_error_t *err) {
@@ -401,12 +425,12 @@ char *hcs_net_endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t 
   json_object_set_new(doc, "HostComputeNamespace", json_null());
 
   /* The endpoint's Dns wins over the network's. */
-  json_t *dns = json_object_get(doc, "Dns") ?: json_object_get(network, "Dns");
   ip = have_addr ? hcs_net_format_ip(addr) : NULL;
-  if (hcs_dns_write(dnsdir, dns, name, ip, err) < 0) goto fail;
-  if (hcs_nft_portmaps(net, addr, pm, npm, NULL, 0, err) < 0) goto fail;
-  if (ns_copy ? attach_and_save(net, doc, network, ns_copy, false, err) < 0
-              : hcs_net_save(net, "endpoints", id, doc, err) < 0) {
+  struct create_extras extras = {
+      net, dnsdir, json_object_get(doc, "Dns") ?: json_object_get(network, "Dns"), name, ip, addr, pm, npm};
+  struct before_plumb before = {create_extras_apply, &extras};
+  if (ns_copy ? attach_and_save(net, doc, network, ns_copy, false, &before, err) < 0
+              : (create_extras_apply(&extras, err) < 0 || hcs_net_save(net, "endpoints", id, doc, err) < 0)) {
     hcs_nft_portmaps(net, addr, NULL, 0, pm, npm, NULL);
     goto fail;
   }
@@ -482,7 +506,7 @@ char *hcs_net_endpoint_attach(hcs_net_t *net, const char *ref, const char *ns, h
     return NULL;
   }
   cleanup_json json_t *network = hcs_net_find(net, "networks", ep_str(ep, "HostComputeNetwork"), err);
-  if (network == NULL || attach_and_save(net, ep, network, ns, true, err) < 0) {
+  if (network == NULL || attach_and_save(net, ep, network, ns, true, NULL, err) < 0) {
     hcs_error_wrap(err, "attach endpoint `%s` to `%s`", ref, ns);
     return NULL;
   }
