@@ -7,7 +7,9 @@
 #include <sched.h>
 #include <stdarg.h>
 #include <sys/mount.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/util.h"
@@ -369,6 +371,73 @@ static void test_reclaim(void) {
   hcs_net_close(net);
 }
 
+/* A real crash: kill -9 a process in the middle of create/delete cycles,
+ * then reopen (reconcile) and delete what it left: nothing may remain. */
+static void test_kill9(void) {
+  hcs_error_t err = NULL;
+  hcs_net_t *net = hcs_net_open(root, &err);
+  free(expect_ok(hcs_net_network_create(
+                     net, "{\"Name\":\"k9\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.33.0.0/24\"}]}]}", &err),
+                 &err, "create network k9"));
+  hcs_net_close(net);
+  int links = count_links();
+  for (int round = 0; round < 5; round++) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      hcs_net_t *n = hcs_net_open(root, NULL);
+      for (int i = 0;; i++) {
+        char nsdoc[64], epdoc[160];
+        snprintf(nsdoc, sizeof nsdoc, "{\"Id\":\"k%d\"}", i);
+        snprintf(epdoc, sizeof epdoc,
+                 "{\"Name\":\"k%d\",\"HostComputeNetwork\":\"k9\",\"HostComputeNamespace\":\"k%d\"}", i, i);
+        free(hcs_net_namespace_create(n, nsdoc, NULL));
+        free(hcs_net_endpoint_create(n, epdoc, NULL));
+        if (i % 3 == 0) continue; /* leave some behind */
+        snprintf(nsdoc, sizeof nsdoc, "k%d", i);
+        hcs_net_namespace_delete(n, nsdoc, NULL);
+        hcs_net_endpoint_delete(n, nsdoc, NULL);
+      }
+    }
+    usleep(20000 + (useconds_t)(round * 17000));
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+  }
+  net = hcs_net_open(root, &err);
+  ok(net != NULL, "reopen after 5 kill -9");
+  json_t *nss = json_loads(hcs_net_namespace_list(net, false, &err) ?: "[]", JSON_DECODE_ANY, NULL);
+  size_t i;
+  json_t *x;
+  int bad = 0;
+  json_array_foreach(nss, i, x) bad +=
+      hcs_net_namespace_delete(net, json_string_value(json_object_get(x, "Id")), &err) < 0;
+  json_t *eps = json_loads(hcs_net_endpoint_list(net, NULL, &err) ?: "[]", JSON_DECODE_ANY, NULL);
+  json_array_foreach(eps, i, x) bad +=
+      hcs_net_endpoint_delete(net, json_string_value(json_object_get(x, "Id")), &err) < 0;
+  is_int(bad, 0, "everything left (%zu compartments, %zu endpoints) deletes cleanly", json_array_size(nss),
+         json_array_size(eps));
+  hcs_error_release(&err);
+  json_decref(nss);
+  json_decref(eps);
+  char *report = hcs_net_reconcile(net, &err);
+  ok(report != NULL, "reconcile once more: %s", report ? report : hcs_error_message(err));
+  free(report);
+  cleanup_free char *ipam = hcs_xasprintf("%s/net/ipam", root);
+  char *out = sh("find %s -type f | wc -l", ipam);
+  is_int(atoi(out), 0, "no lease leaked by the crashes");
+  free(out);
+  cleanup_free char *nsdir = hcs_xasprintf("%s/run/netns", root);
+  is_int(count_dir(nsdir), 0, "no netns leaked by the crashes");
+  out = sh("find %s/net %s/run/net -name '*.tmp.*' | wc -l", root, root);
+  is_int(atoi(out), 0, "no temporary file left");
+  free(out);
+  for (int t = 0; t < 100 && count_links() != links; t++)
+    usleep(50000);
+  is_int(count_links(), links, "no veth leaked by the crashes");
+  ok(hcs_net_network_delete(net, "k9", false, &err) == 0, "delete network k9");
+  hcs_error_release(&err);
+  hcs_net_close(net);
+}
+
 int main(void) {
   if (geteuid() != 0) {
     printf("1..0 # SKIP needs root\n");
@@ -393,6 +462,7 @@ int main(void) {
   test_cycles(net, n ? atoi(n) : 500);
   hcs_net_close(net);
   test_reclaim();
+  test_kill9();
   ok(!nft_table_exists(), "the nftables table is gone with the last network");
   char *links = sh("ip -o link show | grep -cE ': (hcs|vh)'");
   is_int(atoi(links), 0, "no hcs bridge or veth left");
