@@ -404,13 +404,17 @@ static void test_kill9(void) {
   }
   net = hcs_net_open(root, &err);
   ok(net != NULL, "reopen after 5 kill -9");
-  json_t *nss = json_loads(hcs_net_namespace_list(net, false, &err) ?: "[]", JSON_DECODE_ANY, NULL);
+  char *text = hcs_net_namespace_list(net, false, &err);
+  json_t *nss = json_loads(text ? text : "[]", JSON_DECODE_ANY, NULL);
+  free(text);
   size_t i;
   json_t *x;
   int bad = 0;
   json_array_foreach(nss, i, x) bad +=
       hcs_net_namespace_delete(net, json_string_value(json_object_get(x, "Id")), &err) < 0;
-  json_t *eps = json_loads(hcs_net_endpoint_list(net, NULL, &err) ?: "[]", JSON_DECODE_ANY, NULL);
+  text = hcs_net_endpoint_list(net, NULL, &err);
+  json_t *eps = json_loads(text ? text : "[]", JSON_DECODE_ANY, NULL);
+  free(text);
   json_array_foreach(eps, i, x) bad +=
       hcs_net_endpoint_delete(net, json_string_value(json_object_get(x, "Id")), &err) < 0;
   is_int(bad, 0, "everything left (%zu compartments, %zu endpoints) deletes cleanly", json_array_size(nss),

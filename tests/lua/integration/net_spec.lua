@@ -44,10 +44,15 @@ local function netns_path(ns)
   return root .. "/run/netns/" .. ns
 end
 
---- A one-shot TCP echo server (busybox nc) in a namespace, bounded in time.
+local servers = {}
+
+--- A one-shot TCP echo server (busybox nc) in a namespace, bounded in time;
+-- its pid is kept so kill_servers ends exactly what this spec started.
 local function echo_server(ns, port)
   local p = netns_path(ns)
-  os.execute(("timeout 10 nsenter --net=%s busybox nc -l -p %d -e /bin/cat >/dev/null 2>&1 &"):format(p, port))
+  local _, pid = sh(("timeout 10 nsenter --net=%s busybox nc -l -p %d -e /bin/cat >/dev/null 2>&1 & echo $!"):format(p,
+    port))
+  servers[#servers + 1] = pid:match("%d+")
   for _ = 1, 40 do
     local _, out = sh(("nsenter --net=%s busybox netstat -ltn 2>/dev/null"):format(p))
     if out:find(":" .. port .. " ", 1, true) then return end
@@ -63,7 +68,8 @@ local function talk(ns, ip, port, msg)
 end
 
 local function kill_servers()
-  sh(("pkill -f 'busybox nc -l -p' -n >/dev/null 2>&1; true"))
+  for _, pid in ipairs(servers) do sh("kill " .. pid .. " 2>/dev/null; true") end
+  servers = {}
 end
 
 describe("hcs.net #root", function()
