@@ -95,36 +95,55 @@ static json_t *present(json_t *ep) {
   json_object_set_new(ep, "HostComputeNamespace", json_null());
   json_object_del(json_object_get(ep, "Linux"), "NamespacePath");
   json_object_del(json_object_get(ep, "Linux"), "NamespaceInode");
+  json_object_del(json_object_get(ep, "Linux"), "Interface");
   return ep;
 }
 
 /* Resolve and open the namespace, recording it in the document; returns the
  * netns fd. */
-static int prepare_attach(hcs_net_t *net, json_t *ep, const char *ns, hcs_error_t *err) {
+static int prepare_attach(hcs_net_t *net, json_t *ep, const char *ns, struct hcs_nl **inner, hcs_error_t *err) {
   cleanup_free char *path = hcs_net_ns_resolve(net, ns, err);
   if (path == NULL) return -1;
-  int nsfd = hcs_netns_open(path, err);
+  cleanup_close int nsfd = hcs_netns_open(path, err);
   if (nsfd < 0) return -1;
   struct stat st;
-  if (fstat(nsfd, &st) < 0) {
-    close(nsfd);
-    return hcs_error_make(err, errno, "stat `%s`", path);
-  }
+  if (fstat(nsfd, &st) < 0) return hcs_error_make(err, errno, "stat `%s`", path);
+  /* The interface name: the one asked for, else the first free ethN. */
   json_t *lnx = json_object_get(ep, "Linux");
+  const char *want = json_string_value(json_object_get(lnx, "InterfaceRequested"));
+  *inner = hcs_nl_open(nsfd, err);
+  if (*inner == NULL) return -1;
+  char name[16];
+  for (int k = 0; k < 1000; k++) {
+    if (want)
+      snprintf(name, sizeof name, "%s", want);
+    else
+      snprintf(name, sizeof name, "eth%d", k);
+    int idx = hcs_nl_link_index(*inner, name, err);
+    if (idx == 0) break;
+    if (idx < 0 || want) {
+      if (idx > 0) hcs_error_make(err, EEXIST, "interface `%s` already exists in namespace `%s`", name, ns);
+      hcs_nl_close(*inner);
+      *inner = NULL;
+      return -1;
+    }
+  }
+  json_object_set_new(lnx, "Interface", json_string(name));
   json_object_set_new(ep, "HostComputeNamespace", json_string(ns));
   json_object_set_new(lnx, "NamespacePath", json_string(path));
   json_object_set_new(lnx, "NamespaceInode", json_integer((json_int_t)st.st_ino));
-  return nsfd;
+  return steal_fd(nsfd);
 }
 
 static void forget_attach(json_t *ep) {
+  json_object_del(json_object_get(ep, "Linux"), "Interface");
   json_object_set_new(ep, "HostComputeNamespace", json_null());
   json_object_del(json_object_get(ep, "Linux"), "NamespacePath");
   json_object_del(json_object_get(ep, "Linux"), "NamespaceInode");
 }
 
 /* Create the veth with its peer inside the namespace and configure it there. */
-static int plumb(json_t *ep, json_t *network, int nsfd, hcs_error_t *err) {
+static int plumb(json_t *ep, json_t *network, int nsfd, struct hcs_nl *inner, hcs_error_t *err) {
   struct hcs_netinfo ni;
   if (hcs_net_network_info(network, &ni, err) < 0) return -1;
   json_t *lnx = json_object_get(ep, "Linux");
@@ -172,9 +191,7 @@ static int plumb(json_t *ep, json_t *network, int nsfd, hcs_error_t *err) {
                                .gateway = ni.gateway,
                                .routes = routes,
                                .n_routes = n};
-  struct hcs_nl *inner = hcs_nl_open(nsfd, err);
-  rc = inner ? hcs_nl_configure(inner, &conf, err) : -1;
-  hcs_nl_close(inner);
+  rc = hcs_nl_configure(inner, &conf, err);
   if (rc < 0) hcs_nl_link_del(nl, host, NULL);
   hcs_nl_close(nl);
   return rc;
@@ -209,14 +226,16 @@ struct before_plumb {
 
 static int attach_and_save(hcs_net_t *net, json_t *ep, json_t *network, const char *ns, bool existing,
                            const struct before_plumb *before, hcs_error_t *err) {
-  cleanup_close int nsfd = prepare_attach(net, ep, ns, err);
+  struct hcs_nl *inner = NULL;
+  cleanup_close int nsfd = prepare_attach(net, ep, ns, &inner, err);
   if (nsfd < 0) return -1;
   struct save_job job = {net, hcs_xstrdup(ep_str(ep, "Id")), json_deep_copy(ep), NULL, -1};
   pthread_t t;
   bool threaded = pthread_create(&t, NULL, save_main, &job) == 0;
   if (!threaded) save_main(&job);
   int rc = before && before->fn ? before->fn(before->arg, err) : 0;
-  if (rc == 0) rc = plumb(ep, network, nsfd, err);
+  if (rc == 0) rc = plumb(ep, network, nsfd, inner, err);
+  hcs_nl_close(inner);
   if (threaded) pthread_join(t, NULL);
   if (rc == 0 && job.rc < 0) {
     *err = job.err, job.err = NULL;
@@ -407,8 +426,9 @@ char *hcs_net_endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t 
     goto fail;
   }
   dnsdir = hcs_net_endpoint_rundir(net, id);
-  json_t *lx = json_pack("{s:s,s:s,s:s,s:s,s:s}", "HostInterface", host, "Interface", ifname ? ifname : "eth0",
-                         "Bridge", ni.bridge, "ResolvConf", "", "Hosts", "");
+  json_t *lx =
+      json_pack("{s:s,s:s,s:s,s:s}", "HostInterface", host, "Bridge", ni.bridge, "ResolvConf", "", "Hosts", "");
+  if (ifname) json_object_set_new(lx, "InterfaceRequested", json_string(ifname));
   {
     cleanup_free char *rc = hcs_xasprintf("%s/resolv.conf", dnsdir);
     cleanup_free char *hs = hcs_xasprintf("%s/hosts", dnsdir);

@@ -173,6 +173,19 @@ static void test_plumbing(hcs_net_t *net) {
   ok(strstr(links, "eth0") == NULL, "detach removed eth0 from the namespace");
   free(links);
   free(expect_ok(hcs_net_endpoint_attach(net, "p1", "c1", &err), &err, "attach again"));
+  char *p2 =
+      expect_ok(hcs_net_endpoint_create(
+                    net, "{\"Name\":\"p2\",\"HostComputeNetwork\":\"pl\",\"HostComputeNamespace\":\"c1\"}", &err),
+                &err, "a second endpoint in the same namespace");
+  has_substr(p2, "\"Interface\":\"eth1\"", "gets the next free interface name");
+  free(p2);
+  expect_fail(hcs_net_endpoint_create(net,
+                                      "{\"Name\":\"p3\",\"HostComputeNetwork\":\"pl\",\"HostComputeNamespace\":\"c1\","
+                                      "\"Linux\":{\"Interface\":\"eth0\"}}",
+                                      &err),
+              &err, "interface `eth0` already exists in namespace `c1`", "an interface name already taken");
+  ok(hcs_net_endpoint_delete(net, "p2", &err) == 0, "delete the second endpoint");
+  hcs_error_release(&err);
   ok(hcs_net_namespace_delete(net, "c1", &err) == 0, "delete the namespace (detaches its endpoint)");
   hcs_error_release(&err);
   ok(!hcs_path_exists(path), "the netns file is gone");
