@@ -119,9 +119,12 @@ int hcs_nft_network_add(hcs_net_t *net, json_t *network, hcs_error_t *err) {
                   "add set " T " x_%s { type ipv4_addr; flags interval; }\n%s"
                   "add chain " T " p_%s\n"
                   "add rule " T " p_%s ip daddr @x_%s return\n"
+                  /* hairpin: a container reaching a neighbour through a host
+                   * port must see the reply come back from the host */
+                  "add rule " T " p_%s ct status dnat oifname \"%s\" masquerade\n"
                   "add rule " T " p_%s oifname != \"%s\" masquerade\n"
                   "add element " T " nat_src { %s/%d : jump p_%s }\n",
-                  sid, exc ? exc : "", sid, sid, sid, sid, ni.bridge, subnet, ni.subnet.len, sid);
+                  sid, exc ? exc : "", sid, sid, sid, sid, ni.bridge, sid, ni.bridge, subnet, ni.subnet.len, sid);
   }
   cleanup_free char *what = hcs_xasprintf("add policies of network `%s`", ni.name);
   return run(cmds, what, err);

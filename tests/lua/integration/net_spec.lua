@@ -128,6 +128,12 @@ describe("hcs.net #root", function()
     assert.are.equal("via-loopback", talk(HOST, "127.0.0.1", 8080, "via-loopback"))
   end)
 
+  it("forwards a port mapping from a neighbour through the gateway (hairpin)", function()
+    finally(kill_servers)
+    echo_server("c1", 80)
+    assert.are.equal("hairpin", talk("c2", "10.61.0.1", 8080, "hairpin"))
+  end)
+
   it("forwards a port mapping from another host", function()
     finally(kill_servers)
     echo_server("c1", 80)
