@@ -82,6 +82,19 @@ inhost bash -c '
 inhost "$hcs" --root "$tmp/cli" network rm bench >/dev/null || true
 cli_total=$(awk '{printf "%.3f\n", ($3-$1)*1000}' "$tmp/cli.times" | median)
 
+# --- why the peer is created in place: moving a link costs more ----------------
+inhost bash -c '
+  n=$1 ns=$2
+  ip netns add "$ns"
+  for ((i = 0; i < n; i++)); do
+    t0=$EPOCHREALTIME; ip link add mv$i type veth peer name mp$i; ip link set mp$i netns "$ns"; t1=$EPOCHREALTIME
+    ip link add cr$i type veth peer name cp$i netns "$ns"; t2=$EPOCHREALTIME
+    echo "$t0 $t1 $t2"
+  done
+  ip netns del "$ns"' _ "$(( n < 50 ? n : 50 ))" "hcs-test-mv$$" >"$tmp/move.times"
+move=$(awk '{printf "%.3f\n", ($2-$1)*1000}' "$tmp/move.times" | median)
+inplace=$(awk '{printf "%.3f\n", ($3-$2)*1000}' "$tmp/move.times" | median)
+
 printf '%-34s %10s %10s %10s\n' "endpoint set-up + tear-down (ms)" "set-up" "tear-down" "total"
 printf '%-34s %10s %10s %10s\n' "ip -batch (3 invocations)" "$ip_up" "$ip_down" "$ip_total"
 printf '%-34s %10s %10s %10s\n' "hcs library (libhcs)" "$lib_up" "$lib_down" "$lib_total"
@@ -89,4 +102,5 @@ printf '%-34s %10s %10s %10s\n' "hcs library, state on tmpfs" "$mem_up" "$mem_do
 printf '%-34s %10s %10s %10s\n' "hcs CLI (4 invocations)" "" "" "$cli_total"
 awk -v h="$lib_total" -v p="$ip_total" 'BEGIN {printf "ratio hcs/ip (library, total): %.2fx (target <= 0.40x)\n", h/p}'
 awk -v h="$cli_total" -v p="$ip_total" 'BEGIN {printf "ratio hcs/ip (CLI, total):     %.2fx\n", h/p}'
+echo "veth + move into a netns (2 ip runs): $move ms; veth created in the netns (1 ip run): $inplace ms"
 echo "medians of $n iterations (CLI: $cli_n)"
