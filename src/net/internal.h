@@ -11,10 +11,10 @@
 struct nftables_context;
 
 struct hcs_net_s {
-  char *root;     /* <state root>/net */
-  char *run;      /* <run root> */
-  char *netns;    /* <run root>/netns */
-  char *runstate; /* <run root>/net: namespace documents, endpoint DNS files */
+  char *root;       /* <state root>/net */
+  char *run;        /* <run root> */
+  char *netns;      /* <run root>/netns */
+  char *runstate;   /* <run root>/net: namespace documents, endpoint DNS files */
   bool netns_ready; /* <run root>/netns is a shared mount point */
   struct nftables_context *nft;
 };
