@@ -140,6 +140,17 @@ describe("hcs.net #root", function()
     assert.are.equal("from-remote", talk(REMOTE, "192.168.77.1", 8080, "from-remote"))
   end)
 
+  it("binds a port mapping to one host address (VIP) when asked", function()
+    finally(kill_servers)
+    hcs_ok({ "endpoint", "create", "--network", "nat1", "--name", "vip", "--namespace", "c2", "-p",
+      "192.168.77.1:8090:90" })
+    echo_server("c2", 90)
+    assert.are.equal("", talk(HOST, "127.0.0.1", 8090, "not-here"))
+    assert.are.equal("vip", talk(REMOTE, "192.168.77.1", 8090, "vip"))
+    hcs_ok({ "endpoint", "rm", "vip" })
+    assert.falsy(must(in_host("nft list map ip hcs portmap_addr")):find("8090", 1, true))
+  end)
+
   it("masquerades outbound traffic of a NAT network", function()
     finally(kill_servers)
     echo_server(REMOTE, 9100)
