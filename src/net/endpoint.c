@@ -2,8 +2,9 @@
  * DNS files, and -- once attached to a namespace -- a veth pair whose
  * container end is created directly inside that namespace (moving a link
  * between namespaces costs ~30 ms; creating it in place does not).
- * Order of work makes crashes harmless: lease first, document last on
- * create; document first, lease last on delete (IPAM reclaims the rest). */
+ * Order of work makes crashes harmless: lease first, then the document
+ * (saved while the veth is made) on create; document first, lease last on
+ * delete.  IPAM reconciliation reclaims what a crash leaves. */
 #include <arpa/inet.h>
 #include <string.h>
 #include <pthread.h>
@@ -15,11 +16,8 @@
 #define MAX_PORTMAPS 256
 
 static void host_ifname(const char *id, char out[16]) {
-  size_t k = 2;
   memcpy(out, "vh", 2);
-  for (const char *p = id; *p && k < 12; p++)
-    if (*p != '-') out[k++] = *p;
-  out[k] = '\0';
+  hcs_net_short_hash(id, out + 2, 10);
 }
 
 static const char *ep_str(json_t *ep, const char *key) { return json_string_value(json_object_get(ep, key)); }

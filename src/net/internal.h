@@ -31,6 +31,8 @@ HCS_INTERNAL json_t *hcs_net_load_all(hcs_net_t *net, const char *kind, hcs_erro
 /* Find by id or Name; NULL with a "not found" error otherwise. */
 HCS_INTERNAL json_t *hcs_net_find(hcs_net_t *net, const char *kind, const char *ref, hcs_error_t *err);
 HCS_INTERNAL char *hcs_net_new_id(void);
+/* n hex digits of a hash of id into out (n + 1 bytes). */
+HCS_INTERNAL void hcs_net_short_hash(const char *id, char *out, size_t n);
 HCS_INTERNAL char *hcs_net_dump_release(json_t *doc);
 
 /* --- addr.c: IPv4 prefixes and MAC addresses ----------------------------- */

@@ -197,9 +197,8 @@ char *hcs_net_network_create(hcs_net_t *net, const char *settings, hcs_error_t *
   if (nl == NULL) return NULL;
   bool owns = true, made = false, nft_done = false;
   char bridge[16];
-  char sid[9] = "";
-  for (size_t i = 0, k = 0; ni.id[i] && k < 8; i++)
-    if (ni.id[i] != '-') sid[k++] = ni.id[i];
+  char sid[9];
+  hcs_net_short_hash(ni.id, sid, 8);
   snprintf(bridge, sizeof bridge, "hcs%s", sid);
   int adapter_index = 0;
   if (adapter) {

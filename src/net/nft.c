@@ -62,12 +62,7 @@ static bool table_ready(void) {
   return rc == 0;
 }
 
-static void short_id(const char *id, char out[9]) {
-  size_t n = 0;
-  for (const char *p = id; *p && n < 8; p++)
-    if (*p != '-') out[n++] = *p;
-  out[n] = '\0';
-}
+static void short_id(const char *id, char out[9]) { hcs_net_short_hash(id, out, 8); }
 
 static char *append(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static char *append(char *buf, const char *fmt, ...) {

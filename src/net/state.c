@@ -102,6 +102,19 @@ char *hcs_net_new_id(void) {
                        b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
+/* FNV-1a: a stable short name part for kernel objects named after an id
+ * (bridge, veth, nftables chains) that also tells apart ids that differ
+ * only in characters an interface name cannot hold. */
+void hcs_net_short_hash(const char *id, char *out, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+    h = (h ^ *p) * 0x100000001b3ull;
+  static const char hex[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++)
+    out[i] = hex[(h >> (4 * (15 - i % 16))) & 0xf];
+  out[n] = '\0';
+}
+
 char *hcs_net_dump_release(json_t *doc) {
   char *s = hcs_json_dumps(doc);
   json_decref(doc);
