@@ -36,10 +36,11 @@ static int ep_portmaps(json_t *policies, struct hcs_portmap *pm, size_t *n, cons
   *n = 0;
   json_array_foreach(policies, i, p) {
     const char *type = json_string_value(json_object_get(p, "Type"));
+    if (type && strcmp(type, "OutBoundNAT") == 0) continue; /* see ep_exceptions */
     if (type == NULL || strcmp(type, "PortMapping") != 0)
       return hcs_error_make(err, 0,
-                            "%s: Policies[%zu]: Type `%s` is not supported on an endpoint (expected PortMapping; "
-                            "OutBoundNAT exceptions belong to the network)",
+                            "%s: Policies[%zu]: Type `%s` is not supported on an endpoint (expected PortMapping or "
+                            "OutBoundNAT)",
                             what, i, type ?: "?");
     if (*n >= MAX_PORTMAPS) return hcs_error_make(err, 0, "%s: more than %d port mappings", what, MAX_PORTMAPS);
     cleanup_free char *w = hcs_xasprintf("%s: Policies[%zu].Settings", what, i);
@@ -50,6 +51,29 @@ static int ep_portmaps(json_t *policies, struct hcs_portmap *pm, size_t *n, cons
     (*n)++;
   }
   return 0;
+}
+
+/* OutBoundNAT {Exceptions: [prefixes]}: destinations this endpoint reaches
+ * without masquerade.  New reference to a flat array of prefixes. */
+static json_t *ep_exceptions(json_t *policies, const char *what, hcs_error_t *err) {
+  cleanup_json json_t *out = json_array();
+  size_t i, j;
+  json_t *p, *e;
+  json_array_foreach(policies, i, p) {
+    if (strcmp(json_string_value(json_object_get(p, "Type")) ?: "", "OutBoundNAT") != 0) continue;
+    json_t *exc = json_object_get(json_object_get(p, "Settings"), "Exceptions");
+    if (exc && !json_is_array(exc)) {
+      hcs_error_make(err, 0, "%s: Policies[%zu].Settings.Exceptions must be an array of prefixes", what, i);
+      return NULL;
+    }
+    json_array_foreach(exc, j, e) {
+      cleanup_free char *w = hcs_xasprintf("%s: Policies[%zu].Settings.Exceptions[%zu]", what, i, j);
+      struct hcs_prefix x;
+      if (hcs_net_parse_prefix(json_string_value(e), &x, w, err) < 0) return NULL;
+      json_array_append(out, e);
+    }
+  }
+  return steal_ptr(out);
 }
 
 /* A host port may be used once per protocol and address, across endpoints. */
@@ -269,15 +293,13 @@ struct create_extras {
   const char *dnsdir;
   json_t *dns;
   const char *name, *ip;
-  struct in_addr addr;
-  const struct hcs_portmap *pm;
-  size_t npm;
+  struct hcs_nft_ep nft;
 };
 
 static int create_extras_apply(void *arg, hcs_error_t *err) {
   struct create_extras *x = arg;
   if (hcs_dns_write(x->dnsdir, x->dns, x->name, x->ip, err) < 0) return -1;
-  return hcs_nft_portmaps(x->net, x->addr, x->pm, x->npm, NULL, 0, err);
+  return hcs_nft_endpoint(x->net, &x->nft, err);
 }
 
 static int validate_name(json_t *doc, json_t *all, hcs_error_t *err) {
@@ -348,8 +370,10 @@ char *hcs_net_endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t 
   }
   if (ep_portmaps(policies, pm, &npm, what, err) < 0 || check_ports_free(all, NULL, pm, npm, what, err) < 0)
     return NULL;
-  if (npm && !ni.nat) {
-    hcs_error_make(err, 0, "%s: port mappings need a NAT network, `%s` is %s", what, ni.name, ni.type);
+  cleanup_json json_t *exceptions = ep_exceptions(policies, what, err);
+  if (exceptions == NULL) return NULL;
+  if ((npm || json_array_size(exceptions)) && !ni.nat) {
+    hcs_error_make(err, 0, "%s: port mappings and OutBoundNAT need a NAT network, `%s` is %s", what, ni.name, ni.type);
     return NULL;
   }
 
@@ -445,11 +469,13 @@ char *hcs_net_endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t 
   /* The endpoint's Dns wins over the network's. */
   ip = have_addr ? hcs_net_format_ip(addr) : NULL;
   struct create_extras extras = {
-      net, dnsdir, json_object_get(doc, "Dns") ?: json_object_get(network, "Dns"), name, ip, addr, pm, npm};
+      net,  dnsdir, json_object_get(doc, "Dns") ?: json_object_get(network, "Dns"),
+      name, ip,     {.netid = ni.id, .target = addr, .add = pm, .n_add = npm, .exc_add = exceptions}};
   struct before_plumb before = {create_extras_apply, &extras};
   if (ns_copy ? attach_and_save(net, doc, network, ns_copy, false, &before, err) < 0
               : (create_extras_apply(&extras, err) < 0 || hcs_net_save(net, "endpoints", id, doc, err) < 0)) {
-    hcs_nft_portmaps(net, addr, NULL, 0, pm, npm, NULL);
+    struct hcs_nft_ep undo = {.netid = ni.id, .target = addr, .del = pm, .n_del = npm, .exc_del = exceptions};
+    hcs_nft_endpoint(net, &undo, NULL);
     goto fail;
   }
   return hcs_json_dumps(doc);
@@ -469,9 +495,12 @@ int hcs_net_endpoint_delete_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err)
   size_t npm = 0;
   struct in_addr addr = {0};
   bool have_addr = ep_address(ep, &addr, NULL);
-  if (ep_portmaps(json_object_get(ep, "Policies"), pm, &npm, "endpoint", NULL) == 0 && npm &&
-      hcs_nft_portmaps(net, addr, NULL, 0, pm, npm, NULL) < 0)
-    hcs_info("endpoint `%s`: port mappings were already gone", id);
+  cleanup_json json_t *exc = ep_exceptions(json_object_get(ep, "Policies"), "endpoint", NULL);
+  if (ep_portmaps(json_object_get(ep, "Policies"), pm, &npm, "endpoint", NULL) < 0) npm = 0;
+  struct hcs_nft_ep undo = {
+      .netid = ep_str(ep, "HostComputeNetwork"), .target = addr, .del = pm, .n_del = npm, .exc_del = exc};
+  if ((npm || json_array_size(exc)) && hcs_nft_endpoint(net, &undo, NULL) < 0)
+    hcs_info("endpoint `%s`: its nftables policies were already gone", id);
   if (unplug(ep, err) < 0) return hcs_error_wrap(err, "delete endpoint `%s`", id);
   if (hcs_net_remove(net, "endpoints", id, err) < 0) return -1;
   cleanup_free char *dir = hcs_net_endpoint_rundir(net, id);
@@ -558,6 +587,13 @@ char *hcs_net_endpoint_modify(hcs_net_t *net, const char *ref, const char *reque
   struct hcs_portmap pm[MAX_PORTMAPS];
   size_t npm;
   if (ep_portmaps(policies, pm, &npm, what, err) < 0) return NULL;
+  size_t i;
+  json_t *p;
+  json_array_foreach(policies, i,
+                     p) if (strcmp(json_string_value(json_object_get(p, "Type")) ?: "", "OutBoundNAT") == 0) {
+    hcs_error_make(err, 0, "%s: Policies[%zu]: an endpoint's OutBoundNAT is set when it is created", what, i);
+    return NULL;
+  }
   struct in_addr addr;
   if (!ep_address(ep, &addr, NULL)) {
     hcs_error_make(err, 0, "%s: the endpoint has no address to map ports to", what);
@@ -572,22 +608,24 @@ char *hcs_net_endpoint_modify(hcs_net_t *net, const char *ref, const char *reque
     cleanup_json json_t *all = hcs_net_load_all(net, "endpoints", err);
     if (all == NULL || check_ports_free(all, NULL, pm, npm, what, err) < 0) return NULL;
     if (hcs_nft_portmaps(net, addr, pm, npm, NULL, 0, err) < 0) return NULL;
-    size_t i;
-    json_t *p;
     json_array_foreach(policies, i, p) json_array_append(cur, p);
   } else {
     /* Remove the mappings named by protocol, host port and address. */
-    struct hcs_portmap have[MAX_PORTMAPS], gone[MAX_PORTMAPS];
-    size_t nhave, ngone = 0;
-    if (ep_portmaps(cur, have, &nhave, what, err) < 0) return NULL;
-    for (size_t i = nhave; i-- > 0;)
+    struct hcs_portmap gone[MAX_PORTMAPS];
+    size_t ngone = 0;
+    for (size_t k = json_array_size(cur); k-- > 0;) {
+      json_t *q = json_array_get(cur, k);
+      struct hcs_portmap have;
+      if (strcmp(json_string_value(json_object_get(q, "Type")) ?: "", "PortMapping") != 0 ||
+          hcs_net_parse_portmap(json_object_get(q, "Settings"), &have, what, NULL) < 0)
+        continue;
       for (size_t j = 0; j < npm; j++)
-        if (have[i].proto == pm[j].proto && have[i].external == pm[j].external &&
-            have[i].vip.s_addr == pm[j].vip.s_addr) {
-          gone[ngone++] = have[i];
-          json_array_remove(cur, i);
+        if (have.proto == pm[j].proto && have.external == pm[j].external && have.vip.s_addr == pm[j].vip.s_addr) {
+          gone[ngone++] = have;
+          json_array_remove(cur, k);
           break;
         }
+    }
     if (ngone < npm) {
       hcs_error_make(err, ENOENT, "%s: %zu of the port mappings to remove do not exist", what, npm - ngone);
       return NULL;

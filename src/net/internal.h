@@ -118,6 +118,17 @@ HCS_INTERNAL int hcs_nft_network_exceptions(hcs_net_t *net, json_t *network, jso
                                             hcs_error_t *err);
 HCS_INTERNAL int hcs_nft_portmaps(hcs_net_t *net, struct in_addr target, const struct hcs_portmap *add, size_t n_add,
                                   const struct hcs_portmap *del, size_t n_del, hcs_error_t *err);
+/* An endpoint's policies in one transaction: port mappings to `target`, and
+ * OutBoundNAT exceptions (prefixes) for `target` as a source in network
+ * `netid` (NULL: none). */
+struct hcs_nft_ep {
+  const char *netid;
+  struct in_addr target;
+  const struct hcs_portmap *add, *del;
+  size_t n_add, n_del;
+  json_t *exc_add, *exc_del;
+};
+HCS_INTERNAL int hcs_nft_endpoint(hcs_net_t *net, const struct hcs_nft_ep *c, hcs_error_t *err);
 HCS_INTERNAL int hcs_nft_cleanup_if_empty(hcs_net_t *net, hcs_error_t *err);
 HCS_INTERNAL void hcs_nft_free(hcs_net_t *net);
 HCS_INTERNAL int hcs_net_parse_portmap(json_t *settings, struct hcs_portmap *pm, const char *where, hcs_error_t *err);

@@ -157,6 +157,24 @@ describe("hcs.net #root", function()
     assert.are.equal("outbound", talk("c1", "192.168.77.2", 9100, "outbound"))
   end)
 
+  it("skips masquerade for an endpoint's OutBoundNAT exceptions", function()
+    finally(kill_servers)
+    hcs_ok({ "compartment", "create", "--id", "c4" })
+    local spec = require("hcs").json.encode({ Name = "nonat", HostComputeNetwork = "nat1", HostComputeNamespace = "c4",
+      Policies = { { Type = "OutBoundNAT", Settings = { Exceptions = { "192.168.77.0/24" } } } } })
+    hcs_ok({ "-e", ("assert(require('hcs').net.endpoint.create(%q))"):format(spec) })
+    -- Not masqueraded: the remote host sees 10.61.0.x and has no route back...
+    echo_server(REMOTE, 9200)
+    assert.are.equal("", talk("c4", "192.168.77.2", 9200, "unrouted"))
+    -- ...until it gets one.
+    must(("ip -n %s route add 10.61.0.0/24 via 192.168.77.1"):format(REMOTE))
+    finally(function() sh(("ip -n %s route del 10.61.0.0/24"):format(REMOTE)) end)
+    echo_server(REMOTE, 9201)
+    assert.are.equal("routed", talk("c4", "192.168.77.2", 9201, "routed"))
+    hcs_ok({ "endpoint", "rm", "nonat" })
+    hcs_ok({ "compartment", "rm", "c4" })
+  end)
+
   it("adds and removes port mappings as map elements (no rule growth)", function()
     local before = must(in_host("nft -a list chain ip hcs prerouting"))
     hcs_ok({ "endpoint", "create", "--network", "nat1", "--name", "e3", "-p", "8081:81", "-p", "8082:82/udp" })
