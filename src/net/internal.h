@@ -91,6 +91,8 @@ HCS_INTERNAL int hcs_netns_create(const char *dir, const char *path, bool *dir_r
 /* mkdir of the last component, or of the whole path when a parent is missing. */
 HCS_INTERNAL int hcs_net_mkdir(const char *path, hcs_error_t *err);
 HCS_INTERNAL int hcs_netns_remove(const char *path, hcs_error_t *err);
+/* Unmount the netns directory's own bind mount when it holds no netns. */
+HCS_INTERNAL bool hcs_netns_dir_release(const char *dir);
 HCS_INTERNAL int hcs_netns_open(const char *path, hcs_error_t *err);
 HCS_INTERNAL int hcs_net_sysctl(const char *key, const char *value, hcs_error_t *err);
 /* The netns file for an id or an absolute path. */

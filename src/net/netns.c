@@ -57,6 +57,15 @@ fail:
   return -1;
 }
 
+bool hcs_netns_dir_release(const char *dir) {
+  cleanup_dir DIR *d = opendir(dir);
+  if (d == NULL) return false;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL)
+    if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) return false;
+  return umount2(dir, MNT_DETACH) == 0;
+}
+
 int hcs_netns_remove(const char *path, hcs_error_t *err) {
   if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
     return hcs_error_make(err, errno, "unmount network namespace `%s`", path);
