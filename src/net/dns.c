@@ -78,7 +78,7 @@ static json_t *server_list(json_t *dns) {
 }
 
 int hcs_dns_write(const char *dir, json_t *dns, const char *hostname, const char *ip, hcs_error_t *err) {
-  if (hcs_mkdir_p(dir, 0755, err) < 0) return -1;
+  if (hcs_net_mkdir(dir, err) < 0) return -1;
   cleanup_json json_t *servers = server_list(dns);
   cleanup_free char *extra = NULL;
   if (json_array_size(servers) == 0) {

@@ -2,22 +2,22 @@
  * DNS files, and -- once attached to a namespace -- a veth pair whose
  * container end is created directly inside that namespace (moving a link
  * between namespaces costs ~30 ms; creating it in place does not).
- * Order of work makes crashes harmless: lease first, document last on
- * create; document first, lease last on delete (IPAM reclaims the rest). */
+ * Order of work makes crashes harmless: lease first, then the document
+ * (saved while the veth is made) on create; document first, lease last on
+ * delete.  IPAM reconciliation reclaims what a crash leaves. */
 #include <arpa/inet.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 
 #include "net/internal.h"
 
 #define MAX_PORTMAPS 256
 
 static void host_ifname(const char *id, char out[16]) {
-  size_t k = 2;
   memcpy(out, "vh", 2);
-  for (const char *p = id; *p && k < 12; p++)
-    if (*p != '-') out[k++] = *p;
-  out[k] = '\0';
+  hcs_net_short_hash(id, out + 2, 10);
 }
 
 static const char *ep_str(json_t *ep, const char *key) { return json_string_value(json_object_get(ep, key)); }
@@ -36,10 +36,11 @@ static int ep_portmaps(json_t *policies, struct hcs_portmap *pm, size_t *n, cons
   *n = 0;
   json_array_foreach(policies, i, p) {
     const char *type = json_string_value(json_object_get(p, "Type"));
+    if (type && strcmp(type, "OutBoundNAT") == 0) continue; /* see ep_exceptions */
     if (type == NULL || strcmp(type, "PortMapping") != 0)
       return hcs_error_make(err, 0,
-                            "%s: Policies[%zu]: Type `%s` is not supported on an endpoint (expected PortMapping; "
-                            "OutBoundNAT exceptions belong to the network)",
+                            "%s: Policies[%zu]: Type `%s` is not supported on an endpoint (expected PortMapping or "
+                            "OutBoundNAT)",
                             what, i, type ?: "?");
     if (*n >= MAX_PORTMAPS) return hcs_error_make(err, 0, "%s: more than %d port mappings", what, MAX_PORTMAPS);
     cleanup_free char *w = hcs_xasprintf("%s: Policies[%zu].Settings", what, i);
@@ -50,6 +51,29 @@ static int ep_portmaps(json_t *policies, struct hcs_portmap *pm, size_t *n, cons
     (*n)++;
   }
   return 0;
+}
+
+/* OutBoundNAT {Exceptions: [prefixes]}: destinations this endpoint reaches
+ * without masquerade.  New reference to a flat array of prefixes. */
+static json_t *ep_exceptions(json_t *policies, const char *what, hcs_error_t *err) {
+  cleanup_json json_t *out = json_array();
+  size_t i, j;
+  json_t *p, *e;
+  json_array_foreach(policies, i, p) {
+    if (strcmp(json_string_value(json_object_get(p, "Type")) ?: "", "OutBoundNAT") != 0) continue;
+    json_t *exc = json_object_get(json_object_get(p, "Settings"), "Exceptions");
+    if (exc && !json_is_array(exc)) {
+      hcs_error_make(err, 0, "%s: Policies[%zu].Settings.Exceptions must be an array of prefixes", what, i);
+      return NULL;
+    }
+    json_array_foreach(exc, j, e) {
+      cleanup_free char *w = hcs_xasprintf("%s: Policies[%zu].Settings.Exceptions[%zu]", what, i, j);
+      struct hcs_prefix x;
+      if (hcs_net_parse_prefix(json_string_value(e), &x, w, err) < 0) return NULL;
+      json_array_append(out, e);
+    }
+  }
+  return steal_ptr(out);
 }
 
 /* A host port may be used once per protocol and address, across endpoints. */
@@ -73,14 +97,77 @@ static int check_ports_free(json_t *all, const char *self, const struct hcs_port
   return 0;
 }
 
-/* Create the veth into the namespace and configure it there. */
-static int plug(hcs_net_t *net, json_t *ep, json_t *network, const char *ns, hcs_error_t *err) {
-  struct hcs_netinfo ni;
-  if (hcs_net_network_info(network, &ni, err) < 0) return -1;
+/* An endpoint is attached while the netns it was plugged into still exists:
+ * deleting a compartment reaps its veths with the netns (asynchronously, in
+ * the kernel) and leaves the endpoint documents untouched, which then read
+ * as detached.  The netns inode tells a re-created namespace of the same
+ * name from the one the endpoint was plugged into. */
+bool hcs_net_endpoint_attached(json_t *ep) {
+  json_t *lnx = json_object_get(ep, "Linux");
+  const char *path = json_string_value(json_object_get(lnx, "NamespacePath"));
+  json_int_t ino = json_integer_value(json_object_get(lnx, "NamespaceInode"));
+  struct stat st;
+  return json_is_string(json_object_get(ep, "HostComputeNamespace")) && path && stat(path, &st) == 0 &&
+         (json_int_t)st.st_ino == ino;
+}
+
+/* The document as callers see it: a stale attachment reads as detached. */
+static json_t *present(json_t *ep) {
+  if (!json_is_string(json_object_get(ep, "HostComputeNamespace")) || hcs_net_endpoint_attached(ep)) return ep;
+  json_object_set_new(ep, "HostComputeNamespace", json_null());
+  json_object_del(json_object_get(ep, "Linux"), "NamespacePath");
+  json_object_del(json_object_get(ep, "Linux"), "NamespaceInode");
+  json_object_del(json_object_get(ep, "Linux"), "Interface");
+  return ep;
+}
+
+/* Resolve and open the namespace, recording it in the document; returns the
+ * netns fd. */
+static int prepare_attach(hcs_net_t *net, json_t *ep, const char *ns, struct hcs_nl **inner, hcs_error_t *err) {
   cleanup_free char *path = hcs_net_ns_resolve(net, ns, err);
   if (path == NULL) return -1;
   cleanup_close int nsfd = hcs_netns_open(path, err);
   if (nsfd < 0) return -1;
+  struct stat st;
+  if (fstat(nsfd, &st) < 0) return hcs_error_make(err, errno, "stat `%s`", path);
+  /* The interface name: the one asked for, else the first free ethN. */
+  json_t *lnx = json_object_get(ep, "Linux");
+  const char *want = json_string_value(json_object_get(lnx, "InterfaceRequested"));
+  *inner = hcs_nl_open(nsfd, err);
+  if (*inner == NULL) return -1;
+  char name[16];
+  for (int k = 0; k < 1000; k++) {
+    if (want)
+      snprintf(name, sizeof name, "%s", want);
+    else
+      snprintf(name, sizeof name, "eth%d", k);
+    int idx = hcs_nl_link_index(*inner, name, err);
+    if (idx == 0) break;
+    if (idx < 0 || want) {
+      if (idx > 0) hcs_error_make(err, EEXIST, "interface `%s` already exists in namespace `%s`", name, ns);
+      hcs_nl_close(*inner);
+      *inner = NULL;
+      return -1;
+    }
+  }
+  json_object_set_new(lnx, "Interface", json_string(name));
+  json_object_set_new(ep, "HostComputeNamespace", json_string(ns));
+  json_object_set_new(lnx, "NamespacePath", json_string(path));
+  json_object_set_new(lnx, "NamespaceInode", json_integer((json_int_t)st.st_ino));
+  return steal_fd(nsfd);
+}
+
+static void forget_attach(json_t *ep) {
+  json_object_del(json_object_get(ep, "Linux"), "Interface");
+  json_object_set_new(ep, "HostComputeNamespace", json_null());
+  json_object_del(json_object_get(ep, "Linux"), "NamespacePath");
+  json_object_del(json_object_get(ep, "Linux"), "NamespaceInode");
+}
+
+/* Create the veth with its peer inside the namespace and configure it there. */
+static int plumb(json_t *ep, json_t *network, int nsfd, struct hcs_nl *inner, hcs_error_t *err) {
+  struct hcs_netinfo ni;
+  if (hcs_net_network_info(network, &ni, err) < 0) return -1;
   json_t *lnx = json_object_get(ep, "Linux");
   const char *host = json_string_value(json_object_get(lnx, "HostInterface"));
   const char *ifname = json_string_value(json_object_get(lnx, "Interface"));
@@ -94,7 +181,12 @@ static int plug(hcs_net_t *net, json_t *ep, json_t *network, const char *ns, hcs
     hcs_nl_close(nl);
     return -1;
   }
-  int rc = hcs_nl_veth_add(nl, host, br, ifname, nsfd, mac, err);
+  int rc = hcs_nl_veth_add(nl, host, br, ifname, nsfd, mac, NULL);
+  if (rc < 0) {
+    /* The name is this endpoint's own: a leftover of an earlier attachment
+     * whose netns the kernel is still reaping.  Remove it and retry. */
+    rc = hcs_nl_link_del(nl, host, err) < 0 ? -1 : hcs_nl_veth_add(nl, host, br, ifname, nsfd, mac, err);
+  }
   if (rc < 0) {
     hcs_nl_close(nl);
     return -1;
@@ -102,48 +194,112 @@ static int plug(hcs_net_t *net, json_t *ep, json_t *network, const char *ns, hcs
   struct in_addr addr = {0};
   int len = 0;
   bool have_addr = ep_address(ep, &addr, &len);
-  {
-    struct hcs_nl_route routes[16];
-    size_t n = 0, i;
-    json_t *r;
-    json_t *subnet =
-        json_array_get(json_object_get(json_array_get(json_object_get(network, "Ipams"), 0), "Subnets"), 0);
-    json_array_foreach(have_addr ? json_object_get(subnet, "Routes") : NULL, i, r) {
-      if (n >= HCS_ARRAY_SIZE(routes)) break;
-      struct hcs_nl_route *rt = &routes[n];
-      if (hcs_net_parse_prefix(ep_str(r, "DestinationPrefix"), &rt->dst, "route", NULL) < 0 || rt->dst.len == 0)
-        continue; /* the default route is the gateway, added below */
-      rt->has_via = hcs_net_parse_ip(ep_str(r, "NextHop"), &rt->via, "route", NULL) == 0;
-      n++;
-    }
-    struct hcs_nl_ifconf conf = {.ifname = ifname,
-                                 .addr = addr,
-                                 .prefixlen = have_addr ? len : 0,
-                                 .has_gateway = ni.has_gateway && ni.gateway.s_addr != addr.s_addr,
-                                 .gateway = ni.gateway,
-                                 .routes = routes,
-                                 .n_routes = n};
-    struct hcs_nl *inner = hcs_nl_open(nsfd, err);
-    rc = inner ? hcs_nl_configure(inner, &conf, err) : -1;
-    hcs_nl_close(inner);
+  struct hcs_nl_route routes[16];
+  size_t n = 0, i;
+  json_t *r;
+  json_t *subnet = json_array_get(json_object_get(json_array_get(json_object_get(network, "Ipams"), 0), "Subnets"), 0);
+  json_array_foreach(have_addr ? json_object_get(subnet, "Routes") : NULL, i, r) {
+    if (n >= HCS_ARRAY_SIZE(routes)) break;
+    struct hcs_nl_route *rt = &routes[n];
+    if (hcs_net_parse_prefix(ep_str(r, "DestinationPrefix"), &rt->dst, "route", NULL) < 0 || rt->dst.len == 0)
+      continue; /* the default route is the gateway, added below */
+    rt->has_via = hcs_net_parse_ip(ep_str(r, "NextHop"), &rt->via, "route", NULL) == 0;
+    n++;
   }
+  struct hcs_nl_ifconf conf = {.ifname = ifname,
+                               .addr = addr,
+                               .prefixlen = have_addr ? len : 0,
+                               .has_gateway = ni.has_gateway && ni.gateway.s_addr != addr.s_addr,
+                               .gateway = ni.gateway,
+                               .routes = routes,
+                               .n_routes = n};
+  rc = hcs_nl_configure(inner, &conf, err);
   if (rc < 0) hcs_nl_link_del(nl, host, NULL);
   hcs_nl_close(nl);
-  if (rc < 0) return -1;
-  cleanup_free char *owner = hcs_xstrdup(ns);
-  json_object_set_new(ep, "HostComputeNamespace", json_string(owner));
-  json_object_set_new(lnx, "NamespacePath", json_string(path));
-  return 0;
+  return rc;
+}
+
+static int unplug(json_t *ep, hcs_error_t *err);
+
+/* Saving the document overlaps the netlink work: its two fsyncs cost about
+ * as much as the whole plumbing, and neither depends on the other (a
+ * document naming a veth that a crash never made reads as detached). */
+struct save_job {
+  hcs_net_t *net;
+  char *id;
+  json_t *doc;
+  hcs_error_t err;
+  int rc;
+};
+
+static void *save_main(void *arg) {
+  struct save_job *j = arg;
+  j->rc = hcs_net_save(j->net, "endpoints", j->id, j->doc, &j->err);
+  return NULL;
+}
+
+/* Plug into the namespace and persist; on failure neither is left behind. */
+/* Work that overlaps the save too (DNS files, port mappings), run before
+ * the plumbing; a failure skips the plumbing. */
+struct before_plumb {
+  int (*fn)(void *arg, hcs_error_t *err);
+  void *arg;
+};
+
+static int attach_and_save(hcs_net_t *net, json_t *ep, json_t *network, const char *ns, bool existing,
+                           const struct before_plumb *before, hcs_error_t *err) {
+  struct hcs_nl *inner = NULL;
+  cleanup_close int nsfd = prepare_attach(net, ep, ns, &inner, err);
+  if (nsfd < 0) return -1;
+  struct save_job job = {net, hcs_xstrdup(ep_str(ep, "Id")), json_deep_copy(ep), NULL, -1};
+  pthread_t t;
+  bool threaded = pthread_create(&t, NULL, save_main, &job) == 0;
+  if (!threaded) save_main(&job);
+  int rc = before && before->fn ? before->fn(before->arg, err) : 0;
+  if (rc == 0) rc = plumb(ep, network, nsfd, inner, err);
+  hcs_nl_close(inner);
+  if (threaded) pthread_join(t, NULL);
+  if (rc == 0 && job.rc < 0) {
+    *err = job.err, job.err = NULL;
+    unplug(ep, NULL);
+    rc = -1;
+  }
+  if (rc < 0) forget_attach(ep);
+  if (rc < 0 && job.rc == 0) {
+    /* Put the document back as it was: detached, or absent for a new one. */
+    if (existing)
+      hcs_net_save(net, "endpoints", job.id, ep, NULL);
+    else
+      hcs_net_remove(net, "endpoints", job.id, NULL);
+  }
+  hcs_error_release(&job.err);
+  json_decref(job.doc);
+  free(job.id);
+  return rc;
 }
 
 static int unplug(json_t *ep, hcs_error_t *err) {
   const char *host = json_string_value(json_object_get(json_object_get(ep, "Linux"), "HostInterface"));
-  if (host == NULL || !json_is_string(json_object_get(ep, "HostComputeNamespace"))) return 0;
+  if (host == NULL || !hcs_net_endpoint_attached(ep)) return 0;
   struct hcs_nl *nl = hcs_nl_open(-1, err);
   if (nl == NULL) return -1;
   int rc = hcs_nl_link_del(nl, host, err);
   hcs_nl_close(nl);
   return rc;
+}
+
+struct create_extras {
+  hcs_net_t *net;
+  const char *dnsdir;
+  json_t *dns;
+  const char *name, *ip;
+  struct hcs_nft_ep nft;
+};
+
+static int create_extras_apply(void *arg, hcs_error_t *err) {
+  struct create_extras *x = arg;
+  if (hcs_dns_write(x->dnsdir, x->dns, x->name, x->ip, err) < 0) return -1;
+  return hcs_nft_endpoint(x->net, &x->nft, err);
 }
 
 static int validate_name(json_t *doc, json_t *all, hcs_error_t *err) {
@@ -152,8 +308,10 @@ static int validate_name(json_t *doc, json_t *all, hcs_error_t *err) {
     return hcs_error_make(err, 0, "HostComputeEndpoint.Name: a string of 1..128 characters");
   size_t i;
   json_t *o;
-  json_array_foreach(all, i, o) if (strcmp(ep_str(o, "Name") ?: "", json_string_value(name)) == 0) return hcs_error_make(
-      err, 0, "endpoint `%s`: the name is already used by endpoint `%s`", json_string_value(name), ep_str(o, "Id"));
+  json_array_foreach(all, i, o) if (strcmp(ep_str(o, "Name") ?: "", json_string_value(name)) ==
+                                    0) return hcs_error_make(err, 0,
+                                                             "endpoint `%s`: the name is already used by endpoint `%s`",
+                                                             json_string_value(name), ep_str(o, "Id"));
   return 0;
 }
 
@@ -212,8 +370,10 @@ char *hcs_net_endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t 
   }
   if (ep_portmaps(policies, pm, &npm, what, err) < 0 || check_ports_free(all, NULL, pm, npm, what, err) < 0)
     return NULL;
-  if (npm && !ni.nat) {
-    hcs_error_make(err, 0, "%s: port mappings need a NAT network, `%s` is %s", what, ni.name, ni.type);
+  cleanup_json json_t *exceptions = ep_exceptions(policies, what, err);
+  if (exceptions == NULL) return NULL;
+  if ((npm || json_array_size(exceptions)) && !ni.nat) {
+    hcs_error_make(err, 0, "%s: port mappings and OutBoundNAT need a NAT network, `%s` is %s", what, ni.name, ni.type);
     return NULL;
   }
 
@@ -288,8 +448,9 @@ char *hcs_net_endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t 
     goto fail;
   }
   dnsdir = hcs_net_endpoint_rundir(net, id);
-  json_t *lx = json_pack("{s:s,s:s,s:s,s:s,s:s}", "HostInterface", host, "Interface", ifname ? ifname : "eth0",
-                         "Bridge", ni.bridge, "ResolvConf", "", "Hosts", "");
+  json_t *lx =
+      json_pack("{s:s,s:s,s:s,s:s}", "HostInterface", host, "Bridge", ni.bridge, "ResolvConf", "", "Hosts", "");
+  if (ifname) json_object_set_new(lx, "InterfaceRequested", json_string(ifname));
   {
     cleanup_free char *rc = hcs_xasprintf("%s/resolv.conf", dnsdir);
     cleanup_free char *hs = hcs_xasprintf("%s/hosts", dnsdir);
@@ -306,17 +467,15 @@ char *hcs_net_endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t 
   json_object_set_new(doc, "HostComputeNamespace", json_null());
 
   /* The endpoint's Dns wins over the network's. */
-  json_t *dns = json_object_get(doc, "Dns") ?: json_object_get(network, "Dns");
   ip = have_addr ? hcs_net_format_ip(addr) : NULL;
-  if (hcs_dns_write(dnsdir, dns, name, ip, err) < 0) goto fail;
-  if (hcs_nft_portmaps(net, addr, pm, npm, NULL, 0, err) < 0) goto fail;
-  if (ns_copy && plug(net, doc, network, ns_copy, err) < 0) {
-    hcs_nft_portmaps(net, addr, NULL, 0, pm, npm, NULL);
-    goto fail;
-  }
-  if (hcs_net_save(net, "endpoints", id, doc, err) < 0) {
-    unplug(doc, NULL);
-    hcs_nft_portmaps(net, addr, NULL, 0, pm, npm, NULL);
+  struct create_extras extras = {
+      net,  dnsdir, json_object_get(doc, "Dns") ?: json_object_get(network, "Dns"),
+      name, ip,     {.netid = ni.id, .target = addr, .add = pm, .n_add = npm, .exc_add = exceptions}};
+  struct before_plumb before = {create_extras_apply, &extras};
+  if (ns_copy ? attach_and_save(net, doc, network, ns_copy, false, &before, err) < 0
+              : (create_extras_apply(&extras, err) < 0 || hcs_net_save(net, "endpoints", id, doc, err) < 0)) {
+    struct hcs_nft_ep undo = {.netid = ni.id, .target = addr, .del = pm, .n_del = npm, .exc_del = exceptions};
+    hcs_nft_endpoint(net, &undo, NULL);
     goto fail;
   }
   return hcs_json_dumps(doc);
@@ -336,9 +495,12 @@ int hcs_net_endpoint_delete_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err)
   size_t npm = 0;
   struct in_addr addr = {0};
   bool have_addr = ep_address(ep, &addr, NULL);
-  if (ep_portmaps(json_object_get(ep, "Policies"), pm, &npm, "endpoint", NULL) == 0 && npm &&
-      hcs_nft_portmaps(net, addr, NULL, 0, pm, npm, NULL) < 0)
-    hcs_info("endpoint `%s`: port mappings were already gone", id);
+  cleanup_json json_t *exc = ep_exceptions(json_object_get(ep, "Policies"), "endpoint", NULL);
+  if (ep_portmaps(json_object_get(ep, "Policies"), pm, &npm, "endpoint", NULL) < 0) npm = 0;
+  struct hcs_nft_ep undo = {
+      .netid = ep_str(ep, "HostComputeNetwork"), .target = addr, .del = pm, .n_del = npm, .exc_del = exc};
+  if ((npm || json_array_size(exc)) && hcs_nft_endpoint(net, &undo, NULL) < 0)
+    hcs_info("endpoint `%s`: its nftables policies were already gone", id);
   if (unplug(ep, err) < 0) return hcs_error_wrap(err, "delete endpoint `%s`", id);
   if (hcs_net_remove(net, "endpoints", id, err) < 0) return -1;
   cleanup_free char *dir = hcs_net_endpoint_rundir(net, id);
@@ -359,7 +521,7 @@ char *hcs_net_endpoint_query(hcs_net_t *net, const char *ref, hcs_error_t *err) 
   cleanup_close int lock = hcs_net_lock(net, true, err);
   if (lock < 0) return NULL;
   json_t *doc = hcs_net_find(net, "endpoints", ref, err);
-  return doc ? hcs_net_dump_release(doc) : NULL;
+  return doc ? hcs_net_dump_release(present(doc)) : NULL;
 }
 
 char *hcs_net_endpoint_list(hcs_net_t *net, const char *network, hcs_error_t *err) {
@@ -374,6 +536,9 @@ char *hcs_net_endpoint_list(hcs_net_t *net, const char *network, hcs_error_t *er
     for (size_t i = json_array_size(all); i-- > 0;)
       if (strcmp(ep_str(json_array_get(all, i), "HostComputeNetwork") ?: "", nid) != 0) json_array_remove(all, i);
   }
+  size_t i;
+  json_t *e;
+  json_array_foreach(all, i, e) present(e);
   return hcs_net_dump_release(all);
 }
 
@@ -382,18 +547,14 @@ char *hcs_net_endpoint_attach(hcs_net_t *net, const char *ref, const char *ns, h
   if (lock < 0) return NULL;
   cleanup_json json_t *ep = hcs_net_find(net, "endpoints", ref, err);
   if (ep == NULL) return NULL;
-  if (json_is_string(json_object_get(ep, "HostComputeNamespace"))) {
+  if (hcs_net_endpoint_attached(ep)) {
     hcs_error_make(err, EBUSY, "attach endpoint `%s`: already attached to namespace `%s` (detach it first)", ref,
                    ep_str(ep, "HostComputeNamespace"));
     return NULL;
   }
   cleanup_json json_t *network = hcs_net_find(net, "networks", ep_str(ep, "HostComputeNetwork"), err);
-  if (network == NULL || plug(net, ep, network, ns, err) < 0) {
+  if (network == NULL || attach_and_save(net, ep, network, ns, true, NULL, err) < 0) {
     hcs_error_wrap(err, "attach endpoint `%s` to `%s`", ref, ns);
-    return NULL;
-  }
-  if (hcs_net_save(net, "endpoints", ep_str(ep, "Id"), ep, err) < 0) {
-    unplug(ep, NULL);
     return NULL;
   }
   return hcs_json_dumps(ep);
@@ -401,8 +562,7 @@ char *hcs_net_endpoint_attach(hcs_net_t *net, const char *ref, const char *ns, h
 
 int hcs_net_endpoint_detach_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err) {
   if (unplug(ep, err) < 0) return hcs_error_wrap(err, "detach endpoint `%s`", ep_str(ep, "Id"));
-  json_object_set_new(ep, "HostComputeNamespace", json_null());
-  json_object_del(json_object_get(ep, "Linux"), "NamespacePath");
+  forget_attach(ep);
   return hcs_net_save(net, "endpoints", ep_str(ep, "Id"), ep, err);
 }
 
@@ -427,6 +587,13 @@ char *hcs_net_endpoint_modify(hcs_net_t *net, const char *ref, const char *reque
   struct hcs_portmap pm[MAX_PORTMAPS];
   size_t npm;
   if (ep_portmaps(policies, pm, &npm, what, err) < 0) return NULL;
+  size_t i;
+  json_t *p;
+  json_array_foreach(policies, i,
+                     p) if (strcmp(json_string_value(json_object_get(p, "Type")) ?: "", "OutBoundNAT") == 0) {
+    hcs_error_make(err, 0, "%s: Policies[%zu]: an endpoint's OutBoundNAT is set when it is created", what, i);
+    return NULL;
+  }
   struct in_addr addr;
   if (!ep_address(ep, &addr, NULL)) {
     hcs_error_make(err, 0, "%s: the endpoint has no address to map ports to", what);
@@ -441,21 +608,24 @@ char *hcs_net_endpoint_modify(hcs_net_t *net, const char *ref, const char *reque
     cleanup_json json_t *all = hcs_net_load_all(net, "endpoints", err);
     if (all == NULL || check_ports_free(all, NULL, pm, npm, what, err) < 0) return NULL;
     if (hcs_nft_portmaps(net, addr, pm, npm, NULL, 0, err) < 0) return NULL;
-    size_t i;
-    json_t *p;
     json_array_foreach(policies, i, p) json_array_append(cur, p);
   } else {
     /* Remove the mappings named by protocol, host port and address. */
-    struct hcs_portmap have[MAX_PORTMAPS], gone[MAX_PORTMAPS];
-    size_t nhave, ngone = 0;
-    if (ep_portmaps(cur, have, &nhave, what, err) < 0) return NULL;
-    for (size_t i = nhave; i-- > 0;)
+    struct hcs_portmap gone[MAX_PORTMAPS];
+    size_t ngone = 0;
+    for (size_t k = json_array_size(cur); k-- > 0;) {
+      json_t *q = json_array_get(cur, k);
+      struct hcs_portmap have;
+      if (strcmp(json_string_value(json_object_get(q, "Type")) ?: "", "PortMapping") != 0 ||
+          hcs_net_parse_portmap(json_object_get(q, "Settings"), &have, what, NULL) < 0)
+        continue;
       for (size_t j = 0; j < npm; j++)
-        if (have[i].proto == pm[j].proto && have[i].external == pm[j].external && have[i].vip.s_addr == pm[j].vip.s_addr) {
-          gone[ngone++] = have[i];
-          json_array_remove(cur, i);
+        if (have.proto == pm[j].proto && have.external == pm[j].external && have.vip.s_addr == pm[j].vip.s_addr) {
+          gone[ngone++] = have;
+          json_array_remove(cur, k);
           break;
         }
+    }
     if (ngone < npm) {
       hcs_error_make(err, ENOENT, "%s: %zu of the port mappings to remove do not exist", what, npm - ngone);
       return NULL;

@@ -11,10 +11,11 @@
 struct nftables_context;
 
 struct hcs_net_s {
-  char *root;   /* <state root>/net */
-  char *run;    /* <run root> */
-  char *netns;  /* <run root>/netns */
-  char *runstate; /* <run root>/net: namespace documents, endpoint DNS files */
+  char *root;       /* <state root>/net */
+  char *run;        /* <run root> */
+  char *netns;      /* <run root>/netns */
+  char *runstate;   /* <run root>/net: namespace documents, endpoint DNS files */
+  bool netns_ready; /* <run root>/netns is a shared mount point */
   struct nftables_context *nft;
 };
 
@@ -30,6 +31,8 @@ HCS_INTERNAL json_t *hcs_net_load_all(hcs_net_t *net, const char *kind, hcs_erro
 /* Find by id or Name; NULL with a "not found" error otherwise. */
 HCS_INTERNAL json_t *hcs_net_find(hcs_net_t *net, const char *kind, const char *ref, hcs_error_t *err);
 HCS_INTERNAL char *hcs_net_new_id(void);
+/* n hex digits of a hash of id into out (n + 1 bytes). */
+HCS_INTERNAL void hcs_net_short_hash(const char *id, char *out, size_t n);
 HCS_INTERNAL char *hcs_net_dump_release(json_t *doc);
 
 /* --- addr.c: IPv4 prefixes and MAC addresses ----------------------------- */
@@ -55,6 +58,8 @@ HCS_INTERNAL int hcs_nl_link_index(struct hcs_nl *nl, const char *name, hcs_erro
 HCS_INTERNAL int hcs_nl_bridge_add(struct hcs_nl *nl, const char *name, hcs_error_t *err);
 HCS_INTERNAL int hcs_nl_link_set(struct hcs_nl *nl, int ifindex, int master, bool up, hcs_error_t *err);
 HCS_INTERNAL int hcs_nl_link_del(struct hcs_nl *nl, const char *name, hcs_error_t *err); /* ENODEV is fine */
+/* Set links down, in one batch (ENODEV is fine). */
+HCS_INTERNAL int hcs_nl_links_down(struct hcs_nl *nl, const char *const *names, size_t n, hcs_error_t *err);
 HCS_INTERNAL bool hcs_nl_link_is_bridge(struct hcs_nl *nl, const char *name);
 /* veth `host` enslaved to `master` and up; its peer `peer` created directly in
  * the netns `peer_nsfd` (up, with `mac`). */
@@ -82,15 +87,20 @@ HCS_INTERNAL json_t *hcs_nl_dump_interfaces(struct hcs_nl *nl, hcs_error_t *err)
 HCS_INTERNAL json_t *hcs_nl_dump_routes(struct hcs_nl *nl, hcs_error_t *err);
 
 /* --- netns.c ------------------------------------------------------------- */
-HCS_INTERNAL int hcs_netns_create(const char *dir, const char *path, hcs_error_t *err);
+HCS_INTERNAL int hcs_netns_create(const char *dir, const char *path, bool *dir_ready, hcs_error_t *err);
+/* mkdir of the last component, or of the whole path when a parent is missing. */
+HCS_INTERNAL int hcs_net_mkdir(const char *path, hcs_error_t *err);
 HCS_INTERNAL int hcs_netns_remove(const char *path, hcs_error_t *err);
+/* Unmount the netns directory's own bind mount when it holds no netns. */
+HCS_INTERNAL bool hcs_netns_dir_release(const char *dir);
 HCS_INTERNAL int hcs_netns_open(const char *path, hcs_error_t *err);
 HCS_INTERNAL int hcs_net_sysctl(const char *key, const char *value, hcs_error_t *err);
 /* The netns file for an id or an absolute path. */
 HCS_INTERNAL char *hcs_net_ns_resolve(hcs_net_t *net, const char *ns, hcs_error_t *err);
 
 /* --- ipam.c -------------------------------------------------------------- */
-HCS_INTERNAL int hcs_ipam_claim(hcs_net_t *net, const char *netid, struct in_addr a, const char *epid, hcs_error_t *err);
+HCS_INTERNAL int hcs_ipam_claim(hcs_net_t *net, const char *netid, struct in_addr a, const char *epid,
+                                hcs_error_t *err);
 HCS_INTERNAL int hcs_ipam_allocate(hcs_net_t *net, const char *netid, const struct hcs_prefix *subnet,
                                    struct in_addr gateway, const char *epid, struct in_addr *out, hcs_error_t *err);
 HCS_INTERNAL int hcs_ipam_release(hcs_net_t *net, const char *netid, struct in_addr a, const char *epid);
@@ -110,6 +120,17 @@ HCS_INTERNAL int hcs_nft_network_exceptions(hcs_net_t *net, json_t *network, jso
                                             hcs_error_t *err);
 HCS_INTERNAL int hcs_nft_portmaps(hcs_net_t *net, struct in_addr target, const struct hcs_portmap *add, size_t n_add,
                                   const struct hcs_portmap *del, size_t n_del, hcs_error_t *err);
+/* An endpoint's policies in one transaction: port mappings to `target`, and
+ * OutBoundNAT exceptions (prefixes) for `target` as a source in network
+ * `netid` (NULL: none). */
+struct hcs_nft_ep {
+  const char *netid;
+  struct in_addr target;
+  const struct hcs_portmap *add, *del;
+  size_t n_add, n_del;
+  json_t *exc_add, *exc_del;
+};
+HCS_INTERNAL int hcs_nft_endpoint(hcs_net_t *net, const struct hcs_nft_ep *c, hcs_error_t *err);
 HCS_INTERNAL int hcs_nft_cleanup_if_empty(hcs_net_t *net, hcs_error_t *err);
 HCS_INTERNAL void hcs_nft_free(hcs_net_t *net);
 HCS_INTERNAL int hcs_net_parse_portmap(json_t *settings, struct hcs_portmap *pm, const char *where, hcs_error_t *err);
@@ -128,8 +149,9 @@ struct hcs_netinfo {
 };
 HCS_INTERNAL int hcs_net_network_info(json_t *doc, struct hcs_netinfo *info, hcs_error_t *err);
 /* {RequestType: Add|Remove, ResourceType: Policy, Settings: {Policies: [...]}} */
-HCS_INTERNAL int hcs_net_parse_modify(const char *request, const char *what, json_t **doc, bool *add,
-                                      json_t **policies, hcs_error_t *err);
+HCS_INTERNAL int hcs_net_parse_modify(const char *request, const char *what, json_t **doc, bool *add, json_t **policies,
+                                      hcs_error_t *err);
+HCS_INTERNAL bool hcs_net_endpoint_attached(json_t *ep);
 HCS_INTERNAL int hcs_net_endpoint_delete_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err);
 HCS_INTERNAL int hcs_net_endpoint_detach_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err);
 

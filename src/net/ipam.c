@@ -75,7 +75,7 @@ static int try_claim(hcs_net_t *net, const char *netid, struct in_addr a, const 
 
 int hcs_ipam_claim(hcs_net_t *net, const char *netid, struct in_addr a, const char *epid, hcs_error_t *err) {
   cleanup_free char *dir = lease_dir(net, netid);
-  if (hcs_mkdir_p(dir, 0755, err) < 0) return -1;
+  if (hcs_net_mkdir(dir, err) < 0) return -1;
   cleanup_free char *holder = NULL;
   int rc = try_claim(net, netid, a, epid, &holder, err);
   if (rc < 0) return -1;
@@ -92,7 +92,7 @@ int hcs_ipam_claim(hcs_net_t *net, const char *netid, struct in_addr a, const ch
 int hcs_ipam_allocate(hcs_net_t *net, const char *netid, const struct hcs_prefix *subnet, struct in_addr gateway,
                       const char *epid, struct in_addr *out, hcs_error_t *err) {
   cleanup_free char *dir = lease_dir(net, netid);
-  if (hcs_mkdir_p(dir, 0755, err) < 0) return -1;
+  if (hcs_net_mkdir(dir, err) < 0) return -1;
   uint32_t base = ntohl(subnet->addr.s_addr), size = subnet->len >= 31 ? 0 : (1u << (32 - subnet->len));
   /* Skip the network and broadcast addresses and the gateway. */
   for (uint32_t i = 1; i + 1 < size; i++) {
@@ -130,8 +130,8 @@ int hcs_ipam_reconcile(hcs_net_t *net, const char *netid, json_t *reclaimed, hcs
     if (endpoint_holds(net, owner, a)) continue;
     if (unlink(path) < 0 && errno != ENOENT) return hcs_error_make(err, errno, "reclaim lease `%s`", path);
     if (reclaimed)
-      json_array_append_new(reclaimed, json_pack("{s:s,s:s,s:s}", "Network", netid, "IpAddress", de->d_name,
-                                                 "Endpoint", owner ? owner : ""));
+      json_array_append_new(reclaimed, json_pack("{s:s,s:s,s:s}", "Network", netid, "IpAddress", de->d_name, "Endpoint",
+                                                 owner ? owner : ""));
   }
   return 0;
 }

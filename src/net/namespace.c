@@ -7,10 +7,9 @@
 
 #include "net/internal.h"
 
-static bool endpoint_in(json_t *ep, const char *id, const char *path) {
-  const char *ns = json_string_value(json_object_get(ep, "HostComputeNamespace"));
+static bool endpoint_in(json_t *ep, const char *path) {
   const char *p = json_string_value(json_object_get(json_object_get(ep, "Linux"), "NamespacePath"));
-  return (ns && strcmp(ns, id) == 0) || (p && strcmp(p, path) == 0);
+  return p && strcmp(p, path) == 0 && hcs_net_endpoint_attached(ep);
 }
 
 char *hcs_net_namespace_create(hcs_net_t *net, const char *settings, hcs_error_t *err) {
@@ -45,7 +44,7 @@ char *hcs_net_namespace_create(hcs_net_t *net, const char *settings, hcs_error_t
     hcs_error_make(err, EEXIST, "create namespace `%s`: the id is already used", id);
     return NULL;
   }
-  if (hcs_netns_create(net->netns, path, err) < 0) {
+  if (hcs_netns_create(net->netns, path, &net->netns_ready, err) < 0) {
     hcs_error_wrap(err, "create namespace `%s`", id);
     return NULL;
   }
@@ -64,7 +63,7 @@ static json_t *describe(hcs_net_t *net, json_t *doc, json_t *eps, bool details, 
   json_object_set_new(out, "Resources", res);
   size_t i;
   json_t *ep;
-  json_array_foreach(eps, i, ep) if (endpoint_in(ep, id, path))
+  json_array_foreach(eps, i, ep) if (path && endpoint_in(ep, path))
       json_array_append_new(res, json_pack("{s:s,s:O,s:O}", "Type", "Endpoint", "Id", json_object_get(ep, "Id"), "Name",
                                            json_object_get(ep, "Name")));
   struct stat st;
@@ -86,8 +85,8 @@ static json_t *describe(hcs_net_t *net, json_t *doc, json_t *eps, bool details, 
   /* Name the interface of each route, as Get-NetRoute's InterfaceAlias. */
   json_t *r, *l;
   size_t j;
-  json_array_foreach(routes, i, r) json_array_foreach(ifs, j, l) if (json_equal(json_object_get(r, "InterfaceIndex"),
-                                                                                 json_object_get(l, "InterfaceIndex")))
+  json_array_foreach(routes, i, r) json_array_foreach(
+      ifs, j, l) if (json_equal(json_object_get(r, "InterfaceIndex"), json_object_get(l, "InterfaceIndex")))
       json_object_set(r, "InterfaceAlias", json_object_get(l, "InterfaceAlias"));
   json_object_set_new(out, "Interfaces", ifs);
   json_object_set_new(out, "Routes", routes);
@@ -125,6 +124,12 @@ char *hcs_net_namespace_list(hcs_net_t *net, bool details, hcs_error_t *err) {
   return hcs_net_dump_release(out);
 }
 
+/* The veths of attached endpoints die with the netns, reaped by the kernel
+ * after the unmount (~3 ms here, where one synchronous RTM_DELLINK costs
+ * 20-30 ms of RCU grace periods).  Their host ends are first set down in
+ * one batch, so even a netns kept alive by a straggling process cannot put a
+ * stale address on the network.  Endpoint documents are
+ * untouched: they read as detached from then on. */
 int hcs_net_namespace_delete(hcs_net_t *net, const char *id, hcs_error_t *err) {
   cleanup_close int lock = hcs_net_lock(net, false, err);
   if (lock < 0) return -1;
@@ -133,13 +138,27 @@ int hcs_net_namespace_delete(hcs_net_t *net, const char *id, hcs_error_t *err) {
   const char *path = json_string_value(json_object_get(doc, "Path"));
   cleanup_json json_t *eps = hcs_net_load_all(net, "endpoints", err);
   if (eps == NULL) return -1;
-  size_t i;
+  const char *hosts[256];
+  size_t n = 0, i;
   json_t *ep;
-  json_array_foreach(eps, i, ep) if (endpoint_in(ep, id, path ?: "")) {
-    if (hcs_net_endpoint_detach_locked(net, ep, err) < 0) return hcs_error_wrap(err, "delete namespace `%s`", id);
+  json_array_foreach(eps, i, ep) if (path && n < HCS_ARRAY_SIZE(hosts) && endpoint_in(ep, path)) {
+    const char *h = json_string_value(json_object_get(json_object_get(ep, "Linux"), "HostInterface"));
+    if (h) hosts[n++] = h;
+  }
+  if (n) {
+    struct hcs_nl *nl = hcs_nl_open(-1, err);
+    int rc = nl ? hcs_nl_links_down(nl, hosts, n, err) : -1;
+    hcs_nl_close(nl);
+    if (rc < 0) return hcs_error_wrap(err, "delete namespace `%s`", id);
   }
   if (path && hcs_netns_remove(path, err) < 0) return -1;
-  return hcs_net_remove(net, "namespaces", id, err);
+  if (hcs_net_remove(net, "namespaces", id, err) < 0) return -1;
+  /* The last one out takes down the shared mount of the netns directory, so
+   * a store with no compartment leaves no mount behind. */
+  if (hcs_netns_dir_release(net->netns)) net->netns_ready = false;
+  return 0;
 }
 
-char *hcs_net_namespace_path(hcs_net_t *net, const char *id, hcs_error_t *err) { return hcs_net_ns_resolve(net, id, err); }
+char *hcs_net_namespace_path(hcs_net_t *net, const char *id, hcs_error_t *err) {
+  return hcs_net_ns_resolve(net, id, err);
+}

@@ -29,7 +29,8 @@ struct hcs_nl {
 };
 
 static void batch_reset(struct hcs_nl *nl) {
-  for (int i = 0; i < nl->n; i++) free(nl->what[i]);
+  for (int i = 0; i < nl->n; i++)
+    free(nl->what[i]);
   nl->len = 0;
   nl->n = 0;
 }
@@ -177,6 +178,19 @@ int hcs_nl_link_set(struct hcs_nl *nl, int ifindex, int master, bool up, hcs_err
   if (master >= 0) mnl_attr_put_u32(h, IFLA_MASTER, (uint32_t)master);
   msg_end(nl, h);
   return batch_send(nl, 0, err);
+}
+
+int hcs_nl_links_down(struct hcs_nl *nl, const char *const *names, size_t n, hcs_error_t *err) {
+  for (size_t i = 0; i < n; i += NL_MAXMSG) {
+    for (size_t j = i; j < n && j < i + NL_MAXMSG; j++) {
+      struct nlmsghdr *h = msg_start(nl, RTM_NEWLINK, 0, hcs_xasprintf("unplug link `%s`", names[j]));
+      put_flags_up(mnl_nlmsg_put_extra_header(h, sizeof(struct ifinfomsg)), false);
+      mnl_attr_put_strz(h, IFLA_IFNAME, names[j]);
+      msg_end(nl, h);
+    }
+    if (batch_send(nl, ENODEV, err) < 0) return -1;
+  }
+  return 0;
 }
 
 int hcs_nl_link_del(struct hcs_nl *nl, const char *name, hcs_error_t *err) {

@@ -23,8 +23,16 @@ static int make_shared_dir(const char *dir, hcs_error_t *err) {
   return 0;
 }
 
-int hcs_netns_create(const char *dir, const char *path, hcs_error_t *err) {
-  if (make_shared_dir(dir, err) < 0) return -1;
+int hcs_net_mkdir(const char *path, hcs_error_t *err) {
+  if (mkdir(path, 0755) == 0 || errno == EEXIST) return 0;
+  return hcs_mkdir_p(path, 0755, err);
+}
+
+int hcs_netns_create(const char *dir, const char *path, bool *dir_ready, hcs_error_t *err) {
+  if (!*dir_ready || !hcs_path_exists(dir)) {
+    if (make_shared_dir(dir, err) < 0) return -1;
+    *dir_ready = true;
+  }
   cleanup_close int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
   if (fd < 0) return hcs_error_make(err, errno, "create `%s`", path);
   cleanup_close int orig = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -47,6 +55,15 @@ int hcs_netns_create(const char *dir, const char *path, hcs_error_t *err) {
 fail:
   unlink(path);
   return -1;
+}
+
+bool hcs_netns_dir_release(const char *dir) {
+  cleanup_dir DIR *d = opendir(dir);
+  if (d == NULL) return false;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL)
+    if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) return false;
+  return umount2(dir, MNT_DETACH) == 0;
 }
 
 int hcs_netns_remove(const char *path, hcs_error_t *err) {

@@ -53,8 +53,9 @@ static int validate(hcs_net_t *net, json_t *doc, json_t *others, hcs_error_t *er
   const char *n = json_string_value(name);
   const char *type = canonical_type(json_string_value(json_object_get(doc, "Type")) ?: "NAT");
   if (type == NULL)
-    return hcs_error_make(err, 0, "network `%s`: Type `%s` is not supported (expected NAT, Transparent, L2Bridge or None)",
-                          n, json_string_value(json_object_get(doc, "Type")) ?: "?");
+    return hcs_error_make(err, 0,
+                          "network `%s`: Type `%s` is not supported (expected NAT, Transparent, L2Bridge or None)", n,
+                          json_string_value(json_object_get(doc, "Type")) ?: "?");
   json_object_set_new(doc, "Type", json_string(type));
   const char *id = json_string_value(json_object_get(doc, "Id"));
   if (id && hcs_validate_id("HostComputeNetwork.Id", id, err) < 0) return -1;
@@ -189,15 +190,15 @@ char *hcs_net_network_create(hcs_net_t *net, const char *settings, hcs_error_t *
   if (hcs_net_network_info(doc, &ni, err) < 0) return NULL;
   json_t *lnx = json_object_get(doc, "Linux");
   const char *adapter = json_string_value(json_object_get(lnx, "Adapter"));
-  if (strcmp(ni.type, "None") == 0) return hcs_net_save(net, "networks", ni.id, doc, err) < 0 ? NULL : hcs_json_dumps(doc);
+  if (strcmp(ni.type, "None") == 0)
+    return hcs_net_save(net, "networks", ni.id, doc, err) < 0 ? NULL : hcs_json_dumps(doc);
 
   struct hcs_nl *nl = hcs_nl_open(-1, err);
   if (nl == NULL) return NULL;
   bool owns = true, made = false, nft_done = false;
   char bridge[16];
-  char sid[9] = "";
-  for (size_t i = 0, k = 0; ni.id[i] && k < 8; i++)
-    if (ni.id[i] != '-') sid[k++] = ni.id[i];
+  char sid[9];
+  hcs_net_short_hash(ni.id, sid, 8);
   snprintf(bridge, sizeof bridge, "hcs%s", sid);
   int adapter_index = 0;
   if (adapter) {
@@ -265,7 +266,8 @@ int hcs_net_network_delete(hcs_net_t *net, const char *ref, bool force, hcs_erro
   if (eps == NULL) return -1;
   size_t i, count = 0;
   json_t *ep;
-  json_array_foreach(eps, i, ep) if (strcmp(json_string_value(json_object_get(ep, "HostComputeNetwork")) ?: "", ni.id) == 0) {
+  json_array_foreach(eps, i,
+                     ep) if (strcmp(json_string_value(json_object_get(ep, "HostComputeNetwork")) ?: "", ni.id) == 0) {
     if (!force) {
       count++;
       continue;
@@ -328,7 +330,8 @@ char *hcs_net_network_modify(hcs_net_t *net, const char *ref, const char *reques
       return NULL;
     }
     json_array_foreach(json_object_get(json_object_get(p, "Settings"), "Exceptions"), j, e) {
-      cleanup_free char *w = hcs_xasprintf("modify network `%s`: Policies[%zu].Settings.Exceptions[%zu]", ni.name, i, j);
+      cleanup_free char *w =
+          hcs_xasprintf("modify network `%s`: Policies[%zu].Settings.Exceptions[%zu]", ni.name, i, j);
       struct hcs_prefix x;
       if (hcs_net_parse_prefix(json_string_value(e), &x, w, err) < 0) return NULL;
       json_array_append(delta, e);

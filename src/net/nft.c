@@ -62,12 +62,7 @@ static bool table_ready(void) {
   return rc == 0;
 }
 
-static void short_id(const char *id, char out[9]) {
-  size_t n = 0;
-  for (const char *p = id; *p && n < 8; p++)
-    if (*p != '-') out[n++] = *p;
-  out[n] = '\0';
-}
+static void short_id(const char *id, char out[9]) { hcs_net_short_hash(id, out, 8); }
 
 static char *append(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static char *append(char *buf, const char *fmt, ...) {
@@ -95,8 +90,7 @@ static json_t *exceptions_of(json_t *network) {
   json_t *p;
   json_array_foreach(json_object_get(network, "Policies"), i, p) {
     const char *type = json_string_value(json_object_get(p, "Type"));
-    if (type && strcmp(type, "OutBoundNAT") == 0)
-      return json_object_get(json_object_get(p, "Settings"), "Exceptions");
+    if (type && strcmp(type, "OutBoundNAT") == 0) return json_object_get(json_object_get(p, "Settings"), "Exceptions");
   }
   return NULL;
 }
@@ -118,11 +112,17 @@ int hcs_nft_network_add(hcs_net_t *net, json_t *network, hcs_error_t *err) {
     cleanup_free char *exc = exceptions_cmd("add", sid, exceptions_of(network));
     cmds = append(cmds,
                   "add set " T " x_%s { type ipv4_addr; flags interval; }\n%s"
+                  "add set " T " xe_%s { type ipv4_addr . ipv4_addr; flags interval; }\n"
                   "add chain " T " p_%s\n"
                   "add rule " T " p_%s ip daddr @x_%s return\n"
+                  "add rule " T " p_%s ip saddr . ip daddr @xe_%s return\n"
+                  /* hairpin: a container reaching a neighbour through a host
+                   * port must see the reply come back from the host */
+                  "add rule " T " p_%s ct status dnat oifname \"%s\" masquerade\n"
                   "add rule " T " p_%s oifname != \"%s\" masquerade\n"
                   "add element " T " nat_src { %s/%d : jump p_%s }\n",
-                  sid, exc ? exc : "", sid, sid, sid, sid, ni.bridge, subnet, ni.subnet.len, sid);
+                  sid, exc ? exc : "", sid, sid, sid, sid, sid, sid, sid, ni.bridge, sid, ni.bridge, subnet,
+                  ni.subnet.len, sid);
   }
   cleanup_free char *what = hcs_xasprintf("add policies of network `%s`", ni.name);
   return run(cmds, what, err);
@@ -141,7 +141,8 @@ int hcs_nft_network_del(hcs_net_t *net, json_t *network, hcs_error_t *err) {
   }
   cmds = append(cmds, "delete element " T " fwd_in { \"%s\" }\ndelete element " T " bridges { \"%s\" }\n", ni.bridge,
                 ni.bridge);
-  if (ni.nat) cmds = append(cmds, "delete chain " T " p_%s\ndelete set " T " x_%s\n", sid, sid);
+  if (ni.nat)
+    cmds = append(cmds, "delete chain " T " p_%s\ndelete set " T " x_%s\ndelete set " T " xe_%s\n", sid, sid, sid);
   cmds = append(cmds, "delete chain " T " n_%s\n", sid);
   cleanup_free char *what = hcs_xasprintf("remove policies of network `%s`", ni.name);
   if (run(cmds, what, NULL) == 0) return 0;
@@ -171,8 +172,7 @@ int hcs_nft_network_exceptions(hcs_net_t *net, json_t *network, json_t *add, jso
 
 static const char *proto_name(int p) { return p == IPPROTO_UDP ? "udp" : "tcp"; }
 
-static char *portmap_cmds(char *cmds, const char *verb, struct in_addr target, const struct hcs_portmap *pm,
-                          size_t n) {
+static char *portmap_cmds(char *cmds, const char *verb, struct in_addr target, const struct hcs_portmap *pm, size_t n) {
   char ip[INET_ADDRSTRLEN], vip[INET_ADDRSTRLEN];
   inet_ntop(AF_INET, &target, ip, sizeof ip);
   bool add = strcmp(verb, "add") == 0;
@@ -191,12 +191,30 @@ static char *portmap_cmds(char *cmds, const char *verb, struct in_addr target, c
   return cmds;
 }
 
+static char *endpoint_exceptions(char *cmds, const char *verb, const char *netid, struct in_addr source, json_t *list) {
+  char sid[9], ip[INET_ADDRSTRLEN];
+  short_id(netid, sid);
+  inet_ntop(AF_INET, &source, ip, sizeof ip);
+  size_t i;
+  json_t *e;
+  json_array_foreach(list, i, e) cmds =
+      append(cmds, "%s element " T " xe_%s { %s . %s }\n", verb, sid, ip, json_string_value(e));
+  return cmds;
+}
+
+int hcs_nft_endpoint(hcs_net_t *net, const struct hcs_nft_ep *c, hcs_error_t *err) {
+  cleanup_free char *cmds = portmap_cmds(NULL, "delete", c->target, c->del, c->n_del);
+  if (c->netid) cmds = endpoint_exceptions(cmds, "delete", c->netid, c->target, c->exc_del);
+  cmds = portmap_cmds(cmds, "add", c->target, c->add, c->n_add);
+  if (c->netid) cmds = endpoint_exceptions(cmds, "add", c->netid, c->target, c->exc_add);
+  if (cmds == NULL) return 0;
+  return run(cmds, c->n_add || json_array_size(c->exc_add) ? "add endpoint policies" : "remove endpoint policies", err);
+}
+
 int hcs_nft_portmaps(hcs_net_t *net, struct in_addr target, const struct hcs_portmap *add, size_t n_add,
                      const struct hcs_portmap *del, size_t n_del, hcs_error_t *err) {
-  if (n_add == 0 && n_del == 0) return 0;
-  cleanup_free char *cmds = portmap_cmds(NULL, "delete", target, del, n_del);
-  cmds = portmap_cmds(cmds, "add", target, add, n_add);
-  return run(cmds, n_add ? "add port mappings" : "remove port mappings", err);
+  struct hcs_nft_ep c = {.target = target, .add = add, .n_add = n_add, .del = del, .n_del = n_del};
+  return hcs_nft_endpoint(net, &c, err);
 }
 
 /* PortMapping settings: {Protocol: TCP|UDP|6|17, InternalPort, ExternalPort, VIP?}. */

@@ -98,8 +98,21 @@ char *hcs_net_new_id(void) {
   if (getrandom(b, sizeof b, 0) != sizeof b) abort();
   b[6] = (b[6] & 0x0f) | 0x40; /* RFC 4122 version 4, like HCN's GUIDs */
   b[8] = (b[8] & 0x3f) | 0x80;
-  return hcs_xasprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
-                       b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+  return hcs_xasprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3],
+                       b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+/* FNV-1a: a stable short name part for kernel objects named after an id
+ * (bridge, veth, nftables chains) that also tells apart ids that differ
+ * only in characters an interface name cannot hold. */
+void hcs_net_short_hash(const char *id, char *out, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+    h = (h ^ *p) * 0x100000001b3ull;
+  static const char hex[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++)
+    out[i] = hex[(h >> (4 * (15 - i % 16))) & 0xf];
+  out[n] = '\0';
 }
 
 char *hcs_net_dump_release(json_t *doc) {
@@ -142,6 +155,46 @@ void hcs_net_close(hcs_net_t *net) {
   free(net);
 }
 
+/* Every write happens under the store lock, so under it a temporary file is
+ * the remains of a killed writer. */
+static void remove_temporaries(const char *dir) {
+  cleanup_dir DIR *d = opendir(dir);
+  if (d == NULL) return;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL)
+    if (strstr(de->d_name, ".tmp.")) unlinkat(dirfd(d), de->d_name, 0);
+}
+
+/* A netns mounted by a create killed before its document was written. */
+static int reclaim_orphans(hcs_net_t *net, json_t *removed, hcs_error_t *err) {
+  static const char *kinds[] = {"networks", "endpoints", "namespaces"};
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(kinds); i++) {
+    cleanup_free char *dir =
+        hcs_xasprintf("%s/%s", strcmp(kinds[i], "namespaces") ? net->root : net->runstate, kinds[i]);
+    remove_temporaries(dir);
+  }
+  /* DNS files of endpoints whose create was killed before the document. */
+  cleanup_free char *epdir = hcs_xasprintf("%s/endpoints", net->runstate);
+  cleanup_dir DIR *e = opendir(epdir);
+  struct dirent *de;
+  while (e && (de = readdir(e)) != NULL) {
+    if (de->d_name[0] == '.' || hcs_validate_id("endpoint", de->d_name, NULL) < 0) continue;
+    cleanup_free char *doc = hcs_net_path(net, "endpoints", de->d_name, ".json");
+    if (!hcs_path_exists(doc) && hcs_rm_rf_at(dirfd(e), de->d_name, err) < 0) return -1;
+  }
+  cleanup_dir DIR *d = opendir(net->netns);
+  if (d == NULL) return 0;
+  while ((de = readdir(d)) != NULL) {
+    if (de->d_name[0] == '.' || hcs_validate_id("namespace", de->d_name, NULL) < 0) continue;
+    cleanup_free char *doc = hcs_net_path(net, "namespaces", de->d_name, ".json");
+    if (hcs_path_exists(doc)) continue;
+    cleanup_free char *path = hcs_xasprintf("%s/%s", net->netns, de->d_name);
+    if (hcs_netns_remove(path, err) < 0) return -1;
+    json_array_append_new(removed, json_string(de->d_name));
+  }
+  return 0;
+}
+
 /* Leases are rebuilt from the endpoint documents (a lease lost in a crash is
  * recreated) and leases no endpoint holds are reclaimed. */
 char *hcs_net_reconcile(hcs_net_t *net, hcs_error_t *err) {
@@ -160,11 +213,12 @@ char *hcs_net_reconcile(hcs_net_t *net, hcs_error_t *err) {
     json_array_foreach(json_object_get(ep, "IpConfigurations"), j, c) {
       struct in_addr a;
       if (hcs_net_parse_ip(json_string_value(json_object_get(c, "IpAddress")), &a, "lease", NULL) < 0) continue;
-      cleanup_free char *lease = hcs_xasprintf("%s/ipam/%s/%s", net->root, netid,
-                                               json_string_value(json_object_get(c, "IpAddress")));
+      cleanup_free char *lease =
+          hcs_xasprintf("%s/ipam/%s/%s", net->root, netid, json_string_value(json_object_get(c, "IpAddress")));
       if (hcs_path_exists(lease)) continue;
       if (hcs_ipam_claim(net, netid, a, id, err) < 0) return NULL;
-      json_array_append_new(restored, json_pack("{s:s,s:O}", "Endpoint", id, "IpAddress", json_object_get(c, "IpAddress")));
+      json_array_append_new(restored,
+                            json_pack("{s:s,s:O}", "Endpoint", id, "IpAddress", json_object_get(c, "IpAddress")));
     }
   }
   cleanup_free char *ipam = hcs_xasprintf("%s/ipam", net->root);
@@ -178,6 +232,9 @@ char *hcs_net_reconcile(hcs_net_t *net, hcs_error_t *err) {
     if (de->d_name[0] == '.') continue;
     if (hcs_ipam_reconcile(net, de->d_name, reclaimed, err) < 0) return NULL;
   }
-  json_t *report = json_pack("{s:O,s:O}", "ReclaimedLeases", reclaimed, "RestoredLeases", restored);
+  cleanup_json json_t *netns = json_array();
+  if (reclaim_orphans(net, netns, err) < 0) return NULL;
+  json_t *report =
+      json_pack("{s:O,s:O,s:O}", "ReclaimedLeases", reclaimed, "RestoredLeases", restored, "RemovedNamespaces", netns);
   return hcs_net_dump_release(report);
 }

@@ -47,8 +47,9 @@ int main(int argc, char **argv) {
         net, "{\"Name\":\"bench\",\"HostComputeNetwork\":\"bench\",\"HostComputeNamespace\":\"bench\"}", &err);
     if (ep == NULL) die("endpoint", &err);
     double t1 = now_ms();
-    if (hcs_net_endpoint_delete(net, "bench", &err) < 0) die("delete endpoint", &err);
+    /* Compartment first: its veth dies with the netns (see namespace.c). */
     if (hcs_net_namespace_delete(net, "bench", &err) < 0) die("delete namespace", &err);
+    if (hcs_net_endpoint_delete(net, "bench", &err) < 0) die("delete endpoint", &err);
     double t2 = now_ms();
     free(ns);
     free(ep);

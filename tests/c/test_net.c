@@ -7,7 +7,9 @@
 #include <sched.h>
 #include <stdarg.h>
 #include <sys/mount.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/util.h"
@@ -76,34 +78,42 @@ static void expect_fail(char *doc, hcs_error_t *err, const char *needle, const c
   hcs_error_release(err);
 }
 
-
 static void test_validation(hcs_net_t *net) {
   hcs_error_t err = NULL;
-  char *a = expect_ok(hcs_net_network_create(net,
-                                             "{\"Name\":\"va\",\"Type\":\"NAT\",\"Ipams\":[{\"Type\":\"Static\",\"Subnets\":"
-                                             "[{\"IpAddressPrefix\":\"10.88.0.0/24\"}]}]}",
-                                             &err),
-                      &err, "create NAT network va");
-  expect_fail(hcs_net_network_create(net, "{\"Name\":\"vb\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.88.0.128/25\"}]}]}", &err),
+  char *a =
+      expect_ok(hcs_net_network_create(net,
+                                       "{\"Name\":\"va\",\"Type\":\"NAT\",\"Ipams\":[{\"Type\":\"Static\",\"Subnets\":"
+                                       "[{\"IpAddressPrefix\":\"10.88.0.0/24\"}]}]}",
+                                       &err),
+                &err, "create NAT network va");
+  expect_fail(hcs_net_network_create(
+                  net, "{\"Name\":\"vb\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.88.0.128/25\"}]}]}", &err),
               &err, "overlaps `10.88.0.0/24` of network `va`", "overlapping subnet");
-  expect_fail(hcs_net_network_create(net, "{\"Name\":\"va\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.89.0.0/24\"}]}]}", &err),
+  expect_fail(hcs_net_network_create(
+                  net, "{\"Name\":\"va\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.89.0.0/24\"}]}]}", &err),
               &err, "name is already used", "duplicate network name");
-  expect_fail(hcs_net_network_create(net, "{\"Name\":\"vc\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.89.0.0/33\"}]}]}", &err),
+  expect_fail(hcs_net_network_create(
+                  net, "{\"Name\":\"vc\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.89.0.0/33\"}]}]}", &err),
               &err, "prefix length must be 0..32", "bad prefix length");
-  expect_fail(hcs_net_network_create(net, "{\"Name\":\"vc\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.89.0.1/24\"}]}]}", &err),
+  expect_fail(hcs_net_network_create(
+                  net, "{\"Name\":\"vc\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.89.0.1/24\"}]}]}", &err),
               &err, "host bits set", "prefix with host bits");
-  expect_fail(hcs_net_network_create(net, "{\"Name\":\"vc\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.89.0.0/24\","
-                                          "\"Routes\":[{\"NextHop\":\"10.90.0.1\",\"DestinationPrefix\":\"0.0.0.0/0\"}]}]}]}",
-                                     &err),
-              &err, "outside the subnet", "gateway outside the subnet");
+  expect_fail(
+      hcs_net_network_create(net,
+                             "{\"Name\":\"vc\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.89.0.0/24\","
+                             "\"Routes\":[{\"NextHop\":\"10.90.0.1\",\"DestinationPrefix\":\"0.0.0.0/0\"}]}]}]}",
+                             &err),
+      &err, "outside the subnet", "gateway outside the subnet");
   expect_fail(hcs_net_network_create(net, "{\"Name\":\"vc\",\"Type\":\"Overlay\"}", &err), &err,
               "Type `Overlay` is not supported", "unsupported type");
   expect_fail(hcs_net_network_create(net, "{\"Name\":\"vc\",\"Type\":\"NAT\"}", &err), &err, "needs Ipams",
               "NAT without a subnet");
   expect_fail(hcs_net_network_create(net, "{\"Name\":", &err), &err, "parse HostComputeNetwork", "malformed JSON");
-  expect_fail(hcs_net_endpoint_create(net, "{\"HostComputeNetwork\":\"va\",\"MacAddress\":\"zz-00-00-00-00-01\"}", &err),
-              &err, "is not a MAC address", "bad MAC");
-  expect_fail(hcs_net_endpoint_create(net, "{\"HostComputeNetwork\":\"va\",\"IpConfigurations\":[{\"IpAddress\":\"10.1.1.1\"}]}", &err),
+  expect_fail(
+      hcs_net_endpoint_create(net, "{\"HostComputeNetwork\":\"va\",\"MacAddress\":\"zz-00-00-00-00-01\"}", &err), &err,
+      "is not a MAC address", "bad MAC");
+  expect_fail(hcs_net_endpoint_create(
+                  net, "{\"HostComputeNetwork\":\"va\",\"IpConfigurations\":[{\"IpAddress\":\"10.1.1.1\"}]}", &err),
               &err, "outside the subnet", "address outside the subnet");
   expect_fail(hcs_net_endpoint_create(net, "{\"HostComputeNetwork\":\"nope\"}", &err), &err, "no such id or name",
               "unknown network");
@@ -140,12 +150,15 @@ static void test_validation(hcs_net_t *net) {
 
 static void test_plumbing(hcs_net_t *net) {
   hcs_error_t err = NULL;
-  free(expect_ok(hcs_net_network_create(net, "{\"Name\":\"pl\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.77.0.0/24\"}]}]}", &err),
+  free(expect_ok(hcs_net_network_create(
+                     net, "{\"Name\":\"pl\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.77.0.0/24\"}]}]}", &err),
                  &err, "create network pl"));
   char *ns = expect_ok(hcs_net_namespace_create(net, "{\"Id\":\"c1\",\"ContainerId\":\"abc\"}", &err), &err,
                        "create namespace c1");
-  char *ep = expect_ok(hcs_net_endpoint_create(net, "{\"Name\":\"p1\",\"HostComputeNetwork\":\"pl\",\"HostComputeNamespace\":\"c1\"}", &err),
-                       &err, "create an endpoint directly in c1");
+  char *ep =
+      expect_ok(hcs_net_endpoint_create(
+                    net, "{\"Name\":\"p1\",\"HostComputeNetwork\":\"pl\",\"HostComputeNamespace\":\"c1\"}", &err),
+                &err, "create an endpoint directly in c1");
   char *detail = expect_ok(hcs_net_namespace_query(net, "c1", true, &err), &err, "query compartment with details");
   has_substr(detail, "\"Description\":\"Container_abc\"", "description names the container");
   has_substr(detail, "\"IpAddress\":\"10.77.0.2\"", "eth0 has the allocated address");
@@ -160,9 +173,32 @@ static void test_plumbing(hcs_net_t *net) {
   ok(strstr(links, "eth0") == NULL, "detach removed eth0 from the namespace");
   free(links);
   free(expect_ok(hcs_net_endpoint_attach(net, "p1", "c1", &err), &err, "attach again"));
+  char *p2 =
+      expect_ok(hcs_net_endpoint_create(
+                    net, "{\"Name\":\"p2\",\"HostComputeNetwork\":\"pl\",\"HostComputeNamespace\":\"c1\"}", &err),
+                &err, "a second endpoint in the same namespace");
+  has_substr(p2, "\"Interface\":\"eth1\"", "gets the next free interface name");
+  free(p2);
+  expect_fail(hcs_net_endpoint_create(net,
+                                      "{\"Name\":\"p3\",\"HostComputeNetwork\":\"pl\",\"HostComputeNamespace\":\"c1\","
+                                      "\"Linux\":{\"Interface\":\"eth0\"}}",
+                                      &err),
+              &err, "interface `eth0` already exists in namespace `c1`", "an interface name already taken");
+  ok(hcs_net_endpoint_delete(net, "p2", &err) == 0, "delete the second endpoint");
+  hcs_error_release(&err);
   ok(hcs_net_namespace_delete(net, "c1", &err) == 0, "delete the namespace (detaches its endpoint)");
   hcs_error_release(&err);
   ok(!hcs_path_exists(path), "the netns file is gone");
+  char *q = expect_ok(hcs_net_endpoint_query(net, "p1", &err), &err, "query the endpoint");
+  has_substr(q, "\"HostComputeNamespace\":null", "it reads as detached");
+  free(q);
+  free(expect_ok(hcs_net_namespace_create(net, "{\"Id\":\"c1\"}", &err), &err, "re-create a namespace named c1"));
+  q = expect_ok(hcs_net_endpoint_query(net, "p1", &err), &err, "query the endpoint again");
+  has_substr(q, "\"HostComputeNamespace\":null", "a new namespace of the same name is not the old attachment");
+  free(q);
+  free(expect_ok(hcs_net_endpoint_attach(net, "p1", "c1", &err), &err, "attach to the new c1"));
+  ok(hcs_net_namespace_delete(net, "c1", &err) == 0, "delete it again");
+  hcs_error_release(&err);
   ok(hcs_net_endpoint_delete(net, "p1", &err) == 0, "delete the endpoint");
   hcs_error_release(&err);
   ok(hcs_net_network_delete(net, "pl", false, &err) == 0, "delete the network");
@@ -173,9 +209,101 @@ static void test_plumbing(hcs_net_t *net) {
   free(detail);
 }
 
+static void test_modify_and_bridges(hcs_net_t *net) {
+  hcs_error_t err = NULL;
+  free(expect_ok(hcs_net_network_create(net,
+                                        "{\"Name\":\"mo\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.44.0.0/"
+                                        "24\"}]}],\"Policies\":[{\"Type\":\"OutBoundNAT\",\"Settings\":{"
+                                        "\"Exceptions\":[\"10.45.0.0/16\"]}}]}",
+                                        &err),
+                 &err, "create a NAT network with an OutBoundNAT exception"));
+  char *out = sh("nft list ruleset");
+  has_substr(out, "10.45.0.0/16", "the exception is in the network's set");
+  free(out);
+  char *m = expect_ok(hcs_net_network_modify(net, "mo",
+                                             "{\"RequestType\":\"Add\",\"ResourceType\":\"Policy\",\"Settings\":{"
+                                             "\"Policies\":[{\"Type\":\"OutBoundNAT\",\"Settings\":{\"Exceptions\":["
+                                             "\"172.20.0.0/16\"]}}]}}",
+                                             &err),
+                      &err, "add an exception");
+  has_substr(m, "172.20.0.0/16", "the document lists it");
+  free(m);
+  out = sh("nft list ruleset");
+  has_substr(out, "172.20.0.0/16", "and nftables has it");
+  free(out);
+  free(expect_ok(hcs_net_network_modify(net, "mo",
+                                        "{\"RequestType\":\"Remove\",\"Settings\":{\"Policies\":[{\"Type\":"
+                                        "\"OutBoundNAT\",\"Settings\":{\"Exceptions\":[\"172.20.0.0/16\"]}}]}}",
+                                        &err),
+                 &err, "remove it"));
+  out = sh("nft list ruleset");
+  ok(strstr(out, "172.20.0.0/16") == NULL, "nftables no longer has it");
+  free(out);
+  free(expect_ok(hcs_net_endpoint_create(net, "{\"Name\":\"me\",\"HostComputeNetwork\":\"mo\"}", &err), &err,
+                 "endpoint without policies"));
+#define PM(verb)                                                                                                       \
+  "{\"RequestType\":\"" verb "\",\"ResourceType\":\"Policy\",\"Settings\":{\"Policies\":[{\"Type\":"                   \
+  "\"PortMapping\",\"Settings\":{\"Protocol\":\"UDP\",\"InternalPort\":53,\"ExternalPort\":5353}}]}}"
+  const char *add = PM("Add"), *del = PM("Remove");
+  free(expect_ok(hcs_net_endpoint_modify(net, "me", add, &err), &err, "add a UDP port mapping"));
+  out = sh("nft list map ip hcs portmap");
+  has_substr(out, "udp . 5353 : 10.44.0.2 . 53", "the map has it");
+  free(out);
+  expect_fail(hcs_net_endpoint_modify(net, "me", add, &err), &err, "already mapped", "adding it twice");
+  free(expect_ok(hcs_net_endpoint_modify(net, "me", del, &err), &err, "remove it"));
+  out = sh("nft list map ip hcs portmap");
+  ok(strstr(out, "5353") == NULL, "the map no longer has it");
+  free(out);
+  expect_fail(hcs_net_endpoint_modify(net, "me", del, &err), &err, "do not exist", "removing it twice");
+  ok(hcs_net_network_delete(net, "mo", true, &err) == 0, "delete network mo");
+  hcs_error_release(&err);
+
+  /* Transparent: enslave a host adapter; L2Bridge: use an existing bridge. */
+  if (system("ip link add hcs-tup type veth peer name hcs-tup2 && ip link add hcs-tbr type bridge") != 0) return;
+  free(expect_ok(hcs_net_network_create(net,
+                                        "{\"Name\":\"tr\",\"Type\":\"Transparent\",\"Ipams\":[{\"Subnets\":[{"
+                                        "\"IpAddressPrefix\":\"192.168.50.0/24\",\"Routes\":[{\"NextHop\":\"192.168."
+                                        "50.254\",\"DestinationPrefix\":\"0.0.0.0/0\"}]}]}],\"Policies\":[{\"Type\":"
+                                        "\"NetAdapterName\",\"Settings\":{\"NetworkAdapterName\":\"hcs-tup\"}}]}",
+                                        &err),
+                 &err, "create a Transparent network on a host adapter"));
+  out = sh("ip -o link show hcs-tup");
+  has_substr(out, "master hcs", "the adapter is enslaved to the network's bridge");
+  free(out);
+  free(expect_ok(hcs_net_namespace_create(net, "{\"Id\":\"tns\"}", &err), &err, "namespace for it"));
+  char *ep = expect_ok(hcs_net_endpoint_create(net,
+                                               "{\"Name\":\"te\",\"HostComputeNetwork\":\"tr\","
+                                               "\"HostComputeNamespace\":\"tns\"}",
+                                               &err),
+                       &err, "endpoint on the Transparent network");
+  has_substr(ep, "\"IpAddress\":\"192.168.50.1\"", "gets the first address (the gateway is external)");
+  free(ep);
+  char *detail = expect_ok(hcs_net_namespace_query(net, "tns", true, &err), &err, "query it");
+  has_substr(detail, "\"NextHop\":\"192.168.50.254\"", "default route via the external gateway");
+  free(detail);
+  ok(hcs_net_namespace_delete(net, "tns", &err) == 0 && hcs_net_network_delete(net, "tr", true, &err) == 0,
+     "delete the Transparent network");
+  hcs_error_release(&err);
+  out = sh("ip -o link show hcs-tup");
+  ok(strstr(out, "hcs-tup") && !strstr(out, "master"), "the adapter is released, not deleted");
+  free(out);
+  free(expect_ok(hcs_net_network_create(net,
+                                        "{\"Name\":\"l2\",\"Type\":\"L2Bridge\",\"Policies\":[{\"Type\":"
+                                        "\"NetAdapterName\",\"Settings\":{\"NetworkAdapterName\":\"hcs-tbr\"}}]}",
+                                        &err),
+                 &err, "create an L2Bridge network on an existing bridge"));
+  ok(hcs_net_network_delete(net, "l2", false, &err) == 0, "delete it");
+  hcs_error_release(&err);
+  out = sh("ip -o link show hcs-tbr");
+  has_substr(out, "hcs-tbr", "the existing bridge is left in place");
+  free(out);
+  if (system("ip link del hcs-tup && ip link del hcs-tbr") != 0) ok(0, "remove the test adapters");
+}
+
 static void test_cycles(hcs_net_t *net, int n) {
   hcs_error_t err = NULL;
-  free(expect_ok(hcs_net_network_create(net, "{\"Name\":\"cy\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.66.0.0/24\"}]}]}", &err),
+  free(expect_ok(hcs_net_network_create(
+                     net, "{\"Name\":\"cy\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.66.0.0/24\"}]}]}", &err),
                  &err, "create network cy"));
   int links = count_links(), fds = count_fds();
   cleanup_free char *leases = hcs_xasprintf("%s/net/ipam", root);
@@ -188,7 +316,11 @@ static void test_cycles(hcs_net_t *net, int n) {
                                             "\"InternalPort\":80,\"ExternalPort\":9000}}]}",
                                             &err)
                   : NULL;
-    if (ep == NULL || hcs_net_endpoint_delete(net, "cy", &err) < 0 || hcs_net_namespace_delete(net, "cyc", &err) < 0) {
+    /* Both orders: endpoint first (synchronous RTM_DELLINK), or compartment
+     * first (the veth is reaped with the netns by the kernel). */
+    bool ep_first = i % 2 == 0;
+    if (ep == NULL || (ep_first && hcs_net_endpoint_delete(net, "cy", &err) < 0) ||
+        hcs_net_namespace_delete(net, "cyc", &err) < 0 || (!ep_first && hcs_net_endpoint_delete(net, "cy", &err) < 0)) {
       printf("# cycle %d: %s\n", i, hcs_error_message(err));
       failures++;
     }
@@ -197,6 +329,8 @@ static void test_cycles(hcs_net_t *net, int n) {
     hcs_error_release(&err);
   }
   is_int(failures, 0, "%d endpoint create/delete cycles succeed", n);
+  for (int i = 0; i < 100 && count_links() != links; i++)
+    usleep(50000); /* the kernel reaps netns asynchronously */
   is_int(count_links(), links, "no link left after the cycles");
   is_int(count_fds(), fds, "no file descriptor leaked");
   cleanup_free char *ipam = hcs_xasprintf("%s/net/ipam", root);
@@ -215,8 +349,11 @@ static void test_cycles(hcs_net_t *net, int n) {
 static void test_reclaim(void) {
   hcs_error_t err = NULL;
   hcs_net_t *net = hcs_net_open(root, &err);
-  free(expect_ok(hcs_net_network_create(net, "{\"Id\":\"rc\",\"Name\":\"rc\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.55.0.0/24\"}]}]}", &err),
-                 &err, "create network rc"));
+  free(expect_ok(
+      hcs_net_network_create(
+          net, "{\"Id\":\"rc\",\"Name\":\"rc\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.55.0.0/24\"}]}]}",
+          &err),
+      &err, "create network rc"));
   char *ep = expect_ok(hcs_net_endpoint_create(net, "{\"Name\":\"live\",\"HostComputeNetwork\":\"rc\"}", &err), &err,
                        "create a live endpoint");
   /* A crash between claiming a lease and writing the endpoint leaves this: */
@@ -247,6 +384,77 @@ static void test_reclaim(void) {
   hcs_net_close(net);
 }
 
+/* A real crash: kill -9 a process in the middle of create/delete cycles,
+ * then reopen (reconcile) and delete what it left: nothing may remain. */
+static void test_kill9(void) {
+  hcs_error_t err = NULL;
+  hcs_net_t *net = hcs_net_open(root, &err);
+  free(expect_ok(hcs_net_network_create(
+                     net, "{\"Name\":\"k9\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.33.0.0/24\"}]}]}", &err),
+                 &err, "create network k9"));
+  hcs_net_close(net);
+  int links = count_links();
+  for (int round = 0; round < 5; round++) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      hcs_net_t *n = hcs_net_open(root, NULL);
+      for (int i = 0;; i++) {
+        char nsdoc[64], epdoc[160];
+        snprintf(nsdoc, sizeof nsdoc, "{\"Id\":\"k%d\"}", i);
+        snprintf(epdoc, sizeof epdoc,
+                 "{\"Name\":\"k%d\",\"HostComputeNetwork\":\"k9\",\"HostComputeNamespace\":\"k%d\"}", i, i);
+        free(hcs_net_namespace_create(n, nsdoc, NULL));
+        free(hcs_net_endpoint_create(n, epdoc, NULL));
+        if (i % 3 == 0) continue; /* leave some behind */
+        snprintf(nsdoc, sizeof nsdoc, "k%d", i);
+        hcs_net_namespace_delete(n, nsdoc, NULL);
+        hcs_net_endpoint_delete(n, nsdoc, NULL);
+      }
+    }
+    usleep(20000 + (useconds_t)(round * 17000));
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+  }
+  net = hcs_net_open(root, &err);
+  ok(net != NULL, "reopen after 5 kill -9");
+  char *text = hcs_net_namespace_list(net, false, &err);
+  json_t *nss = json_loads(text ? text : "[]", JSON_DECODE_ANY, NULL);
+  free(text);
+  size_t i;
+  json_t *x;
+  int bad = 0;
+  json_array_foreach(nss, i, x) bad +=
+      hcs_net_namespace_delete(net, json_string_value(json_object_get(x, "Id")), &err) < 0;
+  text = hcs_net_endpoint_list(net, NULL, &err);
+  json_t *eps = json_loads(text ? text : "[]", JSON_DECODE_ANY, NULL);
+  free(text);
+  json_array_foreach(eps, i, x) bad +=
+      hcs_net_endpoint_delete(net, json_string_value(json_object_get(x, "Id")), &err) < 0;
+  is_int(bad, 0, "everything left (%zu compartments, %zu endpoints) deletes cleanly", json_array_size(nss),
+         json_array_size(eps));
+  hcs_error_release(&err);
+  json_decref(nss);
+  json_decref(eps);
+  char *report = hcs_net_reconcile(net, &err);
+  ok(report != NULL, "reconcile once more: %s", report ? report : hcs_error_message(err));
+  free(report);
+  cleanup_free char *ipam = hcs_xasprintf("%s/net/ipam", root);
+  char *out = sh("find %s -type f | wc -l", ipam);
+  is_int(atoi(out), 0, "no lease leaked by the crashes");
+  free(out);
+  cleanup_free char *nsdir = hcs_xasprintf("%s/run/netns", root);
+  is_int(count_dir(nsdir), 0, "no netns leaked by the crashes");
+  out = sh("find %s/net %s/run/net -name '*.tmp.*' | wc -l", root, root);
+  is_int(atoi(out), 0, "no temporary file left");
+  free(out);
+  for (int t = 0; t < 100 && count_links() != links; t++)
+    usleep(50000);
+  is_int(count_links(), links, "no veth leaked by the crashes");
+  ok(hcs_net_network_delete(net, "k9", false, &err) == 0, "delete network k9");
+  hcs_error_release(&err);
+  hcs_net_close(net);
+}
+
 int main(void) {
   if (geteuid() != 0) {
     printf("1..0 # SKIP needs root\n");
@@ -266,16 +474,18 @@ int main(void) {
   if (net == NULL) return tap_done();
   test_validation(net);
   test_plumbing(net);
+  test_modify_and_bridges(net);
   const char *n = getenv("HCS_NET_CYCLES");
   test_cycles(net, n ? atoi(n) : 500);
   hcs_net_close(net);
   test_reclaim();
+  test_kill9();
   ok(!nft_table_exists(), "the nftables table is gone with the last network");
   char *links = sh("ip -o link show | grep -cE ': (hcs|vh)'");
   is_int(atoi(links), 0, "no hcs bridge or veth left");
   free(links);
-  cleanup_free char *nsdir = hcs_xasprintf("%s/run/netns", root);
-  umount2(nsdir, MNT_DETACH);
+  cleanup_free char *mounts = sh("grep -c ' %s' /proc/self/mountinfo", root);
+  is_int(atoi(mounts), 0, "no mount left under the root (the netns directory went with the last compartment)");
   cleanup_free char *cmd = hcs_xasprintf("rm -rf %s", root);
   if (system(cmd) != 0) return 1;
   return tap_done();

@@ -44,10 +44,15 @@ local function netns_path(ns)
   return root .. "/run/netns/" .. ns
 end
 
---- A one-shot TCP echo server (busybox nc) in a namespace, bounded in time.
+local servers = {}
+
+--- A one-shot TCP echo server (busybox nc) in a namespace, bounded in time;
+-- its pid is kept so kill_servers ends exactly what this spec started.
 local function echo_server(ns, port)
   local p = netns_path(ns)
-  os.execute(("timeout 10 nsenter --net=%s busybox nc -l -p %d -e /bin/cat >/dev/null 2>&1 &"):format(p, port))
+  local _, pid = sh(("timeout 10 nsenter --net=%s busybox nc -l -p %d -e /bin/cat >/dev/null 2>&1 & echo $!"):format(p,
+    port))
+  servers[#servers + 1] = pid:match("%d+")
   for _ = 1, 40 do
     local _, out = sh(("nsenter --net=%s busybox netstat -ltn 2>/dev/null"):format(p))
     if out:find(":" .. port .. " ", 1, true) then return end
@@ -63,7 +68,8 @@ local function talk(ns, ip, port, msg)
 end
 
 local function kill_servers()
-  sh(("pkill -f 'busybox nc -l -p' -n >/dev/null 2>&1; true"))
+  for _, pid in ipairs(servers) do sh("kill " .. pid .. " 2>/dev/null; true") end
+  servers = {}
 end
 
 describe("hcs.net #root", function()
@@ -122,16 +128,51 @@ describe("hcs.net #root", function()
     assert.are.equal("via-loopback", talk(HOST, "127.0.0.1", 8080, "via-loopback"))
   end)
 
+  it("forwards a port mapping from a neighbour through the gateway (hairpin)", function()
+    finally(kill_servers)
+    echo_server("c1", 80)
+    assert.are.equal("hairpin", talk("c2", "10.61.0.1", 8080, "hairpin"))
+  end)
+
   it("forwards a port mapping from another host", function()
     finally(kill_servers)
     echo_server("c1", 80)
     assert.are.equal("from-remote", talk(REMOTE, "192.168.77.1", 8080, "from-remote"))
   end)
 
+  it("binds a port mapping to one host address (VIP) when asked", function()
+    finally(kill_servers)
+    hcs_ok({ "endpoint", "create", "--network", "nat1", "--name", "vip", "--namespace", "c2", "-p",
+      "192.168.77.1:8090:90" })
+    echo_server("c2", 90)
+    assert.are.equal("", talk(HOST, "127.0.0.1", 8090, "not-here"))
+    assert.are.equal("vip", talk(REMOTE, "192.168.77.1", 8090, "vip"))
+    hcs_ok({ "endpoint", "rm", "vip" })
+    assert.falsy(must(in_host("nft list map ip hcs portmap_addr")):find("8090", 1, true))
+  end)
+
   it("masquerades outbound traffic of a NAT network", function()
     finally(kill_servers)
     echo_server(REMOTE, 9100)
     assert.are.equal("outbound", talk("c1", "192.168.77.2", 9100, "outbound"))
+  end)
+
+  it("skips masquerade for an endpoint's OutBoundNAT exceptions", function()
+    finally(kill_servers)
+    hcs_ok({ "compartment", "create", "--id", "c4" })
+    local spec = require("hcs").json.encode({ Name = "nonat", HostComputeNetwork = "nat1", HostComputeNamespace = "c4",
+      Policies = { { Type = "OutBoundNAT", Settings = { Exceptions = { "192.168.77.0/24" } } } } })
+    hcs_ok({ "-e", ("assert(require('hcs').net.endpoint.create(%q))"):format(spec) })
+    -- Not masqueraded: the remote host sees 10.61.0.x and has no route back...
+    echo_server(REMOTE, 9200)
+    assert.are.equal("", talk("c4", "192.168.77.2", 9200, "unrouted"))
+    -- ...until it gets one.
+    must(("ip -n %s route add 10.61.0.0/24 via 192.168.77.1"):format(REMOTE))
+    finally(function() sh(("ip -n %s route del 10.61.0.0/24"):format(REMOTE)) end)
+    echo_server(REMOTE, 9201)
+    assert.are.equal("routed", talk("c4", "192.168.77.2", 9201, "routed"))
+    hcs_ok({ "endpoint", "rm", "nonat" })
+    hcs_ok({ "compartment", "rm", "c4" })
   end)
 
   it("adds and removes port mappings as map elements (no rule growth)", function()
@@ -218,6 +259,6 @@ describe("hcs.net #root", function()
     -- Nothing but the store's lock file: no document, lease, DNS file or netns.
     local _, files = sh(("find %s/net %s/run -type f ! -name lock"):format(root, root))
     assert.are.equal("", files)
-    assert.are.same({}, u.mounts_under(root .. "/run/netns/"))
+    assert.are.same({}, u.mounts_under(root))
   end)
 end)
