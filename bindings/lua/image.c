@@ -202,14 +202,18 @@ static int l_capture(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   const char *scratch = luaL_checkstring(L, 2);
   luaL_checktype(L, 3, LUA_TTABLE);
+  progress_ctx p;
+  progress_from(L, 3, &p);
   char *config = opt_json(L, 3, "config");
   hcs_image_create_opts_t o = {.parent = opt_string(L, 3, "parent"), .name = opt_string(L, 3, "name"),
                                .version = opt_string(L, 3, "version"), .publisher = opt_string(L, 3, "publisher"),
                                .config = config, .created_by = opt_string(L, 3, "created_by"),
-                               .comment = opt_string(L, 3, "comment")};
+                               .comment = opt_string(L, 3, "comment"),
+                               .progress = p.ref != LUA_NOREF ? progress_cb : NULL, .progress_data = &p};
   hcs_error_t err = NULL;
   char *id = hcs_image_capture(s, scratch, &o, &err);
   free(config);
+  progress_done(L, &p);
   return push_string(L, id, &err);
 }
 

@@ -37,7 +37,8 @@ static void *export_thread(void *arg) {
  * `nearest` (NULL for a base layer).  Returns the new layer id: the chain
  * id of the canonical stream, so re-exporting it reproduces its DiffID
  * byte for byte. */
-char *hcs_image_reimport_layer(hcs_image_store_t *s, const char *src, const char *nearest, hcs_error_t *err) {
+char *hcs_image_reimport_layer(hcs_image_store_t *s, const char *src, const char *nearest,
+                               hcs_layer_progress_fn progress, void *pdata, hcs_error_t *err) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) < 0) {
     hcs_error_make(err, errno, "pipe");
@@ -53,7 +54,7 @@ char *hcs_image_reimport_layer(hcs_image_store_t *s, const char *src, const char
     return NULL;
   }
   const char *parents[2] = {nearest, NULL};
-  hcs_layer_import_opts_t io = {.parents = nearest ? parents : NULL};
+  hcs_layer_import_opts_t io = {.parents = nearest ? parents : NULL, .progress = progress, .progress_data = pdata};
   hcs_error_t import_err = NULL;
   char *layer = hcs_layer_import(s->layers, fds[0], &io, &import_err);
   close(fds[0]);
@@ -93,7 +94,7 @@ char *hcs_image_capture(hcs_image_store_t *s, const char *scratch_id, const hcs_
     return NULL;
   }
   const char *nearest = json_string_value(json_array_get(json_object_get(meta, "Parents"), 0));
-  char *layer = hcs_image_reimport_layer(s, scratch_id, nearest, err);
+  char *layer = hcs_image_reimport_layer(s, scratch_id, nearest, opts->progress, opts->progress_data, err);
   if (layer == NULL) {
     hcs_error_wrap(err, "capture `%s`", scratch_id);
     return NULL;

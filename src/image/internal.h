@@ -77,7 +77,7 @@ HCS_INTERNAL int hcs_image_read_config(hcs_image_store_t *s, const char *id, cha
 
 /* Export layer src as a canonical tar piped into a new layer on nearest. */
 HCS_INTERNAL char *hcs_image_reimport_layer(hcs_image_store_t *s, const char *src, const char *nearest,
-                                            hcs_error_t *err);
+                                            hcs_layer_progress_fn progress, void *pdata, hcs_error_t *err);
 
 /* Build a fresh OCI config document: created now, this host's platform,
  * rootfs diff ids, the given "config" object and one history entry. */

@@ -676,7 +676,7 @@ char *hcs_image_install_os(hcs_image_store_t *s, const char *rootfs_tar, const h
   /* A tarball from another tool is not in hcs's canonical tar form: store
    * the canonical re-export instead, so that saving the image reproduces
    * its diff id exactly and the image keeps its id across save/import. */
-  cleanup_free char *layer = hcs_image_reimport_layer(s, raw, NULL, err);
+  cleanup_free char *layer = hcs_image_reimport_layer(s, raw, NULL, NULL, NULL, err);
   if (layer == NULL) {
     hcs_layer_destroy(s->layers, raw, false, NULL);
     hcs_error_wrap(err, "install OS image `%s`: canonicalize layer", want);

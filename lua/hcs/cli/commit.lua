@@ -19,8 +19,10 @@ return {
     local ok, sys = pcall(hcs.workflow.open, args[1])
     if not ok then cli.fail("%s", tostring(sys)) end
     local config = opts.cmd and { Cmd = { "/bin/sh", "-c", opts.cmd } } or nil
-    local ok2, img = pcall(hcs.workflow.capture, sys,
-      { name = opts.name, version = opts.version, publisher = opts.publisher, config = config })
+    local bar = require("hcs.util.progress").new { label = "capture", enabled = (not opts.json) and nil or false }
+    local ok2, img = pcall(hcs.workflow.capture, sys, { name = opts.name, version = opts.version,
+      publisher = opts.publisher, config = config, progress = bar:callback() })
+    bar:finish()
     if not ok2 then cli.fail("%s", tostring(img)) end
     cli.output(opts, img, function(i) print(("%s:%s %s"):format(i.Name, i.Version, i.Id:sub(1, 12))) end)
   end,

@@ -8,23 +8,16 @@ local function open_store()
   return cli.check(hcs.image.open())
 end
 
-local function progress_opts(label)
-  local ok, progress = pcall(require, "hcs.util.progress")
-  if ok then return progress.new(label) end
-  return nil
+local progress = require "hcs.util.progress"
+
+--- A progress bar on stderr (drawn only on a terminal); returns the bar and
+-- its callback for the hcs call.
+local function bar_for(label, quiet)
+  local bar = progress.new { label = label, enabled = (not quiet) and nil or false }
+  return bar, bar:callback()
 end
 
 local function short_id(id) return id:sub(1, 12) end
-
-local function human_size(n)
-  local units = { "B", "KB", "MB", "GB", "TB" }
-  local i = 1
-  while n >= 1000 and i < #units do
-    n = n / 1000
-    i = i + 1
-  end
-  return i == 1 and ("%d B"):format(n) or ("%.1f %s"):format(n, units[i])
-end
 
 local function print_images(list)
   cli.print_table({
@@ -33,7 +26,7 @@ local function print_images(list)
     { key = "Version", title = "VERSION" },
     { key = function(r) return r.IsOSImage and "True" or "False" end, title = "ISOSIMAGE" },
     { key = function(r) return short_id(r.Id) end, title = "ID" },
-    { key = function(r) return human_size(r.Size or 0) end, title = "SIZE" },
+    { key = function(r) return progress.human(r.Size or 0) end, title = "SIZE" },
   }, list)
 end
 
@@ -79,11 +72,11 @@ subcommands.import = {
   max_args = 1,
   run = function(opts, args)
     local store <close> = open_store()
-    local p = not opts.json and progress_opts("import") or nil
+    local bar, cb = bar_for("import", opts.json)
     local imported = cli.check(store:import(args[1], {
-      name = opts.name, tag = opts.tag, publisher = opts.publisher, progress = p and p.callback,
+      name = opts.name, tag = opts.tag, publisher = opts.publisher, progress = cb,
     }))
-    if p then p:finish() end
+    bar:finish()
     cli.output(opts, imported, print_images)
   end,
 }
@@ -103,13 +96,12 @@ subcommands["install-os"] = {
   run = function(opts, args)
     if not opts.name then cli.fail("--name is required") end
     local store <close> = open_store()
-    local p = not opts.json and progress_opts("install") or nil
+    local bar, cb = bar_for("install", opts.json)
     local config = opts.cmd and { Cmd = { "/bin/sh", "-c", opts.cmd } } or nil
     local id = cli.check(store:install_os(args[1], {
-      name = opts.name, version = opts.version, publisher = opts.publisher, config = config,
-      progress = p and p.callback,
+      name = opts.name, version = opts.version, publisher = opts.publisher, config = config, progress = cb,
     }))
-    if p then p:finish() end
+    bar:finish()
     cli.output(opts, cli.check(store:inspect(id)), function(img) print_images({ img }) end)
   end,
 }
@@ -125,9 +117,9 @@ subcommands.save = {
   run = function(opts, args)
     if not opts.output then cli.fail("-o FILE is required") end
     local store <close> = open_store()
-    local p = progress_opts("save")
-    cli.check(store:save(args, opts.output, { compression = opts.compression, progress = p and p.callback }))
-    if p then p:finish() end
+    local bar, cb = bar_for("save")
+    cli.check(store:save(args, opts.output, { compression = opts.compression, progress = cb }))
+    bar:finish()
   end,
 }
 

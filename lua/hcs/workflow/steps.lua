@@ -442,7 +442,7 @@ function M.capture(sys, opts)
   local id = check(images:capture(sys.plan.Realized.ScratchLayer, {
     parent = sys.plan.ImageId, name = opts.name, version = opts.version, publisher = opts.publisher,
     config = config, created_by = opts.created_by or ("hcs capture " .. sys.plan.Name),
-    comment = opts.comment,
+    comment = opts.comment, progress = opts.progress,
   }))
   return check(images:inspect(id))
 end

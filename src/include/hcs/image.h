@@ -87,6 +87,8 @@ typedef struct {
                               Labels, ExposedPorts); merged over the parent's */
   const char *created_by;  /* history entry text */
   const char *comment;     /* history comment */
+  hcs_layer_progress_fn progress; /* capture only: bytes of the scratch layer processed */
+  void *progress_data;
 } hcs_image_create_opts_t;
 
 /* New-ContainerImage: an image whose layers are the parent's plus layer_id.

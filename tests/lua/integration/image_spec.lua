@@ -97,7 +97,10 @@ describe("hcs.image", function()
 
     it("re-imports its own archive as the same image in another root", function()
       local other <close> = assert(hcs.image.open(dir .. "/root2"))
-      local imported = assert(other:import(archive))
+      local calls, last = 0, 0
+      local imported = assert(other:import(archive, { progress = function(done) calls, last = calls + 1, done end }))
+      assert.truthy(calls > 0, "progress reported")
+      assert.truthy(last > 0)
       assert.equal(1, #imported)
       assert.equal(store:resolve("busybox:1.35"), imported[1].Id)
       assert.equal("busybox", imported[1].Name)
