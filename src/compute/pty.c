@@ -98,5 +98,9 @@ void hcs_child_report(int fd, int status, const char *fmt, ...) {
   va_end(ap);
   if (status && n >= 0 && (size_t)n < sizeof msg)
     snprintf(msg + n, sizeof msg - (size_t)n, ": %s", strerror(status));
-  hcs_send_msg(fd, HCS_MSG_ERROR, msg, strlen(msg), -1);
+  /* A socket to the caller, or init's exec fifo (plain text). */
+  if (hcs_send_msg(fd, HCS_MSG_ERROR, msg, strlen(msg), -1) < 0 && errno == ENOTSOCK) {
+    ssize_t w = write(fd, msg, strlen(msg));
+    (void)w;
+  }
 }
