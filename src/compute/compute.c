@@ -47,7 +47,7 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
   *made = true;
   cleanup_free char *cfg_path = hcs_xasprintf("%s/config.json", cs->dir);
   cleanup_free char *fifo = hcs_xasprintf("%s/exec.fifo", cs->run_dir);
-  if (hcs_json_write_atomic(cfg_path, doc, err) < 0 || hcs_mkdir_p(cs->run_dir, 0700, err) < 0) return -1;
+  if (hcs_state_write_json(cfg_path, doc, err) < 0 || hcs_mkdir_p(cs->run_dir, 0700, err) < 0) return -1;
   if (mkfifo(fifo, 0600) < 0) return hcs_error_make(err, errno, "mkfifo `%s`", fifo);
   cs->cgroup = hcs_cgroup_path(cs->cfg->cgroup_parent, cs->id);
   cs->config = json_incref(doc);
@@ -125,7 +125,7 @@ int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err) {
   cleanup_free char *now = hcs_now_rfc3339();
   json_object_set_new(cs->state, "StartedTime", json_string(now));
   cleanup_free char *sp = hcs_xasprintf("%s/state.json", cs->dir);
-  if (hcs_json_write_atomic(sp, cs->state, err) < 0) return -1;
+  if (hcs_state_write_json(sp, cs->state, err) < 0) return -1;
   /* Protocol: init writes "s" once connected, then either execs (the
    * fifo's write end closes: EOF) or writes an error message and exits. */
   char buf[1024];
@@ -162,9 +162,9 @@ int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err) {
   return 0;
 }
 
+/* Returns once the monitor has exited: exit.json is written and the cgroup
+ * and runtime files are gone by then. */
 int hcs_compute_wait(hcs_system_t *cs, int timeout_ms, hcs_error_t *err) {
-  cleanup_free char *ep = hcs_xasprintf("%s/exit.json", cs->dir);
-  if (access(ep, F_OK) == 0) return 1;
   hcs_error_t e = NULL;
   int fd = hcs_system_monitor_fd(cs, &e);
   if (fd < 0) {
@@ -183,7 +183,7 @@ int hcs_compute_event_fd(hcs_system_t *cs, hcs_error_t *err) { return hcs_system
 
 static int mark_exit(hcs_system_t *cs, const char *type) {
   cleanup_free char *p = hcs_xasprintf("%s/exit-type", cs->run_dir);
-  return hcs_write_file_atomic(p, type, strlen(type), 0600, NULL);
+  return hcs_state_write(p, type, strlen(type), NULL);
 }
 
 static int signal_init(hcs_system_t *cs, int sig, hcs_error_t *err) {
@@ -359,7 +359,7 @@ int hcs_compute_modify(hcs_system_t *cs, const char *request, hcs_error_t *err) 
   const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
   if (cg && cg->set_resources(cs->cgroup, &r, err) < 0) return hcs_error_wrap(err, "modify `%s`", cs->id);
   cleanup_free char *cp = hcs_xasprintf("%s/config.json", cs->dir);
-  if (hcs_json_write_atomic(cp, doc, err) < 0) return -1;
+  if (hcs_state_write_json(cp, doc, err) < 0) return -1;
   json_decref(cs->config);
   cs->config = json_incref(doc);
   return 0;

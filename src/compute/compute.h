@@ -162,6 +162,9 @@ HCS_INTERNAL json_t *hcs_system_exit(hcs_system_t *cs); /* exit.json or NULL */
 HCS_INTERNAL bool hcs_pid_matches(pid_t pid, uint64_t start);
 HCS_INTERNAL uint64_t hcs_pid_start_time(pid_t pid);
 HCS_INTERNAL int hcs_system_monitor_fd(hcs_system_t *cs, hcs_error_t *err);
+/* temp + rename, no fsync (see state.c for why). */
+HCS_INTERNAL int hcs_state_write(const char *path, const char *data, size_t len, hcs_error_t *err);
+HCS_INTERNAL int hcs_state_write_json(const char *path, json_t *doc, hcs_error_t *err);
 /* Parse config.json and compile the security profile once per handle. */
 HCS_INTERNAL int hcs_system_prepare(hcs_system_t *cs, hcs_error_t *err);
 /* pidfd of init, checked against its recorded start time. */

@@ -26,7 +26,7 @@ static int write_state(hcs_spawn_t *s, pid_t pid, hcs_error_t *err) {
       (json_int_t)hcs_pid_start_time(getpid()), "Cgroup", s->cs->cgroup, "CgroupDriver", s->cg ? s->cg->name : "none",
       "Started", 0, "CreatedTime", now, "Rootfs", s->cfg->rootfs);
   cleanup_free char *path = hcs_xasprintf("%s/state.json", s->cs->dir);
-  return hcs_json_write_atomic(path, st, err);
+  return hcs_state_write_json(path, st, err);
 }
 
 static void send_error(int sock, hcs_error_t *err) {
@@ -59,7 +59,7 @@ static void record_exit(hcs_spawn_t *s, int status) {
                                      "OomKillCount", (json_int_t)(ooms > 0 ? ooms : 0));
   if (WIFSIGNALED(status)) json_object_set_new(e, "ExitSignal", json_integer(WTERMSIG(status)));
   cleanup_free char *path = hcs_xasprintf("%s/exit.json", cs->dir);
-  hcs_json_write_atomic(path, e, NULL);
+  hcs_state_write_json(path, e, NULL);
 }
 
 static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
