@@ -18,7 +18,7 @@
 
 static char *dir_of(const char *rel) { return hcs_xasprintf(V2_ROOT "/%s", rel); }
 
-static int v2_create(const char *rel, hcs_error_t *err) {
+static int v2_create(const char *rel, const hcs_resources_t *r, hcs_error_t *err) {
   cleanup_free char *copy = hcs_xstrdup(rel);
   char cur[PATH_MAX] = V2_ROOT;
   for (char *save = NULL, *t = strtok_r(copy, "/", &save); t; t = strtok_r(NULL, "/", &save)) {

@@ -105,7 +105,7 @@ typedef struct {
 
 typedef struct hcs_cgroup_ops_s {
   const char *name;
-  int (*create)(const char *path, hcs_error_t *err);
+  int (*create)(const char *path, const hcs_resources_t *r, hcs_error_t *err);
   int (*set_resources)(const char *path, const hcs_resources_t *r, hcs_error_t *err);
   int (*set_devices)(const char *path, const hcs_config_t *c, hcs_error_t *err);
   int (*enter)(const char *path, pid_t pid, hcs_error_t *err);

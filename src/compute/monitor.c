@@ -78,18 +78,6 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   sigprocmask(SIG_SETMASK, &none, NULL);
   if (chdir("/") < 0) _exit(1);
 
-  if (s->cg) {
-    hcs_resources_t r = {s->cfg->memory_mb, s->cfg->cpu_count, s->cfg->cpu_max, s->cfg->cpu_weight, s->cfg->pids_limit};
-    if (s->cg->create(cs->cgroup, &err) < 0) {
-      send_error(s->sock, &err);
-      _exit(1);
-    }
-    if (s->cg->set_resources(cs->cgroup, &r, &err) < 0 || s->cg->set_devices(cs->cgroup, s->cfg, &err) < 0) {
-      s->cg->destroy(cs->cgroup, NULL);
-      send_error(s->sock, &err);
-      _exit(1);
-    }
-  }
   int pidfd = -1;
   pid_t pid = hcs_spawn_init(s, &pidfd, &err);
   if (pid < 0 || write_state(s, pid, &err) < 0) {

@@ -316,18 +316,17 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
   hcs_config_t *c = s->cfg;
   bool userns = c->n_uid_maps > 0;
   char b;
-  /* Wait until the monitor placed us in the cgroup (and mapped ids). */
-  if (read(go, &b, 1) != 1) _exit(1);
-  close(go);
-  int keep[] = {report, s->sock, s->netns_fd, s->stdio[0], s->stdio[1], s->stdio[2]};
+  int keep[] = {report, s->sock, s->netns_fd, s->stdio[0], s->stdio[1], s->stdio[2], go};
   close_except(keep, HCS_ARRAY_SIZE(keep));
-  if (userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) {
-    hcs_child_report(report, errno, "become root in the user namespace");
-    _exit(1);
-  }
-  if (unshare(CLONE_NEWCGROUP) < 0) {
-    hcs_child_report(report, errno, "unshare the cgroup namespace");
-    _exit(1);
+  /* In a user namespace nothing works before the id maps are written; else
+   * the mount work below overlaps with the monitor's cgroup setup (a v1
+   * cgroup migration waits for an RCU grace period). */
+  if (userns) {
+    if (read(go, &b, 1) != 1) _exit(1);
+    if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+      hcs_child_report(report, errno, "become root in the user namespace");
+      _exit(1);
+    }
   }
   if (s->netns_fd >= 0) {
     if (setns(s->netns_fd, CLONE_NEWNET) < 0) {
@@ -373,6 +372,13 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
     if (null >= 0) close(null);
   }
   close(s->sock);
+  /* The cgroup namespace is rooted where we are now: wait for the cgroup. */
+  if (!userns && read(go, &b, 1) != 1) _exit(1);
+  close(go);
+  if (unshare(CLONE_NEWCGROUP) < 0) {
+    hcs_child_report(report, errno, "unshare the cgroup namespace");
+    _exit(1);
+  }
   /* Created: ready, wait for start.  The fifo is reopened through our fd
    * because its path is outside the new root. */
   hcs_send_msg(report, HCS_MSG_OK, "", 0, -1);
@@ -432,7 +438,14 @@ pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err) {
   if (c->n_uid_maps && (write_id_map(pid, "uid_map", c->uid_maps, c->n_uid_maps, err) < 0 ||
                         write_id_map(pid, "gid_map", c->gid_maps, c->n_gid_maps, err) < 0))
     ret = -1;
-  if (ret == 0 && s->cg && s->cg->enter(s->cs->cgroup, pid, err) < 0) ret = -1;
+  if (ret == 0 && s->cg) {
+    hcs_resources_t r = {c->memory_mb, c->cpu_count, c->cpu_max, c->cpu_weight, c->pids_limit};
+    if (s->cg->create(s->cs->cgroup, &r, err) < 0)
+      ret = -1;
+    else if (s->cg->set_resources(s->cs->cgroup, &r, err) < 0 || s->cg->set_devices(s->cs->cgroup, c, err) < 0 ||
+             s->cg->enter(s->cs->cgroup, pid, err) < 0)
+      ret = -1, s->cg->destroy(s->cs->cgroup, NULL);
+  }
   if (ret == 0 && write(gfd, "g", 1) != 1) ret = hcs_error_make(err, errno, "start the init of `%s`", s->cs->id);
   if (ret == 0) {
     char msg[1024];

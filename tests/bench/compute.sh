@@ -55,6 +55,7 @@ hyperfine -N -w 3 -r "$runs" --export-json "$work/crun-run.json" "crun run bench
 cd "$work/sleeper"
 crun run -d bench-c >/dev/null
 hyperfine -N -w 3 -r "$runs" --export-json "$work/crun-exec.json" "crun exec bench-c /bin/true" >/dev/null
+crun pause bench-c # each --prepare resumes it
 hyperfine -N -w 3 -r "$runs" --prepare "crun resume bench-c" --export-json "$work/crun-pause.json" "crun pause bench-c" >/dev/null
 crun resume bench-c 2>/dev/null || true
 crun delete -f bench-c
@@ -70,6 +71,7 @@ hyperfine -N -w 3 -r "$runs" --export-json "$work/hcs-run.json" \
   "$hcs run --rm --cgroup-parent hcs-bench --rootfs $work/bundle/rootfs -- /bin/true" >/dev/null
 "$hcs" run -d --name bench-h --cgroup-parent hcs-bench "$work/bundle/rootfs" >/dev/null
 hyperfine -N -w 3 -r "$runs" --export-json "$work/hcs-exec.json" "$hcs exec bench-h -- /bin/true" >/dev/null
+"$hcs" pause bench-h >/dev/null # each --prepare resumes it
 hyperfine -N -w 3 -r "$runs" --prepare "$hcs resume bench-h" --export-json "$work/hcs-pause.json" "$hcs pause bench-h" >/dev/null
 "$hcs" rm -f bench-h >/dev/null
 lua_start=$(hyperfine -N -w 3 -r "$runs" --export-json "$work/hcs-lua.json" "$hcs -e ''" >/dev/null; median "$work/hcs-lua.json")

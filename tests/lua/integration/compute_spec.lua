@@ -187,7 +187,7 @@ describe("hcs.compute #root", function()
         assert(cs:start())
         io.stdout:write("started\n")
         io.stdout:flush()
-        os.execute("sleep 100")
+        cs:wait() -- killed before it returns
       ]]):format(hcs.json.encode(config { Init = { CommandArgs = { "/bin/sh", "-c", "sleep 1; exit 42" } } }), root)
       u.write_file(root .. "/creator.lua", script)
       local p = assert(io.popen(("echo $$; exec %s %s"):format(u.quote(u.hcs_bin), u.quote(root .. "/creator.lua"))))
