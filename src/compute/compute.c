@@ -19,8 +19,11 @@ int hcs_compute_validate(const char *config, hcs_error_t *err) {
   cleanup_free char *run_root = hcs_run_root_resolve(NULL);
   hcs_config_t *c = hcs_config_parse(doc, run_root, err);
   if (c == NULL) return -1;
+  hcs_security_t sec; /* Seccomp.Deny names are checked by compiling */
+  int r = hcs_security_prepare(c, &sec, err);
+  hcs_security_release(&sec);
   hcs_config_free(c);
-  return 0;
+  return r;
 }
 
 static void cleanup_failed_create(hcs_system_t *cs) {

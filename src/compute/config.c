@@ -230,7 +230,7 @@ hcs_proc_spec_t *hcs_proc_spec_parse(json_t *doc, const char *where, hcs_error_t
     goto fail;
   }
   if (p->cwd && p->cwd[0] != '/') {
-    hcs_error_make(err, 0, "invalid configuration: `%s%sWorkingDirectory`: expected an absolute path, got \"%s\"", w,
+    hcs_error_make(err, 0, "invalid configuration: `%s%sWorkingDirectory`: expected an absolute path, got string \"%s\"", w,
                    *w ? "." : "", p->cwd);
     goto fail;
   }
