@@ -132,7 +132,7 @@ static int v1_set_resources(const char *rel, const hcs_resources_t *r, hcs_error
 
 /* Docker's default device allowlist. */
 static const char *const default_devices[] = {
-    "c *:* m",  "b *:* m",  "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm",   "c 1:8 rwm",
+    "c *:* m",   "b *:* m",   "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm",   "c 1:8 rwm",
     "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
 };
 

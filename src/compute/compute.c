@@ -176,7 +176,8 @@ int hcs_compute_wait(hcs_system_t *cs, int timeout_ms, hcs_error_t *err) {
   }
   struct pollfd p = {fd, POLLIN, 0};
   int r;
-  do r = poll(&p, 1, timeout_ms);
+  do
+    r = poll(&p, 1, timeout_ms);
   while (r < 0 && errno == EINTR);
   if (r < 0) return hcs_error_make(err, errno, "wait for `%s`", cs->id);
   return r > 0;
@@ -260,8 +261,8 @@ static json_t *process_list(hcs_system_t *cs, hcs_error_t *err) {
     if (hcs_read_file(path, &cmd, &len, NULL) == 0)
       for (size_t k = 0; k + 1 < len; k++)
         if (cmd[k] == '\0') cmd[k] = ' ';
-    json_array_append_new(list, json_pack("{s:i,s:s,s:s}", "ProcessId", pid, "ImageName", comm, "CommandLine",
-                                          cmd ? cmd : ""));
+    json_array_append_new(
+        list, json_pack("{s:i,s:s,s:s}", "ProcessId", pid, "ImageName", comm, "CommandLine", cmd ? cmd : ""));
   }
   json_decref(pids);
   return list;

@@ -35,7 +35,7 @@ typedef struct {
 
 typedef struct {
   bool allow;
-  char type; /* 'a', 'b', 'c' */
+  char type;            /* 'a', 'b', 'c' */
   int64_t major, minor; /* -1 = '*' */
   char access[4];
 } hcs_device_rule_t;
@@ -146,7 +146,7 @@ struct hcs_system_s {
   pid_t pid, monitor_pid;
   int monitor_fd; /* pidfd of the monitor, -1 until needed */
   int stdio[3];
-  int console; /* init's pty master (also in stdio) or -1 */
+  int console;       /* init's pty master (also in stdio) or -1 */
   hcs_config_t *cfg; /* parsed lazily (processes) */
   hcs_security_t sec;
   bool sec_ready;
@@ -176,10 +176,10 @@ typedef struct {
   hcs_config_t *cfg;
   const hcs_cgroup_ops_t *cg;
   hcs_security_t sec;
-  int stdio[3];   /* fds for init's stdio (-1: /dev/null) */
-  int sock;       /* SOCK_SEQPACKET to the creator */
-  int netns_fd;   /* -1: new netns */
-  char *fifo;     /* exec fifo path */
+  int stdio[3]; /* fds for init's stdio (-1: /dev/null) */
+  int sock;     /* SOCK_SEQPACKET to the creator */
+  int netns_fd; /* -1: new netns */
+  char *fifo;   /* exec fifo path */
 } hcs_spawn_t;
 
 /* Messages on the creator socket. */

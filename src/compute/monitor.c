@@ -20,11 +20,11 @@
 
 static int write_state(hcs_spawn_t *s, pid_t pid, hcs_error_t *err) {
   cleanup_free char *now = hcs_now_rfc3339();
-  cleanup_json json_t *st = json_pack(
-      "{s:s,s:s?,s:i,s:I,s:i,s:I,s:s,s:s,s:b,s:s,s:s}", "Id", s->cs->id, "Owner", s->cfg->owner, "Pid", (int)pid,
-      "PidStartTime", (json_int_t)hcs_pid_start_time(pid), "MonitorPid", (int)getpid(), "MonitorStartTime",
-      (json_int_t)hcs_pid_start_time(getpid()), "Cgroup", s->cs->cgroup, "CgroupDriver", s->cg ? s->cg->name : "none",
-      "Started", 0, "CreatedTime", now, "Rootfs", s->cfg->rootfs);
+  cleanup_json json_t *st =
+      json_pack("{s:s,s:s?,s:i,s:I,s:i,s:I,s:s,s:s,s:b,s:s,s:s}", "Id", s->cs->id, "Owner", s->cfg->owner, "Pid",
+                (int)pid, "PidStartTime", (json_int_t)hcs_pid_start_time(pid), "MonitorPid", (int)getpid(),
+                "MonitorStartTime", (json_int_t)hcs_pid_start_time(getpid()), "Cgroup", s->cs->cgroup, "CgroupDriver",
+                s->cg ? s->cg->name : "none", "Started", 0, "CreatedTime", now, "Rootfs", s->cfg->rootfs);
   cleanup_free char *path = hcs_xasprintf("%s/state.json", s->cs->dir);
   return hcs_state_write_json(path, st, err);
 }
@@ -69,7 +69,8 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   /* Non-dumpable: nothing may open our /proc/PID/exe or mem. */
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-  for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+  for (int sig = 1; sig < NSIG; sig++)
+    signal(sig, SIG_DFL);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
   signal(SIGINT, SIG_IGN);
@@ -101,7 +102,8 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   close(pidfd);
   syscall(SYS_close_range, 4, ~0U, 0);
   int null = open("/dev/null", O_RDWR);
-  for (int fd = 0; fd < 3; fd++) dup2(null, fd);
+  for (int fd = 0; fd < 3; fd++)
+    dup2(null, fd);
   if (null > 2) close(null);
   char buf[32];
   int n = snprintf(buf, sizeof buf, "%d", (int)pid);

@@ -39,12 +39,20 @@ pid_t hcs_clone3(uint64_t flags, int *pidfd, int cgroup_fd) {
   return (pid_t)syscall(SYS_clone3, &a, sizeof a);
 }
 
-static const char *const default_masked[] = {
-    "/proc/acpi",       "/proc/asound",    "/proc/kcore",       "/proc/keys",    "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",  "/sys/firmware",
-    "/sys/devices/virtual/powercap", NULL};
-static const char *const default_readonly[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
-                                               NULL};
+static const char *const default_masked[] = {"/proc/acpi",
+                                             "/proc/asound",
+                                             "/proc/kcore",
+                                             "/proc/keys",
+                                             "/proc/latency_stats",
+                                             "/proc/timer_list",
+                                             "/proc/timer_stats",
+                                             "/proc/sched_debug",
+                                             "/proc/scsi",
+                                             "/sys/firmware",
+                                             "/sys/devices/virtual/powercap",
+                                             NULL};
+static const char *const default_readonly[] = {"/proc/bus",           "/proc/fs", "/proc/irq", "/proc/sys",
+                                               "/proc/sysrq-trigger", NULL};
 
 /* Resolve `rel` inside the rootfs without escaping it through symlinks or
  * "..", creating missing directories (or a final file when !dir). */
@@ -143,8 +151,10 @@ static int setup_dev(int rootfd, bool userns, int report) {
     snprintf(rel, sizeof rel, "dev/%s", nodes[i].name);
     if (mount_at(rootfd, rel, host, NULL, MS_BIND, NULL, false, report) < 0) return -1;
   }
-  static const char *const links[][2] = {{"/proc/self/fd", "fd"},     {"/proc/self/fd/0", "stdin"},
-                                         {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
+  static const char *const links[][2] = {{"/proc/self/fd", "fd"},
+                                         {"/proc/self/fd/0", "stdin"},
+                                         {"/proc/self/fd/1", "stdout"},
+                                         {"/proc/self/fd/2", "stderr"},
                                          {"pts/ptmx", "ptmx"}};
   for (size_t i = 0; i < HCS_ARRAY_SIZE(links); i++)
     if (symlinkat(links[i][0], devfd, links[i][1]) < 0) {
@@ -190,8 +200,8 @@ static int setup_rootfs(hcs_spawn_t *s, bool userns, int report) {
       hcs_child_report(report, errno, "mapped directory `%s`", m->host_path);
       return -1;
     }
-    if (mount_at(rootfd, m->container_path + 1, m->host_path, NULL,
-                 MS_BIND | MS_REC | (m->read_only ? MS_RDONLY : 0), NULL, S_ISDIR(st.st_mode), report) < 0)
+    if (mount_at(rootfd, m->container_path + 1, m->host_path, NULL, MS_BIND | MS_REC | (m->read_only ? MS_RDONLY : 0),
+                 NULL, S_ISDIR(st.st_mode), report) < 0)
       return -1;
   }
   /* pivot_root(".", ".") stacks the old root on the new one; detach it. */
