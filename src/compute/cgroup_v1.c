@@ -163,6 +163,18 @@ static int v1_enter(const char *rel, pid_t pid, hcs_error_t *err) {
   return 0;
 }
 
+/* Move the calling (single-threaded) task by writing 0 to `tasks`: the
+ * kernel then skips the global threadgroup rwsem, whose write side waits for
+ * an RCU grace period (milliseconds) on every cgroup.procs write. */
+static int v1_enter_self(const char *rel, hcs_error_t *err) {
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(controllers); i++) {
+    if (!mounted(controllers[i]) || !leaf_exists(controllers[i], rel)) continue;
+    cleanup_free char *d = dir_of(controllers[i], rel);
+    if (hcs_cg_write(d, "tasks", "0") < 0) return hcs_error_make(err, errno, "join cgroup `%s`", d);
+  }
+  return 0;
+}
+
 static int v1_freeze(const char *rel, bool frozen, hcs_error_t *err) {
   cleanup_free char *d = dir_of("freezer", rel);
   if (hcs_cg_write(d, "freezer.state", frozen ? "FROZEN" : "THAWED") < 0)
@@ -277,6 +289,7 @@ const hcs_cgroup_ops_t hcs_cgroup_v1_ops = {
     .set_resources = v1_set_resources,
     .set_devices = v1_set_devices,
     .enter = v1_enter,
+    .enter_self = v1_enter_self,
     .freeze = v1_freeze,
     .is_frozen = v1_is_frozen,
     .kill_all = v1_kill_all,

@@ -61,6 +61,8 @@ static int v2_enter(const char *rel, pid_t pid, hcs_error_t *err) {
   return 0;
 }
 
+static int v2_enter_self(const char *rel, hcs_error_t *err) { return v2_enter(rel, 0, err); }
+
 static int v2_freeze(const char *rel, bool frozen, hcs_error_t *err) {
   cleanup_free char *d = dir_of(rel);
   char path[PATH_MAX];
@@ -151,6 +153,7 @@ const hcs_cgroup_ops_t hcs_cgroup_v2_ops = {
     .set_resources = v2_set_resources,
     .set_devices = v2_set_devices,
     .enter = v2_enter,
+    .enter_self = v2_enter_self,
     .freeze = v2_freeze,
     .is_frozen = v2_is_frozen,
     .kill_all = v2_kill_all,

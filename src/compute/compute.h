@@ -109,6 +109,8 @@ typedef struct hcs_cgroup_ops_s {
   int (*set_resources)(const char *path, const hcs_resources_t *r, hcs_error_t *err);
   int (*set_devices)(const char *path, const hcs_config_t *c, hcs_error_t *err);
   int (*enter)(const char *path, pid_t pid, hcs_error_t *err);
+  /* Move the calling single-threaded task (cheaper than enter on v1). */
+  int (*enter_self)(const char *path, hcs_error_t *err);
   int (*freeze)(const char *path, bool frozen, hcs_error_t *err);
   int (*is_frozen)(const char *path);
   int (*kill_all)(const char *path, hcs_error_t *err);

@@ -225,7 +225,7 @@ hcs_process_t *hcs_process_create_ex(hcs_system_t *cs, const char *params, const
      * /proc/PID/exe (or mem) while we are a copy of the caller. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     hcs_error_t cerr = NULL;
-    if (cg && cg->enter(cs->cgroup, getpid(), &cerr) < 0) {
+    if (cg && cg->enter_self(cs->cgroup, &cerr) < 0) {
       hcs_child_report(sv[1], 0, "%s", hcs_error_message(cerr));
       _exit(1);
     }

@@ -171,7 +171,7 @@ static int setup_dev(int rootfd, bool userns, int report) {
   return 0;
 }
 
-static int setup_rootfs(hcs_spawn_t *s, bool userns, int report) {
+static int setup_rootfs(hcs_spawn_t *s, bool userns, int go, int report) {
   hcs_config_t *c = s->cfg;
   /* Slave, so host unmounts still reach us and nothing we mount leaks out. */
   if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) {
@@ -203,6 +203,17 @@ static int setup_rootfs(hcs_spawn_t *s, bool userns, int report) {
     if (mount_at(rootfd, m->container_path + 1, m->host_path, NULL, MS_BIND | MS_REC | (m->read_only ? MS_RDONLY : 0),
                  NULL, S_ISDIR(st.st_mode), report) < 0)
       return -1;
+  }
+  /* Join the cgroup ourselves while the host's /sys is still reachable, once
+   * the monitor created it (the mounts above overlapped with that). */
+  if (!userns) {
+    char b;
+    if (read(go, &b, 1) != 1) _exit(1);
+    hcs_error_t cerr = NULL;
+    if (s->cg && s->cg->enter_self(s->cs->cgroup, &cerr) < 0) {
+      hcs_child_report(report, 0, "%s", hcs_error_message(cerr));
+      return -1;
+    }
   }
   /* pivot_root(".", ".") stacks the old root on the new one; detach it. */
   if (fchdir(rootfd) < 0 || syscall(SYS_pivot_root, ".", ".") < 0) {
@@ -352,7 +363,7 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
     hcs_child_report(report, errno, "open `%s`", s->fifo);
     _exit(1);
   }
-  if (setup_rootfs(s, userns, report) < 0) _exit(1);
+  if (setup_rootfs(s, userns, go, report) < 0) _exit(1);
   const char *hostname = c->hostname ? c->hostname : s->cs->id;
   if (sethostname(hostname, strlen(hostname)) < 0) {
     hcs_child_report(report, errno, "set hostname `%s`", hostname);
@@ -382,8 +393,7 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
     if (null >= 0) close(null);
   }
   close(s->sock);
-  /* The cgroup namespace is rooted where we are now: wait for the cgroup. */
-  if (!userns && read(go, &b, 1) != 1) _exit(1);
+  /* The cgroup namespace is rooted where we are now. */
   close(go);
   if (unshare(CLONE_NEWCGROUP) < 0) {
     hcs_child_report(report, errno, "unshare the cgroup namespace");
@@ -453,7 +463,7 @@ pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err) {
     if (s->cg->create(s->cs->cgroup, &r, err) < 0)
       ret = -1;
     else if (s->cg->set_resources(s->cs->cgroup, &r, err) < 0 || s->cg->set_devices(s->cs->cgroup, c, err) < 0 ||
-             s->cg->enter(s->cs->cgroup, pid, err) < 0)
+             (c->n_uid_maps && s->cg->enter(s->cs->cgroup, pid, err) < 0))
       ret = -1, s->cg->destroy(s->cs->cgroup, NULL);
   }
   if (ret == 0 && write(gfd, "g", 1) != 1) ret = hcs_error_make(err, errno, "start the init of `%s`", s->cs->id);
