@@ -78,6 +78,9 @@ static int l_create(lua_State *L) {
       return luaL_argerror(L, 3, "stdio must be \"inherit\" or \"null\"");
     }
     lua_pop(L, 1);
+    lua_getfield(L, 3, "stdin");
+    if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) inherit.in = -1; /* stdin=false: /dev/null */
+    lua_pop(L, 1);
   }
   lsystem_t *s = new_handle(L);
   hcs_error_t err = NULL;

@@ -38,6 +38,9 @@ int hcs_lua_process_create(lua_State *L) {
       return luaL_argerror(L, 3, "stdio must be \"inherit\" or \"null\"");
     }
     lua_pop(L, 1);
+    lua_getfield(L, 3, "stdin");
+    if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) inherit.in = -1; /* stdin=false: /dev/null */
+    lua_pop(L, 1);
   }
   lprocess_t *p = (lprocess_t *)lua_newuserdatauv(L, sizeof *p, 1);
   p->p = NULL;

@@ -50,7 +50,11 @@ static void record_exit(hcs_spawn_t *s, int status) {
   else if (WIFSIGNALED(status))
     type = "Killed";
   if (s->cg) {
-    s->cg->kill_all(cs->cgroup, NULL);
+    /* Init's death emptied its pid namespace; anything left (a process
+     * that joined the cgroup only) is killed before the cgroup goes. */
+    json_t *left = s->cg->pids(cs->cgroup, NULL);
+    if (left && json_array_size(left) > 0) s->cg->kill_all(cs->cgroup, NULL);
+    json_decref(left);
     s->cg->destroy(cs->cgroup, NULL);
   }
   hcs_rm_rf(cs->run_dir, NULL);

@@ -150,7 +150,16 @@ static void process_free(hcs_process_t *p) {
   free(p);
 }
 
-void hcs_process_close(hcs_process_t *p) { process_free(p); }
+/* Reap an exited process on close so a dropped handle leaves no zombie; a
+ * running one keeps running (and is reaped by whoever waits for it). */
+void hcs_process_close(hcs_process_t *p) {
+  if (p && !p->exited && p->pidfd >= 0) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    waitid(P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG);
+  }
+  process_free(p);
+}
 
 /* Runs in the final process, inside the container. */
 static __attribute__((noreturn)) void exec_child(hcs_system_t *cs, hcs_proc_spec_t *spec, int sock, int fds[3]) {
