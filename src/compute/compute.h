@@ -182,6 +182,7 @@ typedef struct {
   int sock;     /* SOCK_SEQPACKET to the creator */
   int netns_fd; /* -1: new netns */
   char *fifo;   /* exec fifo path */
+  int fifo_fd;  /* O_PATH fd of the fifo, for init */
 } hcs_spawn_t;
 
 /* Messages on the creator socket. */

@@ -337,7 +337,7 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
   hcs_config_t *c = s->cfg;
   bool userns = c->n_uid_maps > 0;
   char b;
-  int keep[] = {report, s->sock, s->netns_fd, s->stdio[0], s->stdio[1], s->stdio[2], go};
+  int keep[] = {report, s->sock, s->netns_fd, s->stdio[0], s->stdio[1], s->stdio[2], go, s->fifo_fd};
   close_except(keep, HCS_ARRAY_SIZE(keep));
   /* In a user namespace nothing works before the id maps are written; else
    * the mount work below overlaps with the monitor's cgroup setup (a v1
@@ -358,11 +358,7 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
   } else {
     loopback_up();
   }
-  int fifo_path_fd = open(s->fifo, O_PATH | O_CLOEXEC);
-  if (fifo_path_fd < 0) {
-    hcs_child_report(report, errno, "open `%s`", s->fifo);
-    _exit(1);
-  }
+  int fifo_path_fd = s->fifo_fd;
   if (setup_rootfs(s, userns, go, report) < 0) _exit(1);
   const char *hostname = c->hostname ? c->hostname : s->cs->id;
   if (sethostname(hostname, strlen(hostname)) < 0) {
@@ -436,6 +432,19 @@ pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err) {
     close(go[1]);
     return hcs_error_make(err, errno, "socketpair");
   }
+  /* Opened here: in a user namespace init could not reach the run dir; the
+   * fifo then belongs to the container's root so it can be reopened. */
+  s->fifo_fd = open(s->fifo, O_PATH | O_CLOEXEC);
+  if (s->fifo_fd < 0) {
+    int e = errno;
+    close(go[0]), close(go[1]), close(rep[0]), close(rep[1]);
+    return hcs_error_make(err, e, "open `%s`", s->fifo);
+  }
+  for (size_t i = 0; i < c->n_uid_maps; i++)
+    if (c->uid_maps[i].inside == 0)
+      for (size_t j = 0; j < c->n_gid_maps; j++)
+        if (c->gid_maps[j].inside == 0 && chown(s->fifo, c->uid_maps[i].outside, c->gid_maps[j].outside) < 0)
+          return hcs_error_make(err, errno, "chown `%s`", s->fifo);
   uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
   if (s->netns_fd < 0) flags |= CLONE_NEWNET;
   if (c->n_uid_maps) flags |= CLONE_NEWUSER;
@@ -452,6 +461,8 @@ pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err) {
   }
   close(go[0]);
   close(rep[1]);
+  close(s->fifo_fd);
+  s->fifo_fd = -1;
   cleanup_close int rfd = rep[0];
   cleanup_close int gfd = go[1];
   int ret = 0;

@@ -439,6 +439,22 @@ describe("hcs.compute #root", function()
     end)
   end)
 
+  describe("user namespace", function()
+    it("maps ids with UidMappings/GidMappings", function()
+      assert(u.run("chmod 755 " .. root)) -- the mapped root must reach the rootfs
+      local cs = create("userns", { Linux = {
+        UidMappings = { { ContainerId = 0, HostId = 100000, Size = 65536 } },
+        GidMappings = { { ContainerId = 0, HostId = 100000, Size = 65536 } },
+      } })
+      assert.is_true(cs:start())
+      local out = run_in(cs, { "/bin/sh", "-c", "id -u; cat /proc/self/uid_map; stat -c %U /" })
+      assert.matches("^0\n%s+0%s+100000%s+65536\nnobody\n$", out)
+      local host_uid = select(3, u.run("stat -c %u /proc/" .. cs:properties().Pid))
+      assert.equal("100000", (host_uid:gsub("%s+", "")))
+      assert.is_true(cs:delete(true))
+    end)
+  end)
+
   describe("networking", function()
     it("joins a network namespace given by path, or gets a new one", function()
       local ns = parent .. "-ns"
