@@ -389,6 +389,17 @@ describe("hcs.compute #root", function()
       assert.same({ ProcessId = p:pid(), Exited = true, ExitCode = 7 }, p:properties())
     end)
 
+    it("leaks no descriptor into the container", function()
+      local out = run_in(cs, { "/bin/ls", "/proc/self/fd" })
+      assert.equal("0\n1\n2\n3\n", out) -- 3 is ls's own directory
+      local init = create("fds", { Init = { CommandArgs = { "/bin/ls", "/proc/self/fd" }, CreateStdOutPipe = true } })
+      local _, stdout = init:stdio()
+      assert.is_true(init:start())
+      assert.equal("0\n1\n2\n3\n", stdout:read("a"))
+      assert.is_true(init:wait(10000))
+      assert.is_true(init:delete())
+    end)
+
     it("passes WorkingDirectory and Environment", function()
       local out = run_in(cs, { "/bin/sh", "-c", "pwd; echo $GREETING; echo $PATH" },
         { WorkingDirectory = "/tmp", Environment = { GREETING = "hello" } })
