@@ -223,7 +223,9 @@ hcs_process_t *hcs_process_create_ex(hcs_system_t *cs, const char *params, const
   const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
   int nsflags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP;
   if (cs->cfg->n_uid_maps) nsflags |= CLONE_NEWUSER;
-  pid_t mid = hcs_clone3(0, NULL, -1);
+  /* glibc's fork (not a raw clone): the intermediate allocates, and in a
+   * multi-threaded caller only fork resets the allocator's locks. */
+  pid_t mid = fork();
   if (mid < 0) {
     hcs_error_make(err, errno, "fork");
     goto fail;
