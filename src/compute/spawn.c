@@ -292,7 +292,7 @@ static void loopback_up(void) {
  * that exits 0 on SIGTERM/SIGINT.  It never execs and is non-dumpable. */
 static void idle_handler(int sig) { (void)sig; }
 
-static __attribute__((noreturn)) void idle_init(void) {
+static __attribute__((noreturn)) void idle_init(int fifo) {
   sigset_t set;
   /* A pid-namespace init only receives signals it has a handler for. */
   struct sigaction sa = {.sa_handler = idle_handler};
@@ -305,6 +305,8 @@ static __attribute__((noreturn)) void idle_init(void) {
   sigaddset(&set, SIGINT);
   sigprocmask(SIG_BLOCK, &set, NULL);
   prctl(PR_SET_NAME, "hcs-init", 0, 0, 0);
+  /* Only now may start return: a SIGTERM sent earlier would be dropped. */
+  close(fifo);
   for (;;) {
     int sig = sigwaitinfo(&set, NULL);
     if (sig == SIGTERM || sig == SIGINT) _exit(0);
@@ -406,10 +408,7 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
   close(fifo_path_fd);
   /* Tell `start` we are connected: its EOF then really means exec. */
   if (write(fifo, "s", 1) != 1) _exit(1);
-  if (init == NULL) {
-    close(fifo);
-    idle_init();
-  }
+  if (init == NULL) idle_init(fifo);
   hcs_child_exec(init, &s->sec, fifo);
   _exit(127);
 }
