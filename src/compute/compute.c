@@ -83,7 +83,11 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
   }
   if (ret < 0) return -1;
   if (cs->console >= 0) cs->stdio[0] = cs->stdio[1] = cs->stdio[2] = cs->console;
-  return hcs_system_load(cs, err);
+  /* The monitor sent state.json along with its answer. */
+  if (!json_is_object(cs->state)) return hcs_system_load(cs, err);
+  cs->pid = (pid_t)json_integer_value(json_object_get(cs->state, "Pid"));
+  cs->monitor_pid = (pid_t)json_integer_value(json_object_get(cs->state, "MonitorPid"));
+  return 0;
 }
 
 hcs_system_t *hcs_compute_create(const char *root, const char *id, const char *config, const hcs_compute_stdio_t *stdio,
@@ -446,6 +450,7 @@ int hcs_compute_delete(hcs_system_t *cs, bool force, hcs_error_t *err) {
     return hcs_error_make(err, EBUSY, "delete `%s`: the system is %s (stop it first or force)", cs->id,
                           hcs_state_name(st));
   if (st != HCS_STATE_STOPPED && hcs_compute_terminate(cs, err) < 0) return hcs_error_wrap(err, "delete `%s`", cs->id);
-  if (hcs_rm_rf(cs->run_dir, err) < 0 || hcs_rm_rf(cs->dir, err) < 0) return hcs_error_wrap(err, "delete `%s`", cs->id);
+  if (hcs_system_remove_dir(cs->run_dir, err) < 0 || hcs_system_remove_dir(cs->dir, err) < 0)
+    return hcs_error_wrap(err, "delete `%s`", cs->id);
   return 0;
 }

@@ -167,6 +167,7 @@ HCS_INTERNAL int hcs_system_monitor_fd(hcs_system_t *cs, hcs_error_t *err);
 /* temp + rename, no fsync (see state.c for why). */
 HCS_INTERNAL int hcs_state_write(const char *path, const char *data, size_t len, hcs_error_t *err);
 HCS_INTERNAL int hcs_state_write_json(const char *path, json_t *doc, hcs_error_t *err);
+HCS_INTERNAL int hcs_system_remove_dir(const char *dir, hcs_error_t *err);
 /* Parse config.json and compile the security profile once per handle. */
 HCS_INTERNAL int hcs_system_prepare(hcs_system_t *cs, hcs_error_t *err);
 /* pidfd of init, checked against its recorded start time. */

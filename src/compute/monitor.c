@@ -18,6 +18,10 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
+/* Written to state.json and, serialized, sent to the creator with OK (so
+ * it need not read it back). */
+static char *state_text;
+
 static int write_state(hcs_spawn_t *s, pid_t pid, hcs_error_t *err) {
   cleanup_free char *now = hcs_now_rfc3339();
   cleanup_json json_t *st =
@@ -26,6 +30,7 @@ static int write_state(hcs_spawn_t *s, pid_t pid, hcs_error_t *err) {
                 "MonitorStartTime", (json_int_t)hcs_pid_start_time(getpid()), "Cgroup", s->cs->cgroup, "CgroupDriver",
                 s->cg ? s->cg->name : "none", "Started", 0, "CreatedTime", now, "Rootfs", s->cfg->rootfs);
   cleanup_free char *path = hcs_xasprintf("%s/state.json", s->cs->dir);
+  state_text = json_dumps(st, JSON_COMPACT);
   return hcs_state_write_json(path, st, err);
 }
 
@@ -57,7 +62,7 @@ static void record_exit(hcs_spawn_t *s, int status) {
     json_decref(left);
     s->cg->destroy(cs->cgroup, NULL);
   }
-  hcs_rm_rf(cs->run_dir, NULL);
+  hcs_system_remove_dir(cs->run_dir, NULL);
   cleanup_free char *now = hcs_now_rfc3339();
   cleanup_json json_t *e = json_pack("{s:i,s:s,s:s,s:I}", "ExitCode", code, "ExitType", type, "FinishedTime", now,
                                      "OomKillCount", (json_int_t)(ooms > 0 ? ooms : 0));
@@ -109,9 +114,9 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   for (int fd = 0; fd < 3; fd++)
     dup2(null, fd);
   if (null > 2) close(null);
-  char buf[32];
-  int n = snprintf(buf, sizeof buf, "%d", (int)pid);
-  hcs_send_msg(sock, HCS_MSG_OK, buf, (size_t)n, -1);
+  hcs_send_msg(sock, HCS_MSG_OK, state_text, state_text ? strlen(state_text) : 0, -1);
+  free(state_text);
+  state_text = NULL;
   close(sock);
 
   int status = 0;
@@ -161,7 +166,11 @@ int hcs_monitor_launch(hcs_spawn_t *s, hcs_error_t *err) {
       continue;
     }
     if (fd >= 0) close(fd);
-    if (type == HCS_MSG_OK) return 0;
+    if (type == HCS_MSG_OK) {
+      json_decref(s->cs->state);
+      s->cs->state = json_loads(msg, 0, NULL);
+      return 0;
+    }
     return hcs_error_make(err, 0, "create `%s`: %s", s->cs->id, msg);
   }
 }
