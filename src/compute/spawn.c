@@ -292,6 +292,32 @@ static void loopback_up(void) {
  * that exits 0 on SIGTERM/SIGINT.  It never execs and is non-dumpable. */
 static void idle_handler(int sig) { (void)sig; }
 
+/* The idle init is a copy of the creator: blank its command line (from
+ * arg_start/arg_end in /proc/self/stat) so the container never sees the
+ * creator's arguments in /proc/1/cmdline. */
+static void blank_cmdline(void) {
+  char buf[2048];
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return;
+  buf[n] = '\0';
+  char *p = strrchr(buf, ')');
+  if (p == NULL) return;
+  p += 2; /* field 3 */
+  unsigned long start = 0, end = 0;
+  for (int field = 3; p && field <= 49; field++) {
+    if (field == 48) start = strtoul(p, NULL, 10);
+    if (field == 49) end = strtoul(p, NULL, 10);
+    p = strchr(p, ' ');
+    if (p) p++;
+  }
+  if (start == 0 || end <= start) return;
+  memset((void *)start, 0, end - start);
+  memcpy((void *)start, "hcs-init", end - start > 9 ? 9 : end - start - 1);
+}
+
 static __attribute__((noreturn)) void idle_init(int fifo) {
   sigset_t set;
   /* A pid-namespace init only receives signals it has a handler for. */
@@ -408,7 +434,12 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
   close(fifo_path_fd);
   /* Tell `start` we are connected: its EOF then really means exec. */
   if (write(fifo, "s", 1) != 1) _exit(1);
-  if (init == NULL) idle_init(fifo);
+  if (init == NULL) {
+    /* It never execs: give it the same walls as any container process. */
+    blank_cmdline();
+    if (hcs_security_apply(&s->sec, 0, 0, NULL, 0) < 0) _exit(1);
+    idle_init(fifo);
+  }
   hcs_child_exec(init, &s->sec, fifo);
   _exit(127);
 }

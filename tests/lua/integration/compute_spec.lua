@@ -347,6 +347,9 @@ describe("hcs.compute #root", function()
       assert.equal("", out)
       out = run_in(cs, { "/bin/ps", "-o", "comm" })
       assert.is_nil(out:match("hcs%-monitor"))
+      -- The idle init carries no trace of its creator's command line.
+      out = run_in(cs, { "/bin/cat", "/proc/1/cmdline" })
+      assert.equal("hcs-init", (out:gsub("%z+$", "")))
     end)
 
     it("runs as a user from the container's /etc/passwd", function()
