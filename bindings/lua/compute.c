@@ -78,6 +78,9 @@ static int l_create(lua_State *L) {
       return luaL_argerror(L, 3, "stdio must be \"inherit\" or \"null\"");
     }
     lua_pop(L, 1);
+    lua_getfield(L, 3, "stdin");
+    if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) inherit.in = -1; /* stdin=false: /dev/null */
+    lua_pop(L, 1);
   }
   lsystem_t *s = new_handle(L);
   hcs_error_t err = NULL;
@@ -302,14 +305,24 @@ static int l_relay(lua_State *L) {
 }
 
 int hcs_lua_open_compute(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"create", l_create},     {"open", l_open},   {"validate", l_validate},
+  static const luaL_Reg funcs[] = {{"create", l_create},       {"open", l_open},   {"validate", l_validate},
                                    {"enumerate", l_enumerate}, {"relay", l_relay}, {NULL, NULL}};
-  static const luaL_Reg methods[] = {
-      {"id", m_id},           {"start", m_start},         {"shutdown", m_shutdown}, {"terminate", m_terminate},
-      {"pause", m_pause},     {"resume", m_resume},       {"properties", m_properties}, {"modify", m_modify},
-      {"wait", m_wait},       {"event_fd", m_event_fd},   {"stdio", m_stdio},       {"resize", m_resize},
-      {"delete", m_delete},   {"close", close_handle},    {"create_process", hcs_lua_process_create},
-      {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"id", m_id},
+                                     {"start", m_start},
+                                     {"shutdown", m_shutdown},
+                                     {"terminate", m_terminate},
+                                     {"pause", m_pause},
+                                     {"resume", m_resume},
+                                     {"properties", m_properties},
+                                     {"modify", m_modify},
+                                     {"wait", m_wait},
+                                     {"event_fd", m_event_fd},
+                                     {"stdio", m_stdio},
+                                     {"resize", m_resize},
+                                     {"delete", m_delete},
+                                     {"close", close_handle},
+                                     {"create_process", hcs_lua_process_create},
+                                     {NULL, NULL}};
   static const luaL_Reg metamethods[] = {
       {"__gc", close_handle}, {"__close", close_handle}, {"__tostring", m_tostring}, {NULL, NULL}};
   luaL_newmetatable(L, SYSTEM_MT);

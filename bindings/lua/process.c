@@ -38,6 +38,9 @@ int hcs_lua_process_create(lua_State *L) {
       return luaL_argerror(L, 3, "stdio must be \"inherit\" or \"null\"");
     }
     lua_pop(L, 1);
+    lua_getfield(L, 3, "stdin");
+    if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) inherit.in = -1; /* stdin=false: /dev/null */
+    lua_pop(L, 1);
   }
   lprocess_t *p = (lprocess_t *)lua_newuserdatauv(L, sizeof *p, 1);
   p->p = NULL;
@@ -152,8 +155,7 @@ static int m_resize(lua_State *L) {
   luaL_argcheck(L, rows >= 0 && rows <= 65535, 2, "rows out of range");
   luaL_argcheck(L, cols >= 0 && cols <= 65535, 3, "columns out of range");
   hcs_error_t err = NULL;
-  if (hcs_process_resize_console(p, (unsigned short)rows, (unsigned short)cols, &err) < 0)
-    return hcs_lua_fail(L, &err);
+  if (hcs_process_resize_console(p, (unsigned short)rows, (unsigned short)cols, &err) < 0) return hcs_lua_fail(L, &err);
   return hcs_lua_ok(L);
 }
 
@@ -181,10 +183,18 @@ static int m_properties(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg methods[] = {{"pid", m_pid},           {"signal", m_signal},         {"kill", m_signal},
-                                   {"terminate", m_terminate}, {"wait", m_wait},           {"exit_code", m_exit_code},
-                                   {"event_fd", m_event_fd}, {"resize", m_resize},         {"close_stdin", m_close_stdin},
-                                   {"properties", m_properties}, {"close", close_handle},  {NULL, NULL}};
+static const luaL_Reg methods[] = {{"pid", m_pid},
+                                   {"signal", m_signal},
+                                   {"kill", m_signal},
+                                   {"terminate", m_terminate},
+                                   {"wait", m_wait},
+                                   {"exit_code", m_exit_code},
+                                   {"event_fd", m_event_fd},
+                                   {"resize", m_resize},
+                                   {"close_stdin", m_close_stdin},
+                                   {"properties", m_properties},
+                                   {"close", close_handle},
+                                   {NULL, NULL}};
 
 /* Methods first, then the stdio files (p.stdin, p.stdout, p.stderr). */
 static int m_index(lua_State *L) {

@@ -10,7 +10,9 @@
 
 #include "compute/compute.h"
 
-static const char *const controllers[] = {"memory", "cpu", "cpuacct", "cpuset", "pids", "devices", "freezer", "blkio"};
+/* blkio is not used; cpuset only joins when Processor.Count asks for it
+ * (every extra hierarchy costs a mkdir, a migration and an rmdir). */
+static const char *const controllers[] = {"memory", "cpu", "cpuacct", "cpuset", "pids", "devices", "freezer"};
 
 static bool mounted(const char *ctrl) {
   char p[PATH_MAX];
@@ -60,9 +62,16 @@ static int make_dirs(const char *ctrl, const char *rel, hcs_error_t *err) {
 
 static int v1_destroy(const char *rel, hcs_error_t *err);
 
-static int v1_create(const char *rel, hcs_error_t *err) {
+static bool leaf_exists(const char *ctrl, const char *rel) {
+  char p[PATH_MAX];
+  snprintf(p, sizeof p, "/sys/fs/cgroup/%s/%s", ctrl, rel);
+  return access(p, F_OK) == 0;
+}
+
+static int v1_create(const char *rel, const hcs_resources_t *r, hcs_error_t *err) {
   for (size_t i = 0; i < HCS_ARRAY_SIZE(controllers); i++) {
     if (!mounted(controllers[i])) continue;
+    if (strcmp(controllers[i], "cpuset") == 0 && r->cpu_count <= 0) continue;
     if (make_dirs(controllers[i], rel, err) < 0) {
       v1_destroy(rel, NULL);
       return -1;
@@ -107,6 +116,9 @@ static int v1_set_resources(const char *rel, const hcs_resources_t *r, hcs_error
   }
   if (r->cpu_count > 0) {
     cleanup_free char *d = dir_of("cpuset", rel);
+    if (!leaf_exists("cpuset", rel))
+      return hcs_error_make(err, ENOTSUP, "set cpuset of `%s`: Processor.Count can only change if it was set at create",
+                            d);
     if (hcs_cg_write(d, "cpuset.cpus", "0-%lld", (long long)r->cpu_count - 1) < 0)
       return hcs_error_make(err, errno, "set cpuset of `%s`", d);
   }
@@ -120,7 +132,7 @@ static int v1_set_resources(const char *rel, const hcs_resources_t *r, hcs_error
 
 /* Docker's default device allowlist. */
 static const char *const default_devices[] = {
-    "c *:* m",  "b *:* m",  "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm",   "c 1:8 rwm",
+    "c *:* m",   "b *:* m",   "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm",   "c 1:8 rwm",
     "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
 };
 
@@ -144,9 +156,21 @@ static int v1_set_devices(const char *rel, const hcs_config_t *c, hcs_error_t *e
 
 static int v1_enter(const char *rel, pid_t pid, hcs_error_t *err) {
   for (size_t i = 0; i < HCS_ARRAY_SIZE(controllers); i++) {
-    if (!mounted(controllers[i])) continue;
+    if (!mounted(controllers[i]) || !leaf_exists(controllers[i], rel)) continue;
     cleanup_free char *d = dir_of(controllers[i], rel);
     if (hcs_cg_write(d, "cgroup.procs", "%d", (int)pid) < 0) return hcs_error_make(err, errno, "join cgroup `%s`", d);
+  }
+  return 0;
+}
+
+/* Move the calling (single-threaded) task by writing 0 to `tasks`: the
+ * kernel then skips the global threadgroup rwsem, whose write side waits for
+ * an RCU grace period (milliseconds) on every cgroup.procs write. */
+static int v1_enter_self(const char *rel, hcs_error_t *err) {
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(controllers); i++) {
+    if (!mounted(controllers[i]) || !leaf_exists(controllers[i], rel)) continue;
+    cleanup_free char *d = dir_of(controllers[i], rel);
+    if (hcs_cg_write(d, "tasks", "0") < 0) return hcs_error_make(err, errno, "join cgroup `%s`", d);
   }
   return 0;
 }
@@ -247,7 +271,7 @@ static int v1_destroy(const char *rel, hcs_error_t *err) {
   for (size_t i = 0; i < HCS_ARRAY_SIZE(controllers); i++) {
     if (!mounted(controllers[i])) continue;
     cleanup_free char *d = dir_of(controllers[i], rel);
-    if (rmdir_retry(d) < 0 && ret == 0) ret = hcs_error_make(err, errno, "remove cgroup `%s`", d);
+    if (rmdir_retry(d) < 0 && errno != ENOENT && ret == 0) ret = hcs_error_make(err, errno, "remove cgroup `%s`", d);
     /* Parents are shared: remove them only when empty. */
     for (char *slash = strrchr(d, '/'); slash && slash > d + strlen("/sys/fs/cgroup/") + strlen(controllers[i]);
          slash = strrchr(d, '/')) {
@@ -265,6 +289,7 @@ const hcs_cgroup_ops_t hcs_cgroup_v1_ops = {
     .set_resources = v1_set_resources,
     .set_devices = v1_set_devices,
     .enter = v1_enter,
+    .enter_self = v1_enter_self,
     .freeze = v1_freeze,
     .is_frozen = v1_is_frozen,
     .kill_all = v1_kill_all,

@@ -18,7 +18,7 @@
 
 static char *dir_of(const char *rel) { return hcs_xasprintf(V2_ROOT "/%s", rel); }
 
-static int v2_create(const char *rel, hcs_error_t *err) {
+static int v2_create(const char *rel, const hcs_resources_t *r, hcs_error_t *err) {
   cleanup_free char *copy = hcs_xstrdup(rel);
   char cur[PATH_MAX] = V2_ROOT;
   for (char *save = NULL, *t = strtok_r(copy, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
@@ -60,6 +60,8 @@ static int v2_enter(const char *rel, pid_t pid, hcs_error_t *err) {
   if (hcs_cg_write(d, "cgroup.procs", "%d", (int)pid) < 0) return hcs_error_make(err, errno, "join cgroup `%s`", d);
   return 0;
 }
+
+static int v2_enter_self(const char *rel, hcs_error_t *err) { return v2_enter(rel, 0, err); }
 
 static int v2_freeze(const char *rel, bool frozen, hcs_error_t *err) {
   cleanup_free char *d = dir_of(rel);
@@ -151,6 +153,7 @@ const hcs_cgroup_ops_t hcs_cgroup_v2_ops = {
     .set_resources = v2_set_resources,
     .set_devices = v2_set_devices,
     .enter = v2_enter,
+    .enter_self = v2_enter_self,
     .freeze = v2_freeze,
     .is_frozen = v2_is_frozen,
     .kill_all = v2_kill_all,

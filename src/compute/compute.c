@@ -19,8 +19,11 @@ int hcs_compute_validate(const char *config, hcs_error_t *err) {
   cleanup_free char *run_root = hcs_run_root_resolve(NULL);
   hcs_config_t *c = hcs_config_parse(doc, run_root, err);
   if (c == NULL) return -1;
+  hcs_security_t sec; /* Seccomp.Deny names are checked by compiling */
+  int r = hcs_security_prepare(c, &sec, err);
+  hcs_security_release(&sec);
   hcs_config_free(c);
-  return 0;
+  return r;
 }
 
 static void cleanup_failed_create(hcs_system_t *cs) {
@@ -47,11 +50,12 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
   *made = true;
   cleanup_free char *cfg_path = hcs_xasprintf("%s/config.json", cs->dir);
   cleanup_free char *fifo = hcs_xasprintf("%s/exec.fifo", cs->run_dir);
-  if (hcs_json_write_atomic(cfg_path, doc, err) < 0 || hcs_mkdir_p(cs->run_dir, 0700, err) < 0) return -1;
+  if (hcs_state_write_json(cfg_path, doc, err) < 0 || hcs_mkdir_p(cs->run_dir, 0700, err) < 0) return -1;
   if (mkfifo(fifo, 0600) < 0) return hcs_error_make(err, errno, "mkfifo `%s`", fifo);
   cs->cgroup = hcs_cgroup_path(cs->cfg->cgroup_parent, cs->id);
   cs->config = json_incref(doc);
-  hcs_spawn_t s = {.cs = cs, .cfg = cs->cfg, .cg = hcs_cgroup_ops(), .sock = -1, .netns_fd = -1, .fifo = fifo};
+  hcs_spawn_t s = {
+      .cs = cs, .cfg = cs->cfg, .cg = hcs_cgroup_ops(), .sock = -1, .netns_fd = -1, .fifo = fifo, .fifo_fd = -1};
   if (hcs_security_prepare(cs->cfg, &s.sec, err) < 0) return -1;
   int pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
   hcs_proc_spec_t *init = cs->cfg->init;
@@ -79,7 +83,11 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
   }
   if (ret < 0) return -1;
   if (cs->console >= 0) cs->stdio[0] = cs->stdio[1] = cs->stdio[2] = cs->console;
-  return hcs_system_load(cs, err);
+  /* The monitor sent state.json along with its answer. */
+  if (!json_is_object(cs->state)) return hcs_system_load(cs, err);
+  cs->pid = (pid_t)json_integer_value(json_object_get(cs->state, "Pid"));
+  cs->monitor_pid = (pid_t)json_integer_value(json_object_get(cs->state, "MonitorPid"));
+  return 0;
 }
 
 hcs_system_t *hcs_compute_create(const char *root, const char *id, const char *config, const hcs_compute_stdio_t *stdio,
@@ -125,7 +133,7 @@ int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err) {
   cleanup_free char *now = hcs_now_rfc3339();
   json_object_set_new(cs->state, "StartedTime", json_string(now));
   cleanup_free char *sp = hcs_xasprintf("%s/state.json", cs->dir);
-  if (hcs_json_write_atomic(sp, cs->state, err) < 0) return -1;
+  if (hcs_state_write_json(sp, cs->state, err) < 0) return -1;
   /* Protocol: init writes "s" once connected, then either execs (the
    * fifo's write end closes: EOF) or writes an error message and exits. */
   char buf[1024];
@@ -162,9 +170,9 @@ int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err) {
   return 0;
 }
 
+/* Returns once the monitor has exited: exit.json is written and the cgroup
+ * and runtime files are gone by then. */
 int hcs_compute_wait(hcs_system_t *cs, int timeout_ms, hcs_error_t *err) {
-  cleanup_free char *ep = hcs_xasprintf("%s/exit.json", cs->dir);
-  if (access(ep, F_OK) == 0) return 1;
   hcs_error_t e = NULL;
   int fd = hcs_system_monitor_fd(cs, &e);
   if (fd < 0) {
@@ -173,7 +181,8 @@ int hcs_compute_wait(hcs_system_t *cs, int timeout_ms, hcs_error_t *err) {
   }
   struct pollfd p = {fd, POLLIN, 0};
   int r;
-  do r = poll(&p, 1, timeout_ms);
+  do
+    r = poll(&p, 1, timeout_ms);
   while (r < 0 && errno == EINTR);
   if (r < 0) return hcs_error_make(err, errno, "wait for `%s`", cs->id);
   return r > 0;
@@ -183,7 +192,7 @@ int hcs_compute_event_fd(hcs_system_t *cs, hcs_error_t *err) { return hcs_system
 
 static int mark_exit(hcs_system_t *cs, const char *type) {
   cleanup_free char *p = hcs_xasprintf("%s/exit-type", cs->run_dir);
-  return hcs_write_file_atomic(p, type, strlen(type), 0600, NULL);
+  return hcs_state_write(p, type, strlen(type), NULL);
 }
 
 static int signal_init(hcs_system_t *cs, int sig, hcs_error_t *err) {
@@ -257,8 +266,8 @@ static json_t *process_list(hcs_system_t *cs, hcs_error_t *err) {
     if (hcs_read_file(path, &cmd, &len, NULL) == 0)
       for (size_t k = 0; k + 1 < len; k++)
         if (cmd[k] == '\0') cmd[k] = ' ';
-    json_array_append_new(list, json_pack("{s:i,s:s,s:s}", "ProcessId", pid, "ImageName", comm, "CommandLine",
-                                          cmd ? cmd : ""));
+    json_array_append_new(
+        list, json_pack("{s:i,s:s,s:s}", "ProcessId", pid, "ImageName", comm, "CommandLine", cmd ? cmd : ""));
   }
   json_decref(pids);
   return list;
@@ -359,7 +368,7 @@ int hcs_compute_modify(hcs_system_t *cs, const char *request, hcs_error_t *err) 
   const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
   if (cg && cg->set_resources(cs->cgroup, &r, err) < 0) return hcs_error_wrap(err, "modify `%s`", cs->id);
   cleanup_free char *cp = hcs_xasprintf("%s/config.json", cs->dir);
-  if (hcs_json_write_atomic(cp, doc, err) < 0) return -1;
+  if (hcs_state_write_json(cp, doc, err) < 0) return -1;
   json_decref(cs->config);
   cs->config = json_incref(doc);
   return 0;
@@ -441,6 +450,7 @@ int hcs_compute_delete(hcs_system_t *cs, bool force, hcs_error_t *err) {
     return hcs_error_make(err, EBUSY, "delete `%s`: the system is %s (stop it first or force)", cs->id,
                           hcs_state_name(st));
   if (st != HCS_STATE_STOPPED && hcs_compute_terminate(cs, err) < 0) return hcs_error_wrap(err, "delete `%s`", cs->id);
-  if (hcs_rm_rf(cs->run_dir, err) < 0 || hcs_rm_rf(cs->dir, err) < 0) return hcs_error_wrap(err, "delete `%s`", cs->id);
+  if (hcs_system_remove_dir(cs->run_dir, err) < 0 || hcs_system_remove_dir(cs->dir, err) < 0)
+    return hcs_error_wrap(err, "delete `%s`", cs->id);
   return 0;
 }

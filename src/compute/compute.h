@@ -35,7 +35,7 @@ typedef struct {
 
 typedef struct {
   bool allow;
-  char type; /* 'a', 'b', 'c' */
+  char type;            /* 'a', 'b', 'c' */
   int64_t major, minor; /* -1 = '*' */
   char access[4];
 } hcs_device_rule_t;
@@ -105,10 +105,12 @@ typedef struct {
 
 typedef struct hcs_cgroup_ops_s {
   const char *name;
-  int (*create)(const char *path, hcs_error_t *err);
+  int (*create)(const char *path, const hcs_resources_t *r, hcs_error_t *err);
   int (*set_resources)(const char *path, const hcs_resources_t *r, hcs_error_t *err);
   int (*set_devices)(const char *path, const hcs_config_t *c, hcs_error_t *err);
   int (*enter)(const char *path, pid_t pid, hcs_error_t *err);
+  /* Move the calling single-threaded task (cheaper than enter on v1). */
+  int (*enter_self)(const char *path, hcs_error_t *err);
   int (*freeze)(const char *path, bool frozen, hcs_error_t *err);
   int (*is_frozen)(const char *path);
   int (*kill_all)(const char *path, hcs_error_t *err);
@@ -146,7 +148,7 @@ struct hcs_system_s {
   pid_t pid, monitor_pid;
   int monitor_fd; /* pidfd of the monitor, -1 until needed */
   int stdio[3];
-  int console; /* init's pty master (also in stdio) or -1 */
+  int console;       /* init's pty master (also in stdio) or -1 */
   hcs_config_t *cfg; /* parsed lazily (processes) */
   hcs_security_t sec;
   bool sec_ready;
@@ -162,6 +164,10 @@ HCS_INTERNAL json_t *hcs_system_exit(hcs_system_t *cs); /* exit.json or NULL */
 HCS_INTERNAL bool hcs_pid_matches(pid_t pid, uint64_t start);
 HCS_INTERNAL uint64_t hcs_pid_start_time(pid_t pid);
 HCS_INTERNAL int hcs_system_monitor_fd(hcs_system_t *cs, hcs_error_t *err);
+/* temp + rename, no fsync (see state.c for why). */
+HCS_INTERNAL int hcs_state_write(const char *path, const char *data, size_t len, hcs_error_t *err);
+HCS_INTERNAL int hcs_state_write_json(const char *path, json_t *doc, hcs_error_t *err);
+HCS_INTERNAL int hcs_system_remove_dir(const char *dir, hcs_error_t *err);
 /* Parse config.json and compile the security profile once per handle. */
 HCS_INTERNAL int hcs_system_prepare(hcs_system_t *cs, hcs_error_t *err);
 /* pidfd of init, checked against its recorded start time. */
@@ -173,10 +179,11 @@ typedef struct {
   hcs_config_t *cfg;
   const hcs_cgroup_ops_t *cg;
   hcs_security_t sec;
-  int stdio[3];   /* fds for init's stdio (-1: /dev/null) */
-  int sock;       /* SOCK_SEQPACKET to the creator */
-  int netns_fd;   /* -1: new netns */
-  char *fifo;     /* exec fifo path */
+  int stdio[3]; /* fds for init's stdio (-1: /dev/null) */
+  int sock;     /* SOCK_SEQPACKET to the creator */
+  int netns_fd; /* -1: new netns */
+  char *fifo;   /* exec fifo path */
+  int fifo_fd;  /* O_PATH fd of the fifo, for init */
 } hcs_spawn_t;
 
 /* Messages on the creator socket. */

@@ -43,7 +43,8 @@ static int check_keys(json_t *obj, const char *path, const char *const *known, h
     if (!found) {
       cleanup_free char *list = NULL;
       size_t len = 0;
-      for (size_t i = 0; known[i]; i++) len += strlen(known[i]) + 2;
+      for (size_t i = 0; known[i]; i++)
+        len += strlen(known[i]) + 2;
       list = hcs_xcalloc(1, len + 1);
       for (size_t i = 0; known[i]; i++) {
         if (i) strcat(list, ", ");
@@ -129,7 +130,8 @@ static int get_strv(json_t *parent, const char *path, const char *key, char ***o
 
 void hcs_strv_free(char **v) {
   if (v == NULL) return;
-  for (char **p = v; *p; p++) free(*p);
+  for (char **p = v; *p; p++)
+    free(*p);
   free(v);
 }
 
@@ -142,7 +144,8 @@ char **hcs_split_command_line(const char *line, hcs_error_t *err) {
   cleanup_free char *word = hcs_xmalloc(len + 1);
   const char *s = line;
   for (;;) {
-    while (*s && isspace((unsigned char)*s)) s++;
+    while (*s && isspace((unsigned char)*s))
+      s++;
     if (!*s) break;
     size_t w = 0;
     while (*s && !isspace((unsigned char)*s)) {
@@ -194,9 +197,9 @@ void hcs_proc_spec_free(hcs_proc_spec_t *p) {
 }
 
 hcs_proc_spec_t *hcs_proc_spec_parse(json_t *doc, const char *where, hcs_error_t *err) {
-  static const char *const keys[] = {"CommandLine",     "CommandArgs",      "WorkingDirectory", "Environment",
-                                     "User",            "EmulateConsole",   "ConsoleSize",      "CreateStdInPipe",
-                                     "CreateStdOutPipe", "CreateStdErrPipe", NULL};
+  static const char *const keys[] = {
+      "CommandLine", "CommandArgs",     "WorkingDirectory", "Environment",      "User", "EmulateConsole",
+      "ConsoleSize", "CreateStdInPipe", "CreateStdOutPipe", "CreateStdErrPipe", NULL};
   if (!json_is_object(doc)) {
     bad(err, *where ? where : "ProcessParameters", "object", doc);
     return NULL;
@@ -230,7 +233,8 @@ hcs_proc_spec_t *hcs_proc_spec_parse(json_t *doc, const char *where, hcs_error_t
     goto fail;
   }
   if (p->cwd && p->cwd[0] != '/') {
-    hcs_error_make(err, 0, "invalid configuration: `%s%sWorkingDirectory`: expected an absolute path, got \"%s\"", w,
+    hcs_error_make(err, 0,
+                   "invalid configuration: `%s%sWorkingDirectory`: expected an absolute path, got string \"%s\"", w,
                    *w ? "." : "", p->cwd);
     goto fail;
   }
@@ -288,11 +292,11 @@ static const struct {
   const char *name;
   int res;
 } rlimit_names[] = {
-    {"AS", RLIMIT_AS},         {"CORE", RLIMIT_CORE},       {"CPU", RLIMIT_CPU},
-    {"DATA", RLIMIT_DATA},     {"FSIZE", RLIMIT_FSIZE},     {"LOCKS", RLIMIT_LOCKS},
+    {"AS", RLIMIT_AS},           {"CORE", RLIMIT_CORE},         {"CPU", RLIMIT_CPU},
+    {"DATA", RLIMIT_DATA},       {"FSIZE", RLIMIT_FSIZE},       {"LOCKS", RLIMIT_LOCKS},
     {"MEMLOCK", RLIMIT_MEMLOCK}, {"MSGQUEUE", RLIMIT_MSGQUEUE}, {"NICE", RLIMIT_NICE},
-    {"NOFILE", RLIMIT_NOFILE}, {"NPROC", RLIMIT_NPROC},     {"RSS", RLIMIT_RSS},
-    {"RTPRIO", RLIMIT_RTPRIO}, {"RTTIME", RLIMIT_RTTIME},   {"SIGPENDING", RLIMIT_SIGPENDING},
+    {"NOFILE", RLIMIT_NOFILE},   {"NPROC", RLIMIT_NPROC},       {"RSS", RLIMIT_RSS},
+    {"RTPRIO", RLIMIT_RTPRIO},   {"RTTIME", RLIMIT_RTTIME},     {"SIGPENDING", RLIMIT_SIGPENDING},
     {"STACK", RLIMIT_STACK},
 };
 
@@ -324,8 +328,8 @@ static int parse_rlimits(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
       return bad(err, sp, "integer", NULL);
     }
     if (soft > hard)
-      return hcs_error_make(err, 0, "invalid configuration: `%s`: Soft (%lld) exceeds Hard (%lld)", p,
-                            (long long)soft, (long long)hard);
+      return hcs_error_make(err, 0, "invalid configuration: `%s`: Soft (%lld) exceeds Hard (%lld)", p, (long long)soft,
+                            (long long)hard);
     c->rlimits[c->n_rlimits].resource = res;
     c->rlimits[c->n_rlimits].lim.rlim_cur = (rlim_t)soft;
     c->rlimits[c->n_rlimits++].lim.rlim_max = (rlim_t)hard;
@@ -352,8 +356,7 @@ static int parse_idmaps(json_t *lx, const char *key, hcs_id_map_t **out, size_t 
         get_int(e, p, "Size", 1, UINT32_MAX, &size, err) < 0)
       return -1;
     if (in < 0 || out_id < 0 || size < 0) {
-      cleanup_free char *mp =
-          hcs_xasprintf("%s.%s", p, in < 0 ? "ContainerId" : out_id < 0 ? "HostId" : "Size");
+      cleanup_free char *mp = hcs_xasprintf("%s.%s", p, in < 0 ? "ContainerId" : out_id < 0 ? "HostId" : "Size");
       return bad(err, mp, "integer", NULL);
     }
     (*out)[i] = (hcs_id_map_t){(uint32_t)in, (uint32_t)out_id, (uint32_t)size};
@@ -399,10 +402,9 @@ static int parse_devices(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
 }
 
 static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
-  static const char *const keys[] = {"CgroupParent",   "Capabilities", "Seccomp",     "NoNewPrivileges",
-                                     "Rlimits",        "Sysctl",       "Devices",     "UidMappings",
-                                     "GidMappings",    "MaskedPaths",  "ReadonlyPaths", "PidsLimit",
-                                     "Init",           NULL};
+  static const char *const keys[] = {
+      "CgroupParent", "Capabilities", "Seccomp",     "NoNewPrivileges", "Rlimits",   "Sysctl", "Devices",
+      "UidMappings",  "GidMappings",  "MaskedPaths", "ReadonlyPaths",   "PidsLimit", "Init",   NULL};
   if (check_keys(lx, "Linux", keys, err) < 0) return -1;
   if (get_str(lx, "Linux", "CgroupParent", &c->cgroup_parent, err) < 0 ||
       get_bool(lx, "Linux", "NoNewPrivileges", &c->no_new_privs, err) < 0 ||
@@ -413,8 +415,9 @@ static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
   /* The parent is a relative cgroup path: no "..", no leading "/". */
   if (c->cgroup_parent) {
     const char *s = c->cgroup_parent;
-    if (!*s || *s == '/' || strstr(s, "..") || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123"
-                                                         "456789_.-/") != strlen(s))
+    if (!*s || *s == '/' || strstr(s, "..") ||
+        strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123"
+                  "456789_.-/") != strlen(s))
       return bad(err, "Linux.CgroupParent", "a relative cgroup path of [A-Za-z0-9_.-/]",
                  json_object_get(lx, "CgroupParent"));
   }
@@ -498,14 +501,15 @@ static int check_abs_path(json_t *obj, const char *path, const char *key, bool m
 }
 
 static int parse_container(json_t *ct, const char *run_root, hcs_config_t *c, hcs_error_t *err) {
-  static const char *const keys[] = {"GuestOs",   "Storage",    "MappedDirectories", "Processor",
-                                     "Memory",    "Networking", NULL};
+  static const char *const keys[] = {"GuestOs",    "Storage", "MappedDirectories", "Processor", "Memory",
+                                     "Networking", NULL};
   json_t *o;
   if (check_keys(ct, "Container", keys, err) < 0) return -1;
   if (get_obj(ct, "Container", "GuestOs", &o, err) < 0) return -1;
   if (o) {
     static const char *const k[] = {"HostName", NULL};
-    if (check_keys(o, "Container.GuestOs", k, err) < 0 || get_str(o, "Container.GuestOs", "HostName", &c->hostname, err) < 0)
+    if (check_keys(o, "Container.GuestOs", k, err) < 0 ||
+        get_str(o, "Container.GuestOs", "HostName", &c->hostname, err) < 0)
       return -1;
     if (c->hostname && (strlen(c->hostname) == 0 || strlen(c->hostname) > 64))
       return bad(err, "Container.GuestOs.HostName", "1..64 characters", json_object_get(o, "HostName"));
@@ -601,8 +605,8 @@ static int parse_container(json_t *ct, const char *run_root, hcs_config_t *c, hc
 }
 
 hcs_config_t *hcs_config_parse(json_t *doc, const char *run_root, hcs_error_t *err) {
-  static const char *const keys[] = {"Owner", "SchemaVersion", "Container", "Linux", "ShouldTerminateOnLastHandleClosed",
-                                     NULL};
+  static const char *const keys[] = {
+      "Owner", "SchemaVersion", "Container", "Linux", "ShouldTerminateOnLastHandleClosed", NULL};
   if (!json_is_object(doc)) {
     bad(err, "(document)", "object", doc);
     return NULL;

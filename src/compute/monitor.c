@@ -18,15 +18,20 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
+/* Written to state.json and, serialized, sent to the creator with OK (so
+ * it need not read it back). */
+static char *state_text;
+
 static int write_state(hcs_spawn_t *s, pid_t pid, hcs_error_t *err) {
   cleanup_free char *now = hcs_now_rfc3339();
-  cleanup_json json_t *st = json_pack(
-      "{s:s,s:s?,s:i,s:I,s:i,s:I,s:s,s:s,s:b,s:s,s:s}", "Id", s->cs->id, "Owner", s->cfg->owner, "Pid", (int)pid,
-      "PidStartTime", (json_int_t)hcs_pid_start_time(pid), "MonitorPid", (int)getpid(), "MonitorStartTime",
-      (json_int_t)hcs_pid_start_time(getpid()), "Cgroup", s->cs->cgroup, "CgroupDriver", s->cg ? s->cg->name : "none",
-      "Started", 0, "CreatedTime", now, "Rootfs", s->cfg->rootfs);
+  cleanup_json json_t *st =
+      json_pack("{s:s,s:s?,s:i,s:I,s:i,s:I,s:s,s:s,s:b,s:s,s:s}", "Id", s->cs->id, "Owner", s->cfg->owner, "Pid",
+                (int)pid, "PidStartTime", (json_int_t)hcs_pid_start_time(pid), "MonitorPid", (int)getpid(),
+                "MonitorStartTime", (json_int_t)hcs_pid_start_time(getpid()), "Cgroup", s->cs->cgroup, "CgroupDriver",
+                s->cg ? s->cg->name : "none", "Started", 0, "CreatedTime", now, "Rootfs", s->cfg->rootfs);
   cleanup_free char *path = hcs_xasprintf("%s/state.json", s->cs->dir);
-  return hcs_json_write_atomic(path, st, err);
+  state_text = json_dumps(st, JSON_COMPACT);
+  return hcs_state_write_json(path, st, err);
 }
 
 static void send_error(int sock, hcs_error_t *err) {
@@ -50,16 +55,20 @@ static void record_exit(hcs_spawn_t *s, int status) {
   else if (WIFSIGNALED(status))
     type = "Killed";
   if (s->cg) {
-    s->cg->kill_all(cs->cgroup, NULL);
+    /* Init's death emptied its pid namespace; anything left (a process
+     * that joined the cgroup only) is killed before the cgroup goes. */
+    json_t *left = s->cg->pids(cs->cgroup, NULL);
+    if (left && json_array_size(left) > 0) s->cg->kill_all(cs->cgroup, NULL);
+    json_decref(left);
     s->cg->destroy(cs->cgroup, NULL);
   }
-  hcs_rm_rf(cs->run_dir, NULL);
+  hcs_system_remove_dir(cs->run_dir, NULL);
   cleanup_free char *now = hcs_now_rfc3339();
   cleanup_json json_t *e = json_pack("{s:i,s:s,s:s,s:I}", "ExitCode", code, "ExitType", type, "FinishedTime", now,
                                      "OomKillCount", (json_int_t)(ooms > 0 ? ooms : 0));
   if (WIFSIGNALED(status)) json_object_set_new(e, "ExitSignal", json_integer(WTERMSIG(status)));
   cleanup_free char *path = hcs_xasprintf("%s/exit.json", cs->dir);
-  hcs_json_write_atomic(path, e, NULL);
+  hcs_state_write_json(path, e, NULL);
 }
 
 static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
@@ -69,7 +78,8 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   /* Non-dumpable: nothing may open our /proc/PID/exe or mem. */
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-  for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+  for (int sig = 1; sig < NSIG; sig++)
+    signal(sig, SIG_DFL);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
   signal(SIGINT, SIG_IGN);
@@ -78,18 +88,6 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   sigprocmask(SIG_SETMASK, &none, NULL);
   if (chdir("/") < 0) _exit(1);
 
-  if (s->cg) {
-    hcs_resources_t r = {s->cfg->memory_mb, s->cfg->cpu_count, s->cfg->cpu_max, s->cfg->cpu_weight, s->cfg->pids_limit};
-    if (s->cg->create(cs->cgroup, &err) < 0) {
-      send_error(s->sock, &err);
-      _exit(1);
-    }
-    if (s->cg->set_resources(cs->cgroup, &r, &err) < 0 || s->cg->set_devices(cs->cgroup, s->cfg, &err) < 0) {
-      s->cg->destroy(cs->cgroup, NULL);
-      send_error(s->sock, &err);
-      _exit(1);
-    }
-  }
   int pidfd = -1;
   pid_t pid = hcs_spawn_init(s, &pidfd, &err);
   if (pid < 0 || write_state(s, pid, &err) < 0) {
@@ -113,11 +111,12 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   close(pidfd);
   syscall(SYS_close_range, 4, ~0U, 0);
   int null = open("/dev/null", O_RDWR);
-  for (int fd = 0; fd < 3; fd++) dup2(null, fd);
+  for (int fd = 0; fd < 3; fd++)
+    dup2(null, fd);
   if (null > 2) close(null);
-  char buf[32];
-  int n = snprintf(buf, sizeof buf, "%d", (int)pid);
-  hcs_send_msg(sock, HCS_MSG_OK, buf, (size_t)n, -1);
+  hcs_send_msg(sock, HCS_MSG_OK, state_text, state_text ? strlen(state_text) : 0, -1);
+  free(state_text);
+  state_text = NULL;
   close(sock);
 
   int status = 0;
@@ -167,7 +166,11 @@ int hcs_monitor_launch(hcs_spawn_t *s, hcs_error_t *err) {
       continue;
     }
     if (fd >= 0) close(fd);
-    if (type == HCS_MSG_OK) return 0;
+    if (type == HCS_MSG_OK) {
+      json_decref(s->cs->state);
+      s->cs->state = json_loads(msg, 0, NULL);
+      return 0;
+    }
     return hcs_error_make(err, 0, "create `%s`: %s", s->cs->id, msg);
   }
 }

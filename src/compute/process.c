@@ -110,7 +110,8 @@ int hcs_resolve_user(const char *user, uid_t *uid, gid_t *gid, gid_t **groups, s
 int hcs_child_exec(const hcs_proc_spec_t *p, const hcs_security_t *sec, int errfd) {
   sigset_t all;
   sigemptyset(&all);
-  for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+  for (int sig = 1; sig < NSIG; sig++)
+    signal(sig, SIG_DFL);
   sigprocmask(SIG_SETMASK, &all, NULL);
   uid_t uid;
   gid_t gid, *groups;
@@ -149,7 +150,16 @@ static void process_free(hcs_process_t *p) {
   free(p);
 }
 
-void hcs_process_close(hcs_process_t *p) { process_free(p); }
+/* Reap an exited process on close so a dropped handle leaves no zombie; a
+ * running one keeps running (and is reaped by whoever waits for it). */
+void hcs_process_close(hcs_process_t *p) {
+  if (p && !p->exited && p->pidfd >= 0) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    waitid(P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG);
+  }
+  process_free(p);
+}
 
 /* Runs in the final process, inside the container. */
 static __attribute__((noreturn)) void exec_child(hcs_system_t *cs, hcs_proc_spec_t *spec, int sock, int fds[3]) {
@@ -168,7 +178,8 @@ static __attribute__((noreturn)) void exec_child(hcs_system_t *cs, hcs_proc_spec
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     /* dup the higher fds out of the way first so dup2 never clobbers one. */
     int tmp[3];
-    for (int i = 0; i < 3; i++) tmp[i] = fcntl(fds[i] >= 0 ? fds[i] : null, F_DUPFD_CLOEXEC, 3);
+    for (int i = 0; i < 3; i++)
+      tmp[i] = fcntl(fds[i] >= 0 ? fds[i] : null, F_DUPFD_CLOEXEC, 3);
     for (int i = 0; i < 3; i++)
       if (tmp[i] < 0 || dup2(tmp[i], i) < 0) {
         hcs_child_report(sock, errno, "set up stdio");
@@ -207,11 +218,14 @@ hcs_process_t *hcs_process_create_ex(hcs_system_t *cs, const char *params, const
   }
   int child_fds[3];
   int inherit[3] = {stdio ? stdio->in : -1, stdio ? stdio->out : -1, stdio ? stdio->err : -1};
-  for (int i = 0; i < 3; i++) child_fds[i] = want[i] ? pipes[i][i == 0 ? 0 : 1] : inherit[i];
+  for (int i = 0; i < 3; i++)
+    child_fds[i] = want[i] ? pipes[i][i == 0 ? 0 : 1] : inherit[i];
   const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
   int nsflags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP;
   if (cs->cfg->n_uid_maps) nsflags |= CLONE_NEWUSER;
-  pid_t mid = hcs_clone3(0, NULL, -1);
+  /* glibc's fork (not a raw clone): the intermediate allocates, and in a
+   * multi-threaded caller only fork resets the allocator's locks. */
+  pid_t mid = fork();
   if (mid < 0) {
     hcs_error_make(err, errno, "fork");
     goto fail;
@@ -222,7 +236,7 @@ hcs_process_t *hcs_process_create_ex(hcs_system_t *cs, const char *params, const
      * /proc/PID/exe (or mem) while we are a copy of the caller. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     hcs_error_t cerr = NULL;
-    if (cg && cg->enter(cs->cgroup, getpid(), &cerr) < 0) {
+    if (cg && cg->enter_self(cs->cgroup, &cerr) < 0) {
       hcs_child_report(sv[1], 0, "%s", hcs_error_message(cerr));
       _exit(1);
     }
@@ -255,14 +269,17 @@ hcs_process_t *hcs_process_create_ex(hcs_system_t *cs, const char *params, const
   p = hcs_xcalloc(1, sizeof *p);
   p->pid = -1;
   p->pidfd = p->console = -1;
-  for (int i = 0; i < 3; i++) p->stdio[i] = pipes[i][i == 0 ? 1 : 0], pipes[i][i == 0 ? 1 : 0] = -1;
+  for (int i = 0; i < 3; i++)
+    p->stdio[i] = pipes[i][i == 0 ? 1 : 0], pipes[i][i == 0 ? 1 : 0] = -1;
   char msg[1024];
   int type, fd, failed = 0;
   for (;;) {
     ssize_t n = hcs_recv_msg(sv[0], &type, msg, sizeof msg, &fd);
     if (n <= 0) break;
-    if (type == HCS_MSG_OK) p->pid = (pid_t)atoi(msg);
-    else if (type == HCS_MSG_PTY && fd >= 0) p->console = fd, fd = -1;
+    if (type == HCS_MSG_OK)
+      p->pid = (pid_t)atoi(msg);
+    else if (type == HCS_MSG_PTY && fd >= 0)
+      p->console = fd, fd = -1;
     else if (type == HCS_MSG_ERROR) {
       hcs_error_make(err, 0, "create process in `%s`: %s", cs->id, msg);
       failed = 1;
@@ -285,7 +302,8 @@ hcs_process_t *hcs_process_create_ex(hcs_system_t *cs, const char *params, const
     goto fail;
   }
   if (p->console >= 0)
-    for (int i = 0; i < 3; i++) p->stdio[i] = p->console;
+    for (int i = 0; i < 3; i++)
+      p->stdio[i] = p->console;
   close(sv[0]);
   hcs_proc_spec_free(spec);
   return p;
@@ -335,7 +353,8 @@ int hcs_process_wait(hcs_process_t *p, int timeout_ms, hcs_error_t *err) {
   if (p->exited) return 1;
   struct pollfd pfd = {p->pidfd, POLLIN, 0};
   int r;
-  do r = poll(&pfd, 1, timeout_ms);
+  do
+    r = poll(&pfd, 1, timeout_ms);
   while (r < 0 && errno == EINTR);
   if (r < 0) return hcs_error_make(err, errno, "wait for process %d", (int)p->pid);
   if (r == 0) return 0;

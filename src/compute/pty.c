@@ -63,7 +63,8 @@ int hcs_send_msg(int sock, int type, const void *data, size_t len, int fd) {
     memcpy(CMSG_DATA(c), &fd, sizeof fd);
   }
   ssize_t r;
-  do r = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  do
+    r = sendmsg(sock, &msg, MSG_NOSIGNAL);
   while (r < 0 && errno == EINTR);
   return r < 0 ? -1 : 0;
 }
@@ -78,7 +79,8 @@ ssize_t hcs_recv_msg(int sock, int *type, void *out, size_t len, int *fd) {
   struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
   *fd = -1;
   ssize_t r;
-  do r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  do
+    r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
   while (r < 0 && errno == EINTR);
   if (r <= 0) return r;
   for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
@@ -96,7 +98,10 @@ void hcs_child_report(int fd, int status, const char *fmt, ...) {
   va_start(ap, fmt);
   int n = vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  if (status && n >= 0 && (size_t)n < sizeof msg)
-    snprintf(msg + n, sizeof msg - (size_t)n, ": %s", strerror(status));
-  hcs_send_msg(fd, HCS_MSG_ERROR, msg, strlen(msg), -1);
+  if (status && n >= 0 && (size_t)n < sizeof msg) snprintf(msg + n, sizeof msg - (size_t)n, ": %s", strerror(status));
+  /* A socket to the caller, or init's exec fifo (plain text). */
+  if (hcs_send_msg(fd, HCS_MSG_ERROR, msg, strlen(msg), -1) < 0 && errno == ENOTSOCK) {
+    ssize_t w = write(fd, msg, strlen(msg));
+    (void)w;
+  }
 }

@@ -18,11 +18,12 @@
 #include "compute/compute.h"
 
 uint64_t hcs_default_caps(void) {
-  static const int caps[] = {CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FSETID,      CAP_FOWNER,           CAP_MKNOD,
-                             CAP_NET_RAW, CAP_SETGID,      CAP_SETUID,      CAP_SETFCAP,          CAP_SETPCAP,
-                             CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL, CAP_AUDIT_WRITE};
+  static const int caps[] = {
+      CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FSETID,  CAP_FOWNER,           CAP_MKNOD,      CAP_NET_RAW, CAP_SETGID,
+      CAP_SETUID, CAP_SETFCAP,      CAP_SETPCAP, CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL,    CAP_AUDIT_WRITE};
   uint64_t m = 0;
-  for (size_t i = 0; i < HCS_ARRAY_SIZE(caps); i++) m |= 1ULL << caps[i];
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(caps); i++)
+    m |= 1ULL << caps[i];
   return m;
 }
 
@@ -31,7 +32,8 @@ int hcs_cap_from_name(const char *name) {
   cleanup_free char *lower = NULL;
   if (strncasecmp(name, "CAP_", 4) != 0) return -1;
   lower = hcs_xstrdup(name);
-  for (char *p = lower; *p; p++) *p = (char)tolower((unsigned char)*p);
+  for (char *p = lower; *p; p++)
+    *p = (char)tolower((unsigned char)*p);
   if (cap_from_name(lower, &v) < 0 || v < 0 || v > 63) return -1;
   return v;
 }
@@ -39,16 +41,46 @@ int hcs_cap_from_name(const char *name) {
 /* Docker's default profile blocks these (most need a capability the default
  * set lacks anyway; the filter is a second wall against kernel bugs). */
 static const char *const deny_always[] = {
-    "acct",          "add_key",        "bpf",          "clock_adjtime",   "clock_settime", "create_module",
-    "delete_module", "finit_module",   "get_kernel_syms", "init_module",  "ioperm",        "iopl",
-    "kexec_file_load", "kexec_load",   "keyctl",       "lookup_dcookie",  "nfsservctl",    "open_by_handle_at",
-    "perf_event_open", "query_module", "quotactl",     "reboot",          "request_key",   "settimeofday",
-    "stime",         "swapon",         "swapoff",      "sysfs",           "_sysctl",       "uselib",
-    "userfaultfd",   "ustat",          "vm86",         "vm86old",         "name_to_handle_at", "kcmp",
+    "acct",
+    "add_key",
+    "bpf",
+    "clock_adjtime",
+    "clock_settime",
+    "create_module",
+    "delete_module",
+    "finit_module",
+    "get_kernel_syms",
+    "init_module",
+    "ioperm",
+    "iopl",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "nfsservctl",
+    "open_by_handle_at",
+    "perf_event_open",
+    "query_module",
+    "quotactl",
+    "reboot",
+    "request_key",
+    "settimeofday",
+    "stime",
+    "swapon",
+    "swapoff",
+    "sysfs",
+    "_sysctl",
+    "uselib",
+    "userfaultfd",
+    "ustat",
+    "vm86",
+    "vm86old",
+    "name_to_handle_at",
+    "kcmp",
 };
 /* Blocked unless CAP_SYS_ADMIN is granted. */
-static const char *const deny_admin[] = {"mount",  "umount",  "umount2",    "pivot_root", "setns",
-                                         "fsopen", "fsmount", "fsconfig",   "fspick",     "move_mount",
+static const char *const deny_admin[] = {"mount",     "umount",        "umount2",  "pivot_root", "setns",
+                                         "fsopen",    "fsmount",       "fsconfig", "fspick",     "move_mount",
                                          "open_tree", "mount_setattr", "unshare"};
 /* Blocked unless CAP_SYS_PTRACE is granted. */
 static const char *const deny_ptrace[] = {"ptrace", "process_vm_readv", "process_vm_writev"};
@@ -56,7 +88,8 @@ static const char *const deny_ptrace[] = {"ptrace", "process_vm_readv", "process
 static int deny(scmp_filter_ctx ctx, const char *name, bool must_exist, hcs_error_t *err) {
   int nr = seccomp_syscall_resolve_name(name);
   if (nr == __NR_SCMP_ERROR) {
-    if (must_exist) return hcs_error_make(err, 0, "invalid configuration: `Linux.Seccomp.Deny`: unknown syscall `%s`", name);
+    if (must_exist)
+      return hcs_error_make(err, 0, "invalid configuration: `Linux.Seccomp.Deny`: unknown syscall `%s`", name);
     return 0;
   }
   int r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);

@@ -39,12 +39,20 @@ pid_t hcs_clone3(uint64_t flags, int *pidfd, int cgroup_fd) {
   return (pid_t)syscall(SYS_clone3, &a, sizeof a);
 }
 
-static const char *const default_masked[] = {
-    "/proc/acpi",       "/proc/asound",    "/proc/kcore",       "/proc/keys",    "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",  "/sys/firmware",
-    "/sys/devices/virtual/powercap", NULL};
-static const char *const default_readonly[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
-                                               NULL};
+static const char *const default_masked[] = {"/proc/acpi",
+                                             "/proc/asound",
+                                             "/proc/kcore",
+                                             "/proc/keys",
+                                             "/proc/latency_stats",
+                                             "/proc/timer_list",
+                                             "/proc/timer_stats",
+                                             "/proc/sched_debug",
+                                             "/proc/scsi",
+                                             "/sys/firmware",
+                                             "/sys/devices/virtual/powercap",
+                                             NULL};
+static const char *const default_readonly[] = {"/proc/bus",           "/proc/fs", "/proc/irq", "/proc/sys",
+                                               "/proc/sysrq-trigger", NULL};
 
 /* Resolve `rel` inside the rootfs without escaping it through symlinks or
  * "..", creating missing directories (or a final file when !dir). */
@@ -143,8 +151,10 @@ static int setup_dev(int rootfd, bool userns, int report) {
     snprintf(rel, sizeof rel, "dev/%s", nodes[i].name);
     if (mount_at(rootfd, rel, host, NULL, MS_BIND, NULL, false, report) < 0) return -1;
   }
-  static const char *const links[][2] = {{"/proc/self/fd", "fd"},     {"/proc/self/fd/0", "stdin"},
-                                         {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
+  static const char *const links[][2] = {{"/proc/self/fd", "fd"},
+                                         {"/proc/self/fd/0", "stdin"},
+                                         {"/proc/self/fd/1", "stdout"},
+                                         {"/proc/self/fd/2", "stderr"},
                                          {"pts/ptmx", "ptmx"}};
   for (size_t i = 0; i < HCS_ARRAY_SIZE(links); i++)
     if (symlinkat(links[i][0], devfd, links[i][1]) < 0) {
@@ -161,7 +171,7 @@ static int setup_dev(int rootfd, bool userns, int report) {
   return 0;
 }
 
-static int setup_rootfs(hcs_spawn_t *s, bool userns, int report) {
+static int setup_rootfs(hcs_spawn_t *s, bool userns, int go, int report) {
   hcs_config_t *c = s->cfg;
   /* Slave, so host unmounts still reach us and nothing we mount leaks out. */
   if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) {
@@ -190,9 +200,20 @@ static int setup_rootfs(hcs_spawn_t *s, bool userns, int report) {
       hcs_child_report(report, errno, "mapped directory `%s`", m->host_path);
       return -1;
     }
-    if (mount_at(rootfd, m->container_path + 1, m->host_path, NULL,
-                 MS_BIND | MS_REC | (m->read_only ? MS_RDONLY : 0), NULL, S_ISDIR(st.st_mode), report) < 0)
+    if (mount_at(rootfd, m->container_path + 1, m->host_path, NULL, MS_BIND | MS_REC | (m->read_only ? MS_RDONLY : 0),
+                 NULL, S_ISDIR(st.st_mode), report) < 0)
       return -1;
+  }
+  /* Join the cgroup ourselves while the host's /sys is still reachable, once
+   * the monitor created it (the mounts above overlapped with that). */
+  if (!userns) {
+    char b;
+    if (read(go, &b, 1) != 1) _exit(1);
+    hcs_error_t cerr = NULL;
+    if (s->cg && s->cg->enter_self(s->cs->cgroup, &cerr) < 0) {
+      hcs_child_report(report, 0, "%s", hcs_error_message(cerr));
+      return -1;
+    }
   }
   /* pivot_root(".", ".") stacks the old root on the new one; detach it. */
   if (fchdir(rootfd) < 0 || syscall(SYS_pivot_root, ".", ".") < 0) {
@@ -271,7 +292,33 @@ static void loopback_up(void) {
  * that exits 0 on SIGTERM/SIGINT.  It never execs and is non-dumpable. */
 static void idle_handler(int sig) { (void)sig; }
 
-static __attribute__((noreturn)) void idle_init(void) {
+/* The idle init is a copy of the creator: blank its command line (from
+ * arg_start/arg_end in /proc/self/stat) so the container never sees the
+ * creator's arguments in /proc/1/cmdline. */
+static void blank_cmdline(void) {
+  char buf[2048];
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return;
+  buf[n] = '\0';
+  char *p = strrchr(buf, ')');
+  if (p == NULL) return;
+  p += 2; /* field 3 */
+  unsigned long start = 0, end = 0;
+  for (int field = 3; p && field <= 49; field++) {
+    if (field == 48) start = strtoul(p, NULL, 10);
+    if (field == 49) end = strtoul(p, NULL, 10);
+    p = strchr(p, ' ');
+    if (p) p++;
+  }
+  if (start == 0 || end <= start) return;
+  memset((void *)start, 0, end - start);
+  memcpy((void *)start, "hcs-init", end - start > 9 ? 9 : end - start - 1);
+}
+
+static __attribute__((noreturn)) void idle_init(int fifo) {
   sigset_t set;
   /* A pid-namespace init only receives signals it has a handler for. */
   struct sigaction sa = {.sa_handler = idle_handler};
@@ -284,6 +331,8 @@ static __attribute__((noreturn)) void idle_init(void) {
   sigaddset(&set, SIGINT);
   sigprocmask(SIG_BLOCK, &set, NULL);
   prctl(PR_SET_NAME, "hcs-init", 0, 0, 0);
+  /* Only now may start return: a SIGTERM sent earlier would be dropped. */
+  close(fifo);
   for (;;) {
     int sig = sigwaitinfo(&set, NULL);
     if (sig == SIGTERM || sig == SIGINT) _exit(0);
@@ -316,18 +365,17 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
   hcs_config_t *c = s->cfg;
   bool userns = c->n_uid_maps > 0;
   char b;
-  /* Wait until the monitor placed us in the cgroup (and mapped ids). */
-  if (read(go, &b, 1) != 1) _exit(1);
-  close(go);
-  int keep[] = {report, s->sock, s->netns_fd, s->stdio[0], s->stdio[1], s->stdio[2]};
+  int keep[] = {report, s->sock, s->netns_fd, s->stdio[0], s->stdio[1], s->stdio[2], go, s->fifo_fd};
   close_except(keep, HCS_ARRAY_SIZE(keep));
-  if (userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) {
-    hcs_child_report(report, errno, "become root in the user namespace");
-    _exit(1);
-  }
-  if (unshare(CLONE_NEWCGROUP) < 0) {
-    hcs_child_report(report, errno, "unshare the cgroup namespace");
-    _exit(1);
+  /* In a user namespace nothing works before the id maps are written; else
+   * the mount work below overlaps with the monitor's cgroup setup (a v1
+   * cgroup migration waits for an RCU grace period). */
+  if (userns) {
+    if (read(go, &b, 1) != 1) _exit(1);
+    if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+      hcs_child_report(report, errno, "become root in the user namespace");
+      _exit(1);
+    }
   }
   if (s->netns_fd >= 0) {
     if (setns(s->netns_fd, CLONE_NEWNET) < 0) {
@@ -338,12 +386,8 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
   } else {
     loopback_up();
   }
-  int fifo_path_fd = open(s->fifo, O_PATH | O_CLOEXEC);
-  if (fifo_path_fd < 0) {
-    hcs_child_report(report, errno, "open `%s`", s->fifo);
-    _exit(1);
-  }
-  if (setup_rootfs(s, userns, report) < 0) _exit(1);
+  int fifo_path_fd = s->fifo_fd;
+  if (setup_rootfs(s, userns, go, report) < 0) _exit(1);
   const char *hostname = c->hostname ? c->hostname : s->cs->id;
   if (sethostname(hostname, strlen(hostname)) < 0) {
     hcs_child_report(report, errno, "set hostname `%s`", hostname);
@@ -373,6 +417,12 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
     if (null >= 0) close(null);
   }
   close(s->sock);
+  /* The cgroup namespace is rooted where we are now. */
+  close(go);
+  if (unshare(CLONE_NEWCGROUP) < 0) {
+    hcs_child_report(report, errno, "unshare the cgroup namespace");
+    _exit(1);
+  }
   /* Created: ready, wait for start.  The fifo is reopened through our fd
    * because its path is outside the new root. */
   hcs_send_msg(report, HCS_MSG_OK, "", 0, -1);
@@ -385,8 +435,10 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
   /* Tell `start` we are connected: its EOF then really means exec. */
   if (write(fifo, "s", 1) != 1) _exit(1);
   if (init == NULL) {
-    close(fifo);
-    idle_init();
+    /* It never execs: give it the same walls as any container process. */
+    blank_cmdline();
+    if (hcs_security_apply(&s->sec, 0, 0, NULL, 0) < 0) _exit(1);
+    idle_init(fifo);
   }
   hcs_child_exec(init, &s->sec, fifo);
   _exit(127);
@@ -410,6 +462,19 @@ pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err) {
     close(go[1]);
     return hcs_error_make(err, errno, "socketpair");
   }
+  /* Opened here: in a user namespace init could not reach the run dir; the
+   * fifo then belongs to the container's root so it can be reopened. */
+  s->fifo_fd = open(s->fifo, O_PATH | O_CLOEXEC);
+  if (s->fifo_fd < 0) {
+    int e = errno;
+    close(go[0]), close(go[1]), close(rep[0]), close(rep[1]);
+    return hcs_error_make(err, e, "open `%s`", s->fifo);
+  }
+  for (size_t i = 0; i < c->n_uid_maps; i++)
+    if (c->uid_maps[i].inside == 0)
+      for (size_t j = 0; j < c->n_gid_maps; j++)
+        if (c->gid_maps[j].inside == 0 && chown(s->fifo, c->uid_maps[i].outside, c->gid_maps[j].outside) < 0)
+          return hcs_error_make(err, errno, "chown `%s`", s->fifo);
   uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
   if (s->netns_fd < 0) flags |= CLONE_NEWNET;
   if (c->n_uid_maps) flags |= CLONE_NEWUSER;
@@ -426,13 +491,22 @@ pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err) {
   }
   close(go[0]);
   close(rep[1]);
+  close(s->fifo_fd);
+  s->fifo_fd = -1;
   cleanup_close int rfd = rep[0];
   cleanup_close int gfd = go[1];
   int ret = 0;
   if (c->n_uid_maps && (write_id_map(pid, "uid_map", c->uid_maps, c->n_uid_maps, err) < 0 ||
                         write_id_map(pid, "gid_map", c->gid_maps, c->n_gid_maps, err) < 0))
     ret = -1;
-  if (ret == 0 && s->cg && s->cg->enter(s->cs->cgroup, pid, err) < 0) ret = -1;
+  if (ret == 0 && s->cg) {
+    hcs_resources_t r = {c->memory_mb, c->cpu_count, c->cpu_max, c->cpu_weight, c->pids_limit};
+    if (s->cg->create(s->cs->cgroup, &r, err) < 0)
+      ret = -1;
+    else if (s->cg->set_resources(s->cs->cgroup, &r, err) < 0 || s->cg->set_devices(s->cs->cgroup, c, err) < 0 ||
+             (c->n_uid_maps && s->cg->enter(s->cs->cgroup, pid, err) < 0))
+      ret = -1, s->cg->destroy(s->cs->cgroup, NULL);
+  }
   if (ret == 0 && write(gfd, "g", 1) != 1) ret = hcs_error_make(err, errno, "start the init of `%s`", s->cs->id);
   if (ret == 0) {
     char msg[1024];

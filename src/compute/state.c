@@ -4,6 +4,7 @@
  * (written by the monitor once everything is cleaned up), lock.
  * <run root>/compute/<id>/: exec.fifo and the exit-type marker. */
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/syscall.h>
 
@@ -163,4 +164,54 @@ int hcs_system_prepare(hcs_system_t *cs, hcs_error_t *err) {
   if (hcs_security_prepare(cs->cfg, &cs->sec, err) < 0) return -1;
   cs->sec_ready = true;
   return 0;
+}
+
+/* Runtime state (state.json, exit.json, markers) is replaced by temp file +
+ * rename: readers see the old or the new document, never a mix.  It is not
+ * fsync'd: it describes processes, which do not survive a power loss
+ * either (after a reboot the recorded pids no longer match and the system
+ * reads as Stopped/Unknown), and each fsync costs milliseconds. */
+int hcs_state_write(const char *path, const char *data, size_t len, hcs_error_t *err) {
+  char tmp[PATH_MAX];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return hcs_error_make(err, errno, "create `%s`", tmp);
+  size_t off = 0;
+  while (off < len) {
+    ssize_t w = write(fd, data + off, len - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) {
+      int saved = errno;
+      close(fd);
+      unlink(tmp);
+      return hcs_error_make(err, saved, "write `%s`", tmp);
+    }
+    off += (size_t)w;
+  }
+  close(fd);
+  if (rename(tmp, path) < 0) {
+    int saved = errno;
+    unlink(tmp);
+    return hcs_error_make(err, saved, "rename `%s` to `%s`", tmp, path);
+  }
+  return 0;
+}
+
+int hcs_state_write_json(const char *path, json_t *doc, hcs_error_t *err) {
+  cleanup_free char *text = json_dumps(doc, JSON_SORT_KEYS | JSON_INDENT(2));
+  if (text == NULL) return hcs_error_make(err, ENOMEM, "serialize `%s`", path);
+  return hcs_state_write(path, text, strlen(text), err);
+}
+
+/* Remove a state or runtime directory: the files hcs puts there by name
+ * first (cheaper than a directory walk), then the walk for anything else. */
+int hcs_system_remove_dir(const char *dir, hcs_error_t *err) {
+  static const char *const names[] = {"config.json", "state.json", "exit.json", "lock", "exec.fifo", "exit-type"};
+  char path[PATH_MAX];
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(names); i++) {
+    snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+    unlink(path);
+  }
+  if (rmdir(dir) == 0 || errno == ENOENT) return 0;
+  return hcs_rm_rf(dir, err);
 }

@@ -8,7 +8,7 @@ return {
   usage = "hcs exec [options] ID -- command [args...]",
   options = {
     tty = { kind = "flag", short = "t", help = "allocate a console (pty)" },
-    interactive = { kind = "flag", short = "i", help = "keep stdin open (default: inherited)" },
+    interactive = { kind = "flag", short = "i", help = "connect stdin (default: /dev/null)" },
     env = { kind = "list", short = "e", metavar = "K=V", help = "environment variable (repeatable)" },
     user = { kind = "string", short = "u", help = "user (name or uid[:gid])" },
     workdir = { kind = "string", short = "w", metavar = "DIR", help = "working directory" },
@@ -27,7 +27,7 @@ return {
         params.Environment[k] = v
       end
     end
-    local p <close> = cli.check(cs:create_process(params, { stdio = "inherit" }))
+    local p <close> = cli.check(cs:create_process(params, { stdio = "inherit", stdin = opts.interactive or opts.tty or false }))
     if opts.tty then
       hcs.compute.relay(p.stdout)
       p.stdin:close()

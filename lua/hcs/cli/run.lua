@@ -7,6 +7,7 @@ local options = {}
 for k, v in pairs(cu.create_options) do options[k] = v end
 options.rm = { kind = "flag", help = "delete the system once it stopped" }
 options.detach = { kind = "flag", short = "d", help = "start and print the id, do not wait" }
+options.interactive = { kind = "flag", short = "i", help = "connect stdin to init (default: /dev/null)" }
 
 return {
   summary = "create and start a compute system running a command",
@@ -16,7 +17,7 @@ return {
   run = function(opts, args)
     local doc = cu.build_config(opts, args)
     local id = opts.name or hcs.compute.new_id()
-    local cs = cli.check(hcs.compute.create(id, doc, { stdio = opts.detach and "null" or "inherit" }))
+    local cs = cli.check(hcs.compute.create(id, doc, { stdio = opts.detach and "null" or "inherit", stdin = opts.interactive or false }))
     local console
     if opts.tty and not opts.detach then
       local stdin, stdout = cs:stdio()

@@ -66,23 +66,29 @@ function M.open(id)
   return cli.check(hcs.compute.open(id))
 end
 
---- Apply fn(system) to each id; fails at the end if any failed.
-function M.each(ids, fn)
-  local failed = 0
+--- Apply fn(system) to each id; prints each id (or, with --json, a list of
+-- {Id, Ok, Error}); fails at the end (status 1) if any failed.
+function M.each(opts, ids, fn)
+  local failed, results = 0, {}
   for _, id in ipairs(ids) do
     local cs, err = hcs.compute.open(id)
     local ok, msg = cs, err
     if cs then ok, msg = fn(cs) end
     if not ok then
-      io.stderr:write(("hcs: %s: %s\n"):format(id, tostring(msg)))
       failed = failed + 1
-    elseif cs then
-      print(id)
+      results[#results + 1] = { Id = id, Ok = false, Error = tostring(msg) }
+      if not opts.json then io.stderr:write(("hcs: %s: %s\n"):format(id, tostring(msg))) end
+    else
+      results[#results + 1] = { Id = id, Ok = true }
+      if not opts.json then print(id) end
     end
     if cs then cs:close() end
   end
+  if opts.json then cli.print_json(results) end
   if failed > 0 then return 1 end
   return 0
 end
+
+M.json_option = { kind = "flag", short = "j", help = "print JSON" }
 
 return M

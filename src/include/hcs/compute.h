@@ -75,8 +75,7 @@ HCS_EXPORT int hcs_compute_event_fd(hcs_system_t *cs, hcs_error_t *err);
  * where there is none.  Only the handle returned by create has them. */
 HCS_EXPORT void hcs_compute_take_stdio(hcs_system_t *cs, int *in, int *out, int *err_fd);
 /* Resize init's console (EmulateConsole). */
-HCS_EXPORT int hcs_compute_resize_console(hcs_system_t *cs, unsigned short rows, unsigned short cols,
-                                          hcs_error_t *err);
+HCS_EXPORT int hcs_compute_resize_console(hcs_system_t *cs, unsigned short rows, unsigned short cols, hcs_error_t *err);
 
 /* Remove a stopped system's state.  force: terminate it first if running. */
 HCS_EXPORT int hcs_compute_delete(hcs_system_t *cs, bool force, hcs_error_t *err);

@@ -41,8 +41,7 @@ HCS_EXPORT int hcs_process_wait(hcs_process_t *p, int timeout_ms, hcs_error_t *e
 HCS_EXPORT int hcs_process_exit_code(hcs_process_t *p, hcs_error_t *err);
 /* ProcessExited event: the process's pidfd, readable once it exited. */
 HCS_EXPORT int hcs_process_event_fd(hcs_process_t *p);
-HCS_EXPORT int hcs_process_resize_console(hcs_process_t *p, unsigned short rows, unsigned short cols,
-                                          hcs_error_t *err);
+HCS_EXPORT int hcs_process_resize_console(hcs_process_t *p, unsigned short rows, unsigned short cols, hcs_error_t *err);
 /* {ProcessId, Exited, ExitCode, ExitSignal} as a malloc'd JSON string. */
 HCS_EXPORT char *hcs_process_properties(hcs_process_t *p, hcs_error_t *err);
 
