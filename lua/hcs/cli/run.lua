@@ -8,25 +8,66 @@ for k, v in pairs(cu.create_options) do options[k] = v end
 options.rm = { kind = "flag", help = "delete the system once it stopped" }
 options.detach = { kind = "flag", short = "d", help = "start and print the id, do not wait" }
 options.interactive = { kind = "flag", short = "i", help = "connect stdin to init (default: /dev/null)" }
+options.network = { kind = "string", help = "IMAGE runs only: attach to this network" }
+options.publish = { kind = "list", short = "p", metavar = "[IP:]HOST:CTR[/udp]", help = "IMAGE runs only: port mapping" }
+
+--- Is `ref` an image in the store (and not a directory or file)?
+local function image_ref(opts, ref)
+  if opts.rootfs or not ref or io.open(ref, "r") then return nil end
+  local store = hcs.image.open()
+  if not store then return nil end
+  local id = store:resolve(ref)
+  store:close()
+  return id
+end
+
+--- Realize a system from an image through the workflow (plan + realize).
+local function define_from_image(opts, args)
+  local name = opts.name or ("run-" .. hcs.compute.new_id())
+  local command = { table.unpack(args, 2) }
+  local spec = { image = args[1], name = name, memory = opts.memory and math.tointeger(opts.memory),
+    cpus = opts.cpus and math.tointeger(opts.cpus), cpu_max = opts["cpu-max"] and math.tointeger(opts["cpu-max"]),
+    env = opts.env, mounts = opts.volume and #opts.volume > 0 and opts.volume or nil, user = opts.user,
+    workdir = opts.workdir, hostname = opts.hostname, network = opts.network,
+    ports = opts.publish and #opts.publish > 0 and opts.publish or nil, command = #command > 0 and command or nil }
+  if spec.ports and not spec.network then cli.fail("--publish needs --network") end
+  local ok, sys = pcall(hcs.workflow.define, spec, { stdio = opts.detach and "null" or "inherit",
+    stdin = opts.interactive or false, tty = opts.tty, cgroup_parent = opts["cgroup-parent"] })
+  if not ok then cli.fail("%s", tostring(sys)) end
+  return sys
+end
 
 return {
   summary = "create and start a compute system running a command",
-  usage = "hcs run [options] ROOTFS_OR_CONFIG [-- command [args...]]",
+  usage = "hcs run [options] IMAGE|ROOTFS|CONFIG [-- command [args...]]",
+  description = "IMAGE (a reference in the image store) is realized through the workflow: a scratch layer on the\n" ..
+    "image, --network/--publish for a NAT network, and --rm destroys it all afterwards.  ROOTFS is a\n" ..
+    "mounted root directory, CONFIG a compute system document (JSON).",
   options = options,
   min_args = 0,
   run = function(opts, args)
-    local doc = cu.build_config(opts, args)
-    local id = opts.name or hcs.compute.new_id()
-    local cs = cli.check(hcs.compute.create(id, doc, { stdio = opts.detach and "null" or "inherit", stdin = opts.interactive or false }))
+    local sys, cs, id
+    if image_ref(opts, args[1]) then
+      sys = define_from_image(opts, args)
+      cs, id = sys.cs, sys.plan.Name
+    else
+      if opts.network or (opts.publish and #opts.publish > 0) then cli.fail("--network and --publish need an IMAGE") end
+      local doc = cu.build_config(opts, args)
+      id = opts.name or hcs.compute.new_id()
+      cs = cli.check(hcs.compute.create(id, doc, { stdio = opts.detach and "null" or "inherit",
+        stdin = opts.interactive or false }))
+    end
     local console
     if opts.tty and not opts.detach then
       local stdin, stdout = cs:stdio()
       console = { stdin = stdin, stdout = stdout }
     end
-    local ok, err = cs:start()
-    if not ok then
-      cs:delete(true)
-      cli.fail("%s", err)
+    if not sys then
+      local ok, err = cs:start()
+      if not ok then
+        cs:delete(true)
+        cli.fail("%s", err)
+      end
     end
     if opts.detach then
       cli.output(opts, { Id = id }, function() print(id) end)
@@ -40,7 +81,9 @@ return {
     end
     cli.check(cs:wait())
     local props = cli.check(cs:properties())
-    if opts.rm then cli.check(cs:delete()) end
+    if opts.rm then
+      if sys then cli.check(hcs.workflow.destroy(sys)) else cli.check(cs:delete()) end
+    end
     if opts.json then cli.print_json(props) end
     local code = props.ExitCode or 1
     if code < 0 then code = 1 end

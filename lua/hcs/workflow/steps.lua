@@ -284,6 +284,7 @@ local function compute_config(plan, mount, image_layers, layer_store, ns, opts)
       Environment = plan.Environment,
       WorkingDirectory = plan.WorkingDirectory,
       User = plan.User,
+      EmulateConsole = opts.tty or nil,
     }
   end
   return { Owner = "hcs-workflow", SchemaVersion = { Major = 2, Minor = 1 }, Container = container,
@@ -291,7 +292,9 @@ local function compute_config(plan, mount, image_layers, layer_store, ns, opts)
 end
 
 --- Realize a plan.  opts: { idle = true (init idles, for authoring),
--- start = false (leave the system Created), cgroup_parent = NAME }.
+-- start = false (leave the system Created), cgroup_parent = NAME,
+-- stdio = "inherit"|"null" and stdin = bool (init's stdio, as hcs.compute.create),
+-- tty = true (init gets a console; take it with sys.cs:stdio()) }.
 function M.realize(plan, opts)
   opts = opts or {}
   if type(plan) == "string" then plan = check(plans.load(plan, opts.root)) end
@@ -334,7 +337,7 @@ function M.realize(plan, opts)
     end
     local config = compute_config(plan, mount, image.Layers, layers, ns and ns.Id, opts)
     local cs = tx:step("create the compute system", function()
-      return hcs.compute.create(id, config, { root = root })
+      return hcs.compute.create(id, config, { root = root, stdio = opts.stdio, stdin = opts.stdin })
     end, function(c)
       c:terminate()
       return c:delete(true)

@@ -258,6 +258,22 @@ describe("hcs.workflow #root", function()
     end)
   end)
 
+  describe("hcs run IMAGE", function()
+    it("realizes the image, passes the exit code and with --rm leaves nothing", function()
+      local env = "HCS_ROOT=" .. u.quote(root)
+      local ok, code, out = u.run(("%s %s run --rm --cgroup-parent %s -m 32 -e WHO=me busybox -- sh -c %s")
+        :format(env, u.quote(u.hcs_bin), CG, u.quote("echo $WHO on $(hostname); exit 7")))
+      assert.is_false(ok)
+      assert.equal(7, code)
+      assert.matches("^me on run%-%x+\n$", out)
+      assert.same({}, wf.plans.list(root))
+      assert.same({}, u.mounts_under(root .. "/layers"))
+      local _, code2, _, err = u.run(("%s %s run -p 80:80 busybox -- true"):format(env, u.quote(u.hcs_bin)))
+      assert.equal(1, code2)
+      assert.matches("%-%-publish needs %-%-network", err)
+    end)
+  end)
+
   describe("networking", function()
     local HOST = "hcs-test-wfhost-" .. id
 
