@@ -26,6 +26,31 @@ describe("hcs host", function()
     assert.equal(require("hcs").version .. "\n", out)
   end)
 
+  it("starts without loading libarchive, libnftables or libcrypto (they load on first use)", function()
+    local probe = [[
+      local function loaded()
+        local t = {}
+        for l in io.lines("/proc/self/maps") do
+          for _, lib in ipairs({ "libarchive", "libnftables", "libcrypto" }) do
+            if l:find(lib, 1, true) then t[lib] = true end
+          end
+        end
+        return t
+      end
+      local before = loaded()
+      print(before.libarchive, before.libnftables, before.libcrypto)
+      local s = assert(require("hcs").layer.open(os.getenv("PROBE_ROOT")))
+      local tar = os.getenv("PROBE_ROOT") .. "/empty.tar"
+      os.execute("tar -cf " .. tar .. " -T /dev/null")
+      assert(s:import(tar))
+      local after = loaded()
+      print(after.libarchive, after.libcrypto)
+    ]]
+    local ok, _, out, err = u.hcs({ "-e", probe }, { PROBE_ROOT = dir })
+    assert.is_true(ok, err)
+    assert.equal("nil\tnil\tnil\ntrue\ttrue\n", out)
+  end)
+
   it("-l loads a module into a global", function()
     local ok, _, out = u.hcs({ "-l", "h=hcs", "-e", "print(type(h.host.capabilities))" })
     assert.is_true(ok)
