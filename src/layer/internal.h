@@ -13,6 +13,7 @@ struct hcs_layer_store_s {
   char *root; /* the hcs state root */
   char *path; /* <root>/layers */
   int dirfd;  /* open on path */
+  char *run;  /* <run root>/layers: runtime state (mount paths), not kept across reboots */
 };
 
 /* Names inside the store. */
@@ -29,6 +30,12 @@ HCS_INTERNAL int layer_store_lock(hcs_layer_store_t *s, bool shared, hcs_error_t
 HCS_INTERNAL json_t *layer_meta_load(hcs_layer_store_t *s, const char *id, hcs_error_t *err);
 HCS_INTERNAL int layer_meta_save(hcs_layer_store_t *s, const char *id, json_t *meta, hcs_error_t *err);
 HCS_INTERNAL char *layer_dir(hcs_layer_store_t *s, const char *id);
+
+/* Runtime state of a layer, `<run>/<id>.json`: {MountPath, Prepared}.
+ * Written without fsync (it describes mounts, which a reboot undoes);
+ * an empty object removes the file. */
+HCS_INTERNAL json_t *layer_state_load(hcs_layer_store_t *s, const char *id);
+HCS_INTERNAL int layer_state_save(hcs_layer_store_t *s, const char *id, json_t *st, hcs_error_t *err);
 
 /* Resolve the parent list (see layer.h) to the full chain of ids, nearest
  * first: a JSON array of strings (new reference). */

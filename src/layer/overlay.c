@@ -91,7 +91,8 @@ int hcs_layer_activate(hcs_layer_store_t *s, const char *id, const char *mount_p
   if (m == NULL) return hcs_error_wrap(err, "activate layer");
   cleanup_free char *dir = layer_dir(s, id);
   cleanup_free char *target = mount_path ? hcs_xstrdup(mount_path) : hcs_xasprintf("%s/mount", dir);
-  const char *cur = json_string_value(json_object_get(m, "MountPath"));
+  cleanup_json json_t *st = layer_state_load(s, id);
+  const char *cur = json_string_value(json_object_get(st, "MountPath"));
   if (cur && layer_is_mountpoint(cur)) {
     if (strcmp(cur, target) == 0) return 0;
     return hcs_error_make(err, EBUSY, "activate layer `%s`: already activated at `%s`", id, cur);
@@ -127,8 +128,9 @@ int hcs_layer_activate(hcs_layer_store_t *s, const char *id, const char *mount_p
     hcs_error_release(err);
     if (mount_legacy(lowers, upper, work, target, err) < 0) return hcs_error_wrap(err, "activate layer `%s`", id);
   }
-  json_object_set_new(m, "MountPath", json_string(target));
-  if (layer_meta_save(s, id, m, err) < 0) {
+  json_object_clear(st);
+  json_object_set_new(st, "MountPath", json_string(target));
+  if (layer_state_save(s, id, st, err) < 0) {
     umount2(target, MNT_DETACH);
     return hcs_error_wrap(err, "activate layer `%s`", id);
   }
@@ -140,13 +142,13 @@ int hcs_layer_deactivate(hcs_layer_store_t *s, const char *id, hcs_error_t *err)
   if (lk < 0) return -1;
   cleanup_json json_t *m = layer_meta_load(s, id, err);
   if (m == NULL) return hcs_error_wrap(err, "deactivate layer");
-  const char *mp = json_string_value(json_object_get(m, "MountPath"));
+  cleanup_json json_t *st = layer_state_load(s, id);
+  const char *mp = json_string_value(json_object_get(st, "MountPath"));
   if (mp == NULL) return 0;
   if (layer_is_mountpoint(mp) && umount2(mp, UMOUNT_NOFOLLOW) < 0)
     return hcs_error_make(err, errno, "deactivate layer `%s`: unmount `%s`", id, mp);
-  json_object_del(m, "MountPath");
-  json_object_del(m, "Prepared");
-  return layer_meta_save(s, id, m, err);
+  json_object_clear(st);
+  return layer_state_save(s, id, st, err);
 }
 
 char *hcs_layer_get_mount_path(hcs_layer_store_t *s, const char *id, hcs_error_t *err) {
@@ -154,7 +156,8 @@ char *hcs_layer_get_mount_path(hcs_layer_store_t *s, const char *id, hcs_error_t
   if (lk < 0) return NULL;
   cleanup_json json_t *m = layer_meta_load(s, id, err);
   if (m == NULL) return NULL;
-  const char *mp = json_string_value(json_object_get(m, "MountPath"));
+  cleanup_json json_t *st = layer_state_load(s, id);
+  const char *mp = json_string_value(json_object_get(st, "MountPath"));
   if (mp == NULL || !layer_is_mountpoint(mp)) {
     hcs_error_make(err, 0, "layer `%s` is not activated", id);
     return NULL;
@@ -183,7 +186,8 @@ int hcs_layer_prepare(hcs_layer_store_t *s, const char *id, const char *mapped_j
   if (lk < 0) return -1;
   cleanup_json json_t *m = layer_meta_load(s, id, err);
   if (m == NULL) return hcs_error_wrap(err, "prepare layer");
-  const char *mp = json_string_value(json_object_get(m, "MountPath"));
+  cleanup_json json_t *st = layer_state_load(s, id);
+  const char *mp = json_string_value(json_object_get(st, "MountPath"));
   if (mp == NULL || !layer_is_mountpoint(mp)) return hcs_error_make(err, 0, "prepare layer `%s`: not activated", id);
   if (strcmp(json_string_value(json_object_get(m, "Kind")) ?: "", "scratch") != 0)
     return hcs_error_make(err, 0, "prepare layer `%s`: only a scratch layer can be prepared", id);
@@ -201,12 +205,12 @@ int hcs_layer_prepare(hcs_layer_store_t *s, const char *id, const char *mapped_j
     const char *cont = json_string_value(json_object_get(d, "ContainerPath"));
     if (check_abs_clean("HostPath", host, err) < 0 || check_abs_clean("ContainerPath", cont, err) < 0)
       return hcs_error_wrap(err, "prepare layer `%s`: mapped directory %zu", id, i);
-    struct stat st;
-    if (stat(host, &st) < 0) return hcs_error_make(err, errno, "prepare layer `%s`: mapped directory `%s`", id, host);
+    struct stat hst;
+    if (stat(host, &hst) < 0) return hcs_error_make(err, errno, "prepare layer `%s`: mapped directory `%s`", id, host);
     cleanup_free char *rel = NULL;
     layer_clean_path(cont + 1, &rel);
     if (rel[0] == '\0') return hcs_error_make(err, 0, "prepare layer `%s`: cannot map over `/`", id);
-    if (S_ISDIR(st.st_mode)) {
+    if (S_ISDIR(hst.st_mode)) {
       int fd = layer_resolve_dir(rootfd, rel, true, O_PATH);
       if (fd < 0) return hcs_error_make(err, errno, "prepare layer `%s`: create `%s`", id, cont);
       close(fd);
@@ -219,8 +223,8 @@ int hcs_layer_prepare(hcs_layer_store_t *s, const char *id, const char *mapped_j
       if (fd < 0) return hcs_error_make(err, errno, "prepare layer `%s`: create `%s`", id, cont);
     }
   }
-  json_object_set_new(m, "Prepared", json_true());
-  return layer_meta_save(s, id, m, err);
+  json_object_set_new(st, "Prepared", json_true());
+  return layer_state_save(s, id, st, err);
 }
 
 int hcs_layer_unprepare(hcs_layer_store_t *s, const char *id, hcs_error_t *err) {
@@ -228,6 +232,8 @@ int hcs_layer_unprepare(hcs_layer_store_t *s, const char *id, hcs_error_t *err) 
   if (lk < 0) return -1;
   cleanup_json json_t *m = layer_meta_load(s, id, err);
   if (m == NULL) return hcs_error_wrap(err, "unprepare layer");
-  json_object_del(m, "Prepared");
-  return layer_meta_save(s, id, m, err);
+  cleanup_json json_t *st = layer_state_load(s, id);
+  if (json_object_get(st, "MountPath") == NULL) return 0;
+  json_object_del(st, "Prepared");
+  return layer_state_save(s, id, st, err);
 }

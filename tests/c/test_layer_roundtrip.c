@@ -161,12 +161,9 @@ int main(void) {
                               {'f', "dir/old2", "old2", 0, NULL}, {'f', "gone", "gone", 0, NULL},
                               {'f', "kept", "kept", 0, NULL},     {'d', "sub", NULL, 0, NULL},
                               {'f', "sub/x", "x", 0, NULL}};
-    struct t_entry upper[] = {{'d', "dir", NULL, 0, NULL},
-                              {'f', "dir/.wh..wh..opq", "", 0, NULL},
-                              {'f', "dir/new", "new", 0, NULL},
-                              {'f', ".wh.gone", "", 0, NULL},
-                              {'d', "sub", NULL, 0, NULL},
-                              {'f', "sub/.wh.x", "", 0, NULL}};
+    struct t_entry upper[] = {{'d', "dir", NULL, 0, NULL},      {'f', "dir/.wh..wh..opq", "", 0, NULL},
+                              {'f', "dir/new", "new", 0, NULL}, {'f', ".wh.gone", "", 0, NULL},
+                              {'d', "sub", NULL, 0, NULL},      {'f', "sub/.wh.x", "", 0, NULL}};
     char *lt = path("%s/lower.tar", T), *ut = path("%s/upper.tar.zst", T);
     t_write_tar(lt, lower, HCS_ARRAY_SIZE(lower), NULL);
     t_write_tar(ut, upper, HCS_ARRAY_SIZE(upper), "zstd");

@@ -84,8 +84,7 @@ int main(void) {
   expect_error(hcs_layer_import_file(store, tar1, &(hcs_layer_import_opts_t){.id = base}, &err) == NULL, &err,
                "already exists", "duplicate id");
   const char *nope[] = {"nope", NULL};
-  expect_error(hcs_layer_import_file(store, tar1, &(hcs_layer_import_opts_t){.id = "x", .parents = nope}, &err) ==
-                   NULL,
+  expect_error(hcs_layer_import_file(store, tar1, &(hcs_layer_import_opts_t){.id = "x", .parents = nope}, &err) == NULL,
                &err, "unknown parent layer `nope`", "unknown parent");
   expect_error(hcs_layer_import_file(store, tar1, &(hcs_layer_import_opts_t){.id = "../x"}, &err) == NULL, &err,
                "invalid layer id", "invalid id");
@@ -192,8 +191,8 @@ int main(void) {
     snprintf(c, sizeof c, "%d\n", i);
     char *t = tar_with("chain", f, c);
     const char *par[] = {prev, NULL};
-    char *got = hcs_layer_import_file(store, t, &(hcs_layer_import_opts_t){.id = id, .parents = prev[0] ? par : NULL},
-                                      &err);
+    char *got =
+        hcs_layer_import_file(store, t, &(hcs_layer_import_opts_t){.id = id, .parents = prev[0] ? par : NULL}, &err);
     okc = got != NULL;
     if (!okc) printf("# %s\n", hcs_error_message(err));
     free(got);
