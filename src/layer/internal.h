@@ -5,6 +5,7 @@
 
 #include <openssl/evp.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "core/util.h"
 #include "hcs/layer.h"
@@ -92,5 +93,23 @@ HCS_INTERNAL const char *layer_writer_error(struct layer_writer *w);
 #define WH_OPAQUE ".wh..wh..opq"
 #define OVL_OPAQUE_XATTR "trusted.overlay.opaque"
 #define OVL_XATTR_PREFIX "trusted.overlay."
+
+enum layer_wh {
+  LAYER_WH_NONE,    /* not a whiteout name */
+  LAYER_WH_FILE,    /* `.wh.NAME`: *target = NAME */
+  LAYER_WH_OPAQUE,  /* `.wh..wh..opq` */
+  LAYER_WH_META,    /* other `.wh..wh.*` (aufs bookkeeping): ignored */
+  LAYER_WH_INVALID, /* `.wh.`, `.wh..`, `.wh...` */
+};
+HCS_INTERNAL enum layer_wh layer_whiteout_parse(const char *base, const char **target);
+/* The overlay forms: a 0/0 character device; the opaque attribute. */
+HCS_INTERNAL int layer_whiteout_make(int pfd, const char *name);
+HCS_INTERNAL int layer_opaque_mark(int dirfd);
+HCS_INTERNAL bool layer_is_whiteout(const struct stat *st);
+HCS_INTERNAL bool layer_is_opaque(int dirfd);
+/* trusted.overlay.*: only whiteout entries produce them, never exported */
+HCS_INTERNAL bool layer_is_overlay_xattr(const char *name);
+/* "dir/NAME" -> "dir/.wh.NAME" (malloc'd) */
+HCS_INTERNAL char *layer_whiteout_entry(const char *rel);
 
 #endif
