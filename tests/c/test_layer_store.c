@@ -3,7 +3,9 @@
  * destroy rules, sweeping of killed imports, and bad inputs with clear
  * errors. */
 #include <jansson.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 
 #include "hcs/layer.h"
 #include "layer_util.h"
@@ -19,6 +21,21 @@ static char *tar_with(const char *name, const char *file, const char *content) {
   struct t_entry e[] = {{'d', "etc", NULL, 0, NULL}, {'f', file, content, 0, NULL}};
   if (t_write_tar(p, e, 2, NULL) < 0) abort();
   return p;
+}
+
+static void die_now(uint64_t done, uint64_t total, void *data) {
+  (void)done, (void)total, (void)data;
+  kill(getpid(), SIGKILL);
+}
+
+static int count_dir(const char *dir, const char *prefix) {
+  DIR *d = opendir(dir);
+  int n = 0;
+  struct dirent *de;
+  while (d && (de = readdir(d)))
+    if (strncmp(de->d_name, prefix, strlen(prefix)) == 0) n++;
+  if (d) closedir(d);
+  return n;
 }
 
 static json_t *inspect(const char *id) {
@@ -180,6 +197,57 @@ int main(void) {
   ok(hcs_layer_destroy(store, "child", false, &err) == 0, "destroy child");
   ok(hcs_layer_destroy(store, base, false, &err) == 0, "destroy base");
   expect_error(hcs_layer_destroy(store, base, false, &err) < 0, &err, "not found", "destroy a missing layer");
+
+  /* an import killed half-way leaves nothing visible, and is swept */
+  {
+    snprintf(p, sizeof p, "%s/big.tar.gz", T);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/big && head -c 20000000 /dev/urandom > %s/big/f && tar -C %s/big -czf %s .",
+             T, T, T, p);
+    ok(system(cmd) == 0, "make a 20 MB layer");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+      hcs_layer_import_file(store, p, &(hcs_layer_import_opts_t){.id = "killed", .progress = die_now}, NULL);
+      _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "the importing process was killed mid-way");
+    is_int(hcs_layer_exists(store, "killed", &err), 0, "no layer visible after the kill");
+    snprintf(p, sizeof p, "%s/layers/.tmp", root);
+    is_int(count_dir(p, "import-"), 2, "its temp dir and lock are left");
+    hcs_layer_store_close(store);
+    store = hcs_layer_store_open(root, &err);
+    is_int(count_dir(p, "import-"), 0, "swept on the next open");
+  }
+
+  /* two processes import into one store at once */
+  {
+    pid_t pids[2];
+    for (int i = 0; i < 2; i++) {
+      char *t = tar_with("conc", i ? "etc/one" : "etc/two", i ? "1" : "2");
+      fflush(stdout);
+      pids[i] = fork();
+      if (pids[i] == 0) {
+        hcs_layer_store_t *s2 = hcs_layer_store_open(root, NULL);
+        char id[16];
+        snprintf(id, sizeof id, "conc%d", i);
+        char *got = s2 ? hcs_layer_import_file(s2, t, &(hcs_layer_import_opts_t){.id = id}, NULL) : NULL;
+        _exit(got ? 0 : 1);
+      }
+      free(t);
+    }
+    int okc = 0;
+    for (int i = 0; i < 2; i++) {
+      int status = 0;
+      waitpid(pids[i], &status, 0);
+      okc += WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
+    is_int(okc, 2, "concurrent imports from two processes both succeed");
+    ok(hcs_layer_exists(store, "conc0", &err) == 1 && hcs_layer_exists(store, "conc1", &err) == 1, "both layers exist");
+    hcs_layer_destroy(store, "conc0", false, &err);
+    hcs_layer_destroy(store, "conc1", false, &err);
+  }
 
   /* a chain of 120 layers activates (beyond the one-page option limit) */
   char prev[64] = "";
