@@ -21,6 +21,7 @@ struct hcs_layer_store_s {
 #define LAYER_LOCK ".lock"
 #define LAYER_TMP ".tmp"
 #define LAYER_EMPTY ".empty"
+#define LAYER_LINKS ".l" /* short names for mount(2) */
 #define LAYER_META "layer.json"
 #define LAYER_CHAIN "layerchain.json"
 

@@ -376,6 +376,15 @@ int hcs_layer_destroy(hcs_layer_store_t *s, const char *id, bool force, hcs_erro
   hcs_fsync_dir(s->path, NULL);
   json_object_clear(st);
   layer_state_save(s, id, st, NULL);
+  {
+    EVP_MD_CTX *md = layer_sha256_new();
+    EVP_DigestUpdate(md, id, strlen(id));
+    char d[72];
+    layer_sha256_final(md, d);
+    EVP_MD_CTX_free(md);
+    cleanup_free char *link = hcs_xasprintf(LAYER_LINKS "/%.12s", d + 7);
+    unlinkat(s->dirfd, link, 0); /* the short name, if a legacy mount made one */
+  }
   t.path = steal_ptr(tmpl);
   t.lockfd = -1;
   layer_tmp_done(&t);

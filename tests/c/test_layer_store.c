@@ -282,6 +282,22 @@ int main(void) {
   is_str(content, "120\n", "the top layer is visible");
   free(content);
   free(mp);
+  /* the mount(2) fallback of older kernels: short link names fit the page */
+  ok(hcs_layer_deactivate(store, "top", &err) == 0, "deactivate the 120-layer chain");
+  setenv("HCS_LAYER_MOUNT", "legacy", 1);
+  ok(hcs_layer_activate(store, "top", NULL, &err) == 0, "activate 120 layers with mount(2): %s",
+     hcs_error_message(err));
+  unsetenv("HCS_LAYER_MOUNT");
+  mp = hcs_layer_get_mount_path(store, "top", &err);
+  snprintf(p, sizeof p, "%s/etc/f001", mp ? mp : "/nonexistent");
+  content = t_read_file(p);
+  is_str(content, "1\n", "legacy mount: the bottom layer is visible");
+  free(content);
+  snprintf(p, sizeof p, "%s/etc/f120", mp ? mp : "/nonexistent");
+  content = t_read_file(p);
+  is_str(content, "120\n", "legacy mount: the top layer is visible");
+  free(content);
+  free(mp);
   ok(hcs_layer_destroy(store, "top", true, &err) == 0, "forced destroy deactivates: %s", hcs_error_message(err));
   is_int(t_mounts_under(T), 0, "no mount left");
 
