@@ -297,8 +297,18 @@ static int l_now(lua_State *L) {
   return 1;
 }
 
+/* chain_id(parent_chain_id|nil, diff_id) -> "sha256:..." */
+static int l_chain_id(lua_State *L) {
+  const char *parent = luaL_optstring(L, 1, NULL);
+  const char *diff = luaL_checkstring(L, 2);
+  char *c = hcs_layer_chain_id(parent, diff);
+  lua_pushstring(L, c);
+  free(c);
+  return 1;
+}
+
 int hcs_lua_open_layer(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"open", l_open}, {"now", l_now}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"open", l_open}, {"now", l_now}, {"chain_id", l_chain_id}, {NULL, NULL}};
   static const luaL_Reg methods[] = {{"import", l_import},
                                      {"export", l_export},
                                      {"create_scratch", l_create_scratch},

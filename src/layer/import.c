@@ -422,8 +422,8 @@ out:
   return ret;
 }
 
-static char *chain_id(json_t *parent_meta, const char *diff_id) {
-  const char *pc = parent_meta ? json_string_value(json_object_get(parent_meta, "ChainID")) : NULL;
+char *hcs_layer_chain_id(const char *parent_chain_id, const char *diff_id) {
+  const char *pc = parent_chain_id;
   if (pc == NULL) return hcs_xstrdup(diff_id);
   EVP_MD_CTX *md = layer_sha256_new();
   EVP_DigestUpdate(md, pc, strlen(pc));
@@ -507,7 +507,8 @@ static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_op
     goto out;
   }
   {
-    cleanup_free char *cid = chain_id(pmeta, diff_id);
+    cleanup_free char *cid =
+        hcs_layer_chain_id(pmeta ? json_string_value(json_object_get(pmeta, "ChainID")) : NULL, diff_id);
     const char *id = opts->id ? opts->id : cid + 7;
     cleanup_json json_t *m = json_object();
     json_object_set_new(m, "Id", json_string(id));

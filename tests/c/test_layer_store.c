@@ -97,6 +97,10 @@ int main(void) {
   ok(json_is_false(json_object_get(m, "Active")), "not active");
   json_decref(m);
 
+  char *cid = hcs_layer_chain_id(NULL, diff_id);
+  is_str(cid, diff_id, "chain id of a base layer is its diff id");
+  free(cid);
+
   /* bad inputs */
   expect_error(hcs_layer_import_file(store, tar1, &(hcs_layer_import_opts_t){.id = base}, &err) == NULL, &err,
                "already exists", "duplicate id");
@@ -126,6 +130,21 @@ int main(void) {
   char *tar2 = tar_with("child", "etc/child", "child\n");
   char *child = hcs_layer_import_file(store, tar2, &(hcs_layer_import_opts_t){.id = "child", .parents = pbase}, &err);
   ok(child != NULL, "import child with a parent: %s", hcs_error_message(err));
+  {
+    json_t *cm = inspect("child"), *bm = inspect(base);
+    char *want = hcs_layer_chain_id(json_string_value(json_object_get(bm, "ChainID")),
+                                    json_string_value(json_object_get(cm, "DiffID")));
+    is_str(json_string_value(json_object_get(cm, "ChainID")), want,
+           "ChainID = sha256(parent chain id + ' ' + diff id)");
+    char cmd2[512];
+    snprintf(cmd2, sizeof cmd2, "printf '%%s' '%s %s' | sha256sum | grep -q %s",
+             json_string_value(json_object_get(bm, "ChainID")), json_string_value(json_object_get(cm, "DiffID")),
+             want + 7);
+    ok(system(cmd2) == 0, "chain id matches sha256sum of the OCI formula");
+    free(want);
+    json_decref(cm);
+    json_decref(bm);
+  }
   snprintf(p, sizeof p, "%s/layers/child/layerchain.json", root);
   json_t *chain = json_load_file(p, 0, NULL);
   snprintf(cmd, sizeof cmd, "%s/layers/%s", root, base);
