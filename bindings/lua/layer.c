@@ -1,6 +1,7 @@
 /* hcs.core.layer: the layer store handle (userdata "hcs.layer.store") with
  * the windowsfilter verbs as methods, and `open(root)`. */
 #include <string.h>
+#include <time.h>
 
 #include "binding.h"
 
@@ -287,8 +288,27 @@ static int l_path(lua_State *L) {
   return 1;
 }
 
+/* now() -> monotonic seconds, for progress rates (os.clock counts CPU time
+ * of every thread, os.time has a 1 s resolution). */
+static int l_now(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+/* chain_id(parent_chain_id|nil, diff_id) -> "sha256:..." */
+static int l_chain_id(lua_State *L) {
+  const char *parent = luaL_optstring(L, 1, NULL);
+  const char *diff = luaL_checkstring(L, 2);
+  char *c = hcs_layer_chain_id(parent, diff);
+  lua_pushstring(L, c);
+  free(c);
+  return 1;
+}
+
 int hcs_lua_open_layer(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"open", l_open}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"open", l_open}, {"now", l_now}, {"chain_id", l_chain_id}, {NULL, NULL}};
   static const luaL_Reg methods[] = {{"import", l_import},
                                      {"export", l_export},
                                      {"create_scratch", l_create_scratch},

@@ -20,6 +20,10 @@ function M.open(root)
   return core.open(root)
 end
 
+--- The OCI ChainID of a layer over a parent chain id (nil for a base layer).
+-- Imports without an id are named by its hex.
+M.chain_id = core.chain_id
+
 local cache = {}
 local function default_store()
   local key = M.root or os.getenv("HCS_ROOT") or "/var/lib/hcs"

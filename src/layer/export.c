@@ -65,9 +65,7 @@ static int walk_dir(struct walk *w, int dfd, const char *rel, hcs_error_t *err) 
     if (S_ISDIR(nd.st.st_mode)) {
       cfd = openat(dfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (cfd < 0) ret = hcs_error_make(err, errno, "open `%s`", nd.rel);
-      char v[4];
-      ssize_t k = cfd >= 0 ? fgetxattr(cfd, OVL_OPAQUE_XATTR, v, sizeof v) : -1;
-      nd.opaque = k == 1 && v[0] == 'y';
+      nd.opaque = cfd >= 0 && layer_is_opaque(cfd);
     } else if (S_ISREG(nd.st.st_mode)) {
       w->total += (uint64_t)nd.st.st_size;
     }
@@ -148,18 +146,28 @@ static void set_common(struct exporter *x, struct archive_entry *ae, const char 
 }
 
 static int add_xattrs(struct archive_entry *ae, int fd, const char *rel, hcs_error_t *err) {
-  char list[4096];
-  ssize_t n = flistxattr(fd, list, sizeof list);
+  char small[4096];
+  cleanup_free char *big = NULL;
+  char *list = small;
+  ssize_t n = flistxattr(fd, small, sizeof small);
+  if (n < 0 && errno == ERANGE) { /* up to XATTR_LIST_MAX */
+    list = big = hcs_xmalloc(65536);
+    n = flistxattr(fd, big, 65536);
+  }
   if (n < 0) return errno == ENOTSUP ? 0 : hcs_error_make(err, errno, "list xattrs of `%s`", rel);
+  if (n == 0) return 0;
   /* sorted names for reproducible output */
-  const char *names[128];
-  size_t k = 0;
-  for (ssize_t i = 0; i < n && k < HCS_ARRAY_SIZE(names); i += (ssize_t)strlen(list + i) + 1)
-    if (strncmp(list + i, OVL_XATTR_PREFIX, strlen(OVL_XATTR_PREFIX)) != 0) names[k++] = list + i;
+  size_t cap = 16, k = 0;
+  cleanup_free const char **names = hcs_xmalloc(cap * sizeof *names);
+  for (ssize_t i = 0; i < n; i += (ssize_t)strlen(list + i) + 1) {
+    if (layer_is_overlay_xattr(list + i)) continue;
+    if (k == cap) names = hcs_xrealloc(names, (cap *= 2) * sizeof *names);
+    names[k++] = list + i;
+  }
   qsort(names, k, sizeof *names, cmp_name);
+  cleanup_free char *val = k ? hcs_xmalloc(65536) : NULL; /* XATTR_SIZE_MAX */
   for (size_t i = 0; i < k; i++) {
-    char val[65536];
-    ssize_t vn = fgetxattr(fd, names[i], val, sizeof val);
+    ssize_t vn = fgetxattr(fd, names[i], val, 65536);
     if (vn < 0) return hcs_error_make(err, errno, "read xattr `%s` of `%s`", names[i], rel);
     archive_entry_xattr_add_entry(ae, names[i], val, (size_t)vn);
   }
@@ -208,9 +216,8 @@ static int emit(struct exporter *x, const struct node *nd, struct inomap *links,
   const struct stat *st = &nd->st;
   const char *slash = strrchr(nd->rel, '/');
   const char *base = slash ? slash + 1 : nd->rel;
-  if (S_ISCHR(st->st_mode) && st->st_rdev == makedev(0, 0)) { /* whiteout */
-    cleanup_free char *wh = slash ? hcs_xasprintf("%.*s/" WH_PREFIX "%s", (int)(slash - nd->rel), nd->rel, base)
-                                  : hcs_xasprintf(WH_PREFIX "%s", base);
+  if (layer_is_whiteout(st)) { /* before hardlinks: overlay may share one whiteout inode */
+    cleanup_free char *wh = layer_whiteout_entry(nd->rel);
     return emit_empty(x, wh, st, err);
   }
   if (S_ISSOCK(st->st_mode)) return 0;

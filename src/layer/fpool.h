@@ -22,7 +22,7 @@ struct layer_fjob {
     char *name;
     void *value;
     size_t size;
-  } *xattrs;
+  } * xattrs;
 };
 
 struct layer_fpool;

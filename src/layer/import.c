@@ -101,7 +101,7 @@ static int set_xattrs(struct extract *x, struct archive_entry *e, int fd, hcs_er
   if (archive_entry_xattr_reset(e) == 0) return 0;
   while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
     /* overlay's own attributes come only from whiteout entries */
-    if (strncmp(name, OVL_XATTR_PREFIX, strlen(OVL_XATTR_PREFIX)) == 0) continue;
+    if (layer_is_overlay_xattr(name)) continue;
     if (fsetxattr(fd, name, value, size, 0) < 0) return eerr(x, err, errno, "set xattr `%s`", name);
   }
   return 0;
@@ -159,19 +159,21 @@ static int meta_fd(struct extract *x, struct archive_entry *e, int fd, hcs_error
 }
 
 static int do_whiteout(struct extract *x, int pfd, const char *parent, const char *base, hcs_error_t *err) {
-  if (strcmp(base, WH_OPAQUE) == 0) {
+  const char *name;
+  switch (layer_whiteout_parse(base, &name)) {
+  case LAYER_WH_OPAQUE: {
     cleanup_close int dfd = layer_resolve_dir(x->rootfd, parent, true, O_RDONLY);
     if (dfd < 0) return resolve_err(x, parent[0] ? parent : ".", err);
-    if (fsetxattr(dfd, OVL_OPAQUE_XATTR, "y", 1, 0) < 0) return eerr(x, err, errno, "set opaque xattr");
+    if (layer_opaque_mark(dfd) < 0) return eerr(x, err, errno, "set opaque xattr");
     return 0;
   }
-  if (strncmp(base, WH_PREFIX WH_PREFIX, 8) == 0) return 0; /* aufs metadata (.wh..wh.plnk etc): ignored */
-  const char *name = base + strlen(WH_PREFIX);
-  if (*name == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-    return eerr(x, err, 0, "invalid whiteout name");
-  if (make_room(x, pfd, name, false, err) < 0) return -1;
-  if (mknodat(pfd, name, S_IFCHR, makedev(0, 0)) < 0) return eerr(x, err, errno, "create whiteout for `%s`", name);
-  return 0;
+  case LAYER_WH_FILE:
+    if (make_room(x, pfd, name, false, err) < 0) return -1;
+    if (layer_whiteout_make(pfd, name) < 0) return eerr(x, err, errno, "create whiteout for `%s`", name);
+    return 0;
+  case LAYER_WH_META: return 0;
+  default: return eerr(x, err, 0, "invalid whiteout name");
+  }
 }
 
 /* Hand a small regular file to the workers: data read now, written there. */
@@ -206,7 +208,7 @@ static int dispatch_file(struct extract *x, struct archive_entry *e, int pfd, co
   if (archive_entry_xattr_reset(e) > 0) {
     j->xattrs = hcs_xcalloc((size_t)archive_entry_xattr_count(e), sizeof *j->xattrs);
     while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
-      if (strncmp(name, OVL_XATTR_PREFIX, strlen(OVL_XATTR_PREFIX)) == 0) continue;
+      if (layer_is_overlay_xattr(name)) continue;
       j->xattrs[j->nx].name = hcs_xstrdup(name);
       j->xattrs[j->nx].value = hcs_xmalloc(size);
       memcpy(j->xattrs[j->nx].value, value, size);
@@ -249,7 +251,8 @@ static int do_entry(struct extract *x, struct archive_entry *e, hcs_error_t *err
     /* Plain files and directories only wait for the workers when they touch
      * a path in flight; anything that links, removes or replaces waits. */
     const char *slash = strrchr(path, '/');
-    bool wh = strncmp(slash ? slash + 1 : path, WH_PREFIX, strlen(WH_PREFIX)) == 0;
+    const char *unused;
+    bool wh = layer_whiteout_parse(slash ? slash + 1 : path, &unused) != LAYER_WH_NONE;
     bool plain = path[0] && !hardlink && !wh && (type == AE_IFREG || type == AE_IFDIR);
     if (!plain || layer_fpool_in_flight(x->pool, path)) {
       if (pool_barrier(x, err) < 0) return -1;
@@ -268,7 +271,8 @@ static int do_entry(struct extract *x, struct archive_entry *e, hcs_error_t *err
     layer_split_path(path, &parent, &base);
     int pfd = parent_fd(x, parent, err);
     if (pfd < 0) return -1;
-    if (strncmp(base, WH_PREFIX, strlen(WH_PREFIX)) == 0) return do_whiteout(x, pfd, parent, base, err);
+    const char *unused;
+    if (layer_whiteout_parse(base, &unused) != LAYER_WH_NONE) return do_whiteout(x, pfd, parent, base, err);
 
     if (hardlink) {
       cleanup_free char *target = NULL;
@@ -418,8 +422,8 @@ out:
   return ret;
 }
 
-static char *chain_id(json_t *parent_meta, const char *diff_id) {
-  const char *pc = parent_meta ? json_string_value(json_object_get(parent_meta, "ChainID")) : NULL;
+char *hcs_layer_chain_id(const char *parent_chain_id, const char *diff_id) {
+  const char *pc = parent_chain_id;
   if (pc == NULL) return hcs_xstrdup(diff_id);
   EVP_MD_CTX *md = layer_sha256_new();
   EVP_DigestUpdate(md, pc, strlen(pc));
@@ -503,7 +507,8 @@ static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_op
     goto out;
   }
   {
-    cleanup_free char *cid = chain_id(pmeta, diff_id);
+    cleanup_free char *cid =
+        hcs_layer_chain_id(pmeta ? json_string_value(json_object_get(pmeta, "ChainID")) : NULL, diff_id);
     const char *id = opts->id ? opts->id : cid + 7;
     cleanup_json json_t *m = json_object();
     json_object_set_new(m, "Id", json_string(id));

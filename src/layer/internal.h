@@ -5,6 +5,7 @@
 
 #include <openssl/evp.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "core/util.h"
 #include "hcs/layer.h"
@@ -13,12 +14,14 @@ struct hcs_layer_store_s {
   char *root; /* the hcs state root */
   char *path; /* <root>/layers */
   int dirfd;  /* open on path */
+  char *run;  /* <run root>/layers: runtime state (mount paths), not kept across reboots */
 };
 
 /* Names inside the store. */
 #define LAYER_LOCK ".lock"
 #define LAYER_TMP ".tmp"
 #define LAYER_EMPTY ".empty"
+#define LAYER_LINKS ".l" /* short names for mount(2) */
 #define LAYER_META "layer.json"
 #define LAYER_CHAIN "layerchain.json"
 
@@ -29,6 +32,12 @@ HCS_INTERNAL int layer_store_lock(hcs_layer_store_t *s, bool shared, hcs_error_t
 HCS_INTERNAL json_t *layer_meta_load(hcs_layer_store_t *s, const char *id, hcs_error_t *err);
 HCS_INTERNAL int layer_meta_save(hcs_layer_store_t *s, const char *id, json_t *meta, hcs_error_t *err);
 HCS_INTERNAL char *layer_dir(hcs_layer_store_t *s, const char *id);
+
+/* Runtime state of a layer, `<run>/<id>.json`: {MountPath, Prepared}.
+ * Written without fsync (it describes mounts, which a reboot undoes);
+ * an empty object removes the file. */
+HCS_INTERNAL json_t *layer_state_load(hcs_layer_store_t *s, const char *id);
+HCS_INTERNAL int layer_state_save(hcs_layer_store_t *s, const char *id, json_t *st, hcs_error_t *err);
 
 /* Resolve the parent list (see layer.h) to the full chain of ids, nearest
  * first: a JSON array of strings (new reference). */
@@ -85,5 +94,23 @@ HCS_INTERNAL const char *layer_writer_error(struct layer_writer *w);
 #define WH_OPAQUE ".wh..wh..opq"
 #define OVL_OPAQUE_XATTR "trusted.overlay.opaque"
 #define OVL_XATTR_PREFIX "trusted.overlay."
+
+enum layer_wh {
+  LAYER_WH_NONE,    /* not a whiteout name */
+  LAYER_WH_FILE,    /* `.wh.NAME`: *target = NAME */
+  LAYER_WH_OPAQUE,  /* `.wh..wh..opq` */
+  LAYER_WH_META,    /* other `.wh..wh.*` (aufs bookkeeping): ignored */
+  LAYER_WH_INVALID, /* `.wh.`, `.wh..`, `.wh...` */
+};
+HCS_INTERNAL enum layer_wh layer_whiteout_parse(const char *base, const char **target);
+/* The overlay forms: a 0/0 character device; the opaque attribute. */
+HCS_INTERNAL int layer_whiteout_make(int pfd, const char *name);
+HCS_INTERNAL int layer_opaque_mark(int dirfd);
+HCS_INTERNAL bool layer_is_whiteout(const struct stat *st);
+HCS_INTERNAL bool layer_is_opaque(int dirfd);
+/* trusted.overlay.*: only whiteout entries produce them, never exported */
+HCS_INTERNAL bool layer_is_overlay_xattr(const char *name);
+/* "dir/NAME" -> "dir/.wh.NAME" (malloc'd) */
+HCS_INTERNAL char *layer_whiteout_entry(const char *rel);
 
 #endif

@@ -3,12 +3,14 @@
  *
  * The mount is made with the new mount API, one fsconfig("lowerdir+") per
  * layer (Linux 6.8+), so the length of a chain is not bounded by the
- * one-page limit of mount(2) options; on older kernels we fall back to
- * mount(2) and report a chain that does not fit. */
+ * one-page limit of mount(2) options.  On older kernels (no `lowerdir+`)
+ * we fall back to mount(2) with short relative names (`.l/<hash>` symlinks
+ * to `<id>/diff`, as containerd does), which fit about 250 layers. */
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "layer/internal.h"
 #include "layer/path.h"
@@ -57,30 +59,66 @@ static int mount_new_api(json_t *lowers, const char *upper, const char *work, co
   return 0;
 }
 
-static int mount_legacy(json_t *lowers, const char *upper, const char *work, const char *target, hcs_error_t *err) {
+/* `.l/<12 hex>` -> `../<id>/diff`: a short name for mount(2) options, as
+ * containerd's overlay snapshotter does with its `l/` directory. */
+static char *short_link(hcs_layer_store_t *s, const char *id, hcs_error_t *err) {
+  EVP_MD_CTX *md = layer_sha256_new();
+  EVP_DigestUpdate(md, id, strlen(id));
+  char d[72];
+  layer_sha256_final(md, d);
+  EVP_MD_CTX_free(md);
+  char *name = hcs_xasprintf(LAYER_LINKS "/%.12s", d + 7);
+  cleanup_free char *target = hcs_xasprintf("../%s/diff", id);
+  if (mkdirat(s->dirfd, LAYER_LINKS, 0700) < 0 && errno != EEXIST) {
+    hcs_error_make(err, errno, "mkdir `%s/" LAYER_LINKS "`", s->path);
+    free(name);
+    return NULL;
+  }
+  if (symlinkat(target, s->dirfd, name) < 0 && errno != EEXIST) {
+    hcs_error_make(err, errno, "symlink `%s/%s`", s->path, name);
+    free(name);
+    return NULL;
+  }
+  return name;
+}
+
+/* mount(2) with paths relative to the store, in a child that chdir()s there
+ * (the working directory is process-wide: never change it in the caller). */
+static int mount_legacy(hcs_layer_store_t *s, json_t *lower_ids, const char *id, bool scratch, const char *target,
+                        hcs_error_t *err) {
   size_t cap = 4096, n = 0;
   cleanup_free char *opts = hcs_xmalloc(cap);
   n = (size_t)snprintf(opts, cap, "lowerdir=");
   size_t i;
   json_t *v;
-  json_array_foreach(lowers, i, v) {
-    const char *p = json_string_value(v);
+  json_array_foreach(lower_ids, i, v) {
+    cleanup_free char *p = json_is_null(v) ? hcs_xstrdup(LAYER_EMPTY) : short_link(s, json_string_value(v), err);
+    if (p == NULL) return -1;
     size_t k = strlen(p);
     if (n + k + 2 >= cap) opts = hcs_xrealloc(opts, cap = 2 * (n + k + 2));
     if (i) opts[n++] = ':';
     memcpy(opts + n, p, k + 1);
     n += k;
   }
-  if (upper) {
-    char *all = hcs_xasprintf("%s,upperdir=%s,workdir=%s", opts, upper, work);
+  if (scratch) {
+    char *all = hcs_xasprintf("%s,upperdir=%s/diff,workdir=%s/work", opts, id, id);
     free(opts);
     opts = all;
   }
   if (strlen(opts) >= (size_t)sysconf(_SC_PAGESIZE))
     return hcs_error_make(err, E2BIG, "mount overlay at `%s`: a chain of %zu layers does not fit in mount options",
-                          target, json_array_size(lowers));
-  if (mount("hcs", target, "overlay", upper ? 0 : MS_RDONLY, opts) < 0)
-    return hcs_error_make(err, errno, "mount overlay at `%s`", target);
+                          target, json_array_size(lower_ids));
+  pid_t pid = fork();
+  if (pid < 0) return hcs_error_make(err, errno, "fork");
+  if (pid == 0) {
+    if (fchdir(s->dirfd) < 0 || mount("hcs", target, "overlay", scratch ? 0 : MS_RDONLY, opts) < 0) _exit(errno & 0xff);
+    _exit(0);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (!WIFEXITED(status)) return hcs_error_make(err, 0, "mount overlay at `%s`: helper process died", target);
+  if (WEXITSTATUS(status)) return hcs_error_make(err, WEXITSTATUS(status), "mount overlay at `%s`", target);
   return 0;
 }
 
@@ -91,7 +129,8 @@ int hcs_layer_activate(hcs_layer_store_t *s, const char *id, const char *mount_p
   if (m == NULL) return hcs_error_wrap(err, "activate layer");
   cleanup_free char *dir = layer_dir(s, id);
   cleanup_free char *target = mount_path ? hcs_xstrdup(mount_path) : hcs_xasprintf("%s/mount", dir);
-  const char *cur = json_string_value(json_object_get(m, "MountPath"));
+  cleanup_json json_t *st = layer_state_load(s, id);
+  const char *cur = json_string_value(json_object_get(st, "MountPath"));
   if (cur && layer_is_mountpoint(cur)) {
     if (strcmp(cur, target) == 0) return 0;
     return hcs_error_make(err, EBUSY, "activate layer `%s`: already activated at `%s`", id, cur);
@@ -100,6 +139,7 @@ int hcs_layer_activate(hcs_layer_store_t *s, const char *id, const char *mount_p
     return hcs_error_make(err, 0, "activate layer `%s`: mount path `%s` is not absolute", id, target);
   bool scratch = strcmp(json_string_value(json_object_get(m, "Kind")) ?: "", "scratch") == 0;
   cleanup_json json_t *lowers = json_array();
+  cleanup_json json_t *lower_ids = json_array(); /* null: the empty dir */
   cleanup_free char *upper = NULL, *work = NULL;
   if (scratch) {
     upper = hcs_xasprintf("%s/diff", dir);
@@ -107,6 +147,7 @@ int hcs_layer_activate(hcs_layer_store_t *s, const char *id, const char *mount_p
   } else {
     cleanup_free char *own = hcs_xasprintf("%s/diff", dir);
     json_array_append_new(lowers, json_string(own));
+    json_array_append_new(lower_ids, json_string(id));
   }
   size_t i;
   json_t *v;
@@ -114,21 +155,28 @@ int hcs_layer_activate(hcs_layer_store_t *s, const char *id, const char *mount_p
     cleanup_free char *p = hcs_xasprintf("%s/%s/diff", s->path, json_string_value(v));
     if (access(p, F_OK) < 0) return hcs_error_make(err, errno, "activate layer `%s`: parent `%s`", id, p);
     json_array_append_new(lowers, json_string(p));
+    json_array_append(lower_ids, v);
   }
   /* overlay wants a lower layer, and two when there is no upper */
   if (json_array_size(lowers) < (scratch ? 1u : 2u)) {
     cleanup_free char *empty = hcs_xasprintf("%s/" LAYER_EMPTY, s->path);
     json_array_append_new(lowers, json_string(empty));
+    json_array_append_new(lower_ids, json_null());
   }
   if (hcs_mkdir_p(target, 0755, err) < 0) return hcs_error_wrap(err, "activate layer `%s`", id);
-  bool unsupported = false;
-  if (mount_new_api(lowers, upper, work, target, err, &unsupported) < 0) {
+  /* HCS_LAYER_MOUNT=legacy forces mount(2) (tests, and kernels whose
+   * fsconfig misbehaves) */
+  const char *mode = getenv("HCS_LAYER_MOUNT");
+  bool unsupported = mode && strcmp(mode, "legacy") == 0;
+  if (!unsupported && mount_new_api(lowers, upper, work, target, err, &unsupported) < 0) {
     if (!unsupported) return hcs_error_wrap(err, "activate layer `%s`", id);
     hcs_error_release(err);
-    if (mount_legacy(lowers, upper, work, target, err) < 0) return hcs_error_wrap(err, "activate layer `%s`", id);
   }
-  json_object_set_new(m, "MountPath", json_string(target));
-  if (layer_meta_save(s, id, m, err) < 0) {
+  if (unsupported && mount_legacy(s, lower_ids, id, scratch, target, err) < 0)
+    return hcs_error_wrap(err, "activate layer `%s`", id);
+  json_object_clear(st);
+  json_object_set_new(st, "MountPath", json_string(target));
+  if (layer_state_save(s, id, st, err) < 0) {
     umount2(target, MNT_DETACH);
     return hcs_error_wrap(err, "activate layer `%s`", id);
   }
@@ -140,13 +188,13 @@ int hcs_layer_deactivate(hcs_layer_store_t *s, const char *id, hcs_error_t *err)
   if (lk < 0) return -1;
   cleanup_json json_t *m = layer_meta_load(s, id, err);
   if (m == NULL) return hcs_error_wrap(err, "deactivate layer");
-  const char *mp = json_string_value(json_object_get(m, "MountPath"));
+  cleanup_json json_t *st = layer_state_load(s, id);
+  const char *mp = json_string_value(json_object_get(st, "MountPath"));
   if (mp == NULL) return 0;
   if (layer_is_mountpoint(mp) && umount2(mp, UMOUNT_NOFOLLOW) < 0)
     return hcs_error_make(err, errno, "deactivate layer `%s`: unmount `%s`", id, mp);
-  json_object_del(m, "MountPath");
-  json_object_del(m, "Prepared");
-  return layer_meta_save(s, id, m, err);
+  json_object_clear(st);
+  return layer_state_save(s, id, st, err);
 }
 
 char *hcs_layer_get_mount_path(hcs_layer_store_t *s, const char *id, hcs_error_t *err) {
@@ -154,7 +202,8 @@ char *hcs_layer_get_mount_path(hcs_layer_store_t *s, const char *id, hcs_error_t
   if (lk < 0) return NULL;
   cleanup_json json_t *m = layer_meta_load(s, id, err);
   if (m == NULL) return NULL;
-  const char *mp = json_string_value(json_object_get(m, "MountPath"));
+  cleanup_json json_t *st = layer_state_load(s, id);
+  const char *mp = json_string_value(json_object_get(st, "MountPath"));
   if (mp == NULL || !layer_is_mountpoint(mp)) {
     hcs_error_make(err, 0, "layer `%s` is not activated", id);
     return NULL;
@@ -183,7 +232,8 @@ int hcs_layer_prepare(hcs_layer_store_t *s, const char *id, const char *mapped_j
   if (lk < 0) return -1;
   cleanup_json json_t *m = layer_meta_load(s, id, err);
   if (m == NULL) return hcs_error_wrap(err, "prepare layer");
-  const char *mp = json_string_value(json_object_get(m, "MountPath"));
+  cleanup_json json_t *st = layer_state_load(s, id);
+  const char *mp = json_string_value(json_object_get(st, "MountPath"));
   if (mp == NULL || !layer_is_mountpoint(mp)) return hcs_error_make(err, 0, "prepare layer `%s`: not activated", id);
   if (strcmp(json_string_value(json_object_get(m, "Kind")) ?: "", "scratch") != 0)
     return hcs_error_make(err, 0, "prepare layer `%s`: only a scratch layer can be prepared", id);
@@ -201,12 +251,12 @@ int hcs_layer_prepare(hcs_layer_store_t *s, const char *id, const char *mapped_j
     const char *cont = json_string_value(json_object_get(d, "ContainerPath"));
     if (check_abs_clean("HostPath", host, err) < 0 || check_abs_clean("ContainerPath", cont, err) < 0)
       return hcs_error_wrap(err, "prepare layer `%s`: mapped directory %zu", id, i);
-    struct stat st;
-    if (stat(host, &st) < 0) return hcs_error_make(err, errno, "prepare layer `%s`: mapped directory `%s`", id, host);
+    struct stat hst;
+    if (stat(host, &hst) < 0) return hcs_error_make(err, errno, "prepare layer `%s`: mapped directory `%s`", id, host);
     cleanup_free char *rel = NULL;
     layer_clean_path(cont + 1, &rel);
     if (rel[0] == '\0') return hcs_error_make(err, 0, "prepare layer `%s`: cannot map over `/`", id);
-    if (S_ISDIR(st.st_mode)) {
+    if (S_ISDIR(hst.st_mode)) {
       int fd = layer_resolve_dir(rootfd, rel, true, O_PATH);
       if (fd < 0) return hcs_error_make(err, errno, "prepare layer `%s`: create `%s`", id, cont);
       close(fd);
@@ -219,8 +269,8 @@ int hcs_layer_prepare(hcs_layer_store_t *s, const char *id, const char *mapped_j
       if (fd < 0) return hcs_error_make(err, errno, "prepare layer `%s`: create `%s`", id, cont);
     }
   }
-  json_object_set_new(m, "Prepared", json_true());
-  return layer_meta_save(s, id, m, err);
+  json_object_set_new(st, "Prepared", json_true());
+  return layer_state_save(s, id, st, err);
 }
 
 int hcs_layer_unprepare(hcs_layer_store_t *s, const char *id, hcs_error_t *err) {
@@ -228,6 +278,8 @@ int hcs_layer_unprepare(hcs_layer_store_t *s, const char *id, hcs_error_t *err) 
   if (lk < 0) return -1;
   cleanup_json json_t *m = layer_meta_load(s, id, err);
   if (m == NULL) return hcs_error_wrap(err, "unprepare layer");
-  json_object_del(m, "Prepared");
-  return layer_meta_save(s, id, m, err);
+  cleanup_json json_t *st = layer_state_load(s, id);
+  if (json_object_get(st, "MountPath") == NULL) return 0;
+  json_object_del(st, "Prepared");
+  return layer_state_save(s, id, st, err);
 }

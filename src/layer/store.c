@@ -53,13 +53,16 @@ hcs_layer_store_t *hcs_layer_store_open(const char *root, hcs_error_t *err) {
   cleanup_free char *path = hcs_xasprintf("%s/layers", r);
   cleanup_free char *tmp = hcs_xasprintf("%s/" LAYER_TMP, path);
   cleanup_free char *empty = hcs_xasprintf("%s/" LAYER_EMPTY, path);
-  if (hcs_mkdir_p(tmp, 0700, err) < 0 || hcs_mkdir_p(empty, 0755, err) < 0) {
+  cleanup_free char *run_root = hcs_run_root_resolve(root);
+  cleanup_free char *run = hcs_xasprintf("%s/layers", run_root);
+  if (hcs_mkdir_p(tmp, 0700, err) < 0 || hcs_mkdir_p(empty, 0755, err) < 0 || hcs_mkdir_p(run, 0700, err) < 0) {
     hcs_error_wrap(err, "open layer store `%s`", path);
     return NULL;
   }
   hcs_layer_store_t *s = hcs_xcalloc(1, sizeof *s);
   s->root = steal_ptr(r);
   s->path = steal_ptr(path);
+  s->run = steal_ptr(run);
   s->dirfd = open(s->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (s->dirfd < 0) {
     hcs_error_make(err, errno, "open layer store `%s`", s->path);
@@ -79,6 +82,7 @@ void hcs_layer_store_close(hcs_layer_store_t *s) {
   if (s->dirfd >= 0) close(s->dirfd);
   free(s->root);
   free(s->path);
+  free(s->run);
   free(s);
 }
 
@@ -137,6 +141,34 @@ json_t *layer_meta_load(hcs_layer_store_t *s, const char *id, hcs_error_t *err) 
 int layer_meta_save(hcs_layer_store_t *s, const char *id, json_t *meta, hcs_error_t *err) {
   cleanup_free char *p = hcs_xasprintf("%s/%s/" LAYER_META, s->path, id);
   return hcs_json_write_atomic(p, meta, err);
+}
+
+json_t *layer_state_load(hcs_layer_store_t *s, const char *id) {
+  cleanup_free char *p = hcs_xasprintf("%s/%s.json", s->run, id);
+  hcs_error_t e = NULL;
+  json_t *st = access(p, F_OK) == 0 ? hcs_json_load_file(p, &e) : NULL;
+  hcs_error_release(&e);
+  if (st == NULL || !json_is_object(st)) {
+    json_decref(st);
+    st = json_object();
+  }
+  return st;
+}
+
+int layer_state_save(hcs_layer_store_t *s, const char *id, json_t *st, hcs_error_t *err) {
+  cleanup_free char *p = hcs_xasprintf("%s/%s.json", s->run, id);
+  if (json_object_size(st) == 0) {
+    if (unlink(p) < 0 && errno != ENOENT) return hcs_error_make(err, errno, "remove `%s`", p);
+    return 0;
+  }
+  cleanup_free char *tmp = hcs_xasprintf("%s.tmp.%d", p, (int)getpid());
+  if (json_dump_file(st, tmp, JSON_COMPACT | JSON_SORT_KEYS) < 0) return hcs_error_make(err, errno, "write `%s`", tmp);
+  if (rename(tmp, p) < 0) {
+    int e = errno;
+    unlink(tmp);
+    return hcs_error_make(err, e, "rename `%s`", tmp);
+  }
+  return 0;
 }
 
 json_t *layer_resolve_parents(hcs_layer_store_t *s, const char *const *parents, hcs_error_t *err) {
@@ -214,10 +246,14 @@ static json_t *inspect_doc(hcs_layer_store_t *s, const char *id, hcs_error_t *er
   hcs_error_release(&e);
   json_object_set_new(m, "LayerChain", chain ? chain : json_array());
   json_object_set_new(m, "Path", json_string(dir));
-  const char *mp = json_string_value(json_object_get(m, "MountPath"));
+  cleanup_json json_t *st = layer_state_load(s, id);
+  const char *mp = json_string_value(json_object_get(st, "MountPath"));
   bool active = mp && layer_is_mountpoint(mp);
   json_object_set_new(m, "Active", json_boolean(active));
-  if (!active) json_object_del(m, "MountPath");
+  if (active) {
+    json_object_set_new(m, "MountPath", json_string(mp));
+    json_object_set_new(m, "Prepared", json_boolean(json_is_true(json_object_get(st, "Prepared"))));
+  }
   return m;
 }
 
@@ -320,7 +356,8 @@ int hcs_layer_destroy(hcs_layer_store_t *s, const char *id, bool force, hcs_erro
   json_int_t rc = json_integer_value(json_object_get(m, "RefCount"));
   if (rc > 0 && !force)
     return hcs_error_make(err, EBUSY, "destroy layer `%s`: in use (%lld references)", id, (long long)rc);
-  const char *mp = json_string_value(json_object_get(m, "MountPath"));
+  cleanup_json json_t *st = layer_state_load(s, id);
+  const char *mp = json_string_value(json_object_get(st, "MountPath"));
   if (mp && layer_is_mountpoint(mp)) {
     if (!force) return hcs_error_make(err, EBUSY, "destroy layer `%s`: activated at `%s`", id, mp);
     if (umount2(mp, 0) < 0 && umount2(mp, MNT_DETACH) < 0) return hcs_error_make(err, errno, "unmount `%s`", mp);
@@ -337,6 +374,17 @@ int hcs_layer_destroy(hcs_layer_store_t *s, const char *id, bool force, hcs_erro
     return hcs_error_make(err, e, "destroy layer `%s`: rename `%s`", id, dir);
   }
   hcs_fsync_dir(s->path, NULL);
+  json_object_clear(st);
+  layer_state_save(s, id, st, NULL);
+  {
+    EVP_MD_CTX *md = layer_sha256_new();
+    EVP_DigestUpdate(md, id, strlen(id));
+    char d[72];
+    layer_sha256_final(md, d);
+    EVP_MD_CTX_free(md);
+    cleanup_free char *link = hcs_xasprintf(LAYER_LINKS "/%.12s", d + 7);
+    unlinkat(s->dirfd, link, 0); /* the short name, if a legacy mount made one */
+  }
   t.path = steal_ptr(tmpl);
   t.lockfd = -1;
   layer_tmp_done(&t);

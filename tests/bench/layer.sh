@@ -32,6 +32,7 @@ row() { # row NAME HCS_SECONDS PEER_SECONDS PEER_NAME
   printf "%-28s hcs %8.3f s   %-14s %8.3f s   ratio %.2f\n" "$1" "$2" "$4" "$3" "$(echo "$2 / $3" | bc -l)"
 }
 
+if [ "$SIZE" != 0 ]; then
 echo "generating ${SIZE} MB in ${NFILES} files under $W/tree ..."
 python3 tests/bench/gen_tree.py "$W/tree" "$SIZE" "$NFILES"
 du -sh "$W/tree" | awk '{print "tree on disk: " $1}'
@@ -74,9 +75,12 @@ eh=$(printf "%s\n" "${export_hcs[@]}" | median); ep=$(printf "%s\n" "${export_pe
 ih=$(printf "%s\n" "${import_hcs[@]}" | median); ip=$(printf "%s\n" "${import_peer[@]}" | median)
 row "export gzip + digests" "$eh" "$ep" "umoci repack"
 row "import gzip" "$ih" "$ip" "umoci unpack"
+fi # SIZE != 0
 
 # Activation: chains of small layers, activate+deactivate via the CLI vs
-# mount(8)+umount(8) of the same overlay.
+# mount(8)+umount(8) of the same overlay (both: two processes per cycle),
+# then the library alone: 50 cycles inside one hcs process, minus the
+# start-up of an empty one.
 printf 'x' > "$W/one"
 mkdir -p "$W/small"
 parent=()
@@ -98,5 +102,12 @@ for n in 1 10 50; do
     t0=$(now); mount -t overlay overlay -o "lowerdir=$lowers,upperdir=$W/u$n,workdir=$W/w$n" "$W/m$n"; umount "$W/m$n"; t1=$(now)
     tp+=("$(echo "$t1 - $t0" | bc -l)")
   done
-  row "activate+deactivate $n" "$(printf "%s\n" "${th[@]}" | median)" "$(printf "%s\n" "${tp[@]}" | median)" "mount+umount"
+  row "activate+deactivate $n (CLI)" "$(printf "%s\n" "${th[@]}" | median)" "$(printf "%s\n" "${tp[@]}" | median)" "mount+umount"
+  t0=$(now); "$HCS" -e '' ; t1=$(now); base=$(echo "$t1 - $t0" | bc -l)
+  t0=$(now)
+  "$HCS" -e "local s = assert(require('hcs').layer.open('$W/root'))
+    for i = 1, 50 do assert(s:activate('s$n')); assert(s:deactivate('s$n')) end"
+  t1=$(now)
+  printf "%-28s hcs %8.3f ms per activate+deactivate (library, in-process)\n" "  chain of $n" \
+    "$(echo "($t1 - $t0 - $base) * 1000 / 50" | bc -l)"
 done

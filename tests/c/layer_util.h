@@ -36,8 +36,8 @@ static inline int t_rmroot(const char *root) {
     if (fscanf(f, "%d", &left) != 1) left = 0;
     pclose(f);
   }
-  snprintf(cmd, sizeof cmd,
-           "grep -o ' %s[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; rm -rf '%s'", root, root);
+  snprintf(cmd, sizeof cmd, "grep -o ' %s[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; rm -rf '%s'",
+           root, root);
   if (system(cmd) != 0) fprintf(stderr, "# cleanup of %s failed\n", root);
   return left;
 }
@@ -56,11 +56,11 @@ static inline int t_mounts_under(const char *root) {
 
 /* One crafted archive entry. */
 struct t_entry {
-  char type;          /* 'f' file, 'd' dir, 'l' symlink, 'h' hardlink, 'c' char dev, 'p' fifo */
+  char type; /* 'f' file, 'd' dir, 'l' symlink, 'h' hardlink, 'c' char dev, 'p' fifo */
   const char *name;
-  const char *data;   /* file content, symlink or hardlink target */
-  mode_t mode;        /* permission bits (0: default) */
-  const char *xattr;  /* "name=value" or NULL */
+  const char *data;  /* file content, symlink or hardlink target */
+  mode_t mode;       /* permission bits (0: default) */
+  const char *xattr; /* "name=value" or NULL */
 };
 
 /* Write entries as a pax tar ("gzip"/"zstd"/NULL for none). */
@@ -151,7 +151,8 @@ struct t_ino {
   char path[1024];
 };
 
-static inline void t_manifest_dir(struct t_buf *b, const char *root, const char *rel, struct t_ino *inos, size_t *ninos) {
+static inline void t_manifest_dir(struct t_buf *b, const char *root, const char *rel, struct t_ino *inos,
+                                  size_t *ninos) {
   char dir[4096];
   snprintf(dir, sizeof dir, "%s/%s", root, rel);
   DIR *d = opendir(dir);

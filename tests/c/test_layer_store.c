@@ -3,7 +3,9 @@
  * destroy rules, sweeping of killed imports, and bad inputs with clear
  * errors. */
 #include <jansson.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 
 #include "hcs/layer.h"
 #include "layer_util.h"
@@ -19,6 +21,21 @@ static char *tar_with(const char *name, const char *file, const char *content) {
   struct t_entry e[] = {{'d', "etc", NULL, 0, NULL}, {'f', file, content, 0, NULL}};
   if (t_write_tar(p, e, 2, NULL) < 0) abort();
   return p;
+}
+
+static void die_now(uint64_t done, uint64_t total, void *data) {
+  (void)done, (void)total, (void)data;
+  kill(getpid(), SIGKILL);
+}
+
+static int count_dir(const char *dir, const char *prefix) {
+  DIR *d = opendir(dir);
+  int n = 0;
+  struct dirent *de;
+  while (d && (de = readdir(d)))
+    if (strncmp(de->d_name, prefix, strlen(prefix)) == 0) n++;
+  if (d) closedir(d);
+  return n;
 }
 
 static json_t *inspect(const char *id) {
@@ -80,12 +97,15 @@ int main(void) {
   ok(json_is_false(json_object_get(m, "Active")), "not active");
   json_decref(m);
 
+  char *cid = hcs_layer_chain_id(NULL, diff_id);
+  is_str(cid, diff_id, "chain id of a base layer is its diff id");
+  free(cid);
+
   /* bad inputs */
   expect_error(hcs_layer_import_file(store, tar1, &(hcs_layer_import_opts_t){.id = base}, &err) == NULL, &err,
                "already exists", "duplicate id");
   const char *nope[] = {"nope", NULL};
-  expect_error(hcs_layer_import_file(store, tar1, &(hcs_layer_import_opts_t){.id = "x", .parents = nope}, &err) ==
-                   NULL,
+  expect_error(hcs_layer_import_file(store, tar1, &(hcs_layer_import_opts_t){.id = "x", .parents = nope}, &err) == NULL,
                &err, "unknown parent layer `nope`", "unknown parent");
   expect_error(hcs_layer_import_file(store, tar1, &(hcs_layer_import_opts_t){.id = "../x"}, &err) == NULL, &err,
                "invalid layer id", "invalid id");
@@ -110,6 +130,21 @@ int main(void) {
   char *tar2 = tar_with("child", "etc/child", "child\n");
   char *child = hcs_layer_import_file(store, tar2, &(hcs_layer_import_opts_t){.id = "child", .parents = pbase}, &err);
   ok(child != NULL, "import child with a parent: %s", hcs_error_message(err));
+  {
+    json_t *cm = inspect("child"), *bm = inspect(base);
+    char *want = hcs_layer_chain_id(json_string_value(json_object_get(bm, "ChainID")),
+                                    json_string_value(json_object_get(cm, "DiffID")));
+    is_str(json_string_value(json_object_get(cm, "ChainID")), want,
+           "ChainID = sha256(parent chain id + ' ' + diff id)");
+    char cmd2[512];
+    snprintf(cmd2, sizeof cmd2, "printf '%%s' '%s %s' | sha256sum | grep -q %s",
+             json_string_value(json_object_get(bm, "ChainID")), json_string_value(json_object_get(cm, "DiffID")),
+             want + 7);
+    ok(system(cmd2) == 0, "chain id matches sha256sum of the OCI formula");
+    free(want);
+    json_decref(cm);
+    json_decref(bm);
+  }
   snprintf(p, sizeof p, "%s/layers/child/layerchain.json", root);
   json_t *chain = json_load_file(p, 0, NULL);
   snprintf(cmd, sizeof cmd, "%s/layers/%s", root, base);
@@ -182,6 +217,57 @@ int main(void) {
   ok(hcs_layer_destroy(store, base, false, &err) == 0, "destroy base");
   expect_error(hcs_layer_destroy(store, base, false, &err) < 0, &err, "not found", "destroy a missing layer");
 
+  /* an import killed half-way leaves nothing visible, and is swept */
+  {
+    snprintf(p, sizeof p, "%s/big.tar.gz", T);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/big && head -c 20000000 /dev/urandom > %s/big/f && tar -C %s/big -czf %s .",
+             T, T, T, p);
+    ok(system(cmd) == 0, "make a 20 MB layer");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+      hcs_layer_import_file(store, p, &(hcs_layer_import_opts_t){.id = "killed", .progress = die_now}, NULL);
+      _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "the importing process was killed mid-way");
+    is_int(hcs_layer_exists(store, "killed", &err), 0, "no layer visible after the kill");
+    snprintf(p, sizeof p, "%s/layers/.tmp", root);
+    is_int(count_dir(p, "import-"), 2, "its temp dir and lock are left");
+    hcs_layer_store_close(store);
+    store = hcs_layer_store_open(root, &err);
+    is_int(count_dir(p, "import-"), 0, "swept on the next open");
+  }
+
+  /* two processes import into one store at once */
+  {
+    pid_t pids[2];
+    for (int i = 0; i < 2; i++) {
+      char *t = tar_with("conc", i ? "etc/one" : "etc/two", i ? "1" : "2");
+      fflush(stdout);
+      pids[i] = fork();
+      if (pids[i] == 0) {
+        hcs_layer_store_t *s2 = hcs_layer_store_open(root, NULL);
+        char id[16];
+        snprintf(id, sizeof id, "conc%d", i);
+        char *got = s2 ? hcs_layer_import_file(s2, t, &(hcs_layer_import_opts_t){.id = id}, NULL) : NULL;
+        _exit(got ? 0 : 1);
+      }
+      free(t);
+    }
+    int okc = 0;
+    for (int i = 0; i < 2; i++) {
+      int status = 0;
+      waitpid(pids[i], &status, 0);
+      okc += WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
+    is_int(okc, 2, "concurrent imports from two processes both succeed");
+    ok(hcs_layer_exists(store, "conc0", &err) == 1 && hcs_layer_exists(store, "conc1", &err) == 1, "both layers exist");
+    hcs_layer_destroy(store, "conc0", false, &err);
+    hcs_layer_destroy(store, "conc1", false, &err);
+  }
+
   /* a chain of 120 layers activates (beyond the one-page option limit) */
   char prev[64] = "";
   int okc = 1;
@@ -192,8 +278,8 @@ int main(void) {
     snprintf(c, sizeof c, "%d\n", i);
     char *t = tar_with("chain", f, c);
     const char *par[] = {prev, NULL};
-    char *got = hcs_layer_import_file(store, t, &(hcs_layer_import_opts_t){.id = id, .parents = prev[0] ? par : NULL},
-                                      &err);
+    char *got =
+        hcs_layer_import_file(store, t, &(hcs_layer_import_opts_t){.id = id, .parents = prev[0] ? par : NULL}, &err);
     okc = got != NULL;
     if (!okc) printf("# %s\n", hcs_error_message(err));
     free(got);
@@ -213,6 +299,22 @@ int main(void) {
   snprintf(p, sizeof p, "%s/etc/f120", mp ? mp : "/nonexistent");
   content = t_read_file(p);
   is_str(content, "120\n", "the top layer is visible");
+  free(content);
+  free(mp);
+  /* the mount(2) fallback of older kernels: short link names fit the page */
+  ok(hcs_layer_deactivate(store, "top", &err) == 0, "deactivate the 120-layer chain");
+  setenv("HCS_LAYER_MOUNT", "legacy", 1);
+  ok(hcs_layer_activate(store, "top", NULL, &err) == 0, "activate 120 layers with mount(2): %s",
+     hcs_error_message(err));
+  unsetenv("HCS_LAYER_MOUNT");
+  mp = hcs_layer_get_mount_path(store, "top", &err);
+  snprintf(p, sizeof p, "%s/etc/f001", mp ? mp : "/nonexistent");
+  content = t_read_file(p);
+  is_str(content, "1\n", "legacy mount: the bottom layer is visible");
+  free(content);
+  snprintf(p, sizeof p, "%s/etc/f120", mp ? mp : "/nonexistent");
+  content = t_read_file(p);
+  is_str(content, "120\n", "legacy mount: the top layer is visible");
   free(content);
   free(mp);
   ok(hcs_layer_destroy(store, "top", true, &err) == 0, "forced destroy deactivates: %s", hcs_error_message(err));

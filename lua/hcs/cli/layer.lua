@@ -38,7 +38,7 @@ local import = {
   min_args = 1, max_args = 1,
   run = function(opts, args)
     local s <close> = store(opts)
-    local bar = progress.new { label = "import", enabled = (not opts.quiet) and nil or false }
+    local bar = progress.new { label = "import", enabled = not opts.quiet and progress.stderr_is_tty() }
     local l, err = s:import(args[1], {
       id = opts.id, parents = opts.parent, expect_diff_id = opts["diff-id"], progress = bar:callback(),
       threads = opts.threads and math.tointeger(opts.threads),
@@ -66,7 +66,8 @@ local export = {
       require("hcs.util.args").usage_error("--compression must be gzip, zstd or none, not '%s'", opts.compression)
     end
     local s <close> = store(opts)
-    local bar = progress.new { label = "export", enabled = (not opts.quiet and args[2] ~= "-") and nil or false }
+    local bar = progress.new { label = "export",
+      enabled = not opts.quiet and args[2] ~= "-" and progress.stderr_is_tty() }
     local r, err = s:export(args[1], args[2], {
       compression = opts.compression, level = opts.level and math.tointeger(opts.level),
       mtime = opts.mtime and math.tointeger(opts.mtime), threads = opts.threads and math.tointeger(opts.threads),

@@ -16,6 +16,13 @@ local function human(n)
 end
 M.human = human
 
+-- A wall clock: hcs.core.layer.now (monotonic) when the binding is there.
+local function default_clock()
+  local ok, core = pcall(require, "hcs.core")
+  if ok and core.layer and core.layer.now then return core.layer.now end
+  return os.time
+end
+
 local tty_cache
 --- Is stderr a terminal?  (asks the shell: `[ -t 2 ]` sees our stderr)
 function M.stderr_is_tty()
@@ -24,14 +31,14 @@ function M.stderr_is_tty()
 end
 
 --- opts: label, width (bar cells, default 30), stream (default io.stderr),
--- enabled (default: stream is a tty), clock (function returning seconds).
+-- enabled (default: stream is a tty), clock (function returning wall seconds).
 function M.new(opts)
   opts = opts or {}
   local self = setmetatable({
     label = opts.label or "",
     width = opts.width or 30,
     stream = opts.stream or io.stderr,
-    clock = opts.clock or os.clock,
+    clock = opts.clock or default_clock(),
     drawn = false,
   }, Bar)
   if opts.enabled == nil then self.enabled = M.stderr_is_tty() else self.enabled = opts.enabled end

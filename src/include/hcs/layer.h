@@ -138,6 +138,12 @@ HCS_EXPORT char *hcs_layer_list(hcs_layer_store_t *store, hcs_error_t *err);
 HCS_EXPORT int hcs_layer_acquire(hcs_layer_store_t *store, const char *id, hcs_error_t *err);
 HCS_EXPORT int hcs_layer_release(hcs_layer_store_t *store, const char *id, hcs_error_t *err);
 
+/* The OCI ChainID of a layer ("sha256:..."): diff_id for a base layer
+ * (parent_chain_id NULL), else sha256(parent_chain_id + " " + diff_id).  A
+ * layer imported without an id is named by its hex, so an image store can
+ * check `exists(chain_id + 7)` before importing.  malloc'd. */
+HCS_EXPORT char *hcs_layer_chain_id(const char *parent_chain_id, const char *diff_id);
+
 HCS_EXPORT const char *hcs_layer_compression_name(hcs_layer_compression_t c);
 /* "none"/"gzip"/"zstd" -> value; -1 if unknown. */
 HCS_EXPORT int hcs_layer_compression_from_string(const char *name);

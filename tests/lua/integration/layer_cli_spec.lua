@@ -54,6 +54,17 @@ describe("hcs layer", function()
     assert.same({ "base" }, json.decode(out))
   end)
 
+  it("draws a progress bar when stderr is a terminal", function()
+    assert(su.run(("mkdir -p %s/big && head -c 6000000 /dev/urandom > %s/big/f && tar -C %s/big -czf %s/big.tgz ."):format(T, T, T, T)))
+    local cmd = ("%s layer import --root %s --id big %s/big.tgz"):format(su.hcs_bin, root, T)
+    local ok, _, out = su.run("script -qec " .. su.quote(cmd) .. " /dev/null")
+    assert.is_true(ok)
+    assert.matches("import %[#+%.*%] +%d+%% [%d.]+ MiB / [%d.]+ MiB", out)
+    assert.matches("\r\27%[K", out) -- the bar is cleared at the end
+    local _, _, _, err = hcs("import", "--root", root, "--id", "big2", T .. "/big.tgz")
+    assert.equal("", err) -- not a terminal: no bar
+  end)
+
   it("exports to stdout", function()
     assert.is_true((hcs("import", "--root", root, "--id", "base", T .. "/l.tgz")))
     local ok, _, _, err = su.run(("%s layer export --root %s -c none base - > %s/out.tar"):format(su.hcs_bin, root, T))
