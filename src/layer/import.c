@@ -532,8 +532,13 @@ static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_op
     cleanup_close int lk = layer_store_lock(s, false, err);
     if (lk < 0) goto out;
     cleanup_json json_t *again = layer_resolve_parents(s, opts->parents, err);
-    if (again == NULL || layer_commit_dir(s, t.path, id, err) < 0) {
-      goto out;
+    if (again == NULL) goto out;
+    if (layer_commit_dir(s, t.path, id, err) < 0) {
+      /* A derived id names the content (its chain id): a layer already
+       * there under it holds the same files on the same parents, so the
+       * import is done -- the copy just made is dropped with the temp dir. */
+      if (opts->id != NULL || hcs_layer_exists(s, id, NULL) != 1) goto out;
+      hcs_error_release(err);
     }
     result = hcs_xstrdup(id);
   }

@@ -171,6 +171,13 @@ describe("hcs.workflow #root", function()
       assert.matches("GREETING=hello", env)
       assert.matches("PATH=", env)
       assert.equal("Running", sys:properties().State) -- capture does not stop the container
+      -- Capturing the same changes again shares the layer (content-addressed).
+      local again = wf.capture(sys, { name = "captured-again", version = "1" })
+      assert.equal(img.Layers[2], again.Layers[2])
+      local images <close> = assert(hcs.image.open(root))
+      assert(images:remove("captured-again:1"))
+      local layers <close> = assert(hcs.layer.open(root))
+      assert.is_true(layers:exists(img.Layers[2])) -- still used by "captured"
     end)
 
     it("destroys the system and everything it used", function()
