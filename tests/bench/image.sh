@@ -32,7 +32,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 timeit() { # timeit CMD... -> seconds
   local t0 t1
   sync
-  echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+
   t0=$(now)
   "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; return 1; }
   t1=$(now)
@@ -78,7 +78,7 @@ h=$(printf '%s\n' "${hcs_t[@]}" | median)
 b=$(printf '%s\n' "${buildah_t[@]}" | median)
 u=$(printf '%s\n' "${umoci_t[@]}" | median)
 best=$(echo "if ($b < $u) $b else $u" | bc -l)
-printf "capture %s MB / %s files, median of %s (cold cache)\n" "$SIZE" "$NFILES" "$RUNS"
+printf "capture %s MB / %s files, median of %s (warm cache)\n" "$SIZE" "$NFILES" "$RUNS"
 printf "  hcs commit      %8.3f s\n" "$h"
 printf "  buildah commit  %8.3f s   hcs/buildah %.2f\n" "$b" "$(echo "$h / $b" | bc -l)"
 printf "  umoci repack    %8.3f s   hcs/umoci   %.2f\n" "$u" "$(echo "$h / $u" | bc -l)"
