@@ -16,9 +16,19 @@
 
 /* Push nil, message, status (errno or 0) and release *err; returns 3. */
 int hcs_lua_fail(lua_State *L, hcs_error_t *err);
-/* Push true (or the value already on top when nres==1) -- convenience for
- * `return ok(L)` after a successful void call. */
+/* Push true -- for `return hcs_lua_ok(L)` after a successful void call. */
 int hcs_lua_ok(lua_State *L);
+
+/* Results of libhcs calls, each releasing what it is given:
+ *  push_doc:    a malloc'd JSON document -> table, NULL -> nil, msg, errno
+ *  push_status: rc >= 0 -> true, < 0 -> nil, msg, errno
+ *  push_string: a malloc'd string -> Lua string, NULL -> nil, msg, errno */
+int hcs_lua_push_doc(lua_State *L, char *doc, hcs_error_t *err);
+int hcs_lua_push_status(lua_State *L, int rc, hcs_error_t *err);
+int hcs_lua_push_string(lua_State *L, char *s, hcs_error_t *err);
+/* The document at idx (a table or a JSON string) as a malloc'd compact JSON
+ * string for a libhcs call; raises on misuse. */
+char *hcs_lua_check_doc(lua_State *L, int idx);
 
 /* Convert a jansson value to Lua (objects -> tables, arrays -> sequences
  * carrying the `hcs.json.array` metatable so an empty array stays an array

@@ -143,8 +143,6 @@ static int m_tostring(lua_State *L) {
   return 1;
 }
 
-static int result(lua_State *L, int r, hcs_error_t *err) { return r < 0 ? hcs_lua_fail(L, err) : hcs_lua_ok(L); }
-
 static int m_id(lua_State *L) {
   lua_pushstring(L, hcs_compute_id(hcs_lua_check_system(L, 1)));
   return 1;
@@ -152,29 +150,29 @@ static int m_id(lua_State *L) {
 
 static int m_start(lua_State *L) {
   hcs_error_t err = NULL;
-  return result(L, hcs_compute_start(hcs_lua_check_system(L, 1), &err), &err);
+  return hcs_lua_push_status(L, hcs_compute_start(hcs_lua_check_system(L, 1), &err), &err);
 }
 
 static int m_shutdown(lua_State *L) {
   hcs_system_t *cs = hcs_lua_check_system(L, 1);
   int timeout = (int)luaL_optinteger(L, 2, 10000);
   hcs_error_t err = NULL;
-  return result(L, hcs_compute_shutdown(cs, timeout, &err), &err);
+  return hcs_lua_push_status(L, hcs_compute_shutdown(cs, timeout, &err), &err);
 }
 
 static int m_terminate(lua_State *L) {
   hcs_error_t err = NULL;
-  return result(L, hcs_compute_terminate(hcs_lua_check_system(L, 1), &err), &err);
+  return hcs_lua_push_status(L, hcs_compute_terminate(hcs_lua_check_system(L, 1), &err), &err);
 }
 
 static int m_pause(lua_State *L) {
   hcs_error_t err = NULL;
-  return result(L, hcs_compute_pause(hcs_lua_check_system(L, 1), &err), &err);
+  return hcs_lua_push_status(L, hcs_compute_pause(hcs_lua_check_system(L, 1), &err), &err);
 }
 
 static int m_resume(lua_State *L) {
   hcs_error_t err = NULL;
-  return result(L, hcs_compute_resume(hcs_lua_check_system(L, 1), &err), &err);
+  return hcs_lua_push_status(L, hcs_compute_resume(hcs_lua_check_system(L, 1), &err), &err);
 }
 
 /* properties([types]) : types is a list like {"Statistics", "ProcessList"}
@@ -206,7 +204,7 @@ static int m_modify(lua_State *L) {
   hcs_error_t err = NULL;
   int r = hcs_compute_modify(cs, text, &err);
   free(text);
-  return result(L, r, &err);
+  return hcs_lua_push_status(L, r, &err);
 }
 
 /* wait([timeout_ms]) -> true (stopped) | false (timed out) */
@@ -252,13 +250,13 @@ static int m_resize(lua_State *L) {
   luaL_argcheck(L, rows >= 0 && rows <= 65535, 2, "rows out of range");
   luaL_argcheck(L, cols >= 0 && cols <= 65535, 3, "columns out of range");
   hcs_error_t err = NULL;
-  return result(L, hcs_compute_resize_console(cs, (unsigned short)rows, (unsigned short)cols, &err), &err);
+  return hcs_lua_push_status(L, hcs_compute_resize_console(cs, (unsigned short)rows, (unsigned short)cols, &err), &err);
 }
 
 static int m_delete(lua_State *L) {
   hcs_system_t *cs = hcs_lua_check_system(L, 1);
   hcs_error_t err = NULL;
-  return result(L, hcs_compute_delete(cs, lua_toboolean(L, 2), &err), &err);
+  return hcs_lua_push_status(L, hcs_compute_delete(cs, lua_toboolean(L, 2), &err), &err);
 }
 
 #include <poll.h>

@@ -8,14 +8,9 @@ static const struct {
   const char *name;
   lua_CFunction open;
 } subsystems[] = {
-    {"json", hcs_lua_open_json},
-    {"host", hcs_lua_open_host},
-    {"layer", hcs_lua_open_layer},
-    {"net", hcs_lua_open_net},
-    {"image", hcs_lua_open_image},
-    {"fs", hcs_lua_open_fs},
-    {"compute", hcs_lua_open_compute},
-    {"process", hcs_lua_open_process},
+    {"json", hcs_lua_open_json},       {"host", hcs_lua_open_host},       {"layer", hcs_lua_open_layer},
+    {"net", hcs_lua_open_net},         {"image", hcs_lua_open_image},     {"fs", hcs_lua_open_fs},
+    {"compute", hcs_lua_open_compute}, {"process", hcs_lua_open_process},
 };
 
 HCS_LUA_EXPORT int luaopen_hcs_core(lua_State *L) {

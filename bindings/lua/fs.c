@@ -95,8 +95,11 @@ static int l_read_all(lua_State *L) {
 }
 
 int hcs_lua_open_fs(lua_State *L) {
-  static const luaL_Reg funcs[] = {
-      {"copy_in", l_copy_in}, {"write_atomic", l_write_atomic}, {"mkdir_p", l_mkdir_p}, {"read_all", l_read_all}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"copy_in", l_copy_in},
+                                   {"write_atomic", l_write_atomic},
+                                   {"mkdir_p", l_mkdir_p},
+                                   {"read_all", l_read_all},
+                                   {NULL, NULL}};
   luaL_newlib(L, funcs);
   return 1;
 }

@@ -50,25 +50,6 @@ static int l_open(lua_State *L) {
   return 1;
 }
 
-/* Push the JSON string a call returned, or the failure triple. */
-static int push_result(lua_State *L, char *json, hcs_error_t *err) {
-  if (json == NULL) return hcs_lua_fail(L, err);
-  hcs_lua_push_json_string(L, json);
-  return 1;
-}
-
-static int push_status(lua_State *L, int r, hcs_error_t *err) {
-  if (r < 0) return hcs_lua_fail(L, err);
-  return hcs_lua_ok(L);
-}
-
-static int push_string(lua_State *L, char *s, hcs_error_t *err) {
-  if (s == NULL) return hcs_lua_fail(L, err);
-  lua_pushstring(L, s);
-  free(s);
-  return 1;
-}
-
 /* Progress callbacks call a Lua function under pcall: libhcs is C and must
  * never be unwound by a Lua error; a failing callback is reported once. */
 typedef struct {
@@ -123,12 +104,7 @@ static const char *opt_string(lua_State *L, int t, const char *key) {
 static char *opt_json(lua_State *L, int t, const char *key) {
   if (!lua_istable(L, t)) return NULL;
   lua_getfield(L, t, key);
-  char *s = NULL;
-  if (!lua_isnil(L, -1)) {
-    json_t *j = hcs_lua_check_json(L, lua_gettop(L));
-    s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-  }
+  char *s = lua_isnil(L, -1) ? NULL : hcs_lua_check_doc(L, lua_gettop(L));
   lua_pop(L, 1);
   return s;
 }
@@ -136,19 +112,19 @@ static char *opt_json(lua_State *L, int t, const char *key) {
 static int l_list(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   hcs_error_t err = NULL;
-  return push_result(L, hcs_image_list(s, &err), &err);
+  return hcs_lua_push_doc(L, hcs_image_list(s, &err), &err);
 }
 
 static int l_inspect(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   hcs_error_t err = NULL;
-  return push_result(L, hcs_image_inspect(s, luaL_checkstring(L, 2), &err), &err);
+  return hcs_lua_push_doc(L, hcs_image_inspect(s, luaL_checkstring(L, 2), &err), &err);
 }
 
 static int l_resolve(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   hcs_error_t err = NULL;
-  return push_string(L, hcs_image_resolve(s, luaL_checkstring(L, 2), &err), &err);
+  return hcs_lua_push_string(L, hcs_image_resolve(s, luaL_checkstring(L, 2), &err), &err);
 }
 
 static int l_import(lua_State *L) {
@@ -157,13 +133,15 @@ static int l_import(lua_State *L) {
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
   progress_ctx p;
   progress_from(L, 3, &p);
-  hcs_image_import_opts_t o = {.name = opt_string(L, 3, "name"), .tag = opt_string(L, 3, "tag"),
+  hcs_image_import_opts_t o = {.name = opt_string(L, 3, "name"),
+                               .tag = opt_string(L, 3, "tag"),
                                .publisher = opt_string(L, 3, "publisher"),
-                               .progress = p.ref != LUA_NOREF ? progress_cb : NULL, .progress_data = &p};
+                               .progress = p.ref != LUA_NOREF ? progress_cb : NULL,
+                               .progress_data = &p};
   hcs_error_t err = NULL;
   char *r = hcs_image_import(s, path, &o, &err);
   progress_done(L, &p);
-  return push_result(L, r, &err);
+  return hcs_lua_push_doc(L, r, &err);
 }
 
 static int l_install_os(lua_State *L) {
@@ -173,28 +151,35 @@ static int l_install_os(lua_State *L) {
   progress_ctx p;
   progress_from(L, 3, &p);
   char *config = opt_json(L, 3, "config");
-  hcs_image_install_opts_t o = {.name = opt_string(L, 3, "name"), .version = opt_string(L, 3, "version"),
-                                .publisher = opt_string(L, 3, "publisher"), .config = config,
-                                .progress = p.ref != LUA_NOREF ? progress_cb : NULL, .progress_data = &p};
+  hcs_image_install_opts_t o = {.name = opt_string(L, 3, "name"),
+                                .version = opt_string(L, 3, "version"),
+                                .publisher = opt_string(L, 3, "publisher"),
+                                .config = config,
+                                .progress = p.ref != LUA_NOREF ? progress_cb : NULL,
+                                .progress_data = &p};
   hcs_error_t err = NULL;
   char *id = hcs_image_install_os(s, tar, &o, &err);
   free(config);
   progress_done(L, &p);
-  return push_string(L, id, &err);
+  return hcs_lua_push_string(L, id, &err);
 }
 
 static int l_create(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   luaL_checktype(L, 2, LUA_TTABLE);
   char *config = opt_json(L, 2, "config");
-  hcs_image_create_opts_t o = {.parent = opt_string(L, 2, "parent"), .layer_id = opt_string(L, 2, "layer"),
-                               .name = opt_string(L, 2, "name"), .version = opt_string(L, 2, "version"),
-                               .publisher = opt_string(L, 2, "publisher"), .config = config,
-                               .created_by = opt_string(L, 2, "created_by"), .comment = opt_string(L, 2, "comment")};
+  hcs_image_create_opts_t o = {.parent = opt_string(L, 2, "parent"),
+                               .layer_id = opt_string(L, 2, "layer"),
+                               .name = opt_string(L, 2, "name"),
+                               .version = opt_string(L, 2, "version"),
+                               .publisher = opt_string(L, 2, "publisher"),
+                               .config = config,
+                               .created_by = opt_string(L, 2, "created_by"),
+                               .comment = opt_string(L, 2, "comment")};
   hcs_error_t err = NULL;
   char *id = hcs_image_create(s, &o, &err);
   free(config);
-  return push_string(L, id, &err);
+  return hcs_lua_push_string(L, id, &err);
 }
 
 /* s:capture(scratch_layer_id, {parent, name, version, publisher, config, created_by, comment}) */
@@ -205,16 +190,20 @@ static int l_capture(lua_State *L) {
   progress_ctx p;
   progress_from(L, 3, &p);
   char *config = opt_json(L, 3, "config");
-  hcs_image_create_opts_t o = {.parent = opt_string(L, 3, "parent"), .name = opt_string(L, 3, "name"),
-                               .version = opt_string(L, 3, "version"), .publisher = opt_string(L, 3, "publisher"),
-                               .config = config, .created_by = opt_string(L, 3, "created_by"),
+  hcs_image_create_opts_t o = {.parent = opt_string(L, 3, "parent"),
+                               .name = opt_string(L, 3, "name"),
+                               .version = opt_string(L, 3, "version"),
+                               .publisher = opt_string(L, 3, "publisher"),
+                               .config = config,
+                               .created_by = opt_string(L, 3, "created_by"),
                                .comment = opt_string(L, 3, "comment"),
-                               .progress = p.ref != LUA_NOREF ? progress_cb : NULL, .progress_data = &p};
+                               .progress = p.ref != LUA_NOREF ? progress_cb : NULL,
+                               .progress_data = &p};
   hcs_error_t err = NULL;
   char *id = hcs_image_capture(s, scratch, &o, &err);
   free(config);
   progress_done(L, &p);
-  return push_string(L, id, &err);
+  return hcs_lua_push_string(L, id, &err);
 }
 
 static int l_save(lua_State *L) {
@@ -246,46 +235,56 @@ static int l_save(lua_State *L) {
   hcs_error_t err = NULL;
   int r = hcs_image_save(s, refs, path, &o, &err);
   progress_done(L, &p);
-  return push_status(L, r, &err);
+  return hcs_lua_push_status(L, r, &err);
 }
 
 static int l_tag(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   hcs_error_t err = NULL;
-  return push_status(L, hcs_image_tag(s, luaL_checkstring(L, 2), luaL_checkstring(L, 3), &err), &err);
+  return hcs_lua_push_status(L, hcs_image_tag(s, luaL_checkstring(L, 2), luaL_checkstring(L, 3), &err), &err);
 }
 
 static int l_untag(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   hcs_error_t err = NULL;
-  return push_status(L, hcs_image_untag(s, luaL_checkstring(L, 2), &err), &err);
+  return hcs_lua_push_status(L, hcs_image_untag(s, luaL_checkstring(L, 2), &err), &err);
 }
 
 static int l_remove(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   hcs_error_t err = NULL;
-  return push_status(L, hcs_image_remove(s, luaL_checkstring(L, 2), lua_toboolean(L, 3), &err), &err);
+  return hcs_lua_push_status(L, hcs_image_remove(s, luaL_checkstring(L, 2), lua_toboolean(L, 3), &err), &err);
 }
 
 static int l_acquire(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   hcs_error_t err = NULL;
-  return push_status(L, hcs_image_acquire(s, luaL_checkstring(L, 2), luaL_checkstring(L, 3), &err), &err);
+  return hcs_lua_push_status(L, hcs_image_acquire(s, luaL_checkstring(L, 2), luaL_checkstring(L, 3), &err), &err);
 }
 
 static int l_release(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   hcs_error_t err = NULL;
-  return push_status(L, hcs_image_release(s, luaL_checkstring(L, 2), luaL_checkstring(L, 3), &err), &err);
+  return hcs_lua_push_status(L, hcs_image_release(s, luaL_checkstring(L, 2), luaL_checkstring(L, 3), &err), &err);
 }
 
 int hcs_lua_open_image(lua_State *L) {
   static const luaL_Reg funcs[] = {{"open", l_open}, {NULL, NULL}};
-  static const luaL_Reg methods[] = {
-      {"list", l_list},       {"inspect", l_inspect}, {"resolve", l_resolve}, {"import", l_import},
-      {"install_os", l_install_os}, {"create", l_create}, {"capture", l_capture},   {"save", l_save},       {"tag", l_tag},
-      {"untag", l_untag},     {"remove", l_remove},   {"acquire", l_acquire}, {"release", l_release},
-      {"close", store_close}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"list", l_list},
+                                     {"inspect", l_inspect},
+                                     {"resolve", l_resolve},
+                                     {"import", l_import},
+                                     {"install_os", l_install_os},
+                                     {"create", l_create},
+                                     {"capture", l_capture},
+                                     {"save", l_save},
+                                     {"tag", l_tag},
+                                     {"untag", l_untag},
+                                     {"remove", l_remove},
+                                     {"acquire", l_acquire},
+                                     {"release", l_release},
+                                     {"close", store_close},
+                                     {NULL, NULL}};
   static const luaL_Reg meta[] = {
       {"__gc", store_close}, {"__close", store_close}, {"__tostring", store_tostring}, {"__index", NULL}, {NULL, NULL}};
   luaL_newmetatable(L, STORE_MT);

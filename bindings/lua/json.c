@@ -227,6 +227,31 @@ int hcs_lua_ok(lua_State *L) {
   return 1;
 }
 
+int hcs_lua_push_doc(lua_State *L, char *doc, hcs_error_t *err) {
+  if (doc == NULL) return hcs_lua_fail(L, err);
+  hcs_lua_push_json_string(L, doc);
+  return 1;
+}
+
+int hcs_lua_push_status(lua_State *L, int rc, hcs_error_t *err) {
+  return rc < 0 ? hcs_lua_fail(L, err) : hcs_lua_ok(L);
+}
+
+int hcs_lua_push_string(lua_State *L, char *s, hcs_error_t *err) {
+  if (s == NULL) return hcs_lua_fail(L, err);
+  lua_pushstring(L, s);
+  free(s);
+  return 1;
+}
+
+char *hcs_lua_check_doc(lua_State *L, int idx) {
+  json_t *j = hcs_lua_check_json(L, idx);
+  char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+  json_decref(j);
+  if (s == NULL) luaL_error(L, "cannot serialize argument #%d", idx);
+  return s;
+}
+
 /* json.encode(value [, {pretty=bool, sort=bool}]) */
 static int l_encode(lua_State *L) {
   luaL_checkany(L, 1);

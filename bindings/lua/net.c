@@ -42,43 +42,22 @@ static int l_open(lua_State *L) {
   return 1;
 }
 
-/* A JSON document argument as a string (table or JSON string accepted). */
-static char *check_doc(lua_State *L, int idx) {
-  json_t *j = hcs_lua_check_json(L, idx);
-  char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
-  json_decref(j);
-  if (s == NULL) luaL_error(L, "cannot serialize argument #%d", idx);
-  return s;
-}
-
-static int push_doc(lua_State *L, char *doc, hcs_error_t *err) {
-  if (doc == NULL) return hcs_lua_fail(L, err);
-  hcs_lua_push_json_string(L, doc);
-  return 1;
-}
-
-static int push_status(lua_State *L, int rc, hcs_error_t *err) {
-  if (rc < 0) return hcs_lua_fail(L, err);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
 typedef char *(*doc_fn)(hcs_net_t *, const char *, hcs_error_t *);
 
 static int with_doc(lua_State *L, doc_fn fn) {
   hcs_net_t *net = check_net(L);
-  char *settings = check_doc(L, 2);
+  char *settings = hcs_lua_check_doc(L, 2);
   hcs_error_t err = NULL;
   char *out = fn(net, settings, &err);
   free(settings);
-  return push_doc(L, out, &err);
+  return hcs_lua_push_doc(L, out, &err);
 }
 
 static int with_ref(lua_State *L, doc_fn fn) {
   hcs_net_t *net = check_net(L);
   const char *ref = luaL_checkstring(L, 2);
   hcs_error_t err = NULL;
-  return push_doc(L, fn(net, ref, &err), &err);
+  return hcs_lua_push_doc(L, fn(net, ref, &err), &err);
 }
 
 typedef char *(*modify_fn)(hcs_net_t *, const char *, const char *, hcs_error_t *);
@@ -86,11 +65,11 @@ typedef char *(*modify_fn)(hcs_net_t *, const char *, const char *, hcs_error_t 
 static int with_ref_doc(lua_State *L, modify_fn fn) {
   hcs_net_t *net = check_net(L);
   const char *ref = luaL_checkstring(L, 2);
-  char *req = check_doc(L, 3);
+  char *req = hcs_lua_check_doc(L, 3);
   hcs_error_t err = NULL;
   char *out = fn(net, ref, req, &err);
   free(req);
-  return push_doc(L, out, &err);
+  return hcs_lua_push_doc(L, out, &err);
 }
 
 static int m_network_create(lua_State *L) { return with_doc(L, hcs_net_network_create); }
@@ -99,14 +78,14 @@ static int m_network_modify(lua_State *L) { return with_ref_doc(L, hcs_net_netwo
 static int m_network_list(lua_State *L) {
   hcs_net_t *net = check_net(L);
   hcs_error_t err = NULL;
-  return push_doc(L, hcs_net_network_list(net, &err), &err);
+  return hcs_lua_push_doc(L, hcs_net_network_list(net, &err), &err);
 }
 static int m_network_delete(lua_State *L) {
   hcs_net_t *net = check_net(L);
   const char *ref = luaL_checkstring(L, 2);
   bool force = lua_toboolean(L, 3);
   hcs_error_t err = NULL;
-  return push_status(L, hcs_net_network_delete(net, ref, force, &err), &err);
+  return hcs_lua_push_status(L, hcs_net_network_delete(net, ref, force, &err), &err);
 }
 
 static int m_endpoint_create(lua_State *L) { return with_doc(L, hcs_net_endpoint_create); }
@@ -117,46 +96,46 @@ static int m_endpoint_list(lua_State *L) {
   hcs_net_t *net = check_net(L);
   const char *network = luaL_optstring(L, 2, NULL);
   hcs_error_t err = NULL;
-  return push_doc(L, hcs_net_endpoint_list(net, network, &err), &err);
+  return hcs_lua_push_doc(L, hcs_net_endpoint_list(net, network, &err), &err);
 }
 static int m_endpoint_delete(lua_State *L) {
   hcs_net_t *net = check_net(L);
   const char *ref = luaL_checkstring(L, 2);
   hcs_error_t err = NULL;
-  return push_status(L, hcs_net_endpoint_delete(net, ref, &err), &err);
+  return hcs_lua_push_status(L, hcs_net_endpoint_delete(net, ref, &err), &err);
 }
 static int m_endpoint_attach(lua_State *L) {
   hcs_net_t *net = check_net(L);
   const char *ref = luaL_checkstring(L, 2);
   const char *ns = luaL_checkstring(L, 3);
   hcs_error_t err = NULL;
-  return push_doc(L, hcs_net_endpoint_attach(net, ref, ns, &err), &err);
+  return hcs_lua_push_doc(L, hcs_net_endpoint_attach(net, ref, ns, &err), &err);
 }
 
 static int m_namespace_create(lua_State *L) {
   hcs_net_t *net = check_net(L);
-  char *settings = lua_isnoneornil(L, 2) ? NULL : check_doc(L, 2);
+  char *settings = lua_isnoneornil(L, 2) ? NULL : hcs_lua_check_doc(L, 2);
   hcs_error_t err = NULL;
   char *out = hcs_net_namespace_create(net, settings, &err);
   free(settings);
-  return push_doc(L, out, &err);
+  return hcs_lua_push_doc(L, out, &err);
 }
 static int m_namespace_query(lua_State *L) {
   hcs_net_t *net = check_net(L);
   const char *id = luaL_checkstring(L, 2);
   hcs_error_t err = NULL;
-  return push_doc(L, hcs_net_namespace_query(net, id, lua_toboolean(L, 3), &err), &err);
+  return hcs_lua_push_doc(L, hcs_net_namespace_query(net, id, lua_toboolean(L, 3), &err), &err);
 }
 static int m_namespace_list(lua_State *L) {
   hcs_net_t *net = check_net(L);
   hcs_error_t err = NULL;
-  return push_doc(L, hcs_net_namespace_list(net, lua_toboolean(L, 2), &err), &err);
+  return hcs_lua_push_doc(L, hcs_net_namespace_list(net, lua_toboolean(L, 2), &err), &err);
 }
 static int m_namespace_delete(lua_State *L) {
   hcs_net_t *net = check_net(L);
   const char *id = luaL_checkstring(L, 2);
   hcs_error_t err = NULL;
-  return push_status(L, hcs_net_namespace_delete(net, id, &err), &err);
+  return hcs_lua_push_status(L, hcs_net_namespace_delete(net, id, &err), &err);
 }
 static int m_namespace_path(lua_State *L) {
   hcs_net_t *net = check_net(L);
@@ -171,7 +150,7 @@ static int m_namespace_path(lua_State *L) {
 static int m_reconcile(lua_State *L) {
   hcs_net_t *net = check_net(L);
   hcs_error_t err = NULL;
-  return push_doc(L, hcs_net_reconcile(net, &err), &err);
+  return hcs_lua_push_doc(L, hcs_net_reconcile(net, &err), &err);
 }
 
 int hcs_lua_open_net(lua_State *L) {
