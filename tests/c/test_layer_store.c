@@ -100,7 +100,6 @@ int main(void) {
   ok(json_is_false(json_object_get(m, "Active")), "not active");
   json_decref(m);
 
-
   /* bad inputs */
   expect_error(hcs_layer_import_file(store, tar1, &(hcs_layer_import_opts_t){.id = base}, &err) == NULL, &err,
                "already exists", "duplicate id");
