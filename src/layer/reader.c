@@ -1,11 +1,11 @@
 /* The import side of the layer stream: a thread that reads the layer blob,
- * detects and undoes gzip/zstd, and hashes both the raw bytes (the OCI
+ * detects and undoes gzip (ISA-L) / zstd, and hashes both the raw bytes (the OCI
  * digest) and the tar stream (the diff id), handing tar chunks to the
  * extracting thread through a small ring of buffers.  Two cores thus work at
  * once: one inflates and hashes, the other writes files. */
 #include <pthread.h>
 #include <string.h>
-#include <zlib.h>
+#include <isa-l/igzip_lib.h>
 #include <zstd.h>
 
 #include "layer/internal.h"
@@ -113,13 +113,12 @@ static int run_plain(struct layer_reader *r) {
   }
 }
 
+/* gzip with ISA-L's inflate (about twice zlib's speed); concatenated
+ * members (pigz, our own writer) and trailing zero padding are accepted. */
 static int run_gzip(struct layer_reader *r) {
-  z_stream z;
-  memset(&z, 0, sizeof z);
-  if (inflateInit2(&z, 15 + 16) != Z_OK) {
-    fail(r, ENOMEM, "inflateInit");
-    return -1;
-  }
+  struct inflate_state *z = hcs_xcalloc(1, sizeof *z);
+  isal_inflate_init(z);
+  z->crc_flag = ISAL_GZIP;
   int ret = -1;
   struct slot *s = NULL;
   bool member_done = false;
@@ -137,7 +136,6 @@ static int run_gzip(struct layer_reader *r) {
       }
     }
     if (member_done) {
-      /* another gzip member (pigz, our own writer) or zero padding */
       if (r->in[r->in_off] == 0 && all_zero(r->in + r->in_off, r->in_len - r->in_off)) {
         r->in_off = r->in_len;
         continue;
@@ -146,7 +144,8 @@ static int run_gzip(struct layer_reader *r) {
         fail(r, 0, "trailing garbage after gzip stream");
         goto out;
       }
-      inflateReset(&z);
+      isal_inflate_reset(z);
+      z->crc_flag = ISAL_GZIP;
       member_done = false;
     }
     if (s == NULL) {
@@ -154,19 +153,18 @@ static int run_gzip(struct layer_reader *r) {
       if (s == NULL) goto out;
       s->len = 0;
     }
-    z.next_in = r->in + r->in_off;
-    z.avail_in = (uInt)(r->in_len - r->in_off);
-    z.next_out = s->buf + s->len;
-    z.avail_out = (uInt)(CHUNK - s->len);
-    int zr = inflate(&z, Z_NO_FLUSH);
-    r->in_off = r->in_len - z.avail_in;
-    s->len = CHUNK - z.avail_out;
-    if (zr == Z_STREAM_END) {
-      member_done = true;
-    } else if (zr != Z_OK && zr != Z_BUF_ERROR) {
-      fail(r, 0, "gzip: %s", z.msg ? z.msg : "corrupt data");
+    z->next_in = r->in + r->in_off;
+    z->avail_in = (uint32_t)(r->in_len - r->in_off);
+    z->next_out = s->buf + s->len;
+    z->avail_out = (uint32_t)(CHUNK - s->len);
+    int zr = isal_inflate(z);
+    r->in_off = r->in_len - z->avail_in;
+    s->len = CHUNK - z->avail_out;
+    if (zr < 0) {
+      fail(r, 0, "gzip: %s", zr == ISAL_INCORRECT_CHECKSUM ? "incorrect checksum" : "corrupt data");
       goto out;
     }
+    if (z->block_state == ISAL_BLOCK_FINISH) member_done = true;
     if (s->len == CHUNK) {
       slot_put(r, s);
       s = NULL;
@@ -174,7 +172,7 @@ static int run_gzip(struct layer_reader *r) {
   }
 out:
   if (s) slot_put(r, s);
-  inflateEnd(&z);
+  free(z);
   return ret;
 }
 
