@@ -12,7 +12,8 @@
  * Ids: given by the caller (validated as file names), or, for an import
  * with id == NULL, the hex of the OCI ChainID of the new layer (sha256 of
  * "<parent chain id> <diff id>", or the diff id for a base layer), so the
- * same content on the same parents always gets the same id.
+ * same content on the same parents always gets the same id (importing it
+ * again returns the existing layer).
  *
  * Parents are given as ids, nearest first: either the nearest parent alone
  * (its own chain is appended) or the full chain (checked against the
