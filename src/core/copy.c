@@ -14,8 +14,7 @@
 #include "hcs/fs.h"
 
 static int open_in_root(int rootfd, const char *path, int flags, hcs_error_t *err) {
-  struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC),
-                         .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+  struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC), .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
   int fd = (int)syscall(SYS_openat2, rootfd, *path ? path : ".", &how, sizeof how);
   if (fd < 0) return hcs_error_make(err, errno, "open `/%s` in the container", path);
   return fd;
@@ -145,18 +144,20 @@ int hcs_fs_copy_in(const char *root, const char *src, const char *dst, hcs_error
   }
   if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
     return hcs_error_make(err, 0, "copy to `%s`: not a valid destination name", dst);
-  cleanup_close int dstdir = *parent ? mkdirs_in_root(rootfd, parent, err) : open_in_root(rootfd, "", O_PATH | O_DIRECTORY, err);
+  cleanup_close int dstdir =
+      *parent ? mkdirs_in_root(rootfd, parent, err) : open_in_root(rootfd, "", O_PATH | O_DIRECTORY, err);
   if (dstdir < 0) return hcs_error_wrap(err, "copy `%s` to `%s`", src, dst);
   /* mkdirat/openat need a real directory fd, not O_PATH */
   cleanup_close int dfd = openat(dstdir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) return hcs_error_make(err, errno, "open `/%s` in the container", parent);
   cleanup_free char *where = hcs_xasprintf("/%s%s%s", parent, *parent ? "/" : "", name);
   /* The source is opened relative to its own directory. */
-  cleanup_free char *srcdir = base ? (base == srccopy ? hcs_xstrdup("/") : strndup(srccopy, (size_t)(base - srccopy)))
-                                   : hcs_xstrdup(".");
+  cleanup_free char *srcdir =
+      base ? (base == srccopy ? hcs_xstrdup("/") : strndup(srccopy, (size_t)(base - srccopy))) : hcs_xstrdup(".");
   cleanup_close int sfd = open(srcdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (sfd < 0) return hcs_error_make(err, errno, "open `%s`", srcdir);
-  if (copy_tree(sfd, srcbase, &st, dfd, name, where, err) < 0) return hcs_error_wrap(err, "copy `%s` to `%s`", src, dst);
+  if (copy_tree(sfd, srcbase, &st, dfd, name, where, err) < 0)
+    return hcs_error_wrap(err, "copy `%s` to `%s`", src, dst);
   return 0;
 }
 

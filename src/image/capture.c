@@ -63,14 +63,18 @@ char *hcs_image_reimport_layer(hcs_image_store_t *s, const char *src, const char
     if (layer) hcs_layer_destroy(s->layers, layer, false, NULL);
     free(layer);
     hcs_error_release(&import_err);
-    if (err) *err = x.err;
-    else hcs_error_release(&x.err);
+    if (err)
+      *err = x.err;
+    else
+      hcs_error_release(&x.err);
     return NULL;
   }
   hcs_error_release(&x.err);
   if (layer == NULL) {
-    if (err) *err = import_err;
-    else hcs_error_release(&import_err);
+    if (err)
+      *err = import_err;
+    else
+      hcs_error_release(&import_err);
   }
   return layer;
 }

@@ -38,7 +38,8 @@ static json_t *import_one(hcs_image_store_t *s, int dirfd, const char *dir, json
   cleanup_json json_t *cfg = hcs_json_parse(config, config_path, err);
   if (cfg == NULL) return NULL;
   cleanup_json json_t *digests = json_array();
-  for (size_t i = 0; i < json_array_size(layers); i++) json_array_append_new(digests, json_null());
+  for (size_t i = 0; i < json_array_size(layers); i++)
+    json_array_append_new(digests, json_null());
   json_t *diff_ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
   cleanup_json json_t *ids = hcs_image_import_layers(s, dirfd, dir, diff_ids, layers, digests, o, err);
   if (ids == NULL) return NULL;
@@ -59,7 +60,9 @@ static json_t *import_one(hcs_image_store_t *s, int dirfd, const char *dir, json
     hcs_error_make(err, 0, "manifest.json[%zu] has no RepoTags: give a name", index);
     return NULL;
   }
-  struct hcs_image_meta meta = {.name = name, .tag = tag ? tag : "latest", .publisher = o ? o->publisher : NULL,
+  struct hcs_image_meta meta = {.name = name,
+                                .tag = tag ? tag : "latest",
+                                .publisher = o ? o->publisher : NULL,
                                 .is_os = json_array_size(ids) == 1};
   cleanup_free char *id = hcs_image_record(s, config, clen, ids, &meta, err);
   if (id == NULL) return NULL;

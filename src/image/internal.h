@@ -81,7 +81,7 @@ HCS_INTERNAL char *hcs_image_reimport_layer(hcs_image_store_t *s, const char *sr
 
 /* Build a fresh OCI config document: created now, this host's platform,
  * rootfs diff ids, the given "config" object and one history entry. */
-HCS_INTERNAL json_t *hcs_image_new_config(json_t *base_config, json_t *diff_ids, json_t *history, const char *created_by,
-                                          const char *comment);
+HCS_INTERNAL json_t *hcs_image_new_config(json_t *base_config, json_t *diff_ids, json_t *history,
+                                          const char *created_by, const char *comment);
 
 #endif

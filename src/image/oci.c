@@ -142,8 +142,11 @@ json_t *hcs_image_import_layers(hcs_image_store_t *s, int dirfd, const char *dir
         }
       }
       const char *parents[2] = {i ? json_string_value(json_array_get(ids, i - 1)) : NULL, NULL};
-      hcs_layer_import_opts_t io = {.id = id, .parents = i ? parents : NULL, .expect_diff_id = diff_id,
-                                    .progress = o ? o->progress : NULL, .progress_data = o ? o->progress_data : NULL};
+      hcs_layer_import_opts_t io = {.id = id,
+                                    .parents = i ? parents : NULL,
+                                    .expect_diff_id = diff_id,
+                                    .progress = o ? o->progress : NULL,
+                                    .progress_data = o ? o->progress_data : NULL};
       cleanup_free char *got_id = hcs_layer_import(s->layers, fd, &io, err);
       if (got_id == NULL) {
         hcs_error_wrap(err, "import layer %zu of %zu (`%s`)", i + 1, n, path);
@@ -162,8 +165,8 @@ static int entry_ref(json_t *desc, json_t *manifest, const hcs_image_import_opts
                      hcs_error_t *err) {
   json_t *ann = json_object_get(desc, "annotations");
   const char *ref = json_string_value(json_object_get(ann, "org.opencontainers.image.ref.name"));
-  const char *title = json_string_value(json_object_get(json_object_get(manifest, "annotations"),
-                                                        "org.opencontainers.image.title"));
+  const char *title =
+      json_string_value(json_object_get(json_object_get(manifest, "annotations"), "org.opencontainers.image.title"));
   cleanup_free char *n = NULL, *t = NULL;
   if (ref && (strchr(ref, ':') || strchr(ref, '/'))) {
     if (hcs_image_parse_ref(ref, &n, &t, err) < 0) return -1;
@@ -180,8 +183,9 @@ static int entry_ref(json_t *desc, json_t *manifest, const hcs_image_import_opts
   }
   if (n == NULL && title) n = hcs_xstrdup(title);
   if (n == NULL)
-    return hcs_error_make(err, 0, "the archive does not name the image (no org.opencontainers.image.ref.name with a "
-                                  "name): give a name");
+    return hcs_error_make(err, 0,
+                          "the archive does not name the image (no org.opencontainers.image.ref.name with a "
+                          "name): give a name");
   cleanup_free char *full = hcs_xasprintf("%s:%s", n, t ? t : "latest");
   return hcs_image_parse_ref(full, name, tag, err);
 }
@@ -193,7 +197,8 @@ static json_t *import_manifest(hcs_image_store_t *s, int dirfd, const char *dir,
   json_t *cdesc = json_object_get(manifest, "config");
   json_t *layers = json_object_get(manifest, "layers");
   if (!json_is_object(cdesc) || !json_is_array(layers)) {
-    hcs_error_make(err, 0, "manifest `%s`: expected config and layers", json_string_value(json_object_get(desc, "digest")));
+    hcs_error_make(err, 0, "manifest `%s`: expected config and layers",
+                   json_string_value(json_object_get(desc, "digest")));
     return NULL;
   }
   const char *cdigest = json_string_value(json_object_get(cdesc, "digest"));
@@ -233,7 +238,9 @@ static json_t *import_manifest(hcs_image_store_t *s, int dirfd, const char *dir,
   if (entry_ref(desc, manifest, o, &name, &tag, err) < 0) return NULL;
   json_t *ann = json_object_get(manifest, "annotations");
   const char *vendor = json_string_value(json_object_get(ann, "org.opencontainers.image.vendor"));
-  struct hcs_image_meta meta = {.name = name, .tag = tag, .publisher = o && o->publisher ? o->publisher : vendor,
+  struct hcs_image_meta meta = {.name = name,
+                                .tag = tag,
+                                .publisher = o && o->publisher ? o->publisher : vendor,
                                 .is_os = str_eq(json_object_get(ann, "io.hcs.image.os"), "true") ||
                                          json_array_size(ids) == 1};
   cleanup_free char *id = hcs_image_record(s, config, clen, ids, &meta, err);
@@ -381,14 +388,18 @@ static int detect(const char *path, hcs_error_t *err) {
     while (kind == 0 && archive_read_next_header(a, &e) == ARCHIVE_OK) {
       const char *n = archive_entry_pathname(e);
       if (strncmp(n, "./", 2) == 0) n += 2;
-      if (strcmp(n, "oci-layout") == 0) kind = 'a';
-      else if (strcmp(n, "manifest.json") == 0) kind = 'd';
+      if (strcmp(n, "oci-layout") == 0)
+        kind = 'a';
+      else if (strcmp(n, "manifest.json") == 0)
+        kind = 'd';
     }
   }
   archive_read_free(a);
   if (kind == 0)
-    return hcs_error_make(err, 0, "import image `%s`: not an OCI layout, OCI archive or docker-archive "
-                                  "(no oci-layout or manifest.json inside)", path);
+    return hcs_error_make(err, 0,
+                          "import image `%s`: not an OCI layout, OCI archive or docker-archive "
+                          "(no oci-layout or manifest.json inside)",
+                          path);
   return kind;
 }
 
@@ -410,8 +421,8 @@ char *hcs_image_import(hcs_image_store_t *s, const char *path, const hcs_image_i
     }
     dir = tmp;
   }
-  cleanup_json json_t *out = kind == 'd' ? hcs_image_import_docker_archive(s, dir, o, err)
-                                         : hcs_image_import_oci_layout(s, dir, o, err);
+  cleanup_json json_t *out =
+      kind == 'd' ? hcs_image_import_docker_archive(s, dir, o, err) : hcs_image_import_oci_layout(s, dir, o, err);
   if (tmp) hcs_rm_rf(tmp, NULL);
   if (out == NULL) {
     hcs_error_wrap(err, "import image `%s`", path);

@@ -28,8 +28,8 @@ static json_t *write_blob(const char *tmp, const char *media_type, const char *d
 
 /* Export every layer of the image not exported yet; returns the layer
  * descriptors for its manifest. */
-static json_t *export_layers(hcs_image_store_t *s, const char *tmp, json_t *layer_ids, json_t *done,
-                             json_t *diff_ids, const hcs_image_save_opts_t *o, hcs_error_t *err) {
+static json_t *export_layers(hcs_image_store_t *s, const char *tmp, json_t *layer_ids, json_t *done, json_t *diff_ids,
+                             const hcs_image_save_opts_t *o, hcs_error_t *err) {
   json_t *descs = json_array();
   size_t i;
   json_t *l;
@@ -42,8 +42,8 @@ static json_t *export_layers(hcs_image_store_t *s, const char *tmp, json_t *laye
       continue;
     }
     cleanup_free char *part = hcs_xasprintf("%s/blobs/sha256/.part-%zu", tmp, json_object_size(done));
-    hcs_layer_export_opts_t eo = {.compression = o->compression, .progress = o->progress,
-                                  .progress_data = o->progress_data};
+    hcs_layer_export_opts_t eo = {
+        .compression = o->compression, .progress = o->progress, .progress_data = o->progress_data};
     hcs_layer_export_result_t r;
     if (hcs_layer_export_file(s->layers, lid, part, &eo, &r, err) < 0) {
       hcs_error_wrap(err, "export layer `%s`", lid);
@@ -179,9 +179,9 @@ static json_t *manifest_for(hcs_image_store_t *s, const char *tmp, const char *i
   cleanup_free char *name = first ? hcs_xstrdup(first) : NULL;
   char *colon = name ? strrchr(name, ':') : NULL;
   if (colon) *colon = '\0';
-  cleanup_json json_t *ann = json_pack("{s:s,s:s}", "org.opencontainers.image.vendor",
-                                       json_string_value(json_object_get(meta, "Publisher")), "io.hcs.image.os",
-                                       json_is_true(json_object_get(meta, "IsOSImage")) ? "true" : "false");
+  cleanup_json json_t *ann =
+      json_pack("{s:s,s:s}", "org.opencontainers.image.vendor", json_string_value(json_object_get(meta, "Publisher")),
+                "io.hcs.image.os", json_is_true(json_object_get(meta, "IsOSImage")) ? "true" : "false");
   if (name) {
     json_object_set_new(ann, "org.opencontainers.image.title", json_string(name));
     json_object_set_new(ann, "org.opencontainers.image.version", json_string(colon + 1));
@@ -244,7 +244,8 @@ int hcs_image_save(hcs_image_store_t *s, const char *const *refs, const char *pa
     cleanup_free char *ipath = hcs_xasprintf("%s/index.json", tmp);
     cleanup_free char *lpath = hcs_xasprintf("%s/oci-layout", tmp);
     const char *layout = "{\"imageLayoutVersion\":\"1.0.0\"}";
-    if (hcs_json_write_atomic(ipath, index, err) < 0 || hcs_write_file_atomic(lpath, layout, strlen(layout), 0644, err) < 0)
+    if (hcs_json_write_atomic(ipath, index, err) < 0 ||
+        hcs_write_file_atomic(lpath, layout, strlen(layout), 0644, err) < 0)
       goto out;
   }
   rc = write_archive(tmp, path, err);

@@ -16,7 +16,8 @@ void hcs_image_sha256_buf(const void *data, size_t len, char out[72]) {
   unsigned int n = 0;
   EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
   strcpy(out, "sha256:");
-  for (unsigned i = 0; i < 32; i++) sprintf(out + 7 + 2 * i, "%02x", md[i]);
+  for (unsigned i = 0; i < 32; i++)
+    sprintf(out + 7 + 2 * i, "%02x", md[i]);
 }
 
 int hcs_image_sha256_file(const char *path, char out[72], uint64_t *size, hcs_error_t *err) {
@@ -48,7 +49,8 @@ int hcs_image_sha256_fd(int fd, const char *path, char out[72], uint64_t *size, 
   EVP_DigestFinal_ex(ctx, md, &n);
   EVP_MD_CTX_free(ctx);
   strcpy(out, "sha256:");
-  for (unsigned i = 0; i < 32; i++) sprintf(out + 7 + 2 * i, "%02x", md[i]);
+  for (unsigned i = 0; i < 32; i++)
+    sprintf(out + 7 + 2 * i, "%02x", md[i]);
   if (size) *size = total;
   return 0;
 }
@@ -122,8 +124,10 @@ static bool valid_name_char(char c) {
 int hcs_image_parse_ref(const char *ref, char **name, char **tag, hcs_error_t *err) {
   if (ref == NULL || *ref == '\0') return hcs_error_make(err, 0, "invalid image reference: empty");
   /* Familiar names, as docker shows them: docker.io/library/x -> x. */
-  if (strncmp(ref, "docker.io/library/", 18) == 0 && ref[18]) ref += 18;
-  else if (strncmp(ref, "docker.io/", 10) == 0 && ref[10]) ref += 10;
+  if (strncmp(ref, "docker.io/library/", 18) == 0 && ref[18])
+    ref += 18;
+  else if (strncmp(ref, "docker.io/", 10) == 0 && ref[10])
+    ref += 10;
   const char *colon = strrchr(ref, ':');
   const char *slash = strrchr(ref, '/');
   if (colon && slash && colon < slash) colon = NULL; /* a registry port, not a tag */
@@ -134,8 +138,10 @@ int hcs_image_parse_ref(const char *ref, char **name, char **tag, hcs_error_t *e
     char c = ref[i];
     if (c == ':' && slash && ref + i < slash) continue; /* host:port/ prefix */
     if (!valid_name_char(c))
-      return hcs_error_make(err, 0, "invalid image reference `%s`: character %zu of the name is not one of "
-                                    "[A-Za-z0-9._/-]", ref, i + 1);
+      return hcs_error_make(err, 0,
+                            "invalid image reference `%s`: character %zu of the name is not one of "
+                            "[A-Za-z0-9._/-]",
+                            ref, i + 1);
   }
   if (ref[0] == '/' || ref[nlen - 1] == '/' || strstr(ref, "//") || strstr(ref, ".."))
     return hcs_error_make(err, 0, "invalid image reference `%s`: malformed name", ref);
@@ -305,10 +311,12 @@ char *hcs_image_list(hcs_image_store_t *s, hcs_error_t *err) {
   if (all == NULL) return NULL;
   size_t n = json_array_size(all);
   cleanup_free json_t **items = hcs_xcalloc(n, sizeof *items);
-  for (size_t i = 0; i < n; i++) items[i] = summary(json_array_get(all, i));
+  for (size_t i = 0; i < n; i++)
+    items[i] = summary(json_array_get(all, i));
   qsort(items, n, sizeof *items, compare_summaries);
   cleanup_json json_t *out = json_array();
-  for (size_t i = 0; i < n; i++) json_array_append_new(out, items[i]);
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(out, items[i]);
   return hcs_json_dumps(out);
 }
 
@@ -372,9 +380,9 @@ static uint64_t layer_size(hcs_layer_store_t *layers, const char *id) {
 
 /* Write config.json and image.json into a temporary directory and rename
  * it to <images>/<id>: the image appears complete or not at all. */
-static int write_record(hcs_image_store_t *s, const char *id, const char *digest, const char *config,
-                        size_t config_len, json_t *layer_ids, const struct hcs_image_meta *meta, const char *tag,
-                        uint64_t size, hcs_error_t *err) {
+static int write_record(hcs_image_store_t *s, const char *id, const char *digest, const char *config, size_t config_len,
+                        json_t *layer_ids, const struct hcs_image_meta *meta, const char *tag, uint64_t size,
+                        hcs_error_t *err) {
   cleanup_free char *tmp = hcs_image_tmpdir(s, "record", err);
   if (tmp == NULL) return -1;
   cleanup_free char *cfg_path = hcs_xasprintf("%s/config.json", tmp);
@@ -425,7 +433,8 @@ char *hcs_image_record(hcs_image_store_t *s, const char *config, size_t config_l
   }
   if (acquired == n && write_record(s, id, digest, config, config_len, layer_ids, meta, tag, size, err) == 0)
     return hcs_xstrdup(id);
-  while (acquired-- > 0) hcs_layer_release(s->layers, json_string_value(json_array_get(layer_ids, acquired)), NULL);
+  while (acquired-- > 0)
+    hcs_layer_release(s->layers, json_string_value(json_array_get(layer_ids, acquired)), NULL);
   return NULL;
 }
 
@@ -651,8 +660,8 @@ char *hcs_image_create(hcs_image_store_t *s, const hcs_image_create_opts_t *o, h
   if (overrides) json_object_update(base, overrides);
   cleanup_json json_t *cfg = hcs_image_new_config(base, diff_ids, history, o->created_by, o->comment);
   cleanup_free char *bytes = hcs_json_dumps(cfg);
-  struct hcs_image_meta meta = {.name = pname, .tag = ptag, .publisher = o->publisher, .is_os = o->parent == NULL,
-                                .parent = parent_id};
+  struct hcs_image_meta meta = {
+      .name = pname, .tag = ptag, .publisher = o->publisher, .is_os = o->parent == NULL, .parent = parent_id};
   char *id = hcs_image_record(s, bytes, strlen(bytes), layers, &meta, err);
   if (id == NULL) hcs_error_wrap(err, "create image `%s`", want);
   return id;
@@ -696,9 +705,13 @@ char *hcs_image_install_os(hcs_image_store_t *s, const char *rootfs_tar, const h
     json_object_update(base, extra);
     merged = hcs_json_dumps(base);
   }
-  hcs_image_create_opts_t co = {.layer_id = layer, .name = n, .version = t, .publisher = o->publisher,
+  hcs_image_create_opts_t co = {.layer_id = layer,
+                                .name = n,
+                                .version = t,
+                                .publisher = o->publisher,
                                 .config = merged ? merged : default_config,
-                                .created_by = "hcs image install-os", .comment = rootfs_tar};
+                                .created_by = "hcs image install-os",
+                                .comment = rootfs_tar};
   char *id = hcs_image_create(s, &co, err);
   if (id == NULL) hcs_layer_destroy(s->layers, layer, false, NULL); /* kept if another image shares it */
   return id;

@@ -83,7 +83,8 @@ int main(void) {
   ok(symlink("/etc/passwd", lnk) == 0, "source tree with a symlink");
   cleanup_free char *srctree = hcs_xasprintf("%s/tree", host);
   ok(hcs_fs_copy_in(root, srctree, "/opt/tree", &err) == 0, "copy a directory tree");
-  cleanup_free char *leaf2 = hcs_xasprintf("%s/opt/tree/sub/leaf", root), *lnk2 = hcs_xasprintf("%s/opt/tree/link", root);
+  cleanup_free char *leaf2 = hcs_xasprintf("%s/opt/tree/sub/leaf", root),
+                    *lnk2 = hcs_xasprintf("%s/opt/tree/link", root);
   cleanup_free char *leafgot = slurp(leaf2);
   is_str(leafgot, "leaf", "nested file copied");
   char target[64] = "";

@@ -63,8 +63,10 @@ int main(int argc, char **argv) {
   pump(master, 0.5); /* let the program print its banner and prompt */
   for (const char *p = input; *p; p++) {
     char c = *p;
-    if (c == '\\' && p[1] == 'n') c = '\n', p++;
-    else if (c == '\\' && p[1] == 't') c = '\t', p++;
+    if (c == '\\' && p[1] == 'n')
+      c = '\n', p++;
+    else if (c == '\\' && p[1] == 't')
+      c = '\t', p++;
     if (write(master, &c, 1) != 1) break;
     if (c == '\n' || c == '\t') pump(master, 0.3);
   }

@@ -78,15 +78,15 @@ HCS_EXPORT char *hcs_image_install_os(hcs_image_store_t *store, const char *root
                                       const hcs_image_install_opts_t *opts, hcs_error_t *err);
 
 typedef struct {
-  const char *parent;      /* parent image reference, or NULL for a base image */
-  const char *layer_id;    /* the new top layer (already in the layer store), or NULL for none */
-  const char *name;        /* required */
-  const char *version;     /* default "latest" */
-  const char *publisher;   /* default "" */
-  const char *config;      /* JSON object: OCI "config" fields to set (Env, Cmd, Entrypoint, WorkingDir, User,
-                              Labels, ExposedPorts); merged over the parent's */
-  const char *created_by;  /* history entry text */
-  const char *comment;     /* history comment */
+  const char *parent;             /* parent image reference, or NULL for a base image */
+  const char *layer_id;           /* the new top layer (already in the layer store), or NULL for none */
+  const char *name;               /* required */
+  const char *version;            /* default "latest" */
+  const char *publisher;          /* default "" */
+  const char *config;             /* JSON object: OCI "config" fields to set (Env, Cmd, Entrypoint, WorkingDir, User,
+                                     Labels, ExposedPorts); merged over the parent's */
+  const char *created_by;         /* history entry text */
+  const char *comment;            /* history comment */
   hcs_layer_progress_fn progress; /* capture only: bytes of the scratch layer processed */
   void *progress_data;
 } hcs_image_create_opts_t;
