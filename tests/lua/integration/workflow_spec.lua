@@ -311,5 +311,20 @@ describe("hcs.workflow #root", function()
       assert.is_nil(links:find("vh", 1, true))
       assert.same({}, u.mounts_under(root .. "/run/netns/")) -- no compartment left
     end)
+
+    it("runs the main job (examples/demo.lua) end to end, fetching the page through the port mapping", function()
+      local demo_root = dir .. "/demo-root"
+      sh(("%s/scripts/make-base-image --root %s >/dev/null"):format(u.source_dir, demo_root))
+      local out = sh(("cd %s && HCS_ROOT=%s nsenter --net=/run/netns/%s %s examples/demo.lua"):format(
+        u.quote(u.source_dir), u.quote(demo_root), HOST, u.quote(u.hcs_bin)))
+      assert.matches("captured %x+ %(2 layers%)", out)
+      assert.matches("GET http://127%.0%.0%.1:18080/ %-> <h1>Hello from demo%-run</h1>", out)
+      assert.matches("demo complete", out)
+      assert.same({}, wf.plans.list(demo_root))
+      assert.same({}, u.mounts_under(demo_root))
+      local _, _, links = u.run(("ip -n %s -o link show"):format(HOST))
+      assert.is_nil(links:find("vh", 1, true))
+      assert.is_nil(links:find("hcs", 1, true)) -- the demo's bridge is gone too
+    end)
   end)
 end)
