@@ -182,7 +182,7 @@ static int l_create(lua_State *L) {
   return hcs_lua_push_string(L, id, &err);
 }
 
-/* s:capture(scratch_layer_id, {parent, name, version, publisher, config, created_by, comment}) */
+/* s:capture(scratch_layer_id, {parent, name, version, publisher, config, created_by, comment, move, progress}) */
 static int l_capture(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   const char *scratch = luaL_checkstring(L, 2);
@@ -199,6 +199,9 @@ static int l_capture(lua_State *L) {
                                .comment = opt_string(L, 3, "comment"),
                                .progress = p.ref != LUA_NOREF ? progress_cb : NULL,
                                .progress_data = &p};
+  lua_getfield(L, 3, "move");
+  o.move_scratch = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   hcs_error_t err = NULL;
   char *id = hcs_image_capture(s, scratch, &o, &err);
   free(config);

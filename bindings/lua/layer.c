@@ -126,6 +126,25 @@ static int l_import(lua_State *L) {
   return 1;
 }
 
+/* store:commit_scratch(id [, {progress=fn}]) -> new layer id: the scratch's
+ * changes moved (not copied) into a read-only layer. */
+static int l_commit_scratch(lua_State *L) {
+  hcs_layer_store_t *s = check_store(L);
+  const char *id = luaL_checkstring(L, 2);
+  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  struct progress_ctx pc = {L, 0};
+  if (lua_istable(L, 3)) {
+    lua_getfield(L, 3, "progress");
+    if (!lua_isnil(L, -1)) {
+      luaL_checktype(L, -1, LUA_TFUNCTION);
+      pc.fn = lua_gettop(L);
+    }
+  }
+  hcs_error_t err = NULL;
+  return hcs_lua_push_string(L, hcs_layer_commit_scratch(s, id, pc.fn ? progress_cb : NULL, &pc, &err), &err);
+}
+
 /* store:export(id, path, {compression=, level=, mtime=, threads=, progress=fn}) -> result table */
 static int l_export(lua_State *L) {
   hcs_layer_store_t *s = check_store(L);
@@ -319,6 +338,7 @@ int hcs_lua_open_layer(lua_State *L) {
                                      {"unprepare", l_unprepare},
                                      {"destroy", l_destroy},
                                      {"exists", l_exists},
+                                     {"commit_scratch", l_commit_scratch},
                                      {"inspect", l_inspect},
                                      {"list", l_list},
                                      {"acquire", l_acquire},

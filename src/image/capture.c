@@ -98,7 +98,9 @@ char *hcs_image_capture(hcs_image_store_t *s, const char *scratch_id, const hcs_
     return NULL;
   }
   const char *nearest = json_string_value(json_array_get(json_object_get(meta, "Parents"), 0));
-  char *layer = hcs_image_reimport_layer(s, scratch_id, nearest, opts->progress, opts->progress_data, err);
+  char *layer = opts->move_scratch
+                    ? hcs_layer_commit_scratch(s->layers, scratch_id, opts->progress, opts->progress_data, err)
+                    : hcs_image_reimport_layer(s, scratch_id, nearest, opts->progress, opts->progress_data, err);
   if (layer == NULL) {
     hcs_error_wrap(err, "capture `%s`", scratch_id);
     return NULL;

@@ -57,8 +57,9 @@ function M.build(recipe, opts)
   end
   local results = table.pack(pcall(function()
     recipe.author(sys)
+    -- The build system is destroyed next: move its changes, do not copy them.
     return wf.capture(sys, { name = opts.name or recipe.name, version = opts.version or recipe.version,
-      publisher = recipe.publisher, created_by = "hcs build" })
+      publisher = recipe.publisher, created_by = "hcs build", stop = not opts.keep })
   end))
   if not opts.keep or not results[1] then
     local dok, derr = wf.destroy(sys)

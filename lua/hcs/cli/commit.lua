@@ -4,12 +4,13 @@ local hcs = require "hcs"
 
 return {
   summary = "capture a realized system's changes as a new image (New-ContainerImage)",
-  usage = "hcs commit SYSTEM --name IMAGE [--version V] [--publisher P] [--cmd CMD] [--json]",
+  usage = "hcs commit SYSTEM --name IMAGE [--version V] [--publisher P] [--cmd CMD] [--stop] [--json]",
   options = {
     name = { kind = "string", short = "n", help = "image name (required)" },
     version = { kind = "string", help = "image version (tag), default latest" },
     publisher = { kind = "string", help = "publisher" },
     cmd = { kind = "string", help = "default command, run by /bin/sh -c" },
+    stop = { kind = "flag", help = "stop the system and move its changes (no copy); destroy it afterwards" },
     json = { kind = "flag", short = "j", help = "print JSON" },
   },
   min_args = 1,
@@ -21,7 +22,7 @@ return {
     local config = opts.cmd and { Cmd = { "/bin/sh", "-c", opts.cmd } } or nil
     local bar = require("hcs.util.progress").new { label = "capture", enabled = (not opts.json) and nil or false }
     local ok2, img = pcall(hcs.workflow.capture, sys, { name = opts.name, version = opts.version,
-      publisher = opts.publisher, config = config, progress = bar:callback() })
+      publisher = opts.publisher, config = config, progress = bar:callback(), stop = opts.stop })
     bar:finish()
     if not ok2 then cli.fail("%s", tostring(img)) end
     cli.output(opts, img, function(i) print(("%s:%s %s"):format(i.Name, i.Version, i.Id:sub(1, 12))) end)

@@ -57,7 +57,9 @@ end
 function M.open(name, root) return steps().open(name, root) end
 
 --- Convert a system into an image (its scratch changes become a layer).
--- opts: { name (required), version, publisher, config = {Cmd=..., Env=...} }
+-- opts: { name (required), version, publisher, config = {Cmd=..., Env=...},
+--         stop = true: stop the system and move its changes instead of copying
+--         them (much faster for big changes; destroy the system afterwards) }
 function M.capture(sys, opts) return steps().capture(sys, opts) end
 
 --- Stop and delete a realized system and everything realize made.

@@ -429,6 +429,15 @@ function M.capture(sys, opts)
   if getmetatable(sys) ~= System then error("capture: expected a realized system (from realize or open)", 2) end
   if type(opts) ~= "table" or type(opts.name) ~= "string" then error("capture: field 'name' is required", 2) end
   local root = sys.root
+  if opts.stop then
+    -- Capture by moving the changes (no copy): the system stops for good
+    -- and its root file system is taken down first; destroy it afterwards.
+    local props = sys.cs:properties()
+    if props and props.State ~= "Stopped" then check(sys.cs:shutdown(opts.timeout_ms or 5000)) end
+    local layers <close> = open_layers(root)
+    check(layers:unprepare(sys.plan.Realized.ScratchLayer))
+    check(layers:deactivate(sys.plan.Realized.ScratchLayer))
+  end
   local images <close> = open_images(root)
   local base = check(images:inspect(sys.plan.ImageId)).Config.config or {}
   local ic = copy(sys.plan.ImageConfig or {})
@@ -445,7 +454,7 @@ function M.capture(sys, opts)
   local id = check(images:capture(sys.plan.Realized.ScratchLayer, {
     parent = sys.plan.ImageId, name = opts.name, version = opts.version, publisher = opts.publisher,
     config = config, created_by = opts.created_by or ("hcs capture " .. sys.plan.Name),
-    comment = opts.comment, progress = opts.progress,
+    comment = opts.comment, progress = opts.progress, move = opts.stop or nil,
   }))
   return check(images:inspect(id))
 end

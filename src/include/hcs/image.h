@@ -89,6 +89,8 @@ typedef struct {
   const char *comment;            /* history comment */
   hcs_layer_progress_fn progress; /* capture only: bytes of the scratch layer processed */
   void *progress_data;
+  bool move_scratch; /* capture only: move the scratch's files into the new layer instead of copying them (the
+                        scratch must be deactivated, its system stopped; it is left empty) */
 } hcs_image_create_opts_t;
 
 /* New-ContainerImage: an image whose layers are the parent's plus layer_id.
@@ -98,7 +100,9 @@ HCS_EXPORT char *hcs_image_create(hcs_image_store_t *store, const hcs_image_crea
 /* Capture a container: its scratch layer's changes become a new read-only
  * layer on the scratch's parents, and a new image (opts->layer_id is
  * ignored; opts->parent names the image the container was created from).
- * The container may keep running.  Returns the image id (malloc'd). */
+ * By default the changes are copied and the container may keep running;
+ * with opts->move_scratch they are moved (no copy: see
+ * hcs_layer_commit_scratch).  Returns the image id (malloc'd). */
 HCS_EXPORT char *hcs_image_capture(hcs_image_store_t *store, const char *scratch_id,
                                    const hcs_image_create_opts_t *opts, hcs_error_t *err);
 

@@ -120,6 +120,14 @@ HCS_EXPORT char *hcs_layer_get_mount_path(hcs_layer_store_t *store, const char *
 HCS_EXPORT int hcs_layer_prepare(hcs_layer_store_t *store, const char *id, const char *mapped_json, hcs_error_t *err);
 HCS_EXPORT int hcs_layer_unprepare(hcs_layer_store_t *store, const char *id, hcs_error_t *err);
 
+/* Turn a scratch layer's changes into a new read-only layer on the same
+ * parents by moving its files (no copy): the scratch must not be activated
+ * (stop its system and deactivate it first) and is left empty.  The new
+ * layer's id is its chain id; its DiffID is that of its canonical export.
+ * Returns the new layer id (malloc'd). */
+HCS_EXPORT char *hcs_layer_commit_scratch(hcs_layer_store_t *store, const char *id, hcs_layer_progress_fn progress,
+                                          void *progress_data, hcs_error_t *err);
+
 /* Remove a layer.  Refused while it has references, is activated, or is a
  * parent of another layer.  force: deactivate first and ignore references
  * (never removes a layer other layers depend on). */

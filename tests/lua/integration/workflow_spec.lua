@@ -200,6 +200,41 @@ describe("hcs.workflow #root", function()
     end)
   end)
 
+  describe("capture{stop = true}", function()
+    it("moves the changes into the layer (no copy) with the same result as a copy", function()
+      local change = "mkdir -p /srv && echo moved > /srv/f && rm -rf /home && echo changed >> /etc/hosts"
+      local a = wf.define({ image = "busybox", name = "mover", root = root }, { idle = true, cgroup_parent = CG })
+      local b = wf.define({ image = "busybox", name = "copier", root = root }, { idle = true, cgroup_parent = CG })
+      a:run(change)
+      b:run(change)
+      local layers <close> = assert(hcs.layer.open(root))
+      local ok, err = layers:commit_scratch("mover")
+      assert.is_nil(ok)
+      assert.matches("activated", err) -- refused while the system runs on it
+      local moved = wf.capture(a, { name = "moved", version = "1", stop = true })
+      assert.equal("Stopped", a:properties().State)
+      local _, _, left = u.run("ls -A " .. u.quote(layers:inspect("mover").Path .. "/diff"))
+      assert.equal("", left) -- the files left the scratch layer: moved, not copied
+      local copied = wf.capture(b, { name = "copied", version = "1" })
+      -- Same content, same canonical diff id, hence the same layer.
+      assert.equal(copied.Config.rootfs.diff_ids[2], moved.Config.rootfs.diff_ids[2])
+      assert.equal(copied.Layers[2], moved.Layers[2])
+      assert(wf.destroy(a))
+      assert(wf.destroy(b))
+      local images <close> = assert(hcs.image.open(root))
+      assert(images:remove("copied:1"))
+      local layer = assert(layers:inspect(moved.Layers[2]))
+      local r = assert(layers:export(layer.Id, dir .. "/moved.tar", { compression = "none" }))
+      assert.equal(layer.DiffID, r.DiffID)
+      local run = wf.define({ image = "moved:1", name = "from-moved", root = root }, { idle = true, cgroup_parent = CG })
+      local _, out = run:run "cat /srv/f; test -e /home || echo no-home; tail -1 /etc/hosts"
+      assert.equal("moved\nno-home\nchanged\n", out)
+      assert(wf.destroy(run))
+      assert(images:remove("moved:1"))
+      assert.same({}, u.mounts_under(root))
+    end)
+  end)
+
   describe("rollback", function()
     it("undoes every step when a late step fails", function()
       local plan = wf.plan { image = "busybox", name = "doomed", root = root }

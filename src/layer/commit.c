@@ -1,0 +1,149 @@
+/* Commit a scratch layer in place: its changes become a read-only layer
+ * without copying a byte.  The scratch's upper directory already holds the
+ * changes in the store's own format (overlay whiteouts, opaque markers), so
+ * once the container is stopped and the layer deactivated, that directory
+ * can simply be renamed into a new layer.  One read pass computes the diff
+ * id of the canonical export (so exporting the new layer later reproduces
+ * it byte for byte); overlay's private xattrs are dropped on the way. */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include "layer/internal.h"
+
+/* Remove trusted.overlay.* attributes other than the opaque marker from
+ * every entry below dirfd (origin, impure, ... only mean something in an
+ * upper directory). */
+static int strip_overlay_xattrs(int dirfd, const char *where, hcs_error_t *err) {
+  int dfd = dup(dirfd);
+  if (dfd < 0) return hcs_error_make(err, errno, "dup `%s`", where);
+  cleanup_dir DIR *d = fdopendir(dfd);
+  if (d == NULL) {
+    close(dfd);
+    return hcs_error_make(err, errno, "read `%s`", where);
+  }
+  struct dirent *de;
+  char list[4096];
+  while ((de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    if (de->d_type == DT_LNK) continue; /* overlay never sets trusted.* on symlinks it keeps */
+    cleanup_close int fd = openat(dirfd, de->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return hcs_error_make(err, errno, "open `%s/%s`", where, de->d_name);
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    ssize_t n = listxattr(proc, list, sizeof list);
+    for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(list + i) + 1) {
+      const char *name = list + i;
+      if (layer_is_overlay_xattr(name) && strcmp(name, OVL_OPAQUE_XATTR) != 0 && removexattr(proc, name) < 0)
+        return hcs_error_make(err, errno, "remove `%s` from `%s/%s`", name, where, de->d_name);
+    }
+    if (de->d_type == DT_DIR) {
+      cleanup_close int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub < 0) return hcs_error_make(err, errno, "open `%s/%s`", where, de->d_name);
+      cleanup_free char *subwhere = hcs_xasprintf("%s/%s", where, de->d_name);
+      if (strip_overlay_xattrs(sub, subwhere, err) < 0) return -1;
+    }
+  }
+  return 0;
+}
+
+/* Everything after the diff dir moved to t: metadata, chain, sync, commit. */
+static int finish(hcs_layer_store_t *s, struct layer_tmp *t, const char *new_id, json_t *chain, const char *cid,
+                  const hcs_layer_export_result_t *r, hcs_error_t *err) {
+  cleanup_free char *diff = hcs_xasprintf("%s/diff", t->path);
+  cleanup_close int rootfd = open(diff, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) return hcs_error_make(err, errno, "open `%s`", diff);
+  if (strip_overlay_xattrs(rootfd, diff, err) < 0) return -1;
+  cleanup_json json_t *m = json_object();
+  json_object_set_new(m, "Id", json_string(new_id));
+  json_object_set_new(m, "Kind", json_string("layer"));
+  json_object_set(m, "Parents", chain);
+  json_object_set_new(m, "ChainID", json_string(cid));
+  json_object_set_new(m, "DiffID", json_string(r->diff_id));
+  json_object_set_new(m, "Digest", json_string(r->diff_id));
+  json_object_set_new(m, "Size", json_integer((json_int_t)r->uncompressed_size));
+  json_object_set_new(m, "CompressedSize", json_integer((json_int_t)r->uncompressed_size));
+  json_object_set_new(m, "Compression", json_string("none"));
+  cleanup_free char *now = hcs_now_rfc3339();
+  json_object_set_new(m, "Created", json_string(now));
+  json_object_set_new(m, "RefCount", json_integer(0));
+  cleanup_free char *metap = hcs_xasprintf("%s/" LAYER_META, t->path);
+  if (syncfs(rootfd) < 0) return hcs_error_make(err, errno, "sync `%s`", diff);
+  if (layer_write_chain(s, t->path, chain, err) < 0 || hcs_json_write_atomic(metap, m, err) < 0) return -1;
+  return layer_commit_dir(s, t->path, new_id, err);
+}
+
+/* Move the scratch's diff dir into a new layer `new_id`; on failure the
+ * changes are put back. */
+static int move_into_layer(hcs_layer_store_t *s, const char *id, const char *new_id, json_t *chain, const char *cid,
+                           const hcs_layer_export_result_t *r, hcs_error_t *err) {
+  struct layer_tmp t;
+  if (layer_tmp_make(s, "commit", &t, err) < 0) return -1;
+  int rc = -1;
+  cleanup_free char *dir = layer_dir(s, id);
+  cleanup_free char *from = hcs_xasprintf("%s/diff", dir), *to = hcs_xasprintf("%s/diff", t.path);
+  cleanup_close int lk = layer_store_lock(s, false, err);
+  if (lk < 0) goto out;
+  if (rename(from, to) < 0) {
+    hcs_error_make(err, errno, "move `%s` to `%s`", from, to);
+    goto out;
+  }
+  if (finish(s, &t, new_id, chain, cid, r, err) < 0) {
+    if (rename(to, from) < 0) /* put the changes back where they were */
+      hcs_warning("restore `%s` from `%s`: %s", from, to, strerror(errno));
+    goto out;
+  }
+  /* The scratch stays a valid, now empty, scratch layer. */
+  if (mkdir(from, 0755) < 0 && errno != EEXIST) hcs_warning("recreate `%s`: %s", from, strerror(errno));
+  rc = 0;
+out:
+  layer_tmp_done(&t);
+  return rc;
+}
+
+static char *commit_impl(hcs_layer_store_t *s, const char *id, hcs_layer_progress_fn progress, void *pdata,
+                         hcs_error_t *err) {
+  cleanup_json json_t *chain = NULL;
+  {
+    cleanup_close int lk = layer_store_lock(s, true, err);
+    if (lk < 0) return NULL;
+    cleanup_json json_t *meta = layer_meta_load(s, id, err);
+    if (meta == NULL) return NULL;
+    if (strcmp(json_string_value(json_object_get(meta, "Kind")) ?: "", "scratch") != 0) {
+      hcs_error_make(err, 0, "`%s` is not a scratch layer", id);
+      return NULL;
+    }
+    cleanup_json json_t *st = layer_state_load(s, id);
+    const char *mp = json_string_value(json_object_get(st, "MountPath"));
+    if (mp && layer_is_mountpoint(mp)) {
+      hcs_error_make(err, EBUSY, "it is activated at `%s`: stop its system and deactivate it first", mp);
+      return NULL;
+    }
+    chain = json_incref(json_object_get(meta, "Parents"));
+  }
+  /* The read pass: the canonical tar stream, hashed and thrown away. */
+  hcs_layer_export_opts_t eo = {
+      .compression = HCS_LAYER_COMPRESSION_NONE, .progress = progress, .progress_data = pdata};
+  hcs_layer_export_result_t r;
+  if (hcs_layer_export_file(s, id, "/dev/null", &eo, &r, err) < 0) return NULL;
+  const char *nearest = json_string_value(json_array_get(chain, 0));
+  cleanup_free char *parent_cid = NULL;
+  if (nearest) {
+    cleanup_json json_t *pm = layer_meta_load(s, nearest, err);
+    if (pm == NULL) return NULL;
+    parent_cid = hcs_xstrdup(json_string_value(json_object_get(pm, "ChainID")));
+  }
+  cleanup_free char *cid = hcs_layer_chain_id(parent_cid, r.diff_id);
+  const char *new_id = cid + 7;
+  if (hcs_layer_exists(s, new_id, NULL) == 1) return hcs_xstrdup(new_id); /* the same content is there already */
+  if (move_into_layer(s, id, new_id, chain, cid, &r, err) < 0) return NULL;
+  return hcs_xstrdup(new_id);
+}
+
+char *hcs_layer_commit_scratch(hcs_layer_store_t *s, const char *id, hcs_layer_progress_fn progress, void *pdata,
+                               hcs_error_t *err) {
+  char *new_id = commit_impl(s, id, progress, pdata, err);
+  if (new_id == NULL) hcs_error_wrap(err, "commit scratch layer `%s`", id);
+  return new_id;
+}
