@@ -126,7 +126,12 @@ static char *commit_impl(hcs_layer_store_t *s, const char *id, hcs_layer_progres
   hcs_layer_export_opts_t eo = {
       .compression = HCS_LAYER_COMPRESSION_NONE, .progress = progress, .progress_data = pdata};
   hcs_layer_export_result_t r;
-  if (hcs_layer_export_file(s, id, "/dev/null", &eo, &r, err) < 0) return NULL;
+  cleanup_close int sink = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (sink < 0) {
+    hcs_error_make(err, errno, "open `/dev/null`");
+    return NULL;
+  }
+  if (hcs_layer_export(s, id, sink, &eo, &r, err) < 0) return NULL;
   const char *nearest = json_string_value(json_array_get(chain, 0));
   cleanup_free char *parent_cid = NULL;
   if (nearest) {

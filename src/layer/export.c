@@ -342,6 +342,15 @@ out:
 
 int hcs_layer_export_file(hcs_layer_store_t *s, const char *id, const char *path, const hcs_layer_export_opts_t *opts,
                           hcs_layer_export_result_t *result, hcs_error_t *err) {
+  /* A device, fifo or socket (/dev/null, a pipe) is written in place: the
+   * atomic rename below would replace the node itself with a file. */
+  struct stat st;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+    if (S_ISDIR(st.st_mode)) return hcs_error_make(err, EISDIR, "export layer `%s`: write `%s`", id, path);
+    cleanup_close int out = open(path, O_WRONLY | O_CLOEXEC);
+    if (out < 0) return hcs_error_make(err, errno, "export layer `%s`: open `%s`", id, path);
+    return hcs_layer_export(s, id, out, opts, result, err);
+  }
   cleanup_free char *tmp = hcs_xasprintf("%s.tmp.%d", path, (int)getpid());
   cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return hcs_error_make(err, errno, "export layer `%s`: create `%s`", id, tmp);

@@ -87,6 +87,26 @@ describe("hcs.layer", function()
       end
     end)
 
+    it("writes into a device or fifo in place instead of replacing it", function()
+      assert(store:import(T .. "/l.tgz", { id = "base" }))
+      local null = T .. "/null" -- a private /dev/null: the real one must never be at risk in a test
+      sh(("mknod -m 666 %s c 1 3"):format(null))
+      local r = assert(store:export("base", null, { compression = "none" }))
+      assert.truthy(r.DiffID)
+      assert.equal("character special file\n", sh("stat -c %F " .. null))
+      local fifo = T .. "/fifo"
+      sh("mkfifo " .. fifo)
+      os.execute(("cat %s > %s/from-fifo.tar &"):format(fifo, T))
+      assert(store:export("base", fifo, { compression = "none" }))
+      assert.equal("fifo\n", sh("stat -c %F " .. fifo))
+      for _ = 1, 100 do -- the reader drains the fifo after the writer closed it
+        if not su.run("pgrep -f " .. su.quote("cat " .. fifo) .. " >/dev/null") then break end
+        os.execute("sleep 0.05")
+      end
+      local again = assert(store:import(T .. "/from-fifo.tar", { id = "via-fifo" }))
+      assert.equal(r.DiffID, again.DiffID)
+    end)
+
     it("refuses an unknown compression", function()
       assert(store:import(T .. "/l.tgz", { id = "base" }))
       assert.has_error(function() store:export("base", T .. "/x", { compression = "lzma" }) end)
