@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -48,9 +49,9 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
   /* No lock needed: the directory is new and nothing acts on a system
    * before its state.json exists (and init must not inherit a lock fd). */
   *made = true;
-  cleanup_free char *cfg_path = hcs_xasprintf("%s/config.json", cs->dir);
+  /* config.json is written by the monitor, overlapped with init's setup. */
   cleanup_free char *fifo = hcs_xasprintf("%s/exec.fifo", cs->run_dir);
-  if (hcs_state_write_json(cfg_path, doc, err) < 0 || hcs_mkdir_p(cs->run_dir, 0700, err) < 0) return -1;
+  if (hcs_mkdir_p(cs->run_dir, 0700, err) < 0) return -1;
   if (mkfifo(fifo, 0600) < 0) return hcs_error_make(err, errno, "mkfifo `%s`", fifo);
   cs->cgroup = hcs_cgroup_path(cs->cfg->cgroup_parent, cs->id);
   cs->config = json_incref(doc);
@@ -113,9 +114,21 @@ hcs_system_t *hcs_compute_open(const char *root, const char *id, hcs_error_t *er
   return cs;
 }
 
+/* The lock is the system's directory itself: flock works on a directory
+ * fd, and no lock file has to be created (and removed again). */
 static int lock_system(hcs_system_t *cs, hcs_error_t *err) {
-  cleanup_free char *p = hcs_xasprintf("%s/lock", cs->dir);
-  return hcs_lock_file(p, false, err);
+  int fd = open(cs->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return hcs_error_make(err, ENOENT, "compute system `%s` not found", cs->id);
+    return hcs_error_make(err, errno, "open `%s`", cs->dir);
+  }
+  while (flock(fd, LOCK_EX) < 0) {
+    if (errno == EINTR) continue;
+    int saved = errno;
+    close(fd);
+    return hcs_error_make(err, saved, "lock `%s`", cs->dir);
+  }
+  return fd;
 }
 
 int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err) {

@@ -184,6 +184,9 @@ typedef struct {
   int netns_fd; /* -1: new netns */
   char *fifo;   /* exec fifo path */
   int fifo_fd;  /* O_PATH fd of the fifo, for init */
+  /* Called once init may proceed, while it finishes its setup: the monitor
+   * writes the system's files here, overlapped with init's mount work. */
+  int (*on_go)(void *s, pid_t pid, hcs_error_t *err);
 } hcs_spawn_t;
 
 /* Messages on the creator socket. */

@@ -1,5 +1,5 @@
 /* The per-system monitor: detached by a double fork + setsid, it creates
- * the cgroup, clones init, writes state.json, then sleeps in waitpid until
+ * the cgroup, clones init, writes config.json and state.json, then sleeps in waitpid until
  * init exits.  It records the exit status and ExitType in exit.json, removes
  * the cgroup and the runtime directory, and exits.  No central daemon: the
  * monitor is the only long-lived host process per system, and the
@@ -22,7 +22,13 @@
  * it need not read it back). */
 static char *state_text;
 
-static int write_state(hcs_spawn_t *s, pid_t pid, hcs_error_t *err) {
+/* config.json and state.json, written while init pivots into its root;
+ * once state.json exists the system can be opened (and started: start
+ * waits until init is connected to the fifo). */
+static int write_state(void *arg, pid_t pid, hcs_error_t *err) {
+  hcs_spawn_t *s = arg;
+  cleanup_free char *cfg_path = hcs_xasprintf("%s/config.json", s->cs->dir);
+  if (hcs_state_write_json(cfg_path, s->cs->config, err) < 0) return -1;
   cleanup_free char *now = hcs_now_rfc3339();
   cleanup_json json_t *st =
       json_pack("{s:s,s:s?,s:i,s:I,s:i,s:I,s:s,s:s,s:b,s:s,s:s}", "Id", s->cs->id, "Owner", s->cfg->owner, "Pid",
@@ -89,12 +95,9 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   if (chdir("/") < 0) _exit(1);
 
   int pidfd = -1;
+  s->on_go = write_state;
   pid_t pid = hcs_spawn_init(s, &pidfd, &err);
-  if (pid < 0 || write_state(s, pid, &err) < 0) {
-    if (pid > 0) {
-      kill(pid, SIGKILL);
-      waitpid(pid, NULL, 0);
-    }
+  if (pid < 0) {
     if (s->cg) s->cg->destroy(cs->cgroup, NULL);
     send_error(s->sock, &err);
     _exit(1);

@@ -508,6 +508,7 @@ pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err) {
       ret = -1, s->cg->destroy(s->cs->cgroup, NULL);
   }
   if (ret == 0 && write(gfd, "g", 1) != 1) ret = hcs_error_make(err, errno, "start the init of `%s`", s->cs->id);
+  if (ret == 0 && s->on_go && s->on_go(s, pid, err) < 0) ret = -1;
   if (ret == 0) {
     char msg[1024];
     int type = 0, fd;
