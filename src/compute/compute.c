@@ -28,7 +28,7 @@ int hcs_compute_validate(const char *config, hcs_error_t *err) {
 }
 
 static void cleanup_failed_create(hcs_system_t *cs) {
-  hcs_rm_rf(cs->run_dir, NULL);
+  hcs_system_remove_run_files(cs);
   hcs_rm_rf(cs->dir, NULL);
 }
 
@@ -41,8 +41,13 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
   cs->cfg = hcs_config_parse(doc, cs->run_root, err);
   if (cs->cfg == NULL) return -1;
   cleanup_free char *store = hcs_xasprintf("%s/compute", cs->root);
-  if (hcs_mkdir_p(store, 0700, err) < 0) return -1;
-  if (mkdir(cs->dir, 0700) < 0) {
+  /* The store exists but the first time: try the leaf first. */
+  int r = mkdir(cs->dir, 0700);
+  if (r < 0 && errno == ENOENT) {
+    if (hcs_mkdir_p(store, 0700, err) < 0) return -1;
+    r = mkdir(cs->dir, 0700);
+  }
+  if (r < 0) {
     if (errno == EEXIST) return hcs_error_make(err, EEXIST, "compute system `%s` already exists", cs->id);
     return hcs_error_make(err, errno, "create `%s`", cs->dir);
   }
@@ -50,9 +55,20 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
    * before its state.json exists (and init must not inherit a lock fd). */
   *made = true;
   /* config.json is written by the monitor, overlapped with init's setup. */
-  cleanup_free char *fifo = hcs_xasprintf("%s/exec.fifo", cs->run_dir);
-  if (hcs_mkdir_p(cs->run_dir, 0700, err) < 0) return -1;
-  if (mkfifo(fifo, 0600) < 0) return hcs_error_make(err, errno, "mkfifo `%s`", fifo);
+  /* The runtime files sit next to each other in <run root>/compute (no
+   * directory per system: a mkdir and an rmdir less per run). */
+  cleanup_free char *fifo = hcs_xasprintf("%s.exec.fifo", cs->run_base);
+  cleanup_free char *run_store = hcs_xasprintf("%s/compute", cs->run_root);
+  r = mkfifo(fifo, 0600);
+  if (r < 0 && errno == ENOENT) {
+    if (hcs_mkdir_p(run_store, 0700, err) < 0) return -1;
+    r = mkfifo(fifo, 0600);
+  }
+  if (r < 0 && errno == EEXIST) { /* left by a system of this id that crashed */
+    unlink(fifo);
+    r = mkfifo(fifo, 0600);
+  }
+  if (r < 0) return hcs_error_make(err, errno, "mkfifo `%s`", fifo);
   cs->cgroup = hcs_cgroup_path(cs->cfg->cgroup_parent, cs->id);
   cs->config = json_incref(doc);
   hcs_spawn_t s = {
@@ -137,7 +153,7 @@ int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err) {
   hcs_state_t st = hcs_system_state(cs);
   if (st != HCS_STATE_CREATED)
     return hcs_error_make(err, 0, "start `%s`: the system is %s, not Created", cs->id, hcs_state_name(st));
-  cleanup_free char *fifo = hcs_xasprintf("%s/exec.fifo", cs->run_dir);
+  cleanup_free char *fifo = hcs_xasprintf("%s.exec.fifo", cs->run_base);
   cleanup_close int fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return hcs_error_make(err, errno, "start `%s`: open `%s`", cs->id, fifo);
   int mfd = hcs_system_monitor_fd(cs, err);
@@ -204,7 +220,7 @@ int hcs_compute_wait(hcs_system_t *cs, int timeout_ms, hcs_error_t *err) {
 int hcs_compute_event_fd(hcs_system_t *cs, hcs_error_t *err) { return hcs_system_monitor_fd(cs, err); }
 
 static int mark_exit(hcs_system_t *cs, const char *type) {
-  cleanup_free char *p = hcs_xasprintf("%s/exit-type", cs->run_dir);
+  cleanup_free char *p = hcs_xasprintf("%s.exit-type", cs->run_base);
   return hcs_state_write(p, type, strlen(type), NULL);
 }
 
@@ -463,7 +479,7 @@ int hcs_compute_delete(hcs_system_t *cs, bool force, hcs_error_t *err) {
     return hcs_error_make(err, EBUSY, "delete `%s`: the system is %s (stop it first or force)", cs->id,
                           hcs_state_name(st));
   if (st != HCS_STATE_STOPPED && hcs_compute_terminate(cs, err) < 0) return hcs_error_wrap(err, "delete `%s`", cs->id);
-  if (hcs_system_remove_dir(cs->run_dir, err) < 0 || hcs_system_remove_dir(cs->dir, err) < 0)
-    return hcs_error_wrap(err, "delete `%s`", cs->id);
+  hcs_system_remove_run_files(cs);
+  if (hcs_system_remove_dir(cs->dir, err) < 0) return hcs_error_wrap(err, "delete `%s`", cs->id);
   return 0;
 }

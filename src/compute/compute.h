@@ -140,9 +140,9 @@ typedef enum { HCS_STATE_CREATED, HCS_STATE_RUNNING, HCS_STATE_PAUSED, HCS_STATE
 struct hcs_system_s {
   char *id;
   char *root, *run_root;
-  char *dir;     /* <root>/compute/<id> */
-  char *run_dir; /* <run root>/compute/<id> */
-  char *cgroup;  /* relative cgroup path */
+  char *dir;      /* <root>/compute/<id> */
+  char *run_base; /* <run root>/compute/<id>: + ".exec.fifo", ".exit-type" */
+  char *cgroup;   /* relative cgroup path */
   json_t *config;
   json_t *state; /* state.json */
   pid_t pid, monitor_pid;
@@ -168,6 +168,7 @@ HCS_INTERNAL int hcs_system_monitor_fd(hcs_system_t *cs, hcs_error_t *err);
 HCS_INTERNAL int hcs_state_write(const char *path, const char *data, size_t len, hcs_error_t *err);
 HCS_INTERNAL int hcs_state_write_json(const char *path, json_t *doc, hcs_error_t *err);
 HCS_INTERNAL int hcs_system_remove_dir(const char *dir, hcs_error_t *err);
+HCS_INTERNAL void hcs_system_remove_run_files(hcs_system_t *cs);
 /* Parse config.json and compile the security profile once per handle. */
 HCS_INTERNAL int hcs_system_prepare(hcs_system_t *cs, hcs_error_t *err);
 /* pidfd of init, checked against its recorded start time. */

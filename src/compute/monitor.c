@@ -49,7 +49,7 @@ static void send_error(int sock, hcs_error_t *err) {
 static void record_exit(hcs_spawn_t *s, int status) {
   hcs_system_t *cs = s->cs;
   int64_t ooms = s->cg ? s->cg->oom_kills(cs->cgroup) : -1;
-  cleanup_free char *marker_path = hcs_xasprintf("%s/exit-type", cs->run_dir), *marker = NULL;
+  cleanup_free char *marker_path = hcs_xasprintf("%s.exit-type", cs->run_base), *marker = NULL;
   hcs_read_file(marker_path, &marker, NULL, NULL);
   if (marker) marker[strcspn(marker, "\n")] = '\0';
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -68,7 +68,7 @@ static void record_exit(hcs_spawn_t *s, int status) {
     json_decref(left);
     s->cg->destroy(cs->cgroup, NULL);
   }
-  hcs_system_remove_dir(cs->run_dir, NULL);
+  hcs_system_remove_run_files(cs);
   cleanup_free char *now = hcs_now_rfc3339();
   cleanup_json json_t *e = json_pack("{s:i,s:s,s:s,s:I}", "ExitCode", code, "ExitType", type, "FinishedTime", now,
                                      "OomKillCount", (json_int_t)(ooms > 0 ? ooms : 0));
