@@ -10,8 +10,7 @@
 
 #include "compute/compute.h"
 
-/* blkio is not used; cpuset only joins when Processor.Count asks for it
- * (every extra hierarchy costs a mkdir, a migration and an rmdir). */
+/* blkio is not used; see wanted() for which of these a system joins. */
 static const char *const controllers[] = {"memory", "cpu", "cpuacct", "cpuset", "pids", "devices", "freezer"};
 
 /* Which controllers are mounted does not change under us: probe once per
@@ -80,11 +79,15 @@ static bool leaf_exists(const char *ctrl, const char *rel) {
   return access(p, F_OK) == 0;
 }
 
-/* cpu only matters for a quota or shares; a later modify moves the
- * system into it (cpu_join). */
+/* Every hierarchy costs a mkdir, a join and an rmdir per run.  memory
+ * (task list, OOM kills, usage), cpuacct (CPU time), freezer (pause) and
+ * devices (the allowlist) are always used; cpu only for a quota or shares
+ * (a later modify moves the system into it: cpu_join), pids only for a
+ * limit (PidsLimit is fixed at create), cpuset only for Processor.Count. */
 static bool wanted(const char *ctrl, const hcs_resources_t *r) {
   if (strcmp(ctrl, "cpuset") == 0) return r->cpu_count > 0;
   if (strcmp(ctrl, "cpu") == 0) return r->cpu_max > 0 || r->cpu_weight > 0;
+  if (strcmp(ctrl, "pids") == 0) return r->pids_limit > 0;
   return true;
 }
 
