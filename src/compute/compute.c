@@ -71,8 +71,14 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
   if (r < 0) return hcs_error_make(err, errno, "mkfifo `%s`", fifo);
   cs->cgroup = hcs_cgroup_path(cs->cfg->cgroup_parent, cs->id);
   cs->config = json_incref(doc);
-  hcs_spawn_t s = {
-      .cs = cs, .cfg = cs->cfg, .cg = hcs_cgroup_ops(), .sock = -1, .netns_fd = -1, .fifo = fifo, .fifo_fd = -1};
+  hcs_spawn_t s = {.cs = cs,
+                   .cfg = cs->cfg,
+                   .cg = hcs_cgroup_ops(),
+                   .sock = -1,
+                   .netns_fd = -1,
+                   .netns_sock = -1,
+                   .fifo = fifo,
+                   .fifo_fd = -1};
   if (hcs_security_prepare(cs->cfg, &s.sec, err) < 0) return -1;
   int pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
   hcs_proc_spec_t *init = cs->cfg->init;

@@ -5,6 +5,7 @@
  * monitor is the only long-lived host process per system, and the
  * SystemExited event is its pidfd. */
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -136,13 +137,40 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   _exit(0);
 }
 
+/* In the monitor's parent, once the monitor is forked: a new network
+ * namespace for init, sent to the monitor (the parent exits right after). */
+static void make_netns(int sock) {
+  if (unshare(CLONE_NEWNET) < 0) {
+    char msg[128];
+    int n = snprintf(msg, sizeof msg, "create a network namespace: %s", strerror(errno));
+    hcs_send_msg(sock, HCS_MSG_ERROR, msg, (size_t)n, -1);
+    return;
+  }
+  int fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    hcs_send_msg(sock, HCS_MSG_ERROR, "open the new network namespace", 30, -1);
+    return;
+  }
+  hcs_send_msg(sock, HCS_MSG_OK, "", 0, fd);
+  close(fd);
+}
+
 int hcs_monitor_launch(hcs_spawn_t *s, hcs_error_t *err) {
-  int sv[2];
+  int sv[2], ns[2] = {-1, -1};
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return hcs_error_make(err, errno, "socketpair");
+  /* Owned by the init user namespace: not for a user-namespaced init, which
+   * must own its network namespace (sysfs, configuring lo). */
+  bool late = s->netns_fd < 0 && s->cfg->n_uid_maps == 0;
+  if (late && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ns) < 0) {
+    close(sv[0]);
+    close(sv[1]);
+    return hcs_error_make(err, errno, "socketpair");
+  }
   pid_t first = fork();
   if (first < 0) {
     close(sv[0]);
     close(sv[1]);
+    if (late) close(ns[0]), close(ns[1]);
     return hcs_error_make(err, errno, "fork the monitor of `%s`", s->cs->id);
   }
   if (first == 0) {
@@ -150,9 +178,15 @@ int hcs_monitor_launch(hcs_spawn_t *s, hcs_error_t *err) {
     s->sock = sv[1];
     setsid();
     pid_t second = fork();
-    if (second != 0) _exit(second < 0);
-    run_monitor(s);
+    if (second == 0) {
+      if (late) close(ns[1]);
+      s->netns_sock = ns[0];
+      run_monitor(s);
+    }
+    if (second > 0 && late) make_netns(ns[1]);
+    _exit(second < 0);
   }
+  if (late) close(ns[0]), close(ns[1]);
   close(sv[1]);
   cleanup_close int sock = sv[0];
   int st;

@@ -171,6 +171,8 @@ static int setup_dev(int rootfd, bool userns, int report) {
   return 0;
 }
 
+static void loopback_up(void);
+
 static int setup_rootfs(hcs_spawn_t *s, bool userns, int go, int report) {
   hcs_config_t *c = s->cfg;
   /* Slave, so host unmounts still reach us and nothing we mount leaks out. */
@@ -189,6 +191,17 @@ static int setup_rootfs(hcs_spawn_t *s, bool userns, int go, int report) {
   }
   if (mount_at(rootfd, "proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, true, report) < 0) return -1;
   if (setup_dev(rootfd, userns, report) < 0) return -1;
+  if (s->netns_late) {
+    char b;
+    int type = 0, nsfd = -1;
+    if (hcs_recv_msg(report, &type, &b, 1, &nsfd) < 0 || nsfd < 0) _exit(1);
+    if (setns(nsfd, CLONE_NEWNET) < 0) {
+      hcs_child_report(report, errno, "join the new network namespace");
+      return -1;
+    }
+    close(nsfd);
+    loopback_up();
+  }
   /* sysfs needs a network namespace we own; otherwise bind the host's. */
   if (mount_at(rootfd, "sys", "sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, true, -1) < 0 &&
       mount_at(rootfd, "sys", "/sys", NULL, MS_BIND | MS_REC | MS_RDONLY, NULL, true, report) < 0)
@@ -377,7 +390,9 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
       _exit(1);
     }
   }
-  if (s->netns_fd >= 0) {
+  if (s->netns_late) {
+    /* arrives in setup_rootfs */
+  } else if (s->netns_fd >= 0) {
     if (setns(s->netns_fd, CLONE_NEWNET) < 0) {
       hcs_child_report(report, errno, "join network namespace `%s`", c->netns);
       _exit(1);
@@ -476,7 +491,7 @@ pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err) {
         if (c->gid_maps[j].inside == 0 && chown(s->fifo, c->uid_maps[i].outside, c->gid_maps[j].outside) < 0)
           return hcs_error_make(err, errno, "chown `%s`", s->fifo);
   uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
-  if (s->netns_fd < 0) flags |= CLONE_NEWNET;
+  if (s->netns_fd < 0 && s->netns_sock < 0) flags |= CLONE_NEWNET;
   if (c->n_uid_maps) flags |= CLONE_NEWUSER;
   pid_t pid = hcs_clone3(flags, pidfd, -1);
   if (pid < 0) {
@@ -487,6 +502,7 @@ pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err) {
   if (pid == 0) {
     close(go[1]);
     close(rep[0]);
+    s->netns_late = s->netns_sock >= 0;
     init_child(s, go[0], rep[1]);
   }
   close(go[0]);
@@ -496,6 +512,18 @@ pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err) {
   cleanup_close int rfd = rep[0];
   cleanup_close int gfd = go[1];
   int ret = 0;
+  if (s->netns_sock >= 0) { /* forward the new netns; init needs it after /dev */
+    char msg[256];
+    int type = 0, nsfd = -1;
+    ssize_t n = hcs_recv_msg(s->netns_sock, &type, msg, sizeof msg, &nsfd);
+    if (n <= 0 || type != HCS_MSG_OK || nsfd < 0)
+      ret = hcs_error_make(err, n < 0 ? errno : 0, "%s", n > 0 && type == HCS_MSG_ERROR ? msg : "no network namespace");
+    else if (hcs_send_msg(rfd, HCS_MSG_OK, "", 0, nsfd) < 0)
+      ret = hcs_error_make(err, errno, "pass the network namespace to the init of `%s`", s->cs->id);
+    if (nsfd >= 0) close(nsfd);
+    close(s->netns_sock);
+    s->netns_sock = -1;
+  }
   if (c->n_uid_maps && (write_id_map(pid, "uid_map", c->uid_maps, c->n_uid_maps, err) < 0 ||
                         write_id_map(pid, "gid_map", c->gid_maps, c->n_gid_maps, err) < 0))
     ret = -1;
