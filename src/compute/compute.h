@@ -95,6 +95,11 @@ HCS_INTERNAL void hcs_security_release(hcs_security_t *sec);
  * the user switch, then caps.  Returns -1 with errno set. */
 HCS_INTERNAL int hcs_security_apply(const hcs_security_t *sec, uid_t uid, gid_t gid, const gid_t *groups,
                                     size_t ngroups);
+/* The same in two stages: the walls (bounding set, ambient, no_new_privs,
+ * seccomp; needs the privileges still held), then the user switch and caps. */
+HCS_INTERNAL int hcs_security_apply_walls(const hcs_security_t *sec);
+HCS_INTERNAL int hcs_security_apply_user(const hcs_security_t *sec, uid_t uid, gid_t gid, const gid_t *groups,
+                                         size_t ngroups);
 HCS_INTERNAL uint64_t hcs_default_caps(void);
 HCS_INTERNAL int hcs_cap_from_name(const char *name);
 
@@ -206,6 +211,20 @@ HCS_INTERNAL pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err);
 
 /* Child-side helpers shared by init and exec'd processes (process.c). */
 HCS_INTERNAL int hcs_child_exec(const hcs_proc_spec_t *p, const hcs_security_t *sec, int errfd);
+/* hcs_child_exec in two halves, so init can do the first before it waits
+ * for start: signals, user lookup, cwd, rlimits, the security walls (on
+ * failure `msg` holds the error, reported later by the caller); then the
+ * user switch and execve (reports on errfd, never returns). */
+typedef struct {
+  uid_t uid;
+  gid_t gid;
+  gid_t *groups;
+  size_t ngroups;
+} hcs_child_user_t;
+HCS_INTERNAL int hcs_child_prepare(const hcs_proc_spec_t *p, const hcs_security_t *sec, hcs_child_user_t *u, char *msg,
+                                   size_t size);
+HCS_INTERNAL __attribute__((noreturn)) void hcs_child_finish(const hcs_proc_spec_t *p, const hcs_security_t *sec,
+                                                             const hcs_child_user_t *u, int errfd);
 HCS_INTERNAL int hcs_resolve_user(const char *user, uid_t *uid, gid_t *gid, gid_t **groups, size_t *ngroups);
 /* Report an error from a child over fd: "message: strerror". */
 HCS_INTERNAL void hcs_child_report(int fd, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

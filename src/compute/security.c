@@ -233,6 +233,11 @@ void hcs_security_release(hcs_security_t *sec) {
 }
 
 int hcs_security_apply(const hcs_security_t *sec, uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups) {
+  if (hcs_security_apply_walls(sec) < 0) return -1;
+  return hcs_security_apply_user(sec, uid, gid, groups, ngroups);
+}
+
+int hcs_security_apply_walls(const hcs_security_t *sec) {
   for (int cap = 0; cap <= 63; cap++) {
     if (sec->caps & (1ULL << cap)) continue;
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
@@ -244,6 +249,10 @@ int hcs_security_apply(const hcs_security_t *sec, uid_t uid, gid_t gid, const gi
   if (sec->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
   /* Loaded while still privileged, so it works without no_new_privs too. */
   if (sec->prog.filter && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &sec->prog) < 0) return -1;
+  return 0;
+}
+
+int hcs_security_apply_user(const hcs_security_t *sec, uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups) {
   /* The user switch comes before capset: it needs CAP_SETUID/SETGID even
    * when the configured set lacks them; a non-root uid loses all caps. */
   if (setgroups(ngroups, groups) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) return -1;

@@ -442,6 +442,11 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
    * because its path is outside the new root. */
   hcs_send_msg(report, HCS_MSG_OK, "", 0, -1);
   close(report);
+  /* Everything of the exec that does not need start happens now (a
+   * failure is reported to start, as before). */
+  hcs_child_user_t user;
+  char prep_err[1024] = "";
+  bool prep_failed = init && hcs_child_prepare(init, &s->sec, &user, prep_err, sizeof prep_err) < 0;
   char self[64];
   snprintf(self, sizeof self, "/proc/self/fd/%d", fifo_path_fd);
   int fifo = open(self, O_WRONLY | O_CLOEXEC);
@@ -455,8 +460,11 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
     if (hcs_security_apply(&s->sec, 0, 0, NULL, 0) < 0) _exit(1);
     idle_init(fifo);
   }
-  hcs_child_exec(init, &s->sec, fifo);
-  _exit(127);
+  if (prep_failed) {
+    hcs_child_report(fifo, 0, "%s", prep_err);
+    _exit(127);
+  }
+  hcs_child_finish(init, &s->sec, &user, fifo);
 }
 
 static int write_id_map(pid_t pid, const char *file, const hcs_id_map_t *maps, size_t n, hcs_error_t *err) {
