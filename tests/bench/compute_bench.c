@@ -4,6 +4,7 @@
  *   compute_bench ROOT ROOTFS exec N         exec /bin/true into a running system
  *   compute_bench ROOT ROOTFS pause N        pause+resume of a running system
  *   compute_bench ROOT ROOTFS idle N         start N idle systems, print monitor RSS/PSS (kB), delete
+ * With $HCS_BENCH_SAMPLES set, every sample (ms) is appended to that file.
  * Built by tests/bench/compute.sh (not part of the normal build). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,9 +55,9 @@ int main(int argc, char **argv) {
              "{\"Container\":{\"Storage\":{\"Path\":\"%s\"}},\"Linux\":{\"CgroupParent\":\"hcs-bench\","
              "\"Init\":{\"CommandArgs\":[\"/bin/true\"]}}}",
              rootfs);
-    for (int i = 0; i < n; i++) {
+    for (int i = -2; i < n; i++) { /* two warm-up runs, like hyperfine -w */
       char id[32];
-      snprintf(id, sizeof id, "bench%d", i);
+      snprintf(id, sizeof id, "bench%d", i + 2);
       double t0 = now_ms();
       hcs_system_t *cs = hcs_compute_create(root, id, cfg, NULL, &err);
       if (!cs) die("create", err);
@@ -64,7 +65,7 @@ int main(int argc, char **argv) {
       if (hcs_compute_wait(cs, -1, &err) < 0) die("wait", err);
       if (hcs_compute_delete(cs, false, &err) < 0) die("delete", err);
       hcs_compute_close(cs);
-      t[i] = now_ms() - t0;
+      if (i >= 0) t[i] = now_ms() - t0;
     }
   } else if (strcmp(what, "exec") == 0 || strcmp(what, "pause") == 0) {
     snprintf(cfg, sizeof cfg,
@@ -112,6 +113,11 @@ int main(int argc, char **argv) {
     }
     return 0;
   }
+  const char *samples = getenv("HCS_BENCH_SAMPLES");
+  FILE *sf = samples ? fopen(samples, "a") : NULL;
+  for (int i = 0; sf && i < n; i++)
+    fprintf(sf, "%.6f\n", t[i]);
+  if (sf) fclose(sf);
   qsort(t, (size_t)n, sizeof *t, cmp);
   printf("%s median_ms %.3f min_ms %.3f\n", what, t[n / 2], t[0]);
   free(t);
