@@ -201,7 +201,10 @@ typedef struct {
 } hcs_spawn_t;
 
 /* Messages on the creator socket. */
-enum { HCS_MSG_OK = 1, HCS_MSG_ERROR = 2, HCS_MSG_PTY = 3 };
+/* On the creator socket the monitor sends STATE (state.json's text) once it
+ * is written, and init sends READY itself (one hand-off less than through
+ * the monitor); create returns with both, or with the first ERROR. */
+enum { HCS_MSG_OK = 1, HCS_MSG_ERROR = 2, HCS_MSG_PTY = 3, HCS_MSG_STATE = 4, HCS_MSG_READY = 5 };
 
 /* Fork the monitor (double fork + setsid); it spawns init and reports on
  * s->sock.  Returns in the creator once the monitor is detached. */

@@ -19,10 +19,6 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-/* Written to state.json and, serialized, sent to the creator with OK (so
- * it need not read it back). */
-static char *state_text;
-
 /* config.json and state.json, written while init pivots into its root;
  * once state.json exists the system can be opened (and started: start
  * waits until init is connected to the fifo). */
@@ -37,8 +33,10 @@ static int write_state(void *arg, pid_t pid, hcs_error_t *err) {
                 "MonitorStartTime", (json_int_t)hcs_pid_start_time(getpid()), "Cgroup", s->cs->cgroup, "CgroupDriver",
                 s->cg ? s->cg->name : "none", "Started", 0, "CreatedTime", now, "Rootfs", s->cfg->rootfs);
   cleanup_free char *path = hcs_xasprintf("%s/state.json", s->cs->dir);
-  state_text = json_dumps(st, JSON_COMPACT);
-  return hcs_state_write_json(path, st, err);
+  if (hcs_state_write_json(path, st, err) < 0) return -1;
+  cleanup_free char *text = json_dumps(st, JSON_COMPACT);
+  hcs_send_msg(s->sock, HCS_MSG_STATE, text, strlen(text), -1);
+  return 0;
 }
 
 static void send_error(int sock, hcs_error_t *err) {
@@ -103,9 +101,8 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
     send_error(s->sock, &err);
     _exit(1);
   }
-  /* Keep only the creator socket; drop every fd inherited from the
-   * creator (its stdio, pipes, the store lock) before answering, so the
-   * creator's readers see EOF when init closes its ends. */
+  /* Drop every fd inherited from the creator (its stdio, pipes, the store
+   * lock), so the creator's readers see EOF when init closes its ends. */
   int sock = fcntl(s->sock, F_DUPFD_CLOEXEC, 3);
   if (sock != 3) {
     dup2(sock, 3);
@@ -118,9 +115,6 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   for (int fd = 0; fd < 3; fd++)
     dup2(null, fd);
   if (null > 2) close(null);
-  hcs_send_msg(sock, HCS_MSG_OK, state_text, state_text ? strlen(state_text) : 0, -1);
-  free(state_text);
-  state_text = NULL;
   close(sock);
 
   int status = 0;
@@ -194,7 +188,8 @@ int hcs_monitor_launch(hcs_spawn_t *s, hcs_error_t *err) {
   }
   char msg[2048];
   int type, fd;
-  for (;;) {
+  bool have_state = false, ready = false;
+  while (!have_state || !ready) {
     ssize_t n = hcs_recv_msg(sock, &type, msg, sizeof msg, &fd);
     if (n < 0) return hcs_error_make(err, errno, "read from the monitor of `%s`", s->cs->id);
     if (n == 0) return hcs_error_make(err, 0, "create `%s`: the monitor exited", s->cs->id);
@@ -203,11 +198,15 @@ int hcs_monitor_launch(hcs_spawn_t *s, hcs_error_t *err) {
       continue;
     }
     if (fd >= 0) close(fd);
-    if (type == HCS_MSG_OK) {
+    if (type == HCS_MSG_STATE) {
       json_decref(s->cs->state);
       s->cs->state = json_loads(msg, 0, NULL);
-      return 0;
+      have_state = true;
+    } else if (type == HCS_MSG_READY) {
+      ready = true;
+    } else {
+      return hcs_error_make(err, 0, "create `%s`: %s", s->cs->id, msg);
     }
-    return hcs_error_make(err, 0, "create `%s`: %s", s->cs->id, msg);
   }
+  return 0;
 }

@@ -431,15 +431,17 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
       }
     if (null >= 0) close(null);
   }
-  close(s->sock);
   /* The cgroup namespace is rooted where we are now. */
   close(go);
   if (unshare(CLONE_NEWCGROUP) < 0) {
     hcs_child_report(report, errno, "unshare the cgroup namespace");
     _exit(1);
   }
-  /* Created: ready, wait for start.  The fifo is reopened through our fd
-   * because its path is outside the new root. */
+  /* Created: ready (to the creator directly, and to the monitor), wait for
+   * start.  The fifo is reopened through our fd: its path is outside the
+   * new root. */
+  hcs_send_msg(s->sock, HCS_MSG_READY, "", 0, -1);
+  close(s->sock);
   hcs_send_msg(report, HCS_MSG_OK, "", 0, -1);
   close(report);
   /* Everything of the exec that does not need start happens now (a
