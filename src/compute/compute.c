@@ -54,8 +54,8 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
   /* No lock needed: the directory is new and nothing acts on a system
    * before its state.json exists (and init must not inherit a lock fd). */
   *made = true;
-  /* config.json is written by the monitor, overlapped with init's setup. */
-  /* The runtime files sit next to each other in <run root>/compute (no
+  /* config.json is written by the monitor, overlapped with init's setup.
+   * The runtime files sit next to each other in <run root>/compute (no
    * directory per system: a mkdir and an rmdir less per run). */
   cleanup_free char *fifo = hcs_xasprintf("%s.exec.fifo", cs->run_base);
   cleanup_free char *run_store = hcs_xasprintf("%s/compute", cs->run_root);

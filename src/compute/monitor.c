@@ -1,7 +1,7 @@
-/* The per-system monitor: detached by a double fork + setsid, it creates
- * the cgroup, clones init, writes config.json and state.json, then sleeps in waitpid until
- * init exits.  It records the exit status and ExitType in exit.json, removes
- * the cgroup and the runtime directory, and exits.  No central daemon: the
+/* The per-system monitor: detached by a double fork + setsid, it clones
+ * init, creates the cgroup, writes config.json and state.json, then sleeps
+ * in waitpid until init exits.  It records the exit status and ExitType in
+ * exit.json, removes the cgroup and the runtime files, and exits.  No central daemon: the
  * monitor is the only long-lived host process per system, and the
  * SystemExited event is its pidfd. */
 #include <fcntl.h>
@@ -142,7 +142,8 @@ static void make_netns(int sock) {
   }
   int fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    hcs_send_msg(sock, HCS_MSG_ERROR, "open the new network namespace", 30, -1);
+    static const char msg[] = "open the new network namespace";
+    hcs_send_msg(sock, HCS_MSG_ERROR, msg, sizeof msg - 1, -1);
     return;
   }
   hcs_send_msg(sock, HCS_MSG_OK, "", 0, fd);

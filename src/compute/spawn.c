@@ -391,7 +391,7 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
     }
   }
   if (s->netns_late) {
-    /* arrives in setup_rootfs */
+    /* A new netns made by the monitor's parent: joined in setup_rootfs. */
   } else if (s->netns_fd >= 0) {
     if (setns(s->netns_fd, CLONE_NEWNET) < 0) {
       hcs_child_report(report, errno, "join network namespace `%s`", c->netns);

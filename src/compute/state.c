@@ -214,14 +214,12 @@ void hcs_system_remove_run_files(hcs_system_t *cs) {
   }
 }
 
-/* Remove a state directory: the files hcs puts there by name
- * (cheaper than a directory walk; "lock" is left by older versions), then
- * the walk for anything else. */
+/* Remove a state directory: the files hcs puts there by name (cheaper than
+ * a directory walk; "lock" is left by older versions), then the walk for
+ * anything else. */
 int hcs_system_remove_dir(const char *dir, hcs_error_t *err) {
-  static const char *const names[] = {"config.json", "state.json", "exit.json", "lock", "exec.fifo", "exit-type"};
+  static const char *const names[] = {"config.json", "state.json", "exit.json", "lock"};
   char path[PATH_MAX];
-  /* Usually empty or gone already (the runtime directory at delete). */
-  if (rmdir(dir) == 0 || errno == ENOENT) return 0;
   for (size_t i = 0; i < HCS_ARRAY_SIZE(names); i++) {
     snprintf(path, sizeof path, "%s/%s", dir, names[i]);
     unlink(path);
