@@ -169,11 +169,13 @@ int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err) {
   json_object_set_new(cs->state, "StartedTime", json_string(now));
   cleanup_free char *sp = hcs_xasprintf("%s/state.json", cs->dir);
   if (hcs_state_write_json(sp, cs->state, err) < 0) return -1;
-  /* Protocol: init writes "s" once connected, then either execs (the
-   * fifo's write end closes: EOF) or writes an error message and exits. */
+  /* Protocol: init's open of the fifo waits for this reader; then init
+   * either execs (the write end closes on exec: EOF) or writes an error
+   * message and exits.  The kernel reports POLLHUP on a FIFO only once a
+   * writer has come and gone, so readiness here means init was connected;
+   * the monitor exiting first means init died before. */
   char buf[1024];
   size_t len = 0;
-  bool connected = false;
   for (;;) {
     struct pollfd p[2] = {{fd, POLLIN, 0}, {mfd, POLLIN, 0}};
     int r = poll(p, 2, -1);
@@ -183,19 +185,12 @@ int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err) {
     }
     if (p[0].revents) {
       ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
-      if (n > 0) {
-        if (!connected && buf[0] == 's') {
-          connected = true;
-          memmove(buf, buf + 1, (size_t)n - 1);
-          n--;
-        }
-        len += (size_t)n;
-        if (len < sizeof buf - 1) continue;
-      }
-      if (n < 0 && errno == EAGAIN) continue;
-      if (connected) break;
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (n < 0) return hcs_error_make(err, errno, "start `%s`: read `%s`", cs->id, fifo);
+      if (n > 0 && (len += (size_t)n) < sizeof buf - 1) continue;
+      break;
     }
-    if (p[1].revents && !connected) return hcs_error_make(err, 0, "start `%s`: init exited before it started", cs->id);
+    if (p[1].revents) return hcs_error_make(err, 0, "start `%s`: init exited before it started", cs->id);
   }
   unlink(fifo);
   if (len > 0) {

@@ -454,8 +454,6 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
   int fifo = open(self, O_WRONLY | O_CLOEXEC);
   if (fifo < 0) _exit(1);
   close(fifo_path_fd);
-  /* Tell `start` we are connected: its EOF then really means exec. */
-  if (write(fifo, "s", 1) != 1) _exit(1);
   if (init == NULL) {
     /* It never execs: give it the same walls as any container process. */
     blank_cmdline();
