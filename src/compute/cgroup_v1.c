@@ -10,14 +10,25 @@
 
 #include "compute/compute.h"
 
-/* blkio is not used; cpuset only joins when Processor.Count asks for it
- * (every extra hierarchy costs a mkdir, a migration and an rmdir). */
+/* blkio is not used; see wanted() for which of these a system joins. */
 static const char *const controllers[] = {"memory", "cpu", "cpuacct", "cpuset", "pids", "devices", "freezer"};
 
+/* Which controllers are mounted does not change under us: probe once per
+ * process (an inherited answer is as good in the monitor and in init). */
 static bool mounted(const char *ctrl) {
-  char p[PATH_MAX];
-  snprintf(p, sizeof p, "/sys/fs/cgroup/%s/cgroup.procs", ctrl);
-  return access(p, F_OK) == 0;
+  static signed char known[HCS_ARRAY_SIZE(controllers)];
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(controllers); i++) {
+    if (strcmp(controllers[i], ctrl) != 0) continue;
+    signed char k = __atomic_load_n(&known[i], __ATOMIC_RELAXED);
+    if (k == 0) {
+      char p[PATH_MAX];
+      snprintf(p, sizeof p, "/sys/fs/cgroup/%s/cgroup.procs", ctrl);
+      k = access(p, F_OK) == 0 ? 1 : -1;
+      __atomic_store_n(&known[i], k, __ATOMIC_RELAXED);
+    }
+    return k > 0;
+  }
+  return false;
 }
 
 static char *dir_of(const char *ctrl, const char *rel) { return hcs_xasprintf("/sys/fs/cgroup/%s/%s", ctrl, rel); }
@@ -68,10 +79,21 @@ static bool leaf_exists(const char *ctrl, const char *rel) {
   return access(p, F_OK) == 0;
 }
 
+/* Every hierarchy costs a mkdir, a join and an rmdir per run.  memory
+ * (task list, OOM kills, usage), cpuacct (CPU time), freezer (pause) and
+ * devices (the allowlist) are always used; cpu only for a quota or shares
+ * (a later modify moves the system into it: cpu_join), pids only for a
+ * limit (PidsLimit is fixed at create), cpuset only for Processor.Count. */
+static bool wanted(const char *ctrl, const hcs_resources_t *r) {
+  if (strcmp(ctrl, "cpuset") == 0) return r->cpu_count > 0;
+  if (strcmp(ctrl, "cpu") == 0) return r->cpu_max > 0 || r->cpu_weight > 0;
+  if (strcmp(ctrl, "pids") == 0) return r->pids_limit > 0;
+  return true;
+}
+
 static int v1_create(const char *rel, const hcs_resources_t *r, hcs_error_t *err) {
   for (size_t i = 0; i < HCS_ARRAY_SIZE(controllers); i++) {
-    if (!mounted(controllers[i])) continue;
-    if (strcmp(controllers[i], "cpuset") == 0 && r->cpu_count <= 0) continue;
+    if (!mounted(controllers[i]) || !wanted(controllers[i], r)) continue;
     if (make_dirs(controllers[i], rel, err) < 0) {
       v1_destroy(rel, NULL);
       return -1;
@@ -95,11 +117,44 @@ static int set_memory(const char *dir, int64_t mb, hcs_error_t *err) {
   return 0;
 }
 
+/* A system created without a cpu limit has no cpu cgroup: create it and
+ * move every task of the system (listed by the memory cgroup) into it,
+ * again until none is left behind by a concurrent fork. */
+static int cpu_join(const char *rel, hcs_error_t *err) {
+  if (!mounted("cpu") || leaf_exists("cpu", rel)) return 0;
+  cleanup_free char *d = dir_of("cpu", rel), *mem = dir_of("memory", rel);
+  if (make_dirs("cpu", rel, err) < 0) return -1;
+  for (int round = 0; round < 100; round++) {
+    json_t *pids = hcs_cg_read_pids(mem, err), *p;
+    size_t i, moved = 0;
+    if (pids == NULL) return -1;
+    cleanup_free char *path = hcs_xasprintf("%s/tasks", d), *text = NULL;
+    hcs_read_file(path, &text, NULL, NULL);
+    json_array_foreach(pids, i, p) {
+      char needle[32];
+      snprintf(needle, sizeof needle, "%lld\n", (long long)json_integer_value(p));
+      bool in = false;
+      for (char *l = text; l && *l && !in; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        in = strncmp(l, needle, strlen(needle)) == 0;
+      if (in) continue;
+      if (hcs_cg_write(d, "cgroup.procs", "%lld", (long long)json_integer_value(p)) < 0 && errno != ESRCH) {
+        json_decref(pids);
+        return hcs_error_make(err, errno, "join cgroup `%s`", d);
+      }
+      moved++;
+    }
+    json_decref(pids);
+    if (moved == 0) return 0;
+  }
+  return hcs_error_make(err, EAGAIN, "join cgroup `%s`: tasks keep forking", d);
+}
+
 static int v1_set_resources(const char *rel, const hcs_resources_t *r, hcs_error_t *err) {
   if (r->memory_mb > 0) {
     cleanup_free char *d = dir_of("memory", rel);
     if (set_memory(d, r->memory_mb, err) < 0) return -1;
   }
+  if ((r->cpu_max > 0 || r->cpu_weight > 0) && cpu_join(rel, err) < 0) return -1;
   if (r->cpu_max > 0) {
     cleanup_free char *d = dir_of("cpu", rel);
     int64_t quota = 100000LL * hcs_cgroup_host_cpus() * r->cpu_max / 10000;
@@ -140,9 +195,15 @@ static int v1_set_devices(const char *rel, const hcs_config_t *c, hcs_error_t *e
   if (!mounted("devices")) return 0;
   cleanup_free char *d = dir_of("devices", rel);
   if (hcs_cg_write(d, "devices.deny", "a") < 0) return hcs_error_make(err, errno, "deny devices in `%s`", d);
-  for (size_t i = 0; i < HCS_ARRAY_SIZE(default_devices); i++)
-    if (hcs_cg_write(d, "devices.allow", "%s", default_devices[i]) < 0)
+  /* One open for the whole list: each write() is one rule. */
+  cleanup_free char *allow = hcs_xasprintf("%s/devices.allow", d);
+  cleanup_close int fd = open(allow, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return hcs_error_make(err, errno, "open `%s`", allow);
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(default_devices); i++) {
+    size_t len = strlen(default_devices[i]);
+    if (write(fd, default_devices[i], len) != (ssize_t)len)
       return hcs_error_make(err, errno, "allow device `%s` in `%s`", default_devices[i], d);
+  }
   for (size_t i = 0; i < c->n_devices; i++) {
     const hcs_device_rule_t *r = &c->devices[i];
     char maj[24] = "*", min[24] = "*";
@@ -168,9 +229,10 @@ static int v1_enter(const char *rel, pid_t pid, hcs_error_t *err) {
  * an RCU grace period (milliseconds) on every cgroup.procs write. */
 static int v1_enter_self(const char *rel, hcs_error_t *err) {
   for (size_t i = 0; i < HCS_ARRAY_SIZE(controllers); i++) {
-    if (!mounted(controllers[i]) || !leaf_exists(controllers[i], rel)) continue;
+    if (!mounted(controllers[i])) continue;
     cleanup_free char *d = dir_of(controllers[i], rel);
-    if (hcs_cg_write(d, "tasks", "0") < 0) return hcs_error_make(err, errno, "join cgroup `%s`", d);
+    /* ENOENT: a controller this system has no cgroup in (see wanted()). */
+    if (hcs_cg_write(d, "tasks", "0") < 0 && errno != ENOENT) return hcs_error_make(err, errno, "join cgroup `%s`", d);
   }
   return 0;
 }

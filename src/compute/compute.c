@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -27,7 +28,7 @@ int hcs_compute_validate(const char *config, hcs_error_t *err) {
 }
 
 static void cleanup_failed_create(hcs_system_t *cs) {
-  hcs_rm_rf(cs->run_dir, NULL);
+  hcs_system_remove_run_files(cs);
   hcs_rm_rf(cs->dir, NULL);
 }
 
@@ -40,22 +41,44 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
   cs->cfg = hcs_config_parse(doc, cs->run_root, err);
   if (cs->cfg == NULL) return -1;
   cleanup_free char *store = hcs_xasprintf("%s/compute", cs->root);
-  if (hcs_mkdir_p(store, 0700, err) < 0) return -1;
-  if (mkdir(cs->dir, 0700) < 0) {
+  /* The store exists but the first time: try the leaf first. */
+  int r = mkdir(cs->dir, 0700);
+  if (r < 0 && errno == ENOENT) {
+    if (hcs_mkdir_p(store, 0700, err) < 0) return -1;
+    r = mkdir(cs->dir, 0700);
+  }
+  if (r < 0) {
     if (errno == EEXIST) return hcs_error_make(err, EEXIST, "compute system `%s` already exists", cs->id);
     return hcs_error_make(err, errno, "create `%s`", cs->dir);
   }
   /* No lock needed: the directory is new and nothing acts on a system
    * before its state.json exists (and init must not inherit a lock fd). */
   *made = true;
-  cleanup_free char *cfg_path = hcs_xasprintf("%s/config.json", cs->dir);
-  cleanup_free char *fifo = hcs_xasprintf("%s/exec.fifo", cs->run_dir);
-  if (hcs_state_write_json(cfg_path, doc, err) < 0 || hcs_mkdir_p(cs->run_dir, 0700, err) < 0) return -1;
-  if (mkfifo(fifo, 0600) < 0) return hcs_error_make(err, errno, "mkfifo `%s`", fifo);
+  /* config.json is written by the monitor, overlapped with init's setup.
+   * The runtime files sit next to each other in <run root>/compute (no
+   * directory per system: a mkdir and an rmdir less per run). */
+  cleanup_free char *fifo = hcs_xasprintf("%s.exec.fifo", cs->run_base);
+  cleanup_free char *run_store = hcs_xasprintf("%s/compute", cs->run_root);
+  r = mkfifo(fifo, 0600);
+  if (r < 0 && errno == ENOENT) {
+    if (hcs_mkdir_p(run_store, 0700, err) < 0) return -1;
+    r = mkfifo(fifo, 0600);
+  }
+  if (r < 0 && errno == EEXIST) { /* left by a system of this id that crashed */
+    unlink(fifo);
+    r = mkfifo(fifo, 0600);
+  }
+  if (r < 0) return hcs_error_make(err, errno, "mkfifo `%s`", fifo);
   cs->cgroup = hcs_cgroup_path(cs->cfg->cgroup_parent, cs->id);
   cs->config = json_incref(doc);
-  hcs_spawn_t s = {
-      .cs = cs, .cfg = cs->cfg, .cg = hcs_cgroup_ops(), .sock = -1, .netns_fd = -1, .fifo = fifo, .fifo_fd = -1};
+  hcs_spawn_t s = {.cs = cs,
+                   .cfg = cs->cfg,
+                   .cg = hcs_cgroup_ops(),
+                   .sock = -1,
+                   .netns_fd = -1,
+                   .netns_sock = -1,
+                   .fifo = fifo,
+                   .fifo_fd = -1};
   if (hcs_security_prepare(cs->cfg, &s.sec, err) < 0) return -1;
   int pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
   hcs_proc_spec_t *init = cs->cfg->init;
@@ -113,9 +136,21 @@ hcs_system_t *hcs_compute_open(const char *root, const char *id, hcs_error_t *er
   return cs;
 }
 
+/* The lock is the system's directory itself: flock works on a directory
+ * fd, and no lock file has to be created (and removed again). */
 static int lock_system(hcs_system_t *cs, hcs_error_t *err) {
-  cleanup_free char *p = hcs_xasprintf("%s/lock", cs->dir);
-  return hcs_lock_file(p, false, err);
+  int fd = open(cs->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return hcs_error_make(err, ENOENT, "compute system `%s` not found", cs->id);
+    return hcs_error_make(err, errno, "open `%s`", cs->dir);
+  }
+  while (flock(fd, LOCK_EX) < 0) {
+    if (errno == EINTR) continue;
+    int saved = errno;
+    close(fd);
+    return hcs_error_make(err, saved, "lock `%s`", cs->dir);
+  }
+  return fd;
 }
 
 int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err) {
@@ -124,7 +159,7 @@ int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err) {
   hcs_state_t st = hcs_system_state(cs);
   if (st != HCS_STATE_CREATED)
     return hcs_error_make(err, 0, "start `%s`: the system is %s, not Created", cs->id, hcs_state_name(st));
-  cleanup_free char *fifo = hcs_xasprintf("%s/exec.fifo", cs->run_dir);
+  cleanup_free char *fifo = hcs_xasprintf("%s.exec.fifo", cs->run_base);
   cleanup_close int fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return hcs_error_make(err, errno, "start `%s`: open `%s`", cs->id, fifo);
   int mfd = hcs_system_monitor_fd(cs, err);
@@ -134,11 +169,13 @@ int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err) {
   json_object_set_new(cs->state, "StartedTime", json_string(now));
   cleanup_free char *sp = hcs_xasprintf("%s/state.json", cs->dir);
   if (hcs_state_write_json(sp, cs->state, err) < 0) return -1;
-  /* Protocol: init writes "s" once connected, then either execs (the
-   * fifo's write end closes: EOF) or writes an error message and exits. */
+  /* Protocol: init's open of the fifo waits for this reader; then init
+   * either execs (the write end closes on exec: EOF) or writes an error
+   * message and exits.  The kernel reports POLLHUP on a FIFO only once a
+   * writer has come and gone, so readiness here means init was connected;
+   * the monitor exiting first means init died before. */
   char buf[1024];
   size_t len = 0;
-  bool connected = false;
   for (;;) {
     struct pollfd p[2] = {{fd, POLLIN, 0}, {mfd, POLLIN, 0}};
     int r = poll(p, 2, -1);
@@ -148,19 +185,12 @@ int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err) {
     }
     if (p[0].revents) {
       ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
-      if (n > 0) {
-        if (!connected && buf[0] == 's') {
-          connected = true;
-          memmove(buf, buf + 1, (size_t)n - 1);
-          n--;
-        }
-        len += (size_t)n;
-        if (len < sizeof buf - 1) continue;
-      }
-      if (n < 0 && errno == EAGAIN) continue;
-      if (connected) break;
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (n < 0) return hcs_error_make(err, errno, "start `%s`: read `%s`", cs->id, fifo);
+      if (n > 0 && (len += (size_t)n) < sizeof buf - 1) continue;
+      break;
     }
-    if (p[1].revents && !connected) return hcs_error_make(err, 0, "start `%s`: init exited before it started", cs->id);
+    if (p[1].revents) return hcs_error_make(err, 0, "start `%s`: init exited before it started", cs->id);
   }
   unlink(fifo);
   if (len > 0) {
@@ -191,7 +221,7 @@ int hcs_compute_wait(hcs_system_t *cs, int timeout_ms, hcs_error_t *err) {
 int hcs_compute_event_fd(hcs_system_t *cs, hcs_error_t *err) { return hcs_system_monitor_fd(cs, err); }
 
 static int mark_exit(hcs_system_t *cs, const char *type) {
-  cleanup_free char *p = hcs_xasprintf("%s/exit-type", cs->run_dir);
+  cleanup_free char *p = hcs_xasprintf("%s.exit-type", cs->run_base);
   return hcs_state_write(p, type, strlen(type), NULL);
 }
 
@@ -450,7 +480,7 @@ int hcs_compute_delete(hcs_system_t *cs, bool force, hcs_error_t *err) {
     return hcs_error_make(err, EBUSY, "delete `%s`: the system is %s (stop it first or force)", cs->id,
                           hcs_state_name(st));
   if (st != HCS_STATE_STOPPED && hcs_compute_terminate(cs, err) < 0) return hcs_error_wrap(err, "delete `%s`", cs->id);
-  if (hcs_system_remove_dir(cs->run_dir, err) < 0 || hcs_system_remove_dir(cs->dir, err) < 0)
-    return hcs_error_wrap(err, "delete `%s`", cs->id);
+  hcs_system_remove_run_files(cs);
+  if (hcs_system_remove_dir(cs->dir, err) < 0) return hcs_error_wrap(err, "delete `%s`", cs->id);
   return 0;
 }

@@ -1,10 +1,11 @@
-/* The per-system monitor: detached by a double fork + setsid, it creates
- * the cgroup, clones init, writes state.json, then sleeps in waitpid until
- * init exits.  It records the exit status and ExitType in exit.json, removes
- * the cgroup and the runtime directory, and exits.  No central daemon: the
+/* The per-system monitor: detached by a double fork + setsid, it clones
+ * init, creates the cgroup, writes config.json and state.json, then sleeps
+ * in waitpid until init exits.  It records the exit status and ExitType in
+ * exit.json, removes the cgroup and the runtime files, and exits.  No central daemon: the
  * monitor is the only long-lived host process per system, and the
  * SystemExited event is its pidfd. */
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -18,11 +19,13 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-/* Written to state.json and, serialized, sent to the creator with OK (so
- * it need not read it back). */
-static char *state_text;
-
-static int write_state(hcs_spawn_t *s, pid_t pid, hcs_error_t *err) {
+/* config.json and state.json, written while init pivots into its root;
+ * once state.json exists the system can be opened (and started: start
+ * waits until init is connected to the fifo). */
+static int write_state(void *arg, pid_t pid, hcs_error_t *err) {
+  hcs_spawn_t *s = arg;
+  cleanup_free char *cfg_path = hcs_xasprintf("%s/config.json", s->cs->dir);
+  if (hcs_state_write_json(cfg_path, s->cs->config, err) < 0) return -1;
   cleanup_free char *now = hcs_now_rfc3339();
   cleanup_json json_t *st =
       json_pack("{s:s,s:s?,s:i,s:I,s:i,s:I,s:s,s:s,s:b,s:s,s:s}", "Id", s->cs->id, "Owner", s->cfg->owner, "Pid",
@@ -30,8 +33,10 @@ static int write_state(hcs_spawn_t *s, pid_t pid, hcs_error_t *err) {
                 "MonitorStartTime", (json_int_t)hcs_pid_start_time(getpid()), "Cgroup", s->cs->cgroup, "CgroupDriver",
                 s->cg ? s->cg->name : "none", "Started", 0, "CreatedTime", now, "Rootfs", s->cfg->rootfs);
   cleanup_free char *path = hcs_xasprintf("%s/state.json", s->cs->dir);
-  state_text = json_dumps(st, JSON_COMPACT);
-  return hcs_state_write_json(path, st, err);
+  if (hcs_state_write_json(path, st, err) < 0) return -1;
+  cleanup_free char *text = json_dumps(st, JSON_COMPACT);
+  hcs_send_msg(s->sock, HCS_MSG_STATE, text, strlen(text), -1);
+  return 0;
 }
 
 static void send_error(int sock, hcs_error_t *err) {
@@ -43,7 +48,7 @@ static void send_error(int sock, hcs_error_t *err) {
 static void record_exit(hcs_spawn_t *s, int status) {
   hcs_system_t *cs = s->cs;
   int64_t ooms = s->cg ? s->cg->oom_kills(cs->cgroup) : -1;
-  cleanup_free char *marker_path = hcs_xasprintf("%s/exit-type", cs->run_dir), *marker = NULL;
+  cleanup_free char *marker_path = hcs_xasprintf("%s.exit-type", cs->run_base), *marker = NULL;
   hcs_read_file(marker_path, &marker, NULL, NULL);
   if (marker) marker[strcspn(marker, "\n")] = '\0';
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -62,7 +67,7 @@ static void record_exit(hcs_spawn_t *s, int status) {
     json_decref(left);
     s->cg->destroy(cs->cgroup, NULL);
   }
-  hcs_system_remove_dir(cs->run_dir, NULL);
+  hcs_system_remove_run_files(cs);
   cleanup_free char *now = hcs_now_rfc3339();
   cleanup_json json_t *e = json_pack("{s:i,s:s,s:s,s:I}", "ExitCode", code, "ExitType", type, "FinishedTime", now,
                                      "OomKillCount", (json_int_t)(ooms > 0 ? ooms : 0));
@@ -89,19 +94,15 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   if (chdir("/") < 0) _exit(1);
 
   int pidfd = -1;
+  s->on_go = write_state;
   pid_t pid = hcs_spawn_init(s, &pidfd, &err);
-  if (pid < 0 || write_state(s, pid, &err) < 0) {
-    if (pid > 0) {
-      kill(pid, SIGKILL);
-      waitpid(pid, NULL, 0);
-    }
+  if (pid < 0) {
     if (s->cg) s->cg->destroy(cs->cgroup, NULL);
     send_error(s->sock, &err);
     _exit(1);
   }
-  /* Keep only the creator socket; drop every fd inherited from the
-   * creator (its stdio, pipes, the store lock) before answering, so the
-   * creator's readers see EOF when init closes its ends. */
+  /* Drop every fd inherited from the creator (its stdio, pipes, the store
+   * lock), so the creator's readers see EOF when init closes its ends. */
   int sock = fcntl(s->sock, F_DUPFD_CLOEXEC, 3);
   if (sock != 3) {
     dup2(sock, 3);
@@ -114,9 +115,6 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   for (int fd = 0; fd < 3; fd++)
     dup2(null, fd);
   if (null > 2) close(null);
-  hcs_send_msg(sock, HCS_MSG_OK, state_text, state_text ? strlen(state_text) : 0, -1);
-  free(state_text);
-  state_text = NULL;
   close(sock);
 
   int status = 0;
@@ -133,13 +131,41 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   _exit(0);
 }
 
+/* In the monitor's parent, once the monitor is forked: a new network
+ * namespace for init, sent to the monitor (the parent exits right after). */
+static void make_netns(int sock) {
+  if (unshare(CLONE_NEWNET) < 0) {
+    char msg[128];
+    int n = snprintf(msg, sizeof msg, "create a network namespace: %s", strerror(errno));
+    hcs_send_msg(sock, HCS_MSG_ERROR, msg, (size_t)n, -1);
+    return;
+  }
+  int fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    static const char msg[] = "open the new network namespace";
+    hcs_send_msg(sock, HCS_MSG_ERROR, msg, sizeof msg - 1, -1);
+    return;
+  }
+  hcs_send_msg(sock, HCS_MSG_OK, "", 0, fd);
+  close(fd);
+}
+
 int hcs_monitor_launch(hcs_spawn_t *s, hcs_error_t *err) {
-  int sv[2];
+  int sv[2], ns[2] = {-1, -1};
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return hcs_error_make(err, errno, "socketpair");
+  /* Owned by the init user namespace: not for a user-namespaced init, which
+   * must own its network namespace (sysfs, configuring lo). */
+  bool late = s->netns_fd < 0 && s->cfg->n_uid_maps == 0;
+  if (late && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ns) < 0) {
+    close(sv[0]);
+    close(sv[1]);
+    return hcs_error_make(err, errno, "socketpair");
+  }
   pid_t first = fork();
   if (first < 0) {
     close(sv[0]);
     close(sv[1]);
+    if (late) close(ns[0]), close(ns[1]);
     return hcs_error_make(err, errno, "fork the monitor of `%s`", s->cs->id);
   }
   if (first == 0) {
@@ -147,9 +173,15 @@ int hcs_monitor_launch(hcs_spawn_t *s, hcs_error_t *err) {
     s->sock = sv[1];
     setsid();
     pid_t second = fork();
-    if (second != 0) _exit(second < 0);
-    run_monitor(s);
+    if (second == 0) {
+      if (late) close(ns[1]);
+      s->netns_sock = ns[0];
+      run_monitor(s);
+    }
+    if (second > 0 && late) make_netns(ns[1]);
+    _exit(second < 0);
   }
+  if (late) close(ns[0]), close(ns[1]);
   close(sv[1]);
   cleanup_close int sock = sv[0];
   int st;
@@ -157,7 +189,8 @@ int hcs_monitor_launch(hcs_spawn_t *s, hcs_error_t *err) {
   }
   char msg[2048];
   int type, fd;
-  for (;;) {
+  bool have_state = false, ready = false;
+  while (!have_state || !ready) {
     ssize_t n = hcs_recv_msg(sock, &type, msg, sizeof msg, &fd);
     if (n < 0) return hcs_error_make(err, errno, "read from the monitor of `%s`", s->cs->id);
     if (n == 0) return hcs_error_make(err, 0, "create `%s`: the monitor exited", s->cs->id);
@@ -166,11 +199,15 @@ int hcs_monitor_launch(hcs_spawn_t *s, hcs_error_t *err) {
       continue;
     }
     if (fd >= 0) close(fd);
-    if (type == HCS_MSG_OK) {
+    if (type == HCS_MSG_STATE) {
       json_decref(s->cs->state);
       s->cs->state = json_loads(msg, 0, NULL);
-      return 0;
+      have_state = true;
+    } else if (type == HCS_MSG_READY) {
+      ready = true;
+    } else {
+      return hcs_error_make(err, 0, "create `%s`: %s", s->cs->id, msg);
     }
-    return hcs_error_make(err, 0, "create `%s`: %s", s->cs->id, msg);
   }
+  return 0;
 }

@@ -107,31 +107,37 @@ int hcs_resolve_user(const char *user, uid_t *uid, gid_t *gid, gid_t **groups, s
   return 0;
 }
 
-int hcs_child_exec(const hcs_proc_spec_t *p, const hcs_security_t *sec, int errfd) {
+int hcs_child_prepare(const hcs_proc_spec_t *p, const hcs_security_t *sec, hcs_child_user_t *u, char *msg,
+                      size_t size) {
   sigset_t all;
   sigemptyset(&all);
   for (int sig = 1; sig < NSIG; sig++)
     signal(sig, SIG_DFL);
   sigprocmask(SIG_SETMASK, &all, NULL);
-  uid_t uid;
-  gid_t gid, *groups;
-  size_t ngroups;
-  if (hcs_resolve_user(p->user, &uid, &gid, &groups, &ngroups) < 0) {
-    hcs_child_report(errfd, 0, "unknown %s in `%s` (looked up in the container's /etc/%s)",
-                     errno == ESRCH ? "group" : "user", p->user, errno == ESRCH ? "group" : "passwd");
-    _exit(127);
+  if (hcs_resolve_user(p->user, &u->uid, &u->gid, &u->groups, &u->ngroups) < 0) {
+    snprintf(msg, size, "unknown %s in `%s` (looked up in the container's /etc/%s)", errno == ESRCH ? "group" : "user",
+             p->user, errno == ESRCH ? "group" : "passwd");
+    return -1;
   }
   if (chdir(p->cwd ? p->cwd : "/") < 0) {
-    hcs_child_report(errfd, errno, "change to working directory `%s`", p->cwd ? p->cwd : "/");
-    _exit(127);
+    snprintf(msg, size, "change to working directory `%s`: %s", p->cwd ? p->cwd : "/", strerror(errno));
+    return -1;
   }
   for (size_t i = 0; i < sec->n_rlimits; i++)
     if (setrlimit(sec->rlimits[i].resource, &sec->rlimits[i].lim) < 0) {
-      hcs_child_report(errfd, errno, "set rlimit %d", sec->rlimits[i].resource);
-      _exit(127);
+      snprintf(msg, size, "set rlimit %d: %s", sec->rlimits[i].resource, strerror(errno));
+      return -1;
     }
   syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
-  if (hcs_security_apply(sec, uid, gid, groups, ngroups) < 0) {
+  if (hcs_security_apply_walls(sec) < 0) {
+    snprintf(msg, size, "apply the security profile: %s", strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+void hcs_child_finish(const hcs_proc_spec_t *p, const hcs_security_t *sec, const hcs_child_user_t *u, int errfd) {
+  if (hcs_security_apply_user(sec, u->uid, u->gid, u->groups, u->ngroups) < 0) {
     hcs_child_report(errfd, errno, "apply the security profile");
     _exit(127);
   }
@@ -139,6 +145,16 @@ int hcs_child_exec(const hcs_proc_spec_t *p, const hcs_security_t *sec, int errf
   execvp(p->argv[0], p->argv);
   hcs_child_report(errfd, errno, "exec `%s`", p->argv[0]);
   _exit(127);
+}
+
+int hcs_child_exec(const hcs_proc_spec_t *p, const hcs_security_t *sec, int errfd) {
+  hcs_child_user_t u;
+  char msg[1024];
+  if (hcs_child_prepare(p, sec, &u, msg, sizeof msg) < 0) {
+    hcs_child_report(errfd, 0, "%s", msg);
+    _exit(127);
+  }
+  hcs_child_finish(p, sec, &u, errfd);
 }
 
 static void process_free(hcs_process_t *p) {

@@ -12,6 +12,8 @@
 #include <sys/syscall.h>
 #include <grp.h>
 #include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
 
 #include <seccomp.h>
 
@@ -159,6 +161,57 @@ out:
   return ret;
 }
 
+/* Compiling with libseccomp costs a few hundred microseconds per system;
+ * the program depends only on CAP_SYS_ADMIN, CAP_SYS_PTRACE and the extra
+ * deny list, so a process keeps the last few it compiled. */
+struct filter_cache {
+  char *key;
+  struct sock_filter *filter;
+  unsigned short len;
+};
+static struct filter_cache cache[4];
+static size_t cache_next;
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static char *filter_key(const hcs_config_t *c) {
+  size_t len = 3;
+  for (size_t i = 0; c->seccomp_deny && c->seccomp_deny[i]; i++)
+    len += strlen(c->seccomp_deny[i]) + 1;
+  char *k = hcs_xmalloc(len), *p = k;
+  *p++ = c->caps & (1ULL << CAP_SYS_ADMIN) ? 'A' : '-';
+  *p++ = c->caps & (1ULL << CAP_SYS_PTRACE) ? 'P' : '-';
+  for (size_t i = 0; c->seccomp_deny && c->seccomp_deny[i]; i++)
+    p += sprintf(p, "%s,", c->seccomp_deny[i]);
+  *p = '\0';
+  return k;
+}
+
+static int cached_filter(const hcs_config_t *c, struct sock_fprog *prog, hcs_error_t *err) {
+  cleanup_free char *key = filter_key(c);
+  pthread_mutex_lock(&cache_lock);
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(cache); i++)
+    if (cache[i].key && strcmp(cache[i].key, key) == 0) {
+      prog->len = cache[i].len;
+      prog->filter = hcs_xmalloc(prog->len * sizeof *prog->filter);
+      memcpy(prog->filter, cache[i].filter, prog->len * sizeof *prog->filter);
+      pthread_mutex_unlock(&cache_lock);
+      return 0;
+    }
+  pthread_mutex_unlock(&cache_lock);
+  if (build_filter(c, prog, err) < 0) return -1;
+  pthread_mutex_lock(&cache_lock);
+  struct filter_cache *e = &cache[cache_next++ % HCS_ARRAY_SIZE(cache)];
+  free(e->key);
+  free(e->filter);
+  e->key = key;
+  key = NULL;
+  e->len = prog->len;
+  e->filter = hcs_xmalloc(prog->len * sizeof *prog->filter);
+  memcpy(e->filter, prog->filter, prog->len * sizeof *prog->filter);
+  pthread_mutex_unlock(&cache_lock);
+  return 0;
+}
+
 int hcs_security_prepare(const hcs_config_t *c, hcs_security_t *sec, hcs_error_t *err) {
   memset(sec, 0, sizeof *sec);
   sec->caps = c->caps;
@@ -168,7 +221,7 @@ int hcs_security_prepare(const hcs_config_t *c, hcs_security_t *sec, hcs_error_t
     memcpy(sec->rlimits, c->rlimits, c->n_rlimits * sizeof *sec->rlimits);
     sec->n_rlimits = c->n_rlimits;
   }
-  if (c->seccomp && build_filter(c, &sec->prog, err) < 0) return -1;
+  if (c->seccomp && cached_filter(c, &sec->prog, err) < 0) return -1;
   return 0;
 }
 
@@ -180,6 +233,11 @@ void hcs_security_release(hcs_security_t *sec) {
 }
 
 int hcs_security_apply(const hcs_security_t *sec, uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups) {
+  if (hcs_security_apply_walls(sec) < 0) return -1;
+  return hcs_security_apply_user(sec, uid, gid, groups, ngroups);
+}
+
+int hcs_security_apply_walls(const hcs_security_t *sec) {
   for (int cap = 0; cap <= 63; cap++) {
     if (sec->caps & (1ULL << cap)) continue;
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
@@ -191,6 +249,10 @@ int hcs_security_apply(const hcs_security_t *sec, uid_t uid, gid_t gid, const gi
   if (sec->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
   /* Loaded while still privileged, so it works without no_new_privs too. */
   if (sec->prog.filter && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &sec->prog) < 0) return -1;
+  return 0;
+}
+
+int hcs_security_apply_user(const hcs_security_t *sec, uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups) {
   /* The user switch comes before capset: it needs CAP_SETUID/SETGID even
    * when the configured set lacks them; a non-root uid loses all caps. */
   if (setgroups(ngroups, groups) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) return -1;

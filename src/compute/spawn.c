@@ -171,6 +171,8 @@ static int setup_dev(int rootfd, bool userns, int report) {
   return 0;
 }
 
+static void loopback_up(void);
+
 static int setup_rootfs(hcs_spawn_t *s, bool userns, int go, int report) {
   hcs_config_t *c = s->cfg;
   /* Slave, so host unmounts still reach us and nothing we mount leaks out. */
@@ -189,6 +191,17 @@ static int setup_rootfs(hcs_spawn_t *s, bool userns, int go, int report) {
   }
   if (mount_at(rootfd, "proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, true, report) < 0) return -1;
   if (setup_dev(rootfd, userns, report) < 0) return -1;
+  if (s->netns_late) {
+    char b;
+    int type = 0, nsfd = -1;
+    if (hcs_recv_msg(report, &type, &b, 1, &nsfd) < 0 || nsfd < 0) _exit(1);
+    if (setns(nsfd, CLONE_NEWNET) < 0) {
+      hcs_child_report(report, errno, "join the new network namespace");
+      return -1;
+    }
+    close(nsfd);
+    loopback_up();
+  }
   /* sysfs needs a network namespace we own; otherwise bind the host's. */
   if (mount_at(rootfd, "sys", "sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, true, -1) < 0 &&
       mount_at(rootfd, "sys", "/sys", NULL, MS_BIND | MS_REC | MS_RDONLY, NULL, true, report) < 0)
@@ -377,7 +390,9 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
       _exit(1);
     }
   }
-  if (s->netns_fd >= 0) {
+  if (s->netns_late) {
+    /* A new netns made by the monitor's parent: joined in setup_rootfs. */
+  } else if (s->netns_fd >= 0) {
     if (setns(s->netns_fd, CLONE_NEWNET) < 0) {
       hcs_child_report(report, errno, "join network namespace `%s`", c->netns);
       _exit(1);
@@ -416,32 +431,40 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
       }
     if (null >= 0) close(null);
   }
-  close(s->sock);
   /* The cgroup namespace is rooted where we are now. */
   close(go);
   if (unshare(CLONE_NEWCGROUP) < 0) {
     hcs_child_report(report, errno, "unshare the cgroup namespace");
     _exit(1);
   }
-  /* Created: ready, wait for start.  The fifo is reopened through our fd
-   * because its path is outside the new root. */
+  /* Created: ready (to the creator directly, and to the monitor), wait for
+   * start.  The fifo is reopened through our fd: its path is outside the
+   * new root. */
+  hcs_send_msg(s->sock, HCS_MSG_READY, "", 0, -1);
+  close(s->sock);
   hcs_send_msg(report, HCS_MSG_OK, "", 0, -1);
   close(report);
+  /* Everything of the exec that does not need start happens now (a
+   * failure is reported to start, as before). */
+  hcs_child_user_t user;
+  char prep_err[1024] = "";
+  bool prep_failed = init && hcs_child_prepare(init, &s->sec, &user, prep_err, sizeof prep_err) < 0;
   char self[64];
   snprintf(self, sizeof self, "/proc/self/fd/%d", fifo_path_fd);
   int fifo = open(self, O_WRONLY | O_CLOEXEC);
   if (fifo < 0) _exit(1);
   close(fifo_path_fd);
-  /* Tell `start` we are connected: its EOF then really means exec. */
-  if (write(fifo, "s", 1) != 1) _exit(1);
   if (init == NULL) {
     /* It never execs: give it the same walls as any container process. */
     blank_cmdline();
     if (hcs_security_apply(&s->sec, 0, 0, NULL, 0) < 0) _exit(1);
     idle_init(fifo);
   }
-  hcs_child_exec(init, &s->sec, fifo);
-  _exit(127);
+  if (prep_failed) {
+    hcs_child_report(fifo, 0, "%s", prep_err);
+    _exit(127);
+  }
+  hcs_child_finish(init, &s->sec, &user, fifo);
 }
 
 static int write_id_map(pid_t pid, const char *file, const hcs_id_map_t *maps, size_t n, hcs_error_t *err) {
@@ -476,7 +499,7 @@ pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err) {
         if (c->gid_maps[j].inside == 0 && chown(s->fifo, c->uid_maps[i].outside, c->gid_maps[j].outside) < 0)
           return hcs_error_make(err, errno, "chown `%s`", s->fifo);
   uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
-  if (s->netns_fd < 0) flags |= CLONE_NEWNET;
+  if (s->netns_fd < 0 && s->netns_sock < 0) flags |= CLONE_NEWNET;
   if (c->n_uid_maps) flags |= CLONE_NEWUSER;
   pid_t pid = hcs_clone3(flags, pidfd, -1);
   if (pid < 0) {
@@ -487,6 +510,7 @@ pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err) {
   if (pid == 0) {
     close(go[1]);
     close(rep[0]);
+    s->netns_late = s->netns_sock >= 0;
     init_child(s, go[0], rep[1]);
   }
   close(go[0]);
@@ -496,6 +520,18 @@ pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err) {
   cleanup_close int rfd = rep[0];
   cleanup_close int gfd = go[1];
   int ret = 0;
+  if (s->netns_sock >= 0) { /* forward the new netns; init needs it after /dev */
+    char msg[256];
+    int type = 0, nsfd = -1;
+    ssize_t n = hcs_recv_msg(s->netns_sock, &type, msg, sizeof msg, &nsfd);
+    if (n <= 0 || type != HCS_MSG_OK || nsfd < 0)
+      ret = hcs_error_make(err, n < 0 ? errno : 0, "%s", n > 0 && type == HCS_MSG_ERROR ? msg : "no network namespace");
+    else if (hcs_send_msg(rfd, HCS_MSG_OK, "", 0, nsfd) < 0)
+      ret = hcs_error_make(err, errno, "pass the network namespace to the init of `%s`", s->cs->id);
+    if (nsfd >= 0) close(nsfd);
+    close(s->netns_sock);
+    s->netns_sock = -1;
+  }
   if (c->n_uid_maps && (write_id_map(pid, "uid_map", c->uid_maps, c->n_uid_maps, err) < 0 ||
                         write_id_map(pid, "gid_map", c->gid_maps, c->n_gid_maps, err) < 0))
     ret = -1;
@@ -508,6 +544,7 @@ pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err) {
       ret = -1, s->cg->destroy(s->cs->cgroup, NULL);
   }
   if (ret == 0 && write(gfd, "g", 1) != 1) ret = hcs_error_make(err, errno, "start the init of `%s`", s->cs->id);
+  if (ret == 0 && s->on_go && s->on_go(s, pid, err) < 0) ret = -1;
   if (ret == 0) {
     char msg[1024];
     int type = 0, fd;

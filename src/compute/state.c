@@ -2,7 +2,7 @@
  * <root>/compute/<id>/: config.json (as given), state.json (pids, start
  * times, Started; written by the monitor, then by start), exit.json
  * (written by the monitor once everything is cleaned up), lock.
- * <run root>/compute/<id>/: exec.fifo and the exit-type marker. */
+ * <run root>/compute/: <id>.exec.fifo and the <id>.exit-type marker. */
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>
@@ -26,7 +26,7 @@ hcs_system_t *hcs_system_new(const char *root, const char *id, hcs_error_t *err)
   cs->root = hcs_root_resolve(root);
   cs->run_root = hcs_run_root_resolve(root);
   cs->dir = hcs_xasprintf("%s/compute/%s", cs->root, id);
-  cs->run_dir = hcs_xasprintf("%s/compute/%s", cs->run_root, id);
+  cs->run_base = hcs_xasprintf("%s/compute/%s", cs->run_root, id);
   cs->monitor_fd = cs->console = -1;
   cs->stdio[0] = cs->stdio[1] = cs->stdio[2] = -1;
   return cs;
@@ -46,7 +46,7 @@ void hcs_compute_close(hcs_system_t *cs) {
   free(cs->root);
   free(cs->run_root);
   free(cs->dir);
-  free(cs->run_dir);
+  free(cs->run_base);
   free(cs->cgroup);
   free(cs);
 }
@@ -203,10 +203,22 @@ int hcs_state_write_json(const char *path, json_t *doc, hcs_error_t *err) {
   return hcs_state_write(path, text, strlen(text), err);
 }
 
-/* Remove a state or runtime directory: the files hcs puts there by name
- * first (cheaper than a directory walk), then the walk for anything else. */
+/* The exec fifo (left when the system never started) and the exit-type
+ * marker; ENOENT is the usual answer. */
+void hcs_system_remove_run_files(hcs_system_t *cs) {
+  static const char *const names[] = {"exec.fifo", "exit-type"};
+  char path[PATH_MAX];
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(names); i++) {
+    snprintf(path, sizeof path, "%s.%s", cs->run_base, names[i]);
+    unlink(path);
+  }
+}
+
+/* Remove a state directory: the files hcs puts there by name (cheaper than
+ * a directory walk; "lock" is left by older versions), then the walk for
+ * anything else. */
 int hcs_system_remove_dir(const char *dir, hcs_error_t *err) {
-  static const char *const names[] = {"config.json", "state.json", "exit.json", "lock", "exec.fifo", "exit-type"};
+  static const char *const names[] = {"config.json", "state.json", "exit.json", "lock"};
   char path[PATH_MAX];
   for (size_t i = 0; i < HCS_ARRAY_SIZE(names); i++) {
     snprintf(path, sizeof path, "%s/%s", dir, names[i]);

@@ -5,6 +5,12 @@
 #   tests/bench/compute.sh [BUILD_DIR] [RUNS]
 # crun refuses hybrid cgroup hosts, so it runs in a mount namespace where the
 # cgroup2 mount at /sys/fs/cgroup/unified is unmounted.
+# `run` is measured twice: in blocks (hyperfine for crun, then the library),
+# and alternating one `crun run` and one library run per iteration in the
+# same (crun-compatible) mount namespace.  On a shared machine the load
+# drifts, so blocks favour whichever ran in the quieter moment; alternating
+# exposes both to the same load (and to each other's asynchronous network
+# namespace clean-up).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=$(realpath "${1:-build}")
@@ -76,12 +82,19 @@ hyperfine -N -w 3 -r "$runs" --prepare "$hcs resume bench-h" --export-json "$wor
 "$hcs" rm -f bench-h >/dev/null
 lua_start=$(hyperfine -N -w 3 -r "$runs" --export-json "$work/hcs-lua.json" "$hcs -e ''" >/dev/null; median "$work/hcs-lua.json")
 
+echo "== run: crun and hcs lib alternating, one of each per iteration (same mount namespace)"
+unshare -m bash -c 'umount /sys/fs/cgroup/unified && exec "$1/compute_bench" "$1/root" "$1/bundle/rootfs" run "$2" "$1/bundle"' \
+  _ "$work" "$runs" >"$work/run.txt"
+alt_lib=$(awk '$1 == "run" {print $3}' "$work/run.txt")
+alt_crun=$(awk '$1 == "crun" {print $3}' "$work/run.txt")
+
 c_run=$(median "$work/crun-run.json") c_exec=$(median "$work/crun-exec.json") c_pause=$(median "$work/crun-pause.json")
 h_run=$(median "$work/hcs-run.json") h_exec=$(median "$work/hcs-exec.json") h_pause=$(median "$work/hcs-pause.json")
 ratio() { python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
 
 printf '\n%-34s %10s %10s %10s %8s %8s\n' "operation (median ms)" "crun" "hcs lib" "hcs CLI" "lib/crun" "CLI/crun"
 printf '%-34s %10s %10s %10s %8s %8s\n' "run /bin/true (create..delete)" "$c_run" "$lib_run" "$h_run" "$(ratio "$lib_run" "$c_run")" "$(ratio "$h_run" "$c_run")"
+printf '%-34s %10s %10s %10s %8s %8s\n' "run, alternating per iteration" "$alt_crun" "$alt_lib" "-" "$(ratio "$alt_lib" "$alt_crun")" "-"
 printf '%-34s %10s %10s %10s %8s %8s\n' "exec /bin/true" "$c_exec" "$lib_exec" "$h_exec" "$(ratio "$lib_exec" "$c_exec")" "$(ratio "$h_exec" "$c_exec")"
 printf '%-34s %10s %10s %10s %8s %8s\n' "pause (lib: pause+resume)" "$c_pause" "$lib_pause" "$h_pause" "$(ratio "$lib_pause" "$c_pause")" "$(ratio "$h_pause" "$c_pause")"
 echo "hcs host start-up (hcs -e ''): $lua_start ms"

@@ -1,13 +1,18 @@
 /* Benchmark driver for libhcs compute: times N iterations of one operation
  * in-process (no Lua start-up) and prints the median in ms.
  *   compute_bench ROOT ROOTFS run N          create+start+wait+delete of /bin/true
+ *   compute_bench ROOT ROOTFS run N BUNDLE   the same, alternating with `crun run` of BUNDLE (spawned
+ *                                            and timed like hyperfine -N does): both see the same load
  *   compute_bench ROOT ROOTFS exec N         exec /bin/true into a running system
  *   compute_bench ROOT ROOTFS pause N        pause+resume of a running system
  *   compute_bench ROOT ROOTFS idle N         start N idle systems, print monitor RSS/PSS (kB), delete
+ * With $HCS_BENCH_SAMPLES set, every sample (ms) is appended to that file.
  * Built by tests/bench/compute.sh (not part of the normal build). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include <hcs/hcs.h>
@@ -16,6 +21,21 @@ static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+extern char **environ;
+
+/* One `crun run` of the bundle, timed from spawn to exit. */
+static double crun_run(const char *bundle) {
+  char *argv[] = {"crun", "run", "-b", (char *)bundle, "bench-r", NULL};
+  pid_t pid;
+  int st;
+  double t0 = now_ms();
+  if (posix_spawnp(&pid, "crun", NULL, NULL, argv, environ) != 0 || waitpid(pid, &st, 0) < 0 || st != 0) {
+    fprintf(stderr, "crun run failed\n");
+    exit(1);
+  }
+  return now_ms() - t0;
 }
 
 static int cmp(const void *a, const void *b) {
@@ -48,15 +68,20 @@ int main(int argc, char **argv) {
   int n = atoi(argv[4]);
   char cfg[1024];
   hcs_error_t err = NULL;
-  double *t = calloc((size_t)n, sizeof *t);
+  double *t = calloc((size_t)n, sizeof *t), *peer = calloc((size_t)n, sizeof *peer);
+  const char *bundle = argc > 5 ? argv[5] : NULL;
   if (strcmp(what, "run") == 0) {
     snprintf(cfg, sizeof cfg,
              "{\"Container\":{\"Storage\":{\"Path\":\"%s\"}},\"Linux\":{\"CgroupParent\":\"hcs-bench\","
              "\"Init\":{\"CommandArgs\":[\"/bin/true\"]}}}",
              rootfs);
-    for (int i = 0; i < n; i++) {
+    for (int i = -2; i < n; i++) { /* two warm-up runs, like hyperfine -w */
       char id[32];
-      snprintf(id, sizeof id, "bench%d", i);
+      snprintf(id, sizeof id, "bench%d", i + 2);
+      if (bundle) {
+        double p = crun_run(bundle);
+        if (i >= 0) peer[i] = p;
+      }
       double t0 = now_ms();
       hcs_system_t *cs = hcs_compute_create(root, id, cfg, NULL, &err);
       if (!cs) die("create", err);
@@ -64,7 +89,7 @@ int main(int argc, char **argv) {
       if (hcs_compute_wait(cs, -1, &err) < 0) die("wait", err);
       if (hcs_compute_delete(cs, false, &err) < 0) die("delete", err);
       hcs_compute_close(cs);
-      t[i] = now_ms() - t0;
+      if (i >= 0) t[i] = now_ms() - t0;
     }
   } else if (strcmp(what, "exec") == 0 || strcmp(what, "pause") == 0) {
     snprintf(cfg, sizeof cfg,
@@ -112,8 +137,18 @@ int main(int argc, char **argv) {
     }
     return 0;
   }
+  const char *samples = getenv("HCS_BENCH_SAMPLES");
+  FILE *sf = samples ? fopen(samples, "a") : NULL;
+  for (int i = 0; sf && i < n; i++)
+    fprintf(sf, "%.6f\n", t[i]);
+  if (sf) fclose(sf);
   qsort(t, (size_t)n, sizeof *t, cmp);
   printf("%s median_ms %.3f min_ms %.3f\n", what, t[n / 2], t[0]);
+  if (bundle) {
+    qsort(peer, (size_t)n, sizeof *peer, cmp);
+    printf("crun median_ms %.3f min_ms %.3f\n", peer[n / 2], peer[0]);
+  }
   free(t);
+  free(peer);
   return 0;
 }
