@@ -11,14 +11,22 @@ local hcs = {
   host = core.host,
 }
 
--- Subsystem facades live in lua/hcs/<name>.lua; load the ones installed.
+-- Subsystem facades live in lua/hcs/<name>.lua and load on first use
+-- (hcs.layer, hcs.net, ...): a CLI command pays only for what it touches.
 local subsystems = { "layer", "compute", "process", "net", "image", "workflow" }
-for _, name in ipairs(subsystems) do
-  local modname = "hcs." .. name
-  if package.searchpath(modname, package.path) then
-    hcs[name] = require(modname)
-  end
-end
+hcs.subsystems = subsystems
+local known = {}
+for _, name in ipairs(subsystems) do known[name] = true end
+setmetatable(hcs, {
+  __index = function(t, name)
+    if not known[name] then return nil end
+    local modname = "hcs." .. name
+    if not package.searchpath(modname, package.path) then return nil end
+    local m = require(modname)
+    rawset(t, name, m)
+    return m
+  end,
+})
 
 --- Print a short guide to the API (for the REPL).
 function hcs.help()

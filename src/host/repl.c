@@ -225,10 +225,16 @@ void hcs_host_repl(lua_State *L) {
   /* `hcs` is available as a global in the REPL for convenience. */
   lua_getglobal(L, "require");
   lua_pushliteral(L, "hcs");
-  if (hcs_host_docall(L, 1, 1) == LUA_OK)
+  if (hcs_host_docall(L, 1, 1) == LUA_OK) {
     lua_setglobal(L, "hcs");
-  else
+    /* Subsystems load lazily; load them all here so Tab completion sees them. */
+    if (luaL_loadstring(L, "for _, n in ipairs(hcs.subsystems or {}) do local _ = hcs[n] end") == LUA_OK)
+      hcs_host_report(L, hcs_host_docall(L, 0, 0));
+    else
+      lua_pop(L, 1);
+  } else {
     hcs_host_report(L, LUA_ERRRUN);
+  }
 
   int status;
   while ((status = loadline(L)) != -1) {
