@@ -354,6 +354,14 @@ char *hcs_image_inspect(hcs_image_store_t *s, const char *ref, hcs_error_t *err)
 
 /* --- records --------------------------------------------------------------- */
 
+/* Remove `full` from the image's Tags; 1 if it was there. */
+static int drop_tag(json_t *m, const char *full) {
+  json_t *tags = json_object_get(m, "Tags");
+  for (size_t j = 0; j < json_array_size(tags); j++)
+    if (strcmp(json_string_value(json_array_get(tags, j)), full) == 0) return json_array_remove(tags, j), 1;
+  return 0;
+}
+
 /* Take the tag away from whichever other image has it. */
 static int move_tag(hcs_image_store_t *s, const char *tag, const char *to_id, hcs_error_t *err) {
   cleanup_json json_t *all = all_images(s, err);
@@ -361,13 +369,17 @@ static int move_tag(hcs_image_store_t *s, const char *tag, const char *to_id, hc
   size_t i;
   json_t *m;
   json_array_foreach(all, i, m) {
-    if (strcmp(json_string_value(json_object_get(m, "Id")), to_id) == 0 || !has_tag(m, tag)) continue;
-    json_t *tags = json_object_get(m, "Tags");
-    for (size_t j = 0; j < json_array_size(tags); j++)
-      if (strcmp(json_string_value(json_array_get(tags, j)), tag) == 0) json_array_remove(tags, j--);
+    if (strcmp(json_string_value(json_object_get(m, "Id")), to_id) == 0 || !drop_tag(m, tag)) continue;
     if (hcs_image_store_meta(s, m, err) < 0) return -1;
   }
   return 0;
+}
+
+/* "name:tag" of a reference (tag defaults to latest), malloc'd. */
+static char *full_tag(const char *ref, hcs_error_t *err) {
+  cleanup_free char *name = NULL, *tag = NULL;
+  if (hcs_image_parse_ref(ref, &name, &tag, err) < 0) return NULL;
+  return hcs_xasprintf("%s:%s", name, tag);
 }
 
 static uint64_t layer_size(hcs_layer_store_t *layers, const char *id) {
@@ -441,34 +453,25 @@ char *hcs_image_record(hcs_image_store_t *s, const char *config, size_t config_l
 /* --- tags, users, removal ---------------------------------------------------- */
 
 int hcs_image_tag(hcs_image_store_t *s, const char *ref, const char *new_ref, hcs_error_t *err) {
-  cleanup_free char *name = NULL, *tag = NULL;
-  if (hcs_image_parse_ref(new_ref, &name, &tag, err) < 0) return -1;
+  cleanup_free char *full = full_tag(new_ref, err);
+  if (full == NULL) return -1;
   cleanup_close int lock = hcs_image_lock(s, true, err);
   if (lock < 0) return -1;
   cleanup_free char *id = hcs_image_resolve_locked(s, ref, err);
   if (id == NULL) return -1;
-  cleanup_free char *full = hcs_xasprintf("%s:%s", name, tag);
   cleanup_json json_t *m = hcs_image_load(s, id, err);
   if (m == NULL || move_tag(s, full, id, err) < 0) return -1;
   if (!has_tag(m, full)) json_array_append_new(json_object_get(m, "Tags"), json_string(full));
   return hcs_image_store_meta(s, m, err);
 }
 
-static int drop_tag(json_t *m, const char *full) {
-  json_t *tags = json_object_get(m, "Tags");
-  for (size_t j = 0; j < json_array_size(tags); j++)
-    if (strcmp(json_string_value(json_array_get(tags, j)), full) == 0) return json_array_remove(tags, j), 1;
-  return 0;
-}
-
 int hcs_image_untag(hcs_image_store_t *s, const char *ref, hcs_error_t *err) {
-  cleanup_free char *name = NULL, *tag = NULL;
-  if (hcs_image_parse_ref(ref, &name, &tag, err) < 0) return -1;
+  cleanup_free char *full = full_tag(ref, err);
+  if (full == NULL) return -1;
   cleanup_close int lock = hcs_image_lock(s, true, err);
   if (lock < 0) return -1;
   cleanup_free char *id = hcs_image_resolve_locked(s, ref, err);
   if (id == NULL) return -1;
-  cleanup_free char *full = hcs_xasprintf("%s:%s", name, tag);
   cleanup_json json_t *m = hcs_image_load(s, id, err);
   if (m == NULL) return -1;
   if (!drop_tag(m, full)) return hcs_error_make(err, ENOENT, "tag `%s`", full);
@@ -537,11 +540,9 @@ int hcs_image_remove(hcs_image_store_t *s, const char *ref, bool force, hcs_erro
   cleanup_json json_t *m = hcs_image_load(s, id, err);
   if (m == NULL) return -1;
   /* Removing one of several tags only untags (as `docker rmi name:tag`). */
-  cleanup_free char *name = NULL, *tag = NULL;
-  if (json_array_size(json_object_get(m, "Tags")) > 1 && strchr(ref, ':') &&
-      hcs_image_parse_ref(ref, &name, &tag, NULL) == 0) {
-    cleanup_free char *full = hcs_xasprintf("%s:%s", name, tag);
-    if (drop_tag(m, full)) return hcs_image_store_meta(s, m, err);
+  if (json_array_size(json_object_get(m, "Tags")) > 1 && strchr(ref, ':')) {
+    cleanup_free char *full = full_tag(ref, NULL);
+    if (full && drop_tag(m, full)) return hcs_image_store_meta(s, m, err);
   }
   json_t *users = json_object_get(m, "Users");
   if (json_array_size(users) > 0 && !force) {
