@@ -1,5 +1,6 @@
--- Plan, customize, validate and realize a system step by step, then look at
--- it and tear it down.  Usage: hcs examples/plan-and-realize.lua [IMAGE]
+-- Plan, customize, validate and realize a system step by step, look at it,
+-- and tear it down (also when something fails on the way).
+-- Usage: hcs examples/plan-and-realize.lua [IMAGE]
 local hcs = require "hcs"
 local wf = hcs.workflow
 
@@ -11,8 +12,13 @@ if not ok then
   wf.plans.remove(plan.Name)
   error("not valid:\n  " .. table.concat(problems, "\n  "))
 end
-local sys <close> = wf.realize(plan)
-local code, out = sys:run { "sh", "-c", "echo $MODE; hostname; cat /sys/fs/cgroup/memory/memory.limit_in_bytes" }
-io.write(out)
-print(hcs.json.encode(sys:properties { PropertyTypes = { "Statistics" } }, { pretty = true }))
+local sys = wf.realize(plan)
+local done, err = pcall(function()
+  local _, out = sys:run { "sh", "-c", "echo mode=$MODE host=$(hostname) init=$(cat /proc/1/cmdline | tr '\\0' ' ')" }
+  io.write(out)
+  local props = sys:properties { PropertyTypes = { "Statistics", "ProcessList" } }
+  print(("%s: %s, memory in use %d kB, %d process(es)"):format(props.Id, props.State,
+    props.Statistics.Memory.UsageBytes // 1024, #props.ProcessList))
+end)
 assert(wf.destroy(sys))
+if not done then error(err, 0) end

@@ -300,6 +300,21 @@ describe("hcs.workflow #root", function()
     end)
   end)
 
+  describe("examples", function()
+    it("plan-and-realize.lua and the hello user workflow run and leave nothing", function()
+      local env = "HCS_ROOT=" .. u.quote(root)
+      local out = sh(("cd %s && %s %s examples/plan-and-realize.lua"):format(u.quote(u.source_dir), env,
+        u.quote(u.hcs_bin)))
+      assert.matches("mode=example host=example%-web init=sleep 3600", out)
+      assert.matches("example%-web: Running", out)
+      out = sh(("cd %s && %s HCS_WORKFLOW_PATH=examples/workflows %s workflow run hello"):format(
+        u.quote(u.source_dir), env, u.quote(u.hcs_bin)))
+      assert.matches("^hello from hello%-%d+\n$", out)
+      assert.same({}, wf.plans.list(root))
+      assert.same({}, u.mounts_under(root .. "/layers"))
+    end)
+  end)
+
   describe("hcs run IMAGE", function()
     it("realizes the image, passes the exit code and with --rm leaves nothing", function()
       local env = "HCS_ROOT=" .. u.quote(root)
