@@ -122,9 +122,7 @@ static int l_enumerate(lua_State *L) {
   hcs_error_t err = NULL;
   char *out = hcs_compute_enumerate(root, filter, &err);
   free(filter);
-  if (out == NULL) return hcs_lua_fail(L, &err);
-  hcs_lua_push_json_string(L, out);
-  return 1;
+  return hcs_lua_push_doc(L, out, &err);
 }
 
 static int close_handle(lua_State *L) {
@@ -191,9 +189,7 @@ static int m_properties(lua_State *L) {
   hcs_error_t err = NULL;
   char *out = hcs_compute_properties(cs, query, &err);
   free(query);
-  if (out == NULL) return hcs_lua_fail(L, &err);
-  hcs_lua_push_json_string(L, out);
-  return 1;
+  return hcs_lua_push_doc(L, out, &err);
 }
 
 static int m_modify(lua_State *L) {

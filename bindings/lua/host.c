@@ -4,9 +4,7 @@
 static int l_capabilities(lua_State *L) {
   hcs_error_t err = NULL;
   char *doc = hcs_host_capabilities(&err);
-  if (doc == NULL) return hcs_lua_fail(L, &err);
-  hcs_lua_push_json_string(L, doc);
-  return 1;
+  return hcs_lua_push_doc(L, doc, &err);
 }
 
 static int l_cgroup_mode(lua_State *L) {

@@ -82,6 +82,17 @@ static void progress_cb(uint64_t done, uint64_t total, void *data) {
   if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1); /* a progress display must not break the import */
 }
 
+/* The `progress` option of the table at t: leaves the function on the stack
+ * (progress_cb calls it by index) and returns the callback, or NULL. */
+static hcs_layer_progress_fn opt_progress(lua_State *L, int t, struct progress_ctx *pc) {
+  if (lua_type(L, t) != LUA_TTABLE) return NULL;
+  lua_getfield(L, t, "progress");
+  if (lua_isnil(L, -1)) return NULL;
+  luaL_checktype(L, -1, LUA_TFUNCTION);
+  pc->fn = lua_gettop(L);
+  return progress_cb;
+}
+
 static const char *opt_string(lua_State *L, int t, const char *key) {
   if (lua_type(L, t) != LUA_TTABLE) return NULL;
   lua_getfield(L, t, key);
@@ -108,22 +119,15 @@ static int l_import(lua_State *L) {
     lua_pop(L, 1);
     lua_getfield(L, 3, "parents"); /* index 4 */
     o.parents = check_ids(L, 4);   /* index 5 if any */
-    lua_getfield(L, 3, "progress");
-    if (!lua_isnil(L, -1)) {
-      luaL_checktype(L, -1, LUA_TFUNCTION);
-      pc.fn = lua_gettop(L);
-      o.progress = progress_cb;
-      o.progress_data = &pc;
-    }
   }
+  o.progress = opt_progress(L, 3, &pc);
+  o.progress_data = &pc;
   hcs_error_t err = NULL;
   char *id = strcmp(path, "-") == 0 ? hcs_layer_import(s, 0, &o, &err) : hcs_layer_import_file(s, path, &o, &err);
   if (id == NULL) return hcs_lua_fail(L, &err);
   char *doc = hcs_layer_inspect(s, id, &err);
   free(id);
-  if (doc == NULL) return hcs_lua_fail(L, &err);
-  hcs_lua_push_json_string(L, doc);
-  return 1;
+  return hcs_lua_push_doc(L, doc, &err);
 }
 
 /* store:commit_scratch(id [, {progress=fn}]) -> new layer id: the scratch's
@@ -134,15 +138,9 @@ static int l_commit_scratch(lua_State *L) {
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
   struct progress_ctx pc = {L, 0};
-  if (lua_istable(L, 3)) {
-    lua_getfield(L, 3, "progress");
-    if (!lua_isnil(L, -1)) {
-      luaL_checktype(L, -1, LUA_TFUNCTION);
-      pc.fn = lua_gettop(L);
-    }
-  }
+  hcs_layer_progress_fn cb = opt_progress(L, 3, &pc);
   hcs_error_t err = NULL;
-  return hcs_lua_push_string(L, hcs_layer_commit_scratch(s, id, pc.fn ? progress_cb : NULL, &pc, &err), &err);
+  return hcs_lua_push_string(L, hcs_layer_commit_scratch(s, id, cb, &pc, &err), &err);
 }
 
 /* store:export(id, path, {compression=, level=, mtime=, threads=, progress=fn}) -> result table */
@@ -173,14 +171,9 @@ static int l_export(lua_State *L) {
       o.mtime = (int64_t)luaL_checkinteger(L, -1);
     }
     lua_pop(L, 3);
-    lua_getfield(L, 4, "progress");
-    if (!lua_isnil(L, -1)) {
-      luaL_checktype(L, -1, LUA_TFUNCTION);
-      pc.fn = lua_gettop(L);
-      o.progress = progress_cb;
-      o.progress_data = &pc;
-    }
   }
+  o.progress = opt_progress(L, 4, &pc);
+  o.progress_data = &pc;
   hcs_error_t err = NULL;
   hcs_layer_export_result_t r;
   int rc = strcmp(path, "-") == 0 ? hcs_layer_export(s, id, 1, &o, &r, &err)
@@ -207,10 +200,7 @@ static int l_create_scratch(lua_State *L) {
   const char **parents = check_ids(L, 3);
   hcs_error_t err = NULL;
   if (hcs_layer_create_scratch(s, id, parents, &err) < 0) return hcs_lua_fail(L, &err);
-  char *doc = hcs_layer_inspect(s, id, &err);
-  if (doc == NULL) return hcs_lua_fail(L, &err);
-  hcs_lua_push_json_string(L, doc);
-  return 1;
+  return hcs_lua_push_doc(L, hcs_layer_inspect(s, id, &err), &err);
 }
 
 static int l_activate(lua_State *L) {
@@ -277,18 +267,14 @@ static int l_inspect(lua_State *L) {
   hcs_layer_store_t *s = check_store(L);
   hcs_error_t err = NULL;
   char *doc = hcs_layer_inspect(s, luaL_checkstring(L, 2), &err);
-  if (doc == NULL) return hcs_lua_fail(L, &err);
-  hcs_lua_push_json_string(L, doc);
-  return 1;
+  return hcs_lua_push_doc(L, doc, &err);
 }
 
 static int l_list(lua_State *L) {
   hcs_layer_store_t *s = check_store(L);
   hcs_error_t err = NULL;
   char *doc = hcs_layer_list(s, &err);
-  if (doc == NULL) return hcs_lua_fail(L, &err);
-  hcs_lua_push_json_string(L, doc);
-  return 1;
+  return hcs_lua_push_doc(L, doc, &err);
 }
 
 static int refcount(lua_State *L, int (*fn)(hcs_layer_store_t *, const char *, hcs_error_t *)) {

@@ -178,9 +178,7 @@ static int m_close_stdin(lua_State *L) {
 static int m_properties(lua_State *L) {
   hcs_error_t err = NULL;
   char *out = hcs_process_properties(check_process(L, 1), &err);
-  if (out == NULL) return hcs_lua_fail(L, &err);
-  hcs_lua_push_json_string(L, out);
-  return 1;
+  return hcs_lua_push_doc(L, out, &err);
 }
 
 static const luaL_Reg methods[] = {{"pid", m_pid},
