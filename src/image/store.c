@@ -271,6 +271,12 @@ char *hcs_image_resolve(hcs_image_store_t *s, const char *ref, hcs_error_t *err)
   return hcs_image_resolve_locked(s, ref, err);
 }
 
+/* The record of the image a reference names (caller holds the lock). */
+static json_t *load_ref(hcs_image_store_t *s, const char *ref, hcs_error_t *err) {
+  cleanup_free char *id = hcs_image_resolve_locked(s, ref, err);
+  return id ? hcs_image_load(s, id, err) : NULL;
+}
+
 /* --- summaries ------------------------------------------------------------ */
 
 static void split_tag(const char *full, char **name, char **version) {
@@ -335,10 +341,9 @@ static json_t *children_of(json_t *all, const char *id) {
 char *hcs_image_inspect(hcs_image_store_t *s, const char *ref, hcs_error_t *err) {
   cleanup_close int lock = hcs_image_lock(s, false, err);
   if (lock < 0) return NULL;
-  cleanup_free char *id = hcs_image_resolve_locked(s, ref, err);
-  if (id == NULL) return NULL;
-  cleanup_json json_t *meta = hcs_image_load(s, id, err);
+  cleanup_json json_t *meta = load_ref(s, ref, err);
   if (meta == NULL) return NULL;
+  const char *id = json_string_value(json_object_get(meta, "Id"));
   cleanup_free char *config = NULL;
   size_t len = 0;
   if (hcs_image_read_config(s, id, &config, &len, err) < 0) return NULL;
@@ -457,10 +462,8 @@ int hcs_image_tag(hcs_image_store_t *s, const char *ref, const char *new_ref, hc
   if (full == NULL) return -1;
   cleanup_close int lock = hcs_image_lock(s, true, err);
   if (lock < 0) return -1;
-  cleanup_free char *id = hcs_image_resolve_locked(s, ref, err);
-  if (id == NULL) return -1;
-  cleanup_json json_t *m = hcs_image_load(s, id, err);
-  if (m == NULL || move_tag(s, full, id, err) < 0) return -1;
+  cleanup_json json_t *m = load_ref(s, ref, err);
+  if (m == NULL || move_tag(s, full, json_string_value(json_object_get(m, "Id")), err) < 0) return -1;
   if (!has_tag(m, full)) json_array_append_new(json_object_get(m, "Tags"), json_string(full));
   return hcs_image_store_meta(s, m, err);
 }
@@ -470,9 +473,7 @@ int hcs_image_untag(hcs_image_store_t *s, const char *ref, hcs_error_t *err) {
   if (full == NULL) return -1;
   cleanup_close int lock = hcs_image_lock(s, true, err);
   if (lock < 0) return -1;
-  cleanup_free char *id = hcs_image_resolve_locked(s, ref, err);
-  if (id == NULL) return -1;
-  cleanup_json json_t *m = hcs_image_load(s, id, err);
+  cleanup_json json_t *m = load_ref(s, ref, err);
   if (m == NULL) return -1;
   if (!drop_tag(m, full)) return hcs_error_make(err, ENOENT, "tag `%s`", full);
   return hcs_image_store_meta(s, m, err);
@@ -482,9 +483,7 @@ static int change_users(hcs_image_store_t *s, const char *ref, const char *user,
   if (hcs_validate_id("container id", user, err) < 0) return -1;
   cleanup_close int lock = hcs_image_lock(s, true, err);
   if (lock < 0) return -1;
-  cleanup_free char *id = hcs_image_resolve_locked(s, ref, err);
-  if (id == NULL) return -1;
-  cleanup_json json_t *m = hcs_image_load(s, id, err);
+  cleanup_json json_t *m = load_ref(s, ref, err);
   if (m == NULL) return -1;
   json_t *users = json_object_get(m, "Users");
   for (size_t i = 0; i < json_array_size(users); i++) {
@@ -535,10 +534,9 @@ static char *join_strings(json_t *arr) {
 int hcs_image_remove(hcs_image_store_t *s, const char *ref, bool force, hcs_error_t *err) {
   cleanup_close int lock = hcs_image_lock(s, true, err);
   if (lock < 0) return -1;
-  cleanup_free char *id = hcs_image_resolve_locked(s, ref, err);
-  if (id == NULL) return -1;
-  cleanup_json json_t *m = hcs_image_load(s, id, err);
+  cleanup_json json_t *m = load_ref(s, ref, err);
   if (m == NULL) return -1;
+  const char *id = json_string_value(json_object_get(m, "Id"));
   /* Removing one of several tags only untags (as `docker rmi name:tag`). */
   if (json_array_size(json_object_get(m, "Tags")) > 1 && strchr(ref, ':')) {
     cleanup_free char *full = full_tag(ref, NULL);
