@@ -89,11 +89,13 @@ int hcs_fsync_dir(const char *path, hcs_error_t *err) {
   return 0;
 }
 
-int hcs_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, hcs_error_t *err) {
+/* temp + rename, and with `durable` the fsyncs that make it survive a
+ * power loss too. */
+static int replace_file(const char *path, const void *data, size_t len, mode_t mode, bool durable, hcs_error_t *err) {
   cleanup_free char *tmp = hcs_xasprintf("%s.tmp.%d", path, (int)getpid());
   cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return hcs_error_make(err, errno, "create `%s`", tmp);
-  if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+  if (write_all(fd, data, len) < 0 || (durable && fsync(fd) < 0)) {
     int saved = errno;
     unlink(tmp);
     return hcs_error_make(err, saved, "write `%s`", tmp);
@@ -103,6 +105,7 @@ int hcs_write_file_atomic(const char *path, const void *data, size_t len, mode_t
     unlink(tmp);
     return hcs_error_make(err, saved, "rename `%s` to `%s`", tmp, path);
   }
+  if (!durable) return 0;
   cleanup_free char *dir = hcs_xstrdup(path);
   char *slash = strrchr(dir, '/');
   if (slash == dir)
@@ -112,6 +115,14 @@ int hcs_write_file_atomic(const char *path, const void *data, size_t len, mode_t
   else
     strcpy(dir, ".");
   return hcs_fsync_dir(dir, err);
+}
+
+int hcs_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, hcs_error_t *err) {
+  return replace_file(path, data, len, mode, true, err);
+}
+
+int hcs_write_file_replace(const char *path, const void *data, size_t len, mode_t mode, hcs_error_t *err) {
+  return replace_file(path, data, len, mode, false, err);
 }
 
 int hcs_write_file(const char *path, const char *data, size_t len, hcs_error_t *err) {

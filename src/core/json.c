@@ -27,15 +27,19 @@ char *hcs_json_dumps(json_t *doc) {
   return s;
 }
 
-int hcs_json_write_atomic(const char *path, json_t *doc, hcs_error_t *err) {
+static int write_doc(const char *path, json_t *doc, bool durable, hcs_error_t *err) {
   cleanup_free char *s = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
   if (s == NULL) return hcs_error_make(err, ENOMEM, "serialize `%s`", path);
   size_t n = strlen(s);
   s = hcs_xrealloc(s, n + 2);
   s[n++] = '\n';
   s[n] = '\0';
-  return hcs_write_file_atomic(path, s, n, 0644, err);
+  return durable ? hcs_write_file_atomic(path, s, n, 0644, err) : hcs_write_file_replace(path, s, n, 0644, err);
 }
+
+int hcs_json_write_atomic(const char *path, json_t *doc, hcs_error_t *err) { return write_doc(path, doc, true, err); }
+
+int hcs_json_write_replace(const char *path, json_t *doc, hcs_error_t *err) { return write_doc(path, doc, false, err); }
 
 char *hcs_now_rfc3339(void) {
   struct timespec ts;

@@ -80,6 +80,9 @@ HCS_INTERNAL int hcs_read_file_at(int dirfd, const char *path, char **out, size_
 /* Crash-safe replace: write `path.tmp.PID`, fsync, rename over `path`, fsync
  * the directory.  Readers see the old or the new content, never a mix. */
 HCS_INTERNAL int hcs_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, hcs_error_t *err);
+/* The same without the fsyncs: atomic for readers and against a killed
+ * writer, for runtime state that dies with the machine anyway. */
+HCS_INTERNAL int hcs_write_file_replace(const char *path, const void *data, size_t len, mode_t mode, hcs_error_t *err);
 /* Plain write of a small file (e.g. cgroup and /proc knobs). */
 HCS_INTERNAL int hcs_write_file(const char *path, const char *data, size_t len, hcs_error_t *err);
 HCS_INTERNAL int hcs_mkdir_p(const char *path, mode_t mode, hcs_error_t *err);
@@ -103,6 +106,8 @@ HCS_INTERNAL int hcs_validate_id(const char *what, const char *id, hcs_error_t *
 HCS_INTERNAL json_t *hcs_json_load_file(const char *path, hcs_error_t *err);
 HCS_INTERNAL json_t *hcs_json_parse(const char *text, const char *what, hcs_error_t *err);
 HCS_INTERNAL int hcs_json_write_atomic(const char *path, json_t *doc, hcs_error_t *err);
+/* hcs_write_file_replace of the document: runtime state only. */
+HCS_INTERNAL int hcs_json_write_replace(const char *path, json_t *doc, hcs_error_t *err);
 /* Serialize compactly with sorted keys; malloc'd. */
 HCS_INTERNAL char *hcs_json_dumps(json_t *doc);
 /* Current UTC time as RFC 3339 (e.g. 2026-11-25T14:31:48.123456789Z). */

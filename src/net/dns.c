@@ -40,26 +40,10 @@ static int read_resolv(const char *path, json_t *servers, char **extra) {
   return loopback;
 }
 
-/* Derived files (rebuilt on every create/attach) are replaced by rename so a
- * reader never sees half a file; they skip the fsync the store's documents
- * get, which would double the cost of an endpoint. */
+/* Derived files (rebuilt on every create/attach), replaced by rename so a
+ * reader never sees half a file. */
 static int write_derived(const char *path, const char *text, hcs_error_t *err) {
-  cleanup_free char *tmp = hcs_xasprintf("%s.tmp.%d", path, (int)getpid());
-  FILE *f = fopen(tmp, "we");
-  if (f == NULL) return hcs_error_make(err, errno, "create `%s`", tmp);
-  size_t n = strlen(text);
-  bool ok = fwrite(text, 1, n, f) == n;
-  if (fclose(f) != 0 || !ok) {
-    int saved = errno;
-    unlink(tmp);
-    return hcs_error_make(err, saved ? saved : EIO, "write `%s`", tmp);
-  }
-  if (rename(tmp, path) < 0) {
-    int saved = errno;
-    unlink(tmp);
-    return hcs_error_make(err, saved, "rename `%s`", tmp);
-  }
-  return 0;
+  return hcs_write_file_replace(path, text, strlen(text), 0644, err);
 }
 
 static json_t *server_list(json_t *dns) {

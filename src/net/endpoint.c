@@ -7,7 +7,6 @@
  * delete.  IPAM reconciliation reclaims what a crash leaves. */
 #include <arpa/inet.h>
 #include <string.h>
-#include <pthread.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 
@@ -219,62 +218,35 @@ static int plumb(json_t *ep, json_t *network, int nsfd, struct hcs_nl *inner, hc
   return rc;
 }
 
-static int unplug(json_t *ep, hcs_error_t *err);
-
-/* Saving the document overlaps the netlink work: its two fsyncs cost about
- * as much as the whole plumbing, and neither depends on the other (a
- * document naming a veth that a crash never made reads as detached). */
-struct save_job {
-  hcs_net_t *net;
-  char *id;
-  json_t *doc;
-  hcs_error_t err;
-  int rc;
-};
-
-static void *save_main(void *arg) {
-  struct save_job *j = arg;
-  j->rc = hcs_net_save(j->net, "endpoints", j->id, j->doc, &j->err);
-  return NULL;
-}
-
-/* Plug into the namespace and persist; on failure neither is left behind. */
-/* Work that overlaps the save too (DNS files, port mappings), run before
- * the plumbing; a failure skips the plumbing. */
+/* Work done between saving the document and plumbing (DNS files, port
+ * mappings); a failure skips the plumbing. */
 struct before_plumb {
   int (*fn)(void *arg, hcs_error_t *err);
   void *arg;
 };
 
+/* Plug into the namespace and persist; on failure neither is left behind.
+ * The document is saved first, so a crash during the plumbing leaves a
+ * document naming the host interface, which a later delete removes. */
 static int attach_and_save(hcs_net_t *net, json_t *ep, json_t *network, const char *ns, bool existing,
                            const struct before_plumb *before, hcs_error_t *err) {
   struct hcs_nl *inner = NULL;
   cleanup_close int nsfd = prepare_attach(net, ep, ns, &inner, err);
   if (nsfd < 0) return -1;
-  struct save_job job = {net, hcs_xstrdup(ep_str(ep, "Id")), json_deep_copy(ep), NULL, -1};
-  pthread_t t;
-  bool threaded = pthread_create(&t, NULL, save_main, &job) == 0;
-  if (!threaded) save_main(&job);
-  int rc = before && before->fn ? before->fn(before->arg, err) : 0;
+  const char *id = ep_str(ep, "Id");
+  int rc = hcs_net_save(net, "endpoints", id, ep, err);
+  bool saved = rc == 0;
+  if (rc == 0 && before && before->fn) rc = before->fn(before->arg, err);
   if (rc == 0) rc = plumb(ep, network, nsfd, inner, err);
   hcs_nl_close(inner);
-  if (threaded) pthread_join(t, NULL);
-  if (rc == 0 && job.rc < 0) {
-    *err = job.err, job.err = NULL;
-    unplug(ep, NULL);
-    rc = -1;
-  }
   if (rc < 0) forget_attach(ep);
-  if (rc < 0 && job.rc == 0) {
+  if (rc < 0 && saved) {
     /* Put the document back as it was: detached, or absent for a new one. */
     if (existing)
-      hcs_net_save(net, "endpoints", job.id, ep, NULL);
+      hcs_net_save(net, "endpoints", id, ep, NULL);
     else
-      hcs_net_remove(net, "endpoints", job.id, NULL);
+      hcs_net_remove(net, "endpoints", id, NULL);
   }
-  hcs_error_release(&job.err);
-  json_decref(job.doc);
-  free(job.id);
   return rc;
 }
 

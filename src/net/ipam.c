@@ -1,9 +1,10 @@
-/* IPAM: one lease file per address, `<root>/net/ipam/<network>/<a.b.c.d>`
+/* IPAM: one lease file per address, `<run root>/net/ipam/<net>/<a.b.c.d>`
  * holding the endpoint id, claimed with O_CREAT|O_EXCL under the store lock.
- * The endpoint documents (written atomically, fsynced) are the truth: a
- * lease whose endpoint document is gone is reclaimed, and a lease lost in a
- * crash is rebuilt from the document (hcs_ipam_reconcile), so addresses
- * never leak -- CNI host-local's known failure mode. */
+ * The endpoint documents (written atomically, in the run root too) are the
+ * truth: a lease whose endpoint document is gone is reclaimed, a lease lost
+ * in a crash is rebuilt from the document (hcs_ipam_reconcile), and a reboot
+ * takes leases and endpoints together, so addresses never leak -- CNI
+ * host-local's known failure mode. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <string.h>
@@ -11,12 +12,12 @@
 
 #include "net/internal.h"
 
-static char *lease_dir(hcs_net_t *net, const char *netid) { return hcs_xasprintf("%s/ipam/%s", net->root, netid); }
+static char *lease_dir(hcs_net_t *net, const char *netid) { return hcs_xasprintf("%s/ipam/%s", net->runstate, netid); }
 
 static char *lease_path(hcs_net_t *net, const char *netid, struct in_addr a) {
   char ip[INET_ADDRSTRLEN];
   inet_ntop(AF_INET, &a, ip, sizeof ip);
-  return hcs_xasprintf("%s/ipam/%s/%s", net->root, netid, ip);
+  return hcs_xasprintf("%s/ipam/%s/%s", net->runstate, netid, ip);
 }
 
 /* The endpoint id in a lease, or NULL. */

@@ -7,10 +7,15 @@
 
 #include "net/internal.h"
 
-/* Namespaces die with the machine, so their documents live in the run root
- * (tmpfs in production) next to the netns files they describe. */
+/* Networks are configuration and persist.  Compartments, endpoints and
+ * their leases name kernel objects (netns, veths) that die with the machine,
+ * so their documents live in the run root (tmpfs in production): a reboot
+ * cannot leave a lease behind for an endpoint that no longer exists (CNI
+ * host-local's leak; podman keeps its IPAM in /run for the same reason). */
+static bool runtime_kind(const char *kind) { return strcmp(kind, "networks") != 0; }
+
 static const char *kind_root(hcs_net_t *net, const char *kind) {
-  return strcmp(kind, "namespaces") == 0 ? net->runstate : net->root;
+  return runtime_kind(kind) ? net->runstate : net->root;
 }
 
 char *hcs_net_path(hcs_net_t *net, const char *kind, const char *id, const char *suffix) {
@@ -34,7 +39,8 @@ json_t *hcs_net_load(hcs_net_t *net, const char *kind, const char *id, hcs_error
 
 int hcs_net_save(hcs_net_t *net, const char *kind, const char *id, json_t *doc, hcs_error_t *err) {
   cleanup_free char *path = hcs_net_path(net, kind, id, ".json");
-  return hcs_json_write_atomic(path, doc, err);
+  /* Runtime documents need atomicity (a killed writer), not durability. */
+  return runtime_kind(kind) ? hcs_json_write_replace(path, doc, err) : hcs_json_write_atomic(path, doc, err);
 }
 
 int hcs_net_remove(hcs_net_t *net, const char *kind, const char *id, hcs_error_t *err) {
@@ -129,9 +135,9 @@ hcs_net_t *hcs_net_open(const char *root, hcs_error_t *err) {
   net->run = steal_ptr(run);
   net->netns = hcs_xasprintf("%s/netns", net->run);
   net->runstate = hcs_xasprintf("%s/net", net->run);
-  static const char *dirs[] = {"networks", "endpoints", "ipam", "namespaces", "endpoints"};
+  static const char *dirs[] = {"networks", "endpoints", "ipam", "namespaces"};
   for (size_t i = 0; i < HCS_ARRAY_SIZE(dirs); i++) {
-    char *d = hcs_xasprintf("%s/%s", i < 3 ? net->root : net->runstate, dirs[i]);
+    char *d = hcs_xasprintf("%s/%s", kind_root(net, dirs[i]), dirs[i]);
     int rc = hcs_mkdir_p(d, 0755, err);
     free(d);
     if (rc < 0) goto fail;
@@ -169,8 +175,7 @@ static void remove_temporaries(const char *dir) {
 static int reclaim_orphans(hcs_net_t *net, json_t *removed, hcs_error_t *err) {
   static const char *kinds[] = {"networks", "endpoints", "namespaces"};
   for (size_t i = 0; i < HCS_ARRAY_SIZE(kinds); i++) {
-    cleanup_free char *dir =
-        hcs_xasprintf("%s/%s", strcmp(kinds[i], "namespaces") ? net->root : net->runstate, kinds[i]);
+    cleanup_free char *dir = hcs_xasprintf("%s/%s", kind_root(net, kinds[i]), kinds[i]);
     remove_temporaries(dir);
   }
   /* DNS files of endpoints whose create was killed before the document. */
@@ -178,7 +183,8 @@ static int reclaim_orphans(hcs_net_t *net, json_t *removed, hcs_error_t *err) {
   cleanup_dir DIR *e = opendir(epdir);
   struct dirent *de;
   while (e && (de = readdir(e)) != NULL) {
-    if (de->d_name[0] == '.' || hcs_validate_id("endpoint", de->d_name, NULL) < 0) continue;
+    /* Only the per-endpoint directories: the documents share the parent. */
+    if (de->d_type != DT_DIR || de->d_name[0] == '.' || hcs_validate_id("endpoint", de->d_name, NULL) < 0) continue;
     cleanup_free char *doc = hcs_net_path(net, "endpoints", de->d_name, ".json");
     if (!hcs_path_exists(doc) && hcs_rm_rf_at(dirfd(e), de->d_name, err) < 0) return -1;
   }
@@ -214,14 +220,14 @@ char *hcs_net_reconcile(hcs_net_t *net, hcs_error_t *err) {
       struct in_addr a;
       if (hcs_net_parse_ip(json_string_value(json_object_get(c, "IpAddress")), &a, "lease", NULL) < 0) continue;
       cleanup_free char *lease =
-          hcs_xasprintf("%s/ipam/%s/%s", net->root, netid, json_string_value(json_object_get(c, "IpAddress")));
+          hcs_xasprintf("%s/ipam/%s/%s", net->runstate, netid, json_string_value(json_object_get(c, "IpAddress")));
       if (hcs_path_exists(lease)) continue;
       if (hcs_ipam_claim(net, netid, a, id, err) < 0) return NULL;
       json_array_append_new(restored,
                             json_pack("{s:s,s:O}", "Endpoint", id, "IpAddress", json_object_get(c, "IpAddress")));
     }
   }
-  cleanup_free char *ipam = hcs_xasprintf("%s/ipam", net->root);
+  cleanup_free char *ipam = hcs_xasprintf("%s/ipam", net->runstate);
   cleanup_dir DIR *d = opendir(ipam);
   if (d == NULL) {
     hcs_error_make(err, errno, "open `%s`", ipam);

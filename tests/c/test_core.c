@@ -54,6 +54,15 @@ static void test_atomic_write(const char *dir) {
   has_substr(hcs_error_message(err), "missing/dir/file.tmp", "error names the path");
   is_int(hcs_error_status(err), ENOENT, "with ENOENT");
   hcs_error_release(&err);
+  /* The runtime-state variant: the same replace without the fsyncs. */
+  ok(hcs_write_file_replace(p, "third!", 6, 0644, &err) == 0, "replace without fsync");
+  free(got);
+  got = NULL;
+  ok(hcs_read_file(p, &got, &len, &err) == 0 && len == 6 && strcmp(got, "third!") == 0, "read the replaced content");
+  ok(!hcs_path_exists(tmp), "no temporary file left by the replace");
+  ok(hcs_write_file_replace(bad, "x", 1, 0600, &err) < 0 && hcs_error_status(err) == ENOENT,
+     "replace into a missing dir fails with ENOENT");
+  hcs_error_release(&err);
   ok(hcs_read_file(bad, &got, NULL, &err) < 0 && hcs_error_status(err) == ENOENT, "read of a missing file fails");
   hcs_error_release(&err);
 }

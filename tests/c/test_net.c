@@ -306,7 +306,7 @@ static void test_cycles(hcs_net_t *net, int n) {
                      net, "{\"Name\":\"cy\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.66.0.0/24\"}]}]}", &err),
                  &err, "create network cy"));
   int links = count_links(), fds = count_fds();
-  cleanup_free char *leases = hcs_xasprintf("%s/net/ipam", root);
+  cleanup_free char *leases = hcs_xasprintf("%s/run/net/ipam", root);
   int failures = 0;
   for (int i = 0; i < n && failures == 0; i++) {
     char *ns = hcs_net_namespace_create(net, "{\"Id\":\"cyc\"}", &err);
@@ -333,7 +333,7 @@ static void test_cycles(hcs_net_t *net, int n) {
     usleep(50000); /* the kernel reaps netns asynchronously */
   is_int(count_links(), links, "no link left after the cycles");
   is_int(count_fds(), fds, "no file descriptor leaked");
-  cleanup_free char *ipam = hcs_xasprintf("%s/net/ipam", root);
+  cleanup_free char *ipam = hcs_xasprintf("%s/run/net/ipam", root);
   char *out = sh("find %s -type f | wc -l", ipam);
   is_int(atoi(out), 0, "no lease left");
   free(out);
@@ -357,10 +357,10 @@ static void test_reclaim(void) {
   char *ep = expect_ok(hcs_net_endpoint_create(net, "{\"Name\":\"live\",\"HostComputeNetwork\":\"rc\"}", &err), &err,
                        "create a live endpoint");
   /* A crash between claiming a lease and writing the endpoint leaves this: */
-  cleanup_free char *stale = hcs_xasprintf("%s/net/ipam/rc/10.55.0.3", root);
-  hcs_write_file(stale, "0123-dead", 9, NULL);
+  cleanup_free char *stale = hcs_xasprintf("%s/run/net/ipam/rc/10.55.0.3", root);
+  ok(hcs_write_file_replace(stale, "0123-dead", 9, 0644, NULL) == 0, "plant a stale lease");
   /* ...and a crash that lost the (unsynced) lease of a live endpoint this: */
-  cleanup_free char *lost = hcs_xasprintf("%s/net/ipam/rc/10.55.0.2", root);
+  cleanup_free char *lost = hcs_xasprintf("%s/run/net/ipam/rc/10.55.0.2", root);
   unlink(lost);
   hcs_net_close(net);
   net = hcs_net_open(root, &err);
@@ -371,8 +371,8 @@ static void test_reclaim(void) {
                         "create another endpoint");
   has_substr(ep2, "10.55.0.3", "it gets the reclaimed address, not the live one");
   /* Lazily too: a stale lease met during allocation is reclaimed. */
-  cleanup_free char *stale2 = hcs_xasprintf("%s/net/ipam/rc/10.55.0.4", root);
-  hcs_write_file(stale2, "gone-endpoint", 13, NULL);
+  cleanup_free char *stale2 = hcs_xasprintf("%s/run/net/ipam/rc/10.55.0.4", root);
+  ok(hcs_write_file_replace(stale2, "gone-endpoint", 13, 0644, NULL) == 0, "plant another stale lease");
   char *ep3 = expect_ok(hcs_net_endpoint_create(net, "{\"Name\":\"third\",\"HostComputeNetwork\":\"rc\"}", &err), &err,
                         "create a third endpoint");
   has_substr(ep3, "10.55.0.4", "allocation reclaims a stale lease it meets");
@@ -438,7 +438,7 @@ static void test_kill9(void) {
   char *report = hcs_net_reconcile(net, &err);
   ok(report != NULL, "reconcile once more: %s", report ? report : hcs_error_message(err));
   free(report);
-  cleanup_free char *ipam = hcs_xasprintf("%s/net/ipam", root);
+  cleanup_free char *ipam = hcs_xasprintf("%s/run/net/ipam", root);
   char *out = sh("find %s -type f | wc -l", ipam);
   is_int(atoi(out), 0, "no lease leaked by the crashes");
   free(out);
