@@ -40,7 +40,7 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
   if (doc == NULL) return -1;
   cs->cfg = hcs_config_parse(doc, cs->run_root, err);
   if (cs->cfg == NULL) return -1;
-  cleanup_free char *store = hcs_xasprintf("%s/compute", cs->root);
+  cleanup_free char *store = hcs_xasprintf("%s/compute", cs->run_root);
   /* The store exists but the first time: try the leaf first. */
   int r = mkdir(cs->dir, 0700);
   if (r < 0 && errno == ENOENT) {
@@ -54,21 +54,9 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
   /* No lock needed: the directory is new and nothing acts on a system
    * before its state.json exists (and init must not inherit a lock fd). */
   *made = true;
-  /* config.json is written by the monitor, overlapped with init's setup.
-   * The runtime files sit next to each other in <run root>/compute (no
-   * directory per system: a mkdir and an rmdir less per run). */
-  cleanup_free char *fifo = hcs_xasprintf("%s.exec.fifo", cs->run_base);
-  cleanup_free char *run_store = hcs_xasprintf("%s/compute", cs->run_root);
-  r = mkfifo(fifo, 0600);
-  if (r < 0 && errno == ENOENT) {
-    if (hcs_mkdir_p(run_store, 0700, err) < 0) return -1;
-    r = mkfifo(fifo, 0600);
-  }
-  if (r < 0 && errno == EEXIST) { /* left by a system of this id that crashed */
-    unlink(fifo);
-    r = mkfifo(fifo, 0600);
-  }
-  if (r < 0) return hcs_error_make(err, errno, "mkfifo `%s`", fifo);
+  /* config.json is written by the monitor, overlapped with init's setup. */
+  cleanup_free char *fifo = hcs_xasprintf("%s/exec.fifo", cs->dir);
+  if (mkfifo(fifo, 0600) < 0) return hcs_error_make(err, errno, "mkfifo `%s`", fifo);
   cs->cgroup = hcs_cgroup_path(cs->cfg->cgroup_parent, cs->id);
   cs->config = json_incref(doc);
   hcs_spawn_t s = {.cs = cs,
@@ -159,7 +147,7 @@ int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err) {
   hcs_state_t st = hcs_system_state(cs);
   if (st != HCS_STATE_CREATED)
     return hcs_error_make(err, 0, "start `%s`: the system is %s, not Created", cs->id, hcs_state_name(st));
-  cleanup_free char *fifo = hcs_xasprintf("%s.exec.fifo", cs->run_base);
+  cleanup_free char *fifo = hcs_xasprintf("%s/exec.fifo", cs->dir);
   cleanup_close int fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return hcs_error_make(err, errno, "start `%s`: open `%s`", cs->id, fifo);
   int mfd = hcs_system_monitor_fd(cs, err);
@@ -221,7 +209,7 @@ int hcs_compute_wait(hcs_system_t *cs, int timeout_ms, hcs_error_t *err) {
 int hcs_compute_event_fd(hcs_system_t *cs, hcs_error_t *err) { return hcs_system_monitor_fd(cs, err); }
 
 static int mark_exit(hcs_system_t *cs, const char *type) {
-  cleanup_free char *p = hcs_xasprintf("%s.exit-type", cs->run_base);
+  cleanup_free char *p = hcs_xasprintf("%s/exit-type", cs->dir);
   return hcs_state_write(p, type, strlen(type), NULL);
 }
 
@@ -416,7 +404,7 @@ char *hcs_compute_enumerate(const char *root, const char *filter, hcs_error_t *e
     hcs_error_make(err, 0, "invalid enumerate filter: expected {Owners: [..], Ids: [..], State: \"..\"}");
     return NULL;
   }
-  cleanup_free char *r = hcs_root_resolve(root);
+  cleanup_free char *r = hcs_run_root_resolve(root);
   cleanup_free char *dir = hcs_xasprintf("%s/compute", r);
   cleanup_json json_t *list = json_array();
   cleanup_dir DIR *d = opendir(dir);

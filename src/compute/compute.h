@@ -145,9 +145,8 @@ typedef enum { HCS_STATE_CREATED, HCS_STATE_RUNNING, HCS_STATE_PAUSED, HCS_STATE
 struct hcs_system_s {
   char *id;
   char *root, *run_root;
-  char *dir;      /* <root>/compute/<id> */
-  char *run_base; /* <run root>/compute/<id>: + ".exec.fifo", ".exit-type" */
-  char *cgroup;   /* relative cgroup path */
+  char *dir;    /* <root>/compute/<id> */
+  char *cgroup; /* relative cgroup path */
   json_t *config;
   json_t *state; /* state.json */
   pid_t pid, monitor_pid;

@@ -48,7 +48,7 @@ static void send_error(int sock, hcs_error_t *err) {
 static void record_exit(hcs_spawn_t *s, int status) {
   hcs_system_t *cs = s->cs;
   int64_t ooms = s->cg ? s->cg->oom_kills(cs->cgroup) : -1;
-  cleanup_free char *marker_path = hcs_xasprintf("%s.exit-type", cs->run_base), *marker = NULL;
+  cleanup_free char *marker_path = hcs_xasprintf("%s/exit-type", cs->dir), *marker = NULL;
   hcs_read_file(marker_path, &marker, NULL, NULL);
   if (marker) marker[strcspn(marker, "\n")] = '\0';
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

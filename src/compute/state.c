@@ -1,8 +1,9 @@
-/* On-disk state of a compute system and the state machine derived from it.
- * <root>/compute/<id>/: config.json (as given), state.json (pids, start
- * times, Started; written by the monitor, then by start), exit.json
- * (written by the monitor once everything is cleaned up), lock.
- * <run root>/compute/: <id>.exec.fifo and the <id>.exit-type marker. */
+/* State of a compute system and the state machine derived from it, in
+ * <run root>/compute/<id>/ (tmpfs in production, like /run/crun: a system is
+ * processes, which do not survive a reboot): config.json (as given),
+ * state.json (pids, start times, Started; written by the monitor, then by
+ * start), exit.json (written by the monitor once everything is cleaned up),
+ * lock, exec.fifo (until started) and the exit-type marker. */
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>
@@ -25,8 +26,7 @@ hcs_system_t *hcs_system_new(const char *root, const char *id, hcs_error_t *err)
   cs->id = hcs_xstrdup(id);
   cs->root = hcs_root_resolve(root);
   cs->run_root = hcs_run_root_resolve(root);
-  cs->dir = hcs_xasprintf("%s/compute/%s", cs->root, id);
-  cs->run_base = hcs_xasprintf("%s/compute/%s", cs->run_root, id);
+  cs->dir = hcs_xasprintf("%s/compute/%s", cs->run_root, id);
   cs->monitor_fd = cs->console = -1;
   cs->stdio[0] = cs->stdio[1] = cs->stdio[2] = -1;
   return cs;
@@ -46,7 +46,6 @@ void hcs_compute_close(hcs_system_t *cs) {
   free(cs->root);
   free(cs->run_root);
   free(cs->dir);
-  free(cs->run_base);
   free(cs->cgroup);
   free(cs);
 }
@@ -209,7 +208,7 @@ void hcs_system_remove_run_files(hcs_system_t *cs) {
   static const char *const names[] = {"exec.fifo", "exit-type"};
   char path[PATH_MAX];
   for (size_t i = 0; i < HCS_ARRAY_SIZE(names); i++) {
-    snprintf(path, sizeof path, "%s.%s", cs->run_base, names[i]);
+    snprintf(path, sizeof path, "%s/%s", cs->dir, names[i]);
     unlink(path);
   }
 }
@@ -218,7 +217,7 @@ void hcs_system_remove_run_files(hcs_system_t *cs) {
  * a directory walk; "lock" is left by older versions), then the walk for
  * anything else. */
 int hcs_system_remove_dir(const char *dir, hcs_error_t *err) {
-  static const char *const names[] = {"config.json", "state.json", "exit.json", "lock"};
+  static const char *const names[] = {"config.json", "state.json", "exit.json", "lock", "exec.fifo", "exit-type"};
   char path[PATH_MAX];
   for (size_t i = 0; i < HCS_ARRAY_SIZE(names); i++) {
     snprintf(path, sizeof path, "%s/%s", dir, names[i]);

@@ -20,12 +20,16 @@ for t in crun hyperfine gcc python3; do command -v $t >/dev/null || { echo "comp
 [ -x "$hcs" ] || { echo "compute.sh: build hcs first ($hcs)" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/hcs-bench.XXXXXX)
+# The run root on tmpfs as in production (/run/hcs), where crun keeps its
+# state too (/run/crun); layers and images stay in the state root on disk.
+export HCS_RUN_ROOT
+HCS_RUN_ROOT=$(mktemp -d /dev/shm/hcs-bench-run.XXXXXX)
 cleanup() {
   for id in $(HCS_ROOT=$work/root "$hcs" list --json 2>/dev/null | python3 -c 'import json,sys; print(" ".join(s["Id"] for s in json.load(sys.stdin)))' 2>/dev/null); do
     HCS_ROOT=$work/root "$hcs" rm -f "$id" >/dev/null 2>&1 || true
   done
   crun delete -f bench-c >/dev/null 2>&1 || true
-  rm -rf "$work"
+  rm -rf "$work" "$HCS_RUN_ROOT"
 }
 trap cleanup EXIT
 

@@ -521,7 +521,7 @@ describe("hcs.compute #root", function()
         if stat and stat:match("%(hcs%-monitor%) [^Z]") then left[#left + 1] = pid end
       end
       assert.same({}, left)
-      local _, _, files = u.run("ls -A " .. root .. "/compute " .. root .. "/run/compute")
+      local _, _, files = u.run("ls -A " .. root .. "/run/compute")
       assert.equal("", (files:gsub("[^\n]*:\n", ""):gsub("%s+", "")))
     end)
   end)
