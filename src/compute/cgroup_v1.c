@@ -51,7 +51,18 @@ static int cpuset_inherit(const char *dir) {
   return 0;
 }
 
+/* Parents (Linux.CgroupParent, `hcs` by default) are created on first use
+ * and stay, like docker's or a systemd slice: the leaf is one mkdir. */
 static int make_dirs(const char *ctrl, const char *rel, hcs_error_t *err) {
+  {
+    cleanup_free char *leaf = dir_of(ctrl, rel);
+    if (mkdir(leaf, 0755) == 0) {
+      if (strcmp(ctrl, "cpuset") == 0 && cpuset_inherit(leaf) < 0)
+        return hcs_error_make(err, errno, "set up cpuset cgroup `%s`", leaf);
+      return 0;
+    }
+    if (errno != ENOENT) return hcs_error_make(err, errno, "create cgroup `%s`", leaf);
+  }
   cleanup_free char *base = dir_of(ctrl, "");
   cleanup_free char *copy = hcs_xstrdup(rel);
   size_t blen = strlen(base);
@@ -333,14 +344,8 @@ static int v1_destroy(const char *rel, hcs_error_t *err) {
   for (size_t i = 0; i < HCS_ARRAY_SIZE(controllers); i++) {
     if (!mounted(controllers[i])) continue;
     cleanup_free char *d = dir_of(controllers[i], rel);
+    /* The leaf only: parents are shared and stay (make_dirs). */
     if (rmdir_retry(d) < 0 && errno != ENOENT && ret == 0) ret = hcs_error_make(err, errno, "remove cgroup `%s`", d);
-    /* Parents are shared: remove them only when empty. */
-    for (char *slash = strrchr(d, '/'); slash && slash > d + strlen("/sys/fs/cgroup/") + strlen(controllers[i]);
-         slash = strrchr(d, '/')) {
-      *slash = '\0';
-      if (strlen(d) <= strlen("/sys/fs/cgroup/") + strlen(controllers[i])) break;
-      if (rmdir(d) < 0) break;
-    }
   }
   return ret;
 }

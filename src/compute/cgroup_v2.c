@@ -140,10 +140,7 @@ static int v2_destroy(const char *rel, hcs_error_t *err) {
     }
     nanosleep(&(struct timespec){0, 500000}, NULL);
   }
-  for (char *slash = strrchr(d, '/'); slash && slash > d + strlen(V2_ROOT); slash = strrchr(d, '/')) {
-    *slash = '\0';
-    if (strlen(d) <= strlen(V2_ROOT) || rmdir(d) < 0) break;
-  }
+  /* Parents are shared and stay, as on v1. */
   return ret;
 }
 

@@ -30,6 +30,7 @@ cleanup() {
   done
   crun delete -f bench-c >/dev/null 2>&1 || true
   rm -rf "$work" "$HCS_RUN_ROOT"
+  find /sys/fs/cgroup -maxdepth 2 -type d -name hcs-bench -exec rmdir {} + 2>/dev/null || true
 }
 trap cleanup EXIT
 

@@ -49,8 +49,9 @@ describe("hcs.compute #root", function()
     return out, code, errout
   end
 
+  -- The systems' cgroups: the parent itself stays until teardown removes it.
   local function cgroup_dirs()
-    local ok, _, out = u.run("find /sys/fs/cgroup -maxdepth 3 -type d -name '" .. parent .. "*'")
+    local ok, _, out = u.run("find /sys/fs/cgroup -mindepth 3 -maxdepth 3 -type d -path '*/" .. parent .. "/*'")
     assert(ok)
     local t = {}
     for l in out:gmatch("[^\n]+") do t[#t + 1] = l end
@@ -73,6 +74,10 @@ describe("hcs.compute #root", function()
     end
     u.rmtree(root)
     assert.same({}, cgroup_dirs())
+    -- rmdir only removes an empty parent: nothing of a system may be left.
+    u.run("find /sys/fs/cgroup -maxdepth 2 -type d -name '" .. parent .. "' -exec rmdir {} +")
+    local _, _, left = u.run("find /sys/fs/cgroup -maxdepth 3 -type d -name '" .. parent .. "*'")
+    assert.equal("", left)
   end)
 
   describe("lifecycle", function()
