@@ -94,7 +94,7 @@ static int deny(scmp_filter_ctx ctx, const char *name, bool must_exist, hcs_erro
       return hcs_error_make(err, 0, "invalid configuration: `Linux.Seccomp.Deny`: unknown syscall `%s`", name);
     return 0;
   }
-  int r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
+  int r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0, NULL);
   if (r < 0 && r != -EEXIST) return hcs_error_make(err, -r, "seccomp rule for `%s`", name);
   return 0;
 }
@@ -114,14 +114,14 @@ static int build_filter(const hcs_config_t *c, struct sock_fprog *prog, hcs_erro
     static const uint64_t ns_flags[] = {CLONE_NEWUSER, CLONE_NEWNS,  CLONE_NEWPID,   CLONE_NEWNET,
                                         CLONE_NEWUTS,  CLONE_NEWIPC, CLONE_NEWCGROUP};
     for (size_t i = 0; i < HCS_ARRAY_SIZE(ns_flags); i++) {
-      r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
-                           SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]));
+      struct scmp_arg_cmp flag = SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]);
+      r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1, &flag);
       if (r < 0) {
         hcs_error_make(err, -r, "seccomp rule for `clone`");
         goto out;
       }
     }
-    r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0, NULL);
     if (r < 0 && r != -EEXIST) {
       hcs_error_make(err, -r, "seccomp rule for `clone3`");
       goto out;

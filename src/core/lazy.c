@@ -1,14 +1,15 @@
-/* Heavy libraries loaded on first use.
+/* Libraries loaded on first use.
  *
  * libarchive (which drags in libxml2 and ICU), libnftables and libcrypto
  * cost about 6 ms of dynamic loading and relocation in every process that
- * links them -- more than the rest of an `hcs exec`.  libhcs therefore does
- * not link them: each function it uses is a small hidden stub here that
- * dlopen()s the library the first time it is called and jumps to the real
- * function.  The prototypes come from the libraries' own headers, so the
- * compiler checks every stub against the real signature.  (systemd loads
- * its optional libraries the same way.)  A library that cannot be loaded is
- * a broken installation: the process aborts with a message saying which. */
+ * links them -- more than the rest of an `hcs exec`; the compressors (zstd,
+ * libdeflate, ISA-L), libmnl, libseccomp and libcap each cost a mapping and
+ * their relocations (~0.1 ms apiece) in processes that mostly never call
+ * them (a `hcs list` needs none).  libhcs therefore links none of them: each function it uses is a small hidden stub
+ * here that dlopen()s the library the first time it is called and jumps to the real function.  The prototypes come from
+ * the libraries' own headers, so the compiler checks every stub against the real signature.  (systemd loads its
+ * optional libraries the same way.)  A library that cannot be loaded is a broken installation: the process aborts with
+ * a message saying which. */
 #include <dlfcn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,14 +17,33 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <isa-l/igzip_lib.h>
+#include <libdeflate.h>
+#include <libmnl/libmnl.h>
 #include <nftables/libnftables.h>
 #include <openssl/evp.h>
+#include <seccomp.h>
+#include <sys/capability.h>
+#include <zstd.h>
 
 #include "core/util.h"
 
-enum { LIB_ARCHIVE, LIB_NFTABLES, LIB_CRYPTO, LIB_COUNT };
+enum {
+  LIB_ARCHIVE,
+  LIB_NFTABLES,
+  LIB_CRYPTO,
+  LIB_ZSTD,
+  LIB_DEFLATE,
+  LIB_ISAL,
+  LIB_MNL,
+  LIB_SECCOMP,
+  LIB_CAP,
+  LIB_COUNT
+};
 
-static const char *const sonames[LIB_COUNT] = {HCS_SONAME_ARCHIVE, HCS_SONAME_NFTABLES, HCS_SONAME_CRYPTO};
+static const char *const sonames[LIB_COUNT] = {HCS_SONAME_ARCHIVE, HCS_SONAME_NFTABLES, HCS_SONAME_CRYPTO,
+                                               HCS_SONAME_ZSTD,    HCS_SONAME_DEFLATE,  HCS_SONAME_ISAL,
+                                               HCS_SONAME_MNL,     HCS_SONAME_SECCOMP,  HCS_SONAME_CAP};
 static void *handles[LIB_COUNT];
 
 static void *lazy_sym(int lib, const char *name) {
@@ -173,3 +193,75 @@ STUB_VOID(C, EVP_MD_CTX_free, (EVP_MD_CTX * c), (c))
 STUB(C, EVP_MD_CTX *, EVP_MD_CTX_new, (void), ())
 STUB(C, const EVP_MD *, EVP_sha256, (void), ())
 #undef C
+
+/* zstd */
+#define Z LIB_ZSTD
+STUB(Z, size_t, ZSTD_CCtx_setParameter, (ZSTD_CCtx * c, ZSTD_cParameter p, int v), (c, p, v))
+STUB(Z, size_t, ZSTD_CStreamOutSize, (void), ())
+STUB(Z, size_t, ZSTD_compressStream2, (ZSTD_CCtx * c, ZSTD_outBuffer *o, ZSTD_inBuffer *i, ZSTD_EndDirective e),
+     (c, o, i, e))
+STUB(Z, ZSTD_CCtx *, ZSTD_createCCtx, (void), ())
+STUB(Z, ZSTD_DCtx *, ZSTD_createDCtx, (void), ())
+STUB(Z, size_t, ZSTD_decompressStream, (ZSTD_DStream * d, ZSTD_outBuffer *o, ZSTD_inBuffer *i), (d, o, i))
+STUB(Z, size_t, ZSTD_freeCCtx, (ZSTD_CCtx * c), (c))
+STUB(Z, size_t, ZSTD_freeDCtx, (ZSTD_DCtx * d), (d))
+STUB(Z, const char *, ZSTD_getErrorName, (size_t code), (code))
+STUB(Z, unsigned, ZSTD_isError, (size_t code), (code))
+#undef Z
+
+/* libdeflate (gzip output) and ISA-L (gzip input) */
+#define D LIB_DEFLATE
+STUB(D, struct libdeflate_compressor *, libdeflate_alloc_compressor, (int level), (level))
+STUB_VOID(D, libdeflate_free_compressor, (struct libdeflate_compressor * c), (c))
+STUB(D, size_t, libdeflate_gzip_compress,
+     (struct libdeflate_compressor * c, const void *in, size_t n, void *out, size_t m), (c, in, n, out, m))
+#undef D
+#define I LIB_ISAL
+STUB(I, int, isal_inflate, (struct inflate_state * s), (s))
+STUB_VOID(I, isal_inflate_init, (struct inflate_state * s), (s))
+STUB_VOID(I, isal_inflate_reset, (struct inflate_state * s), (s))
+#undef I
+
+/* libmnl (netlink) */
+#define M LIB_MNL
+typedef struct nlattr attr_t;
+typedef struct nlmsghdr msg_t;
+STUB(M, void *, mnl_attr_get_payload, (const attr_t *a), (a))
+STUB(M, uint16_t, mnl_attr_get_payload_len, (const attr_t *a), (a))
+STUB(M, const char *, mnl_attr_get_str, (const attr_t *a), (a))
+STUB(M, uint16_t, mnl_attr_get_type, (const attr_t *a), (a))
+STUB(M, uint32_t, mnl_attr_get_u32, (const attr_t *a), (a))
+STUB_VOID(M, mnl_attr_nest_end, (msg_t * n, attr_t *start), (n, start))
+STUB(M, attr_t *, mnl_attr_nest_start, (msg_t * n, uint16_t type), (n, type))
+STUB(M, attr_t *, mnl_attr_next, (const attr_t *a), (a))
+STUB(M, bool, mnl_attr_ok, (const attr_t *a, int len), (a, len))
+STUB(M, int, mnl_attr_parse, (const msg_t *n, unsigned int off, mnl_attr_cb_t cb, void *d), (n, off, cb, d))
+STUB_VOID(M, mnl_attr_put, (msg_t * n, uint16_t type, size_t len, const void *d), (n, type, len, d))
+STUB_VOID(M, mnl_attr_put_strz, (msg_t * n, uint16_t type, const char *d), (n, type, d))
+STUB_VOID(M, mnl_attr_put_u32, (msg_t * n, uint16_t type, uint32_t d), (n, type, d))
+STUB(M, int, mnl_cb_run, (const void *b, size_t n, unsigned int seq, unsigned int pid, mnl_cb_t cb, void *d),
+     (b, n, seq, pid, cb, d))
+STUB(M, void *, mnl_nlmsg_get_payload, (const msg_t *n), (n))
+STUB(M, msg_t *, mnl_nlmsg_next, (const msg_t *n, int *len), (n, len))
+STUB(M, bool, mnl_nlmsg_ok, (const msg_t *n, int len), (n, len))
+STUB(M, void *, mnl_nlmsg_put_extra_header, (msg_t * n, size_t size), (n, size))
+STUB(M, msg_t *, mnl_nlmsg_put_header, (void *buf), (buf))
+STUB(M, int, mnl_socket_bind, (struct mnl_socket * s, unsigned int groups, pid_t pid), (s, groups, pid))
+STUB(M, int, mnl_socket_close, (struct mnl_socket * s), (s))
+STUB(M, unsigned int, mnl_socket_get_portid, (const struct mnl_socket *s), (s))
+STUB(M, struct mnl_socket *, mnl_socket_open2, (int bus, int flags), (bus, flags))
+STUB(M, ssize_t, mnl_socket_recvfrom, (const struct mnl_socket *s, void *buf, size_t n), (s, buf, n))
+STUB(M, ssize_t, mnl_socket_sendto, (const struct mnl_socket *s, const void *req, size_t n), (s, req, n))
+#undef M
+
+/* libseccomp (the non-variadic seccomp_rule_add_array only) and libcap */
+#define S LIB_SECCOMP
+STUB(S, int, seccomp_export_bpf, (const scmp_filter_ctx c, int fd), (c, fd))
+STUB(S, scmp_filter_ctx, seccomp_init, (uint32_t action), (action))
+STUB_VOID(S, seccomp_release, (scmp_filter_ctx c), (c))
+STUB(S, int, seccomp_rule_add_array,
+     (scmp_filter_ctx c, uint32_t action, int nr, unsigned int n, const struct scmp_arg_cmp *args),
+     (c, action, nr, n, args))
+STUB(S, int, seccomp_syscall_resolve_name, (const char *name), (name))
+#undef S
+STUB(LIB_CAP, int, cap_from_name, (const char *name, cap_value_t *v), (name, v))

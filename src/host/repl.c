@@ -1,6 +1,11 @@
 /* The interactive loop of the `hcs` host: readline line editing, a history
  * file, tab completion of Lua names (hcs.layer.<TAB>), `=expr` and bare
- * expressions printed with hcs.util.pretty, multi-line input as in lua.c. */
+ * expressions printed with hcs.util.pretty, multi-line input as in lua.c.
+ * readline (and the terminfo library under it) is dlopen()ed here, so the
+ * commands that never start a REPL do not load it; without it the REPL
+ * still works, with plain line input. */
+#include <dlfcn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +23,57 @@
 
 static lua_State *replL;
 static char history_path[4096];
+
+/* The readline entry points and variables the REPL uses, typed from the
+ * library's own header. */
+static struct {
+  __typeof__(&readline) readline;
+  __typeof__(&add_history) add_history;
+  __typeof__(&read_history) read_history;
+  __typeof__(&write_history) write_history;
+  __typeof__(&history_truncate_file) history_truncate_file;
+  __typeof__(&rl_completion_matches) completion_matches;
+  __typeof__(&rl_completion_append_character) completion_append_character;
+  __typeof__(&rl_readline_name) readline_name;
+  __typeof__(&rl_attempted_completion_function) attempted_completion_function;
+  __typeof__(&rl_completer_word_break_characters) completer_word_break_characters;
+} rl;
+
+static bool load_readline(void) {
+  void *h = dlopen(HCS_SONAME_READLINE, RTLD_NOW | RTLD_LOCAL);
+  if (h == NULL) return false;
+#define SYM(field, name) (rl.field = (__typeof__(rl.field))dlsym(h, name)) != NULL
+  if (SYM(readline, "readline") && SYM(add_history, "add_history") && SYM(read_history, "read_history") &&
+      SYM(write_history, "write_history") && SYM(history_truncate_file, "history_truncate_file") &&
+      SYM(completion_matches, "rl_completion_matches") &&
+      SYM(completion_append_character, "rl_completion_append_character") && SYM(readline_name, "rl_readline_name") &&
+      SYM(attempted_completion_function, "rl_attempted_completion_function") &&
+      SYM(completer_word_break_characters, "rl_completer_word_break_characters"))
+    return true;
+#undef SYM
+  memset(&rl, 0, sizeof rl);
+  dlclose(h);
+  return false;
+}
+
+/* A line from stdin without readline (malloc'd, no newline), NULL at EOF. */
+static char *plain_readline(const char *prompt) {
+  fputs(prompt, stdout);
+  fflush(stdout);
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n = getline(&line, &cap, stdin);
+  if (n < 0) {
+    free(line);
+    return NULL;
+  }
+  if (n > 0 && line[n - 1] == '\n') line[n - 1] = '\0';
+  return line;
+}
+
+static void remember(const char *line) {
+  if (rl.add_history) rl.add_history(line);
+}
 
 /* --- completion ---------------------------------------------------------- */
 
@@ -122,8 +178,8 @@ static char *generator(const char *text, int state) {
 static char **complete(const char *text, int start, int end) {
   (void)start;
   (void)end;
-  rl_completion_append_character = '\0';
-  return rl_completion_matches(text, generator);
+  *rl.completion_append_character = '\0';
+  return rl.completion_matches(text, generator);
 }
 
 /* --- reading and evaluating --------------------------------------------- */
@@ -142,7 +198,8 @@ static int incomplete(lua_State *L, int status) {
 }
 
 static int pushline(lua_State *L, int firstline) {
-  char *b = readline(firstline ? PROMPT : PROMPT2);
+  const char *prompt = firstline ? PROMPT : PROMPT2;
+  char *b = rl.readline ? rl.readline(prompt) : plain_readline(prompt);
   if (b == NULL) return 0;
   size_t l = strlen(b);
   if (firstline && b[0] == '=')
@@ -159,7 +216,7 @@ static int addreturn(lua_State *L) {
   int status = luaL_loadbuffer(L, retline, strlen(retline), "=stdin");
   if (status == LUA_OK) {
     lua_remove(L, -2);
-    if (line[0] != '\0') add_history(line);
+    if (line[0] != '\0') remember(line);
   } else {
     lua_pop(L, 2);
   }
@@ -172,7 +229,7 @@ static int multiline(lua_State *L) {
     const char *line = lua_tolstring(L, 1, &len);
     int status = luaL_loadbuffer(L, line, len, "=stdin");
     if (!incomplete(L, status) || !pushline(L, 0)) {
-      add_history(line);
+      remember(line);
       return status;
     }
     lua_pushliteral(L, "\n");
@@ -211,16 +268,18 @@ static void print_results(lua_State *L) {
 
 void hcs_host_repl(lua_State *L) {
   replL = L;
-  rl_readline_name = "hcs";
-  rl_attempted_completion_function = complete;
-  rl_completer_word_break_characters = " \t\n\"'`@$><=;|&{(,+-*/%^#~[]";
+  if (load_readline()) {
+    *rl.readline_name = "hcs";
+    *rl.attempted_completion_function = complete;
+    *rl.completer_word_break_characters = " \t\n\"'`@$><=;|&{(,+-*/%^#~[]";
+  }
   const char *home = getenv("HOME");
   const char *hist = getenv("HCS_HISTORY");
   if (hist && *hist)
     snprintf(history_path, sizeof history_path, "%s", hist);
   else if (home)
     snprintf(history_path, sizeof history_path, "%s/.hcs_history", home);
-  if (history_path[0]) read_history(history_path);
+  if (history_path[0] && rl.read_history) rl.read_history(history_path);
 
   /* `hcs` is available as a global in the REPL for convenience. */
   lua_getglobal(L, "require");
@@ -247,9 +306,9 @@ void hcs_host_repl(lua_State *L) {
   lua_settop(L, 0);
   fputc('\n', stdout);
   fflush(stdout);
-  if (history_path[0]) {
-    write_history(history_path);
-    history_truncate_file(history_path, 1000);
+  if (history_path[0] && rl.write_history) {
+    rl.write_history(history_path);
+    rl.history_truncate_file(history_path, 1000);
   }
   for (size_t i = 0; i < n_candidates; i++)
     free(candidates[i]);
