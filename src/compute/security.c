@@ -3,6 +3,7 @@
  * libseccomp once in the parent and loaded as raw BPF in the child, so the
  * child does no allocation or parsing between fork and exec. */
 #include <linux/capability.h>
+#include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <string.h>
@@ -212,7 +213,31 @@ static int cached_filter(const hcs_config_t *c, struct sock_fprog *prog, hcs_err
   return 0;
 }
 
+/* A program saved by hcs_security_save_filter: whole sock_filter
+ * instructions, at most BPF_MAXINSNS of them. */
+static int load_filter(const char *path, struct sock_fprog *prog) {
+  char *data = NULL;
+  size_t len = 0;
+  if (hcs_read_file(path, &data, &len, NULL) < 0) return -1;
+  if (len == 0 || len % sizeof(struct sock_filter) || len / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+    free(data);
+    return -1;
+  }
+  prog->filter = (struct sock_filter *)data;
+  prog->len = (unsigned short)(len / sizeof(struct sock_filter));
+  return 0;
+}
+
+int hcs_security_save_filter(const hcs_security_t *sec, const char *path, hcs_error_t *err) {
+  if (sec->prog.filter == NULL) return 0;
+  return hcs_state_write(path, (const char *)sec->prog.filter, sec->prog.len * sizeof *sec->prog.filter, err);
+}
+
 int hcs_security_prepare(const hcs_config_t *c, hcs_security_t *sec, hcs_error_t *err) {
+  return hcs_security_prepare_saved(c, sec, NULL, err);
+}
+
+int hcs_security_prepare_saved(const hcs_config_t *c, hcs_security_t *sec, const char *saved, hcs_error_t *err) {
   memset(sec, 0, sizeof *sec);
   sec->caps = c->caps;
   sec->no_new_privs = c->no_new_privs;
@@ -221,7 +246,7 @@ int hcs_security_prepare(const hcs_config_t *c, hcs_security_t *sec, hcs_error_t
     memcpy(sec->rlimits, c->rlimits, c->n_rlimits * sizeof *sec->rlimits);
     sec->n_rlimits = c->n_rlimits;
   }
-  if (c->seccomp && cached_filter(c, &sec->prog, err) < 0) return -1;
+  if (c->seccomp && !(saved && load_filter(saved, &sec->prog) == 0) && cached_filter(c, &sec->prog, err) < 0) return -1;
   return 0;
 }
 

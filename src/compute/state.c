@@ -160,7 +160,8 @@ int hcs_system_prepare(hcs_system_t *cs, hcs_error_t *err) {
     cs->cfg = hcs_config_parse(cs->config, cs->run_root, err);
     if (cs->cfg == NULL) return hcs_error_wrap(err, "configuration of `%s`", cs->id);
   }
-  if (hcs_security_prepare(cs->cfg, &cs->sec, err) < 0) return -1;
+  cleanup_free char *saved = hcs_xasprintf("%s/seccomp.bpf", cs->dir);
+  if (hcs_security_prepare_saved(cs->cfg, &cs->sec, saved, err) < 0) return -1;
   cs->sec_ready = true;
   return 0;
 }
@@ -217,7 +218,8 @@ void hcs_system_remove_run_files(hcs_system_t *cs) {
  * a directory walk; "lock" is left by older versions), then the walk for
  * anything else. */
 int hcs_system_remove_dir(const char *dir, hcs_error_t *err) {
-  static const char *const names[] = {"config.json", "state.json", "exit.json", "lock", "exec.fifo", "exit-type"};
+  static const char *const names[] = {"config.json", "state.json", "exit.json",  "lock",
+                                      "exec.fifo",   "exit-type",  "seccomp.bpf"};
   char path[PATH_MAX];
   for (size_t i = 0; i < HCS_ARRAY_SIZE(names); i++) {
     snprintf(path, sizeof path, "%s/%s", dir, names[i]);

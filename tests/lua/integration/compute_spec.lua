@@ -315,6 +315,23 @@ describe("hcs.compute #root", function()
       assert.equal("2", out:match("Seccomp:%s*(%d)"))
     end)
 
+    it("keeps init's seccomp program for processes exec'd later by other hcs processes", function()
+      local path = root .. "/run/compute/sec/seccomp.bpf"
+      local bpf = assert(u.read_file(path))
+      assert.is_true(#bpf > 0 and #bpf % 8 == 0) -- whole struct sock_filter instructions
+      local function exec_status()
+        local ok, _, out, err = u.hcs({ "--root", root, "exec", "sec", "--", "/bin/sh", "-c",
+          "grep Seccomp: /proc/self/status; unshare -n true 2>&1 || echo denied" })
+        assert.is_true(ok, err)
+        return out
+      end
+      assert.matches("Seccomp:%s*2\n.*denied", exec_status())
+      -- A damaged program is never loaded: the filter is compiled again.
+      u.write_file(path, "not a filter")
+      assert.matches("Seccomp:%s*2\n.*denied", exec_status())
+      u.write_file(path, bpf)
+    end)
+
     it("blocks denied syscalls with EPERM", function()
       local _, code, err = run_in(cs, { "/bin/unshare", "-n", "true" })
       assert.not_equal(0, code)
