@@ -168,6 +168,9 @@ static int v2_freeze(const char *rel, bool frozen, hcs_error_t *err) {
     struct pollfd pfd = {fd, POLLPRI, 0};
     if (poll(&pfd, 1, 50) < 0 && errno != EINTR) return hcs_error_make(err, errno, "poll `%s`", path);
   }
+  /* As on v1: a system that cannot freeze (a task stuck in the kernel) is
+   * left running, not half paused with State saying Paused. */
+  if (frozen) hcs_cg_write(d, "cgroup.freeze", "0");
   return hcs_error_make(err, EBUSY, "%s `%s`: timed out", frozen ? "freeze" : "thaw", d);
 }
 
