@@ -181,7 +181,15 @@ static int v2_is_frozen(const char *rel) {
 
 static int v2_kill_all(const char *rel, hcs_error_t *err) {
   cleanup_free char *d = dir_of(rel);
-  if (hcs_cg_write(d, "cgroup.kill", "1") < 0) return hcs_error_make(err, errno, "kill cgroup `%s`", d);
+  if (hcs_cg_write(d, "cgroup.kill", "1") == 0) return 0;
+  if (errno != ENOENT) return hcs_error_make(err, errno, "kill cgroup `%s`", d);
+  /* cgroup.kill is Linux 5.14 (Debian 11 is v2 on 5.10): signal the tasks
+   * listed instead.  On v2 a frozen task dies of SIGKILL without a thaw. */
+  json_t *pids = hcs_cg_read_pids(d, err), *p;
+  size_t i;
+  if (pids == NULL) return -1;
+  json_array_foreach(pids, i, p) kill((pid_t)json_integer_value(p), SIGKILL);
+  json_decref(pids);
   return 0;
 }
 
