@@ -6,7 +6,6 @@
  * cgroups made are real (the unified hierarchy is shared with the host);
  * the parent is removed at the end, which fails if anything was left. */
 #include <dirent.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
 #include <sched.h>
