@@ -18,16 +18,90 @@
 
 static char *dir_of(const char *rel) { return hcs_xasprintf(V2_ROOT "/%s", rel); }
 
+/* The controllers a system's cgroup gets when the hierarchy offers them:
+ * memory and pids also feed Statistics and the OOM count (cpu.stat is a
+ * core file, there without the cpu controller). */
+static const char *const wanted[] = {"cpu", "cpuset", "io", "memory", "pids"};
+
+/* The space-separated names of dir/file ("" when it cannot be read). */
+static char *read_list(const char *dir, const char *file) {
+  char path[PATH_MAX];
+  char *text = NULL;
+  snprintf(path, sizeof path, "%s/%s", dir, file);
+  if (hcs_read_file(path, &text, NULL, NULL) < 0) return hcs_xstrdup("");
+  text[strcspn(text, "\n")] = '\0';
+  return text;
+}
+
+static bool in_list(const char *list, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
+    if ((p == list || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' ')) return true;
+  return false;
+}
+
+/* Enable in dir's cgroup.subtree_control those of `names` that dir offers
+ * and has not enabled yet, in one write.  Names it does not offer are left
+ * out: the kernel rejects the whole write (ENOENT) for a single one, and a
+ * delegated subtree often lacks cpuset or io. */
+static int enable_offered(const char *dir, const char *const *names, size_t n, hcs_error_t *err) {
+  cleanup_free char *offered = read_list(dir, "cgroup.controllers"), *on = read_list(dir, "cgroup.subtree_control");
+  char buf[128] = "";
+  for (size_t i = 0; i < n; i++)
+    if (in_list(offered, names[i]) && !in_list(on, names[i]))
+      snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s+%s", *buf ? " " : "", names[i]);
+  if (*buf == '\0') return 0;
+  if (hcs_cg_write(dir, "cgroup.subtree_control", "%s", buf) < 0)
+    return hcs_error_make(err, errno, "enable `%s` in `%s/cgroup.subtree_control`", buf, dir);
+  return 0;
+}
+
+/* Parents (Linux.CgroupParent, `hcs` by default) are created on first use,
+ * with the wanted controllers their parents offer enabled down the tree,
+ * and stay, like docker's or a systemd slice: the leaf is one mkdir.  That
+ * set-up is best effort; a limit that needs a missing controller says so
+ * (need_controller). */
 static int v2_create(const char *rel, const hcs_resources_t *r, hcs_error_t *err) {
+  (void)r;
+  cleanup_free char *leaf = dir_of(rel);
+  if (mkdir(leaf, 0755) == 0) return 0;
+  if (errno != ENOENT) return hcs_error_make(err, errno, "create cgroup `%s`", leaf);
   cleanup_free char *copy = hcs_xstrdup(rel);
   char cur[PATH_MAX] = V2_ROOT;
   for (char *save = NULL, *t = strtok_r(copy, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
-    bool leaf = save == NULL || *save == '\0';
-    /* Controllers must be enabled in the parent before the child uses them. */
-    hcs_cg_write(cur, "cgroup.subtree_control", "+cpu +cpuset +memory +pids +io");
+    bool is_leaf = save == NULL || *save == '\0';
+    /* A child only gets what its parent enabled for its subtree. */
+    enable_offered(cur, wanted, HCS_ARRAY_SIZE(wanted), NULL);
     strncat(cur, "/", sizeof cur - strlen(cur) - 1);
     strncat(cur, t, sizeof cur - strlen(cur) - 1);
-    if (mkdir(cur, 0755) < 0 && (errno != EEXIST || leaf)) return hcs_error_make(err, errno, "create cgroup `%s`", cur);
+    if (mkdir(cur, 0755) < 0 && (errno != EEXIST || is_leaf))
+      return hcs_error_make(err, errno, "create cgroup `%s`", cur);
+  }
+  return 0;
+}
+
+/* A limit's files exist only when the controller is enabled for the leaf:
+ * enable it in every ancestor, top down, or say which controller is missing
+ * where (instead of ENOENT on the limit's file). */
+static int need_controller(const char *rel, const char *ctrl, const char *what, hcs_error_t *err) {
+  cleanup_free char *d = dir_of(rel);
+  cleanup_free char *have = read_list(d, "cgroup.controllers");
+  if (in_list(have, ctrl)) return 0;
+  cleanup_free char *copy = hcs_xstrdup(rel);
+  char *last = strrchr(copy, '/');
+  *(last ? last : copy) = '\0'; /* the ancestors only */
+  char cur[PATH_MAX] = V2_ROOT;
+  for (char *save = NULL, *t = copy;; t = NULL) {
+    cleanup_free char *offered = read_list(cur, "cgroup.controllers");
+    if (!in_list(offered, ctrl))
+      return hcs_error_make(err, ENOTSUP,
+                            "%s needs the %s controller, which cgroup `%s` cannot have: `%s` offers only `%s`", what,
+                            ctrl, d, cur, *offered ? offered : "(none)");
+    if (enable_offered(cur, &ctrl, 1, err) < 0) return hcs_error_wrap(err, "%s for cgroup `%s`", what, d);
+    char *next = strtok_r(t, "/", &save);
+    if (next == NULL) break;
+    strncat(cur, "/", sizeof cur - strlen(cur) - 1);
+    strncat(cur, next, sizeof cur - strlen(cur) - 1);
   }
   return 0;
 }
@@ -35,21 +109,33 @@ static int v2_create(const char *rel, const hcs_resources_t *r, hcs_error_t *err
 static int v2_set_resources(const char *rel, const hcs_resources_t *r, hcs_error_t *err) {
   cleanup_free char *d = dir_of(rel);
   if (r->memory_mb > 0) {
+    if (need_controller(rel, "memory", "Memory.SizeInMB", err) < 0) return -1;
     if (hcs_cg_write(d, "memory.max", "%lld", (long long)(r->memory_mb << 20)) < 0)
       return hcs_error_make(err, errno, "set memory.max of `%s`", d);
+    /* No memory.swap.max without swap accounting: the limit is all there is. */
     hcs_cg_write(d, "memory.swap.max", "0");
   }
   if (r->cpu_max > 0) {
+    if (need_controller(rel, "cpu", "Processor.Maximum", err) < 0) return -1;
     int64_t quota = 100000LL * hcs_cgroup_host_cpus() * r->cpu_max / 10000;
     if (hcs_cg_write(d, "cpu.max", "%lld 100000", (long long)(quota < 1000 ? 1000 : quota)) < 0)
       return hcs_error_make(err, errno, "set cpu.max of `%s`", d);
   }
-  if (r->cpu_weight > 0 && hcs_cg_write(d, "cpu.weight", "%lld", (long long)r->cpu_weight) < 0)
-    return hcs_error_make(err, errno, "set cpu.weight of `%s`", d);
-  if (r->cpu_count > 0 && hcs_cg_write(d, "cpuset.cpus", "0-%lld", (long long)r->cpu_count - 1) < 0)
-    return hcs_error_make(err, errno, "set cpuset.cpus of `%s`", d);
-  if (r->pids_limit > 0 && hcs_cg_write(d, "pids.max", "%lld", (long long)r->pids_limit) < 0)
-    return hcs_error_make(err, errno, "set pids.max of `%s`", d);
+  if (r->cpu_weight > 0) {
+    if (need_controller(rel, "cpu", "Processor.Weight", err) < 0) return -1;
+    if (hcs_cg_write(d, "cpu.weight", "%lld", (long long)r->cpu_weight) < 0)
+      return hcs_error_make(err, errno, "set cpu.weight of `%s`", d);
+  }
+  if (r->cpu_count > 0) {
+    if (need_controller(rel, "cpuset", "Processor.Count", err) < 0) return -1;
+    if (hcs_cg_write(d, "cpuset.cpus", "0-%lld", (long long)r->cpu_count - 1) < 0)
+      return hcs_error_make(err, errno, "set cpuset.cpus of `%s`", d);
+  }
+  if (r->pids_limit > 0) {
+    if (need_controller(rel, "pids", "Linux.PidsLimit", err) < 0) return -1;
+    if (hcs_cg_write(d, "pids.max", "%lld", (long long)r->pids_limit) < 0)
+      return hcs_error_make(err, errno, "set pids.max of `%s`", d);
+  }
   return 0;
 }
 
@@ -82,6 +168,9 @@ static int v2_freeze(const char *rel, bool frozen, hcs_error_t *err) {
     struct pollfd pfd = {fd, POLLPRI, 0};
     if (poll(&pfd, 1, 50) < 0 && errno != EINTR) return hcs_error_make(err, errno, "poll `%s`", path);
   }
+  /* As on v1: a system that cannot freeze (a task stuck in the kernel) is
+   * left running, not half paused with State saying Paused. */
+  if (frozen) hcs_cg_write(d, "cgroup.freeze", "0");
   return hcs_error_make(err, EBUSY, "%s `%s`: timed out", frozen ? "freeze" : "thaw", d);
 }
 
@@ -92,7 +181,15 @@ static int v2_is_frozen(const char *rel) {
 
 static int v2_kill_all(const char *rel, hcs_error_t *err) {
   cleanup_free char *d = dir_of(rel);
-  if (hcs_cg_write(d, "cgroup.kill", "1") < 0) return hcs_error_make(err, errno, "kill cgroup `%s`", d);
+  if (hcs_cg_write(d, "cgroup.kill", "1") == 0) return 0;
+  if (errno != ENOENT) return hcs_error_make(err, errno, "kill cgroup `%s`", d);
+  /* cgroup.kill is Linux 5.14 (Debian 11 is v2 on 5.10): signal the tasks
+   * listed instead.  On v2 a frozen task dies of SIGKILL without a thaw. */
+  json_t *pids = hcs_cg_read_pids(d, err), *p;
+  size_t i;
+  if (pids == NULL) return -1;
+  json_array_foreach(pids, i, p) kill((pid_t)json_integer_value(p), SIGKILL);
+  json_decref(pids);
   return 0;
 }
 
