@@ -112,6 +112,51 @@ static const char *lua_dir(void) {
   return HCS_INSTALL_LUA_DIR;
 }
 
+/* The precompiled modules that go with lua_dir(): $HCS_LUA_BYTECODE_DIR,
+ * none when $HCS_LUA_DIR points elsewhere, else the build or install tree's. */
+static const char *bytecode_dir(void) {
+  const char *bc = getenv("HCS_LUA_BYTECODE_DIR");
+  if (bc && *bc) return bc;
+  const char *env = getenv("HCS_LUA_DIR");
+  if (env && *env) return NULL;
+  return strcmp(lua_dir(), HCS_SOURCE_LUA_DIR) == 0 ? HCS_BUILD_BYTECODE_DIR : HCS_INSTALL_BYTECODE_DIR;
+}
+
+static bool older(const struct stat *a, const struct stat *b) {
+  return a->st_mtim.tv_sec < b->st_mtim.tv_sec ||
+         (a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec < b->st_mtim.tv_nsec);
+}
+
+/* A package searcher ahead of Lua's own: the bytecode of an hcs module when
+ * it is at least as new as the source next to package.path's hcs entry, so
+ * an edited source is never shadowed by stale bytecode. */
+static int search_bytecode(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  if (strncmp(name, "hcs.", 4) != 0 && strcmp(name, "hcs") != 0) {
+    lua_pushliteral(L, "no hcs bytecode (not an hcs module)");
+    return 1;
+  }
+  const char *rel = luaL_gsub(L, name, ".", "/");
+  static const char *const forms[] = {"%s/%s.lua", "%s/%s/init.lua"};
+  for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+    const char *bc = lua_pushfstring(L, forms[i], lua_tostring(L, lua_upvalueindex(1)), rel);
+    const char *src = lua_pushfstring(L, forms[i], lua_tostring(L, lua_upvalueindex(2)), rel);
+    struct stat sb, ss;
+    bool fresh = stat(bc, &sb) == 0 && !(stat(src, &ss) == 0 && older(&sb, &ss));
+    lua_pop(L, 1);
+    if (!fresh) {
+      lua_pop(L, 1);
+      continue;
+    }
+    if (luaL_loadfilex(L, bc, "b") != LUA_OK)
+      return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s", name, bc, lua_tostring(L, -1));
+    lua_insert(L, -2); /* loader, then its file name */
+    return 2;
+  }
+  lua_pushfstring(L, "no fresh hcs bytecode for '%s'", name);
+  return 1;
+}
+
 static void setup_paths(lua_State *L) {
   const char *dir = lua_dir();
   lua_getglobal(L, "package");
@@ -122,7 +167,21 @@ static void setup_paths(lua_State *L) {
   lua_getfield(L, -1, "preload");
   lua_pushcfunction(L, luaopen_hcs_core);
   lua_setfield(L, -2, "hcs.core");
-  lua_pop(L, 2);
+  lua_pop(L, 1);
+  const char *bc = bytecode_dir();
+  if (bc) { /* package.searchers: preload, bytecode, Lua, C, Croot */
+    lua_getfield(L, -1, "searchers");
+    for (lua_Integer i = (lua_Integer)luaL_len(L, -1); i >= 2; i--) {
+      lua_rawgeti(L, -1, i);
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_pushstring(L, bc);
+    lua_pushstring(L, dir);
+    lua_pushcclosure(L, search_bytecode, 2);
+    lua_rawseti(L, -2, 2);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
 }
 
 static void log_sink(hcs_log_level_t level, const char *msg, void *ud) {

@@ -54,6 +54,27 @@ describe("hcs host", function()
     assert.equal("loaded at start: \ntrue\ttrue\n", out)
   end)
 
+  it("loads precompiled modules unless their source is newer", function()
+    local src, bc = dir .. "/bc-src", dir .. "/bc-out"
+    assert(u.run(("mkdir -p %s/hcs %s/hcs"):format(src, bc)))
+    -- The bytecode and the source say different things, so the output tells
+    -- which one was loaded.
+    u.write_file(dir .. "/other.lua", 'return "bytecode"')
+    assert(u.run(("luac5.4 -o %s/hcs/probe.lua %s/other.lua"):format(bc, dir)))
+    u.write_file(src .. "/hcs/probe.lua", 'return "source"')
+    local function run()
+      local ok, _, out, err = u.hcs({ "-e", 'print((require "hcs.probe"))' },
+        { HCS_LUA_DIR = src, HCS_LUA_BYTECODE_DIR = bc })
+      assert.is_true(ok, err)
+      return out
+    end
+    assert(u.run(("touch -d '1 minute ago' %s/hcs/probe.lua"):format(src)))
+    assert.equal("bytecode\n", run())
+    -- An edited source (newer than its bytecode) wins until the next build.
+    assert(u.run(("touch -d '1 minute' %s/hcs/probe.lua"):format(src)))
+    assert.equal("source\n", run())
+  end)
+
   it("-l loads a module into a global", function()
     local ok, _, out = u.hcs({ "-l", "h=hcs", "-e", "print(type(h.host.capabilities))" })
     assert.is_true(ok)
@@ -225,7 +246,8 @@ describe("hcs host", function()
     assert.is_true(ok, err)
     local _, _, found = u.run(("cd %s && find . -type f -o -type l | sort"):format(u.quote(dest)))
     for _, pattern in ipairs({ "/libhcs%.so", "/include/hcs/hcs%.h", "/pkgconfig/hcs%.pc", "/lua/5%.4/hcs/core%.so",
-      "/lua/5%.4/hcs/init%.lua", "/lua/5%.4/hcs/cli/help%.lua", "/bin/hcs\n" }) do
+      "/lua/5%.4/hcs/init%.lua", "/lua/5%.4/hcs/cli/help%.lua", "/hcs/lua%-bytecode/hcs/cli/help%.lua",
+      "/bin/hcs\n" }) do
       assert.matches(pattern, found)
     end
     local bin = dest .. "/usr/local/bin/hcs"
