@@ -11,11 +11,10 @@
 struct nftables_context;
 
 struct hcs_net_s {
-  char *root;       /* <state root>/net */
-  char *run;        /* <run root> */
-  char *netns;      /* <run root>/netns */
-  char *runstate;   /* <run root>/net: namespace documents, endpoint DNS files */
-  bool netns_ready; /* <run root>/netns is a shared mount point */
+  char *root;     /* <state root>/net */
+  char *run;      /* <run root> */
+  char *netns;    /* <run root>/netns */
+  char *runstate; /* <run root>/net: namespace documents, endpoint DNS files */
   struct nftables_context *nft;
 };
 
@@ -87,7 +86,7 @@ HCS_INTERNAL json_t *hcs_nl_dump_interfaces(struct hcs_nl *nl, hcs_error_t *err)
 HCS_INTERNAL json_t *hcs_nl_dump_routes(struct hcs_nl *nl, hcs_error_t *err);
 
 /* --- netns.c ------------------------------------------------------------- */
-HCS_INTERNAL int hcs_netns_create(const char *dir, const char *path, bool *dir_ready, hcs_error_t *err);
+HCS_INTERNAL int hcs_netns_create(const char *dir, const char *path, hcs_error_t *err);
 /* mkdir of the last component, or of the whole path when a parent is missing. */
 HCS_INTERNAL int hcs_net_mkdir(const char *path, hcs_error_t *err);
 HCS_INTERNAL int hcs_netns_remove(const char *path, hcs_error_t *err);

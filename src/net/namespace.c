@@ -44,7 +44,7 @@ char *hcs_net_namespace_create(hcs_net_t *net, const char *settings, hcs_error_t
     hcs_error_make(err, EEXIST, "create namespace `%s`: the id is already used", id);
     return NULL;
   }
-  if (hcs_netns_create(net->netns, path, &net->netns_ready, err) < 0) {
+  if (hcs_netns_create(net->netns, path, err) < 0) {
     hcs_error_wrap(err, "create namespace `%s`", id);
     return NULL;
   }
@@ -152,11 +152,7 @@ int hcs_net_namespace_delete(hcs_net_t *net, const char *id, hcs_error_t *err) {
     if (rc < 0) return hcs_error_wrap(err, "delete namespace `%s`", id);
   }
   if (path && hcs_netns_remove(path, err) < 0) return -1;
-  if (hcs_net_remove(net, "namespaces", id, err) < 0) return -1;
-  /* The last one out takes down the shared mount of the netns directory, so
-   * a store with no compartment leaves no mount behind. */
-  if (hcs_netns_dir_release(net->netns)) net->netns_ready = false;
-  return 0;
+  return hcs_net_remove(net, "namespaces", id, err);
 }
 
 char *hcs_net_namespace_path(hcs_net_t *net, const char *id, hcs_error_t *err) {

@@ -2,7 +2,9 @@
  * calling thread (no fork, no shell), pinned by a bind mount at
  * `<run root>/netns/<id>`, after which the thread returns to its own netns.
  * The directory is made a shared mount point as iproute2 does for
- * /run/netns, so an unmount propagates into mount namespaces cloned later. */
+ * /run/netns, so an unmount propagates into mount namespaces cloned later;
+ * it stays mounted while a store has it open (hcs_net_close takes it down
+ * once no compartment is left), not one mount and unmount per compartment. */
 #include <fcntl.h>
 #include <sched.h>
 #include <string.h>
@@ -28,11 +30,16 @@ int hcs_net_mkdir(const char *path, hcs_error_t *err) {
   return hcs_mkdir_p(path, 0755, err);
 }
 
-int hcs_netns_create(const char *dir, const char *path, bool *dir_ready, hcs_error_t *err) {
-  if (!*dir_ready || !hcs_path_exists(dir)) {
-    if (make_shared_dir(dir, err) < 0) return -1;
-    *dir_ready = true;
-  }
+/* Is `dir` the root of a mount (then it is the shared bind mount made by
+ * make_shared_dir, in this process or another)? */
+static bool is_mount_root(const char *dir) {
+  struct statx stx;
+  return statx(AT_FDCWD, dir, 0, STATX_TYPE, &stx) == 0 && (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+         (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+}
+
+int hcs_netns_create(const char *dir, const char *path, hcs_error_t *err) {
+  if (!is_mount_root(dir) && make_shared_dir(dir, err) < 0) return -1;
   cleanup_close int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
   if (fd < 0) return hcs_error_make(err, errno, "create `%s`", path);
   cleanup_close int orig = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);

@@ -2,6 +2,7 @@
  * documents (atomic writes), ipam/ leases, one flock for mutations. */
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 
@@ -154,6 +155,12 @@ fail:
 
 void hcs_net_close(hcs_net_t *net) {
   if (net == NULL) return;
+  /* A store with no compartment left leaves no mount behind: the shared
+   * mount of the netns directory goes (under the lock, unless another
+   * process is busy with the store, which then keeps it). */
+  cleanup_free char *lock_path = hcs_xasprintf("%s/lock", net->root);
+  cleanup_close int lock = open(lock_path, O_RDWR | O_CLOEXEC);
+  if (lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) == 0) hcs_netns_dir_release(net->netns);
   free(net->root);
   free(net->run);
   free(net->netns);

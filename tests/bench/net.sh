@@ -48,7 +48,6 @@ inhost bash -c '
     ip -batch "$tmp/down.$i"; t2=$EPOCHREALTIME
     echo "$t0 $t1 $t2"
   done' _ "$n" "$tmp" "hcs-test-b$$" >"$tmp/ip.times"
-inhost ip link del hcsbench
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ip_up=$(awk '{printf "%.3f\n", ($2-$1)*1000}' "$tmp/ip.times" | median)
 ip_down=$(awk '{printf "%.3f\n", ($3-$2)*1000}' "$tmp/ip.times" | median)
@@ -58,8 +57,20 @@ ip_total=$(awk '{printf "%.3f\n", ($3-$1)*1000}' "$tmp/ip.times" | median)
 # Run root on tmpfs as in production (/run/hcs: compartments, endpoints,
 # leases); the state root (networks) stays on disk.
 runroot=$(mktemp -d /dev/shm/hcs-test-bench.XXXXXX)
-trap 'cleanup; for m in netns cli/netns; do umount -l "$runroot/$m" 2>/dev/null || true; done; rm -rf "$runroot"' EXIT
+trap 'cleanup; for m in netns alt/netns cli/netns; do umount -l "$runroot/$m" 2>/dev/null || true; done; rm -rf "$runroot"' EXIT
 read -r lib_up lib_down lib_total < <(inhost env HCS_RUN_ROOT="$runroot" "$tmp/net_driver" "$tmp/root" "$n")
+# Alternating: one ip -batch sequence and one hcs set-up + tear-down per
+# iteration (fresh netns names), so both see the same load.
+mkdir -p "$tmp/alt"
+for ((i = 0; i < n; i++)); do
+  printf 'netns add hcs-test-a%s-%d\nlink add vha%d type veth peer name eth0 netns hcs-test-a%s-%d\nlink set vha%d master hcsbench up\n' \
+    $$ "$i" "$i" $$ "$i" "$i" >"$tmp/alt/up.$i"
+  echo "netns del hcs-test-a$$-$i" >"$tmp/alt/down.$i"
+done
+cp "$tmp/in.batch" "$tmp/alt/in.batch"
+{ read -r alt_up alt_down alt_total; read -r altip_up altip_down altip_total; } < <(
+  inhost env HCS_RUN_ROOT="$runroot/alt" "$tmp/net_driver" "$tmp/alt-root" "$n" "$tmp/alt" "hcs-test-a$$")
+inhost ip link del hcsbench
 
 # --- hcs: CLI (one process per verb, like a user or a script would) -----------
 hcs=$build/hcs
@@ -98,7 +109,10 @@ printf '%-34s %10s %10s %10s\n' "endpoint set-up + tear-down (ms)" "set-up" "tea
 printf '%-34s %10s %10s %10s\n' "ip -batch (3 invocations)" "$ip_up" "$ip_down" "$ip_total"
 printf '%-34s %10s %10s %10s\n' "hcs library (libhcs)" "$lib_up" "$lib_down" "$lib_total"
 printf '%-34s %10s %10s %10s\n' "hcs CLI (4 invocations)" "" "" "$cli_total"
+printf '%-34s %10s %10s %10s\n' "alternating: ip -batch" "$altip_up" "$altip_down" "$altip_total"
+printf '%-34s %10s %10s %10s\n' "alternating: hcs library" "$alt_up" "$alt_down" "$alt_total"
 awk -v h="$lib_total" -v p="$ip_total" 'BEGIN {printf "ratio hcs/ip (library, total): %.2fx (target <= 0.40x)\n", h/p}'
+awk -v h="$alt_total" -v p="$altip_total" 'BEGIN {printf "ratio hcs/ip (library, alternating): %.2fx\n", h/p}'
 awk -v h="$cli_total" -v p="$ip_total" 'BEGIN {printf "ratio hcs/ip (CLI, total):     %.2fx\n", h/p}'
 echo "veth + move into a netns (2 ip runs): $move ms; veth created in the netns (1 ip run): $inplace ms"
 echo "medians of $n iterations (CLI: $cli_n)"
