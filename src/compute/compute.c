@@ -67,7 +67,7 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
                    .netns_sock = -1,
                    .fifo = fifo,
                    .fifo_fd = -1};
-  if (hcs_security_prepare(cs->cfg, &s.sec, err) < 0) return -1;
+  if (hcs_security_prepare_saved(cs->cfg, &s.sec, NULL, store, err) < 0) return -1;
   int pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
   hcs_proc_spec_t *init = cs->cfg->init;
   bool want[3] = {init && init->pipe_in, init && init->pipe_out, init && init->pipe_err};

@@ -94,9 +94,10 @@ HCS_INTERNAL int hcs_security_prepare(const hcs_config_t *c, hcs_security_t *sec
  * hcs_security_save_filter for the same configuration) when it is there:
  * a process exec'd into a system reuses the program its init got instead
  * of loading libseccomp and compiling it again (crun keeps it in its state
- * directory too). */
+ * directory too).  Programs compiled are also kept in `cache_dir` (when not
+ * NULL) for later processes. */
 HCS_INTERNAL int hcs_security_prepare_saved(const hcs_config_t *c, hcs_security_t *sec, const char *saved,
-                                            hcs_error_t *err);
+                                            const char *cache_dir, hcs_error_t *err);
 HCS_INTERNAL int hcs_security_save_filter(const hcs_security_t *sec, const char *path, hcs_error_t *err);
 HCS_INTERNAL void hcs_security_release(hcs_security_t *sec);
 /* In the child, just before execve: bounding set, no_new_privs, seccomp,

@@ -162,9 +162,31 @@ out:
   return ret;
 }
 
-/* Compiling with libseccomp costs a few hundred microseconds per system;
- * the program depends only on CAP_SYS_ADMIN, CAP_SYS_PTRACE and the extra
- * deny list, so a process keeps the last few it compiled. */
+/* A program saved by hcs_security_save_filter: whole sock_filter
+ * instructions, at most BPF_MAXINSNS of them. */
+static int load_filter(const char *path, struct sock_fprog *prog) {
+  char *data = NULL;
+  size_t len = 0;
+  if (hcs_read_file(path, &data, &len, NULL) < 0) return -1;
+  if (len == 0 || len % sizeof(struct sock_filter) || len / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+    free(data);
+    return -1;
+  }
+  prog->filter = (struct sock_filter *)data;
+  prog->len = (unsigned short)(len / sizeof(struct sock_filter));
+  return 0;
+}
+
+int hcs_security_save_filter(const hcs_security_t *sec, const char *path, hcs_error_t *err) {
+  if (sec->prog.filter == NULL) return 0;
+  return hcs_state_write(path, (const char *)sec->prog.filter, sec->prog.len * sizeof *sec->prog.filter, err);
+}
+
+/* Compiling with libseccomp costs a few hundred microseconds (and loading
+ * libseccomp); the program depends only on CAP_SYS_ADMIN, CAP_SYS_PTRACE,
+ * the extra deny list and the built-in lists, so a process keeps the last
+ * few it compiled, and `cache_dir` (the run root's compute directory) keeps
+ * them for the next processes: an `hcs run` then never loads libseccomp. */
 struct filter_cache {
   char *key;
   struct sock_filter *filter;
@@ -187,7 +209,27 @@ static char *filter_key(const hcs_config_t *c) {
   return k;
 }
 
-static int cached_filter(const hcs_config_t *c, struct sock_fprog *prog, hcs_error_t *err) {
+static uint64_t fnv1a(uint64_t h, const char *s) {
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    h = (h ^ *p) * 0x100000001b3ull;
+  return (h ^ 0xff) * 0x100000001b3ull; /* a separator: "ab","c" != "a","bc" */
+}
+
+/* The on-disk cache entry for `key`: named after the key, the version and
+ * the built-in lists, so a new hcs with other lists never reads an old
+ * program. */
+static char *disk_path(const char *cache_dir, const char *key) {
+  uint64_t h = fnv1a(fnv1a(0xcbf29ce484222325ull, HCS_VERSION), key);
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(deny_always); i++)
+    h = fnv1a(h, deny_always[i]);
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(deny_admin); i++)
+    h = fnv1a(h, deny_admin[i]);
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(deny_ptrace); i++)
+    h = fnv1a(h, deny_ptrace[i]);
+  return hcs_xasprintf("%s/.seccomp-%016llx.bpf", cache_dir, (unsigned long long)h);
+}
+
+static int cached_filter(const hcs_config_t *c, const char *cache_dir, struct sock_fprog *prog, hcs_error_t *err) {
   cleanup_free char *key = filter_key(c);
   pthread_mutex_lock(&cache_lock);
   for (size_t i = 0; i < HCS_ARRAY_SIZE(cache); i++)
@@ -199,13 +241,19 @@ static int cached_filter(const hcs_config_t *c, struct sock_fprog *prog, hcs_err
       return 0;
     }
   pthread_mutex_unlock(&cache_lock);
-  if (build_filter(c, prog, err) < 0) return -1;
+  cleanup_free char *path = cache_dir ? disk_path(cache_dir, key) : NULL;
+  if (!(path && load_filter(path, prog) == 0)) {
+    if (build_filter(c, prog, err) < 0) return -1;
+    if (path) {
+      hcs_security_t tmp = {.prog = *prog};
+      hcs_security_save_filter(&tmp, path, NULL); /* best effort: a cache */
+    }
+  }
   pthread_mutex_lock(&cache_lock);
   struct filter_cache *e = &cache[cache_next++ % HCS_ARRAY_SIZE(cache)];
   free(e->key);
   free(e->filter);
-  e->key = key;
-  key = NULL;
+  e->key = steal_ptr(key);
   e->len = prog->len;
   e->filter = hcs_xmalloc(prog->len * sizeof *prog->filter);
   memcpy(e->filter, prog->filter, prog->len * sizeof *prog->filter);
@@ -213,31 +261,12 @@ static int cached_filter(const hcs_config_t *c, struct sock_fprog *prog, hcs_err
   return 0;
 }
 
-/* A program saved by hcs_security_save_filter: whole sock_filter
- * instructions, at most BPF_MAXINSNS of them. */
-static int load_filter(const char *path, struct sock_fprog *prog) {
-  char *data = NULL;
-  size_t len = 0;
-  if (hcs_read_file(path, &data, &len, NULL) < 0) return -1;
-  if (len == 0 || len % sizeof(struct sock_filter) || len / sizeof(struct sock_filter) > BPF_MAXINSNS) {
-    free(data);
-    return -1;
-  }
-  prog->filter = (struct sock_filter *)data;
-  prog->len = (unsigned short)(len / sizeof(struct sock_filter));
-  return 0;
-}
-
-int hcs_security_save_filter(const hcs_security_t *sec, const char *path, hcs_error_t *err) {
-  if (sec->prog.filter == NULL) return 0;
-  return hcs_state_write(path, (const char *)sec->prog.filter, sec->prog.len * sizeof *sec->prog.filter, err);
-}
-
 int hcs_security_prepare(const hcs_config_t *c, hcs_security_t *sec, hcs_error_t *err) {
-  return hcs_security_prepare_saved(c, sec, NULL, err);
+  return hcs_security_prepare_saved(c, sec, NULL, NULL, err);
 }
 
-int hcs_security_prepare_saved(const hcs_config_t *c, hcs_security_t *sec, const char *saved, hcs_error_t *err) {
+int hcs_security_prepare_saved(const hcs_config_t *c, hcs_security_t *sec, const char *saved, const char *cache_dir,
+                               hcs_error_t *err) {
   memset(sec, 0, sizeof *sec);
   sec->caps = c->caps;
   sec->no_new_privs = c->no_new_privs;
@@ -246,7 +275,8 @@ int hcs_security_prepare_saved(const hcs_config_t *c, hcs_security_t *sec, const
     memcpy(sec->rlimits, c->rlimits, c->n_rlimits * sizeof *sec->rlimits);
     sec->n_rlimits = c->n_rlimits;
   }
-  if (c->seccomp && !(saved && load_filter(saved, &sec->prog) == 0) && cached_filter(c, &sec->prog, err) < 0) return -1;
+  if (c->seccomp && !(saved && load_filter(saved, &sec->prog) == 0) && cached_filter(c, cache_dir, &sec->prog, err) < 0)
+    return -1;
   return 0;
 }
 

@@ -161,7 +161,8 @@ int hcs_system_prepare(hcs_system_t *cs, hcs_error_t *err) {
     if (cs->cfg == NULL) return hcs_error_wrap(err, "configuration of `%s`", cs->id);
   }
   cleanup_free char *saved = hcs_xasprintf("%s/seccomp.bpf", cs->dir);
-  if (hcs_security_prepare_saved(cs->cfg, &cs->sec, saved, err) < 0) return -1;
+  cleanup_free char *store = hcs_xasprintf("%s/compute", cs->run_root);
+  if (hcs_security_prepare_saved(cs->cfg, &cs->sec, saved, store, err) < 0) return -1;
   cs->sec_ready = true;
   return 0;
 }

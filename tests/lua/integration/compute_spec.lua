@@ -332,6 +332,20 @@ describe("hcs.compute #root", function()
       u.write_file(path, bpf)
     end)
 
+    it("caches compiled seccomp programs in the run root, and never loads a damaged one", function()
+      local _, _, files = u.run("ls -A " .. root .. "/run/compute")
+      local name = files:match("(%.seccomp%-%x+%.bpf)")
+      assert.is_truthy(name)
+      local path = root .. "/run/compute/" .. name
+      u.write_file(path, "garbage")
+      local ok, _, out, err = u.hcs({ "--root", root, "run", "--rm", "--cgroup-parent", parent, "--rootfs", rootfs,
+        "--", "/bin/sh", "-c", "grep Seccomp: /proc/self/status; unshare -n true 2>&1 || echo denied" })
+      assert.is_true(ok, err)
+      assert.matches("Seccomp:%s*2\n.*denied", out)
+      local bpf = assert(u.read_file(path))
+      assert.is_true(#bpf > 0 and #bpf % 8 == 0) -- compiled and saved again
+    end)
+
     it("blocks denied syscalls with EPERM", function()
       local _, code, err = run_in(cs, { "/bin/unshare", "-n", "true" })
       assert.not_equal(0, code)
@@ -543,8 +557,15 @@ describe("hcs.compute #root", function()
         if stat and stat:match("%(hcs%-monitor%) [^Z]") then left[#left + 1] = pid end
       end
       assert.same({}, left)
+      -- Nothing of any system; the compiled seccomp program is a cache,
+      -- one file per distinct filter, shared by all systems.
       local _, _, files = u.run("ls -A " .. root .. "/run/compute")
-      assert.equal("", (files:gsub("[^\n]*:\n", ""):gsub("%s+", "")))
+      local left_files = {}
+      for f in files:gmatch("[^\n]+") do
+        if not f:match("^%.seccomp%-%x+%.bpf$") then left_files[#left_files + 1] = f end
+      end
+      assert.same({}, left_files)
+      assert.matches("%.seccomp%-%x+%.bpf", files)
     end)
   end)
 end)
