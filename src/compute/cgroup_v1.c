@@ -196,12 +196,19 @@ static int v1_set_resources(const char *rel, const hcs_resources_t *r, hcs_error
   return 0;
 }
 
-/* One rule per write(). */
+/* One rule per write().  A type `a` rule is the kernel's "everything"
+ * whatever its device and access (`allow a` allows all, `deny a` resets to
+ * deny all): only `a *:* rwm` is written as such, any narrower one as its
+ * `b` and `c` halves, which is what it means on v2. */
 static int write_rule(int allow_fd, int deny_fd, const hcs_device_rule_t *r, const char *d, hcs_error_t *err) {
-  char buf[64];
-  int len = hcs_device_rule_format(r, 0, buf, sizeof buf);
-  if (write(r->allow ? allow_fd : deny_fd, buf, (size_t)len) != len)
-    return hcs_error_make(err, errno, "%s device `%s` in `%s`", r->allow ? "allow" : "deny", buf, d);
+  bool all = r->major < 0 && r->minor < 0 && strchr(r->access, 'r') && strchr(r->access, 'w') && strchr(r->access, 'm');
+  static const char halves[] = {'b', 'c'};
+  for (size_t i = 0; i < (r->type == 'a' && !all ? 2 : 1); i++) {
+    char buf[64];
+    int len = hcs_device_rule_format(r, r->type == 'a' && !all ? halves[i] : 0, buf, sizeof buf);
+    if (write(r->allow ? allow_fd : deny_fd, buf, (size_t)len) != len)
+      return hcs_error_make(err, errno, "%s device `%s` in `%s`", r->allow ? "allow" : "deny", buf, d);
+  }
   return 0;
 }
 

@@ -3,9 +3,10 @@
  * does not), what it decides, probed by a child in a real cgroup2 cgroup
  * with the program attached (mknod and open of nodes in a scratch
  * directory, most of a major no driver has: allowed gives ENXIO, denied
- * EPERM).  The cgroup2 hierarchy is /sys/fs/cgroup, or
- * /sys/fs/cgroup/unified on a hybrid host: a device program runs for the
- * tasks of its cgroup in the default hierarchy either way.  Systems on v2 are checked in test_compute_v2.c. */
+ * EPERM), and the rules v1 writes (devices.list).  The cgroup2
+ * hierarchy is /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host:
+ * a device program runs for the tasks of its cgroup in the default
+ * hierarchy either way.  Systems on v2 are checked in test_compute_v2.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
@@ -196,6 +197,31 @@ static void test_decisions(void) {
   rmdir_retry(probe_cg);
 }
 
+/* v1 writes `a` rules narrower than everything as their b and c halves:
+ * the kernel takes any `a` as all devices. */
+static void test_v1_rules(void) {
+  if (access("/sys/fs/cgroup/devices/cgroup.procs", F_OK) < 0) {
+    ok(1, "# SKIP no v1 devices hierarchy");
+    return;
+  }
+  hcs_device_rule_t rules[] = {R(true, 'a', FAKE, 3, "r"), R(false, 'c', 1, 5, "w")};
+  hcs_config_t c = {.devices = rules, .n_devices = 2};
+  hcs_resources_t res = {0};
+  cleanup_free char *rel = hcs_xasprintf("hcs-test-devices-%d", (int)getpid());
+  hcs_error_t err = NULL;
+  ok(hcs_cgroup_v1_ops.create(rel, &res, &err) == 0 && hcs_cgroup_v1_ops.set_devices(rel, &c, &err) == 0,
+     "v1: a cgroup with allow a %d:3 r and deny c 1:5 w", FAKE);
+  if (err) printf("#   %s\n", hcs_error_message(err)), hcs_error_release(&err);
+  cleanup_free char *list = hcs_xasprintf("/sys/fs/cgroup/devices/%s/devices.list", rel), *text = NULL;
+  hcs_read_file(list, &text, NULL, NULL);
+  char want[64];
+  snprintf(want, sizeof want, "b %d:3 r\nc %d:3 r\n", FAKE, FAKE);
+  has_substr(text, want, "devices.list has the b and c halves of the a rule");
+  ok(text && !strstr(text, "a *:* rwm"), "and does not allow everything");
+  has_substr(text, "c 1:5 rm\n", "the deny took w from c 1:5");
+  hcs_cgroup_v1_ops.destroy(rel, NULL);
+}
+
 int main(void) {
   if (geteuid() != 0) {
     printf("1..0 # SKIP needs root\n");
@@ -213,6 +239,7 @@ int main(void) {
   if (mkdir(cg2, 0755) < 0) return 1;
   test_program();
   test_decisions();
+  test_v1_rules();
   rmdir_retry(cg2);
   ok(rmdir(scratch) == 0 || errno == ENOENT, "nothing left in the scratch directory");
   return tap_done();
