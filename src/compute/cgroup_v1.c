@@ -196,33 +196,41 @@ static int v1_set_resources(const char *rel, const hcs_resources_t *r, hcs_error
   return 0;
 }
 
-/* Docker's default device allowlist. */
-static const char *const default_devices[] = {
-    "c *:* m",   "b *:* m",   "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm",   "c 1:8 rwm",
-    "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
-};
+/* One rule per write().  A type `a` rule is the kernel's "everything"
+ * whatever its device and access (`allow a` allows all, `deny a` resets to
+ * deny all): only `a *:* rwm` is written as such, any narrower one as its
+ * `b` and `c` halves, which is what it means on v2. */
+static int write_rule(int allow_fd, int deny_fd, const hcs_device_rule_t *r, const char *d, hcs_error_t *err) {
+  bool all = r->major < 0 && r->minor < 0 && strchr(r->access, 'r') && strchr(r->access, 'w') && strchr(r->access, 'm');
+  static const char halves[] = {'b', 'c'};
+  for (size_t i = 0; i < (r->type == 'a' && !all ? 2 : 1); i++) {
+    char buf[64];
+    int len = hcs_device_rule_format(r, r->type == 'a' && !all ? halves[i] : 0, buf, sizeof buf);
+    if (write(r->allow ? allow_fd : deny_fd, buf, (size_t)len) != len)
+      return hcs_error_make(err, errno, "%s device `%s` in `%s`", r->allow ? "allow" : "deny", buf, d);
+  }
+  return 0;
+}
 
+/* `deny a` empties the list, then the default rules and Linux.Devices in
+ * order (hcs_default_devices).  The kernel's v1 list cannot express a deny
+ * narrower than an earlier allow: `deny c 1:3` only takes bits from an
+ * allow of exactly c 1:3 (v2's program denies it; docs/compute.md). */
 static int v1_set_devices(const char *rel, const hcs_config_t *c, hcs_error_t *err) {
   if (!mounted("devices")) return 0;
   cleanup_free char *d = dir_of("devices", rel);
   if (hcs_cg_write(d, "devices.deny", "a") < 0) return hcs_error_make(err, errno, "deny devices in `%s`", d);
   /* One open for the whole list: each write() is one rule. */
-  cleanup_free char *allow = hcs_xasprintf("%s/devices.allow", d);
-  cleanup_close int fd = open(allow, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return hcs_error_make(err, errno, "open `%s`", allow);
-  for (size_t i = 0; i < HCS_ARRAY_SIZE(default_devices); i++) {
-    size_t len = strlen(default_devices[i]);
-    if (write(fd, default_devices[i], len) != (ssize_t)len)
-      return hcs_error_make(err, errno, "allow device `%s` in `%s`", default_devices[i], d);
-  }
-  for (size_t i = 0; i < c->n_devices; i++) {
-    const hcs_device_rule_t *r = &c->devices[i];
-    char maj[24] = "*", min[24] = "*";
-    if (r->major >= 0) snprintf(maj, sizeof maj, "%lld", (long long)r->major);
-    if (r->minor >= 0) snprintf(min, sizeof min, "%lld", (long long)r->minor);
-    if (hcs_cg_write(d, r->allow ? "devices.allow" : "devices.deny", "%c %s:%s %s", r->type, maj, min, r->access) < 0)
-      return hcs_error_make(err, errno, "device rule %zu in `%s`", i, d);
-  }
+  cleanup_free char *allow = hcs_xasprintf("%s/devices.allow", d), *deny = hcs_xasprintf("%s/devices.deny", d);
+  cleanup_close int afd = open(allow, O_WRONLY | O_CLOEXEC);
+  if (afd < 0) return hcs_error_make(err, errno, "open `%s`", allow);
+  cleanup_close int dfd = -1;
+  if (c->n_devices && (dfd = open(deny, O_WRONLY | O_CLOEXEC)) < 0)
+    return hcs_error_make(err, errno, "open `%s`", deny);
+  for (size_t i = 0; i < hcs_n_default_devices; i++)
+    if (write_rule(afd, dfd, &hcs_default_devices[i], d, err) < 0) return -1;
+  for (size_t i = 0; i < c->n_devices; i++)
+    if (write_rule(afd, dfd, &c->devices[i], d, err) < 0) return hcs_error_wrap(err, "Linux.Devices[%zu]", i);
   return 0;
 }
 

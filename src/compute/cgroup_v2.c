@@ -1,9 +1,7 @@
 /* cgroup v2 backend (unified hierarchy): controllers enabled down the tree
  * through cgroup.subtree_control, cgroup.freeze with the `frozen` event for
- * pause, cgroup.kill for terminate, memory.events for OOM kills.  The
- * device allowlist needs a BPF program on v2 and is not enforced there yet
- * (docs/compute.md); the mount layout still exposes only the standard
- * nodes. */
+ * pause, cgroup.kill for terminate, memory.events for OOM kills, a
+ * BPF_CGROUP_DEVICE program for the device allowlist. */
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -139,7 +137,13 @@ static int v2_set_resources(const char *rel, const hcs_resources_t *r, hcs_error
   return 0;
 }
 
-static int v2_set_devices(const char *rel, const hcs_config_t *c, hcs_error_t *err) { return 0; }
+/* v2 has no devices controller: the allowlist is a BPF program on the
+ * cgroup (cgroup_devices.c), attached before init is let go, so nothing of
+ * the system opens a device before it is in force. */
+static int v2_set_devices(const char *rel, const hcs_config_t *c, hcs_error_t *err) {
+  cleanup_free char *d = dir_of(rel);
+  return hcs_device_filter_attach(d, c, err);
+}
 
 static int v2_enter(const char *rel, pid_t pid, hcs_error_t *err) {
   cleanup_free char *d = dir_of(rel);

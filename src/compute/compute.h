@@ -148,6 +148,23 @@ HCS_INTERNAL int64_t hcs_cg_read_int(const char *dir, const char *file);
 HCS_INTERNAL int64_t hcs_cg_read_key(const char *dir, const char *file, const char *key);
 HCS_INTERNAL json_t *hcs_cg_read_pids(const char *dir, hcs_error_t *err);
 
+/* --- the device allowlist (cgroup_devices.c) ------------------------------ */
+/* The default rules, before the configuration's Linux.Devices (later rules
+ * win).  v1 writes them to devices.allow/deny; v2 compiles them to BPF. */
+HCS_INTERNAL extern const hcs_device_rule_t hcs_default_devices[];
+HCS_INTERNAL extern const size_t hcs_n_default_devices;
+/* "c 1:3 rwm" (`type` replaces the rule's when not 0). */
+HCS_INTERNAL int hcs_device_rule_format(const hcs_device_rule_t *r, char type, char *buf, size_t size);
+struct bpf_insn;
+/* A BPF_PROG_TYPE_CGROUP_DEVICE program for the rules (*len instructions);
+ * NULL with errno E2BIG when its jumps would not fit (thousands of rules). */
+HCS_INTERNAL struct bpf_insn *hcs_device_filter(const hcs_device_rule_t *rules, size_t n, size_t *len);
+/* Load it: the program's fd, or -1 (the verifier's complaint in err). */
+HCS_INTERNAL int hcs_device_filter_load(const struct bpf_insn *prog, size_t len, hcs_error_t *err);
+/* Compile the default rules and c's, load and attach to the cgroup
+ * directory `dir` (BPF_CGROUP_DEVICE, multi). */
+HCS_INTERNAL int hcs_device_filter_attach(const char *dir, const hcs_config_t *c, hcs_error_t *err);
+
 /* --- state (state.c) ------------------------------------------------------ */
 typedef enum { HCS_STATE_CREATED, HCS_STATE_RUNNING, HCS_STATE_PAUSED, HCS_STATE_STOPPED } hcs_state_t;
 

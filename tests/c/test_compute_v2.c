@@ -6,7 +6,9 @@
  * cgroups made are real (the unified hierarchy is shared with the host);
  * the parent is removed at the end, which fails if anything was left. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <linux/bpf.h>
 #include <linux/magic.h>
 #include <sched.h>
 #include <signal.h>
@@ -16,6 +18,8 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -352,6 +356,134 @@ static void test_running(void) {
   hcs_compute_close(cs);
 }
 
+/* BPF_CGROUP_DEVICE programs attached to the system's cgroup itself. */
+static int device_progs(const char *dir) {
+  cleanup_close int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.query.target_fd = (uint32_t)fd;
+  a.query.attach_type = BPF_CGROUP_DEVICE;
+  if (fd < 0 || syscall(SYS_bpf, BPF_PROG_QUERY, &a, sizeof a) < 0) return -1;
+  return (int)a.query.prog_cnt;
+}
+
+static char *sh(hcs_system_t *cs, const char *script) {
+  cleanup_json json_t *p = json_pack("{s:[s,s,s],s:b}", "CommandArgs", "/bin/sh", "-c", script, "CreateStdOutPipe", 1);
+  cleanup_free char *params = json_dumps(p, 0);
+  return run_out(cs, params);
+}
+
+/* The device allowlist on v2: a BPF program on the system's cgroup, in
+ * force for init and exec'd processes.  The defaults let any node be made
+ * (as Docker's) but opened only for the standard ones; Linux.Devices adds
+ * c 240:* (local use: no driver, so an allowed open gives ENXIO), takes
+ * c 240:1 back and forbids making b 240:2. */
+static void test_devices(void) {
+  /* The host's root disk, and the first loop device (which, unlike the
+   * disk on some hosts, the host itself may open): a container must read
+   * neither through a node it made. */
+  struct stat st;
+  unsigned maj = 8, min = 0;
+  if (stat("/", &st) == 0 && major(st.st_dev) != 0) maj = major(st.st_dev), min = minor(st.st_dev);
+  cleanup_free char *mapped =
+      hcs_xasprintf(",\"MappedDirectories\":[{\"HostPath\":\"%s\",\"ContainerPath\":\"/share\"}]", share);
+  cleanup_free char *init = hcs_xasprintf(
+      ",\"Init\":{\"CommandArgs\":[\"/bin/sh\",\"-c\",\"mknod /tmp/dv-disk b %u %u; mknod /tmp/dv-loop b 7 0; "
+      "head -c1 /tmp/dv-disk /tmp/dv-loop >/dev/null 2>/share/dev.tmp; mv /share/dev.tmp /share/dev; "
+      "exec sleep 1000\"]}",
+      maj, min);
+  cleanup_free char *lx = hcs_xasprintf(
+      "%s,\"Devices\":[{\"Type\":\"c\",\"Major\":240,\"Access\":\"rwm\"},"
+      "{\"Allow\":false,\"Type\":\"c\",\"Major\":240,\"Minor\":1},{\"Allow\":false,\"Type\":\"b\",\"Major\":240,"
+      "\"Minor\":2,\"Access\":\"m\"}]",
+      init);
+  cleanup_free char *cfg = config(mapped, lx);
+  hcs_error_t err = NULL;
+  hcs_system_t *cs = create("dev", cfg);
+  ok(cs && hcs_compute_start(cs, &err) == 0, "start a system with Linux.Devices rules");
+  if (cs == NULL) return;
+  cleanup_free char *d = leaf("dev");
+  is_int(device_progs(d), 1, "one BPF_CGROUP_DEVICE program is attached to its cgroup");
+  cleanup_free char *result = hcs_xasprintf("%s/dev", share), *out = NULL;
+  for (int i = 0; i < 200 && (out = slurp(result)) == NULL; i++)
+    msleep(25);
+  printf("#   init: %s", out ? out : "(nothing)\n");
+  cleanup_free char *want = hcs_xasprintf("head: /tmp/dv-disk: Operation not permitted\n"
+                                          "head: /tmp/dv-loop: Operation not permitted\n");
+  is_str(out, want, "init made nodes for b %u:%u (the host's disk) and b 7:0 but cannot read them", maj, min);
+  cleanup_free char *node = hcs_xasprintf("%s/tmp/dv-loop", rootfs);
+  int fd = open(node, O_RDONLY | O_CLOEXEC);
+  ok(fd >= 0 || errno != EPERM, "the host is not refused b 7:0 (%s): the filter refused it",
+     fd >= 0 ? "opened" : strerror(errno));
+  if (fd >= 0) close(fd);
+
+  cleanup_free char *disk = sh(cs, "head -c1 /tmp/dv-disk /tmp/dv-loop 2>&1 >/dev/null");
+  is_str(disk, want, "nor can an exec'd process");
+  cleanup_free char *std =
+      sh(cs, "head -c4 /dev/zero | wc -c; echo x >/dev/null && echo null-ok; head -c2 /dev/urandom "
+             "| wc -c; echo x 2>&1 >/dev/full; { true </dev/tty; } 2>&1");
+  has_substr(std, "4\nnull-ok\n2\n", "/dev/zero, /dev/null and /dev/urandom work");
+  has_substr(std, "write error: No space left on device", "/dev/full opens (ENOSPC on write)");
+  has_substr(std, "/dev/tty: No such device or address", "/dev/tty opens (ENXIO: no terminal)");
+  cleanup_free char *kmsg = sh(cs, "mknod /tmp/dv-kmsg c 1 11 && echo made; { echo hcs-test >/tmp/dv-kmsg; } 2>&1");
+  has_substr(kmsg, "made", "a node for /dev/kmsg (c 1:11) can be made");
+  has_substr(kmsg, "Operation not permitted", "but not written (the host can without any capability)");
+  cleanup_free char *mem = sh(cs, "mknod /tmp/dv-mem c 1 1 && head -c1 /tmp/dv-mem 2>&1 >/dev/null");
+  has_substr(mem, "Operation not permitted", "/dev/mem (c 1:1) cannot be opened");
+  cleanup_free char *f0 = sh(cs, "mknod /tmp/dv-f0 c 240 0 && head -c1 /tmp/dv-f0 2>&1 >/dev/null");
+  has_substr(f0, "No such device or address", "c 240:0, allowed by Linux.Devices, opens (ENXIO: no driver)");
+  /* c 240:1 made outside: the deny takes m too. */
+  cleanup_free char *f1node = hcs_xasprintf("%s/tmp/dv-f1", rootfs);
+  ok(mknod(f1node, S_IFCHR | 0666, makedev(240, 1)) == 0, "the host makes a node for c 240:1");
+  cleanup_free char *f1 = sh(cs, "head -c1 /tmp/dv-f1 2>&1 >/dev/null; mknod /tmp/dv-f1b c 240 1 2>&1");
+  is_str(f1, "head: /tmp/dv-f1: Operation not permitted\nmknod: /tmp/dv-f1b: Operation not permitted\n",
+         "the later deny of c 240:1 wins over the allow of c 240:*: no open, no mknod");
+  cleanup_free char *b2 = sh(cs, "mknod /tmp/dv-b2 b 240 2 2>&1; mknod /tmp/dv-b3 b 240 3 && echo b3-made");
+  is_str(b2, "mknod: /tmp/dv-b2: Operation not permitted\nb3-made\n", "b 240:2 cannot be made, b 240:3 can");
+
+  ok(hcs_compute_terminate(cs, &err) == 0, "terminate it");
+  ok(hcs_compute_delete(cs, false, &err) == 0, "delete");
+  if (err) printf("#   %s\n", hcs_error_message(err));
+  hcs_error_release(&err);
+  hcs_compute_close(cs);
+  cleanup_free char *cleanup = hcs_xasprintf("rm -f '%s'/tmp/dv-* '%s'", rootfs, result);
+  if (system(cleanup) != 0) printf("#   could not remove the nodes\n");
+}
+
+/* A parent whose device program forbids more below it (attached without
+ * BPF_F_ALLOW_MULTI or OVERRIDE): create fails, naming the cgroup, and
+ * leaves nothing. */
+static void test_devices_refused(void) {
+  cleanup_free char *locked = hcs_xasprintf("%s/locked", cgparent);
+  ok(mkdir(locked, 0755) == 0, "a parent `locked`");
+  hcs_device_rule_t all = {true, 'a', -1, -1, "rwm"};
+  size_t len = 0;
+  hcs_error_t err = NULL;
+  cleanup_free struct bpf_insn *prog = hcs_device_filter(&all, 1, &len);
+  cleanup_close int fd = hcs_device_filter_load(prog, len, &err);
+  cleanup_close int dir = open(locked, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.target_fd = (uint32_t)dir;
+  a.attach_bpf_fd = (uint32_t)fd;
+  a.attach_type = BPF_CGROUP_DEVICE;
+  ok(fd >= 0 && dir >= 0 && syscall(SYS_bpf, BPF_PROG_ATTACH, &a, sizeof a) == 0,
+     "with a device program that allows no other below it");
+  cleanup_free char *cfg = hcs_xasprintf(
+      "{\"Container\":{\"Storage\":{\"Path\":\"%s\"}},\"Linux\":{\"CgroupParent\":\"%s/locked\"}}", rootfs, parent);
+  hcs_system_t *cs = hcs_compute_create(root, "refused", cfg, NULL, &err);
+  ok(cs == NULL, "create under it fails");
+  printf("#   %s\n", hcs_error_message(err));
+  cleanup_free char *want = hcs_xasprintf("attach the device filter to `%s/refused`", locked);
+  has_substr(hcs_error_message(err), want, "the error says what failed where");
+  has_substr(hcs_error_message(err), "Operation not permitted", "and why");
+  cleanup_free char *d = hcs_xasprintf("%s/refused", locked), *dir2 = hcs_xasprintf("%s/run/compute/refused", root);
+  ok(!hcs_path_exists(d) && !hcs_path_exists(dir2), "no cgroup and no system directory are left");
+  hcs_compute_close(cs);
+  hcs_error_release(&err);
+  ok(rmdir(locked) == 0, "the parent is empty");
+}
+
 static void test_shutdown(void) {
   cleanup_free char *cfg = config(NULL, NULL);
   hcs_error_t err = NULL;
@@ -551,6 +683,8 @@ int main(void) {
   test_capabilities(ctl);
   test_exit_status();
   test_running();
+  test_devices();
+  test_devices_refused();
   test_shutdown();
   test_create_limits();
   test_delete_created();
