@@ -468,6 +468,17 @@ int hcs_compute_delete(hcs_system_t *cs, bool force, hcs_error_t *err) {
     return hcs_error_make(err, EBUSY, "delete `%s`: the system is %s (stop it first or force)", cs->id,
                           hcs_state_name(st));
   if (st != HCS_STATE_STOPPED && hcs_compute_terminate(cs, err) < 0) return hcs_error_wrap(err, "delete `%s`", cs->id);
+  /* The monitor writes exit.json after removing the cgroup; without it the
+   * monitor was killed first, so its clean-up is done here: whatever is
+   * left in the cgroup (a process that joined it) dies, the cgroup goes. */
+  cleanup_free char *exit_path = hcs_xasprintf("%s/exit.json", cs->dir);
+  const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
+  if (cg && cs->cgroup && !hcs_path_exists(exit_path)) {
+    json_t *left = cg->pids(cs->cgroup, NULL);
+    if (left && json_array_size(left) > 0) cg->kill_all(cs->cgroup, NULL);
+    json_decref(left);
+    if (cg->destroy(cs->cgroup, err) < 0) return hcs_error_wrap(err, "delete `%s`", cs->id);
+  }
   hcs_system_remove_run_files(cs);
   if (hcs_system_remove_dir(cs->dir, err) < 0) return hcs_error_wrap(err, "delete `%s`", cs->id);
   return 0;

@@ -210,6 +210,27 @@ describe("hcs.compute #root", function()
     end)
   end)
 
+  describe("monitor killed", function()
+    it("deletes a system whose monitor was SIGKILLed without leaving its cgroup or processes", function()
+      local cs = create("nomon", { Init = { CommandArgs = { "/bin/sh", "-c", "sleep 1000 & exec sleep 1000" } } })
+      assert.is_true(cs:start())
+      local props = cs:properties()
+      local function mine()
+        local _, _, out = u.run("find /sys/fs/cgroup -mindepth 3 -maxdepth 3 -type d -path '*/" .. parent .. "/nomon'")
+        return out
+      end
+      assert.matches("nomon", mine())
+      assert(u.run("kill -9 " .. props.MonitorPid))
+      -- The system still runs (init outlives its monitor) and is deleted by force.
+      assert.is_true(cs:delete(true))
+      assert.equal("", mine())
+      -- No live process of it is left (zombies wait for whoever adopted them).
+      local _, _, procs = u.run("ps -eo stat=,args= | awk '$1 !~ /^Z/ && /sleep 1000$/'")
+      assert.equal("", procs)
+      assert.is_nil(hcs.compute.open("nomon", root))
+    end)
+  end)
+
   describe("resources", function()
     it("OOM-kills a process exceeding Memory.SizeInMB and says so", function()
       local cs = create("oom", {
