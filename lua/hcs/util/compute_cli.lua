@@ -48,6 +48,9 @@ function M.build_config(opts, args)
   if not doc then
     local rootfs = opts.rootfs or first
     if not rootfs then cli.fail("give a rootfs directory (or --rootfs DIR) or a config file") end
+    -- The document wants an absolute path; on the command line a relative
+    -- one means the working directory's, as for any other tool.
+    if rootfs:sub(1, 1) ~= "/" then rootfs = require("lfs").currentdir() .. "/" .. rootfs end
     local err
     doc, err = hcs.compute.config {
       rootfs = rootfs, owner = opts.owner, hostname = opts.hostname, memory = opts.memory, cpus = opts.cpus,

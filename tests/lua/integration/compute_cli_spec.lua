@@ -28,6 +28,14 @@ describe("hcs compute CLI #root", function()
     assert.equal("", dirs)
   end)
 
+  it("run takes a rootfs relative to the working directory", function()
+    local ok, code, out, err = u.run(("cd %s && HCS_ROOT=%s %s run --rm --cgroup-parent %s rootfs -- /bin/echo rel")
+      :format(u.quote(root), u.quote(root), u.quote(u.hcs_bin), parent))
+    assert.is_true(ok, err)
+    assert.equal(0, code)
+    assert.equal("rel\n", out)
+  end)
+
   it("run passes init's exit status and output, and --rm removes the system", function()
     local ok, code, out = hcs("run", "--rm", "--cgroup-parent", parent, "--name", "r1", rootfs, "--", "/bin/sh", "-c",
       "echo out; exit 3")
