@@ -163,8 +163,10 @@ static void forget_attach(json_t *ep) {
   json_object_del(json_object_get(ep, "Linux"), "NamespaceInode");
 }
 
-/* Create the veth with its peer inside the namespace and configure it there. */
-static int plumb(json_t *ep, json_t *network, int nsfd, struct hcs_nl *inner, hcs_error_t *err) {
+/* Create the veth with its peer inside the namespace, enslaved to bridge
+ * `br`, and configure it there. */
+static int plumb(json_t *ep, json_t *network, int nsfd, struct hcs_nl *nl, int br, struct hcs_nl *inner,
+                 hcs_error_t *err) {
   struct hcs_netinfo ni;
   if (hcs_net_network_info(network, &ni, err) < 0) return -1;
   json_t *lnx = json_object_get(ep, "Linux");
@@ -172,24 +174,13 @@ static int plumb(json_t *ep, json_t *network, int nsfd, struct hcs_nl *inner, hc
   const char *ifname = json_string_value(json_object_get(lnx, "Interface"));
   uint8_t mac[6];
   if (hcs_net_parse_mac(ep_str(ep, "MacAddress"), mac, "MacAddress", err) < 0) return -1;
-  struct hcs_nl *nl = hcs_nl_open(-1, err);
-  if (nl == NULL) return -1;
-  int br = hcs_nl_link_index(nl, ni.bridge, err);
-  if (br <= 0) {
-    if (br == 0) hcs_error_make(err, ENODEV, "bridge `%s` of network `%s` is missing", ni.bridge, ni.name);
-    hcs_nl_close(nl);
-    return -1;
-  }
   int rc = hcs_nl_veth_add(nl, host, br, ifname, nsfd, mac, NULL);
   if (rc < 0) {
     /* The name is this endpoint's own: a leftover of an earlier attachment
      * whose netns the kernel is still reaping.  Remove it and retry. */
     rc = hcs_nl_link_del(nl, host, err) < 0 ? -1 : hcs_nl_veth_add(nl, host, br, ifname, nsfd, mac, err);
   }
-  if (rc < 0) {
-    hcs_nl_close(nl);
-    return -1;
-  }
+  if (rc < 0) return -1;
   struct in_addr addr = {0};
   int len = 0;
   bool have_addr = ep_address(ep, &addr, &len);
@@ -214,7 +205,6 @@ static int plumb(json_t *ep, json_t *network, int nsfd, struct hcs_nl *inner, hc
                                .n_routes = n};
   rc = hcs_nl_configure(inner, &conf, err);
   if (rc < 0) hcs_nl_link_del(nl, host, NULL);
-  hcs_nl_close(nl);
   return rc;
 }
 
@@ -234,10 +224,15 @@ static int attach_and_save(hcs_net_t *net, json_t *ep, json_t *network, const ch
   cleanup_close int nsfd = prepare_attach(net, ep, ns, &inner, err);
   if (nsfd < 0) return -1;
   const char *id = ep_str(ep, "Id");
-  int rc = hcs_net_save(net, "endpoints", id, ep, err);
+  /* The network first: its bridge and nftables chains may need setting up
+   * again (after a reboot) before the port mappings and the veth. */
+  struct hcs_nl *nl = hcs_nl_open(-1, err);
+  int br = nl ? hcs_net_network_ensure(net, network, nl, err) : -1;
+  int rc = br > 0 ? hcs_net_save(net, "endpoints", id, ep, err) : -1;
   bool saved = rc == 0;
   if (rc == 0 && before && before->fn) rc = before->fn(before->arg, err);
-  if (rc == 0) rc = plumb(ep, network, nsfd, inner, err);
+  if (rc == 0) rc = plumb(ep, network, nsfd, nl, br, inner, err);
+  hcs_nl_close(nl);
   hcs_nl_close(inner);
   if (rc < 0) forget_attach(ep);
   if (rc < 0 && saved) {
@@ -248,6 +243,14 @@ static int attach_and_save(hcs_net_t *net, json_t *ep, json_t *network, const ch
       hcs_net_remove(net, "endpoints", id, NULL);
   }
   return rc;
+}
+
+/* hcs_net_network_ensure on a socket of its own. */
+static int ensure_network(hcs_net_t *net, json_t *network, hcs_error_t *err) {
+  struct hcs_nl *nl = hcs_nl_open(-1, err);
+  int br = nl ? hcs_net_network_ensure(net, network, nl, err) : -1;
+  hcs_nl_close(nl);
+  return br > 0 ? 0 : -1;
 }
 
 static int unplug(json_t *ep, hcs_error_t *err) {
@@ -445,7 +448,8 @@ char *hcs_net_endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t 
       name, ip,     {.netid = ni.id, .target = addr, .add = pm, .n_add = npm, .exc_add = exceptions}};
   struct before_plumb before = {create_extras_apply, &extras};
   if (ns_copy ? attach_and_save(net, doc, network, ns_copy, false, &before, err) < 0
-              : (create_extras_apply(&extras, err) < 0 || hcs_net_save(net, "endpoints", id, doc, err) < 0)) {
+              : (((npm || json_array_size(exceptions)) && ensure_network(net, network, err) < 0) ||
+                 create_extras_apply(&extras, err) < 0 || hcs_net_save(net, "endpoints", id, doc, err) < 0)) {
     struct hcs_nft_ep undo = {.netid = ni.id, .target = addr, .del = pm, .n_del = npm, .exc_del = exceptions};
     hcs_nft_endpoint(net, &undo, NULL);
     goto fail;

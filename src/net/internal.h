@@ -113,6 +113,8 @@ struct hcs_portmap {
   bool has_vip;
   struct in_addr vip;
 };
+/* hcs_nft_network_add unless the network's chains are there already. */
+HCS_INTERNAL int hcs_nft_network_restore(hcs_net_t *net, json_t *network, hcs_error_t *err);
 HCS_INTERNAL int hcs_nft_network_add(hcs_net_t *net, json_t *network, hcs_error_t *err);
 HCS_INTERNAL int hcs_nft_network_del(hcs_net_t *net, json_t *network, hcs_error_t *err);
 HCS_INTERNAL int hcs_nft_network_exceptions(hcs_net_t *net, json_t *network, json_t *add, json_t *del,
@@ -147,6 +149,11 @@ struct hcs_netinfo {
   struct in_addr gateway;
 };
 HCS_INTERNAL int hcs_net_network_info(json_t *doc, struct hcs_netinfo *info, hcs_error_t *err);
+/* The bridge's ifindex; a network whose own bridge is gone (after a reboot:
+ * networks persist, kernel objects do not) is set up again first -- bridge,
+ * gateway, forwarding, nftables -- as the CNI bridge plugin and netavark
+ * make their bridge on demand.  Under the store lock. */
+HCS_INTERNAL int hcs_net_network_ensure(hcs_net_t *net, json_t *network, struct hcs_nl *nl, hcs_error_t *err);
 /* {RequestType: Add|Remove, ResourceType: Policy, Settings: {Policies: [...]}} */
 HCS_INTERNAL int hcs_net_parse_modify(const char *request, const char *what, json_t **doc, bool *add, json_t **policies,
                                       hcs_error_t *err);

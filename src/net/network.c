@@ -170,6 +170,54 @@ static int validate(hcs_net_t *net, json_t *doc, json_t *others, hcs_error_t *er
   return 0;
 }
 
+/* The kernel side of a network hcs owns the bridge of: the bridge with the
+ * gateway address, the host adapter enslaved, forwarding; *made says the
+ * bridge was created (to roll it back). */
+static int setup_bridge(struct hcs_nl *nl, const struct hcs_netinfo *ni, int adapter_index, bool *made,
+                        hcs_error_t *err) {
+  if (hcs_nl_bridge_add(nl, ni->bridge, err) < 0) return -1;
+  *made = true;
+  int br = hcs_nl_link_index(nl, ni->bridge, err);
+  if (br <= 0) return br == 0 ? hcs_error_make(err, ENODEV, "bridge `%s` vanished", ni->bridge) : -1;
+  if (ni->nat && hcs_nl_addr_add(nl, br, ni->gateway, ni->subnet.len, err) < 0) return -1;
+  if (adapter_index > 0 && hcs_nl_link_set(nl, adapter_index, br, true, err) < 0) return -1;
+  return br;
+}
+
+static int setup_forwarding(const struct hcs_netinfo *ni, hcs_error_t *err) {
+  if (!ni->nat) return 0;
+  cleanup_free char *key = hcs_xasprintf("ipv4/conf/%s/route_localnet", ni->bridge);
+  if (hcs_net_sysctl("ipv4/ip_forward", "1", err) < 0 || hcs_net_sysctl(key, "1", err) < 0) return -1;
+  return 0;
+}
+
+int hcs_net_network_ensure(hcs_net_t *net, json_t *network, struct hcs_nl *nl, hcs_error_t *err) {
+  struct hcs_netinfo ni;
+  if (hcs_net_network_info(network, &ni, err) < 0) return -1;
+  int br = hcs_nl_link_index(nl, ni.bridge, err);
+  if (br != 0) return br;
+  json_t *lnx = json_object_get(network, "Linux");
+  if (!json_is_true(json_object_get(lnx, "OwnsBridge")))
+    return hcs_error_make(err, ENODEV, "network `%s`: its bridge `%s` (not made by hcs) is missing", ni.name,
+                          ni.bridge);
+  hcs_info("network `%s`: bridge `%s` is missing (the host rebooted?): setting the network up again", ni.name,
+           ni.bridge);
+  const char *adapter = json_string_value(json_object_get(lnx, "Adapter"));
+  int adapter_index = 0;
+  if (adapter && (adapter_index = hcs_nl_link_index(nl, adapter, err)) <= 0) {
+    if (adapter_index == 0) hcs_error_make(err, ENODEV, "network `%s`: NetworkAdapterName `%s`", ni.name, adapter);
+    return hcs_error_wrap(err, "set network `%s` up again", ni.name);
+  }
+  bool made = false;
+  br = setup_bridge(nl, &ni, adapter_index, &made, err);
+  if (br > 0 && (setup_forwarding(&ni, err) < 0 || hcs_nft_network_restore(net, network, err) < 0)) br = -1;
+  if (br < 0) {
+    if (made) hcs_nl_link_del(nl, ni.bridge, NULL);
+    return hcs_error_wrap(err, "set network `%s` up again", ni.name);
+  }
+  return br;
+}
+
 char *hcs_net_network_create(hcs_net_t *net, const char *settings, hcs_error_t *err) {
   cleanup_json json_t *doc = hcs_json_parse(settings ? settings : "", "HostComputeNetwork", err);
   if (doc == NULL) return NULL;
@@ -215,18 +263,8 @@ char *hcs_net_network_create(hcs_net_t *net, const char *settings, hcs_error_t *
   json_object_set_new(lnx, "Bridge", json_string(bridge));
   json_object_set_new(lnx, "OwnsBridge", json_boolean(owns));
   if (hcs_net_network_info(doc, &ni, err) < 0) goto fail;
-  if (owns) {
-    if (hcs_nl_bridge_add(nl, bridge, err) < 0) goto fail;
-    made = true;
-    int br = hcs_nl_link_index(nl, bridge, err);
-    if (br <= 0) goto fail;
-    if (ni.nat && hcs_nl_addr_add(nl, br, ni.gateway, ni.subnet.len, err) < 0) goto fail;
-    if (adapter_index > 0 && hcs_nl_link_set(nl, adapter_index, br, true, err) < 0) goto fail;
-  }
-  if (ni.nat) {
-    cleanup_free char *key = hcs_xasprintf("ipv4/conf/%s/route_localnet", bridge);
-    if (hcs_net_sysctl("ipv4/ip_forward", "1", err) < 0 || hcs_net_sysctl(key, "1", err) < 0) goto fail;
-  }
+  if (owns && setup_bridge(nl, &ni, adapter_index, &made, err) < 0) goto fail;
+  if (setup_forwarding(&ni, err) < 0) goto fail;
   if (hcs_nft_network_add(net, doc, err) < 0) goto fail;
   nft_done = true;
   if (hcs_net_save(net, "networks", ni.id, doc, err) < 0) goto fail;

@@ -128,6 +128,21 @@ int hcs_nft_network_add(hcs_net_t *net, json_t *network, hcs_error_t *err) {
   return run(cmds, what, err);
 }
 
+int hcs_nft_network_restore(hcs_net_t *net, json_t *network, hcs_error_t *err) {
+  struct hcs_netinfo ni;
+  if (hcs_net_network_info(network, &ni, err) < 0) return -1;
+  char sid[9];
+  short_id(ni.id, sid);
+  cleanup_free char *probe = hcs_xasprintf("list chain " T " n_%s", sid);
+  struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+  if (ctx == NULL) return hcs_error_make(err, ENOMEM, "create nftables context");
+  nft_ctx_buffer_output(ctx);
+  nft_ctx_buffer_error(ctx);
+  bool present = nft_run_cmd_from_buffer(ctx, probe) == 0;
+  nft_ctx_free(ctx);
+  return present ? 0 : hcs_nft_network_add(net, network, err);
+}
+
 int hcs_nft_network_del(hcs_net_t *net, json_t *network, hcs_error_t *err) {
   struct hcs_netinfo ni;
   if (hcs_net_network_info(network, &ni, err) < 0) return -1;

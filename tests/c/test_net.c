@@ -14,6 +14,7 @@
 
 #include "core/util.h"
 #include "hcs/net.h"
+#include "net/internal.h"
 #include "tap.h"
 
 static char root[64];
@@ -455,6 +456,58 @@ static void test_kill9(void) {
   hcs_net_close(net);
 }
 
+/* A reboot keeps the state root (networks) and takes the run root (tmpfs:
+ * compartments, endpoints, leases) and every kernel object: the bridge and
+ * the nftables table.  The next endpoint sets the network up again. */
+static void test_reboot(void) {
+  hcs_error_t err = NULL;
+  hcs_net_t *net = hcs_net_open(root, &err);
+  char *doc =
+      expect_ok(hcs_net_network_create(
+                    net, "{\"Name\":\"rb\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.44.0.0/24\"}]}]}", &err),
+                &err, "create network rb");
+  json_t *d = json_loads(doc ? doc : "{}", 0, NULL);
+  const char *bridge = json_string_value(json_object_get(json_object_get(d, "Linux"), "Bridge"));
+  hcs_net_close(net);
+  char *out = sh("ip link del %s && nft delete table ip hcs && rm -rf %s/run && echo rebooted", bridge, root);
+  has_substr(out, "rebooted", "simulate a reboot: bridge, nftables table and run root gone");
+  free(out);
+  net = hcs_net_open(root, &err);
+  ok(net != NULL, "open the store after the reboot");
+  free(expect_ok(hcs_net_namespace_create(net, "{\"Id\":\"rb1\"}", &err), &err, "create a compartment"));
+  char *ep =
+      expect_ok(hcs_net_endpoint_create(net,
+                                        "{\"Name\":\"rb1\",\"HostComputeNetwork\":\"rb\",\"HostComputeNamespace\":"
+                                        "\"rb1\",\"Policies\":[{\"Type\":\"PortMapping\",\"Settings\":{"
+                                        "\"InternalPort\":80,\"ExternalPort\":9444}}]}",
+                                        &err),
+                &err, "an endpoint on the persisted network sets it up again");
+  has_substr(ep, "10.44.0.2", "with the network's first address");
+  out = sh("ip -o addr show %s", bridge);
+  has_substr(out, "10.44.0.1/24", "the bridge is back with the gateway address");
+  free(out);
+  out = sh("nft list ruleset");
+  char sid[9];
+  hcs_net_short_hash(json_string_value(json_object_get(d, "Id")), sid, 8);
+  cleanup_free char *chain = hcs_xasprintf("chain p_%s", sid);
+  has_substr(out, chain, "the network's NAT chain is back");
+  has_substr(out, "9444", "and the endpoint's port mapping");
+  free(out);
+  char *path = hcs_net_namespace_path(net, "rb1", &err);
+  out = sh("nsenter --net=%s busybox ping -c1 -W2 10.44.0.1 >/dev/null 2>&1 && echo reachable", path);
+  has_substr(out, "reachable", "the container reaches its gateway");
+  free(out);
+  free(path);
+  ok(hcs_net_namespace_delete(net, "rb1", &err) == 0 && hcs_net_endpoint_delete(net, "rb1", &err) == 0 &&
+         hcs_net_network_delete(net, "rb", false, &err) == 0,
+     "delete compartment, endpoint and network");
+  hcs_error_release(&err);
+  hcs_net_close(net);
+  free(ep);
+  free(doc);
+  json_decref(d);
+}
+
 int main(void) {
   if (geteuid() != 0) {
     printf("1..0 # SKIP needs root\n");
@@ -480,6 +533,7 @@ int main(void) {
   hcs_net_close(net);
   test_reclaim();
   test_kill9();
+  test_reboot();
   ok(!nft_table_exists(), "the nftables table is gone with the last network");
   char *links = sh("ip -o link show | grep -cE ': (hcs|vh)'");
   is_int(atoi(links), 0, "no hcs bridge or veth left");
