@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -242,17 +243,66 @@ int hcs_device_filter_load(const struct bpf_insn *prog, size_t len, hcs_error_t 
                         tail);
 }
 
-int hcs_device_filter_attach(const char *dir, const hcs_config_t *c, hcs_error_t *err) {
-  size_t n = hcs_n_default_devices + c->n_devices, len = 0;
+/* The program for the default rules and c's (*len instructions). */
+static struct bpf_insn *program_for(const hcs_config_t *c, size_t *len, hcs_error_t *err) {
+  size_t n = hcs_n_default_devices + c->n_devices;
   cleanup_free hcs_device_rule_t *rules = hcs_xcalloc(n, sizeof *rules);
   memcpy(rules, hcs_default_devices, sizeof hcs_default_devices);
   if (c->n_devices) memcpy(rules + hcs_n_default_devices, c->devices, c->n_devices * sizeof *rules);
-  cleanup_free struct bpf_insn *prog = hcs_device_filter(rules, n, &len);
-  if (prog == NULL) return hcs_error_make(err, errno, "device allowlist of `%s`: %zu rules are too many", dir, n);
+  struct bpf_insn *prog = hcs_device_filter(rules, n, len);
+  if (prog == NULL) hcs_error_make(err, errno, "device allowlist: %zu rules are too many", n);
+  return prog;
+}
+
+/* Loading costs the verifier about a millisecond for the default list. */
+static struct {
+  struct bpf_insn *prog;
+  size_t len;
+  int fd;
+} loaded[8];
+static size_t loaded_next;
+static pthread_mutex_t loaded_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int hcs_device_filter_get(const hcs_config_t *c, hcs_error_t *err) {
+  size_t len = 0;
+  struct bpf_insn *prog = program_for(c, &len, err);
+  if (prog == NULL) return -1;
+  pthread_mutex_lock(&loaded_lock);
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(loaded); i++)
+    if (loaded[i].prog && loaded[i].len == len && memcmp(loaded[i].prog, prog, len * sizeof *prog) == 0) {
+      int fd = loaded[i].fd;
+      pthread_mutex_unlock(&loaded_lock);
+      free(prog);
+      return fd;
+    }
+  int fd = hcs_device_filter_load(prog, len, err);
+  if (fd < 0) {
+    pthread_mutex_unlock(&loaded_lock);
+    free(prog);
+    return -1;
+  }
+  /* The oldest entry makes room; systems it was attached to keep it. */
+  size_t slot = loaded_next++ % HCS_ARRAY_SIZE(loaded);
+  free(loaded[slot].prog);
+  if (loaded[slot].prog) close(loaded[slot].fd);
+  loaded[slot].prog = prog;
+  loaded[slot].len = len;
+  loaded[slot].fd = fd;
+  pthread_mutex_unlock(&loaded_lock);
+  return fd;
+}
+
+int hcs_device_filter_attach(const char *dir, const hcs_config_t *c, hcs_error_t *err) {
   cleanup_close int cgfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (cgfd < 0) return hcs_error_make(err, errno, "open cgroup `%s`", dir);
-  cleanup_close int fd = hcs_device_filter_load(prog, len, err);
-  if (fd < 0) return hcs_error_wrap(err, "device allowlist of `%s`", dir);
+  cleanup_close int own = -1;
+  int fd = c->device_filter_fd;
+  if (fd < 0) {
+    size_t len = 0;
+    cleanup_free struct bpf_insn *prog = program_for(c, &len, err);
+    if (prog == NULL || (own = fd = hcs_device_filter_load(prog, len, err)) < 0)
+      return hcs_error_wrap(err, "device allowlist of `%s`", dir);
+  }
   union bpf_attr a;
   memset(&a, 0, sizeof a);
   a.target_fd = (uint32_t)cgfd;

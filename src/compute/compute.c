@@ -68,6 +68,10 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
                    .fifo = fifo,
                    .fifo_fd = -1};
   if (hcs_security_prepare_saved(cs->cfg, &s.sec, NULL, store, err) < 0) return -1;
+  /* v2: the device program is loaded here, once per process and rules, and
+   * the monitor (a fork) attaches the inherited fd. */
+  if (s.cg == &hcs_cgroup_v2_ops && (cs->cfg->device_filter_fd = hcs_device_filter_get(cs->cfg, err)) < 0)
+    return hcs_error_wrap(err, "create `%s`", cs->id);
   int pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
   hcs_proc_spec_t *init = cs->cfg->init;
   bool want[3] = {init && init->pipe_in, init && init->pipe_out, init && init->pipe_err};

@@ -70,6 +70,7 @@ typedef struct {
   size_t n_uid_maps, n_gid_maps;
   char **masked, **readonly;
   hcs_proc_spec_t *init; /* NULL: built-in idle init */
+  int device_filter_fd;  /* v2: the loaded device program (owned by a cache), or -1 */
 } hcs_config_t;
 
 HCS_INTERNAL hcs_config_t *hcs_config_parse(json_t *doc, const char *run_root, hcs_error_t *err);
@@ -161,8 +162,13 @@ struct bpf_insn;
 HCS_INTERNAL struct bpf_insn *hcs_device_filter(const hcs_device_rule_t *rules, size_t n, size_t *len);
 /* Load it: the program's fd, or -1 (the verifier's complaint in err). */
 HCS_INTERNAL int hcs_device_filter_load(const struct bpf_insn *prog, size_t len, hcs_error_t *err);
-/* Compile the default rules and c's, load and attach to the cgroup
- * directory `dir` (BPF_CGROUP_DEVICE, multi). */
+/* The loaded program for the default rules and c's, from a per-process
+ * cache (the fd stays owned by it): a process creating many systems loads
+ * and verifies each distinct program once, and the creator hands the fd to
+ * the monitor through c->device_filter_fd (inherited by the fork). */
+HCS_INTERNAL int hcs_device_filter_get(const hcs_config_t *c, hcs_error_t *err);
+/* Attach c->device_filter_fd, or else compile, load and attach, to the
+ * cgroup directory `dir` (BPF_CGROUP_DEVICE, multi). */
 HCS_INTERNAL int hcs_device_filter_attach(const char *dir, const hcs_config_t *c, hcs_error_t *err);
 
 /* --- state (state.c) ------------------------------------------------------ */

@@ -612,6 +612,7 @@ hcs_config_t *hcs_config_parse(json_t *doc, const char *run_root, hcs_error_t *e
     return NULL;
   }
   hcs_config_t *c = hcs_xcalloc(1, sizeof *c);
+  c->device_filter_fd = -1;
   c->caps = hcs_default_caps();
   c->seccomp = true;
   c->no_new_privs = true;

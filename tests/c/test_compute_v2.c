@@ -367,6 +367,20 @@ static int device_progs(const char *dir) {
   return (int)a.query.prog_cnt;
 }
 
+/* The id of the first BPF_CGROUP_DEVICE program on `dir`, or 0. */
+static uint32_t device_prog_id(const char *dir) {
+  cleanup_close int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  uint32_t ids[4] = {0};
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.query.target_fd = (uint32_t)fd;
+  a.query.attach_type = BPF_CGROUP_DEVICE;
+  a.query.prog_ids = (uint64_t)(uintptr_t)ids;
+  a.query.prog_cnt = 4;
+  if (fd < 0 || syscall(SYS_bpf, BPF_PROG_QUERY, &a, sizeof a) < 0) return 0;
+  return ids[0];
+}
+
 static char *sh(hcs_system_t *cs, const char *script) {
   cleanup_json json_t *p = json_pack("{s:[s,s,s],s:b}", "CommandArgs", "/bin/sh", "-c", script, "CreateStdOutPipe", 1);
   cleanup_free char *params = json_dumps(p, 0);
@@ -440,6 +454,25 @@ static void test_devices(void) {
          "the later deny of c 240:1 wins over the allow of c 240:*: no open, no mknod");
   cleanup_free char *b2 = sh(cs, "mknod /tmp/dv-b2 b 240 2 2>&1; mknod /tmp/dv-b3 b 240 3 && echo b3-made");
   is_str(b2, "mknod: /tmp/dv-b2: Operation not permitted\nb3-made\n", "b 240:2 cannot be made, b 240:3 can");
+
+  /* The same rules in another system of this process: the program loaded
+   * for the first is attached again, not loaded and verified anew; other
+   * rules get their own. */
+  cleanup_free char *same_lx = hcs_xasprintf(
+      ",\"Devices\":[{\"Type\":\"c\",\"Major\":240,\"Access\":\"rwm\"},"
+      "{\"Allow\":false,\"Type\":\"c\",\"Major\":240,\"Minor\":1},{\"Allow\":false,\"Type\":\"b\",\"Major\":240,"
+      "\"Minor\":2,\"Access\":\"m\"}]");
+  cleanup_free char *same_cfg = config("", same_lx), *plain_cfg = config("", "");
+  hcs_system_t *same = create("dev-same", same_cfg), *plain = create("dev-plain", plain_cfg);
+  cleanup_free char *ds = leaf("dev-same"), *dp = leaf("dev-plain");
+  uint32_t id1 = device_prog_id(d), id2 = device_prog_id(ds), id3 = device_prog_id(dp);
+  ok(id1 != 0 && id1 == id2, "a second system with the same rules gets the same loaded program (ids %u, %u)", id1, id2);
+  ok(id3 != 0 && id3 != id1, "a system with other rules gets another program (id %u)", id3);
+  for (hcs_system_t **p = (hcs_system_t *[]){same, plain, NULL}; *p; p++) {
+    ok(hcs_compute_delete(*p, true, &err) == 0, "delete %s", hcs_compute_id(*p));
+    hcs_error_release(&err);
+    hcs_compute_close(*p);
+  }
 
   ok(hcs_compute_terminate(cs, &err) == 0, "terminate it");
   ok(hcs_compute_delete(cs, false, &err) == 0, "delete");
