@@ -240,6 +240,14 @@ describe("hcs host", function()
     assert.matches("^" .. require("hcs").version:gsub("%.", "%%.") .. "\t%a", out)
   end)
 
+  it("never searches the working directory for libraries (no empty RUNPATH entry)", function()
+    local ok, _, out, err = u.run("readelf -d " .. u.quote(u.hcs_bin))
+    assert.is_true(ok, err)
+    local runpath = out:match("RUNPATH%)%s+Library runpath: %[([^%]]*)%]")
+    assert.is_truthy(runpath)
+    for entry in (runpath .. ":"):gmatch("([^:]*):") do assert.not_equal("", entry) end
+  end)
+
   it("installs library, headers, pkg-config file, module, Lua sources and host", function()
     local dest = dir .. "/destdir"
     local ok, _, _, err = u.run(("DESTDIR=%s cmake --install %s"):format(u.quote(dest), u.quote(u.build_dir)))
