@@ -47,13 +47,21 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
     if (hcs_mkdir_p(store, 0700, err) < 0) return -1;
     r = mkdir(cs->dir, 0700);
   }
+  if (r < 0 && errno == EEXIST) {
+    if (hcs_system_sweep_debris(cs->dir))
+      r = mkdir(cs->dir, 0700);
+    else
+      errno = EEXIST;
+  }
   if (r < 0) {
     if (errno == EEXIST) return hcs_error_make(err, EEXIST, "compute system `%s` already exists", cs->id);
     return hcs_error_make(err, errno, "create `%s`", cs->dir);
   }
-  /* No lock needed: the directory is new and nothing acts on a system
-   * before its state.json exists (and init must not inherit a lock fd). */
   *made = true;
+  /* Held until state.json exists (the monitor lets go of it then): a killed
+   * create leaves a directory that is unlocked and has no state.json. */
+  cleanup_close int lock = open(cs->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0) return hcs_error_make(err, errno, "lock `%s`", cs->dir);
   /* config.json is written by the monitor, overlapped with init's setup. */
   cleanup_free char *fifo = hcs_xasprintf("%s/exec.fifo", cs->dir);
   if (mkfifo(fifo, 0600) < 0) return hcs_error_make(err, errno, "mkfifo `%s`", fifo);
@@ -66,7 +74,8 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
                    .netns_fd = -1,
                    .netns_sock = -1,
                    .fifo = fifo,
-                   .fifo_fd = -1};
+                   .fifo_fd = -1,
+                   .create_lock = lock};
   if (hcs_security_prepare_saved(cs->cfg, &s.sec, NULL, store, err) < 0) return -1;
   /* v2: the device program is loaded here, once per process and rules, and
    * the monitor (a fork) attaches the inherited fd. */
@@ -422,8 +431,13 @@ char *hcs_compute_enumerate(const char *root, const char *filter, hcs_error_t *e
     hcs_error_t e = NULL;
     hcs_system_t *cs = hcs_compute_open(root, de->d_name, &e);
     if (cs == NULL) {
+      /* Being created or deleted, or the debris of a killed create. */
+      if (hcs_error_status(e) == ENOENT) {
+        cleanup_free char *debris = hcs_xasprintf("%s/%s", dir, de->d_name);
+        hcs_system_sweep_debris(debris);
+      }
       hcs_error_release(&e);
-      continue; /* being created or deleted */
+      continue;
     }
     json_t *p = properties(cs, NULL, NULL), *v;
     size_t i;

@@ -172,6 +172,10 @@ HCS_INTERNAL int hcs_device_filter_get(const hcs_config_t *c, hcs_error_t *err);
 HCS_INTERNAL int hcs_device_filter_attach(const char *dir, const hcs_config_t *c, hcs_error_t *err);
 
 /* --- state (state.c) ------------------------------------------------------ */
+/* `dir` (an entry of <run root>/compute) is the debris of a create killed
+ * before state.json was written: removed, and true.  False for a system or
+ * a create in progress (it holds the directory's lock). */
+HCS_INTERNAL bool hcs_system_sweep_debris(const char *dir);
 typedef enum { HCS_STATE_CREATED, HCS_STATE_RUNNING, HCS_STATE_PAUSED, HCS_STATE_STOPPED } hcs_state_t;
 
 struct hcs_system_s {
@@ -226,6 +230,10 @@ typedef struct {
   bool netns_late; /* init: the netns arrives on `report` after /dev */
   char *fifo;      /* exec fifo path */
   int fifo_fd;     /* O_PATH fd of the fifo, for init */
+  /* The creator's flock on the new system directory: held (across the
+   * forks) until state.json exists, so a directory without state.json and
+   * without the lock is the debris of a killed create. */
+  int create_lock;
   /* Called once init may proceed, while it finishes its setup: the monitor
    * writes the system's files here, overlapped with init's mount work. */
   int (*on_go)(void *s, pid_t pid, hcs_error_t *err);

@@ -36,6 +36,8 @@ static int write_state(void *arg, pid_t pid, hcs_error_t *err) {
                 s->cg ? s->cg->name : "none", "Started", 0, "CreatedTime", now, "Rootfs", s->cfg->rootfs);
   cleanup_free char *path = hcs_xasprintf("%s/state.json", s->cs->dir);
   if (hcs_state_write_json(path, st, err) < 0) return -1;
+  /* The system exists now: let go of the creator's lock (inherited). */
+  if (s->create_lock >= 0) close(s->create_lock), s->create_lock = -1;
   cleanup_free char *text = json_dumps(st, JSON_COMPACT);
   hcs_send_msg(s->sock, HCS_MSG_STATE, text, strlen(text), -1);
   return 0;
@@ -180,6 +182,7 @@ int hcs_monitor_launch(hcs_spawn_t *s, hcs_error_t *err) {
       s->netns_sock = ns[0];
       run_monitor(s);
     }
+    if (s->create_lock >= 0) close(s->create_lock); /* the monitor holds it */
     if (second > 0 && late) make_netns(ns[1]);
     _exit(second < 0);
   }

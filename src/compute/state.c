@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/syscall.h>
 
 #include "compute/compute.h"
@@ -228,4 +229,14 @@ int hcs_system_remove_dir(const char *dir, hcs_error_t *err) {
   }
   if (rmdir(dir) == 0 || errno == ENOENT) return 0;
   return hcs_rm_rf(dir, err);
+}
+
+bool hcs_system_sweep_debris(const char *dir) {
+  cleanup_close int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) return false;
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/state.json", dir);
+  if (access(path, F_OK) == 0 || errno != ENOENT) return false;
+  hcs_info("removing `%s`: a compute system whose create was killed", dir);
+  return hcs_system_remove_dir(dir, NULL) == 0;
 }

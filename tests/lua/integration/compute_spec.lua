@@ -210,6 +210,39 @@ describe("hcs.compute #root", function()
     end)
   end)
 
+  describe("create killed", function()
+    it("reuses the id of a create killed before the system existed, and list sweeps such debris", function()
+      -- What a create killed between its mkdir and the monitor's state.json
+      -- leaves: the directory (unlocked), the exec fifo, no state.json.
+      for _, id in ipairs { "half", "half2" } do
+        local d = root .. "/run/compute/" .. id
+        assert(u.run("mkdir -p " .. d .. " && mkfifo " .. d .. "/exec.fifo"))
+      end
+      local cs = create("half", { Init = { CommandArgs = { "/bin/true" } } })
+      assert.is_true(cs:start())
+      assert.is_true(cs:wait(10000))
+      assert.equal(0, cs:properties().ExitCode)
+      assert.is_true(cs:delete())
+      assert.is_true(u.run("test -d " .. root .. "/run/compute/half2"))
+      hcs.compute.enumerate(nil, root)
+      assert.is_false(u.run("test -e " .. root .. "/run/compute/half2"))
+    end)
+
+    it("leaves a create in progress alone (its directory is locked)", function()
+      local d = root .. "/run/compute/busy"
+      assert(u.run("mkdir -p " .. d))
+      local holder = assert(io.popen(("exec flock %s sleep 3"):format(u.quote(d))))
+      assert(u.run("sleep 0.2"))
+      local cs, err = hcs.compute.create("busy", config(), { root = root })
+      assert.is_nil(cs)
+      assert.matches("already exists", err)
+      hcs.compute.enumerate(nil, root)
+      assert.is_true(u.run("test -d " .. d))
+      holder:close()
+      assert(u.run("rmdir " .. d))
+    end)
+  end)
+
   describe("monitor killed", function()
     it("deletes a system whose monitor was SIGKILLed without leaving its cgroup or processes", function()
       local cs = create("nomon", { Init = { CommandArgs = { "/bin/sh", "-c", "sleep 1000 & exec sleep 1000" } } })
