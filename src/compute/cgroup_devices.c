@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -263,6 +264,53 @@ static struct {
 static size_t loaded_next;
 static pthread_mutex_t loaded_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Across processes (each `hcs run` is one): programs pinned in the BPF
+ * filesystem at /sys/fs/bpf when it is mounted there (systemd does), named
+ * after their instructions.  Like the loaded programs, pins live until the
+ * reboot; the directory is root's. */
+#define BPF_FS "/sys/fs/bpf"
+#ifndef BPF_FS_MAGIC
+#define BPF_FS_MAGIC 0xcafe4a11
+#endif
+
+static char *pin_path(const struct bpf_insn *prog, size_t len) {
+  struct statfs fs;
+  if (statfs(BPF_FS, &fs) < 0 || (unsigned long)fs.f_type != BPF_FS_MAGIC) return NULL;
+  uint64_t h = 0xcbf29ce484222325ull;
+  const unsigned char *p = (const unsigned char *)prog;
+  for (size_t i = 0; i < len * sizeof *prog; i++)
+    h = (h ^ p[i]) * 0x100000001b3ull;
+  return hcs_xasprintf(BPF_FS "/hcs-devices-%016llx-%zu", (unsigned long long)h, len);
+}
+
+/* The pinned program, if it is there and is a device program. */
+static int pinned_get(const char *path) {
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.pathname = (uint64_t)(uintptr_t)path;
+  int fd = (int)sys_bpf(BPF_OBJ_GET, &a);
+  if (fd < 0) return -1;
+  struct bpf_prog_info info;
+  memset(&info, 0, sizeof info);
+  memset(&a, 0, sizeof a);
+  a.info.bpf_fd = (uint32_t)fd;
+  a.info.info_len = sizeof info;
+  a.info.info = (uint64_t)(uintptr_t)&info;
+  if (sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a) < 0 || info.type != BPF_PROG_TYPE_CGROUP_DEVICE) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+static void pin(int fd, const char *path) {
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.pathname = (uint64_t)(uintptr_t)path;
+  a.bpf_fd = (uint32_t)fd;
+  if (sys_bpf(BPF_OBJ_PIN, &a) < 0 && errno != EEXIST) hcs_debug("pin `%s`: %s", path, strerror(errno));
+}
+
 int hcs_device_filter_get(const hcs_config_t *c, hcs_error_t *err) {
   size_t len = 0;
   struct bpf_insn *prog = program_for(c, &len, err);
@@ -275,11 +323,16 @@ int hcs_device_filter_get(const hcs_config_t *c, hcs_error_t *err) {
       free(prog);
       return fd;
     }
-  int fd = hcs_device_filter_load(prog, len, err);
+  cleanup_free char *path = pin_path(prog, len);
+  int fd = path ? pinned_get(path) : -1;
   if (fd < 0) {
-    pthread_mutex_unlock(&loaded_lock);
-    free(prog);
-    return -1;
+    fd = hcs_device_filter_load(prog, len, err);
+    if (fd < 0) {
+      pthread_mutex_unlock(&loaded_lock);
+      free(prog);
+      return -1;
+    }
+    if (path) pin(fd, path);
   }
   /* The oldest entry makes room; systems it was attached to keep it. */
   size_t slot = loaded_next++ % HCS_ARRAY_SIZE(loaded);

@@ -7,6 +7,7 @@
  * the parent is removed at the end, which fails if anything was left. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <limits.h>
 #include <linux/bpf.h>
 #include <linux/magic.h>
@@ -483,6 +484,41 @@ static void test_devices(void) {
   if (system(cleanup) != 0) printf("#   could not remove the nodes\n");
 }
 
+/* Across processes: with a BPF filesystem at /sys/fs/bpf (systemd mounts
+ * one; here one is mounted in the test's mount namespace), the first `hcs
+ * run` pins its device program and the next one attaches the same program
+ * instead of loading and verifying it again. */
+static void test_device_pin(void) {
+  if (!is_fs("/sys/fs/bpf", 0xcafe4a11) && mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=700") < 0) {
+    printf("# SKIP device program pinning: no BPF filesystem (%s)\n", strerror(errno));
+    return;
+  }
+  const char *build = getenv("HCS_BUILD_DIR");
+  if (build == NULL) {
+    printf("# SKIP device program pinning: HCS_BUILD_DIR is not set\n");
+    return;
+  }
+  const char *ids[] = {"pin1", "pin2"};
+  for (size_t i = 0; i < 2; i++) {
+    cleanup_free char *cmd = hcs_xasprintf("'%s/hcs' --root '%s' run -d --name %s --cgroup-parent %s '%s' >/dev/null",
+                                           build, root, ids[i], parent, rootfs);
+    ok(system(cmd) == 0, "hcs run -d %s (its own process)", ids[i]);
+  }
+  cleanup_free char *d1 = leaf("pin1"), *d2 = leaf("pin2");
+  uint32_t id1 = device_prog_id(d1), id2 = device_prog_id(d2);
+  ok(id1 != 0 && id1 == id2, "the second process attached the program the first pinned (ids %u, %u)", id1, id2);
+  glob_t g;
+  ok(glob("/sys/fs/bpf/hcs-devices-*", 0, NULL, &g) == 0 && g.gl_pathc >= 1, "a pinned program in /sys/fs/bpf");
+  globfree(&g);
+  for (size_t i = 0; i < 2; i++) {
+    hcs_error_t err = NULL;
+    hcs_system_t *cs = hcs_compute_open(root, ids[i], &err);
+    ok(cs && hcs_compute_delete(cs, true, &err) == 0, "delete %s", ids[i]);
+    hcs_error_release(&err);
+    hcs_compute_close(cs);
+  }
+}
+
 /* A parent whose device program forbids more below it (attached without
  * BPF_F_ALLOW_MULTI or OVERRIDE): create fails, naming the cgroup, and
  * leaves nothing. */
@@ -718,6 +754,7 @@ int main(void) {
   test_running();
   test_devices();
   test_devices_refused();
+  test_device_pin();
   test_shutdown();
   test_create_limits();
   test_delete_created();
