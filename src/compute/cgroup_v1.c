@@ -212,12 +212,86 @@ static int write_rule(int allow_fd, int deny_fd, const hcs_device_rule_t *r, con
   return 0;
 }
 
+/* What the kernel's v1 list does with each rule, to refuse the rules it
+ * would not enforce.  The list has a default (deny, or allow after a full
+ * `allow a`) and exceptions; a rule against the default adds an exception,
+ * a rule with it takes access bits from the exception of *exactly* the same
+ * type, major and minor, and from nothing else: after `allow c 240:*`,
+ * `deny c 240:1` changes nothing (v2's program does deny it). */
+struct v1_list {
+  bool allow_all;
+  size_t n;
+  struct {
+    char type;
+    int64_t major, minor;
+    unsigned access;
+  } ex[256];
+};
+
+static unsigned access_mask(const char *a) {
+  return (strchr(a, 'r') ? 1u : 0) | (strchr(a, 'w') ? 2u : 0) | (strchr(a, 'm') ? 4u : 0);
+}
+
+static bool overlaps(int64_t a, int64_t b) { return a < 0 || b < 0 || a == b; }
+
+/* Apply rule r (type b or c, or a for all devices) to the simulated list;
+ * false when the kernel would leave part of it undone. */
+static bool v1_apply(struct v1_list *l, const hcs_device_rule_t *r, char type) {
+  unsigned acc = access_mask(r->access);
+  if (type == 'a') { /* all devices, all access: a new default, no exceptions */
+    l->allow_all = r->allow;
+    l->n = 0;
+    return true;
+  }
+  if (r->allow != l->allow_all) { /* an exception: merged into an exact one, else added */
+    for (size_t i = 0; i < l->n; i++)
+      if (l->ex[i].type == type && l->ex[i].major == r->major && l->ex[i].minor == r->minor) {
+        l->ex[i].access |= acc;
+        return true;
+      }
+    if (l->n == HCS_ARRAY_SIZE(l->ex)) return false;
+    l->ex[l->n].type = type, l->ex[l->n].major = r->major, l->ex[l->n].minor = r->minor, l->ex[l->n].access = acc;
+    l->n++;
+    return true;
+  }
+  /* With the default: bits come off the exact exception only; any other
+   * exception it overlaps keeps them. */
+  bool enforced = true;
+  for (size_t i = 0; i < l->n; i++) {
+    bool exact = l->ex[i].type == type && l->ex[i].major == r->major && l->ex[i].minor == r->minor;
+    if (exact)
+      l->ex[i].access &= ~acc;
+    else if (l->ex[i].type == type && overlaps(l->ex[i].major, r->major) && overlaps(l->ex[i].minor, r->minor) &&
+             (l->ex[i].access & acc))
+      enforced = false;
+  }
+  return enforced;
+}
+
 /* `deny a` empties the list, then the default rules and Linux.Devices in
- * order (hcs_default_devices).  The kernel's v1 list cannot express a deny
- * narrower than an earlier allow: `deny c 1:3` only takes bits from an
- * allow of exactly c 1:3 (v2's program denies it; docs/compute.md). */
+ * order (hcs_default_devices); a rule the kernel would not enforce as given
+ * is refused (v1_apply). */
 static int v1_set_devices(const char *rel, const hcs_config_t *c, hcs_error_t *err) {
   if (!mounted("devices")) return 0;
+  {
+    struct v1_list sim = {.allow_all = false, .n = 0};
+    for (size_t i = 0; i < hcs_n_default_devices + c->n_devices; i++) {
+      bool user = i >= hcs_n_default_devices;
+      const hcs_device_rule_t *r = user ? &c->devices[i - hcs_n_default_devices] : &hcs_default_devices[i];
+      bool all = r->type == 'a' && r->major < 0 && r->minor < 0 && access_mask(r->access) == 7;
+      static const char halves[] = {'b', 'c'};
+      for (size_t h = 0; h < (r->type == 'a' && !all ? 2 : 1); h++) {
+        char type = all ? 'a' : r->type == 'a' ? halves[h] : r->type;
+        if (v1_apply(&sim, r, type)) continue;
+        char buf[64];
+        hcs_device_rule_format(r, 0, buf, sizeof buf);
+        return hcs_error_make(err, ENOTSUP,
+                              "Linux.Devices[%zu]: `%s %s` cannot be enforced on a cgroup v1 host: v1 only changes an "
+                              "earlier rule for exactly the same devices, not one for a wider or narrower set",
+                              user ? i - hcs_n_default_devices : i, r->allow ? "allow" : "deny", buf);
+      }
+    }
+  }
   cleanup_free char *d = dir_of("devices", rel);
   if (hcs_cg_write(d, "devices.deny", "a") < 0) return hcs_error_make(err, errno, "deny devices in `%s`", d);
   /* One open for the whole list: each write() is one rule. */

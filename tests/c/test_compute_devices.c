@@ -220,6 +220,37 @@ static void test_v1_rules(void) {
   ok(text && !strstr(text, "a *:* rwm"), "and does not allow everything");
   has_substr(text, "c 1:5 rm\n", "the deny took w from c 1:5");
   hcs_cgroup_v1_ops.destroy(rel, NULL);
+
+  /* Rules v1 would not enforce as given are refused, not half applied. */
+  struct {
+    hcs_device_rule_t rules[2];
+    size_t n;
+    bool ok;
+    const char *what;
+  } cases[] = {
+      {{R(true, 'c', FAKE, -1, "rwm"), R(false, 'c', FAKE, 1, "rwm")}, 2, false, "a deny narrower than an allow"},
+      {{R(false, 'c', -1, -1, "rwm")}, 1, false, "a deny wider than the default allows (c *:*)"},
+      {{R(true, 'c', FAKE, 1, "rwm"), R(false, 'c', FAKE, 1, "w")}, 2, true, "a deny of exactly an allowed device"},
+      {{R(true, 'a', -1, -1, "rwm"), R(false, 'c', FAKE, 1, "rwm")}, 2, true, "a deny after allowing everything"},
+      {{R(false, 'c', FAKE, 9, "rw")}, 1, true, "a deny of access nothing allowed"},
+      /* The defaults allow mknod of any node (c *:* m): v1 cannot take m
+       * from one device of it. */
+      {{R(false, 'c', FAKE, 9, "rwm")}, 1, false, "a deny of m for one device (the defaults allow c *:* m)"},
+  };
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(cases); i++) {
+    hcs_config_t cc = {.devices = cases[i].rules, .n_devices = cases[i].n};
+    ok(hcs_cgroup_v1_ops.create(rel, &res, &err) == 0, "v1: a cgroup for case %zu", i);
+    int r = hcs_cgroup_v1_ops.set_devices(rel, &cc, &err);
+    if (cases[i].ok) {
+      ok(r == 0, "v1 takes %s", cases[i].what);
+      if (err) printf("#   %s\n", hcs_error_message(err));
+    } else {
+      ok(r < 0 && hcs_error_status(err) == ENOTSUP, "v1 refuses %s", cases[i].what);
+      has_substr(hcs_error_message(err), "cannot be enforced on a cgroup v1 host", "saying why");
+    }
+    hcs_error_release(&err);
+    hcs_cgroup_v1_ops.destroy(rel, NULL);
+  }
 }
 
 int main(void) {
