@@ -1,14 +1,15 @@
 /* The interactive loop of the `hcs` host: readline line editing, a history
  * file, tab completion of Lua names (hcs.layer.<TAB>), `=expr` and bare
  * expressions printed with hcs.util.pretty, multi-line input as in lua.c.
- * readline (and the terminfo library under it) is dlopen()ed here, so the
- * commands that never start a REPL do not load it; without it the REPL
- * still works, with plain line input. */
+ * readline (and the terminfo library under it) is dlopen()ed here, for a
+ * terminal only, so the commands that never start a REPL do not load it;
+ * without it, or on piped input, the REPL reads plain lines. */
 #include <dlfcn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -268,7 +269,8 @@ static void print_results(lua_State *L) {
 
 void hcs_host_repl(lua_State *L) {
   replL = L;
-  if (load_readline()) {
+  /* Line editing is for terminals: piped input is read as plain lines. */
+  if (isatty(STDIN_FILENO) && load_readline()) {
     *rl.readline_name = "hcs";
     *rl.attempted_completion_function = complete;
     *rl.completer_word_break_characters = " \t\n\"'`@$><=;|&{(,+-*/%^#~[]";

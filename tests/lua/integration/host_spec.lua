@@ -187,6 +187,13 @@ describe("hcs host", function()
     assert.matches("interrupted!", u.read_file(dir .. "/spin.err"))
   end)
 
+  it("-i on piped input reads plain lines (no readline) and prints results", function()
+    local ok, _, out, err = u.run(("printf 'x = 20\\nx * 2 + 2\\n' | HCS_HISTORY=%s/h2 %s -i"):format(dir,
+      u.quote(u.hcs_bin)))
+    assert.is_true(ok, err)
+    assert.matches("42", out)
+  end)
+
   describe("REPL", function()
     local ptyrun = u.build_dir .. "/tests/ptyrun"
     local function repl(input)
