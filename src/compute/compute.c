@@ -41,30 +41,42 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
   cs->cfg = hcs_config_parse(doc, cs->run_root, err);
   if (cs->cfg == NULL) return -1;
   cleanup_free char *store = hcs_xasprintf("%s/compute", cs->run_root);
-  /* The store exists but the first time: try the leaf first. */
-  int r = mkdir(cs->dir, 0700);
+  /* The directory is made under a private name, locked, and renamed into
+   * place: the lock is held until state.json exists (the monitor lets go
+   * of it then), so under its own name a directory is locked or has
+   * state.json, and one that has neither is what a killed create left
+   * (hcs_system_sweep_debris).  The store exists but the first time. */
+  cleanup_free char *tmp = hcs_xasprintf("%s/.new-%d-%s", store, (int)getpid(), cs->id);
+  int r = mkdir(tmp, 0700);
   if (r < 0 && errno == ENOENT) {
     if (hcs_mkdir_p(store, 0700, err) < 0) return -1;
-    r = mkdir(cs->dir, 0700);
+    r = mkdir(tmp, 0700);
   }
+  if (r < 0 && errno == EEXIST) return hcs_error_make(err, EEXIST, "compute system `%s` is being created", cs->id);
+  if (r < 0) return hcs_error_make(err, errno, "create `%s`", tmp);
+  cleanup_close int lock = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  cleanup_free char *tmp_fifo = hcs_xasprintf("%s/exec.fifo", tmp);
+  if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0 || mkfifo(tmp_fifo, 0600) < 0) {
+    hcs_error_make(err, errno, "set up `%s`", tmp);
+    hcs_system_remove_dir(tmp, NULL);
+    return -1;
+  }
+  r = renameat2(AT_FDCWD, tmp, AT_FDCWD, cs->dir, RENAME_NOREPLACE);
   if (r < 0 && errno == EEXIST) {
     if (hcs_system_sweep_debris(cs->dir))
-      r = mkdir(cs->dir, 0700);
+      r = renameat2(AT_FDCWD, tmp, AT_FDCWD, cs->dir, RENAME_NOREPLACE);
     else
       errno = EEXIST;
   }
   if (r < 0) {
-    if (errno == EEXIST) return hcs_error_make(err, EEXIST, "compute system `%s` already exists", cs->id);
-    return hcs_error_make(err, errno, "create `%s`", cs->dir);
+    int saved = errno;
+    hcs_system_remove_dir(tmp, NULL);
+    if (saved == EEXIST) return hcs_error_make(err, EEXIST, "compute system `%s` already exists", cs->id);
+    return hcs_error_make(err, saved, "create `%s`", cs->dir);
   }
   *made = true;
-  /* Held until state.json exists (the monitor lets go of it then): a killed
-   * create leaves a directory that is unlocked and has no state.json. */
-  cleanup_close int lock = open(cs->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0) return hcs_error_make(err, errno, "lock `%s`", cs->dir);
   /* config.json is written by the monitor, overlapped with init's setup. */
   cleanup_free char *fifo = hcs_xasprintf("%s/exec.fifo", cs->dir);
-  if (mkfifo(fifo, 0600) < 0) return hcs_error_make(err, errno, "mkfifo `%s`", fifo);
   cs->cgroup = hcs_cgroup_path(cs->cfg->cgroup_parent, cs->id);
   cs->config = json_incref(doc);
   hcs_spawn_t s = {.cs = cs,
@@ -427,6 +439,10 @@ char *hcs_compute_enumerate(const char *root, const char *filter, hcs_error_t *e
   }
   struct dirent *de;
   while (d && (de = readdir(d))) {
+    if (strncmp(de->d_name, ".new-", 5) == 0) { /* a create killed before its rename */
+      cleanup_free char *debris = hcs_xasprintf("%s/%s", dir, de->d_name);
+      hcs_system_sweep_debris(debris);
+    }
     if (de->d_name[0] == '.') continue;
     hcs_error_t e = NULL;
     hcs_system_t *cs = hcs_compute_open(root, de->d_name, &e);

@@ -214,7 +214,7 @@ describe("hcs.compute #root", function()
     it("reuses the id of a create killed before the system existed, and list sweeps such debris", function()
       -- What a create killed between its mkdir and the monitor's state.json
       -- leaves: the directory (unlocked), the exec fifo, no state.json.
-      for _, id in ipairs { "half", "half2" } do
+      for _, id in ipairs { "half", "half2", ".new-999999-half3" } do
         local d = root .. "/run/compute/" .. id
         assert(u.run("mkdir -p " .. d .. " && mkfifo " .. d .. "/exec.fifo"))
       end
@@ -226,6 +226,7 @@ describe("hcs.compute #root", function()
       assert.is_true(u.run("test -d " .. root .. "/run/compute/half2"))
       hcs.compute.enumerate(nil, root)
       assert.is_false(u.run("test -e " .. root .. "/run/compute/half2"))
+      assert.is_false(u.run("test -e " .. root .. "/run/compute/.new-999999-half3"))
     end)
 
     it("leaves a create in progress alone (its directory is locked)", function()
