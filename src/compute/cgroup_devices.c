@@ -276,10 +276,7 @@ static pthread_mutex_t loaded_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *pin_path(const struct bpf_insn *prog, size_t len) {
   struct statfs fs;
   if (statfs(BPF_FS, &fs) < 0 || (unsigned long)fs.f_type != BPF_FS_MAGIC) return NULL;
-  uint64_t h = 0xcbf29ce484222325ull;
-  const unsigned char *p = (const unsigned char *)prog;
-  for (size_t i = 0; i < len * sizeof *prog; i++)
-    h = (h ^ p[i]) * 0x100000001b3ull;
+  uint64_t h = hcs_fnv1a(HCS_FNV1A_INIT, prog, len * sizeof *prog);
   return hcs_xasprintf(BPF_FS "/hcs-devices-%016llx-%zu", (unsigned long long)h, len);
 }
 

@@ -200,12 +200,26 @@ static int v1_set_resources(const char *rel, const hcs_resources_t *r, hcs_error
  * whatever its device and access (`allow a` allows all, `deny a` resets to
  * deny all): only `a *:* rwm` is written as such, any narrower one as its
  * `b` and `c` halves, which is what it means on v2. */
+static unsigned access_mask(const char *a) {
+  return (strchr(a, 'r') ? 1u : 0) | (strchr(a, 'w') ? 2u : 0) | (strchr(a, 'm') ? 4u : 0);
+}
+
+/* The types rule r is written as: 1 or 2 of them in types[]. */
+static size_t v1_types(const hcs_device_rule_t *r, char types[2]) {
+  bool all = r->major < 0 && r->minor < 0 && access_mask(r->access) == 7;
+  if (r->type != 'a' || all) {
+    types[0] = r->type;
+    return 1;
+  }
+  types[0] = 'b', types[1] = 'c';
+  return 2;
+}
+
 static int write_rule(int allow_fd, int deny_fd, const hcs_device_rule_t *r, const char *d, hcs_error_t *err) {
-  bool all = r->major < 0 && r->minor < 0 && strchr(r->access, 'r') && strchr(r->access, 'w') && strchr(r->access, 'm');
-  static const char halves[] = {'b', 'c'};
-  for (size_t i = 0; i < (r->type == 'a' && !all ? 2 : 1); i++) {
+  char types[2];
+  for (size_t i = 0, n = v1_types(r, types); i < n; i++) {
     char buf[64];
-    int len = hcs_device_rule_format(r, r->type == 'a' && !all ? halves[i] : 0, buf, sizeof buf);
+    int len = hcs_device_rule_format(r, types[i], buf, sizeof buf);
     if (write(r->allow ? allow_fd : deny_fd, buf, (size_t)len) != len)
       return hcs_error_make(err, errno, "%s device `%s` in `%s`", r->allow ? "allow" : "deny", buf, d);
   }
@@ -227,10 +241,6 @@ struct v1_list {
     unsigned access;
   } ex[256];
 };
-
-static unsigned access_mask(const char *a) {
-  return (strchr(a, 'r') ? 1u : 0) | (strchr(a, 'w') ? 2u : 0) | (strchr(a, 'm') ? 4u : 0);
-}
 
 static bool overlaps(int64_t a, int64_t b) { return a < 0 || b < 0 || a == b; }
 
@@ -278,11 +288,9 @@ static int v1_set_devices(const char *rel, const hcs_config_t *c, hcs_error_t *e
     for (size_t i = 0; i < hcs_n_default_devices + c->n_devices; i++) {
       bool user = i >= hcs_n_default_devices;
       const hcs_device_rule_t *r = user ? &c->devices[i - hcs_n_default_devices] : &hcs_default_devices[i];
-      bool all = r->type == 'a' && r->major < 0 && r->minor < 0 && access_mask(r->access) == 7;
-      static const char halves[] = {'b', 'c'};
-      for (size_t h = 0; h < (r->type == 'a' && !all ? 2 : 1); h++) {
-        char type = all ? 'a' : r->type == 'a' ? halves[h] : r->type;
-        if (v1_apply(&sim, r, type)) continue;
+      char types[2];
+      for (size_t h = 0, n = v1_types(r, types); h < n; h++) {
+        if (v1_apply(&sim, r, types[h])) continue;
         char buf[64];
         hcs_device_rule_format(r, 0, buf, sizeof buf);
         return hcs_error_make(err, ENOTSUP,

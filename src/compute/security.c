@@ -209,17 +209,17 @@ static char *filter_key(const hcs_config_t *c) {
   return k;
 }
 
+/* A string and a separator: ("ab", "c") and ("a", "bc") differ. */
 static uint64_t fnv1a(uint64_t h, const char *s) {
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-    h = (h ^ *p) * 0x100000001b3ull;
-  return (h ^ 0xff) * 0x100000001b3ull; /* a separator: "ab","c" != "a","bc" */
+  h = hcs_fnv1a(h, s, strlen(s));
+  return hcs_fnv1a(h, "\xff", 1);
 }
 
 /* The on-disk cache entry for `key`: named after the key, the version and
  * the built-in lists, so a new hcs with other lists never reads an old
  * program. */
 static char *disk_path(const char *cache_dir, const char *key) {
-  uint64_t h = fnv1a(fnv1a(0xcbf29ce484222325ull, HCS_VERSION), key);
+  uint64_t h = fnv1a(fnv1a(HCS_FNV1A_INIT, HCS_VERSION), key);
   for (size_t i = 0; i < HCS_ARRAY_SIZE(deny_always); i++)
     h = fnv1a(h, deny_always[i]);
   for (size_t i = 0; i < HCS_ARRAY_SIZE(deny_admin); i++)

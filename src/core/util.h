@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +98,11 @@ HCS_INTERNAL bool hcs_path_exists(const char *path);
 /* Exclusive advisory lock on `path` (created if missing); returns the fd
  * holding the lock.  shared=true takes a shared lock. */
 HCS_INTERNAL int hcs_lock_file(const char *path, bool shared, hcs_error_t *err);
+
+/* FNV-1a, 64 bits: start from HCS_FNV1A_INIT and feed bytes; for names
+ * derived from content (cache files, pins, interface names), not security. */
+#define HCS_FNV1A_INIT 0xcbf29ce484222325ull
+HCS_INTERNAL uint64_t hcs_fnv1a(uint64_t h, const void *data, size_t len);
 
 /* Validate an id used as a file name in a store: 1..128 chars of
  * [A-Za-z0-9_.-], not starting with '.' or '-'. */

@@ -113,9 +113,7 @@ char *hcs_net_new_id(void) {
  * (bridge, veth, nftables chains) that also tells apart ids that differ
  * only in characters an interface name cannot hold. */
 void hcs_net_short_hash(const char *id, char *out, size_t n) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-    h = (h ^ *p) * 0x100000001b3ull;
+  uint64_t h = hcs_fnv1a(HCS_FNV1A_INIT, id, strlen(id));
   static const char hex[] = "0123456789abcdef";
   for (size_t i = 0; i < n; i++)
     out[i] = hex[(h >> (4 * (15 - i % 16))) & 0xf];
