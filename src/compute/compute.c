@@ -439,16 +439,14 @@ char *hcs_compute_enumerate(const char *root, const char *filter, hcs_error_t *e
   }
   struct dirent *de;
   while (d && (de = readdir(d))) {
-    if (strncmp(de->d_name, ".new-", 5) == 0) { /* a create killed before its rename */
-      cleanup_free char *debris = hcs_xasprintf("%s/%s", dir, de->d_name);
-      hcs_system_sweep_debris(debris);
-    }
-    if (de->d_name[0] == '.') continue;
+    bool hidden = de->d_name[0] == '.', creating = strncmp(de->d_name, ".new-", 5) == 0;
+    if (hidden && !creating) continue;
     hcs_error_t e = NULL;
-    hcs_system_t *cs = hcs_compute_open(root, de->d_name, &e);
+    hcs_system_t *cs = creating ? NULL : hcs_compute_open(root, de->d_name, &e);
     if (cs == NULL) {
-      /* Being created or deleted, or the debris of a killed create. */
-      if (hcs_error_status(e) == ENOENT) {
+      /* Being created or deleted, or the debris of a killed create (before
+       * its rename: .new-*; after it: no state.json). */
+      if (creating || hcs_error_status(e) == ENOENT) {
         cleanup_free char *debris = hcs_xasprintf("%s/%s", dir, de->d_name);
         hcs_system_sweep_debris(debris);
       }

@@ -99,7 +99,7 @@ HCS_INTERNAL int hcs_security_prepare(const hcs_config_t *c, hcs_security_t *sec
  * NULL) for later processes. */
 HCS_INTERNAL int hcs_security_prepare_saved(const hcs_config_t *c, hcs_security_t *sec, const char *saved,
                                             const char *cache_dir, hcs_error_t *err);
-HCS_INTERNAL int hcs_security_save_filter(const hcs_security_t *sec, const char *path, hcs_error_t *err);
+HCS_INTERNAL int hcs_security_save_filter(const struct sock_fprog *prog, const char *path, hcs_error_t *err);
 HCS_INTERNAL void hcs_security_release(hcs_security_t *sec);
 /* In the child, just before execve: bounding set, no_new_privs, seccomp,
  * the user switch, then caps.  Returns -1 with errno set. */

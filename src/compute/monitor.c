@@ -27,7 +27,7 @@ static int write_state(void *arg, pid_t pid, hcs_error_t *err) {
   cleanup_free char *cfg_path = hcs_xasprintf("%s/config.json", s->cs->dir);
   if (hcs_state_write_json(cfg_path, s->cs->config, err) < 0) return -1;
   cleanup_free char *bpf_path = hcs_xasprintf("%s/seccomp.bpf", s->cs->dir);
-  if (hcs_security_save_filter(&s->sec, bpf_path, err) < 0) return -1;
+  if (hcs_security_save_filter(&s->sec.prog, bpf_path, err) < 0) return -1;
   cleanup_free char *now = hcs_now_rfc3339();
   cleanup_json json_t *st =
       json_pack("{s:s,s:s?,s:i,s:I,s:i,s:I,s:s,s:s,s:b,s:s,s:s}", "Id", s->cs->id, "Owner", s->cfg->owner, "Pid",

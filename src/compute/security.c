@@ -177,9 +177,9 @@ static int load_filter(const char *path, struct sock_fprog *prog) {
   return 0;
 }
 
-int hcs_security_save_filter(const hcs_security_t *sec, const char *path, hcs_error_t *err) {
-  if (sec->prog.filter == NULL) return 0;
-  return hcs_state_write(path, (const char *)sec->prog.filter, sec->prog.len * sizeof *sec->prog.filter, err);
+int hcs_security_save_filter(const struct sock_fprog *prog, const char *path, hcs_error_t *err) {
+  if (prog->filter == NULL) return 0;
+  return hcs_state_write(path, (const char *)prog->filter, prog->len * sizeof *prog->filter, err);
 }
 
 /* Compiling with libseccomp costs a few hundred microseconds (and loading
@@ -244,10 +244,7 @@ static int cached_filter(const hcs_config_t *c, const char *cache_dir, struct so
   cleanup_free char *path = cache_dir ? disk_path(cache_dir, key) : NULL;
   if (!(path && load_filter(path, prog) == 0)) {
     if (build_filter(c, prog, err) < 0) return -1;
-    if (path) {
-      hcs_security_t tmp = {.prog = *prog};
-      hcs_security_save_filter(&tmp, path, NULL); /* best effort: a cache */
-    }
+    if (path) hcs_security_save_filter(prog, path, NULL); /* best effort: a cache */
   }
   pthread_mutex_lock(&cache_lock);
   struct filter_cache *e = &cache[cache_next++ % HCS_ARRAY_SIZE(cache)];

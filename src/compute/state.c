@@ -3,7 +3,8 @@
  * processes, which do not survive a reboot): config.json (as given),
  * state.json (pids, start times, Started; written by the monitor, then by
  * start), exit.json (written by the monitor once everything is cleaned up),
- * lock, exec.fifo (until started) and the exit-type marker. */
+ * exec.fifo (until started), the exit-type marker and seccomp.bpf (init's
+ * filter, for processes exec'd later). */
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>

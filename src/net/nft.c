@@ -52,15 +52,18 @@ static int run(const char *cmds, const char *what, hcs_error_t *err) {
   return rc != 0 ? -1 : 0;
 }
 
-static bool table_ready(void) {
+/* Does the `list ...` command succeed (the object exists)?  Quietly. */
+static bool listed(const char *cmd) {
   struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
   if (ctx == NULL) return false;
   nft_ctx_buffer_output(ctx);
   nft_ctx_buffer_error(ctx);
-  int rc = nft_run_cmd_from_buffer(ctx, "list chain " T " forward");
+  int rc = nft_run_cmd_from_buffer(ctx, cmd);
   nft_ctx_free(ctx);
   return rc == 0;
 }
+
+static bool table_ready(void) { return listed("list chain " T " forward"); }
 
 static void short_id(const char *id, char out[9]) { hcs_net_short_hash(id, out, 8); }
 
@@ -134,13 +137,7 @@ int hcs_nft_network_restore(hcs_net_t *net, json_t *network, hcs_error_t *err) {
   char sid[9];
   short_id(ni.id, sid);
   cleanup_free char *probe = hcs_xasprintf("list chain " T " n_%s", sid);
-  struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-  if (ctx == NULL) return hcs_error_make(err, ENOMEM, "create nftables context");
-  nft_ctx_buffer_output(ctx);
-  nft_ctx_buffer_error(ctx);
-  bool present = nft_run_cmd_from_buffer(ctx, probe) == 0;
-  nft_ctx_free(ctx);
-  return present ? 0 : hcs_nft_network_add(net, network, err);
+  return listed(probe) ? 0 : hcs_nft_network_add(net, network, err);
 }
 
 int hcs_nft_network_del(hcs_net_t *net, json_t *network, hcs_error_t *err) {
