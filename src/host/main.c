@@ -28,16 +28,69 @@ int luaopen_hcs_core(lua_State *L);
 const char *hcs_progname = "hcs";
 static lua_State *globalL;
 
+/* SIGINT, SIGTERM and SIGHUP raise a Lua error at the next instruction
+ * (lua.c's hook), so `<close>` handlers and workflow rollbacks run before
+ * the process ends; the handler resets the signal to its default, so a
+ * second one kills.  A signal the process started with ignored (nohup, a
+ * background job) stays ignored. */
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+static bool ignored_at_start[3];
+static volatile sig_atomic_t last_signal;
+
 static void lstop(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
-  luaL_error(L, "interrupted!");
+  if (last_signal == SIGINT) luaL_error(L, "interrupted!");
+  luaL_error(L, "interrupted by %s", last_signal == SIGTERM ? "SIGTERM" : "SIGHUP");
 }
 
+#define STOP_HOOK_MASK (LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT)
+
 static void laction(int sig) {
-  int flag = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
   signal(sig, SIG_DFL); /* a second Ctrl-C kills the process */
-  lua_sethook(globalL, lstop, flag, 1);
+  last_signal = sig;
+  lua_sethook(globalL, lstop, STOP_HOOK_MASK, 1);
+}
+
+static void set_stop_handlers(void (*handler)(int)) {
+  for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++)
+    if (!ignored_at_start[i]) signal(stop_signals[i], handler);
+}
+
+static void record_ignored_signals(void) {
+  for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++) {
+    struct sigaction sa;
+    ignored_at_start[i] = sigaction(stop_signals[i], NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
+  }
+}
+
+/* hcs.interrupt.protect(fn, ...): pcall(fn, ...) with SIGINT, SIGTERM and
+ * SIGHUP held back, for clean-ups that must not stop half-way (a rollback,
+ * `run --rm`'s destroy after a first Ctrl-C).  A signal that came before
+ * (the hook already set) or during fn takes effect once fn returned: the
+ * "interrupted" error is raised then, or a second signal kills the process
+ * only after the clean-up. */
+static int l_protect(lua_State *L) {
+  luaL_checkany(L, 1);
+  sigset_t block, old;
+  sigemptyset(&block);
+  for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++)
+    sigaddset(&block, stop_signals[i]);
+  sigprocmask(SIG_BLOCK, &block, &old);
+  bool deferred = globalL && lua_gethook(globalL) == lstop;
+  if (deferred) lua_sethook(globalL, NULL, 0, 0);
+  int status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+  lua_pushboolean(L, status == LUA_OK);
+  lua_insert(L, 1);
+  if (deferred) lua_sethook(globalL, lstop, STOP_HOOK_MASK, 1);
+  sigprocmask(SIG_SETMASK, &old, NULL); /* a pending signal is delivered here */
+  return lua_gettop(L);
+}
+
+static int luaopen_hcs_interrupt(lua_State *L) {
+  static const luaL_Reg funcs[] = {{"protect", l_protect}, {NULL, NULL}};
+  luaL_newlib(L, funcs);
+  return 1;
 }
 
 static int msghandler(lua_State *L) {
@@ -55,9 +108,9 @@ int hcs_host_docall(lua_State *L, int nargs, int nres) {
   lua_pushcfunction(L, msghandler);
   lua_insert(L, base);
   globalL = L;
-  signal(SIGINT, laction);
+  set_stop_handlers(laction);
   int status = lua_pcall(L, nargs, nres, base);
-  signal(SIGINT, SIG_DFL);
+  set_stop_handlers(SIG_DFL);
   lua_remove(L, base);
   return status;
 }
@@ -167,6 +220,8 @@ static void setup_paths(lua_State *L) {
   lua_getfield(L, -1, "preload");
   lua_pushcfunction(L, luaopen_hcs_core);
   lua_setfield(L, -2, "hcs.core");
+  lua_pushcfunction(L, luaopen_hcs_interrupt);
+  lua_setfield(L, -2, "hcs.interrupt");
   lua_pop(L, 1);
   const char *bc = bytecode_dir();
   if (bc) { /* package.searchers: preload, bytecode, Lua, C, Croot */
@@ -425,6 +480,7 @@ int main(int argc, char **argv) {
     hcs_progname = slash ? slash + 1 : argv[0];
   }
   hcs_log_set_sink(log_sink, NULL);
+  record_ignored_signals();
   lua_State *L = luaL_newstate();
   if (L == NULL) {
     fprintf(stderr, "%s: cannot create state: not enough memory\n", hcs_progname);
