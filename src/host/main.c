@@ -33,10 +33,9 @@ static lua_State *globalL;
 /* SIGINT, SIGTERM and SIGHUP raise a Lua error at the next instruction
  * (lua.c's hook), so `<close>` handlers and workflow rollbacks run before
  * the process ends; the handler resets the signal to its default, so a
- * second one kills.  A signal the process started with ignored (nohup, a
- * background job) stays ignored. */
+ * second one kills. */
 static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
-static bool ignored_at_start[3];
+static bool hup_ignored; /* at start (nohup): it stays ignored */
 static volatile sig_atomic_t last_signal;
 static volatile sig_atomic_t in_wait; /* in hcs.interrupt.wait: Lua runs again at once */
 
@@ -64,14 +63,14 @@ static void laction(int sig) {
 
 static void set_stop_handlers(void (*handler)(int)) {
   for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++)
-    if (!ignored_at_start[i]) signal(stop_signals[i], handler);
+    if (stop_signals[i] != SIGHUP || !hup_ignored) signal(stop_signals[i], handler);
 }
 
+/* SIGHUP ignored at start (nohup) stays ignored.  SIGINT is taken over
+ * even when ignored (a background job of a shell), as lua.c does. */
 static void record_ignored_signals(void) {
-  for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++) {
-    struct sigaction sa;
-    ignored_at_start[i] = sigaction(stop_signals[i], NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
-  }
+  struct sigaction sa;
+  hup_ignored = sigaction(SIGHUP, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
 }
 
 static void block_stop_signals(sigset_t *old) {
