@@ -267,4 +267,43 @@ describe("removing realized systems #root", function()
       assert(wf.plans.remove("live", root))
     end)
   end)
+
+  describe("a realize on a network killed half-way", function()
+    local HOST = "hcs-test-wfchost-" .. id
+
+    setup(function()
+      sh("ip netns add " .. HOST)
+      sh(("ip -n %s link set lo up"):format(HOST))
+    end)
+    teardown(function() u.run("ip netns del " .. HOST) end)
+
+    --- hcs ARGS... inside the "host" network namespace.
+    local function in_host(...)
+      local argv = { "nsenter", "--net=/run/netns/" .. HOST, "env", "HCS_ROOT=" .. root }
+      for _, a in ipairs({ ... }) do argv[#argv + 1] = a end
+      local parts = {}
+      for _, a in ipairs(argv) do parts[#parts + 1] = u.quote(a) end
+      return u.run(table.concat(parts, " "))
+    end
+
+    it("leaves an endpoint and a compartment that hcs destroy removes", function()
+      local ok, _, _, err = in_host(u.hcs_bin, "network", "create", "wfcnat", "--subnet", "10.78.0.0/24")
+      assert.is_true(ok, err)
+      for i, point in ipairs({ "create the network compartment", "create the network endpoint" }) do
+        local name = "n" .. i
+        local _, code = in_host("env", "HCS_WF_KILL_AT=" .. point, u.hcs_bin, "run", "-d", "--name", name,
+          "--cgroup-parent", CG, "--network", "wfcnat", "-p", "18090:80", "busybox", "--", "sleep", "100")
+        assert.equal(137, code)
+        local ok2, _, _, err2 = in_host(u.hcs_bin, "destroy", name)
+        assert.is_true(ok2, err2)
+        assert_gone(name)
+        local _, _, eps = in_host(u.hcs_bin, "endpoint", "ls", "--json")
+        assert.same({}, hcs.json.decode(eps))
+        assert.same({}, u.mounts_under(root .. "/run/netns/"))
+        local _, _, links = u.run(("ip -n %s -o link show"):format(HOST))
+        assert.is_nil(links:find("vh", 1, true))
+      end
+      assert(in_host(u.hcs_bin, "network", "rm", "wfcnat"))
+    end)
+  end)
 end)
