@@ -141,6 +141,14 @@ static void add_child(lua_State *L, json_t *child, char *path, size_t plen, int 
   if (json_is_object(child) || json_is_array(child)) fill(L, -1, child, path, plen, depth + 1);
 }
 
+/* jansson's own rule for keys (json_stringn refuses what
+ * json_object_set_new would). */
+static bool key_is_utf8(const char *k, size_t len) {
+  json_t *probe = json_stringn(k, len);
+  json_decref(probe);
+  return probe != NULL;
+}
+
 static void fill(lua_State *L, int idx, json_t *container, char *path, size_t plen, int depth) {
   idx = lua_absindex(L, idx);
   if (depth > MAX_DEPTH) luaL_error(L, "cannot encode %s: nested too deeply (cycle?)", plen ? path : "value");
@@ -165,11 +173,16 @@ static void fill(lua_State *L, int idx, json_t *container, char *path, size_t pl
     if (lua_type(L, -2) != LUA_TSTRING)
       luaL_error(L, "cannot encode %s: table mixes a non-string key (%s) with named keys", plen ? path : "table",
                  luaL_typename(L, -2));
-    const char *k = lua_tostring(L, -2);
+    size_t klen;
+    const char *k = lua_tolstring(L, -2, &klen);
+    /* Checked before the child exists: json_object_set_new frees the value
+     * when it refuses the key, and a refused child must never be filled. */
+    if (strlen(k) != klen) luaL_error(L, "cannot encode %s: key contains a NUL byte", plen ? path : "table");
+    if (!key_is_utf8(k, klen)) luaL_error(L, "cannot encode %s: key is not valid UTF-8", plen ? path : "table");
     size_t l = plen;
     path_push(path, &l, plen ? ".%s" : "%s", k);
     json_t *child = new_value(L, -1, path, l);
-    json_object_set_new(container, k, child);
+    if (json_object_set_new(container, k, child) < 0) luaL_error(L, "cannot encode %s: out of memory", path);
     add_child(L, child, path, l, depth);
     path[plen] = '\0';
     lua_pop(L, 1);
