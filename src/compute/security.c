@@ -312,8 +312,11 @@ int hcs_security_apply_user(const hcs_security_t *sec, uid_t uid, gid_t gid, con
     struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct data[2];
     memset(data, 0, sizeof data);
-    data[0].effective = data[0].permitted = data[0].inheritable = (uint32_t)sec->caps;
-    data[1].effective = data[1].permitted = data[1].inheritable = (uint32_t)(sec->caps >> 32);
+    /* Inheritable stays empty (and ambient was cleared with the walls): a
+     * file with inheritable file caps must not gain the set across execve
+     * (CVE-2022-24769, as runc, crun and moby). */
+    data[0].effective = data[0].permitted = (uint32_t)sec->caps;
+    data[1].effective = data[1].permitted = (uint32_t)(sec->caps >> 32);
     if (syscall(SYS_capset, &hdr, data) < 0) return -1;
   }
   return 0;
