@@ -380,6 +380,9 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
   char b;
   int keep[] = {report, s->sock, s->netns_fd, s->stdio[0], s->stdio[1], s->stdio[2], go, s->fifo_fd};
   close_except(keep, HCS_ARRAY_SIZE(keep));
+  /* Everything made below (device nodes, mount points) gets its exact mode
+   * whatever the caller's umask; container processes get 022 later. */
+  umask(0);
   /* In a user namespace nothing works before the id maps are written; else
    * the mount work below overlaps with the monitor's cgroup setup (a v1
    * cgroup migration waits for an RCU grace period). */
@@ -448,7 +451,7 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
    * failure is reported to start, as before). */
   hcs_child_user_t user;
   char prep_err[1024] = "";
-  bool prep_failed = init && hcs_child_prepare(init, &s->sec, &user, prep_err, sizeof prep_err) < 0;
+  bool prep_failed = init && hcs_child_prepare(init, &s->sec, &user, fifo_path_fd, prep_err, sizeof prep_err) < 0;
   char self[64];
   snprintf(self, sizeof self, "/proc/self/fd/%d", fifo_path_fd);
   int fifo = open(self, O_WRONLY | O_CLOEXEC);
