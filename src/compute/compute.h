@@ -254,7 +254,8 @@ HCS_INTERNAL pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err);
 /* Child-side helpers shared by init and exec'd processes (process.c). */
 HCS_INTERNAL int hcs_child_exec(const hcs_proc_spec_t *p, const hcs_security_t *sec, int errfd);
 /* hcs_child_exec in two halves, so init can do the first before it waits
- * for start: signals, user lookup, cwd, rlimits, the security walls (on
+ * for start: signals, user lookup, every inherited fd but stdio and `keep`
+ * closed, umask 022, the cwd resolved inside the root, rlimits, the security walls (on
  * failure `msg` holds the error, reported later by the caller); then the
  * user switch and execve (reports on errfd, never returns). */
 typedef struct {
@@ -263,8 +264,8 @@ typedef struct {
   gid_t *groups;
   size_t ngroups;
 } hcs_child_user_t;
-HCS_INTERNAL int hcs_child_prepare(const hcs_proc_spec_t *p, const hcs_security_t *sec, hcs_child_user_t *u, char *msg,
-                                   size_t size);
+HCS_INTERNAL int hcs_child_prepare(const hcs_proc_spec_t *p, const hcs_security_t *sec, hcs_child_user_t *u, int keep,
+                                   char *msg, size_t size);
 HCS_INTERNAL __attribute__((noreturn)) void hcs_child_finish(const hcs_proc_spec_t *p, const hcs_security_t *sec,
                                                              const hcs_child_user_t *u, int errfd);
 HCS_INTERNAL int hcs_resolve_user(const char *user, uid_t *uid, gid_t *gid, gid_t **groups, size_t *ngroups);
