@@ -120,6 +120,8 @@ static json_t *new_value(lua_State *L, int idx, const char *path, size_t plen) {
   case LUA_TSTRING: {
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
+    /* As json_loads without JSON_ALLOW_NUL: libhcs reads C strings. */
+    if (memchr(s, '\0', len)) luaL_error(L, "cannot encode %s: string contains a NUL byte", plen ? path : "value");
     json_t *j = json_stringn(s, len);
     if (j == NULL) luaL_error(L, "cannot encode %s: string is not valid UTF-8", plen ? path : "value");
     return j;
@@ -225,6 +227,24 @@ json_t *hcs_lua_check_json(lua_State *L, int idx) {
   }
   luaL_argexpected(L, lua_type(L, idx) == LUA_TTABLE, idx, "table or JSON string");
   return hcs_lua_to_json(L, idx);
+}
+
+const char *hcs_lua_check_name(lua_State *L, int arg) {
+  size_t len;
+  const char *s = luaL_checklstring(L, arg, &len);
+  if (strlen(s) != len) luaL_argerror(L, arg, "contains a NUL byte");
+  return s;
+}
+
+const char *hcs_lua_opt_name(lua_State *L, int arg, const char *def) {
+  return lua_isnoneornil(L, arg) ? def : hcs_lua_check_name(L, arg);
+}
+
+const char *hcs_lua_to_name(lua_State *L, int idx, const char *what) {
+  size_t len;
+  const char *s = lua_tolstring(L, idx, &len);
+  if (s && strlen(s) != len) luaL_error(L, "%s contains a NUL byte", what);
+  return s;
 }
 
 int hcs_lua_fail(lua_State *L, hcs_error_t *err) {
