@@ -24,6 +24,9 @@
 #define CLONE_INTO_CGROUP 0x200000000ULL
 #endif
 
+/* HOST_NAME_MAX, the most sethostname takes. */
+#define HCS_HOST_NAME_MAX 64
+
 struct clone_args_v2 {
   uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
 };
@@ -406,8 +409,10 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
   }
   int fifo_path_fd = s->fifo_fd;
   if (setup_rootfs(s, userns, go, report) < 0) _exit(1);
+  /* The default host name is the id, cut to the kernel's 64 characters
+   * (ids may have up to 128); an explicit HostName is checked at parse. */
   const char *hostname = c->hostname ? c->hostname : s->cs->id;
-  if (sethostname(hostname, strlen(hostname)) < 0) {
+  if (sethostname(hostname, strnlen(hostname, HCS_HOST_NAME_MAX)) < 0) {
     hcs_child_report(report, errno, "set hostname `%s`", hostname);
     _exit(1);
   }

@@ -132,6 +132,20 @@ describe("compute security defaults #root", function()
     end)
   end)
 
+  describe("ids", function()
+    it("a 65 to 128 character id runs, its host name the id cut to 64 characters", function()
+      local id = ("a"):rep(60) .. "-long-" .. ("b"):rep(62) -- 128
+      local ok, _, out, err = u.hcs({ "run", "--rm", "--name", id, "--cgroup-parent", parent, "--rootfs", rootfs, "--",
+        "/bin/hostname" }, env)
+      assert.is_true(ok, err)
+      assert.equal(id:sub(1, 64) .. "\n", out)
+      ok, _, _, err = u.hcs({ "run", "--rm", "--name", id .. "c", "--cgroup-parent", parent, "--rootfs", rootfs, "--",
+        "/bin/true" }, env)
+      assert.is_false(ok)
+      assert.matches("longer than 128 characters", err, 1, true)
+    end)
+  end)
+
   describe("limits", function()
     it("are refused when no cgroup hierarchy is visible", function()
       -- As `ip netns exec` does: a new network namespace's sysfs on /sys
