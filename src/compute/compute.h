@@ -90,6 +90,11 @@ typedef struct {
   size_t n_rlimits;
 } hcs_security_t;
 
+/* The default seccomp allowlist (seccomp_profile.c) into a libseccomp
+ * context (a scmp_filter_ctx) for a capability set, leaving out the
+ * syscall numbers in `deny`; and a hash of its lists (for cache names). */
+HCS_INTERNAL int hcs_seccomp_add_default(void *ctx, uint64_t caps, const int *deny, size_t n_deny, hcs_error_t *err);
+HCS_INTERNAL uint64_t hcs_seccomp_profile_hash(uint64_t h);
 HCS_INTERNAL int hcs_security_prepare(const hcs_config_t *c, hcs_security_t *sec, hcs_error_t *err);
 /* The same, taking the seccomp program from `saved` (written by
  * hcs_security_save_filter for the same configuration) when it is there:
