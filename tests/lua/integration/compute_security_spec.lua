@@ -26,6 +26,7 @@ describe("compute security defaults #root", function()
     root = u.tmpdir()
     rootfs = root .. "/rootfs"
     assert(u.run(("%s/tests/fixtures/make-busybox-rootfs.sh %s"):format(u.source_dir, rootfs)))
+    assert(u.run(("cp %s/tests/syscall_probe %s/bin/"):format(u.build_dir, rootfs)))
     parent = "hcs-test-sec-" .. root:match("hcs%-test%.(.*)$")
     env = { HCS_ROOT = root }
   end)
@@ -48,6 +49,50 @@ describe("compute security defaults #root", function()
       assert.matches("CapInh:%s+0000000000000000", out)
       assert.matches("CapAmb:%s+0000000000000000", out)
       assert.matches("CapBnd:%s+00000000a80425fb", out) -- Docker's 14
+    end)
+  end)
+
+  describe("the default seccomp profile", function()
+    local function probe(...)
+      local _, _, out, err = hcs_run("/bin/syscall_probe", ...)
+      return (out:gsub("\n$", "")), err
+    end
+
+    it("denies io_uring", function()
+      local got, err = probe("io_uring_setup")
+      assert.is_truthy(got == "EPERM" or got == "ENOSYS", got .. " " .. err)
+    end)
+
+    it("denies AF_VSOCK and AF_ALG sockets, allows the others", function()
+      assert.equal("EPERM", (probe("vsock")))
+      assert.equal("EPERM", (probe("alg")))
+      assert.equal("ok", (probe("inet")))
+    end)
+
+    it("allows querying personality and the personas Docker allows, denies the rest", function()
+      assert.equal("ok", (probe("personality", "ffffffff")))
+      assert.equal("ok", (probe("personality", "0")))
+      assert.equal("ok", (probe("personality", "8")))
+      assert.equal("EPERM", (probe("personality", "400000"))) -- READ_IMPLIES_EXEC
+      assert.equal("EPERM", (probe("personality", "40000"))) -- ADDR_NO_RANDOMIZE
+    end)
+
+    it("denies new namespaces without CAP_SYS_ADMIN", function()
+      assert.equal("EPERM", (probe("unshare-user")))
+    end)
+
+    it("keeps Linux.Seccomp.Deny on top of the profile", function()
+      local doc = hcs.compute.config { rootfs = rootfs, cgroup_parent = parent }
+      doc.Linux.Seccomp = { Deny = { "socket" } }
+      doc.Linux.Init = { CommandArgs = { "/bin/syscall_probe", "inet" }, CreateStdOutPipe = true }
+      local cs = assert(hcs.compute.create("deny1", doc, { root = root }))
+      assert(cs:start())
+      local _, stdout = cs:stdio()
+      local out = stdout:read("a")
+      cs:wait()
+      cs:delete(true)
+      cs:close()
+      assert.equal("EPERM\n", out)
     end)
   end)
 
