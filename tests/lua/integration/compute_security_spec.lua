@@ -118,6 +118,13 @@ describe("compute security defaults #root", function()
         .. "/bin/sh -c umask"):format(u.quote(root), u.quote(u.hcs_bin), parent, u.quote(rootfs)))
       assert.is_true(ok, err)
       assert.equal("0022\n", out)
+      -- and a process created later in the running system
+      assert(u.hcs({ "run", "-d", "--name", "um1", "--cgroup-parent", parent, "--rootfs", rootfs }, env))
+      ok, _, out, err = u.run(("umask 077; HCS_ROOT=%s %s exec um1 -- /bin/sh -c umask")
+        :format(u.quote(root), u.quote(u.hcs_bin)))
+      u.hcs({ "rm", "-f", "um1" }, env)
+      assert.is_true(ok, err)
+      assert.equal("0022\n", out)
     end)
   end)
 
