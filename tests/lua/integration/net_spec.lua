@@ -37,6 +37,13 @@ local function hcs_ok(args, env)
   return out
 end
 
+--- The root's nftables table in the host netns (`ip hcs<hash of the root>`).
+local function nft_table()
+  local t = must(in_host("nft list tables")):match("table (ip hcs%x+)")
+  assert(t, "no hcs table in the host netns")
+  return t
+end
+
 local function hcs_json(args) return require("hcs").json.decode(hcs_ok(args)) end
 
 local function netns_path(ns)
@@ -148,7 +155,7 @@ describe("hcs.net #root", function()
     assert.are.equal("", talk(HOST, "127.0.0.1", 8090, "not-here"))
     assert.are.equal("vip", talk(REMOTE, "192.168.77.1", 8090, "vip"))
     hcs_ok({ "endpoint", "rm", "vip" })
-    assert.falsy(must(in_host("nft list map ip hcs portmap_addr")):find("8090", 1, true))
+    assert.falsy(must(in_host("nft list map " .. nft_table() .. " portmap_addr")):find("8090", 1, true))
   end)
 
   it("masquerades outbound traffic of a NAT network", function()
@@ -176,15 +183,15 @@ describe("hcs.net #root", function()
   end)
 
   it("adds and removes port mappings as map elements (no rule growth)", function()
-    local before = must(in_host("nft -a list chain ip hcs prerouting"))
+    local before = must(in_host("nft -a list chain " .. nft_table() .. " prerouting"))
     hcs_ok({ "endpoint", "create", "--network", "nat1", "--name", "e3", "-p", "8081:81", "-p", "8082:82/udp" })
-    local after = must(in_host("nft -a list chain ip hcs prerouting"))
+    local after = must(in_host("nft -a list chain " .. nft_table() .. " prerouting"))
     assert.are.equal(before, after)
-    local map = must(in_host("nft list map ip hcs portmap"))
+    local map = must(in_host("nft list map " .. nft_table() .. " portmap"))
     assert.truthy(map:find("tcp . 8081 : 10.61.0.4 . 81", 1, true))
     assert.truthy(map:find("udp . 8082 : 10.61.0.4 . 82", 1, true))
     hcs_ok({ "endpoint", "rm", "e3" })
-    map = must(in_host("nft list map ip hcs portmap"))
+    map = must(in_host("nft list map " .. nft_table() .. " portmap"))
     assert.falsy(map:find("8081", 1, true))
   end)
 
