@@ -36,6 +36,13 @@ static const char *const base_ruleset[][2] = {
     {"add rule", "postrouting ip saddr vmap @nat_src"},
     {"add chain", "forward { type filter hook forward priority filter; policy accept; }"},
     {"add rule", "forward iifname vmap @fwd_in"},
+    /* route_localnet on NAT bridges (for 127.0.0.1:port mappings) would let
+     * a container reach what the host binds to loopback only, by sending to
+     * 127.0.0.1 through its gateway (CVE-2020-8558).  As kube-proxy's fix:
+     * drop what arrives for 127.0.0.0/8 from outside lo unless it belongs to
+     * a DNATed connection (the replies of a mapping used from the host). */
+    {"add chain", "input { type filter hook input priority filter; policy accept; }"},
+    {"add rule", "input iifname != \"lo\" ip daddr 127.0.0.0/8 ct status ! dnat drop"},
 };
 
 static int run(const char *cmds, const char *what, hcs_error_t *err) {

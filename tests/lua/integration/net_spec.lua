@@ -135,6 +135,44 @@ describe("hcs.net #root", function()
     assert.are.equal("via-loopback", talk(HOST, "127.0.0.1", 8080, "via-loopback"))
   end)
 
+  it("keeps what the host binds to 127.0.0.1 out of a container's reach (CVE-2020-8558)", function()
+    local dir = u.tmpdir()
+    finally(function() -- one finally per test: busted keeps the last
+      kill_servers()
+      hcs({ "endpoint", "rm", "lo1" })
+      hcs({ "compartment", "rm", "lo1" })
+      u.rmtree(dir)
+    end)
+    hcs_ok({ "compartment", "create", "--id", "lo1" })
+    hcs_ok({ "endpoint", "create", "--network", "nat1", "--name", "lo1", "--namespace", "lo1", "-p", "8085:80" })
+    -- A service the host binds to loopback only.
+    u.write_file(dir .. "/s.txt", "loopback-only\n")
+    local _, pid = sh(("timeout 20 nsenter --net=%s busybox httpd -f -p 127.0.0.1:8999 -h %s >/dev/null 2>&1 & echo $!")
+      :format(netns_path(HOST), dir))
+    servers[#servers + 1] = pid:match("%d+")
+    local function fetch(ns)
+      local _, out = sh(("printf 'GET /s.txt HTTP/1.0\\r\\n\\r\\n' | timeout 5 nsenter --net=%s busybox nc -w 2 127.0.0.1 8999")
+        :format(netns_path(ns)))
+      return out
+    end
+    local served
+    for _ = 1, 40 do
+      served = fetch(HOST):find("loopback-only", 1, true)
+      if served then break end
+      os.execute("sleep 0.05")
+    end
+    assert.truthy(served, "the host reaches its own loopback service")
+    -- A hostile container sends to 127.0.0.1 through its gateway: the NAT
+    -- bridge has route_localnet (for 127.0.0.1:port mappings), so without a
+    -- drop rule the host would deliver it to its loopback service.
+    must(("nsenter --net=%s sh -c 'sysctl -qw net.ipv4.conf.eth0.route_localnet=1 && ip addr flush dev lo && " ..
+      "ip route flush table local dev lo && ip route add 127.0.0.1/32 via 10.61.0.1 dev eth0'"):format(netns_path("lo1")))
+    assert.falsy(fetch("lo1"):find("loopback-only", 1, true))
+    -- A port mapping used from the host as 127.0.0.1:port still works.
+    echo_server("lo1", 80)
+    assert.are.equal("mapped-loopback", talk(HOST, "127.0.0.1", 8085, "mapped-loopback"))
+  end)
+
   it("forwards a port mapping from a neighbour through the gateway (hairpin)", function()
     finally(kill_servers)
     echo_server("c1", 80)
