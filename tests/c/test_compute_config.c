@@ -96,8 +96,8 @@ int main(void) {
   reject(L("\"Capabilities\":[\"CAP_FLY\"]"),
          "`Linux.Capabilities[0]`: expected a capability name (e.g. \"CAP_CHOWN\"), got string \"CAP_FLY\"",
          "an unknown capability");
-  reject(L("\"Seccomp\":{\"Deny\":[\"no_such_syscall\"]}"), "`Linux.Seccomp.Deny[0]`: unknown syscall `no_such_syscall`",
-         "an unknown syscall");
+  reject(L("\"Seccomp\":{\"Deny\":[\"no_such_syscall\"]}"),
+         "`Linux.Seccomp.Deny[0]`: unknown syscall `no_such_syscall`", "an unknown syscall");
   reject(L("\"Rlimits\":[{\"Type\":\"RLIMIT_FOO\",\"Soft\":1,\"Hard\":1}]"),
          "`Linux.Rlimits[0].Type`: expected an RLIMIT_* name, got string \"RLIMIT_FOO\"", "an unknown rlimit");
   reject(L("\"Rlimits\":[{\"Type\":\"NOFILE\",\"Soft\":10,\"Hard\":1}]"),
