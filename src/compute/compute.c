@@ -2,6 +2,7 @@
  * pause, resume, properties, modify, enumerate, wait, delete. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -44,6 +45,19 @@ static int check_cgroup_for_limits(const hcs_config_t *c, const hcs_cgroup_ops_t
       err, ENOTSUP, "`%s` needs a cgroup hierarchy and none is mounted at /sys/fs/cgroup (cgroup mode: none)", field);
 }
 
+/* Without a cgroup no device allowlist holds: CAP_MKNOD would let the
+ * container make a node for a host disk and open it.  The default set
+ * loses it there; an explicit set that grants it is refused. */
+static int check_mknod_without_devices(hcs_config_t *c, const hcs_cgroup_ops_t *cg, hcs_error_t *err) {
+  if (cg || !(c->caps & (1ULL << CAP_MKNOD))) return 0;
+  if (c->caps_given)
+    return hcs_error_make(err, ENOTSUP,
+                          "`Linux.Capabilities` grants CAP_MKNOD, and with no cgroup hierarchy mounted at "
+                          "/sys/fs/cgroup no device allowlist would hold");
+  hcs_config_without_device_cgroup(c);
+  return 0;
+}
+
 static void cleanup_failed_create(hcs_system_t *cs) {
   hcs_system_remove_run_files(cs);
   hcs_rm_rf(cs->dir, NULL);
@@ -57,7 +71,9 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
   if (doc == NULL) return -1;
   cs->cfg = hcs_config_parse(doc, cs->run_root, err);
   if (cs->cfg == NULL) return -1;
-  if (check_cgroup_for_limits(cs->cfg, hcs_cgroup_ops(), err) < 0) return hcs_error_wrap(err, "create `%s`", cs->id);
+  if (check_cgroup_for_limits(cs->cfg, hcs_cgroup_ops(), err) < 0 ||
+      check_mknod_without_devices(cs->cfg, hcs_cgroup_ops(), err) < 0)
+    return hcs_error_wrap(err, "create `%s`", cs->id);
   cleanup_free char *store = hcs_xasprintf("%s/compute", cs->run_root);
   /* The directory is made under a private name, locked, and renamed into
    * place: the lock is held until state.json exists (the monitor lets go

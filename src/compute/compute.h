@@ -56,7 +56,8 @@ typedef struct {
   char *netns; /* resolved absolute path or NULL (new netns) */
   /* Linux section */
   char *cgroup_parent;
-  uint64_t caps; /* bounding/effective set bitmask */
+  uint64_t caps;   /* bounding/effective set bitmask */
+  bool caps_given; /* Linux.Capabilities was set (else the default) */
   bool seccomp;
   char **seccomp_deny; /* extra syscall names */
   bool no_new_privs;
@@ -116,6 +117,10 @@ HCS_INTERNAL int hcs_security_apply_walls(const hcs_security_t *sec);
 HCS_INTERNAL int hcs_security_apply_user(const hcs_security_t *sec, uid_t uid, gid_t gid, const gid_t *groups,
                                          size_t ngroups);
 HCS_INTERNAL uint64_t hcs_default_caps(void);
+/* A system with no cgroup (so no device allowlist): the default set loses
+ * CAP_MKNOD.  Applied at create, and by later processes of a system whose
+ * state says CgroupDriver "none". */
+HCS_INTERNAL void hcs_config_without_device_cgroup(hcs_config_t *c);
 HCS_INTERNAL int hcs_cap_from_name(const char *name);
 
 /* --- cgroups (cgroup.c, cgroup_v1.c, cgroup_v2.c) ------------------------- */

@@ -2,6 +2,7 @@
  * parsed and validated into hcs_config_t.  Every rejection names the JSON
  * path, what was expected and what was found. */
 #include <ctype.h>
+#include <linux/capability.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -447,6 +448,7 @@ static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
   if (get_strv(lx, "Linux", "Capabilities", &caps, err) < 0) return -1;
   if (caps) {
     c->caps = 0;
+    c->caps_given = true;
     for (size_t i = 0; caps[i]; i++) {
       int cap = hcs_cap_from_name(caps[i]);
       if (cap < 0) {
@@ -665,6 +667,10 @@ hcs_config_t *hcs_config_parse(json_t *doc, const char *run_root, hcs_error_t *e
 fail:
   hcs_config_free(c);
   return NULL;
+}
+
+void hcs_config_without_device_cgroup(hcs_config_t *c) {
+  if (!c->caps_given) c->caps &= ~(1ULL << CAP_MKNOD);
 }
 
 void hcs_config_free(hcs_config_t *c) {

@@ -220,5 +220,30 @@ describe("compute security defaults #root", function()
       assert.is_true(ok, err)
       assert.equal("fine\n", out)
     end)
+
+    it("without a device allowlist, the default set loses CAP_MKNOD and an explicit one is refused", function()
+      local script = root .. "/nocg.sh"
+      local f = assert(io.open(script, "w"))
+      f:write(([[
+mount --make-rprivate / && mount -t sysfs sysfs /sys || exit 9
+export HCS_ROOT=%s
+%s run --rm --rootfs %s -- /bin/grep CapBnd /proc/self/status
+%s run -d --name nm1 --rootfs %s >/dev/null
+%s exec nm1 -- /bin/grep CapBnd /proc/self/status
+%s rm -f nm1 >/dev/null
+%s -e 'local hcs = require "hcs"
+local d = hcs.compute.config { rootfs = %q }
+d.Linux = d.Linux or {}
+d.Linux.Capabilities = { "CAP_CHOWN", "CAP_MKNOD" }
+print(hcs.compute.create("mk1", d, { root = os.getenv("HCS_ROOT") }))'
+]]):format(u.quote(root), u.quote(u.hcs_bin), u.quote(rootfs), u.quote(u.hcs_bin), u.quote(rootfs),
+        u.quote(u.hcs_bin), u.quote(u.hcs_bin), u.quote(u.hcs_bin), rootfs))
+      f:close()
+      local ok, _, out, err = u.run("unshare -m -n sh " .. u.quote(script))
+      assert.is_true(ok, err)
+      -- Docker's 14 (a80425fb) without CAP_MKNOD (bit 27), for init and exec
+      assert.matches("^CapBnd:%s+00000000a00425fb\nCapBnd:%s+00000000a00425fb\n", out)
+      assert.matches("grants CAP_MKNOD, and with no cgroup hierarchy", out, 1, true)
+    end)
   end)
 end)
