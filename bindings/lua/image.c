@@ -2,7 +2,7 @@
  *   local s = hcs.core.image.open([root])
  *   s:list() s:inspect(ref) s:import(path [, {name, tag, publisher, progress}])
  *   s:install_os(tar, {name, version, publisher, config}) s:create{...} s:capture(scratch, {...})
- *   s:save({refs}, path [, {compression, progress}]) s:tag(ref, new) s:untag(ref)
+ *   s:save({refs}, path|file [, {compression, progress}]) s:tag(ref, new) s:untag(ref)
  *   s:remove(ref [, force]) s:acquire(ref, user) s:release(ref, user) s:resolve(ref)
  *   s:close()  -- also __gc / __close */
 #include <stdlib.h>
@@ -212,7 +212,13 @@ static int l_capture(lua_State *L) {
 static int l_save(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   luaL_checktype(L, 2, LUA_TTABLE);
-  const char *path = luaL_checkstring(L, 3);
+  /* A path (written atomically) or an open Lua file (io.stdout: a stream). */
+  luaL_Stream *stream = luaL_testudata(L, 3, LUA_FILEHANDLE);
+  const char *path = NULL;
+  if (stream == NULL)
+    path = luaL_checkstring(L, 3);
+  else
+    luaL_argcheck(L, stream->closef != NULL && stream->f != NULL, 3, "the file is closed");
   if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
   lua_Integer n = (lua_Integer)luaL_len(L, 2);
   luaL_argcheck(L, n > 0, 2, "expected a non-empty list of image references");
@@ -236,7 +242,13 @@ static int l_save(lua_State *L) {
   o.progress = p.ref != LUA_NOREF ? progress_cb : NULL;
   o.progress_data = &p;
   hcs_error_t err = NULL;
-  int r = hcs_image_save(s, refs, path, &o, &err);
+  int r;
+  if (stream) {
+    fflush(stream->f);
+    r = hcs_image_save_fd(s, refs, fileno(stream->f), &o, &err);
+  } else {
+    r = hcs_image_save(s, refs, path, &o, &err);
+  }
   progress_done(L, &p);
   return hcs_lua_push_status(L, r, &err);
 }

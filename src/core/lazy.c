@@ -150,6 +150,7 @@ STUB(A, int, archive_write_open2,
      (struct archive * a, void *d, archive_open_callback *o, archive_write_callback *w, archive_close_callback *c,
       archive_free_callback *f),
      (a, d, o, w, c, f))
+STUB(A, int, archive_write_open_fd, (struct archive * a, int fd), (a, fd))
 STUB(A, int, archive_write_open_filename, (struct archive * a, const char *f), (a, f))
 STUB(A, int, archive_write_set_bytes_per_block, (struct archive * a, int b), (a, b))
 STUB(A, int, archive_write_set_format_pax_restricted, (struct archive * a), (a))

@@ -2,6 +2,7 @@
 #ifndef HCS_IMAGE_INTERNAL_H
 #define HCS_IMAGE_INTERNAL_H
 
+#include "core/crash.h"
 #include "core/util.h"
 #include "hcs/image.h"
 

@@ -108,18 +108,25 @@ subcommands["install-os"] = {
 
 subcommands.save = {
   summary = "save images to an OCI archive (Save-ContainerImage)",
-  usage = "hcs image save IMAGE... -o FILE [--compression gzip|zstd|none]",
+  usage = "hcs image save IMAGE... -o FILE|- [--compression gzip|zstd|none]",
   options = {
-    output = { kind = "string", short = "o", help = "the archive to write (required)" },
+    output = { kind = "string", short = "o", help = "the archive to write (required; - for standard output)" },
     compression = { kind = "string", help = "layer compression: gzip (default), zstd, none" },
   },
   min_args = 1,
   run = function(opts, args)
     if not opts.output then cli.fail("-o FILE is required") end
+    local target = opts.output
+    if target == "-" then
+      -- `[ -t 1 ]` sees our standard output, as progress.lua asks about stderr.
+      if os.execute("[ -t 1 ]") then cli.fail("refusing to write an archive to a terminal: redirect standard output") end
+      target = io.stdout
+    end
     local store <close> = open_store()
     local bar, cb = bar_for("save")
-    cli.check(store:save(args, opts.output, { compression = opts.compression, progress = cb }))
+    cli.check(store:save(args, target, { compression = opts.compression, progress = cb }))
     bar:finish()
+    if target == io.stdout then io.stdout:flush() end
   end,
 }
 

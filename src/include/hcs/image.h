@@ -113,9 +113,16 @@ typedef struct {
 } hcs_image_save_opts_t;
 
 /* Save-ContainerImage: write the images (NULL-terminated references) as an
- * OCI archive (a tar of an OCI image layout) at path, atomically. */
+ * OCI archive (a tar of an OCI image layout, with a docker-compatible
+ * manifest.json) at path, atomically.  Each image is saved under the tag
+ * the caller named ("name" alone: the image's own tag of that name), or
+ * under all its tags when named by id. */
 HCS_EXPORT int hcs_image_save(hcs_image_store_t *store, const char *const *refs, const char *path,
                               const hcs_image_save_opts_t *opts, hcs_error_t *err);
+/* The same archive written to an open fd (standard output, a pipe): a
+ * stream, so not atomic; a failure leaves a truncated archive there. */
+HCS_EXPORT int hcs_image_save_fd(hcs_image_store_t *store, const char *const *refs, int fd,
+                                 const hcs_image_save_opts_t *opts, hcs_error_t *err);
 
 /* Add a "name:tag" reference to an image (moved if it named another). */
 HCS_EXPORT int hcs_image_tag(hcs_image_store_t *store, const char *ref, const char *new_ref, hcs_error_t *err);
