@@ -3,7 +3,7 @@
  *   s:list() s:inspect(ref) s:import(path [, {name, tag, publisher, progress}])
  *   s:install_os(tar, {name, version, publisher, config}) s:create{...} s:capture(scratch, {...})
  *   s:save({refs}, path|file [, {compression, progress}]) s:tag(ref, new) s:untag(ref)
- *   s:remove(ref [, force]) s:acquire(ref, user) s:release(ref, user) s:resolve(ref)
+ *   s:remove(ref [, force]) s:prune([{dry_run}]) s:acquire(ref, user) s:release(ref, user) s:resolve(ref)
  *   s:close()  -- also __gc / __close */
 #include <stdlib.h>
 #include <string.h>
@@ -265,6 +265,20 @@ static int l_untag(lua_State *L) {
   return hcs_lua_push_status(L, hcs_image_untag(s, luaL_checkstring(L, 2), &err), &err);
 }
 
+/* s:prune([{dry_run = bool}]) -> {Layers = {ids}} */
+static int l_prune(lua_State *L) {
+  hcs_image_store_t *s = check_store(L);
+  bool dry_run = false;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "dry_run");
+    dry_run = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  hcs_error_t err = NULL;
+  return hcs_lua_push_doc(L, hcs_image_prune(s, dry_run, &err), &err);
+}
+
 static int l_remove(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   hcs_error_t err = NULL;
@@ -296,6 +310,7 @@ int hcs_lua_open_image(lua_State *L) {
                                      {"tag", l_tag},
                                      {"untag", l_untag},
                                      {"remove", l_remove},
+                                     {"prune", l_prune},
                                      {"acquire", l_acquire},
                                      {"release", l_release},
                                      {"close", store_close},

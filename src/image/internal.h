@@ -6,10 +6,13 @@
 #include "core/util.h"
 #include "hcs/image.h"
 
+struct hcs_image_lease;
+
 struct hcs_image_store_s {
   char *root; /* the hcs state root */
   char *dir;  /* <root>/images */
   hcs_layer_store_t *layers;
+  struct hcs_image_lease *lease; /* of the import in progress: the layers it makes are added */
 };
 
 /* sha256 of a buffer / of a file, as "sha256:<hex>" into out[72]. */
@@ -86,5 +89,36 @@ HCS_INTERNAL char *hcs_image_reimport_layer(hcs_image_store_t *s, const char *sr
  * rootfs diff ids, the given "config" object and one history entry. */
 HCS_INTERNAL json_t *hcs_image_new_config(json_t *base_config, json_t *diff_ids, json_t *history,
                                           const char *created_by, const char *comment);
+
+/* --- garbage collection (gc.c) ------------------------------------------ */
+/* Every image record (image.json objects), new reference. */
+HCS_INTERNAL json_t *hcs_image_all(hcs_image_store_t *s, hcs_error_t *err);
+
+/* A lease: the layers an operation in progress makes, protected from
+ * collection while its process lives and collected after it died. */
+struct hcs_image_lease {
+  char *path; /* <images>/.leases/<op>-<pid>-XXXXXX.json */
+  int lockfd; /* flock held on the .lock beside it */
+  json_t *doc;
+};
+/* by_parent: the operation makes a layer on `parent` (NULL: a base layer)
+ * whose id is known only once made; any layer on it made since the lease
+ * began is then taken as the operation's.  op "commit" (a capture by move
+ * of `scratch`): after a kill, the layer's changes go back to the scratch
+ * instead of being collected. */
+HCS_INTERNAL int hcs_image_lease_begin(hcs_image_store_t *s, const char *op, bool by_parent, const char *parent,
+                                       const char *scratch, struct hcs_image_lease *l, hcs_error_t *err);
+HCS_INTERNAL int hcs_image_lease_add(struct hcs_image_lease *l, const char *layer_id, hcs_error_t *err);
+/* collect: destroy what the operation made that no image references (a
+ * failed import or capture).  Caller holds the exclusive store lock then. */
+HCS_INTERNAL void hcs_image_lease_end(hcs_image_store_t *s, struct hcs_image_lease *l, bool collect);
+/* Recount layer references from the images, then destroy unreferenced
+ * layers: all of them (scope NULL), or those the leases in scope made plus
+ * the ids in extra.  Caller holds the exclusive store lock. */
+HCS_INTERNAL int hcs_image_collect(hcs_image_store_t *s, json_t *scope, json_t *extra, bool dry_run, json_t **removed,
+                                   hcs_error_t *err);
+/* At store open: collect what dead leases and the removed images
+ * (image.json objects of removals killed half-way) left. */
+HCS_INTERNAL int hcs_image_recover(hcs_image_store_t *s, json_t *removed_images, hcs_error_t *err);
 
 #endif

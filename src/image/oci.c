@@ -138,6 +138,9 @@ json_t *hcs_image_import_layers(hcs_image_store_t *s, int dirfd, const char *dir
     int exists = hcs_layer_exists(s->layers, id, err);
     if (exists < 0) return NULL;
     if (!exists) {
+      /* named in the lease before it exists: a kill during the import
+       * leaves nothing the next store open does not collect */
+      if (s->lease && hcs_image_lease_add(s->lease, id, err) < 0) return NULL;
       const char *path = json_string_value(json_array_get(blob_paths, i));
       cleanup_close int fd = hcs_image_open_in(dirfd, dirname, path, follow, err);
       if (fd < 0) return NULL;
@@ -367,11 +370,32 @@ static int detect(const char *path, hcs_error_t *err) {
   return kind;
 }
 
+static json_t *import_locked(hcs_image_store_t *s, const char *path, int kind, const hcs_image_import_opts_t *o,
+                             hcs_error_t *err);
+
 char *hcs_image_import(hcs_image_store_t *s, const char *path, const hcs_image_import_opts_t *o, hcs_error_t *err) {
   int kind = detect(path, err);
   if (kind < 0) return NULL;
   cleanup_close int lock = hcs_image_lock(s, true, err);
   if (lock < 0) return NULL;
+  struct hcs_image_lease lease;
+  if (hcs_image_lease_begin(s, "import", false, NULL, NULL, &lease, err) < 0) return NULL;
+  s->lease = &lease;
+  json_t *out = import_locked(s, path, kind, o, err);
+  s->lease = NULL;
+  /* a failed import leaves no layer it made that no image uses */
+  hcs_image_lease_end(s, &lease, out == NULL);
+  if (out == NULL) {
+    hcs_error_wrap(err, "import image `%s`", path);
+    return NULL;
+  }
+  char *text = hcs_json_dumps(out);
+  json_decref(out);
+  return text;
+}
+
+static json_t *import_locked(hcs_image_store_t *s, const char *path, int kind, const hcs_image_import_opts_t *o,
+                             hcs_error_t *err) {
   cleanup_free char *tmp = NULL;
   const char *dir = path;
   struct stat st;
@@ -380,17 +404,12 @@ char *hcs_image_import(hcs_image_store_t *s, const char *path, const hcs_image_i
     if (tmp == NULL) return NULL;
     if (hcs_image_extract_tar(path, tmp, err) < 0) {
       hcs_rm_rf(tmp, NULL);
-      hcs_error_wrap(err, "import image `%s`", path);
       return NULL;
     }
     dir = tmp;
   }
-  cleanup_json json_t *out =
+  json_t *out =
       kind == 'd' ? hcs_image_import_docker_archive(s, dir, o, err) : hcs_image_import_oci_layout(s, dir, o, err);
   if (tmp) hcs_rm_rf(tmp, NULL);
-  if (out == NULL) {
-    hcs_error_wrap(err, "import image `%s`", path);
-    return NULL;
-  }
-  return hcs_json_dumps(out);
+  return out;
 }

@@ -141,6 +141,26 @@ subcommands.rm = {
   end,
 }
 
+subcommands.prune = {
+  summary = "remove the layers no image uses (what failed or killed imports and removals left)",
+  usage = "hcs image prune [--dry-run] [--json]",
+  options = {
+    ["dry-run"] = { kind = "flag", help = "only list the layers that would be removed" },
+    json = { kind = "flag", help = "print {Layers = [ids]} as JSON" },
+  },
+  max_args = 0,
+  run = function(opts)
+    local store <close> = open_store()
+    local res = cli.check(store:prune { dry_run = opts["dry-run"] })
+    cli.output(opts, res, function(r)
+      for _, id in ipairs(r.Layers) do print(id) end
+      io.stderr:write(("%s %d layer%s\n"):format(opts["dry-run"] and "would remove" or "removed", #r.Layers,
+        #r.Layers == 1 and "" or "s"))
+    end)
+  end,
+}
+subcommands.gc = subcommands.prune
+
 subcommands.tag = {
   summary = "add a name:tag to an image",
   usage = "hcs image tag IMAGE NAME[:TAG]",
@@ -164,7 +184,7 @@ subcommands.untag = {
 }
 
 return {
-  summary = "manage images: ls, inspect, import, install-os, save, rm, tag",
+  summary = "manage images: ls, inspect, import, install-os, save, rm, tag, prune",
   usage = "hcs image SUBCOMMAND [options]",
   subcommands = subcommands,
 }

@@ -134,6 +134,17 @@ HCS_EXPORT int hcs_image_untag(hcs_image_store_t *store, const char *ref, hcs_er
  * by other images or containers stay).  Unused layers are destroyed. */
 HCS_EXPORT int hcs_image_remove(hcs_image_store_t *store, const char *ref, bool force, hcs_error_t *err);
 
+/* Collect layers no image uses (containerd-style garbage collection):
+ * layer reference counts are recounted from the images, then every
+ * read-only layer no image lists, with no child layer (a scratch layer's
+ * parents stay), not activated and not being made by a live operation is
+ * destroyed, from the top of each chain down.  What killed imports and
+ * captures left is also collected when the store opens.  A layer imported
+ * on its own (hcs_layer_import) into an image root is collected too unless
+ * an image uses it.  dry_run: only list.  Returns JSON {Layers: [ids]}
+ * (malloc'd). */
+HCS_EXPORT char *hcs_image_prune(hcs_image_store_t *store, bool dry_run, hcs_error_t *err);
+
 /* Record that a container (user id) uses the image, or no longer does. */
 HCS_EXPORT int hcs_image_acquire(hcs_image_store_t *store, const char *ref, const char *user, hcs_error_t *err);
 HCS_EXPORT int hcs_image_release(hcs_image_store_t *store, const char *ref, const char *user, hcs_error_t *err);
