@@ -688,6 +688,9 @@ char *hcs_image_create(hcs_image_store_t *s, const hcs_image_create_opts_t *o, h
   return id;
 }
 
+static char *install_leased(hcs_image_store_t *s, const char *rootfs_tar, const hcs_image_install_opts_t *o,
+                            const char *want, const char *n, const char *t, hcs_error_t *err);
+
 char *hcs_image_install_os(hcs_image_store_t *s, const char *rootfs_tar, const hcs_image_install_opts_t *o,
                            hcs_error_t *err) {
   if (o == NULL || o->name == NULL) {
@@ -697,6 +700,17 @@ char *hcs_image_install_os(hcs_image_store_t *s, const char *rootfs_tar, const h
   cleanup_free char *n = NULL, *t = NULL;
   cleanup_free char *want = hcs_xasprintf("%s:%s", o->name, o->version ? o->version : "latest");
   if (hcs_image_parse_ref(want, &n, &t, err) < 0) return NULL;
+  /* A lease on the base layers made from now on: a kill before the image
+   * holds them leaves nothing the next store open does not collect. */
+  struct hcs_image_lease lease;
+  if (hcs_image_lease_begin(s, "install", true, NULL, NULL, &lease, err) < 0) return NULL;
+  char *id = install_leased(s, rootfs_tar, o, want, n, t, err);
+  hcs_image_lease_end(s, &lease, false); /* a failure destroyed its layers already */
+  return id;
+}
+
+static char *install_leased(hcs_image_store_t *s, const char *rootfs_tar, const hcs_image_install_opts_t *o,
+                            const char *want, const char *n, const char *t, hcs_error_t *err) {
   hcs_layer_import_opts_t io = {.progress = o->progress, .progress_data = o->progress_data};
   cleanup_free char *raw = hcs_layer_import_file(s->layers, rootfs_tar, &io, err);
   if (raw == NULL) {

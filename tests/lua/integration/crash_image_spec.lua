@@ -156,6 +156,15 @@ describe("crash consistency of the image and layer stores", function()
     print(("# image import: %d crash points"):format(n))
   end)
 
+  it("image removal (its layers are collected even when it is killed half-way)", function()
+    local snap = dir .. "/snap-remove"
+    sh(("%s --root %s image import %s >/dev/null"):format(u.hcs_bin, snap, archive))
+    local n = run_case("image-remove", snap, function(root)
+      return ("%s --root %s image rm app:2"):format(u.hcs_bin, root)
+    end)
+    print(("# image removal: %d crash points"):format(n))
+  end)
+
   -- A root with the base image and a scratch layer holding changes.
   local function scratch_snapshot(name)
     local snap = dir .. "/" .. name
