@@ -178,6 +178,7 @@ STUB(N, int, nft_ctx_buffer_error, (struct nft_ctx * c), (c))
 STUB(N, int, nft_ctx_buffer_output, (struct nft_ctx * c), (c))
 STUB_VOID(N, nft_ctx_free, (struct nft_ctx * c), (c))
 STUB(N, const char *, nft_ctx_get_error_buffer, (struct nft_ctx * c), (c))
+STUB(N, const char *, nft_ctx_get_output_buffer, (struct nft_ctx * c), (c))
 STUB(N, struct nft_ctx *, nft_ctx_new, (uint32_t flags), (flags))
 STUB(N, int, nft_run_cmd_from_buffer, (struct nft_ctx * c, const char *b), (c, b))
 #undef N
