@@ -124,8 +124,14 @@ char *hcs_image_capture(hcs_image_store_t *s, const char *scratch_id, const hcs_
   if (id == NULL && !opts->move_scratch) {
     cleanup_error hcs_error_t e = NULL;
     int lock = hcs_image_lock(s, true, &e);
-    hcs_image_lease_end(s, &lease, lock >= 0); /* collected under the lock; else at the next open */
-    if (lock >= 0) close(lock);
+    if (lock >= 0) { /* collected under the lock */
+      hcs_image_lease_end(s, &lease, true);
+      close(lock);
+    } else { /* left as a dead lease: collected when the store next opens */
+      close(lease.lockfd);
+      json_decref(lease.doc);
+      free(lease.path);
+    }
   } else {
     hcs_image_lease_end(s, &lease, false);
   }
