@@ -2,8 +2,8 @@
  *   local s = hcs.core.image.open([root])
  *   s:list() s:inspect(ref) s:import(path [, {name, tag, publisher, progress}])
  *   s:install_os(tar, {name, version, publisher, config}) s:create{...} s:capture(scratch, {...})
- *   s:save({refs}, path [, {compression, progress}]) s:tag(ref, new) s:untag(ref)
- *   s:remove(ref [, force]) s:acquire(ref, user) s:release(ref, user) s:resolve(ref)
+ *   s:save({refs}, path|file [, {compression, progress}]) s:tag(ref, new) s:untag(ref)
+ *   s:remove(ref [, force]) s:prune([{dry_run}]) s:acquire(ref, user) s:release(ref, user) s:resolve(ref)
  *   s:close()  -- also __gc / __close */
 #include <stdlib.h>
 #include <string.h>
@@ -212,7 +212,13 @@ static int l_capture(lua_State *L) {
 static int l_save(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   luaL_checktype(L, 2, LUA_TTABLE);
-  const char *path = hcs_lua_check_name(L, 3);
+  /* A path (written atomically) or an open Lua file (io.stdout: a stream). */
+  luaL_Stream *stream = luaL_testudata(L, 3, LUA_FILEHANDLE);
+  const char *path = NULL;
+  if (stream == NULL)
+    path = hcs_lua_check_name(L, 3);
+  else
+    luaL_argcheck(L, stream->closef != NULL && stream->f != NULL, 3, "the file is closed");
   if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
   lua_Integer n = (lua_Integer)luaL_len(L, 2);
   luaL_argcheck(L, n > 0, 2, "expected a non-empty list of image references");
@@ -236,7 +242,13 @@ static int l_save(lua_State *L) {
   o.progress = p.ref != LUA_NOREF ? progress_cb : NULL;
   o.progress_data = &p;
   hcs_error_t err = NULL;
-  int r = hcs_image_save(s, refs, path, &o, &err);
+  int r;
+  if (stream) {
+    fflush(stream->f);
+    r = hcs_image_save_fd(s, refs, fileno(stream->f), &o, &err);
+  } else {
+    r = hcs_image_save(s, refs, path, &o, &err);
+  }
   progress_done(L, &p);
   return hcs_lua_push_status(L, r, &err);
 }
@@ -251,6 +263,20 @@ static int l_untag(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   hcs_error_t err = NULL;
   return hcs_lua_push_status(L, hcs_image_untag(s, hcs_lua_check_name(L, 2), &err), &err);
+}
+
+/* s:prune([{dry_run = bool}]) -> {Layers = {ids}} */
+static int l_prune(lua_State *L) {
+  hcs_image_store_t *s = check_store(L);
+  bool dry_run = false;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "dry_run");
+    dry_run = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  hcs_error_t err = NULL;
+  return hcs_lua_push_doc(L, hcs_image_prune(s, dry_run, &err), &err);
 }
 
 static int l_remove(lua_State *L) {
@@ -284,6 +310,7 @@ int hcs_lua_open_image(lua_State *L) {
                                      {"tag", l_tag},
                                      {"untag", l_untag},
                                      {"remove", l_remove},
+                                     {"prune", l_prune},
                                      {"acquire", l_acquire},
                                      {"release", l_release},
                                      {"close", store_close},
