@@ -44,8 +44,10 @@ function M.realize(plan, opts) return steps().realize(plan, opts) end
 
 --- plan + realize in one call (DefineSystem).
 function M.define(spec, opts)
-  local plan = M.plan(spec)
-  plan.Ephemeral = true -- a realize killed half-way is rolled back to no plan at all
+  local eph = {}
+  for k, v in pairs(spec) do eph[k] = v end
+  eph.ephemeral = true -- if this process dies before it is realized, the plan goes
+  local plan = M.plan(eph)
   local ok, sys = pcall(M.realize, plan, opts)
   if not ok then
     plan_store.remove(plan.Name, spec.root)

@@ -154,6 +154,10 @@ end
 --- Is this plan the debris of a realize or an auto-remove run whose
 -- process is gone?  Returns the reason or nil.
 function M.stale(plan, root)
+  if plan.State == "Planned" then
+    if plan.Ephemeral and not M.alive(plan.Owner) then return "the run that planned it died" end
+    return nil
+  end
   if plan.State == "Realizing" then
     if not M.alive(plan.Owner) then return "its realize was interrupted" end
     return nil

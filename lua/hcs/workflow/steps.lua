@@ -72,9 +72,13 @@ function M.plan(spec)
     ImageConfig = json.decode("{}"),
     State = "Planned",
     Created = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+    -- define()'s plans only live to be realized: one whose process died
+    -- first is debris (journal.stale), removed by the next recover().
+    Ephemeral = spec.ephemeral or nil,
+    Owner = spec.ephemeral and journal.owner() or nil,
   }
   local changes = copy(spec)
-  changes.image, changes.name, changes.root = nil, nil, nil
+  changes.image, changes.name, changes.root, changes.ephemeral = nil, nil, nil, nil
   if next(changes) then M.apply(plan, changes) end
   check(plans.save(plan, root))
   plan._root = root
