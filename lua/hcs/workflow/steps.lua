@@ -51,7 +51,6 @@ function M.plan(spec)
   local name = spec.name or (info.Name:gsub("[^%w_.-]", "-"))
   check(plans.check_name(name))
   journal.recover(root, { name }) -- what a killed realize left under this name
-  if plans.load(name, root) then error(("plan: a system named %q is already planned"):format(name), 0) end
   local command = {}
   for _, a in ipairs(cfg.Entrypoint or {}) do command[#command + 1] = a end
   for _, a in ipairs(cfg.Cmd or {}) do command[#command + 1] = a end
@@ -80,7 +79,8 @@ function M.plan(spec)
   local changes = copy(spec)
   changes.image, changes.name, changes.root, changes.ephemeral = nil, nil, nil, nil
   if next(changes) then M.apply(plan, changes) end
-  check(plans.save(plan, root))
+  local ok, err = plans.create(plan, root)
+  if not ok then error("plan: " .. tostring(err), 0) end
   plan._root = root
   return plan
 end
@@ -327,6 +327,14 @@ function M.realize(plan, opts)
   opts = opts or {}
   if type(plan) == "string" then plan = check(plans.load(plan, opts.root)) end
   local root = plan._root or opts.root
+  -- One realize or destroy of a name at a time; then the state on disk,
+  -- not the caller's copy, decides.
+  local lock <close> = setmetatable({ f = check(plans.lock(plan.Name, root)) },
+    { __close = function(l) plans.unlock(l.f) end })
+  local disk = check(plans.load(plan.Name, root))
+  if disk.State ~= plan.State then
+    error(("realize: %q is %s on disk (changed by another process)"):format(plan.Name, disk.State), 0)
+  end
   if plan.State == "Realizing" then
     if journal.alive(plan.Owner) then
       error(("realize: %q is being realized by process %d"):format(plan.Name, plan.Owner.Pid), 0)

@@ -254,6 +254,22 @@ describe("removing realized systems #root", function()
       end
     end)
 
+    it("is never run twice at once on one name (the plan's lock)", function()
+      assert(hcs_cli("plan", "create", "busybox", "--name", "lk"))
+      local lock = assert(wf.plans.lock("lk", root)) -- as a realize in another process would hold it
+      local ok, _, _, err = hcs_cli("realize", "lk", "--idle")
+      assert.is_false(ok)
+      assert.matches('"lk" is being realized or destroyed by another process', err)
+      assert.equal("Planned", wf.plans.load("lk", root).State)
+      wf.plans.unlock(lock)
+      local ok2, _, _, err2 = hcs_cli("realize", "lk", "--idle")
+      assert.is_true(ok2, err2)
+      assert(hcs_cli("destroy", "lk"))
+      assert_gone("lk")
+      local _, _, names = u.run("ls -A " .. u.quote(root .. "/plans"))
+      assert.equal("", names) -- no lock or temporary file left behind
+    end)
+
     it("refuses to destroy a realize still in progress", function()
       -- A plan journaled by a live process (this one) is not debris.
       local plan = wf.plan { image = "busybox", name = "live", root = root }
