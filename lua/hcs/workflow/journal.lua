@@ -112,8 +112,25 @@ function M.release(plan, root, opts)
         try("open compute system", cs, err, code)
       end
     end
-    if r.Endpoint then try("delete endpoint", hcs.net.endpoint.delete(r.Endpoint, { root = root })) end
-    if r.Namespace then try("delete compartment", hcs.net.namespace.delete(r.Namespace, { root = root })) end
+    -- Only the endpoint in the system's own compartment and the compartment
+    -- made for this container: another object with the name (validate
+    -- refuses a realize while one exists) is not ours, so ours is absent.
+    if r.Endpoint then
+      local ep, err, code = hcs.net.endpoint.inspect(r.Endpoint, { root = root })
+      if ep and ep.Id == r.Endpoint and ep.HostComputeNamespace == r.Namespace then
+        try("delete endpoint", hcs.net.endpoint.delete(ep.Id, { root = root }))
+      elseif not ep then
+        try("find endpoint", ep, err, code)
+      end
+    end
+    if r.Namespace then
+      local ns, err, code = hcs.net.namespace.inspect(r.Namespace, { root = root })
+      if ns and ns.ContainerId == plan.Name then
+        try("delete compartment", hcs.net.namespace.delete(r.Namespace, { root = root }))
+      elseif not ns then
+        try("find compartment", ns, err, code)
+      end
+    end
     if r.ScratchLayer then
       local layers, err, code = hcs.layer.open(root)
       if layers then

@@ -251,6 +251,13 @@ function M.validate(plan)
       problem("a compute system named %q already exists", plan.Name)
       existing:close()
     end
+    -- The compartment and endpoint realize makes take the plan's name too.
+    if plan.Network and hcs.net.endpoint.inspect(plan.Name, { root = root }) then
+      problem("an endpoint named %q already exists", plan.Name)
+    end
+    if plan.Network and hcs.net.namespace.inspect(plan.Name, { root = root }) then
+      problem("a compartment named %q already exists", plan.Name)
+    end
   end
   if #problems > 0 then return nil, problems end
   return true

@@ -319,6 +319,15 @@ describe("removing realized systems #root", function()
         local _, _, links = u.run(("ip -n %s -o link show"):format(HOST))
         assert.is_nil(links:find("vh", 1, true))
       end
+      -- A compartment that merely has the name is someone else's: realize
+      -- refuses (it would take the name), destroy never deletes it.
+      assert(hcs.net.namespace.create({ Id = "n3", ContainerId = "someone-else" }, { root = root }))
+      local ok3, _, _, err3 = in_host(u.hcs_bin, "run", "-d", "--name", "n3", "--cgroup-parent", CG, "--network",
+        "wfcnat", "busybox", "--", "sleep", "100")
+      assert.is_false(ok3)
+      assert.matches('a compartment named "n3" already exists', err3)
+      assert.truthy(hcs.net.namespace.inspect("n3", { root = root }))
+      assert(hcs.net.namespace.delete("n3", { root = root }))
       assert(in_host(u.hcs_bin, "network", "rm", "wfcnat"))
     end)
   end)
