@@ -55,7 +55,8 @@ struct hcs_nl;
 HCS_INTERNAL struct hcs_nl *hcs_nl_open(int nsfd, hcs_error_t *err);
 HCS_INTERNAL void hcs_nl_close(struct hcs_nl *nl);
 HCS_INTERNAL int hcs_nl_link_index(struct hcs_nl *nl, const char *name, hcs_error_t *err); /* 0 if absent */
-HCS_INTERNAL int hcs_nl_bridge_add(struct hcs_nl *nl, const char *name, hcs_error_t *err);
+/* A bridge, up, with address `mac` (NULL: the kernel's choice). */
+HCS_INTERNAL int hcs_nl_bridge_add(struct hcs_nl *nl, const char *name, const uint8_t mac[6], hcs_error_t *err);
 HCS_INTERNAL int hcs_nl_link_set(struct hcs_nl *nl, int ifindex, int master, bool up, hcs_error_t *err);
 HCS_INTERNAL int hcs_nl_link_del(struct hcs_nl *nl, const char *name, hcs_error_t *err); /* ENODEV is fine */
 /* Set links down, in one batch (ENODEV is fine). */

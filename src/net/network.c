@@ -175,7 +175,11 @@ static int validate(hcs_net_t *net, json_t *doc, json_t *others, hcs_error_t *er
  * bridge was created (to roll it back). */
 static int setup_bridge(struct hcs_nl *nl, const struct hcs_netinfo *ni, int adapter_index, bool *made,
                         hcs_error_t *err) {
-  if (hcs_nl_bridge_add(nl, ni->bridge, err) < 0) return -1;
+  /* A fixed address, locally administered and derived from the network id
+   * (the same after a reboot sets the network up again). */
+  uint64_t h = hcs_fnv1a(HCS_FNV1A_INIT, ni->id, strlen(ni->id));
+  uint8_t mac[6] = {0x02, (uint8_t)(h >> 32), (uint8_t)(h >> 24), (uint8_t)(h >> 16), (uint8_t)(h >> 8), (uint8_t)h};
+  if (hcs_nl_bridge_add(nl, ni->bridge, mac, err) < 0) return -1;
   *made = true;
   int br = hcs_nl_link_index(nl, ni->bridge, err);
   if (br <= 0) return br == 0 ? hcs_error_make(err, ENODEV, "bridge `%s` vanished", ni->bridge) : -1;

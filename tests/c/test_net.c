@@ -211,6 +211,52 @@ static void test_plumbing(hcs_net_t *net) {
   free(detail);
 }
 
+static char *link_mac(const char *ifname) {
+  char *out = sh("ip -o link show %s 2>/dev/null | sed -n 's/.*link\\/ether \\([0-9a-f:]*\\).*/\\1/p'", ifname);
+  out[strcspn(out, "\n")] = '\0';
+  return out;
+}
+
+/* A bridge keeps its address when ports come and go (the kernel's default
+ * is the lowest port address: removing that veth changed the gateway's MAC
+ * under the containers' ARP entries, and their traffic went nowhere). */
+static void test_bridge_mac(hcs_net_t *net) {
+  hcs_error_t err = NULL;
+  char *doc =
+      expect_ok(hcs_net_network_create(
+                    net, "{\"Name\":\"bm\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.78.0.0/24\"}]}]}", &err),
+                &err, "create network bm");
+  json_t *d = json_loads(doc ? doc : "{}", 0, NULL);
+  const char *bridge = json_string_value(json_object_get(json_object_get(d, "Linux"), "Bridge"));
+  char *before = link_mac(bridge ? bridge : "none");
+  free(expect_ok(hcs_net_namespace_create(net, "{\"Id\":\"bm1\"}", &err), &err, "create a namespace"));
+  char *ep =
+      expect_ok(hcs_net_endpoint_create(
+                    net, "{\"Name\":\"bm1\",\"HostComputeNetwork\":\"bm\",\"HostComputeNamespace\":\"bm1\"}", &err),
+                &err, "plug an endpoint into it");
+  json_t *e = json_loads(ep ? ep : "{}", 0, NULL);
+  const char *host = json_string_value(json_object_get(json_object_get(e, "Linux"), "HostInterface"));
+  char *out = sh("ip link set %s address 00:00:00:00:00:01 && echo set", host ? host : "none");
+  has_substr(out, "set", "give the port the lowest address there is");
+  free(out);
+  char *during = link_mac(bridge ? bridge : "none");
+  ok(*before && strcmp(before, during) == 0, "the bridge keeps its address (%s, now %s)", before, during);
+  ok(hcs_net_namespace_delete(net, "bm1", &err) == 0 && hcs_net_endpoint_delete(net, "bm1", &err) == 0,
+     "unplug the endpoint");
+  hcs_error_release(&err);
+  char *after = link_mac(bridge ? bridge : "none");
+  ok(strcmp(before, after) == 0, "and still has it once the port is gone");
+  ok(hcs_net_network_delete(net, "bm", false, &err) == 0, "delete network bm");
+  hcs_error_release(&err);
+  free(before);
+  free(during);
+  free(after);
+  free(ep);
+  free(doc);
+  json_decref(d);
+  json_decref(e);
+}
+
 static void test_modify_and_bridges(hcs_net_t *net) {
   hcs_error_t err = NULL;
   free(expect_ok(hcs_net_network_create(net,
@@ -607,6 +653,7 @@ int main(void) {
   snprintf(table, sizeof table, "%s", net->table);
   test_validation(net);
   test_plumbing(net);
+  test_bridge_mac(net);
   test_modify_and_bridges(net);
   const char *n = getenv("HCS_NET_CYCLES");
   test_cycles(net, n ? atoi(n) : 500);
