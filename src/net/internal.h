@@ -142,6 +142,13 @@ HCS_INTERNAL int hcs_nft_adopt(hcs_net_t *net, hcs_error_t *err);
 HCS_INTERNAL void hcs_nft_free(hcs_net_t *net);
 HCS_INTERNAL int hcs_net_parse_portmap(json_t *settings, struct hcs_portmap *pm, const char *where, hcs_error_t *err);
 
+/* --- subnet.c: subnets picked for NAT networks given none ----------------- */
+/* The host-wide lock held from the pick until the bridge holds the subnet. */
+HCS_INTERNAL int hcs_net_subnet_lock(hcs_error_t *err);
+/* The first pool subnet clear of the host's routes and addresses and of
+ * `others` (network documents), as "a.b.c.d/len". */
+HCS_INTERNAL char *hcs_net_subnet_pick(json_t *others, hcs_error_t *err);
+
 /* --- dns.c --------------------------------------------------------------- */
 /* Write <dir>/resolv.conf and <dir>/hosts for an endpoint. */
 HCS_INTERNAL int hcs_dns_write(const char *dir, json_t *dns, const char *hostname, const char *ip, hcs_error_t *err);

@@ -45,8 +45,10 @@ int hcs_net_network_info(json_t *doc, struct hcs_netinfo *ni, hcs_error_t *err) 
 }
 
 /* Checks the spec and fills the derived Linux section {Bridge, OwnsBridge,
- * Adapter, Gateway}.  Every message says which field and why. */
-static int validate(hcs_net_t *net, json_t *doc, json_t *others, hcs_error_t *err) {
+ * Adapter, Gateway}; a NAT network without a subnet gets one picked (with
+ * *subnet_lock held, to keep until its bridge exists).  Every message says
+ * which field and why. */
+static int validate(hcs_net_t *net, json_t *doc, json_t *others, int *subnet_lock, hcs_error_t *err) {
   json_t *name = json_object_get(doc, "Name");
   if (!json_is_string(name) || json_string_length(name) == 0 || json_string_length(name) > 128)
     return hcs_error_make(err, 0, "HostComputeNetwork.Name: required, a string of 1..128 characters");
@@ -76,8 +78,21 @@ static int validate(hcs_net_t *net, json_t *doc, json_t *others, hcs_error_t *er
   if (nsub > 1 || json_array_size(ipams) > 1)
     return hcs_error_make(err, 0, "network `%s`: only one Ipams entry with one subnet is supported, got %zu subnets", n,
                           nsub);
-  if (nsub == 0 && strcmp(type, "NAT") == 0)
-    return hcs_error_make(err, 0, "network `%s`: a NAT network needs Ipams[0].Subnets[0].IpAddressPrefix", n);
+  if (nsub == 0 && strcmp(type, "NAT") == 0) {
+    /* Picked from a pool, clear of the host's routes and the other
+     * networks; the lock keeps a concurrent pick (another root) from
+     * choosing the same subnet before this bridge holds it. */
+    *subnet_lock = hcs_net_subnet_lock(err);
+    if (*subnet_lock < 0) return hcs_error_wrap(err, "network `%s`", n);
+    cleanup_free char *picked = hcs_net_subnet_pick(others, err);
+    if (picked == NULL) return hcs_error_wrap(err, "network `%s`", n);
+    hcs_info("network `%s`: picked subnet `%s`", n, picked);
+    json_t *sub = json_pack("[{s:s}]", "IpAddressPrefix", picked);
+    if (json_array_size(ipams) == 0)
+      json_object_set_new(doc, "Ipams", json_pack("[{s:s,s:o}]", "Type", "Static", "Subnets", sub));
+    else
+      json_object_set_new(json_array_get(ipams, 0), "Subnets", sub);
+  }
 
   json_t *lnx = json_object();
   json_object_set_new(doc, "Linux", lnx);
@@ -232,7 +247,8 @@ char *hcs_net_network_create(hcs_net_t *net, const char *settings, hcs_error_t *
   cleanup_close int lock = hcs_net_lock(net, false, err);
   if (lock < 0) return NULL;
   cleanup_json json_t *others = hcs_net_load_all(net, "networks", err);
-  if (others == NULL || validate(net, doc, others, err) < 0) return NULL;
+  cleanup_close int subnet_lock = -1;
+  if (others == NULL || validate(net, doc, others, &subnet_lock, err) < 0) return NULL;
   if (json_object_get(doc, "Id") == NULL) {
     cleanup_free char *id = hcs_net_new_id();
     json_object_set_new(doc, "Id", json_string(id));

@@ -80,6 +80,31 @@ static void expect_fail(char *doc, hcs_error_t *err, const char *needle, const c
   hcs_error_release(err);
 }
 
+/* A NAT network given no subnet gets the first pool subnet that overlaps
+ * no other network (va: 10.88.0.0/24) and no route of the host. */
+static void test_auto_subnet(hcs_net_t *net) {
+  hcs_error_t err = NULL;
+  char *a = expect_ok(hcs_net_network_create(net, "{\"Name\":\"auto1\",\"Type\":\"NAT\"}", &err), &err,
+                      "a NAT network without a subnet is created");
+  has_substr(a, "\"IpAddressPrefix\":\"10.89.0.0/16\"", "with the first pool subnet clear of network va");
+  has_substr(a, "\"Gateway\":\"10.89.0.1\"", "and its first address as gateway");
+  char *ep = expect_ok(hcs_net_endpoint_create(net, "{\"Name\":\"auto-ep\",\"HostComputeNetwork\":\"auto1\"}", &err),
+                       &err, "an endpoint on it");
+  has_substr(ep, "\"IpAddress\":\"10.89.0.2\"", "gets an address in the picked subnet");
+  if (system("ip route add blackhole 10.90.0.0/16 && ip route add blackhole 10.91.128.0/24") != 0)
+    ok(0, "add host routes");
+  char *b = expect_ok(hcs_net_network_create(net, "{\"Name\":\"auto2\"}", &err), &err, "a second one");
+  has_substr(b, "\"IpAddressPrefix\":\"10.92.0.0/16\"", "skips subnets the host routes (10.90/16, 10.91.128/24)");
+  ok(hcs_net_network_delete(net, "auto1", true, &err) == 0 && hcs_net_network_delete(net, "auto2", true, &err) == 0,
+     "delete them");
+  hcs_error_release(&err);
+  if (system("ip route del blackhole 10.90.0.0/16 && ip route del blackhole 10.91.128.0/24") != 0)
+    ok(0, "remove the host routes");
+  free(a);
+  free(b);
+  free(ep);
+}
+
 static void test_validation(hcs_net_t *net) {
   hcs_error_t err = NULL;
   char *a =
@@ -108,8 +133,7 @@ static void test_validation(hcs_net_t *net) {
       &err, "outside the subnet", "gateway outside the subnet");
   expect_fail(hcs_net_network_create(net, "{\"Name\":\"vc\",\"Type\":\"Overlay\"}", &err), &err,
               "Type `Overlay` is not supported", "unsupported type");
-  expect_fail(hcs_net_network_create(net, "{\"Name\":\"vc\",\"Type\":\"NAT\"}", &err), &err, "needs Ipams",
-              "NAT without a subnet");
+  test_auto_subnet(net);
   expect_fail(hcs_net_network_create(net, "{\"Name\":", &err), &err, "parse HostComputeNetwork", "malformed JSON");
   expect_fail(
       hcs_net_endpoint_create(net, "{\"HostComputeNetwork\":\"va\",\"MacAddress\":\"zz-00-00-00-00-01\"}", &err), &err,
