@@ -107,8 +107,11 @@ check(fds1 <= fds0, "fds of the host process grew: %d -> %d", fds0, fds1)
 local layers = layer_count()
 check(layers == layers0, "layers in the store: %d after the first cycle, %d at the end", layers0, layers)
 
-assert(hcs.net.network.delete("soak", { root = root }))
-assert(hcs.net.network.delete("nat", { root = root }))
+for _, name in ipairs({ "soak", "nat" }) do
+  local ok, msg = hcs.net.network.delete(name, { root = root })
+  check(ok, "delete network %s: %s", name, tostring(msg))
+  if not ok then hcs.net.network.delete(name, { root = root, force = true }) end
+end
 
 io.write(("soak: %d cycles (+%d through the CLI) in %.1f s (%.1f ms per cycle)\n"):format(done, cli_runs,
   elapsed, elapsed * 1000 / done))
