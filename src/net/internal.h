@@ -135,6 +135,7 @@ struct hcs_nft_ep {
   json_t *exc_add, *exc_del;
 };
 HCS_INTERNAL int hcs_nft_endpoint(hcs_net_t *net, const struct hcs_nft_ep *c, hcs_error_t *err);
+/* Delete the root's table (and its marker) when no bridge is left in it. */
 HCS_INTERNAL int hcs_nft_cleanup_if_empty(hcs_net_t *net, hcs_error_t *err);
 /* Take this root's rules out of the table all roots shared before (`ip
  * hcs`), or out of its own table under an earlier path, into its table. */

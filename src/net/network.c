@@ -294,7 +294,7 @@ fail:
   hcs_error_wrap(err, "create network `%s`", ni.name);
   if (nft_done) hcs_nft_network_del(net, doc, NULL);
   if (made) hcs_nl_link_del(nl, bridge, NULL);
-  if (others && json_array_size(others) == 0) hcs_nft_cleanup_if_empty(net, NULL);
+  hcs_nft_cleanup_if_empty(net, NULL);
   hcs_nl_close(nl);
   return NULL;
 }
@@ -336,9 +336,7 @@ int hcs_net_network_delete(hcs_net_t *net, const char *ref, bool force, hcs_erro
     return hcs_error_make(err, EBUSY, "delete network `%s`: %zu endpoint%s still use it (delete them first, or force)",
                           ni.name, count, count == 1 ? "" : "s");
   if (hcs_nft_network_del(net, doc, err) < 0) return -1;
-  cleanup_json json_t *nets = hcs_net_load_all(net, "networks", err);
-  if (nets == NULL) return -1;
-  if (json_array_size(nets) <= 1 && hcs_nft_cleanup_if_empty(net, err) < 0) return -1;
+  if (hcs_nft_cleanup_if_empty(net, err) < 0) return -1;
   if (ni.bridge && json_is_true(json_object_get(json_object_get(doc, "Linux"), "OwnsBridge"))) {
     struct hcs_nl *nl = hcs_nl_open(-1, err);
     if (nl == NULL) return -1;

@@ -657,6 +657,23 @@ static void test_upgrade(void) {
   if (system("nft delete table ip hcs") != 0) ok(0, "remove the simulated old table");
 }
 
+/* The table goes with the root's last bridged network, even while a network
+ * without a bridge (None) is left. */
+static void test_table_lifetime(void) {
+  hcs_error_t err = NULL;
+  hcs_net_t *net = hcs_net_open(root, &err);
+  free(expect_ok(hcs_net_network_create(net, "{\"Name\":\"none1\",\"Type\":\"None\"}", &err), &err,
+                 "create a None network"));
+  free(expect_ok(hcs_net_network_create(net, "{\"Name\":\"br1\"}", &err), &err, "and a NAT network"));
+  ok(nft_table_exists(), "the NAT network made the table");
+  ok(hcs_net_network_delete(net, "br1", false, &err) == 0, "delete the NAT network");
+  hcs_error_release(&err);
+  ok(!nft_table_exists(), "the table went with it, though the None network is left");
+  ok(hcs_net_network_delete(net, "none1", false, &err) == 0, "delete the None network");
+  hcs_error_release(&err);
+  hcs_net_close(net);
+}
+
 int main(void) {
   if (geteuid() != 0) {
     printf("1..0 # SKIP needs root\n");
@@ -687,6 +704,7 @@ int main(void) {
   test_reboot();
   test_two_roots();
   test_upgrade();
+  test_table_lifetime();
   ok(!nft_table_exists(), "the nftables table is gone with the last network");
   char *links = sh("ip -o link show | grep -cE ': (hcs|vh)'");
   is_int(atoi(links), 0, "no hcs bridge or veth left");
