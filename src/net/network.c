@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+#include "core/crash.h"
 #include "net/internal.h"
 
 static const char *const types[] = {"NAT", "Transparent", "L2Bridge", "None"};
@@ -194,10 +195,15 @@ static int setup_bridge(struct hcs_nl *nl, const struct hcs_netinfo *ni, int ada
    * (the same after a reboot sets the network up again). */
   uint64_t h = hcs_fnv1a(HCS_FNV1A_INIT, ni->id, strlen(ni->id));
   uint8_t mac[6] = {0x02, (uint8_t)(h >> 32), (uint8_t)(h >> 24), (uint8_t)(h >> 16), (uint8_t)(h >> 8), (uint8_t)h};
-  if (hcs_nl_bridge_add(nl, ni->bridge, mac, err) < 0) return -1;
-  *made = true;
   int br = hcs_nl_link_index(nl, ni->bridge, err);
-  if (br <= 0) return br == 0 ? hcs_error_make(err, ENODEV, "bridge `%s` vanished", ni->bridge) : -1;
+  if (br < 0) return -1;
+  if (br == 0) { /* else left by a create or a set-up killed half-way */
+    if (hcs_nl_bridge_add(nl, ni->bridge, mac, err) < 0) return -1;
+    *made = true;
+    hcs_crash_point("network: bridge made");
+    br = hcs_nl_link_index(nl, ni->bridge, err);
+    if (br <= 0) return br == 0 ? hcs_error_make(err, ENODEV, "bridge `%s` vanished", ni->bridge) : -1;
+  }
   if (ni->nat && hcs_nl_addr_add(nl, br, ni->gateway, ni->subnet.len, err) < 0) return -1;
   if (adapter_index > 0 && hcs_nl_link_set(nl, adapter_index, br, true, err) < 0) return -1;
   return br;
@@ -210,26 +216,46 @@ static int setup_forwarding(const struct hcs_netinfo *ni, hcs_error_t *err) {
   return 0;
 }
 
+/* `<run root>/net/ready/<id>`: the kernel side of the network (bridge,
+ * gateway address, forwarding, nftables) is complete in this boot.  Written
+ * last by create and by a set-up, removed first by delete: a process killed
+ * in between leaves no marker, and the next user sets the network up again
+ * (each step is idempotent); a reboot takes the markers with the bridges. */
+static char *ready_path(hcs_net_t *net, const char *id) { return hcs_xasprintf("%s/ready/%s", net->runstate, id); }
+
+static int mark_ready(hcs_net_t *net, const char *id, hcs_error_t *err) {
+  cleanup_free char *path = ready_path(net, id);
+  return hcs_write_file_replace(path, "", 0, 0644, err);
+}
+
 int hcs_net_network_ensure(hcs_net_t *net, json_t *network, struct hcs_nl *nl, hcs_error_t *err) {
   struct hcs_netinfo ni;
   if (hcs_net_network_info(network, &ni, err) < 0) return -1;
   int br = hcs_nl_link_index(nl, ni.bridge, err);
-  if (br != 0) return br;
+  if (br < 0) return -1;
+  cleanup_free char *ready = ready_path(net, ni.id);
+  if (br > 0 && hcs_path_exists(ready)) return br;
   json_t *lnx = json_object_get(network, "Linux");
-  if (!json_is_true(json_object_get(lnx, "OwnsBridge")))
+  bool owns = json_is_true(json_object_get(lnx, "OwnsBridge"));
+  if (br == 0 && !owns)
     return hcs_error_make(err, ENODEV, "network `%s`: its bridge `%s` (not made by hcs) is missing", ni.name,
                           ni.bridge);
-  hcs_info("network `%s`: bridge `%s` is missing (the host rebooted?): setting the network up again", ni.name,
-           ni.bridge);
+  if (br == 0)
+    hcs_info("network `%s`: bridge `%s` is missing (the host rebooted?): setting the network up again", ni.name,
+             ni.bridge);
+  else
+    hcs_info("network `%s`: its set-up was not finished in this boot: finishing it", ni.name);
   const char *adapter = json_string_value(json_object_get(lnx, "Adapter"));
   int adapter_index = 0;
-  if (adapter && (adapter_index = hcs_nl_link_index(nl, adapter, err)) <= 0) {
+  if (owns && adapter && (adapter_index = hcs_nl_link_index(nl, adapter, err)) <= 0) {
     if (adapter_index == 0) hcs_error_make(err, ENODEV, "network `%s`: NetworkAdapterName `%s`", ni.name, adapter);
     return hcs_error_wrap(err, "set network `%s` up again", ni.name);
   }
   bool made = false;
-  br = setup_bridge(nl, &ni, adapter_index, &made, err);
-  if (br > 0 && (setup_forwarding(&ni, err) < 0 || hcs_nft_network_restore(net, network, err) < 0)) br = -1;
+  if (owns) br = setup_bridge(nl, &ni, adapter_index, &made, err);
+  if (br > 0 && (setup_forwarding(&ni, err) < 0 || hcs_nft_network_restore(net, network, err) < 0 ||
+                 mark_ready(net, ni.id, err) < 0))
+    br = -1;
   if (br < 0) {
     if (made) hcs_nl_link_del(nl, ni.bridge, NULL);
     return hcs_error_wrap(err, "set network `%s` up again", ni.name);
@@ -263,7 +289,7 @@ char *hcs_net_network_create(hcs_net_t *net, const char *settings, hcs_error_t *
 
   struct hcs_nl *nl = hcs_nl_open(-1, err);
   if (nl == NULL) return NULL;
-  bool owns = true, made = false, nft_done = false;
+  bool owns = true, made = false, nft_done = false, saved = false;
   char bridge[16];
   char sid[9];
   hcs_net_short_hash(ni.id, sid, 8);
@@ -283,11 +309,17 @@ char *hcs_net_network_create(hcs_net_t *net, const char *settings, hcs_error_t *
   json_object_set_new(lnx, "Bridge", json_string(bridge));
   json_object_set_new(lnx, "OwnsBridge", json_boolean(owns));
   if (hcs_net_network_info(doc, &ni, err) < 0) goto fail;
+  /* The document first: a create killed during the kernel work leaves a
+   * network whose set-up its next user (or delete) finishes, never kernel
+   * objects no document names. */
+  if (hcs_net_save(net, "networks", ni.id, doc, err) < 0) goto fail;
+  saved = true;
   if (owns && setup_bridge(nl, &ni, adapter_index, &made, err) < 0) goto fail;
   if (setup_forwarding(&ni, err) < 0) goto fail;
   if (hcs_nft_network_add(net, doc, err) < 0) goto fail;
   nft_done = true;
-  if (hcs_net_save(net, "networks", ni.id, doc, err) < 0) goto fail;
+  hcs_crash_point("network create: policies added");
+  if (mark_ready(net, ni.id, err) < 0) goto fail;
   hcs_nl_close(nl);
   return hcs_json_dumps(doc);
 fail:
@@ -295,6 +327,7 @@ fail:
   if (nft_done) hcs_nft_network_del(net, doc, NULL);
   if (made) hcs_nl_link_del(nl, bridge, NULL);
   hcs_nft_cleanup_if_empty(net, NULL);
+  if (saved) hcs_net_remove(net, "networks", ni.id, NULL);
   hcs_nl_close(nl);
   return NULL;
 }
@@ -335,14 +368,21 @@ int hcs_net_network_delete(hcs_net_t *net, const char *ref, bool force, hcs_erro
   if (count)
     return hcs_error_make(err, EBUSY, "delete network `%s`: %zu endpoint%s still use it (delete them first, or force)",
                           ni.name, count, count == 1 ? "" : "s");
+  /* The marker first, the document last: a delete killed in between leaves
+   * a network that its next delete removes, or its next user sets up again. */
+  cleanup_free char *ready = ready_path(net, ni.id);
+  if (unlink(ready) < 0 && errno != ENOENT) return hcs_error_make(err, errno, "remove `%s`", ready);
+  hcs_crash_point("network delete: marker removed");
   if (hcs_nft_network_del(net, doc, err) < 0) return -1;
   if (hcs_nft_cleanup_if_empty(net, err) < 0) return -1;
+  hcs_crash_point("network delete: policies removed");
   if (ni.bridge && json_is_true(json_object_get(json_object_get(doc, "Linux"), "OwnsBridge"))) {
     struct hcs_nl *nl = hcs_nl_open(-1, err);
     if (nl == NULL) return -1;
     int rc = hcs_nl_link_del(nl, ni.bridge, err);
     hcs_nl_close(nl);
     if (rc < 0) return hcs_error_wrap(err, "delete network `%s`", ni.name);
+    hcs_crash_point("network delete: bridge removed");
   }
   if (hcs_ipam_drop(net, ni.id, err) < 0) return -1;
   return hcs_net_remove(net, "networks", ni.id, err);
