@@ -189,15 +189,19 @@ static int validate(hcs_net_t *net, json_t *doc, json_t *others, int *subnet_loc
 /* The kernel side of a network hcs owns the bridge of: the bridge with the
  * gateway address, the host adapter enslaved, forwarding; *made says the
  * bridge was created (to roll it back). */
-static int setup_bridge(struct hcs_nl *nl, const struct hcs_netinfo *ni, int adapter_index, bool *made,
-                        hcs_error_t *err) {
+static int setup_bridge(struct hcs_nl *nl, const struct hcs_netinfo *ni, int adapter_index, bool existing_ok,
+                        bool *made, hcs_error_t *err) {
   /* A fixed address, locally administered and derived from the network id
    * (the same after a reboot sets the network up again). */
   uint64_t h = hcs_fnv1a(HCS_FNV1A_INIT, ni->id, strlen(ni->id));
   uint8_t mac[6] = {0x02, (uint8_t)(h >> 32), (uint8_t)(h >> 24), (uint8_t)(h >> 16), (uint8_t)(h >> 8), (uint8_t)h};
   int br = hcs_nl_link_index(nl, ni->bridge, err);
   if (br < 0) return -1;
-  if (br == 0) { /* else left by a create or a set-up killed half-way */
+  /* A new network's bridge must be new (the same Id in another root would
+   * name the same bridge); a set-up takes over one a killed create or set-up
+   * left. */
+  if (br > 0 && !existing_ok) return hcs_error_make(err, EEXIST, "create bridge `%s`: it exists already", ni->bridge);
+  if (br == 0) {
     if (hcs_nl_bridge_add(nl, ni->bridge, mac, err) < 0) return -1;
     *made = true;
     hcs_crash_point("network: bridge made");
@@ -252,7 +256,7 @@ int hcs_net_network_ensure(hcs_net_t *net, json_t *network, struct hcs_nl *nl, h
     return hcs_error_wrap(err, "set network `%s` up again", ni.name);
   }
   bool made = false;
-  if (owns) br = setup_bridge(nl, &ni, adapter_index, &made, err);
+  if (owns) br = setup_bridge(nl, &ni, adapter_index, true, &made, err);
   if (br > 0 && (setup_forwarding(&ni, err) < 0 || hcs_nft_network_restore(net, network, err) < 0 ||
                  mark_ready(net, ni.id, err) < 0))
     br = -1;
@@ -314,7 +318,7 @@ char *hcs_net_network_create(hcs_net_t *net, const char *settings, hcs_error_t *
    * objects no document names. */
   if (hcs_net_save(net, "networks", ni.id, doc, err) < 0) goto fail;
   saved = true;
-  if (owns && setup_bridge(nl, &ni, adapter_index, &made, err) < 0) goto fail;
+  if (owns && setup_bridge(nl, &ni, adapter_index, false, &made, err) < 0) goto fail;
   if (setup_forwarding(&ni, err) < 0) goto fail;
   if (hcs_nft_network_add(net, doc, err) < 0) goto fail;
   nft_done = true;

@@ -618,6 +618,24 @@ static void test_two_roots(void) {
   cleanup_free char *btable = hcs_xasprintf("table %s ", b->table);
   ok(strstr(out, btable) == NULL, "root B's table went with its last network");
   free(out);
+  /* The same Id in two roots names the same bridge: the second is refused,
+   * not given the first one's bridge. */
+  free(expect_ok(
+      hcs_net_network_create(
+          a, "{\"Id\":\"same\",\"Name\":\"sa\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.24.0.0/24\"}]}]}",
+          &err),
+      &err, "a network with a given Id in root A"));
+  expect_fail(
+      hcs_net_network_create(
+          b, "{\"Id\":\"same\",\"Name\":\"sb\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.25.0.0/24\"}]}]}",
+          &err),
+      &err, "exists already", "the same Id in root B");
+  out = sh("ip -o addr show");
+  has_substr(out, "10.24.0.1/24", "root A's bridge keeps its gateway");
+  ok(strstr(out, "10.25.0.1") == NULL, "and got no address of root B's");
+  free(out);
+  ok(hcs_net_network_delete(a, "sa", false, &err) == 0, "delete it");
+  hcs_error_release(&err);
   ok(hcs_net_network_delete(a, "ra", true, &err) == 0, "delete root A's network");
   hcs_error_release(&err);
   hcs_net_close(a);
