@@ -30,7 +30,7 @@ local function define_from_image(opts, args)
     env = opts.env, mounts = opts.volume and #opts.volume > 0 and opts.volume or nil, user = opts.user,
     workdir = opts.workdir, hostname = opts.hostname, network = opts.network,
     ports = opts.publish and #opts.publish > 0 and opts.publish or nil, command = #command > 0 and command or nil }
-  if spec.ports and not spec.network then cli.fail("--publish needs --network") end
+  if spec.ports and not spec.network then spec.network = cli.check(hcs.net.default_network()).Name end
   local ok, sys = pcall(hcs.workflow.define, spec, { stdio = opts.detach and "null" or "inherit",
     stdin = opts.interactive or false, tty = opts.tty, cgroup_parent = opts["cgroup-parent"],
     auto_remove = opts.rm or nil, attached = not opts.detach })
