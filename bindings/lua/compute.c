@@ -60,7 +60,7 @@ static const char *opt_root(lua_State *L, int idx) {
   return r;
 }
 
-/* create(id, config [, {root=, stdio="inherit"|"null"}]) */
+/* create(id, config [, {root=, stdio="inherit"|"null"|"log"}]) */
 static int l_create(lua_State *L) {
   const char *id = hcs_lua_check_name(L, 1);
   json_t *doc = hcs_lua_check_json(L, 2);
@@ -73,9 +73,11 @@ static int l_create(lua_State *L) {
     const char *mode = luaL_optstring(L, -1, "null");
     if (strcmp(mode, "inherit") == 0)
       stdio = &inherit;
+    else if (strcmp(mode, "log") == 0) /* stdin /dev/null, output to the system log */
+      inherit = (hcs_compute_stdio_t){-1, HCS_STDIO_LOG, HCS_STDIO_LOG}, stdio = &inherit;
     else if (strcmp(mode, "null") != 0) {
       free(text);
-      return luaL_argerror(L, 3, "stdio must be \"inherit\" or \"null\"");
+      return luaL_argerror(L, 3, "stdio must be \"inherit\", \"null\" or \"log\"");
     }
     lua_pop(L, 1);
     lua_getfield(L, 3, "stdin");
@@ -249,6 +251,29 @@ static int m_resize(lua_State *L) {
   return hcs_lua_push_status(L, hcs_compute_resize_console(cs, (unsigned short)rows, (unsigned short)cols, &err), &err);
 }
 
+/* logs([{follow=, timestamps=, since=, ["until"]=, tail=}]): the system log
+ * to fds 1 (stdout) and 2 (stderr); since/until in seconds since the epoch. */
+static int m_logs(lua_State *L) {
+  hcs_system_t *cs = hcs_lua_check_system(L, 1);
+  hcs_compute_log_options_t o = {.tail = -1, .out_fd = 1, .err_fd = 2};
+  if (lua_istable(L, 2)) {
+    lua_getfield(L, 2, "follow");
+    o.follow = lua_toboolean(L, -1);
+    lua_getfield(L, 2, "timestamps");
+    o.timestamps = lua_toboolean(L, -1);
+    lua_getfield(L, 2, "since");
+    o.since_ns = (long long)(luaL_optnumber(L, -1, 0) * 1e9);
+    lua_getfield(L, 2, "until");
+    o.until_ns = (long long)(luaL_optnumber(L, -1, 0) * 1e9);
+    lua_getfield(L, 2, "tail");
+    o.tail = (long)luaL_optinteger(L, -1, -1);
+    lua_pop(L, 5);
+  }
+  fflush(stdout);
+  hcs_error_t err = NULL;
+  return hcs_lua_push_status(L, hcs_compute_logs(cs, &o, &err), &err);
+}
+
 static int m_delete(lua_State *L) {
   hcs_system_t *cs = hcs_lua_check_system(L, 1);
   hcs_error_t err = NULL;
@@ -313,6 +338,7 @@ int hcs_lua_open_compute(lua_State *L) {
                                      {"event_fd", m_event_fd},
                                      {"stdio", m_stdio},
                                      {"resize", m_resize},
+                                     {"logs", m_logs},
                                      {"delete", m_delete},
                                      {"close", close_handle},
                                      {"create_process", hcs_lua_process_create},

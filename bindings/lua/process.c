@@ -21,7 +21,7 @@ static hcs_process_t *check_process(lua_State *L, int idx) {
   return p->p;
 }
 
-/* create(system, params [, {stdio="inherit"|"null"}]) */
+/* create(system, params [, {stdio="inherit"|"null"|"log"}]) */
 int hcs_lua_process_create(lua_State *L) {
   hcs_system_t *cs = hcs_lua_check_system(L, 1);
   json_t *doc = hcs_lua_check_json(L, 2);
@@ -33,9 +33,11 @@ int hcs_lua_process_create(lua_State *L) {
     const char *mode = luaL_optstring(L, -1, "null");
     if (strcmp(mode, "inherit") == 0)
       stdio = &inherit;
+    else if (strcmp(mode, "log") == 0) /* stdin /dev/null, output to the system log */
+      inherit = (hcs_compute_stdio_t){-1, HCS_STDIO_LOG, HCS_STDIO_LOG}, stdio = &inherit;
     else if (strcmp(mode, "null") != 0) {
       free(text);
-      return luaL_argerror(L, 3, "stdio must be \"inherit\" or \"null\"");
+      return luaL_argerror(L, 3, "stdio must be \"inherit\", \"null\" or \"log\"");
     }
     lua_pop(L, 1);
     lua_getfield(L, 3, "stdin");

@@ -1,9 +1,9 @@
 --- hcs.compute: compute systems (HCS on Linux namespaces and cgroups).
--- `hcs.compute.create(id, config [, {root=, stdio="inherit"}])` -> system
+-- `hcs.compute.create(id, config [, {root=, stdio="inherit"|"null"|"log"}])` -> system
 -- `hcs.compute.open(id [, root])`, `hcs.compute.enumerate([filter [, root]])`,
 -- `hcs.compute.validate(config)`.  System methods: start, shutdown([ms]),
 -- terminate, pause, resume, properties([types]), modify(req), wait([ms]),
--- event_fd, stdio, resize(rows, cols), delete([force]), create_process(params
+-- event_fd, stdio, resize(rows, cols), logs([opts]), delete([force]), create_process(params
 -- [, opts]), close.  Failures return nil, message, errno; closing a handle
 -- never stops the system.
 local core = require("hcs.core").compute

@@ -145,6 +145,12 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
   bool want[3] = {init && init->pipe_in, init && init->pipe_out, init && init->pipe_err};
   int inherit[3] = {stdio ? stdio->in : -1, stdio ? stdio->out : -1, stdio ? stdio->err : -1};
   int ret = 0;
+  if (inherit[0] == HCS_STDIO_LOG) return hcs_error_make(err, EINVAL, "create `%s`: stdin cannot be the log", cs->id);
+  for (int i = 1; i < 3; i++)
+    if (inherit[i] == HCS_STDIO_LOG) {
+      inherit[i] = -1;
+      s.log[i - 1] = !want[i] && !(init && init->console);
+    }
   for (int i = 0; i < 3; i++) {
     if (want[i] && !init->console && pipe2(pipes[i], O_CLOEXEC) < 0) ret = hcs_error_make(err, errno, "pipe");
     s.stdio[i] = pipes[i][0] >= 0 ? pipes[i][i == 0 ? 0 : 1] : inherit[i];

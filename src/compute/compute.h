@@ -74,7 +74,14 @@ typedef struct {
   hcs_proc_spec_t *init; /* NULL: built-in idle init */
   char **exit_command;   /* Linux.ExitCommand: the monitor execs it once the exit is recorded */
   int device_filter_fd;  /* v2: the loaded device program (owned by a cache), or -1 */
+  int64_t log_max_size;  /* Linux.Log.MaxSize (0: HCS_LOG_DEFAULT_SIZE) */
+  int64_t log_max_files; /* Linux.Log.MaxFiles (0: HCS_LOG_DEFAULT_FILES) */
 } hcs_config_t;
+
+/* The system log (log.c): a file is at least big enough for one record. */
+#define HCS_LOG_MIN_SIZE (128 * 1024)
+#define HCS_LOG_DEFAULT_SIZE (10 * 1024 * 1024)
+#define HCS_LOG_DEFAULT_FILES 5
 
 HCS_INTERNAL hcs_config_t *hcs_config_parse(json_t *doc, const char *run_root, hcs_error_t *err);
 HCS_INTERNAL void hcs_config_free(hcs_config_t *c);
@@ -249,7 +256,22 @@ typedef struct {
   /* Called once init may proceed, while it finishes its setup: the monitor
    * writes the system's files here, overlapped with init's mount work. */
   int (*on_go)(void *s, pid_t pid, hcs_error_t *err);
+  /* stdout/stderr of init to the system log (HCS_STDIO_LOG): the monitor
+   * makes the FIFOs and copies them to ctr.log (log.c). */
+  bool log[2];
 } hcs_spawn_t;
+
+/* --- the system log (log.c) ----------------------------------------------- */
+/* In the monitor, before init is cloned: <dir>/stdout.fifo and stderr.fifo,
+ * read ends (rfd, non-blocking) and write ends for init (wfd). */
+HCS_INTERNAL int hcs_log_prepare(const char *dir, int rfd[2], int wfd[2], hcs_error_t *err);
+/* In the monitor: copy the FIFOs to ctr.log until pidfd (init) polls
+ * readable, then drain them.  No heap, no thread. */
+HCS_INTERNAL void hcs_log_run(const char *dir, const hcs_config_t *cfg, const int rfd[2], int pidfd);
+/* A write end of the system's log FIFO for stream 0 (stdout) or 1 (stderr),
+ * for a process created with stdio "log". */
+HCS_INTERNAL int hcs_log_open_writer(const char *dir, int stream, hcs_error_t *err);
+HCS_INTERNAL int64_t hcs_log_parse_time(const char *s, size_t len);
 
 /* Messages on the creator socket. */
 /* On the creator socket the monitor sends STATE (state.json's text) once it

@@ -423,10 +423,22 @@ static int parse_devices(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
 }
 
 static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
-  static const char *const keys[] = {"CgroupParent",  "Capabilities", "Seccomp",     "NoNewPrivileges", "Rlimits",
-                                     "Sysctl",        "Devices",      "UidMappings", "GidMappings",     "MaskedPaths",
-                                     "ReadonlyPaths", "PidsLimit",    "Init",        "ExitCommand",     NULL};
+  static const char *const keys[] = {"CgroupParent", "Capabilities", "Seccomp",       "NoNewPrivileges",
+                                     "Rlimits",      "Sysctl",       "Devices",       "UidMappings",
+                                     "GidMappings",  "MaskedPaths",  "ReadonlyPaths", "PidsLimit",
+                                     "Init",         "ExitCommand",  "Log",           NULL};
   if (check_keys(lx, "Linux", keys, err) < 0) return -1;
+  /* The system log's cap (docs/compute.md, Logs): a file is rotated before
+   * a record would take it past MaxSize; MaxFiles counts the current one. */
+  json_t *log = json_object_get(lx, "Log");
+  if (log && !json_is_null(log)) {
+    static const char *const lk[] = {"MaxSize", "MaxFiles", NULL};
+    if (!json_is_object(log)) return bad(err, "Linux.Log", "object", log);
+    if (check_keys(log, "Linux.Log", lk, err) < 0 ||
+        get_int(log, "Linux.Log", "MaxSize", HCS_LOG_MIN_SIZE, INT64_MAX / 2, &c->log_max_size, err) < 0 ||
+        get_int(log, "Linux.Log", "MaxFiles", 2, 100, &c->log_max_files, err) < 0)
+      return -1;
+  }
   if (get_str(lx, "Linux", "CgroupParent", &c->cgroup_parent, err) < 0 ||
       get_bool(lx, "Linux", "NoNewPrivileges", &c->no_new_privs, err) < 0 ||
       get_strv(lx, "Linux", "MaskedPaths", &c->masked, err) < 0 ||

@@ -3,7 +3,8 @@
  * in waitpid until init exits.  It records the exit status and ExitType in
  * exit.json, removes the cgroup and the runtime files, and exits.  No central daemon: the
  * monitor is the only long-lived host process per system, and the
- * SystemExited event is its pidfd. */
+ * SystemExited event is its pidfd.  With a system log it also copies init's
+ * output to ctr.log (log.c), polling the FIFOs and init's pidfd. */
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -80,6 +81,23 @@ static void record_exit(hcs_spawn_t *s, int status) {
   hcs_state_write_json(path, e, NULL);
 }
 
+/* Close every fd from 3 up but those in keep (-1 entries ignored). */
+static void close_all_but(int *keep, size_t n) {
+  for (size_t i = 1; i < n; i++) /* insertion sort: n is tiny */
+    for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+      int t = keep[j];
+      keep[j] = keep[j - 1];
+      keep[j - 1] = t;
+    }
+  unsigned lo = 3;
+  for (size_t i = 0; i < n; i++) {
+    if (keep[i] < (int)lo) continue;
+    if ((unsigned)keep[i] > lo) syscall(SYS_close_range, lo, (unsigned)keep[i] - 1, 0);
+    lo = (unsigned)keep[i] + 1;
+  }
+  syscall(SYS_close_range, lo, ~0U, 0);
+}
+
 static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   hcs_error_t err = NULL;
   hcs_system_t *cs = s->cs;
@@ -97,7 +115,15 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   sigprocmask(SIG_SETMASK, &none, NULL);
   if (chdir("/") < 0) _exit(1);
 
-  int pidfd = -1;
+  int pidfd = -1, rfd[2] = {-1, -1}, wfd[2] = {-1, -1};
+  bool logging = s->log[0] || s->log[1];
+  if (logging && hcs_log_prepare(cs->dir, rfd, wfd, &err) < 0) {
+    if (s->cg) s->cg->destroy(cs->cgroup, NULL);
+    send_error(s->sock, &err);
+    _exit(1);
+  }
+  for (int i = 0; i < 2; i++)
+    if (s->log[i]) s->stdio[i + 1] = wfd[i];
   s->on_go = write_state;
   pid_t pid = hcs_spawn_init(s, &pidfd, &err);
   if (pid < 0) {
@@ -106,21 +132,17 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
     _exit(1);
   }
   /* Drop every fd inherited from the creator (its stdio, pipes, the store
-   * lock), so the creator's readers see EOF when init closes its ends. */
-  int sock = fcntl(s->sock, F_DUPFD_CLOEXEC, 3);
-  if (sock != 3) {
-    dup2(sock, 3);
-    close(sock);
-    sock = 3;
-  }
-  close(pidfd);
-  syscall(SYS_close_range, 4, ~0U, 0);
+   * lock), so the creator's readers see EOF when init closes its ends; a
+   * logging monitor keeps the FIFOs' read ends and init's pidfd. */
+  int keep[3] = {logging ? pidfd : -1, rfd[0], rfd[1]};
+  if (!logging) close(pidfd);
+  close_all_but(keep, 3);
   int null = open("/dev/null", O_RDWR);
   for (int fd = 0; fd < 3; fd++)
     dup2(null, fd);
   if (null > 2) close(null);
-  close(sock);
 
+  if (logging) hcs_log_run(cs->dir, s->cfg, rfd, pidfd);
   int status = 0;
   for (;;) {
     int st;

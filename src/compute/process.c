@@ -252,7 +252,7 @@ hcs_process_t *hcs_process_create_ex(hcs_system_t *cs, const char *params, const
   hcs_proc_spec_t *spec = hcs_proc_spec_parse(doc, "", err);
   if (spec == NULL) return NULL;
   hcs_process_t *p = NULL;
-  int pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}}, sv[2] = {-1, -1};
+  int pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}}, sv[2] = {-1, -1}, logfd[3] = {-1, -1, -1};
   cleanup_close int initfd = -1;
   hcs_state_t st = hcs_system_state(cs);
   if (st != HCS_STATE_RUNNING) {
@@ -272,8 +272,19 @@ hcs_process_t *hcs_process_create_ex(hcs_system_t *cs, const char *params, const
   }
   int child_fds[3];
   int inherit[3] = {stdio ? stdio->in : -1, stdio ? stdio->out : -1, stdio ? stdio->err : -1};
+  /* stdio "log": the write end of the monitor's FIFO, so a detached
+   * process's output lands in the system log with init's. */
+  if (inherit[0] == HCS_STDIO_LOG) {
+    hcs_error_make(err, EINVAL, "create a process in `%s`: stdin cannot be the log", cs->id);
+    goto fail;
+  }
+  for (int i = 1; i < 3; i++)
+    if (inherit[i] == HCS_STDIO_LOG && !want[i] && !spec->console) {
+      if ((logfd[i] = hcs_log_open_writer(cs->dir, i - 1, err)) < 0) goto fail;
+      inherit[i] = logfd[i];
+    }
   for (int i = 0; i < 3; i++)
-    child_fds[i] = want[i] ? pipes[i][i == 0 ? 0 : 1] : inherit[i];
+    child_fds[i] = want[i] ? pipes[i][i == 0 ? 0 : 1] : inherit[i] == HCS_STDIO_LOG ? -1 : inherit[i];
   const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
   int nsflags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP;
   if (cs->cfg->n_uid_maps) nsflags |= CLONE_NEWUSER;
@@ -313,6 +324,8 @@ hcs_process_t *hcs_process_create_ex(hcs_system_t *cs, const char *params, const
   }
   close(sv[1]);
   sv[1] = -1;
+  for (int i = 1; i < 3; i++)
+    if (logfd[i] >= 0) close(logfd[i]), logfd[i] = -1;
   for (int i = 0; i < 3; i++) {
     int child_end = pipes[i][i == 0 ? 0 : 1];
     if (child_end >= 0) close(child_end);
@@ -362,9 +375,11 @@ hcs_process_t *hcs_process_create_ex(hcs_system_t *cs, const char *params, const
   hcs_proc_spec_free(spec);
   return p;
 fail:
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 3; i++) {
     for (int j = 0; j < 2; j++)
       if (pipes[i][j] >= 0) close(pipes[i][j]);
+    if (logfd[i] >= 0) close(logfd[i]);
+  }
   if (sv[0] >= 0) close(sv[0]);
   if (sv[1] >= 0) close(sv[1]);
   process_free(p);

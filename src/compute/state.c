@@ -212,7 +212,7 @@ int hcs_state_write_json(const char *path, json_t *doc, hcs_error_t *err) {
 /* The exec fifo (left when the system never started) and the exit-type
  * marker; ENOENT is the usual answer. */
 void hcs_system_remove_run_files(hcs_system_t *cs) {
-  static const char *const names[] = {"exec.fifo", "exit-type"};
+  static const char *const names[] = {"exec.fifo", "exit-type", "stdout.fifo", "stderr.fifo"};
   char path[PATH_MAX];
   for (size_t i = 0; i < HCS_ARRAY_SIZE(names); i++) {
     snprintf(path, sizeof path, "%s/%s", cs->dir, names[i]);
@@ -224,8 +224,8 @@ void hcs_system_remove_run_files(hcs_system_t *cs) {
  * a directory walk; "lock" is left by older versions), then the walk for
  * anything else. */
 int hcs_system_remove_dir(const char *dir, hcs_error_t *err) {
-  static const char *const names[] = {"config.json", "state.json", "exit.json",  "lock",
-                                      "exec.fifo",   "exit-type",  "seccomp.bpf"};
+  static const char *const names[] = {"config.json", "state.json",  "exit.json",   "lock",        "exec.fifo",
+                                      "exit-type",   "seccomp.bpf", "stdout.fifo", "stderr.fifo", "ctr.log"};
   char path[PATH_MAX];
   for (size_t i = 0; i < HCS_ARRAY_SIZE(names); i++) {
     snprintf(path, sizeof path, "%s/%s", dir, names[i]);

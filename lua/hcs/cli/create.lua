@@ -1,4 +1,5 @@
---- `hcs create`: create a compute system (state Created; `hcs start` runs it).
+--- `hcs create`: create a compute system (state Created; `hcs start` runs it),
+-- its output logged (`hcs logs`).
 local cli = require "hcs.cli"
 local hcs = require "hcs"
 local cu = require "hcs.util.compute_cli"
@@ -10,7 +11,8 @@ return {
   run = function(opts, args)
     local doc = cu.build_config(opts, args)
     local id = opts.name or hcs.compute.new_id()
-    local cs = cli.check(hcs.compute.create(id, doc))
+    -- Init's output goes to the system log (`hcs logs ID`).
+    local cs = cli.check(hcs.compute.create(id, doc, { stdio = "log" }))
     cs:close()
     cli.output(opts, { Id = id }, function() print(id) end)
     return 0

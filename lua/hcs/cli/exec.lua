@@ -12,6 +12,7 @@ return {
     env = { kind = "list", short = "e", metavar = "K=V", help = "environment variable (repeatable)" },
     user = { kind = "string", short = "u", help = "user (name or uid[:gid])" },
     workdir = { kind = "string", short = "w", metavar = "DIR", help = "working directory" },
+    detach = { kind = "flag", short = "d", help = "print the pid, do not wait (output to `hcs logs`)" },
     json = { kind = "flag", short = "j", help = "print the exit as JSON" },
   },
   min_args = 2,
@@ -26,6 +27,12 @@ return {
         if not k then cli.fail("invalid environment entry '%s' (expected K=V)", kv) end
         params.Environment[k] = v
       end
+    end
+    if opts.detach then
+      if opts.tty or opts.interactive then cli.fail("-d cannot be combined with -t or -i") end
+      local p <close> = cli.check(cs:create_process(params, { stdio = "log" }))
+      cli.output(opts, { ProcessId = p:pid() }, function() print(p:pid()) end)
+      return 0
     end
     local p <close> = cli.check(cs:create_process(params, { stdio = "inherit", stdin = opts.interactive or opts.tty or false }))
     if opts.tty then

@@ -6,7 +6,7 @@ local cu = require "hcs.util.compute_cli"
 local options = {}
 for k, v in pairs(cu.create_options) do options[k] = v end
 options.rm = { kind = "flag", help = "delete the system once it stopped" }
-options.detach = { kind = "flag", short = "d", help = "start and print the id, do not wait" }
+options.detach = { kind = "flag", short = "d", help = "start and print the id, do not wait (output to `hcs logs`)" }
 options.interactive = { kind = "flag", short = "i", help = "connect stdin to init (default: /dev/null)" }
 options.network = { kind = "string", help = "IMAGE runs only: attach to this network" }
 options.publish = { kind = "list", short = "p", metavar = "[IP:]HOST:CTR[/udp]", help = "IMAGE runs only: port mapping" }
@@ -31,7 +31,7 @@ local function define_from_image(opts, args)
     workdir = opts.workdir, hostname = opts.hostname, network = opts.network,
     ports = opts.publish and #opts.publish > 0 and opts.publish or nil, command = #command > 0 and command or nil }
   if spec.ports and not spec.network then spec.network = cli.check(hcs.net.default_network()).Name end
-  local ok, sys = pcall(hcs.workflow.define, spec, { stdio = opts.detach and "null" or "inherit",
+  local ok, sys = pcall(hcs.workflow.define, spec, { stdio = opts.detach and "log" or "inherit",
     stdin = opts.interactive or false, tty = opts.tty, cgroup_parent = opts["cgroup-parent"],
     auto_remove = opts.rm or nil, attached = not opts.detach })
   if not ok then cli.fail("%s", tostring(sys)) end
@@ -117,7 +117,7 @@ return {
       doc.Linux = doc.Linux or {}
       doc.Linux.ExitCommand = hcs.json.array(require("hcs.workflow.journal").self_command(nil, "rm", id))
     end
-    local cs = cli.check(hcs.compute.create(id, doc, { stdio = opts.detach and "null" or "inherit",
+    local cs = cli.check(hcs.compute.create(id, doc, { stdio = opts.detach and "log" or "inherit",
       stdin = opts.interactive or false }))
     local console
     if opts.tty and not opts.detach then

@@ -25,6 +25,10 @@ typedef struct hcs_system_s hcs_system_t;
 typedef struct {
   int in, out, err;
 } hcs_compute_stdio_t;
+/* For `out` and `err` (of a system's init or of a process): the system log,
+ * <run root>/compute/<id>/ctr.log in the CRI format, kept by the monitor
+ * (read it with hcs_compute_logs). */
+#define HCS_STDIO_LOG (-2)
 
 /* Validate `config` (a JSON document), create the system (namespaces,
  * mounts, cgroup, monitor) and leave it in state Created: init waits for
@@ -76,6 +80,20 @@ HCS_EXPORT int hcs_compute_event_fd(hcs_system_t *cs, hcs_error_t *err);
 HCS_EXPORT void hcs_compute_take_stdio(hcs_system_t *cs, int *in, int *out, int *err_fd);
 /* Resize init's console (EmulateConsole). */
 HCS_EXPORT int hcs_compute_resize_console(hcs_system_t *cs, unsigned short rows, unsigned short cols, hcs_error_t *err);
+
+/* Read the system log (init created with HCS_STDIO_LOG): messages of
+ * stdout to out_fd and of stderr to err_fd (-1: left out), each with its
+ * RFC 3339 timestamp first when `timestamps`.  `since_ns`/`until_ns`
+ * (ns since the epoch, 0: unbounded) select by time, `tail` >= 0 keeps the
+ * last N messages.  `follow` goes on until the system has stopped and its
+ * log is read (an interrupting signal returns -1 with EINTR). */
+typedef struct {
+  bool follow, timestamps;
+  long long since_ns, until_ns;
+  long tail; /* < 0: all */
+  int out_fd, err_fd;
+} hcs_compute_log_options_t;
+HCS_EXPORT int hcs_compute_logs(hcs_system_t *cs, const hcs_compute_log_options_t *opts, hcs_error_t *err);
 
 /* Remove a stopped system's state.  force: terminate it first if running. */
 HCS_EXPORT int hcs_compute_delete(hcs_system_t *cs, bool force, hcs_error_t *err);

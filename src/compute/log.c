@@ -1,0 +1,387 @@
+/* The system log: the monitor copies what init (and processes created with
+ * stdio "log") write to two FIFOs in the system's directory into `ctr.log`,
+ * in the Kubernetes CRI format (`TIMESTAMP stdout|stderr F|P message`), and
+ * rotates it by size (ctr.log.1 ... ctr.log.<MaxFiles-1>); hcs_compute_logs
+ * reads it back, optionally following it with inotify.
+ *
+ * The idle monitor must stay small (many systems per host): no thread, no
+ * heap, only poll on the FIFOs and init's pidfd and two stack buffers. */
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include "compute/compute.h"
+
+static const char *const stream_names[2] = {"stdout", "stderr"};
+
+/* --- writer (in the monitor) ---------------------------------------------- */
+
+int hcs_log_prepare(const char *dir, int rfd[2], int wfd[2], hcs_error_t *err) {
+  rfd[0] = rfd[1] = wfd[0] = wfd[1] = -1;
+  for (int i = 0; i < 2; i++) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s.fifo", dir, stream_names[i]);
+    if (mkfifo(path, 0600) < 0 && errno != EEXIST) return hcs_error_make(err, errno, "create `%s`", path);
+    /* Read-write: the monitor is a writer too, so the FIFO never reports
+     * end-of-file between two processes that write to it. */
+    rfd[i] = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+    if (rfd[i] >= 0) wfd[i] = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (rfd[i] < 0 || wfd[i] < 0) return hcs_error_make(err, errno, "open `%s`", path);
+  }
+  return 0;
+}
+
+typedef struct {
+  const char *dir;
+  int fd;
+  int64_t size, max_size, max_files;
+  size_t out_len;
+  char *out;
+  size_t out_cap;
+} log_writer_t;
+
+static void open_log(log_writer_t *w) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/ctr.log", w->dir);
+  w->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+  struct stat st;
+  w->size = w->fd >= 0 && fstat(w->fd, &st) == 0 ? st.st_size : 0;
+}
+
+/* ctr.log.<n-1> ... ctr.log.1 shift up by one (the oldest goes), ctr.log
+ * becomes ctr.log.1 and a new ctr.log is made.  A follower notices the new
+ * inode and drains the old one first (read_follow). */
+static void rotate(log_writer_t *w) {
+  char from[PATH_MAX], to[PATH_MAX];
+  for (int64_t i = w->max_files - 1; i >= 1; i--) {
+    if (i == 1)
+      snprintf(from, sizeof from, "%s/ctr.log", w->dir);
+    else
+      snprintf(from, sizeof from, "%s/ctr.log.%lld", w->dir, (long long)(i - 1));
+    snprintf(to, sizeof to, "%s/ctr.log.%lld", w->dir, (long long)i);
+    rename(from, to);
+  }
+  if (w->fd >= 0) close(w->fd);
+  open_log(w);
+}
+
+static void flush(log_writer_t *w) {
+  size_t off = 0;
+  while (off < w->out_len && w->fd >= 0) {
+    ssize_t n = write(w->fd, w->out + off, w->out_len - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break; /* ENOSPC and the like: the output is dropped, as conmon does */
+    off += (size_t)n;
+  }
+  w->size += (int64_t)off;
+  w->out_len = 0;
+}
+
+/* One record: prefix (timestamp and stream), tag, the line, '\n'.  A record
+ * never straddles two files: it fits in out (read chunks are smaller) and
+ * in a fresh file (HCS_LOG_MIN_SIZE). */
+static void append(log_writer_t *w, const char *prefix, size_t plen, char tag, const char *line, size_t len) {
+  size_t need = plen + 3 + len;
+  if (w->out_len + need > w->out_cap || w->size + (int64_t)(w->out_len + need) > w->max_size) flush(w);
+  if (w->size > 0 && w->size + (int64_t)need > w->max_size) rotate(w);
+  char *o = w->out + w->out_len;
+  memcpy(o, prefix, plen);
+  o[plen] = tag;
+  o[plen + 1] = ' ';
+  memcpy(o + plen + 2, line, len);
+  o[plen + 2 + len] = '\n';
+  w->out_len += need;
+}
+
+static size_t format_prefix(char *buf, size_t size, int stream) {
+  struct timespec ts;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+  n += (size_t)snprintf(buf + n, size - n, ".%09ldZ %s ", ts.tv_nsec, stream_names[stream]);
+  return n;
+}
+
+enum { READ_CHUNK = 32 * 1024, OUT_SIZE = 64 * 1024 };
+
+/* Read what the FIFO holds; one timestamp per read (a read is what the
+ * writer wrote at about that instant).  Returns false once it is empty. */
+static bool pump(log_writer_t *w, int fd, int stream, char *buf) {
+  ssize_t n = read(fd, buf, READ_CHUNK);
+  if (n < 0 && errno == EINTR) return true;
+  if (n <= 0) return false;
+  char prefix[96];
+  size_t plen = format_prefix(prefix, sizeof prefix, stream);
+  const char *p = buf, *end = buf + n;
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (nl == NULL) {
+      /* A partial line: recorded now as P, the rest follows as its own
+       * record (CRI readers join P records up to the next F). */
+      append(w, prefix, plen, 'P', p, (size_t)(end - p));
+      break;
+    }
+    append(w, prefix, plen, 'F', p, (size_t)(nl - p));
+    p = nl + 1;
+  }
+  return true;
+}
+
+void hcs_log_run(const char *dir, const hcs_config_t *cfg, const int rfd[2], int pidfd) {
+  char in[READ_CHUNK], out[OUT_SIZE];
+  log_writer_t w = {.dir = dir,
+                    .fd = -1,
+                    .max_size = cfg->log_max_size > 0 ? cfg->log_max_size : HCS_LOG_DEFAULT_SIZE,
+                    .max_files = cfg->log_max_files > 0 ? cfg->log_max_files : HCS_LOG_DEFAULT_FILES,
+                    .out = out,
+                    .out_cap = sizeof out};
+  open_log(&w);
+  struct pollfd p[3] = {{pidfd, POLLIN, 0}, {rfd[0], POLLIN, 0}, {rfd[1], POLLIN, 0}};
+  for (;;) {
+    if (poll(p, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 2; i++)
+      if (p[i + 1].revents & POLLIN)
+        for (int k = 0; k < 16 && pump(&w, rfd[i], i, in); k++) {
+        }
+    flush(&w);
+    if (p[0].revents) break;
+  }
+  /* Init is gone, and with it its pid namespace: what is left in the FIFOs
+   * is all there will be. */
+  for (int i = 0; i < 2; i++)
+    while (pump(&w, rfd[i], i, in)) {
+    }
+  flush(&w);
+  if (w.fd >= 0) close(w.fd);
+}
+
+/* --- processes writing to the log ---------------------------------------- */
+
+int hcs_log_open_writer(const char *dir, int stream, hcs_error_t *err) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/%s.fifo", dir, stream_names[stream]);
+  /* Non-blocking: ENXIO when no monitor reads it (the system stopped, or
+   * was created without a log); then a FIFO check on the fd. */
+  int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 && (errno == ENOENT || errno == ENXIO))
+    return hcs_error_make(err, errno,
+                          "open the log of `%s`: the system has no log reader (created without stdio "
+                          "\"log\", or stopped)",
+                          dir);
+  if (fd < 0) return hcs_error_make(err, errno, "open `%s`", path);
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode) || fcntl(fd, F_SETFL, 0) < 0) {
+    close(fd);
+    return hcs_error_make(err, EINVAL, "open `%s`: not a FIFO", path);
+  }
+  return fd;
+}
+
+/* --- reader --------------------------------------------------------------- */
+
+/* "2026-12-06T17:22:55.123456789Z" -> ns since the epoch, -1 if malformed. */
+int64_t hcs_log_parse_time(const char *s, size_t len) {
+  struct tm tm = {0};
+  char tmp[64];
+  if (len >= sizeof tmp) return -1;
+  memcpy(tmp, s, len);
+  tmp[len] = '\0';
+  char *rest = strptime(tmp, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (rest == NULL) return -1;
+  int64_t ns = 0;
+  if (*rest == '.') {
+    int digits = 0;
+    for (rest++; *rest >= '0' && *rest <= '9'; rest++, digits++)
+      if (digits < 9) ns = ns * 10 + (*rest - '0');
+    for (; digits < 9; digits++)
+      ns *= 10;
+  }
+  if (strcmp(rest, "Z") != 0) return -1;
+  return (int64_t)timegm(&tm) * 1000000000LL + ns;
+}
+
+typedef struct {
+  const hcs_compute_log_options_t *o;
+  char *pending[2]; /* P records waiting for their F */
+  size_t pending_len[2];
+  char pending_ts[2][40];
+  long count, skip; /* messages seen; messages to skip (tail) */
+  bool counting;
+  char *buf; /* unparsed bytes of the current file */
+  size_t len, cap;
+} reader_t;
+
+static void emit(reader_t *r, int stream, const char *ts, const char *msg, size_t len) {
+  if (r->counting) return;
+  if (r->skip > 0) {
+    r->skip--;
+    return;
+  }
+  int fd = stream == 0 ? r->o->out_fd : r->o->err_fd;
+  if (fd < 0) return;
+  struct iovec v[4] = {{(void *)ts, strlen(ts)}, {(void *)" ", 1}, {(void *)msg, len}, {(void *)"\n", 1}};
+  struct iovec *iov = r->o->timestamps ? v : v + 2;
+  int n = r->o->timestamps ? 4 : 2;
+  while (writev(fd, iov, n) < 0 && errno == EINTR) {
+  }
+}
+
+/* One record "TS STREAM TAG MSG"; malformed lines are skipped. */
+static void record(reader_t *r, const char *line, size_t len) {
+  const char *sp1 = memchr(line, ' ', len);
+  if (sp1 == NULL) return;
+  const char *s = sp1 + 1, *end = line + len;
+  int stream = -1;
+  if ((size_t)(end - s) >= 9 && memcmp(s, "stdout ", 7) == 0) stream = 0;
+  if ((size_t)(end - s) >= 9 && memcmp(s, "stderr ", 7) == 0) stream = 1;
+  if (stream < 0 || (s[7] != 'F' && s[7] != 'P') || s[8] != ' ') return;
+  char tag = s[7];
+  const char *msg = s + 9;
+  size_t mlen = (size_t)(end - msg), tslen = (size_t)(sp1 - line);
+  if (r->pending_len[stream] == 0 && r->pending[stream] == NULL) {
+    size_t n = tslen < sizeof r->pending_ts[0] ? tslen : sizeof r->pending_ts[0] - 1;
+    memcpy(r->pending_ts[stream], line, n);
+    r->pending_ts[stream][n] = '\0';
+  }
+  if (tag == 'P' || r->pending[stream]) {
+    r->pending[stream] = hcs_xrealloc(r->pending[stream], r->pending_len[stream] + mlen + 1);
+    memcpy(r->pending[stream] + r->pending_len[stream], msg, mlen);
+    r->pending_len[stream] += mlen;
+    if (tag == 'P') return;
+    msg = r->pending[stream];
+    mlen = r->pending_len[stream];
+  }
+  const char *ts = r->pending_ts[stream];
+  int64_t t = hcs_log_parse_time(ts, strlen(ts));
+  bool in_range = (r->o->since_ns <= 0 || t >= r->o->since_ns) && (r->o->until_ns <= 0 || t <= r->o->until_ns);
+  if (in_range) {
+    r->count++;
+    emit(r, stream, ts, msg, mlen);
+  }
+  free(r->pending[stream]);
+  r->pending[stream] = NULL;
+  r->pending_len[stream] = 0;
+}
+
+/* Read what fd has now; complete lines become records. */
+static void read_more(reader_t *r, int fd) {
+  for (;;) {
+    if (r->cap - r->len < 65536) {
+      r->cap = r->cap ? r->cap * 2 : 131072;
+      r->buf = hcs_xrealloc(r->buf, r->cap);
+    }
+    ssize_t n = read(fd, r->buf + r->len, r->cap - r->len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    r->len += (size_t)n;
+    char *p = r->buf, *end = r->buf + r->len, *nl;
+    while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+      record(r, p, (size_t)(nl - p));
+      p = nl + 1;
+    }
+    r->len = (size_t)(end - p);
+    memmove(r->buf, p, r->len);
+  }
+}
+
+/* The rotated files, oldest first, then ctr.log. */
+static void read_all(reader_t *r, const char *dir, int *last_fd) {
+  int n = 0;
+  char path[PATH_MAX];
+  for (;; n++) {
+    snprintf(path, sizeof path, "%s/ctr.log.%d", dir, n + 1);
+    if (access(path, F_OK) < 0) break;
+  }
+  for (int i = n; i >= 0; i--) {
+    if (i)
+      snprintf(path, sizeof path, "%s/ctr.log.%d", dir, i);
+    else
+      snprintf(path, sizeof path, "%s/ctr.log", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) continue;
+    r->len = 0;
+    read_more(r, fd);
+    if (i == 0 && last_fd)
+      *last_fd = fd;
+    else
+      close(fd);
+  }
+}
+
+static int follow(reader_t *r, hcs_system_t *cs, int fd, hcs_error_t *err) {
+  cleanup_close int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (in < 0) return hcs_error_make(err, errno, "inotify");
+  if (inotify_add_watch(in, cs->dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_DELETE_SELF) < 0)
+    return hcs_error_make(err, errno, "watch `%s`", cs->dir);
+  hcs_error_t e = NULL;
+  int ev = hcs_system_monitor_fd(cs, &e);
+  hcs_error_release(&e);
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/ctr.log", cs->dir);
+  bool done = false;
+  for (;;) {
+    read_more(r, fd);
+    /* Rotated: drain the old file, go on with the new one. */
+    struct stat a, b;
+    if (stat(path, &a) == 0 && fstat(fd, &b) == 0 && a.st_ino != b.st_ino) {
+      int nfd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (nfd >= 0) {
+        read_more(r, fd);
+        close(fd);
+        fd = nfd;
+        r->len = 0;
+        continue;
+      }
+    }
+    if (done) break;
+    struct pollfd p[2] = {{in, POLLIN, 0}, {ev, POLLIN, 0}};
+    int k = poll(p, ev >= 0 ? 2 : 1, -1);
+    if (k < 0) {
+      int saved = errno;
+      close(fd);
+      /* EINTR: a signal (Ctrl-C) ends the follow; the caller decides. */
+      return hcs_error_make(err, saved, "follow the log of `%s`", cs->id);
+    }
+    char drain[4096];
+    while (read(in, drain, sizeof drain) > 0) {
+    }
+    /* The monitor has exited: it drained the FIFOs before; one last read. */
+    if (ev >= 0 && p[1].revents) done = true;
+  }
+  close(fd);
+  return 0;
+}
+
+int hcs_compute_logs(hcs_system_t *cs, const hcs_compute_log_options_t *o, hcs_error_t *err) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/ctr.log", cs->dir);
+  if (access(path, F_OK) < 0)
+    return hcs_error_make(err, errno == ENOENT ? 0 : errno, "read the log of `%s`: %s", cs->id,
+                          errno == ENOENT ? "the system has none (created without stdio \"log\")" : strerror(errno));
+  reader_t r = {.o = o};
+  if (o->tail >= 0) {
+    r.counting = true;
+    read_all(&r, cs->dir, NULL);
+    r.skip = r.count > o->tail ? r.count - o->tail : 0;
+    r.counting = false;
+    for (int i = 0; i < 2; i++)
+      free(r.pending[i]), r.pending[i] = NULL, r.pending_len[i] = 0;
+  }
+  int fd = -1;
+  read_all(&r, cs->dir, o->follow ? &fd : NULL);
+  int ret = 0;
+  if (o->follow && fd >= 0) ret = follow(&r, cs, fd, err);
+  for (int i = 0; i < 2; i++)
+    free(r.pending[i]);
+  free(r.buf);
+  return ret;
+}
