@@ -1,6 +1,7 @@
 /* hcs.core.compute: compute systems.  A handle is a `hcs.compute.system`
  * userdata; closing it (or collecting it) never stops the system. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,6 +252,13 @@ static int m_resize(lua_State *L) {
   return hcs_lua_push_status(L, hcs_compute_resize_console(cs, (unsigned short)rows, (unsigned short)cols, &err), &err);
 }
 
+/* Seconds since the epoch -> ns, saturated (the year 2999 does not fit). */
+static long long seconds_to_ns(lua_Number s) {
+  if (s <= 0) return 0;
+  if (s >= 9.2e9) return LLONG_MAX;
+  return (long long)(s * 1e9);
+}
+
 /* logs([{follow=, timestamps=, since=, ["until"]=, tail=}]): the system log
  * to fds 1 (stdout) and 2 (stderr); since/until in seconds since the epoch. */
 static int m_logs(lua_State *L) {
@@ -262,9 +270,9 @@ static int m_logs(lua_State *L) {
     lua_getfield(L, 2, "timestamps");
     o.timestamps = lua_toboolean(L, -1);
     lua_getfield(L, 2, "since");
-    o.since_ns = (long long)(luaL_optnumber(L, -1, 0) * 1e9);
+    o.since_ns = seconds_to_ns(luaL_optnumber(L, -1, 0));
     lua_getfield(L, 2, "until");
-    o.until_ns = (long long)(luaL_optnumber(L, -1, 0) * 1e9);
+    o.until_ns = seconds_to_ns(luaL_optnumber(L, -1, 0));
     lua_getfield(L, 2, "tail");
     o.tail = (long)luaL_optinteger(L, -1, -1);
     lua_pop(L, 5);

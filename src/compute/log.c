@@ -317,6 +317,33 @@ static void read_all(reader_t *r, const char *dir, int *last_fd) {
   }
 }
 
+/* The file written after the one with inode `ino`: the writer may have
+ * rotated more than once since we looked, so the next newer of the
+ * rotated files, by inode; the oldest one if ours is gone already (a
+ * reader slower than MaxFiles rotations loses what was dropped). */
+static int open_successor(const char *dir, ino_t ino) {
+  char path[PATH_MAX];
+  int n = 0;
+  for (;; n++) {
+    snprintf(path, sizeof path, "%s/ctr.log.%d", dir, n + 1);
+    if (access(path, F_OK) < 0) break;
+  }
+  int next = n; /* not found: the oldest */
+  for (int i = 1; i <= n; i++) {
+    struct stat st;
+    snprintf(path, sizeof path, "%s/ctr.log.%d", dir, i);
+    if (stat(path, &st) == 0 && st.st_ino == ino) {
+      next = i - 1;
+      break;
+    }
+  }
+  if (next)
+    snprintf(path, sizeof path, "%s/ctr.log.%d", dir, next);
+  else
+    snprintf(path, sizeof path, "%s/ctr.log", dir);
+  return open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+}
+
 static int follow(reader_t *r, hcs_system_t *cs, int fd, hcs_error_t *err) {
   cleanup_close int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
   if (in < 0) return hcs_error_make(err, errno, "inotify");
@@ -333,9 +360,9 @@ static int follow(reader_t *r, hcs_system_t *cs, int fd, hcs_error_t *err) {
     /* Rotated: drain the old file, go on with the new one. */
     struct stat a, b;
     if (stat(path, &a) == 0 && fstat(fd, &b) == 0 && a.st_ino != b.st_ino) {
-      int nfd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      read_more(r, fd);
+      int nfd = open_successor(cs->dir, b.st_ino);
       if (nfd >= 0) {
-        read_more(r, fd);
         close(fd);
         fd = nfd;
         r->len = 0;
