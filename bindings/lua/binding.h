@@ -63,6 +63,7 @@ int hcs_lua_open_image(lua_State *L);
 int hcs_lua_open_fs(lua_State *L);
 int hcs_lua_open_compute(lua_State *L);
 int hcs_lua_open_process(lua_State *L);
+int hcs_lua_open_events(lua_State *L);
 
 /* compute.c: the system handle behind a `hcs.compute.system` userdata
  * (raises on a closed handle), and a real Lua file over an fd (owned). */

@@ -263,6 +263,7 @@ int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err) {
     buf[len] = '\0';
     return hcs_error_make(err, 0, "start `%s`: %s", cs->id, buf);
   }
+  hcs_system_emit(cs, "started", NULL);
   return 0;
 }
 
@@ -322,6 +323,7 @@ int hcs_compute_shutdown(hcs_system_t *cs, int timeout_ms, hcs_error_t *err) {
   if (st == HCS_STATE_CREATED || st == HCS_STATE_PAUSED) return hcs_compute_terminate(cs, err);
   mark_exit(cs, "Shutdown");
   if (signal_init(cs, SIGTERM, err) < 0) return -1;
+  hcs_system_emit(cs, "shutdown", json_pack("{s:i}", "TimeoutMs", timeout_ms));
   int r = hcs_compute_wait(cs, timeout_ms, err);
   if (r < 0) return -1;
   if (r == 0) return hcs_compute_terminate(cs, err);
@@ -334,14 +336,18 @@ int hcs_compute_pause(hcs_system_t *cs, hcs_error_t *err) {
     return hcs_error_make(err, 0, "pause `%s`: the system is %s, not Running", cs->id, hcs_state_name(st));
   const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
   if (cg == NULL) return hcs_error_make(err, ENOTSUP, "pause `%s`: no cgroup freezer", cs->id);
-  return cg->freeze(cs->cgroup, true, err);
+  if (cg->freeze(cs->cgroup, true, err) < 0) return -1;
+  hcs_system_emit(cs, "paused", NULL);
+  return 0;
 }
 
 int hcs_compute_resume(hcs_system_t *cs, hcs_error_t *err) {
   hcs_state_t st = hcs_system_state(cs);
   if (st != HCS_STATE_PAUSED)
     return hcs_error_make(err, 0, "resume `%s`: the system is %s, not Paused", cs->id, hcs_state_name(st));
-  return hcs_cgroup_ops()->freeze(cs->cgroup, false, err);
+  if (hcs_cgroup_ops()->freeze(cs->cgroup, false, err) < 0) return -1;
+  hcs_system_emit(cs, "resumed", NULL);
+  return 0;
 }
 
 static json_t *process_list(hcs_system_t *cs, hcs_error_t *err) {
@@ -469,6 +475,7 @@ int hcs_compute_modify(hcs_system_t *cs, const char *request, hcs_error_t *err) 
   if (hcs_state_write_json(cp, doc, err) < 0) return -1;
   json_decref(cs->config);
   cs->config = json_incref(doc);
+  hcs_system_emit(cs, "modified", json_incref(req));
   return 0;
 }
 
@@ -566,7 +573,11 @@ int hcs_compute_delete(hcs_system_t *cs, bool force, hcs_error_t *err) {
     json_decref(left);
     if (cg->destroy(cs->cgroup, err) < 0) return hcs_error_wrap(err, "delete `%s`", cs->id);
   }
+  /* A killed monitor's exit is noted (its event written) before the
+   * record goes. */
+  json_decref(hcs_system_exit(cs));
   hcs_system_remove_run_files(cs);
   if (hcs_system_remove_dir(cs->dir, err) < 0) return hcs_error_wrap(err, "delete `%s`", cs->id);
+  hcs_system_emit(cs, "deleted", NULL);
   return 0;
 }

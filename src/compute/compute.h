@@ -219,6 +219,12 @@ HCS_INTERNAL int hcs_system_load(hcs_system_t *cs, hcs_error_t *err);
 /* Current state, derived from exit.json, the Started flag and the freezer. */
 HCS_INTERNAL hcs_state_t hcs_system_state(hcs_system_t *cs);
 HCS_INTERNAL json_t *hcs_system_exit(hcs_system_t *cs); /* exit.json or NULL */
+/* The exited event is written once: by the monitor, or (killed) by the
+ * first process that finds the system stopped.  True for the one that
+ * created <dir>/exit-event. */
+HCS_INTERNAL bool hcs_system_claim_exit_event(const char *dir);
+/* An event of type "system" about cs (attrs stolen, may be NULL). */
+HCS_INTERNAL void hcs_system_emit(hcs_system_t *cs, const char *action, json_t *attrs);
 /* Is `pid` still the process whose start time (clock ticks) is `start`? */
 HCS_INTERNAL bool hcs_pid_matches(pid_t pid, uint64_t start);
 HCS_INTERNAL uint64_t hcs_pid_start_time(pid_t pid);

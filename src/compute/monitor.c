@@ -41,6 +41,7 @@ static int write_state(void *arg, pid_t pid, hcs_error_t *err) {
   if (s->create_lock >= 0) close(s->create_lock), s->create_lock = -1;
   cleanup_free char *text = json_dumps(st, JSON_COMPACT);
   hcs_send_msg(s->sock, HCS_MSG_STATE, text, strlen(text), -1);
+  hcs_event_emit(s->cs->run_root, "system", "created", s->cs->id, s->cfg->owner, json_pack("{s:i}", "Pid", (int)pid));
   return 0;
 }
 
@@ -48,6 +49,16 @@ static void send_error(int sock, hcs_error_t *err) {
   const char *m = hcs_error_message(*err);
   hcs_send_msg(sock, HCS_MSG_ERROR, m, strlen(m), -1);
   hcs_error_release(err);
+}
+
+/* The exit is recorded: its events (OOM kills, then exited), once. */
+static void emit_exit(hcs_spawn_t *s, json_t *e) {
+  if (!hcs_system_claim_exit_event(s->cs->dir)) return;
+  json_int_t ooms = json_integer_value(json_object_get(e, "OomKillCount"));
+  if (ooms > 0)
+    hcs_event_emit(s->cs->run_root, "system", "oom", s->cs->id, s->cfg->owner,
+                   json_pack("{s:I}", "OomKillCount", ooms));
+  hcs_event_emit(s->cs->run_root, "system", "exited", s->cs->id, s->cfg->owner, json_deep_copy(e));
 }
 
 static void record_exit(hcs_spawn_t *s, int status) {
@@ -79,6 +90,7 @@ static void record_exit(hcs_spawn_t *s, int status) {
   if (WIFSIGNALED(status)) json_object_set_new(e, "ExitSignal", json_integer(WTERMSIG(status)));
   cleanup_free char *path = hcs_xasprintf("%s/exit.json", cs->dir);
   hcs_state_write_json(path, e, NULL);
+  emit_exit(s, e);
 }
 
 /* Close every fd from 3 up but those in keep (-1 entries ignored). */

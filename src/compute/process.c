@@ -33,6 +33,7 @@ struct hcs_process_s {
   bool exited;
   int status; /* waitid si_code/si_status folded: exit code or 128+signal */
   int signal;
+  char *system_id, *run_root, *owner; /* for its events */
 };
 
 static bool all_digits(const char *s) { return *s && strspn(s, "0123456789") == strlen(s); }
@@ -201,6 +202,9 @@ static void process_free(hcs_process_t *p) {
     if (p->stdio[i] >= 0 && p->stdio[i] != p->console) close(p->stdio[i]);
   if (p->console >= 0) close(p->console);
   if (p->pidfd >= 0) close(p->pidfd);
+  free(p->system_id);
+  free(p->run_root);
+  free(p->owner);
   free(p);
 }
 
@@ -373,6 +377,11 @@ hcs_process_t *hcs_process_create_ex(hcs_system_t *cs, const char *params, const
       p->stdio[i] = p->console;
   close(sv[0]);
   hcs_proc_spec_free(spec);
+  p->system_id = hcs_xstrdup(cs->id);
+  p->run_root = hcs_xstrdup(cs->run_root);
+  const char *owner = json_string_value(json_object_get(cs->state, "Owner"));
+  p->owner = owner ? hcs_xstrdup(owner) : NULL;
+  hcs_event_emit(p->run_root, "process", "created", p->system_id, p->owner, json_pack("{s:i}", "Pid", (int)p->pid));
   return p;
 fail:
   for (int i = 0; i < 3; i++) {
@@ -438,6 +447,10 @@ int hcs_process_wait(hcs_process_t *p, int timeout_ms, hcs_error_t *err) {
     p->signal = si.si_status;
     p->status = 128 + si.si_status;
   }
+  /* Written by the reaper (the process is the caller's child). */
+  json_t *attrs = json_pack("{s:i,s:i}", "Pid", (int)p->pid, "ExitCode", p->status);
+  if (p->signal) json_object_set_new(attrs, "ExitSignal", json_integer(p->signal));
+  hcs_event_emit(p->run_root, "process", "exited", p->system_id, p->owner, attrs);
   return 1;
 }
 

@@ -132,9 +132,30 @@ json_t *hcs_system_exit(hcs_system_t *cs) {
   cleanup_free char *ep = hcs_xasprintf("%s/exit.json", cs->dir);
   json_t *e = hcs_json_load_file(ep, NULL);
   if (e) return e;
-  if (cs->state && !hcs_pid_matches(cs->pid, (uint64_t)json_integer_value(json_object_get(cs->state, "PidStartTime"))))
+  if (cs->state &&
+      !hcs_pid_matches(cs->pid, (uint64_t)json_integer_value(json_object_get(cs->state, "PidStartTime")))) {
+    /* The monitor was killed and init is gone: whoever sees it first
+     * writes the exited event the monitor could not. */
+    if (hcs_system_claim_exit_event(cs->dir))
+      hcs_system_emit(cs, "exited", json_pack("{s:i,s:s}", "ExitCode", -1, "ExitType", "Unknown"));
     return json_pack("{s:s,s:i}", "ExitType", "Unknown", "ExitCode", -1);
+  }
   return NULL;
+}
+
+bool hcs_system_claim_exit_event(const char *dir) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/exit-event", dir);
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
+
+void hcs_system_emit(hcs_system_t *cs, const char *action, json_t *attrs) {
+  const char *owner = json_string_value(json_object_get(cs->state, "Owner"));
+  if (owner == NULL && cs->cfg) owner = cs->cfg->owner;
+  hcs_event_emit(cs->run_root, "system", action, cs->id, owner, attrs);
 }
 
 hcs_state_t hcs_system_state(hcs_system_t *cs) {
@@ -224,8 +245,8 @@ void hcs_system_remove_run_files(hcs_system_t *cs) {
  * a directory walk; "lock" is left by older versions), then the walk for
  * anything else. */
 int hcs_system_remove_dir(const char *dir, hcs_error_t *err) {
-  static const char *const names[] = {"config.json", "state.json",  "exit.json",   "lock",        "exec.fifo",
-                                      "exit-type",   "seccomp.bpf", "stdout.fifo", "stderr.fifo", "ctr.log"};
+  static const char *const names[] = {"config.json", "state.json",  "exit.json",   "lock",    "exec.fifo", "exit-type",
+                                      "seccomp.bpf", "stdout.fifo", "stderr.fifo", "ctr.log", "exit-event"};
   char path[PATH_MAX];
   for (size_t i = 0; i < HCS_ARRAY_SIZE(names); i++) {
     snprintf(path, sizeof path, "%s/%s", dir, names[i]);

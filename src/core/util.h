@@ -125,5 +125,10 @@ HCS_INTERNAL char *hcs_now_rfc3339(void);
  * overridden (so tests and side-by-side hosts never share runtime state). */
 HCS_INTERNAL char *hcs_root_resolve(const char *root);
 HCS_INTERNAL char *hcs_run_root_resolve(const char *root);
+/* Append an event record to <run_root>/events/events.log (events.c; see
+ * hcs/events.h).  attrs (may be NULL) is stolen.  Best effort: a journal
+ * that cannot be written loses the record, never fails the verb. */
+HCS_INTERNAL void hcs_event_emit(const char *run_root, const char *type, const char *action, const char *id,
+                                 const char *owner, json_t *attrs);
 
 #endif

@@ -148,23 +148,47 @@ static int l_guard(lua_State *L) {
 }
 
 /* hcs.interrupt.wait(fd [, ms]): poll fd readable; true, or false on a
- * timeout or a signal (whose error is raised right after). */
+ * timeout or a signal (whose error is raised right after).
+ * hcs.interrupt.wait({fd, ...} [, ms]): the same over many fds (the event
+ * loop, hcs.loop): a list of the readable ones (hang-ups count), or false. */
 static int l_wait(lua_State *L) {
-  int fd = (int)luaL_checkinteger(L, 1);
+  bool many = lua_istable(L, 1);
+  struct pollfd one, *p = &one;
+  nfds_t n = 1;
+  if (many) {
+    n = (nfds_t)lua_rawlen(L, 1);
+    p = lua_newuserdatauv(L, (n ? n : 1) * sizeof *p, 0); /* freed by the GC */
+    for (nfds_t i = 0; i < n; i++) {
+      lua_rawgeti(L, 1, (lua_Integer)i + 1);
+      p[i] = (struct pollfd){(int)luaL_checkinteger(L, -1), POLLIN, 0};
+      lua_pop(L, 1);
+    }
+  } else {
+    one = (struct pollfd){(int)luaL_checkinteger(L, 1), POLLIN, 0};
+  }
   lua_Integer ms = luaL_optinteger(L, 2, -1);
-  struct pollfd p = {fd, POLLIN, 0};
   struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
   /* Signals are blocked until ppoll unblocks them atomically: one that
    * comes after the hook check still interrupts the poll. */
   sigset_t old;
   block_stop_signals(&old);
   in_wait = 1;
-  int r = globalL && lua_gethook(globalL) == lstop ? 0 : ppoll(&p, 1, ms < 0 ? NULL : &ts, &old);
+  int r = globalL && lua_gethook(globalL) == lstop ? 0 : ppoll(p, n, ms < 0 ? NULL : &ts, &old);
   int saved = errno;
   in_wait = 0;
   sigprocmask(SIG_SETMASK, &old, NULL);
   if (r < 0 && saved != EINTR) return luaL_fileresult(L, 0, "poll");
-  lua_pushboolean(L, r > 0);
+  if (!many || r <= 0) {
+    lua_pushboolean(L, r > 0);
+    return 1;
+  }
+  lua_createtable(L, r, 0);
+  int k = 0;
+  for (nfds_t i = 0; i < n; i++)
+    if (p[i].revents) {
+      lua_pushinteger(L, p[i].fd);
+      lua_rawseti(L, -2, ++k);
+    }
   return 1;
 }
 

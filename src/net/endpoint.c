@@ -293,7 +293,7 @@ static int validate_name(json_t *doc, json_t *all, hcs_error_t *err) {
   return 0;
 }
 
-char *hcs_net_endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t *err) {
+static char *endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t *err) {
   cleanup_json json_t *doc = hcs_json_parse(settings ? settings : "", "HostComputeEndpoint", err);
   if (doc == NULL) return NULL;
   if (!json_is_object(doc)) {
@@ -481,7 +481,33 @@ int hcs_net_endpoint_policies(json_t *ep, struct hcs_portmap *pm, struct hcs_nft
   return c->n_add || json_array_size(*exc) ? 1 : 0;
 }
 
+static void emit_endpoint(hcs_net_t *net, const char *action, json_t *ep) {
+  const char *id = json_string_value(json_object_get(ep, "Id"));
+  if (id == NULL) return;
+  json_t *attrs = json_pack("{s:s?,s:s?}", "Name", json_string_value(json_object_get(ep, "Name")), "Network",
+                            json_string_value(json_object_get(ep, "HostComputeNetwork")));
+  hcs_event_emit(net->run, "endpoint", action, id, NULL, attrs);
+}
+
+char *hcs_net_endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t *err) {
+  char *out = endpoint_create(net, settings, err);
+  if (out) {
+    cleanup_json json_t *doc = json_loads(out, 0, NULL);
+    emit_endpoint(net, "created", doc);
+  }
+  return out;
+}
+
+static int endpoint_delete_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err);
+
+/* Also the deletes a forced network delete does. */
 int hcs_net_endpoint_delete_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err) {
+  if (endpoint_delete_locked(net, ep, err) < 0) return -1;
+  emit_endpoint(net, "deleted", ep);
+  return 0;
+}
+
+static int endpoint_delete_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err) {
   const char *id = ep_str(ep, "Id");
   struct hcs_portmap pm[MAX_PORTMAPS];
   size_t npm = 0;

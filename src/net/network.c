@@ -267,7 +267,7 @@ int hcs_net_network_ensure(hcs_net_t *net, json_t *network, struct hcs_nl *nl, h
   return br;
 }
 
-char *hcs_net_network_create(hcs_net_t *net, const char *settings, hcs_error_t *err) {
+static char *network_create(hcs_net_t *net, const char *settings, hcs_error_t *err) {
   cleanup_json json_t *doc = hcs_json_parse(settings ? settings : "", "HostComputeNetwork", err);
   if (doc == NULL) return NULL;
   if (!json_is_object(doc)) {
@@ -350,7 +350,35 @@ char *hcs_net_network_list(hcs_net_t *net, hcs_error_t *err) {
   return all ? hcs_net_dump_release(all) : NULL;
 }
 
+/* The HCN service callback's NetworkCreate/NetworkDelete: events in the
+ * run root's journal, written once the verb succeeded. */
+static void emit_network(hcs_net_t *net, const char *action, const char *doc_text) {
+  cleanup_json json_t *doc = doc_text ? json_loads(doc_text, 0, NULL) : NULL;
+  const char *id = json_string_value(json_object_get(doc, "Id"));
+  if (id == NULL) return;
+  json_t *attrs = json_pack("{s:s?,s:s?}", "Name", json_string_value(json_object_get(doc, "Name")), "Type",
+                            json_string_value(json_object_get(doc, "Type")));
+  hcs_event_emit(net->run, "network", action, id, NULL, attrs);
+}
+
+char *hcs_net_network_create(hcs_net_t *net, const char *settings, hcs_error_t *err) {
+  char *out = network_create(net, settings, err);
+  if (out) emit_network(net, "created", out);
+  return out;
+}
+
+static int network_delete(hcs_net_t *net, const char *ref, bool force, hcs_error_t *err);
+
 int hcs_net_network_delete(hcs_net_t *net, const char *ref, bool force, hcs_error_t *err) {
+  hcs_error_t e = NULL;
+  cleanup_free char *before = hcs_net_network_query(net, ref, &e);
+  hcs_error_release(&e);
+  if (network_delete(net, ref, force, err) < 0) return -1;
+  emit_network(net, "deleted", before);
+  return 0;
+}
+
+static int network_delete(hcs_net_t *net, const char *ref, bool force, hcs_error_t *err) {
   cleanup_close int lock = hcs_net_lock(net, false, err);
   if (lock < 0) return -1;
   cleanup_json json_t *doc = hcs_net_find(net, "networks", ref, err);

@@ -11,5 +11,6 @@
 #include "hcs/net.h"
 #include "hcs/compute.h"
 #include "hcs/process.h"
+#include "hcs/events.h"
 
 #endif
