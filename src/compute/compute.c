@@ -225,6 +225,10 @@ int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err) {
   hcs_state_t st = hcs_system_state(cs);
   if (st != HCS_STATE_CREATED)
     return hcs_error_make(err, 0, "start `%s`: the system is %s, not Created", cs->id, hcs_state_name(st));
+  /* Before init may run (opening the fifo lets it go): its exit, the
+   * monitor's event, comes after.  A start that fails ends in that exit
+   * too. */
+  hcs_system_emit(cs, "started", NULL);
   cleanup_free char *fifo = hcs_xasprintf("%s/exec.fifo", cs->dir);
   cleanup_close int fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return hcs_error_make(err, errno, "start `%s`: open `%s`", cs->id, fifo);
@@ -263,7 +267,6 @@ int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err) {
     buf[len] = '\0';
     return hcs_error_make(err, 0, "start `%s`: %s", cs->id, buf);
   }
-  hcs_system_emit(cs, "started", NULL);
   return 0;
 }
 

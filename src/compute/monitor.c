@@ -40,8 +40,10 @@ static int write_state(void *arg, pid_t pid, hcs_error_t *err) {
   /* The system exists now: let go of the creator's lock (inherited). */
   if (s->create_lock >= 0) close(s->create_lock), s->create_lock = -1;
   cleanup_free char *text = json_dumps(st, JSON_COMPACT);
-  hcs_send_msg(s->sock, HCS_MSG_STATE, text, strlen(text), -1);
+  /* Before the creator hears of it: the creator's next event (started)
+   * comes after this one. */
   hcs_event_emit(s->cs->run_root, "system", "created", s->cs->id, s->cfg->owner, json_pack("{s:i}", "Pid", (int)pid));
+  hcs_send_msg(s->sock, HCS_MSG_STATE, text, strlen(text), -1);
   return 0;
 }
 

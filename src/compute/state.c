@@ -7,6 +7,7 @@
  * filter, for processes exec'd later). */
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/syscall.h>
@@ -120,6 +121,18 @@ int hcs_system_monitor_fd(hcs_system_t *cs, hcs_error_t *err) {
   if (cs->monitor_fd >= 0) return cs->monitor_fd;
   cs->monitor_fd =
       pidfd_checked(cs->monitor_pid, (uint64_t)json_integer_value(json_object_get(cs->state, "MonitorStartTime")));
+  /* A monitor that has exited without recording the exit was killed; when
+   * nobody reaps it (a pid 1 that does not wait) it lingers as a zombie,
+   * whose pidfd is readable at once although init may still run. */
+  if (cs->monitor_fd >= 0) {
+    struct pollfd p = {cs->monitor_fd, POLLIN, 0};
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/exit.json", cs->dir);
+    if (poll(&p, 1, 0) > 0 && access(path, F_OK) < 0) {
+      close(cs->monitor_fd);
+      cs->monitor_fd = -1;
+    }
+  }
   if (cs->monitor_fd < 0) {
     /* The monitor was killed: fall back on init itself. */
     cs->monitor_fd = pidfd_checked(cs->pid, (uint64_t)json_integer_value(json_object_get(cs->state, "PidStartTime")));
@@ -128,12 +141,23 @@ int hcs_system_monitor_fd(hcs_system_t *cs, hcs_error_t *err) {
   return cs->monitor_fd;
 }
 
+/* Matches and has not exited: a zombie init (its monitor killed, and
+ * nobody reaping orphans, e.g. a pid 1 that does not wait) is dead. */
+static bool pid_running(pid_t pid, uint64_t start) {
+  if (!hcs_pid_matches(pid, start)) return false;
+  char path[64];
+  cleanup_free char *text = NULL;
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  if (hcs_read_file(path, &text, NULL, NULL) < 0) return false;
+  char *p = strrchr(text, ')');
+  return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
 json_t *hcs_system_exit(hcs_system_t *cs) {
   cleanup_free char *ep = hcs_xasprintf("%s/exit.json", cs->dir);
   json_t *e = hcs_json_load_file(ep, NULL);
   if (e) return e;
-  if (cs->state &&
-      !hcs_pid_matches(cs->pid, (uint64_t)json_integer_value(json_object_get(cs->state, "PidStartTime")))) {
+  if (cs->state && !pid_running(cs->pid, (uint64_t)json_integer_value(json_object_get(cs->state, "PidStartTime")))) {
     /* The monitor was killed and init is gone: whoever sees it first
      * writes the exited event the monitor could not. */
     if (hcs_system_claim_exit_event(cs->dir))

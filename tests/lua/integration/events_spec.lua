@@ -1,0 +1,180 @@
+-- Events and the event loop against real systems in a test root: the
+-- journal in the run root, `hcs events`, hcs.events subscriptions, and
+-- hcs.loop driving many systems from one coroutine loop.
+local u = require "spec_util"
+local hcs = require "hcs"
+local json = hcs.json
+local loop = hcs.loop
+
+describe("hcs events #root", function()
+  local root, rootfs, parent
+
+  local function config(cmd)
+    return hcs.compute.config { rootfs = rootfs, cgroup_parent = parent, command = cmd, owner = "evspec" }
+  end
+
+  -- Every event of these ids up to their `deleted`, from a subscription.
+  local function collect(sub, ids)
+    local left, seen = {}, {}
+    for _, id in ipairs(ids) do left[id], seen[id] = true, {} end
+    local n = #ids
+    while n > 0 do
+      -- The time-out only guards against a hang; nothing is timed.
+      local e = assert(sub:next(60000), "no event within a minute")
+      if seen[e.Id] then
+        table.insert(seen[e.Id], e)
+        if e.Action == "deleted" and e.Type == "system" and left[e.Id] then
+          left[e.Id] = nil
+          n = n - 1
+        end
+      end
+    end
+    return seen
+  end
+
+  local function actions(list)
+    local out = {}
+    for _, e in ipairs(list) do out[#out + 1] = e.Action end
+    return out
+  end
+
+  setup(function()
+    root = u.tmpdir()
+    rootfs = root .. "/rootfs"
+    assert(u.run(("%s/tests/fixtures/make-busybox-rootfs.sh %s"):format(u.source_dir, rootfs)))
+    parent = "hcs-test-ev-" .. root:match("hcs%-test%.(.*)$")
+  end)
+
+  teardown(function()
+    for _, s in ipairs(hcs.compute.enumerate(nil, root) or {}) do
+      local cs = hcs.compute.open(s.Id, root)
+      if cs then cs:delete(true) end
+    end
+    u.rmtree(root)
+    u.run("find /sys/fs/cgroup -maxdepth 2 -type d -name '" .. parent .. "' -exec rmdir {} +")
+    local _, _, dirs = u.run("find /sys/fs/cgroup -maxdepth 3 -type d -name '" .. parent .. "*'")
+    assert.equal("", dirs)
+  end)
+
+  it("delivers every event of 20 systems started and stopped at once, each system's in order", function()
+    local sub <close> = assert(hcs.events.open({ Types = { "system" } }, root))
+    local ids, tasks = {}, {}
+    for i = 1, 20 do
+      ids[i] = "ev" .. i
+      tasks[i] = loop.spawn(function()
+        local cs = assert(hcs.compute.create(ids[i], config { "/bin/sh", "-c", "exit " .. (i % 5) }, { root = root }))
+        assert(cs:start())
+        local props = assert(loop.wait_system(cs))
+        assert(cs:delete())
+        return props.ExitCode
+      end)
+    end
+    loop.run()
+    for i = 1, 20 do assert.equal(i % 5, tasks[i]:wait()) end
+    local seen = collect(sub, ids)
+    for i, id in ipairs(ids) do
+      assert.same({ "created", "started", "exited", "deleted" }, actions(seen[id]))
+      local exited = seen[id][3]
+      assert.equal(i % 5, exited.Attributes.ExitCode)
+      assert.equal("Exited", exited.Attributes.ExitType)
+      assert.equal("evspec", exited.Owner)
+    end
+    -- The same through the CLI, filtered.
+    local _, code, out = u.hcs({ "events", "--no-stream", "--since", "1h", "--json", "--filter", "id=ev7",
+      "--filter", "event=exited", "--filter", "event=started" }, { HCS_ROOT = root })
+    assert.equal(0, code)
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = json.decode(l) end
+    assert.equal(2, #lines)
+    assert.equal("started", lines[1].Action)
+    assert.equal("exited", lines[2].Action)
+    assert.equal(2, lines[2].Attributes.ExitCode)
+    local _, _, text = u.hcs({ "events", "--no-stream", "--since", "1h", "--filter", "id=ev7", "--filter",
+      "event=exited" }, { HCS_ROOT = root })
+    assert.matches("^%S+Z system exited ev7 %(owner=evspec, ExitCode=2, ExitType=Exited", text)
+    local _, bad, _, berr = u.hcs({ "events", "--filter", "colour=red" }, { HCS_ROOT = root })
+    assert.equal(2, bad)
+    assert.matches("--filter: expected KEY=VALUE", berr, 1, true)
+  end)
+
+  it("ends a system whose monitor was killed with SIGKILL in one exited event", function()
+    local sub <close> = assert(hcs.events.open({ Ids = { "evk" } }, root))
+    local cs = assert(hcs.compute.create("evk", config { "/bin/sleep", "1000" }, { root = root }))
+    assert(cs:start())
+    local props = assert(cs:properties())
+    assert(u.run("kill -KILL " .. props.MonitorPid))
+    -- Another process observes first (wait on init, then properties).
+    local ok, _, _, err = u.run(("HCS_ROOT=%s %s -e %s"):format(u.quote(root), u.quote(u.hcs_bin), u.quote([[
+      local cs = assert(require("hcs").compute.open("evk"))
+      assert(cs:terminate())
+      assert(cs:properties().State == "Stopped")]])))
+    assert.is_true(ok, err)
+    local again = assert(hcs.compute.open("evk", root))
+    assert.equal("Unknown", again:properties().ExitType)
+    assert(again:delete())
+    local seen = collect(sub, { "evk" })
+    assert.same({ "created", "started", "exited", "deleted" }, actions(seen.evk))
+    assert.equal("Unknown", seen.evk[3].Attributes.ExitType)
+    cs:close()
+  end)
+
+  it("runs 200 systems from one coroutine loop, each reporting its exit", function()
+    local codes, tasks = {}, {}
+    for i = 1, 200 do
+      tasks[i] = loop.spawn(function()
+        local id = "many" .. i
+        local cs = assert(hcs.compute.create(id, config { "/bin/sh", "-c", "exit " .. (i % 7) }, { root = root }))
+        assert(cs:start())
+        local props = assert(loop.wait_system(cs))
+        assert(cs:delete())
+        codes[i] = props.ExitCode
+      end)
+    end
+    -- wait_any hands back the tasks as they finish, until all are done.
+    local left, finished = {}, 0
+    for i = 1, 200 do left[i] = tasks[i] end
+    loop.run(function()
+      while #left > 0 do
+        local i = loop.wait_any(left)
+        table.remove(left, i)
+        finished = finished + 1
+      end
+    end)
+    assert.equal(200, finished)
+    for i = 1, 200 do assert.equal(i % 7, codes[i]) end
+    assert.same({}, hcs.compute.enumerate(nil, root))
+  end)
+
+  it("reports networks and endpoints created and deleted", function()
+    local sub <close> = assert(hcs.events.open({ Types = { "network", "endpoint" } }, root))
+    local net = assert(hcs.net.network.create({ Name = "evnet", Type = "None" }, { root = root }))
+    assert(hcs.net.network.delete(net.Id, { root = root }))
+    local a = assert(sub:next(60000))
+    local b = assert(sub:next(60000))
+    assert.equal("network created " .. net.Id, a.Type .. " " .. a.Action .. " " .. a.Id)
+    assert.equal("evnet", a.Attributes.Name)
+    assert.equal("network deleted " .. net.Id, b.Type .. " " .. b.Action .. " " .. b.Id)
+  end)
+
+  it("calls subscribe's function from the loop and stops when it returns false", function()
+    local got = {}
+    assert(hcs.events.subscribe({ Ids = { "evs" }, Types = { "system" } }, function(e)
+      got[#got + 1] = e.Action
+      return e.Action ~= "deleted"
+    end, root))
+    loop.run(function()
+      local cs = assert(hcs.compute.create("evs", config { "/bin/true" }, { root = root }))
+      assert(cs:start())
+      loop.wait_system(cs)
+      assert(cs:delete())
+    end)
+    -- run() returned: the subscription's task ended at `deleted`.
+    assert.same({ "created", "started", "exited", "deleted" }, got)
+  end)
+
+  it("refuses a bad filter naming the field", function()
+    local sub, err = hcs.events.open({ Colour = { "red" } }, root)
+    assert.is_nil(sub)
+    assert.matches("event filter: `Colour`: unknown field", err, 1, true)
+  end)
+end)
