@@ -279,12 +279,14 @@ int hcs_compute_wait(hcs_system_t *cs, int timeout_ms, hcs_error_t *err) {
     hcs_error_release(&e);
     return 1; /* nothing of it is alive any more */
   }
-  struct pollfd p = {fd, POLLIN, 0};
+  /* In a cancelled operation (a shutdown's wait) the wait ends early. */
+  struct pollfd p[2] = {{fd, POLLIN, 0}, {hcs_operation_cancel_fd(), POLLIN, 0}};
   int r;
   do
-    r = poll(&p, 1, timeout_ms);
+    r = poll(p, p[1].fd >= 0 ? 2 : 1, timeout_ms);
   while (r < 0 && errno == EINTR);
   if (r < 0) return hcs_error_make(err, errno, "wait for `%s`", cs->id);
+  if (r > 0 && !p[0].revents) return hcs_error_make(err, ECANCELED, "wait for `%s`: cancelled", cs->id);
   return r > 0;
 }
 

@@ -26,20 +26,14 @@ static off_t max_size(void) {
   return n >= 4096 ? (off_t)n : DEFAULT_MAX_SIZE;
 }
 
-static void rotate_if_big(const char *dir, int fd) {
-  struct stat mine;
-  if (fstat(fd, &mine) < 0 || mine.st_size <= max_size()) return;
-  char lock[PATH_MAX + 32], path[PATH_MAX + 32], old[PATH_MAX + 32];
-  snprintf(lock, sizeof lock, "%s/events.lock", dir);
-  snprintf(path, sizeof path, "%s/events.log", dir);
-  snprintf(old, sizeof old, "%s/events.log.1", dir);
-  int l = open(lock, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
-  if (l < 0) return;
-  /* Under the lock, rotate only the file we wrote to, if it is still the
-   * current one: two writers past the size rotate once. */
-  struct stat cur;
-  if (flock(l, LOCK_EX) == 0 && stat(path, &cur) == 0 && cur.st_ino == mine.st_ino) rename(path, old);
-  close(l);
+/* Past the size, rename the file we wrote to (if it is still the current
+ * one: two writers past the size rotate once).  Called with the lock held
+ * exclusively: no append is in flight, so the old file is final once
+ * renamed and a reader that drains it loses nothing. */
+static void rotate(const char *path, const char *old, int fd) {
+  struct stat mine, cur;
+  if (fstat(fd, &mine) == 0 && stat(path, &cur) == 0 && cur.st_ino == mine.st_ino && cur.st_size > max_size())
+    rename(path, old);
 }
 
 void hcs_event_emit(const char *run_root, const char *type, const char *action, const char *id, const char *owner,
@@ -64,20 +58,35 @@ void hcs_event_emit(const char *run_root, const char *type, const char *action, 
   if (text == NULL) return;
   size_t len = strlen(text);
   text[len++] = '\n'; /* in place of the NUL: the text is written by length */
-  char dir[PATH_MAX], path[PATH_MAX + 32];
+  char dir[PATH_MAX], path[PATH_MAX + 32], lock[PATH_MAX + 32], old[PATH_MAX + 32];
   snprintf(dir, sizeof dir, "%s/events", run_root);
   snprintf(path, sizeof path, "%s/events.log", dir);
+  snprintf(lock, sizeof lock, "%s/events.lock", dir);
+  snprintf(old, sizeof old, "%s/events.log.1", dir);
+  /* Appends share the lock, a rotation takes it alone. */
+  int l = open(lock, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (l < 0 && errno == ENOENT && hcs_mkdir_p(dir, 0700, NULL) == 0)
+    l = open(lock, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (l < 0) {
+    free(text);
+    return;
+  }
+  while (flock(l, LOCK_SH) < 0 && errno == EINTR) {
+  }
   int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0 && errno == ENOENT && hcs_mkdir_p(dir, 0700, NULL) == 0)
-    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  bool big = false;
   if (fd >= 0) {
-    /* One write: a record is never seen half-written by a reader that
-     * reads up to the last newline. */
+    /* One write: a reader never sees half a record (it reads up to the
+     * last newline). */
     while (write(fd, text, len) < 0 && errno == EINTR) {
     }
-    rotate_if_big(dir, fd);
-    close(fd);
+    struct stat st;
+    big = fstat(fd, &st) == 0 && st.st_size > max_size();
   }
+  flock(l, LOCK_UN);
+  if (big && flock(l, LOCK_EX) == 0) rotate(path, old, fd);
+  if (fd >= 0) close(fd);
+  close(l);
   free(text);
 }
 

@@ -128,6 +128,11 @@ HCS_INTERNAL char *hcs_run_root_resolve(const char *root);
 /* Append an event record to <run_root>/events/events.log (events.c; see
  * hcs/events.h).  attrs (may be NULL) is stolen.  Best effort: a journal
  * that cannot be written loses the record, never fails the verb. */
+/* The operation running on this thread (operation.c): has it been
+ * cancelled?  Verbs that can stop safely check it (imports per entry) or
+ * poll the fd (-1 outside an operation) in their waits (shutdown). */
+HCS_INTERNAL bool hcs_operation_cancelled(void);
+HCS_INTERNAL int hcs_operation_cancel_fd(void);
 HCS_INTERNAL void hcs_event_emit(const char *run_root, const char *type, const char *action, const char *id,
                                  const char *owner, json_t *attrs);
 

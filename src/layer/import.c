@@ -404,6 +404,12 @@ static int extract(struct extract *x, hcs_error_t *err) {
         hcs_error_make(err, 0, "read archive: %s", archive_error_string(a));
       goto out;
     }
+    /* An operation cancelled (hcs_operation_cancel): stop here; the caller
+     * rolls the partial layer back as for any error. */
+    if (hcs_operation_cancelled()) {
+      hcs_error_make(err, ECANCELED, "import cancelled");
+      goto out;
+    }
     x->entry = archive_entry_pathname(e);
     if (x->entry == NULL) {
       hcs_error_make(err, 0, "read archive: entry without a name");

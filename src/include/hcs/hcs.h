@@ -12,5 +12,6 @@
 #include "hcs/compute.h"
 #include "hcs/process.h"
 #include "hcs/events.h"
+#include "hcs/operation.h"
 
 #endif
