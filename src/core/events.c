@@ -286,7 +286,10 @@ static json_t *next(hcs_events_t *s, int timeout_ms, int *rc, hcs_error_t *err) 
     if (e) return e;
     if (s->ended) return NULL;
     read_more(s);
+    /* Rotated: the rest of the old file, then what the new one has (the
+     * write that created it may be all there will be for a while). */
     follow_rotation(s);
+    read_more(s);
     if ((e = pop(s)) != NULL) return e;
     if (s->until > 0 && now_ns() > s->until) {
       s->ended = true;
