@@ -259,8 +259,9 @@ static long long seconds_to_ns(lua_Number s) {
   return (long long)(s * 1e9);
 }
 
-/* logs([{follow=, timestamps=, since=, ["until"]=, tail=}]): the system log
- * to fds 1 (stdout) and 2 (stderr); since/until in seconds since the epoch. */
+/* logs([{follow=, timestamps=, since=, ["until"]=, tail=, stdout=, stderr=}]):
+ * the system log to fds 1 and 2 (or the files given); since/until in
+ * seconds since the epoch. */
 static int m_logs(lua_State *L) {
   hcs_system_t *cs = hcs_lua_check_system(L, 1);
   hcs_compute_log_options_t o = {.tail = -1, .out_fd = 1, .err_fd = 2};
@@ -276,6 +277,19 @@ static int m_logs(lua_State *L) {
     lua_getfield(L, 2, "tail");
     o.tail = (long)luaL_optinteger(L, -1, -1);
     lua_pop(L, 5);
+    /* stdout=, stderr=: Lua files to write to instead of fds 1 and 2. */
+    const char *names[2] = {"stdout", "stderr"};
+    int *fds[2] = {&o.out_fd, &o.err_fd};
+    for (int i = 0; i < 2; i++) {
+      lua_getfield(L, 2, names[i]);
+      if (!lua_isnil(L, -1)) {
+        luaL_Stream *f = (luaL_Stream *)luaL_checkudata(L, -1, LUA_FILEHANDLE);
+        luaL_argcheck(L, f->closef != NULL, 2, "closed file");
+        fflush(f->f);
+        *fds[i] = fileno(f->f);
+      }
+      lua_pop(L, 1);
+    }
   }
   fflush(stdout);
   hcs_error_t err = NULL;

@@ -172,6 +172,20 @@ describe("hcs events #root", function()
     assert.same({ "created", "started", "exited", "deleted" }, got)
   end)
 
+  it("runs examples/many-systems.lua: 20 systems, outputs and exit codes", function()
+    local ok, _, out, err = u.run(("HCS_ROOT=%s %s %s/examples/many-systems.lua %s 20"):format(u.quote(root),
+      u.quote(u.hcs_bin), u.source_dir, u.quote(rootfs)))
+    assert.is_true(ok, err)
+    local seen = 0
+    for i, code, n in out:gmatch("system +(%d+) exited (%d+): system (%d+) says hello\n") do
+      assert.equal(i, n)
+      assert.equal(tonumber(i) % 4, tonumber(code))
+      seen = seen + 1
+    end
+    assert.equal(20, seen)
+    assert.matches("20 systems done, 20 exited events seen", out, 1, true)
+  end)
+
   it("refuses a bad filter naming the field", function()
     local sub, err = hcs.events.open({ Colour = { "red" } }, root)
     assert.is_nil(sub)
