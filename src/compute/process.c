@@ -143,7 +143,7 @@ void hcs_child_finish(const hcs_proc_spec_t *p, const hcs_security_t *sec, const
   }
   environ = p->env;
   execvp(p->argv[0], p->argv);
-  hcs_child_report(errfd, errno, "exec `%s`", p->argv[0]);
+  hcs_child_report_exec(errfd, errno, p->argv[0]);
   _exit(127);
 }
 
@@ -297,7 +297,7 @@ hcs_process_t *hcs_process_create_ex(hcs_system_t *cs, const char *params, const
     else if (type == HCS_MSG_PTY && fd >= 0)
       p->console = fd, fd = -1;
     else if (type == HCS_MSG_ERROR) {
-      hcs_error_make(err, 0, "create process in `%s`: %s", cs->id, msg);
+      hcs_child_error(err, msg, "create process in", cs->id);
       failed = 1;
     }
     if (fd >= 0) close(fd);

@@ -280,7 +280,7 @@ static bool looks_like_script(const char *a) {
   return stat(a, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-enum { HAS_ERROR = 1, HAS_I = 2, HAS_V = 4, HAS_E = 8, HAS_EXEC = 16, HAS_BIGE = 32 };
+enum { HAS_ERROR = 1, HAS_I = 2, HAS_V = 4, HAS_E = 8, HAS_EXEC = 16, HAS_BIGE = 32, HAS_CLI = 64 };
 
 /* Scan options; returns flags and sets *first to the script/command index. */
 static int collectargs(char **argv, int *first) {
@@ -289,6 +289,9 @@ static int collectargs(char **argv, int *first) {
   for (i = 1; argv[i] != NULL; i++) {
     *first = i;
     if (argv[i][0] != '-') return args;
+    /* Words every command-line user tries first: the CLI answers them. */
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--version") == 0)
+      return args | HAS_CLI;
     if (strcmp(argv[i], "--root") == 0 || strcmp(argv[i], "--log-level") == 0) {
       if (argv[++i] == NULL) return HAS_ERROR;
       continue;
@@ -401,8 +404,9 @@ static int pmain(lua_State *L) {
   if (!runargs(L, argv, first)) return 0;
   if (first < argc) {
     bool dash = strcmp(argv[first - 1], "--") == 0 || strcmp(argv[first], "-") == 0;
-    int status = dash || looks_like_script(argv[first]) ? handle_script(L, argv + first, exit_status)
-                                                        : handle_command(L, argv + first, argc - first, exit_status);
+    int status = !(args & HAS_CLI) && (dash || looks_like_script(argv[first]))
+                     ? handle_script(L, argv + first, exit_status)
+                     : handle_command(L, argv + first, argc - first, exit_status);
     if (status != LUA_OK) return 0;
   }
   if (args & HAS_I) {

@@ -32,12 +32,15 @@ return {
       run = function(opts, args)
         local spec
         if opts.file then
-          local f = opts.file == "-" and io.stdin or assert(io.open(opts.file, "r"))
+          local f = opts.file == "-" and io.stdin or cli.check(io.open(opts.file, "r"))
           spec = f:read("a")
           if f ~= io.stdin then f:close() end
         else
           spec = { Name = opts.name or args[1], Type = opts.type or "NAT", Id = opts.id, Subnet = opts.subnet,
             Gateway = opts.gateway, Policies = {} }
+          if spec.Name and not utf8.len(spec.Name) then
+            cli.fail("network name %s is not valid UTF-8", require("hcs.util.args").show(spec.Name))
+          end
           if opts.adapter then
             table.insert(spec.Policies, { Type = "NetAdapterName", Settings = { NetworkAdapterName = opts.adapter } })
           end

@@ -50,9 +50,9 @@ function M.plan(spec)
   local name = spec.name or (info.Name:gsub("[^%w_.-]", "-"))
   check(plans.check_name(name))
   if plans.load(name, root) then error(("plan: a system named %q is already planned"):format(name), 0) end
-  local command = {}
-  for _, a in ipairs(cfg.Entrypoint or {}) do command[#command + 1] = a end
-  for _, a in ipairs(cfg.Cmd or {}) do command[#command + 1] = a end
+  -- Entrypoint and Command stay apart (docker's rule): arguments given
+  -- later replace Command and are appended to Entrypoint.
+  local entrypoint, command = cfg.Entrypoint or {}, cfg.Cmd or {}
   local plan = {
     Kind = "PlannedSystem",
     SchemaVersion = plans.SCHEMA,
@@ -64,7 +64,8 @@ function M.plan(spec)
     Memory = json.decode("{}"),
     MappedDirectories = json.array(),
     Environment = env_map(cfg.Env),
-    Command = #command > 0 and json.array(command) or nil,
+    Entrypoint = #entrypoint > 0 and json.array(copy(entrypoint)) or nil,
+    Command = #command > 0 and json.array(copy(command)) or nil,
     WorkingDirectory = cfg.WorkingDir ~= "" and cfg.WorkingDir or nil,
     User = cfg.User ~= "" and cfg.User or nil,
     ImageConfig = json.decode("{}"),
@@ -126,6 +127,14 @@ local customizers = {
     if type(v) == "string" then v = { "/bin/sh", "-c", v } end
     plan.Command = json.array(copy(v))
   end,
+  -- As docker's --entrypoint: replaces the image's, "" or {} clears it, and
+  -- the image's Cmd goes with it (apply() sets a command given with it after).
+  entrypoint = function(plan, v)
+    if type(v) == "string" then v = v ~= "" and { v } or {} end
+    if type(v) ~= "table" then error("entrypoint: expected a list of arguments or a string", 0) end
+    plan.Entrypoint = #v > 0 and json.array(copy(v)) or nil
+    plan.Command = nil
+  end,
   workdir = function(plan, v) plan.WorkingDirectory = v end,
   user = function(plan, v) plan.User = v end,
 }
@@ -134,7 +143,10 @@ local customizers = {
 function M.apply(plan, changes)
   local names = {}
   for k in pairs(changes) do names[#names + 1] = k end
-  table.sort(names)
+  table.sort(names, function(a, b)
+    if (a == "entrypoint") ~= (b == "entrypoint") then return a == "entrypoint" end
+    return a < b
+  end)
   for _, k in ipairs(names) do
     local f = customizers[k]
     if not f then
@@ -252,6 +264,14 @@ end
 
 -- realize -------------------------------------------------------------------
 
+--- The process a plan runs: its Entrypoint followed by its Command.
+function M.command_line(plan)
+  local argv = json.array()
+  for _, a in ipairs(plan.Entrypoint or {}) do argv[#argv + 1] = a end
+  for _, a in ipairs(plan.Command or {}) do argv[#argv + 1] = a end
+  return argv
+end
+
 local System = {}
 System.__index = System
 
@@ -278,9 +298,10 @@ local function compute_config(plan, mount, image_layers, layer_store, ns, opts)
   }
   local linux = {}
   if opts.cgroup_parent then linux.CgroupParent = opts.cgroup_parent end
-  if not opts.idle and plan.Command then
+  local argv = M.command_line(plan)
+  if not opts.idle and #argv > 0 then
     linux.Init = {
-      CommandArgs = plan.Command,
+      CommandArgs = argv,
       Environment = plan.Environment,
       WorkingDirectory = plan.WorkingDirectory,
       User = plan.User,
