@@ -1,0 +1,198 @@
+-- The command line a docker/podman user expects (issue #14): options end at
+-- IMAGE/ID, combined short flags, Entrypoint + arguments, exit statuses
+-- 125/126/127, unknown images with close matches, a bare word is always an
+-- image, `create IMAGE`, `hcs --help/-h/--version`.  Real images in a
+-- private state root, real systems under a private cgroup parent.
+local u = require "spec_util"
+local hcs = require "hcs"
+local wf = hcs.workflow
+
+describe("hcs run/exec/create as docker users expect #root", function()
+  local dir, root, env, CG
+
+  local function hcs_cli(...)
+    return u.hcs({ ... }, env)
+  end
+  -- run in `cwd` (a working directory holding what a test needs)
+  local function hcs_in(cwd, ...)
+    local parts = { "cd", u.quote(cwd), "&&", "HCS_ROOT=" .. u.quote(root), u.quote(u.hcs_bin) }
+    for _, a in ipairs({ ... }) do parts[#parts + 1] = u.quote(a) end
+    return u.run(table.concat(parts, " "))
+  end
+
+  setup(function()
+    dir = u.tmpdir()
+    root = dir .. "/root"
+    env = { HCS_ROOT = root }
+    CG = "hcs-test-clirun-" .. dir:match("hcs%-test%.(.*)$")
+    assert(u.run(("%s/scripts/make-base-image --root %s >/dev/null"):format(u.source_dir, u.quote(root))))
+    -- An image with an Entrypoint and a Cmd, as many published images have.
+    local plan = wf.plan { image = "busybox", name = "ep-author", root = root }
+    local sys = wf.realize(plan, { idle = true })
+    sys:config { Entrypoint = { "/bin/echo", "ep" }, Cmd = { "default" } }
+    wf.capture(sys, { name = "ux/ep", version = "1" })
+    assert(wf.destroy(sys))
+  end)
+
+  teardown(function()
+    for _, name in ipairs(wf.plans.list(root)) do
+      local ok, sys = pcall(wf.open, name, root)
+      if ok then wf.destroy(sys) else wf.plans.remove(name, root) end
+    end
+    u.run("find /sys/fs/cgroup -maxdepth 2 -type d -name '" .. CG .. "' -exec rmdir {} + 2>/dev/null")
+    u.rmtree(dir)
+  end)
+
+  describe("options end at IMAGE or ID", function()
+    it("gives the command its own options (-n is head's, not --name)", function()
+      local ok, code, out, err = hcs_cli("run", "--rm", "--cgroup-parent", CG, "busybox", "head", "-n", "1",
+        "/etc/passwd")
+      assert.is_true(ok, err)
+      assert.equal(0, code)
+      assert.equal("root:x:0:0:root:/root:/bin/sh\n", out)
+    end)
+
+    it("keeps `--` after IMAGE working", function()
+      local _, code, out = hcs_cli("run", "--rm", "--cgroup-parent", CG, "busybox", "--", "echo", "-n", "x")
+      assert.equal(0, code)
+      assert.equal("x", out)
+    end)
+
+    it("combines short flags (-it, -dit) and takes -p8080:80 attached", function()
+      local args = require "hcs.util.args"
+      local spec = { interactive = { kind = "flag", short = "i" }, tty = { kind = "flag", short = "t" },
+        detach = { kind = "flag", short = "d" }, publish = { kind = "list", short = "p" } }
+      local o, p = args.parse(spec, { "-dit", "-p8080:80", "-dp", "9090:90", "img", "-x" }, { stop_at_positional = true })
+      assert.is_true(o.detach and o.interactive and o.tty)
+      assert.same({ "8080:80", "9090:90" }, o.publish)
+      assert.same({ "img", "-x" }, p)
+      local _, code, out = hcs_cli("run", "-i", "--rm", "--cgroup-parent", CG, "busybox", "cat")
+      assert.equal(0, code)
+      assert.equal("", out)
+    end)
+
+    it("gives exec's command its options", function()
+      local ok, code, out = hcs_cli("run", "-d", "--name", "ex1", "--cgroup-parent", CG, "busybox", "sleep", "600")
+      assert.is_true(ok)
+      assert.equal("ex1\n", out)
+      local _, code1, out1 = hcs_cli("exec", "ex1", "ls", "-d", "/etc")
+      assert.equal(0, code1)
+      assert.equal("/etc\n", out1)
+      local _, code2 = hcs_cli("exec", "ex1", "sh", "-c", "exit 4")
+      assert.equal(4, code2)
+      local _, code3, _, err3 = hcs_cli("exec", "ex1", "no-such-binary")
+      assert.equal(127, code3)
+      assert.matches("exec `no%-such%-binary`: No such file or directory", err3)
+      local _, code4 = hcs_cli("exec", "ex1", "/etc/passwd")
+      assert.equal(126, code4)
+      assert.is_true((hcs_cli("destroy", "ex1")))
+      code = code
+    end)
+  end)
+
+  describe("Entrypoint and arguments", function()
+    it("runs Entrypoint + Cmd without arguments", function()
+      local _, code, out = hcs_cli("run", "--rm", "--cgroup-parent", CG, "ux/ep:1")
+      assert.equal(0, code)
+      assert.equal("ep default\n", out)
+    end)
+    it("appends arguments to the Entrypoint, replacing Cmd", function()
+      local _, code, out = hcs_cli("run", "--rm", "--cgroup-parent", CG, "ux/ep:1", "42")
+      assert.equal(0, code)
+      assert.equal("ep 42\n", out)
+    end)
+    it("--entrypoint replaces it and drops the image's Cmd; '' clears it", function()
+      local _, code, out = hcs_cli("run", "--rm", "--cgroup-parent", CG, "--entrypoint", "/bin/echo", "ux/ep:1")
+      assert.equal(0, code)
+      assert.equal("\n", out)
+      _, code, out = hcs_cli("run", "--rm", "--cgroup-parent", CG, "--entrypoint", "/bin/echo", "ux/ep:1", "a", "b")
+      assert.equal(0, code)
+      assert.equal("a b\n", out)
+      _, code, out = hcs_cli("run", "--rm", "--cgroup-parent", CG, "--entrypoint", "", "ux/ep:1", "echo", "cleared")
+      assert.equal(0, code)
+      assert.equal("cleared\n", out)
+    end)
+    it("keeps them apart in the plan", function()
+      local plan = wf.plan { image = "ux/ep:1", name = "ep-plan", root = root, command = { "x" } }
+      assert.same({ "/bin/echo", "ep" }, plan.Entrypoint)
+      assert.same({ "x" }, plan.Command)
+      assert(wf.plans.remove("ep-plan", root))
+    end)
+  end)
+
+  describe("exit statuses", function()
+    it("are the command's own, 127 not found, 126 not executable, 125 hcs failed", function()
+      local _, code = hcs_cli("run", "--rm", "--cgroup-parent", CG, "busybox", "sh", "-c", "exit 3")
+      assert.equal(3, code)
+      local _, code127, _, err127 = hcs_cli("run", "--rm", "--cgroup-parent", CG, "busybox", "no-such-binary")
+      assert.equal(127, code127)
+      assert.matches("exec `no%-such%-binary`: No such file or directory\n$", err127)
+      local _, code126 = hcs_cli("run", "--rm", "--cgroup-parent", CG, "busybox", "/etc/passwd")
+      assert.equal(126, code126)
+      local _, code125 = hcs_cli("run", "--rm", "--cgroup-parent", CG, "-u", "nosuchuser", "busybox", "true")
+      assert.equal(125, code125)
+      local _, code2 = hcs_cli("run", "--bogus", "busybox")
+      assert.equal(125, code2)
+      assert.same({}, wf.plans.list(root))
+      assert.same({}, u.mounts_under(root .. "/layers"))
+    end)
+  end)
+
+  describe("image references", function()
+    it("says an image is unknown and lists close matches", function()
+      local ok, code, _, err = hcs_cli("run", "--rm", "busybx", "true")
+      assert.is_false(ok)
+      assert.equal(125, code)
+      assert.equal("hcs run: unknown image 'busybx' (did you mean busybox?)\n", err)
+      local _, _, _, err2 = hcs_cli("run", "--rm", "ux/ep:2")
+      assert.matches("unknown image 'ux/ep:2' %(did you mean ux/ep:1", err2)
+    end)
+
+    it("never lets a directory named as an image win; a path runs the directory", function()
+      local cwd = dir .. "/cwd"
+      assert(u.run(("mkdir -p %s/busybox %s/rootonly && %s/tests/fixtures/make-busybox-rootfs.sh %s/rootonly")
+        :format(cwd, cwd, u.source_dir, cwd)))
+      -- An empty ./busybox would fail to run anything: the image runs.
+      local _, code, out = hcs_in(cwd, "run", "--rm", "--cgroup-parent", CG, "busybox", "echo", "from-image")
+      assert.equal(0, code)
+      assert.equal("from-image\n", out)
+      -- A bare word that only names a directory is an unknown image, with the way to run the directory.
+      local _, code2, _, err2 = hcs_in(cwd, "run", "--rm", "rootonly", "true")
+      assert.equal(125, code2)
+      assert.matches("unknown image 'rootonly'.*give it as a path: %./rootonly", err2)
+      local _, code3, out3 = hcs_in(cwd, "run", "--rm", "--cgroup-parent", CG, "./rootonly", "echo", "from-dir")
+      assert.equal(0, code3)
+      assert.equal("from-dir\n", out3)
+    end)
+  end)
+
+  describe("create IMAGE", function()
+    it("realizes without starting; start runs it", function()
+      local ok, _, out, err = hcs_cli("create", "--name", "cr1", "--cgroup-parent", CG, "busybox", "sleep", "600")
+      assert.is_true(ok, err)
+      assert.equal("cr1\n", out)
+      local _, _, props = hcs_cli("inspect", "cr1")
+      assert.equal("Created", hcs.json.decode(props).State)
+      assert.is_true((hcs_cli("start", "cr1")))
+      _, _, props = hcs_cli("inspect", "cr1")
+      assert.equal("Running", hcs.json.decode(props).State)
+      assert.is_true((hcs_cli("destroy", "cr1")))
+      assert.same({}, wf.plans.list(root))
+    end)
+  end)
+
+  describe("the host's own flags", function()
+    it("answers --help, -h and --version", function()
+      for _, flag in ipairs({ "--help", "-h" }) do
+        local ok, code, out = hcs_cli(flag)
+        assert.is_true(ok, flag)
+        assert.equal(0, code)
+        assert.matches("usage: hcs", out)
+        assert.matches("commands:", out)
+      end
+      local ok, _, out = hcs_cli("--version")
+      assert.is_true(ok)
+      assert.matches("^hcs %d+%.%d+%.%d+", out)
+    end)
+  end)
+end)
