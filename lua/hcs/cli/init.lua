@@ -96,10 +96,24 @@ function cli.print_table(columns, rows)
   for _, row in ipairs(cells) do line(row) end
 end
 
---- Human or JSON output: calls human(v) unless --json was given.
-function cli.output(opts, v, human)
-  if opts.json then cli.print_json(v) else human(v) end
+--- Human or JSON output: calls human(v) unless --json was given.  For a
+-- listing, id_key (a field name or function(row)) makes --quiet print one
+-- id per line, as docker's -q.
+function cli.output(opts, v, human, id_key)
+  if opts.quiet and id_key then
+    for _, row in ipairs(v) do
+      local id = type(id_key) == "function" and id_key(row) or row[id_key]
+      if id ~= nil then io.stdout:write(tostring(id), "\n") end
+    end
+  elseif opts.json then
+    cli.print_json(v)
+  else
+    human(v)
+  end
 end
+
+--- The -q option of listings.
+cli.quiet_option = { kind = "flag", short = "q", help = "print ids only" }
 
 local function valid_name(name)
   return type(name) == "string" and name:match("^[a-z][a-z0-9-]*$") ~= nil

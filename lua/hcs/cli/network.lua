@@ -57,8 +57,8 @@ return {
     },
     ls = {
       summary = "list networks",
-      usage = "hcs network ls [--json]",
-      options = { json = json_opt },
+      usage = "hcs network ls [--json|-q]",
+      options = { json = json_opt, quiet = cli.quiet_option },
       max_args = 0,
       run = function(opts)
         local list = cli.check(net.network.list())
@@ -69,7 +69,7 @@ return {
             { key = subnet_of, title = "SUBNET" },
             { key = function(r) return r.Linux and r.Linux.Bridge or "" end, title = "BRIDGE" },
           }, rows)
-        end)
+        end, "Id")
       end,
     },
     inspect = {

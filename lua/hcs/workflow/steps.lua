@@ -441,6 +441,8 @@ function System:config(fields)
 end
 
 function System:properties(query) return self.cs:properties(query) end
+--- The system's compute handle (hcs.compute): processes, stats, pause...
+function System:compute() return self.cs end
 function System:stop(timeout_ms) return self.cs:shutdown(timeout_ms or 10000) end
 function System:wait(timeout_ms) return self.cs:wait(timeout_ms) end
 
