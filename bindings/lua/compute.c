@@ -1,6 +1,9 @@
 /* hcs.core.compute: compute systems.  A handle is a `hcs.compute.system`
  * userdata; closing it (or collecting it) never stops the system. */
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,11 +206,38 @@ static int m_modify(lua_State *L) {
   return hcs_lua_push_status(L, r, &err);
 }
 
-/* wait([timeout_ms]) -> true (stopped) | false (timed out) */
+/* Has the embedding host seen a Ctrl-C?  The `hcs` host publishes a
+ * sig_atomic_t flag under "hcs.interrupted" in the registry; elsewhere a
+ * signal only restarts the wait. */
+static bool host_interrupted(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "hcs.interrupted");
+  volatile sig_atomic_t *flag = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return flag && *flag;
+}
+
+/* wait([timeout_ms]) -> true (stopped) | false (timed out).  Ctrl-C in the
+ * host interrupts it: the poll is ours so EINTR can end it. */
 static int m_wait(lua_State *L) {
   hcs_system_t *cs = hcs_lua_check_system(L, 1);
   int timeout = (int)luaL_optinteger(L, 2, -1);
   hcs_error_t err = NULL;
+  int fd = hcs_compute_event_fd(cs, &err);
+  if (fd >= 0) {
+    struct pollfd p = {fd, POLLIN, 0};
+    int r;
+    while ((r = poll(&p, 1, timeout)) < 0 && errno == EINTR)
+      if (host_interrupted(L)) { /* the host's hook raises "interrupted!" next */
+        hcs_error_make(&err, EINTR, "wait for `%s`", hcs_compute_id(cs));
+        return hcs_lua_fail(L, &err);
+      }
+    if (r == 0) {
+      lua_pushboolean(L, 0);
+      return 1;
+    }
+    timeout = 0;
+  }
+  hcs_error_release(&err);
   int r = hcs_compute_wait(cs, timeout, &err);
   if (r < 0) return hcs_lua_fail(L, &err);
   lua_pushboolean(L, r);

@@ -27,16 +27,22 @@ int luaopen_hcs_core(lua_State *L);
 
 const char *hcs_progname = "hcs";
 static lua_State *globalL;
+/* Set by Ctrl-C while Lua runs; published in the registry (HCS_INTERRUPT_KEY)
+ * so a binding blocked in poll() gives up on EINTR instead of polling again
+ * and the hook below can raise. */
+volatile sig_atomic_t hcs_host_interrupted;
 
 static void lstop(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
+  hcs_host_interrupted = 0;
   luaL_error(L, "interrupted!");
 }
 
 static void laction(int sig) {
   int flag = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
   signal(sig, SIG_DFL); /* a second Ctrl-C kills the process */
+  hcs_host_interrupted = 1;
   lua_sethook(globalL, lstop, flag, 1);
 }
 
@@ -55,6 +61,7 @@ int hcs_host_docall(lua_State *L, int nargs, int nres) {
   lua_pushcfunction(L, msghandler);
   lua_insert(L, base);
   globalL = L;
+  hcs_host_interrupted = 0;
   signal(SIGINT, laction);
   int status = lua_pcall(L, nargs, nres, base);
   signal(SIGINT, SIG_DFL);
@@ -395,6 +402,8 @@ static int pmain(lua_State *L) {
   }
   apply_global_options(argv, first);
   luaL_openlibs(L);
+  lua_pushlightuserdata(L, (void *)&hcs_host_interrupted);
+  lua_setfield(L, LUA_REGISTRYINDEX, "hcs.interrupted");
   setup_paths(L);
   create_arg_table(L, argv, argc, first < argc ? first : 0);
   lua_gc(L, LUA_GCRESTART);

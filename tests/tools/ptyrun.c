@@ -2,7 +2,8 @@
  * it line by line, and copy everything the command prints to stdout.
  * Used by the specs to drive the REPL as a person would.
  *   ptyrun [-t SECONDS] INPUT -- command args...
- * INPUT is typed with "\n" and "\t" escapes honoured; after it, Ctrl-D. */
+ * INPUT is typed with "\n", "\t" and "\c" (Ctrl-C) escapes honoured; after
+ * it, Ctrl-D. */
 #include <errno.h>
 #include <poll.h>
 #include <pty.h>
@@ -67,8 +68,10 @@ int main(int argc, char **argv) {
       c = '\n', p++;
     else if (c == '\\' && p[1] == 't')
       c = '\t', p++;
+    else if (c == '\\' && p[1] == 'c')
+      c = 3, p++; /* Ctrl-C: the line discipline sends SIGINT */
     if (write(master, &c, 1) != 1) break;
-    if (c == '\n' || c == '\t') pump(master, 0.3);
+    if (c == '\n' || c == '\t' || c == 3) pump(master, 0.3);
   }
   char eot = 4;
   if (write(master, &eot, 1) != 1) { /* the program may be gone already */

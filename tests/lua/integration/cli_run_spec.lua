@@ -243,6 +243,21 @@ return { from = "busybox", name = "ux/built", version = "1",
     end)
   end)
 
+  describe("the REPL", function()
+    it("interrupts a blocking wait with Ctrl-C and goes on", function()
+      assert.is_true((hcs_cli("run", "-d", "--name", "w1", "--cgroup-parent", CG, "busybox", "sleep", "600")))
+      local ok, code, out = u.run(("HCS_ROOT=%s HCS_HISTORY=%s/history %s/tests/ptyrun %s -- %s"):format(
+        u.quote(root), u.quote(dir), u.build_dir,
+        u.quote("cs = hcs.compute.open('w1')\\ncs:wait()\\n\\cprint('after', cs:properties().State)\\n"),
+        u.quote(u.hcs_bin)))
+      assert.is_true(ok, out)
+      assert.equal(0, code)
+      assert.matches("interrupted!", out)
+      assert.matches("after\tRunning", out)
+      assert.is_true((hcs_cli("destroy", "w1")))
+    end)
+  end)
+
   describe("the host's own flags", function()
     it("answers --help, -h and --version", function()
       for _, flag in ipairs({ "--help", "-h" }) do
