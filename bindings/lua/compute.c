@@ -285,11 +285,34 @@ static int m_delete(lua_State *L) {
   return hcs_lua_push_status(L, hcs_compute_delete(cs, lua_toboolean(L, 2), &err), &err);
 }
 
-#include <poll.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 
+/* The size of our terminal (stdout's, else stdin's); false if neither is one. */
+static bool terminal_size(struct winsize *ws) {
+  return (ioctl(1, TIOCGWINSZ, ws) == 0 || ioctl(0, TIOCGWINSZ, ws) == 0) && ws->ws_row && ws->ws_col;
+}
+
+/* terminal_size() -> rows, columns of our terminal, or nil: the ConsoleSize
+ * a `-t` process starts with. */
+static int l_terminal_size(lua_State *L) {
+  struct winsize ws;
+  if (!terminal_size(&ws)) return 0;
+  lua_pushinteger(L, ws.ws_row);
+  lua_pushinteger(L, ws.ws_col);
+  return 2;
+}
+
+static volatile sig_atomic_t winch;
+static void on_winch(int sig) {
+  (void)sig;
+  winch = 1;
+}
+
 /* relay(console_file): copy our stdin to a console and the console
- * to our stdout until the console closes; the terminal is raw meanwhile.
+ * to our stdout until the console closes; the terminal is raw meanwhile
+ * and its size follows ours: set on entry and on every SIGWINCH (on the
+ * pty master, so the kernel signals the container's foreground group).
  * For `hcs run -t` / `hcs exec -t`. */
 static int l_relay(lua_State *L) {
   luaL_Stream *stream = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
@@ -302,11 +325,29 @@ static int l_relay(lua_State *L) {
     cfmakeraw(&raw);
     tcsetattr(0, TCSANOW, &raw);
   }
+  /* SIGWINCH is blocked but while we wait in ppoll, so none is missed. */
+  struct sigaction sa, old_sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_winch;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGWINCH, &sa, &old_sa);
+  sigset_t block, orig, waitmask;
+  sigemptyset(&block);
+  sigaddset(&block, SIGWINCH);
+  sigprocmask(SIG_BLOCK, &block, &orig);
+  waitmask = orig;
+  sigdelset(&waitmask, SIGWINCH);
+  winch = 1;
   char buf[8192];
   int in_open = 1;
   for (;;) {
+    if (winch) {
+      winch = 0;
+      struct winsize ws;
+      if (terminal_size(&ws)) ioctl(con, TIOCSWINSZ, &ws);
+    }
     struct pollfd p[2] = {{con, POLLIN, 0}, {0, in_open ? POLLIN : 0, 0}};
-    if (poll(p, 2, -1) < 0) {
+    if (ppoll(p, 2, NULL, &waitmask) < 0) {
       if (errno == EINTR) continue;
       break;
     }
@@ -325,12 +366,19 @@ static int l_relay(lua_State *L) {
     }
   }
   if (tty) tcsetattr(0, TCSANOW, &saved);
+  sigaction(SIGWINCH, &old_sa, NULL);
+  sigprocmask(SIG_SETMASK, &orig, NULL);
   return hcs_lua_ok(L);
 }
 
 int hcs_lua_open_compute(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"create", l_create},       {"open", l_open},   {"validate", l_validate},
-                                   {"enumerate", l_enumerate}, {"relay", l_relay}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"create", l_create},
+                                   {"open", l_open},
+                                   {"validate", l_validate},
+                                   {"enumerate", l_enumerate},
+                                   {"relay", l_relay},
+                                   {"terminal_size", l_terminal_size},
+                                   {NULL, NULL}};
   static const luaL_Reg methods[] = {{"id", m_id},
                                      {"start", m_start},
                                      {"shutdown", m_shutdown},

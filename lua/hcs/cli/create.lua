@@ -20,8 +20,9 @@ return {
       sys.cs:close()
     else
       cu.refuse_image_options(opts)
-      local doc = cu.build_config(opts, target)
       id = opts.name or hcs.compute.new_id()
+      target.id = id
+      local doc = cu.build_config(opts, target)
       local cs = cli.check(hcs.compute.create(id, doc))
       cs:close()
     end

@@ -23,9 +23,11 @@ return {
     local cs <close> = cu.open(args[1])
     local params = { CommandArgs = { table.unpack(args, 2) }, User = opts.user, WorkingDirectory = opts.workdir,
       EmulateConsole = opts.tty or nil }
-    if #opts.env > 0 then
+    local env = cu.docker_env(opts.env, opts)
+    params.ConsoleSize = cu.console_size(opts)
+    if #env > 0 then
       params.Environment = {}
-      for _, kv in ipairs(opts.env) do
+      for _, kv in ipairs(env) do
         local k, v = kv:match("^([^=]+)=(.*)$")
         if not k then cli.fail("invalid environment entry %s (expected K=V)", require("hcs.util.args").show(kv)) end
         params.Environment[k] = v

@@ -32,8 +32,9 @@ return {
       cs, id = sys.cs, sys.plan.Name
     else
       cu.refuse_image_options(opts)
-      local doc = cu.build_config(opts, target)
       id = opts.name or hcs.compute.new_id()
+      target.id = id
+      local doc = cu.build_config(opts, target)
       cs = cli.check(hcs.compute.create(id, doc, { stdio = opts.detach and "null" or "inherit",
         stdin = opts.interactive or false }))
     end

@@ -119,13 +119,37 @@ function M.fail_start(msg, errno)
   cli.fail("%s", text)
 end
 
+--- The environment docker gives a container on top of the user's -e:
+-- HOSTNAME, and TERM=xterm with -t (HOME comes from the image's passwd,
+-- set by the compute layer).  A variable the user set is kept.
+function M.docker_env(env, opts, hostname)
+  local out, have = {}, {}
+  for _, kv in ipairs(env or {}) do
+    out[#out + 1] = kv
+    local k = tostring(kv):match("^([^=]+)=")
+    if k then have[k] = true end
+  end
+  if hostname and not have.HOSTNAME then out[#out + 1] = "HOSTNAME=" .. hostname end
+  if opts.tty and not have.TERM then out[#out + 1] = "TERM=xterm" end
+  return out
+end
+
+--- ConsoleSize for a -t process: our terminal's [rows, columns], or nil.
+function M.console_size(opts)
+  if not opts.tty then return nil end
+  local rows, cols = hcs.compute.terminal_size()
+  if rows then return hcs.json.array { rows, cols } end
+  return nil
+end
+
 --- Realize a system from an image through the workflow (plan + realize).
 function M.define_from_image(opts, target, realize_opts)
   local name = opts.name or ("run-" .. hcs.compute.new_id())
   local command = target.command
+  local env = M.docker_env(opts.env, opts, opts.hostname or name:sub(1, 63))
   local spec = { image = target.image, name = name, memory = opts.memory and math.tointeger(opts.memory),
     cpus = opts.cpus and math.tointeger(opts.cpus), cpu_max = opts["cpu-max"] and math.tointeger(opts["cpu-max"]),
-    env = opts.env, mounts = opts.volume and #opts.volume > 0 and opts.volume or nil, user = opts.user,
+    env = env, mounts = opts.volume and #opts.volume > 0 and opts.volume or nil, user = opts.user,
     workdir = opts.workdir, hostname = opts.hostname, network = opts.network,
     ports = opts.publish and #opts.publish > 0 and opts.publish or nil, command = #command > 0 and command or nil,
     entrypoint = opts.entrypoint }
@@ -133,6 +157,7 @@ function M.define_from_image(opts, target, realize_opts)
   if opts.cpus and not spec.cpus then cli.fail("--cpus: expected an integer, got %s", opts.cpus) end
   if spec.ports and not spec.network then cli.fail("--publish needs --network") end
   realize_opts.cgroup_parent = opts["cgroup-parent"]
+  realize_opts.console_size = M.console_size(opts)
   local ok, sys = pcall(hcs.workflow.define, spec, realize_opts)
   if not ok then M.fail_start(sys) end
   return sys
@@ -166,15 +191,18 @@ function M.build_config(opts, target)
     -- one means the working directory's, as for any other tool.
     if rootfs:sub(1, 1) ~= "/" then rootfs = require("lfs").currentdir() .. "/" .. rootfs end
     local err
+    local hostname = opts.hostname or target.id
     doc, err = hcs.compute.config {
-      rootfs = rootfs, owner = opts.owner, hostname = opts.hostname, memory = opts.memory, cpus = opts.cpus,
+      rootfs = rootfs, owner = opts.owner, hostname = hostname, memory = opts.memory, cpus = opts.cpus,
       cpu_max = opts["cpu-max"], mounts = opts.volume, netns = opts.netns, cgroup_parent = opts["cgroup-parent"],
-      command = command, tty = opts.tty, env = opts.env, user = opts.user, workdir = opts.workdir,
+      command = command, tty = opts.tty, env = M.docker_env(opts.env, opts, hostname), user = opts.user,
+      workdir = opts.workdir,
     }
     if not doc then cli.fail("%s", err) end
+    if doc.Linux and doc.Linux.Init then doc.Linux.Init.ConsoleSize = M.console_size(opts) end
   elseif #command > 0 then
     doc.Linux = doc.Linux or {}
-    doc.Linux.Init = { CommandArgs = command, EmulateConsole = opts.tty or nil }
+    doc.Linux.Init = { CommandArgs = command, EmulateConsole = opts.tty or nil, ConsoleSize = M.console_size(opts) }
   end
   return doc
 end

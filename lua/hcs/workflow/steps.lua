@@ -306,6 +306,7 @@ local function compute_config(plan, mount, image_layers, layer_store, ns, opts)
       WorkingDirectory = plan.WorkingDirectory,
       User = plan.User,
       EmulateConsole = opts.tty or nil,
+      ConsoleSize = opts.tty and opts.console_size or nil,
     }
   end
   return { Owner = "hcs-workflow", SchemaVersion = { Major = 2, Minor = 1 }, Container = container,
@@ -315,7 +316,8 @@ end
 --- Realize a plan.  opts: { idle = true (init idles, for authoring),
 -- start = false (leave the system Created), cgroup_parent = NAME,
 -- stdio = "inherit"|"null" and stdin = bool (init's stdio, as hcs.compute.create),
--- tty = true (init gets a console; take it with sys.cs:stdio()) }.
+-- tty = true (init gets a console; take it with sys.cs:stdio()),
+-- console_size = {rows, columns} (its initial size) }.
 function M.realize(plan, opts)
   opts = opts or {}
   if type(plan) == "string" then plan = check(plans.load(plan, opts.root)) end

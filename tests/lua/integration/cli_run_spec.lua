@@ -243,6 +243,36 @@ return { from = "busybox", name = "ux/built", version = "1",
     end)
   end)
 
+  describe("-t", function()
+    local function ptyrun(size, input, ...)
+      local parts = { "HCS_ROOT=" .. u.quote(root), u.quote(u.build_dir .. "/tests/ptyrun"), "-s", size, u.quote(input),
+        "--", u.quote(u.hcs_bin) }
+      for _, a in ipairs({ ... }) do parts[#parts + 1] = u.quote(a) end
+      local ok, code, out = u.run(table.concat(parts, " "))
+      return ok, code, (out:gsub("\r", ""))
+    end
+
+    it("gives the console the terminal's size and follows resizes", function()
+      local ok, code, out = ptyrun("30x100", "\\o\\wgo\\n", "run", "-t", "-i", "--rm", "--cgroup-parent", CG, "busybox",
+        "sh", "-c", "stty size; read x; stty size")
+      assert.is_true(ok, out)
+      assert.equal(0, code)
+      assert.matches("^30 100\n.*40 120\n", out)
+    end)
+
+    it("sets TERM, HOME and HOSTNAME as docker does", function()
+      local _, code, out = ptyrun("24x80", "", "run", "-t", "--rm", "--name", "envtest", "--cgroup-parent", CG, "busybox",
+        "sh", "-c", "echo \"[$TERM][$HOME][$HOSTNAME]\"")
+      assert.equal(0, code)
+      assert.matches("%[xterm%]%[/root%]%[envtest%]", out)
+      local _, _, out2 = hcs_cli("run", "--rm", "-u", "nobody", "--cgroup-parent", CG, "-e", "HOSTNAME=mine", "busybox",
+        "sh", "-c", "echo \"[${TERM-unset}][$HOME][$HOSTNAME]\"")
+      assert.matches("%[unset%]%[/nonexistent%]%[mine%]", out2)
+      local _, _, out3 = hcs_cli("run", "--rm", "-u", "4321", "--cgroup-parent", CG, "busybox", "sh", "-c", "echo [$HOME]")
+      assert.equal("[/]\n", out3)
+    end)
+  end)
+
   describe("the REPL", function()
     it("interrupts a blocking wait with Ctrl-C and goes on", function()
       assert.is_true((hcs_cli("run", "-d", "--name", "w1", "--cgroup-parent", CG, "busybox", "sleep", "600")))
