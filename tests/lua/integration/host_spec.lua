@@ -283,7 +283,8 @@ describe("hcs host", function()
     local _, _, found = u.run(("cd %s && find . -type f -o -type l | sort"):format(u.quote(dest)))
     for _, pattern in ipairs({ "/libhcs%.so", "/include/hcs/hcs%.h", "/pkgconfig/hcs%.pc", "/lua/5%.4/hcs/core%.so",
       "/lua/5%.4/hcs/init%.lua", "/lua/5%.4/hcs/cli/help%.lua", "/hcs/lua%-bytecode/hcs/cli/help%.lua",
-      "/bin/hcs\n" }) do
+      "/bin/hcs\n", "/man/man1/hcs%.1\n", "/man/man1/hcs%-run%.1\n", "/man/man1/hcs%-image%.1\n",
+      "/bash%-completion/completions/hcs\n" }) do
       assert.matches(pattern, found)
     end
     local bin = dest .. "/usr/local/bin/hcs"
