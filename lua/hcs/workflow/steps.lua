@@ -258,7 +258,13 @@ function M.validate(plan)
       existing:close()
     end
   end
-  if #problems > 0 then return nil, problems end
+  if #problems > 0 then
+    -- Still a list, but one that reads as a message, so assert(wf.validate(plan))
+    -- raises "the plan ... is not valid: ..." instead of a bare table.
+    return nil, setmetatable(problems, { __tostring = function(p)
+      return ("the plan %q is not valid: %s"):format(tostring(plan.Name), table.concat(p, "; "))
+    end })
+  end
   return true
 end
 
