@@ -155,7 +155,8 @@ function M.define_from_image(opts, target, realize_opts)
     entrypoint = opts.entrypoint }
   if opts.memory and not spec.memory then cli.fail("--memory: expected MB as an integer, got %s", opts.memory) end
   if opts.cpus and not spec.cpus then cli.fail("--cpus: expected an integer, got %s", opts.cpus) end
-  if spec.ports and not spec.network then cli.fail("--publish needs --network") end
+  -- -p without --network: the default NAT network (made on first use).
+  if spec.ports and not spec.network then spec.network = cli.check(hcs.net.default_network()).Name end
   realize_opts.cgroup_parent = opts["cgroup-parent"]
   realize_opts.console_size = M.console_size(opts)
   local ok, sys = pcall(hcs.workflow.define, spec, realize_opts)
