@@ -38,8 +38,11 @@ return {
         else
           spec = { Name = opts.name or args[1], Type = opts.type or "NAT", Id = opts.id, Subnet = opts.subnet,
             Gateway = opts.gateway, Policies = {} }
-          if spec.Name and not utf8.len(spec.Name) then
-            cli.fail("network name %s is not valid UTF-8", require("hcs.util.args").show(spec.Name))
+          -- Names as docker's: a letter or digit, then letters, digits, _ . -
+          -- (no control bytes, no option-like or empty names on the host).
+          if spec.Name and not (spec.Name:match("^[%w][%w_.-]*$") and #spec.Name <= 64) then
+            cli.fail("invalid network name %s: use 1..64 characters of [A-Za-z0-9_.-], starting with a letter or digit",
+              require("hcs.util.args").show(spec.Name))
           end
           if opts.adapter then
             table.insert(spec.Policies, { Type = "NetAdapterName", Settings = { NetworkAdapterName = opts.adapter } })

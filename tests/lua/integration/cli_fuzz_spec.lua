@@ -15,11 +15,20 @@ local BAD = {
 describe("hcs CLI fuzzed arguments #root", function()
   local dir, env
 
+  local NS
+
   setup(function()
     dir = u.tmpdir()
     env = { HCS_ROOT = dir .. "/root", HCS_WORKFLOW_PATH = dir .. "/workflows" }
+    -- A network namespace of its own: a fuzzed command that did create a
+    -- network would not touch the host's links and rules.
+    NS = "hcs-test-fuzz-" .. dir:match("hcs%-test%.(.*)$")
+    assert(u.run("ip netns add " .. NS))
   end)
-  teardown(function() u.rmtree(dir) end)
+  teardown(function()
+    u.run("ip netns del " .. NS)
+    u.rmtree(dir)
+  end)
 
   --- Every command path: "image ls", "run", ...
   local function paths()
@@ -54,7 +63,8 @@ describe("hcs CLI fuzzed arguments #root", function()
   local function check(argv, failures)
     -- In the test's directory: whatever a command makes of a relative path
     -- (a state root given to --root...) stays in it.
-    local parts = { "cd", u.quote(dir), "&&", "HCS_ROOT=" .. u.quote(env.HCS_ROOT),
+    local parts = { "cd", u.quote(dir), "&&", "nsenter", "--net=/run/netns/" .. NS, "env",
+      "HCS_ROOT=" .. u.quote(env.HCS_ROOT),
       "HCS_WORKFLOW_PATH=" .. u.quote(env.HCS_WORKFLOW_PATH), u.quote(u.hcs_bin) }
     for _, a in ipairs(argv) do parts[#parts + 1] = u.quote(a) end
     local ok, code, out, err = u.run(table.concat(parts, " ") .. " </dev/null")
