@@ -329,7 +329,7 @@ function M.realize(plan, opts)
   if type(plan) == "string" then plan = check(plans.load(plan, opts.root)) end
   if plan.State ~= "Planned" then error(("realize: %q is already realized"):format(plan.Name), 0) end
   local okv, problems = M.validate(plan)
-  if not okv then error("realize " .. plan.Name .. ": the plan is not valid:\n  " .. table.concat(problems, "\n  "), 0) end
+  if not okv then error("realize " .. plan.Name .. ": the plan is not valid: " .. table.concat(problems, "; "), 0) end
   local root = plan._root or opts.root
   local id = plan.Name
   local images <close> = open_images(root)
