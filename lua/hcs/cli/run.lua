@@ -9,6 +9,68 @@ options.rm = { kind = "flag", help = "delete the system once it stopped" }
 options.detach = { kind = "flag", short = "d", help = "start and print the id, do not wait" }
 options.interactive = { kind = "flag", short = "i", help = "connect stdin to init (default: /dev/null)" }
 
+local have_interrupt, interrupt = pcall(require, "hcs.interrupt")
+
+--- Wait until the system stopped; a signal (Ctrl-C) interrupts the wait at
+-- once with an error, so the caller's clean-up runs.
+local function wait_stopped(cs)
+  local fd = have_interrupt and cs:event_fd()
+  if not fd then return cli.check(cs:wait()) end
+  while not interrupt.wait(fd) do end
+  return true
+end
+
+--- body(), then cleanup(ok) with SIGINT/SIGTERM/SIGHUP held back, however
+-- body ends (hcs.interrupt.guard; a plain pcall outside the hcs host).
+local function guard(body, cleanup)
+  if have_interrupt then return interrupt.guard(body, cleanup) end
+  local r = table.pack(pcall(body))
+  cleanup(r[1], r[2])
+  if not r[1] then error(r[2], 0) end
+  return table.unpack(r, 2, r.n)
+end
+
+--- `hcs run IMAGE`: plan + realize, wait, and with --rm destroy it all.
+-- Attached, the destroy runs however the run ends (exit, error, Ctrl-C,
+-- SIGTERM: the system is killed first); further signals wait for it.
+-- Detached, the monitor destroys the system once it stops.
+local function run_image(opts, target)
+  local sys
+  local ok, props = pcall(guard, function()
+    sys = cu.define_from_image(opts, target, { stdio = opts.detach and "null" or "inherit",
+      stdin = opts.interactive or false, tty = opts.tty, auto_remove = opts.rm or nil, attached = not opts.detach })
+    if opts.detach then return nil end
+    local cs = sys.cs
+    if opts.tty then
+      local stdin, stdout = cs:stdio()
+      cu.relay_console(stdout)
+      stdin:close()
+      stdout:close()
+    end
+    wait_stopped(cs)
+    return cli.check(cs:properties())
+  end, function(ok)
+    if sys and opts.rm and not opts.detach then
+      local done, err = hcs.workflow.destroy(sys, { kill = not ok })
+      if not done then cli.fail("%s", err) end
+    end
+  end)
+  if not ok then
+    -- An interrupting signal is one line, not a traceback.
+    local text = type(props) == "string" and props:match("^(interrupted[^\n]*)")
+    if text then cli.fail("%s", text) end
+    error(props, 0)
+  end
+  if opts.detach then
+    cli.output(opts, { Id = sys.plan.Name }, function() print(sys.plan.Name) end)
+    return 0
+  end
+  if opts.json then cli.print_json(props) end
+  local code = props.ExitCode or 1
+  if code < 0 then code = 1 end
+  return code
+end
+
 return {
   summary = "create and start a compute system running a command",
   usage = "hcs run [options] IMAGE|./ROOTFS|./CONFIG.json [command [args...]]",
@@ -25,30 +87,27 @@ return {
   min_args = 0,
   run = function(opts, args)
     local target = cu.target(opts, args)
-    local sys, cs, id
-    if target.image then
-      sys = cu.define_from_image(opts, target, { stdio = opts.detach and "null" or "inherit",
-        stdin = opts.interactive or false, tty = opts.tty })
-      cs, id = sys.cs, sys.plan.Name
-    else
-      cu.refuse_image_options(opts)
-      id = opts.name or hcs.compute.new_id()
-      target.id = id
-      local doc = cu.build_config(opts, target)
-      cs = cli.check(hcs.compute.create(id, doc, { stdio = opts.detach and "null" or "inherit",
-        stdin = opts.interactive or false }))
+    if target.image then return run_image(opts, target) end
+    cu.refuse_image_options(opts)
+    local id = opts.name or hcs.compute.new_id()
+    target.id = id
+    local doc = cu.build_config(opts, target)
+    if opts.rm and opts.detach then
+      -- The monitor deletes the system once it stopped (no daemon to ask).
+      doc.Linux = doc.Linux or {}
+      doc.Linux.ExitCommand = hcs.json.array(require("hcs.workflow.journal").self_command(nil, "rm", id))
     end
+    local cs = cli.check(hcs.compute.create(id, doc, { stdio = opts.detach and "null" or "inherit",
+      stdin = opts.interactive or false }))
     local console
     if opts.tty and not opts.detach then
       local stdin, stdout = cs:stdio()
       console = { stdin = stdin, stdout = stdout }
     end
-    if not sys then
-      local ok, err, errno = cs:start()
-      if not ok then
-        cs:delete(true)
-        cu.fail_start(err, errno)
-      end
+    local ok, err, errno = cs:start()
+    if not ok then
+      cs:delete(true)
+      cu.fail_start(err, errno)
     end
     if opts.detach then
       cli.output(opts, { Id = id }, function() print(id) end)
@@ -62,9 +121,7 @@ return {
     end
     cli.check(cs:wait())
     local props = cli.check(cs:properties())
-    if opts.rm then
-      if sys then cli.check(hcs.workflow.destroy(sys)) else cli.check(cs:delete()) end
-    end
+    if opts.rm then cli.check(cs:delete()) end
     if opts.json then cli.print_json(props) end
     local code = props.ExitCode or 1
     if code < 0 then code = 1 end
