@@ -206,6 +206,17 @@ function cli.message(e)
 end
 
 
+--- The status of a command ended by a signal, as a shell reports one
+-- (128 + the signal): 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP; nil
+-- when the message is not the host's "interrupted" error.
+local function interrupt_status(msg)
+  msg = tostring(msg)
+  if msg:find("interrupted by SIGTERM", 1, true) then return 143 end
+  if msg:find("interrupted by SIGHUP", 1, true) then return 129 end
+  if msg:find("interrupted!", 1, true) then return 130 end
+  return nil
+end
+
 local function usage_of(path, cmd) return cmd.usage or ("hcs " .. path) end
 
 local function run_command(path, cmd, argv)
@@ -266,7 +277,7 @@ local function run_command(path, cmd, argv)
     local e = results[2]
     if getmetatable(e) == CliError then
       warn(("hcs %s: %s\n"):format(path, e.message))
-      return e.status or failure
+      return e.status or interrupt_status(e.message) or failure
     elseif getmetatable(e) == args.UsageError then
       warn(("hcs %s: %s\nusage: %s\n"):format(path, e.message, usage_of(path, cmd)))
       return usage_status
@@ -281,7 +292,7 @@ local function run_command(path, cmd, argv)
     else
       warn(("hcs %s: %s\n"):format(path, msg))
     end
-    return failure
+    return interrupt_status(msg) or failure
   end
   local status = results[2]
   return math.type(status) == "integer" and status or 0
