@@ -192,7 +192,7 @@ function M.build_config(opts, target)
     -- one means the working directory's, as for any other tool.
     if rootfs:sub(1, 1) ~= "/" then rootfs = require("lfs").currentdir() .. "/" .. rootfs end
     local err
-    local hostname = opts.hostname or target.id
+    local hostname = opts.hostname or (target.id and target.id:sub(1, 64)) -- compute's default: the id cut to 64
     doc, err = hcs.compute.config {
       rootfs = rootfs, owner = opts.owner, hostname = hostname, memory = opts.memory, cpus = opts.cpus,
       cpu_max = opts["cpu-max"], mounts = opts.volume, netns = opts.netns, cgroup_parent = opts["cgroup-parent"],
