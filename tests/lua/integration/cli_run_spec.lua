@@ -146,6 +146,32 @@ describe("hcs run/exec/create as docker users expect #root", function()
     end)
   end)
 
+  describe("hcs.compute", function()
+    it("reports a failed exec with its errno (ENOENT, EACCES) as the error's status", function()
+      local rootfs = dir .. "/errno-rootfs"
+      assert(u.run(("%s/tests/fixtures/make-busybox-rootfs.sh %s"):format(u.source_dir, u.quote(rootfs))))
+      for _, case in ipairs({ { "no-such-binary", 2 }, { "/etc/passwd", 13 } }) do
+        local doc = assert(hcs.compute.config { rootfs = rootfs, command = { case[1] }, cgroup_parent = CG })
+        local cs = assert(hcs.compute.create("errno-" .. case[2], doc, { root = root }))
+        local ok, msg, errno = cs:start()
+        assert.is_nil(ok)
+        assert.matches("exec `" .. case[1]:gsub("%-", "%%-") .. "`", msg)
+        assert.equal(case[2], errno)
+        assert(cs:delete(true))
+      end
+      local doc = assert(hcs.compute.config { rootfs = rootfs, command = { "sleep", "600" }, cgroup_parent = CG })
+      local cs = assert(hcs.compute.create("errno-exec", doc, { root = root }))
+      assert(cs:start())
+      local p, msg, errno = cs:create_process { CommandArgs = { "no-such-binary" } }
+      assert.is_nil(p)
+      assert.matches("exec `no%-such%-binary`: No such file or directory", msg)
+      assert.equal(2, errno)
+      cs:terminate()
+      cs:wait()
+      assert(cs:delete(true))
+    end)
+  end)
+
   describe("image references", function()
     it("says an image is unknown and lists close matches", function()
       local ok, code, _, err = hcs_cli("run", "--rm", "busybx", "true")
