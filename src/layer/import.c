@@ -86,7 +86,11 @@ static int make_room(struct extract *x, int pfd, const char *name, bool want_dir
   }
   if (S_ISDIR(st.st_mode)) {
     if (want_dir) return 1;
-    cache_drop(x);
+    /* The cached directory is pfd itself (the parent of the entry, which
+     * outlives its child) or, were it ever another one, possibly inside
+     * the tree about to go: drop it then, but never close pfd, which the
+     * removal and the caller still use. */
+    if (x->cache_fd != pfd) cache_drop(x);
     if (hcs_rm_rf_at(pfd, name, err) < 0) return hcs_error_wrap(err, "entry `%s`: replace directory", x->entry);
     return 0;
   }
@@ -362,10 +366,22 @@ record_dir:
   return 0;
 }
 
+/* In archive order, so of two entries for one directory the later wins.  The
+ * last component is opened with O_NOFOLLOW: a directory a later entry
+ * replaced with a symlink is skipped, its times never land on the target. */
 static int apply_dir_times(struct extract *x, hcs_error_t *err) {
-  for (size_t i = x->ndirs; i-- > 0;) {
-    cleanup_close int fd = layer_resolve_dir(x->rootfd, x->dirs[i].path, false, O_RDONLY);
-    if (fd < 0) continue; /* removed by a later entry */
+  for (size_t i = 0; i < x->ndirs; i++) {
+    cleanup_free char *path = hcs_xstrdup(x->dirs[i].path);
+    cleanup_close int fd = -1;
+    if (path[0] == '\0') {
+      fd = layer_openat2(x->rootfd, ".", O_RDONLY | O_DIRECTORY, LAYER_RESOLVE);
+    } else {
+      const char *parent, *base;
+      layer_split_path(path, &parent, &base);
+      cleanup_close int pfd = layer_resolve_dir(x->rootfd, parent, false, O_PATH);
+      if (pfd >= 0) fd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (fd < 0) continue; /* removed or replaced by a later entry */
     if (futimens(fd, x->dirs[i].ts) < 0) return hcs_error_make(err, errno, "set times of `%s`", x->dirs[i].path);
   }
   return 0;
