@@ -36,7 +36,8 @@ struct extract {
   void *progress_data;
   uint64_t total, last_progress;
   struct archive *ar;
-  const char *entry;
+  const char *entry; /* the entry being imported (entry_copy), for errors */
+  char *entry_copy;
   struct layer_fpool *pool;
   char *marked_parent;                        /* last parent whose ancestors were marked in flight */
   uint64_t max_size, max_file_size, apparent; /* caps, and the apparent size so far */
@@ -463,11 +464,15 @@ static int extract(struct extract *x, hcs_error_t *err) {
         hcs_error_make(err, 0, "read archive: %s", archive_error_string(a));
       goto out;
     }
-    x->entry = archive_entry_pathname(e);
-    if (x->entry == NULL) {
+    const char *name = archive_entry_pathname(e);
+    if (name == NULL) {
       hcs_error_make(err, 0, "read archive: entry without a name");
       goto out;
     }
+    /* a copy: libarchive frees the entry's strings when the next header
+     * fails, and the error names the last good entry */
+    free(x->entry_copy);
+    x->entry = x->entry_copy = hcs_xstrdup(name);
     if (do_entry(x, e, err) < 0) goto out;
     report_progress(x, false);
   }
@@ -476,6 +481,8 @@ static int extract(struct extract *x, hcs_error_t *err) {
   ret = apply_dir_times(x, err);
 out:
   x->entry = NULL;
+  free(x->entry_copy);
+  x->entry_copy = NULL;
   archive_read_free(a);
   x->ar = NULL;
   return ret;

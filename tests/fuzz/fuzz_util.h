@@ -1,0 +1,115 @@
+/* Shared by the libFuzzer harnesses: a private sandbox per fuzzing process
+ * (own mount and network namespaces, a tmpfs for every state root, so
+ * whatever an input makes -- files, mounts, bridges, nftables tables --
+ * vanishes with the process and never touches the host), splitting an input
+ * into parts, and wiping a directory between runs. */
+#ifndef HCS_FUZZ_UTIL_H
+#define HCS_FUZZ_UTIL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "hcs/error.h"
+#include "hcs/log.h"
+
+/* Where the harness works: a tmpfs in this process's own mount namespace. */
+static char fz_dir[64] = "/tmp/hcs-fuzz";
+
+static inline void fz_die(const char *what) {
+  fprintf(stderr, "fuzz sandbox: %s: %s\n", what, strerror(errno));
+  exit(1);
+}
+
+/* Once per process, before the first input: unshare the mount (and, with
+ * net, the network) namespace and mount a tmpfs of `mib` MiB at fz_dir. */
+static inline void fz_sandbox(bool net, int mib) {
+  if (unshare(CLONE_NEWNS | (net ? CLONE_NEWNET : 0)) < 0) fz_die("unshare (run as root)");
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fz_die("make / private");
+  snprintf(fz_dir, sizeof fz_dir, "/tmp/hcs-fuzz.%d", (int)getpid());
+  if (mkdir(fz_dir, 0700) < 0 && errno != EEXIST) fz_die("mkdir");
+  char opts[64];
+  snprintf(opts, sizeof opts, "size=%dm,mode=0700", mib);
+  if (mount("hcs-fuzz", fz_dir, "tmpfs", 0, opts) < 0) fz_die("mount tmpfs");
+  /* the directory on the host stays empty; remove it when the process ends
+   * (the tmpfs goes with the namespace) */
+  setenv("HCS_ROOT", fz_dir, 1);
+  hcs_log_set_level(HCS_LOG_NONE);
+}
+
+/* Remove everything below dir (not dir itself); never crosses mounts. */
+static inline void fz_wipe(const char *dir) {
+  hcs_error_t err = NULL;
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  DIR *d = fdopendir(fd);
+  struct dirent *de;
+  while (d && (de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    if (hcs_rm_rf_at(dirfd(d), de->d_name, &err) < 0) {
+      fprintf(stderr, "fuzz: wipe `%s/%s`: %s\n", dir, de->d_name, hcs_error_message(err));
+      abort(); /* a leftover the next run would trip over is a harness bug */
+    }
+  }
+  if (d) closedir(d);
+  hcs_error_release(&err);
+}
+
+/* Split data at each occurrence of sep into at most max parts (NUL-terminated
+ * copies, freed with fz_parts_free).  Returns the number of parts. */
+static inline int fz_split(const uint8_t *data, size_t size, const char *sep, char **parts, size_t *lens, int max) {
+  size_t seplen = strlen(sep);
+  int n = 0;
+  size_t start = 0;
+  for (size_t i = 0; n < max - 1 && i + seplen <= size; i++) {
+    if (memcmp(data + i, sep, seplen) != 0) continue;
+    lens[n] = i - start;
+    parts[n] = malloc(lens[n] + 1);
+    memcpy(parts[n], data + start, lens[n]);
+    parts[n][lens[n]] = '\0';
+    n++;
+    start = i + seplen;
+    i = start - 1;
+  }
+  lens[n] = size - start;
+  parts[n] = malloc(lens[n] + 1);
+  memcpy(parts[n], data + start, lens[n]);
+  parts[n][lens[n]] = '\0';
+  return n + 1;
+}
+
+static inline void fz_parts_free(char **parts, int n) {
+  for (int i = 0; i < n; i++)
+    free(parts[i]);
+}
+
+static inline int fz_write_fd(int fd, const void *data, size_t n) {
+  const char *p = data;
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w <= 0) return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+static inline int fz_write(const char *path, const void *data, size_t n) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  if (fz_write_fd(fd, data, n) < 0) {
+    close(fd);
+    return -1;
+  }
+  return close(fd);
+}
+
+#endif
