@@ -30,6 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   hcs_layer_store_set_limits(s, 64u << 20, 32u << 20);
   hcs_layer_import_opts_t o = {.threads = (size & 1) ? 1 : 2}; /* the sequential and the pooled path */
   char *id = hcs_layer_import(s, fd, &o, &err);
+  fz_report(id, err);
   hcs_error_release(&err);
   if (id) {
     int out = open("/dev/null", O_WRONLY | O_CLOEXEC);

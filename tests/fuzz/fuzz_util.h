@@ -112,4 +112,33 @@ static inline int fz_write(const char *path, const void *data, size_t n) {
   return close(fd);
 }
 
+/* With HCS_FUZZ_VERBOSE set (replaying one input by hand): what came out. */
+static inline void fz_report(const char *result, hcs_error_t err) {
+  if (getenv("HCS_FUZZ_VERBOSE") == NULL) return;
+  if (result)
+    fprintf(stderr, "fuzz: ok: %.200s\n", result);
+  else
+    fprintf(stderr, "fuzz: error: %s\n", hcs_error_message(err));
+}
+
+/* text with every `key` replaced by `value` (malloc'd; *len its length) */
+static inline char *fz_subst(const char *text, size_t n, const char *key, const char *value, size_t *len) {
+  size_t klen = strlen(key), vlen = strlen(value), cap = n + 1, k = 0;
+  char *out = malloc(cap);
+  for (size_t i = 0; i < n;) {
+    if (i + klen <= n && memcmp(text + i, key, klen) == 0) {
+      if (k + vlen + 1 > cap) out = realloc(out, cap = 2 * (k + vlen + 1));
+      memcpy(out + k, value, vlen);
+      k += vlen;
+      i += klen;
+    } else {
+      if (k + 2 > cap) out = realloc(out, cap *= 2);
+      out[k++] = text[i++];
+    }
+  }
+  out[k] = '\0';
+  *len = k;
+  return out;
+}
+
 #endif
