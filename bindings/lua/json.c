@@ -165,11 +165,15 @@ static void fill(lua_State *L, int idx, json_t *container, char *path, size_t pl
     if (lua_type(L, -2) != LUA_TSTRING)
       luaL_error(L, "cannot encode %s: table mixes a non-string key (%s) with named keys", plen ? path : "table",
                  luaL_typename(L, -2));
-    const char *k = lua_tostring(L, -2);
+    size_t klen;
+    const char *k = lua_tolstring(L, -2, &klen);
     size_t l = plen;
     path_push(path, &l, plen ? ".%s" : "%s", k);
+    if (strlen(k) != klen) luaL_error(L, "cannot encode %s: key contains a NUL byte", path);
     json_t *child = new_value(L, -1, path, l);
-    json_object_set_new(container, k, child);
+    /* jansson refuses a key that is not UTF-8 and frees the child then:
+     * never touch it after a failure */
+    if (json_object_set_new(container, k, child) < 0) luaL_error(L, "cannot encode %s: key is not valid UTF-8", path);
     add_child(L, child, path, l, depth);
     path[plen] = '\0';
     lua_pop(L, 1);
