@@ -9,7 +9,7 @@
 #include "hcs/image.h"
 #include "image/internal.h"
 
-static char root[128], dir[128];
+static char root[4200], dir[4200];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   fz_sandbox(false, 512);
@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t l[3];
   int n = fz_split(data, size, "\n@@@\n", p, l, 3);
   if (hcs_mkdir_p(dir, 0700, NULL) < 0) abort();
-  char path[256], D[72], C[72], cname[80];
+  char path[4400], D[72], C[72], cname[80];
   const char *layer = n > 2 ? p[2] : "";
   size_t llen = n > 2 ? l[2] : 0;
   hcs_image_sha256_buf(layer, llen, D);

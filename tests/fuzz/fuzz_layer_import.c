@@ -10,7 +10,7 @@
 #include "fuzz_util.h"
 #include "hcs/layer.h"
 
-static char root[128];
+static char root[4200];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   fz_sandbox(false, 512);

@@ -11,7 +11,7 @@
 #include "fuzz_util.h"
 #include "hcs/net.h"
 
-static char root[128];
+static char root[4200];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   fz_sandbox(true, 64);

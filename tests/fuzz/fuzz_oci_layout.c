@@ -12,7 +12,7 @@
 #include "hcs/image.h"
 #include "image/internal.h"
 
-static char root[128], layout[128];
+static char root[4200], layout[4200];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   fz_sandbox(false, 512);
@@ -24,7 +24,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 /* Write a blob named by its digest; digest and size out. */
 static void blob(const char *data, size_t n, char digest[72], char size[32]) {
   hcs_image_sha256_buf(data, n, digest);
-  char path[256];
+  char path[4400];
   snprintf(path, sizeof path, "%s/blobs/sha256/%s", layout, digest + 7);
   if (fz_write(path, data, n) < 0) abort();
   snprintf(size, 32, "%zu", n);
@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *p[5];
   size_t l[5];
   int n = fz_split(data, size, "\n@@@\n", p, l, 5);
-  char path[256];
+  char path[4400];
   snprintf(path, sizeof path, "%s/blobs/sha256", layout);
   if (hcs_mkdir_p(path, 0700, NULL) < 0) abort();
   const char *none = "";

@@ -15,7 +15,7 @@
 int luaopen_hcs_core(lua_State *L);
 
 static lua_State *L;
-static char root[128];
+static char root[4200];
 static int chunk_ref;
 
 static const char chunk[] = "local text, root = ...\n"

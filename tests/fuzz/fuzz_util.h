@@ -21,8 +21,11 @@
 #include "hcs/error.h"
 #include "hcs/log.h"
 
-/* Where the harness works: a tmpfs in this process's own mount namespace. */
-static char fz_dir[64] = "/tmp/hcs-fuzz";
+/* Where the harness works: `sandbox/` next to the harness executable (in
+ * the build tree, an empty directory on the host), with a tmpfs mounted on
+ * it in this process's own mount namespace only, so what an input makes is
+ * never seen outside and goes when the process ends however it ends. */
+static char fz_dir[4096];
 
 static inline void fz_die(const char *what) {
   fprintf(stderr, "fuzz sandbox: %s: %s\n", what, strerror(errno));
@@ -30,17 +33,21 @@ static inline void fz_die(const char *what) {
 }
 
 /* Once per process, before the first input: unshare the mount (and, with
- * net, the network) namespace and mount a tmpfs of `mib` MiB at fz_dir. */
+ * net, the network) namespace and mount a tmpfs of `mib` MiB. */
 static inline void fz_sandbox(bool net, int mib) {
+  char exe[4000];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n < 0) fz_die("readlink /proc/self/exe");
+  exe[n] = '\0';
+  char *slash = strrchr(exe, '/');
+  if (slash) *slash = '\0';
+  snprintf(fz_dir, sizeof fz_dir, "%s/sandbox", exe);
+  if (mkdir(fz_dir, 0700) < 0 && errno != EEXIST) fz_die("mkdir");
   if (unshare(CLONE_NEWNS | (net ? CLONE_NEWNET : 0)) < 0) fz_die("unshare (run as root)");
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fz_die("make / private");
-  snprintf(fz_dir, sizeof fz_dir, "/tmp/hcs-fuzz.%d", (int)getpid());
-  if (mkdir(fz_dir, 0700) < 0 && errno != EEXIST) fz_die("mkdir");
   char opts[64];
   snprintf(opts, sizeof opts, "size=%dm,mode=0700", mib);
-  if (mount("hcs-fuzz", fz_dir, "tmpfs", 0, opts) < 0) fz_die("mount tmpfs");
-  /* the directory on the host stays empty; remove it when the process ends
-   * (the tmpfs goes with the namespace) */
+  if (mount("hcs-fuzz", fz_dir, "tmpfs", 0, opts) < 0) fz_die("mount a tmpfs");
   setenv("HCS_ROOT", fz_dir, 1);
   hcs_log_set_level(HCS_LOG_NONE);
 }
