@@ -61,6 +61,13 @@ typedef struct {
   int threads;                /* file-writing threads; 0: one per CPU, 1: all in the calling thread */
   hcs_layer_progress_fn progress;
   void *progress_data;
+  const char *expect_digest; /* "sha256:..." of the raw (compressed) stream, verified before commit, or NULL */
+  /* Called after the content is extracted and verified, before the parents
+   * are resolved and the layer committed: a caller can extract the layers
+   * of a chain in parallel and commit them in order (the parents need not
+   * exist before then).  Returns < 0 with err set to abandon the import. */
+  int (*before_commit)(void *data, hcs_error_t *err);
+  void *before_commit_data;
 } hcs_layer_import_opts_t;
 
 /* Import an OCI layer tar (plain, gzip or zstd, detected from the content)
