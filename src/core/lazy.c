@@ -5,11 +5,11 @@
  * links them -- more than the rest of an `hcs exec`; the compressors (zstd,
  * libdeflate, ISA-L), libmnl, libseccomp and libcap each cost a mapping and
  * their relocations (~0.1 ms apiece) in processes that mostly never call
- * them (a `hcs list` needs none); libcurl (and its TLS and HTTP/2 libraries) only when a registry is contacted.  libhcs
- * therefore links none of them: each function it uses is a small hidden stub here that dlopen()s the library the first
- * time it is called and jumps to the real function.  The prototypes come from the libraries' own headers, so the
- * compiler checks every stub against the real signature.  (systemd loads its optional libraries the same way.)  A
- * library that cannot be loaded is a broken installation: the process aborts with a message saying which. */
+ * them (a `hcs list` needs none).  libhcs therefore links none of them: each function it uses is a small hidden stub
+ * here that dlopen()s the library the first time it is called and jumps to the real function.  The prototypes come from
+ * the libraries' own headers, so the compiler checks every stub against the real signature.  (systemd loads its
+ * optional libraries the same way.)  A library that cannot be loaded is a broken installation: the process aborts with
+ * a message saying which.  libcurl (with its TLS, HTTP/2 and IDN libraries) loads only when a registry is contacted. */
 #include <dlfcn.h>
 #include <stdarg.h>
 #include <stdio.h>
