@@ -11,12 +11,26 @@ options.interactive = { kind = "flag", short = "i", help = "connect stdin to ini
 options.network = { kind = "string", help = "IMAGE runs only: attach to this network" }
 options.publish = { kind = "list", short = "p", metavar = "[IP:]HOST:CTR[/udp]", help = "IMAGE runs only: port mapping" }
 
---- Is `ref` an image in the store (and not a directory or file)?
+options.pull = require("hcs.util.registry_cli").pull_option
+
+--- Is `ref` an image in the store (and not a directory or file)?  A
+-- registry reference is pulled first by the --pull policy.
 local function image_ref(opts, ref)
   if opts.rootfs or not ref or io.open(ref, "r") then return nil end
   local store = hcs.image.open()
   if not store then return nil end
   local id = store:resolve(ref)
+  local policy = opts.pull or "missing"
+  if not hcs.registry.policies[policy] then cli.fail("--pull expects missing, always or never, got '%s'", policy) end
+  if policy == "always" or (not id and policy == "missing" and hcs.registry.names_registry(ref)) then
+    local rc = require "hcs.util.registry_cli"
+    local info, err = hcs.registry.ensure(store, ref, policy, rc.opts(opts))
+    if not info then
+      store:close()
+      cli.fail("%s", err)
+    end
+    id = info.Id
+  end
   store:close()
   return id
 end

@@ -45,7 +45,8 @@ function M.plan(spec)
   if type(spec.image) ~= "string" then error("plan: field 'image' (an image reference) is required", 2) end
   local root = spec.root
   local images <close> = open_images(root)
-  local info = check(images:inspect(spec.image))
+  -- pull = "missing" | "always" | "never": a registry reference is pulled by policy
+  local info = check(require("hcs.registry").ensure(images, spec.image, spec.pull, spec.registry))
   local cfg = info.Config.config or {}
   local name = spec.name or (info.Name:gsub("[^%w_.-]", "-"))
   check(plans.check_name(name))
@@ -72,7 +73,7 @@ function M.plan(spec)
     Created = os.date("!%Y-%m-%dT%H:%M:%SZ"),
   }
   local changes = copy(spec)
-  changes.image, changes.name, changes.root = nil, nil, nil
+  changes.image, changes.name, changes.root, changes.pull, changes.registry = nil, nil, nil, nil, nil
   if next(changes) then M.apply(plan, changes) end
   check(plans.save(plan, root))
   plan._root = root
