@@ -508,12 +508,13 @@ static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_op
     goto out;
   }
   report_progress(&x, true);
-  if (opts->expect_diff_id && strcmp(opts->expect_diff_id, diff_id) != 0) {
-    hcs_error_make(err, 0, "diff id mismatch: expected `%s`, got `%s`", opts->expect_diff_id, diff_id);
+  if (opts->expect_digest && strcmp(opts->expect_digest, digest) != 0) { /* the blob itself, checked first */
+    hcs_error_make(err, 0, "digest mismatch: the blob is corrupt: expected `%s`, got `%s`", opts->expect_digest,
+                   digest);
     goto out;
   }
-  if (opts->expect_digest && strcmp(opts->expect_digest, digest) != 0) {
-    hcs_error_make(err, 0, "digest mismatch: expected `%s`, got `%s`", opts->expect_digest, digest);
+  if (opts->expect_diff_id && strcmp(opts->expect_diff_id, diff_id) != 0) {
+    hcs_error_make(err, 0, "diff id mismatch: expected `%s`, got `%s`", opts->expect_diff_id, diff_id);
     goto out;
   }
   if (opts->before_commit &&

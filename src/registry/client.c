@@ -350,11 +350,18 @@ static char *fetch_token(struct reg_client *c, const char *challenge, const char
     hcs_error_make(err, 0, "registry `%s`: bearer challenge without a usable realm", c->registry);
     return NULL;
   }
-  const char *want = scope ? scope : chscope;
-  cleanup_free char *esvc = service ? url_escape(service) : NULL;
-  cleanup_free char *escope = want ? url_escape(want) : NULL;
-  cleanup_free char *url = hcs_xasprintf("%s%s%s%s%s%s", realm, strchr(realm, '?') ? "&" : "?", esvc ? "service=" : "",
-                                         esvc ? esvc : "", escope ? "&scope=" : "", escope ? escope : "");
+  /* The challenge names what the request needs (a cross-repository mount
+   * needs pull on the source too); one scope parameter per scope. */
+  const char *want = chscope ? chscope : scope;
+  cleanup_free char *esvc = service ? url_escape(service) : hcs_xstrdup("");
+  cleanup_free char *url = hcs_xasprintf("%s%sservice=%s", realm, strchr(realm, '?') ? "&" : "?", esvc);
+  cleanup_free char *scopes = want ? hcs_xstrdup(want) : NULL;
+  for (char *save = NULL, *tok = scopes ? strtok_r(scopes, " ", &save) : NULL; tok; tok = strtok_r(NULL, " ", &save)) {
+    cleanup_free char *e = url_escape(tok);
+    char *next = hcs_xasprintf("%s&scope=%s", url, e);
+    free(url);
+    url = next;
+  }
   cleanup_free char *auth = c->basic ? hcs_xasprintf("Authorization: Basic %s", c->basic) : NULL;
   struct reg_request rq = {.method = "GET", .path = url, .body_fd = -1, .max_body = 1 << 20};
   struct reg_response resp = {0};
@@ -427,9 +434,10 @@ int reg_request(struct reg_client *c, const struct reg_request *rq, struct reg_r
 }
 
 int reg_status_error(struct reg_client *c, const char *what, const struct reg_response *resp, hcs_error_t *err) {
-  if (resp->status == 401)
+  if (resp->status == 401 || resp->status == 403)
     return hcs_error_make(err, EACCES, "%s: unauthorized: registry `%s` %s", what, c->registry,
-                          c->basic ? "refused the credentials" : "requires credentials (hcs login)");
+                          c->basic ? "refused the credentials (or their access to this repository)"
+                                   : "requires credentials (hcs login)");
   cleanup_free char *detail = NULL;
   cleanup_json json_t *j = resp->body ? json_loads(resp->body, 0, NULL) : NULL;
   json_t *errs = json_object_get(j, "errors");
