@@ -336,8 +336,10 @@ static int perform(struct reg_client *c, const struct reg_request *rq, const cha
   curl_slist_free_all(hdrs);
   curl_easy_cleanup(h);
   *challenge = x.challenge;
-  if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && resp->truncated))
+  if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && resp->truncated)) {
+    reg_response_free(resp);
     return transport_error(c, rc, errbuf, rq->method, rq->path, err);
+  }
   return 0;
 }
 
@@ -419,10 +421,15 @@ int reg_request(struct reg_client *c, const struct reg_request *rq, struct reg_r
       if (c->basic == NULL) return 0; /* no credentials: the 401 stands */
       continue;
     }
-    if (strncasecmp(ch, "bearer", 6) != 0)
+    if (strncasecmp(ch, "bearer", 6) != 0) {
+      reg_response_free(resp);
       return hcs_error_make(err, 0, "registry `%s`: unsupported authentication challenge `%s`", c->registry, ch);
+    }
     char *tok = fetch_token(c, ch, rq->scope, err);
-    if (tok == NULL) return -1;
+    if (tok == NULL) {
+      reg_response_free(resp); /* a failed request leaves no response */
+      return -1;
+    }
     pthread_mutex_lock(&c->mu);
     free(c->token);
     free(c->token_scope);

@@ -17,7 +17,7 @@ end
 local function hcs_fails(argv, env, stdin)
   local ok, code, out, err = su.hcs(argv, env, stdin)
   assert(not ok, ("hcs %s succeeded:\n%s"):format(table.concat(argv, " "), out))
-  assert.equal(1, code)
+  assert(code == 1, ("hcs %s: exit status %s, want 1:\n%s"):format(table.concat(argv, " "), tostring(code), err))
   return err
 end
 
