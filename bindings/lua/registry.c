@@ -21,9 +21,11 @@ typedef struct {
 
 static const char *const state_names[] = {"waiting", "transferring", "done", "present"};
 
-static void progress_cb(const hcs_registry_progress_t *p, void *ud) {
+/* A callback that raises (Ctrl-C's "interrupted!" lands here, in Lua
+ * code) cancels the transfer: the pull rolls back. */
+static int progress_cb(const hcs_registry_progress_t *p, void *ud) {
   progress_ctx *c = ud;
-  if (c->failed) return;
+  if (c->failed) return 1;
   lua_State *L = c->L;
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
   lua_createtable(L, (int)p->nlayers, 0);
@@ -41,9 +43,11 @@ static void progress_cb(const hcs_registry_progress_t *p, void *ud) {
   }
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
     c->failed = true;
-    hcs_log(HCS_LOG_WARNING, "progress callback failed: %s", lua_tostring(L, -1));
+    hcs_log(HCS_LOG_WARNING, "progress callback failed, cancelling: %s", lua_tostring(L, -1));
     lua_pop(L, 1);
+    return 1;
   }
+  return 0;
 }
 
 static const char *opt_string(lua_State *L, int t, const char *key) {

@@ -223,6 +223,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
 
 static size_t on_read_fd(char *buf, size_t size, size_t nmemb, void *ud) {
   const struct reg_request *rq = ud;
+  if (rq->cancel && __atomic_load_n(rq->cancel, __ATOMIC_RELAXED)) return CURL_READFUNC_ABORT;
   for (;;) {
     ssize_t n = read(rq->body_fd, buf, size * nmemb);
     if (n < 0 && errno == EINTR) continue;

@@ -58,8 +58,9 @@ struct reg_request {
   const char *content_type;
   const void *body; /* request body in memory */
   size_t body_len;
-  int body_fd;    /* or streamed from an fd (chunked), -1 for none; not retried */
-  uint64_t *sent; /* bytes read from body_fd so far (atomic), or NULL */
+  int body_fd;        /* or streamed from an fd (chunked), -1 for none; not retried */
+  uint64_t *sent;     /* bytes read from body_fd so far (atomic), or NULL */
+  const bool *cancel; /* when it turns true, a streamed upload stops */
   size_t (*sink)(const void *data, size_t len, void *userdata);
   void *sink_data;
   uint64_t resume_from; /* Range: bytes=N- */

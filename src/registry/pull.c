@@ -38,7 +38,8 @@ struct pull {
   pthread_cond_t cv;
   size_t next;     /* next job to start */
   bool *committed; /* per layer: present in the store */
-  bool failed;     /* a job failed: the others stop */
+  bool failed;     /* a job failed or the caller cancelled: the others stop */
+  bool cancelled;
   size_t finished; /* jobs finished (either way) */
   int journal_fd;  /* the committed layers, one id a line */
   const char *journal;
@@ -226,14 +227,15 @@ static void *worker(void *ud) {
   }
 }
 
-static void report(struct pull *p, const hcs_registry_opts_t *o, const char **digests, uint64_t *done,
+/* Calls the progress callback; true when it asks to cancel. */
+static bool report(struct pull *p, const hcs_registry_opts_t *o, const char **digests, uint64_t *done,
                    uint64_t *total) {
-  if (o == NULL || o->progress == NULL) return;
+  if (o == NULL || o->progress == NULL) return false;
   for (size_t i = 0; i < p->n; i++)
     if (p->state[i] == HCS_REGISTRY_DOWNLOADING || p->state[i] == HCS_REGISTRY_DONE)
       done[i] = __atomic_load_n(&p->jobs[i].got, __ATOMIC_RELAXED);
   hcs_registry_progress_t pr = {.nlayers = p->n, .digests = digests, .done = done, .total = total, .state = p->state};
-  o->progress(&pr, o->progress_data);
+  return o->progress(&pr, o->progress_data) != 0;
 }
 
 /* Destroy the layers a journal lists that no image took (refcount 0, no
@@ -342,16 +344,24 @@ static json_t *pull_layers(hcs_image_store_t *s, struct reg_client *c, const str
       if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
       pthread_cond_timedwait(&p.cv, &p.mu, &ts);
       pthread_mutex_unlock(&p.mu);
-      report(&p, o, digests, done, total);
+      bool cancel = report(&p, o, digests, done, total);
       pthread_mutex_lock(&p.mu);
+      if (cancel && !p.failed) { /* the transfers stop at their next block */
+        p.failed = p.cancelled = true;
+        pthread_cond_broadcast(&p.cv);
+      }
     }
     pthread_mutex_unlock(&p.mu);
     for (size_t i = 0; i < started; i++)
       pthread_join(threads[i], NULL);
     free(threads);
-    report(&p, o, digests, done, total);
+    if (!p.failed && report(&p, o, digests, done, total)) p.failed = p.cancelled = true;
     for (size_t i = 0; i < n && !p.failed; i++)
       if (!p.committed[i]) p.failed = true; /* a worker could not start */
+    if (p.cancelled) {
+      hcs_error_make(err, ECANCELED, "pull `%s`: cancelled", ref->repo);
+      goto fail;
+    }
     if (p.failed) {
       /* The first layer's error in chain order that is not a knock-on. */
       hcs_error_t *first = NULL;

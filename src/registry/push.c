@@ -29,7 +29,7 @@ struct push {
   hcs_layer_compression_t compression;
   struct pjob *jobs;
   size_t n, next, finished;
-  bool failed;
+  bool failed, cancelled;
   int *state;
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -174,7 +174,8 @@ static int push_layer(struct pjob *j, hcs_error_t *err) {
                            .scope = p->scope,
                            .content_type = "application/octet-stream",
                            .body_fd = fds[0],
-                           .sent = &j->sent};
+                           .sent = &j->sent,
+                           .cancel = &p->failed};
   struct reg_response resp = {0};
   int rc = reg_request(p->c, &rq, &resp, err);
   close(fds[0]); /* stops the exporter if the upload ended early */
@@ -232,14 +233,15 @@ static void *push_worker(void *ud) {
   }
 }
 
-static void report(struct push *p, const hcs_registry_opts_t *o, const char **names, uint64_t *done, uint64_t *total) {
-  if (o == NULL || o->progress == NULL) return;
+/* Calls the progress callback; true when it asks to cancel. */
+static bool report(struct push *p, const hcs_registry_opts_t *o, const char **names, uint64_t *done, uint64_t *total) {
+  if (o == NULL || o->progress == NULL) return false;
   for (size_t i = 0; i < p->n; i++) {
     done[i] = __atomic_load_n(&p->jobs[i].sent, __ATOMIC_RELAXED);
     total[i] = p->jobs[i].total;
   }
   hcs_registry_progress_t pr = {.nlayers = p->n, .digests = names, .done = done, .total = total, .state = p->state};
-  o->progress(&pr, o->progress_data);
+  return o->progress(&pr, o->progress_data) != 0;
 }
 
 /* Push every layer; fills the descriptors and diff ids. */
@@ -264,13 +266,15 @@ static int push_layers(struct push *p, const hcs_registry_opts_t *o, hcs_error_t
     if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
     pthread_cond_timedwait(&p->cv, &p->mu, &ts);
     pthread_mutex_unlock(&p->mu);
-    report(p, o, names, done, total);
+    bool cancel = report(p, o, names, done, total);
     pthread_mutex_lock(&p->mu);
+    if (cancel && !p->failed) p->failed = p->cancelled = true; /* uploads stop at their next block */
   }
   pthread_mutex_unlock(&p->mu);
   for (size_t i = 0; i < started; i++)
     pthread_join(threads[i], NULL);
-  report(p, o, names, done, total);
+  if (p->cancelled) return hcs_error_make(err, ECANCELED, "cancelled");
+  if (!p->failed && report(p, o, names, done, total)) return hcs_error_make(err, ECANCELED, "cancelled");
   for (size_t i = 0; i < p->n; i++)
     if (p->jobs[i].err) {
       hcs_error_release(err);

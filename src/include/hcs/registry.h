@@ -33,14 +33,15 @@ extern "C" {
 enum { HCS_REGISTRY_WAITING = 0, HCS_REGISTRY_DOWNLOADING, HCS_REGISTRY_DONE, HCS_REGISTRY_PRESENT };
 
 /* Progress of a pull or push: one entry per layer.  Called from the
- * calling thread, a few times a second and once at the end. */
+ * calling thread, a few times a second and once at the end; returning
+ * non-zero cancels the transfer (ECANCELED; a pull rolls back). */
 typedef struct {
   size_t nlayers;
   const char *const *digests; /* blob digests */
   const uint64_t *done, *total;
   const int *state; /* HCS_REGISTRY_* */
 } hcs_registry_progress_t;
-typedef void (*hcs_registry_progress_fn)(const hcs_registry_progress_t *p, void *userdata);
+typedef int (*hcs_registry_progress_fn)(const hcs_registry_progress_t *p, void *userdata);
 
 typedef struct {
   const char *username, *password;     /* explicit credentials (else the auth files) */

@@ -194,6 +194,30 @@ describe("hcs.registry #root", function()
       assert.equal("", sh(("ls -A %s/images | grep '^\\.pull-' || true"):format(root)))
     end)
 
+    it("cancels a pull whose progress callback raises (as Ctrl-C does), and rolls back", function()
+      sh(("mkdir -p %s/c1 && head -c 4000000 /dev/urandom > %s/c1/a"):format(T, T))
+      ru.layout(T .. "/cancel", { base, ru.tar(T .. "/c1", T .. "/c1.tar", true) }, "x")
+      local xref = plain.addr .. "/hcs/cancel:x"
+      ru.copy_in(T .. "/cancel", "x", xref)
+      local root = T .. "/cancel-root"
+      local store = assert(hcs.image.open(root))
+      local seen = false
+      local img, err, code = hcs.registry.pull(xref, { store = store, max_rate = 1000000, progress = function(layers)
+        for _, l in ipairs(layers) do
+          if l.state == "transferring" and l.done > 0 then
+            seen = true
+            error("interrupted!")
+          end
+        end
+      end })
+      store:close()
+      assert.is_true(seen)
+      assert.is_nil(img)
+      assert.matches("cancelled", err, 1, true)
+      assert.equal(125, code) -- ECANCELED
+      nothing_left(root)
+    end)
+
     it("pulls for a plan by policy: missing pulls, never does not", function()
       local root = T .. "/plan-root"
       local ok, err = pcall(hcs.workflow.plan, { image = ref, name = "p0", root = root, pull = "never" })
