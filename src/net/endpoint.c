@@ -12,7 +12,7 @@
 
 #include "net/internal.h"
 
-#define MAX_PORTMAPS 256
+#define MAX_PORTMAPS HCS_NET_MAX_PORTMAPS
 
 static void host_ifname(const char *id, char out[16]) {
   memcpy(out, "vh", 2);
@@ -463,6 +463,18 @@ fail:
   }
   if (have_addr) hcs_ipam_release(net, ni.id, addr, id);
   return NULL;
+}
+
+int hcs_net_endpoint_policies(json_t *ep, struct hcs_portmap *pm, struct hcs_nft_ep *c, json_t **exc) {
+  memset(c, 0, sizeof *c);
+  c->netid = ep_str(ep, "HostComputeNetwork");
+  *exc = ep_exceptions(json_object_get(ep, "Policies"), "endpoint", NULL);
+  if (!ep_address(ep, &c->target, NULL) || c->netid == NULL ||
+      ep_portmaps(json_object_get(ep, "Policies"), pm, &c->n_add, "endpoint", NULL) < 0)
+    c->n_add = 0;
+  c->add = pm;
+  c->exc_add = *exc;
+  return c->n_add || json_array_size(*exc) ? 1 : 0;
 }
 
 int hcs_net_endpoint_delete_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err) {

@@ -1,6 +1,7 @@
 /* The network store under `<root>/net`: networks/, endpoints/, namespaces/
  * documents (atomic writes), ipam/ leases, one flock for mutations. */
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/random.h>
@@ -141,9 +142,22 @@ hcs_net_t *hcs_net_open(const char *root, hcs_error_t *err) {
     free(d);
     if (rc < 0) goto fail;
   }
+  {
+    /* The nftables table is named after the canonical state root, so every
+     * spelling of one root (relative, through a symlink) names one table. */
+    cleanup_free char *real = realpath(state, NULL);
+    if (real == NULL) {
+      hcs_error_make(err, errno, "resolve `%s`", state);
+      goto fail;
+    }
+    char h[9];
+    hcs_net_short_hash(real, h, 8);
+    net->table = hcs_xasprintf("ip hcs%s", h);
+  }
   char *report = hcs_net_reconcile(net, err);
   if (report == NULL) goto fail;
   free(report);
+  if (hcs_nft_adopt(net, err) < 0) goto fail;
   return net;
 fail:
   hcs_error_wrap(err, "open network store `%s`", net->root);
@@ -163,6 +177,7 @@ void hcs_net_close(hcs_net_t *net) {
   free(net->run);
   free(net->netns);
   free(net->runstate);
+  free(net->table);
   free(net);
 }
 

@@ -18,6 +18,7 @@
 #include "tap.h"
 
 static char root[64];
+static char table[32]; /* "ip hcs<hash>": the root's nftables table */
 
 static int count_dir(const char *path) {
   DIR *d = opendir(path);
@@ -137,7 +138,7 @@ static void test_validation(hcs_net_t *net) {
                                       "\"PortMapping\",\"Settings\":{\"InternalPort\":0,\"ExternalPort\":1}}]}",
                                       &err),
               &err, "InternalPort must be a port number", "bad port");
-  char *out = sh("nft list map ip hcs portmap");
+  char *out = sh("nft list map %s portmap", table);
   has_substr(out, "tcp . 8080 : 10.88.0.2 . 80", "the mapping is one map element");
   free(out);
   ok(hcs_net_network_delete(net, "va", false, &err) < 0, "a network with endpoints is not deleted without force");
@@ -247,12 +248,12 @@ static void test_modify_and_bridges(hcs_net_t *net) {
   "\"PortMapping\",\"Settings\":{\"Protocol\":\"UDP\",\"InternalPort\":53,\"ExternalPort\":5353}}]}}"
   const char *add = PM("Add"), *del = PM("Remove");
   free(expect_ok(hcs_net_endpoint_modify(net, "me", add, &err), &err, "add a UDP port mapping"));
-  out = sh("nft list map ip hcs portmap");
+  out = sh("nft list map %s portmap", table);
   has_substr(out, "udp . 5353 : 10.44.0.2 . 53", "the map has it");
   free(out);
   expect_fail(hcs_net_endpoint_modify(net, "me", add, &err), &err, "already mapped", "adding it twice");
   free(expect_ok(hcs_net_endpoint_modify(net, "me", del, &err), &err, "remove it"));
-  out = sh("nft list map ip hcs portmap");
+  out = sh("nft list map %s portmap", table);
   ok(strstr(out, "5353") == NULL, "the map no longer has it");
   free(out);
   expect_fail(hcs_net_endpoint_modify(net, "me", del, &err), &err, "do not exist", "removing it twice");
@@ -340,7 +341,7 @@ static void test_cycles(hcs_net_t *net, int n) {
   free(out);
   cleanup_free char *nsdir = hcs_xasprintf("%s/run/netns", root);
   is_int(count_dir(nsdir), 0, "no netns file left");
-  out = sh("nft list map ip hcs portmap");
+  out = sh("nft list map %s portmap", table);
   ok(strstr(out, "9000") == NULL, "no port mapping element left");
   free(out);
   ok(hcs_net_network_delete(net, "cy", false, &err) == 0, "delete network cy");
@@ -469,7 +470,7 @@ static void test_reboot(void) {
   json_t *d = json_loads(doc ? doc : "{}", 0, NULL);
   const char *bridge = json_string_value(json_object_get(json_object_get(d, "Linux"), "Bridge"));
   hcs_net_close(net);
-  char *out = sh("ip link del %s && nft delete table ip hcs && rm -rf %s/run && echo rebooted", bridge, root);
+  char *out = sh("ip link del %s && nft delete table %s && rm -rf %s/run && echo rebooted", bridge, table, root);
   has_substr(out, "rebooted", "simulate a reboot: bridge, nftables table and run root gone");
   free(out);
   net = hcs_net_open(root, &err);
@@ -508,6 +509,84 @@ static void test_reboot(void) {
   json_decref(d);
 }
 
+static char *network_with_mapping(hcs_net_t *net, const char *name, const char *subnet, int port) {
+  hcs_error_t err = NULL;
+  cleanup_free char *spec =
+      hcs_xasprintf("{\"Name\":\"%s\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"%s\"}]}]}", name, subnet);
+  free(expect_ok(hcs_net_network_create(net, spec, &err), &err, "create network"));
+  cleanup_free char *ep = hcs_xasprintf("{\"Name\":\"%s-ep\",\"HostComputeNetwork\":\"%s\",\"Policies\":[{\"Type\":"
+                                        "\"PortMapping\",\"Settings\":{\"InternalPort\":80,\"ExternalPort\":%d}}]}",
+                                        name, name, port);
+  return expect_ok(hcs_net_endpoint_create(net, ep, &err), &err, "create an endpoint with a port mapping");
+}
+
+/* Two state roots on one host (#14.2): each has a table of its own, and
+ * deleting the last network of one leaves the other's NAT and port mappings
+ * in place (with one shared table, it dropped them). */
+static void test_two_roots(void) {
+  hcs_error_t err = NULL;
+  char other[64] = "/tmp/hcs-test.XXXXXX";
+  if (mkdtemp(other) == NULL) return;
+  hcs_net_t *a = hcs_net_open(root, &err), *b = hcs_net_open(other, &err);
+  ok(a && b, "open two roots");
+  if (!a || !b) return;
+  ok(strcmp(a->table, b->table) != 0, "they name two tables (`%s`, `%s`)", a->table, b->table);
+  cleanup_free char *alias = hcs_xasprintf("/tmp/../tmp/%s", other + 5);
+  hcs_net_t *b2 = hcs_net_open(alias, &err);
+  ok(b2 && strcmp(b2->table, b->table) == 0, "another spelling of a root names the same table");
+  hcs_net_close(b2);
+  free(network_with_mapping(a, "ra", "10.21.0.0/24", 9100));
+  free(network_with_mapping(b, "rb", "10.22.0.0/24", 9200));
+  char *out = sh("nft list ruleset");
+  has_substr(out, "tcp . 9200 : 10.22.0.2 . 80", "root B's mapping is in place");
+  free(out);
+  ok(hcs_net_network_delete(b, "rb", true, &err) == 0, "delete root B's last network");
+  hcs_error_release(&err);
+  out = sh("nft list ruleset");
+  has_substr(out, "tcp . 9100 : 10.21.0.2 . 80", "root A's port mapping is still there");
+  has_substr(out, "10.21.0.0/24 : jump p_", "root A's masquerade is still there");
+  cleanup_free char *btable = hcs_xasprintf("table %s ", b->table);
+  ok(strstr(out, btable) == NULL, "root B's table went with its last network");
+  free(out);
+  ok(hcs_net_network_delete(a, "ra", true, &err) == 0, "delete root A's network");
+  hcs_error_release(&err);
+  hcs_net_close(a);
+  hcs_net_close(b);
+  cleanup_free char *cmd = hcs_xasprintf("rm -rf %s", other);
+  if (system(cmd) != 0) ok(0, "remove the second root");
+}
+
+/* Upgrade from the table `ip hcs` all roots shared before: opening the
+ * store moves this root's networks and endpoint policies into its own
+ * table; another root's objects stay in the old table. */
+static void test_upgrade(void) {
+  hcs_error_t err = NULL;
+  hcs_net_t *net = hcs_net_open(root, &err);
+  char *ep = network_with_mapping(net, "up", "10.23.0.0/24", 9300);
+  hcs_net_close(net);
+  free(ep);
+  char *out = sh("nft list table %1$s | sed 's/^table ip hcs[0-9a-f]*/table ip hcs/' > %2$s/old.nft && "
+                 "nft delete table %1$s && nft -f %2$s/old.nft && rm -f %2$s/run/net/nftables %2$s/old.nft && "
+                 "nft add element ip hcs bridges '{ \"hcsforeign\" }' && echo old",
+                 table, root);
+  has_substr(out, "old", "simulate the shared table of an earlier version, with another root's bridge in it");
+  free(out);
+  net = hcs_net_open(root, &err);
+  ok(net != NULL, "open the store with the new version");
+  out = sh("nft list table %s", table);
+  has_substr(out, "tcp . 9300 : 10.23.0.2 . 80", "the endpoint's mapping moved into the root's table");
+  has_substr(out, "10.23.0.0/24 : jump p_", "and the network's masquerade");
+  free(out);
+  out = sh("nft list table ip hcs");
+  ok(strstr(out, "9300") == NULL && strstr(out, "chain n_") == NULL, "the shared table no longer holds them");
+  has_substr(out, "hcsforeign", "the other root's objects are left alone");
+  free(out);
+  ok(hcs_net_network_delete(net, "up", true, &err) == 0, "delete the network");
+  hcs_error_release(&err);
+  hcs_net_close(net);
+  if (system("nft delete table ip hcs") != 0) ok(0, "remove the simulated old table");
+}
+
 int main(void) {
   if (geteuid() != 0) {
     printf("1..0 # SKIP needs root\n");
@@ -525,6 +604,7 @@ int main(void) {
   hcs_net_t *net = hcs_net_open(root, &err);
   ok(net != NULL, "open the network store");
   if (net == NULL) return tap_done();
+  snprintf(table, sizeof table, "%s", net->table);
   test_validation(net);
   test_plumbing(net);
   test_modify_and_bridges(net);
@@ -534,6 +614,8 @@ int main(void) {
   test_reclaim();
   test_kill9();
   test_reboot();
+  test_two_roots();
+  test_upgrade();
   ok(!nft_table_exists(), "the nftables table is gone with the last network");
   char *links = sh("ip -o link show | grep -cE ': (hcs|vh)'");
   is_int(atoi(links), 0, "no hcs bridge or veth left");
