@@ -3,9 +3,10 @@
  * decompresses, hashes (digest and diff id) and unpacks in one pass.  A
  * layer commits only after both digests matched and its parent committed,
  * so layers extract in parallel and appear in chain order.  A transfer cut
- * short resumes with a Range request.  The layers committed by a pull are
- * listed in a journal (<images>/.pull-<pid>-*) until the image is
- * recorded: a later pull rolls back those of a killed one. */
+ * short resumes with a Range request.  The layers a pull makes are named
+ * in an image store lease (images/.leases, see gc.c) before any is made:
+ * a live lease protects them from a concurrent prune, a failed pull
+ * collects them, and the next store open collects those of a killed one. */
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -41,8 +42,6 @@ struct pull {
   bool failed;     /* a job failed or the caller cancelled: the others stop */
   bool cancelled;
   size_t finished; /* jobs finished (either way) */
-  int journal_fd;  /* the committed layers, one id a line */
-  const char *journal;
   int *state;
 };
 
@@ -88,12 +87,6 @@ static int before_commit(void *ud, hcs_error_t *err) {
   bool failed = p->failed;
   pthread_mutex_unlock(&p->mu);
   if (failed) return hcs_error_make(err, ECANCELED, "layer %zu: another layer failed", j->index + 1);
-  /* Journal first: a kill after the commit leaves a layer the next pull
-   * can roll back. */
-  char line[80];
-  int n = snprintf(line, sizeof line, "%s\n", j->id);
-  if (write(p->journal_fd, line, (size_t)n) != n || fdatasync(p->journal_fd) < 0)
-    return hcs_error_make(err, errno, "write pull journal `%s`", p->journal);
   return 0;
 }
 
@@ -238,49 +231,14 @@ static bool report(struct pull *p, const hcs_registry_opts_t *o, const char **di
   return o->progress(&pr, o->progress_data) != 0;
 }
 
-/* Destroy the layers a journal lists that no image took (refcount 0, no
- * children), top first, then the journal. */
-static void rollback_journal(hcs_image_store_t *s, const char *path) {
-  cleanup_free char *text = NULL;
-  if (hcs_read_file(path, &text, NULL, NULL) == 0) {
-    cleanup_json json_t *ids = json_array();
-    for (char *save = NULL, *tok = strtok_r(text, "\n", &save); tok; tok = strtok_r(NULL, "\n", &save))
-      json_array_append_new(ids, json_string(tok));
-    for (size_t i = json_array_size(ids); i-- > 0;) {
-      const char *lid = json_string_value(json_array_get(ids, i));
-      cleanup_error hcs_error_t e = NULL;
-      cleanup_free char *info = hcs_layer_inspect(s->layers, lid, NULL);
-      cleanup_json json_t *j = info ? json_loads(info, 0, NULL) : NULL;
-      if (j && json_integer_value(json_object_get(j, "RefCount")) == 0 &&
-          hcs_layer_destroy(s->layers, lid, false, &e) < 0)
-        hcs_debug("pull rollback: keep layer `%s`: %s", lid, hcs_error_message(e));
-    }
-  }
-  unlink(path);
-}
-
-/* Roll back the journals of pulls whose process is gone. */
-static void rollback_dead_pulls(hcs_image_store_t *s) {
-  cleanup_dir DIR *d = opendir(s->dir);
-  if (d == NULL) return;
-  struct dirent *de;
-  while ((de = readdir(d)) != NULL) {
-    if (strncmp(de->d_name, ".pull-", 6) != 0) continue;
-    int pid = atoi(de->d_name + 6);
-    if (pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH)) continue;
-    cleanup_free char *path = hcs_xasprintf("%s/%s", s->dir, de->d_name);
-    rollback_journal(s, path);
-  }
-}
-
 /* Download and import every missing layer; returns the layer ids. */
 static json_t *pull_layers(hcs_image_store_t *s, struct reg_client *c, const struct reg_ref *ref, struct reg_image *img,
-                           const hcs_registry_opts_t *o, char **journal_out, hcs_error_t *err) {
+                           const hcs_registry_opts_t *o, struct hcs_image_lease *lease, hcs_error_t *err) {
   json_t *layers = json_object_get(img->manifest, "layers");
   json_t *diff_ids = json_object_get(json_object_get(img->cfg, "rootfs"), "diff_ids");
   size_t n = json_array_size(layers);
   cleanup_free char *scope = hcs_xasprintf("repository:%s:pull", ref->repo);
-  struct pull p = {.c = c, .layers = s->layers, .repo = ref->repo, .scope = scope, .n = n, .journal_fd = -1};
+  struct pull p = {.c = c, .layers = s->layers, .repo = ref->repo, .scope = scope, .n = n};
   p.jobs = hcs_xcalloc(n, sizeof *p.jobs);
   p.committed = hcs_xcalloc(n, sizeof *p.committed);
   p.state = hcs_xcalloc(n, sizeof *p.state);
@@ -289,7 +247,6 @@ static json_t *pull_layers(hcs_image_store_t *s, struct reg_client *c, const str
   cleanup_free const char **digests = hcs_xcalloc(n, sizeof *digests);
   cleanup_free uint64_t *done = hcs_xcalloc(n, sizeof *done), *total = hcs_xcalloc(n, sizeof *total);
   json_t *ids = json_array();
-  cleanup_free char *journal = hcs_xasprintf("%s/.pull-%d-XXXXXX", s->dir, (int)getpid());
   char *chain = NULL;
   size_t missing = 0;
   for (size_t i = 0; i < n; i++) {
@@ -317,12 +274,11 @@ static json_t *pull_layers(hcs_image_store_t *s, struct reg_client *c, const str
     missing += !exists;
   }
   if (missing > 0) {
-    p.journal_fd = mkostemp(journal, O_CLOEXEC | O_APPEND);
-    if (p.journal_fd < 0) {
-      hcs_error_make(err, errno, "create pull journal in `%s`", s->dir);
-      goto fail;
-    }
-    p.journal = journal;
+    /* Named in the lease before they exist: a kill at any point leaves
+     * them to the next store open. */
+    if (hcs_image_lease_begin(s, "pull", false, NULL, NULL, lease, err) < 0) goto fail;
+    for (size_t i = 0; i < n; i++)
+      if (!p.committed[i] && hcs_image_lease_add(lease, p.jobs[i].id, err) < 0) goto fail;
     size_t nthreads = o && o->parallel > 0 ? (size_t)o->parallel : 4;
     if (nthreads > missing) nthreads = missing;
     pthread_t *threads = hcs_xcalloc(nthreads, sizeof *threads);
@@ -377,16 +333,10 @@ static json_t *pull_layers(hcs_image_store_t *s, struct reg_client *c, const str
     }
   }
   goto out;
-fail:
-  /* Destroy the layers this pull committed, top first. */
-  for (size_t i = n; i-- > 0;)
-    if (p.committed[i] && p.state[i] != HCS_REGISTRY_PRESENT) hcs_layer_destroy(s->layers, p.jobs[i].id, false, NULL);
-  if (p.journal_fd >= 0) unlink(journal);
+fail: /* the caller collects the layers of the lease */
   json_decref(ids);
   ids = NULL;
 out:
-  if (p.journal_fd >= 0) close(p.journal_fd);
-  if (ids && p.journal_fd >= 0) *journal_out = steal_ptr(journal); /* removed once the image is recorded */
   for (size_t i = 0; i < n; i++) {
     free(p.jobs[i].id);
     free(p.jobs[i].parent_id);
@@ -443,22 +393,22 @@ char *hcs_registry_pull(hcs_image_store_t *s, const char *text, const hcs_regist
   char *out = NULL;
   struct reg_image img = {0};
   cleanup_json json_t *ids = NULL;
-  cleanup_free char *journal = NULL;
+  struct hcs_image_lease lease = {.path = NULL, .lockfd = -1};
   struct reg_client *c = reg_client_new(ref.registry, o, err);
   if (c == NULL) goto done;
-  rollback_dead_pulls(s);
   if (reg_resolve_image(c, &ref, o ? o->platform : NULL, &img, err) < 0) goto done;
-  ids = pull_layers(s, c, &ref, &img, o, &journal, err);
-  if (ids == NULL) goto done;
+  ids = pull_layers(s, c, &ref, &img, o, &lease, err);
   {
-    cleanup_close int lock = hcs_image_lock(s, true, err);
-    if (lock >= 0) out = record(s, &ref, &img, ids, o, err);
-  }
-  if (journal) {
-    if (out == NULL)
-      rollback_journal(s, journal); /* no image took the new layers */
-    else
-      unlink(journal);
+    cleanup_close int lock = ids || lease.path ? hcs_image_lock(s, true, err) : -1;
+    if (ids && lock >= 0) out = record(s, &ref, &img, ids, o, err);
+    /* a failed pull leaves no layer it made that no image uses */
+    if (lock >= 0) {
+      hcs_image_lease_end(s, &lease, out == NULL);
+    } else if (lease.path) { /* left as a dead lease: the next store open collects its layers */
+      close(lease.lockfd);
+      json_decref(lease.doc);
+      free(lease.path);
+    }
   }
 done:
   reg_image_free(&img);
