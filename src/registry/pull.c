@@ -201,6 +201,12 @@ static void run_job(struct job *j) {
 
 static void *worker(void *ud) {
   struct pull *p = ud;
+  /* An importer that fails closes its end of the pipe: the write gets
+   * EPIPE, not a process-wide SIGPIPE. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
   for (;;) {
     pthread_mutex_lock(&p->mu);
     while (p->next < p->n && p->committed[p->next])

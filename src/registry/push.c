@@ -6,6 +6,7 @@
  * when the image came from there.  Then the config (monolithic upload) and
  * the OCI manifest (PUT). */
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <time.h>
 
@@ -116,6 +117,11 @@ struct export_arg {
 
 static void *export_thread(void *ud) {
   struct export_arg *a = ud;
+  /* An upload that ends early closes the read end: EPIPE, not SIGPIPE. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
   hcs_layer_export_opts_t eo = {.compression = a->p->compression};
   a->rc = hcs_layer_export(a->p->layers, a->layer_id, a->fd, &eo, &a->result, &a->err);
   close(a->fd);

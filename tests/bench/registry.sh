@@ -147,7 +147,7 @@ PP=""
 BEST=$SP
 if [ -n "$PP" ] && [ "$(echo "$PP < $SP" | bc -l)" = 1 ]; then BEST=$PP; fi
 printf '\nmedians of %d (s):  pull: hcs %.2f  skopeo+umoci %.2f  podman %s   push: hcs %.2f  skopeo %.2f\n' \
-  "$RUNS" "$HP" "$SP" "${PP:-n/a}" "$HU" "$SU"
+  "$RUNS" "$HP" "$SP" "$(printf '%.2f' "${PP:-0}")" "$HU" "$SU"
 printf 'ratios: pull hcs/faster peer %.2f (target 0.4)   push hcs/skopeo %.2f (target 0.5)\n' \
   "$(echo "$HP / $BEST" | bc -l)" "$(echo "$HU / $SU" | bc -l)"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

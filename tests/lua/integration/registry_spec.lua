@@ -152,7 +152,7 @@ describe("hcs.registry #root", function()
     end)
 
     it("detects a corrupted blob, names it, and installs nothing", function()
-      sh(("mkdir -p %s/big && head -c 3000000 /dev/urandom > %s/big/data"):format(T, T))
+      sh(("mkdir -p %s/big && head -c 24000000 /dev/urandom > %s/big/data"):format(T, T))
       local big = ru.tar(T .. "/big", T .. "/big.tar.gz")
       ru.layout(T .. "/corrupt", { base, big }, "c")
       local cref = plain.addr .. "/hcs/corrupt:c"
@@ -166,6 +166,12 @@ describe("hcs.registry #root", function()
       local err = hcs_fails({ "--root", root, "image", "pull", cref })
       assert.matches("layer 2 (`sha256:" .. hex .. "`)", err, 1, true)
       assert.matches("the blob is corrupt", err, 1, true)
+      nothing_left(root)
+      -- the first deflate block made invalid (reserved block type): the
+      -- importer fails at once, the download stops (no SIGPIPE), the layer is named
+      sh(("printf '\\377' | dd of=%s bs=1 seek=10 conv=notrunc 2>/dev/null"):format(data))
+      err = hcs_fails({ "--root", root, "image", "pull", cref })
+      assert.matches("layer 2 (`sha256:" .. hex .. "`)", err, 1, true)
       nothing_left(root)
     end)
 
@@ -219,6 +225,31 @@ describe("hcs.registry #root", function()
       assert.matches("cancelled", err, 1, true)
       assert.equal(125, code) -- ECANCELED
       nothing_left(root)
+    end)
+
+    it("resumes a blob download cut short with a Range request", function()
+      sh(("mkdir -p %s/r1 && head -c 5000000 /dev/urandom > %s/r1/a"):format(T, T))
+      local rtar = ru.tar(T .. "/r1", T .. "/r1.tar", true)
+      ru.layout(T .. "/resume", { rtar }, "r")
+      ru.copy_in(T .. "/resume", "r", plain.addr .. "/hcs/resume:r")
+      local portfile, log = T .. "/proxy.port", T .. "/proxy.log"
+      local pid = tonumber(sh(("setsid python3 %s/tests/tools/cut_proxy.py %s %d 2000000 %s >/dev/null 2>&1 "
+        .. "</dev/null & echo $!"):format(su.source_dir, portfile, plain.port, log)))
+      finally(function()
+        su.run("kill " .. pid)
+        ru.wait_for(function() return not ru.alive(pid) end, 100, "the proxy to stop")
+      end)
+      ru.wait_for(function() return su.read_file(portfile) ~= nil end, 100, "the proxy")
+      local via = "127.0.0.1:" .. su.read_file(portfile) .. "/hcs/resume:r"
+      local root = T .. "/resume-root"
+      local img = json.decode(hcs_ok({ "--root", root, "image", "pull", via, "--json" }))
+      assert.equal(1, #img.Layers)
+      local text = su.read_file(log)
+      assert.matches("cut after 2000000 bytes", text, 1, true)
+      -- the second request asks for the rest (the cut fell after the headers)
+      assert.matches("/blobs/sha256:%x+ HTTP/1%.1 Range: bytes=%d+%-", text)
+      assert.equal(sh("sha256sum " .. rtar):match("^(%x+)"),
+        json.decode(hcs_ok({ "--root", root, "layer", "inspect", img.Layers[1] })).DiffID:sub(8))
     end)
 
     it("pulls for a plan by policy: missing pulls, never does not", function()
