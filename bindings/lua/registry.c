@@ -97,7 +97,7 @@ static void check_opts(lua_State *L, int t, hcs_registry_opts_t *o, progress_ctx
   lua_getfield(L, t, "tls_verify");
   if (!lua_isnil(L, -1)) {
     luaL_argexpected(L, lua_isboolean(L, -1), t, "tls_verify must be a boolean");
-    o->tls_verify = lua_toboolean(L, -1);
+    o->tls_verify = lua_toboolean(L, -1) ? 1 : -1; /* unset: verify, loopback may use plain HTTP */
   }
   lua_pop(L, 1);
   const char *comp = opt_string(L, t, "compression");

@@ -503,10 +503,7 @@ static int ping(struct reg_client *c, const char *scheme, CURLcode *how, hcs_err
   return 0;
 }
 
-void hcs_registry_opts_init(hcs_registry_opts_t *o) {
-  memset(o, 0, sizeof *o);
-  o->tls_verify = -1;
-}
+void hcs_registry_opts_init(hcs_registry_opts_t *o) { memset(o, 0, sizeof *o); }
 
 struct reg_client *reg_client_new(const char *registry, const hcs_registry_opts_t *o, hcs_error_t *err) {
   pthread_once(&curl_once, curl_init_once);
@@ -515,8 +512,8 @@ struct reg_client *reg_client_new(const char *registry, const hcs_registry_opts_
   c->registry = hcs_xstrdup(registry);
   c->timeout = o && o->timeout > 0 ? o->timeout : 30;
   c->max_rate = o ? o->max_rate : 0;
-  int verify = o ? o->tls_verify : -1;
-  bool insecure = verify == 0 || reg_insecure_listed(registry, o);
+  int verify = o ? o->tls_verify : 0;
+  bool insecure = verify < 0 || (verify == 0 && reg_insecure_listed(registry, o));
   c->verify = !insecure;
   load_cas(c, o);
   if (o && o->username) {
@@ -531,7 +528,7 @@ struct reg_client *reg_client_new(const char *registry, const hcs_registry_opts_
   if (ping(c, "https", &how, &https_err) == 0) return c;
   /* Plain HTTP only where the user allowed it, or on loopback, and only
    * when the TLS handshake itself failed (not a refused certificate). */
-  bool may_plain = (insecure || (verify < 0 && reg_host_is_loopback(registry))) && how == CURLE_SSL_CONNECT_ERROR;
+  bool may_plain = (insecure || (verify == 0 && reg_host_is_loopback(registry))) && how == CURLE_SSL_CONNECT_ERROR;
   if (may_plain && ping(c, "http", &how, NULL) == 0) {
     hcs_error_release(&https_err);
     return c;

@@ -13,7 +13,7 @@
  * ($REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json), else
  * ~/.docker/config.json.  TLS is verified against the system CAs plus
  * `<certs_dir>/HOST:PORT/ *.crt` (default /etc/containers/certs.d).  Plain
- * HTTP is used only for a registry marked insecure (tls_verify = 0 or
+ * HTTP is used only for a registry marked insecure (tls_verify = -1 or
  * listed in the registries file) or on loopback, and only after HTTPS
  * failed to connect.  See docs/registry.md. */
 #ifndef HCS_REGISTRY_H
@@ -44,10 +44,10 @@ typedef struct {
 typedef int (*hcs_registry_progress_fn)(const hcs_registry_progress_t *p, void *userdata);
 
 typedef struct {
-  const char *username, *password;     /* explicit credentials (else the auth files) */
-  const char *auth_file;               /* NULL: $REGISTRY_AUTH_FILE or $XDG_RUNTIME_DIR/containers/auth.json */
-  int tls_verify;                      /* -1 (0 in a zeroed struct is "no"!): use hcs_registry_opts_init */
-  const char *certs_dir;               /* NULL: /etc/containers/certs.d */
+  const char *username, *password; /* explicit credentials (else the auth files) */
+  const char *auth_file;           /* NULL: $REGISTRY_AUTH_FILE or $XDG_RUNTIME_DIR/containers/auth.json */
+  int tls_verify;        /* 0: verify (loopback may fall back to plain HTTP), 1: verify, never HTTP, -1: insecure */
+  const char *certs_dir; /* NULL: /etc/containers/certs.d */
   const char *registries_conf;         /* NULL: $HCS_REGISTRIES_CONF or /etc/hcs/registries.json */
   const char *platform;                /* "os/arch[/variant]"; NULL: this host */
   int parallel;                        /* layer transfers at once; 0: 4 */
@@ -59,8 +59,7 @@ typedef struct {
   void *progress_data;
 } hcs_registry_opts_t;
 
-/* Defaults: tls_verify -1 (verify; loopback and insecure registries may
- * fall back to HTTP), everything else zero. */
+/* The defaults: all zero (a zeroed struct is the same). */
 HCS_EXPORT void hcs_registry_opts_init(hcs_registry_opts_t *opts);
 
 /* Install-ContainerImage: download the image (the host's platform from an
