@@ -68,6 +68,12 @@ function M.display(label, enabled)
   return d
 end
 
+--- false with --quiet or --json, else nil (drawn when stderr is a terminal).
+function M.display_enabled(opts)
+  if opts.quiet or opts.json then return false end
+  return nil
+end
+
 local function platform_option() return { kind = "string", metavar = "OS/ARCH[/VARIANT]", help = "the platform to pick from an index (default: this host)" } end
 
 local function print_pulled(opts, img)
@@ -93,7 +99,7 @@ local pull = {
   run = function(opts, args)
     local o = M.opts(opts)
     o.name, o.tag = opts.name, opts.tag
-    local d = M.display("pull " .. args[1], not (opts.quiet or opts.json) and nil or false)
+    local d = M.display("pull " .. args[1], M.display_enabled(opts))
     o.progress = d.callback
     print_pulled(opts, cli.check(hcs.registry.pull(args[1], o)))
   end,
@@ -138,7 +144,7 @@ local push = {
     if o.compression and o.compression ~= "gzip" and o.compression ~= "zstd" then
       cli.fail("--compression expects gzip or zstd, got '%s'", o.compression)
     end
-    local d = M.display("push " .. args[2], not (opts.quiet or opts.json) and nil or false)
+    local d = M.display("push " .. args[2], M.display_enabled(opts))
     o.progress = d.callback
     local digest = cli.check(hcs.registry.push(args[1], args[2], o))
     cli.output(opts, { Digest = digest, Reference = args[2] }, function() print(digest) end)
