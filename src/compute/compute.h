@@ -71,6 +71,7 @@ typedef struct {
   size_t n_uid_maps, n_gid_maps;
   char **masked, **readonly;
   hcs_proc_spec_t *init; /* NULL: built-in idle init */
+  char **exit_command;   /* Linux.ExitCommand: the monitor execs it once the exit is recorded */
   int device_filter_fd;  /* v2: the loaded device program (owned by a cache), or -1 */
 } hcs_config_t;
 

@@ -423,9 +423,9 @@ static int parse_devices(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
 }
 
 static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
-  static const char *const keys[] = {
-      "CgroupParent", "Capabilities", "Seccomp",     "NoNewPrivileges", "Rlimits",   "Sysctl", "Devices",
-      "UidMappings",  "GidMappings",  "MaskedPaths", "ReadonlyPaths",   "PidsLimit", "Init",   NULL};
+  static const char *const keys[] = {"CgroupParent",  "Capabilities", "Seccomp",     "NoNewPrivileges", "Rlimits",
+                                     "Sysctl",        "Devices",      "UidMappings", "GidMappings",     "MaskedPaths",
+                                     "ReadonlyPaths", "PidsLimit",    "Init",        "ExitCommand",     NULL};
   if (check_keys(lx, "Linux", keys, err) < 0) return -1;
   if (get_str(lx, "Linux", "CgroupParent", &c->cgroup_parent, err) < 0 ||
       get_bool(lx, "Linux", "NoNewPrivileges", &c->no_new_privs, err) < 0 ||
@@ -433,8 +433,14 @@ static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
       get_strv(lx, "Linux", "ReadonlyPaths", &c->readonly, err) < 0 ||
       get_int(lx, "Linux", "PidsLimit", 1, INT32_MAX, &c->pids_limit, err) < 0 ||
       check_ctr_paths(c->masked, "Linux.MaskedPaths", json_object_get(lx, "MaskedPaths"), err) < 0 ||
-      check_ctr_paths(c->readonly, "Linux.ReadonlyPaths", json_object_get(lx, "ReadonlyPaths"), err) < 0)
+      check_ctr_paths(c->readonly, "Linux.ReadonlyPaths", json_object_get(lx, "ReadonlyPaths"), err) < 0 ||
+      get_strv(lx, "Linux", "ExitCommand", &c->exit_command, err) < 0)
     return -1;
+  /* Run on the host by the monitor (an auto-remove clean-up): an absolute
+   * program, as no PATH search is done. */
+  if (c->exit_command && (c->exit_command[0] == NULL || c->exit_command[0][0] != '/'))
+    return bad(err, "Linux.ExitCommand", "a non-empty array whose first element is an absolute path",
+               json_object_get(lx, "ExitCommand"));
   /* The parent is a relative cgroup path: no "..", no leading "/". */
   if (c->cgroup_parent) {
     const char *s = c->cgroup_parent;
@@ -699,5 +705,6 @@ void hcs_config_free(hcs_config_t *c) {
   hcs_strv_free(c->masked);
   hcs_strv_free(c->readonly);
   hcs_proc_spec_free(c->init);
+  hcs_strv_free(c->exit_command);
   free(c);
 }

@@ -132,6 +132,11 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
     if (r < 0 && errno != EINTR) break;
   }
   record_exit(s, status);
+  /* Linux.ExitCommand (e.g. `hcs destroy ID` for `run --rm -d`): exec'd in
+   * place, so the monitor pid stays alive until the clean-up is done and
+   * waiters wake once it is over.  The system reads as Stopped already
+   * (exit.json is written).  stdio is /dev/null, the cwd `/`. */
+  if (s->cfg->exit_command) execv(s->cfg->exit_command[0], s->cfg->exit_command);
   _exit(0);
 }
 

@@ -55,7 +55,8 @@ struct hcs_nl;
 HCS_INTERNAL struct hcs_nl *hcs_nl_open(int nsfd, hcs_error_t *err);
 HCS_INTERNAL void hcs_nl_close(struct hcs_nl *nl);
 HCS_INTERNAL int hcs_nl_link_index(struct hcs_nl *nl, const char *name, hcs_error_t *err); /* 0 if absent */
-HCS_INTERNAL int hcs_nl_bridge_add(struct hcs_nl *nl, const char *name, hcs_error_t *err);
+/* A bridge, up, with address `mac` (NULL: the kernel's choice). */
+HCS_INTERNAL int hcs_nl_bridge_add(struct hcs_nl *nl, const char *name, const uint8_t mac[6], hcs_error_t *err);
 HCS_INTERNAL int hcs_nl_link_set(struct hcs_nl *nl, int ifindex, int master, bool up, hcs_error_t *err);
 HCS_INTERNAL int hcs_nl_link_del(struct hcs_nl *nl, const char *name, hcs_error_t *err); /* ENODEV is fine */
 /* Set links down, in one batch (ENODEV is fine). */
@@ -134,12 +135,20 @@ struct hcs_nft_ep {
   json_t *exc_add, *exc_del;
 };
 HCS_INTERNAL int hcs_nft_endpoint(hcs_net_t *net, const struct hcs_nft_ep *c, hcs_error_t *err);
+/* Delete the root's table (and its marker) when no bridge is left in it. */
 HCS_INTERNAL int hcs_nft_cleanup_if_empty(hcs_net_t *net, hcs_error_t *err);
 /* Take this root's rules out of the table all roots shared before (`ip
  * hcs`), or out of its own table under an earlier path, into its table. */
 HCS_INTERNAL int hcs_nft_adopt(hcs_net_t *net, hcs_error_t *err);
 HCS_INTERNAL void hcs_nft_free(hcs_net_t *net);
 HCS_INTERNAL int hcs_net_parse_portmap(json_t *settings, struct hcs_portmap *pm, const char *where, hcs_error_t *err);
+
+/* --- subnet.c: subnets picked for NAT networks given none ----------------- */
+/* The host-wide lock held from the pick until the bridge holds the subnet. */
+HCS_INTERNAL int hcs_net_subnet_lock(hcs_error_t *err);
+/* The first pool subnet clear of the host's routes and addresses and of
+ * `others` (network documents), as "a.b.c.d/len". */
+HCS_INTERNAL char *hcs_net_subnet_pick(json_t *others, hcs_error_t *err);
 
 /* --- dns.c --------------------------------------------------------------- */
 /* Write <dir>/resolv.conf and <dir>/hosts for an endpoint. */

@@ -78,6 +78,8 @@ static bool table_ready(const char *t) {
   return listed(cmd);
 }
 
+static bool set_empty(const char *t, const char *name);
+
 static void short_id(const char *id, char out[9]) { hcs_net_short_hash(id, out, 8); }
 
 static char *append(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -203,6 +205,7 @@ int hcs_nft_network_del(hcs_net_t *net, json_t *network, hcs_error_t *err) {
 int hcs_nft_cleanup_if_empty(hcs_net_t *net, hcs_error_t *err) {
   cleanup_free char *marker = marker_path(net);
   if (table_ready(net->table)) {
+    if (!set_empty(net->table, "bridges")) return 0;
     cleanup_free char *cmd = hcs_xasprintf("delete table %s\n", net->table);
     cleanup_free char *what = hcs_xasprintf("delete table `%s`", net->table);
     if (run(cmd, what, err) < 0) return -1;
@@ -278,14 +281,16 @@ int hcs_nft_portmaps(hcs_net_t *net, struct in_addr target, const struct hcs_por
   return hcs_nft_endpoint(net, &c, err);
 }
 
-/* Is the set `name` of table `t` empty (or gone)? */
+/* Does the set `name` of table `t` list no element?  False when it cannot
+ * be listed: a table is never deleted on a failed look. */
 static bool set_empty(const char *t, const char *name) {
   struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
   if (ctx == NULL) return false;
   nft_ctx_buffer_output(ctx);
   nft_ctx_buffer_error(ctx);
   cleanup_free char *cmd = hcs_xasprintf("list set %s %s", t, name);
-  bool empty = nft_run_cmd_from_buffer(ctx, cmd) != 0 || strstr(nft_ctx_get_output_buffer(ctx), "elements") == NULL;
+  bool empty =
+      nft_run_cmd_from_buffer(ctx, cmd) == 0 && strstr(nft_ctx_get_output_buffer(ctx) ?: "", "elements") == NULL;
   nft_ctx_free(ctx);
   return empty;
 }

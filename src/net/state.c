@@ -135,7 +135,7 @@ hcs_net_t *hcs_net_open(const char *root, hcs_error_t *err) {
   net->run = steal_ptr(run);
   net->netns = hcs_xasprintf("%s/netns", net->run);
   net->runstate = hcs_xasprintf("%s/net", net->run);
-  static const char *dirs[] = {"networks", "endpoints", "ipam", "namespaces"};
+  static const char *dirs[] = {"networks", "endpoints", "ipam", "namespaces", "ready"};
   for (size_t i = 0; i < HCS_ARRAY_SIZE(dirs); i++) {
     char *d = hcs_xasprintf("%s/%s", kind_root(net, dirs[i]), dirs[i]);
     int rc = hcs_mkdir_p(d, 0755, err);
@@ -193,11 +193,12 @@ static void remove_temporaries(const char *dir) {
 
 /* A netns mounted by a create killed before its document was written. */
 static int reclaim_orphans(hcs_net_t *net, json_t *removed, hcs_error_t *err) {
-  static const char *kinds[] = {"networks", "endpoints", "namespaces"};
+  static const char *kinds[] = {"networks", "endpoints", "namespaces", "ready"};
   for (size_t i = 0; i < HCS_ARRAY_SIZE(kinds); i++) {
     cleanup_free char *dir = hcs_xasprintf("%s/%s", kind_root(net, kinds[i]), kinds[i]);
     remove_temporaries(dir);
   }
+  remove_temporaries(net->runstate); /* the nftables marker's */
   /* DNS files of endpoints whose create was killed before the document. */
   cleanup_free char *epdir = hcs_xasprintf("%s/endpoints", net->runstate);
   cleanup_dir DIR *e = opendir(epdir);

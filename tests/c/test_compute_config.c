@@ -112,6 +112,11 @@ int main(void) {
          "an absolute cgroup parent");
   reject(L("\"CgroupParent\":\"a/../b\""), "`Linux.CgroupParent`: expected a relative cgroup path",
          "a cgroup parent with ..");
+  reject(L("\"ExitCommand\":[\"hcs\",\"rm\"]"), "`Linux.ExitCommand`: expected a non-empty array whose first element",
+         "a relative exit command");
+  reject(L("\"ExitCommand\":[]"), "`Linux.ExitCommand`: expected a non-empty array", "an empty exit command");
+  reject(L("\"ExitCommand\":[\"/bin/true\",1]"), "`Linux.ExitCommand[1]`: expected string", "a non-string argument");
+  accept(L("\"ExitCommand\":[\"/bin/true\",\"x\"]"), "an exit command");
   reject(L("\"Init\":{}"), "`Linux.Init.CommandArgs`: expected a non-empty command, missing",
          "an init without command");
   reject(L("\"Init\":{\"CommandLine\":\"a\",\"CommandArgs\":[\"a\"]}"), "give CommandLine or CommandArgs, not both",

@@ -80,6 +80,31 @@ static void expect_fail(char *doc, hcs_error_t *err, const char *needle, const c
   hcs_error_release(err);
 }
 
+/* A NAT network given no subnet gets the first pool subnet that overlaps
+ * no other network (va: 10.88.0.0/24) and no route of the host. */
+static void test_auto_subnet(hcs_net_t *net) {
+  hcs_error_t err = NULL;
+  char *a = expect_ok(hcs_net_network_create(net, "{\"Name\":\"auto1\",\"Type\":\"NAT\"}", &err), &err,
+                      "a NAT network without a subnet is created");
+  has_substr(a, "\"IpAddressPrefix\":\"10.89.0.0/16\"", "with the first pool subnet clear of network va");
+  has_substr(a, "\"Gateway\":\"10.89.0.1\"", "and its first address as gateway");
+  char *ep = expect_ok(hcs_net_endpoint_create(net, "{\"Name\":\"auto-ep\",\"HostComputeNetwork\":\"auto1\"}", &err),
+                       &err, "an endpoint on it");
+  has_substr(ep, "\"IpAddress\":\"10.89.0.2\"", "gets an address in the picked subnet");
+  if (system("ip route add blackhole 10.90.0.0/16 && ip route add blackhole 10.91.128.0/24") != 0)
+    ok(0, "add host routes");
+  char *b = expect_ok(hcs_net_network_create(net, "{\"Name\":\"auto2\"}", &err), &err, "a second one");
+  has_substr(b, "\"IpAddressPrefix\":\"10.92.0.0/16\"", "skips subnets the host routes (10.90/16, 10.91.128/24)");
+  ok(hcs_net_network_delete(net, "auto1", true, &err) == 0 && hcs_net_network_delete(net, "auto2", true, &err) == 0,
+     "delete them");
+  hcs_error_release(&err);
+  if (system("ip route del blackhole 10.90.0.0/16 && ip route del blackhole 10.91.128.0/24") != 0)
+    ok(0, "remove the host routes");
+  free(a);
+  free(b);
+  free(ep);
+}
+
 static void test_validation(hcs_net_t *net) {
   hcs_error_t err = NULL;
   char *a =
@@ -108,8 +133,7 @@ static void test_validation(hcs_net_t *net) {
       &err, "outside the subnet", "gateway outside the subnet");
   expect_fail(hcs_net_network_create(net, "{\"Name\":\"vc\",\"Type\":\"Overlay\"}", &err), &err,
               "Type `Overlay` is not supported", "unsupported type");
-  expect_fail(hcs_net_network_create(net, "{\"Name\":\"vc\",\"Type\":\"NAT\"}", &err), &err, "needs Ipams",
-              "NAT without a subnet");
+  test_auto_subnet(net);
   expect_fail(hcs_net_network_create(net, "{\"Name\":", &err), &err, "parse HostComputeNetwork", "malformed JSON");
   expect_fail(
       hcs_net_endpoint_create(net, "{\"HostComputeNetwork\":\"va\",\"MacAddress\":\"zz-00-00-00-00-01\"}", &err), &err,
@@ -209,6 +233,52 @@ static void test_plumbing(hcs_net_t *net) {
   free(ns);
   free(ep);
   free(detail);
+}
+
+static char *link_mac(const char *ifname) {
+  char *out = sh("ip -o link show %s 2>/dev/null | sed -n 's/.*link\\/ether \\([0-9a-f:]*\\).*/\\1/p'", ifname);
+  out[strcspn(out, "\n")] = '\0';
+  return out;
+}
+
+/* A bridge keeps its address when ports come and go (the kernel's default
+ * is the lowest port address: removing that veth changed the gateway's MAC
+ * under the containers' ARP entries, and their traffic went nowhere). */
+static void test_bridge_mac(hcs_net_t *net) {
+  hcs_error_t err = NULL;
+  char *doc =
+      expect_ok(hcs_net_network_create(
+                    net, "{\"Name\":\"bm\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.78.0.0/24\"}]}]}", &err),
+                &err, "create network bm");
+  json_t *d = json_loads(doc ? doc : "{}", 0, NULL);
+  const char *bridge = json_string_value(json_object_get(json_object_get(d, "Linux"), "Bridge"));
+  char *before = link_mac(bridge ? bridge : "none");
+  free(expect_ok(hcs_net_namespace_create(net, "{\"Id\":\"bm1\"}", &err), &err, "create a namespace"));
+  char *ep =
+      expect_ok(hcs_net_endpoint_create(
+                    net, "{\"Name\":\"bm1\",\"HostComputeNetwork\":\"bm\",\"HostComputeNamespace\":\"bm1\"}", &err),
+                &err, "plug an endpoint into it");
+  json_t *e = json_loads(ep ? ep : "{}", 0, NULL);
+  const char *host = json_string_value(json_object_get(json_object_get(e, "Linux"), "HostInterface"));
+  char *out = sh("ip link set %s address 00:00:00:00:00:01 && echo set", host ? host : "none");
+  has_substr(out, "set", "give the port the lowest address there is");
+  free(out);
+  char *during = link_mac(bridge ? bridge : "none");
+  ok(*before && strcmp(before, during) == 0, "the bridge keeps its address (%s, now %s)", before, during);
+  ok(hcs_net_namespace_delete(net, "bm1", &err) == 0 && hcs_net_endpoint_delete(net, "bm1", &err) == 0,
+     "unplug the endpoint");
+  hcs_error_release(&err);
+  char *after = link_mac(bridge ? bridge : "none");
+  ok(strcmp(before, after) == 0, "and still has it once the port is gone");
+  ok(hcs_net_network_delete(net, "bm", false, &err) == 0, "delete network bm");
+  hcs_error_release(&err);
+  free(before);
+  free(during);
+  free(after);
+  free(ep);
+  free(doc);
+  json_decref(d);
+  json_decref(e);
 }
 
 static void test_modify_and_bridges(hcs_net_t *net) {
@@ -548,6 +618,24 @@ static void test_two_roots(void) {
   cleanup_free char *btable = hcs_xasprintf("table %s ", b->table);
   ok(strstr(out, btable) == NULL, "root B's table went with its last network");
   free(out);
+  /* The same Id in two roots names the same bridge: the second is refused,
+   * not given the first one's bridge. */
+  free(expect_ok(
+      hcs_net_network_create(
+          a, "{\"Id\":\"same\",\"Name\":\"sa\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.24.0.0/24\"}]}]}",
+          &err),
+      &err, "a network with a given Id in root A"));
+  expect_fail(
+      hcs_net_network_create(
+          b, "{\"Id\":\"same\",\"Name\":\"sb\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.25.0.0/24\"}]}]}",
+          &err),
+      &err, "exists already", "the same Id in root B");
+  out = sh("ip -o addr show");
+  has_substr(out, "10.24.0.1/24", "root A's bridge keeps its gateway");
+  ok(strstr(out, "10.25.0.1") == NULL, "and got no address of root B's");
+  free(out);
+  ok(hcs_net_network_delete(a, "sa", false, &err) == 0, "delete it");
+  hcs_error_release(&err);
   ok(hcs_net_network_delete(a, "ra", true, &err) == 0, "delete root A's network");
   hcs_error_release(&err);
   hcs_net_close(a);
@@ -587,6 +675,23 @@ static void test_upgrade(void) {
   if (system("nft delete table ip hcs") != 0) ok(0, "remove the simulated old table");
 }
 
+/* The table goes with the root's last bridged network, even while a network
+ * without a bridge (None) is left. */
+static void test_table_lifetime(void) {
+  hcs_error_t err = NULL;
+  hcs_net_t *net = hcs_net_open(root, &err);
+  free(expect_ok(hcs_net_network_create(net, "{\"Name\":\"none1\",\"Type\":\"None\"}", &err), &err,
+                 "create a None network"));
+  free(expect_ok(hcs_net_network_create(net, "{\"Name\":\"br1\"}", &err), &err, "and a NAT network"));
+  ok(nft_table_exists(), "the NAT network made the table");
+  ok(hcs_net_network_delete(net, "br1", false, &err) == 0, "delete the NAT network");
+  hcs_error_release(&err);
+  ok(!nft_table_exists(), "the table went with it, though the None network is left");
+  ok(hcs_net_network_delete(net, "none1", false, &err) == 0, "delete the None network");
+  hcs_error_release(&err);
+  hcs_net_close(net);
+}
+
 int main(void) {
   if (geteuid() != 0) {
     printf("1..0 # SKIP needs root\n");
@@ -607,6 +712,7 @@ int main(void) {
   snprintf(table, sizeof table, "%s", net->table);
   test_validation(net);
   test_plumbing(net);
+  test_bridge_mac(net);
   test_modify_and_bridges(net);
   const char *n = getenv("HCS_NET_CYCLES");
   test_cycles(net, n ? atoi(n) : 500);
@@ -616,6 +722,7 @@ int main(void) {
   test_reboot();
   test_two_roots();
   test_upgrade();
+  test_table_lifetime();
   ok(!nft_table_exists(), "the nftables table is gone with the last network");
   char *links = sh("ip -o link show | grep -cE ': (hcs|vh)'");
   is_int(atoi(links), 0, "no hcs bridge or veth left");

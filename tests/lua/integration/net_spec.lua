@@ -293,6 +293,19 @@ describe("hcs.net #root", function()
     assert.truthy(out:find("lua-ok", 1, true))
   end)
 
+  it("picks a subnet clear of the host's routes for a NAT network given none; makes the default network once",
+    function()
+      -- The pool starts at 10.88.0.0/16; the host routes 10.88.0.0/16 here.
+      must(in_host("ip route add blackhole 10.88.0.0/16"))
+      finally(function() sh(in_host("ip route del blackhole 10.88.0.0/16")) end)
+      local n = hcs_json({ "network", "create", "auto", "--json" })
+      assert.are.equal("10.89.0.0/16", n.Ipams[1].Subnets[1].IpAddressPrefix)
+      local out = hcs_ok({ "-e", "local net = require('hcs').net; local a = assert(net.default_network()); " ..
+        "local b = assert(net.default_network()); print(a.Name, a.Type, a.Id == b.Id, a.Ipams[1].Subnets[1].IpAddressPrefix)" })
+      assert.are.equal("nat\tNAT\ttrue\t10.90.0.0/16\n", out)
+      hcs_ok({ "network", "rm", "auto", "nat" })
+    end)
+
   it("deletes everything and leaves no link, netns, nftables table or lease", function()
     for _, e in ipairs({ "e1", "e2", "e4" }) do hcs_ok({ "endpoint", "rm", e }) end
     for _, c in ipairs({ "c1", "c2", "c3" }) do hcs_ok({ "compartment", "rm", c }) end
