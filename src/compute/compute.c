@@ -28,6 +28,19 @@ int hcs_compute_validate(const char *config, hcs_error_t *err) {
   return r;
 }
 
+/* Two state roots may both name a system `web`: under the shared default
+ * parent `hcs`, a root other than the host's default gets leaves named
+ * `<id>.<hash of its run root>`, so their cgroups never meet (as each root
+ * has its own nftables table).  An explicit CgroupParent is the caller's
+ * namespace and keeps the plain id. */
+static char *system_cgroup_path(hcs_system_t *cs) {
+  if (!cs->cfg->cgroup_parent_default || strcmp(cs->run_root, "/run/hcs") == 0)
+    return hcs_cgroup_path(cs->cfg->cgroup_parent, cs->id);
+  uint64_t h = hcs_fnv1a(HCS_FNV1A_INIT, cs->run_root, strlen(cs->run_root));
+  cleanup_free char *leaf = hcs_xasprintf("%s.%08x", cs->id, (unsigned)(h & 0xffffffffu));
+  return hcs_cgroup_path(cs->cfg->cgroup_parent, leaf);
+}
+
 /* Limits need a cgroup hierarchy; without one visible (e.g. under
  * `ip netns exec`, which mounts a new sysfs on /sys) they would be ignored:
  * refuse, naming the first field that asks for one. */
@@ -111,7 +124,7 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
   *made = true;
   /* config.json is written by the monitor, overlapped with init's setup. */
   cleanup_free char *fifo = hcs_xasprintf("%s/exec.fifo", cs->dir);
-  cs->cgroup = hcs_cgroup_path(cs->cfg->cgroup_parent, cs->id);
+  cs->cgroup = system_cgroup_path(cs);
   cs->config = json_incref(doc);
   hcs_spawn_t s = {.cs = cs,
                    .cfg = cs->cfg,

@@ -56,8 +56,9 @@ typedef struct {
   char *netns; /* resolved absolute path or NULL (new netns) */
   /* Linux section */
   char *cgroup_parent;
-  uint64_t caps;   /* bounding/effective set bitmask */
-  bool caps_given; /* Linux.Capabilities was set (else the default) */
+  bool cgroup_parent_default; /* no Linux.CgroupParent: the leaf names the run root too */
+  uint64_t caps;              /* bounding/effective set bitmask */
+  bool caps_given;            /* Linux.Capabilities was set (else the default) */
   bool seccomp;
   char **seccomp_deny; /* extra syscall names */
   bool no_new_privs;

@@ -667,7 +667,10 @@ hcs_config_t *hcs_config_parse(json_t *doc, const char *run_root, hcs_error_t *e
   if (parse_container(o, run_root, c, err) < 0) goto fail;
   if (get_obj(doc, "", "Linux", &o, err) < 0) goto fail;
   if (o && parse_linux(o, c, err) < 0) goto fail;
-  if (c->cgroup_parent == NULL) c->cgroup_parent = hcs_xstrdup("hcs");
+  if (c->cgroup_parent == NULL) {
+    c->cgroup_parent = hcs_xstrdup("hcs");
+    c->cgroup_parent_default = true;
+  }
   if (c->hostname == NULL) c->hostname = NULL; /* set to the id by the caller */
   return c;
 fail:
