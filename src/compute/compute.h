@@ -28,6 +28,14 @@ typedef struct {
   bool read_only;
 } hcs_mapped_dir_t;
 
+/* Linux.Mounts: a mount of any type at a destination resolved inside the
+ * root (never through a symlink out of it). */
+typedef struct {
+  char *destination, *type, *source, *data;
+  unsigned long flags, propagation; /* MS_*; propagation 0 = none */
+  bool bind_ro;                     /* a read-only bind: bound, then remounted */
+} hcs_mount_t;
+
 typedef struct {
   int resource;
   struct rlimit lim;
@@ -70,7 +78,14 @@ typedef struct {
   size_t n_uid_maps, n_gid_maps;
   char **masked, **readonly;
   hcs_proc_spec_t *init; /* NULL: built-in idle init */
-  int device_filter_fd;  /* v2: the loaded device program (owned by a cache), or -1 */
+  /* Linux.CallerReapsInit: init is a child of the creator's nearest
+   * subreaper (conmon, a containerd shim), which reaps it; the monitor
+   * watches its pidfd and records the exit without a code. */
+  bool caller_reaps_init;
+  bool readonly_rootfs;      /* Linux.ReadonlyRootfs */
+  hcs_mount_t *extra_mounts; /* Linux.Mounts, in order */
+  size_t n_extra_mounts;
+  int device_filter_fd; /* v2: the loaded device program (owned by a cache), or -1 */
 } hcs_config_t;
 
 HCS_INTERNAL hcs_config_t *hcs_config_parse(json_t *doc, const char *run_root, hcs_error_t *err);

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 
 #include "compute/compute.h"
@@ -401,11 +402,112 @@ static int parse_devices(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
   return 0;
 }
 
+/* Linux.Mounts[i].Options: the flags mount(8) knows, the rest is data. */
+static int parse_mount_options(hcs_mount_t *m, char **opts, const char *path, hcs_error_t *err) {
+  static const struct {
+    const char *name;
+    unsigned long set, clear;
+  } flags[] = {{"ro", MS_RDONLY, 0},
+               {"rw", 0, MS_RDONLY},
+               {"nosuid", MS_NOSUID, 0},
+               {"suid", 0, MS_NOSUID},
+               {"nodev", MS_NODEV, 0},
+               {"dev", 0, MS_NODEV},
+               {"noexec", MS_NOEXEC, 0},
+               {"exec", 0, MS_NOEXEC},
+               {"sync", MS_SYNCHRONOUS, 0},
+               {"async", 0, MS_SYNCHRONOUS},
+               {"noatime", MS_NOATIME, 0},
+               {"atime", 0, MS_NOATIME},
+               {"nodiratime", MS_NODIRATIME, 0},
+               {"diratime", 0, MS_NODIRATIME},
+               {"relatime", MS_RELATIME, 0},
+               {"norelatime", 0, MS_RELATIME},
+               {"strictatime", MS_STRICTATIME, 0},
+               {"bind", MS_BIND, 0},
+               {"rbind", MS_BIND | MS_REC, 0},
+               {"mand", MS_MANDLOCK, 0},
+               {"nomand", 0, MS_MANDLOCK}};
+  static const struct {
+    const char *name;
+    unsigned long flag;
+  } props[] = {{"private", MS_PRIVATE},       {"rprivate", MS_PRIVATE | MS_REC},
+               {"shared", MS_SHARED},         {"rshared", MS_SHARED | MS_REC},
+               {"slave", MS_SLAVE},           {"rslave", MS_SLAVE | MS_REC},
+               {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC}};
+  size_t dlen = 0;
+  for (size_t i = 0; opts && opts[i]; i++)
+    dlen += strlen(opts[i]) + 1;
+  m->data = hcs_xcalloc(1, dlen + 1);
+  for (size_t i = 0; opts && opts[i]; i++) {
+    const char *o = opts[i];
+    bool done = false;
+    for (size_t k = 0; k < HCS_ARRAY_SIZE(flags) && !done; k++)
+      if (strcmp(flags[k].name, o) == 0) m->flags = (m->flags | flags[k].set) & ~flags[k].clear, done = true;
+    for (size_t k = 0; k < HCS_ARRAY_SIZE(props) && !done; k++)
+      if (strcmp(props[k].name, o) == 0) m->propagation = props[k].flag, done = true;
+    if (done) continue;
+    if (!*o || strchr(o, ',')) {
+      cleanup_free char *op = hcs_xasprintf("%s.Options[%zu]", path, i);
+      return hcs_error_make(err, 0, "invalid configuration: `%s`: invalid mount option \"%s\"", op, o);
+    }
+    if (*m->data) strcat(m->data, ",");
+    strcat(m->data, o);
+  }
+  if ((m->flags & MS_BIND) && (m->flags & MS_RDONLY)) m->bind_ro = true, m->flags &= ~MS_RDONLY;
+  if (!*m->data) {
+    free(m->data);
+    m->data = NULL;
+  }
+  return 0;
+}
+
+static int parse_mounts(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
+  json_t *arr = json_object_get(lx, "Mounts"), *e;
+  size_t i;
+  if (arr == NULL || json_is_null(arr)) return 0;
+  if (!json_is_array(arr)) return bad(err, "Linux.Mounts", "array", arr);
+  c->extra_mounts = hcs_xcalloc(json_array_size(arr) + 1, sizeof *c->extra_mounts);
+  json_array_foreach(arr, i, e) {
+    static const char *const keys[] = {"Destination", "Type", "Source", "Options", NULL};
+    cleanup_free char *p = hcs_xasprintf("Linux.Mounts[%zu]", i);
+    if (!json_is_object(e)) return bad(err, p, "object", e);
+    if (check_keys(e, p, keys, err) < 0) return -1;
+    hcs_mount_t *m = &c->extra_mounts[c->n_extra_mounts++];
+    char **opts = NULL;
+    if (get_str(e, p, "Destination", &m->destination, err) < 0 || get_str(e, p, "Type", &m->type, err) < 0 ||
+        get_str(e, p, "Source", &m->source, err) < 0 || get_strv(e, p, "Options", &opts, err) < 0)
+      return -1;
+    int r = parse_mount_options(m, opts, p, err);
+    hcs_strv_free(opts);
+    if (r < 0) return -1;
+    cleanup_free char *dp = hcs_xasprintf("%s.Destination", p);
+    if (m->destination == NULL || m->destination[0] != '/' || strcmp(m->destination, "/") == 0)
+      return bad(err, dp, "an absolute path below /", json_object_get(e, "Destination"));
+    if (m->flags & MS_BIND) {
+      cleanup_free char *sp = hcs_xasprintf("%s.Source", p);
+      if (m->source == NULL || m->source[0] != '/')
+        return bad(err, sp, "an absolute path", json_object_get(e, "Source"));
+      struct stat st;
+      if (stat(m->source, &st) < 0)
+        return hcs_error_make(err, errno, "invalid configuration: `%s`: `%s`", sp, m->source);
+    } else if (m->type == NULL || !*m->type) {
+      cleanup_free char *tp = hcs_xasprintf("%s.Type", p);
+      return bad(err, tp, "a file system type (or a bind option)", json_object_get(e, "Type"));
+    }
+  }
+  return 0;
+}
+
 static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
   static const char *const keys[] = {
-      "CgroupParent", "Capabilities", "Seccomp",     "NoNewPrivileges", "Rlimits",   "Sysctl", "Devices",
-      "UidMappings",  "GidMappings",  "MaskedPaths", "ReadonlyPaths",   "PidsLimit", "Init",   NULL};
+      "CgroupParent",   "Capabilities", "Seccomp",     "NoNewPrivileges", "Rlimits",   "Sysctl", "Devices",
+      "UidMappings",    "GidMappings",  "MaskedPaths", "ReadonlyPaths",   "PidsLimit", "Init",   "CallerReapsInit",
+      "ReadonlyRootfs", "Mounts",       NULL};
   if (check_keys(lx, "Linux", keys, err) < 0) return -1;
+  if (get_bool(lx, "Linux", "CallerReapsInit", &c->caller_reaps_init, err) < 0 ||
+      get_bool(lx, "Linux", "ReadonlyRootfs", &c->readonly_rootfs, err) < 0 || parse_mounts(lx, c, err) < 0)
+    return -1;
   if (get_str(lx, "Linux", "CgroupParent", &c->cgroup_parent, err) < 0 ||
       get_bool(lx, "Linux", "NoNewPrivileges", &c->no_new_privs, err) < 0 ||
       get_strv(lx, "Linux", "MaskedPaths", &c->masked, err) < 0 ||
@@ -666,6 +768,13 @@ void hcs_config_free(hcs_config_t *c) {
   free(c->sysctl_keys);
   free(c->sysctl_values);
   free(c->devices);
+  for (size_t i = 0; i < c->n_extra_mounts; i++) {
+    free(c->extra_mounts[i].destination);
+    free(c->extra_mounts[i].type);
+    free(c->extra_mounts[i].source);
+    free(c->extra_mounts[i].data);
+  }
+  free(c->extra_mounts);
   free(c->uid_maps);
   free(c->gid_maps);
   hcs_strv_free(c->masked);
