@@ -556,8 +556,11 @@ static int cmd_exec(hcs_system_t *cs, opts_t *o, int argc, char **argv) {
     return fail(&err);
   }
   if (o->c.detach) {
-    hcs_process_close(pr);
-    return 0;
+    /* The process is our child until we exit, then the subreaper's
+     * (conmon, the shim), which reaps it for its exit status: closing the
+     * handle would reap it here if it has already exited. */
+    fflush(NULL);
+    _exit(0);
   }
   int r = hcs_process_wait(pr, -1, &err);
   int code = r > 0 ? hcs_process_exit_code(pr, &err) : -1;
