@@ -31,7 +31,7 @@ cleanup() {
   fi
   grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$work" "$state"
-  find /sys/fs/cgroup -depth -mindepth 1 -maxdepth 3 -type d -name 'hcs-bench*' -exec rmdir {} + 2>/dev/null || true
+  find /sys/fs/cgroup -depth -mindepth 1 -maxdepth 4 -type d -path '*/hcs-bench-rt*' -exec rmdir {} + 2>/dev/null || true
 }
 trap cleanup EXIT
 
@@ -44,7 +44,7 @@ c = json.load(open(d + "/config.json"))
 c["process"]["terminal"] = False
 c["process"]["args"] = ["/bin/true"]
 c["root"]["readonly"] = False
-c["linux"]["cgroupsPath"] = "/hcs-bench/x"
+c["linux"]["cgroupsPath"] = "/hcs-bench-rt/x"
 json.dump(c, open(d + "/config.json", "w"))
 PY
 
@@ -83,7 +83,7 @@ cat >"$work/podman.py" <<'PY'
 import statistics, subprocess, sys, time
 runs, base, rt = int(sys.argv[1]), sys.argv[2].split(), sys.argv[3]
 opts = ["run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
-        "--cgroup-parent", "/hcs-bench", "localhost/hcs-bench:latest", "/bin/true"]
+        "--cgroup-parent", "/hcs-bench-rt", "localhost/hcs-bench:latest", "/bin/true"]
 def one(runtime):
     t = time.perf_counter()
     subprocess.run(base + ["--runtime", runtime] + opts, check=True)
