@@ -34,6 +34,15 @@ static int run_hook(json_t *h, const char *name, size_t i, const char *state, pi
     close(in[0]), close(in[1]);
     return hcs_error_make(err, errno, "hook `hooks.%s[%zu]`: open the container's init", name, i);
   }
+  /* createContainer's path resolves in the runtime's namespace and runs in
+   * the container's (opened before setns, exec'd through the fd; not
+   * close-on-exec so a #! script can still be read); startContainer's
+   * resolves in the container. */
+  cleanup_close int exe = nsfd >= 0 && strcmp(name, "createContainer") == 0 ? open(path, O_PATH) : -1;
+  if (nsfd >= 0 && strcmp(name, "createContainer") == 0 && exe < 0) {
+    close(in[0]), close(in[1]);
+    return hcs_error_make(err, errno, "hook `hooks.%s[%zu]`: open `%s`", name, i, path);
+  }
   pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, NULL, &pidfd, NULL, NULL);
   if (pid < 0) {
     close(in[0]), close(in[1]);
@@ -46,7 +55,10 @@ static int run_hook(json_t *h, const char *name, size_t i, const char *state, pi
       dprintf(2, "hook %s: join the container's namespaces: %s\n", path, strerror(errno));
       _exit(126);
     }
-    execve(path, argv, envp);
+    if (exe >= 0)
+      syscall(SYS_execveat, exe, "", argv, envp, AT_EMPTY_PATH);
+    else
+      execve(path, argv, envp);
     dprintf(2, "hook %s: exec: %s\n", path, strerror(errno));
     _exit(127);
   }

@@ -332,7 +332,7 @@ static const struct option cmd_options[] = {{"bundle", required_argument, 0, O_B
                                             {"resources", required_argument, 0, O_RESOURCES},
                                             {"stats", no_argument, 0, O_STATS},
                                             {"interval", required_argument, 0, O_INTERVAL},
-                                            {"rootless", required_argument, 0, O_ROOTLESS},
+                                            {"rootless", no_argument, 0, O_ROOTLESS},
                                             {"memory", required_argument, 0, O_MEMORY},
                                             {"cpu-share", required_argument, 0, O_CPUSHARES},
                                             {"cpu-quota", required_argument, 0, O_CPUQUOTA},

@@ -180,9 +180,16 @@ describe("hcs-runtime #root", function()
     write_config(function(c)
       c.process.args = { "/bin/true" }
       local function h(name) return { { path = root .. "/hook.sh", args = { "hook.sh", name }, timeout = 5 } } end
-      c.hooks = { createRuntime = h("createRuntime"), poststart = h("poststart"), poststop = h("poststop") }
+      c.hooks = { createRuntime = h("createRuntime"), poststart = h("poststart"), poststop = h("poststop"),
+        -- in the container's namespaces: a host (static) binary, and one
+        -- resolved in the container
+        createContainer = { { path = "/bin/busybox", args = { "sh", "-c", "echo create-$(hostname)" } } },
+        startContainer = { { path = "/bin/sh", args = { "sh", "-c", "echo start-$(hostname) $(ls /home)" } } } }
+      c.hostname = "hookbox"
     end)
-    assert.is_true((rt("run", "--bundle", bundle, "h1")))
+    local ok, _, out, err = rt("run", "--bundle", bundle, "h1")
+    assert.is_true(ok, err)
+    assert.equal("create-hookbox\nstart-hookbox user\n", out)
     local log = u.read_file(root .. "/hooks.log")
     assert.matches('"id":"h1".-createRuntime.-poststart.-poststop', log)
     assert.matches('"status":"created"', log)
