@@ -66,7 +66,8 @@ typedef struct {
   char *cgroup_parent;
   uint64_t caps; /* bounding/effective set bitmask */
   bool seccomp;
-  char **seccomp_deny; /* extra syscall names */
+  char **seccomp_deny;   /* extra syscall names */
+  char *seccomp_program; /* Linux.Seccomp.ProgramFile: a raw BPF program */
   bool no_new_privs;
   hcs_rlimit_t *rlimits;
   size_t n_rlimits;

@@ -542,11 +542,25 @@ static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
   json_t *sc = NULL;
   if (get_obj(lx, "Linux", "Seccomp", &sc, err) < 0) return -1;
   if (sc) {
-    static const char *const sk[] = {"Disabled", "Deny", NULL};
+    static const char *const sk[] = {"Disabled", "Deny", "ProgramFile", NULL};
     bool disabled = false;
     if (check_keys(sc, "Linux.Seccomp", sk, err) < 0 || get_bool(sc, "Linux.Seccomp", "Disabled", &disabled, err) < 0 ||
-        get_strv(sc, "Linux.Seccomp", "Deny", &c->seccomp_deny, err) < 0)
+        get_strv(sc, "Linux.Seccomp", "Deny", &c->seccomp_deny, err) < 0 ||
+        get_str(sc, "Linux.Seccomp", "ProgramFile", &c->seccomp_program, err) < 0)
       return -1;
+    if (c->seccomp_program) {
+      struct stat st;
+      json_t *v = json_object_get(sc, "ProgramFile");
+      if (c->seccomp_program[0] != '/') return bad(err, "Linux.Seccomp.ProgramFile", "an absolute path", v);
+      if (stat(c->seccomp_program, &st) < 0)
+        return hcs_error_make(err, errno, "invalid configuration: `Linux.Seccomp.ProgramFile`: `%s`",
+                              c->seccomp_program);
+      if (!S_ISREG(st.st_mode) || st.st_size == 0 || st.st_size % 8)
+        return hcs_error_make(err, 0, "invalid configuration: `Linux.Seccomp.ProgramFile`: `%s` is not a BPF program",
+                              c->seccomp_program);
+      if (c->seccomp_deny)
+        return hcs_error_make(err, 0, "invalid configuration: `Linux.Seccomp`: give Deny or ProgramFile, not both");
+    }
     c->seccomp = !disabled;
   }
   json_t *sysctl = NULL;
@@ -760,6 +774,7 @@ void hcs_config_free(hcs_config_t *c) {
   free(c->netns);
   free(c->cgroup_parent);
   hcs_strv_free(c->seccomp_deny);
+  free(c->seccomp_program);
   free(c->rlimits);
   for (size_t i = 0; i < c->n_sysctl; i++) {
     free(c->sysctl_keys[i]);

@@ -272,8 +272,14 @@ int hcs_security_prepare_saved(const hcs_config_t *c, hcs_security_t *sec, const
     memcpy(sec->rlimits, c->rlimits, c->n_rlimits * sizeof *sec->rlimits);
     sec->n_rlimits = c->n_rlimits;
   }
-  if (c->seccomp && !(saved && load_filter(saved, &sec->prog) == 0) && cached_filter(c, cache_dir, &sec->prog, err) < 0)
-    return -1;
+  if (c->seccomp && saved && load_filter(saved, &sec->prog) == 0) return 0;
+  /* A program compiled by the caller (an OCI profile, docs/runtime.md). */
+  if (c->seccomp && c->seccomp_program) {
+    if (load_filter(c->seccomp_program, &sec->prog) < 0)
+      return hcs_error_make(err, errno ? errno : EINVAL, "load the seccomp program `%s`", c->seccomp_program);
+    return 0;
+  }
+  if (c->seccomp && cached_filter(c, cache_dir, &sec->prog, err) < 0) return -1;
   return 0;
 }
 

@@ -60,6 +60,8 @@ static json_t *load_oci(const char *id) {
 }
 
 /* Open the container: its compute system must exist. */
+static void remove_record(const char *id);
+
 static hcs_system_t *open_container(const char *id, hcs_error_t *err) {
   if (hcs_validate_id("container", id, err) < 0) return NULL;
   hcs_error_t e = NULL;
@@ -72,7 +74,7 @@ static hcs_system_t *open_container(const char *id, hcs_error_t *err) {
        * left: nothing references it any more. */
       cleanup_free char *p = oci_path(id);
       int fd = open(p, O_RDONLY | O_CLOEXEC);
-      if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) unlink(p);
+      if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) remove_record(id);
       if (fd >= 0) close(fd);
       return NULL;
     }
@@ -119,10 +121,17 @@ typedef struct {
   bool detach, keep;
 } create_opts_t;
 
+/* The OCI record and the compiled seccomp program, once the system is gone. */
+static void remove_record(const char *id) {
+  cleanup_free char *p = oci_path(id);
+  cleanup_free char *bpf = hcs_xasprintf("%s/oci/%s.bpf", g_root, id);
+  unlink(bpf);
+  unlink(p);
+}
+
 static void remove_container(const char *id, hcs_system_t *cs) {
   if (cs) hcs_compute_delete(cs, true, NULL);
-  cleanup_free char *p = oci_path(id);
-  unlink(p);
+  remove_record(id);
 }
 
 static int do_create(const char *id, const create_opts_t *o, hcs_system_t **out, hcs_error_t *err) {
@@ -178,8 +187,17 @@ static int do_create(const char *id, const create_opts_t *o, hcs_system_t **out,
     unlink(rec);
     return -1;
   }
-  if (!terminal || o->console_socket == NULL) {
-    /* run in the foreground with a terminal: init is given our tty. */
+  /* `run` in the foreground with a terminal and no console socket: init
+   * gets our stdio, the caller's terminal. */
+  json_t *sc = json_object_get(json_object_get(spec, "linux"), "seccomp");
+  cleanup_free char *bpf = hcs_xasprintf("%s/oci/%s.bpf", g_root, id);
+  if (json_is_object(sc)) {
+    if (rt_seccomp_compile(sc, bpf, err) < 0) {
+      unlink(bpf);
+      unlink(rec);
+      return -1;
+    }
+    json_object_set_new(json_object_get(doc, "Linux"), "Seccomp", json_pack("{s:s}", "ProgramFile", bpf));
   }
   if (terminal)
     json_object_set_new(json_object_get(json_object_get(doc, "Linux"), "Init"), "EmulateConsole",
@@ -189,6 +207,7 @@ static int do_create(const char *id, const create_opts_t *o, hcs_system_t **out,
   if (g_debug) log_line("debug", text);
   hcs_system_t *cs = hcs_compute_create(g_root, id, text, &stdio, err);
   if (cs == NULL) {
+    unlink(bpf);
     unlink(rec);
     return -1;
   }
@@ -270,8 +289,7 @@ static int do_delete(hcs_system_t *cs, bool force, hcs_error_t *err) {
     log_line("warning", hcs_error_message(e));
     hcs_error_release(&e);
   }
-  cleanup_free char *p = oci_path(id);
-  unlink(p);
+  remove_record(id);
   return 0;
 }
 

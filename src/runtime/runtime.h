@@ -19,6 +19,9 @@ json_t *rt_features(void);
 /* Signal by name ("KILL", "SIGKILL") or number; -1 when unknown. */
 int rt_parse_signal(const char *s);
 
+/* seccomp.c: compile linux.seccomp into a raw BPF program at `path`. */
+int rt_seccomp_compile(json_t *sc, const char *path, hcs_error_t *err);
+
 /* hooks.c */
 /* Run the hooks of `spec.hooks[name]` with `state` on their stdin; the
  * first failure is returned.  `ns_pid` > 0: run them in the namespaces of

@@ -458,11 +458,8 @@ static const char *const seccomp_actions[] = {"SCMP_ACT_KILL",  "SCMP_ACT_KILL_P
                                               "SCMP_ACT_TRAP",  "SCMP_ACT_ERRNO",        "SCMP_ACT_TRACE",
                                               "SCMP_ACT_ALLOW", "SCMP_ACT_LOG",          "SCMP_ACT_NOTIFY"};
 
-/* hcs's filter is a deny-list (EPERM) on top of its default walls.  A
- * profile that allows by default and denies named syscalls without
- * argument conditions is exactly that; an allow-list profile (Docker's and
- * podman's default) gets hcs's default filter, which denies the same
- * dangerous families.  What neither expresses is refused. */
+/* The profile is compiled at create (seccomp.c) into Linux.Seccomp.
+ * ProgramFile; what no program can express is refused here. */
 static int translate_seccomp(json_t *sc, json_t *lx, hcs_error_t *err) {
   if (sc == NULL || json_is_null(sc)) {
     json_object_set_new(lx, "Seccomp", json_pack("{s:b}", "Disabled", 1));
@@ -476,17 +473,17 @@ static int translate_seccomp(json_t *sc, json_t *lx, hcs_error_t *err) {
   if (!known)
     return hcs_error_make(err, 0, "config.json: `linux.seccomp.defaultAction`: unknown action \"%s\"",
                           def ? def : "(missing)");
-  if (json_string_value(json_object_get(sc, "listenerPath")) && *json_string_value(json_object_get(sc, "listenerPath")))
-    return hcs_error_make(err, 0, "config.json: `linux.seccomp.listenerPath`: SCMP_ACT_NOTIFY is not supported by hcs");
-  json_t *calls = json_object_get(sc, "syscalls"), *c, *n;
-  size_t i, k;
-  json_t *deny = json_array();
-  json_object_set_new(lx, "Seccomp", json_pack("{s:o}", "Deny", deny));
-  bool allow_default = strcmp(def, "SCMP_ACT_ALLOW") == 0 || strcmp(def, "SCMP_ACT_LOG") == 0;
+  const char *lp = json_string_value(json_object_get(sc, "listenerPath"));
+  if (strcmp(def, "SCMP_ACT_NOTIFY") == 0 || (lp && *lp))
+    return hcs_error_make(err, 0, "config.json: `linux.seccomp.%s`: SCMP_ACT_NOTIFY is not supported by hcs",
+                          lp && *lp ? "listenerPath" : "defaultAction");
+  json_t *calls = json_object_get(sc, "syscalls"), *c;
+  size_t i;
+  if (calls && !json_is_null(calls) && !json_is_array(calls)) return expect(err, "linux.seccomp.syscalls", "an array");
   json_array_foreach(calls, i, c) {
     const char *act = json_string_value(json_object_get(c, "action"));
     known = false;
-    for (k = 0; act && k < HCS_ARRAY_SIZE(seccomp_actions); k++)
+    for (size_t k = 0; act && k < HCS_ARRAY_SIZE(seccomp_actions); k++)
       if (strcmp(act, seccomp_actions[k]) == 0) known = true;
     if (!known)
       return hcs_error_make(err, 0, "config.json: `linux.seccomp.syscalls[%zu].action`: unknown action \"%s\"", i,
@@ -494,16 +491,8 @@ static int translate_seccomp(json_t *sc, json_t *lx, hcs_error_t *err) {
     if (strcmp(act, "SCMP_ACT_NOTIFY") == 0)
       return hcs_error_make(
           err, 0, "config.json: `linux.seccomp.syscalls[%zu].action`: SCMP_ACT_NOTIFY is not supported by hcs", i);
-    if (!allow_default) continue;
-    bool denies = strcmp(act, "SCMP_ACT_ALLOW") && strcmp(act, "SCMP_ACT_LOG");
-    if (!denies) continue;
-    if (json_array_size(json_object_get(c, "args")))
-      return hcs_error_make(err, 0,
-                            "config.json: `linux.seccomp.syscalls[%zu].args`: argument conditions under an allowing "
-                            "defaultAction are not supported by hcs",
-                            i);
-    json_array_foreach(json_object_get(c, "names"), k, n) json_array_append(deny, n);
   }
+  (void)lx;
   return 0;
 }
 

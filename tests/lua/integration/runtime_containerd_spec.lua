@@ -28,7 +28,7 @@ describe("hcs-runtime under containerd #root", function()
     assert(u.run(("%s/tests/fixtures/make-busybox-rootfs.sh %s"):format(u.source_dir, root .. "/rootfs")))
     local p = ("podman --root %s/ps --runroot %s/pr --tmpdir %s/pt --storage-driver vfs --events-backend none")
       :format(root, root, root)
-    local ok, _, _, err = u.run(("tar -C %s -c . | %s import - localhost/hcs-bb:latest >/dev/null && %s save -q " ..
+    local ok, _, _, err = u.run(("tar -C %s -c . | %s import -q - localhost/hcs-bb:latest >/dev/null && %s save -q " ..
       "--format oci-archive -o %s localhost/hcs-bb:latest && %s system reset -f >/dev/null")
       :format(u.quote(root .. "/rootfs"), p, p, u.quote(root .. "/bb.tar"), p))
     assert(ok, err)

@@ -174,6 +174,38 @@ describe("hcs-runtime #root", function()
     assert_nothing_left()
   end)
 
+  it("compiles the seccomp profile: actions, errnoRet, argument conditions", function()
+    write_config(function(c)
+      c.process.args = { "/bin/sh", "-c", table.concat({
+        "mkdir /tmp/d 2>&1 | grep -o 'Permission denied'", "grep Seccomp: /proc/self/status",
+        "touch /tmp/m", "chmod 0700 /tmp/m 2>&1 | grep -o 'No such device'", "chmod 0755 /tmp/m && echo mode-ok",
+        "touch /tmp/f && echo touched" }, "; ") }
+      c.linux.seccomp = { defaultAction = "SCMP_ACT_ALLOW", architectures = { "SCMP_ARCH_X86_64", "SCMP_ARCH_X86" },
+        syscalls = {
+          { names = { "mkdir", "mkdirat", "no_such_syscall" }, action = "SCMP_ACT_ERRNO", errnoRet = 13 },
+          -- chmod(path, mode) and fchmodat(fd, path, mode): refused for 0700 only
+          { names = { "chmod" }, action = "SCMP_ACT_ERRNO", errnoRet = 19,
+            args = { { index = 1, value = 448, op = "SCMP_CMP_EQ" } } },
+          { names = { "fchmodat" }, action = "SCMP_ACT_ERRNO", errnoRet = 19,
+            args = { { index = 2, value = 448, op = "SCMP_CMP_EQ" } } } } }
+    end)
+    local ok, _, out, err = rt("run", "--bundle", bundle, "sc1")
+    assert.is_true(ok, err)
+    assert.equal("Permission denied\nSeccomp:\t2\nNo such device\nmode-ok\ntouched\n", out)
+    assert_nothing_left()
+    local _, code, _, err2 = rt("create", "--bundle", bundle, "sc2")
+    assert.equal(0, code, err2)
+    assert.is_true((rt("delete", "sc2")))
+    write_config(function(c)
+      c.linux.seccomp = { defaultAction = "SCMP_ACT_ALLOW", syscalls = { { names = { "mkdir" },
+        action = "SCMP_ACT_ERRNO", args = { { index = 7, value = 1, op = "SCMP_CMP_EQ" } } } } }
+    end)
+    local _, code3, _, err3 = rt("create", "--bundle", bundle, "sc3")
+    assert.equal(1, code3)
+    assert.matches("`linux.seccomp.syscalls%[0%].args%[0%]`: expected {index 0..5", err3)
+    assert_nothing_left()
+  end)
+
   it("runs the hooks with the state on stdin", function()
     u.write_file(root .. "/hook.sh", "#!/bin/sh\ncat >> " .. root .. "/hooks.log; echo \" $1\" >> " .. root .. "/hooks.log\n")
     u.run("chmod +x " .. u.quote(root .. "/hook.sh"))
@@ -231,8 +263,11 @@ sys.stdout.write(msg.decode() + " " + out.decode().replace("\r", ""))
 ]]
     u.write_file(root .. "/recv.py", py)
     local sock = root .. "/console.sock"
-    local cmd = ("python3 %s %s > %s & sleep 0.3; %s --root %s run --console-socket %s --bundle %s t1; echo rc=$?; wait")
-      :format(u.quote(root .. "/recv.py"), u.quote(sock), u.quote(root .. "/recv.out"), u.quote(bin), u.quote(state),
+    -- (the receiver is waited for, and bounded by a timeout)
+    local cmd = ("timeout 30 python3 %s %s > %s & for i in $(seq 200); do grep -q ready %s 2>/dev/null && break; " ..
+      "sleep 0.05; done; %s --root %s run --console-socket %s --bundle %s t1; echo rc=$?; wait")
+      :format(u.quote(root .. "/recv.py"), u.quote(sock), u.quote(root .. "/recv.out"), u.quote(root .. "/recv.out"),
+        u.quote(bin), u.quote(state),
         u.quote(sock), u.quote(bundle))
     local _, _, out = u.run(cmd)
     assert.equal("rc=0\n", out)
