@@ -26,6 +26,15 @@ int hcs_lua_ok(lua_State *L);
 int hcs_lua_push_doc(lua_State *L, char *doc, hcs_error_t *err);
 int hcs_lua_push_status(lua_State *L, int rc, hcs_error_t *err);
 int hcs_lua_push_string(lua_State *L, char *s, hcs_error_t *err);
+/* A string that names something (an id, a name, a path) on its way to C:
+ * raises when it holds a NUL byte, where C would silently cut it (and name
+ * another object).  check/opt are for arguments (luaL_checkstring,
+ * luaL_optstring); to_name for a string already on the stack (a table
+ * field or element), `what` naming it in the error. */
+const char *hcs_lua_check_name(lua_State *L, int arg);
+const char *hcs_lua_opt_name(lua_State *L, int arg, const char *def);
+const char *hcs_lua_to_name(lua_State *L, int idx, const char *what);
+
 /* The document at idx (a table or a JSON string) as a malloc'd compact JSON
  * string for a libhcs call; raises on misuse. */
 char *hcs_lua_check_doc(lua_State *L, int idx);

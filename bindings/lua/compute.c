@@ -55,14 +55,14 @@ static lsystem_t *new_handle(lua_State *L) {
 static const char *opt_root(lua_State *L, int idx) {
   if (!lua_istable(L, idx)) return NULL;
   lua_getfield(L, idx, "root");
-  const char *r = lua_tostring(L, -1);
+  const char *r = hcs_lua_to_name(L, -1, "option 'root'");
   lua_pop(L, 1);
   return r;
 }
 
 /* create(id, config [, {root=, stdio="inherit"|"null"}]) */
 static int l_create(lua_State *L) {
-  const char *id = luaL_checkstring(L, 1);
+  const char *id = hcs_lua_check_name(L, 1);
   json_t *doc = hcs_lua_check_json(L, 2);
   char *text = json_dumps(doc, JSON_COMPACT);
   json_decref(doc);
@@ -91,8 +91,8 @@ static int l_create(lua_State *L) {
 }
 
 static int l_open(lua_State *L) {
-  const char *id = luaL_checkstring(L, 1);
-  const char *root = lua_isstring(L, 2) ? lua_tostring(L, 2) : opt_root(L, 2);
+  const char *id = hcs_lua_check_name(L, 1);
+  const char *root = lua_isstring(L, 2) ? hcs_lua_check_name(L, 2) : opt_root(L, 2);
   lsystem_t *s = new_handle(L);
   hcs_error_t err = NULL;
   s->cs = hcs_compute_open(root, id, &err);
@@ -118,7 +118,7 @@ static int l_enumerate(lua_State *L) {
     filter = json_dumps(f, JSON_COMPACT);
     json_decref(f);
   }
-  const char *root = luaL_optstring(L, 2, NULL);
+  const char *root = hcs_lua_opt_name(L, 2, NULL);
   hcs_error_t err = NULL;
   char *out = hcs_compute_enumerate(root, filter, &err);
   free(filter);

@@ -9,7 +9,7 @@
 #include "hcs/fs.h"
 
 static int l_copy_in(lua_State *L) {
-  const char *root = luaL_checkstring(L, 1), *src = luaL_checkstring(L, 2), *dst = luaL_checkstring(L, 3);
+  const char *root = hcs_lua_check_name(L, 1), *src = hcs_lua_check_name(L, 2), *dst = hcs_lua_check_name(L, 3);
   hcs_error_t err = NULL;
   if (hcs_fs_copy_in(root, src, dst, &err) < 0) return hcs_lua_fail(L, &err);
   return hcs_lua_ok(L);
@@ -17,7 +17,7 @@ static int l_copy_in(lua_State *L) {
 
 /* write_atomic(path, data [, mode]) */
 static int l_write_atomic(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = hcs_lua_check_name(L, 1);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
   lua_Integer mode = luaL_optinteger(L, 3, 0644);
@@ -28,7 +28,7 @@ static int l_write_atomic(lua_State *L) {
 }
 
 static int l_mkdir_p(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = hcs_lua_check_name(L, 1);
   lua_Integer mode = luaL_optinteger(L, 2, 0755);
   hcs_error_t err = NULL;
   if (hcs_fs_mkdir_p(path, (unsigned)mode, &err) < 0) return hcs_lua_fail(L, &err);

@@ -16,7 +16,7 @@ static int l_cgroup_mode(lua_State *L) {
 static int l_log_level(lua_State *L) {
   lua_pushstring(L, hcs_log_level_name(hcs_log_get_level()));
   if (!lua_isnoneornil(L, 1)) {
-    const char *name = luaL_checkstring(L, 1);
+    const char *name = hcs_lua_check_name(L, 1);
     int level = hcs_log_level_from_string(name);
     luaL_argcheck(L, level >= 0, 1, "expected one of debug, info, warning, error, none");
     hcs_log_set_level((hcs_log_level_t)level);

@@ -2,8 +2,8 @@
  *   local s = hcs.core.image.open([root])
  *   s:list() s:inspect(ref) s:import(path [, {name, tag, publisher, progress}])
  *   s:install_os(tar, {name, version, publisher, config}) s:create{...} s:capture(scratch, {...})
- *   s:save({refs}, path [, {compression, progress}]) s:tag(ref, new) s:untag(ref)
- *   s:remove(ref [, force]) s:acquire(ref, user) s:release(ref, user) s:resolve(ref)
+ *   s:save({refs}, path|file [, {compression, progress}]) s:tag(ref, new) s:untag(ref)
+ *   s:remove(ref [, force]) s:prune([{dry_run}]) s:acquire(ref, user) s:release(ref, user) s:resolve(ref)
  *   s:close()  -- also __gc / __close */
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +40,7 @@ static int store_tostring(lua_State *L) {
 }
 
 static int l_open(lua_State *L) {
-  const char *root = luaL_optstring(L, 1, NULL);
+  const char *root = hcs_lua_opt_name(L, 1, NULL);
   store_box *b = lua_newuserdatauv(L, sizeof *b, 0);
   b->store = NULL; /* closed until opened, so an error leaves it consistent */
   luaL_setmetatable(L, STORE_MT);
@@ -94,7 +94,7 @@ static const char *opt_string(lua_State *L, int t, const char *key) {
   const char *s = NULL;
   if (!lua_isnil(L, -1)) {
     if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "option '%s' must be a string", key);
-    s = lua_tostring(L, -1);
+    s = hcs_lua_to_name(L, -1, key);
   }
   lua_pop(L, 1); /* the string stays alive: it is referenced by the table */
   return s;
@@ -118,18 +118,18 @@ static int l_list(lua_State *L) {
 static int l_inspect(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   hcs_error_t err = NULL;
-  return hcs_lua_push_doc(L, hcs_image_inspect(s, luaL_checkstring(L, 2), &err), &err);
+  return hcs_lua_push_doc(L, hcs_image_inspect(s, hcs_lua_check_name(L, 2), &err), &err);
 }
 
 static int l_resolve(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   hcs_error_t err = NULL;
-  return hcs_lua_push_string(L, hcs_image_resolve(s, luaL_checkstring(L, 2), &err), &err);
+  return hcs_lua_push_string(L, hcs_image_resolve(s, hcs_lua_check_name(L, 2), &err), &err);
 }
 
 static int l_import(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
-  const char *path = luaL_checkstring(L, 2);
+  const char *path = hcs_lua_check_name(L, 2);
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
   progress_ctx p;
   progress_from(L, 3, &p);
@@ -146,7 +146,7 @@ static int l_import(lua_State *L) {
 
 static int l_install_os(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
-  const char *tar = luaL_checkstring(L, 2);
+  const char *tar = hcs_lua_check_name(L, 2);
   luaL_checktype(L, 3, LUA_TTABLE);
   progress_ctx p;
   progress_from(L, 3, &p);
@@ -185,7 +185,7 @@ static int l_create(lua_State *L) {
 /* s:capture(scratch_layer_id, {parent, name, version, publisher, config, created_by, comment, move, progress}) */
 static int l_capture(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
-  const char *scratch = luaL_checkstring(L, 2);
+  const char *scratch = hcs_lua_check_name(L, 2);
   luaL_checktype(L, 3, LUA_TTABLE);
   progress_ctx p;
   progress_from(L, 3, &p);
@@ -212,7 +212,13 @@ static int l_capture(lua_State *L) {
 static int l_save(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   luaL_checktype(L, 2, LUA_TTABLE);
-  const char *path = luaL_checkstring(L, 3);
+  /* A path (written atomically) or an open Lua file (io.stdout: a stream). */
+  luaL_Stream *stream = luaL_testudata(L, 3, LUA_FILEHANDLE);
+  const char *path = NULL;
+  if (stream == NULL)
+    path = hcs_lua_check_name(L, 3);
+  else
+    luaL_argcheck(L, stream->closef != NULL && stream->f != NULL, 3, "the file is closed");
   if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
   lua_Integer n = (lua_Integer)luaL_len(L, 2);
   luaL_argcheck(L, n > 0, 2, "expected a non-empty list of image references");
@@ -220,7 +226,7 @@ static int l_save(lua_State *L) {
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, 2, i);
     if (lua_type(L, -1) != LUA_TSTRING) luaL_argerror(L, 2, "image references must be strings");
-    refs[i - 1] = lua_tostring(L, -1);
+    refs[i - 1] = hcs_lua_to_name(L, -1, "an image reference");
     lua_pop(L, 1);
   }
   refs[n] = NULL;
@@ -236,7 +242,13 @@ static int l_save(lua_State *L) {
   o.progress = p.ref != LUA_NOREF ? progress_cb : NULL;
   o.progress_data = &p;
   hcs_error_t err = NULL;
-  int r = hcs_image_save(s, refs, path, &o, &err);
+  int r;
+  if (stream) {
+    fflush(stream->f);
+    r = hcs_image_save_fd(s, refs, fileno(stream->f), &o, &err);
+  } else {
+    r = hcs_image_save(s, refs, path, &o, &err);
+  }
   progress_done(L, &p);
   return hcs_lua_push_status(L, r, &err);
 }
@@ -244,31 +256,45 @@ static int l_save(lua_State *L) {
 static int l_tag(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   hcs_error_t err = NULL;
-  return hcs_lua_push_status(L, hcs_image_tag(s, luaL_checkstring(L, 2), luaL_checkstring(L, 3), &err), &err);
+  return hcs_lua_push_status(L, hcs_image_tag(s, hcs_lua_check_name(L, 2), hcs_lua_check_name(L, 3), &err), &err);
 }
 
 static int l_untag(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   hcs_error_t err = NULL;
-  return hcs_lua_push_status(L, hcs_image_untag(s, luaL_checkstring(L, 2), &err), &err);
+  return hcs_lua_push_status(L, hcs_image_untag(s, hcs_lua_check_name(L, 2), &err), &err);
+}
+
+/* s:prune([{dry_run = bool}]) -> {Layers = {ids}} */
+static int l_prune(lua_State *L) {
+  hcs_image_store_t *s = check_store(L);
+  bool dry_run = false;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "dry_run");
+    dry_run = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  hcs_error_t err = NULL;
+  return hcs_lua_push_doc(L, hcs_image_prune(s, dry_run, &err), &err);
 }
 
 static int l_remove(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   hcs_error_t err = NULL;
-  return hcs_lua_push_status(L, hcs_image_remove(s, luaL_checkstring(L, 2), lua_toboolean(L, 3), &err), &err);
+  return hcs_lua_push_status(L, hcs_image_remove(s, hcs_lua_check_name(L, 2), lua_toboolean(L, 3), &err), &err);
 }
 
 static int l_acquire(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   hcs_error_t err = NULL;
-  return hcs_lua_push_status(L, hcs_image_acquire(s, luaL_checkstring(L, 2), luaL_checkstring(L, 3), &err), &err);
+  return hcs_lua_push_status(L, hcs_image_acquire(s, hcs_lua_check_name(L, 2), hcs_lua_check_name(L, 3), &err), &err);
 }
 
 static int l_release(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   hcs_error_t err = NULL;
-  return hcs_lua_push_status(L, hcs_image_release(s, luaL_checkstring(L, 2), luaL_checkstring(L, 3), &err), &err);
+  return hcs_lua_push_status(L, hcs_image_release(s, hcs_lua_check_name(L, 2), hcs_lua_check_name(L, 3), &err), &err);
 }
 
 int hcs_lua_open_image(lua_State *L) {
@@ -284,6 +310,7 @@ int hcs_lua_open_image(lua_State *L) {
                                      {"tag", l_tag},
                                      {"untag", l_untag},
                                      {"remove", l_remove},
+                                     {"prune", l_prune},
                                      {"acquire", l_acquire},
                                      {"release", l_release},
                                      {"close", store_close},

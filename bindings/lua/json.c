@@ -120,6 +120,8 @@ static json_t *new_value(lua_State *L, int idx, const char *path, size_t plen) {
   case LUA_TSTRING: {
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
+    /* As json_loads without JSON_ALLOW_NUL: libhcs reads C strings. */
+    if (memchr(s, '\0', len)) luaL_error(L, "cannot encode %s: string contains a NUL byte", plen ? path : "value");
     json_t *j = json_stringn(s, len);
     if (j == NULL) luaL_error(L, "cannot encode %s: string is not valid UTF-8", plen ? path : "value");
     return j;
@@ -139,6 +141,14 @@ static json_t *new_value(lua_State *L, int idx, const char *path, size_t plen) {
 
 static void add_child(lua_State *L, json_t *child, char *path, size_t plen, int depth) {
   if (json_is_object(child) || json_is_array(child)) fill(L, -1, child, path, plen, depth + 1);
+}
+
+/* jansson's own rule for keys (json_stringn refuses what
+ * json_object_set_new would). */
+static bool key_is_utf8(const char *k, size_t len) {
+  json_t *probe = json_stringn(k, len);
+  json_decref(probe);
+  return probe != NULL;
 }
 
 static void fill(lua_State *L, int idx, json_t *container, char *path, size_t plen, int depth) {
@@ -165,11 +175,16 @@ static void fill(lua_State *L, int idx, json_t *container, char *path, size_t pl
     if (lua_type(L, -2) != LUA_TSTRING)
       luaL_error(L, "cannot encode %s: table mixes a non-string key (%s) with named keys", plen ? path : "table",
                  luaL_typename(L, -2));
-    const char *k = lua_tostring(L, -2);
+    size_t klen;
+    const char *k = lua_tolstring(L, -2, &klen);
+    /* Checked before the child exists: json_object_set_new frees the value
+     * when it refuses the key, and a refused child must never be filled. */
+    if (strlen(k) != klen) luaL_error(L, "cannot encode %s: key contains a NUL byte", plen ? path : "table");
+    if (!key_is_utf8(k, klen)) luaL_error(L, "cannot encode %s: key is not valid UTF-8", plen ? path : "table");
     size_t l = plen;
     path_push(path, &l, plen ? ".%s" : "%s", k);
     json_t *child = new_value(L, -1, path, l);
-    json_object_set_new(container, k, child);
+    if (json_object_set_new(container, k, child) < 0) luaL_error(L, "cannot encode %s: out of memory", path);
     add_child(L, child, path, l, depth);
     path[plen] = '\0';
     lua_pop(L, 1);
@@ -212,6 +227,24 @@ json_t *hcs_lua_check_json(lua_State *L, int idx) {
   }
   luaL_argexpected(L, lua_type(L, idx) == LUA_TTABLE, idx, "table or JSON string");
   return hcs_lua_to_json(L, idx);
+}
+
+const char *hcs_lua_check_name(lua_State *L, int arg) {
+  size_t len;
+  const char *s = luaL_checklstring(L, arg, &len);
+  if (strlen(s) != len) luaL_argerror(L, arg, "contains a NUL byte");
+  return s;
+}
+
+const char *hcs_lua_opt_name(lua_State *L, int arg, const char *def) {
+  return lua_isnoneornil(L, arg) ? def : hcs_lua_check_name(L, arg);
+}
+
+const char *hcs_lua_to_name(lua_State *L, int idx, const char *what) {
+  size_t len;
+  const char *s = lua_tolstring(L, idx, &len);
+  if (s && strlen(s) != len) luaL_error(L, "%s contains a NUL byte", what);
+  return s;
 }
 
 int hcs_lua_fail(lua_State *L, hcs_error_t *err) {

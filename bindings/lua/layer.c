@@ -18,7 +18,7 @@ static hcs_layer_store_t *check_store(lua_State *L) {
 }
 
 static int l_open(lua_State *L) {
-  const char *root = luaL_optstring(L, 1, NULL);
+  const char *root = hcs_lua_opt_name(L, 1, NULL);
   store_ud *u = lua_newuserdatauv(L, sizeof *u, 0); /* closed until opened */
   u->s = NULL;
   luaL_setmetatable(L, STORE_MT);
@@ -51,7 +51,7 @@ static const char **check_ids(lua_State *L, int idx) {
   if (lua_isnoneornil(L, idx)) return NULL;
   if (lua_type(L, idx) == LUA_TSTRING) {
     const char **v = lua_newuserdatauv(L, 2 * sizeof *v, 0);
-    v[0] = lua_tostring(L, idx);
+    v[0] = hcs_lua_to_name(L, idx, "a layer id");
     v[1] = NULL;
     return v;
   }
@@ -61,7 +61,7 @@ static const char **check_ids(lua_State *L, int idx) {
   for (lua_Integer i = 1; i <= n; i++) {
     lua_geti(L, idx, i);
     if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "bad parent #%d: expected a layer id string", (int)i);
-    v[i - 1] = lua_tostring(L, -1); /* kept alive by the table */
+    v[i - 1] = hcs_lua_to_name(L, -1, "a layer id"); /* kept alive by the table */
     lua_pop(L, 1);
   }
   v[n] = NULL;
@@ -96,7 +96,7 @@ static hcs_layer_progress_fn opt_progress(lua_State *L, int t, struct progress_c
 static const char *opt_string(lua_State *L, int t, const char *key) {
   if (lua_type(L, t) != LUA_TTABLE) return NULL;
   lua_getfield(L, t, key);
-  const char *s = lua_isnil(L, -1) ? NULL : lua_tostring(L, -1);
+  const char *s = lua_isnil(L, -1) ? NULL : hcs_lua_to_name(L, -1, key);
   if (!lua_isnil(L, -1) && s == NULL) luaL_error(L, "option '%s': expected a string", key);
   lua_pop(L, 1); /* strings stay alive through the options table */
   return s;
@@ -105,7 +105,7 @@ static const char *opt_string(lua_State *L, int t, const char *key) {
 /* store:import(path, {id=, parents=, expect_diff_id=, threads=, progress=fn}) -> inspect table */
 static int l_import(lua_State *L) {
   hcs_layer_store_t *s = check_store(L);
-  const char *path = luaL_checkstring(L, 2);
+  const char *path = hcs_lua_check_name(L, 2);
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
   hcs_layer_import_opts_t o;
@@ -134,7 +134,7 @@ static int l_import(lua_State *L) {
  * changes moved (not copied) into a read-only layer. */
 static int l_commit_scratch(lua_State *L) {
   hcs_layer_store_t *s = check_store(L);
-  const char *id = luaL_checkstring(L, 2);
+  const char *id = hcs_lua_check_name(L, 2);
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
   struct progress_ctx pc = {L, 0};
@@ -146,8 +146,8 @@ static int l_commit_scratch(lua_State *L) {
 /* store:export(id, path, {compression=, level=, mtime=, threads=, progress=fn}) -> result table */
 static int l_export(lua_State *L) {
   hcs_layer_store_t *s = check_store(L);
-  const char *id = luaL_checkstring(L, 2);
-  const char *path = luaL_checkstring(L, 3);
+  const char *id = hcs_lua_check_name(L, 2);
+  const char *path = hcs_lua_check_name(L, 3);
   if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
   lua_settop(L, 4);
   hcs_layer_export_opts_t o;
@@ -195,7 +195,7 @@ static int l_export(lua_State *L) {
 
 static int l_create_scratch(lua_State *L) {
   hcs_layer_store_t *s = check_store(L);
-  const char *id = luaL_checkstring(L, 2);
+  const char *id = hcs_lua_check_name(L, 2);
   lua_settop(L, 3);
   const char **parents = check_ids(L, 3);
   hcs_error_t err = NULL;
@@ -205,8 +205,8 @@ static int l_create_scratch(lua_State *L) {
 
 static int l_activate(lua_State *L) {
   hcs_layer_store_t *s = check_store(L);
-  const char *id = luaL_checkstring(L, 2);
-  const char *mp = luaL_optstring(L, 3, NULL);
+  const char *id = hcs_lua_check_name(L, 2);
+  const char *mp = hcs_lua_opt_name(L, 3, NULL);
   hcs_error_t err = NULL;
   if (hcs_layer_activate(s, id, mp, &err) < 0) return hcs_lua_fail(L, &err);
   char *path = hcs_layer_get_mount_path(s, id, &err);
@@ -219,7 +219,7 @@ static int l_activate(lua_State *L) {
 static int l_mount_path(lua_State *L) {
   hcs_layer_store_t *s = check_store(L);
   hcs_error_t err = NULL;
-  char *path = hcs_layer_get_mount_path(s, luaL_checkstring(L, 2), &err);
+  char *path = hcs_layer_get_mount_path(s, hcs_lua_check_name(L, 2), &err);
   if (path == NULL) return hcs_lua_fail(L, &err);
   lua_pushstring(L, path);
   free(path);
@@ -228,7 +228,7 @@ static int l_mount_path(lua_State *L) {
 
 static int l_prepare(lua_State *L) {
   hcs_layer_store_t *s = check_store(L);
-  const char *id = luaL_checkstring(L, 2);
+  const char *id = hcs_lua_check_name(L, 2);
   char *mapped = NULL;
   if (!lua_isnoneornil(L, 3)) {
     json_t *j = hcs_lua_check_json(L, 3);
@@ -245,7 +245,7 @@ static int l_prepare(lua_State *L) {
 #define SIMPLE(name, call)                                                                                             \
   static int name(lua_State *L) {                                                                                      \
     hcs_layer_store_t *s = check_store(L);                                                                             \
-    const char *id = luaL_checkstring(L, 2);                                                                           \
+    const char *id = hcs_lua_check_name(L, 2);                                                                         \
     hcs_error_t err = NULL;                                                                                            \
     if (call < 0) return hcs_lua_fail(L, &err);                                                                        \
     return hcs_lua_ok(L);                                                                                              \
@@ -257,7 +257,7 @@ SIMPLE(l_destroy, hcs_layer_destroy(s, id, lua_toboolean(L, 3), &err))
 static int l_exists(lua_State *L) {
   hcs_layer_store_t *s = check_store(L);
   hcs_error_t err = NULL;
-  int r = hcs_layer_exists(s, luaL_checkstring(L, 2), &err);
+  int r = hcs_layer_exists(s, hcs_lua_check_name(L, 2), &err);
   if (r < 0) return hcs_lua_fail(L, &err);
   lua_pushboolean(L, r);
   return 1;
@@ -266,7 +266,7 @@ static int l_exists(lua_State *L) {
 static int l_inspect(lua_State *L) {
   hcs_layer_store_t *s = check_store(L);
   hcs_error_t err = NULL;
-  char *doc = hcs_layer_inspect(s, luaL_checkstring(L, 2), &err);
+  char *doc = hcs_layer_inspect(s, hcs_lua_check_name(L, 2), &err);
   return hcs_lua_push_doc(L, doc, &err);
 }
 
@@ -280,7 +280,7 @@ static int l_list(lua_State *L) {
 static int refcount(lua_State *L, int (*fn)(hcs_layer_store_t *, const char *, hcs_error_t *)) {
   hcs_layer_store_t *s = check_store(L);
   hcs_error_t err = NULL;
-  int n = fn(s, luaL_checkstring(L, 2), &err);
+  int n = fn(s, hcs_lua_check_name(L, 2), &err);
   if (n < 0) return hcs_lua_fail(L, &err);
   lua_pushinteger(L, n);
   return 1;
@@ -304,8 +304,8 @@ static int l_now(lua_State *L) {
 
 /* chain_id(parent_chain_id|nil, diff_id) -> "sha256:..." */
 static int l_chain_id(lua_State *L) {
-  const char *parent = luaL_optstring(L, 1, NULL);
-  const char *diff = luaL_checkstring(L, 2);
+  const char *parent = hcs_lua_opt_name(L, 1, NULL);
+  const char *diff = hcs_lua_check_name(L, 2);
   char *c = hcs_layer_chain_id(parent, diff);
   lua_pushstring(L, c);
   free(c);

@@ -32,7 +32,7 @@ static int net_tostring(lua_State *L) {
 }
 
 static int l_open(lua_State *L) {
-  const char *root = luaL_optstring(L, 1, NULL);
+  const char *root = hcs_lua_opt_name(L, 1, NULL);
   lnet_t *h = lua_newuserdatauv(L, sizeof *h, 0);
   h->net = NULL; /* closed until the store is open: an error leaves it consistent */
   luaL_setmetatable(L, NET_MT);
@@ -55,7 +55,7 @@ static int with_doc(lua_State *L, doc_fn fn) {
 
 static int with_ref(lua_State *L, doc_fn fn) {
   hcs_net_t *net = check_net(L);
-  const char *ref = luaL_checkstring(L, 2);
+  const char *ref = hcs_lua_check_name(L, 2);
   hcs_error_t err = NULL;
   return hcs_lua_push_doc(L, fn(net, ref, &err), &err);
 }
@@ -64,7 +64,7 @@ typedef char *(*modify_fn)(hcs_net_t *, const char *, const char *, hcs_error_t 
 
 static int with_ref_doc(lua_State *L, modify_fn fn) {
   hcs_net_t *net = check_net(L);
-  const char *ref = luaL_checkstring(L, 2);
+  const char *ref = hcs_lua_check_name(L, 2);
   char *req = hcs_lua_check_doc(L, 3);
   hcs_error_t err = NULL;
   char *out = fn(net, ref, req, &err);
@@ -82,7 +82,7 @@ static int m_network_list(lua_State *L) {
 }
 static int m_network_delete(lua_State *L) {
   hcs_net_t *net = check_net(L);
-  const char *ref = luaL_checkstring(L, 2);
+  const char *ref = hcs_lua_check_name(L, 2);
   bool force = lua_toboolean(L, 3);
   hcs_error_t err = NULL;
   return hcs_lua_push_status(L, hcs_net_network_delete(net, ref, force, &err), &err);
@@ -94,20 +94,20 @@ static int m_endpoint_detach(lua_State *L) { return with_ref(L, hcs_net_endpoint
 static int m_endpoint_modify(lua_State *L) { return with_ref_doc(L, hcs_net_endpoint_modify); }
 static int m_endpoint_list(lua_State *L) {
   hcs_net_t *net = check_net(L);
-  const char *network = luaL_optstring(L, 2, NULL);
+  const char *network = hcs_lua_opt_name(L, 2, NULL);
   hcs_error_t err = NULL;
   return hcs_lua_push_doc(L, hcs_net_endpoint_list(net, network, &err), &err);
 }
 static int m_endpoint_delete(lua_State *L) {
   hcs_net_t *net = check_net(L);
-  const char *ref = luaL_checkstring(L, 2);
+  const char *ref = hcs_lua_check_name(L, 2);
   hcs_error_t err = NULL;
   return hcs_lua_push_status(L, hcs_net_endpoint_delete(net, ref, &err), &err);
 }
 static int m_endpoint_attach(lua_State *L) {
   hcs_net_t *net = check_net(L);
-  const char *ref = luaL_checkstring(L, 2);
-  const char *ns = luaL_checkstring(L, 3);
+  const char *ref = hcs_lua_check_name(L, 2);
+  const char *ns = hcs_lua_check_name(L, 3);
   hcs_error_t err = NULL;
   return hcs_lua_push_doc(L, hcs_net_endpoint_attach(net, ref, ns, &err), &err);
 }
@@ -122,7 +122,7 @@ static int m_namespace_create(lua_State *L) {
 }
 static int m_namespace_query(lua_State *L) {
   hcs_net_t *net = check_net(L);
-  const char *id = luaL_checkstring(L, 2);
+  const char *id = hcs_lua_check_name(L, 2);
   hcs_error_t err = NULL;
   return hcs_lua_push_doc(L, hcs_net_namespace_query(net, id, lua_toboolean(L, 3), &err), &err);
 }
@@ -133,13 +133,13 @@ static int m_namespace_list(lua_State *L) {
 }
 static int m_namespace_delete(lua_State *L) {
   hcs_net_t *net = check_net(L);
-  const char *id = luaL_checkstring(L, 2);
+  const char *id = hcs_lua_check_name(L, 2);
   hcs_error_t err = NULL;
   return hcs_lua_push_status(L, hcs_net_namespace_delete(net, id, &err), &err);
 }
 static int m_namespace_path(lua_State *L) {
   hcs_net_t *net = check_net(L);
-  const char *id = luaL_checkstring(L, 2);
+  const char *id = hcs_lua_check_name(L, 2);
   hcs_error_t err = NULL;
   char *path = hcs_net_namespace_path(net, id, &err);
   if (path == NULL) return hcs_lua_fail(L, &err);

@@ -102,7 +102,7 @@ static int check_signal(lua_State *L, int idx) {
     luaL_argcheck(L, n > 0 && n < NSIG, idx, "signal number out of range");
     return (int)n;
   }
-  const char *name = luaL_optstring(L, idx, "TERM");
+  const char *name = hcs_lua_opt_name(L, idx, "TERM");
   if (strncmp(name, "SIG", 3) == 0) name += 3;
   for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
     if (strcmp(signals[i].name, name) == 0) return signals[i].sig;

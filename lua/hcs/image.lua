@@ -2,7 +2,8 @@
 -- local store <close> = hcs.image.open([root])
 -- store:list(), store:inspect(ref), store:import(path, opts), store:install_os(tar, opts),
 -- store:create{parent, layer, name, version, publisher, config}, store:save(refs, path, opts),
--- store:tag(ref, new), store:untag(ref), store:remove(ref, force), store:acquire/release(ref, user).
+-- store:tag(ref, new), store:untag(ref), store:remove(ref, force), store:acquire/release(ref, user),
+-- store:prune{dry_run} (collect layers no image uses; returns {Layers = {ids}}).
 -- Failures return nil, message, errno; misuse raises.
 local core = require("hcs.core").image
 
@@ -25,7 +26,17 @@ end
 
 --- The Get-ContainerImage view: Name, Publisher, Version, IsOSImage per image.
 function M.list(root)
-  return M.with_store(root, function(s) return s:list() end)
+  --- Collect the layers no image uses (see hcs_image_prune); opts.dry_run only lists them.
+function M.prune(root, opts)
+  return M.with_store(root, function(s) return s:prune(opts) end)
+end
+
+return M.with_store(root, function(s) return s:list() end)
+end
+
+--- Collect the layers no image uses (see hcs_image_prune); opts.dry_run only lists them.
+function M.prune(root, opts)
+  return M.with_store(root, function(s) return s:prune(opts) end)
 end
 
 return M

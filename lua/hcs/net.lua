@@ -47,6 +47,31 @@ end
 function M.network.create(spec, opts)
   return with_store(opts, function(s) return s:network_create(normalize_network(spec)) end)
 end
+--- The name of the default network (HNS's and Docker for Windows' `nat`).
+M.DEFAULT_NETWORK = "nat"
+
+--- The default NAT network, created on first use with a subnet picked clear
+-- of the host's routes and the other networks (the network `hcs run -p`
+-- uses without --network).  Returns its document, or nil, message, errno.
+function M.default_network(opts)
+  local name = M.DEFAULT_NETWORK
+  local n, msg, code = M.network.inspect(name, opts)
+  if not n then
+    n, msg, code = M.network.create({ Name = name, Type = "NAT" }, opts)
+    -- Another process may have made it in between: use that one.
+    if not n then
+      local other = M.network.inspect(name, opts)
+      if not other then return nil, msg, code end
+      n = other
+    end
+  end
+  if n.Type ~= "NAT" then
+    return nil, ("default network `%s` is a %s network; port mappings need NAT (give a network)"):format(name,
+      tostring(n.Type))
+  end
+  return n
+end
+
 function M.network.list(opts) return with_store(opts, function(s) return s:network_list() end) end
 function M.network.inspect(ref, opts) return with_store(opts, function(s) return s:network_query(ref) end) end
 M.network.query = M.network.inspect

@@ -2,6 +2,7 @@
  * pause, resume, properties, modify, enumerate, wait, delete. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -27,6 +28,49 @@ int hcs_compute_validate(const char *config, hcs_error_t *err) {
   return r;
 }
 
+/* Two state roots may both name a system `web`: under the shared default
+ * parent `hcs`, a root other than the host's default gets leaves named
+ * `<id>.<hash of its run root>`, so their cgroups never meet (as each root
+ * has its own nftables table).  An explicit CgroupParent is the caller's
+ * namespace and keeps the plain id. */
+static char *system_cgroup_path(hcs_system_t *cs) {
+  if (!cs->cfg->cgroup_parent_default || strcmp(cs->run_root, "/run/hcs") == 0)
+    return hcs_cgroup_path(cs->cfg->cgroup_parent, cs->id);
+  uint64_t h = hcs_fnv1a(HCS_FNV1A_INIT, cs->run_root, strlen(cs->run_root));
+  cleanup_free char *leaf = hcs_xasprintf("%s.%08x", cs->id, (unsigned)(h & 0xffffffffu));
+  return hcs_cgroup_path(cs->cfg->cgroup_parent, leaf);
+}
+
+/* Limits need a cgroup hierarchy; without one visible (e.g. under
+ * `ip netns exec`, which mounts a new sysfs on /sys) they would be ignored:
+ * refuse, naming the first field that asks for one. */
+static int check_cgroup_for_limits(const hcs_config_t *c, const hcs_cgroup_ops_t *cg, hcs_error_t *err) {
+  if (cg) return 0;
+  const char *field = c->memory_mb    ? "Container.Memory.SizeInMB"
+                      : c->cpu_count  ? "Container.Processor.Count"
+                      : c->cpu_max    ? "Container.Processor.Maximum"
+                      : c->cpu_weight ? "Container.Processor.Weight"
+                      : c->pids_limit ? "Linux.PidsLimit"
+                      : c->n_devices  ? "Linux.Devices"
+                                      : NULL;
+  if (field == NULL) return 0;
+  return hcs_error_make(
+      err, ENOTSUP, "`%s` needs a cgroup hierarchy and none is mounted at /sys/fs/cgroup (cgroup mode: none)", field);
+}
+
+/* Without a cgroup no device allowlist holds: CAP_MKNOD would let the
+ * container make a node for a host disk and open it.  The default set
+ * loses it there; an explicit set that grants it is refused. */
+static int check_mknod_without_devices(hcs_config_t *c, const hcs_cgroup_ops_t *cg, hcs_error_t *err) {
+  if (cg || !(c->caps & (1ULL << CAP_MKNOD))) return 0;
+  if (c->caps_given)
+    return hcs_error_make(err, ENOTSUP,
+                          "`Linux.Capabilities` grants CAP_MKNOD, and with no cgroup hierarchy mounted at "
+                          "/sys/fs/cgroup no device allowlist would hold");
+  hcs_config_without_device_cgroup(c);
+  return 0;
+}
+
 static void cleanup_failed_create(hcs_system_t *cs) {
   hcs_system_remove_run_files(cs);
   hcs_rm_rf(cs->dir, NULL);
@@ -40,6 +84,9 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
   if (doc == NULL) return -1;
   cs->cfg = hcs_config_parse(doc, cs->run_root, err);
   if (cs->cfg == NULL) return -1;
+  if (check_cgroup_for_limits(cs->cfg, hcs_cgroup_ops(), err) < 0 ||
+      check_mknod_without_devices(cs->cfg, hcs_cgroup_ops(), err) < 0)
+    return hcs_error_wrap(err, "create `%s`", cs->id);
   cleanup_free char *store = hcs_xasprintf("%s/compute", cs->run_root);
   /* The directory is made under a private name, locked, and renamed into
    * place: the lock is held until state.json exists (the monitor lets go
@@ -77,7 +124,7 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
   *made = true;
   /* config.json is written by the monitor, overlapped with init's setup. */
   cleanup_free char *fifo = hcs_xasprintf("%s/exec.fifo", cs->dir);
-  cs->cgroup = hcs_cgroup_path(cs->cfg->cgroup_parent, cs->id);
+  cs->cgroup = system_cgroup_path(cs);
   cs->config = json_incref(doc);
   hcs_spawn_t s = {.cs = cs,
                    .cfg = cs->cfg,
@@ -431,8 +478,10 @@ int hcs_compute_modify(hcs_system_t *cs, const char *request, hcs_error_t *err) 
   hcs_resources_t r = {0};
   if (mem) r.memory_mb = c->memory_mb;
   if (cpu) r.cpu_count = c->cpu_count, r.cpu_max = c->cpu_max, r.cpu_weight = c->cpu_weight;
-  hcs_config_free(c);
   const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
+  int checked = check_cgroup_for_limits(c, cg, err);
+  hcs_config_free(c);
+  if (checked < 0) return hcs_error_wrap(err, "modify `%s`", cs->id);
   if (cg && cg->set_resources(cs->cgroup, &r, err) < 0) return hcs_error_wrap(err, "modify `%s`", cs->id);
   cleanup_free char *cp = hcs_xasprintf("%s/config.json", cs->dir);
   if (hcs_state_write_json(cp, doc, err) < 0) return -1;

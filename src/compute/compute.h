@@ -64,7 +64,9 @@ typedef struct {
   char *netns; /* resolved absolute path or NULL (new netns) */
   /* Linux section */
   char *cgroup_parent;
-  uint64_t caps; /* bounding/effective set bitmask */
+  bool cgroup_parent_default; /* no Linux.CgroupParent: the leaf names the run root too */
+  uint64_t caps;              /* bounding/effective set bitmask */
+  bool caps_given;            /* Linux.Capabilities was set (else the default) */
   bool seccomp;
   char **seccomp_deny;   /* extra syscall names */
   char *seccomp_program; /* Linux.Seccomp.ProgramFile: a raw BPF program */
@@ -86,6 +88,7 @@ typedef struct {
   bool readonly_rootfs;      /* Linux.ReadonlyRootfs */
   hcs_mount_t *extra_mounts; /* Linux.Mounts, in order */
   size_t n_extra_mounts;
+  char **exit_command;  /* Linux.ExitCommand: the monitor execs it once the exit is recorded */
   int device_filter_fd; /* v2: the loaded device program (owned by a cache), or -1 */
 } hcs_config_t;
 
@@ -106,6 +109,11 @@ typedef struct {
   size_t n_rlimits;
 } hcs_security_t;
 
+/* The default seccomp allowlist (seccomp_profile.c) into a libseccomp
+ * context (a scmp_filter_ctx) for a capability set, leaving out the
+ * syscall numbers in `deny`; and a hash of its lists (for cache names). */
+HCS_INTERNAL int hcs_seccomp_add_default(void *ctx, uint64_t caps, const int *deny, size_t n_deny, hcs_error_t *err);
+HCS_INTERNAL uint64_t hcs_seccomp_profile_hash(uint64_t h);
 HCS_INTERNAL int hcs_security_prepare(const hcs_config_t *c, hcs_security_t *sec, hcs_error_t *err);
 /* The same, taking the seccomp program from `saved` (written by
  * hcs_security_save_filter for the same configuration) when it is there:
@@ -127,6 +135,10 @@ HCS_INTERNAL int hcs_security_apply_walls(const hcs_security_t *sec);
 HCS_INTERNAL int hcs_security_apply_user(const hcs_security_t *sec, uid_t uid, gid_t gid, const gid_t *groups,
                                          size_t ngroups);
 HCS_INTERNAL uint64_t hcs_default_caps(void);
+/* A system with no cgroup (so no device allowlist): the default set loses
+ * CAP_MKNOD.  Applied at create, and by later processes of a system whose
+ * state says CgroupDriver "none". */
+HCS_INTERNAL void hcs_config_without_device_cgroup(hcs_config_t *c);
 HCS_INTERNAL int hcs_cap_from_name(const char *name);
 
 /* --- cgroups (cgroup.c, cgroup_v1.c, cgroup_v2.c) ------------------------- */
@@ -270,7 +282,8 @@ HCS_INTERNAL pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err);
 /* Child-side helpers shared by init and exec'd processes (process.c). */
 HCS_INTERNAL int hcs_child_exec(const hcs_proc_spec_t *p, const hcs_security_t *sec, int errfd);
 /* hcs_child_exec in two halves, so init can do the first before it waits
- * for start: signals, user lookup, cwd, rlimits, the security walls (on
+ * for start: signals, user lookup, every inherited fd but stdio and `keep`
+ * closed, umask 022, the cwd resolved inside the root, rlimits, the security walls (on
  * failure `msg` holds the error, reported later by the caller); then the
  * user switch and execve (reports on errfd, never returns). */
 typedef struct {
@@ -279,8 +292,8 @@ typedef struct {
   gid_t *groups;
   size_t ngroups;
 } hcs_child_user_t;
-HCS_INTERNAL int hcs_child_prepare(const hcs_proc_spec_t *p, const hcs_security_t *sec, hcs_child_user_t *u, char *msg,
-                                   size_t size);
+HCS_INTERNAL int hcs_child_prepare(const hcs_proc_spec_t *p, const hcs_security_t *sec, hcs_child_user_t *u, int keep,
+                                   char *msg, size_t size);
 HCS_INTERNAL __attribute__((noreturn)) void hcs_child_finish(const hcs_proc_spec_t *p, const hcs_security_t *sec,
                                                              const hcs_child_user_t *u, int errfd);
 HCS_INTERNAL int hcs_resolve_user(const char *user, uid_t *uid, gid_t *gid, gid_t **groups, size_t *ngroups);

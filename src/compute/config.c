@@ -2,6 +2,7 @@
  * parsed and validated into hcs_config_t.  Every rejection names the JSON
  * path, what was expected and what was found. */
 #include <ctype.h>
+#include <linux/capability.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -31,6 +32,28 @@ static int bad(hcs_error_t *err, const char *path, const char *expected, json_t 
     return hcs_error_make(err, 0, "invalid configuration: `%s`: expected %s, got integer %lld", path, expected,
                           (long long)json_integer_value(got));
   return hcs_error_make(err, 0, "invalid configuration: `%s`: expected %s, got %s", path, expected, json_kind(got));
+}
+
+/* A path inside the container: absolute, no `.` or `..` component (every
+ * such path is resolved inside the root, but a document that climbs is a
+ * mistake or an attack either way), shorter than PATH_MAX. */
+static int check_ctr_path(const char *s, const char *path, json_t *v, hcs_error_t *err) {
+  if (s == NULL || s[0] != '/') return bad(err, path, "an absolute path", v);
+  if (strlen(s) >= PATH_MAX) return bad(err, path, "a path shorter than PATH_MAX", v);
+  for (const char *c = s; *c; c++) {
+    if (*c != '.' || c[-1] != '/') continue;
+    size_t n = c[1] == '.' ? 2 : 1;
+    if (c[n] == '/' || c[n] == '\0') return bad(err, path, "an absolute path without `.` or `..` components", v);
+  }
+  return 0;
+}
+
+static int check_ctr_paths(char **list, const char *path, json_t *arr, hcs_error_t *err) {
+  for (size_t i = 0; list && list[i]; i++) {
+    cleanup_free char *p = hcs_xasprintf("%s[%zu]", path, i);
+    if (check_ctr_path(list[i], p, json_array_get(arr, i), err) < 0) return -1;
+  }
+  return 0;
 }
 
 /* Reject keys not in `known` (NULL-terminated): a typo must not be ignored. */
@@ -233,11 +256,9 @@ hcs_proc_spec_t *hcs_proc_spec_parse(json_t *doc, const char *where, hcs_error_t
                    *w ? "." : "");
     goto fail;
   }
-  if (p->cwd && p->cwd[0] != '/') {
-    hcs_error_make(err, 0,
-                   "invalid configuration: `%s%sWorkingDirectory`: expected an absolute path, got string \"%s\"", w,
-                   *w ? "." : "", p->cwd);
-    goto fail;
+  if (p->cwd) {
+    cleanup_free char *cp = hcs_xasprintf("%s%sWorkingDirectory", w, *w ? "." : "");
+    if (check_ctr_path(p->cwd, cp, json_object_get(doc, "WorkingDirectory"), err) < 0) goto fail;
   }
   json_t *env = json_object_get(doc, "Environment");
   size_t n = 0;
@@ -501,9 +522,9 @@ static int parse_mounts(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
 
 static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
   static const char *const keys[] = {
-      "CgroupParent",   "Capabilities", "Seccomp",     "NoNewPrivileges", "Rlimits",   "Sysctl", "Devices",
-      "UidMappings",    "GidMappings",  "MaskedPaths", "ReadonlyPaths",   "PidsLimit", "Init",   "CallerReapsInit",
-      "ReadonlyRootfs", "Mounts",       NULL};
+      "CgroupParent", "Capabilities", "Seccomp",         "NoNewPrivileges", "Rlimits",       "Sysctl",
+      "Devices",      "UidMappings",  "GidMappings",     "MaskedPaths",     "ReadonlyPaths", "PidsLimit",
+      "Init",         "ExitCommand",  "CallerReapsInit", "ReadonlyRootfs",  "Mounts",        NULL};
   if (check_keys(lx, "Linux", keys, err) < 0) return -1;
   if (get_bool(lx, "Linux", "CallerReapsInit", &c->caller_reaps_init, err) < 0 ||
       get_bool(lx, "Linux", "ReadonlyRootfs", &c->readonly_rootfs, err) < 0 || parse_mounts(lx, c, err) < 0)
@@ -512,8 +533,16 @@ static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
       get_bool(lx, "Linux", "NoNewPrivileges", &c->no_new_privs, err) < 0 ||
       get_strv(lx, "Linux", "MaskedPaths", &c->masked, err) < 0 ||
       get_strv(lx, "Linux", "ReadonlyPaths", &c->readonly, err) < 0 ||
-      get_int(lx, "Linux", "PidsLimit", 1, INT32_MAX, &c->pids_limit, err) < 0)
+      get_int(lx, "Linux", "PidsLimit", 1, INT32_MAX, &c->pids_limit, err) < 0 ||
+      check_ctr_paths(c->masked, "Linux.MaskedPaths", json_object_get(lx, "MaskedPaths"), err) < 0 ||
+      check_ctr_paths(c->readonly, "Linux.ReadonlyPaths", json_object_get(lx, "ReadonlyPaths"), err) < 0 ||
+      get_strv(lx, "Linux", "ExitCommand", &c->exit_command, err) < 0)
     return -1;
+  /* Run on the host by the monitor (an auto-remove clean-up): an absolute
+   * program, as no PATH search is done. */
+  if (c->exit_command && (c->exit_command[0] == NULL || c->exit_command[0][0] != '/'))
+    return bad(err, "Linux.ExitCommand", "a non-empty array whose first element is an absolute path",
+               json_object_get(lx, "ExitCommand"));
   /* The parent is a relative cgroup path: no "..", no leading "/". */
   if (c->cgroup_parent) {
     const char *s = c->cgroup_parent;
@@ -527,6 +556,7 @@ static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
   if (get_strv(lx, "Linux", "Capabilities", &caps, err) < 0) return -1;
   if (caps) {
     c->caps = 0;
+    c->caps_given = true;
     for (size_t i = 0; caps[i]; i++) {
       int cap = hcs_cap_from_name(caps[i]);
       if (cap < 0) {
@@ -658,16 +688,16 @@ static int parse_container(json_t *ct, const char *run_root, hcs_config_t *c, hc
       static const char *const mk[] = {"HostPath", "ContainerPath", "ReadOnly", NULL};
       cleanup_free char *p = hcs_xasprintf("Container.MappedDirectories[%zu]", i);
       if (!json_is_object(e)) return bad(err, p, "object", e);
+      cleanup_free char *cp = hcs_xasprintf("%s.ContainerPath", p);
+      json_t *ctr = json_object_get(e, "ContainerPath");
       if (check_keys(e, p, mk, err) < 0 || check_abs_path(e, p, "HostPath", false, err) < 0 ||
-          check_abs_path(e, p, "ContainerPath", false, err) < 0)
+          check_ctr_path(json_string_value(ctr), cp, ctr, err) < 0)
         return -1;
+      if (strspn(json_string_value(ctr), "/") == strlen(json_string_value(ctr)))
+        return bad(err, cp, "a path below /", ctr);
       hcs_mapped_dir_t *m = &c->mounts[c->n_mounts++];
       m->host_path = hcs_xstrdup(json_string_value(json_object_get(e, "HostPath")));
-      m->container_path = hcs_xstrdup(json_string_value(json_object_get(e, "ContainerPath")));
-      if (strstr(m->container_path, "/../") || strcmp(m->container_path, "/") == 0) {
-        cleanup_free char *cp = hcs_xasprintf("%s.ContainerPath", p);
-        return bad(err, cp, "a path below / without \"..\"", json_object_get(e, "ContainerPath"));
-      }
+      m->container_path = hcs_xstrdup(json_string_value(ctr));
       if (get_bool(e, p, "ReadOnly", &m->read_only, err) < 0) return -1;
       struct stat st;
       if (stat(m->host_path, &st) < 0)
@@ -753,12 +783,19 @@ hcs_config_t *hcs_config_parse(json_t *doc, const char *run_root, hcs_error_t *e
   if (parse_container(o, run_root, c, err) < 0) goto fail;
   if (get_obj(doc, "", "Linux", &o, err) < 0) goto fail;
   if (o && parse_linux(o, c, err) < 0) goto fail;
-  if (c->cgroup_parent == NULL) c->cgroup_parent = hcs_xstrdup("hcs");
+  if (c->cgroup_parent == NULL) {
+    c->cgroup_parent = hcs_xstrdup("hcs");
+    c->cgroup_parent_default = true;
+  }
   if (c->hostname == NULL) c->hostname = NULL; /* set to the id by the caller */
   return c;
 fail:
   hcs_config_free(c);
   return NULL;
+}
+
+void hcs_config_without_device_cgroup(hcs_config_t *c) {
+  if (!c->caps_given) c->caps &= ~(1ULL << CAP_MKNOD);
 }
 
 void hcs_config_free(hcs_config_t *c) {
@@ -795,5 +832,6 @@ void hcs_config_free(hcs_config_t *c) {
   hcs_strv_free(c->masked);
   hcs_strv_free(c->readonly);
   hcs_proc_spec_free(c->init);
+  hcs_strv_free(c->exit_command);
   free(c);
 }

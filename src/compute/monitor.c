@@ -138,10 +138,9 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
     struct pollfd p = {4, POLLIN, 0};
     while (poll(&p, 1, -1) < 0 && errno == EINTR) {
     }
-    record_exit(s, -1);
-    _exit(0);
+    status = -1;
   }
-  for (;;) {
+  for (; !reaped_elsewhere;) {
     int st;
     pid_t r = waitpid(-1, &st, 0);
     if (r == pid) {
@@ -151,6 +150,11 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
     if (r < 0 && errno != EINTR) break;
   }
   record_exit(s, status);
+  /* Linux.ExitCommand (e.g. `hcs destroy ID` for `run --rm -d`): exec'd in
+   * place, so the monitor pid stays alive until the clean-up is done and
+   * waiters wake once it is over.  The system reads as Stopped already
+   * (exit.json is written).  stdio is /dev/null, the cwd `/`. */
+  if (s->cfg->exit_command) execv(s->cfg->exit_command[0], s->cfg->exit_command);
   _exit(0);
 }
 

@@ -7,6 +7,7 @@
  * (CVE-2019-5736). */
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <pwd.h>
 #include <sched.h>
@@ -15,6 +16,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -22,10 +24,6 @@
 #include "compute/compute.h"
 
 extern char **environ;
-
-#ifndef CLOSE_RANGE_CLOEXEC
-#define CLOSE_RANGE_CLOEXEC (1U << 2)
-#endif
 
 struct hcs_process_s {
   pid_t pid;
@@ -107,7 +105,44 @@ int hcs_resolve_user(const char *user, uid_t *uid, gid_t *gid, gid_t **groups, s
   return 0;
 }
 
-int hcs_child_prepare(const hcs_proc_spec_t *p, const hcs_security_t *sec, hcs_child_user_t *u, char *msg,
+/* Close every fd the caller left open but stdio and `keep` (the error
+ * channel, marked close-on-exec): nothing of the host may stay reachable
+ * through /proc/self/fd (CVE-2024-21626). */
+static void close_inherited(int keep) {
+  if (keep > 3) syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U);
+  syscall(SYS_close_range, keep >= 3 ? (unsigned)keep + 1 : 3U, ~0U, 0U);
+  if (keep >= 0) fcntl(keep, F_SETFD, FD_CLOEXEC);
+}
+
+/* Enter the working directory resolved inside the container's root, never
+ * through a magic link (/proc/self/fd/N, /proc/1/cwd), then check that the
+ * result is below the root: getcwd fails (or says "(unreachable)") for a
+ * directory outside it. */
+static int enter_cwd(const char *cwd) {
+  struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+  int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) return -1;
+  int fd = (int)syscall(SYS_openat2, root, cwd, &how, sizeof how);
+  int saved = errno;
+  close(root);
+  if (fd < 0) {
+    errno = saved;
+    return -1;
+  }
+  int r = fchdir(fd);
+  saved = errno;
+  close(fd);
+  errno = saved;
+  if (r < 0) return -1;
+  char here[PATH_MAX];
+  if (getcwd(here, sizeof here) == NULL || here[0] != '/') {
+    errno = EXDEV;
+    return -1;
+  }
+  return 0;
+}
+
+int hcs_child_prepare(const hcs_proc_spec_t *p, const hcs_security_t *sec, hcs_child_user_t *u, int keep, char *msg,
                       size_t size) {
   sigset_t all;
   sigemptyset(&all);
@@ -119,8 +154,12 @@ int hcs_child_prepare(const hcs_proc_spec_t *p, const hcs_security_t *sec, hcs_c
              p->user, errno == ESRCH ? "group" : "passwd");
     return -1;
   }
-  if (chdir(p->cwd ? p->cwd : "/") < 0) {
-    snprintf(msg, size, "change to working directory `%s`: %s", p->cwd ? p->cwd : "/", strerror(errno));
+  close_inherited(keep);
+  /* Container processes get Docker's umask whatever the caller's was. */
+  umask(022);
+  if (enter_cwd(p->cwd ? p->cwd : "/") < 0) {
+    snprintf(msg, size, "change to working directory `%s` inside the container: %s", p->cwd ? p->cwd : "/",
+             strerror(errno));
     return -1;
   }
   for (size_t i = 0; i < sec->n_rlimits; i++)
@@ -128,7 +167,6 @@ int hcs_child_prepare(const hcs_proc_spec_t *p, const hcs_security_t *sec, hcs_c
       snprintf(msg, size, "set rlimit %d: %s", sec->rlimits[i].resource, strerror(errno));
       return -1;
     }
-  syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
   if (hcs_security_apply_walls(sec) < 0) {
     snprintf(msg, size, "apply the security profile: %s", strerror(errno));
     return -1;
@@ -150,7 +188,7 @@ void hcs_child_finish(const hcs_proc_spec_t *p, const hcs_security_t *sec, const
 int hcs_child_exec(const hcs_proc_spec_t *p, const hcs_security_t *sec, int errfd) {
   hcs_child_user_t u;
   char msg[1024];
-  if (hcs_child_prepare(p, sec, &u, msg, sizeof msg) < 0) {
+  if (hcs_child_prepare(p, sec, &u, errfd, msg, sizeof msg) < 0) {
     hcs_child_report(errfd, 0, "%s", msg);
     _exit(127);
   }

@@ -1,7 +1,8 @@
 /* Security of container processes: the capability bounding set (Docker's
- * default 14), no_new_privs, and a default seccomp deny-list compiled with
- * libseccomp once in the parent and loaded as raw BPF in the child, so the
- * child does no allocation or parsing between fork and exec. */
+ * default 14), no_new_privs, and the default seccomp allowlist
+ * (seccomp_profile.c) compiled with libseccomp once in the parent and
+ * loaded as raw BPF in the child, so the child does no allocation or
+ * parsing between fork and exec. */
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -41,98 +42,24 @@ int hcs_cap_from_name(const char *name) {
   return v;
 }
 
-/* Docker's default profile blocks these (most need a capability the default
- * set lacks anyway; the filter is a second wall against kernel bugs). */
-static const char *const deny_always[] = {
-    "acct",
-    "add_key",
-    "bpf",
-    "clock_adjtime",
-    "clock_settime",
-    "create_module",
-    "delete_module",
-    "finit_module",
-    "get_kernel_syms",
-    "init_module",
-    "ioperm",
-    "iopl",
-    "kexec_file_load",
-    "kexec_load",
-    "keyctl",
-    "lookup_dcookie",
-    "nfsservctl",
-    "open_by_handle_at",
-    "perf_event_open",
-    "query_module",
-    "quotactl",
-    "reboot",
-    "request_key",
-    "settimeofday",
-    "stime",
-    "swapon",
-    "swapoff",
-    "sysfs",
-    "_sysctl",
-    "uselib",
-    "userfaultfd",
-    "ustat",
-    "vm86",
-    "vm86old",
-    "name_to_handle_at",
-    "kcmp",
-};
-/* Blocked unless CAP_SYS_ADMIN is granted. */
-static const char *const deny_admin[] = {"mount",     "umount",        "umount2",  "pivot_root", "setns",
-                                         "fsopen",    "fsmount",       "fsconfig", "fspick",     "move_mount",
-                                         "open_tree", "mount_setattr", "unshare"};
-/* Blocked unless CAP_SYS_PTRACE is granted. */
-static const char *const deny_ptrace[] = {"ptrace", "process_vm_readv", "process_vm_writev"};
-
-static int deny(scmp_filter_ctx ctx, const char *name, bool must_exist, hcs_error_t *err) {
-  int nr = seccomp_syscall_resolve_name(name);
-  if (nr == __NR_SCMP_ERROR) {
-    if (must_exist)
-      return hcs_error_make(err, 0, "invalid configuration: `Linux.Seccomp.Deny`: unknown syscall `%s`", name);
-    return 0;
-  }
-  int r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0, NULL);
-  if (r < 0 && r != -EEXIST) return hcs_error_make(err, -r, "seccomp rule for `%s`", name);
-  return 0;
-}
-
 static int build_filter(const hcs_config_t *c, struct sock_fprog *prog, hcs_error_t *err) {
-  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+  /* Linux.Seccomp.Deny: names that must exist, left out of the allowlist
+   * (the default action then denies them). */
+  size_t n_deny = 0;
+  while (c->seccomp_deny && c->seccomp_deny[n_deny])
+    n_deny++;
+  cleanup_free int *deny = hcs_xcalloc(n_deny + 1, sizeof *deny);
+  for (size_t i = 0; i < n_deny; i++) {
+    deny[i] = seccomp_syscall_resolve_name(c->seccomp_deny[i]);
+    if (deny[i] == __NR_SCMP_ERROR)
+      return hcs_error_make(err, 0, "invalid configuration: `Linux.Seccomp.Deny[%zu]`: unknown syscall `%s`", i,
+                            c->seccomp_deny[i]);
+  }
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
   cleanup_close int fd = -1;
   int r, ret = -1;
   if (ctx == NULL) return hcs_error_make(err, ENOMEM, "seccomp_init");
-  for (size_t i = 0; i < HCS_ARRAY_SIZE(deny_always); i++)
-    if (deny(ctx, deny_always[i], false, err) < 0) goto out;
-  if (!(c->caps & (1ULL << CAP_SYS_ADMIN))) {
-    for (size_t i = 0; i < HCS_ARRAY_SIZE(deny_admin); i++)
-      if (deny(ctx, deny_admin[i], false, err) < 0) goto out;
-    /* New namespaces through clone(2); clone3 hides its flags in memory, so
-     * it gets ENOSYS and libc falls back to clone (Docker does the same). */
-    static const uint64_t ns_flags[] = {CLONE_NEWUSER, CLONE_NEWNS,  CLONE_NEWPID,   CLONE_NEWNET,
-                                        CLONE_NEWUTS,  CLONE_NEWIPC, CLONE_NEWCGROUP};
-    for (size_t i = 0; i < HCS_ARRAY_SIZE(ns_flags); i++) {
-      struct scmp_arg_cmp flag = SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]);
-      r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1, &flag);
-      if (r < 0) {
-        hcs_error_make(err, -r, "seccomp rule for `clone`");
-        goto out;
-      }
-    }
-    r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0, NULL);
-    if (r < 0 && r != -EEXIST) {
-      hcs_error_make(err, -r, "seccomp rule for `clone3`");
-      goto out;
-    }
-  }
-  if (!(c->caps & (1ULL << CAP_SYS_PTRACE)))
-    for (size_t i = 0; i < HCS_ARRAY_SIZE(deny_ptrace); i++)
-      if (deny(ctx, deny_ptrace[i], false, err) < 0) goto out;
-  for (size_t i = 0; c->seccomp_deny && c->seccomp_deny[i]; i++)
-    if (deny(ctx, c->seccomp_deny[i], true, err) < 0) goto out;
+  if (hcs_seccomp_add_default(ctx, c->caps, deny, n_deny, err) < 0) goto out;
 
   fd = memfd_create("hcs-seccomp", MFD_CLOEXEC);
   if (fd < 0) {
@@ -183,8 +110,8 @@ int hcs_security_save_filter(const struct sock_fprog *prog, const char *path, hc
 }
 
 /* Compiling with libseccomp costs a few hundred microseconds (and loading
- * libseccomp); the program depends only on CAP_SYS_ADMIN, CAP_SYS_PTRACE,
- * the extra deny list and the built-in lists, so a process keeps the last
+ * libseccomp); the program depends only on the capabilities, the extra
+ * deny list and the built-in lists, so a process keeps the last
  * few it compiled, and `cache_dir` (the run root's compute directory) keeps
  * them for the next processes: an `hcs run` then never loads libseccomp. */
 struct filter_cache {
@@ -197,12 +124,12 @@ static size_t cache_next;
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static char *filter_key(const hcs_config_t *c) {
-  size_t len = 3;
+  size_t len = 20;
   for (size_t i = 0; c->seccomp_deny && c->seccomp_deny[i]; i++)
     len += strlen(c->seccomp_deny[i]) + 1;
   char *k = hcs_xmalloc(len), *p = k;
-  *p++ = c->caps & (1ULL << CAP_SYS_ADMIN) ? 'A' : '-';
-  *p++ = c->caps & (1ULL << CAP_SYS_PTRACE) ? 'P' : '-';
+  /* The profile depends on every capability with a rule: key on all. */
+  p += sprintf(p, "%016llx:", (unsigned long long)c->caps);
   for (size_t i = 0; c->seccomp_deny && c->seccomp_deny[i]; i++)
     p += sprintf(p, "%s,", c->seccomp_deny[i]);
   *p = '\0';
@@ -219,13 +146,7 @@ static uint64_t fnv1a(uint64_t h, const char *s) {
  * the built-in lists, so a new hcs with other lists never reads an old
  * program. */
 static char *disk_path(const char *cache_dir, const char *key) {
-  uint64_t h = fnv1a(fnv1a(HCS_FNV1A_INIT, HCS_VERSION), key);
-  for (size_t i = 0; i < HCS_ARRAY_SIZE(deny_always); i++)
-    h = fnv1a(h, deny_always[i]);
-  for (size_t i = 0; i < HCS_ARRAY_SIZE(deny_admin); i++)
-    h = fnv1a(h, deny_admin[i]);
-  for (size_t i = 0; i < HCS_ARRAY_SIZE(deny_ptrace); i++)
-    h = fnv1a(h, deny_ptrace[i]);
+  uint64_t h = hcs_seccomp_profile_hash(fnv1a(fnv1a(HCS_FNV1A_INIT, HCS_VERSION), key));
   return hcs_xasprintf("%s/.seccomp-%016llx.bpf", cache_dir, (unsigned long long)h);
 }
 
@@ -318,8 +239,11 @@ int hcs_security_apply_user(const hcs_security_t *sec, uid_t uid, gid_t gid, con
     struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct data[2];
     memset(data, 0, sizeof data);
-    data[0].effective = data[0].permitted = data[0].inheritable = (uint32_t)sec->caps;
-    data[1].effective = data[1].permitted = data[1].inheritable = (uint32_t)(sec->caps >> 32);
+    /* Inheritable stays empty (and ambient was cleared with the walls): a
+     * file with inheritable file caps must not gain the set across execve
+     * (CVE-2022-24769, as runc, crun and moby). */
+    data[0].effective = data[0].permitted = (uint32_t)sec->caps;
+    data[1].effective = data[1].permitted = (uint32_t)(sec->caps >> 32);
     if (syscall(SYS_capset, &hdr, data) < 0) return -1;
   }
   return 0;

@@ -24,6 +24,9 @@
 #define CLONE_INTO_CGROUP 0x200000000ULL
 #endif
 
+/* HOST_NAME_MAX, the most sethostname takes. */
+#define HCS_HOST_NAME_MAX 64
+
 struct clone_args_v2 {
   uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
 };
@@ -420,6 +423,9 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
   char b;
   int keep[] = {report, s->sock, s->netns_fd, s->stdio[0], s->stdio[1], s->stdio[2], go, s->fifo_fd};
   close_except(keep, HCS_ARRAY_SIZE(keep));
+  /* Everything made below (device nodes, mount points) gets its exact mode
+   * whatever the caller's umask; container processes get 022 later. */
+  umask(0);
   /* In a user namespace nothing works before the id maps are written; else
    * the mount work below overlaps with the monitor's cgroup setup (a v1
    * cgroup migration waits for an RCU grace period). */
@@ -443,8 +449,10 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
   }
   int fifo_path_fd = s->fifo_fd;
   if (setup_rootfs(s, userns, go, report) < 0) _exit(1);
+  /* The default host name is the id, cut to the kernel's 64 characters
+   * (ids may have up to 128); an explicit HostName is checked at parse. */
   const char *hostname = c->hostname ? c->hostname : s->cs->id;
-  if (sethostname(hostname, strlen(hostname)) < 0) {
+  if (sethostname(hostname, strnlen(hostname, HCS_HOST_NAME_MAX)) < 0) {
     hcs_child_report(report, errno, "set hostname `%s`", hostname);
     _exit(1);
   }
@@ -499,7 +507,7 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
    * failure is reported to start, as before). */
   hcs_child_user_t user;
   char prep_err[1024] = "";
-  bool prep_failed = init && hcs_child_prepare(init, &s->sec, &user, prep_err, sizeof prep_err) < 0;
+  bool prep_failed = init && hcs_child_prepare(init, &s->sec, &user, fifo_path_fd, prep_err, sizeof prep_err) < 0;
   char self[64];
   snprintf(self, sizeof self, "/proc/self/fd/%d", fifo_path_fd);
   int fifo = open(self, O_WRONLY | O_CLOEXEC);

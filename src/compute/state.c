@@ -161,6 +161,9 @@ int hcs_system_prepare(hcs_system_t *cs, hcs_error_t *err) {
   if (cs->cfg == NULL) {
     cs->cfg = hcs_config_parse(cs->config, cs->run_root, err);
     if (cs->cfg == NULL) return hcs_error_wrap(err, "configuration of `%s`", cs->id);
+    json_t *driver = json_object_get(cs->state, "CgroupDriver");
+    if (json_is_string(driver) && strcmp(json_string_value(driver), "none") == 0)
+      hcs_config_without_device_cgroup(cs->cfg);
   }
   cleanup_free char *saved = hcs_xasprintf("%s/seccomp.bpf", cs->dir);
   cleanup_free char *store = hcs_xasprintf("%s/compute", cs->run_root);

@@ -1,6 +1,8 @@
 /* hcs_fs_copy_in: host -> container-root copies that cannot escape the
  * root (see hcs/fs.h).  Every lookup inside the root goes through openat2
- * with RESOLVE_IN_ROOT, and the last component is never followed. */
+ * with RESOLVE_IN_ROOT; what sits at the destination (the image's choice:
+ * a device node, a FIFO, a symlink) is never opened, only replaced by a new
+ * entry renamed over it. */
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
@@ -9,6 +11,9 @@
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/util.h"
 #include "hcs/fs.h"
@@ -48,30 +53,100 @@ static int mkdirs_in_root(int rootfd, const char *path, hcs_error_t *err) {
 static int copy_tree(int srcfd, const char *srcname, const struct stat *st, int dstdir, const char *name,
                      const char *where, hcs_error_t *err);
 
+/* A new name for a temporary entry in a container directory. */
+static void temp_name(char *buf, size_t size) {
+  static unsigned counter;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  snprintf(buf, size, ".hcs-copy-%d-%u-%lx", (int)getpid(), __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED),
+           (unsigned long)ts.tv_nsec);
+}
+
+/* A new regular file in `dstdir`, to be filled and then given its name.
+ * O_TMPFILE has no name at all until linked (a killed copy leaves
+ * nothing); where the file system lacks it, an O_EXCL temporary name. */
+static int open_temp(int dstdir, char *tmp, size_t size, bool *anonymous) {
+  int fd = openat(dstdir, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    *anonymous = true;
+    return fd;
+  }
+  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) return -1;
+  *anonymous = false;
+  for (int tries = 0; tries < 16; tries++) {
+    temp_name(tmp, size);
+    fd = openat(dstdir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0 || errno != EEXIST) return fd;
+  }
+  return -1;
+}
+
+/* Give the filled temporary file `name`.  renameat replaces whatever is
+ * there (a file, a symlink, a device node, a FIFO) without ever opening
+ * it: the image chooses what sits at the destination, so it is never
+ * written through. */
+static int publish_temp(int fd, int dstdir, char *tmp, size_t size, bool anonymous, const char *name) {
+  if (anonymous) {
+    bool linked = false;
+    for (int tries = 0; tries < 16 && !linked; tries++) {
+      temp_name(tmp, size);
+      if (linkat(fd, "", dstdir, tmp, AT_EMPTY_PATH) == 0) {
+        linked = true;
+      } else if (errno == ENOENT || errno == EPERM) { /* no CAP_DAC_READ_SEARCH */
+        char self[64];
+        snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+        if (linkat(AT_FDCWD, self, dstdir, tmp, AT_SYMLINK_FOLLOW) == 0)
+          linked = true;
+        else if (errno != EEXIST)
+          return -1;
+      } else if (errno != EEXIST) {
+        return -1;
+      }
+    }
+    if (!linked) return -1;
+  }
+  if (renameat(dstdir, tmp, dstdir, name) < 0) {
+    int saved = errno;
+    unlinkat(dstdir, tmp, 0);
+    errno = saved;
+    return -1;
+  }
+  return 0;
+}
+
 static int copy_file(int srcfd, const char *srcname, const struct stat *st, int dstdir, const char *name,
                      const char *where, hcs_error_t *err) {
-  cleanup_close int in = openat(srcfd, srcname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  cleanup_close int in = openat(srcfd, srcname, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (in < 0) return hcs_error_make(err, errno, "open `%s`", srcname);
-  /* O_NOFOLLOW: a symlink planted at the destination is never followed. */
-  cleanup_close int out = openat(dstdir, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (out < 0) return hcs_error_make(err, errno, "create `%s`", where);
-  off_t left = st->st_size;
-  while (left > 0) {
+  struct stat ist;
+  if (fstat(in, &ist) < 0) return hcs_error_make(err, errno, "stat `%s`", srcname);
+  if (!S_ISREG(ist.st_mode)) return hcs_error_make(err, 0, "copy `%s`: not a regular file any more", srcname);
+  char tmp[96] = "";
+  bool anonymous = false;
+  cleanup_close int out = open_temp(dstdir, tmp, sizeof tmp, &anonymous);
+  if (out < 0) return hcs_error_make(err, errno, "create a temporary file beside `%s`", where);
+  int ret = 0;
+  off_t left = ist.st_size;
+  while (ret == 0 && left > 0) {
     ssize_t r = sendfile(out, in, NULL, left > (1 << 30) ? (1 << 30) : (size_t)left);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return hcs_error_make(err, errno, "write `%s`", where);
-    if (r == 0) break;
+    if (r < 0) ret = hcs_error_make(err, errno, "write `%s`", where);
+    if (r <= 0) break;
     left -= r;
   }
-  if (fchown(out, 0, 0) < 0 && errno != EPERM) return hcs_error_make(err, errno, "chown `%s`", where);
-  if (fchmod(out, st->st_mode & 07777) < 0) return hcs_error_make(err, errno, "chmod `%s`", where);
-  return 0;
+  if (ret == 0 && fchown(out, 0, 0) < 0 && errno != EPERM) ret = hcs_error_make(err, errno, "chown `%s`", where);
+  if (ret == 0 && fchmod(out, st->st_mode & 07777) < 0) ret = hcs_error_make(err, errno, "chmod `%s`", where);
+  if (ret == 0 && publish_temp(out, dstdir, tmp, sizeof tmp, anonymous, name) < 0)
+    ret = hcs_error_make(err, errno, "replace `%s`", where);
+  else if (ret < 0 && !anonymous)
+    unlinkat(dstdir, tmp, 0);
+  return ret;
 }
 
 static int copy_dir(int srcfd, const char *srcname, const struct stat *st, int dstdir, const char *name,
                     const char *where, hcs_error_t *err) {
   if (mkdirat(dstdir, name, 0700) < 0 && errno != EEXIST) return hcs_error_make(err, errno, "mkdir `%s`", where);
-  cleanup_close int out = openat(dstdir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  cleanup_close int out = openat(dstdir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (out < 0) return hcs_error_make(err, errno, "open `%s`", where);
   int in = openat(srcfd, srcname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (in < 0) return hcs_error_make(err, errno, "open `%s`", srcname);
@@ -102,8 +177,11 @@ static int copy_tree(int srcfd, const char *srcname, const struct stat *st, int 
     ssize_t n = readlinkat(srcfd, srcname, target, sizeof target - 1);
     if (n < 0) return hcs_error_make(err, errno, "readlink `%s`", srcname);
     target[n] = '\0';
-    unlinkat(dstdir, name, 0);
-    if (symlinkat(target, dstdir, name) < 0) return hcs_error_make(err, errno, "symlink `%s`", where);
+    char tmp[96];
+    temp_name(tmp, sizeof tmp);
+    if (symlinkat(target, dstdir, tmp) < 0) return hcs_error_make(err, errno, "symlink `%s`", where);
+    if (publish_temp(-1, dstdir, tmp, sizeof tmp, false, name) < 0)
+      return hcs_error_make(err, errno, "replace `%s`", where);
     return 0;
   }
   return hcs_error_make(err, 0, "copy `%s`: only files, directories and symlinks can be copied", srcname);

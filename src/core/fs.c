@@ -7,6 +7,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include "core/crash.h"
 #include "core/util.h"
 
 void *hcs_xmalloc(size_t n) {
@@ -86,6 +87,7 @@ int hcs_fsync_dir(const char *path, hcs_error_t *err) {
   cleanup_close int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return hcs_error_make(err, errno, "open directory `%s`", path);
   if (fsync(fd) < 0) return hcs_error_make(err, errno, "fsync directory `%s`", path);
+  hcs_crash_point("fsync directory");
   return 0;
 }
 
@@ -100,6 +102,7 @@ static int replace_file(const char *path, const void *data, size_t len, mode_t m
     unlink(tmp);
     return hcs_error_make(err, saved, "write `%s`", tmp);
   }
+  hcs_crash_point(durable ? "atomic write: before rename" : "replace file: before rename");
   if (rename(tmp, path) < 0) {
     int saved = errno;
     unlink(tmp);

@@ -135,14 +135,13 @@ STUB(A, int, archive_read_next_header, (struct archive * a, entry_t **e), (a, e)
 STUB(A, int, archive_read_open,
      (struct archive * a, void *d, archive_open_callback *o, archive_read_callback *r, archive_close_callback *c),
      (a, d, o, r, c))
+STUB(A, int, archive_read_open_fd, (struct archive * a, int fd, size_t b), (a, fd, b))
 STUB(A, int, archive_read_open_filename, (struct archive * a, const char *f, size_t b), (a, f, b))
 STUB(A, int, archive_read_support_filter_all, (struct archive * a), (a))
 STUB(A, int, archive_read_support_format_tar, (struct archive * a), (a))
 STUB(A, int, archive_write_close, (struct archive * a), (a))
 STUB(A, la_ssize_t, archive_write_data, (struct archive * a, const void *b, size_t n), (a, b, n))
 STUB(A, la_ssize_t, archive_write_data_block, (struct archive * a, const void *b, size_t n, la_int64_t o), (a, b, n, o))
-STUB(A, struct archive *, archive_write_disk_new, (void), ())
-STUB(A, int, archive_write_disk_set_options, (struct archive * a, int f), (a, f))
 STUB(A, int, archive_write_finish_entry, (struct archive * a), (a))
 STUB(A, int, archive_write_free, (struct archive * a), (a))
 STUB(A, int, archive_write_header, (struct archive * a, entry_t *e), (a, e))
@@ -151,6 +150,7 @@ STUB(A, int, archive_write_open2,
      (struct archive * a, void *d, archive_open_callback *o, archive_write_callback *w, archive_close_callback *c,
       archive_free_callback *f),
      (a, d, o, w, c, f))
+STUB(A, int, archive_write_open_fd, (struct archive * a, int fd), (a, fd))
 STUB(A, int, archive_write_open_filename, (struct archive * a, const char *f), (a, f))
 STUB(A, int, archive_write_set_bytes_per_block, (struct archive * a, int b), (a, b))
 STUB(A, int, archive_write_set_format_pax_restricted, (struct archive * a), (a))
@@ -178,6 +178,7 @@ STUB(N, int, nft_ctx_buffer_error, (struct nft_ctx * c), (c))
 STUB(N, int, nft_ctx_buffer_output, (struct nft_ctx * c), (c))
 STUB_VOID(N, nft_ctx_free, (struct nft_ctx * c), (c))
 STUB(N, const char *, nft_ctx_get_error_buffer, (struct nft_ctx * c), (c))
+STUB(N, const char *, nft_ctx_get_output_buffer, (struct nft_ctx * c), (c))
 STUB(N, struct nft_ctx *, nft_ctx_new, (uint32_t flags), (flags))
 STUB(N, int, nft_run_cmd_from_buffer, (struct nft_ctx * c, const char *b), (c, b))
 #undef N

@@ -7,6 +7,8 @@
  *
  * Modelled on lua.c: main() only creates the state; all work runs in pmain
  * under lua_pcall with a traceback handler, so busted --lua=hcs works. */
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -28,16 +30,148 @@ int luaopen_hcs_core(lua_State *L);
 const char *hcs_progname = "hcs";
 static lua_State *globalL;
 
+/* SIGINT, SIGTERM and SIGHUP raise a Lua error at the next instruction
+ * (lua.c's hook), so `<close>` handlers and workflow rollbacks run before
+ * the process ends; the handler resets the signal to its default, so a
+ * second one kills. */
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+static bool hup_ignored; /* at start (nohup): it stays ignored */
+static volatile sig_atomic_t last_signal;
+static volatile sig_atomic_t in_wait; /* in hcs.interrupt.wait: Lua runs again at once */
+
 static void lstop(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
-  luaL_error(L, "interrupted!");
+  /* No position: where the signal landed says nothing to the user. */
+  if (last_signal == SIGINT)
+    lua_pushliteral(L, "interrupted!");
+  else
+    lua_pushstring(L, last_signal == SIGTERM ? "interrupted by SIGTERM" : "interrupted by SIGHUP");
+  lua_error(L);
 }
 
+#define STOP_HOOK_MASK (LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT)
+
 static void laction(int sig) {
-  int flag = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
-  signal(sig, SIG_DFL); /* a second Ctrl-C kills the process */
-  lua_sethook(globalL, lstop, flag, 1);
+  /* A second Ctrl-C kills a process stuck in C; not one in
+   * hcs.interrupt.wait, whose poll returns at once to raise the error (two
+   * quick Ctrl-C must not kill `run --rm` before its clean-up). */
+  if (!in_wait) signal(sig, SIG_DFL);
+  last_signal = sig;
+  lua_sethook(globalL, lstop, STOP_HOOK_MASK, 1);
+}
+
+static void set_stop_handlers(void (*handler)(int)) {
+  for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++)
+    if (stop_signals[i] != SIGHUP || !hup_ignored) signal(stop_signals[i], handler);
+}
+
+/* SIGHUP ignored at start (nohup) stays ignored.  SIGINT is taken over
+ * even when ignored (a background job of a shell), as lua.c does. */
+static void record_ignored_signals(void) {
+  struct sigaction sa;
+  hup_ignored = sigaction(SIGHUP, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
+}
+
+static void block_stop_signals(sigset_t *old) {
+  sigset_t block;
+  sigemptyset(&block);
+  for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++)
+    sigaddset(&block, stop_signals[i]);
+  sigprocmask(SIG_BLOCK, &block, old);
+}
+
+/* Take a pending "interrupted" hook off (it fires again after the clean-up). */
+static bool defer_hook(void) {
+  bool deferred = globalL && lua_gethook(globalL) == lstop;
+  if (deferred) lua_sethook(globalL, NULL, 0, 0);
+  return deferred;
+}
+
+static void restore_hook(bool deferred, const sigset_t *old) {
+  if (deferred) lua_sethook(globalL, lstop, STOP_HOOK_MASK, 1);
+  sigprocmask(SIG_SETMASK, old, NULL); /* a signal that came meanwhile is delivered here */
+}
+
+/* hcs.interrupt.protect(fn, ...): pcall(fn, ...) with SIGINT, SIGTERM and
+ * SIGHUP held back, for clean-ups that must not stop half-way (a rollback,
+ * a destroy).  A signal that came before (the hook already set) or during
+ * fn takes effect once fn returned. */
+static int l_protect(lua_State *L) {
+  luaL_checkany(L, 1);
+  sigset_t old;
+  block_stop_signals(&old);
+  bool deferred = defer_hook();
+  int status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+  lua_pushboolean(L, status == LUA_OK);
+  lua_insert(L, 1);
+  restore_hook(deferred, &old);
+  return lua_gettop(L);
+}
+
+/* hcs.interrupt.guard(body, cleanup): body(); then cleanup(ok, err) with the
+ * signals held back, whether body returned or raised (an interrupt
+ * included): no Lua code runs between the two, so no signal can skip the
+ * clean-up.  Returns body's results, or raises its error (or cleanup's). */
+static int l_guard(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  lua_pushvalue(L, 1);
+  int status = lua_pcall(L, 0, LUA_MULTRET, 0);
+  sigset_t old;
+  block_stop_signals(&old);
+  bool deferred = defer_hook();
+  int nres = lua_gettop(L) - 2;
+  lua_pushvalue(L, 2);
+  lua_pushboolean(L, status == LUA_OK);
+  if (status == LUA_OK)
+    lua_pushnil(L);
+  else
+    lua_pushvalue(L, 3);
+  int cstatus = lua_pcall(L, 2, 0, 0);
+  restore_hook(deferred, &old);
+  if (status != LUA_OK) {
+    if (cstatus != LUA_OK) {
+      luaL_tolstring(L, 3, NULL);
+      lua_pushliteral(L, "\n(clean-up: ");
+      luaL_tolstring(L, -3, NULL);
+      lua_pushliteral(L, ")");
+      lua_concat(L, 4);
+    } else {
+      lua_settop(L, 3);
+    }
+    return lua_error(L);
+  }
+  if (cstatus != LUA_OK) return lua_error(L);
+  return nres;
+}
+
+/* hcs.interrupt.wait(fd [, ms]): poll fd readable; true, or false on a
+ * timeout or a signal (whose error is raised right after). */
+static int l_wait(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  lua_Integer ms = luaL_optinteger(L, 2, -1);
+  struct pollfd p = {fd, POLLIN, 0};
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  /* Signals are blocked until ppoll unblocks them atomically: one that
+   * comes after the hook check still interrupts the poll. */
+  sigset_t old;
+  block_stop_signals(&old);
+  in_wait = 1;
+  int r = globalL && lua_gethook(globalL) == lstop ? 0 : ppoll(&p, 1, ms < 0 ? NULL : &ts, &old);
+  int saved = errno;
+  in_wait = 0;
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  if (r < 0 && saved != EINTR) return luaL_fileresult(L, 0, "poll");
+  lua_pushboolean(L, r > 0);
+  return 1;
+}
+
+static int luaopen_hcs_interrupt(lua_State *L) {
+  static const luaL_Reg funcs[] = {{"protect", l_protect}, {"guard", l_guard}, {"wait", l_wait}, {NULL, NULL}};
+  luaL_newlib(L, funcs);
+  return 1;
 }
 
 static int msghandler(lua_State *L) {
@@ -55,9 +189,9 @@ int hcs_host_docall(lua_State *L, int nargs, int nres) {
   lua_pushcfunction(L, msghandler);
   lua_insert(L, base);
   globalL = L;
-  signal(SIGINT, laction);
+  set_stop_handlers(laction);
   int status = lua_pcall(L, nargs, nres, base);
-  signal(SIGINT, SIG_DFL);
+  set_stop_handlers(SIG_DFL);
   lua_remove(L, base);
   return status;
 }
@@ -167,6 +301,8 @@ static void setup_paths(lua_State *L) {
   lua_getfield(L, -1, "preload");
   lua_pushcfunction(L, luaopen_hcs_core);
   lua_setfield(L, -2, "hcs.core");
+  lua_pushcfunction(L, luaopen_hcs_interrupt);
+  lua_setfield(L, -2, "hcs.interrupt");
   lua_pop(L, 1);
   const char *bc = bytecode_dir();
   if (bc) { /* package.searchers: preload, bytecode, Lua, C, Croot */
@@ -425,6 +561,7 @@ int main(int argc, char **argv) {
     hcs_progname = slash ? slash + 1 : argv[0];
   }
   hcs_log_set_sink(log_sink, NULL);
+  record_ignored_signals();
   lua_State *L = luaL_newstate();
   if (L == NULL) {
     fprintf(stderr, "%s: cannot create state: not enough memory\n", hcs_progname);

@@ -98,17 +98,43 @@ char *hcs_image_capture(hcs_image_store_t *s, const char *scratch_id, const hcs_
     return NULL;
   }
   const char *nearest = json_string_value(json_array_get(json_object_get(meta, "Parents"), 0));
+  /* The lease protects the new layer from a concurrent prune until the
+   * image holds it; after a kill, a copy's layer is collected, a move's
+   * changes go back into the scratch (see gc.c). */
+  struct hcs_image_lease lease;
+  if (hcs_image_lease_begin(s, opts->move_scratch ? "commit" : "capture", true, nearest,
+                            opts->move_scratch ? scratch_id : NULL, &lease, err) < 0)
+    return NULL;
   char *layer = opts->move_scratch
                     ? hcs_layer_commit_scratch(s->layers, scratch_id, opts->progress, opts->progress_data, err)
                     : hcs_image_reimport_layer(s, scratch_id, nearest, opts->progress, opts->progress_data, err);
   if (layer == NULL) {
+    hcs_image_lease_end(s, &lease, false);
     hcs_error_wrap(err, "capture `%s`", scratch_id);
     return NULL;
   }
-  hcs_image_create_opts_t co = *opts;
-  co.layer_id = layer;
-  char *id = hcs_image_create(s, &co, err);
-  if (id == NULL) hcs_layer_destroy(s->layers, layer, false, NULL);
+  char *id = NULL;
+  if (opts->move_scratch || hcs_image_lease_add(&lease, layer, err) == 0) {
+    hcs_image_create_opts_t co = *opts;
+    co.layer_id = layer;
+    id = hcs_image_create(s, &co, err);
+  }
+  if (id == NULL && opts->move_scratch) /* never lose the changes: the layer stays, named in the error */
+    hcs_error_wrap(err, "capture `%s`: the changes are kept in layer `%s`", scratch_id, layer);
+  if (id == NULL && !opts->move_scratch) {
+    cleanup_error hcs_error_t e = NULL;
+    int lock = hcs_image_lock(s, true, &e);
+    if (lock >= 0) { /* collected under the lock */
+      hcs_image_lease_end(s, &lease, true);
+      close(lock);
+    } else { /* left as a dead lease: collected when the store next opens */
+      close(lease.lockfd);
+      json_decref(lease.doc);
+      free(lease.path);
+    }
+  } else {
+    hcs_image_lease_end(s, &lease, false);
+  }
   free(layer);
   return id;
 }

@@ -26,7 +26,7 @@ static json_t *import_one(hcs_image_store_t *s, int dirfd, const char *dir, json
     return NULL;
   }
   size_t clen = 0;
-  cleanup_free char *config = hcs_image_read_in(dirfd, dir, config_path, MAX_JSON, &clen, err);
+  cleanup_free char *config = hcs_image_read_in(dirfd, dir, config_path, true, MAX_JSON, &clen, err);
   if (config == NULL) return NULL;
   char digest[72];
   hcs_image_sha256_buf(config, clen, digest);
@@ -41,7 +41,7 @@ static json_t *import_one(hcs_image_store_t *s, int dirfd, const char *dir, json
   for (size_t i = 0; i < json_array_size(layers); i++)
     json_array_append_new(digests, json_null());
   json_t *diff_ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
-  cleanup_json json_t *ids = hcs_image_import_layers(s, dirfd, dir, diff_ids, layers, digests, o, err);
+  cleanup_json json_t *ids = hcs_image_import_layers(s, dirfd, dir, true, diff_ids, layers, digests, o, err);
   if (ids == NULL) return NULL;
 
   json_t *tags = json_object_get(entry, "RepoTags");
@@ -86,7 +86,7 @@ json_t *hcs_image_import_docker_archive(hcs_image_store_t *s, const char *dir, c
     hcs_error_make(err, errno, "open `%s`", dir);
     return NULL;
   }
-  cleanup_free char *text = hcs_image_read_in(dirfd, dir, "manifest.json", MAX_JSON, NULL, err);
+  cleanup_free char *text = hcs_image_read_in(dirfd, dir, "manifest.json", false, MAX_JSON, NULL, err);
   if (text == NULL) return NULL;
   cleanup_json json_t *manifest = hcs_json_parse(text, "manifest.json", err);
   if (manifest == NULL) return NULL;

@@ -2,13 +2,17 @@
 #ifndef HCS_IMAGE_INTERNAL_H
 #define HCS_IMAGE_INTERNAL_H
 
+#include "core/crash.h"
 #include "core/util.h"
 #include "hcs/image.h"
+
+struct hcs_image_lease;
 
 struct hcs_image_store_s {
   char *root; /* the hcs state root */
   char *dir;  /* <root>/images */
   hcs_layer_store_t *layers;
+  struct hcs_image_lease *lease; /* of the import in progress: the layers it makes are added */
 };
 
 /* sha256 of a buffer / of a file, as "sha256:<hex>" into out[72]. */
@@ -16,12 +20,15 @@ HCS_INTERNAL void hcs_image_sha256_buf(const void *data, size_t len, char out[72
 HCS_INTERNAL int hcs_image_sha256_file(const char *path, char out[72], uint64_t *size, hcs_error_t *err);
 /* From the current offset to the end; `path` names it in errors. */
 HCS_INTERNAL int hcs_image_sha256_fd(int fd, const char *path, char out[72], uint64_t *size, hcs_error_t *err);
-/* Open a file below dirfd, resolved as if dirfd were the root: symlinks
- * in an archive or layout can never lead outside it. */
-HCS_INTERNAL int hcs_image_open_in(int dirfd, const char *dirname, const char *path, hcs_error_t *err);
-/* Read a whole file below dirfd (same resolution), at most max bytes. */
-HCS_INTERNAL char *hcs_image_read_in(int dirfd, const char *dirname, const char *path, size_t max, size_t *len,
-                                     hcs_error_t *err);
+/* Open a regular file beneath dirfd (openat2 RESOLVE_BENEATH, no magic
+ * links, O_NONBLOCK, the type checked on the fd): a path or symlink that
+ * leads outside fails, a FIFO or device is refused without blocking.
+ * follow=false also refuses a symlink as the last component (OCI layouts
+ * hold none; docker-archives link layer.tar files to blobs). */
+HCS_INTERNAL int hcs_image_open_in(int dirfd, const char *dirname, const char *path, bool follow, hcs_error_t *err);
+/* Read a whole file beneath dirfd (same resolution), at most max bytes. */
+HCS_INTERNAL char *hcs_image_read_in(int dirfd, const char *dirname, const char *path, bool follow, size_t max,
+                                     size_t *len, hcs_error_t *err);
 
 /* Store lock: exclusive for changes, shared for reads.  Returns the fd. */
 HCS_INTERNAL int hcs_image_lock(hcs_image_store_t *s, bool exclusive, hcs_error_t *err);
@@ -48,15 +55,13 @@ struct hcs_image_meta {
 HCS_INTERNAL char *hcs_image_record(hcs_image_store_t *s, const char *config, size_t config_len, json_t *layer_ids,
                                     const struct hcs_image_meta *meta, hcs_error_t *err);
 
-/* Import the layers listed by diff id from blob files (paths may be NULL
- * for layers already present).  Returns the layer ids, base first. */
 /* Import the layers of one image, given by diff id, from blobs below dirfd
  * (blob_paths[i]; blob_digests[i] is the digest to verify or null).
  * Layers already in the store are not read again.  Returns the layer ids,
  * base first. */
-HCS_INTERNAL json_t *hcs_image_import_layers(hcs_image_store_t *s, int dirfd, const char *dirname, json_t *diff_ids,
-                                             json_t *blob_paths, json_t *blob_digests, const hcs_image_import_opts_t *o,
-                                             hcs_error_t *err);
+HCS_INTERNAL json_t *hcs_image_import_layers(hcs_image_store_t *s, int dirfd, const char *dirname, bool follow,
+                                             json_t *diff_ids, json_t *blob_paths, json_t *blob_digests,
+                                             const hcs_image_import_opts_t *o, hcs_error_t *err);
 
 /* Import helpers for the two archive formats (caller holds the lock). */
 HCS_INTERNAL json_t *hcs_image_import_oci_layout(hcs_image_store_t *s, const char *dir,
@@ -65,7 +70,8 @@ HCS_INTERNAL json_t *hcs_image_import_docker_archive(hcs_image_store_t *s, const
                                                      const hcs_image_import_opts_t *opts, hcs_error_t *err);
 /* The summary of one image as list() shows it (new reference). */
 HCS_INTERNAL json_t *hcs_image_summary_of(hcs_image_store_t *s, const char *id, hcs_error_t *err);
-/* Extract a tar (any compression) into dir, refusing entries that escape. */
+/* Extract an image archive (tar, any compression) into dir: every entry
+ * created beneath dir through openat2, hard links copied (extract.c). */
 HCS_INTERNAL int hcs_image_extract_tar(const char *tar_path, const char *dir, hcs_error_t *err);
 
 /* The summary object of an image (image.json fields), new reference. */
@@ -83,5 +89,36 @@ HCS_INTERNAL char *hcs_image_reimport_layer(hcs_image_store_t *s, const char *sr
  * rootfs diff ids, the given "config" object and one history entry. */
 HCS_INTERNAL json_t *hcs_image_new_config(json_t *base_config, json_t *diff_ids, json_t *history,
                                           const char *created_by, const char *comment);
+
+/* --- garbage collection (gc.c) ------------------------------------------ */
+/* Every image record (image.json objects), new reference. */
+HCS_INTERNAL json_t *hcs_image_all(hcs_image_store_t *s, hcs_error_t *err);
+
+/* A lease: the layers an operation in progress makes, protected from
+ * collection while its process lives and collected after it died. */
+struct hcs_image_lease {
+  char *path; /* <images>/.leases/<op>-<pid>-XXXXXX.json */
+  int lockfd; /* flock held on the .lock beside it */
+  json_t *doc;
+};
+/* by_parent: the operation makes a layer on `parent` (NULL: a base layer)
+ * whose id is known only once made; any layer on it made since the lease
+ * began is then taken as the operation's.  op "commit" (a capture by move
+ * of `scratch`): after a kill, the layer's changes go back to the scratch
+ * instead of being collected. */
+HCS_INTERNAL int hcs_image_lease_begin(hcs_image_store_t *s, const char *op, bool by_parent, const char *parent,
+                                       const char *scratch, struct hcs_image_lease *l, hcs_error_t *err);
+HCS_INTERNAL int hcs_image_lease_add(struct hcs_image_lease *l, const char *layer_id, hcs_error_t *err);
+/* collect: destroy what the operation made that no image references (a
+ * failed import or capture).  Caller holds the exclusive store lock then. */
+HCS_INTERNAL void hcs_image_lease_end(hcs_image_store_t *s, struct hcs_image_lease *l, bool collect);
+/* Recount layer references from the images, then destroy unreferenced
+ * layers: all of them (scope NULL), or those the leases in scope made plus
+ * the ids in extra.  Caller holds the exclusive store lock. */
+HCS_INTERNAL int hcs_image_collect(hcs_image_store_t *s, json_t *scope, json_t *extra, bool dry_run, json_t **removed,
+                                   hcs_error_t *err);
+/* At store open: collect what dead leases and the removed images
+ * (image.json objects of removals killed half-way) left. */
+HCS_INTERNAL int hcs_image_recover(hcs_image_store_t *s, json_t *removed_images, hcs_error_t *err);
 
 #endif

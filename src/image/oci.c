@@ -14,20 +14,33 @@
 
 #define MAX_JSON_BLOB (16 << 20)
 
-int hcs_image_open_in(int dirfd, const char *dirname, const char *path, hcs_error_t *err) {
-  struct open_how how = {.flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-  int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
-  if (fd < 0) return hcs_error_make(err, errno, "open `%s` in `%s`", path, dirname);
+int hcs_image_open_in(int dirfd, const char *dirname, const char *path, bool follow, hcs_error_t *err) {
+  /* O_NONBLOCK: a FIFO planted in a layout must not hang the open; the
+   * type is checked on the fd, never before the open. */
+  struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow ? 0 : O_NOFOLLOW),
+                         .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+  int fd;
+  do
+    fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+  while (fd < 0 && errno == EAGAIN);
+  if (fd < 0) {
+    if (errno == EXDEV) return hcs_error_make(err, EXDEV, "open `%s` in `%s`: it leads outside", path, dirname);
+    if (errno == ELOOP) return hcs_error_make(err, ELOOP, "open `%s` in `%s`: a symlink", path, dirname);
+    return hcs_error_make(err, errno, "open `%s` in `%s`", path, dirname);
+  }
   struct stat st;
   if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
     close(fd);
     return hcs_error_make(err, EINVAL, "open `%s` in `%s`: not a regular file", path, dirname);
   }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
   return fd;
 }
 
-char *hcs_image_read_in(int dirfd, const char *dirname, const char *path, size_t max, size_t *len, hcs_error_t *err) {
-  cleanup_close int fd = hcs_image_open_in(dirfd, dirname, path, err);
+char *hcs_image_read_in(int dirfd, const char *dirname, const char *path, bool follow, size_t max, size_t *len,
+                        hcs_error_t *err) {
+  cleanup_close int fd = hcs_image_open_in(dirfd, dirname, path, follow, err);
   if (fd < 0) return NULL;
   struct stat st;
   if (fstat(fd, &st) < 0 || (size_t)st.st_size > max) {
@@ -73,7 +86,7 @@ static json_t *read_json_blob(int dirfd, const char *dirname, json_t *desc, cons
   cleanup_free char *path = blob_path(digest, err);
   if (path == NULL) return NULL;
   size_t len = 0;
-  cleanup_free char *text = hcs_image_read_in(dirfd, dirname, path, MAX_JSON_BLOB, &len, err);
+  cleanup_free char *text = hcs_image_read_in(dirfd, dirname, path, false, MAX_JSON_BLOB, &len, err);
   if (text == NULL) return NULL;
   char got[72];
   hcs_image_sha256_buf(text, len, got);
@@ -101,7 +114,7 @@ static char *chain_next(const char *prev_chain, const char *diff_id) {
   return hcs_xstrdup(out);
 }
 
-json_t *hcs_image_import_layers(hcs_image_store_t *s, int dirfd, const char *dirname, json_t *diff_ids,
+json_t *hcs_image_import_layers(hcs_image_store_t *s, int dirfd, const char *dirname, bool follow, json_t *diff_ids,
                                 json_t *blob_paths, json_t *blob_digests, const hcs_image_import_opts_t *o,
                                 hcs_error_t *err) {
   size_t n = json_array_size(diff_ids);
@@ -125,8 +138,11 @@ json_t *hcs_image_import_layers(hcs_image_store_t *s, int dirfd, const char *dir
     int exists = hcs_layer_exists(s->layers, id, err);
     if (exists < 0) return NULL;
     if (!exists) {
+      /* named in the lease before it exists: a kill during the import
+       * leaves nothing the next store open does not collect */
+      if (s->lease && hcs_image_lease_add(s->lease, id, err) < 0) return NULL;
       const char *path = json_string_value(json_array_get(blob_paths, i));
-      cleanup_close int fd = hcs_image_open_in(dirfd, dirname, path, err);
+      cleanup_close int fd = hcs_image_open_in(dirfd, dirname, path, follow, err);
       if (fd < 0) return NULL;
       const char *digest = json_string_value(json_array_get(blob_digests, i));
       if (digest) { /* the compressed blob must match the manifest before anything is unpacked */
@@ -205,7 +221,7 @@ static json_t *import_manifest(hcs_image_store_t *s, int dirfd, const char *dir,
   cleanup_free char *cpath = blob_path(cdigest, err);
   if (cpath == NULL) return NULL;
   size_t clen = 0;
-  cleanup_free char *config = hcs_image_read_in(dirfd, dir, cpath, MAX_JSON_BLOB, &clen, err);
+  cleanup_free char *config = hcs_image_read_in(dirfd, dir, cpath, false, MAX_JSON_BLOB, &clen, err);
   if (config == NULL) return NULL;
   char got[72];
   hcs_image_sha256_buf(config, clen, got);
@@ -232,7 +248,7 @@ static json_t *import_manifest(hcs_image_store_t *s, int dirfd, const char *dir,
     json_array_append_new(digests, json_string(d));
   }
   json_t *diff_ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
-  cleanup_json json_t *ids = hcs_image_import_layers(s, dirfd, dir, diff_ids, paths, digests, o, err);
+  cleanup_json json_t *ids = hcs_image_import_layers(s, dirfd, dir, false, diff_ids, paths, digests, o, err);
   if (ids == NULL) return NULL;
   cleanup_free char *name = NULL, *tag = NULL;
   if (entry_ref(desc, manifest, o, &name, &tag, err) < 0) return NULL;
@@ -282,7 +298,7 @@ json_t *hcs_image_import_oci_layout(hcs_image_store_t *s, const char *dir, const
     hcs_error_make(err, errno, "open `%s`", dir);
     return NULL;
   }
-  cleanup_free char *layout = hcs_image_read_in(dirfd, dir, "oci-layout", 4096, NULL, err);
+  cleanup_free char *layout = hcs_image_read_in(dirfd, dir, "oci-layout", false, 4096, NULL, err);
   if (layout == NULL) return NULL;
   cleanup_json json_t *lj = hcs_json_parse(layout, "oci-layout", err);
   if (lj == NULL) return NULL;
@@ -290,7 +306,7 @@ json_t *hcs_image_import_oci_layout(hcs_image_store_t *s, const char *dir, const
     hcs_error_make(err, 0, "oci-layout: unsupported imageLayoutVersion (want 1.0.0)");
     return NULL;
   }
-  cleanup_free char *index_text = hcs_image_read_in(dirfd, dir, "index.json", MAX_JSON_BLOB, NULL, err);
+  cleanup_free char *index_text = hcs_image_read_in(dirfd, dir, "index.json", false, MAX_JSON_BLOB, NULL, err);
   if (index_text == NULL) return NULL;
   cleanup_json json_t *index = hcs_json_parse(index_text, "index.json", err);
   if (index == NULL) return NULL;
@@ -311,62 +327,6 @@ json_t *hcs_image_import_oci_layout(hcs_image_store_t *s, const char *dir, const
   return json_incref(out);
 }
 
-int hcs_image_extract_tar(const char *tar_path, const char *dir, hcs_error_t *err) {
-  struct archive *a = archive_read_new();
-  archive_read_support_format_tar(a);
-  archive_read_support_filter_all(a);
-  struct archive *w = archive_write_disk_new();
-  /* Names are checked below (no absolute paths, no `..`) before the
-   * directory is prefixed; libarchive also refuses to follow symlinks. */
-  archive_write_disk_set_options(w, ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                                        ARCHIVE_EXTRACT_NO_OVERWRITE);
-  int rc = -1;
-  if (archive_read_open_filename(a, tar_path, 1 << 20) != ARCHIVE_OK) {
-    hcs_error_make(err, archive_errno(a) > 0 ? archive_errno(a) : 0, "open archive `%s`: %s", tar_path,
-                   archive_error_string(a));
-    goto out;
-  }
-  struct archive_entry *e;
-  for (;;) {
-    int r = archive_read_next_header(a, &e);
-    if (r == ARCHIVE_EOF) break;
-    if (r != ARCHIVE_OK) {
-      hcs_error_make(err, 0, "read archive `%s`: %s", tar_path, archive_error_string(a));
-      goto out;
-    }
-    mode_t type = archive_entry_filetype(e);
-    if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) continue; /* image archives hold files only */
-    cleanup_free char *name = hcs_xstrdup(archive_entry_pathname(e));
-    if (name[0] == '/' || strcmp(name, "..") == 0 || strncmp(name, "../", 3) == 0 || strstr(name, "/../") ||
-        (strlen(name) >= 3 && strcmp(name + strlen(name) - 3, "/..") == 0)) {
-      hcs_error_make(err, 0, "extract `%s` from `%s`: the entry escapes the archive root", name, tar_path);
-      goto out;
-    }
-    cleanup_free char *full = hcs_xasprintf("%s/%s", dir, name);
-    archive_entry_set_pathname(e, full);
-    archive_entry_set_perm(e, type == AE_IFDIR ? 0700 : 0600);
-    if (archive_write_header(w, e) != ARCHIVE_OK) {
-      hcs_error_make(err, 0, "extract `%s` from `%s`: %s", name, tar_path, archive_error_string(w));
-      goto out;
-    }
-    const void *buf;
-    size_t size;
-    int64_t off;
-    while ((r = archive_read_data_block(a, &buf, &size, &off)) == ARCHIVE_OK)
-      if (archive_write_data_block(w, buf, size, off) != ARCHIVE_OK) break;
-    if (r != ARCHIVE_EOF || archive_write_finish_entry(w) != ARCHIVE_OK) {
-      hcs_error_make(err, 0, "extract `%s` from `%s`: %s", name, tar_path,
-                     r != ARCHIVE_EOF ? archive_error_string(a) : archive_error_string(w));
-      goto out;
-    }
-  }
-  rc = 0;
-out:
-  archive_read_free(a);
-  archive_write_free(w);
-  return rc;
-}
-
 /* What kind of image source `path` is: 'o' OCI layout dir, 'a' OCI archive,
  * 'd' docker-archive, 0 unknown. */
 static int detect(const char *path, hcs_error_t *err) {
@@ -379,11 +339,18 @@ static int detect(const char *path, hcs_error_t *err) {
     if (hcs_path_exists(m)) return 'd';
     return hcs_error_make(err, 0, "import image `%s`: a directory without oci-layout or manifest.json", path);
   }
+  if (!S_ISREG(st.st_mode))
+    return hcs_error_make(err, EINVAL, "import image `%s`: not a regular file or directory", path);
+  /* Opened without blocking: the path may have become a FIFO since stat. */
+  cleanup_close int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return hcs_error_make(err, errno, "open `%s`", path);
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+    return hcs_error_make(err, EINVAL, "import image `%s`: not a regular file or directory", path);
   struct archive *a = archive_read_new();
   archive_read_support_format_tar(a);
   archive_read_support_filter_all(a);
   int kind = 0;
-  if (archive_read_open_filename(a, path, 1 << 16) == ARCHIVE_OK) {
+  if (archive_read_open_fd(a, fd, 1 << 16) == ARCHIVE_OK) {
     struct archive_entry *e;
     while (kind == 0 && archive_read_next_header(a, &e) == ARCHIVE_OK) {
       const char *n = archive_entry_pathname(e);
@@ -403,11 +370,32 @@ static int detect(const char *path, hcs_error_t *err) {
   return kind;
 }
 
+static json_t *import_locked(hcs_image_store_t *s, const char *path, int kind, const hcs_image_import_opts_t *o,
+                             hcs_error_t *err);
+
 char *hcs_image_import(hcs_image_store_t *s, const char *path, const hcs_image_import_opts_t *o, hcs_error_t *err) {
   int kind = detect(path, err);
   if (kind < 0) return NULL;
   cleanup_close int lock = hcs_image_lock(s, true, err);
   if (lock < 0) return NULL;
+  struct hcs_image_lease lease;
+  if (hcs_image_lease_begin(s, "import", false, NULL, NULL, &lease, err) < 0) return NULL;
+  s->lease = &lease;
+  json_t *out = import_locked(s, path, kind, o, err);
+  s->lease = NULL;
+  /* a failed import leaves no layer it made that no image uses */
+  hcs_image_lease_end(s, &lease, out == NULL);
+  if (out == NULL) {
+    hcs_error_wrap(err, "import image `%s`", path);
+    return NULL;
+  }
+  char *text = hcs_json_dumps(out);
+  json_decref(out);
+  return text;
+}
+
+static json_t *import_locked(hcs_image_store_t *s, const char *path, int kind, const hcs_image_import_opts_t *o,
+                             hcs_error_t *err) {
   cleanup_free char *tmp = NULL;
   const char *dir = path;
   struct stat st;
@@ -416,17 +404,12 @@ char *hcs_image_import(hcs_image_store_t *s, const char *path, const hcs_image_i
     if (tmp == NULL) return NULL;
     if (hcs_image_extract_tar(path, tmp, err) < 0) {
       hcs_rm_rf(tmp, NULL);
-      hcs_error_wrap(err, "import image `%s`", path);
       return NULL;
     }
     dir = tmp;
   }
-  cleanup_json json_t *out =
+  json_t *out =
       kind == 'd' ? hcs_image_import_docker_archive(s, dir, o, err) : hcs_image_import_oci_layout(s, dir, o, err);
   if (tmp) hcs_rm_rf(tmp, NULL);
-  if (out == NULL) {
-    hcs_error_wrap(err, "import image `%s`", path);
-    return NULL;
-  }
-  return hcs_json_dumps(out);
+  return out;
 }

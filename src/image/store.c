@@ -70,19 +70,39 @@ char *hcs_image_tmpdir(hcs_image_store_t *s, const char *what, hcs_error_t *err)
   return tmpl;
 }
 
-/* Remove temporary directories left by killed processes. */
+/* Remove temporary directories left by killed processes.  A removal
+ * killed after its image was renamed away leaves that image's record: its
+ * layers are collected first (see gc.c), then it goes. */
 static void sweep_tmp(hcs_image_store_t *s) {
   cleanup_dir DIR *d = opendir(s->dir);
   if (d == NULL) return;
+  cleanup_json json_t *removed = json_array(), *paths = json_array();
   struct dirent *de;
   while ((de = readdir(d)) != NULL) {
     if (strncmp(de->d_name, ".tmp-", 5) != 0) continue;
     const char *dash = strchr(de->d_name + 5, '-');
     int pid = dash ? atoi(dash + 1) : 0;
     if (pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH)) continue;
-    cleanup_error hcs_error_t e = NULL;
     cleanup_free char *p = hcs_xasprintf("%s/%s", s->dir, de->d_name);
-    if (hcs_rm_rf(p, &e) < 0) hcs_warning("sweep `%s`: %s", p, hcs_error_message(e));
+    if (strncmp(de->d_name, ".tmp-removed-", 13) == 0) {
+      cleanup_free char *meta = hcs_xasprintf("%s/image.json", p);
+      cleanup_error hcs_error_t e = NULL;
+      json_t *m = hcs_path_exists(meta) ? hcs_json_load_file(meta, &e) : NULL;
+      if (m) json_array_append_new(removed, m);
+    }
+    json_array_append_new(paths, json_string(p));
+  }
+  cleanup_error hcs_error_t e = NULL;
+  if (hcs_image_recover(s, removed, &e) < 0) {
+    hcs_warning("image store: collect what killed operations left: %s", hcs_error_message(e));
+    return; /* the records stay for the next open */
+  }
+  size_t i;
+  json_t *v;
+  json_array_foreach(paths, i, v) {
+    cleanup_error hcs_error_t e2 = NULL;
+    if (hcs_rm_rf(json_string_value(v), &e2) < 0)
+      hcs_warning("sweep `%s`: %s", json_string_value(v), hcs_error_message(e2));
   }
 }
 
@@ -175,7 +195,7 @@ int hcs_image_read_config(hcs_image_store_t *s, const char *id, char **out, size
 }
 
 /* Every image record, in directory order. */
-static json_t *all_images(hcs_image_store_t *s, hcs_error_t *err) {
+json_t *hcs_image_all(hcs_image_store_t *s, hcs_error_t *err) {
   cleanup_dir DIR *d = opendir(s->dir);
   if (d == NULL) {
     hcs_error_make(err, errno, "open `%s`", s->dir);
@@ -210,7 +230,7 @@ char *hcs_image_resolve_locked(hcs_image_store_t *s, const char *ref, hcs_error_
   }
   const char *hex = strncmp(ref, "sha256:", 7) == 0 ? ref + 7 : ref;
   size_t hlen = strlen(hex);
-  cleanup_json json_t *all = all_images(s, err);
+  cleanup_json json_t *all = hcs_image_all(s, err);
   if (all == NULL) return NULL;
   if (hlen == 64 && is_hex(hex, 64)) {
     cleanup_free char *p = hcs_xasprintf("%s/%s/image.json", s->dir, hex);
@@ -313,7 +333,7 @@ static int compare_summaries(const void *a, const void *b) {
 char *hcs_image_list(hcs_image_store_t *s, hcs_error_t *err) {
   cleanup_close int lock = hcs_image_lock(s, false, err);
   if (lock < 0) return NULL;
-  cleanup_json json_t *all = all_images(s, err);
+  cleanup_json json_t *all = hcs_image_all(s, err);
   if (all == NULL) return NULL;
   size_t n = json_array_size(all);
   cleanup_free json_t **items = hcs_xcalloc(n, sizeof *items);
@@ -351,7 +371,7 @@ char *hcs_image_inspect(hcs_image_store_t *s, const char *ref, hcs_error_t *err)
   json_t *cfg = hcs_json_parse(config, "image config", err);
   if (cfg == NULL) return NULL;
   json_object_set_new(out, "Config", cfg);
-  cleanup_json json_t *all = all_images(s, err);
+  cleanup_json json_t *all = hcs_image_all(s, err);
   if (all == NULL) return NULL;
   json_object_set_new(out, "Children", children_of(all, id));
   return hcs_json_dumps(out);
@@ -369,7 +389,7 @@ static int drop_tag(json_t *m, const char *full) {
 
 /* Take the tag away from whichever other image has it. */
 static int move_tag(hcs_image_store_t *s, const char *tag, const char *to_id, hcs_error_t *err) {
-  cleanup_json json_t *all = all_images(s, err);
+  cleanup_json json_t *all = hcs_image_all(s, err);
   if (all == NULL) return -1;
   size_t i;
   json_t *m;
@@ -416,6 +436,7 @@ static int write_record(hcs_image_store_t *s, const char *id, const char *digest
     hcs_rm_rf(tmp, NULL);
     return -1;
   }
+  hcs_crash_point("image store: before a new image is renamed in");
   if (rename(tmp, dir) < 0) {
     hcs_error_make(err, errno, "rename `%s` to `%s`", tmp, dir);
     hcs_rm_rf(tmp, NULL);
@@ -548,7 +569,7 @@ int hcs_image_remove(hcs_image_store_t *s, const char *ref, bool force, hcs_erro
     return hcs_error_make(err, EBUSY, "remove image `%s`: in use by container%s %s (use force)", ref,
                           json_array_size(users) > 1 ? "s" : "", who);
   }
-  cleanup_json json_t *all = all_images(s, err);
+  cleanup_json json_t *all = hcs_image_all(s, err);
   if (all == NULL) return -1;
   cleanup_json json_t *kids = children_of(all, id);
   if (json_array_size(kids) > 0 && !force) {
@@ -559,6 +580,7 @@ int hcs_image_remove(hcs_image_store_t *s, const char *ref, bool force, hcs_erro
   /* Rename away first: the image disappears atomically, then is deleted. */
   cleanup_free char *dir = hcs_xasprintf("%s/%s", s->dir, id);
   cleanup_free char *gone = hcs_xasprintf("%s/.tmp-removed-%d-%s", s->dir, (int)getpid(), id);
+  hcs_crash_point("image store: before a removed image is renamed away");
   if (rename(dir, gone) < 0) return hcs_error_make(err, errno, "rename `%s`", dir);
   json_t *layers = json_object_get(m, "Layers");
   size_t i;
@@ -666,6 +688,9 @@ char *hcs_image_create(hcs_image_store_t *s, const hcs_image_create_opts_t *o, h
   return id;
 }
 
+static char *install_leased(hcs_image_store_t *s, const char *rootfs_tar, const hcs_image_install_opts_t *o,
+                            const char *want, const char *n, const char *t, hcs_error_t *err);
+
 char *hcs_image_install_os(hcs_image_store_t *s, const char *rootfs_tar, const hcs_image_install_opts_t *o,
                            hcs_error_t *err) {
   if (o == NULL || o->name == NULL) {
@@ -675,6 +700,17 @@ char *hcs_image_install_os(hcs_image_store_t *s, const char *rootfs_tar, const h
   cleanup_free char *n = NULL, *t = NULL;
   cleanup_free char *want = hcs_xasprintf("%s:%s", o->name, o->version ? o->version : "latest");
   if (hcs_image_parse_ref(want, &n, &t, err) < 0) return NULL;
+  /* A lease on the base layers made from now on: a kill before the image
+   * holds them leaves nothing the next store open does not collect. */
+  struct hcs_image_lease lease;
+  if (hcs_image_lease_begin(s, "install", true, NULL, NULL, &lease, err) < 0) return NULL;
+  char *id = install_leased(s, rootfs_tar, o, want, n, t, err);
+  hcs_image_lease_end(s, &lease, false); /* a failure destroyed its layers already */
+  return id;
+}
+
+static char *install_leased(hcs_image_store_t *s, const char *rootfs_tar, const hcs_image_install_opts_t *o,
+                            const char *want, const char *n, const char *t, hcs_error_t *err) {
   hcs_layer_import_opts_t io = {.progress = o->progress, .progress_data = o->progress_data};
   cleanup_free char *raw = hcs_layer_import_file(s->layers, rootfs_tar, &io, err);
   if (raw == NULL) {

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
+#include "core/crash.h"
 #include "layer/internal.h"
 
 /* Remove trusted.overlay.* attributes other than the opaque marker from
@@ -48,10 +49,87 @@ static int strip_overlay_xattrs(int dirfd, const char *where, hcs_error_t *err) 
   return 0;
 }
 
-/* Everything after the diff dir moved to t: metadata, chain, sync, commit. */
-static int finish(hcs_layer_store_t *s, struct layer_tmp *t, const char *new_id, json_t *chain, const char *cid,
-                  const hcs_layer_export_result_t *r, hcs_error_t *err) {
-  cleanup_free char *diff = hcs_xasprintf("%s/diff", t->path);
+/* The move is journaled so that a process killed at any instruction leaves
+ * the changes either in the scratch or in the new layer, never in a place a
+ * sweep removes:
+ *
+ *   1. `.commits/<scratch>` is written (fsync): {Scratch, Layer};
+ *   2. `<scratch>/commit/` is made inside the scratch's own directory
+ *      (never under .tmp, which store opens sweep);
+ *   3. `<scratch>/diff` is renamed to `<scratch>/commit/diff`;
+ *   4. metadata is written into `<scratch>/commit/`, the files synced;
+ *   5. `<scratch>/commit` is renamed to `<new layer>` (the commit point);
+ *   6. an empty `<scratch>/diff` is made, the journal entry removed.
+ *
+ * Every step runs under the exclusive store lock, so an entry in .commits
+ * found by a store open (which takes that lock) belongs to a dead process:
+ * layer_recover_commits rolls it back before step 5 (the diff goes back to
+ * the scratch) and forward after it (an empty diff is made). */
+#define COMMITS_DIR ".commits"
+#define STAGING "commit"
+
+static int fsync_dirfd(int dfd, const char *label) {
+  if (fsync(dfd) < 0) return -1;
+  hcs_crash_point(label);
+  return 0;
+}
+
+/* Roll one journaled commit of scratch `id` back or forward (see above);
+ * the caller holds the exclusive store lock. */
+static int recover_one(hcs_layer_store_t *s, const char *id, hcs_error_t *err) {
+  if (hcs_validate_id("layer id", id, err) < 0) return -1;
+  cleanup_free char *dir = layer_dir(s, id);
+  cleanup_close int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0 && errno != ENOENT) return hcs_error_make(err, errno, "open `%s`", dir);
+  if (dfd >= 0) {
+    struct stat st;
+    bool has_diff = fstatat(dfd, "diff", &st, AT_SYMLINK_NOFOLLOW) == 0;
+    bool has_staging = fstatat(dfd, STAGING, &st, AT_SYMLINK_NOFOLLOW) == 0;
+    if (has_staging) { /* before the commit point: the changes go back */
+      cleanup_close int sfd = openat(dfd, STAGING, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sfd < 0) return hcs_error_make(err, errno, "open `%s/" STAGING "`", dir);
+      if (!has_diff && fstatat(sfd, "diff", &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (renameat(sfd, "diff", dfd, "diff") < 0)
+          return hcs_error_make(err, errno, "restore `%s/diff` from `%s/" STAGING "/diff`", dir, dir);
+        has_diff = true;
+        hcs_info("layer store: rolled back the interrupted commit of scratch layer `%s`", id);
+      }
+      if (hcs_rm_rf_at(dfd, STAGING, err) < 0) return -1;
+    }
+    if (!has_diff) { /* after the commit point: the new layer holds the changes */
+      if (mkdirat(dfd, "diff", 0755) < 0 && errno != EEXIST) return hcs_error_make(err, errno, "create `%s/diff`", dir);
+      hcs_info("layer store: finished the interrupted commit of scratch layer `%s`", id);
+    }
+    if (fsync(dfd) < 0) return hcs_error_make(err, errno, "fsync `%s`", dir);
+  }
+  cleanup_free char *journal = hcs_xasprintf("%s/" COMMITS_DIR "/%s", s->path, id);
+  if (unlink(journal) < 0 && errno != ENOENT) return hcs_error_make(err, errno, "remove `%s`", journal);
+  hcs_crash_point("commit: journal removed");
+  return 0;
+}
+
+int layer_recover_commits(hcs_layer_store_t *s, hcs_error_t *err) {
+  cleanup_free char *jdir = hcs_xasprintf("%s/" COMMITS_DIR, s->path);
+  cleanup_dir DIR *d = opendir(jdir);
+  if (d == NULL) return errno == ENOENT ? 0 : hcs_error_make(err, errno, "open `%s`", jdir);
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    if (de->d_name[0] == '.') continue; /* ., .., and temp files of the journal writes */
+    if (recover_one(s, de->d_name, err) < 0) return hcs_error_wrap(err, "recover the commit of `%s`", de->d_name);
+  }
+  return 0;
+}
+
+/* Steps 2-6 (see above) with the staging directory open as sfd. */
+static int move_steps(hcs_layer_store_t *s, int dfd, const char *dir, const char *new_id, json_t *chain,
+                      const char *cid, const hcs_layer_export_result_t *r, hcs_error_t *err) {
+  if (mkdirat(dfd, STAGING, 0700) < 0) return hcs_error_make(err, errno, "create `%s/" STAGING "`", dir);
+  if (fsync_dirfd(dfd, "commit: staging made") < 0) return hcs_error_make(err, errno, "fsync `%s`", dir);
+  if (renameat(dfd, "diff", dfd, STAGING "/diff") < 0)
+    return hcs_error_make(err, errno, "move `%s/diff` to `%s/" STAGING "/diff`", dir, dir);
+  if (fsync_dirfd(dfd, "commit: diff moved") < 0) return hcs_error_make(err, errno, "fsync `%s`", dir);
+  cleanup_free char *staging = hcs_xasprintf("%s/" STAGING, dir);
+  cleanup_free char *diff = hcs_xasprintf("%s/diff", staging);
   cleanup_close int rootfd = open(diff, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) return hcs_error_make(err, errno, "open `%s`", diff);
   if (strip_overlay_xattrs(rootfd, diff, err) < 0) return -1;
@@ -68,38 +146,39 @@ static int finish(hcs_layer_store_t *s, struct layer_tmp *t, const char *new_id,
   cleanup_free char *now = hcs_now_rfc3339();
   json_object_set_new(m, "Created", json_string(now));
   json_object_set_new(m, "RefCount", json_integer(0));
-  cleanup_free char *metap = hcs_xasprintf("%s/" LAYER_META, t->path);
+  cleanup_free char *metap = hcs_xasprintf("%s/" LAYER_META, staging);
   if (syncfs(rootfd) < 0) return hcs_error_make(err, errno, "sync `%s`", diff);
-  if (layer_write_chain(s, t->path, chain, err) < 0 || hcs_json_write_atomic(metap, m, err) < 0) return -1;
-  return layer_commit_dir(s, t->path, new_id, err);
+  if (layer_write_chain(s, staging, chain, err) < 0 || hcs_json_write_atomic(metap, m, err) < 0) return -1;
+  if (layer_commit_dir(s, staging, new_id, err) < 0) return -1; /* the commit point */
+  if (mkdirat(dfd, "diff", 0755) < 0 && errno != EEXIST) return hcs_error_make(err, errno, "create `%s/diff`", dir);
+  if (fsync_dirfd(dfd, "commit: scratch emptied") < 0) return hcs_error_make(err, errno, "fsync `%s`", dir);
+  return 0;
 }
 
-/* Move the scratch's diff dir into a new layer `new_id`; on failure the
- * changes are put back. */
+/* Move the scratch's diff dir into a new layer `new_id`, journaled; on
+ * failure the changes are put back. */
 static int move_into_layer(hcs_layer_store_t *s, const char *id, const char *new_id, json_t *chain, const char *cid,
                            const hcs_layer_export_result_t *r, hcs_error_t *err) {
-  struct layer_tmp t;
-  if (layer_tmp_make(s, "commit", &t, err) < 0) return -1;
-  int rc = -1;
-  cleanup_free char *dir = layer_dir(s, id);
-  cleanup_free char *from = hcs_xasprintf("%s/diff", dir), *to = hcs_xasprintf("%s/diff", t.path);
   cleanup_close int lk = layer_store_lock(s, false, err);
-  if (lk < 0) goto out;
-  if (rename(from, to) < 0) {
-    hcs_error_make(err, errno, "move `%s` to `%s`", from, to);
-    goto out;
+  if (lk < 0) return -1;
+  /* A leftover of a commit killed since this store was opened. */
+  if (layer_recover_commits(s, err) < 0) return -1;
+  cleanup_free char *dir = layer_dir(s, id);
+  cleanup_close int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0) return hcs_error_make(err, errno, "open `%s`", dir);
+  cleanup_free char *jdir = hcs_xasprintf("%s/" COMMITS_DIR, s->path);
+  cleanup_free char *journal = hcs_xasprintf("%s/%s", jdir, id);
+  cleanup_json json_t *entry = json_pack("{s:s,s:s}", "Scratch", id, "Layer", new_id);
+  if (hcs_mkdir_p(jdir, 0700, err) < 0 || hcs_json_write_atomic(journal, entry, err) < 0) return -1;
+  if (move_steps(s, dfd, dir, new_id, chain, cid, r, err) == 0) {
+    if (unlink(journal) < 0) hcs_warning("remove `%s`: %s", journal, strerror(errno)); /* recovered on next open */
+    hcs_crash_point("commit: journal removed");
+    return 0;
   }
-  if (finish(s, &t, new_id, chain, cid, r, err) < 0) {
-    if (rename(to, from) < 0) /* put the changes back where they were */
-      hcs_warning("restore `%s` from `%s`: %s", from, to, strerror(errno));
-    goto out;
-  }
-  /* The scratch stays a valid, now empty, scratch layer. */
-  if (mkdir(from, 0755) < 0 && errno != EEXIST) hcs_warning("recreate `%s`: %s", from, strerror(errno));
-  rc = 0;
-out:
-  layer_tmp_done(&t);
-  return rc;
+  cleanup_error hcs_error_t e = NULL;
+  if (recover_one(s, id, &e) < 0) /* put the changes back where they were */
+    hcs_warning("roll back the commit of `%s`: %s", id, hcs_error_message(e));
+  return -1;
 }
 
 static char *commit_impl(hcs_layer_store_t *s, const char *id, hcs_layer_progress_fn progress, void *pdata,

@@ -221,20 +221,28 @@ static int emit(struct exporter *x, const struct node *nd, struct inomap *links,
     return emit_empty(x, wh, st, err);
   }
   if (S_ISSOCK(st->st_mode)) return 0;
+  /* A running container may swap an entry between the walk's stat and
+   * this open (a regular file for a device node or a FIFO): open without
+   * blocking or following, then take the type and size from the fd, never
+   * from the earlier stat, so no device's bytes can enter the layer. */
+  struct node fresh;
+  cleanup_close int fd = -1;
+  if (S_ISDIR(st->st_mode) || S_ISREG(st->st_mode)) {
+    fd = layer_openat2(x->rootfd, nd->rel,
+                       (S_ISDIR(st->st_mode) ? O_DIRECTORY : 0) | O_RDONLY | O_NOFOLLOW | O_NONBLOCK, LAYER_RESOLVE);
+    if (fd < 0) return hcs_error_make(err, errno, "open `%s`", nd->rel);
+    fresh = *nd;
+    if (fstat(fd, &fresh.st) < 0) return hcs_error_make(err, errno, "stat `%s`", nd->rel);
+    if ((fresh.st.st_mode & S_IFMT) != (st->st_mode & S_IFMT))
+      return hcs_error_make(err, EAGAIN, "export `%s`: it changed type while being read (pause its system)", nd->rel);
+    nd = &fresh;
+    st = &fresh.st;
+  }
   struct archive_entry *ae = archive_entry_new();
   set_common(x, ae, nd->rel, st);
   archive_entry_set_perm(ae, st->st_mode & 07777);
   int ret = -1;
-  cleanup_close int fd = -1;
-  if (S_ISDIR(st->st_mode) || S_ISREG(st->st_mode)) {
-    fd = layer_openat2(x->rootfd, nd->rel, (S_ISDIR(st->st_mode) ? O_DIRECTORY : 0) | O_RDONLY | O_NOFOLLOW,
-                       LAYER_RESOLVE);
-    if (fd < 0) {
-      hcs_error_make(err, errno, "open `%s`", nd->rel);
-      goto out;
-    }
-    if (add_xattrs(ae, fd, nd->rel, err) < 0) goto out;
-  }
+  if (fd >= 0 && add_xattrs(ae, fd, nd->rel, err) < 0) goto out;
   if (S_ISDIR(st->st_mode)) {
     archive_entry_set_filetype(ae, AE_IFDIR);
     if (write_header(x, ae, nd->rel, err) < 0) goto out;

@@ -56,6 +56,10 @@ struct layer_tmp {
 HCS_INTERNAL int layer_tmp_make(hcs_layer_store_t *s, const char *what, struct layer_tmp *t, hcs_error_t *err);
 HCS_INTERNAL void layer_tmp_done(struct layer_tmp *t); /* removes what is left */
 
+/* Finish or roll back commits of scratch layers (commit.c) killed
+ * half-way; the caller holds the exclusive store lock. */
+HCS_INTERNAL int layer_recover_commits(hcs_layer_store_t *s, hcs_error_t *err);
+
 /* Is path the root of a mount? */
 HCS_INTERNAL int layer_is_mountpoint(const char *path);
 

@@ -7,6 +7,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 
+#include "core/crash.h"
 #include "layer/internal.h"
 
 int layer_store_lock(hcs_layer_store_t *s, bool shared, hcs_error_t *err) {
@@ -70,7 +71,7 @@ hcs_layer_store_t *hcs_layer_store_open(const char *root, hcs_error_t *err) {
     return NULL;
   }
   cleanup_close int lk = layer_store_lock(s, false, err);
-  if (lk < 0 || sweep(s, err) < 0) {
+  if (lk < 0 || layer_recover_commits(s, err) < 0 || sweep(s, err) < 0) {
     hcs_layer_store_close(s);
     return NULL;
   }
@@ -222,6 +223,7 @@ int layer_write_chain(hcs_layer_store_t *s, const char *dir, json_t *chain, hcs_
 
 int layer_commit_dir(hcs_layer_store_t *s, const char *tmpdir, const char *id, hcs_error_t *err) {
   cleanup_free char *dst = layer_dir(s, id);
+  hcs_crash_point("layer store: before a new layer is renamed in");
   if (renameat2(AT_FDCWD, tmpdir, AT_FDCWD, dst, RENAME_NOREPLACE) < 0) {
     if (errno == EEXIST) return hcs_error_make(err, EEXIST, "layer `%s` already exists", id);
     return hcs_error_make(err, errno, "rename `%s` to `%s`", tmpdir, dst);
@@ -368,6 +370,7 @@ int hcs_layer_destroy(hcs_layer_store_t *s, const char *id, bool force, hcs_erro
   cleanup_free char *tmpl = hcs_xasprintf("%s/" LAYER_TMP "/destroy-XXXXXX", s->path);
   if (mkdtemp(tmpl) == NULL) return hcs_error_make(err, errno, "create temporary directory in `%s`", s->path);
   cleanup_free char *dir = layer_dir(s, id);
+  hcs_crash_point("layer store: before a destroyed layer is renamed away");
   if (rename(dir, tmpl) < 0) {
     int e = errno;
     rmdir(tmpl);

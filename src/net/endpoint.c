@@ -10,9 +10,10 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 
+#include "core/crash.h"
 #include "net/internal.h"
 
-#define MAX_PORTMAPS 256
+#define MAX_PORTMAPS HCS_NET_MAX_PORTMAPS
 
 static void host_ifname(const char *id, char out[16]) {
   memcpy(out, "vh", 2);
@@ -231,7 +232,9 @@ static int attach_and_save(hcs_net_t *net, json_t *ep, json_t *network, const ch
   int rc = br > 0 ? hcs_net_save(net, "endpoints", id, ep, err) : -1;
   bool saved = rc == 0;
   if (rc == 0 && before && before->fn) rc = before->fn(before->arg, err);
+  if (rc == 0) hcs_crash_point("endpoint attach: document saved, policies added");
   if (rc == 0) rc = plumb(ep, network, nsfd, nl, br, inner, err);
+  if (rc == 0) hcs_crash_point("endpoint attach: plumbed");
   hcs_nl_close(nl);
   hcs_nl_close(inner);
   if (rc < 0) forget_attach(ep);
@@ -394,6 +397,7 @@ char *hcs_net_endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t 
     have_addr = true;
   }
   if (have_addr) {
+    hcs_crash_point("endpoint create: lease claimed");
     cleanup_free char *text = hcs_net_format_ip(addr);
     json_object_set_new(doc, "IpConfigurations",
                         json_pack("[{s:s,s:i}]", "IpAddress", text, "PrefixLength", plen ? plen : 32));
@@ -465,6 +469,18 @@ fail:
   return NULL;
 }
 
+int hcs_net_endpoint_policies(json_t *ep, struct hcs_portmap *pm, struct hcs_nft_ep *c, json_t **exc) {
+  memset(c, 0, sizeof *c);
+  c->netid = ep_str(ep, "HostComputeNetwork");
+  *exc = ep_exceptions(json_object_get(ep, "Policies"), "endpoint", NULL);
+  if (!ep_address(ep, &c->target, NULL) || c->netid == NULL ||
+      ep_portmaps(json_object_get(ep, "Policies"), pm, &c->n_add, "endpoint", NULL) < 0)
+    c->n_add = 0;
+  c->add = pm;
+  c->exc_add = *exc;
+  return c->n_add || json_array_size(*exc) ? 1 : 0;
+}
+
 int hcs_net_endpoint_delete_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err) {
   const char *id = ep_str(ep, "Id");
   struct hcs_portmap pm[MAX_PORTMAPS];
@@ -477,8 +493,11 @@ int hcs_net_endpoint_delete_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err)
       .netid = ep_str(ep, "HostComputeNetwork"), .target = addr, .del = pm, .n_del = npm, .exc_del = exc};
   if ((npm || json_array_size(exc)) && hcs_nft_endpoint(net, &undo, NULL) < 0)
     hcs_info("endpoint `%s`: its nftables policies were already gone", id);
+  hcs_crash_point("endpoint delete: policies removed");
   if (unplug(ep, err) < 0) return hcs_error_wrap(err, "delete endpoint `%s`", id);
+  hcs_crash_point("endpoint delete: unplugged");
   if (hcs_net_remove(net, "endpoints", id, err) < 0) return -1;
+  hcs_crash_point("endpoint delete: document removed");
   cleanup_free char *dir = hcs_net_endpoint_rundir(net, id);
   hcs_rm_rf(dir, NULL);
   if (have_addr) hcs_ipam_release(net, ep_str(ep, "HostComputeNetwork"), addr, id);

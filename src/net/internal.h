@@ -16,6 +16,7 @@ struct hcs_net_s {
   char *netns;    /* <run root>/netns */
   char *runstate; /* <run root>/net: namespace documents, endpoint DNS files */
   struct nftables_context *nft;
+  char *table; /* "ip hcs<hash of the canonical state root>": this root's nftables table */
 };
 
 /* --- state.c: paths, documents, the store lock ---------------------------- */
@@ -54,7 +55,8 @@ struct hcs_nl;
 HCS_INTERNAL struct hcs_nl *hcs_nl_open(int nsfd, hcs_error_t *err);
 HCS_INTERNAL void hcs_nl_close(struct hcs_nl *nl);
 HCS_INTERNAL int hcs_nl_link_index(struct hcs_nl *nl, const char *name, hcs_error_t *err); /* 0 if absent */
-HCS_INTERNAL int hcs_nl_bridge_add(struct hcs_nl *nl, const char *name, hcs_error_t *err);
+/* A bridge, up, with address `mac` (NULL: the kernel's choice). */
+HCS_INTERNAL int hcs_nl_bridge_add(struct hcs_nl *nl, const char *name, const uint8_t mac[6], hcs_error_t *err);
 HCS_INTERNAL int hcs_nl_link_set(struct hcs_nl *nl, int ifindex, int master, bool up, hcs_error_t *err);
 HCS_INTERNAL int hcs_nl_link_del(struct hcs_nl *nl, const char *name, hcs_error_t *err); /* ENODEV is fine */
 /* Set links down, in one batch (ENODEV is fine). */
@@ -107,6 +109,7 @@ HCS_INTERNAL int hcs_ipam_reconcile(hcs_net_t *net, const char *netid, json_t *r
 HCS_INTERNAL int hcs_ipam_drop(hcs_net_t *net, const char *netid, hcs_error_t *err);
 
 /* --- nft.c: policies ----------------------------------------------------- */
+#define HCS_NET_MAX_PORTMAPS 256
 struct hcs_portmap {
   int proto; /* IPPROTO_TCP / IPPROTO_UDP */
   int internal, external;
@@ -132,9 +135,20 @@ struct hcs_nft_ep {
   json_t *exc_add, *exc_del;
 };
 HCS_INTERNAL int hcs_nft_endpoint(hcs_net_t *net, const struct hcs_nft_ep *c, hcs_error_t *err);
+/* Delete the root's table (and its marker) when no bridge is left in it. */
 HCS_INTERNAL int hcs_nft_cleanup_if_empty(hcs_net_t *net, hcs_error_t *err);
+/* Take this root's rules out of the table all roots shared before (`ip
+ * hcs`), or out of its own table under an earlier path, into its table. */
+HCS_INTERNAL int hcs_nft_adopt(hcs_net_t *net, hcs_error_t *err);
 HCS_INTERNAL void hcs_nft_free(hcs_net_t *net);
 HCS_INTERNAL int hcs_net_parse_portmap(json_t *settings, struct hcs_portmap *pm, const char *where, hcs_error_t *err);
+
+/* --- subnet.c: subnets picked for NAT networks given none ----------------- */
+/* The host-wide lock held from the pick until the bridge holds the subnet. */
+HCS_INTERNAL int hcs_net_subnet_lock(hcs_error_t *err);
+/* The first pool subnet clear of the host's routes and addresses and of
+ * `others` (network documents), as "a.b.c.d/len". */
+HCS_INTERNAL char *hcs_net_subnet_pick(json_t *others, hcs_error_t *err);
 
 /* --- dns.c --------------------------------------------------------------- */
 /* Write <dir>/resolv.conf and <dir>/hosts for an endpoint. */
@@ -158,6 +172,9 @@ HCS_INTERNAL int hcs_net_network_ensure(hcs_net_t *net, json_t *network, struct 
 HCS_INTERNAL int hcs_net_parse_modify(const char *request, const char *what, json_t **doc, bool *add, json_t **policies,
                                       hcs_error_t *err);
 HCS_INTERNAL bool hcs_net_endpoint_attached(json_t *ep);
+/* An endpoint's policies as an addition in *c (pm: HCS_NET_MAX_PORTMAPS
+ * entries; *exc: a new reference to release); 1 when it has any. */
+HCS_INTERNAL int hcs_net_endpoint_policies(json_t *ep, struct hcs_portmap *pm, struct hcs_nft_ep *c, json_t **exc);
 HCS_INTERNAL int hcs_net_endpoint_delete_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err);
 HCS_INTERNAL int hcs_net_endpoint_detach_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/crash.h"
 #include "net/internal.h"
 
 static bool endpoint_in(json_t *ep, const char *path) {
@@ -48,6 +49,7 @@ char *hcs_net_namespace_create(hcs_net_t *net, const char *settings, hcs_error_t
     hcs_error_wrap(err, "create namespace `%s`", id);
     return NULL;
   }
+  hcs_crash_point("namespace create: netns mounted");
   if (hcs_net_save(net, "namespaces", id, doc, err) < 0) {
     hcs_netns_remove(path, NULL);
     return NULL;
@@ -151,7 +153,9 @@ int hcs_net_namespace_delete(hcs_net_t *net, const char *id, hcs_error_t *err) {
     hcs_nl_close(nl);
     if (rc < 0) return hcs_error_wrap(err, "delete namespace `%s`", id);
   }
+  hcs_crash_point("namespace delete: links down");
   if (path && hcs_netns_remove(path, err) < 0) return -1;
+  hcs_crash_point("namespace delete: netns removed");
   return hcs_net_remove(net, "namespaces", id, err);
 }
 

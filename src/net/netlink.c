@@ -159,10 +159,14 @@ static void put_flags_up(struct ifinfomsg *ifm, bool up) {
   ifm->ifi_flags = up ? IFF_UP : 0;
 }
 
-int hcs_nl_bridge_add(struct hcs_nl *nl, const char *name, hcs_error_t *err) {
+int hcs_nl_bridge_add(struct hcs_nl *nl, const char *name, const uint8_t mac[6], hcs_error_t *err) {
   struct nlmsghdr *h = msg_start(nl, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, hcs_xasprintf("create bridge `%s`", name));
   put_flags_up(mnl_nlmsg_put_extra_header(h, sizeof(struct ifinfomsg)), true);
   mnl_attr_put_strz(h, IFLA_IFNAME, name);
+  /* A bridge given no address takes the lowest of its ports' and changes it
+   * as veths come and go: the containers' ARP entries for the gateway then
+   * point nowhere until they expire.  A set address stays. */
+  if (mac) mnl_attr_put(h, IFLA_ADDRESS, 6, mac);
   struct nlattr *li = mnl_attr_nest_start(h, IFLA_LINKINFO);
   mnl_attr_put_strz(h, IFLA_INFO_KIND, "bridge");
   mnl_attr_nest_end(h, li);

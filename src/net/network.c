@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+#include "core/crash.h"
 #include "net/internal.h"
 
 static const char *const types[] = {"NAT", "Transparent", "L2Bridge", "None"};
@@ -45,8 +46,10 @@ int hcs_net_network_info(json_t *doc, struct hcs_netinfo *ni, hcs_error_t *err) 
 }
 
 /* Checks the spec and fills the derived Linux section {Bridge, OwnsBridge,
- * Adapter, Gateway}.  Every message says which field and why. */
-static int validate(hcs_net_t *net, json_t *doc, json_t *others, hcs_error_t *err) {
+ * Adapter, Gateway}; a NAT network without a subnet gets one picked (with
+ * *subnet_lock held, to keep until its bridge exists).  Every message says
+ * which field and why. */
+static int validate(hcs_net_t *net, json_t *doc, json_t *others, int *subnet_lock, hcs_error_t *err) {
   json_t *name = json_object_get(doc, "Name");
   if (!json_is_string(name) || json_string_length(name) == 0 || json_string_length(name) > 128)
     return hcs_error_make(err, 0, "HostComputeNetwork.Name: required, a string of 1..128 characters");
@@ -76,8 +79,21 @@ static int validate(hcs_net_t *net, json_t *doc, json_t *others, hcs_error_t *er
   if (nsub > 1 || json_array_size(ipams) > 1)
     return hcs_error_make(err, 0, "network `%s`: only one Ipams entry with one subnet is supported, got %zu subnets", n,
                           nsub);
-  if (nsub == 0 && strcmp(type, "NAT") == 0)
-    return hcs_error_make(err, 0, "network `%s`: a NAT network needs Ipams[0].Subnets[0].IpAddressPrefix", n);
+  if (nsub == 0 && strcmp(type, "NAT") == 0) {
+    /* Picked from a pool, clear of the host's routes and the other
+     * networks; the lock keeps a concurrent pick (another root) from
+     * choosing the same subnet before this bridge holds it. */
+    *subnet_lock = hcs_net_subnet_lock(err);
+    if (*subnet_lock < 0) return hcs_error_wrap(err, "network `%s`", n);
+    cleanup_free char *picked = hcs_net_subnet_pick(others, err);
+    if (picked == NULL) return hcs_error_wrap(err, "network `%s`", n);
+    hcs_info("network `%s`: picked subnet `%s`", n, picked);
+    json_t *sub = json_pack("[{s:s}]", "IpAddressPrefix", picked);
+    if (json_array_size(ipams) == 0)
+      json_object_set_new(doc, "Ipams", json_pack("[{s:s,s:o}]", "Type", "Static", "Subnets", sub));
+    else
+      json_object_set_new(json_array_get(ipams, 0), "Subnets", sub);
+  }
 
   json_t *lnx = json_object();
   json_object_set_new(doc, "Linux", lnx);
@@ -173,12 +189,25 @@ static int validate(hcs_net_t *net, json_t *doc, json_t *others, hcs_error_t *er
 /* The kernel side of a network hcs owns the bridge of: the bridge with the
  * gateway address, the host adapter enslaved, forwarding; *made says the
  * bridge was created (to roll it back). */
-static int setup_bridge(struct hcs_nl *nl, const struct hcs_netinfo *ni, int adapter_index, bool *made,
-                        hcs_error_t *err) {
-  if (hcs_nl_bridge_add(nl, ni->bridge, err) < 0) return -1;
-  *made = true;
+static int setup_bridge(struct hcs_nl *nl, const struct hcs_netinfo *ni, int adapter_index, bool existing_ok,
+                        bool *made, hcs_error_t *err) {
+  /* A fixed address, locally administered and derived from the network id
+   * (the same after a reboot sets the network up again). */
+  uint64_t h = hcs_fnv1a(HCS_FNV1A_INIT, ni->id, strlen(ni->id));
+  uint8_t mac[6] = {0x02, (uint8_t)(h >> 32), (uint8_t)(h >> 24), (uint8_t)(h >> 16), (uint8_t)(h >> 8), (uint8_t)h};
   int br = hcs_nl_link_index(nl, ni->bridge, err);
-  if (br <= 0) return br == 0 ? hcs_error_make(err, ENODEV, "bridge `%s` vanished", ni->bridge) : -1;
+  if (br < 0) return -1;
+  /* A new network's bridge must be new (the same Id in another root would
+   * name the same bridge); a set-up takes over one a killed create or set-up
+   * left. */
+  if (br > 0 && !existing_ok) return hcs_error_make(err, EEXIST, "create bridge `%s`: it exists already", ni->bridge);
+  if (br == 0) {
+    if (hcs_nl_bridge_add(nl, ni->bridge, mac, err) < 0) return -1;
+    *made = true;
+    hcs_crash_point("network: bridge made");
+    br = hcs_nl_link_index(nl, ni->bridge, err);
+    if (br <= 0) return br == 0 ? hcs_error_make(err, ENODEV, "bridge `%s` vanished", ni->bridge) : -1;
+  }
   if (ni->nat && hcs_nl_addr_add(nl, br, ni->gateway, ni->subnet.len, err) < 0) return -1;
   if (adapter_index > 0 && hcs_nl_link_set(nl, adapter_index, br, true, err) < 0) return -1;
   return br;
@@ -191,26 +220,46 @@ static int setup_forwarding(const struct hcs_netinfo *ni, hcs_error_t *err) {
   return 0;
 }
 
+/* `<run root>/net/ready/<id>`: the kernel side of the network (bridge,
+ * gateway address, forwarding, nftables) is complete in this boot.  Written
+ * last by create and by a set-up, removed first by delete: a process killed
+ * in between leaves no marker, and the next user sets the network up again
+ * (each step is idempotent); a reboot takes the markers with the bridges. */
+static char *ready_path(hcs_net_t *net, const char *id) { return hcs_xasprintf("%s/ready/%s", net->runstate, id); }
+
+static int mark_ready(hcs_net_t *net, const char *id, hcs_error_t *err) {
+  cleanup_free char *path = ready_path(net, id);
+  return hcs_write_file_replace(path, "", 0, 0644, err);
+}
+
 int hcs_net_network_ensure(hcs_net_t *net, json_t *network, struct hcs_nl *nl, hcs_error_t *err) {
   struct hcs_netinfo ni;
   if (hcs_net_network_info(network, &ni, err) < 0) return -1;
   int br = hcs_nl_link_index(nl, ni.bridge, err);
-  if (br != 0) return br;
+  if (br < 0) return -1;
+  cleanup_free char *ready = ready_path(net, ni.id);
+  if (br > 0 && hcs_path_exists(ready)) return br;
   json_t *lnx = json_object_get(network, "Linux");
-  if (!json_is_true(json_object_get(lnx, "OwnsBridge")))
+  bool owns = json_is_true(json_object_get(lnx, "OwnsBridge"));
+  if (br == 0 && !owns)
     return hcs_error_make(err, ENODEV, "network `%s`: its bridge `%s` (not made by hcs) is missing", ni.name,
                           ni.bridge);
-  hcs_info("network `%s`: bridge `%s` is missing (the host rebooted?): setting the network up again", ni.name,
-           ni.bridge);
+  if (br == 0)
+    hcs_info("network `%s`: bridge `%s` is missing (the host rebooted?): setting the network up again", ni.name,
+             ni.bridge);
+  else
+    hcs_info("network `%s`: its set-up was not finished in this boot: finishing it", ni.name);
   const char *adapter = json_string_value(json_object_get(lnx, "Adapter"));
   int adapter_index = 0;
-  if (adapter && (adapter_index = hcs_nl_link_index(nl, adapter, err)) <= 0) {
+  if (owns && adapter && (adapter_index = hcs_nl_link_index(nl, adapter, err)) <= 0) {
     if (adapter_index == 0) hcs_error_make(err, ENODEV, "network `%s`: NetworkAdapterName `%s`", ni.name, adapter);
     return hcs_error_wrap(err, "set network `%s` up again", ni.name);
   }
   bool made = false;
-  br = setup_bridge(nl, &ni, adapter_index, &made, err);
-  if (br > 0 && (setup_forwarding(&ni, err) < 0 || hcs_nft_network_restore(net, network, err) < 0)) br = -1;
+  if (owns) br = setup_bridge(nl, &ni, adapter_index, true, &made, err);
+  if (br > 0 && (setup_forwarding(&ni, err) < 0 || hcs_nft_network_restore(net, network, err) < 0 ||
+                 mark_ready(net, ni.id, err) < 0))
+    br = -1;
   if (br < 0) {
     if (made) hcs_nl_link_del(nl, ni.bridge, NULL);
     return hcs_error_wrap(err, "set network `%s` up again", ni.name);
@@ -228,7 +277,8 @@ char *hcs_net_network_create(hcs_net_t *net, const char *settings, hcs_error_t *
   cleanup_close int lock = hcs_net_lock(net, false, err);
   if (lock < 0) return NULL;
   cleanup_json json_t *others = hcs_net_load_all(net, "networks", err);
-  if (others == NULL || validate(net, doc, others, err) < 0) return NULL;
+  cleanup_close int subnet_lock = -1;
+  if (others == NULL || validate(net, doc, others, &subnet_lock, err) < 0) return NULL;
   if (json_object_get(doc, "Id") == NULL) {
     cleanup_free char *id = hcs_net_new_id();
     json_object_set_new(doc, "Id", json_string(id));
@@ -243,7 +293,7 @@ char *hcs_net_network_create(hcs_net_t *net, const char *settings, hcs_error_t *
 
   struct hcs_nl *nl = hcs_nl_open(-1, err);
   if (nl == NULL) return NULL;
-  bool owns = true, made = false, nft_done = false;
+  bool owns = true, made = false, nft_done = false, saved = false;
   char bridge[16];
   char sid[9];
   hcs_net_short_hash(ni.id, sid, 8);
@@ -263,18 +313,25 @@ char *hcs_net_network_create(hcs_net_t *net, const char *settings, hcs_error_t *
   json_object_set_new(lnx, "Bridge", json_string(bridge));
   json_object_set_new(lnx, "OwnsBridge", json_boolean(owns));
   if (hcs_net_network_info(doc, &ni, err) < 0) goto fail;
-  if (owns && setup_bridge(nl, &ni, adapter_index, &made, err) < 0) goto fail;
+  /* The document first: a create killed during the kernel work leaves a
+   * network whose set-up its next user (or delete) finishes, never kernel
+   * objects no document names. */
+  if (hcs_net_save(net, "networks", ni.id, doc, err) < 0) goto fail;
+  saved = true;
+  if (owns && setup_bridge(nl, &ni, adapter_index, false, &made, err) < 0) goto fail;
   if (setup_forwarding(&ni, err) < 0) goto fail;
   if (hcs_nft_network_add(net, doc, err) < 0) goto fail;
   nft_done = true;
-  if (hcs_net_save(net, "networks", ni.id, doc, err) < 0) goto fail;
+  hcs_crash_point("network create: policies added");
+  if (mark_ready(net, ni.id, err) < 0) goto fail;
   hcs_nl_close(nl);
   return hcs_json_dumps(doc);
 fail:
   hcs_error_wrap(err, "create network `%s`", ni.name);
   if (nft_done) hcs_nft_network_del(net, doc, NULL);
   if (made) hcs_nl_link_del(nl, bridge, NULL);
-  if (others && json_array_size(others) == 0) hcs_nft_cleanup_if_empty(net, NULL);
+  hcs_nft_cleanup_if_empty(net, NULL);
+  if (saved) hcs_net_remove(net, "networks", ni.id, NULL);
   hcs_nl_close(nl);
   return NULL;
 }
@@ -315,16 +372,21 @@ int hcs_net_network_delete(hcs_net_t *net, const char *ref, bool force, hcs_erro
   if (count)
     return hcs_error_make(err, EBUSY, "delete network `%s`: %zu endpoint%s still use it (delete them first, or force)",
                           ni.name, count, count == 1 ? "" : "s");
+  /* The marker first, the document last: a delete killed in between leaves
+   * a network that its next delete removes, or its next user sets up again. */
+  cleanup_free char *ready = ready_path(net, ni.id);
+  if (unlink(ready) < 0 && errno != ENOENT) return hcs_error_make(err, errno, "remove `%s`", ready);
+  hcs_crash_point("network delete: marker removed");
   if (hcs_nft_network_del(net, doc, err) < 0) return -1;
-  cleanup_json json_t *nets = hcs_net_load_all(net, "networks", err);
-  if (nets == NULL) return -1;
-  if (json_array_size(nets) <= 1 && hcs_nft_cleanup_if_empty(net, err) < 0) return -1;
+  if (hcs_nft_cleanup_if_empty(net, err) < 0) return -1;
+  hcs_crash_point("network delete: policies removed");
   if (ni.bridge && json_is_true(json_object_get(json_object_get(doc, "Linux"), "OwnsBridge"))) {
     struct hcs_nl *nl = hcs_nl_open(-1, err);
     if (nl == NULL) return -1;
     int rc = hcs_nl_link_del(nl, ni.bridge, err);
     hcs_nl_close(nl);
     if (rc < 0) return hcs_error_wrap(err, "delete network `%s`", ni.name);
+    hcs_crash_point("network delete: bridge removed");
   }
   if (hcs_ipam_drop(net, ni.id, err) < 0) return -1;
   return hcs_net_remove(net, "networks", ni.id, err);

@@ -1,6 +1,7 @@
 /* The network store under `<root>/net`: networks/, endpoints/, namespaces/
  * documents (atomic writes), ipam/ leases, one flock for mutations. */
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/random.h>
@@ -134,16 +135,29 @@ hcs_net_t *hcs_net_open(const char *root, hcs_error_t *err) {
   net->run = steal_ptr(run);
   net->netns = hcs_xasprintf("%s/netns", net->run);
   net->runstate = hcs_xasprintf("%s/net", net->run);
-  static const char *dirs[] = {"networks", "endpoints", "ipam", "namespaces"};
+  static const char *dirs[] = {"networks", "endpoints", "ipam", "namespaces", "ready"};
   for (size_t i = 0; i < HCS_ARRAY_SIZE(dirs); i++) {
     char *d = hcs_xasprintf("%s/%s", kind_root(net, dirs[i]), dirs[i]);
     int rc = hcs_mkdir_p(d, 0755, err);
     free(d);
     if (rc < 0) goto fail;
   }
+  {
+    /* The nftables table is named after the canonical state root, so every
+     * spelling of one root (relative, through a symlink) names one table. */
+    cleanup_free char *real = realpath(state, NULL);
+    if (real == NULL) {
+      hcs_error_make(err, errno, "resolve `%s`", state);
+      goto fail;
+    }
+    char h[9];
+    hcs_net_short_hash(real, h, 8);
+    net->table = hcs_xasprintf("ip hcs%s", h);
+  }
   char *report = hcs_net_reconcile(net, err);
   if (report == NULL) goto fail;
   free(report);
+  if (hcs_nft_adopt(net, err) < 0) goto fail;
   return net;
 fail:
   hcs_error_wrap(err, "open network store `%s`", net->root);
@@ -163,6 +177,7 @@ void hcs_net_close(hcs_net_t *net) {
   free(net->run);
   free(net->netns);
   free(net->runstate);
+  free(net->table);
   free(net);
 }
 
@@ -178,11 +193,12 @@ static void remove_temporaries(const char *dir) {
 
 /* A netns mounted by a create killed before its document was written. */
 static int reclaim_orphans(hcs_net_t *net, json_t *removed, hcs_error_t *err) {
-  static const char *kinds[] = {"networks", "endpoints", "namespaces"};
+  static const char *kinds[] = {"networks", "endpoints", "namespaces", "ready"};
   for (size_t i = 0; i < HCS_ARRAY_SIZE(kinds); i++) {
     cleanup_free char *dir = hcs_xasprintf("%s/%s", kind_root(net, kinds[i]), kinds[i]);
     remove_temporaries(dir);
   }
+  remove_temporaries(net->runstate); /* the nftables marker's */
   /* DNS files of endpoints whose create was killed before the document. */
   cleanup_free char *epdir = hcs_xasprintf("%s/endpoints", net->runstate);
   cleanup_dir DIR *e = opendir(epdir);

@@ -96,8 +96,8 @@ int main(void) {
   reject(L("\"Capabilities\":[\"CAP_FLY\"]"),
          "`Linux.Capabilities[0]`: expected a capability name (e.g. \"CAP_CHOWN\"), got string \"CAP_FLY\"",
          "an unknown capability");
-  reject(L("\"Seccomp\":{\"Deny\":[\"no_such_syscall\"]}"), "`Linux.Seccomp.Deny`: unknown syscall `no_such_syscall`",
-         "an unknown syscall");
+  reject(L("\"Seccomp\":{\"Deny\":[\"no_such_syscall\"]}"),
+         "`Linux.Seccomp.Deny[0]`: unknown syscall `no_such_syscall`", "an unknown syscall");
   reject(L("\"Rlimits\":[{\"Type\":\"RLIMIT_FOO\",\"Soft\":1,\"Hard\":1}]"),
          "`Linux.Rlimits[0].Type`: expected an RLIMIT_* name, got string \"RLIMIT_FOO\"", "an unknown rlimit");
   reject(L("\"Rlimits\":[{\"Type\":\"NOFILE\",\"Soft\":10,\"Hard\":1}]"),
@@ -112,6 +112,11 @@ int main(void) {
          "an absolute cgroup parent");
   reject(L("\"CgroupParent\":\"a/../b\""), "`Linux.CgroupParent`: expected a relative cgroup path",
          "a cgroup parent with ..");
+  reject(L("\"ExitCommand\":[\"hcs\",\"rm\"]"), "`Linux.ExitCommand`: expected a non-empty array whose first element",
+         "a relative exit command");
+  reject(L("\"ExitCommand\":[]"), "`Linux.ExitCommand`: expected a non-empty array", "an empty exit command");
+  reject(L("\"ExitCommand\":[\"/bin/true\",1]"), "`Linux.ExitCommand[1]`: expected string", "a non-string argument");
+  accept(L("\"ExitCommand\":[\"/bin/true\",\"x\"]"), "an exit command");
   reject(L("\"Init\":{}"), "`Linux.Init.CommandArgs`: expected a non-empty command, missing",
          "an init without command");
   reject(L("\"Init\":{\"CommandLine\":\"a\",\"CommandArgs\":[\"a\"]}"), "give CommandLine or CommandArgs, not both",
@@ -119,6 +124,28 @@ int main(void) {
   reject(L("\"Init\":{\"CommandLine\":\"sh -c 'unterminated\"}"), "unterminated quote", "an unterminated quote");
   reject(L("\"Init\":{\"CommandArgs\":[\"a\",1]}"), "`Linux.Init.CommandArgs[1]`: expected string, got integer 1",
          "a non-string argument");
+  /* Container-side paths: absolute, no `.` or `..` component, each
+   * rejection naming the element. */
+  reject(L("\"MaskedPaths\":[\"/proc/kcore\",\"proc/keys\"]"),
+         "`Linux.MaskedPaths[1]`: expected an absolute path, got string \"proc/keys\"", "a relative masked path");
+  reject(L("\"MaskedPaths\":[\"/proc/../etc/shadow\"]"),
+         "`Linux.MaskedPaths[0]`: expected an absolute path without `.` or `..` components", "a masked path with ..");
+  reject(L("\"ReadonlyPaths\":[\"/proc/sys\",\"/etc/..\"]"),
+         "`Linux.ReadonlyPaths[1]`: expected an absolute path without `.` or `..` components",
+         "a read-only path ending in ..");
+  reject(L("\"ReadonlyPaths\":[\"sys\"]"), "`Linux.ReadonlyPaths[0]`: expected an absolute path",
+         "a relative read-only path");
+  reject(L("\"ReadonlyPaths\":[\"/a/./b\"]"), "`Linux.ReadonlyPaths[0]`: expected an absolute path without",
+         "a read-only path with .");
+  reject(C(",\"MappedDirectories\":[{\"HostPath\":\"/tmp\",\"ContainerPath\":\"/mnt/..\"}]"),
+         "`Container.MappedDirectories[0].ContainerPath`: expected an absolute path without `.` or `..` components",
+         "a container path ending in ..");
+  reject(C(",\"MappedDirectories\":[{\"HostPath\":\"/tmp\",\"ContainerPath\":\"//\"}]"),
+         "`Container.MappedDirectories[0].ContainerPath`: expected a path below /", "the container root itself");
+  reject(L("\"Init\":{\"CommandArgs\":[\"a\"],\"WorkingDirectory\":\"/srv/../../etc\"}"),
+         "`Linux.Init.WorkingDirectory`: expected an absolute path without `.` or `..` components",
+         "a working directory with ..");
+  accept(L("\"MaskedPaths\":[\"/proc/kcore\",\"/a/.hidden/..x\"],\"ReadonlyPaths\":[]"), "paths with dots in names");
   reject(L("\"Init\":{\"CommandArgs\":[\"a\"],\"WorkingDirectory\":\"tmp\"}"),
          "`Linux.Init.WorkingDirectory`: expected an absolute path, got string \"tmp\"",
          "a relative working directory");

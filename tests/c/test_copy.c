@@ -1,5 +1,10 @@
 /* hcs_fs_copy_in: copies land inside the root whatever symlinks it holds. */
+#include <dirent.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/util.h"
 #include "hcs/fs.h"
@@ -15,6 +20,52 @@ static char *slurp(const char *path) {
   char *s = NULL;
   if (hcs_read_file(path, &s, NULL, NULL) < 0) return NULL;
   return s;
+}
+
+/* The first block major /proc/devices does not list: a node with it opens
+ * no driver (ENXIO), so even a failing test never writes into a disk. */
+static int unused_block_major(void) {
+  cleanup_free char *text = NULL;
+  if (hcs_read_file("/proc/devices", &text, NULL, NULL) < 0) return -1;
+  char *block = strstr(text, "Block devices:");
+  if (block == NULL) return -1;
+  for (int m = 240; m <= 254; m++) {
+    char line[16];
+    snprintf(line, sizeof line, "\n%3d ", m);
+    if (strstr(block, line) == NULL) return m;
+  }
+  return -1;
+}
+
+static bool no_temporaries(const char *dir) {
+  DIR *d = opendir(dir);
+  struct dirent *de;
+  bool clean = d != NULL;
+  while (d && (de = readdir(d)) != NULL)
+    if (strncmp(de->d_name, ".hcs-copy-", 10) == 0) clean = false;
+  if (d) closedir(d);
+  return clean;
+}
+
+/* Plant a node at `dst` in the root and copy over it in a child with an
+ * alarm, so a copy that opens a FIFO fails the test instead of hanging. */
+static void check_replaced(const char *root, const char *src, const char *dst, mode_t mode, dev_t dev) {
+  cleanup_free char *node = hcs_xasprintf("%s%s", root, dst);
+  ok(mknod(node, mode, dev) == 0, "plant a %s at %s", S_ISFIFO(mode) ? "FIFO" : "device node", dst);
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(20);
+    hcs_error_t e = NULL;
+    _exit(hcs_fs_copy_in(root, src, dst, &e) == 0 ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "copy onto %s returns (status %#x)", dst, status);
+  struct stat st;
+  bool regular = lstat(node, &st) == 0 && S_ISREG(st.st_mode);
+  ok(regular && (st.st_mode & 0777) == 0755, "%s is now a regular file with the source's mode", dst);
+  cleanup_free char *got = regular ? slurp(node) : NULL; /* never read a FIFO */
+  is_str(got, "#!/bin/sh\necho hi\n", "with the source's content");
 }
 
 int main(void) {
@@ -64,16 +115,30 @@ int main(void) {
   cleanup_free char *at_root = hcs_xasprintf("%s/x", root);
   ok(hcs_path_exists(at_root), "clamped to the root");
 
-  /* A symlink at the final component is replaced by O_NOFOLLOW refusal. */
+  /* A symlink at the final component is replaced, never followed. */
   cleanup_free char *victim = hcs_xasprintf("%s/victim", outside);
   put(victim, "keep");
   cleanup_free char *trap = hcs_xasprintf("%s/trap", root);
   ok(symlink(victim, trap) == 0, "plant /trap -> host file");
-  ok(hcs_fs_copy_in(root, src, "/trap", &err) < 0, "copy onto a symlink is refused");
-  has_substr(hcs_error_message(err), "/trap", "the error names the destination");
-  hcs_error_release(&err);
+  ok(hcs_fs_copy_in(root, src, "/trap", &err) == 0, "copy onto a symlink: %s", hcs_error_message(err));
   cleanup_free char *kept = slurp(victim);
   is_str(kept, "keep", "the host file is untouched");
+  ok(lstat(trap, &st) == 0 && S_ISREG(st.st_mode), "the link was replaced by a regular file");
+
+  /* What the image put at the destination is never opened: a device node
+   * (writing into a host disk as root) or a FIFO (hanging the caller) is
+   * replaced by a new regular file. */
+  check_replaced(root, src, "/dev-null", S_IFCHR | 0666, makedev(1, 3));
+  check_replaced(root, src, "/fifo", S_IFIFO | 0644, 0);
+  int major = unused_block_major();
+  if (major > 0)
+    check_replaced(root, src, "/disk", S_IFBLK | 0600, makedev((unsigned)major, 0));
+  else
+    ok(1, "# SKIP no unused block major");
+  cleanup_free char *sock_dir = hcs_xasprintf("%s/etc2", root);
+  hcs_mkdir_p(sock_dir, 0755, &err);
+  ok(hcs_fs_copy_in(root, src, "/etc2/hosts", &err) == 0, "copy onto a missing file");
+  ok(no_temporaries(sock_dir) && no_temporaries(root), "no temporary file is left beside the copies");
 
   /* Directories copy recursively, symlinks copied as links. */
   cleanup_free char *tree = hcs_xasprintf("%s/tree/sub", host);

@@ -18,6 +18,7 @@
 #include "tap.h"
 
 static char root[64];
+static char table[32]; /* "ip hcs<hash>": the root's nftables table */
 
 static int count_dir(const char *path) {
   DIR *d = opendir(path);
@@ -79,6 +80,31 @@ static void expect_fail(char *doc, hcs_error_t *err, const char *needle, const c
   hcs_error_release(err);
 }
 
+/* A NAT network given no subnet gets the first pool subnet that overlaps
+ * no other network (va: 10.88.0.0/24) and no route of the host. */
+static void test_auto_subnet(hcs_net_t *net) {
+  hcs_error_t err = NULL;
+  char *a = expect_ok(hcs_net_network_create(net, "{\"Name\":\"auto1\",\"Type\":\"NAT\"}", &err), &err,
+                      "a NAT network without a subnet is created");
+  has_substr(a, "\"IpAddressPrefix\":\"10.89.0.0/16\"", "with the first pool subnet clear of network va");
+  has_substr(a, "\"Gateway\":\"10.89.0.1\"", "and its first address as gateway");
+  char *ep = expect_ok(hcs_net_endpoint_create(net, "{\"Name\":\"auto-ep\",\"HostComputeNetwork\":\"auto1\"}", &err),
+                       &err, "an endpoint on it");
+  has_substr(ep, "\"IpAddress\":\"10.89.0.2\"", "gets an address in the picked subnet");
+  if (system("ip route add blackhole 10.90.0.0/16 && ip route add blackhole 10.91.128.0/24") != 0)
+    ok(0, "add host routes");
+  char *b = expect_ok(hcs_net_network_create(net, "{\"Name\":\"auto2\"}", &err), &err, "a second one");
+  has_substr(b, "\"IpAddressPrefix\":\"10.92.0.0/16\"", "skips subnets the host routes (10.90/16, 10.91.128/24)");
+  ok(hcs_net_network_delete(net, "auto1", true, &err) == 0 && hcs_net_network_delete(net, "auto2", true, &err) == 0,
+     "delete them");
+  hcs_error_release(&err);
+  if (system("ip route del blackhole 10.90.0.0/16 && ip route del blackhole 10.91.128.0/24") != 0)
+    ok(0, "remove the host routes");
+  free(a);
+  free(b);
+  free(ep);
+}
+
 static void test_validation(hcs_net_t *net) {
   hcs_error_t err = NULL;
   char *a =
@@ -107,8 +133,7 @@ static void test_validation(hcs_net_t *net) {
       &err, "outside the subnet", "gateway outside the subnet");
   expect_fail(hcs_net_network_create(net, "{\"Name\":\"vc\",\"Type\":\"Overlay\"}", &err), &err,
               "Type `Overlay` is not supported", "unsupported type");
-  expect_fail(hcs_net_network_create(net, "{\"Name\":\"vc\",\"Type\":\"NAT\"}", &err), &err, "needs Ipams",
-              "NAT without a subnet");
+  test_auto_subnet(net);
   expect_fail(hcs_net_network_create(net, "{\"Name\":", &err), &err, "parse HostComputeNetwork", "malformed JSON");
   expect_fail(
       hcs_net_endpoint_create(net, "{\"HostComputeNetwork\":\"va\",\"MacAddress\":\"zz-00-00-00-00-01\"}", &err), &err,
@@ -137,7 +162,7 @@ static void test_validation(hcs_net_t *net) {
                                       "\"PortMapping\",\"Settings\":{\"InternalPort\":0,\"ExternalPort\":1}}]}",
                                       &err),
               &err, "InternalPort must be a port number", "bad port");
-  char *out = sh("nft list map ip hcs portmap");
+  char *out = sh("nft list map %s portmap", table);
   has_substr(out, "tcp . 8080 : 10.88.0.2 . 80", "the mapping is one map element");
   free(out);
   ok(hcs_net_network_delete(net, "va", false, &err) < 0, "a network with endpoints is not deleted without force");
@@ -210,6 +235,52 @@ static void test_plumbing(hcs_net_t *net) {
   free(detail);
 }
 
+static char *link_mac(const char *ifname) {
+  char *out = sh("ip -o link show %s 2>/dev/null | sed -n 's/.*link\\/ether \\([0-9a-f:]*\\).*/\\1/p'", ifname);
+  out[strcspn(out, "\n")] = '\0';
+  return out;
+}
+
+/* A bridge keeps its address when ports come and go (the kernel's default
+ * is the lowest port address: removing that veth changed the gateway's MAC
+ * under the containers' ARP entries, and their traffic went nowhere). */
+static void test_bridge_mac(hcs_net_t *net) {
+  hcs_error_t err = NULL;
+  char *doc =
+      expect_ok(hcs_net_network_create(
+                    net, "{\"Name\":\"bm\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.78.0.0/24\"}]}]}", &err),
+                &err, "create network bm");
+  json_t *d = json_loads(doc ? doc : "{}", 0, NULL);
+  const char *bridge = json_string_value(json_object_get(json_object_get(d, "Linux"), "Bridge"));
+  char *before = link_mac(bridge ? bridge : "none");
+  free(expect_ok(hcs_net_namespace_create(net, "{\"Id\":\"bm1\"}", &err), &err, "create a namespace"));
+  char *ep =
+      expect_ok(hcs_net_endpoint_create(
+                    net, "{\"Name\":\"bm1\",\"HostComputeNetwork\":\"bm\",\"HostComputeNamespace\":\"bm1\"}", &err),
+                &err, "plug an endpoint into it");
+  json_t *e = json_loads(ep ? ep : "{}", 0, NULL);
+  const char *host = json_string_value(json_object_get(json_object_get(e, "Linux"), "HostInterface"));
+  char *out = sh("ip link set %s address 00:00:00:00:00:01 && echo set", host ? host : "none");
+  has_substr(out, "set", "give the port the lowest address there is");
+  free(out);
+  char *during = link_mac(bridge ? bridge : "none");
+  ok(*before && strcmp(before, during) == 0, "the bridge keeps its address (%s, now %s)", before, during);
+  ok(hcs_net_namespace_delete(net, "bm1", &err) == 0 && hcs_net_endpoint_delete(net, "bm1", &err) == 0,
+     "unplug the endpoint");
+  hcs_error_release(&err);
+  char *after = link_mac(bridge ? bridge : "none");
+  ok(strcmp(before, after) == 0, "and still has it once the port is gone");
+  ok(hcs_net_network_delete(net, "bm", false, &err) == 0, "delete network bm");
+  hcs_error_release(&err);
+  free(before);
+  free(during);
+  free(after);
+  free(ep);
+  free(doc);
+  json_decref(d);
+  json_decref(e);
+}
+
 static void test_modify_and_bridges(hcs_net_t *net) {
   hcs_error_t err = NULL;
   free(expect_ok(hcs_net_network_create(net,
@@ -247,12 +318,12 @@ static void test_modify_and_bridges(hcs_net_t *net) {
   "\"PortMapping\",\"Settings\":{\"Protocol\":\"UDP\",\"InternalPort\":53,\"ExternalPort\":5353}}]}}"
   const char *add = PM("Add"), *del = PM("Remove");
   free(expect_ok(hcs_net_endpoint_modify(net, "me", add, &err), &err, "add a UDP port mapping"));
-  out = sh("nft list map ip hcs portmap");
+  out = sh("nft list map %s portmap", table);
   has_substr(out, "udp . 5353 : 10.44.0.2 . 53", "the map has it");
   free(out);
   expect_fail(hcs_net_endpoint_modify(net, "me", add, &err), &err, "already mapped", "adding it twice");
   free(expect_ok(hcs_net_endpoint_modify(net, "me", del, &err), &err, "remove it"));
-  out = sh("nft list map ip hcs portmap");
+  out = sh("nft list map %s portmap", table);
   ok(strstr(out, "5353") == NULL, "the map no longer has it");
   free(out);
   expect_fail(hcs_net_endpoint_modify(net, "me", del, &err), &err, "do not exist", "removing it twice");
@@ -340,7 +411,7 @@ static void test_cycles(hcs_net_t *net, int n) {
   free(out);
   cleanup_free char *nsdir = hcs_xasprintf("%s/run/netns", root);
   is_int(count_dir(nsdir), 0, "no netns file left");
-  out = sh("nft list map ip hcs portmap");
+  out = sh("nft list map %s portmap", table);
   ok(strstr(out, "9000") == NULL, "no port mapping element left");
   free(out);
   ok(hcs_net_network_delete(net, "cy", false, &err) == 0, "delete network cy");
@@ -469,7 +540,7 @@ static void test_reboot(void) {
   json_t *d = json_loads(doc ? doc : "{}", 0, NULL);
   const char *bridge = json_string_value(json_object_get(json_object_get(d, "Linux"), "Bridge"));
   hcs_net_close(net);
-  char *out = sh("ip link del %s && nft delete table ip hcs && rm -rf %s/run && echo rebooted", bridge, root);
+  char *out = sh("ip link del %s && nft delete table %s && rm -rf %s/run && echo rebooted", bridge, table, root);
   has_substr(out, "rebooted", "simulate a reboot: bridge, nftables table and run root gone");
   free(out);
   net = hcs_net_open(root, &err);
@@ -508,6 +579,119 @@ static void test_reboot(void) {
   json_decref(d);
 }
 
+static char *network_with_mapping(hcs_net_t *net, const char *name, const char *subnet, int port) {
+  hcs_error_t err = NULL;
+  cleanup_free char *spec =
+      hcs_xasprintf("{\"Name\":\"%s\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"%s\"}]}]}", name, subnet);
+  free(expect_ok(hcs_net_network_create(net, spec, &err), &err, "create network"));
+  cleanup_free char *ep = hcs_xasprintf("{\"Name\":\"%s-ep\",\"HostComputeNetwork\":\"%s\",\"Policies\":[{\"Type\":"
+                                        "\"PortMapping\",\"Settings\":{\"InternalPort\":80,\"ExternalPort\":%d}}]}",
+                                        name, name, port);
+  return expect_ok(hcs_net_endpoint_create(net, ep, &err), &err, "create an endpoint with a port mapping");
+}
+
+/* Two state roots on one host (#14.2): each has a table of its own, and
+ * deleting the last network of one leaves the other's NAT and port mappings
+ * in place (with one shared table, it dropped them). */
+static void test_two_roots(void) {
+  hcs_error_t err = NULL;
+  char other[64] = "/tmp/hcs-test.XXXXXX";
+  if (mkdtemp(other) == NULL) return;
+  hcs_net_t *a = hcs_net_open(root, &err), *b = hcs_net_open(other, &err);
+  ok(a && b, "open two roots");
+  if (!a || !b) return;
+  ok(strcmp(a->table, b->table) != 0, "they name two tables (`%s`, `%s`)", a->table, b->table);
+  cleanup_free char *alias = hcs_xasprintf("/tmp/../tmp/%s", other + 5);
+  hcs_net_t *b2 = hcs_net_open(alias, &err);
+  ok(b2 && strcmp(b2->table, b->table) == 0, "another spelling of a root names the same table");
+  hcs_net_close(b2);
+  free(network_with_mapping(a, "ra", "10.21.0.0/24", 9100));
+  free(network_with_mapping(b, "rb", "10.22.0.0/24", 9200));
+  char *out = sh("nft list ruleset");
+  has_substr(out, "tcp . 9200 : 10.22.0.2 . 80", "root B's mapping is in place");
+  free(out);
+  ok(hcs_net_network_delete(b, "rb", true, &err) == 0, "delete root B's last network");
+  hcs_error_release(&err);
+  out = sh("nft list ruleset");
+  has_substr(out, "tcp . 9100 : 10.21.0.2 . 80", "root A's port mapping is still there");
+  has_substr(out, "10.21.0.0/24 : jump p_", "root A's masquerade is still there");
+  cleanup_free char *btable = hcs_xasprintf("table %s ", b->table);
+  ok(strstr(out, btable) == NULL, "root B's table went with its last network");
+  free(out);
+  /* The same Id in two roots names the same bridge: the second is refused,
+   * not given the first one's bridge. */
+  free(expect_ok(
+      hcs_net_network_create(
+          a, "{\"Id\":\"same\",\"Name\":\"sa\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.24.0.0/24\"}]}]}",
+          &err),
+      &err, "a network with a given Id in root A"));
+  expect_fail(
+      hcs_net_network_create(
+          b, "{\"Id\":\"same\",\"Name\":\"sb\",\"Ipams\":[{\"Subnets\":[{\"IpAddressPrefix\":\"10.25.0.0/24\"}]}]}",
+          &err),
+      &err, "exists already", "the same Id in root B");
+  out = sh("ip -o addr show");
+  has_substr(out, "10.24.0.1/24", "root A's bridge keeps its gateway");
+  ok(strstr(out, "10.25.0.1") == NULL, "and got no address of root B's");
+  free(out);
+  ok(hcs_net_network_delete(a, "sa", false, &err) == 0, "delete it");
+  hcs_error_release(&err);
+  ok(hcs_net_network_delete(a, "ra", true, &err) == 0, "delete root A's network");
+  hcs_error_release(&err);
+  hcs_net_close(a);
+  hcs_net_close(b);
+  cleanup_free char *cmd = hcs_xasprintf("rm -rf %s", other);
+  if (system(cmd) != 0) ok(0, "remove the second root");
+}
+
+/* Upgrade from the table `ip hcs` all roots shared before: opening the
+ * store moves this root's networks and endpoint policies into its own
+ * table; another root's objects stay in the old table. */
+static void test_upgrade(void) {
+  hcs_error_t err = NULL;
+  hcs_net_t *net = hcs_net_open(root, &err);
+  char *ep = network_with_mapping(net, "up", "10.23.0.0/24", 9300);
+  hcs_net_close(net);
+  free(ep);
+  char *out = sh("nft list table %1$s | sed 's/^table ip hcs[0-9a-f]*/table ip hcs/' > %2$s/old.nft && "
+                 "nft delete table %1$s && nft -f %2$s/old.nft && rm -f %2$s/run/net/nftables %2$s/old.nft && "
+                 "nft add element ip hcs bridges '{ \"hcsforeign\" }' && echo old",
+                 table, root);
+  has_substr(out, "old", "simulate the shared table of an earlier version, with another root's bridge in it");
+  free(out);
+  net = hcs_net_open(root, &err);
+  ok(net != NULL, "open the store with the new version");
+  out = sh("nft list table %s", table);
+  has_substr(out, "tcp . 9300 : 10.23.0.2 . 80", "the endpoint's mapping moved into the root's table");
+  has_substr(out, "10.23.0.0/24 : jump p_", "and the network's masquerade");
+  free(out);
+  out = sh("nft list table ip hcs");
+  ok(strstr(out, "9300") == NULL && strstr(out, "chain n_") == NULL, "the shared table no longer holds them");
+  has_substr(out, "hcsforeign", "the other root's objects are left alone");
+  free(out);
+  ok(hcs_net_network_delete(net, "up", true, &err) == 0, "delete the network");
+  hcs_error_release(&err);
+  hcs_net_close(net);
+  if (system("nft delete table ip hcs") != 0) ok(0, "remove the simulated old table");
+}
+
+/* The table goes with the root's last bridged network, even while a network
+ * without a bridge (None) is left. */
+static void test_table_lifetime(void) {
+  hcs_error_t err = NULL;
+  hcs_net_t *net = hcs_net_open(root, &err);
+  free(expect_ok(hcs_net_network_create(net, "{\"Name\":\"none1\",\"Type\":\"None\"}", &err), &err,
+                 "create a None network"));
+  free(expect_ok(hcs_net_network_create(net, "{\"Name\":\"br1\"}", &err), &err, "and a NAT network"));
+  ok(nft_table_exists(), "the NAT network made the table");
+  ok(hcs_net_network_delete(net, "br1", false, &err) == 0, "delete the NAT network");
+  hcs_error_release(&err);
+  ok(!nft_table_exists(), "the table went with it, though the None network is left");
+  ok(hcs_net_network_delete(net, "none1", false, &err) == 0, "delete the None network");
+  hcs_error_release(&err);
+  hcs_net_close(net);
+}
+
 int main(void) {
   if (geteuid() != 0) {
     printf("1..0 # SKIP needs root\n");
@@ -525,8 +709,10 @@ int main(void) {
   hcs_net_t *net = hcs_net_open(root, &err);
   ok(net != NULL, "open the network store");
   if (net == NULL) return tap_done();
+  snprintf(table, sizeof table, "%s", net->table);
   test_validation(net);
   test_plumbing(net);
+  test_bridge_mac(net);
   test_modify_and_bridges(net);
   const char *n = getenv("HCS_NET_CYCLES");
   test_cycles(net, n ? atoi(n) : 500);
@@ -534,6 +720,9 @@ int main(void) {
   test_reclaim();
   test_kill9();
   test_reboot();
+  test_two_roots();
+  test_upgrade();
+  test_table_lifetime();
   ok(!nft_table_exists(), "the nftables table is gone with the last network");
   char *links = sh("ip -o link show | grep -cE ': (hcs|vh)'");
   is_int(atoi(links), 0, "no hcs bridge or veth left");

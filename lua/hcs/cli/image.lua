@@ -108,18 +108,25 @@ subcommands["install-os"] = {
 
 subcommands.save = {
   summary = "save images to an OCI archive (Save-ContainerImage)",
-  usage = "hcs image save IMAGE... -o FILE [--compression gzip|zstd|none]",
+  usage = "hcs image save IMAGE... -o FILE|- [--compression gzip|zstd|none]",
   options = {
-    output = { kind = "string", short = "o", help = "the archive to write (required)" },
+    output = { kind = "string", short = "o", help = "the archive to write (required; - for standard output)" },
     compression = { kind = "string", help = "layer compression: gzip (default), zstd, none" },
   },
   min_args = 1,
   run = function(opts, args)
     if not opts.output then cli.fail("-o FILE is required") end
+    local target = opts.output
+    if target == "-" then
+      -- `[ -t 1 ]` sees our standard output, as progress.lua asks about stderr.
+      if os.execute("[ -t 1 ]") then cli.fail("refusing to write an archive to a terminal: redirect standard output") end
+      target = io.stdout
+    end
     local store <close> = open_store()
     local bar, cb = bar_for("save")
-    cli.check(store:save(args, opts.output, { compression = opts.compression, progress = cb }))
+    cli.check(store:save(args, target, { compression = opts.compression, progress = cb }))
     bar:finish()
+    if target == io.stdout then io.stdout:flush() end
   end,
 }
 
@@ -133,6 +140,26 @@ subcommands.rm = {
     for _, ref in ipairs(args) do cli.check(store:remove(ref, opts.force)) end
   end,
 }
+
+subcommands.prune = {
+  summary = "remove the layers no image uses (what failed or killed imports and removals left)",
+  usage = "hcs image prune [--dry-run] [--json]",
+  options = {
+    ["dry-run"] = { kind = "flag", help = "only list the layers that would be removed" },
+    json = { kind = "flag", help = "print {Layers = [ids]} as JSON" },
+  },
+  max_args = 0,
+  run = function(opts)
+    local store <close> = open_store()
+    local res = cli.check(store:prune { dry_run = opts["dry-run"] })
+    cli.output(opts, res, function(r)
+      for _, id in ipairs(r.Layers) do print(id) end
+      io.stderr:write(("%s %d layer%s\n"):format(opts["dry-run"] and "would remove" or "removed", #r.Layers,
+        #r.Layers == 1 and "" or "s"))
+    end)
+  end,
+}
+subcommands.gc = subcommands.prune
 
 subcommands.tag = {
   summary = "add a name:tag to an image",
@@ -157,7 +184,7 @@ subcommands.untag = {
 }
 
 return {
-  summary = "manage images: ls, inspect, import, install-os, save, rm, tag",
+  summary = "manage images: ls, inspect, import, install-os, save, rm, tag, prune",
   usage = "hcs image SUBCOMMAND [options]",
   subcommands = subcommands,
 }

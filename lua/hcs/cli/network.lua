@@ -19,7 +19,7 @@ return {
       options = {
         name = { kind = "string", help = "network name" },
         type = { kind = "string", help = "NAT (default), Transparent, L2Bridge or None" },
-        subnet = { kind = "string", help = "IPv4 subnet, e.g. 10.0.0.0/24" },
+        subnet = { kind = "string", help = "IPv4 subnet, e.g. 10.0.0.0/24 (NAT default: one picked clear of the host routes)" },
         gateway = { kind = "string", help = "gateway address (default: first address of the subnet)" },
         adapter = { kind = "string", help = "Transparent/L2Bridge: host interface to enslave, or an existing bridge" },
         dns = { kind = "list", help = "DNS server for endpoints (repeatable)" },

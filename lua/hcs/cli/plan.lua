@@ -124,6 +124,10 @@ local subcommands = {
     options = { json = json_flag },
     max_args = 0,
     run = function(opts)
+      -- Listing finishes what killed processes left (interrupted realizes,
+      -- stopped auto-remove systems) first.
+      local _, failures = hcs.workflow.recover()
+      for _, f in ipairs(failures) do io.stderr:write("hcs plan ls: " .. f .. "\n") end
       local rows = {}
       for _, name in ipairs(hcs.workflow.plans.list()) do
         local p = hcs.workflow.plans.load(name)
@@ -145,8 +149,11 @@ local subcommands = {
     min_args = 1,
     max_args = 1,
     run = function(_, args)
-      local plan = cli.check(hcs.workflow.plans.load(args[1]))
-      if plan.State == "Realized" then cli.fail("%q is realized: use 'hcs destroy %s'", args[1], args[1]) end
+      local cleaned = hcs.workflow.recover(nil, { args[1] }) -- a realize killed half-way is rolled back first
+      local plan, err = hcs.workflow.plans.load(args[1])
+      if not plan and #cleaned > 0 then return 0 end -- that realize's plan was `run`'s own
+      cli.check(plan, err)
+      if plan.State ~= "Planned" then cli.fail("%q is %s: use 'hcs destroy %s'", args[1], plan.State:lower(), args[1]) end
       cli.check(hcs.workflow.plans.remove(args[1]))
     end,
   },

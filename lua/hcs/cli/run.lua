@@ -30,11 +30,73 @@ local function define_from_image(opts, args)
     env = opts.env, mounts = opts.volume and #opts.volume > 0 and opts.volume or nil, user = opts.user,
     workdir = opts.workdir, hostname = opts.hostname, network = opts.network,
     ports = opts.publish and #opts.publish > 0 and opts.publish or nil, command = #command > 0 and command or nil }
-  if spec.ports and not spec.network then cli.fail("--publish needs --network") end
+  if spec.ports and not spec.network then spec.network = cli.check(hcs.net.default_network()).Name end
   local ok, sys = pcall(hcs.workflow.define, spec, { stdio = opts.detach and "null" or "inherit",
-    stdin = opts.interactive or false, tty = opts.tty, cgroup_parent = opts["cgroup-parent"] })
+    stdin = opts.interactive or false, tty = opts.tty, cgroup_parent = opts["cgroup-parent"],
+    auto_remove = opts.rm or nil, attached = not opts.detach })
   if not ok then cli.fail("%s", tostring(sys)) end
   return sys
+end
+
+local have_interrupt, interrupt = pcall(require, "hcs.interrupt")
+
+--- Wait until the system stopped; a signal (Ctrl-C) interrupts the wait at
+-- once with an error, so the caller's clean-up runs.
+local function wait_stopped(cs)
+  local fd = have_interrupt and cs:event_fd()
+  if not fd then return cli.check(cs:wait()) end
+  while not interrupt.wait(fd) do end
+  return true
+end
+
+--- body(), then cleanup(ok) with SIGINT/SIGTERM/SIGHUP held back, however
+-- body ends (hcs.interrupt.guard; a plain pcall outside the hcs host).
+local function guard(body, cleanup)
+  if have_interrupt then return interrupt.guard(body, cleanup) end
+  local r = table.pack(pcall(body))
+  cleanup(r[1], r[2])
+  if not r[1] then error(r[2], 0) end
+  return table.unpack(r, 2, r.n)
+end
+
+--- `hcs run IMAGE`: plan + realize, wait, and with --rm destroy it all.
+-- Attached, the destroy runs however the run ends (exit, error, Ctrl-C,
+-- SIGTERM: the system is killed first); further signals wait for it.
+-- Detached, the monitor destroys the system once it stops.
+local function run_image(opts, args)
+  local sys
+  local ok, props = pcall(guard, function()
+    sys = define_from_image(opts, args)
+    if opts.detach then return nil end
+    local cs = sys.cs
+    if opts.tty then
+      local stdin, stdout = cs:stdio()
+      hcs.compute.relay(stdout)
+      stdin:close()
+      stdout:close()
+    end
+    wait_stopped(cs)
+    return cli.check(cs:properties())
+  end, function(ok)
+    if sys and opts.rm and not opts.detach then
+      local done, err = hcs.workflow.destroy(sys, { kill = not ok })
+      if not done then cli.fail("%s", err) end
+    end
+  end)
+  if not ok then
+    -- An interrupting signal is one line, not a traceback.
+    local text = type(props) == "string" and props:match("^(interrupted[^\n]*)")
+    if text then cli.fail("%s", text) end
+    error(props, 0)
+  end
+  if opts.detach then
+    cli.output(opts, { Id = sys.plan.Name }, function() print(sys.plan.Name) end)
+    return 0
+  end
+  if opts.json then cli.print_json(props) end
+  local code = props.ExitCode or 1
+  if code < 0 then code = 1 end
+  return code
 end
 
 return {
@@ -46,28 +108,26 @@ return {
   options = options,
   min_args = 0,
   run = function(opts, args)
-    local sys, cs, id
-    if image_ref(opts, args[1]) then
-      sys = define_from_image(opts, args)
-      cs, id = sys.cs, sys.plan.Name
-    else
-      if opts.network or (opts.publish and #opts.publish > 0) then cli.fail("--network and --publish need an IMAGE") end
-      local doc = cu.build_config(opts, args)
-      id = opts.name or hcs.compute.new_id()
-      cs = cli.check(hcs.compute.create(id, doc, { stdio = opts.detach and "null" or "inherit",
-        stdin = opts.interactive or false }))
+    if image_ref(opts, args[1]) then return run_image(opts, args) end
+    if opts.network or (opts.publish and #opts.publish > 0) then cli.fail("--network and --publish need an IMAGE") end
+    local doc = cu.build_config(opts, args)
+    local id = opts.name or hcs.compute.new_id()
+    if opts.rm and opts.detach then
+      -- The monitor deletes the system once it stopped (no daemon to ask).
+      doc.Linux = doc.Linux or {}
+      doc.Linux.ExitCommand = hcs.json.array(require("hcs.workflow.journal").self_command(nil, "rm", id))
     end
+    local cs = cli.check(hcs.compute.create(id, doc, { stdio = opts.detach and "null" or "inherit",
+      stdin = opts.interactive or false }))
     local console
     if opts.tty and not opts.detach then
       local stdin, stdout = cs:stdio()
       console = { stdin = stdin, stdout = stdout }
     end
-    if not sys then
-      local ok, err = cs:start()
-      if not ok then
-        cs:delete(true)
-        cli.fail("%s", err)
-      end
+    local ok, err = cs:start()
+    if not ok then
+      cs:delete(true)
+      cli.fail("%s", err)
     end
     if opts.detach then
       cli.output(opts, { Id = id }, function() print(id) end)
@@ -81,9 +141,7 @@ return {
     end
     cli.check(cs:wait())
     local props = cli.check(cs:properties())
-    if opts.rm then
-      if sys then cli.check(hcs.workflow.destroy(sys)) else cli.check(cs:delete()) end
-    end
+    if opts.rm then cli.check(cs:delete()) end
     if opts.json then cli.print_json(props) end
     local code = props.ExitCode or 1
     if code < 0 then code = 1 end

@@ -44,7 +44,10 @@ function M.realize(plan, opts) return steps().realize(plan, opts) end
 
 --- plan + realize in one call (DefineSystem).
 function M.define(spec, opts)
-  local plan = M.plan(spec)
+  local eph = {}
+  for k, v in pairs(spec) do eph[k] = v end
+  eph.ephemeral = true -- if this process dies before it is realized, the plan goes
+  local plan = M.plan(eph)
   local ok, sys = pcall(M.realize, plan, opts)
   if not ok then
     plan_store.remove(plan.Name, spec.root)
@@ -63,7 +66,15 @@ function M.open(name, root) return steps().open(name, root) end
 function M.capture(sys, opts) return steps().capture(sys, opts) end
 
 --- Stop and delete a realized system and everything realize made.
+-- opts: { keep_plan, kill, timeout_ms }.  Idempotent (see journal.lua).
 function M.destroy(sys, opts) return steps().destroy(sys, opts) end
+
+--- destroy() by name: a Realized plan, or one a killed realize left.
+function M.destroy_named(name, root, opts) return steps().destroy_named(name, root, opts) end
+
+--- Roll back realizes whose process died and destroy stopped auto-remove
+-- systems (all plans, or the names given).  Returns {{Name, Reason}...}, failures.
+function M.recover(root, names) return require("hcs.workflow.journal").recover(root, names) end
 
 -- User workflows ------------------------------------------------------------
 

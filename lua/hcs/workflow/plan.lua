@@ -44,6 +44,49 @@ function M.save(plan, root)
   return core.fs.write_atomic(M.path(plan.Name, root), json.encode(doc, { pretty = true }) .. "\n", 384) -- 0600
 end
 
+--- Save a new plan, failing when the name is taken: the plan is written
+-- under a temporary name, then hard-linked to its own (link(2) refuses an
+-- existing name), so two processes planning one name cannot both win.
+function M.create(plan, root)
+  local ok, err, code = core.fs.mkdir_p(plans_dir(root), 448) -- 0700
+  if not ok then return nil, err, code end
+  local path = M.path(plan.Name, root)
+  local tmp = ("%s/.%s.new-%d"):format(plans_dir(root), plan.Name, math.random(0, 0x7fffffff))
+  local doc = {}
+  for k, v in pairs(plan) do
+    if type(k) ~= "string" or k:sub(1, 1) ~= "_" then doc[k] = v end
+  end
+  ok, err, code = core.fs.write_atomic(tmp, json.encode(doc, { pretty = true }) .. "\n", 384)
+  if not ok then return nil, err, code end
+  ok, err, code = require("lfs").link(tmp, path)
+  os.remove(tmp)
+  if not ok then
+    if code == 17 then return nil, ("a system named %q is already planned"):format(plan.Name), code end
+    return nil, ("create plan `%s`: %s"):format(path, tostring(err)), code
+  end
+  return true
+end
+
+--- Hold the plan's lock (non-blocking; released by unlock() or when the
+-- process dies): realize and destroy of one name never run at once.
+-- Returns a lock object, or nil, message.
+function M.lock(name, root)
+  local ok, err, code = core.fs.mkdir_p(plans_dir(root), 448)
+  if not ok then return nil, err, code end
+  local f, ferr, fcode = io.open(("%s/.%s.lock"):format(plans_dir(root), name), "w")
+  if not f then return nil, ferr, fcode end
+  local locked, lerr = require("lfs").lock(f, "w")
+  if not locked then
+    f:close()
+    return nil, ("%q is being realized or destroyed by another process (%s)"):format(name, tostring(lerr))
+  end
+  return f
+end
+
+function M.unlock(f)
+  if f then f:close() end -- closing drops the fcntl lock
+end
+
 --- Load a plan by name; nil, message when there is none.
 function M.load(name, root)
   local ok, err = M.check_name(name)
@@ -64,6 +107,7 @@ end
 function M.remove(name, root)
   local ok, err, code = os.remove(M.path(name, root))
   if not ok and code ~= 2 then return nil, err, code end
+  os.remove(("%s/.%s.lock"):format(plans_dir(root), name))
   return true
 end
 

@@ -4,6 +4,7 @@
 local hcs = require "hcs"
 local plans = require "hcs.workflow.plan"
 local txn = require "hcs.workflow.txn"
+local journal = require "hcs.workflow.journal"
 local json = hcs.json
 
 local M = {}
@@ -49,7 +50,7 @@ function M.plan(spec)
   local cfg = info.Config.config or {}
   local name = spec.name or (info.Name:gsub("[^%w_.-]", "-"))
   check(plans.check_name(name))
-  if plans.load(name, root) then error(("plan: a system named %q is already planned"):format(name), 0) end
+  journal.recover(root, { name }) -- what a killed realize left under this name
   local command = {}
   for _, a in ipairs(cfg.Entrypoint or {}) do command[#command + 1] = a end
   for _, a in ipairs(cfg.Cmd or {}) do command[#command + 1] = a end
@@ -70,11 +71,16 @@ function M.plan(spec)
     ImageConfig = json.decode("{}"),
     State = "Planned",
     Created = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+    -- define()'s plans only live to be realized: one whose process died
+    -- first is debris (journal.stale), removed by the next recover().
+    Ephemeral = spec.ephemeral or nil,
+    Owner = spec.ephemeral and journal.owner() or nil,
   }
   local changes = copy(spec)
-  changes.image, changes.name, changes.root = nil, nil, nil
+  changes.image, changes.name, changes.root, changes.ephemeral = nil, nil, nil, nil
   if next(changes) then M.apply(plan, changes) end
-  check(plans.save(plan, root))
+  local ok, err = plans.create(plan, root)
+  if not ok then error("plan: " .. tostring(err), 0) end
   plan._root = root
   return plan
 end
@@ -245,12 +251,31 @@ function M.validate(plan)
       problem("a compute system named %q already exists", plan.Name)
       existing:close()
     end
+    -- The compartment and endpoint realize makes take the plan's name too.
+    if plan.Network and hcs.net.endpoint.inspect(plan.Name, { root = root }) then
+      problem("an endpoint named %q already exists", plan.Name)
+    end
+    if plan.Network and hcs.net.namespace.inspect(plan.Name, { root = root }) then
+      problem("a compartment named %q already exists", plan.Name)
+    end
   end
   if #problems > 0 then return nil, problems end
   return true
 end
 
 -- realize -------------------------------------------------------------------
+
+-- Crash tests: HCS_WF_KILL_AT=LABEL[:SIGNAL] makes realize signal itself
+-- (default KILL) right after the step LABEL ("journal" is the write-ahead
+-- save), to prove what the next command does with what is left.
+local kill_at = os.getenv("HCS_WF_KILL_AT")
+local function kill_point(label)
+  if not kill_at then return end
+  local at, sig = kill_at:match("^([^:]+):?(%u*)$")
+  if at == label then
+    os.execute(("kill -%s %d"):format(sig ~= "" and sig or "KILL", journal.owner().Pid))
+  end
+end
 
 local System = {}
 System.__index = System
@@ -278,6 +303,7 @@ local function compute_config(plan, mount, image_layers, layer_store, ns, opts)
   }
   local linux = {}
   if opts.cgroup_parent then linux.CgroupParent = opts.cgroup_parent end
+  if opts.exit_command then linux.ExitCommand = opts.exit_command end
   if not opts.idle and plan.Command then
     linux.Init = {
       CommandArgs = plan.Command,
@@ -287,66 +313,108 @@ local function compute_config(plan, mount, image_layers, layer_store, ns, opts)
       EmulateConsole = opts.tty or nil,
     }
   end
-  return { Owner = "hcs-workflow", SchemaVersion = { Major = 2, Minor = 1 }, Container = container,
+  return { Owner = journal.OWNER, SchemaVersion = { Major = 2, Minor = 1 }, Container = container,
     Linux = next(linux) and linux or nil }
 end
 
 --- Realize a plan.  opts: { idle = true (init idles, for authoring),
 -- start = false (leave the system Created), cgroup_parent = NAME,
 -- stdio = "inherit"|"null" and stdin = bool (init's stdio, as hcs.compute.create),
--- tty = true (init gets a console; take it with sys.cs:stdio()) }.
+-- tty = true (init gets a console; take it with sys.cs:stdio()),
+-- auto_remove = true (destroyed once it stops: its monitor runs `hcs destroy
+-- --auto NAME`), attached = true (with auto_remove: the caller waits and
+-- destroys it itself, after reading the exit status; if the caller dies, the
+-- next recover() destroys it once stopped) }.
+--
+-- Write-ahead: the plan is saved as Realizing, naming every resource,
+-- before the first one is made; a failure (an interrupting signal
+-- included) releases them all, and a realize killed outright is rolled
+-- back by the next destroy, `hcs plan ls` or realize (journal.recover).
 function M.realize(plan, opts)
   opts = opts or {}
   if type(plan) == "string" then plan = check(plans.load(plan, opts.root)) end
+  local root = plan._root or opts.root
+  -- One realize or destroy of a name at a time; then the state on disk,
+  -- not the caller's copy, decides.
+  local lock <close> = setmetatable({ f = check(plans.lock(plan.Name, root)) },
+    { __close = function(l) plans.unlock(l.f) end })
+  local disk = check(plans.load(plan.Name, root))
+  if disk.State ~= plan.State then
+    error(("realize: %q is %s on disk (changed by another process)"):format(plan.Name, disk.State), 0)
+  end
+  if plan.State == "Realizing" then
+    if journal.alive(plan.Owner) then
+      error(("realize: %q is being realized by process %d"):format(plan.Name, plan.Owner.Pid), 0)
+    end
+    journal.recover(root, { plan.Name })
+    local fresh = check(plans.load(plan.Name, root))
+    for k in pairs(plan) do if type(k) ~= "string" or k:sub(1, 1) ~= "_" then plan[k] = nil end end
+    for k, v in pairs(fresh) do plan[k] = v end
+  end
   if plan.State ~= "Planned" then error(("realize: %q is already realized"):format(plan.Name), 0) end
   local okv, problems = M.validate(plan)
   if not okv then error("realize " .. plan.Name .. ": the plan is not valid:\n  " .. table.concat(problems, "\n  "), 0) end
-  local root = plan._root or opts.root
   local id = plan.Name
   local images <close> = open_images(root)
   local layers <close> = open_layers(root)
-  return txn.run("realize " .. id, function(tx)
-    local image = check(images:inspect(plan.ImageId))
-    tx:step("take a reference on the image", function() return images:acquire(image.Id, id) end,
-      function() return images:release(image.Id, id) end)
+  local image = check(images:inspect(plan.ImageId))
+  local cfg_opts = copy(opts)
+  if opts.auto_remove and not opts.attached then
+    cfg_opts.exit_command = json.array(journal.self_command(root, "destroy", "--auto", id))
+  end
+  plan.State = "Realizing"
+  plan.Owner = journal.owner()
+  plan.Realized = { SystemId = id, ScratchLayer = id, Namespace = plan.Network and id or nil,
+    Endpoint = plan.Network and id or nil, Idle = opts.idle or nil, AutoRemove = opts.auto_remove or nil,
+    Attached = opts.auto_remove and opts.attached or nil }
+  check(plans.save(plan, root))
+  kill_point("journal")
+  return txn.run("realize " .. id, function(tx0)
+    tx0:on_rollback("release what realize made", function()
+      return journal.release(plan, root, { kill = true, keep_plan = true })
+    end)
+    local tx = setmetatable({ step = function(_, what, fn)
+      local r = table.pack(tx0:step(what, fn))
+      kill_point(what)
+      return table.unpack(r, 1, r.n)
+    end }, { __index = tx0 })
+    tx:step("take a reference on the image", function() return images:acquire(image.Id, id) end)
     tx:step("create the scratch layer", function()
       return layers:create_scratch(id, { image.Layers[#image.Layers] })
-    end, function() return layers:destroy(id, true) end)
-    tx:step("activate the layers", function() return layers:activate(id) end,
-      function() return layers:deactivate(id) end)
+    end)
+    tx:step("activate the layers", function() return layers:activate(id) end)
     local mount = check(layers:mount_path(id))
     tx:step("prepare the root file system", function()
       return layers:prepare(id, #(plan.MappedDirectories or {}) > 0 and plan.MappedDirectories or nil)
-    end, function() return layers:unprepare(id) end)
+    end)
     local ns, endpoint
     if plan.Network then
       ns = tx:step("create the network compartment", function()
-        return hcs.net.namespace.create({ ContainerId = id }, { root = root })
-      end, function(n) return hcs.net.namespace.delete(n.Id, { root = root }) end)
+        return hcs.net.namespace.create({ Id = id, ContainerId = id }, { root = root })
+      end)
       local policies = json.array()
       for _, p in ipairs(plan.Network.PortMappings or {}) do
         policies[#policies + 1] = { Type = "PortMapping", Settings = p }
       end
       endpoint = tx:step("create the network endpoint", function()
-        return hcs.net.endpoint.create({ Name = id, HostComputeNetwork = plan.Network.Name,
+        return hcs.net.endpoint.create({ Id = id, Name = id, HostComputeNetwork = plan.Network.Name,
           HostComputeNamespace = ns.Id, Policies = #policies > 0 and policies or nil }, { root = root })
-      end, function(ep) return hcs.net.endpoint.delete(ep.Id, { root = root }) end)
+      end)
       local lx = endpoint.Linux or {}
       if lx.ResolvConf and lx.ResolvConf ~= "" then check(hcs.core.fs.copy_in(mount, lx.ResolvConf, "/etc/resolv.conf")) end
       if lx.Hosts and lx.Hosts ~= "" then check(hcs.core.fs.copy_in(mount, lx.Hosts, "/etc/hosts")) end
     end
-    local config = compute_config(plan, mount, image.Layers, layers, ns and ns.Id, opts)
+    local config = compute_config(plan, mount, image.Layers, layers, ns and ns.Id, cfg_opts)
     local cs = tx:step("create the compute system", function()
       return hcs.compute.create(id, config, { root = root, stdio = opts.stdio, stdin = opts.stdin })
-    end, function(c)
-      c:terminate()
-      return c:delete(true)
     end)
-    if opts.start ~= false then tx:step("start the compute system", function() return cs:start() end) end
+    tx:on_rollback("close the compute system handle", function() cs:close() end)
+    -- Realized before it starts: an auto-remove system that exits at once
+    -- finds its plan complete when the monitor's `destroy --auto` runs.
     plan.State = "Realized"
-    plan.Realized = { SystemId = id, ScratchLayer = id, MountPath = mount, Endpoint = endpoint and endpoint.Id,
-      Namespace = ns and ns.Id, Idle = opts.idle or nil }
+    plan.Realized.MountPath = mount
     tx:step("save the plan", function() return plans.save(plan, root) end)
+    if opts.start ~= false then tx:step("start the compute system", function() return cs:start() end) end
     return setmetatable({ plan = plan, root = root, cs = cs }, System)
   end)
 end
@@ -451,55 +519,59 @@ function M.capture(sys, opts)
   if opts.config then
     for k, v in pairs(opts.config) do config[k] = v end
   end
-  local id = check(images:capture(sys.plan.Realized.ScratchLayer, {
+  -- A copy of a running system's changes is taken with the system paused
+  -- (opts.pause = false opts out), so no process swaps files under the
+  -- export; it is resumed afterwards, whatever happened.
+  local paused = false
+  if not opts.stop and opts.pause ~= false and sys.cs then
+    local props = sys.cs:properties()
+    if props and props.State == "Running" then
+      check(sys.cs:pause())
+      paused = true
+    end
+  end
+  local ok, id, err = pcall(images.capture, images, sys.plan.Realized.ScratchLayer, {
     parent = sys.plan.ImageId, name = opts.name, version = opts.version, publisher = opts.publisher,
     config = config, created_by = opts.created_by or ("hcs capture " .. sys.plan.Name),
     comment = opts.comment, progress = opts.progress, move = opts.stop or nil,
-  }))
+  })
+  if paused then
+    local resumed, rerr = sys.cs:resume()
+    if not resumed and ok and id then error("capture: resume the system: " .. tostring(rerr), 2) end
+  end
+  if not ok then error(id, 0) end
+  id = check(id, err)
   return check(images:inspect(id))
 end
 
 -- destroy -------------------------------------------------------------------
 
 --- Stop and remove everything realize made; the plan goes too unless
--- opts.keep_plan (then it is Planned again).  Collects every failure.
+-- opts.keep_plan (then it is Planned again).  opts.kill: SIGKILL instead of
+-- a graceful stop (within opts.timeout_ms, default 5 s).  Idempotent: each
+-- resource is released if present, so a destroy finishes what an earlier
+-- one, a killed realize or a plain `hcs rm` left.  Collects every failure.
 function M.destroy(sys, opts)
   opts = opts or {}
-  local plan, root = sys.plan, sys.root
-  local r = plan.Realized or {}
-  local failures = {}
-  local function try(what, ok, err)
-    if ok == nil and err ~= nil then failures[#failures + 1] = what .. ": " .. tostring(err) end
-  end
   if sys.cs then
-    local props = sys.cs:properties()
-    if props and props.State ~= "Stopped" then try("stop", sys.cs:shutdown(opts.timeout_ms or 5000)) end
-    try("delete compute system", sys.cs:delete(true))
     sys.cs:close()
     sys.cs = nil
   end
-  if r.Endpoint then try("delete endpoint", hcs.net.endpoint.delete(r.Endpoint, { root = root })) end
-  if r.Namespace then try("delete compartment", hcs.net.namespace.delete(r.Namespace, { root = root })) end
-  local layers = hcs.layer.open(root)
-  if layers then
-    try("unprepare", layers:unprepare(r.ScratchLayer))
-    try("deactivate", layers:deactivate(r.ScratchLayer))
-    try("destroy scratch layer", layers:destroy(r.ScratchLayer, true))
-    layers:close()
+  return journal.release(sys.plan, sys.root, opts)
+end
+
+--- destroy() by name, whatever the plan's state after realize: Realized,
+-- or Realizing left by a dead process.  Returns true or nil, message.
+function M.destroy_named(name, root, opts)
+  local plan, err = plans.load(name, root)
+  if not plan then return nil, err end
+  if plan.State == "Planned" then
+    return nil, ("%q is planned, not realized: remove the plan with 'hcs plan rm %s'"):format(name, name)
   end
-  local images = hcs.image.open(root)
-  if images then
-    try("release image", images:release(plan.ImageId, plan.Name))
-    images:close()
+  if plan.State == "Realizing" and journal.alive(plan.Owner) then
+    return nil, ("%q is being realized by process %d"):format(name, plan.Owner.Pid)
   end
-  if opts.keep_plan then
-    plan.State, plan.Realized = "Planned", nil
-    try("save plan", plans.save(plan, root))
-  else
-    try("remove plan", plans.remove(plan.Name, root))
-  end
-  if #failures > 0 then return nil, "destroy " .. plan.Name .. ": " .. table.concat(failures, "; ") end
-  return true
+  return journal.release(plan, root, opts)
 end
 
 return M

@@ -113,9 +113,16 @@ typedef struct {
 } hcs_image_save_opts_t;
 
 /* Save-ContainerImage: write the images (NULL-terminated references) as an
- * OCI archive (a tar of an OCI image layout) at path, atomically. */
+ * OCI archive (a tar of an OCI image layout, with a docker-compatible
+ * manifest.json) at path, atomically.  Each image is saved under the tag
+ * the caller named ("name" alone: the image's own tag of that name), or
+ * under all its tags when named by id. */
 HCS_EXPORT int hcs_image_save(hcs_image_store_t *store, const char *const *refs, const char *path,
                               const hcs_image_save_opts_t *opts, hcs_error_t *err);
+/* The same archive written to an open fd (standard output, a pipe): a
+ * stream, so not atomic; a failure leaves a truncated archive there. */
+HCS_EXPORT int hcs_image_save_fd(hcs_image_store_t *store, const char *const *refs, int fd,
+                                 const hcs_image_save_opts_t *opts, hcs_error_t *err);
 
 /* Add a "name:tag" reference to an image (moved if it named another). */
 HCS_EXPORT int hcs_image_tag(hcs_image_store_t *store, const char *ref, const char *new_ref, hcs_error_t *err);
@@ -126,6 +133,17 @@ HCS_EXPORT int hcs_image_untag(hcs_image_store_t *store, const char *ref, hcs_er
  * image is built on it, unless force (users are dropped; layers still needed
  * by other images or containers stay).  Unused layers are destroyed. */
 HCS_EXPORT int hcs_image_remove(hcs_image_store_t *store, const char *ref, bool force, hcs_error_t *err);
+
+/* Collect layers no image uses (containerd-style garbage collection):
+ * layer reference counts are recounted from the images, then every
+ * read-only layer no image lists, with no child layer (a scratch layer's
+ * parents stay), not activated and not being made by a live operation is
+ * destroyed, from the top of each chain down.  What killed imports and
+ * captures left is also collected when the store opens.  A layer imported
+ * on its own (hcs_layer_import) into an image root is collected too unless
+ * an image uses it.  dry_run: only list.  Returns JSON {Layers: [ids]}
+ * (malloc'd). */
+HCS_EXPORT char *hcs_image_prune(hcs_image_store_t *store, bool dry_run, hcs_error_t *err);
 
 /* Record that a container (user id) uses the image, or no longer does. */
 HCS_EXPORT int hcs_image_acquire(hcs_image_store_t *store, const char *ref, const char *user, hcs_error_t *err);

@@ -210,6 +210,43 @@ describe("hcs.compute #root", function()
     end)
   end)
 
+  describe("two state roots", function()
+    it("run systems of the same id under the default cgroup parent without meeting", function()
+      local other = u.tmpdir()
+      local function doc()
+        local d = hcs.compute.config { rootfs = rootfs, owner = "spec" }
+        d.Linux = d.Linux or {}
+        d.Linux.Init = { CommandArgs = { "/bin/sleep", "30" } }
+        return d
+      end
+      local a = assert(hcs.compute.create("twin", doc(), { root = root }))
+      local b, err = hcs.compute.create("twin", doc(), { root = other })
+      finally(function()
+        a:delete(true)
+        if b then b:delete(true) end
+        u.rmtree(other)
+      end)
+      assert(b, err)
+      assert.is_true(a:start())
+      assert.is_true(b:start())
+      local ca, cb = a:properties().Cgroup, b:properties().Cgroup
+      assert.matches("^hcs/twin%.%x+$", ca)
+      assert.matches("^hcs/twin%.%x+$", cb)
+      assert.not_equal(ca, cb)
+      -- Deleting one leaves the other's cgroup and processes alone.
+      assert.is_true(a:delete(true))
+      assert.equal("Running", b:properties().State)
+      local _, _, dirs = u.run("find /sys/fs/cgroup -mindepth 3 -maxdepth 3 -type d -path '*/hcs/twin.*'")
+      assert.matches(cb:match("twin%.%x+$") .. "\n", dirs)
+      assert.not_matches(ca:match("twin%.%x+$"), dirs)
+      assert.is_true(#b:properties({ "ProcessList" }).ProcessList >= 1)
+      assert.is_true(b:delete(true))
+      u.rmtree(other)
+      local _, _, left = u.run("find /sys/fs/cgroup -maxdepth 3 -type d -name 'twin.*'")
+      assert.equal("", left)
+    end)
+  end)
+
   describe("create killed", function()
     it("reuses the id of a create killed before the system existed, and list sweeps such debris", function()
       -- What a create killed between its mkdir and the monitor's state.json

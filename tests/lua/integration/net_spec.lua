@@ -37,6 +37,13 @@ local function hcs_ok(args, env)
   return out
 end
 
+--- The root's nftables table in the host netns (`ip hcs<hash of the root>`).
+local function nft_table()
+  local t = must(in_host("nft list tables")):match("table (ip hcs%x+)")
+  assert(t, "no hcs table in the host netns")
+  return t
+end
+
 local function hcs_json(args) return require("hcs").json.decode(hcs_ok(args)) end
 
 local function netns_path(ns)
@@ -128,6 +135,44 @@ describe("hcs.net #root", function()
     assert.are.equal("via-loopback", talk(HOST, "127.0.0.1", 8080, "via-loopback"))
   end)
 
+  it("keeps what the host binds to 127.0.0.1 out of a container's reach (CVE-2020-8558)", function()
+    local dir = u.tmpdir()
+    finally(function() -- one finally per test: busted keeps the last
+      kill_servers()
+      hcs({ "endpoint", "rm", "lo1" })
+      hcs({ "compartment", "rm", "lo1" })
+      u.rmtree(dir)
+    end)
+    hcs_ok({ "compartment", "create", "--id", "lo1" })
+    hcs_ok({ "endpoint", "create", "--network", "nat1", "--name", "lo1", "--namespace", "lo1", "-p", "8085:80" })
+    -- A service the host binds to loopback only.
+    u.write_file(dir .. "/s.txt", "loopback-only\n")
+    local _, pid = sh(("timeout 20 nsenter --net=%s busybox httpd -f -p 127.0.0.1:8999 -h %s >/dev/null 2>&1 & echo $!")
+      :format(netns_path(HOST), dir))
+    servers[#servers + 1] = pid:match("%d+")
+    local function fetch(ns)
+      local _, out = sh(("printf 'GET /s.txt HTTP/1.0\\r\\n\\r\\n' | timeout 5 nsenter --net=%s busybox nc -w 2 127.0.0.1 8999")
+        :format(netns_path(ns)))
+      return out
+    end
+    local served
+    for _ = 1, 40 do
+      served = fetch(HOST):find("loopback-only", 1, true)
+      if served then break end
+      os.execute("sleep 0.05")
+    end
+    assert.truthy(served, "the host reaches its own loopback service")
+    -- A hostile container sends to 127.0.0.1 through its gateway: the NAT
+    -- bridge has route_localnet (for 127.0.0.1:port mappings), so without a
+    -- drop rule the host would deliver it to its loopback service.
+    must(("nsenter --net=%s sh -c 'sysctl -qw net.ipv4.conf.eth0.route_localnet=1 && ip addr flush dev lo && " ..
+      "ip route flush table local dev lo && ip route add 127.0.0.1/32 via 10.61.0.1 dev eth0'"):format(netns_path("lo1")))
+    assert.falsy(fetch("lo1"):find("loopback-only", 1, true))
+    -- A port mapping used from the host as 127.0.0.1:port still works.
+    echo_server("lo1", 80)
+    assert.are.equal("mapped-loopback", talk(HOST, "127.0.0.1", 8085, "mapped-loopback"))
+  end)
+
   it("forwards a port mapping from a neighbour through the gateway (hairpin)", function()
     finally(kill_servers)
     echo_server("c1", 80)
@@ -148,7 +193,7 @@ describe("hcs.net #root", function()
     assert.are.equal("", talk(HOST, "127.0.0.1", 8090, "not-here"))
     assert.are.equal("vip", talk(REMOTE, "192.168.77.1", 8090, "vip"))
     hcs_ok({ "endpoint", "rm", "vip" })
-    assert.falsy(must(in_host("nft list map ip hcs portmap_addr")):find("8090", 1, true))
+    assert.falsy(must(in_host("nft list map " .. nft_table() .. " portmap_addr")):find("8090", 1, true))
   end)
 
   it("masquerades outbound traffic of a NAT network", function()
@@ -176,15 +221,15 @@ describe("hcs.net #root", function()
   end)
 
   it("adds and removes port mappings as map elements (no rule growth)", function()
-    local before = must(in_host("nft -a list chain ip hcs prerouting"))
+    local before = must(in_host("nft -a list chain " .. nft_table() .. " prerouting"))
     hcs_ok({ "endpoint", "create", "--network", "nat1", "--name", "e3", "-p", "8081:81", "-p", "8082:82/udp" })
-    local after = must(in_host("nft -a list chain ip hcs prerouting"))
+    local after = must(in_host("nft -a list chain " .. nft_table() .. " prerouting"))
     assert.are.equal(before, after)
-    local map = must(in_host("nft list map ip hcs portmap"))
+    local map = must(in_host("nft list map " .. nft_table() .. " portmap"))
     assert.truthy(map:find("tcp . 8081 : 10.61.0.4 . 81", 1, true))
     assert.truthy(map:find("udp . 8082 : 10.61.0.4 . 82", 1, true))
     hcs_ok({ "endpoint", "rm", "e3" })
-    map = must(in_host("nft list map ip hcs portmap"))
+    map = must(in_host("nft list map " .. nft_table() .. " portmap"))
     assert.falsy(map:find("8081", 1, true))
   end)
 
@@ -247,6 +292,19 @@ describe("hcs.net #root", function()
     local out = hcs_ok({ "-e", script })
     assert.truthy(out:find("lua-ok", 1, true))
   end)
+
+  it("picks a subnet clear of the host's routes for a NAT network given none; makes the default network once",
+    function()
+      -- The pool starts at 10.88.0.0/16; the host routes 10.88.0.0/16 here.
+      must(in_host("ip route add blackhole 10.88.0.0/16"))
+      finally(function() sh(in_host("ip route del blackhole 10.88.0.0/16")) end)
+      local n = hcs_json({ "network", "create", "auto", "--json" })
+      assert.are.equal("10.89.0.0/16", n.Ipams[1].Subnets[1].IpAddressPrefix)
+      local out = hcs_ok({ "-e", "local net = require('hcs').net; local a = assert(net.default_network()); " ..
+        "local b = assert(net.default_network()); print(a.Name, a.Type, a.Id == b.Id, a.Ipams[1].Subnets[1].IpAddressPrefix)" })
+      assert.are.equal("nat\tNAT\ttrue\t10.90.0.0/16\n", out)
+      hcs_ok({ "network", "rm", "auto", "nat" })
+    end)
 
   it("deletes everything and leaves no link, netns, nftables table or lease", function()
     for _, e in ipairs({ "e1", "e2", "e4" }) do hcs_ok({ "endpoint", "rm", e }) end
