@@ -67,6 +67,8 @@ typedef struct {
   bool cgroup_parent_default; /* no Linux.CgroupParent: the leaf names the run root too */
   uint64_t caps;              /* bounding/effective set bitmask */
   bool caps_given;            /* Linux.Capabilities was set (else the default) */
+  bool cap_sets;              /* Linux.CapabilitySets was set */
+  uint64_t cap_eff, cap_perm, cap_inh, cap_amb;
   bool seccomp;
   char **seccomp_deny;   /* extra syscall names */
   char *seccomp_program; /* Linux.Seccomp.ProgramFile: a raw BPF program */
@@ -104,6 +106,10 @@ HCS_INTERNAL void hcs_strv_free(char **v);
 typedef struct {
   struct sock_fprog prog; /* prog.filter NULL: no seccomp */
   uint64_t caps;
+  /* Linux.CapabilitySets: the sets given one by one (OCI), else the
+   * bounding set is also the permitted and effective one. */
+  bool cap_sets;
+  uint64_t cap_eff, cap_perm, cap_inh, cap_amb;
   bool no_new_privs;
   hcs_rlimit_t *rlimits;
   size_t n_rlimits;

@@ -522,9 +522,9 @@ static int parse_mounts(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
 
 static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
   static const char *const keys[] = {
-      "CgroupParent", "Capabilities", "Seccomp",         "NoNewPrivileges", "Rlimits",       "Sysctl",
-      "Devices",      "UidMappings",  "GidMappings",     "MaskedPaths",     "ReadonlyPaths", "PidsLimit",
-      "Init",         "ExitCommand",  "CallerReapsInit", "ReadonlyRootfs",  "Mounts",        NULL};
+      "CgroupParent",   "Capabilities",    "Seccomp",        "NoNewPrivileges", "Rlimits",   "Sysctl", "Devices",
+      "UidMappings",    "GidMappings",     "MaskedPaths",    "ReadonlyPaths",   "PidsLimit", "Init",   "ExitCommand",
+      "CapabilitySets", "CallerReapsInit", "ReadonlyRootfs", "Mounts",          NULL};
   if (check_keys(lx, "Linux", keys, err) < 0) return -1;
   if (get_bool(lx, "Linux", "CallerReapsInit", &c->caller_reaps_init, err) < 0 ||
       get_bool(lx, "Linux", "ReadonlyRootfs", &c->readonly_rootfs, err) < 0 || parse_mounts(lx, c, err) < 0)
@@ -568,6 +568,34 @@ static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
       c->caps |= 1ULL << cap;
     }
     hcs_strv_free(caps);
+  }
+  json_t *sets = NULL;
+  if (get_obj(lx, "Linux", "CapabilitySets", &sets, err) < 0) return -1;
+  if (sets) {
+    static const char *const names[] = {"Effective", "Permitted", "Inheritable", "Ambient", NULL};
+    uint64_t *dst[] = {&c->cap_eff, &c->cap_perm, &c->cap_inh, &c->cap_amb};
+    if (check_keys(sets, "Linux.CapabilitySets", names, err) < 0) return -1;
+    c->cap_sets = true;
+    for (size_t k = 0; names[k]; k++) {
+      char **list = NULL;
+      if (get_strv(sets, "Linux.CapabilitySets", names[k], &list, err) < 0) return -1;
+      for (size_t i = 0; list && list[i]; i++) {
+        int cap = hcs_cap_from_name(list[i]);
+        if (cap < 0) {
+          cleanup_free char *p = hcs_xasprintf("Linux.CapabilitySets.%s[%zu]", names[k], i);
+          json_t *v = json_array_get(json_object_get(sets, names[k]), i);
+          hcs_strv_free(list);
+          return bad(err, p, "a capability name (e.g. \"CAP_CHOWN\")", v);
+        }
+        *dst[k] |= 1ULL << cap;
+      }
+      hcs_strv_free(list);
+    }
+    /* An ambient capability must be permitted and inheritable (capabilities(7)). */
+    if (c->cap_amb & ~(c->cap_perm & c->cap_inh))
+      return hcs_error_make(err, 0,
+                            "invalid configuration: `Linux.CapabilitySets.Ambient`: each ambient capability must "
+                            "also be Permitted and Inheritable");
   }
   json_t *sc = NULL;
   if (get_obj(lx, "Linux", "Seccomp", &sc, err) < 0) return -1;

@@ -143,10 +143,31 @@ static int translate_process_security(json_t *proc, json_t *lx, hcs_error_t *err
                                                     json_is_string(v) ? json_string_value(v) : "(not a string)",
                                                     json_is_string(v) ? "\"" : "");
     }
+    /* Each set as given; the bounding set is Linux.Capabilities. */
+    json_t *cs = json_object();
+    static const char *const oci[][2] = {
+        {"effective", "Effective"}, {"permitted", "Permitted"}, {"inheritable", "Inheritable"}, {"ambient", "Ambient"}};
+    for (size_t k = 0; k < HCS_ARRAY_SIZE(oci); k++) {
+      json_t *s = json_object_get(caps, oci[k][0]);
+      json_object_set_new(cs, oci[k][1], json_is_array(s) ? json_incref(s) : json_array());
+    }
+    json_object_set_new(lx, "CapabilitySets", cs);
+    /* capabilities(7): an ambient capability must be permitted and inheritable. */
+    json_array_foreach(json_object_get(cs, "Ambient"), i, v) {
+      bool perm = false, inh = false;
+      json_t *w;
+      size_t j;
+      json_array_foreach(json_object_get(cs, "Permitted"), j, w) perm |= json_equal(v, w);
+      json_array_foreach(json_object_get(cs, "Inheritable"), j, w) inh |= json_equal(v, w);
+      if (!perm || !inh)
+        return hcs_error_make(err, 0,
+                              "config.json: `process.capabilities.ambient[%zu]`: \"%s\" is not also permitted and "
+                              "inheritable",
+                              i, json_string_value(v));
+    }
     json_t *b = json_object_get(caps, "bounding");
     if (!json_is_array(b)) b = json_object_get(caps, "effective");
-    json_object_set(lx, "Capabilities", json_is_array(b) ? b : json_array());
-    if (!json_is_array(b)) json_decref(json_object_get(lx, "Capabilities"));
+    json_object_set_new(lx, "Capabilities", json_is_array(b) ? json_incref(b) : json_array());
   } else {
     json_object_set_new(lx, "Capabilities", json_array());
   }

@@ -198,6 +198,29 @@ describe("hcs-runtime #root", function()
     assert_nothing_left()
   end)
 
+  it("gives a non-root user the ambient capabilities of the five sets", function()
+    local nbs = { "CAP_NET_BIND_SERVICE" }
+    write_config(function(c)
+      c.process.user = { uid = 1000, gid = 1000 }
+      c.process.args = { "/bin/sh", "-c", "id -u; grep -E '^Cap(Inh|Eff|Amb|Bnd)' /proc/self/status" }
+      c.process.capabilities = { bounding = { "CAP_NET_BIND_SERVICE", "CAP_KILL" }, effective = nbs,
+        permitted = nbs, inheritable = nbs, ambient = nbs }
+    end)
+    local ok, _, out, err = rt("run", "--bundle", bundle, "cap1")
+    assert.is_true(ok, err)
+    assert.equal("1000\nCapInh:\t0000000000000400\nCapEff:\t0000000000000400\nCapBnd:\t0000000000000420\n" ..
+      "CapAmb:\t0000000000000400\n", out)
+    assert_nothing_left()
+    write_config(function(c)
+      c.process.capabilities = { bounding = nbs, permitted = nbs, ambient = nbs }
+    end)
+    local _, code, _, cerr = rt("create", "--bundle", bundle, "cap2")
+    assert.equal(1, code)
+    assert.matches('`process.capabilities.ambient%[0%]`: "CAP_NET_BIND_SERVICE" is not also permitted and inheritable',
+      cerr)
+    assert_nothing_left()
+  end)
+
   it("compiles the seccomp profile: actions, errnoRet, argument conditions", function()
     write_config(function(c)
       c.process.args = { "/bin/sh", "-c", table.concat({
