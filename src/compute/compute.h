@@ -18,6 +18,9 @@ typedef struct {
   char *cwd;
   char **env; /* NULL-terminated "K=V" */
   char *user;
+  int umask;           /* Umask, -1: 022 */
+  gid_t *extra_groups; /* AdditionalGroups, after the user's own */
+  size_t n_extra_groups;
   bool console;
   unsigned short rows, cols;
   bool pipe_in, pipe_out, pipe_err;

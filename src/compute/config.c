@@ -217,19 +217,22 @@ void hcs_proc_spec_free(hcs_proc_spec_t *p) {
   hcs_strv_free(p->env);
   free(p->cwd);
   free(p->user);
+  free(p->extra_groups);
   free(p);
 }
 
 hcs_proc_spec_t *hcs_proc_spec_parse(json_t *doc, const char *where, hcs_error_t *err) {
   static const char *const keys[] = {
-      "CommandLine", "CommandArgs",     "WorkingDirectory", "Environment",      "User", "EmulateConsole",
-      "ConsoleSize", "CreateStdInPipe", "CreateStdOutPipe", "CreateStdErrPipe", NULL};
+      "CommandLine", "CommandArgs",     "WorkingDirectory", "Environment",      "User",  "EmulateConsole",
+      "ConsoleSize", "CreateStdInPipe", "CreateStdOutPipe", "CreateStdErrPipe", "Umask", "AdditionalGroups",
+      NULL};
   if (!json_is_object(doc)) {
     bad(err, *where ? where : "ProcessParameters", "object", doc);
     return NULL;
   }
   hcs_proc_spec_t *p = hcs_xcalloc(1, sizeof *p);
   char *cmdline = NULL;
+  p->umask = -1;
   const char *w = where;
   if (check_keys(doc, w, keys, err) < 0) goto fail;
   if (get_str(doc, w, "CommandLine", &cmdline, err) < 0 || get_strv(doc, w, "CommandArgs", &p->argv, err) < 0 ||
@@ -239,6 +242,28 @@ hcs_proc_spec_t *hcs_proc_spec_parse(json_t *doc, const char *where, hcs_error_t
       get_bool(doc, w, "CreateStdOutPipe", &p->pipe_out, err) < 0 ||
       get_bool(doc, w, "CreateStdErrPipe", &p->pipe_err, err) < 0)
     goto fail;
+  int64_t um = -1;
+  if (get_int(doc, w, "Umask", 0, 0777, &um, err) < 0) goto fail;
+  p->umask = (int)um;
+  json_t *ag = json_object_get(doc, "AdditionalGroups");
+  if (ag && !json_is_null(ag)) {
+    cleanup_free char *gp = hcs_xasprintf("%s%sAdditionalGroups", w, *w ? "." : "");
+    json_t *g;
+    size_t i;
+    if (!json_is_array(ag) || json_array_size(ag) > 32) {
+      bad(err, gp, "an array of at most 32 group ids", ag);
+      goto fail;
+    }
+    p->extra_groups = hcs_xcalloc(json_array_size(ag) + 1, sizeof(gid_t));
+    json_array_foreach(ag, i, g) {
+      if (!json_is_integer(g) || json_integer_value(g) < 0 || json_integer_value(g) > UINT32_MAX - 1) {
+        cleanup_free char *ep = hcs_xasprintf("%s[%zu]", gp, i);
+        bad(err, ep, "a group id", g);
+        goto fail;
+      }
+      p->extra_groups[p->n_extra_groups++] = (gid_t)json_integer_value(g);
+    }
+  }
   if (cmdline && p->argv) {
     hcs_error_make(err, 0, "invalid configuration: `%s%sCommandLine`: give CommandLine or CommandArgs, not both", w,
                    *w ? "." : "");

@@ -88,9 +88,23 @@ json_t *rt_translate_process(json_t *proc, const char *where, hcs_error_t *err) 
     if (u < 0 || u > UINT32_MAX - 1 || g < 0 || g > UINT32_MAX - 1) return expect(err, f, "ids in [0, 2^32-2]"), NULL;
     json_object_set_new(p, "User", json_sprintf("%lld:%lld", (long long)u, (long long)g));
     json_t *um = json_object_get(user, "umask");
-    if (um && !json_is_null(um) && (!json_is_integer(um) || json_integer_value(um) != 022)) {
-      hcs_error_make(err, 0, "config.json: `%s.umask`: only 0022 (18) is supported", f);
-      return NULL;
+    if (um && !json_is_null(um)) {
+      if (!json_is_integer(um) || json_integer_value(um) < 0 || json_integer_value(um) > 0777) {
+        hcs_error_make(err, 0, "config.json: `%s.umask`: expected an integer in [0, 0777]", f);
+        return NULL;
+      }
+      json_object_set(p, "Umask", um);
+    }
+    json_t *ag = json_object_get(user, "additionalGids"), *eg;
+    size_t k;
+    if (ag && !json_is_null(ag)) {
+      if (!json_is_array(ag)) return expect(err, "process.user.additionalGids", "an array of group ids"), NULL;
+      json_array_foreach(ag, k, eg) if (!json_is_integer(eg) || json_integer_value(eg) < 0 ||
+                                        json_integer_value(eg) > UINT32_MAX - 1) {
+        hcs_error_make(err, 0, "config.json: `%s.additionalGids[%zu]`: expected a group id", f, k);
+        return NULL;
+      }
+      json_object_set(p, "AdditionalGroups", ag);
     }
   }
   json_t *term = json_object_get(proc, "terminal");

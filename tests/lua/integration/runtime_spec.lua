@@ -198,6 +198,24 @@ describe("hcs-runtime #root", function()
     assert_nothing_left()
   end)
 
+  it("applies the user's additionalGids and umask, for init and exec --process", function()
+    write_config(function(c)
+      c.process.user = { uid = 1000, gid = 1000, additionalGids = { 50, 4242 }, umask = 63 }
+      c.process.args = { "/bin/sh", "-c", "id -G; umask; sleep 100" }
+    end)
+    local out = root .. "/ug.out"
+    assert.is_true(u.run(("%s --root %s run -d --bundle %s ug1 </dev/null >%s"):format(u.quote(bin), u.quote(state),
+      u.quote(bundle), u.quote(out))))
+    u.write_file(root .. "/ug.json", json.encode({ args = { "/bin/sh", "-c", "id -G; umask" }, cwd = "/",
+      user = { uid = 1000, gid = 1000, additionalGids = { 7 }, umask = 18 } }))
+    local _, code, eout = rt("exec", "--process", root .. "/ug.json", "ug1")
+    assert.equal(0, code)
+    assert.equal("1000 7 50\n0022\n", eout)
+    assert.is_true((rt("delete", "--force", "ug1")))
+    assert.equal("1000 50 4242\n0077\n", u.read_file(out))
+    assert_nothing_left()
+  end)
+
   it("gives a non-root user the ambient capabilities of the five sets", function()
     local nbs = { "CAP_NET_BIND_SERVICE" }
     write_config(function(c)
