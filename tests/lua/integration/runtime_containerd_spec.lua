@@ -32,8 +32,8 @@ describe("hcs-runtime under containerd #root", function()
     local p = ("podman --root %s/ps --runroot %s/pr --tmpdir %s/pt --storage-driver vfs --events-backend none")
       :format(root, root, root)
     local ok, _, _, err = u.run(("tar -C %s -c . | %s import -q - localhost/hcs-bb:latest >/dev/null && %s save -q " ..
-      "--format oci-archive -o %s localhost/hcs-bb:latest && %s system reset -f >/dev/null")
-      :format(u.quote(root .. "/rootfs"), p, p, u.quote(root .. "/bb.tar"), p))
+      "--format oci-archive -o %s localhost/hcs-bb:latest")
+      :format(u.quote(root .. "/rootfs"), p, p, u.quote(root .. "/bb.tar")))
     assert(ok, err)
     u.write_file(root .. "/config.toml", ([[
 version = 2
