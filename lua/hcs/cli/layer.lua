@@ -110,8 +110,8 @@ local export = {
 
 local ls = {
   summary = "list layers",
-  usage = "hcs layer ls [--json]",
-  options = common(),
+  usage = "hcs layer ls [--json|-q]",
+  options = common { quiet = cli.quiet_option },
   max_args = 0,
   run = function(opts)
     local s <close> = store(opts)
@@ -126,7 +126,7 @@ local ls = {
         { key = function(r) return r.Active and (r.MountPath or "yes") or "" end, title = "MOUNTED" },
         { key = function(r) return (r.Created or ""):sub(1, 19) end, title = "CREATED" },
       }, v)
-    end)
+    end, "Id")
     return 0
   end,
 }
