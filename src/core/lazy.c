@@ -310,5 +310,7 @@ STUB(S, int, seccomp_rule_add_array,
      (scmp_filter_ctx c, uint32_t action, int nr, unsigned int n, const struct scmp_arg_cmp *args),
      (c, action, nr, n, args))
 STUB(S, int, seccomp_syscall_resolve_name, (const char *name), (name))
+STUB(S, uint32_t, seccomp_arch_resolve_name, (const char *name), (name))
+STUB(S, int, seccomp_arch_add, (scmp_filter_ctx c, uint32_t token), (c, token))
 #undef S
 STUB(LIB_CAP, int, cap_from_name, (const char *name, cap_value_t *v), (name, v))
