@@ -56,7 +56,7 @@ static const char *opt_string(lua_State *L, int t, const char *key) {
   const char *s = NULL;
   if (!lua_isnil(L, -1)) {
     if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "option '%s' must be a string", key);
-    s = lua_tostring(L, -1);
+    s = hcs_lua_to_name(L, -1, key);
   }
   lua_pop(L, 1); /* the string stays alive: the table references it */
   return s;
@@ -122,7 +122,7 @@ static void done(lua_State *L, progress_ctx *p) { luaL_unref(L, LUA_REGISTRYINDE
 
 static int l_pull(lua_State *L) {
   hcs_image_store_t *s = hcs_lua_check_image_store(L, 1);
-  const char *ref = luaL_checkstring(L, 2);
+  const char *ref = hcs_lua_check_name(L, 2);
   hcs_registry_opts_t o;
   progress_ctx p;
   check_opts(L, 3, &o, &p);
@@ -134,8 +134,8 @@ static int l_pull(lua_State *L) {
 
 static int l_push(lua_State *L) {
   hcs_image_store_t *s = hcs_lua_check_image_store(L, 1);
-  const char *image = luaL_checkstring(L, 2);
-  const char *ref = luaL_checkstring(L, 3);
+  const char *image = hcs_lua_check_name(L, 2);
+  const char *ref = hcs_lua_check_name(L, 3);
   hcs_registry_opts_t o;
   progress_ctx p;
   check_opts(L, 4, &o, &p);
@@ -146,8 +146,8 @@ static int l_push(lua_State *L) {
 }
 
 static int l_download(lua_State *L) {
-  const char *ref = luaL_checkstring(L, 1);
-  const char *path = luaL_checkstring(L, 2);
+  const char *ref = hcs_lua_check_name(L, 1);
+  const char *path = hcs_lua_check_name(L, 2);
   hcs_registry_opts_t o;
   progress_ctx p;
   check_opts(L, 3, &o, &p);
@@ -158,7 +158,7 @@ static int l_download(lua_State *L) {
 }
 
 static int l_find(lua_State *L) {
-  const char *pattern = luaL_optstring(L, 1, "");
+  const char *pattern = hcs_lua_opt_name(L, 1, "");
   hcs_registry_opts_t o;
   progress_ctx p;
   check_opts(L, 2, &o, &p);
@@ -169,7 +169,7 @@ static int l_find(lua_State *L) {
 }
 
 static int l_inspect(lua_State *L) {
-  const char *ref = luaL_checkstring(L, 1);
+  const char *ref = hcs_lua_check_name(L, 1);
   hcs_registry_opts_t o;
   progress_ctx p;
   check_opts(L, 2, &o, &p);
@@ -180,9 +180,9 @@ static int l_inspect(lua_State *L) {
 }
 
 static int l_login(lua_State *L) {
-  const char *reg = luaL_checkstring(L, 1);
-  const char *user = luaL_checkstring(L, 2);
-  const char *pass = luaL_checkstring(L, 3);
+  const char *reg = hcs_lua_check_name(L, 1);
+  const char *user = hcs_lua_check_name(L, 2);
+  const char *pass = hcs_lua_check_name(L, 3);
   hcs_registry_opts_t o;
   progress_ctx p;
   check_opts(L, 4, &o, &p);
@@ -193,7 +193,7 @@ static int l_login(lua_State *L) {
 }
 
 static int l_logout(lua_State *L) {
-  const char *reg = luaL_checkstring(L, 1);
+  const char *reg = hcs_lua_check_name(L, 1);
   hcs_registry_opts_t o;
   progress_ctx p;
   check_opts(L, 2, &o, &p);
