@@ -65,12 +65,9 @@ static int l_log_level(lua_State *L) {
 }
 
 int hcs_lua_open_host(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"capabilities", l_capabilities},
-                                   {"cgroup_mode", l_cgroup_mode},
-                                   {"log_level", l_log_level},
-                                   {"poll", l_poll},
-                                   {"monotonic", l_monotonic},
-                                   {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"capabilities", l_capabilities}, {"cgroup_mode", l_cgroup_mode},
+                                   {"log_level", l_log_level},       {"poll", l_poll},
+                                   {"monotonic", l_monotonic},       {NULL, NULL}};
   luaL_newlib(L, funcs);
   return 1;
 }

@@ -6,6 +6,7 @@
  * SystemExited event is its pidfd.  With a system log it also copies init's
  * output to ctr.log (log.c), polling the FIFOs and init's pidfd. */
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -53,6 +54,8 @@ static void send_error(int sock, hcs_error_t *err) {
   hcs_error_release(err);
 }
 
+/* status < 0: init was reaped by the caller's subreaper (CallerReapsInit),
+ * which alone learns its exit status. */
 /* The exit is recorded: its events (OOM kills, then exited), once. */
 static void emit_exit(hcs_spawn_t *s, json_t *e) {
   if (!hcs_system_claim_exit_event(s->cs->dir)) return;
@@ -69,13 +72,14 @@ static void record_exit(hcs_spawn_t *s, int status) {
   cleanup_free char *marker_path = hcs_xasprintf("%s/exit-type", cs->dir), *marker = NULL;
   hcs_read_file(marker_path, &marker, NULL, NULL);
   if (marker) marker[strcspn(marker, "\n")] = '\0';
-  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  const char *type = "Exited";
+  bool known = status >= 0;
+  int code = !known ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  const char *type = known ? "Exited" : "Unknown";
   if (ooms > 0 && code != 0)
     type = "OomKilled";
   else if (marker && *marker)
     type = marker;
-  else if (WIFSIGNALED(status))
+  else if (known && WIFSIGNALED(status))
     type = "Killed";
   if (s->cg) {
     /* Init's death emptied its pid namespace; anything left (a process
@@ -89,7 +93,8 @@ static void record_exit(hcs_spawn_t *s, int status) {
   cleanup_free char *now = hcs_now_rfc3339();
   cleanup_json json_t *e = json_pack("{s:i,s:s,s:s,s:I}", "ExitCode", code, "ExitType", type, "FinishedTime", now,
                                      "OomKillCount", (json_int_t)(ooms > 0 ? ooms : 0));
-  if (WIFSIGNALED(status)) json_object_set_new(e, "ExitSignal", json_integer(WTERMSIG(status)));
+  if (known && WIFSIGNALED(status)) json_object_set_new(e, "ExitSignal", json_integer(WTERMSIG(status)));
+  if (!known) json_object_del(e, "ExitCode");
   cleanup_free char *path = hcs_xasprintf("%s/exit.json", cs->dir);
   hcs_state_write_json(path, e, NULL);
   emit_exit(s, e);
@@ -146,10 +151,14 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
     _exit(1);
   }
   /* Drop every fd inherited from the creator (its stdio, pipes, the store
-   * lock), so the creator's readers see EOF when init closes its ends; a
-   * logging monitor keeps the FIFOs' read ends and init's pidfd. */
-  int keep[3] = {logging ? pidfd : -1, rfd[0], rfd[1]};
-  if (!logging) close(pidfd);
+   * lock), so the creator's readers see EOF when init closes its ends.
+   * Init's pidfd stays for a logging monitor and for an init that is a
+   * child of the caller's subreaper (watched through it); the FIFOs' read
+   * ends for a logging one. */
+  bool reaped_elsewhere = s->cfg->caller_reaps_init;
+  bool keep_pidfd = logging || reaped_elsewhere;
+  int keep[3] = {keep_pidfd ? pidfd : -1, rfd[0], rfd[1]};
+  if (!keep_pidfd) close(pidfd);
   close_all_but(keep, 3);
   int null = open("/dev/null", O_RDWR);
   for (int fd = 0; fd < 3; fd++)
@@ -158,7 +167,13 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
 
   if (logging) hcs_log_run(cs->dir, s->cfg, rfd, pidfd);
   int status = 0;
-  for (;;) {
+  if (reaped_elsewhere) {
+    struct pollfd p = {pidfd, POLLIN, 0};
+    while (poll(&p, 1, -1) < 0 && errno == EINTR) {
+    }
+    status = -1;
+  }
+  for (; !reaped_elsewhere;) {
     int st;
     pid_t r = waitpid(-1, &st, 0);
     if (r == pid) {
