@@ -158,9 +158,12 @@ json_t *hcs_system_exit(hcs_system_t *cs) {
   json_t *e = hcs_json_load_file(ep, NULL);
   if (e) return e;
   if (cs->state && !pid_running(cs->pid, (uint64_t)json_integer_value(json_object_get(cs->state, "PidStartTime")))) {
-    /* The monitor was killed and init is gone: whoever sees it first
-     * writes the exited event the monitor could not. */
-    if (hcs_system_claim_exit_event(cs->dir))
+    /* Init is gone.  If the monitor was killed too, whoever sees it first
+     * writes the exited event the monitor could not; a live monitor is
+     * recording the exit and writes it itself. */
+    bool monitor_alive =
+        pid_running(cs->monitor_pid, (uint64_t)json_integer_value(json_object_get(cs->state, "MonitorStartTime")));
+    if (!monitor_alive && hcs_system_claim_exit_event(cs->dir))
       hcs_system_emit(cs, "exited", json_pack("{s:i,s:s}", "ExitCode", -1, "ExitType", "Unknown"));
     return json_pack("{s:s,s:i}", "ExitType", "Unknown", "ExitCode", -1);
   }

@@ -32,6 +32,18 @@ describe("hcs events #root", function()
     return seen
   end
 
+  -- Until pid has exited (a zombie, or gone): kill(2) returns before.
+  local function wait_dead(pid)
+    for _ = 1, 1000 do
+      local f = io.open("/proc/" .. pid .. "/stat")
+      local stat = f and f:read("a") or ""
+      if f then f:close() end
+      if stat == "" or stat:match("%) [ZX] ") then return true end
+      u.run("sleep 0.01")
+    end
+    return false
+  end
+
   local function actions(list)
     local out = {}
     for _, e in ipairs(list) do out[#out + 1] = e.Action end
@@ -103,6 +115,7 @@ describe("hcs events #root", function()
     assert(cs:start())
     local props = assert(cs:properties())
     assert(u.run("kill -KILL " .. props.MonitorPid))
+    assert.is_true(wait_dead(props.MonitorPid))
     -- Another process observes first (wait on init, then properties).
     local ok, _, _, err = u.run(("HCS_ROOT=%s %s -e %s"):format(u.quote(root), u.quote(u.hcs_bin), u.quote([[
       local cs = assert(require("hcs").compute.open("evk"))
@@ -116,6 +129,30 @@ describe("hcs events #root", function()
     assert.same({ "created", "started", "exited", "deleted" }, actions(seen.evk))
     assert.equal("Unknown", seen.evk[3].Attributes.ExitType)
     cs:close()
+  end)
+
+  it("leaves the exited event to a live monitor still recording the exit", function()
+    local sub <close> = assert(hcs.events.open({ Ids = { "evr" } }, root))
+    local cs = assert(hcs.compute.create("evr", config { "/bin/sleep", "1000" }, { root = root }))
+    assert(cs:start())
+    local props = assert(cs:properties())
+    -- The monitor is held (stopped) while init dies: an observer now finds
+    -- init gone and no exit.json, but the monitor is alive.
+    assert(u.run("kill -STOP " .. props.MonitorPid))
+    assert(u.run("kill -KILL " .. props.Pid))
+    -- Until init is a zombie (the stopped monitor cannot reap it).
+    assert.is_true(wait_dead(props.Pid))
+    local other = assert(hcs.compute.open("evr", root))
+    assert.equal("Stopped", other:properties().State)
+    other:close()
+    assert(u.run("kill -CONT " .. props.MonitorPid))
+    assert(cs:wait())
+    assert.equal("Killed", cs:properties().ExitType)
+    assert(cs:delete())
+    local seen = collect(sub, { "evr" })
+    assert.same({ "created", "started", "exited", "deleted" }, actions(seen.evr))
+    assert.equal("Killed", seen.evr[3].Attributes.ExitType)
+    assert.equal(137, seen.evr[3].Attributes.ExitCode)
   end)
 
   it("runs 200 systems from one coroutine loop, each reporting its exit", function()
