@@ -64,6 +64,10 @@ int hcs_lua_open_fs(lua_State *L);
 int hcs_lua_open_compute(lua_State *L);
 int hcs_lua_open_process(lua_State *L);
 int hcs_lua_open_events(lua_State *L);
+int hcs_lua_open_operation(lua_State *L);
+/* operation.c: push a new operation handle that keeps the value at owner
+ * alive; the operation to pass to an _async verb. */
+struct hcs_operation_s *hcs_lua_new_operation(lua_State *L, int owner);
 int hcs_lua_open_registry(lua_State *L);
 
 /* image.c: the store behind a `hcs.image.store` userdata (raises on a

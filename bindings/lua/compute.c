@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "binding.h"
+#include "hcs/operation.h"
 
 #define SYSTEM_MT "hcs.compute.system"
 
@@ -326,6 +327,31 @@ static int m_logs(lua_State *L) {
   return hcs_lua_push_status(L, hcs_compute_logs(cs, &o, &err), &err);
 }
 
+/* start_async() etc.: an hcs.operation; the verb runs on its own thread,
+ * so the system handle must not be used until the operation is done. */
+static int async_verb(lua_State *L, int verb) {
+  hcs_system_t *cs = hcs_lua_check_system(L, 1);
+  hcs_operation_t *op = hcs_lua_new_operation(L, 1);
+  hcs_error_t err = NULL;
+  int r = -1;
+  switch (verb) {
+  case 0: r = hcs_compute_start_async(cs, op, &err); break;
+  case 1: r = hcs_compute_shutdown_async(cs, (int)luaL_optinteger(L, 2, -1), op, &err); break;
+  case 2: r = hcs_compute_terminate_async(cs, op, &err); break;
+  case 3: r = hcs_compute_pause_async(cs, op, &err); break;
+  case 4: r = hcs_compute_resume_async(cs, op, &err); break;
+  default: r = hcs_compute_delete_async(cs, lua_toboolean(L, 2), op, &err); break;
+  }
+  if (r < 0) return hcs_lua_fail(L, &err);
+  return 1;
+}
+static int m_start_async(lua_State *L) { return async_verb(L, 0); }
+static int m_shutdown_async(lua_State *L) { return async_verb(L, 1); }
+static int m_terminate_async(lua_State *L) { return async_verb(L, 2); }
+static int m_pause_async(lua_State *L) { return async_verb(L, 3); }
+static int m_resume_async(lua_State *L) { return async_verb(L, 4); }
+static int m_delete_async(lua_State *L) { return async_verb(L, 5); }
+
 static int m_delete(lua_State *L) {
   hcs_system_t *cs = hcs_lua_check_system(L, 1);
   hcs_error_t err = NULL;
@@ -439,6 +465,12 @@ int hcs_lua_open_compute(lua_State *L) {
                                      {"stdio", m_stdio},
                                      {"resize", m_resize},
                                      {"logs", m_logs},
+                                     {"start_async", m_start_async},
+                                     {"shutdown_async", m_shutdown_async},
+                                     {"terminate_async", m_terminate_async},
+                                     {"pause_async", m_pause_async},
+                                     {"resume_async", m_resume_async},
+                                     {"delete_async", m_delete_async},
                                      {"delete", m_delete},
                                      {"close", close_handle},
                                      {"create_process", hcs_lua_process_create},

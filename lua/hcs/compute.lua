@@ -4,9 +4,13 @@
 -- `hcs.compute.validate(config)`.  System methods: start, shutdown([ms]),
 -- terminate, pause, resume, properties([types]), modify(req), wait([ms]),
 -- event_fd, stdio, resize(rows, cols), logs([opts]), delete([force]), create_process(params
--- [, opts]), close.  Failures return nil, message, errno; closing a handle
+-- [, opts]), close; start_async, shutdown_async([ms]), terminate_async,
+-- pause_async, resume_async, delete_async([force]) -> an operation
+-- (op:wait([ms]), op:fd(), op:cancel(); docs/events.md).  Failures return nil, message, errno; closing a handle
 -- never stops the system.
 local core = require("hcs.core").compute
+-- op:wait() of the _async methods (start_async, shutdown_async, ...).
+require "hcs.loop"
 
 local M = {
   create = core.create,

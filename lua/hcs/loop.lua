@@ -188,6 +188,16 @@ function M.wait_any(items, ms)
   return by_fd[what], items[by_fd[what]]
 end
 
+--- op:wait([ms]) for hcs.operation handles (cs:start_async() ...): yields
+-- in a task, runs the loop outside one; then op:result() (true [, doc] or
+-- nil, message, errno), or nil, "timed out".
+if core.operation then
+  function core.operation.wait(op, ms)
+    if not op:done() and not M.wait_fd(op:fd(), ms) then return nil, "timed out" end
+    return op:result()
+  end
+end
+
 --- Pause the calling task for ms milliseconds.
 function M.sleep(ms)
   wait { fds = {}, ms = ms }

@@ -223,6 +223,34 @@ describe("hcs events #root", function()
     assert.matches("20 systems done, 20 exited events seen", out, 1, true)
   end)
 
+  it("runs start_async and shutdown_async as operations that tasks wait for", function()
+    local systems, tasks = {}, {}
+    for i = 1, 5 do
+      -- sleep as init ignores SIGTERM (pid 1 without a handler): a shutdown
+      -- waits until it is cancelled.
+      systems[i] = assert(hcs.compute.create("op" .. i, config { "/bin/sleep", "1000" }, { root = root }))
+      tasks[i] = loop.spawn(function()
+        local op <close> = assert(systems[i]:start_async())
+        assert.is_true(op:wait())
+        assert.equal("Running", systems[i]:properties().State)
+        local stop <close> = assert(systems[i]:shutdown_async(-1))
+        assert.is_true(stop:cancel())
+        local ok, err, code = stop:wait()
+        assert.is_nil(ok)
+        assert.matches("cancelled", err)
+        assert.equal(125, code) -- ECANCELED
+        return true
+      end)
+    end
+    loop.run()
+    for i = 1, 5 do
+      assert.is_true(tasks[i]:wait())
+      assert.equal("Running", systems[i]:properties().State) -- SIGTERM ignored, the wait cancelled
+      assert(systems[i]:terminate())
+      assert(systems[i]:delete())
+    end
+  end)
+
   it("refuses a bad filter naming the field", function()
     local sub, err = hcs.events.open({ Colour = { "red" } }, root)
     assert.is_nil(sub)
