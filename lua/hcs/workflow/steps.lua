@@ -388,9 +388,13 @@ function M.realize(plan, opts)
     end)
     tx:step("activate the layers", function() return layers:activate(id) end)
     local mount = check(layers:mount_path(id))
-    tx:step("prepare the root file system", function()
-      return layers:prepare(id, #(plan.MappedDirectories or {}) > 0 and plan.MappedDirectories or nil)
-    end)
+    -- The compute system makes any mount point it lacks itself (and /dev/*
+    -- inside its own tmpfs /dev), so a volatile run's scratch, never
+    -- captured, needs no skeleton: four directories less to create.
+    local mapped = #(plan.MappedDirectories or {}) > 0 and plan.MappedDirectories or nil
+    if mapped or not plan.Volatile then
+      tx:step("prepare the root file system", function() return layers:prepare(id, mapped) end)
+    end
     local ns, endpoint
     if plan.Network then
       ns = tx:step("create the network compartment", function()
