@@ -98,6 +98,23 @@ static bool stale_volatile(hcs_layer_store_t *s, const char *name) {
   return need == 2;
 }
 
+/* Rename layer directory `name` into .tmp under a fresh name (returned,
+ * malloc'd), without creating a placeholder first: one inode less than
+ * mkdtemp + rename.  Entries of .tmp without a lock are swept on open. */
+static char *rename_away(hcs_layer_store_t *s, const char *name, hcs_error_t *err) {
+  cleanup_free char *dir = layer_dir(s, name);
+  for (int attempt = 0;; attempt++) {
+    char *dst = hcs_xasprintf("%s/" LAYER_TMP "/destroy-%d-%ld-%s", s->path, (int)getpid(), random(), name);
+    if (renameat2(AT_FDCWD, dir, AT_FDCWD, dst, RENAME_NOREPLACE) == 0) return dst;
+    int e = errno;
+    free(dst);
+    if (e != EEXIST || attempt >= 8) {
+      hcs_error_make(err, e, "rename `%s` away", dir);
+      return NULL;
+    }
+  }
+}
+
 /* Once per boot (a marker named after the boot id in the run root):
  * collect what volatile scratch layers of earlier boots left.  Their
  * containers died with the boot, and nothing records them but themselves.
@@ -111,11 +128,10 @@ static void collect_volatile(hcs_layer_store_t *s) {
   while ((de = readdir(d)) != NULL) {
     if (de->d_name[0] == '.' || !stale_volatile(s, de->d_name)) continue;
     hcs_debug("layer store: removing `%s`, a volatile scratch layer of an earlier boot", de->d_name);
-    cleanup_free char *tmpl = hcs_xasprintf("%s/" LAYER_TMP "/destroy-XXXXXX", s->path);
-    cleanup_free char *dir = layer_dir(s, de->d_name);
     cleanup_error hcs_error_t e = NULL;
-    if (mkdtemp(tmpl) == NULL || rename(dir, tmpl) < 0 || hcs_rm_rf(tmpl, &e) < 0)
-      hcs_warning("remove volatile layer `%s`: %s", dir, e ? hcs_error_message(e) : strerror(errno));
+    cleanup_free char *gone = rename_away(s, de->d_name, &e);
+    if (gone == NULL || hcs_rm_rf(gone, &e) < 0)
+      hcs_warning("remove volatile layer `%s`: %s", de->d_name, hcs_error_message(e));
   }
   cleanup_close int fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 }
@@ -439,15 +455,9 @@ int hcs_layer_destroy(hcs_layer_store_t *s, const char *id, bool force, hcs_erro
   /* Make it vanish at once, then remove at leisure (a crash leaves it in
    * .tmp, swept on the next open). */
   struct layer_tmp t;
-  cleanup_free char *tmpl = hcs_xasprintf("%s/" LAYER_TMP "/destroy-XXXXXX", s->path);
-  if (mkdtemp(tmpl) == NULL) return hcs_error_make(err, errno, "create temporary directory in `%s`", s->path);
-  cleanup_free char *dir = layer_dir(s, id);
   hcs_crash_point("layer store: before a destroyed layer is renamed away");
-  if (rename(dir, tmpl) < 0) {
-    int e = errno;
-    rmdir(tmpl);
-    return hcs_error_make(err, e, "destroy layer `%s`: rename `%s`", id, dir);
-  }
+  cleanup_free char *tmpl = rename_away(s, id, err);
+  if (tmpl == NULL) return hcs_error_wrap(err, "destroy layer `%s`", id);
   if (json_object_get(m, "Volatile") == NULL) hcs_fsync_dir(s->path, NULL);
   json_object_clear(st);
   layer_state_save(s, id, st, NULL);
