@@ -1,6 +1,9 @@
 /* hcs.core.compute: compute systems.  A handle is a `hcs.compute.system`
  * userdata; closing it (or collecting it) never stops the system. */
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,11 +206,38 @@ static int m_modify(lua_State *L) {
   return hcs_lua_push_status(L, r, &err);
 }
 
-/* wait([timeout_ms]) -> true (stopped) | false (timed out) */
+/* Has the embedding host seen a Ctrl-C?  The `hcs` host publishes a
+ * sig_atomic_t flag under "hcs.interrupted" in the registry; elsewhere a
+ * signal only restarts the wait. */
+static bool host_interrupted(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "hcs.interrupted");
+  volatile sig_atomic_t *flag = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return flag && *flag;
+}
+
+/* wait([timeout_ms]) -> true (stopped) | false (timed out).  Ctrl-C in the
+ * host interrupts it: the poll is ours so EINTR can end it. */
 static int m_wait(lua_State *L) {
   hcs_system_t *cs = hcs_lua_check_system(L, 1);
   int timeout = (int)luaL_optinteger(L, 2, -1);
   hcs_error_t err = NULL;
+  int fd = hcs_compute_event_fd(cs, &err);
+  if (fd >= 0) {
+    struct pollfd p = {fd, POLLIN, 0};
+    int r;
+    while ((r = poll(&p, 1, timeout)) < 0 && errno == EINTR)
+      if (host_interrupted(L)) { /* the host's hook raises "interrupted!" next */
+        hcs_error_make(&err, EINTR, "wait for `%s`", hcs_compute_id(cs));
+        return hcs_lua_fail(L, &err);
+      }
+    if (r == 0) {
+      lua_pushboolean(L, 0);
+      return 1;
+    }
+    timeout = 0;
+  }
+  hcs_error_release(&err);
   int r = hcs_compute_wait(cs, timeout, &err);
   if (r < 0) return hcs_lua_fail(L, &err);
   lua_pushboolean(L, r);
@@ -255,11 +285,34 @@ static int m_delete(lua_State *L) {
   return hcs_lua_push_status(L, hcs_compute_delete(cs, lua_toboolean(L, 2), &err), &err);
 }
 
-#include <poll.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 
+/* The size of our terminal (stdout's, else stdin's); false if neither is one. */
+static bool terminal_size(struct winsize *ws) {
+  return (ioctl(1, TIOCGWINSZ, ws) == 0 || ioctl(0, TIOCGWINSZ, ws) == 0) && ws->ws_row && ws->ws_col;
+}
+
+/* terminal_size() -> rows, columns of our terminal, or nil: the ConsoleSize
+ * a `-t` process starts with. */
+static int l_terminal_size(lua_State *L) {
+  struct winsize ws;
+  if (!terminal_size(&ws)) return 0;
+  lua_pushinteger(L, ws.ws_row);
+  lua_pushinteger(L, ws.ws_col);
+  return 2;
+}
+
+static volatile sig_atomic_t winch;
+static void on_winch(int sig) {
+  (void)sig;
+  winch = 1;
+}
+
 /* relay(console_file): copy our stdin to a console and the console
- * to our stdout until the console closes; the terminal is raw meanwhile.
+ * to our stdout until the console closes; the terminal is raw meanwhile
+ * and its size follows ours: set on entry and on every SIGWINCH (on the
+ * pty master, so the kernel signals the container's foreground group).
  * For `hcs run -t` / `hcs exec -t`. */
 static int l_relay(lua_State *L) {
   luaL_Stream *stream = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
@@ -272,11 +325,29 @@ static int l_relay(lua_State *L) {
     cfmakeraw(&raw);
     tcsetattr(0, TCSANOW, &raw);
   }
+  /* SIGWINCH is blocked but while we wait in ppoll, so none is missed. */
+  struct sigaction sa, old_sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_winch;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGWINCH, &sa, &old_sa);
+  sigset_t block, orig, waitmask;
+  sigemptyset(&block);
+  sigaddset(&block, SIGWINCH);
+  sigprocmask(SIG_BLOCK, &block, &orig);
+  waitmask = orig;
+  sigdelset(&waitmask, SIGWINCH);
+  winch = 1;
   char buf[8192];
   int in_open = 1;
   for (;;) {
+    if (winch) {
+      winch = 0;
+      struct winsize ws;
+      if (terminal_size(&ws)) ioctl(con, TIOCSWINSZ, &ws);
+    }
     struct pollfd p[2] = {{con, POLLIN, 0}, {0, in_open ? POLLIN : 0, 0}};
-    if (poll(p, 2, -1) < 0) {
+    if (ppoll(p, 2, NULL, &waitmask) < 0) {
       if (errno == EINTR) continue;
       break;
     }
@@ -295,12 +366,19 @@ static int l_relay(lua_State *L) {
     }
   }
   if (tty) tcsetattr(0, TCSANOW, &saved);
+  sigaction(SIGWINCH, &old_sa, NULL);
+  sigprocmask(SIG_SETMASK, &orig, NULL);
   return hcs_lua_ok(L);
 }
 
 int hcs_lua_open_compute(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"create", l_create},       {"open", l_open},   {"validate", l_validate},
-                                   {"enumerate", l_enumerate}, {"relay", l_relay}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"create", l_create},
+                                   {"open", l_open},
+                                   {"validate", l_validate},
+                                   {"enumerate", l_enumerate},
+                                   {"relay", l_relay},
+                                   {"terminal_size", l_terminal_size},
+                                   {NULL, NULL}};
   static const luaL_Reg methods[] = {{"id", m_id},
                                      {"start", m_start},
                                      {"shutdown", m_shutdown},

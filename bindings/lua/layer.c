@@ -17,15 +17,48 @@ static hcs_layer_store_t *check_store(lua_State *L) {
   return u->s;
 }
 
+/* An import cap option of the table at t: bytes (0 or nil: the default),
+ * or "none" for no cap. */
+static uint64_t opt_limit(lua_State *L, int t, const char *key) {
+  if (lua_type(L, t) != LUA_TTABLE) return 0;
+  lua_getfield(L, t, key);
+  uint64_t v = 0;
+  int isnum = 0;
+  lua_Integer n = lua_tointegerx(L, -1, &isnum);
+  if (lua_isnil(L, -1))
+    v = 0;
+  else if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "none") == 0)
+    v = UINT64_MAX;
+  else if (isnum && n >= 0)
+    v = (uint64_t)n;
+  else
+    luaL_error(L, "option '%s': expected a size in bytes or \"none\"", key);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* open(root [, {max_size=, max_file_size=}]) */
 static int l_open(lua_State *L) {
   const char *root = hcs_lua_opt_name(L, 1, NULL);
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  uint64_t max_size = opt_limit(L, 2, "max_size"), max_file_size = opt_limit(L, 2, "max_file_size");
   store_ud *u = lua_newuserdatauv(L, sizeof *u, 0); /* closed until opened */
   u->s = NULL;
   luaL_setmetatable(L, STORE_MT);
   hcs_error_t err = NULL;
   u->s = hcs_layer_store_open(root, &err);
   if (u->s == NULL) return hcs_lua_fail(L, &err);
+  hcs_layer_store_set_limits(u->s, max_size, max_file_size);
   return 1;
+}
+
+/* store:set_limits{max_size=, max_file_size=}: the import caps (nil or 0:
+ * the defaults, "none": no cap) */
+static int l_set_limits(lua_State *L) {
+  hcs_layer_store_t *s = check_store(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  hcs_layer_store_set_limits(s, opt_limit(L, 2, "max_size"), opt_limit(L, 2, "max_file_size"));
+  return 0;
 }
 
 static int l_close(lua_State *L) {
@@ -102,7 +135,8 @@ static const char *opt_string(lua_State *L, int t, const char *key) {
   return s;
 }
 
-/* store:import(path, {id=, parents=, expect_diff_id=, threads=, progress=fn}) -> inspect table */
+/* store:import(path, {id=, parents=, expect_diff_id=, threads=, max_size=, max_file_size=, progress=fn})
+ * -> inspect table */
 static int l_import(lua_State *L) {
   hcs_layer_store_t *s = check_store(L);
   const char *path = hcs_lua_check_name(L, 2);
@@ -112,6 +146,8 @@ static int l_import(lua_State *L) {
   memset(&o, 0, sizeof o);
   o.id = opt_string(L, 3, "id");
   o.expect_diff_id = opt_string(L, 3, "expect_diff_id");
+  o.max_size = opt_limit(L, 3, "max_size");
+  o.max_file_size = opt_limit(L, 3, "max_file_size");
   struct progress_ctx pc = {L, 0};
   if (lua_istable(L, 3)) {
     lua_getfield(L, 3, "threads");
@@ -333,6 +369,7 @@ int hcs_lua_open_layer(lua_State *L) {
                                      {"acquire", l_acquire},
                                      {"release", l_release},
                                      {"path", l_path},
+                                     {"set_limits", l_set_limits},
                                      {"close", l_close},
                                      {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};

@@ -14,6 +14,7 @@ local M = {
   validate = core.validate,
   enumerate = core.enumerate,
   relay = core.relay,
+  terminal_size = core.terminal_size,
 }
 
 --- A fresh random id (12 hex digits).

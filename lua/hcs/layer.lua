@@ -1,7 +1,8 @@
 --- hcs.layer: the windowsfilter layer primitives on overlayfs.
 --
 --   local store <close> = hcs.layer.open(root)      -- root: nil = $HCS_ROOT or /var/lib/hcs
---   local l = store:import("layer.tar.gz", { parents = { parent_id }, progress = fn })
+--   local l = store:import("layer.tar.gz", { parents = { parent_id }, progress = fn,
+--                                            max_size = 2^40, max_file_size = "none" })
 --   local r = store:export(l.Id, "out.tar.gz", { compression = "gzip", mtime = 0 })
 --   store:create_scratch("c1", { l.Id }); store:activate("c1"); store:mount_path("c1")
 --   store:prepare("c1", mapped); store:unprepare("c1"); store:deactivate("c1"); store:destroy("c1")
@@ -16,8 +17,11 @@ local core = require("hcs.core").layer
 local M = { root = nil }
 
 --- Open the layer store under root (a handle with methods; close with :close or <close>).
-function M.open(root)
-  return core.open(root)
+-- opts: { max_size =, max_file_size = } caps on what an import may expand to
+-- (bytes, or "none"; default 4 TiB per layer, 1 TiB per file), also
+-- settable with store:set_limits{...} and per import.
+function M.open(root, opts)
+  return core.open(root, opts)
 end
 
 --- The OCI ChainID of a layer over a parent chain id (nil for a base layer).

@@ -255,7 +255,7 @@ int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err) {
   unlink(fifo);
   if (len > 0) {
     buf[len] = '\0';
-    return hcs_error_make(err, 0, "start `%s`: %s", cs->id, buf);
+    return hcs_child_error(err, buf, "start", cs->id);
   }
   return 0;
 }

@@ -283,6 +283,14 @@ HCS_INTERNAL __attribute__((noreturn)) void hcs_child_finish(const hcs_proc_spec
 HCS_INTERNAL int hcs_resolve_user(const char *user, uid_t *uid, gid_t *gid, gid_t **groups, size_t *ngroups);
 /* Report an error from a child over fd: "message: strerror". */
 HCS_INTERNAL void hcs_child_report(int fd, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Report a failed execve over fd with its errno carried apart from the
+ * text, so the caller's error status is that errno (ENOENT: the command was
+ * not found; EACCES, ENOEXEC: it cannot be executed) and nothing else a
+ * child reports is taken for one. */
+HCS_INTERNAL void hcs_child_report_exec(int fd, int status, const char *argv0);
+/* Make *err from a message a child reported: an exec failure's status is
+ * its errno; any other message has status 0. */
+HCS_INTERNAL int hcs_child_error(hcs_error_t *err, const char *msg, const char *fmt_prefix, const char *id);
 
 /* --- pty and fd passing (pty.c) ------------------------------------------ */
 HCS_INTERNAL int hcs_pty_open_in_container(int *master, int *slave, unsigned short rows, unsigned short cols);

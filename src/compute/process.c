@@ -40,8 +40,13 @@ static bool all_digits(const char *s) { return *s && strspn(s, "0123456789") == 
 /* Look names up in the container's own /etc/passwd and /etc/group (we are
  * in its mount namespace); never through NSS, which could load the
  * container's libraries into this process. */
+/* The home directory of the user last resolved (child only): HOME when the
+ * process environment has none, as docker sets it ("/" without an entry). */
+static char resolved_home[4096];
+
 int hcs_resolve_user(const char *user, uid_t *uid, gid_t *gid, gid_t **groups, size_t *ngroups) {
   char buf[256];
+  resolved_home[0] = '\0';
   char *gpart = NULL, *name = NULL;
   *uid = 0, *gid = 0, *groups = NULL, *ngroups = 0;
   if (user == NULL || !*user) user = "0";
@@ -61,6 +66,7 @@ int hcs_resolve_user(const char *user, uid_t *uid, gid_t *gid, gid_t **groups, s
         *uid = pw->pw_uid;
         *gid = pw->pw_gid;
         have_gid = true;
+        if (pw->pw_dir) snprintf(resolved_home, sizeof resolved_home, "%s", pw->pw_dir);
         if (name == NULL) name = strdup(pw->pw_name); /* child only: leak is moot */
         break;
       }
@@ -180,8 +186,9 @@ void hcs_child_finish(const hcs_proc_spec_t *p, const hcs_security_t *sec, const
     _exit(127);
   }
   environ = p->env;
+  if (getenv("HOME") == NULL) setenv("HOME", resolved_home[0] ? resolved_home : "/", 0);
   execvp(p->argv[0], p->argv);
-  hcs_child_report(errfd, errno, "exec `%s`", p->argv[0]);
+  hcs_child_report_exec(errfd, errno, p->argv[0]);
   _exit(127);
 }
 
@@ -335,7 +342,7 @@ hcs_process_t *hcs_process_create_ex(hcs_system_t *cs, const char *params, const
     else if (type == HCS_MSG_PTY && fd >= 0)
       p->console = fd, fd = -1;
     else if (type == HCS_MSG_ERROR) {
-      hcs_error_make(err, 0, "create process in `%s`: %s", cs->id, msg);
+      hcs_child_error(err, msg, "create process in", cs->id);
       failed = 1;
     }
     if (fd >= 0) close(fd);

@@ -3,6 +3,7 @@
  * back to the caller over a SOCK_SEQPACKET socket with SCM_RIGHTS. */
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -90,6 +91,31 @@ ssize_t hcs_recv_msg(int sock, int *type, void *out, size_t len, int *fd) {
   memcpy(out, buf + 1, n);
   ((char *)out)[n] = '\0';
   return (ssize_t)n + 1;
+}
+
+/* An exec failure's message starts with HCS_EXEC_TAG, the errno in decimal
+ * and HCS_EXEC_TAG again; no other message starts with a control byte. */
+#define HCS_EXEC_TAG '\001'
+
+void hcs_child_report_exec(int fd, int status, const char *argv0) {
+  hcs_child_report(fd, status, "%cexec-errno %d%cexec `%s`", HCS_EXEC_TAG, status, HCS_EXEC_TAG, argv0);
+}
+
+int hcs_child_error(hcs_error_t *err, const char *msg, const char *prefix, const char *id) {
+  int status = 0;
+  if (msg[0] == HCS_EXEC_TAG) {
+    char *end = NULL;
+    const char *p = msg + 1 + strlen("exec-errno ");
+    long v = strtol(p, &end, 10);
+    if (strncmp(msg + 1, "exec-errno ", strlen("exec-errno ")) == 0 && end && *end == HCS_EXEC_TAG && v > 0 &&
+        v < 4096) {
+      status = (int)v;
+      msg = end + 1;
+    }
+  }
+  hcs_error_make(err, 0, "%s `%s`: %s", prefix, id, msg);
+  if (err && *err) (*err)->status = status;
+  return -1;
 }
 
 void hcs_child_report(int fd, int status, const char *fmt, ...) {

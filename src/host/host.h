@@ -13,5 +13,8 @@ int hcs_host_report(lua_State *L, int status);
 void hcs_host_repl(lua_State *L);
 
 extern const char *hcs_progname;
+/* 1 from a Ctrl-C until the Lua error it raises (see main.c). */
+#include <signal.h>
+extern volatile sig_atomic_t hcs_host_interrupted;
 
 #endif

@@ -29,6 +29,10 @@ int luaopen_hcs_core(lua_State *L);
 
 const char *hcs_progname = "hcs";
 static lua_State *globalL;
+/* Set by Ctrl-C while Lua runs; published in the registry (HCS_INTERRUPT_KEY)
+ * so a binding blocked in poll() gives up on EINTR instead of polling again
+ * and the hook below can raise. */
+volatile sig_atomic_t hcs_host_interrupted;
 
 /* SIGINT, SIGTERM and SIGHUP raise a Lua error at the next instruction
  * (lua.c's hook), so `<close>` handlers and workflow rollbacks run before
@@ -42,6 +46,7 @@ static volatile sig_atomic_t in_wait; /* in hcs.interrupt.wait: Lua runs again a
 static void lstop(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
+  hcs_host_interrupted = 0;
   /* No position: where the signal landed says nothing to the user. */
   if (last_signal == SIGINT)
     lua_pushliteral(L, "interrupted!");
@@ -58,6 +63,7 @@ static void laction(int sig) {
    * quick Ctrl-C must not kill `run --rm` before its clean-up). */
   if (!in_wait) signal(sig, SIG_DFL);
   last_signal = sig;
+  hcs_host_interrupted = 1;
   lua_sethook(globalL, lstop, STOP_HOOK_MASK, 1);
 }
 
@@ -189,6 +195,7 @@ int hcs_host_docall(lua_State *L, int nargs, int nres) {
   lua_pushcfunction(L, msghandler);
   lua_insert(L, base);
   globalL = L;
+  hcs_host_interrupted = 0;
   set_stop_handlers(laction);
   int status = lua_pcall(L, nargs, nres, base);
   set_stop_handlers(SIG_DFL);
@@ -416,7 +423,7 @@ static bool looks_like_script(const char *a) {
   return stat(a, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-enum { HAS_ERROR = 1, HAS_I = 2, HAS_V = 4, HAS_E = 8, HAS_EXEC = 16, HAS_BIGE = 32 };
+enum { HAS_ERROR = 1, HAS_I = 2, HAS_V = 4, HAS_E = 8, HAS_EXEC = 16, HAS_BIGE = 32, HAS_CLI = 64 };
 
 /* Scan options; returns flags and sets *first to the script/command index. */
 static int collectargs(char **argv, int *first) {
@@ -425,6 +432,9 @@ static int collectargs(char **argv, int *first) {
   for (i = 1; argv[i] != NULL; i++) {
     *first = i;
     if (argv[i][0] != '-') return args;
+    /* Words every command-line user tries first: the CLI answers them. */
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--version") == 0)
+      return args | HAS_CLI;
     if (strcmp(argv[i], "--root") == 0 || strcmp(argv[i], "--log-level") == 0) {
       if (argv[++i] == NULL) return HAS_ERROR;
       continue;
@@ -528,6 +538,8 @@ static int pmain(lua_State *L) {
   }
   apply_global_options(argv, first);
   luaL_openlibs(L);
+  lua_pushlightuserdata(L, (void *)&hcs_host_interrupted);
+  lua_setfield(L, LUA_REGISTRYINDEX, "hcs.interrupted");
   setup_paths(L);
   create_arg_table(L, argv, argc, first < argc ? first : 0);
   lua_gc(L, LUA_GCRESTART);
@@ -537,8 +549,9 @@ static int pmain(lua_State *L) {
   if (!runargs(L, argv, first)) return 0;
   if (first < argc) {
     bool dash = strcmp(argv[first - 1], "--") == 0 || strcmp(argv[first], "-") == 0;
-    int status = dash || looks_like_script(argv[first]) ? handle_script(L, argv + first, exit_status)
-                                                        : handle_command(L, argv + first, argc - first, exit_status);
+    int status = !(args & HAS_CLI) && (dash || looks_like_script(argv[first]))
+                     ? handle_script(L, argv + first, exit_status)
+                     : handle_command(L, argv + first, argc - first, exit_status);
     if (status != LUA_OK) return 0;
   }
   if (args & HAS_I) {

@@ -3,8 +3,13 @@
  * expressions printed with hcs.util.pretty, multi-line input as in lua.c.
  * readline (and the terminfo library under it) is dlopen()ed here, for a
  * terminal only, so the commands that never start a REPL do not load it;
- * without it, or on piped input, the REPL reads plain lines. */
+ * without it, or on piped input, the REPL reads plain lines.
+ * Ctrl-C at the prompt cancels the line being typed (as Python's REPL);
+ * while a line runs it interrupts it (main.c).  Each line is appended to
+ * the history file as it is entered, so a killed REPL loses none. */
 #include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +37,10 @@ static struct {
   __typeof__(&add_history) add_history;
   __typeof__(&read_history) read_history;
   __typeof__(&write_history) write_history;
+  __typeof__(&append_history) append_history;
+  __typeof__(&rl_replace_line) replace_line;
+  __typeof__(&rl_getc_function) getc_function;
+  __typeof__(&rl_catch_signals) catch_signals;
   __typeof__(&history_truncate_file) history_truncate_file;
   __typeof__(&rl_completion_matches) completion_matches;
   __typeof__(&rl_completion_append_character) completion_append_character;
@@ -46,6 +55,8 @@ static bool load_readline(void) {
 #define SYM(field, name) (rl.field = (__typeof__(rl.field))dlsym(h, name)) != NULL
   if (SYM(readline, "readline") && SYM(add_history, "add_history") && SYM(read_history, "read_history") &&
       SYM(write_history, "write_history") && SYM(history_truncate_file, "history_truncate_file") &&
+      SYM(append_history, "append_history") && SYM(replace_line, "rl_replace_line") &&
+      SYM(getc_function, "rl_getc_function") && SYM(catch_signals, "rl_catch_signals") &&
       SYM(completion_matches, "rl_completion_matches") &&
       SYM(completion_append_character, "rl_completion_append_character") && SYM(readline_name, "rl_readline_name") &&
       SYM(attempted_completion_function, "rl_attempted_completion_function") &&
@@ -57,6 +68,34 @@ static bool load_readline(void) {
   return false;
 }
 
+/* Ctrl-C at the prompt: the handler only notes it (no SA_RESTART, so the
+ * read in progress fails with EINTR); the reader then drops the line. */
+static volatile sig_atomic_t prompt_sigint;
+static bool line_cancelled;
+
+static void on_prompt_sigint(int sig) {
+  (void)sig;
+  prompt_sigint = 1;
+}
+
+/* readline's character source: read(2), so a Ctrl-C ends the line here,
+ * outside the signal handler, where readline's state may be touched. */
+static int getc_cancellable(FILE *f) {
+  for (;;) {
+    unsigned char c;
+    ssize_t n = read(fileno(f), &c, 1);
+    if (n == 1) return c;
+    if (n == 0) return EOF;
+    if (errno != EINTR) return EOF;
+    if (prompt_sigint) {
+      prompt_sigint = 0;
+      line_cancelled = true;
+      rl.replace_line("", 0);
+      return '\n';
+    }
+  }
+}
+
 /* A line from stdin without readline (malloc'd, no newline), NULL at EOF. */
 static char *plain_readline(const char *prompt) {
   fputs(prompt, stdout);
@@ -65,15 +104,38 @@ static char *plain_readline(const char *prompt) {
   size_t cap = 0;
   ssize_t n = getline(&line, &cap, stdin);
   if (n < 0) {
+    bool cancelled = errno == EINTR && prompt_sigint;
     free(line);
+    clearerr(stdin);
+    if (cancelled) {
+      prompt_sigint = 0;
+      line_cancelled = true;
+      return strdup("");
+    }
     return NULL;
   }
   if (n > 0 && line[n - 1] == '\n') line[n - 1] = '\0';
   return line;
 }
 
+/* Read one line with Ctrl-C cancelling it instead of killing the REPL. */
+static char *read_line(const char *prompt) {
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_prompt_sigint;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old);
+  prompt_sigint = 0;
+  char *b = rl.readline ? rl.readline(prompt) : plain_readline(prompt);
+  sigaction(SIGINT, &old, NULL);
+  return b;
+}
+
 static void remember(const char *line) {
-  if (rl.add_history) rl.add_history(line);
+  if (!rl.add_history) return;
+  rl.add_history(line);
+  /* Appended now, not at exit: a REPL that is killed keeps its history. */
+  if (history_path[0]) rl.append_history(1, history_path);
 }
 
 /* --- completion ---------------------------------------------------------- */
@@ -200,8 +262,12 @@ static int incomplete(lua_State *L, int status) {
 
 static int pushline(lua_State *L, int firstline) {
   const char *prompt = firstline ? PROMPT : PROMPT2;
-  char *b = rl.readline ? rl.readline(prompt) : plain_readline(prompt);
+  char *b = read_line(prompt);
   if (b == NULL) return 0;
+  if (line_cancelled) {
+    free(b);
+    return -1;
+  }
   size_t l = strlen(b);
   if (firstline && b[0] == '=')
     lua_pushfstring(L, "return %s", b + 1);
@@ -224,12 +290,19 @@ static int addreturn(lua_State *L) {
   return status;
 }
 
+/* LUA_OK, an error status, or -2 when Ctrl-C dropped the chunk. */
 static int multiline(lua_State *L) {
   for (;;) {
     size_t len;
     const char *line = lua_tolstring(L, 1, &len);
     int status = luaL_loadbuffer(L, line, len, "=stdin");
-    if (!incomplete(L, status) || !pushline(L, 0)) {
+    if (!incomplete(L, status)) {
+      remember(line);
+      return status;
+    }
+    int more = pushline(L, 0);
+    if (more < 0) return -2;
+    if (more == 0) {
       remember(line);
       return status;
     }
@@ -239,11 +312,20 @@ static int multiline(lua_State *L) {
   }
 }
 
+/* A chunk to run (status LUA_OK or a syntax error), -1 at end of input,
+ * -2 when Ctrl-C cancelled the line. */
 static int loadline(lua_State *L) {
   lua_settop(L, 0);
-  if (!pushline(L, 1)) return -1;
+  line_cancelled = false;
+  int got = pushline(L, 1);
+  if (got < 0) return -2;
+  if (got == 0) return -1;
   int status = addreturn(L);
   if (status != LUA_OK) status = multiline(L);
+  if (status == -2) {
+    lua_settop(L, 0);
+    return -2;
+  }
   lua_remove(L, 1);
   return status;
 }
@@ -274,6 +356,8 @@ void hcs_host_repl(lua_State *L) {
     *rl.readline_name = "hcs";
     *rl.attempted_completion_function = complete;
     *rl.completer_word_break_characters = " \t\n\"'`@$><=;|&{(,+-*/%^#~[]";
+    *rl.catch_signals = 0; /* SIGINT is ours: it cancels the line */
+    *rl.getc_function = getc_cancellable;
   }
   const char *home = getenv("HOME");
   const char *hist = getenv("HCS_HISTORY");
@@ -281,7 +365,10 @@ void hcs_host_repl(lua_State *L) {
     snprintf(history_path, sizeof history_path, "%s", hist);
   else if (home)
     snprintf(history_path, sizeof history_path, "%s/.hcs_history", home);
-  if (history_path[0] && rl.read_history) rl.read_history(history_path);
+  if (history_path[0] && rl.read_history && rl.read_history(history_path) == ENOENT) {
+    /* append_history needs the file to exist */
+    rl.write_history(history_path);
+  }
 
   /* `hcs` is available as a global in the REPL for convenience. */
   lua_getglobal(L, "require");
@@ -299,6 +386,11 @@ void hcs_host_repl(lua_State *L) {
 
   int status;
   while ((status = loadline(L)) != -1) {
+    if (status == -2) { /* Ctrl-C: the line is dropped, a new prompt */
+      fputs("^C\n", stdout);
+      fflush(stdout);
+      continue;
+    }
     if (status == LUA_OK) status = hcs_host_docall(L, 0, LUA_MULTRET);
     if (status == LUA_OK)
       print_results(L);
@@ -308,10 +400,7 @@ void hcs_host_repl(lua_State *L) {
   lua_settop(L, 0);
   fputc('\n', stdout);
   fflush(stdout);
-  if (history_path[0] && rl.write_history) {
-    rl.write_history(history_path);
-    rl.history_truncate_file(history_path, 1000);
-  }
+  if (history_path[0] && rl.history_truncate_file) rl.history_truncate_file(history_path, 1000);
   for (size_t i = 0; i < n_candidates; i++)
     free(candidates[i]);
   free(candidates);

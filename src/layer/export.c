@@ -8,6 +8,7 @@
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -123,6 +124,7 @@ struct exporter {
   const hcs_layer_export_opts_t *opts;
   int rootfd;
   unsigned char *buf;
+  void *zeros; /* HOLE_CHUNK bytes of the zero page, mapped on first use */
   uint64_t done, total, last_progress;
 };
 
@@ -193,23 +195,123 @@ static int emit_empty(struct exporter *x, const char *name, const struct stat *s
   return r;
 }
 
-static int emit_file_data(struct exporter *x, int fd, const struct node *nd, hcs_error_t *err) {
-  uint64_t left = (uint64_t)nd->st.st_size;
-  while (left > 0) {
-    ssize_t n = read(fd, x->buf, left < (1u << 20) ? left : (1u << 20));
+/* --- sparse files -------------------------------------------------------
+ * A file with at least SPARSE_MIN_HOLES of holes is written as a PAX sparse
+ * entry (GNU format 1.0: GNU.sparse.* records and a map before the data, as
+ * GNU tar, libarchive and Go's archive/tar read), so a 1 TiB file of holes
+ * costs its data, not a TiB of zeros.  Other files (no holes, or a few
+ * small ones) stay plain entries: their bytes, hence their digests, do not
+ * change, and tools that ignore the sparse records see ordinary files. */
+#define SPARSE_MIN_HOLES (1u << 20)
+#define HOLE_CHUNK (1u << 30)
+
+struct extent {
+  off_t off, len;
+};
+
+/* The data extents of the file when it is to be exported sparse (returns 1),
+ * else 0 (a plain entry). */
+static int sparse_map(int fd, const struct node *nd, struct extent **out, size_t *n, hcs_error_t *err) {
+  *out = NULL;
+  *n = 0;
+  off_t size = nd->st.st_size;
+  /* the blocks allocated bound the data: most files are ruled out here */
+  if ((uint64_t)nd->st.st_blocks * 512 + SPARSE_MIN_HOLES > (uint64_t)size) return 0;
+  struct extent *v = NULL;
+  size_t k = 0, cap = 0;
+  uint64_t data = 0;
+  for (off_t off = 0; off < size;) {
+    off_t d = lseek(fd, off, SEEK_DATA);
+    if (d < 0 && errno == ENXIO) break; /* holes to the end */
+    if (d < 0 && (errno == EINVAL || errno == EOPNOTSUPP)) {
+      free(v); /* no hole support here: a plain file */
+      return 0;
+    }
+    if (d < 0) {
+      free(v);
+      return hcs_error_make(err, errno, "find data in `%s`", nd->rel);
+    }
+    if (d >= size) break;
+    off_t h = lseek(fd, d, SEEK_HOLE);
+    if (h < 0) {
+      free(v);
+      return hcs_error_make(err, errno, "find holes in `%s`", nd->rel);
+    }
+    if (h > size) h = size;
+    if (k == cap) v = hcs_xrealloc(v, (cap = cap ? 2 * cap : 16) * sizeof *v);
+    v[k++] = (struct extent){d, h - d};
+    data += (uint64_t)(h - d);
+    off = h;
+  }
+  if ((uint64_t)size - data < SPARSE_MIN_HOLES) {
+    free(v);
+    return 0;
+  }
+  *out = v;
+  *n = k;
+  return 1;
+}
+
+static void count_progress(struct exporter *x, uint64_t n) {
+  x->done += n;
+  if (x->opts->progress && x->done - x->last_progress >= (4u << 20)) {
+    x->last_progress = x->done;
+    x->opts->progress(x->done, x->total, x->opts->progress_data);
+  }
+}
+
+/* The pax writer takes the whole logical content and drops what falls in
+ * holes without reading it; the zeros come from a read-only anonymous
+ * mapping (the zero page: nothing is allocated) so a hole is a handful of
+ * calls whatever its size, and still correct for a writer that reads. */
+static int emit_hole(struct exporter *x, uint64_t len, const struct node *nd, hcs_error_t *err) {
+  if (len == 0) return 0;
+  if (x->zeros == NULL) {
+    void *z = mmap(NULL, HOLE_CHUNK, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (z == MAP_FAILED) return hcs_error_make(err, errno, "map zeros for `%s`", nd->rel);
+    x->zeros = z;
+  }
+  while (len > 0) {
+    size_t k = len < HOLE_CHUNK ? (size_t)len : HOLE_CHUNK;
+    la_ssize_t w = archive_write_data(x->a, x->zeros, k);
+    if (w <= 0) return hcs_error_make(err, 0, "write `%s`: %s", nd->rel, archive_error_string(x->a));
+    len -= (uint64_t)w;
+    count_progress(x, (uint64_t)w);
+  }
+  return 0;
+}
+
+static int emit_range(struct exporter *x, int fd, off_t off, uint64_t len, const struct node *nd, hcs_error_t *err) {
+  while (len > 0) {
+    ssize_t n = pread(fd, x->buf, len < (1u << 20) ? len : (1u << 20), off);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return hcs_error_make(err, errno, "read `%s`", nd->rel);
     if (n == 0) return hcs_error_make(err, 0, "read `%s`: file shrank while exporting", nd->rel);
     if (archive_write_data(x->a, x->buf, (size_t)n) < 0)
       return hcs_error_make(err, 0, "write `%s`: %s", nd->rel, archive_error_string(x->a));
-    left -= (uint64_t)n;
-    x->done += (uint64_t)n;
-    if (x->opts->progress && x->done - x->last_progress >= (4u << 20)) {
-      x->last_progress = x->done;
-      x->opts->progress(x->done, x->total, x->opts->progress_data);
-    }
+    off += n;
+    len -= (uint64_t)n;
+    count_progress(x, (uint64_t)n);
   }
   return 0;
+}
+
+static int emit_sparse(struct exporter *x, struct archive_entry *ae, int fd, const struct node *nd,
+                       const struct extent *v, size_t n, hcs_error_t *err) {
+  off_t size = nd->st.st_size;
+  archive_entry_set_size(ae, size);
+  for (size_t i = 0; i < n; i++)
+    archive_entry_sparse_add_entry(ae, v[i].off, v[i].len);
+  /* a map ends at the file's size (a file of holes alone still has one) */
+  if (n == 0 || v[n - 1].off + v[n - 1].len < size) archive_entry_sparse_add_entry(ae, size, 0);
+  if (write_header(x, ae, nd->rel, err) < 0) return -1;
+  off_t pos = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (emit_hole(x, (uint64_t)(v[i].off - pos), nd, err) < 0) return -1;
+    if (emit_range(x, fd, v[i].off, (uint64_t)v[i].len, nd, err) < 0) return -1;
+    pos = v[i].off + v[i].len;
+  }
+  return emit_hole(x, (uint64_t)(size - pos), nd, err);
 }
 
 static int emit(struct exporter *x, const struct node *nd, struct inomap *links, hcs_error_t *err) {
@@ -258,8 +360,16 @@ static int emit(struct exporter *x, const struct node *nd, struct inomap *links,
       archive_entry_set_size(ae, 0);
       if (write_header(x, ae, nd->rel, err) < 0) goto out;
     } else {
-      archive_entry_set_size(ae, st->st_size);
-      if (write_header(x, ae, nd->rel, err) < 0 || emit_file_data(x, fd, nd, err) < 0) goto out;
+      cleanup_free struct extent *map = NULL;
+      size_t nmap = 0;
+      int sparse = sparse_map(fd, nd, &map, &nmap, err);
+      if (sparse < 0) goto out;
+      if (sparse) {
+        if (emit_sparse(x, ae, fd, nd, map, nmap, err) < 0) goto out;
+      } else {
+        archive_entry_set_size(ae, st->st_size);
+        if (write_header(x, ae, nd->rel, err) < 0 || emit_range(x, fd, 0, (uint64_t)st->st_size, nd, err) < 0) goto out;
+      }
     }
   } else if (S_ISLNK(st->st_mode)) {
     char target[PATH_MAX + 1];
@@ -340,6 +450,7 @@ out:
   if (x.a) archive_write_free(x.a);
   layer_writer_free(x.w);
   free(x.buf);
+  if (x.zeros) munmap(x.zeros, HOLE_CHUNK);
   for (size_t i = 0; i < w.n; i++)
     free(w.v[i].rel);
   free(w.v);

@@ -36,9 +36,11 @@ struct extract {
   void *progress_data;
   uint64_t total, last_progress;
   struct archive *ar;
-  const char *entry;
+  const char *entry; /* the entry being imported (entry_copy), for errors */
+  char *entry_copy;
   struct layer_fpool *pool;
-  char *marked_parent; /* last parent whose ancestors were marked in flight */
+  char *marked_parent;                        /* last parent whose ancestors were marked in flight */
+  uint64_t max_size, max_file_size, apparent; /* caps, and the apparent size so far */
 };
 
 static void cache_drop(struct extract *x) {
@@ -86,7 +88,11 @@ static int make_room(struct extract *x, int pfd, const char *name, bool want_dir
   }
   if (S_ISDIR(st.st_mode)) {
     if (want_dir) return 1;
-    cache_drop(x);
+    /* The cached directory is pfd itself (the parent of the entry, which
+     * outlives its child) or, were it ever another one, possibly inside
+     * the tree about to go: drop it then, but never close pfd, which the
+     * removal and the caller still use. */
+    if (x->cache_fd != pfd) cache_drop(x);
     if (hcs_rm_rf_at(pfd, name, err) < 0) return hcs_error_wrap(err, "entry `%s`: replace directory", x->entry);
     return 0;
   }
@@ -126,12 +132,17 @@ static void report_progress(struct extract *x, bool force) {
   x->progress(done, x->total, x->progress_data);
 }
 
-static int copy_data(struct extract *x, int fd, hcs_error_t *err) {
+static int copy_data(struct extract *x, struct archive_entry *e, int fd, hcs_error_t *err) {
   const void *buf;
   size_t size;
   la_int64_t offset, pos = 0;
+  la_int64_t limit = archive_entry_size_is_set(e) ? archive_entry_size(e) : INT64_MAX;
   int r;
   while ((r = archive_read_data_block(x->ar, &buf, &size, &offset)) == ARCHIVE_OK) {
+    /* a sparse map may place data anywhere: keep it within the size that
+     * was checked against the caps */
+    if (offset < 0 || offset > limit || (la_int64_t)size > limit - offset)
+      return eerr(x, err, 0, "data at offset %lld beyond the entry's size", (long long)offset);
     if (offset != pos && lseek(fd, offset, SEEK_SET) < 0) return eerr(x, err, errno, "seek");
     const char *p = buf;
     size_t left = size;
@@ -238,12 +249,49 @@ static int pool_barrier(struct extract *x, hcs_error_t *err) {
   return layer_fpool_barrier(x->pool, err);
 }
 
+static void human(uint64_t n, char buf[32]) {
+  static const char *units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  int u = 0;
+  double v = (double)n;
+  while (v >= 1024 && u < 6) {
+    v /= 1024;
+    u++;
+  }
+  if (u == 0)
+    snprintf(buf, 32, "%llu bytes", (unsigned long long)n);
+  else
+    snprintf(buf, 32, "%.1f %s", v, units[u]);
+}
+
+/* The apparent size a regular file declares (a sparse entry: its real size,
+ * holes included) counts against the caps before anything is written. */
+static int check_size(struct extract *x, struct archive_entry *e, hcs_error_t *err) {
+  if (!archive_entry_size_is_set(e)) return 0;
+  la_int64_t n = archive_entry_size(e);
+  if (n < 0) return eerr(x, err, 0, "negative size");
+  uint64_t size = (uint64_t)n;
+  char a[32], b[32];
+  if (size > x->max_file_size) {
+    human(size, a);
+    human(x->max_file_size, b);
+    return eerr(x, err, EFBIG, "file of %s exceeds the import limit of %s per file (max_file_size)", a, b);
+  }
+  if (size > x->max_size - x->apparent) {
+    human(x->apparent + size > x->apparent ? x->apparent + size : UINT64_MAX, a);
+    human(x->max_size, b);
+    return eerr(x, err, EFBIG, "the layer's files reach %s, over the import limit of %s (max_size)", a, b);
+  }
+  x->apparent += size;
+  return 0;
+}
+
 static int do_entry(struct extract *x, struct archive_entry *e, hcs_error_t *err) {
   cleanup_free char *path = NULL;
   if (layer_clean_path(archive_entry_pathname(e), &path) < 0)
     return eerr(x, err, 0, "path escapes the layer (absolute or `..`)");
   mode_t type = archive_entry_filetype(e);
   const char *hardlink = archive_entry_hardlink(e);
+  if (type == AE_IFREG && hardlink == NULL && check_size(x, e, err) < 0) return -1;
   struct timespec ts[2];
   entry_times(e, ts);
   bool pooled = false;
@@ -315,7 +363,7 @@ static int do_entry(struct extract *x, struct archive_entry *e, hcs_error_t *err
       }
       cleanup_close int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
       if (fd < 0) return eerr(x, err, errno, "create");
-      if (copy_data(x, fd, err) < 0) return -1;
+      if (copy_data(x, e, fd, err) < 0) return -1;
       if (archive_entry_size_is_set(e) && ftruncate(fd, archive_entry_size(e)) < 0)
         return eerr(x, err, errno, "truncate");
       if (meta_fd(x, e, fd, err) < 0) return -1;
@@ -362,10 +410,22 @@ record_dir:
   return 0;
 }
 
+/* In archive order, so of two entries for one directory the later wins.  The
+ * last component is opened with O_NOFOLLOW: a directory a later entry
+ * replaced with a symlink is skipped, its times never land on the target. */
 static int apply_dir_times(struct extract *x, hcs_error_t *err) {
-  for (size_t i = x->ndirs; i-- > 0;) {
-    cleanup_close int fd = layer_resolve_dir(x->rootfd, x->dirs[i].path, false, O_RDONLY);
-    if (fd < 0) continue; /* removed by a later entry */
+  for (size_t i = 0; i < x->ndirs; i++) {
+    cleanup_free char *path = hcs_xstrdup(x->dirs[i].path);
+    cleanup_close int fd = -1;
+    if (path[0] == '\0') {
+      fd = layer_openat2(x->rootfd, ".", O_RDONLY | O_DIRECTORY, LAYER_RESOLVE);
+    } else {
+      const char *parent, *base;
+      layer_split_path(path, &parent, &base);
+      cleanup_close int pfd = layer_resolve_dir(x->rootfd, parent, false, O_PATH);
+      if (pfd >= 0) fd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (fd < 0) continue; /* removed or replaced by a later entry */
     if (futimens(fd, x->dirs[i].ts) < 0) return hcs_error_make(err, errno, "set times of `%s`", x->dirs[i].path);
   }
   return 0;
@@ -404,11 +464,15 @@ static int extract(struct extract *x, hcs_error_t *err) {
         hcs_error_make(err, 0, "read archive: %s", archive_error_string(a));
       goto out;
     }
-    x->entry = archive_entry_pathname(e);
-    if (x->entry == NULL) {
+    const char *name = archive_entry_pathname(e);
+    if (name == NULL) {
       hcs_error_make(err, 0, "read archive: entry without a name");
       goto out;
     }
+    /* a copy: libarchive frees the entry's strings when the next header
+     * fails, and the error names the last good entry */
+    free(x->entry_copy);
+    x->entry = x->entry_copy = hcs_xstrdup(name);
     if (do_entry(x, e, err) < 0) goto out;
     report_progress(x, false);
   }
@@ -417,6 +481,8 @@ static int extract(struct extract *x, hcs_error_t *err) {
   ret = apply_dir_times(x, err);
 out:
   x->entry = NULL;
+  free(x->entry_copy);
+  x->entry_copy = NULL;
   archive_read_free(a);
   x->ar = NULL;
   return ret;
@@ -469,6 +535,10 @@ static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_op
   x.progress = opts->progress;
   x.progress_data = opts->progress_data;
   x.total = total;
+  x.max_size = opts->max_size ? opts->max_size : s->max_size ? s->max_size : HCS_LAYER_DEFAULT_MAX_SIZE;
+  x.max_file_size = opts->max_file_size ? opts->max_file_size
+                    : s->max_file_size  ? s->max_file_size
+                                        : HCS_LAYER_DEFAULT_MAX_FILE_SIZE;
   {
     int n = opts->threads > 0 ? opts->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     x.pool = n > 1 ? layer_fpool_start(n) : NULL;
@@ -553,6 +623,11 @@ out:
   free(x.dirs);
   layer_tmp_done(&t);
   return result;
+}
+
+void hcs_layer_store_set_limits(hcs_layer_store_t *s, uint64_t max_size, uint64_t max_file_size) {
+  s->max_size = max_size;
+  s->max_file_size = max_file_size;
 }
 
 char *hcs_layer_import(hcs_layer_store_t *s, int fd, const hcs_layer_import_opts_t *opts, hcs_error_t *err) {

@@ -11,10 +11,11 @@
 #include "hcs/layer.h"
 
 struct hcs_layer_store_s {
-  char *root; /* the hcs state root */
-  char *path; /* <root>/layers */
-  int dirfd;  /* open on path */
-  char *run;  /* <run root>/layers: runtime state (mount paths), not kept across reboots */
+  char *root;                       /* the hcs state root */
+  char *path;                       /* <root>/layers */
+  int dirfd;                        /* open on path */
+  char *run;                        /* <run root>/layers: runtime state (mount paths), not kept across reboots */
+  uint64_t max_size, max_file_size; /* import caps; 0: the defaults */
 };
 
 /* Names inside the store. */

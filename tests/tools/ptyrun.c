@@ -1,8 +1,11 @@
 /* ptyrun: run a command on a new pseudo-terminal, type the given input into
  * it line by line, and copy everything the command prints to stdout.
  * Used by the specs to drive the REPL as a person would.
- *   ptyrun [-t SECONDS] INPUT -- command args...
- * INPUT is typed with "\n" and "\t" escapes honoured; after it, Ctrl-D. */
+ *   ptyrun [-t SECONDS] [-s ROWSxCOLS] INPUT -- command args...
+ * INPUT is typed with "\n", "\t" and "\c" (Ctrl-C) escapes honoured, and two
+ * actions: "\o" waits for the command to print something, "\w" resizes
+ * the terminal (10 rows and 20 columns more: the command gets SIGWINCH);
+ * after it, Ctrl-D.  -s sets the terminal's size at the start. */
 #include <errno.h>
 #include <poll.h>
 #include <pty.h>
@@ -11,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,12 +40,37 @@ static int pump(int master, double secs) {
   return 0;
 }
 
+/* Copy output until something was printed (or `secs` passed). */
+static void pump_until_output(int master, double secs) {
+  double end = now() + secs;
+  char buf[4096];
+  while (now() < end) {
+    struct pollfd p = {.fd = master, .events = POLLIN};
+    if (poll(&p, 1, 50) <= 0) continue;
+    ssize_t n = read(master, buf, sizeof buf);
+    if (n <= 0) return;
+    fwrite(buf, 1, (size_t)n, stdout);
+    return;
+  }
+}
+
 int main(int argc, char **argv) {
   double timeout = 10;
+  struct winsize ws = {.ws_row = 24, .ws_col = 80};
+  struct winsize *wsp = NULL;
   int i = 1;
-  if (argc > 2 && strcmp(argv[1], "-t") == 0) {
-    timeout = atof(argv[2]);
-    i = 3;
+  for (;;) {
+    if (argc > i + 1 && strcmp(argv[i], "-t") == 0) {
+      timeout = atof(argv[i + 1]);
+      i += 2;
+    } else if (argc > i + 1 && strcmp(argv[i], "-s") == 0) {
+      unsigned r, c;
+      if (sscanf(argv[i + 1], "%ux%u", &r, &c) == 2) ws.ws_row = (unsigned short)r, ws.ws_col = (unsigned short)c;
+      wsp = &ws;
+      i += 2;
+    } else {
+      break;
+    }
   }
   if (argc < i + 3 || strcmp(argv[i + 1], "--") != 0) {
     fprintf(stderr, "usage: ptyrun [-t SECONDS] INPUT -- command args...\n");
@@ -49,7 +78,7 @@ int main(int argc, char **argv) {
   }
   const char *input = argv[i];
   int master;
-  pid_t pid = forkpty(&master, NULL, NULL, NULL);
+  pid_t pid = forkpty(&master, NULL, NULL, wsp);
   if (pid < 0) {
     perror("forkpty");
     return 2;
@@ -67,8 +96,21 @@ int main(int argc, char **argv) {
       c = '\n', p++;
     else if (c == '\\' && p[1] == 't')
       c = '\t', p++;
+    else if (c == '\\' && p[1] == 'c')
+      c = 3, p++; /* Ctrl-C: the line discipline sends SIGINT */
+    else if (c == '\\' && p[1] == 'o') {
+      p++;
+      pump_until_output(master, timeout);
+      continue;
+    } else if (c == '\\' && p[1] == 'w') {
+      p++;
+      ws.ws_row += 10, ws.ws_col += 20;
+      ioctl(master, TIOCSWINSZ, &ws); /* the kernel sends SIGWINCH to the foreground group */
+      pump(master, 0.3);
+      continue;
+    }
     if (write(master, &c, 1) != 1) break;
-    if (c == '\n' || c == '\t') pump(master, 0.3);
+    if (c == '\n' || c == '\t' || c == 3) pump(master, 0.3);
   }
   char eot = 4;
   if (write(master, &eot, 1) != 1) { /* the program may be gone already */

@@ -64,14 +64,15 @@ return {
     },
     ls = {
       summary = "list compartments (with --routes / --interfaces)",
-      usage = "hcs compartment ls [--routes] [--interfaces] [--json]",
-      options = view_opts,
+      usage = "hcs compartment ls [--routes] [--interfaces] [--json|-q]",
+      options = { json = view_opts.json, routes = view_opts.routes, interfaces = view_opts.interfaces,
+        quiet = cli.quiet_option },
       max_args = 0,
       run = function(opts)
         local details = opts.routes or opts.interfaces or opts.json
         local list = cli.check(net.namespace.list({ details = details }))
         table.sort(list, function(a, b) return a.Id < b.Id end)
-        if opts.json then return cli.print_json(list) end
+        if opts.json or opts.quiet then return cli.output(opts, list, nil, "Id") end
         if not details then
           return cli.print_table({
             { key = "Id", title = "ID" }, { key = "CompartmentId", title = "COMPARTMENT" },

@@ -55,8 +55,9 @@ return {
     },
     ls = {
       summary = "list endpoints",
-      usage = "hcs endpoint ls [--network NET] [--json]",
-      options = { json = json_opt, network = { kind = "string", short = "n", help = "only this network" } },
+      usage = "hcs endpoint ls [--network NET] [--json|-q]",
+      options = { json = json_opt, network = { kind = "string", short = "n", help = "only this network" },
+        quiet = cli.quiet_option },
       max_args = 0,
       run = function(opts)
         local list = cli.check(net.endpoint.list({ network = opts.network }))
@@ -68,7 +69,7 @@ return {
             { key = "MacAddress", title = "MAC" }, { key = "HostComputeNamespace", title = "COMPARTMENT" },
             { key = ports, title = "PORTS" },
           }, rows)
-        end)
+        end, "Id")
       end,
     },
     inspect = {

@@ -1,11 +1,13 @@
---- `hcs exec ID -- command [args...]`: run a process in a compute system.
+--- `hcs exec ID command [args...]`: run a process in a compute system.
 local cli = require "hcs.cli"
 local hcs = require "hcs"
 local cu = require "hcs.util.compute_cli"
 
 return {
   summary = "run a process inside a running compute system",
-  usage = "hcs exec [options] ID -- command [args...]",
+  usage = "hcs exec [options] ID command [args...]",
+  description = "Options end at ID: what follows is the command.  Exit status: the command's, 125 when hcs\n" ..
+    "fails, 126 when the command cannot be executed, 127 when it is not found.",
   options = {
     tty = { kind = "flag", short = "t", help = "allocate a console (pty)" },
     interactive = { kind = "flag", short = "i", help = "connect stdin (default: /dev/null)" },
@@ -14,22 +16,28 @@ return {
     workdir = { kind = "string", short = "w", metavar = "DIR", help = "working directory" },
     json = { kind = "flag", short = "j", help = "print the exit as JSON" },
   },
+  stop_at_positional = true,
+  failure_status = 125,
   min_args = 2,
   run = function(opts, args)
     local cs <close> = cu.open(args[1])
     local params = { CommandArgs = { table.unpack(args, 2) }, User = opts.user, WorkingDirectory = opts.workdir,
       EmulateConsole = opts.tty or nil }
-    if #opts.env > 0 then
+    local env = cu.docker_env(opts.env, opts)
+    params.ConsoleSize = cu.console_size(opts)
+    if #env > 0 then
       params.Environment = {}
-      for _, kv in ipairs(opts.env) do
+      for _, kv in ipairs(env) do
         local k, v = kv:match("^([^=]+)=(.*)$")
-        if not k then cli.fail("invalid environment entry '%s' (expected K=V)", kv) end
+        if not k then cli.fail("invalid environment entry %s (expected K=V)", require("hcs.util.args").show(kv)) end
         params.Environment[k] = v
       end
     end
-    local p <close> = cli.check(cs:create_process(params, { stdio = "inherit", stdin = opts.interactive or opts.tty or false }))
+    local p, err, errno = cs:create_process(params, { stdio = "inherit", stdin = opts.interactive or opts.tty or false })
+    if not p then cu.fail_start(err, errno) end
+    local _ <close> = p
     if opts.tty then
-      hcs.compute.relay(p.stdout)
+      cu.relay_console(p.stdout)
       p.stdin:close()
       p.stdout:close()
     end

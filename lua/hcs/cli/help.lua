@@ -3,9 +3,42 @@ local cli = require "hcs.cli"
 
 return {
   summary = "list commands, or show the help of one",
-  usage = "hcs help [COMMAND [SUBCOMMAND]]",
+  usage = "hcs help [COMMAND [SUBCOMMAND]] | --man DIR | --completion bash",
+  description = "--man writes the man pages (hcs.1, hcs-COMMAND.1) and --completion prints the bash\n" ..
+    "completion script, both generated from the same definitions as this help.",
+  options = {
+    man = { kind = "string", metavar = "DIR", help = "write the man pages into DIR" },
+    completion = { kind = "string", metavar = "SHELL", help = "print the completion script for SHELL (bash)" },
+    output = { kind = "string", short = "o", metavar = "FILE", help = "with --completion: write it to FILE" },
+  },
   max_args = 2,
-  run = function(_, args)
+  run = function(opts, args)
+    if opts.man then
+      local lfs = require "lfs"
+      if lfs.attributes(opts.man, "mode") ~= "directory" then
+        cli.fail("--man %s: not a directory", require("hcs.util.args").show(opts.man))
+      end
+      local ok, written = pcall(require("hcs.util.docgen").write_man, opts.man, require("hcs").version)
+      if not ok then cli.fail("write the man pages: %s", cli.message(written)) end
+      return 0
+    end
+    if opts.completion then
+      if opts.completion ~= "bash" then
+        cli.fail("--completion %s: only bash is supported", require("hcs.util.args").show(opts.completion))
+      end
+      local text = require("hcs.util.docgen").bash_completion()
+      if not opts.output then
+        io.stdout:write(text)
+        return 0
+      end
+      -- temp + rename: a build never installs half a script
+      local tmp = opts.output .. ".tmp"
+      local f = cli.check(io.open(tmp, "w"))
+      f:write(text)
+      f:close()
+      cli.check(os.rename(tmp, opts.output))
+      return 0
+    end
     if args[1] then
       local cmd = cli.load(args[1])
       if not cmd then cli.fail("unknown command '%s'", args[1]) end

@@ -19,11 +19,37 @@ end
 
 local function short_id(id) return id:sub(1, 12) end
 
+--- NAME[:TAG] -> name, tag (nil when absent); a colon before the last
+-- slash is a registry port, not a tag.
+local function split_ref(ref)
+  local name, tag = ref:match("^(.*):([^:/]+)$")
+  if name and name ~= "" then return name, tag end
+  return ref, nil
+end
+cli.split_image_ref = split_ref
+
+--- One row per tag, as docker's image ls (an untagged image: one row).
+local function tag_rows(list)
+  local rows = {}
+  for _, img in ipairs(list) do
+    local tags = img.Tags or {}
+    if #tags == 0 then
+      rows[#rows + 1] = setmetatable({ Name = "<none>", Version = "<none>" }, { __index = img })
+    end
+    for _, t in ipairs(tags) do
+      local name, tag = split_ref(t)
+      rows[#rows + 1] = setmetatable({ Name = name, Version = tag or "latest" }, { __index = img })
+    end
+  end
+  table.sort(rows, function(a, b) return a.Name < b.Name or (a.Name == b.Name and a.Version < b.Version) end)
+  return rows
+end
+
 local function print_images(list)
   cli.print_table({
     { key = "Name", title = "NAME" },
+    { key = "Version", title = "TAG" },
     { key = "Publisher", title = "PUBLISHER" },
-    { key = "Version", title = "VERSION" },
     { key = function(r) return r.IsOSImage and "True" or "False" end, title = "ISOSIMAGE" },
     { key = function(r) return short_id(r.Id) end, title = "ID" },
     { key = function(r) return progress.human(r.Size or 0) end, title = "SIZE" },
@@ -33,18 +59,14 @@ end
 local subcommands = {}
 
 subcommands.ls = {
-  summary = "list images (Name, Publisher, Version, IsOSImage)",
-  usage = "hcs image ls [--json] [--quiet]",
-  options = { json = json_flag, quiet = { kind = "flag", short = "q", help = "print ids only" } },
+  summary = "list images, one row per tag (Name, Tag, Publisher, IsOSImage)",
+  usage = "hcs image ls [--json|-q]",
+  options = { json = json_flag, quiet = cli.quiet_option },
   max_args = 0,
   run = function(opts)
     local store <close> = open_store()
     local list = cli.check(store:list())
-    if opts.quiet then
-      for _, img in ipairs(list) do print(img.Id) end
-      return 0
-    end
-    cli.output(opts, list, print_images)
+    cli.output(opts, list, function(l) print_images(tag_rows(l)) end, "Id")
   end,
 }
 

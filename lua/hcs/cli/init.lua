@@ -3,8 +3,13 @@
 --   { summary = "...", usage = "...", options = {...}, run = function(opts, args) ... end }
 -- or { summary = "...", subcommands = { name = <same shape>, ... } }.
 -- Options follow hcs.util.args; every command gets --help and most --json.
--- run returns an exit status (default 0).  cli.fail(msg) ends with status 1
--- and a one-line message; bugs propagate with a traceback.
+-- Optional fields: min_args, max_args, stop_at_positional (options end at
+-- the first positional: commands taking a command line), failure_status
+-- (125 for run/create/exec, as docker).
+-- run returns an exit status (default 0).  cli.fail(msg) ends with the
+-- failure status (1, or the command's failure_status) and a one-line
+-- message.  Any other error is printed as one line too; its traceback only
+-- with --log-level debug.
 local args = require "hcs.util.args"
 local json = require("hcs.core").json
 
@@ -13,10 +18,42 @@ local cli = {}
 local CliError = {}
 CliError.__tostring = function(e) return e.message end
 
+--- A message made safe for a terminal: bytes that are not UTF-8 and
+-- control characters (but newline and tab) become \xNN escapes, so a hostile
+-- or garbled argument quoted in an error never reaches the terminal raw.
+function cli.sanitize(msg)
+  msg = tostring(msg)
+  if utf8.len(msg) and not msg:find("[%z\1-\8\11-\31\127]") then return msg end
+  local out, i = {}, 1
+  while i <= #msg do
+    local c = msg:byte(i)
+    local len = c < 0x80 and 1 or c >= 0xF0 and 4 or c >= 0xE0 and 3 or c >= 0xC2 and 2 or 0
+    local chunk = len > 0 and msg:sub(i, i + len - 1) or nil
+    if chunk and #chunk == len and utf8.len(chunk) == 1 and not (len == 1 and (c < 32 and c ~= 10 and c ~= 9 or c == 127)) then
+      out[#out + 1] = chunk
+      i = i + len
+    else
+      out[#out + 1] = ("\\x%02x"):format(c)
+      i = i + 1
+    end
+  end
+  return table.concat(out)
+end
+
+local function warn(text)
+  io.stderr:write(cli.sanitize(text))
+end
+
 --- End the command with a message on stderr and the given status (default 1).
 function cli.fail(fmt, ...)
   local msg = select("#", ...) > 0 and fmt:format(...) or fmt
-  error(setmetatable({ message = msg, status = 1 }, CliError), 0)
+  error(setmetatable({ message = msg }, CliError), 0)
+end
+
+--- End the command with a message and an explicit exit status.
+function cli.exit(status, fmt, ...)
+  local msg = select("#", ...) > 0 and fmt:format(...) or fmt
+  error(setmetatable({ message = msg, status = status }, CliError), 0)
 end
 
 --- Pass through the results of an hcs call, or fail with its message.
@@ -59,10 +96,24 @@ function cli.print_table(columns, rows)
   for _, row in ipairs(cells) do line(row) end
 end
 
---- Human or JSON output: calls human(v) unless --json was given.
-function cli.output(opts, v, human)
-  if opts.json then cli.print_json(v) else human(v) end
+--- Human or JSON output: calls human(v) unless --json was given.  For a
+-- listing, id_key (a field name or function(row)) makes --quiet print one
+-- id per line, as docker's -q.
+function cli.output(opts, v, human, id_key)
+  if opts.quiet and id_key then
+    for _, row in ipairs(v) do
+      local id = type(id_key) == "function" and id_key(row) or row[id_key]
+      if id ~= nil then io.stdout:write(tostring(id), "\n") end
+    end
+  elseif opts.json then
+    cli.print_json(v)
+  else
+    human(v)
+  end
 end
+
+--- The -q option of listings.
+cli.quiet_option = { kind = "flag", short = "q", help = "print ids only" }
 
 local function valid_name(name)
   return type(name) == "string" and name:match("^[a-z][a-z0-9-]*$") ~= nil
@@ -120,6 +171,54 @@ local function command_help(path, cmd)
 end
 cli.command_help = command_help
 
+--- The message of an error raised inside a command, as one clear line (or
+-- the lines a message deliberately has, e.g. a list of validation problems).
+-- Tracebacks appended by xpcall handlers below (workflow transactions) are
+-- cut unless the log level is debug.  Returns message, is_bug.
+local function error_message(e)
+  if type(e) == "table" then
+    local mt = getmetatable(e)
+    if type(e.message) == "string" then return e.message, false end
+    if mt and mt.__tostring then return tostring(e), false end
+    local ok, pretty = pcall(function() return require("hcs.util.pretty").format(e) end)
+    return "error: " .. (ok and pretty or "(a table)"), true
+  end
+  local msg = tostring(e)
+  local body = msg:gsub("\nstack traceback:\n.*$", "")
+  -- "file.lua:12: " says where, which only a developer wants (debug level);
+  -- "attempt to ..." after it is a bug in hcs, not the user's input.
+  local where, rest = body:match("^([^\n]-%.lua:%d+: )(.*)$")
+  if where then body = rest end
+  local bug = body:match("^attempt to ") ~= nil
+  return body, bug
+end
+
+local function debugging()
+  local ok, level = pcall(function() return require("hcs.core").host.log_level() end)
+  return ok and level == "debug"
+end
+
+--- An error value as the one line (or deliberate lines) a user reads: the
+-- traceback a workflow transaction appends is kept only at debug level.
+function cli.message(e)
+  if debugging() then return type(e) == "string" and e or (error_message(e)) end
+  return (error_message(e))
+end
+
+
+--- The status of a command ended by a signal, as a shell reports one
+-- (128 + the signal): 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP; nil
+-- when the message is not the host's "interrupted" error.
+local function interrupt_status(msg)
+  msg = tostring(msg)
+  if msg:find("interrupted by SIGTERM", 1, true) then return 143 end
+  if msg:find("interrupted by SIGHUP", 1, true) then return 129 end
+  if msg:find("interrupted!", 1, true) then return 130 end
+  return nil
+end
+
+local function usage_of(path, cmd) return cmd.usage or ("hcs " .. path) end
+
 local function run_command(path, cmd, argv)
   if cmd.subcommands then
     local sub = argv[1]
@@ -127,20 +226,26 @@ local function run_command(path, cmd, argv)
       io.stdout:write(command_help(path, cmd))
       return sub == nil and 2 or 0
     end
-    local subcmd = cmd.subcommands[sub]
+    local subcmd = type(sub) == "string" and cmd.subcommands[sub]
     if not subcmd then
-      io.stderr:write(("hcs %s: unknown subcommand '%s' (see 'hcs %s --help')\n"):format(path, sub, path))
+      local hint = cli.suggest(sub, cmd.subcommands)
+      warn(("hcs %s: unknown subcommand %s%s (see 'hcs %s --help')\n"):format(path, args.show(sub),
+        hint and (", did you mean '" .. hint .. "'?") or "", path))
       return 2
     end
     return run_command(path .. " " .. sub, subcmd, { table.unpack(argv, 2) })
   end
+  -- run/create/exec answer as docker does: 125 when hcs itself fails
+  -- (bad options included), so any other status is the command's own.
+  local failure = cmd.failure_status or 1
+  local usage_status = cmd.failure_status or 2
   local spec = { help = { kind = "flag", short = "h", help = "show this help" } }
   for k, v in pairs(cmd.options or {}) do spec[k] = v end
-  local ok, opts, positional = pcall(args.parse, spec, argv)
+  local ok, opts, positional = pcall(args.parse, spec, argv, { stop_at_positional = cmd.stop_at_positional })
   if not ok then
     if getmetatable(opts) == args.UsageError then
-      io.stderr:write(("hcs %s: %s\n%s"):format(path, opts.message, "usage: " .. (cmd.usage or ("hcs " .. path)) .. "\n"))
-      return 2
+      warn(("hcs %s: %s\nusage: %s\n"):format(path, opts.message, usage_of(path, cmd)))
+      return usage_status
     end
     error(opts, 0)
   end
@@ -160,36 +265,95 @@ local function run_command(path, cmd, argv)
     else
       want = min .. " to " .. max
     end
-    io.stderr:write(("hcs %s: expected %s argument%s, got %d\nusage: %s\n"):format(
-      path, want, (min == 1 and max == 1) and "" or "s", #positional, cmd.usage or ("hcs " .. path)))
-    return 2
+    warn(("hcs %s: expected %s argument%s, got %d\nusage: %s\n"):format(
+      path, want, (min == 1 and max == 1) and "" or "s", #positional, usage_of(path, cmd)))
+    return usage_status
   end
   local results = table.pack(xpcall(cmd.run, function(e)
     if getmetatable(e) == CliError or getmetatable(e) == args.UsageError then return e end
-    return debug.traceback(e, 2)
+    return { raw = e, traceback = debug.traceback(type(e) == "string" and e or nil, 2) }
   end, opts, positional))
   if not results[1] then
     local e = results[2]
     if getmetatable(e) == CliError then
-      io.stderr:write(("hcs %s: %s\n"):format(path, e.message))
-      return e.status
+      warn(("hcs %s: %s\n"):format(path, e.message))
+      return e.status or interrupt_status(e.message) or failure
     elseif getmetatable(e) == args.UsageError then
-      io.stderr:write(("hcs %s: %s\nusage: %s\n"):format(path, e.message, cmd.usage or ("hcs " .. path)))
-      return 2
+      warn(("hcs %s: %s\nusage: %s\n"):format(path, e.message, usage_of(path, cmd)))
+      return usage_status
     end
-    error(e, 0)
+    -- Anything else raised (a workflow step's error, a bug): one line, and
+    -- the traceback only with --log-level debug.
+    local msg, bug = error_message(e.raw)
+    if debugging() then
+      warn(("hcs %s: %s\n%s\n"):format(path, type(e.raw) == "string" and e.raw or msg, e.traceback))
+    elseif bug then
+      warn(("hcs %s: internal error: %s (run with --log-level debug for details)\n"):format(path, msg))
+    else
+      warn(("hcs %s: %s\n"):format(path, msg))
+    end
+    return interrupt_status(msg) or failure
   end
   local status = results[2]
   return math.type(status) == "integer" and status or 0
+end
+
+--- Levenshtein distance between two strings (bytes), for suggestions.
+function cli.distance(a, b)
+  if #a > 200 or #b > 200 then return math.huge end
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    local ai = a:byte(i)
+    for j = 1, #b do
+      local cost = ai == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+--- Close matches of `word` among candidates (a list, or the keys of a
+-- table), best first: at most `max` (default 3) within a distance of a
+-- third of the word's length (at least 2), or containing it.
+function cli.close_matches(word, candidates, max)
+  word = tostring(word)
+  local list = {}
+  if #candidates == 0 then
+    for k in pairs(candidates) do list[#list + 1] = k end
+  else
+    for _, k in ipairs(candidates) do list[#list + 1] = k end
+  end
+  local limit = math.max(2, #word // 3)
+  local scored = {}
+  for _, c in ipairs(list) do
+    local d = cli.distance(word, c)
+    if #word >= 3 and (c:find(word, 1, true) or word:find(c, 1, true)) then d = math.min(d, limit) end
+    if d <= limit then scored[#scored + 1] = { c, d } end
+  end
+  table.sort(scored, function(x, y) return x[2] < y[2] or (x[2] == y[2] and x[1] < y[1]) end)
+  local out = {}
+  for i = 1, math.min(max or 3, #scored) do out[i] = scored[i][1] end
+  return out
+end
+
+--- The best close match of word among candidates, or nil.
+function cli.suggest(word, candidates)
+  return cli.close_matches(word, candidates, 1)[1]
 end
 
 --- Entry point used by the host: main(command, args...) -> exit status.
 function cli.main(name, ...)
   local argv = { ... }
   if name == "--help" or name == "-h" then name = "help" end
+  if name == "--version" then name = "version" end
   local cmd = cli.load(name)
   if not cmd then
-    io.stderr:write(("hcs: unknown command '%s' (see 'hcs help')\n"):format(tostring(name)))
+    local hint = type(name) == "string" and cli.suggest(name, cli.commands())
+    warn(("hcs: unknown command %s%s (see 'hcs help')\n"):format(args.show(name),
+      hint and (", did you mean '" .. hint .. "'?") or ""))
     return 2
   end
   return run_command(name, cmd, argv)

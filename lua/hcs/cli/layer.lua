@@ -2,6 +2,7 @@
 local cli = require "hcs.cli"
 local hcs = require "hcs"
 local progress = require "hcs.util.progress"
+local args_util = require "hcs.util.args"
 
 local function common(extra)
   local o = {
@@ -25,23 +26,43 @@ local function ok(opts, v, text)
   return 0
 end
 
+-- "4T", "512G", "100M", "64K", "12345" (bytes) or "none" -> bytes or "none"
+local function size_arg(s, option)
+  if s == nil then return nil end
+  if s == "none" then return s end
+  local n, unit = s:match("^(%d+)([KMGTP]?)i?B?$")
+  local shift = { [""] = 0, K = 10, M = 20, G = 30, T = 40, P = 50 }
+  local v = n and math.tointeger(tonumber(n))
+  if not v or v >= (1 << (63 - shift[unit])) then
+    args_util.usage_error("option '--%s': '%s' is not a size (bytes, or with K, M, G, T, P; or none)", option, s)
+  end
+  return v << shift[unit]
+end
+
 local import = {
   summary = "import an OCI layer tar (plain, gzip or zstd) as a read-only layer",
-  usage = "hcs layer import [--id ID] [--parent ID]... [--diff-id sha256:...] FILE|-",
+  usage = "hcs layer import [--id ID] [--parent ID]... [--diff-id sha256:...] [--max-size SIZE] [--max-file-size SIZE]"
+    .. " FILE|-",
   options = common {
     id = { kind = "string", help = "layer id (default: the chain id of the layer)" },
     parent = { kind = "list", short = "p", metavar = "ID", help = "parent layer id, nearest first (repeat)" },
     ["diff-id"] = { kind = "string", metavar = "DIGEST", help = "verify the diff id" },
     threads = { kind = "number", help = "file-writing threads (default: one per CPU; 1: none)" },
+    ["max-size"] = { kind = "string", metavar = "SIZE",
+      help = "refuse a layer whose files add up to more (holes included; default 4T; none: no cap)" },
+    ["max-file-size"] = { kind = "string", metavar = "SIZE",
+      help = "refuse a layer with a larger file (holes included; default 1T; none: no cap)" },
     quiet = { kind = "flag", short = "q", help = "no progress bar" },
   },
   min_args = 1, max_args = 1,
   run = function(opts, args)
+    local max_size = size_arg(opts["max-size"], "max-size")
+    local max_file_size = size_arg(opts["max-file-size"], "max-file-size")
     local s <close> = store(opts)
     local bar = progress.new { label = "import", enabled = not opts.quiet and progress.stderr_is_tty() }
     local l, err = s:import(args[1], {
       id = opts.id, parents = opts.parent, expect_diff_id = opts["diff-id"], progress = bar:callback(),
-      threads = opts.threads and math.tointeger(opts.threads),
+      threads = opts.threads and math.tointeger(opts.threads), max_size = max_size, max_file_size = max_file_size,
     })
     bar:finish()
     cli.check(l, err)
@@ -89,8 +110,8 @@ local export = {
 
 local ls = {
   summary = "list layers",
-  usage = "hcs layer ls [--json]",
-  options = common(),
+  usage = "hcs layer ls [--json|-q]",
+  options = common { quiet = cli.quiet_option },
   max_args = 0,
   run = function(opts)
     local s <close> = store(opts)
@@ -105,7 +126,7 @@ local ls = {
         { key = function(r) return r.Active and (r.MountPath or "yes") or "" end, title = "MOUNTED" },
         { key = function(r) return (r.Created or ""):sub(1, 19) end, title = "CREATED" },
       }, v)
-    end)
+    end, "Id")
     return 0
   end,
 }

@@ -13,17 +13,18 @@ local function list(opts)
       { key = "State", title = "STATE" }, { key = "Pid", title = "PID" },
       { key = function(r) return r.ExitType and (r.ExitType .. " " .. tostring(r.ExitCode)) or "" end,
         title = "EXIT" }, { key = "CreatedTime", title = "CREATED" } }, rows)
-  end)
+  end, "Id")
   return 0
 end
 
 return {
   summary = "list compute systems",
-  usage = "hcs list [--owner OWNER] [--state STATE] [--json]",
+  usage = "hcs list [--owner OWNER] [--state STATE] [--json|-q]",
   options = {
     owner = { kind = "string", help = "only systems with this Owner" },
     state = { kind = "string", help = "only systems in this State (Created, Running, Paused, Stopped)" },
     json = { kind = "flag", short = "j", help = "print JSON" },
+    quiet = cli.quiet_option,
   },
   max_args = 0,
   run = list,

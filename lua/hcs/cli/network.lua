@@ -32,12 +32,18 @@ return {
       run = function(opts, args)
         local spec
         if opts.file then
-          local f = opts.file == "-" and io.stdin or assert(io.open(opts.file, "r"))
+          local f = opts.file == "-" and io.stdin or cli.check(io.open(opts.file, "r"))
           spec = f:read("a")
           if f ~= io.stdin then f:close() end
         else
           spec = { Name = opts.name or args[1], Type = opts.type or "NAT", Id = opts.id, Subnet = opts.subnet,
             Gateway = opts.gateway, Policies = {} }
+          -- Names as docker's: a letter or digit, then letters, digits, _ . -
+          -- (no control bytes, no option-like or empty names on the host).
+          if spec.Name and not (spec.Name:match("^[%w][%w_.-]*$") and #spec.Name <= 64) then
+            cli.fail("invalid network name %s: use 1..64 characters of [A-Za-z0-9_.-], starting with a letter or digit",
+              require("hcs.util.args").show(spec.Name))
+          end
           if opts.adapter then
             table.insert(spec.Policies, { Type = "NetAdapterName", Settings = { NetworkAdapterName = opts.adapter } })
           end
@@ -54,8 +60,8 @@ return {
     },
     ls = {
       summary = "list networks",
-      usage = "hcs network ls [--json]",
-      options = { json = json_opt },
+      usage = "hcs network ls [--json|-q]",
+      options = { json = json_opt, quiet = cli.quiet_option },
       max_args = 0,
       run = function(opts)
         local list = cli.check(net.network.list())
@@ -66,7 +72,7 @@ return {
             { key = subnet_of, title = "SUBNET" },
             { key = function(r) return r.Linux and r.Linux.Bridge or "" end, title = "BRIDGE" },
           }, rows)
-        end)
+        end, "Id")
       end,
     },
     inspect = {

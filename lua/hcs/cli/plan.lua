@@ -120,8 +120,8 @@ local subcommands = {
   },
   ls = {
     summary = "list planned and realized systems",
-    usage = "hcs plan ls [--json]",
-    options = { json = json_flag },
+    usage = "hcs plan ls [--json|-q]",
+    options = { json = json_flag, quiet = cli.quiet_option },
     max_args = 0,
     run = function(opts)
       -- Listing finishes what killed processes left (interrupted realizes,
@@ -140,7 +140,7 @@ local subcommands = {
           { key = function(r) return r.Processor and r.Processor.Count or "" end, title = "CPUS" },
           { key = function(r) return r.Network and r.Network.Name or "" end, title = "NETWORK" },
         }, list)
-      end)
+      end, "Name")
     end,
   },
   rm = {

@@ -4,8 +4,8 @@ local cu = require "hcs.util.compute_cli"
 
 return {
   summary = "list the processes of a compute system (without ID: list systems)",
-  usage = "hcs ps [--json] [ID]",
-  options = { json = { kind = "flag", short = "j", help = "print JSON" } },
+  usage = "hcs ps [--json|-q] [ID]",
+  options = { json = { kind = "flag", short = "j", help = "print JSON" }, quiet = cli.quiet_option },
   max_args = 1,
   run = function(opts, args)
     if not args[1] then return require("hcs.cli.list").list(opts) end
@@ -15,7 +15,7 @@ return {
     cli.output(opts, procs, function(rows)
       cli.print_table({ { key = "ProcessId", title = "PID" }, { key = "ImageName", title = "NAME" },
         { key = "CommandLine", title = "COMMAND" } }, rows)
-    end)
+    end, "ProcessId")
     return 0
   end,
 }

@@ -8,35 +8,6 @@ for k, v in pairs(cu.create_options) do options[k] = v end
 options.rm = { kind = "flag", help = "delete the system once it stopped" }
 options.detach = { kind = "flag", short = "d", help = "start and print the id, do not wait" }
 options.interactive = { kind = "flag", short = "i", help = "connect stdin to init (default: /dev/null)" }
-options.network = { kind = "string", help = "IMAGE runs only: attach to this network" }
-options.publish = { kind = "list", short = "p", metavar = "[IP:]HOST:CTR[/udp]", help = "IMAGE runs only: port mapping" }
-
---- Is `ref` an image in the store (and not a directory or file)?
-local function image_ref(opts, ref)
-  if opts.rootfs or not ref or io.open(ref, "r") then return nil end
-  local store = hcs.image.open()
-  if not store then return nil end
-  local id = store:resolve(ref)
-  store:close()
-  return id
-end
-
---- Realize a system from an image through the workflow (plan + realize).
-local function define_from_image(opts, args)
-  local name = opts.name or ("run-" .. hcs.compute.new_id())
-  local command = { table.unpack(args, 2) }
-  local spec = { image = args[1], name = name, memory = opts.memory and math.tointeger(opts.memory),
-    cpus = opts.cpus and math.tointeger(opts.cpus), cpu_max = opts["cpu-max"] and math.tointeger(opts["cpu-max"]),
-    env = opts.env, mounts = opts.volume and #opts.volume > 0 and opts.volume or nil, user = opts.user,
-    workdir = opts.workdir, hostname = opts.hostname, network = opts.network,
-    ports = opts.publish and #opts.publish > 0 and opts.publish or nil, command = #command > 0 and command or nil }
-  if spec.ports and not spec.network then spec.network = cli.check(hcs.net.default_network()).Name end
-  local ok, sys = pcall(hcs.workflow.define, spec, { stdio = opts.detach and "null" or "inherit",
-    stdin = opts.interactive or false, tty = opts.tty, cgroup_parent = opts["cgroup-parent"],
-    auto_remove = opts.rm or nil, attached = not opts.detach })
-  if not ok then cli.fail("%s", tostring(sys)) end
-  return sys
-end
 
 local have_interrupt, interrupt = pcall(require, "hcs.interrupt")
 
@@ -63,15 +34,16 @@ end
 -- Attached, the destroy runs however the run ends (exit, error, Ctrl-C,
 -- SIGTERM: the system is killed first); further signals wait for it.
 -- Detached, the monitor destroys the system once it stops.
-local function run_image(opts, args)
+local function run_image(opts, target)
   local sys
   local ok, props = pcall(guard, function()
-    sys = define_from_image(opts, args)
+    sys = cu.define_from_image(opts, target, { stdio = opts.detach and "null" or "inherit",
+      stdin = opts.interactive or false, tty = opts.tty, auto_remove = opts.rm or nil, attached = not opts.detach })
     if opts.detach then return nil end
     local cs = sys.cs
     if opts.tty then
       local stdin, stdout = cs:stdio()
-      hcs.compute.relay(stdout)
+      cu.relay_console(stdout)
       stdin:close()
       stdout:close()
     end
@@ -101,17 +73,25 @@ end
 
 return {
   summary = "create and start a compute system running a command",
-  usage = "hcs run [options] IMAGE|ROOTFS|CONFIG [-- command [args...]]",
-  description = "IMAGE (a reference in the image store) is realized through the workflow: a scratch layer on the\n" ..
-    "image, --network/--publish for a NAT network, and --rm destroys it all afterwards.  ROOTFS is a\n" ..
-    "mounted root directory, CONFIG a compute system document (JSON).",
+  usage = "hcs run [options] IMAGE|./ROOTFS|./CONFIG.json [command [args...]]",
+  description = "IMAGE (a reference in the image store: a bare word is always one) is realized through the\n" ..
+    "workflow: a scratch layer on the image, --network/--publish for a NAT network, and --rm destroys it\n" ..
+    "all afterwards.  Arguments after IMAGE replace the image's Cmd and follow its Entrypoint\n" ..
+    "(--entrypoint replaces it, --entrypoint '' clears it).  A root directory or a compute system\n" ..
+    "document (JSON) is given as a path: ./dir, /dir, --rootfs DIR.  Options end at IMAGE: what follows\n" ..
+    "is the command.  Exit status: the command's, 125 when hcs fails, 126 when the command cannot be\n" ..
+    "executed, 127 when it is not found.",
   options = options,
+  stop_at_positional = true,
+  failure_status = 125,
   min_args = 0,
   run = function(opts, args)
-    if image_ref(opts, args[1]) then return run_image(opts, args) end
-    if opts.network or (opts.publish and #opts.publish > 0) then cli.fail("--network and --publish need an IMAGE") end
-    local doc = cu.build_config(opts, args)
+    local target = cu.target(opts, args)
+    if target.image then return run_image(opts, target) end
+    cu.refuse_image_options(opts)
     local id = opts.name or hcs.compute.new_id()
+    target.id = id
+    local doc = cu.build_config(opts, target)
     if opts.rm and opts.detach then
       -- The monitor deletes the system once it stopped (no daemon to ask).
       doc.Linux = doc.Linux or {}
@@ -124,10 +104,10 @@ return {
       local stdin, stdout = cs:stdio()
       console = { stdin = stdin, stdout = stdout }
     end
-    local ok, err = cs:start()
+    local ok, err, errno = cs:start()
     if not ok then
       cs:delete(true)
-      cli.fail("%s", err)
+      cu.fail_start(err, errno)
     end
     if opts.detach then
       cli.output(opts, { Id = id }, function() print(id) end)
@@ -135,7 +115,7 @@ return {
     end
     if console then
       -- Relay until the console closes, then drop our ends.
-      hcs.compute.relay(console.stdout)
+      cu.relay_console(console.stdout)
       console.stdin:close()
       console.stdout:close()
     end

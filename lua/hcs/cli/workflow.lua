@@ -7,12 +7,17 @@ return {
   subcommands = {
     ls = {
       summary = "list user workflows",
-      usage = "hcs workflow ls",
+      usage = "hcs workflow ls [-q]",
+      options = { quiet = cli.quiet_option },
       max_args = 0,
-      run = function()
+      run = function(opts)
         for _, name in ipairs(hcs.workflow.list()) do
-          local def = hcs.workflow.load(name)
-          print(("%-20s %s"):format(name, def and def.description or "(does not load)"))
+          if opts.quiet then
+            print(name)
+          else
+            local def = hcs.workflow.load(name)
+            print(("%-20s %s"):format(name, def and def.description or "(does not load)"))
+          end
         end
       end,
     },

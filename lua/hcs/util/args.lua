@@ -1,6 +1,12 @@
---- Command-line parsing for hcs CLI commands (GNU style).
+--- Command-line parsing for hcs CLI commands (GNU style, as docker's).
 -- spec: { name = { kind = "flag"|"string"|"number"|"list", short = "j", help = "..." }, ... }
--- Accepts --name, --name=value, --name value, -j, and `--` to end options.
+-- Accepts --name, --name=value, --name value, -j, combined short flags
+-- (-it, -dit) with a value for the last one attached or next (-p8080:80,
+-- -dp 8080:80), and `--` to end options.
+-- With parse_opts.stop_at_positional (commands that take a command line:
+-- run, exec, create), options end at the first positional argument: in
+-- `hcs run IMAGE head -n 1 FILE` the `-n` belongs to head.  One `--` right
+-- after that positional is dropped, so `hcs run IMAGE -- cmd` keeps working.
 -- Returns opts, positional; raises a usage error (see hcs.cli) on bad input.
 local M = {}
 
@@ -9,12 +15,23 @@ UsageError.__index = UsageError
 UsageError.__tostring = function(e) return e.message end
 M.UsageError = UsageError
 
+--- Quote an argument for a message: printable as given, else %q-escaped
+-- (a non-UTF-8 or control byte never reaches the terminal raw).
+local function show(s)
+  s = tostring(s)
+  if #s > 80 then s = s:sub(1, 77) .. "..." end
+  if utf8.len(s) and not s:find("[%c]") then return "'" .. s .. "'" end
+  return (("%q"):format(s):gsub("\\\n", "\\n"))
+end
+M.show = show
+
 local function usage_error(fmt, ...)
   error(setmetatable({ message = fmt:format(...), usage = true }, UsageError), 0)
 end
 M.usage_error = usage_error
 
-function M.parse(spec, argv)
+function M.parse(spec, argv, parse_opts)
+  local stop_at_positional = parse_opts and parse_opts.stop_at_positional
   local opts, positional = {}, {}
   local by_short = {}
   for name, s in pairs(spec) do
@@ -22,22 +39,23 @@ function M.parse(spec, argv)
     if s.kind == "list" then opts[name] = {} end
     if s.default ~= nil then opts[name] = s.default end
   end
-  local function set(name, value, has_value, i)
+  local function set(name, value, has_value, i, shown)
     local s = spec[name]
-    if not s then usage_error("unknown option '--%s'", name) end
+    if not s then usage_error("unknown option %s", show("--" .. name)) end
+    shown = shown or ("'--" .. name .. "'")
     if s.kind == "flag" then
-      if has_value then usage_error("option '--%s' takes no value", name) end
+      if has_value then usage_error("option %s takes no value", shown) end
       opts[name] = true
       return i
     end
     if not has_value then
       i = i + 1
       value = argv[i]
-      if value == nil then usage_error("option '--%s' needs a value", name) end
+      if value == nil then usage_error("option %s needs a value", shown) end
     end
     if s.kind == "number" then
       local n = tonumber(value)
-      if not n then usage_error("option '--%s' expects a number, got '%s'", name, value) end
+      if not n then usage_error("option %s expects a number, got %s", shown, show(value)) end
       value = n
     end
     if s.kind == "list" then
@@ -47,11 +65,14 @@ function M.parse(spec, argv)
     end
     return i
   end
+  local function rest(from)
+    for j = from, #argv do positional[#positional + 1] = argv[j] end
+  end
   local i = 1
   while i <= #argv do
     local a = argv[i]
     if a == "--" then
-      for j = i + 1, #argv do positional[#positional + 1] = argv[j] end
+      rest(i + 1)
       break
     elseif a:sub(1, 2) == "--" then
       local name, value = a:match("^%-%-([^=]+)=(.*)$")
@@ -61,15 +82,34 @@ function M.parse(spec, argv)
         i = set(a:sub(3), nil, false, i)
       end
     elseif a:sub(1, 1) == "-" and #a > 1 and not tonumber(a) then
-      local name = by_short[a:sub(2, 2)]
-      if not name or (#a > 2 and spec[name].kind == "flag") then usage_error("unknown option '%s'", a) end
-      if #a > 2 then
-        i = set(name, a:sub(3), true, i)
-      else
-        i = set(name, nil, false, i)
+      -- A cluster of short options: flags, then at most one that takes a
+      -- value (the rest of the word, or the next argument).
+      local j = 2
+      while j <= #a do
+        local c = a:sub(j, j)
+        local name = by_short[c]
+        if not name then
+          usage_error(#a > 2 and "unknown option '-%s' in %s" or "unknown option %s", #a > 2 and c or show(a),
+            show(a))
+        end
+        if spec[name].kind == "flag" then
+          set(name, nil, false, i)
+          j = j + 1
+        else
+          if j < #a then
+            i = set(name, a:sub(j + 1), true, i, "'-" .. c .. "'")
+          else
+            i = set(name, nil, false, i, "'-" .. c .. "'")
+          end
+          break
+        end
       end
     else
       positional[#positional + 1] = a
+      if stop_at_positional then
+        rest(argv[i + 1] == "--" and i + 2 or i + 1)
+        break
+      end
     end
     i = i + 1
   end

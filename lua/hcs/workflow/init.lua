@@ -61,6 +61,15 @@ end
 --- Reopen a realized system by name (from any process).
 function M.open(name, root) return steps().open(name, root) end
 
+--- Build an image from an authoring recipe (a table or a recipe file):
+-- plan, realize idle, recipe.author(sys), capture, destroy.  Relative copy
+-- sources are taken from the recipe's folder.  opts: { name, version, keep,
+-- root }.  Returns the image; raises after rolling back on failure.
+function M.build(recipe, opts) return require("hcs.workflow.build").build(recipe, opts) end
+
+--- Load and check a recipe file: the recipe, or nil and what is wrong.
+function M.build_recipe(path) return require("hcs.workflow.build").load(path) end
+
 --- Convert a system into an image (its scratch changes become a layer).
 -- opts: { name (required), version, publisher, config = {Cmd=..., Env=...},
 --         stop = true: stop the system and move its changes instead of copying

@@ -108,13 +108,96 @@ function M.unlock(f)
   if f then f:close() end -- closing drops the fcntl lock
 end
 
+-- The shape of a plan document.  A file read from disk (hand-edited, or
+-- written by anyone who can write the plans directory) is checked here,
+-- before any step uses it, so a bad one gives one message naming the field
+-- instead of a Lua runtime error deep in a step (found by tests/fuzz).
+local function str(v) return type(v) == "string" end
+local function int(v) return math.type(v) == "integer" end
+local function bool(v) return type(v) == "boolean" end
+local function tbl(v) return type(v) == "table" end
+
+local function check_fields(t, where, fields)
+  for k, want in pairs(fields) do
+    local v = t[k]
+    if v ~= nil then
+      local ok, what = want[1](v), want[2]
+      if not ok then return nil, ("%s.%s: expected %s"):format(where, k, what) end
+      if want[3] then
+        local ok2, err = want[3](v, where .. "." .. k)
+        if not ok2 then return nil, err end
+      end
+    end
+  end
+  return true
+end
+
+local function list_of(check, what, fields)
+  return function(v, where)
+    for i, x in ipairs(v) do
+      if not check(x) then return nil, ("%s[%d]: expected %s"):format(where, i, what) end
+      if fields then
+        local ok, err = check_fields(x, ("%s[%d]"):format(where, i), fields)
+        if not ok then return nil, err end
+      end
+    end
+    return true
+  end
+end
+
+local function map_of_strings(v, where)
+  for k, x in pairs(v) do
+    if not str(k) or not (str(x) or math.type(x)) then
+      return nil, ("%s: expected a map of strings (at key %s)"):format(where, tostring(k))
+    end
+  end
+  return true
+end
+
+local port_fields = { Protocol = { str, "a string" }, InternalPort = { int, "an integer" },
+  ExternalPort = { int, "an integer" } }
+local fields = {
+  Kind = { str, "a string" }, Name = { str, "a string" }, Image = { str, "a string" }, ImageId = { str, "a string" },
+  HostName = { str, "a string" }, WorkingDirectory = { str, "a string" }, User = { str, "a string" },
+  State = { str, "a string" }, Volatile = { bool, "a boolean" },
+  Processor = { tbl, "an object", function(v, w)
+    return check_fields(v, w, { Count = { int, "an integer" }, Maximum = { int, "an integer" },
+      Weight = { int, "an integer" } })
+  end },
+  Memory = { tbl, "an object", function(v, w) return check_fields(v, w, { SizeInMB = { int, "an integer" } }) end },
+  Network = { tbl, "an object", function(v, w)
+    return check_fields(v, w, { Name = { str, "a string" },
+      PortMappings = { tbl, "an array", list_of(tbl, "an object", port_fields) } })
+  end },
+  MappedDirectories = { tbl, "an array", list_of(tbl, "an object", { HostPath = { str, "a string" },
+    ContainerPath = { str, "a string" }, ReadOnly = { bool, "a boolean" } }) },
+  Environment = { tbl, "an object", map_of_strings },
+  Command = { tbl, "an array", list_of(str, "a string") },
+  Realized = { tbl, "an object", function(v, w)
+    return check_fields(v, w, { SystemId = { str, "a string" }, ScratchLayer = { str, "a string" },
+      MountPath = { str, "a string" }, Endpoint = { str, "a string" }, Namespace = { str, "a string" } })
+  end },
+}
+
+--- Check the shape of a plan document: true, or nil and a message naming the field.
+function M.check(doc)
+  if type(doc) ~= "table" or getmetatable(doc) ~= nil then return nil, "expected a JSON object" end
+  if not str(doc.Name) then return nil, "Name: expected a string" end
+  if not str(doc.Image) and not str(doc.ImageId) then return nil, "Image: expected a string" end
+  return check_fields(doc, "plan", fields)
+end
+
 --- Load a plan by name (state root first, then run root); nil, message
 -- when there is none.
 function M.load(name, root)
   local ok, err = M.check_name(name)
   if not ok then return nil, err end
+  local volatile = nil
   local f, ferr, code = io.open(M.path(name, root), "r")
-  if not f and code == 2 then f, ferr, code = io.open(M.path(name, root, true), "r") end
+  if not f and code == 2 then
+    volatile = true
+    f, ferr, code = io.open(M.path(name, root, true), "r")
+  end
   if not f then
     if code == 2 then return nil, ("no planned system named %q"):format(name), code end
     return nil, ferr, code
@@ -123,6 +206,9 @@ function M.load(name, root)
   f:close()
   local plan, perr = json.decode(text)
   if not plan then return nil, ("planned system %q: %s"):format(name, perr) end
+  local ok, cerr = M.check(plan)
+  if not ok then return nil, ("planned system %q: %s"):format(name, cerr) end
+  plan.Volatile = volatile -- where it lives decides, so a save goes back there
   return plan
 end
 

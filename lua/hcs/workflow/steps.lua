@@ -51,9 +51,9 @@ function M.plan(spec)
   local name = spec.name or (info.Name:gsub("[^%w_.-]", "-"))
   check(plans.check_name(name))
   journal.recover(root, { name }) -- what a killed realize left under this name
-  local command = {}
-  for _, a in ipairs(cfg.Entrypoint or {}) do command[#command + 1] = a end
-  for _, a in ipairs(cfg.Cmd or {}) do command[#command + 1] = a end
+  -- Entrypoint and Command stay apart (docker's rule): arguments given
+  -- later replace Command and are appended to Entrypoint.
+  local entrypoint, command = cfg.Entrypoint or {}, cfg.Cmd or {}
   local plan = {
     Kind = "PlannedSystem",
     SchemaVersion = plans.SCHEMA,
@@ -65,7 +65,8 @@ function M.plan(spec)
     Memory = json.decode("{}"),
     MappedDirectories = json.array(),
     Environment = env_map(cfg.Env),
-    Command = #command > 0 and json.array(command) or nil,
+    Entrypoint = #entrypoint > 0 and json.array(copy(entrypoint)) or nil,
+    Command = #command > 0 and json.array(copy(command)) or nil,
     WorkingDirectory = cfg.WorkingDir ~= "" and cfg.WorkingDir or nil,
     User = cfg.User ~= "" and cfg.User or nil,
     ImageConfig = json.decode("{}"),
@@ -136,6 +137,14 @@ local customizers = {
     if type(v) == "string" then v = { "/bin/sh", "-c", v } end
     plan.Command = json.array(copy(v))
   end,
+  -- As docker's --entrypoint: replaces the image's, "" or {} clears it, and
+  -- the image's Cmd goes with it (apply() sets a command given with it after).
+  entrypoint = function(plan, v)
+    if type(v) == "string" then v = v ~= "" and { v } or {} end
+    if type(v) ~= "table" then error("entrypoint: expected a list of arguments or a string", 0) end
+    plan.Entrypoint = #v > 0 and json.array(copy(v)) or nil
+    plan.Command = nil
+  end,
   workdir = function(plan, v) plan.WorkingDirectory = v end,
   user = function(plan, v) plan.User = v end,
 }
@@ -144,7 +153,10 @@ local customizers = {
 function M.apply(plan, changes)
   local names = {}
   for k in pairs(changes) do names[#names + 1] = k end
-  table.sort(names)
+  table.sort(names, function(a, b)
+    if (a == "entrypoint") ~= (b == "entrypoint") then return a == "entrypoint" end
+    return a < b
+  end)
   for _, k in ipairs(names) do
     local f = customizers[k]
     if not f then
@@ -263,11 +275,25 @@ function M.validate(plan)
       problem("a compartment named %q already exists", plan.Name)
     end
   end
-  if #problems > 0 then return nil, problems end
+  if #problems > 0 then
+    -- Still a list, but one that reads as a message, so assert(wf.validate(plan))
+    -- raises "the plan ... is not valid: ..." instead of a bare table.
+    return nil, setmetatable(problems, { __tostring = function(p)
+      return ("the plan %q is not valid: %s"):format(tostring(plan.Name), table.concat(p, "; "))
+    end })
+  end
   return true
 end
 
 -- realize -------------------------------------------------------------------
+
+--- The process a plan runs: its Entrypoint followed by its Command.
+function M.command_line(plan)
+  local argv = json.array()
+  for _, a in ipairs(plan.Entrypoint or {}) do argv[#argv + 1] = a end
+  for _, a in ipairs(plan.Command or {}) do argv[#argv + 1] = a end
+  return argv
+end
 
 -- Crash tests: HCS_WF_KILL_AT=LABEL[:SIGNAL] makes realize signal itself
 -- (default KILL) right after the step LABEL ("journal" is the write-ahead
@@ -308,13 +334,15 @@ local function compute_config(plan, mount, image_layers, layer_store, ns, opts)
   local linux = {}
   if opts.cgroup_parent then linux.CgroupParent = opts.cgroup_parent end
   if opts.exit_command then linux.ExitCommand = opts.exit_command end
-  if not opts.idle and plan.Command then
+  local argv = M.command_line(plan)
+  if not opts.idle and #argv > 0 then
     linux.Init = {
-      CommandArgs = plan.Command,
+      CommandArgs = argv,
       Environment = plan.Environment,
       WorkingDirectory = plan.WorkingDirectory,
       User = plan.User,
       EmulateConsole = opts.tty or nil,
+      ConsoleSize = opts.tty and opts.console_size or nil,
     }
   end
   return { Owner = journal.OWNER, SchemaVersion = { Major = 2, Minor = 1 }, Container = container,
@@ -325,6 +353,7 @@ end
 -- start = false (leave the system Created), cgroup_parent = NAME,
 -- stdio = "inherit"|"null" and stdin = bool (init's stdio, as hcs.compute.create),
 -- tty = true (init gets a console; take it with sys.cs:stdio()),
+-- console_size = {rows, columns} (its initial size),
 -- auto_remove = true (destroyed once it stops: its monitor runs `hcs destroy
 -- --auto NAME`), attached = true (with auto_remove: the caller waits and
 -- destroys it itself, after reading the exit status; if the caller dies, the
@@ -357,7 +386,7 @@ function M.realize(plan, opts)
   end
   if plan.State ~= "Planned" then error(("realize: %q is already realized"):format(plan.Name), 0) end
   local okv, problems = M.validate(plan)
-  if not okv then error("realize " .. plan.Name .. ": the plan is not valid:\n  " .. table.concat(problems, "\n  "), 0) end
+  if not okv then error("realize " .. plan.Name .. ": the plan is not valid: " .. table.concat(problems, "; "), 0) end
   local id = plan.Name
   local images <close> = open_images(root)
   local layers <close> = open_layers(root)
@@ -496,6 +525,8 @@ function System:config(fields)
 end
 
 function System:properties(query) return self.cs:properties(query) end
+--- The system's compute handle (hcs.compute): processes, stats, pause...
+function System:compute() return self.cs end
 function System:stop(timeout_ms) return self.cs:shutdown(timeout_ms or 10000) end
 function System:wait(timeout_ms) return self.cs:wait(timeout_ms) end
 

@@ -61,11 +61,27 @@ typedef struct {
   int threads;                /* file-writing threads; 0: one per CPU, 1: all in the calling thread */
   hcs_layer_progress_fn progress;
   void *progress_data;
+  /* Caps on the apparent size (file sizes, holes included) the archive
+   * expands to: all regular files together, and any one file.  0: the
+   * store's limits (hcs_layer_store_set_limits); UINT64_MAX: no cap. */
+  uint64_t max_size;
+  uint64_t max_file_size;
 } hcs_layer_import_opts_t;
 
+/* The default import caps: a few KiB of tar can declare a sparse file of
+ * exabytes, which every tool that copies or re-exports it without hole
+ * support writes out in full. */
+#define HCS_LAYER_DEFAULT_MAX_SIZE (4ull << 40)      /* 4 TiB per layer */
+#define HCS_LAYER_DEFAULT_MAX_FILE_SIZE (1ull << 40) /* 1 TiB per file */
+
+/* The store's import caps (see hcs_layer_import_opts_t): 0 restores the
+ * default, UINT64_MAX removes the cap. */
+HCS_EXPORT void hcs_layer_store_set_limits(hcs_layer_store_t *store, uint64_t max_size, uint64_t max_file_size);
+
 /* Import an OCI layer tar (plain, gzip or zstd, detected from the content)
- * read from fd / path.  OCI whiteouts become overlay whiteouts.  Atomic: the
- * layer appears complete or not at all.  Returns the layer id (malloc'd). */
+ * read from fd / path.  OCI whiteouts become overlay whiteouts; sparse
+ * entries become sparse files.  Atomic: the layer appears complete or not
+ * at all (also when a size cap is hit).  Returns the layer id (malloc'd). */
 HCS_EXPORT char *hcs_layer_import(hcs_layer_store_t *store, int fd, const hcs_layer_import_opts_t *opts,
                                   hcs_error_t *err);
 HCS_EXPORT char *hcs_layer_import_file(hcs_layer_store_t *store, const char *path, const hcs_layer_import_opts_t *opts,
@@ -89,7 +105,8 @@ typedef struct {
 } hcs_layer_export_result_t;
 
 /* Export a read-only or scratch layer as an OCI layer tar (entries sorted,
- * whiteouts in OCI form).  The same tree gives the same bytes. */
+ * whiteouts in OCI form; files with at least 1 MiB of holes as PAX sparse
+ * entries, GNU format 1.0).  The same tree gives the same bytes. */
 HCS_EXPORT int hcs_layer_export(hcs_layer_store_t *store, const char *id, int fd, const hcs_layer_export_opts_t *opts,
                                 hcs_layer_export_result_t *result, hcs_error_t *err);
 /* Same, to a file written atomically (temp + fsync + rename). */

@@ -233,6 +233,27 @@ describe("hcs host", function()
       repl("local remembered = 1\\n")
       assert.matches("local remembered = 1", u.read_file(dir .. "/history") or "")
     end)
+
+    it("writes each line to the history as it is entered, so a killed REPL keeps it", function()
+      os.remove(dir .. "/history")
+      -- The REPL kills itself: nothing after this line runs, no clean exit.
+      local ok, code = repl("before_the_kill = 1\\nlocal pid = io.open('/proc/self/stat'):read('n'); " ..
+        "os.execute('kill -9 ' .. pid)\\n")
+      assert.is_false(ok)
+      assert.equal(137, code)
+      assert.matches("before_the_kill = 1", u.read_file(dir .. "/history") or "")
+    end)
+
+    it("cancels the line with Ctrl-C at the prompt and goes on", function()
+      local ok, code, out = repl("x = 20\\nx = 1000 +\\n\\cx + 22\\n")
+      assert.is_true(ok)
+      assert.equal(0, code)
+      assert.matches("\n42\n", out)
+      -- and the cancelled continuation line never ran
+      assert.not_matches("1042", out)
+      local _, _, out2 = repl("partial\\cprint('still here')\\n")
+      assert.matches("still here", out2)
+    end)
   end)
 
   it("loads from the stock lua5.4 interpreter with the documented LUA_CPATH", function()
@@ -262,7 +283,8 @@ describe("hcs host", function()
     local _, _, found = u.run(("cd %s && find . -type f -o -type l | sort"):format(u.quote(dest)))
     for _, pattern in ipairs({ "/libhcs%.so", "/include/hcs/hcs%.h", "/pkgconfig/hcs%.pc", "/lua/5%.4/hcs/core%.so",
       "/lua/5%.4/hcs/init%.lua", "/lua/5%.4/hcs/cli/help%.lua", "/hcs/lua%-bytecode/hcs/cli/help%.lua",
-      "/bin/hcs\n" }) do
+      "/bin/hcs\n", "/man/man1/hcs%.1\n", "/man/man1/hcs%-run%.1\n", "/man/man1/hcs%-image%.1\n",
+      "/bash%-completion/completions/hcs\n" }) do
       assert.matches(pattern, found)
     end
     local bin = dest .. "/usr/local/bin/hcs"

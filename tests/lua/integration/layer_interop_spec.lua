@@ -119,6 +119,45 @@ describe("layer interop", function()
     assert.matches("b'v'", attr)
   end)
 
+  it("exports sparse files that GNU tar and umoci read back", function()
+    local src = T .. "/src"
+    -- 64 MiB with data at both ends (umoci writes holes out as zeros: keep it small)
+    sh(("mkdir -p @S@ && printf 'head' > @S@/f && truncate -s 64M @S@/f && printf 'tail' >> @S@/f"
+      .. " && printf 'plain' > @S@/p && tar --sparse --format=pax -C @S@ -cf @T@/src.tar f p")
+      :gsub("@S@", function() return src end):gsub("@T@", function() return T end))
+    local l = assert(store:import(T .. "/src.tar", { id = "sp" }))
+    local out = T .. "/sp.tar"
+    local r = assert(store:export(l.Id, out, { compression = "none", mtime = 1700000000 }))
+    assert.is_true(r.Size < 64 * 1024, "export of " .. r.Size .. " bytes")
+    -- GNU tar: same content, holes kept
+    sh(("mkdir -p %s/gnu && tar -C %s/gnu -xf %s"):format(T, T, out))
+    sh(("cmp %s/f %s/gnu/f && cmp %s/p %s/gnu/p"):format(src, T, src, T))
+    assert.is_true(tonumber(sh(("stat -c %%b %s/gnu/f"):format(T))) < 1024)
+    -- umoci (Go's archive/tar) unpacks the same tree
+    local layout = T .. "/layout"
+    sh(("mkdir -p %s/blobs/sha256 && cp %s %s/blobs/sha256/%s"):format(layout, out, layout, r.Digest:match("sha256:(%x+)")))
+    local cdigest, csize = write_blob(layout, json.encode({
+      architecture = "amd64", os = "linux", config = {},
+      rootfs = { type = "layers", diff_ids = json.array { r.DiffID } },
+    }))
+    local mdigest, msize = write_blob(layout, json.encode({
+      schemaVersion = 2,
+      mediaType = "application/vnd.oci.image.manifest.v1+json",
+      config = { mediaType = "application/vnd.oci.image.config.v1+json", digest = cdigest, size = csize },
+      layers = json.array { { mediaType = "application/vnd.oci.image.layer.v1.tar", digest = r.Digest, size = r.Size } },
+    }))
+    su.write_file(layout .. "/index.json", json.encode({
+      schemaVersion = 2,
+      manifests = json.array { {
+        mediaType = "application/vnd.oci.image.manifest.v1+json", digest = mdigest, size = msize,
+        annotations = { ["org.opencontainers.image.ref.name"] = "latest" },
+      } },
+    }))
+    su.write_file(layout .. "/oci-layout", '{"imageLayoutVersion":"1.0.0"}')
+    sh(("umoci unpack --image %s:latest %s/bundle"):format(layout, T))
+    sh(("cmp %s/f %s/bundle/rootfs/f && cmp %s/p %s/bundle/rootfs/p"):format(src, T, src, T))
+  end)
+
   it("imports a layer written by GNU tar (gzip) to the same tree", function()
     local src = T .. "/src"
     local cmd = ("mkdir -p @S@/a/b && printf '1' > @S@/a/one && ln -s b @S@/a/lnk && mkfifo @S@/a/fifo"

@@ -180,7 +180,7 @@ describe("removing realized systems #root", function()
         echo "status=$?"
       ]]):format(u.quote(root), u.quote(u.hcs_bin), CG, out, out, out)
       local _, _, res = u.run(script)
-      assert.equal("status=1\n", res)
+      assert.equal("status=130\n", res) -- 128 + SIGINT, as a shell reports it
       assert.matches("interrupted!", u.read_file(out .. ".err"))
       assert_gone("a3")
     end)
@@ -197,7 +197,7 @@ describe("removing realized systems #root", function()
         echo "status=$?"
       ]]):format(u.quote(root), u.quote(u.hcs_bin), CG, out, out, out)
       local _, _, res = u.run(script)
-      assert.equal("status=1\n", res)
+      assert.equal("status=143\n", res) -- 128 + SIGTERM
       assert.matches("interrupted by SIGTERM", u.read_file(out .. ".err"))
       assert_gone("a4")
     end)
@@ -248,7 +248,7 @@ describe("removing realized systems #root", function()
         local ok, code, _, err = u.hcs({ "run", "-d", "--name", name, "--cgroup-parent", CG, "busybox", "--", "sleep",
           "100" }, { HCS_ROOT = root, HCS_WF_KILL_AT = point .. ":TERM" })
         assert.is_false(ok)
-        assert.equal(1, code)
+        assert.equal(143, code)
         assert.matches("interrupted by SIGTERM", err)
         assert_gone(name)
       end

@@ -90,4 +90,63 @@ describe("hcs.cli", function()
     assert.is_false(ok)
     assert.equal("open `x`: No such file or directory", e.message)
   end)
+
+  describe("generated man pages and bash completion", function()
+    local docgen = require "hcs.util.docgen"
+
+    local function complete(line)
+      local script = os.tmpname()
+      local f = assert(io.open(script, "w"))
+      f:write(docgen.bash_completion())
+      f:close()
+      -- COMP_WORDS as bash splits the line; a trailing space starts a new word.
+      local words = {}
+      for w in line:gmatch("%S+") do words[#words + 1] = "'" .. w .. "'" end
+      if line:sub(-1) == " " then words[#words + 1] = "''" end
+      local body = ("compopt() { :; }; source %s; COMP_WORDS=(%s); COMP_CWORD=%d; _hcs; " ..
+        "printf '%%s\\n' \"${COMPREPLY[@]}\""):format(script, table.concat(words, " "), #words - 1)
+      local cmd = "bash -c '" .. body:gsub("'", "'\\''") .. "'"
+      local p = assert(io.popen("PATH=/nonexistent:$PATH " .. cmd))
+      local out = p:read("a")
+      p:close()
+      os.remove(script)
+      local got = {}
+      for w in out:gmatch("%S+") do got[#got + 1] = w end
+      table.sort(got)
+      return got
+    end
+
+    it("completes commands, subcommands and each command's options", function()
+      assert.same({ "realize", "resume", "rm", "run" }, complete("hcs r"))
+      assert.same({ "import", "inspect", "install-os" }, complete("hcs image i"))
+      assert.same({ "--rm", "--rootfs" }, complete("hcs run --r"))
+      assert.same({ "--quiet" }, complete("hcs image ls --q"))
+      -- every option the CLI takes is offered
+      for _, name in ipairs(cli.commands()) do
+        local cmd = cli.load(name)
+        if not cmd.subcommands then
+          local offered = table.concat(complete("hcs " .. name .. " --"), " ") .. " "
+          for opt in pairs(cmd.options or {}) do
+            assert.truthy(offered:find("--" .. opt .. " ", 1, true), name .. " --" .. opt)
+          end
+        end
+      end
+    end)
+
+    it("writes a man page per command with every option", function()
+      for _, name in ipairs(cli.commands()) do
+        local cmd = cli.load(name)
+        local page = docgen.man_page(name, cmd, "0")
+        assert.matches("^%.TH HCS\\%-", page)
+        local all = { cmd }
+        for _, sub in pairs(cmd.subcommands or {}) do all[#all + 1] = sub end
+        for _, c in ipairs(all) do
+          for opt in pairs(c.options or {}) do
+            assert.truthy(page:find("\\fB\\-\\-" .. opt:gsub("%-", "\\-"), 1, true), name .. " --" .. opt)
+          end
+        end
+      end
+      assert.matches("EXIT STATUS", docgen.man_index("0"))
+    end)
+  end)
 end)
