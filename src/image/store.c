@@ -567,8 +567,16 @@ static void add_runtime_users(hcs_image_store_t *s, const char *id, json_t *user
     if (de->d_name[0] != '.') json_array_append_new(users, json_string(de->d_name));
 }
 
+static bool is_full_id(const char *ref) {
+  size_t n = strspn(ref, "0123456789abcdef");
+  return n == 64 && ref[n] == '\0';
+}
+
 int hcs_image_release(hcs_image_store_t *s, const char *ref, const char *user, hcs_error_t *err) {
   if (hcs_validate_id("container id", user, err) < 0) return -1;
+  /* By full id (as the workflows release), a runtime reference goes even
+   * when the image itself was force-removed meanwhile. */
+  if (is_full_id(ref) && drop_runtime_user(s, ref, user)) return 0;
   {
     cleanup_close int lock = hcs_image_lock(s, false, err);
     if (lock < 0) return -1;
