@@ -63,6 +63,11 @@ int hcs_lua_open_image(lua_State *L);
 int hcs_lua_open_fs(lua_State *L);
 int hcs_lua_open_compute(lua_State *L);
 int hcs_lua_open_process(lua_State *L);
+int hcs_lua_open_registry(lua_State *L);
+
+/* image.c: the store behind a `hcs.image.store` userdata (raises on a
+ * closed handle). */
+hcs_image_store_t *hcs_lua_check_image_store(lua_State *L, int idx);
 
 /* compute.c: the system handle behind a `hcs.compute.system` userdata
  * (raises on a closed handle), and a real Lua file over an fd (owned). */

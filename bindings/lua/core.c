@@ -10,7 +10,7 @@ static const struct {
 } subsystems[] = {
     {"json", hcs_lua_open_json},       {"host", hcs_lua_open_host},       {"layer", hcs_lua_open_layer},
     {"net", hcs_lua_open_net},         {"image", hcs_lua_open_image},     {"fs", hcs_lua_open_fs},
-    {"compute", hcs_lua_open_compute}, {"process", hcs_lua_open_process},
+    {"compute", hcs_lua_open_compute}, {"process", hcs_lua_open_process}, {"registry", hcs_lua_open_registry},
 };
 
 HCS_LUA_EXPORT int luaopen_hcs_core(lua_State *L) {

@@ -23,6 +23,12 @@ static hcs_image_store_t *check_store(lua_State *L) {
   return b->store;
 }
 
+hcs_image_store_t *hcs_lua_check_image_store(lua_State *L, int idx) {
+  store_box *b = luaL_checkudata(L, idx, STORE_MT);
+  if (b->store == NULL) luaL_error(L, "attempt to use a closed image store");
+  return b->store;
+}
+
 static int store_close(lua_State *L) {
   store_box *b = luaL_checkudata(L, 1, STORE_MT);
   if (b->store) hcs_image_store_close(b->store);

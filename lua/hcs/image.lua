@@ -4,6 +4,7 @@
 -- store:create{parent, layer, name, version, publisher, config}, store:save(refs, path, opts),
 -- store:tag(ref, new), store:untag(ref), store:remove(ref, force), store:acquire/release(ref, user),
 -- store:prune{dry_run} (collect layers no image uses; returns {Layers = {ids}}).
+-- hcs.image.pull(ref, opts), hcs.image.push(image, ref, opts), hcs.image.find(pattern, opts): registries.
 -- Failures return nil, message, errno; misuse raises.
 local core = require("hcs.core").image
 
@@ -24,14 +25,18 @@ function M.with_store(root, fn)
   return table.unpack(results, 2, results.n)
 end
 
+--- Install-ContainerImage: pull ref from its registry into the store (see hcs.registry.pull).
+function M.pull(ref, opts) return require("hcs.registry").pull(ref, opts) end
+
+--- Push a local image to a registry reference; returns the manifest digest.
+function M.push(img, ref, opts) return require("hcs.registry").push(img, ref, opts) end
+
+--- Find-ContainerImage: repositories and tags of a registry (see hcs.registry.find).
+function M.find(pattern, opts) return require("hcs.registry").find(pattern, opts) end
+
 --- The Get-ContainerImage view: Name, Publisher, Version, IsOSImage per image.
 function M.list(root)
-  --- Collect the layers no image uses (see hcs_image_prune); opts.dry_run only lists them.
-function M.prune(root, opts)
-  return M.with_store(root, function(s) return s:prune(opts) end)
-end
-
-return M.with_store(root, function(s) return s:list() end)
+  return M.with_store(root, function(s) return s:list() end)
 end
 
 --- Collect the layers no image uses (see hcs_image_prune); opts.dry_run only lists them.

@@ -1,6 +1,6 @@
 --- hcs: the Lua face of libhcs.
 -- `local hcs = require "hcs"` gives hcs.compute, hcs.process, hcs.layer,
--- hcs.net, hcs.image and hcs.workflow (each present once its subsystem is
+-- hcs.net, hcs.image, hcs.registry and hcs.workflow (each present once its subsystem is
 -- built), plus hcs.json, hcs.host and hcs.version.  No globals are set.
 local core = require "hcs.core"
 
@@ -13,7 +13,7 @@ local hcs = {
 
 -- Subsystem facades live in lua/hcs/<name>.lua and load on first use
 -- (hcs.layer, hcs.net, ...): a CLI command pays only for what it touches.
-local subsystems = { "layer", "compute", "process", "net", "image", "workflow" }
+local subsystems = { "layer", "compute", "process", "net", "image", "registry", "workflow" }
 hcs.subsystems = subsystems
 local known = {}
 for _, name in ipairs(subsystems) do known[name] = true end
@@ -42,6 +42,7 @@ function hcs.help()
     process = "  hcs.process    processes inside a compute system",
     net = "  hcs.net        networks, endpoints, compartments (network namespaces)",
     image = "  hcs.image      the image store: list, import, save, remove",
+    registry = "  hcs.registry   images from and to OCI registries: pull, push, find, login",
     workflow = "  hcs.workflow   plan, customize, validate, realize, author, capture",
   }
   for _, name in ipairs(subsystems) do

@@ -322,6 +322,30 @@ int hcs_compute_shutdown(hcs_system_t *cs, int timeout_ms, hcs_error_t *err) {
   return 0;
 }
 
+int hcs_compute_signal(hcs_system_t *cs, int sig, bool all, hcs_error_t *err) {
+  hcs_state_t st = hcs_system_state(cs);
+  if (st == HCS_STATE_STOPPED) return hcs_error_make(err, ESRCH, "signal `%s`: the system is Stopped", cs->id);
+  if (!all) {
+    cleanup_close int fd = hcs_system_init_fd(cs, err);
+    if (fd < 0) return -1;
+    if (syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0) < 0)
+      return hcs_error_make(err, errno, "signal init of `%s`", cs->id);
+    return 0;
+  }
+  const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
+  cleanup_json json_t *pids = cg ? cg->pids(cs->cgroup, err) : NULL;
+  if (pids == NULL) return cg ? -1 : hcs_error_make(err, ENOTSUP, "signal `%s`: no cgroup", cs->id);
+  json_t *p;
+  size_t i;
+  json_array_foreach(pids, i, p) {
+    if (kill((pid_t)json_integer_value(p), sig) < 0 && errno != ESRCH)
+      return hcs_error_make(err, errno, "signal process %lld of `%s`", (long long)json_integer_value(p), cs->id);
+  }
+  /* Frozen tasks act on a signal only once thawed (as runc kill --all). */
+  if (sig == SIGKILL && cg->is_frozen(cs->cgroup)) cg->freeze(cs->cgroup, false, NULL);
+  return 0;
+}
+
 int hcs_compute_pause(hcs_system_t *cs, hcs_error_t *err) {
   hcs_state_t st = hcs_system_state(cs);
   if (st != HCS_STATE_RUNNING)

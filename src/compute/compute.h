@@ -18,6 +18,9 @@ typedef struct {
   char *cwd;
   char **env; /* NULL-terminated "K=V" */
   char *user;
+  int umask;           /* Umask, -1: 022 */
+  gid_t *extra_groups; /* AdditionalGroups, after the user's own */
+  size_t n_extra_groups;
   bool console;
   unsigned short rows, cols;
   bool pipe_in, pipe_out, pipe_err;
@@ -27,6 +30,14 @@ typedef struct {
   char *host_path, *container_path;
   bool read_only;
 } hcs_mapped_dir_t;
+
+/* Linux.Mounts: a mount of any type at a destination resolved inside the
+ * root (never through a symlink out of it). */
+typedef struct {
+  char *destination, *type, *source, *data;
+  unsigned long flags, propagation; /* MS_*; propagation 0 = none */
+  bool bind_ro;                     /* a read-only bind: bound, then remounted */
+} hcs_mount_t;
 
 typedef struct {
   int resource;
@@ -59,8 +70,11 @@ typedef struct {
   bool cgroup_parent_default; /* no Linux.CgroupParent: the leaf names the run root too */
   uint64_t caps;              /* bounding/effective set bitmask */
   bool caps_given;            /* Linux.Capabilities was set (else the default) */
+  bool cap_sets;              /* Linux.CapabilitySets was set */
+  uint64_t cap_eff, cap_perm, cap_inh, cap_amb;
   bool seccomp;
-  char **seccomp_deny; /* extra syscall names */
+  char **seccomp_deny;   /* extra syscall names */
+  char *seccomp_program; /* Linux.Seccomp.ProgramFile: a raw BPF program */
   bool no_new_privs;
   hcs_rlimit_t *rlimits;
   size_t n_rlimits;
@@ -72,8 +86,15 @@ typedef struct {
   size_t n_uid_maps, n_gid_maps;
   char **masked, **readonly;
   hcs_proc_spec_t *init; /* NULL: built-in idle init */
-  char **exit_command;   /* Linux.ExitCommand: the monitor execs it once the exit is recorded */
-  int device_filter_fd;  /* v2: the loaded device program (owned by a cache), or -1 */
+  /* Linux.CallerReapsInit: init is a child of the creator's nearest
+   * subreaper (conmon, a containerd shim), which reaps it; the monitor
+   * watches its pidfd and records the exit without a code. */
+  bool caller_reaps_init;
+  bool readonly_rootfs;      /* Linux.ReadonlyRootfs */
+  hcs_mount_t *extra_mounts; /* Linux.Mounts, in order */
+  size_t n_extra_mounts;
+  char **exit_command;  /* Linux.ExitCommand: the monitor execs it once the exit is recorded */
+  int device_filter_fd; /* v2: the loaded device program (owned by a cache), or -1 */
 } hcs_config_t;
 
 HCS_INTERNAL hcs_config_t *hcs_config_parse(json_t *doc, const char *run_root, hcs_error_t *err);
@@ -88,6 +109,10 @@ HCS_INTERNAL void hcs_strv_free(char **v);
 typedef struct {
   struct sock_fprog prog; /* prog.filter NULL: no seccomp */
   uint64_t caps;
+  /* Linux.CapabilitySets: the sets given one by one (OCI), else the
+   * bounding set is also the permitted and effective one. */
+  bool cap_sets;
+  uint64_t cap_eff, cap_perm, cap_inh, cap_amb;
   bool no_new_privs;
   hcs_rlimit_t *rlimits;
   size_t n_rlimits;

@@ -5,6 +5,7 @@
 #include <linux/capability.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 
 #include "compute/compute.h"
@@ -216,19 +217,22 @@ void hcs_proc_spec_free(hcs_proc_spec_t *p) {
   hcs_strv_free(p->env);
   free(p->cwd);
   free(p->user);
+  free(p->extra_groups);
   free(p);
 }
 
 hcs_proc_spec_t *hcs_proc_spec_parse(json_t *doc, const char *where, hcs_error_t *err) {
   static const char *const keys[] = {
-      "CommandLine", "CommandArgs",     "WorkingDirectory", "Environment",      "User", "EmulateConsole",
-      "ConsoleSize", "CreateStdInPipe", "CreateStdOutPipe", "CreateStdErrPipe", NULL};
+      "CommandLine", "CommandArgs",     "WorkingDirectory", "Environment",      "User",  "EmulateConsole",
+      "ConsoleSize", "CreateStdInPipe", "CreateStdOutPipe", "CreateStdErrPipe", "Umask", "AdditionalGroups",
+      NULL};
   if (!json_is_object(doc)) {
     bad(err, *where ? where : "ProcessParameters", "object", doc);
     return NULL;
   }
   hcs_proc_spec_t *p = hcs_xcalloc(1, sizeof *p);
   char *cmdline = NULL;
+  p->umask = -1;
   const char *w = where;
   if (check_keys(doc, w, keys, err) < 0) goto fail;
   if (get_str(doc, w, "CommandLine", &cmdline, err) < 0 || get_strv(doc, w, "CommandArgs", &p->argv, err) < 0 ||
@@ -238,6 +242,28 @@ hcs_proc_spec_t *hcs_proc_spec_parse(json_t *doc, const char *where, hcs_error_t
       get_bool(doc, w, "CreateStdOutPipe", &p->pipe_out, err) < 0 ||
       get_bool(doc, w, "CreateStdErrPipe", &p->pipe_err, err) < 0)
     goto fail;
+  int64_t um = -1;
+  if (get_int(doc, w, "Umask", 0, 0777, &um, err) < 0) goto fail;
+  p->umask = (int)um;
+  json_t *ag = json_object_get(doc, "AdditionalGroups");
+  if (ag && !json_is_null(ag)) {
+    cleanup_free char *gp = hcs_xasprintf("%s%sAdditionalGroups", w, *w ? "." : "");
+    json_t *g;
+    size_t i;
+    if (!json_is_array(ag) || json_array_size(ag) > 32) {
+      bad(err, gp, "an array of at most 32 group ids", ag);
+      goto fail;
+    }
+    p->extra_groups = hcs_xcalloc(json_array_size(ag) + 1, sizeof(gid_t));
+    json_array_foreach(ag, i, g) {
+      if (!json_is_integer(g) || json_integer_value(g) < 0 || json_integer_value(g) > UINT32_MAX - 1) {
+        cleanup_free char *ep = hcs_xasprintf("%s[%zu]", gp, i);
+        bad(err, ep, "a group id", g);
+        goto fail;
+      }
+      p->extra_groups[p->n_extra_groups++] = (gid_t)json_integer_value(g);
+    }
+  }
   if (cmdline && p->argv) {
     hcs_error_make(err, 0, "invalid configuration: `%s%sCommandLine`: give CommandLine or CommandArgs, not both", w,
                    *w ? "." : "");
@@ -422,11 +448,112 @@ static int parse_devices(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
   return 0;
 }
 
+/* Linux.Mounts[i].Options: the flags mount(8) knows, the rest is data. */
+static int parse_mount_options(hcs_mount_t *m, char **opts, const char *path, hcs_error_t *err) {
+  static const struct {
+    const char *name;
+    unsigned long set, clear;
+  } flags[] = {{"ro", MS_RDONLY, 0},
+               {"rw", 0, MS_RDONLY},
+               {"nosuid", MS_NOSUID, 0},
+               {"suid", 0, MS_NOSUID},
+               {"nodev", MS_NODEV, 0},
+               {"dev", 0, MS_NODEV},
+               {"noexec", MS_NOEXEC, 0},
+               {"exec", 0, MS_NOEXEC},
+               {"sync", MS_SYNCHRONOUS, 0},
+               {"async", 0, MS_SYNCHRONOUS},
+               {"noatime", MS_NOATIME, 0},
+               {"atime", 0, MS_NOATIME},
+               {"nodiratime", MS_NODIRATIME, 0},
+               {"diratime", 0, MS_NODIRATIME},
+               {"relatime", MS_RELATIME, 0},
+               {"norelatime", 0, MS_RELATIME},
+               {"strictatime", MS_STRICTATIME, 0},
+               {"bind", MS_BIND, 0},
+               {"rbind", MS_BIND | MS_REC, 0},
+               {"mand", MS_MANDLOCK, 0},
+               {"nomand", 0, MS_MANDLOCK}};
+  static const struct {
+    const char *name;
+    unsigned long flag;
+  } props[] = {{"private", MS_PRIVATE},       {"rprivate", MS_PRIVATE | MS_REC},
+               {"shared", MS_SHARED},         {"rshared", MS_SHARED | MS_REC},
+               {"slave", MS_SLAVE},           {"rslave", MS_SLAVE | MS_REC},
+               {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC}};
+  size_t dlen = 0;
+  for (size_t i = 0; opts && opts[i]; i++)
+    dlen += strlen(opts[i]) + 1;
+  m->data = hcs_xcalloc(1, dlen + 1);
+  for (size_t i = 0; opts && opts[i]; i++) {
+    const char *o = opts[i];
+    bool done = false;
+    for (size_t k = 0; k < HCS_ARRAY_SIZE(flags) && !done; k++)
+      if (strcmp(flags[k].name, o) == 0) m->flags = (m->flags | flags[k].set) & ~flags[k].clear, done = true;
+    for (size_t k = 0; k < HCS_ARRAY_SIZE(props) && !done; k++)
+      if (strcmp(props[k].name, o) == 0) m->propagation = props[k].flag, done = true;
+    if (done) continue;
+    if (!*o || strchr(o, ',')) {
+      cleanup_free char *op = hcs_xasprintf("%s.Options[%zu]", path, i);
+      return hcs_error_make(err, 0, "invalid configuration: `%s`: invalid mount option \"%s\"", op, o);
+    }
+    if (*m->data) strcat(m->data, ",");
+    strcat(m->data, o);
+  }
+  if ((m->flags & MS_BIND) && (m->flags & MS_RDONLY)) m->bind_ro = true, m->flags &= ~MS_RDONLY;
+  if (!*m->data) {
+    free(m->data);
+    m->data = NULL;
+  }
+  return 0;
+}
+
+static int parse_mounts(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
+  json_t *arr = json_object_get(lx, "Mounts"), *e;
+  size_t i;
+  if (arr == NULL || json_is_null(arr)) return 0;
+  if (!json_is_array(arr)) return bad(err, "Linux.Mounts", "array", arr);
+  c->extra_mounts = hcs_xcalloc(json_array_size(arr) + 1, sizeof *c->extra_mounts);
+  json_array_foreach(arr, i, e) {
+    static const char *const keys[] = {"Destination", "Type", "Source", "Options", NULL};
+    cleanup_free char *p = hcs_xasprintf("Linux.Mounts[%zu]", i);
+    if (!json_is_object(e)) return bad(err, p, "object", e);
+    if (check_keys(e, p, keys, err) < 0) return -1;
+    hcs_mount_t *m = &c->extra_mounts[c->n_extra_mounts++];
+    char **opts = NULL;
+    if (get_str(e, p, "Destination", &m->destination, err) < 0 || get_str(e, p, "Type", &m->type, err) < 0 ||
+        get_str(e, p, "Source", &m->source, err) < 0 || get_strv(e, p, "Options", &opts, err) < 0)
+      return -1;
+    int r = parse_mount_options(m, opts, p, err);
+    hcs_strv_free(opts);
+    if (r < 0) return -1;
+    cleanup_free char *dp = hcs_xasprintf("%s.Destination", p);
+    if (m->destination == NULL || m->destination[0] != '/' || strcmp(m->destination, "/") == 0)
+      return bad(err, dp, "an absolute path below /", json_object_get(e, "Destination"));
+    if (m->flags & MS_BIND) {
+      cleanup_free char *sp = hcs_xasprintf("%s.Source", p);
+      if (m->source == NULL || m->source[0] != '/')
+        return bad(err, sp, "an absolute path", json_object_get(e, "Source"));
+      struct stat st;
+      if (stat(m->source, &st) < 0)
+        return hcs_error_make(err, errno, "invalid configuration: `%s`: `%s`", sp, m->source);
+    } else if (m->type == NULL || !*m->type) {
+      cleanup_free char *tp = hcs_xasprintf("%s.Type", p);
+      return bad(err, tp, "a file system type (or a bind option)", json_object_get(e, "Type"));
+    }
+  }
+  return 0;
+}
+
 static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
-  static const char *const keys[] = {"CgroupParent",  "Capabilities", "Seccomp",     "NoNewPrivileges", "Rlimits",
-                                     "Sysctl",        "Devices",      "UidMappings", "GidMappings",     "MaskedPaths",
-                                     "ReadonlyPaths", "PidsLimit",    "Init",        "ExitCommand",     NULL};
+  static const char *const keys[] = {
+      "CgroupParent",   "Capabilities",    "Seccomp",        "NoNewPrivileges", "Rlimits",   "Sysctl", "Devices",
+      "UidMappings",    "GidMappings",     "MaskedPaths",    "ReadonlyPaths",   "PidsLimit", "Init",   "ExitCommand",
+      "CapabilitySets", "CallerReapsInit", "ReadonlyRootfs", "Mounts",          NULL};
   if (check_keys(lx, "Linux", keys, err) < 0) return -1;
+  if (get_bool(lx, "Linux", "CallerReapsInit", &c->caller_reaps_init, err) < 0 ||
+      get_bool(lx, "Linux", "ReadonlyRootfs", &c->readonly_rootfs, err) < 0 || parse_mounts(lx, c, err) < 0)
+    return -1;
   if (get_str(lx, "Linux", "CgroupParent", &c->cgroup_parent, err) < 0 ||
       get_bool(lx, "Linux", "NoNewPrivileges", &c->no_new_privs, err) < 0 ||
       get_strv(lx, "Linux", "MaskedPaths", &c->masked, err) < 0 ||
@@ -467,14 +594,56 @@ static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
     }
     hcs_strv_free(caps);
   }
+  json_t *sets = NULL;
+  if (get_obj(lx, "Linux", "CapabilitySets", &sets, err) < 0) return -1;
+  if (sets) {
+    static const char *const names[] = {"Effective", "Permitted", "Inheritable", "Ambient", NULL};
+    uint64_t *dst[] = {&c->cap_eff, &c->cap_perm, &c->cap_inh, &c->cap_amb};
+    if (check_keys(sets, "Linux.CapabilitySets", names, err) < 0) return -1;
+    c->cap_sets = true;
+    for (size_t k = 0; names[k]; k++) {
+      char **list = NULL;
+      if (get_strv(sets, "Linux.CapabilitySets", names[k], &list, err) < 0) return -1;
+      for (size_t i = 0; list && list[i]; i++) {
+        int cap = hcs_cap_from_name(list[i]);
+        if (cap < 0) {
+          cleanup_free char *p = hcs_xasprintf("Linux.CapabilitySets.%s[%zu]", names[k], i);
+          json_t *v = json_array_get(json_object_get(sets, names[k]), i);
+          hcs_strv_free(list);
+          return bad(err, p, "a capability name (e.g. \"CAP_CHOWN\")", v);
+        }
+        *dst[k] |= 1ULL << cap;
+      }
+      hcs_strv_free(list);
+    }
+    /* An ambient capability must be permitted and inheritable (capabilities(7)). */
+    if (c->cap_amb & ~(c->cap_perm & c->cap_inh))
+      return hcs_error_make(err, 0,
+                            "invalid configuration: `Linux.CapabilitySets.Ambient`: each ambient capability must "
+                            "also be Permitted and Inheritable");
+  }
   json_t *sc = NULL;
   if (get_obj(lx, "Linux", "Seccomp", &sc, err) < 0) return -1;
   if (sc) {
-    static const char *const sk[] = {"Disabled", "Deny", NULL};
+    static const char *const sk[] = {"Disabled", "Deny", "ProgramFile", NULL};
     bool disabled = false;
     if (check_keys(sc, "Linux.Seccomp", sk, err) < 0 || get_bool(sc, "Linux.Seccomp", "Disabled", &disabled, err) < 0 ||
-        get_strv(sc, "Linux.Seccomp", "Deny", &c->seccomp_deny, err) < 0)
+        get_strv(sc, "Linux.Seccomp", "Deny", &c->seccomp_deny, err) < 0 ||
+        get_str(sc, "Linux.Seccomp", "ProgramFile", &c->seccomp_program, err) < 0)
       return -1;
+    if (c->seccomp_program) {
+      struct stat st;
+      json_t *v = json_object_get(sc, "ProgramFile");
+      if (c->seccomp_program[0] != '/') return bad(err, "Linux.Seccomp.ProgramFile", "an absolute path", v);
+      if (stat(c->seccomp_program, &st) < 0)
+        return hcs_error_make(err, errno, "invalid configuration: `Linux.Seccomp.ProgramFile`: `%s`",
+                              c->seccomp_program);
+      if (!S_ISREG(st.st_mode) || st.st_size == 0 || st.st_size % 8)
+        return hcs_error_make(err, 0, "invalid configuration: `Linux.Seccomp.ProgramFile`: `%s` is not a BPF program",
+                              c->seccomp_program);
+      if (c->seccomp_deny)
+        return hcs_error_make(err, 0, "invalid configuration: `Linux.Seccomp`: give Deny or ProgramFile, not both");
+    }
     c->seccomp = !disabled;
   }
   json_t *sysctl = NULL;
@@ -695,6 +864,7 @@ void hcs_config_free(hcs_config_t *c) {
   free(c->netns);
   free(c->cgroup_parent);
   hcs_strv_free(c->seccomp_deny);
+  free(c->seccomp_program);
   free(c->rlimits);
   for (size_t i = 0; i < c->n_sysctl; i++) {
     free(c->sysctl_keys[i]);
@@ -703,6 +873,13 @@ void hcs_config_free(hcs_config_t *c) {
   free(c->sysctl_keys);
   free(c->sysctl_values);
   free(c->devices);
+  for (size_t i = 0; i < c->n_extra_mounts; i++) {
+    free(c->extra_mounts[i].destination);
+    free(c->extra_mounts[i].type);
+    free(c->extra_mounts[i].source);
+    free(c->extra_mounts[i].data);
+  }
+  free(c->extra_mounts);
   free(c->uid_maps);
   free(c->gid_maps);
   hcs_strv_free(c->masked);

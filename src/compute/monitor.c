@@ -5,6 +5,7 @@
  * monitor is the only long-lived host process per system, and the
  * SystemExited event is its pidfd. */
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -49,19 +50,22 @@ static void send_error(int sock, hcs_error_t *err) {
   hcs_error_release(err);
 }
 
+/* status < 0: init was reaped by the caller's subreaper (CallerReapsInit),
+ * which alone learns its exit status. */
 static void record_exit(hcs_spawn_t *s, int status) {
   hcs_system_t *cs = s->cs;
   int64_t ooms = s->cg ? s->cg->oom_kills(cs->cgroup) : -1;
   cleanup_free char *marker_path = hcs_xasprintf("%s/exit-type", cs->dir), *marker = NULL;
   hcs_read_file(marker_path, &marker, NULL, NULL);
   if (marker) marker[strcspn(marker, "\n")] = '\0';
-  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  const char *type = "Exited";
+  bool known = status >= 0;
+  int code = !known ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  const char *type = known ? "Exited" : "Unknown";
   if (ooms > 0 && code != 0)
     type = "OomKilled";
   else if (marker && *marker)
     type = marker;
-  else if (WIFSIGNALED(status))
+  else if (known && WIFSIGNALED(status))
     type = "Killed";
   if (s->cg) {
     /* Init's death emptied its pid namespace; anything left (a process
@@ -75,7 +79,8 @@ static void record_exit(hcs_spawn_t *s, int status) {
   cleanup_free char *now = hcs_now_rfc3339();
   cleanup_json json_t *e = json_pack("{s:i,s:s,s:s,s:I}", "ExitCode", code, "ExitType", type, "FinishedTime", now,
                                      "OomKillCount", (json_int_t)(ooms > 0 ? ooms : 0));
-  if (WIFSIGNALED(status)) json_object_set_new(e, "ExitSignal", json_integer(WTERMSIG(status)));
+  if (known && WIFSIGNALED(status)) json_object_set_new(e, "ExitSignal", json_integer(WTERMSIG(status)));
+  if (!known) json_object_del(e, "ExitCode");
   cleanup_free char *path = hcs_xasprintf("%s/exit.json", cs->dir);
   hcs_state_write_json(path, e, NULL);
 }
@@ -113,8 +118,15 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
     close(sock);
     sock = 3;
   }
-  close(pidfd);
-  syscall(SYS_close_range, 4, ~0U, 0);
+  /* A child of the caller's subreaper: watched through its pidfd (fd 4). */
+  bool reaped_elsewhere = s->cfg->caller_reaps_init;
+  if (reaped_elsewhere && pidfd != 4) {
+    dup2(pidfd, 4);
+    close(pidfd);
+  } else if (!reaped_elsewhere) {
+    close(pidfd);
+  }
+  syscall(SYS_close_range, reaped_elsewhere ? 5 : 4, ~0U, 0);
   int null = open("/dev/null", O_RDWR);
   for (int fd = 0; fd < 3; fd++)
     dup2(null, fd);
@@ -122,7 +134,13 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   close(sock);
 
   int status = 0;
-  for (;;) {
+  if (reaped_elsewhere) {
+    struct pollfd p = {4, POLLIN, 0};
+    while (poll(&p, 1, -1) < 0 && errno == EINTR) {
+    }
+    status = -1;
+  }
+  for (; !reaped_elsewhere;) {
     int st;
     pid_t r = waitpid(-1, &st, 0);
     if (r == pid) {

@@ -160,9 +160,22 @@ int hcs_child_prepare(const hcs_proc_spec_t *p, const hcs_security_t *sec, hcs_c
              p->user, errno == ESRCH ? "group" : "passwd");
     return -1;
   }
+  /* AdditionalGroups join the user's own (the list has room for 64). */
+  for (size_t i = 0; i < p->n_extra_groups; i++) {
+    bool have = false;
+    for (size_t j = 0; j < u->ngroups; j++)
+      have |= u->groups[j] == p->extra_groups[i];
+    if (have) continue;
+    if (u->ngroups >= 64) {
+      snprintf(msg, size, "too many supplementary groups (at most 64)");
+      return -1;
+    }
+    u->groups[u->ngroups++] = p->extra_groups[i];
+  }
   close_inherited(keep);
-  /* Container processes get Docker's umask whatever the caller's was. */
-  umask(022);
+  /* Container processes get Docker's umask whatever the caller's was,
+   * unless the parameters name one. */
+  umask(p->umask >= 0 ? (mode_t)p->umask : 022);
   if (enter_cwd(p->cwd ? p->cwd : "/") < 0) {
     snprintf(msg, size, "change to working directory `%s` inside the container: %s", p->cwd ? p->cwd : "/",
              strerror(errno));

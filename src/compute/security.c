@@ -187,14 +187,22 @@ int hcs_security_prepare_saved(const hcs_config_t *c, hcs_security_t *sec, const
                                hcs_error_t *err) {
   memset(sec, 0, sizeof *sec);
   sec->caps = c->caps;
+  sec->cap_sets = c->cap_sets;
+  sec->cap_eff = c->cap_eff, sec->cap_perm = c->cap_perm, sec->cap_inh = c->cap_inh, sec->cap_amb = c->cap_amb;
   sec->no_new_privs = c->no_new_privs;
   if (c->n_rlimits) {
     sec->rlimits = hcs_xcalloc(c->n_rlimits, sizeof *sec->rlimits);
     memcpy(sec->rlimits, c->rlimits, c->n_rlimits * sizeof *sec->rlimits);
     sec->n_rlimits = c->n_rlimits;
   }
-  if (c->seccomp && !(saved && load_filter(saved, &sec->prog) == 0) && cached_filter(c, cache_dir, &sec->prog, err) < 0)
-    return -1;
+  if (c->seccomp && saved && load_filter(saved, &sec->prog) == 0) return 0;
+  /* A program compiled by the caller (an OCI profile, docs/runtime.md). */
+  if (c->seccomp && c->seccomp_program) {
+    if (load_filter(c->seccomp_program, &sec->prog) < 0)
+      return hcs_error_make(err, errno ? errno : EINVAL, "load the seccomp program `%s`", c->seccomp_program);
+    return 0;
+  }
+  if (c->seccomp && cached_filter(c, cache_dir, &sec->prog, err) < 0) return -1;
   return 0;
 }
 
@@ -228,7 +236,24 @@ int hcs_security_apply_walls(const hcs_security_t *sec) {
 int hcs_security_apply_user(const hcs_security_t *sec, uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups) {
   /* The user switch comes before capset: it needs CAP_SETUID/SETGID even
    * when the configured set lacks them; a non-root uid loses all caps. */
+  /* Given sets (Linux.CapabilitySets) survive a switch to another user:
+   * its capabilities across execve come from the ambient set. */
+  if (sec->cap_sets && uid != 0 && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return -1;
   if (setgroups(ngroups, groups) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) return -1;
+  if (sec->cap_sets) {
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    for (int i = 0; i < 2; i++) {
+      data[i].effective = (uint32_t)(sec->cap_eff >> (32 * i));
+      data[i].permitted = (uint32_t)(sec->cap_perm >> (32 * i));
+      data[i].inheritable = (uint32_t)(sec->cap_inh >> (32 * i));
+    }
+    if (syscall(SYS_capset, &hdr, data) < 0) return -1;
+    for (int cap = 0; cap <= 63; cap++)
+      if ((sec->cap_amb & (1ULL << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) return -1;
+    return 0;
+  }
   if (uid == 0) {
     struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct data[2];

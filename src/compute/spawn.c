@@ -124,6 +124,44 @@ static int mount_at(int rootfd, const char *rel, const char *src, const char *ty
   return 0;
 }
 
+/* One entry of Linux.Mounts: the destination is resolved inside the root
+ * (a symlink in the rootfs can never send it outside, CVE-2021-30465). */
+static int extra_mount(int rootfd, const hcs_mount_t *m, int report) {
+  bool dir = true;
+  if (m->flags & MS_BIND) {
+    struct stat st;
+    if (stat(m->source, &st) < 0) {
+      hcs_child_report(report, errno, "mount source `%s`", m->source);
+      return -1;
+    }
+    dir = S_ISDIR(st.st_mode);
+  }
+  if (mount_at(rootfd, m->destination + 1, m->source ? m->source : m->type, m->type, m->flags, m->data, dir, report) <
+      0)
+    return -1;
+  if (!m->bind_ro && !m->propagation) return 0;
+  cleanup_close int fd = open_in_root(rootfd, m->destination + 1, dir, false);
+  char target[64];
+  snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
+  struct statvfs sv;
+  if (fd < 0 || statvfs(target, &sv) < 0) {
+    hcs_child_report(report, errno, "reopen mount `%s`", m->destination);
+    return -1;
+  }
+  unsigned long keep = (sv.f_flag & ST_NOSUID ? MS_NOSUID : 0) | (sv.f_flag & ST_NODEV ? MS_NODEV : 0) |
+                       (sv.f_flag & ST_NOEXEC ? MS_NOEXEC : 0);
+  if (m->bind_ro &&
+      mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep | (m->flags & ~MS_REC), NULL) < 0) {
+    hcs_child_report(report, errno, "remount `%s` read-only", m->destination);
+    return -1;
+  }
+  if (m->propagation && mount(NULL, target, NULL, m->propagation, NULL) < 0) {
+    hcs_child_report(report, errno, "set the propagation of `%s`", m->destination);
+    return -1;
+  }
+  return 0;
+}
+
 static int setup_dev(int rootfd, bool userns, int report) {
   static const struct {
     const char *name;
@@ -220,6 +258,8 @@ static int setup_rootfs(hcs_spawn_t *s, bool userns, int go, int report) {
                  NULL, S_ISDIR(st.st_mode), report) < 0)
       return -1;
   }
+  for (size_t i = 0; i < c->n_extra_mounts; i++)
+    if (extra_mount(rootfd, &c->extra_mounts[i], report) < 0) return -1;
   /* Join the cgroup ourselves while the host's /sys is still reachable, once
    * the monitor created it (the mounts above overlapped with that). */
   if (!userns) {
@@ -417,6 +457,17 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
     _exit(1);
   }
   if (write_sysctls(c, report) < 0 || mask_paths(c, report) < 0) _exit(1);
+  if (c->readonly_rootfs) {
+    struct statvfs sv;
+    unsigned long locked = 0;
+    if (statvfs("/", &sv) == 0)
+      locked = (sv.f_flag & ST_NOSUID ? MS_NOSUID : 0) | (sv.f_flag & ST_NODEV ? MS_NODEV : 0) |
+               (sv.f_flag & ST_NOEXEC ? MS_NOEXEC : 0);
+    if (mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | locked, NULL) < 0) {
+      hcs_child_report(report, errno, "remount the rootfs read-only");
+      _exit(1);
+    }
+  }
   umask(022);
   hcs_proc_spec_t *init = c->init;
   if (init && init->console) {
@@ -509,6 +560,7 @@ pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err) {
   uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
   if (s->netns_fd < 0 && s->netns_sock < 0) flags |= CLONE_NEWNET;
   if (c->n_uid_maps) flags |= CLONE_NEWUSER;
+  if (c->caller_reaps_init) flags |= CLONE_PARENT;
   pid_t pid = hcs_clone3(flags, pidfd, -1);
   if (pid < 0) {
     int e = errno;

@@ -9,13 +9,15 @@
  * here that dlopen()s the library the first time it is called and jumps to the real function.  The prototypes come from
  * the libraries' own headers, so the compiler checks every stub against the real signature.  (systemd loads its
  * optional libraries the same way.)  A library that cannot be loaded is a broken installation: the process aborts with
- * a message saying which. */
+ * a message saying which.  libcurl (with its TLS, HTTP/2 and IDN libraries) loads only when a registry is contacted. */
 #include <dlfcn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#define CURL_DISABLE_TYPECHECK /* the stubs below define the functions its macros wrap */
 #include <archive.h>
+#include <curl/curl.h>
 #include <archive_entry.h>
 #include <isa-l/igzip_lib.h>
 #include <libdeflate.h>
@@ -38,12 +40,13 @@ enum {
   LIB_MNL,
   LIB_SECCOMP,
   LIB_CAP,
+  LIB_CURL,
   LIB_COUNT
 };
 
-static const char *const sonames[LIB_COUNT] = {HCS_SONAME_ARCHIVE, HCS_SONAME_NFTABLES, HCS_SONAME_CRYPTO,
-                                               HCS_SONAME_ZSTD,    HCS_SONAME_DEFLATE,  HCS_SONAME_ISAL,
-                                               HCS_SONAME_MNL,     HCS_SONAME_SECCOMP,  HCS_SONAME_CAP};
+static const char *const sonames[LIB_COUNT] = {
+    HCS_SONAME_ARCHIVE, HCS_SONAME_NFTABLES, HCS_SONAME_CRYPTO,  HCS_SONAME_ZSTD, HCS_SONAME_DEFLATE,
+    HCS_SONAME_ISAL,    HCS_SONAME_MNL,      HCS_SONAME_SECCOMP, HCS_SONAME_CAP,  HCS_SONAME_CURL};
 static void *handles[LIB_COUNT];
 
 static void *lazy_sym(int lib, const char *name) {
@@ -194,7 +197,49 @@ STUB(C, int, EVP_DigestUpdate, (EVP_MD_CTX * c, const void *d, size_t n), (c, d,
 STUB_VOID(C, EVP_MD_CTX_free, (EVP_MD_CTX * c), (c))
 STUB(C, EVP_MD_CTX *, EVP_MD_CTX_new, (void), ())
 STUB(C, const EVP_MD *, EVP_sha256, (void), ())
+STUB(C, int, EVP_EncodeBlock, (unsigned char *t, const unsigned char *f, int n), (t, f, n))
+STUB(C, int, EVP_DecodeBlock, (unsigned char *t, const unsigned char *f, int n), (t, f, n))
 #undef C
+
+/* libcurl */
+#define U LIB_CURL
+STUB(U, CURLcode, curl_global_init, (long flags), (flags))
+STUB(U, CURL *, curl_easy_init, (void), ())
+STUB_VOID(U, curl_easy_cleanup, (CURL * h), (h))
+STUB(U, CURLcode, curl_easy_perform, (CURL * h), (h))
+STUB(U, const char *, curl_easy_strerror, (CURLcode c), (c))
+STUB(U, struct curl_slist *, curl_slist_append, (struct curl_slist * l, const char *s), (l, s))
+STUB_VOID(U, curl_slist_free_all, (struct curl_slist * l), (l))
+
+/* Variadic: an option's one argument has the type its number's range
+ * says (long, object or function pointer, curl_off_t, blob pointer). */
+CURLcode curl_easy_setopt(CURL *h, CURLoption opt, ...) {
+  static __typeof__(&curl_easy_setopt) fn;
+  __typeof__(&curl_easy_setopt) f = __atomic_load_n(&fn, __ATOMIC_RELAXED);
+  if (f == NULL) {
+    f = (__typeof__(&curl_easy_setopt))lazy_sym(U, "curl_easy_setopt");
+    __atomic_store_n(&fn, f, __ATOMIC_RELAXED);
+  }
+  va_list ap;
+  va_start(ap, opt);
+  CURLcode rc;
+  if (opt < CURLOPTTYPE_OBJECTPOINT) {
+    long v = va_arg(ap, long);
+    rc = f(h, opt, v);
+  } else if (opt < CURLOPTTYPE_OFF_T) {
+    void *v = va_arg(ap, void *);
+    rc = f(h, opt, v);
+  } else if (opt < CURLOPTTYPE_BLOB) {
+    curl_off_t v = va_arg(ap, curl_off_t);
+    rc = f(h, opt, v);
+  } else {
+    void *v = va_arg(ap, void *);
+    rc = f(h, opt, v);
+  }
+  va_end(ap);
+  return rc;
+}
+#undef U
 
 /* zstd */
 #define Z LIB_ZSTD
@@ -265,5 +310,7 @@ STUB(S, int, seccomp_rule_add_array,
      (scmp_filter_ctx c, uint32_t action, int nr, unsigned int n, const struct scmp_arg_cmp *args),
      (c, action, nr, n, args))
 STUB(S, int, seccomp_syscall_resolve_name, (const char *name), (name))
+STUB(S, uint32_t, seccomp_arch_resolve_name, (const char *name), (name))
+STUB(S, int, seccomp_arch_add, (scmp_filter_ctx c, uint32_t token), (c, token))
 #undef S
 STUB(LIB_CAP, int, cap_from_name, (const char *name, cap_value_t *v), (name, v))

@@ -501,6 +501,20 @@ char *hcs_layer_chain_id(const char *parent_chain_id, const char *diff_id) {
   return hcs_xstrdup(out);
 }
 
+/* The parents' chain and the nearest parent's metadata. */
+static int resolve_chain(hcs_layer_store_t *s, const hcs_layer_import_opts_t *opts, json_t **chain, json_t **pmeta,
+                         hcs_error_t *err) {
+  cleanup_close int lk = layer_store_lock(s, true, err);
+  if (lk < 0) return -1;
+  *chain = layer_resolve_parents(s, opts->parents, err);
+  if (*chain == NULL) return -1;
+  if (json_array_size(*chain) > 0) {
+    *pmeta = layer_meta_load(s, json_string_value(json_array_get(*chain, 0)), err);
+    if (*pmeta == NULL) return -1;
+  }
+  return 0;
+}
+
 static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_opts_t *opts, hcs_error_t *err) {
   hcs_layer_import_opts_t none;
   memset(&none, 0, sizeof none);
@@ -512,16 +526,8 @@ static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_op
   }
   cleanup_json json_t *chain = NULL;
   cleanup_json json_t *pmeta = NULL;
-  {
-    cleanup_close int lk = layer_store_lock(s, true, err);
-    if (lk < 0) return NULL;
-    chain = layer_resolve_parents(s, opts->parents, err);
-    if (chain == NULL) {
-      return NULL;
-    }
-    if (json_array_size(chain) > 0) pmeta = layer_meta_load(s, json_string_value(json_array_get(chain, 0)), err);
-    if (json_array_size(chain) > 0 && pmeta == NULL) return NULL;
-  }
+  /* Fail fast on missing parents, unless the caller commits in order later. */
+  if (opts->before_commit == NULL && resolve_chain(s, opts, &chain, &pmeta, err) < 0) return NULL;
   struct stat st;
   uint64_t total = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
 
@@ -572,10 +578,18 @@ static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_op
     goto out;
   }
   report_progress(&x, true);
+  if (opts->expect_digest && strcmp(opts->expect_digest, digest) != 0) { /* the blob itself, checked first */
+    hcs_error_make(err, 0, "digest mismatch: the blob is corrupt: expected `%s`, got `%s`", opts->expect_digest,
+                   digest);
+    goto out;
+  }
   if (opts->expect_diff_id && strcmp(opts->expect_diff_id, diff_id) != 0) {
     hcs_error_make(err, 0, "diff id mismatch: expected `%s`, got `%s`", opts->expect_diff_id, diff_id);
     goto out;
   }
+  if (opts->before_commit &&
+      (opts->before_commit(opts->before_commit_data, err) < 0 || resolve_chain(s, opts, &chain, &pmeta, err) < 0))
+    goto out;
   {
     cleanup_free char *cid =
         hcs_layer_chain_id(pmeta ? json_string_value(json_object_get(pmeta, "ChainID")) : NULL, diff_id);

@@ -155,6 +155,36 @@ int main(void) {
          "`Linux.Init.ConsoleSize`: expected [rows, columns]", "a bad console size");
   reject("not json", "configuration", "text that is not JSON");
 
+  /* The fields hcs-runtime (docs/runtime.md) translates OCI documents to. */
+  accept(L("\"Mounts\":[{\"Destination\":\"/run\",\"Type\":\"tmpfs\",\"Source\":\"tmpfs\",\"Options\":[\"nosuid\","
+           "\"size=1m\",\"rprivate\"]},{\"Destination\":\"/d\",\"Source\":\"/tmp\",\"Options\":[\"rbind\",\"ro\"]}],"
+           "\"ReadonlyRootfs\":true,\"CallerReapsInit\":true"),
+         "Linux.Mounts, ReadonlyRootfs and CallerReapsInit");
+  reject(L("\"Mounts\":[{\"Destination\":\"run\",\"Type\":\"tmpfs\"}]"),
+         "`Linux.Mounts[0].Destination`: expected an absolute path below /", "a relative mount destination");
+  reject(L("\"Mounts\":[{\"Destination\":\"/d\",\"Source\":\"/nonexistent\",\"Options\":[\"bind\"]}]"),
+         "`Linux.Mounts[0].Source`: `/nonexistent`", "a bind source that does not exist");
+  reject(L("\"Mounts\":[{\"Destination\":\"/d\"}]"), "`Linux.Mounts[0].Type`: expected a file system type",
+         "a mount with no type");
+  reject(L("\"Mounts\":[{\"Destination\":\"/d\",\"Type\":\"tmpfs\",\"Options\":[\"a,b\"]}]"),
+         "`Linux.Mounts[0].Options[0]`: invalid mount option", "an option with a comma");
+  reject(L("\"Seccomp\":{\"ProgramFile\":\"/nonexistent.bpf\"}"), "`Linux.Seccomp.ProgramFile`: `/nonexistent.bpf`",
+         "a missing seccomp program");
+  reject(L("\"Seccomp\":{\"ProgramFile\":\"/tmp\"}"), "is not a BPF program", "a seccomp program that is a directory");
+  accept(L("\"CapabilitySets\":{\"Effective\":[\"CAP_KILL\"],\"Permitted\":[\"CAP_KILL\"],\"Inheritable\":"
+           "[\"CAP_KILL\"],\"Ambient\":[\"CAP_KILL\"]}"),
+         "Linux.CapabilitySets");
+  reject(L("\"CapabilitySets\":{\"Ambient\":[\"CAP_KILL\"]}"),
+         "`Linux.CapabilitySets.Ambient`: each ambient capability must also be Permitted and Inheritable",
+         "an ambient capability that is not permitted");
+  reject(L("\"CapabilitySets\":{\"Bounding\":[]}"), "`Linux.CapabilitySets.Bounding`: unknown field",
+         "an unknown capability set");
+  accept(L("\"Init\":{\"CommandArgs\":[\"a\"],\"Umask\":63,\"AdditionalGroups\":[5,7]}"), "Umask and AdditionalGroups");
+  reject(L("\"Init\":{\"CommandArgs\":[\"a\"],\"Umask\":512}"), "`Linux.Init.Umask`: expected an integer in [0, 511]",
+         "a umask out of range");
+  reject(L("\"Init\":{\"CommandArgs\":[\"a\"],\"AdditionalGroups\":[-1]}"),
+         "`Linux.Init.AdditionalGroups[0]`: expected a group id", "a negative group id");
+
   /* The command-line splitter: quotes and escapes, no expansion. */
   hcs_error_t err = NULL;
   char **argv = hcs_split_command_line("sh -c 'echo $HOME' \"a \\\"b\\\"\" c\\ d", &err);

@@ -205,8 +205,11 @@ subcommands.untag = {
   end,
 }
 
+-- pull, install, find, push and save --from-registry (hcs.util.registry_cli)
+require("hcs.util.registry_cli").extend(subcommands)
+
 return {
-  summary = "manage images: ls, inspect, import, install-os, save, rm, tag, prune",
+  summary = "manage images: ls, inspect, import, install-os, save, rm, tag, prune, pull, push, find",
   usage = "hcs image SUBCOMMAND [options]",
   subcommands = subcommands,
 }

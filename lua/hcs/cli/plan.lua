@@ -67,12 +67,15 @@ local subcommands = {
   create = {
     summary = "plan a system from an image (DefinePlannedSystem)",
     usage = "hcs plan create IMAGE [--name NAME] [--memory MB] [--cpus N] [--network NET] [-p H:C] [-v H:C] ...",
-    options = pick(nil, { name = { kind = "string", short = "n", help = "system name (default: the image name)" } }),
+    options = pick(nil, { name = { kind = "string", short = "n", help = "system name (default: the image name)" },
+      pull = require("hcs.util.registry_cli").pull_option }),
     min_args = 1,
     max_args = 1,
     run = function(opts, args)
       local c = changes_from(opts)
       c.image = args[1]
+      c.pull = opts.pull
+      if c.pull and not hcs.registry.policies[c.pull] then cli.fail("--pull expects missing, always or never") end
       local ok, plan = pcall(hcs.workflow.plan, c)
       if not ok then cli.fail("%s", tostring(plan)) end
       cli.output(opts, plan, show)

@@ -29,6 +29,7 @@ M.create_options.publish = { kind = "list", short = "p", metavar = "[IP:]HOST:CT
   help = "IMAGE runs only: port mapping (repeatable)" }
 M.create_options.entrypoint = { kind = "string", metavar = "CMD",
   help = "IMAGE runs only: replace the image's Entrypoint ('' clears it)" }
+M.create_options.pull = require("hcs.util.registry_cli").pull_option
 
 --- Is a command-line word a path (./dir, ../dir, /dir, . or ..)?  Any
 -- other word is an image reference, whatever the working directory holds.
@@ -82,10 +83,24 @@ function M.target(opts, args)
   local command = { table.unpack(args, 2) }
   if M.is_path(first) then return { path = first, command = command } end
   if first == "" then cli.fail("empty image reference") end
+  local policy = opts.pull or "missing"
+  if policy ~= "missing" and policy ~= "always" and policy ~= "never" then
+    cli.fail("--pull expects missing, always or never, got '%s'", policy)
+  end
   local store = hcs.image.open()
   local id, err
   if store then
     id, err = store:resolve(first)
+    -- A registry reference is pulled first by the --pull policy; a bare
+    -- name stays local unless the policy is `always`.
+    if policy == "always" or (not id and policy == "missing" and hcs.registry.names_registry(first)) then
+      local info, perr = hcs.registry.ensure(store, first, policy, require("hcs.util.registry_cli").opts(opts))
+      if not info then
+        store:close()
+        cli.fail("%s", perr)
+      end
+      id = info.Id
+    end
     store:close()
   end
   if not id then M.unknown_image(first, err) end

@@ -26,6 +26,8 @@ local function steps() return require "hcs.workflow.steps" end
 
 --- DefinePlannedSystem: a planned system from an image.
 -- spec: { image = REF (required), name = NAME (default: from the image), root = DIR,
+--         pull = "missing" (default: a registry reference not in the store is pulled)
+--         | "always" | "never", registry = hcs.registry options (credentials, TLS),
 --         plus any customize() field }.  The plan is saved; returns the plan table.
 function M.plan(spec) return steps().plan(spec) end
 

@@ -46,7 +46,8 @@ function M.plan(spec)
   if type(spec.image) ~= "string" then error("plan: field 'image' (an image reference) is required", 2) end
   local root = spec.root
   local images <close> = open_images(root)
-  local info = check(images:inspect(spec.image))
+  -- pull = "missing" | "always" | "never": a registry reference is pulled by policy
+  local info = check(require("hcs.registry").ensure(images, spec.image, spec.pull, spec.registry))
   local cfg = info.Config.config or {}
   local name = spec.name or (info.Name:gsub("[^%w_.-]", "-"))
   check(plans.check_name(name))
@@ -83,6 +84,7 @@ function M.plan(spec)
   }
   local changes = copy(spec)
   changes.image, changes.name, changes.root, changes.ephemeral, changes.volatile = nil, nil, nil, nil, nil
+  changes.pull, changes.registry = nil, nil
   if next(changes) then M.apply(plan, changes) end
   local ok, err = plans.create(plan, root)
   if not ok then error("plan: " .. tostring(err), 0) end

@@ -45,6 +45,9 @@ HCS_EXPORT int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err);
 HCS_EXPORT int hcs_compute_shutdown(hcs_system_t *cs, int timeout_ms, hcs_error_t *err);
 /* SIGKILL every process of the system; returns once the system is Stopped. */
 HCS_EXPORT int hcs_compute_terminate(hcs_system_t *cs, hcs_error_t *err);
+/* Send `sig` to init, or with `all` to every process of the system (its
+ * cgroup).  0 when sent; an error when the system is not alive. */
+HCS_EXPORT int hcs_compute_signal(hcs_system_t *cs, int sig, bool all, hcs_error_t *err);
 HCS_EXPORT int hcs_compute_pause(hcs_system_t *cs, hcs_error_t *err);
 HCS_EXPORT int hcs_compute_resume(hcs_system_t *cs, hcs_error_t *err);
 

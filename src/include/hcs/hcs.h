@@ -8,6 +8,7 @@
 #include "hcs/fs.h"
 #include "hcs/layer.h"
 #include "hcs/image.h"
+#include "hcs/registry.h"
 #include "hcs/net.h"
 #include "hcs/compute.h"
 #include "hcs/process.h"

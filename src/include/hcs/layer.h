@@ -66,6 +66,13 @@ typedef struct {
    * store's limits (hcs_layer_store_set_limits); UINT64_MAX: no cap. */
   uint64_t max_size;
   uint64_t max_file_size;
+  const char *expect_digest; /* "sha256:..." of the raw (compressed) stream, verified before commit, or NULL */
+  /* Called after the content is extracted and verified, before the parents
+   * are resolved and the layer committed: a caller can extract the layers
+   * of a chain in parallel and commit them in order (the parents need not
+   * exist before then).  Returns < 0 with err set to abandon the import. */
+  int (*before_commit)(void *data, hcs_error_t *err);
+  void *before_commit_data;
 } hcs_layer_import_opts_t;
 
 /* The default import caps: a few KiB of tar can declare a sparse file of

@@ -40,6 +40,14 @@ describe("hcs.core names", function()
     images:close()
   end)
 
+  it("refuses registry references, paths and options with a NUL byte", function()
+    local reg = require("hcs").core.registry
+    refuses(reg.inspect, "127.0.0.1:1/busybox\0:latest")
+    refuses(reg.download, "127.0.0.1:1/busybox", root .. "/a\0b")
+    refuses(reg.logout, "127.0.0.1:1\0x")
+    refuses(reg.inspect, "127.0.0.1:1/busybox", { auth_file = root .. "/auth\0.json" })
+  end)
+
   it("refuses a document string value with a NUL byte", function()
     local ok, err = pcall(core.json.encode, { Container = { GuestOs = { HostName = "a\0b" } } })
     assert.is_false(ok)

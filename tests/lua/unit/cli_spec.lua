@@ -118,7 +118,7 @@ describe("hcs.cli", function()
 
     it("completes commands, subcommands and each command's options", function()
       assert.same({ "realize", "resume", "rm", "run" }, complete("hcs r"))
-      assert.same({ "import", "inspect", "install-os" }, complete("hcs image i"))
+      assert.same({ "import", "inspect", "install", "install-os" }, complete("hcs image i"))
       assert.same({ "--rm", "--rootfs" }, complete("hcs run --r"))
       assert.same({ "--quiet" }, complete("hcs image ls --q"))
       -- every option the CLI takes is offered
