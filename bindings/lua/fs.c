@@ -1,5 +1,5 @@
 /* hcs.core.fs: copy_in(root, src, dst) (host files into a container root),
- * write_atomic(path, data [, mode]), mkdir_p(path [, mode]). */
+ * write_atomic(path, data [, mode [, durable]]), mkdir_p(path [, mode]), run_root([root]). */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -15,7 +15,8 @@ static int l_copy_in(lua_State *L) {
   return hcs_lua_ok(L);
 }
 
-/* write_atomic(path, data [, mode]) */
+/* write_atomic(path, data [, mode [, durable]]): durable = false skips the
+ * fsyncs (runtime state, see hcs_fs_write_replace). */
 static int l_write_atomic(lua_State *L) {
   const char *path = hcs_lua_check_name(L, 1);
   size_t len;
@@ -23,8 +24,19 @@ static int l_write_atomic(lua_State *L) {
   lua_Integer mode = luaL_optinteger(L, 3, 0644);
   luaL_argcheck(L, mode >= 0 && mode <= 07777, 3, "mode out of range");
   hcs_error_t err = NULL;
-  if (hcs_fs_write_atomic(path, data, len, (unsigned)mode, &err) < 0) return hcs_lua_fail(L, &err);
+  bool durable = lua_isnoneornil(L, 4) || lua_toboolean(L, 4);
+  int rc = durable ? hcs_fs_write_atomic(path, data, len, (unsigned)mode, &err)
+                   : hcs_fs_write_replace(path, data, len, (unsigned)mode, &err);
+  if (rc < 0) return hcs_lua_fail(L, &err);
   return hcs_lua_ok(L);
+}
+
+/* run_root([root]): the runtime root (tmpfs in production) of a state root. */
+static int l_run_root(lua_State *L) {
+  char *p = hcs_fs_run_root(luaL_optstring(L, 1, NULL));
+  lua_pushstring(L, p);
+  free(p);
+  return 1;
 }
 
 static int l_mkdir_p(lua_State *L) {
@@ -95,11 +107,8 @@ static int l_read_all(lua_State *L) {
 }
 
 int hcs_lua_open_fs(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"copy_in", l_copy_in},
-                                   {"write_atomic", l_write_atomic},
-                                   {"mkdir_p", l_mkdir_p},
-                                   {"read_all", l_read_all},
-                                   {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"copy_in", l_copy_in},   {"write_atomic", l_write_atomic}, {"mkdir_p", l_mkdir_p},
+                                   {"run_root", l_run_root}, {"read_all", l_read_all},         {NULL, NULL}};
   luaL_newlib(L, funcs);
   return 1;
 }

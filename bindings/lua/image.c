@@ -3,7 +3,7 @@
  *   s:list() s:inspect(ref) s:import(path [, {name, tag, publisher, progress}])
  *   s:install_os(tar, {name, version, publisher, config}) s:create{...} s:capture(scratch, {...})
  *   s:save({refs}, path|file [, {compression, progress}]) s:tag(ref, new) s:untag(ref)
- *   s:remove(ref [, force]) s:prune([{dry_run}]) s:acquire(ref, user) s:release(ref, user) s:resolve(ref)
+ *   s:remove(ref [, force]) s:prune([{dry_run}]) s:acquire(ref, user [, runtime]) s:release(ref, user) s:resolve(ref)
  *   s:close()  -- also __gc / __close */
 #include <stdlib.h>
 #include <string.h>
@@ -294,7 +294,10 @@ static int l_remove(lua_State *L) {
 static int l_acquire(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   hcs_error_t err = NULL;
-  return hcs_lua_push_status(L, hcs_image_acquire(s, hcs_lua_check_name(L, 2), hcs_lua_check_name(L, 3), &err), &err);
+  const char *ref = hcs_lua_check_name(L, 2), *user = hcs_lua_check_name(L, 3);
+  bool runtime = lua_toboolean(L, 4); /* a reference that ends with the boot (see image.h) */
+  return hcs_lua_push_status(
+      L, runtime ? hcs_image_acquire_runtime(s, ref, user, &err) : hcs_image_acquire(s, ref, user, &err), &err);
 }
 
 static int l_release(lua_State *L) {

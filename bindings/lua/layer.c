@@ -232,10 +232,13 @@ static int l_export(lua_State *L) {
 static int l_create_scratch(lua_State *L) {
   hcs_layer_store_t *s = check_store(L);
   const char *id = hcs_lua_check_name(L, 2);
-  lua_settop(L, 3);
+  lua_settop(L, 4);
+  bool volatile_ = lua_toboolean(L, 4); /* not kept across a reboot: no fsync (see layer.h) */
   const char **parents = check_ids(L, 3);
   hcs_error_t err = NULL;
-  if (hcs_layer_create_scratch(s, id, parents, &err) < 0) return hcs_lua_fail(L, &err);
+  int rc = volatile_ ? hcs_layer_create_scratch_volatile(s, id, (const char *const *)parents, &err)
+                     : hcs_layer_create_scratch(s, id, (const char *const *)parents, &err);
+  if (rc < 0) return hcs_lua_fail(L, &err);
   return hcs_lua_push_doc(L, hcs_layer_inspect(s, id, &err), &err);
 }
 

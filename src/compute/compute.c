@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "compute/compute.h"
+#include "core/crash.h"
 
 int hcs_compute_validate(const char *config, hcs_error_t *err) {
   cleanup_json json_t *doc = hcs_json_parse(config, "configuration", err);
@@ -225,6 +226,12 @@ int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err) {
   hcs_state_t st = hcs_system_state(cs);
   if (st != HCS_STATE_CREATED)
     return hcs_error_make(err, 0, "start `%s`: the system is %s, not Created", cs->id, hcs_state_name(st));
+  /* The monitor is pinned by its pidfd before the fifo is opened: that
+   * open lets init exec, and a short command can run, exit and have its
+   * monitor record the exit and go while this process is preempted; looked
+   * up after, neither pid would match any more ("no live process"). */
+  int mfd = hcs_system_monitor_fd(cs, err);
+  if (mfd < 0) return -1;
   /* Before init may run (opening the fifo lets it go): its exit, the
    * monitor's event, comes after.  A start that fails ends in that exit
    * too. */
@@ -232,8 +239,7 @@ int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err) {
   cleanup_free char *fifo = hcs_xasprintf("%s/exec.fifo", cs->dir);
   cleanup_close int fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return hcs_error_make(err, errno, "start `%s`: open `%s`", cs->id, fifo);
-  int mfd = hcs_system_monitor_fd(cs, err);
-  if (mfd < 0) return -1;
+  hcs_pause_point("start: init released");
   json_object_set_new(cs->state, "Started", json_true());
   cleanup_free char *now = hcs_now_rfc3339();
   json_object_set_new(cs->state, "StartedTime", json_string(now));

@@ -243,4 +243,10 @@ int hcs_fs_write_atomic(const char *path, const void *data, size_t len, unsigned
   return hcs_write_file_atomic(path, data, len, (mode_t)mode, err);
 }
 
+int hcs_fs_write_replace(const char *path, const void *data, size_t len, unsigned mode, hcs_error_t *err) {
+  return hcs_write_file_replace(path, data, len, (mode_t)mode, err);
+}
+
+char *hcs_fs_run_root(const char *root) { return hcs_run_root_resolve(root); }
+
 int hcs_fs_mkdir_p(const char *path, unsigned mode, hcs_error_t *err) { return hcs_mkdir_p(path, (mode_t)mode, err); }

@@ -140,6 +140,10 @@ int hcs_mkdir_p(const char *path, mode_t mode, hcs_error_t *err) {
   size_t n = strlen(p);
   while (n > 1 && p[n - 1] == '/')
     p[--n] = '\0';
+  struct stat st;
+  /* Most calls find it made (every store open checks its directories):
+   * one stat instead of a mkdir per component. */
+  if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
   for (char *s = p + 1; *s; s++) {
     if (*s != '/') continue;
     *s = '\0';
@@ -147,7 +151,6 @@ int hcs_mkdir_p(const char *path, mode_t mode, hcs_error_t *err) {
     *s = '/';
   }
   if (mkdir(p, mode) < 0 && errno != EEXIST) return hcs_error_make(err, errno, "mkdir `%s`", p);
-  struct stat st;
   if (stat(p, &st) < 0) return hcs_error_make(err, errno, "stat `%s`", p);
   if (!S_ISDIR(st.st_mode)) return hcs_error_make(err, ENOTDIR, "mkdir `%s`", p);
   return 0;

@@ -11,6 +11,7 @@ struct hcs_image_lease;
 struct hcs_image_store_s {
   char *root; /* the hcs state root */
   char *dir;  /* <root>/images */
+  char *run;  /* <run root>/images: runtime references (users that a reboot ends) */
   hcs_layer_store_t *layers;
   struct hcs_image_lease *lease; /* of the import in progress: the layers it makes are added */
 };

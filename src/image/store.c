@@ -110,6 +110,10 @@ hcs_image_store_t *hcs_image_store_open(const char *root, hcs_error_t *err) {
   hcs_image_store_t *s = hcs_xcalloc(1, sizeof *s);
   s->root = hcs_root_resolve(root);
   s->dir = hcs_xasprintf("%s/images", s->root);
+  {
+    cleanup_free char *run_root = hcs_run_root_resolve(root);
+    s->run = hcs_xasprintf("%s/images", run_root);
+  }
   if (hcs_mkdir_p(s->dir, 0700, err) < 0) goto fail;
   s->layers = hcs_layer_store_open(s->root, err);
   if (s->layers == NULL) goto fail;
@@ -129,6 +133,7 @@ void hcs_image_store_close(hcs_image_store_t *s) {
   if (s->layers) hcs_layer_store_close(s->layers);
   free(s->root);
   free(s->dir);
+  free(s->run);
   free(s);
 }
 
@@ -297,6 +302,8 @@ static json_t *load_ref(hcs_image_store_t *s, const char *ref, hcs_error_t *err)
   return id ? hcs_image_load(s, id, err) : NULL;
 }
 
+static void add_runtime_users(hcs_image_store_t *s, const char *id, json_t *users);
+
 /* --- summaries ------------------------------------------------------------ */
 
 static void split_tag(const char *full, char **name, char **version) {
@@ -368,6 +375,7 @@ char *hcs_image_inspect(hcs_image_store_t *s, const char *ref, hcs_error_t *err)
   size_t len = 0;
   if (hcs_image_read_config(s, id, &config, &len, err) < 0) return NULL;
   cleanup_json json_t *out = summary(meta);
+  add_runtime_users(s, id, json_object_get(out, "Users"));
   json_t *cfg = hcs_json_parse(config, "image config", err);
   if (cfg == NULL) return NULL;
   json_object_set_new(out, "Config", cfg);
@@ -522,7 +530,60 @@ int hcs_image_acquire(hcs_image_store_t *s, const char *ref, const char *user, h
   return change_users(s, ref, user, true, err);
 }
 
+/* Runtime references: `<run root>/images/<image id>/<user>`, empty files on
+ * tmpfs, made and removed without fsync.  They name containers that do not
+ * outlive the boot (`hcs run --rm`), so a reboot rightly drops them with
+ * the containers; image.json is not rewritten for them. */
+int hcs_image_acquire_runtime(hcs_image_store_t *s, const char *ref, const char *user, hcs_error_t *err) {
+  if (hcs_validate_id("container id", user, err) < 0) return -1;
+  cleanup_close int lock = hcs_image_lock(s, false, err);
+  if (lock < 0) return -1;
+  cleanup_free char *id = hcs_image_resolve_locked(s, ref, err);
+  if (id == NULL) return -1;
+  cleanup_free char *dir = hcs_xasprintf("%s/%s", s->run, id);
+  if (hcs_mkdir_p(dir, 0700, err) < 0) return -1;
+  cleanup_free char *p = hcs_xasprintf("%s/%s", dir, user);
+  cleanup_close int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return hcs_error_make(err, errno, "create `%s`", p);
+  return 0;
+}
+
+/* Drop a runtime reference if there is one; true when there was. */
+static bool drop_runtime_user(hcs_image_store_t *s, const char *id, const char *user) {
+  cleanup_free char *dir = hcs_xasprintf("%s/%s", s->run, id);
+  cleanup_free char *p = hcs_xasprintf("%s/%s", dir, user);
+  if (unlink(p) < 0) return false;
+  rmdir(dir); /* when it was the last */
+  return true;
+}
+
+/* Append the runtime references of image id to the array users. */
+static void add_runtime_users(hcs_image_store_t *s, const char *id, json_t *users) {
+  cleanup_free char *dir = hcs_xasprintf("%s/%s", s->run, id);
+  cleanup_dir DIR *d = opendir(dir);
+  if (d == NULL || !json_is_array(users)) return;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL)
+    if (de->d_name[0] != '.') json_array_append_new(users, json_string(de->d_name));
+}
+
+static bool is_full_id(const char *ref) {
+  size_t n = strspn(ref, "0123456789abcdef");
+  return n == 64 && ref[n] == '\0';
+}
+
 int hcs_image_release(hcs_image_store_t *s, const char *ref, const char *user, hcs_error_t *err) {
+  if (hcs_validate_id("container id", user, err) < 0) return -1;
+  /* By full id (as the workflows release), a runtime reference goes even
+   * when the image itself was force-removed meanwhile. */
+  if (is_full_id(ref) && drop_runtime_user(s, ref, user)) return 0;
+  {
+    cleanup_close int lock = hcs_image_lock(s, false, err);
+    if (lock < 0) return -1;
+    cleanup_free char *id = hcs_image_resolve_locked(s, ref, err);
+    if (id == NULL) return -1;
+    if (drop_runtime_user(s, id, user)) return 0;
+  }
   return change_users(s, ref, user, false, err);
 }
 
@@ -564,6 +625,7 @@ int hcs_image_remove(hcs_image_store_t *s, const char *ref, bool force, hcs_erro
     if (full && drop_tag(m, full)) return hcs_image_store_meta(s, m, err);
   }
   json_t *users = json_object_get(m, "Users");
+  add_runtime_users(s, id, users);
   if (json_array_size(users) > 0 && !force) {
     cleanup_free char *who = join_strings(users);
     return hcs_error_make(err, EBUSY, "remove image `%s`: in use by container%s %s (use force)", ref,

@@ -148,8 +148,8 @@ static int move_steps(hcs_layer_store_t *s, int dfd, const char *dir, const char
   json_object_set_new(m, "RefCount", json_integer(0));
   cleanup_free char *metap = hcs_xasprintf("%s/" LAYER_META, staging);
   if (syncfs(rootfd) < 0) return hcs_error_make(err, errno, "sync `%s`", diff);
-  if (layer_write_chain(s, staging, chain, err) < 0 || hcs_json_write_atomic(metap, m, err) < 0) return -1;
-  if (layer_commit_dir(s, staging, new_id, err) < 0) return -1; /* the commit point */
+  if (layer_write_chain(s, staging, chain, true, err) < 0 || hcs_json_write_atomic(metap, m, err) < 0) return -1;
+  if (layer_commit_dir(s, staging, new_id, true, err) < 0) return -1; /* the commit point */
   if (mkdirat(dfd, "diff", 0755) < 0 && errno != EEXIST) return hcs_error_make(err, errno, "create `%s/diff`", dir);
   if (fsync_dirfd(dfd, "commit: scratch emptied") < 0) return hcs_error_make(err, errno, "fsync `%s`", dir);
   return 0;

@@ -618,12 +618,12 @@ static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_op
       hcs_error_make(err, errno, "sync `%s`", diff);
       goto out;
     }
-    if (layer_write_chain(s, t.path, chain, err) < 0 || hcs_json_write_atomic(metap, m, err) < 0) goto out;
+    if (layer_write_chain(s, t.path, chain, true, err) < 0 || hcs_json_write_atomic(metap, m, err) < 0) goto out;
     cleanup_close int lk = layer_store_lock(s, false, err);
     if (lk < 0) goto out;
     cleanup_json json_t *again = layer_resolve_parents(s, opts->parents, err);
     if (again == NULL) goto out;
-    if (layer_commit_dir(s, t.path, id, err) < 0) {
+    if (layer_commit_dir(s, t.path, id, true, err) < 0) {
       /* A derived id names the content (its chain id): a layer already
        * there under it holds the same files on the same parents, so the
        * import is done -- the copy just made is dropped with the temp dir. */

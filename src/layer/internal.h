@@ -45,9 +45,16 @@ HCS_INTERNAL int layer_state_save(hcs_layer_store_t *s, const char *id, json_t *
 HCS_INTERNAL json_t *layer_resolve_parents(hcs_layer_store_t *s, const char *const *parents, hcs_error_t *err);
 /* Write layerchain.json and layer.json into dir (a layer directory not yet
  * renamed into place) */
-HCS_INTERNAL int layer_write_chain(hcs_layer_store_t *s, const char *dir, json_t *chain, hcs_error_t *err);
-/* Rename a prepared temp directory to `<id>`; fails if the id exists. */
-HCS_INTERNAL int layer_commit_dir(hcs_layer_store_t *s, const char *tmpdir, const char *id, hcs_error_t *err);
+HCS_INTERNAL int layer_write_chain(hcs_layer_store_t *s, const char *dir, json_t *chain, bool durable,
+                                   hcs_error_t *err);
+/* Rename a prepared temp directory to `<id>`; fails if the id exists.
+ * durable: fsync the store directory after. */
+HCS_INTERNAL int layer_commit_dir(hcs_layer_store_t *s, const char *tmpdir, const char *id, bool durable,
+                                  hcs_error_t *err);
+
+/* This boot's id (/proc/sys/kernel/random/boot_id; $HCS_BOOT_ID in tests):
+ * the mark of volatile scratch layers. */
+HCS_INTERNAL const char *layer_boot_id(void);
 
 /* A temp dir under .tmp/ held by a lock so sweepers leave it alone. */
 struct layer_tmp {

@@ -49,6 +49,93 @@ static int sweep(hcs_layer_store_t *s, hcs_error_t *err) {
   return 0;
 }
 
+const char *layer_boot_id(void) {
+  static char id[64];
+  if (id[0]) return id;
+  const char *env = getenv("HCS_BOOT_ID");
+  if (env && *env && strlen(env) < sizeof id && hcs_validate_id("boot id", env, NULL) == 0) {
+    strcpy(id, env);
+    return id;
+  }
+  FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+  if (f == NULL || fgets(id, sizeof id, f) == NULL) strcpy(id, "unknown");
+  if (f) fclose(f);
+  id[strcspn(id, "\n")] = '\0';
+  return id;
+}
+
+/* Is the layer directory `name` debris of a volatile scratch layer made
+ * in an earlier boot?  Yes when its layer.json says Volatile with another
+ * boot id, or, when a host crash left no readable layer.json (a volatile
+ * layer's files were never synced; every other layer's were, before the
+ * directory got its name), when it holds nothing but what a scratch layer
+ * holds, diff/ and work/ among them.  Anything else is kept. */
+static bool stale_volatile(hcs_layer_store_t *s, const char *name) {
+  cleanup_free char *meta = hcs_xasprintf("%s/%s/" LAYER_META, s->path, name);
+  hcs_error_t e = NULL;
+  cleanup_json json_t *m = hcs_json_load_file(meta, &e);
+  hcs_error_release(&e);
+  if (json_is_object(m)) {
+    const char *boot = json_string_value(json_object_get(m, "Volatile"));
+    return boot && strcmp(boot, layer_boot_id()) != 0;
+  }
+  cleanup_close int dfd = openat(s->dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0) return false;
+  cleanup_dir DIR *d = fdopendir(dfd);
+  if (d == NULL) return false;
+  dfd = -1; /* owned by d */
+  int need = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    const char *n = de->d_name;
+    if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0) continue;
+    if (strcmp(n, "diff") == 0 || strcmp(n, "work") == 0)
+      need++;
+    else if (strcmp(n, "mount") != 0 && strncmp(n, LAYER_META, strlen(LAYER_META)) != 0 &&
+             strncmp(n, LAYER_CHAIN, strlen(LAYER_CHAIN)) != 0)
+      return false;
+  }
+  return need == 2;
+}
+
+/* Rename layer directory `name` into .tmp under a fresh name (returned,
+ * malloc'd), without creating a placeholder first: one inode less than
+ * mkdtemp + rename.  Entries of .tmp without a lock are swept on open. */
+static char *rename_away(hcs_layer_store_t *s, const char *name, hcs_error_t *err) {
+  cleanup_free char *dir = layer_dir(s, name);
+  for (int attempt = 0;; attempt++) {
+    char *dst = hcs_xasprintf("%s/" LAYER_TMP "/destroy-%d-%ld-%s", s->path, (int)getpid(), random(), name);
+    if (renameat2(AT_FDCWD, dir, AT_FDCWD, dst, RENAME_NOREPLACE) == 0) return dst;
+    int e = errno;
+    free(dst);
+    if (e != EEXIST || attempt >= 8) {
+      hcs_error_make(err, e, "rename `%s` away", dir);
+      return NULL;
+    }
+  }
+}
+
+/* Once per boot (a marker named after the boot id in the run root):
+ * collect what volatile scratch layers of earlier boots left.  Their
+ * containers died with the boot, and nothing records them but themselves.
+ * The caller holds the exclusive store lock. */
+static void collect_volatile(hcs_layer_store_t *s) {
+  cleanup_free char *mark = hcs_xasprintf("%s/.volatile-checked-%s", s->run, layer_boot_id());
+  if (access(mark, F_OK) == 0) return;
+  cleanup_dir DIR *d = opendir(s->path);
+  if (d == NULL) return;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    if (de->d_name[0] == '.' || !stale_volatile(s, de->d_name)) continue;
+    hcs_debug("layer store: removing `%s`, a volatile scratch layer of an earlier boot", de->d_name);
+    cleanup_error hcs_error_t e = NULL;
+    cleanup_free char *gone = rename_away(s, de->d_name, &e);
+    if (gone == NULL || hcs_rm_rf(gone, &e) < 0)
+      hcs_warning("remove volatile layer `%s`: %s", de->d_name, hcs_error_message(e));
+  }
+  cleanup_close int fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+}
+
 hcs_layer_store_t *hcs_layer_store_open(const char *root, hcs_error_t *err) {
   cleanup_free char *r = hcs_root_resolve(root);
   cleanup_free char *path = hcs_xasprintf("%s/layers", r);
@@ -75,6 +162,7 @@ hcs_layer_store_t *hcs_layer_store_open(const char *root, hcs_error_t *err) {
     hcs_layer_store_close(s);
     return NULL;
   }
+  collect_volatile(s);
   return s;
 }
 
@@ -209,7 +297,7 @@ json_t *layer_resolve_parents(hcs_layer_store_t *s, const char *const *parents, 
   return chain;
 }
 
-int layer_write_chain(hcs_layer_store_t *s, const char *dir, json_t *chain, hcs_error_t *err) {
+int layer_write_chain(hcs_layer_store_t *s, const char *dir, json_t *chain, bool durable, hcs_error_t *err) {
   cleanup_json json_t *paths = json_array();
   size_t i;
   json_t *v;
@@ -218,17 +306,17 @@ int layer_write_chain(hcs_layer_store_t *s, const char *dir, json_t *chain, hcs_
     json_array_append_new(paths, json_string(path));
   }
   cleanup_free char *p = hcs_xasprintf("%s/" LAYER_CHAIN, dir);
-  return hcs_json_write_atomic(p, paths, err);
+  return durable ? hcs_json_write_atomic(p, paths, err) : hcs_json_write_replace(p, paths, err);
 }
 
-int layer_commit_dir(hcs_layer_store_t *s, const char *tmpdir, const char *id, hcs_error_t *err) {
+int layer_commit_dir(hcs_layer_store_t *s, const char *tmpdir, const char *id, bool durable, hcs_error_t *err) {
   cleanup_free char *dst = layer_dir(s, id);
   hcs_crash_point("layer store: before a new layer is renamed in");
   if (renameat2(AT_FDCWD, tmpdir, AT_FDCWD, dst, RENAME_NOREPLACE) < 0) {
     if (errno == EEXIST) return hcs_error_make(err, EEXIST, "layer `%s` already exists", id);
     return hcs_error_make(err, errno, "rename `%s` to `%s`", tmpdir, dst);
   }
-  return hcs_fsync_dir(s->path, err);
+  return durable ? hcs_fsync_dir(s->path, err) : 0;
 }
 
 int hcs_layer_exists(hcs_layer_store_t *s, const char *id, hcs_error_t *err) {
@@ -367,19 +455,15 @@ int hcs_layer_destroy(hcs_layer_store_t *s, const char *id, bool force, hcs_erro
   /* Make it vanish at once, then remove at leisure (a crash leaves it in
    * .tmp, swept on the next open). */
   struct layer_tmp t;
-  cleanup_free char *tmpl = hcs_xasprintf("%s/" LAYER_TMP "/destroy-XXXXXX", s->path);
-  if (mkdtemp(tmpl) == NULL) return hcs_error_make(err, errno, "create temporary directory in `%s`", s->path);
-  cleanup_free char *dir = layer_dir(s, id);
   hcs_crash_point("layer store: before a destroyed layer is renamed away");
-  if (rename(dir, tmpl) < 0) {
-    int e = errno;
-    rmdir(tmpl);
-    return hcs_error_make(err, e, "destroy layer `%s`: rename `%s`", id, dir);
-  }
-  hcs_fsync_dir(s->path, NULL);
+  cleanup_free char *tmpl = rename_away(s, id, err);
+  if (tmpl == NULL) return hcs_error_wrap(err, "destroy layer `%s`", id);
+  if (json_object_get(m, "Volatile") == NULL) hcs_fsync_dir(s->path, NULL);
   json_object_clear(st);
   layer_state_save(s, id, st, NULL);
-  {
+  /* Only a store where a legacy mount made `.l` can hold a short name:
+   * without it, hashing would load libcrypto for nothing. */
+  if (faccessat(s->dirfd, LAYER_LINKS, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
     EVP_MD_CTX *md = layer_sha256_new();
     EVP_DigestUpdate(md, id, strlen(id));
     char d[72];
@@ -394,7 +478,8 @@ int hcs_layer_destroy(hcs_layer_store_t *s, const char *id, bool force, hcs_erro
   return 0;
 }
 
-int hcs_layer_create_scratch(hcs_layer_store_t *s, const char *id, const char *const *parents, hcs_error_t *err) {
+static int create_scratch(hcs_layer_store_t *s, const char *id, const char *const *parents, bool durable,
+                          hcs_error_t *err) {
   if (hcs_validate_id("layer id", id, err) < 0) return -1;
   if (hcs_layer_exists(s, id, err) > 0) return hcs_error_make(err, EEXIST, "layer `%s` already exists", id);
   cleanup_json json_t *chain = NULL;
@@ -416,17 +501,20 @@ int hcs_layer_create_scratch(hcs_layer_store_t *s, const char *id, const char *c
   cleanup_free char *now = hcs_now_rfc3339();
   json_object_set_new(m, "Created", json_string(now));
   json_object_set_new(m, "RefCount", json_integer(0));
+  if (!durable) json_object_set_new(m, "Volatile", json_string(layer_boot_id()));
   cleanup_free char *metap = hcs_xasprintf("%s/" LAYER_META, t.path);
   if (mkdir(diff, 0755) < 0 || mkdir(work, 0700) < 0) {
     hcs_error_make(err, errno, "create scratch layer `%s`: mkdir", id);
     goto out;
   }
-  if (layer_write_chain(s, t.path, chain, err) < 0 || hcs_json_write_atomic(metap, m, err) < 0) goto out;
+  if (layer_write_chain(s, t.path, chain, durable, err) < 0 ||
+      (durable ? hcs_json_write_atomic(metap, m, err) : hcs_json_write_replace(metap, m, err)) < 0)
+    goto out;
   {
     cleanup_close int lk = layer_store_lock(s, false, err);
     if (lk < 0) goto out;
     cleanup_json json_t *again = layer_resolve_parents(s, parents, err);
-    if (again == NULL || layer_commit_dir(s, t.path, id, err) < 0) {
+    if (again == NULL || layer_commit_dir(s, t.path, id, durable, err) < 0) {
       hcs_error_wrap(err, "create scratch layer `%s`", id);
       goto out;
     }
@@ -435,6 +523,15 @@ int hcs_layer_create_scratch(hcs_layer_store_t *s, const char *id, const char *c
 out:
   layer_tmp_done(&t);
   return ret;
+}
+
+int hcs_layer_create_scratch(hcs_layer_store_t *s, const char *id, const char *const *parents, hcs_error_t *err) {
+  return create_scratch(s, id, parents, true, err);
+}
+
+int hcs_layer_create_scratch_volatile(hcs_layer_store_t *s, const char *id, const char *const *parents,
+                                      hcs_error_t *err) {
+  return create_scratch(s, id, parents, false, err);
 }
 
 const char *hcs_layer_compression_name(hcs_layer_compression_t c) {

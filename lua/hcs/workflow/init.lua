@@ -49,6 +49,8 @@ function M.define(spec, opts)
   local eph = {}
   for k, v in pairs(spec) do eph[k] = v end
   eph.ephemeral = true -- if this process dies before it is realized, the plan goes
+  -- removed when it stops: its state is runtime state (see steps.plan)
+  if opts and opts.auto_remove then eph.volatile = true end
   local plan = M.plan(eph)
   local ok, sys = pcall(M.realize, plan, opts)
   if not ok then

@@ -7,7 +7,8 @@
 --     Network = {Name, PortMappings = {{Protocol, InternalPort, ExternalPort}}} | nil,
 --     MappedDirectories = {{HostPath, ContainerPath, ReadOnly}},
 --     Environment = {K = V}, Command = {...}, WorkingDirectory, User,
---     State = "Planned" | "Realized", Realized = {SystemId, ScratchLayer, MountPath, Endpoint, Namespace} }
+--     State = "Planned" | "Realized", Realized = {SystemId, ScratchLayer, MountPath, Endpoint, Namespace},
+--     Volatile = true (a `run --rm` plan: kept in <run root>/plans, see plans_dir) }
 local core = require "hcs.core"
 local json = core.json
 
@@ -20,9 +21,16 @@ function M.root(root)
   return root or os.getenv("HCS_ROOT") or "/var/lib/hcs"
 end
 
-local function plans_dir(root) return M.root(root) .. "/plans" end
+-- A plan of a run removed when it stops (Volatile: `hcs run --rm`) is
+-- runtime state like its container: it lives in the run root (tmpfs in
+-- production) and is written without fsync; a reboot takes it with the
+-- container.  Every other plan lives in the state root, durable.
+local function plans_dir(root, volatile)
+  if volatile then return core.fs.run_root(root) .. "/plans" end
+  return M.root(root) .. "/plans"
+end
 
-function M.path(name, root) return plans_dir(root) .. "/" .. name .. ".json" end
+function M.path(name, root, volatile) return plans_dir(root, volatile) .. "/" .. name .. ".json" end
 
 --- Names are file names and system ids: the same rules as every hcs id.
 function M.check_name(name)
@@ -33,30 +41,35 @@ function M.check_name(name)
   return true
 end
 
---- Save a plan atomically.
-function M.save(plan, root)
-  local ok, err, code = core.fs.mkdir_p(plans_dir(root), 448) -- 0700
-  if not ok then return nil, err, code end
+local function encode(plan)
   local doc = {}
   for k, v in pairs(plan) do
     if type(k) ~= "string" or k:sub(1, 1) ~= "_" then doc[k] = v end -- _fields are in-memory only
   end
-  return core.fs.write_atomic(M.path(plan.Name, root), json.encode(doc, { pretty = true }) .. "\n", 384) -- 0600
+  return json.encode(doc, { pretty = true }) .. "\n"
+end
+
+--- Save a plan atomically (durably unless it is Volatile).
+function M.save(plan, root)
+  local dir = plans_dir(root, plan.Volatile)
+  local ok, err, code = core.fs.mkdir_p(dir, 448) -- 0700
+  if not ok then return nil, err, code end
+  return core.fs.write_atomic(M.path(plan.Name, root, plan.Volatile), encode(plan), 384, not plan.Volatile) -- 0600
 end
 
 --- Save a new plan, failing when the name is taken: the plan is written
 -- under a temporary name, then hard-linked to its own (link(2) refuses an
--- existing name), so two processes planning one name cannot both win.
+-- existing name), so two processes planning one name cannot both win.  A
+-- name is claimed in one of two directories (state root, run root): each
+-- creator checks the other one after its link, so of two racing creators
+-- at least one sees the other and gives up.
 function M.create(plan, root)
-  local ok, err, code = core.fs.mkdir_p(plans_dir(root), 448) -- 0700
+  local dir = plans_dir(root, plan.Volatile)
+  local ok, err, code = core.fs.mkdir_p(dir, 448) -- 0700
   if not ok then return nil, err, code end
-  local path = M.path(plan.Name, root)
-  local tmp = ("%s/.%s.new-%d"):format(plans_dir(root), plan.Name, math.random(0, 0x7fffffff))
-  local doc = {}
-  for k, v in pairs(plan) do
-    if type(k) ~= "string" or k:sub(1, 1) ~= "_" then doc[k] = v end
-  end
-  ok, err, code = core.fs.write_atomic(tmp, json.encode(doc, { pretty = true }) .. "\n", 384)
+  local path = M.path(plan.Name, root, plan.Volatile)
+  local tmp = ("%s/.%s.new-%d"):format(dir, plan.Name, math.random(0, 0x7fffffff))
+  ok, err, code = core.fs.write_atomic(tmp, encode(plan), 384, not plan.Volatile)
   if not ok then return nil, err, code end
   ok, err, code = require("lfs").link(tmp, path)
   os.remove(tmp)
@@ -64,16 +77,24 @@ function M.create(plan, root)
     if code == 17 then return nil, ("a system named %q is already planned"):format(plan.Name), code end
     return nil, ("create plan `%s`: %s"):format(path, tostring(err)), code
   end
+  local f = io.open(M.path(plan.Name, root, not plan.Volatile), "r")
+  if f then
+    f:close()
+    os.remove(path)
+    return nil, ("a system named %q is already planned"):format(plan.Name), 17
+  end
   return true
 end
 
 --- Hold the plan's lock (non-blocking; released by unlock() or when the
--- process dies): realize and destroy of one name never run at once.
+-- process dies): realize and destroy of one name never run at once.  The
+-- lock file sits next to the plan (volatile: in the run root).
 -- Returns a lock object, or nil, message.
-function M.lock(name, root)
-  local ok, err, code = core.fs.mkdir_p(plans_dir(root), 448)
+function M.lock(name, root, volatile)
+  local dir = plans_dir(root, volatile)
+  local ok, err, code = core.fs.mkdir_p(dir, 448)
   if not ok then return nil, err, code end
-  local f, ferr, fcode = io.open(("%s/.%s.lock"):format(plans_dir(root), name), "w")
+  local f, ferr, fcode = io.open(("%s/.%s.lock"):format(dir, name), "w")
   if not f then return nil, ferr, fcode end
   local locked, lerr = require("lfs").lock(f, "w")
   if not locked then
@@ -138,7 +159,7 @@ local port_fields = { Protocol = { str, "a string" }, InternalPort = { int, "an 
 local fields = {
   Kind = { str, "a string" }, Name = { str, "a string" }, Image = { str, "a string" }, ImageId = { str, "a string" },
   HostName = { str, "a string" }, WorkingDirectory = { str, "a string" }, User = { str, "a string" },
-  State = { str, "a string" },
+  State = { str, "a string" }, Volatile = { bool, "a boolean" },
   Processor = { tbl, "an object", function(v, w)
     return check_fields(v, w, { Count = { int, "an integer" }, Maximum = { int, "an integer" },
       Weight = { int, "an integer" } })
@@ -166,11 +187,17 @@ function M.check(doc)
   return check_fields(doc, "plan", fields)
 end
 
---- Load a plan by name; nil, message when there is none.
+--- Load a plan by name (state root first, then run root); nil, message
+-- when there is none.
 function M.load(name, root)
   local ok, err = M.check_name(name)
   if not ok then return nil, err end
+  local volatile = nil
   local f, ferr, code = io.open(M.path(name, root), "r")
+  if not f and code == 2 then
+    volatile = true
+    f, ferr, code = io.open(M.path(name, root, true), "r")
+  end
   if not f then
     if code == 2 then return nil, ("no planned system named %q"):format(name), code end
     return nil, ferr, code
@@ -181,26 +208,35 @@ function M.load(name, root)
   if not plan then return nil, ("planned system %q: %s"):format(name, perr) end
   local ok, cerr = M.check(plan)
   if not ok then return nil, ("planned system %q: %s"):format(name, cerr) end
+  plan.Volatile = volatile -- where it lives decides, so a save goes back there
   return plan
 end
 
---- Remove a plan's file (not what it realized).
+--- Remove a plan's file (not what it realized), wherever it is.
 function M.remove(name, root)
-  local ok, err, code = os.remove(M.path(name, root))
-  if not ok and code ~= 2 then return nil, err, code end
-  os.remove(("%s/.%s.lock"):format(plans_dir(root), name))
+  for _, volatile in ipairs({ false, true }) do
+    local ok, err, code = os.remove(M.path(name, root, volatile))
+    if not ok and code ~= 2 then return nil, err, code end
+    os.remove(("%s/.%s.lock"):format(plans_dir(root, volatile), name))
+  end
   return true
 end
 
---- Names of all plans, sorted.
+--- Names of all plans (both places), sorted.
 function M.list(root)
   local lfs = require "lfs"
-  local names = {}
-  local dir = plans_dir(root)
-  if lfs.attributes(dir, "mode") ~= "directory" then return names end
-  for f in lfs.dir(dir) do
-    local n = f:match("^(.+)%.json$")
-    if n then names[#names + 1] = n end
+  local names, seen = {}, {}
+  for _, volatile in ipairs({ false, true }) do
+    local dir = plans_dir(root, volatile)
+    if lfs.attributes(dir, "mode") == "directory" then
+      for f in lfs.dir(dir) do
+        local n = f:match("^(.+)%.json$")
+        if n and n:sub(1, 1) ~= "." and not seen[n] then
+          seen[n] = true
+          names[#names + 1] = n
+        end
+      end
+    end
   end
   table.sort(names)
   return names

@@ -77,9 +77,13 @@ function M.plan(spec)
     -- first is debris (journal.stale), removed by the next recover().
     Ephemeral = spec.ephemeral or nil,
     Owner = spec.ephemeral and journal.owner() or nil,
+    -- A run removed when it stops (`hcs run --rm`) outlives no reboot: its
+    -- plan, image reference and scratch layer are runtime state, written
+    -- without fsync (plan.lua, image and layer stores).
+    Volatile = spec.volatile or nil,
   }
   local changes = copy(spec)
-  changes.image, changes.name, changes.root, changes.ephemeral = nil, nil, nil, nil
+  changes.image, changes.name, changes.root, changes.ephemeral, changes.volatile = nil, nil, nil, nil, nil
   changes.pull, changes.registry = nil, nil
   if next(changes) then M.apply(plan, changes) end
   local ok, err = plans.create(plan, root)
@@ -367,7 +371,7 @@ function M.realize(plan, opts)
   local root = plan._root or opts.root
   -- One realize or destroy of a name at a time; then the state on disk,
   -- not the caller's copy, decides.
-  local lock <close> = setmetatable({ f = check(plans.lock(plan.Name, root)) },
+  local lock <close> = setmetatable({ f = check(plans.lock(plan.Name, root, plan.Volatile)) },
     { __close = function(l) plans.unlock(l.f) end })
   local disk = check(plans.load(plan.Name, root))
   if disk.State ~= plan.State then
@@ -409,15 +413,19 @@ function M.realize(plan, opts)
       kill_point(what)
       return table.unpack(r, 1, r.n)
     end }, { __index = tx0 })
-    tx:step("take a reference on the image", function() return images:acquire(image.Id, id) end)
+    tx:step("take a reference on the image", function() return images:acquire(image.Id, id, plan.Volatile) end)
     tx:step("create the scratch layer", function()
-      return layers:create_scratch(id, { image.Layers[#image.Layers] })
+      return layers:create_scratch(id, { image.Layers[#image.Layers] }, plan.Volatile)
     end)
     tx:step("activate the layers", function() return layers:activate(id) end)
     local mount = check(layers:mount_path(id))
-    tx:step("prepare the root file system", function()
-      return layers:prepare(id, #(plan.MappedDirectories or {}) > 0 and plan.MappedDirectories or nil)
-    end)
+    -- The compute system makes any mount point it lacks itself (and /dev/*
+    -- inside its own tmpfs /dev), so a volatile run's scratch, never
+    -- captured, needs no skeleton: four directories less to create.
+    local mapped = #(plan.MappedDirectories or {}) > 0 and plan.MappedDirectories or nil
+    if mapped or not plan.Volatile then
+      tx:step("prepare the root file system", function() return layers:prepare(id, mapped) end)
+    end
     local ns, endpoint
     if plan.Network then
       ns = tx:step("create the network compartment", function()

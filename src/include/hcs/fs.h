@@ -25,6 +25,15 @@ HCS_EXPORT int hcs_fs_copy_in(const char *root, const char *src, const char *dst
  * directory.  Readers see the old or the new content, never a mix. */
 HCS_EXPORT int hcs_fs_write_atomic(const char *path, const void *data, size_t len, unsigned mode, hcs_error_t *err);
 
+/* The same without the fsyncs (temp + rename): atomic for readers and
+ * across a killed process, not across a power loss.  For runtime state. */
+HCS_EXPORT int hcs_fs_write_replace(const char *path, const void *data, size_t len, unsigned mode, hcs_error_t *err);
+
+/* The runtime root for a state root (NULL: the default): $HCS_RUN_ROOT, else
+ * `<root>/run` when a root is given or $HCS_ROOT is set, else /run/hcs.
+ * malloc'd. */
+HCS_EXPORT char *hcs_fs_run_root(const char *root);
+
 /* mkdir -p. */
 HCS_EXPORT int hcs_fs_mkdir_p(const char *path, unsigned mode, hcs_error_t *err);
 

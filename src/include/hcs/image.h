@@ -148,6 +148,11 @@ HCS_EXPORT char *hcs_image_prune(hcs_image_store_t *store, bool dry_run, hcs_err
 /* Record that a container (user id) uses the image, or no longer does. */
 HCS_EXPORT int hcs_image_acquire(hcs_image_store_t *store, const char *ref, const char *user, hcs_error_t *err);
 HCS_EXPORT int hcs_image_release(hcs_image_store_t *store, const char *ref, const char *user, hcs_error_t *err);
+/* A reference that ends with the boot: kept in the run root (tmpfs), not in
+ * image.json, so taking it costs no disk write (containers removed on exit,
+ * `hcs run --rm`).  It shows in Users and blocks removal as any other;
+ * hcs_image_release drops either kind. */
+HCS_EXPORT int hcs_image_acquire_runtime(hcs_image_store_t *store, const char *ref, const char *user, hcs_error_t *err);
 
 #ifdef __cplusplus
 }

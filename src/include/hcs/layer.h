@@ -124,6 +124,12 @@ HCS_EXPORT int hcs_layer_export_file(hcs_layer_store_t *store, const char *id, c
 /* A scratch layer (writable upper + work dirs) over the given parents. */
 HCS_EXPORT int hcs_layer_create_scratch(hcs_layer_store_t *store, const char *id, const char *const *parents,
                                         hcs_error_t *err);
+/* The same for a container that does not outlive the boot (`hcs run --rm`):
+ * made and destroyed without fsync, its layer.json marked with the boot id
+ * (`Volatile`).  Whatever a host crash leaves of it is collected by the
+ * first store open of a later boot. */
+HCS_EXPORT int hcs_layer_create_scratch_volatile(hcs_layer_store_t *store, const char *id, const char *const *parents,
+                                                 hcs_error_t *err);
 
 /* Mount the overlay of the layer and its chain at mount_path (NULL:
  * `<store>/<id>/mount`).  Scratch layers mount read-write, read-only layers

@@ -5,6 +5,8 @@
 -- `hcs destroy` of what is still Realized) must leave nothing: no plan,
 -- compute system, scratch layer, mount, cgroup or image reference, with
 -- both stores opening; and the interrupted operation must then succeed.
+-- `hcs run --rm` too, whose plan, image reference and scratch layer are
+-- runtime state written without fsync.
 local u = require "spec_util"
 local crash = require "crash_util"
 local hcs = require "hcs"
@@ -72,6 +74,19 @@ describe("crash consistency of realize and destroy #root", function()
       end,
     }
     assert.truthy(points >= 6)
+  end)
+
+  it("hcs run --rm IMAGE (runtime state, no fsync) killed at each persistence point leaves nothing", function()
+    local points = crash.each_point {
+      root = root,
+      -- stdout to /dev/null: a run killed between create and start leaves
+      -- init waiting for start with the run's stdout, which the harness reads to EOF
+      command = function() return hcs_cmd("run", "--rm", "--name", "c3", "--cgroup-parent", CG, "busybox", "--",
+          "/bin/true") .. " </dev/null >/dev/null" end,
+      check = function() clean_up_and_check("c3") end,
+      done = function() clean_up_and_check("c3") end,
+    }
+    assert.truthy(points >= 4)
   end)
 
   it("hcs destroy killed at each persistence point is finished by the next destroy", function()

@@ -125,6 +125,34 @@ describe("hcs-runtime #root", function()
     assert_nothing_left()
   end)
 
+  -- Under load, `start` can be preempted right after it let init exec: a
+  -- short command runs, exits and is reaped by the subreaper (the
+  -- containerd shim), and its monitor records the exit and goes, before
+  -- `start` looks for a live process (containerd's `ctr run --rm` failed
+  -- with "has no live process").  HCS_PAUSE_AT stops `start` in that window
+  -- until init is reaped and the monitor is done.
+  it("start succeeds when the command exited and was reaped before start returns", function()
+    write_config(function(c) c.process.args = { "/bin/sh", "-c", "exit 3" } end)
+    local script = ([[
+      rt() { %s --root %s "$@"; }
+      rt create --bundle %s --pid-file %s q1 </dev/null >/dev/null || exit 97
+      init=$(cat %s)
+      HCS_PAUSE_AT='start: init released' %s --root %s start q1 2>%s & p=$!
+      wait_for() { n=0; until eval "$1"; do n=$((n+1)); [ $n -lt 600 ] || { kill -KILL $p; exit 98; }; sleep 0.05; done; }
+      wait_for '[ "$(cut -d" " -f3 /proc/$p/stat 2>/dev/null)" = T ]'
+      wait_for '[ -e %s ] && [ ! -e /proc/$init ]'
+      kill -CONT $p; wait $p
+    ]]):format(u.quote(bin), u.quote(state), u.quote(bundle), u.quote(root .. "/q1.pid"), u.quote(root .. "/q1.pid"),
+      u.quote(bin), u.quote(state), u.quote(root .. "/start.err"), u.quote(state .. "/run/compute/q1/exit.json"))
+    local ok, code = u.run(u.quote(u.build_dir .. "/tests/reaper") .. " sh -c " .. u.quote(script))
+    local err = u.read_file(root .. "/start.err") or ""
+    assert.matches("paused at `start: init released`", err)
+    assert.is_true(ok, ("start exited with %s: %s"):format(tostring(code), err))
+    assert.equal("stopped", json.decode(select(3, rt("state", "q1"))).status)
+    assert.is_true((rt("delete", "q1")))
+    assert_nothing_left()
+  end)
+
   it("kill takes signal names and numbers, --all signals every process", function()
     write_config(function(c) c.process.args = { "/bin/sh", "-c", "trap 'echo usr1 >/tmp/got' USR1; sleep 100 & wait; sleep 100" } end)
     assert.is_true((rt("run", "-d", "--bundle", bundle, "k1")))
