@@ -152,6 +152,23 @@ static void on_event(const char *event, void *ctx) {
 static void test_events(void) {
   hcs_error_t err = NULL;
   char *run = hcs_run_root_resolve(root);
+  /* The writers are forked first, while this process has one thread: a
+   * fork taken while the callback thread allocates would leave the child's
+   * allocator locked.  They wait for a first byte on their pipe to begin. */
+  setenv("HCS_EVENTS_MAX_SIZE", "32768", 1);
+  int ack[4][2];
+  for (int w = 0; w < 4; w++) {
+    if (pipe(ack[w]) < 0) abort();
+    if (fork() == 0) {
+      char b;
+      if (read(ack[w][0], &b, 1) != 1) _exit(1);
+      for (int k = 1; k <= 250; k++) {
+        hcs_event_emit(run, "system", "modified", "w", "me", json_pack("{s:i,s:i}", "Writer", w, "Seq", k));
+        if (k % 25 == 0 && k < 250 && read(ack[w][0], &b, 1) != 1) _exit(1);
+      }
+      _exit(0);
+    }
+  }
   /* A subscription from now on, by id; another by callback. */
   hcs_events_t *sub = hcs_events_subscribe(root, "{\"Ids\": [\"w\"], \"Types\": [\"system\"]}", &err);
   ok(sub != NULL, "subscribe: %s", err ? hcs_error_message(err) : "");
@@ -166,19 +183,8 @@ static void test_events(void) {
   /* 4 writers x 250 events, concurrently, in rounds of 25 each; the reader
    * catches up between rounds (a subscriber must stay within one rotation:
    * a round is ~20 KiB, the journal rotates at 32 KiB). */
-  setenv("HCS_EVENTS_MAX_SIZE", "32768", 1);
-  int ack[4][2];
-  for (int w = 0; w < 4; w++) {
-    if (pipe(ack[w]) < 0) abort();
-    if (fork() == 0) {
-      for (int k = 1; k <= 250; k++) {
-        hcs_event_emit(run, "system", "modified", "w", "me", json_pack("{s:i,s:i}", "Writer", w, "Seq", k));
-        char b;
-        if (k % 25 == 0 && k < 250 && read(ack[w][0], &b, 1) != 1) _exit(1);
-      }
-      _exit(0);
-    }
-  }
+  for (int w = 0; w < 4; w++)
+    if (write(ack[w][1], "", 1) != 1) abort();
   int last[4] = {0}, got = 0, bad = 0;
   while (got < 1000) {
     char *e = hcs_events_next(sub, 60000, &err);
