@@ -117,13 +117,27 @@ char *hcs_image_capture(hcs_image_store_t *s, const char *scratch_id, const hcs_
   if (hcs_image_lease_begin(s, opts->move_scratch ? "commit" : "capture", true, nearest,
                             opts->move_scratch ? scratch_id : NULL, &lease, err) < 0)
     return NULL;
-  char *layer;
-  if (opts->move_scratch)
+  char *layer = NULL;
+  if (opts->move_scratch) {
     layer = hcs_layer_commit_scratch(s->layers, scratch_id, opts->progress, opts->progress_data, err);
-  else if (reimport_wanted())
-    layer = hcs_image_reimport_layer(s, scratch_id, nearest, opts->progress, opts->progress_data, err);
-  else
-    layer = hcs_layer_capture_scratch(s->layers, scratch_id, 0, opts->progress, opts->progress_data, err);
+  } else if (opts->pause == NULL || opts->pause(opts->pause_data, true, err) == 0) {
+    if (reimport_wanted())
+      layer = hcs_image_reimport_layer(s, scratch_id, nearest, opts->progress, opts->progress_data, err);
+    else
+      layer = hcs_layer_capture_scratch(s->layers, scratch_id, 0, opts->progress, opts->progress_data, err);
+    cleanup_error hcs_error_t perr = NULL;
+    if (opts->pause && opts->pause(opts->pause_data, false, &perr) < 0 && layer) {
+      /* a capture that leaves its system paused has failed: the layer goes */
+      hcs_layer_destroy(s->layers, layer, false, NULL);
+      free(steal_ptr(layer));
+      if (err) {
+        *err = steal_ptr(perr);
+        hcs_error_wrap(err, "resume the system");
+      }
+    }
+  } else {
+    hcs_error_wrap(err, "pause the system");
+  }
   if (layer == NULL) {
     hcs_image_lease_end(s, &lease, false);
     hcs_error_wrap(err, "capture `%s`", scratch_id);

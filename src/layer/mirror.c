@@ -23,9 +23,20 @@ struct mdir {
   struct timespec mtime;
 };
 
+/* Directories the walk is in, outermost first: it visits a directory
+ * before its contents, so an entry's parent is on this stack and needs no
+ * lookup.  Bounded: deeper ones go through the cache below. */
+#define STACK_MAX 64
+
 struct layer_mirror {
   int rootfd;
   struct layer_fpool *pool;
+  struct {
+    char *rel;
+    size_t len;
+    int fd;
+  } stack[STACK_MAX];
+  size_t depth;
   char *cache_rel; /* the parent directory resolved last, and its O_PATH fd */
   int cache_fd;
   struct mdir *dirs;
@@ -46,6 +57,11 @@ void layer_mirror_free(struct layer_mirror *m) {
   layer_fpool_free(m->pool); /* joins the workers */
   if (m->cache_fd >= 0) close(m->cache_fd);
   free(m->cache_rel);
+  while (m->depth > 0) {
+    m->depth--;
+    close(m->stack[m->depth].fd);
+    free(m->stack[m->depth].rel);
+  }
   for (size_t i = 0; i < m->ndirs; i++)
     free(m->dirs[i].rel);
   free(m->dirs);
@@ -64,6 +80,16 @@ static int parent_of(struct layer_mirror *m, const char *rel, const char **base,
   const char *slash = strrchr(rel, '/');
   *base = slash ? slash + 1 : rel;
   size_t plen = slash ? (size_t)(slash - rel) : 0;
+  if (plen == 0) return m->rootfd;
+  /* leave the directories the walk is done with; is the parent the top? */
+  while (m->depth > 0) {
+    size_t tl = m->stack[m->depth - 1].len;
+    if (tl <= plen && strncmp(m->stack[m->depth - 1].rel, rel, tl) == 0 && (tl == plen || rel[tl] == '/')) break;
+    m->depth--;
+    close(m->stack[m->depth].fd);
+    free(m->stack[m->depth].rel);
+  }
+  if (m->depth > 0 && m->stack[m->depth - 1].len == plen) return m->stack[m->depth - 1].fd;
   if (m->cache_rel && strlen(m->cache_rel) == plen && strncmp(m->cache_rel, rel, plen) == 0) return m->cache_fd;
   if (m->cache_fd >= 0) close(m->cache_fd);
   free(m->cache_rel);
@@ -110,6 +136,12 @@ int layer_mirror_dir(struct layer_mirror *m, const char *rel, const struct stat 
   if (fchmod(fd, st->st_mode & 07777) < 0) return merr(err, errno, rel, "chmod"); /* after chown: set-id bits */
   if (set_xattrs(ae, fd, rel, err) < 0) return -1;
   if (opaque && layer_opaque_mark(fd) < 0) return merr(err, errno, rel, "set opaque xattr");
+  if (m->depth < STACK_MAX) { /* its contents come next */
+    m->stack[m->depth].rel = hcs_xstrdup(rel);
+    m->stack[m->depth].len = strlen(rel);
+    m->stack[m->depth].fd = steal_fd(fd);
+    m->depth++;
+  }
   /* times at the end: creating children changes them */
   if (m->ndirs == m->capdirs)
     m->dirs = hcs_xrealloc(m->dirs, (m->capdirs = m->capdirs ? 2 * m->capdirs : 256) * sizeof *m->dirs);
@@ -159,16 +191,17 @@ int layer_mirror_node(struct layer_mirror *m, const char *rel, const struct stat
 int layer_mirror_link(struct layer_mirror *m, const char *rel, const char *first, hcs_error_t *err) {
   /* the first path may still be in a worker's hands */
   if (layer_fpool_in_flight(m->pool, first) && layer_fpool_barrier(m->pool, err) < 0) return -1;
-  const char *tbase;
-  int tfd = parent_of(m, first, &tbase, err);
-  if (tfd < 0) return -1;
-  cleanup_close int tdup = fcntl(tfd, F_DUPFD_CLOEXEC, 3);
-  if (tdup < 0) return merr(err, errno, rel, "dup");
+  /* resolved aside: the stack follows the walk, not the links */
+  const char *slash = strrchr(first, '/');
+  const char *tbase = slash ? slash + 1 : first;
+  cleanup_free char *tparent = slash ? strndup(first, (size_t)(slash - first)) : hcs_xstrdup("");
+  if (tparent == NULL) abort();
+  cleanup_close int tfd = layer_resolve_dir(m->rootfd, tparent, false, O_PATH);
+  if (tfd < 0) return hcs_error_make(err, errno, "capture `%s`: resolve the directory of `%s`", rel, first);
   const char *base;
   int pfd = parent_of(m, rel, &base, err);
   if (pfd < 0) return -1;
-  if (linkat(tdup, tbase, pfd, base, 0) < 0)
-    return hcs_error_make(err, errno, "capture `%s`: link to `%s`", rel, first);
+  if (linkat(tfd, tbase, pfd, base, 0) < 0) return hcs_error_make(err, errno, "capture `%s`: link to `%s`", rel, first);
   return 0;
 }
 
@@ -247,12 +280,21 @@ int layer_mirror_file_close(int fd, const char *rel, const struct stat *st, stru
 
 int layer_mirror_finish(struct layer_mirror *m, hcs_error_t *err) {
   if (layer_fpool_barrier(m->pool, err) < 0) return -1;
+  /* in walk order, so the parents stack up as they did for the creation */
   for (size_t i = 0; i < m->ndirs; i++) {
     const char *base;
     int pfd = parent_of(m, m->dirs[i].rel, &base, err);
     if (pfd < 0) return -1;
     struct timespec ts[2] = {m->dirs[i].mtime, m->dirs[i].mtime};
     if (utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW) < 0) return merr(err, errno, m->dirs[i].rel, "set times");
+    if (m->depth < STACK_MAX) { /* the next entries are likely inside */
+      int fd = openat(pfd, base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) return merr(err, errno, m->dirs[i].rel, "open directory");
+      m->stack[m->depth].rel = hcs_xstrdup(m->dirs[i].rel);
+      m->stack[m->depth].len = strlen(m->dirs[i].rel);
+      m->stack[m->depth].fd = fd;
+      m->depth++;
+    }
   }
   return 0;
 }

@@ -78,4 +78,22 @@ describe("capture by copy #root", function()
     assert.equal(files, listing(top))
     assert.equal(digest, export_digest(top, 2))
   end)
+
+  it("pauses the system given as `pause` for the pass alone", function()
+    local images <close> = assert(hcs.image.open(root))
+    local states = {}
+    assert(images:capture(sys.plan.Realized.ScratchLayer, { parent = sys.plan.ImageId, name = "paused",
+      pause = sys.cs, progress = function() states[#states + 1] = sys:properties().State end }))
+    assert.is_true(#states > 0)
+    for _, st in ipairs(states) do assert.equal("Paused", st) end
+    assert.equal("Running", sys:properties().State)
+    -- a system that cannot be paused fails the capture, and nothing is left
+    assert(sys.cs:pause())
+    local id, msg = images:capture(sys.plan.Realized.ScratchLayer, { parent = sys.plan.ImageId, name = "twice",
+      pause = sys.cs })
+    assert(sys.cs:resume())
+    assert.is_nil(id)
+    assert.truthy(msg:find("pause the system", 1, true), msg)
+    assert.is_nil(images:inspect("twice:latest"))
+  end)
 end)
