@@ -79,6 +79,17 @@ describe("capture by copy #root", function()
     assert.equal(digest, export_digest(top, 2))
   end)
 
+  it("is store:capture_scratch in hcs.layer", function()
+    local layers <close> = assert(hcs.layer.open(root))
+    local images <close> = assert(hcs.image.open(root))
+    local two = assert(images:inspect("two:latest"))
+    assert.equal(two.Layers[#two.Layers], assert(layers:capture_scratch(sys.plan.Realized.ScratchLayer,
+      { threads = 1 })))
+    local id, msg = layers:capture_scratch("nope")
+    assert.is_nil(id)
+    assert.truthy(msg:find("layer `nope` not found", 1, true), msg)
+  end)
+
   it("pauses the system given as `pause` for the pass alone", function()
     local images <close> = assert(hcs.image.open(root))
     local states = {}
