@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <string.h>
 
+#include "core/crash.h"
 #include "layer/internal.h"
 #include "layer/mirror.h"
 
@@ -51,6 +52,7 @@ static char *capture_impl(hcs_layer_store_t *s, const char *id, int threads, hcs
       .compression = HCS_LAYER_COMPRESSION_NONE, .progress = progress, .progress_data = pdata};
   hcs_layer_export_result_t r;
   if (layer_export_mirrored(s, id, &eo, m, &r, err) < 0) goto out;
+  hcs_crash_point("capture: files copied, not synced"); /* a whole unsynced tree in .tmp: swept */
   {
     cleanup_free char *cid =
         hcs_layer_chain_id(pmeta ? json_string_value(json_object_get(pmeta, "ChainID")) : NULL, r.diff_id);
