@@ -59,6 +59,15 @@ static char *export_diff_id(hcs_layer_store_t *s, const char *id, const char *ou
   return strdup(r.diff_id);
 }
 
+/* The manifest of a layer's diff directory. */
+static char *layer_manifest(const char *store_path, const char *id) {
+  if (id == NULL) return strdup("");
+  char *d = path("%s/%s/diff", store_path, id);
+  char *m = t_manifest(d);
+  free(d);
+  return m;
+}
+
 static int count_tmp(const char *store_path) {
   char *p = path("%s/.tmp", store_path);
   DIR *d = opendir(p);
@@ -124,9 +133,11 @@ int main(void) {
   char *os_ = path("%s/scratch.tar", T);
   char *ds = export_diff_id(store, "s", os_);
   is_str(recorded, ds, "the DiffID is that of the scratch's canonical export");
-  is_str(c1 ? meta_field(store, c1, "Compression") : "", "none", "recorded as an uncompressed stream");
+  char *comp = c1 ? meta_field(store, c1, "Compression") : strdup("");
+  is_str(comp, "none", "recorded as an uncompressed stream");
+  free(comp);
   is_int(count_tmp(store_path), 0, "no temp dir left");
-  char *m1 = c1 ? t_manifest(path("%s/%s/diff", store_path, c1)) : strdup("");
+  char *m1 = layer_manifest(store_path, c1);
   p = path("%s/%s/diff/gone", store_path, c1 ? c1 : "x");
   ok(lstat(p, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == 0, "a deletion is a whiteout in the new layer");
   free(p);
@@ -148,7 +159,7 @@ int main(void) {
     ok(hcs_layer_destroy(store, c1, false, &err) == 0, "destroy the captured layer: %s", hcs_error_message(err));
     c1b = hcs_layer_capture_scratch(store, "s", 1, NULL, NULL, &err);
     is_str(c1b ? c1b : "", c1, "captured again on one thread: the same layer id");
-    char *m1b = c1b ? t_manifest(path("%s/%s/diff", store_path, c1b)) : strdup("");
+    char *m1b = layer_manifest(store_path, c1b);
     is_str(m1b, m1, "and the same files");
     free(m1b);
     if (c1b) hcs_layer_destroy(store, c1b, false, NULL);
@@ -158,7 +169,7 @@ int main(void) {
   char *c2 = hcs_layer_import_file(store, os_, &(hcs_layer_import_opts_t){.parents = par}, &err);
   ok(c2 != NULL, "the former capture (export -> import): %s", hcs_error_message(err));
   is_str(c2 ? c2 : "", c1 ? c1 : "?", "both paths give the same layer id");
-  char *m2 = c2 ? t_manifest(path("%s/%s/diff", store_path, c2)) : strdup("");
+  char *m2 = layer_manifest(store_path, c2);
   is_str(m2, m1, "both paths give the same files (types, modes, owners, times, xattrs, contents, links)");
   char *o2 = path("%s/old.tar", T);
   char *d2 = c2 ? export_diff_id(store, c2, o2) : strdup("");
