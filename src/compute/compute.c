@@ -601,6 +601,9 @@ int hcs_compute_delete(hcs_system_t *cs, bool force, hcs_error_t *err) {
    * monitor was killed first, so its clean-up is done here: whatever is
    * left in the cgroup (a process that joined it) dies, the cgroup goes. */
   cleanup_free char *exit_path = hcs_xasprintf("%s/exit.json", cs->dir);
+  /* A live monitor removes the cgroup after writing exit.json and the
+   * exited event: let it finish, so the id can be reused at once. */
+  if (hcs_path_exists(exit_path)) hcs_system_wait_monitor(cs, 5000);
   const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
   if (cg && cs->cgroup && !hcs_path_exists(exit_path)) {
     json_t *left = cg->pids(cs->cgroup, NULL);

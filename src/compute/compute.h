@@ -254,6 +254,8 @@ HCS_INTERNAL void hcs_system_emit(hcs_system_t *cs, const char *action, json_t *
 HCS_INTERNAL bool hcs_pid_matches(pid_t pid, uint64_t start);
 HCS_INTERNAL uint64_t hcs_pid_start_time(pid_t pid);
 HCS_INTERNAL int hcs_system_monitor_fd(hcs_system_t *cs, hcs_error_t *err);
+/* Waits (up to timeout_ms) for a live monitor to exit; not when we are it. */
+HCS_INTERNAL void hcs_system_wait_monitor(hcs_system_t *cs, int timeout_ms);
 /* temp + rename, no fsync (see state.c for why). */
 HCS_INTERNAL int hcs_state_write(const char *path, const char *data, size_t len, hcs_error_t *err);
 HCS_INTERNAL int hcs_state_write_json(const char *path, json_t *doc, hcs_error_t *err);
