@@ -46,7 +46,7 @@ int hcs_log_prepare(const char *dir, int rfd[2], int wfd[2], hcs_error_t *err) {
  * per-segment copy of 100-byte iovecs costs more than one memcpy.) */
 typedef struct {
   const char *dir;
-  int fd;
+  int fd, console;
   int64_t size, max_size, max_files;
   char *out;
   size_t out_len, out_cap;
@@ -137,12 +137,15 @@ static size_t format_prefix(char *buf, size_t size, int stream) {
  * records of at most MAX_RECORD bytes. */
 enum { READ_SIZE = 1 << 20, OUT_SIZE = 1 << 20, MAX_RECORD = 64 * 1024 };
 
-/* Read what the FIFO holds; one timestamp per read (a read is what the
- * writer wrote at about that instant).  Returns false once it is empty. */
-static bool pump(log_writer_t *w, int fd, int stream, char *buf, size_t size) {
+/* Read what the FIFO (or the console) holds; one timestamp per read (a
+ * read is what the writer wrote at about that instant), and the same bytes
+ * to attach clients.  Returns false once it is empty (or closed: *gone). */
+static bool pump(log_writer_t *w, hcs_attach_server_t *a, int fd, int stream, char *buf, size_t size, bool *gone) {
   ssize_t n = read(fd, buf, size);
   if (n < 0 && errno == EINTR) return true;
+  if (n < 0 && errno != EAGAIN) *gone = true; /* a console whose last writer closed it: EIO */
   if (n <= 0) return false;
+  if (a && hcs_attach_has_clients(a)) hcs_attach_broadcast(a, stream, buf, (size_t)n);
   /* "TIMESTAMP stdout F " and "... P ". */
   char pf[96], pp[96];
   size_t plen = format_prefix(pf, sizeof pf - 2, stream);
@@ -162,29 +165,43 @@ static bool pump(log_writer_t *w, int fd, int stream, char *buf, size_t size) {
       p += scan;
       continue;
     }
-    append(w, pf, plen, p, (size_t)(nl - p));
+    /* A console ends its lines with "\r\n": the record keeps the line. */
+    size_t len = (size_t)(nl - p);
+    if (fd == w->console && len > 0 && p[len - 1] == '\r') len--;
+    append(w, pf, plen, p, len);
     p = nl + 1;
   }
   return true;
 }
 
-void hcs_log_run(const char *dir, const hcs_config_t *cfg, const int rfd[2], int pidfd) {
+void hcs_log_relay(const char *dir, const hcs_config_t *cfg, const int rfd[2], int console, int stdin_w, int pidfd) {
   log_writer_t w = {.dir = dir,
                     .fd = -1,
+                    .console = console,
                     .max_size = cfg->log_max_size > 0 ? cfg->log_max_size : HCS_LOG_DEFAULT_SIZE,
                     .max_files = cfg->log_max_files > 0 ? cfg->log_max_files : HCS_LOG_DEFAULT_FILES};
   /* Mapped at the first wake-up; without a mapping, smaller stack buffers. */
   char small_in[MAX_RECORD], small_out[2 * MAX_RECORD], *in = NULL;
   size_t in_size = sizeof small_in;
   open_log(&w);
-  struct pollfd p[3] = {{pidfd, POLLIN, 0}, {rfd[0], POLLIN, 0}, {rfd[1], POLLIN, 0}};
+  if (console >= 0) fcntl(console, F_SETFL, fcntl(console, F_GETFL) | O_NONBLOCK);
+  if (stdin_w >= 0) fcntl(stdin_w, F_SETFL, fcntl(stdin_w, F_GETFL) | O_NONBLOCK);
+  hcs_attach_server_t a;
+  hcs_attach_listen(&a, dir, console >= 0 ? console : stdin_w, console);
+  /* pidfd, the FIFOs, the console, then the attach socket and its clients. */
+  int src[3] = {rfd[0], rfd[1], console};
+  struct pollfd p[4 + 1 + HCS_ATTACH_MAX_CLIENTS];
   for (bool done = false; !done;) {
-    if (poll(p, 3, -1) < 0) {
+    p[0] = (struct pollfd){pidfd, POLLIN, 0};
+    for (int i = 0; i < 3; i++)
+      p[i + 1] = (struct pollfd){src[i], POLLIN, 0};
+    int na = hcs_attach_pollfds(&a, p + 4);
+    if (poll(p, (nfds_t)(4 + na), -1) < 0) {
       if (errno == EINTR) continue;
       break;
     }
     /* Init is gone, and with it its pid namespace: what is left in the
-     * FIFOs is all there will be. */
+     * FIFOs and the console is all there will be. */
     done = p[0].revents != 0;
     if (in == NULL) {
       char *m = mmap(NULL, READ_SIZE + OUT_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -194,13 +211,22 @@ void hcs_log_run(const char *dir, const hcs_config_t *cfg, const int rfd[2], int
       w.out = mapped ? m + READ_SIZE : small_out;
       w.out_cap = mapped ? OUT_SIZE : sizeof small_out;
     }
-    for (int i = 0; i < 2; i++)
-      if ((p[i + 1].revents & POLLIN) || done)
-        for (int k = 0; (k < 4 || done) && pump(&w, rfd[i], i, in, in_size); k++) {
-        }
+    for (int i = 0; i < 3; i++) {
+      if (src[i] < 0 || !(p[i + 1].revents || done)) continue;
+      bool gone = false;
+      for (int k = 0; (k < 4 || done) && pump(&w, &a, src[i], i == 1 ? 1 : 0, in, in_size, &gone); k++) {
+      }
+      if (gone || (p[i + 1].revents & (POLLHUP | POLLERR) && !(p[i + 1].revents & POLLIN))) src[i] = -1;
+    }
     flush(&w);
+    if (na) hcs_attach_handle(&a, p + 4, na);
   }
+  hcs_attach_close(&a, dir);
   if (w.fd >= 0) close(w.fd);
+}
+
+void hcs_log_run(const char *dir, const hcs_config_t *cfg, const int rfd[2], int pidfd) {
+  hcs_log_relay(dir, cfg, rfd, -1, -1, pidfd);
 }
 
 /* --- processes writing to the log ---------------------------------------- */

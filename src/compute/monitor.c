@@ -147,6 +147,17 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   }
   for (int i = 0; i < 2; i++)
     if (s->log[i]) s->stdio[i + 1] = wfd[i];
+  if (s->attach_stdin) {
+    int in[2];
+    if (pipe2(in, O_CLOEXEC) < 0) {
+      hcs_error_make(&err, errno, "pipe");
+      if (s->cg) s->cg->destroy(cs->cgroup, NULL);
+      send_error(s->sock, &err);
+      _exit(1);
+    }
+    s->stdio[0] = in[0]; /* closed below with the rest once init has it */
+    s->stdin_w = in[1];
+  }
   s->on_go = write_state;
   pid_t pid = hcs_spawn_init(s, &pidfd, &err);
   if (pid < 0) {
@@ -160,7 +171,9 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
    * child of the caller's subreaper (watched through it); the FIFOs' read
    * ends for a logging one. */
   bool reaped_elsewhere = s->cfg->caller_reaps_init;
-  bool keep_pidfd = logging || reaped_elsewhere;
+  /* The relay runs for a log, a console the monitor keeps, or an attachable stdin. */
+  bool relay = logging || s->console >= 0 || s->stdin_w >= 0;
+  bool keep_pidfd = relay || reaped_elsewhere;
   /* Init's mount, IPC and UTS namespaces stay referenced until the exit is
    * recorded: the kernel then tears them down (the container's whole mount
    * tree) when we close them, not in init's exit before waitpid returns,
@@ -172,15 +185,15 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
     snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)pid, ns_names[i]);
     ns[i] = open(path, O_RDONLY | O_CLOEXEC);
   }
-  int keep[6] = {keep_pidfd ? pidfd : -1, rfd[0], rfd[1], ns[0], ns[1], ns[2]};
+  int keep[8] = {keep_pidfd ? pidfd : -1, rfd[0], rfd[1], ns[0], ns[1], ns[2], s->console, s->stdin_w};
   if (!keep_pidfd) close(pidfd);
-  close_all_but(keep, 6);
+  close_all_but(keep, 8);
   int null = open("/dev/null", O_RDWR);
   for (int fd = 0; fd < 3; fd++)
     dup2(null, fd);
   if (null > 2) close(null);
 
-  if (logging) hcs_log_run(cs->dir, s->cfg, rfd, pidfd);
+  if (relay) hcs_log_relay(cs->dir, s->cfg, rfd, s->console, s->stdin_w, pidfd);
   int status = 0;
   if (reaped_elsewhere) {
     struct pollfd p = {pidfd, POLLIN, 0};

@@ -2,7 +2,7 @@
  * it line by line, and copy everything the command prints to stdout.
  * Used by the specs to drive the REPL as a person would.
  *   ptyrun [-t SECONDS] [-s ROWSxCOLS] INPUT -- command args...
- * INPUT is typed with "\n", "\t" and "\c" (Ctrl-C) escapes honoured, and two
+ * INPUT is typed with "\n", "\t", "\c" (Ctrl-C), "\p" and "\q" (Ctrl-P, Ctrl-Q) escapes honoured, and two
  * actions: "\o" waits for the command to print something, "\w" resizes
  * the terminal (10 rows and 20 columns more: the command gets SIGWINCH);
  * after it, Ctrl-D.  -s sets the terminal's size at the start. */
@@ -98,6 +98,10 @@ int main(int argc, char **argv) {
       c = '\t', p++;
     else if (c == '\\' && p[1] == 'c')
       c = 3, p++; /* Ctrl-C: the line discipline sends SIGINT */
+    else if (c == '\\' && p[1] == 'p')
+      c = 0x10, p++; /* Ctrl-P and Ctrl-Q: the default detach keys of attach */
+    else if (c == '\\' && p[1] == 'q')
+      c = 0x11, p++;
     else if (c == '\\' && p[1] == 'o') {
       p++;
       pump_until_output(master, timeout);
@@ -110,7 +114,7 @@ int main(int argc, char **argv) {
       continue;
     }
     if (write(master, &c, 1) != 1) break;
-    if (c == '\n' || c == '\t' || c == 3) pump(master, 0.3);
+    if (c == '\n' || c == '\t' || c == 3 || c == 0x11) pump(master, 0.3);
   }
   char eot = 4;
   if (write(master, &eot, 1) != 1) { /* the program may be gone already */
