@@ -24,10 +24,9 @@ static bool socket_path(char *buf, size_t size, const char *dir) {
   return (size_t)snprintf(buf, size, "%s/attach", dir) < size;
 }
 
-void hcs_attach_listen(hcs_attach_server_t *a, const char *dir, int stdin_fd, int console) {
+void hcs_attach_listen(hcs_attach_server_t *a, const char *dir) {
   a->listen_fd = -1;
-  a->stdin_fd = stdin_fd;
-  a->console = console;
+  a->stdin_fd = a->console = -1;
   for (int i = 0; i < HCS_ATTACH_MAX_CLIENTS; i++)
     a->clients[i] = -1;
   struct sockaddr_un addr = {.sun_family = AF_UNIX};

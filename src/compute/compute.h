@@ -305,6 +305,7 @@ typedef struct {
 } hcs_spawn_t;
 
 /* --- the system log (log.c) ----------------------------------------------- */
+struct hcs_attach_server_s;
 /* In the monitor, before init is cloned: <dir>/stdout.fifo and stderr.fifo,
  * read ends (rfd, non-blocking) and write ends for init (wfd). */
 HCS_INTERNAL int hcs_log_prepare(const char *dir, int rfd[2], int wfd[2], hcs_error_t *err);
@@ -314,20 +315,23 @@ HCS_INTERNAL void hcs_log_run(const char *dir, const hcs_config_t *cfg, const in
 /* The relay of a monitor that logs a console or serves attach clients:
  * rfd (FIFOs, -1 entries absent), console (a pty master, logged as stdout,
  * -1 if none), stdin_w (init's stdin for attach clients, -1 if none); until
- * pidfd polls readable, then the FIFOs and the console are drained. */
+ * pidfd polls readable, then the FIFOs and the console are drained.
+ * attach: a listening server (hcs_attach_listen) or NULL. */
 HCS_INTERNAL void hcs_log_relay(const char *dir, const hcs_config_t *cfg, const int rfd[2], int console, int stdin_w,
-                                int pidfd);
+                                int pidfd, struct hcs_attach_server_s *attach);
 
 /* --- attach (attach.c): the server in the monitor's relay ---------------- */
 enum { HCS_ATTACH_MAX_CLIENTS = 16 };
-typedef struct {
+typedef struct hcs_attach_server_s {
   int listen_fd;                       /* <dir>/attach, SOCK_SEQPACKET, 0600 */
   int clients[HCS_ATTACH_MAX_CLIENTS]; /* -1: free */
   int stdin_fd;                        /* console master or stdin pipe, -1: none */
   int console;                         /* -1: none (resize needs one) */
 } hcs_attach_server_t;
-/* Listen on <dir>/attach; errors leave listen_fd -1 (no attach, logging goes on). */
-HCS_INTERNAL void hcs_attach_listen(hcs_attach_server_t *a, const char *dir, int stdin_fd, int console);
+/* Listen on <dir>/attach (before create returns, so a client may connect at
+ * once; it is answered once the relay runs); errors leave listen_fd -1 (no
+ * attach, logging goes on).  stdin_fd and console are set by the relay. */
+HCS_INTERNAL void hcs_attach_listen(hcs_attach_server_t *a, const char *dir);
 /* Adds the listening socket and the clients to p (room for 1 + MAX_CLIENTS). */
 HCS_INTERNAL int hcs_attach_pollfds(const hcs_attach_server_t *a, struct pollfd *p);
 /* Accepts, reads clients' packets (stdin, resize, close stdin), drops gone clients. */

@@ -174,7 +174,8 @@ static bool pump(log_writer_t *w, hcs_attach_server_t *a, int fd, int stream, ch
   return true;
 }
 
-void hcs_log_relay(const char *dir, const hcs_config_t *cfg, const int rfd[2], int console, int stdin_w, int pidfd) {
+void hcs_log_relay(const char *dir, const hcs_config_t *cfg, const int rfd[2], int console, int stdin_w, int pidfd,
+                   hcs_attach_server_t *attach) {
   log_writer_t w = {.dir = dir,
                     .fd = -1,
                     .console = console,
@@ -186,8 +187,9 @@ void hcs_log_relay(const char *dir, const hcs_config_t *cfg, const int rfd[2], i
   open_log(&w);
   if (console >= 0) fcntl(console, F_SETFL, fcntl(console, F_GETFL) | O_NONBLOCK);
   if (stdin_w >= 0) fcntl(stdin_w, F_SETFL, fcntl(stdin_w, F_GETFL) | O_NONBLOCK);
-  hcs_attach_server_t a;
-  hcs_attach_listen(&a, dir, console >= 0 ? console : stdin_w, console);
+  hcs_attach_server_t none = {.listen_fd = -1}, *a = attach ? attach : &none;
+  a->stdin_fd = console >= 0 ? console : stdin_w;
+  a->console = console;
   /* pidfd, the FIFOs, the console, then the attach socket and its clients. */
   int src[3] = {rfd[0], rfd[1], console};
   struct pollfd p[4 + 1 + HCS_ATTACH_MAX_CLIENTS];
@@ -195,7 +197,7 @@ void hcs_log_relay(const char *dir, const hcs_config_t *cfg, const int rfd[2], i
     p[0] = (struct pollfd){pidfd, POLLIN, 0};
     for (int i = 0; i < 3; i++)
       p[i + 1] = (struct pollfd){src[i], POLLIN, 0};
-    int na = hcs_attach_pollfds(&a, p + 4);
+    int na = hcs_attach_pollfds(a, p + 4);
     if (poll(p, (nfds_t)(4 + na), -1) < 0) {
       if (errno == EINTR) continue;
       break;
@@ -214,19 +216,19 @@ void hcs_log_relay(const char *dir, const hcs_config_t *cfg, const int rfd[2], i
     for (int i = 0; i < 3; i++) {
       if (src[i] < 0 || !(p[i + 1].revents || done)) continue;
       bool gone = false;
-      for (int k = 0; (k < 4 || done) && pump(&w, &a, src[i], i == 1 ? 1 : 0, in, in_size, &gone); k++) {
+      for (int k = 0; (k < 4 || done) && pump(&w, a, src[i], i == 1 ? 1 : 0, in, in_size, &gone); k++) {
       }
       if (gone || (p[i + 1].revents & (POLLHUP | POLLERR) && !(p[i + 1].revents & POLLIN))) src[i] = -1;
     }
     flush(&w);
-    if (na) hcs_attach_handle(&a, p + 4, na);
+    if (na) hcs_attach_handle(a, p + 4, na);
   }
-  hcs_attach_close(&a, dir);
+  hcs_attach_close(a, dir);
   if (w.fd >= 0) close(w.fd);
 }
 
 void hcs_log_run(const char *dir, const hcs_config_t *cfg, const int rfd[2], int pidfd) {
-  hcs_log_relay(dir, cfg, rfd, -1, -1, pidfd);
+  hcs_log_relay(dir, cfg, rfd, -1, -1, pidfd, NULL);
 }
 
 /* --- processes writing to the log ---------------------------------------- */

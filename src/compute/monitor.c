@@ -158,6 +158,11 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
     s->stdio[0] = in[0]; /* closed below with the rest once init has it */
     s->stdin_w = in[1];
   }
+  /* The attach socket exists before create returns (a client may connect
+   * at once, as `run -it` does before start). */
+  hcs_attach_server_t attach = {.listen_fd = -1};
+  bool attachable = logging || s->monitor_console || s->attach_stdin;
+  if (attachable) hcs_attach_listen(&attach, cs->dir);
   s->on_go = write_state;
   pid_t pid = hcs_spawn_init(s, &pidfd, &err);
   if (pid < 0) {
@@ -185,15 +190,16 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
     snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)pid, ns_names[i]);
     ns[i] = open(path, O_RDONLY | O_CLOEXEC);
   }
-  int keep[8] = {keep_pidfd ? pidfd : -1, rfd[0], rfd[1], ns[0], ns[1], ns[2], s->console, s->stdin_w};
+  int keep[9] = {keep_pidfd ? pidfd : -1, rfd[0], rfd[1], ns[0], ns[1], ns[2], s->console, s->stdin_w,
+                 attach.listen_fd};
   if (!keep_pidfd) close(pidfd);
-  close_all_but(keep, 8);
+  close_all_but(keep, 9);
   int null = open("/dev/null", O_RDWR);
   for (int fd = 0; fd < 3; fd++)
     dup2(null, fd);
   if (null > 2) close(null);
 
-  if (relay) hcs_log_relay(cs->dir, s->cfg, rfd, s->console, s->stdin_w, pidfd);
+  if (relay) hcs_log_relay(cs->dir, s->cfg, rfd, s->console, s->stdin_w, pidfd, &attach);
   int status = 0;
   if (reaped_elsewhere) {
     struct pollfd p = {pidfd, POLLIN, 0};
