@@ -19,7 +19,7 @@ return {
   max_args = 1,
   run = function(opts, ids)
     local cs = cu.open(ids[1])
-    return cu.attach(cs, { stdin = opts["no-stdin"] and false or nil,
+    return cu.attach(cs, { stdin = not opts["no-stdin"] and nil,
       detach_keys = cu.detach_keys(opts["detach-keys"]) })
   end,
 }
