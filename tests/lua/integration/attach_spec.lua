@@ -157,6 +157,31 @@ describe("hcs attach #root", function()
     assert.is_true((hcs("rm", "-f", "a5")))
   end)
 
+  it("reopens an exec -d process from another process: signal, wait, exit code, output in the log", function()
+    assert.is_true((hcs("run", "-d", "--name", "a7", "--cgroup-parent", parent, rootfs, "/bin/sleep", "1000")))
+    local ok, _, pid = hcs("exec", "-d", "a7", "--", "/bin/sh", "-c", "echo from-exec; exec sleep 1000")
+    assert.is_true(ok)
+    pid = assert(tonumber(pid:match("^(%d+)\n$")))
+    local script = ([[
+      local hcs = require "hcs"
+      local cs = assert(hcs.compute.open("a7"))
+      local p = assert(hcs.process.open(cs, %d))
+      assert(p:properties().Exited == false)
+      assert(p:signal("TERM"))
+      local done, code = p:wait(10000)
+      assert(done, "not exited")
+      io.write(code, " ", p:properties().ExitSignal, "\n")
+      -- Not a process of this system: init of another one is refused.
+      local q, err = hcs.process.open(cs, 1)
+      assert(q == nil and err:match("no such process in the system"), err)]]):format(pid)
+    local rok, _, out, err = u.run(("HCS_ROOT=%s %s -e %s"):format(u.quote(root), u.quote(u.hcs_bin), u.quote(script)))
+    assert.is_true(rok, err)
+    assert.equal("143 15\n", out)
+    local _, _, lout = hcs("logs", "a7")
+    assert.equal("from-exec\n", lout)
+    assert.is_true((hcs("rm", "-f", "a7")))
+  end)
+
   it("runs -it attached as docker: attach before start, detach leaves it running", function()
     local code, out = ptyrun("24x80", "echo first-$((1+1))\\n\\efirst-2\\e\\p\\q", "run", "-it", "--name", "a6", "--cgroup-parent", parent,
       rootfs, "/bin/sh")
