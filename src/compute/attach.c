@@ -155,6 +155,7 @@ void hcs_attach_handle(hcs_attach_server_t *a, const struct pollfd *p, int n) {
 
 void hcs_attach_broadcast(hcs_attach_server_t *a, int stream, const char *data, size_t len) {
   char kind = stream == 0 ? HCS_ATTACH_STDOUT : HCS_ATTACH_STDERR;
+  bool late[HCS_ATTACH_MAX_CLIENTS] = {false}; /* timed out once: not waited for again in this call */
   for (size_t off = 0; off < len; off += PACKET) {
     size_t n = len - off < PACKET ? len - off : PACKET;
     struct iovec v[2] = {{&kind, 1}, {(void *)(data + off), n}};
@@ -167,7 +168,11 @@ void hcs_attach_broadcast(hcs_attach_server_t *a, int stream, const char *data, 
        * stuck client must not stop the container.  The log has it all. */
       for (int tries = 0;; tries++) {
         r = sendmsg(a->clients[i], &m, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (r >= 0 || (errno != EAGAIN && errno != EINTR) || tries == 10) break;
+        if (r >= 0 || (errno != EAGAIN && errno != EINTR)) break;
+        if (late[i] || tries == 10) {
+          late[i] = true;
+          break;
+        }
         struct pollfd p = {a->clients[i], POLLOUT, 0};
         poll(&p, 1, 100);
       }

@@ -188,6 +188,9 @@ void hcs_log_relay(const char *dir, const hcs_config_t *cfg, const int rfd[2], i
   if (console >= 0) fcntl(console, F_SETFL, fcntl(console, F_GETFL) | O_NONBLOCK);
   if (stdin_w >= 0) fcntl(stdin_w, F_SETFL, fcntl(stdin_w, F_GETFL) | O_NONBLOCK);
   hcs_attach_server_t none = {.listen_fd = -1}, *a = attach ? attach : &none;
+  if (a->listen_fd < 0) /* no server: no clients (not fd 0 of a zeroed struct) */
+    for (int i = 0; i < HCS_ATTACH_MAX_CLIENTS; i++)
+      a->clients[i] = -1;
   a->stdin_fd = console >= 0 ? console : stdin_w;
   a->console = console;
   /* pidfd, the FIFOs, the console, then the attach socket and its clients. */
