@@ -65,8 +65,11 @@ local function run_image(opts, target)
     return cli.check(cs:properties())
   end, function(ok)
     if detached and opts.rm then
-      io.stderr:write(("hcs run: detached from %s; it is not removed when it stops (`hcs rm -f %s`)\n"):format(
-        sys.plan.Name, sys.plan.Name))
+      -- Its plan is an attached auto-remove one whose owner is gone: the
+      -- next recover (`hcs run`, `hcs plan ls`, `hcs destroy`) removes it
+      -- once it has stopped.
+      io.stderr:write(("hcs run: detached from %s; --rm removes it after it stops, at the next hcs run, " ..
+        "plan ls or destroy\n"):format(sys.plan.Name))
     elseif sys and opts.rm and not opts.detach then
       local done, err = hcs.workflow.destroy(sys, { kill = not ok })
       if not done then cli.fail("%s", err) end
