@@ -196,21 +196,30 @@ void hcs_log_relay(const char *dir, const hcs_config_t *cfg, const int rfd[2], i
   /* pidfd, the FIFOs, the console, then the attach socket and its clients. */
   int src[3] = {rfd[0], rfd[1], console};
   struct pollfd p[4 + 1 + HCS_ATTACH_MAX_CLIENTS];
+  bool mapped = false, used = false;
   for (bool done = false; !done;) {
     p[0] = (struct pollfd){pidfd, POLLIN, 0};
     for (int i = 0; i < 3; i++)
       p[i + 1] = (struct pollfd){src[i], POLLIN, 0};
     int na = hcs_attach_pollfds(a, p + 4);
-    if (poll(p, (nfds_t)(4 + na), -1) < 0) {
+    /* After a burst, a second of quiet gives the buffers' pages back: an
+     * idle monitor stays small (they fault in again with the next output). */
+    int r = poll(p, (nfds_t)(4 + na), used ? 1000 : -1);
+    if (r < 0) {
       if (errno == EINTR) continue;
       break;
+    }
+    if (r == 0) {
+      madvise(in, READ_SIZE + OUT_SIZE, MADV_DONTNEED);
+      used = false;
+      continue;
     }
     /* Init is gone, and with it its pid namespace: what is left in the
      * FIFOs and the console is all there will be. */
     done = p[0].revents != 0;
     if (in == NULL) {
       char *m = mmap(NULL, READ_SIZE + OUT_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      bool mapped = m != MAP_FAILED;
+      mapped = m != MAP_FAILED;
       in = mapped ? m : small_in;
       in_size = mapped ? READ_SIZE : sizeof small_in;
       w.out = mapped ? m + READ_SIZE : small_out;
@@ -224,6 +233,7 @@ void hcs_log_relay(const char *dir, const hcs_config_t *cfg, const int rfd[2], i
       if (gone || (p[i + 1].revents & (POLLHUP | POLLERR) && !(p[i + 1].revents & POLLIN))) src[i] = -1;
     }
     flush(&w);
+    used = mapped;
     if (na) hcs_attach_handle(a, p + 4, na);
   }
   hcs_attach_close(a, dir);

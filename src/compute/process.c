@@ -483,27 +483,32 @@ static int foreign_exit(hcs_process_t *p) {
   return 1;
 }
 
-hcs_process_t *hcs_process_open(hcs_system_t *cs, int pid, hcs_error_t *err) {
+/* check: the pid must be in the system's pid namespace (not needed, and
+ * impossible for a zombie, when we created it). */
+static hcs_process_t *open_process(hcs_system_t *cs, int pid, bool check, hcs_error_t *err) {
   if (pid <= 0) {
     hcs_error_make(err, EINVAL, "open process %d of `%s`: not a pid", pid, cs->id);
     return NULL;
   }
   int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
   if (pidfd < 0) {
-    hcs_error_make(err, errno, "open process %d of `%s`", pid, cs->id);
+    if (errno == ESRCH)
+      hcs_error_make(err, 0, "open process %d of `%s`: no such process (it has exited, or never was)", pid, cs->id);
+    else
+      hcs_error_make(err, errno, "open process %d of `%s`", pid, cs->id);
     return NULL;
   }
   /* Checked after the open (the pidfd pins the process): it lives in the
    * system's pid namespace, i.e. init's. */
   hcs_error_t e = NULL;
-  cleanup_close int init = hcs_system_init_fd(cs, &e);
+  cleanup_close int init = check ? hcs_system_init_fd(cs, &e) : -1;
   hcs_error_release(&e);
   char path[64];
   struct stat mine, sys;
   snprintf(path, sizeof path, "/proc/%d/ns/pid", pid);
-  bool in = stat(path, &mine) == 0;
+  bool in = !check || stat(path, &mine) == 0;
   snprintf(path, sizeof path, "/proc/%d/ns/pid", (int)cs->pid);
-  in = in && init >= 0 && stat(path, &sys) == 0 && mine.st_ino == sys.st_ino && mine.st_dev == sys.st_dev;
+  in = !check || (in && init >= 0 && stat(path, &sys) == 0 && mine.st_ino == sys.st_ino && mine.st_dev == sys.st_dev);
   if (!in) {
     close(pidfd);
     hcs_error_make(err, ESRCH, "open process %d of `%s`: %s", pid, cs->id,
@@ -521,6 +526,10 @@ hcs_process_t *hcs_process_open(hcs_system_t *cs, int pid, hcs_error_t *err) {
   const char *owner = json_string_value(json_object_get(cs->state, "Owner"));
   p->owner = owner ? hcs_xstrdup(owner) : NULL;
   return p;
+}
+
+hcs_process_t *hcs_process_open(hcs_system_t *cs, int pid, hcs_error_t *err) {
+  return open_process(cs, pid, true, err);
 }
 
 /* The detached process's reaper: a grandchild of the caller (double fork,
@@ -542,6 +551,11 @@ static __attribute__((noreturn)) void detached_reaper(hcs_system_t *cs, const ch
   if (write(fd, &status, sizeof status) != (ssize_t)sizeof status ||
       write(fd, msg, (size_t)(n < (int)sizeof msg ? n : (int)sizeof msg - 1)) < 0) {
   }
+  /* The caller opens its pidfd, then closes its end: only then may the
+   * process be reaped (a short one would be gone before it is opened). */
+  char b;
+  while (p && read(fd, &b, 1) < 0 && errno == EINTR) {
+  }
   close(fd);
   if (p == NULL) _exit(1);
   /* Nothing of the caller stays open here (a reader of its stdout would
@@ -561,9 +575,9 @@ static __attribute__((noreturn)) void detached_reaper(hcs_system_t *cs, const ch
 
 hcs_process_t *hcs_process_create_detached(hcs_system_t *cs, const char *params, const hcs_compute_stdio_t *stdio,
                                            hcs_error_t *err) {
-  int pipefd[2];
-  if (pipe2(pipefd, O_CLOEXEC) < 0) {
-    hcs_error_make(err, errno, "pipe");
+  int pipefd[2]; /* a socket pair: pid or error one way, end of file the other */
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pipefd) < 0) {
+    hcs_error_make(err, errno, "socketpair");
     return NULL;
   }
   pid_t first = fork();
@@ -586,18 +600,21 @@ hcs_process_t *hcs_process_create_detached(hcs_system_t *cs, const char *params,
   char msg[1100];
   ssize_t n = read(pipefd[0], &status, sizeof status);
   ssize_t m = n == (ssize_t)sizeof status ? read(pipefd[0], msg, sizeof msg - 1) : -1;
-  close(pipefd[0]);
   if (m <= 0) {
+    close(pipefd[0]);
     hcs_error_make(err, 0, "create a process in `%s`: its reaper died", cs->id);
     return NULL;
   }
   msg[m] = '\0';
   if (msg[0] == 'E') {
+    close(pipefd[0]);
     hcs_error_make(err, 0, "%s", msg + 1);
     if (err && *err) (*err)->status = status; /* the exec's errno (126/127 in the CLI) */
     return NULL;
   }
-  return hcs_process_open(cs, atoi(msg + 1), err);
+  hcs_process_t *p = open_process(cs, atoi(msg + 1), false, err);
+  close(pipefd[0]); /* the reaper may reap it now */
+  return p;
 }
 
 int hcs_process_wait(hcs_process_t *p, int timeout_ms, hcs_error_t *err) {
