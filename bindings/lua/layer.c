@@ -266,8 +266,7 @@ static int l_activate(lua_State *L) {
   const char *id = hcs_lua_check_name(L, 2);
   const char *mp = hcs_lua_opt_name(L, 3, NULL);
   hcs_error_t err = NULL;
-  if (hcs_layer_activate(s, id, mp, &err) < 0) return hcs_lua_fail(L, &err);
-  char *path = hcs_layer_get_mount_path(s, id, &err);
+  char *path = hcs_layer_activate_path(s, id, mp, &err);
   if (path == NULL) return hcs_lua_fail(L, &err);
   lua_pushstring(L, path);
   free(path);

@@ -38,6 +38,8 @@ HCS_INTERNAL char *layer_dir(hcs_layer_store_t *s, const char *id);
  * Written without fsync (it describes mounts, which a reboot undoes);
  * an empty object removes the file. */
 HCS_INTERNAL json_t *layer_state_load(hcs_layer_store_t *s, const char *id);
+/* `<store>/<id>/mount` (malloc'd) */
+HCS_INTERNAL char *layer_default_mount(hcs_layer_store_t *s, const char *id);
 HCS_INTERNAL int layer_state_save(hcs_layer_store_t *s, const char *id, json_t *st, hcs_error_t *err);
 
 /* Resolve the parent list (see layer.h) to the full chain of ids, nearest

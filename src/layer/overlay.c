@@ -122,17 +122,21 @@ static int mount_legacy(hcs_layer_store_t *s, json_t *lower_ids, const char *id,
   return 0;
 }
 
-int hcs_layer_activate(hcs_layer_store_t *s, const char *id, const char *mount_path, hcs_error_t *err) {
+/* *where gets the mount path (malloc'd) on success */
+static int activate(hcs_layer_store_t *s, const char *id, const char *mount_path, char **where, hcs_error_t *err) {
   cleanup_close int lk = layer_store_lock(s, false, err);
   if (lk < 0) return -1;
   cleanup_json json_t *m = layer_meta_load(s, id, err);
   if (m == NULL) return hcs_error_wrap(err, "activate layer");
   cleanup_free char *dir = layer_dir(s, id);
-  cleanup_free char *target = mount_path ? hcs_xstrdup(mount_path) : hcs_xasprintf("%s/mount", dir);
+  cleanup_free char *target = mount_path ? hcs_xstrdup(mount_path) : layer_default_mount(s, id);
   cleanup_json json_t *st = layer_state_load(s, id);
   const char *cur = json_string_value(json_object_get(st, "MountPath"));
   if (cur && layer_is_mountpoint(cur)) {
-    if (strcmp(cur, target) == 0) return 0;
+    if (strcmp(cur, target) == 0) {
+      *where = steal_ptr(target);
+      return 0;
+    }
     return hcs_error_make(err, EBUSY, "activate layer `%s`: already activated at `%s`", id, cur);
   }
   if (target[0] != '/')
@@ -180,7 +184,18 @@ int hcs_layer_activate(hcs_layer_store_t *s, const char *id, const char *mount_p
     umount2(target, MNT_DETACH);
     return hcs_error_wrap(err, "activate layer `%s`", id);
   }
+  *where = steal_ptr(target);
   return 0;
+}
+
+int hcs_layer_activate(hcs_layer_store_t *s, const char *id, const char *mount_path, hcs_error_t *err) {
+  cleanup_free char *where = NULL;
+  return activate(s, id, mount_path, &where, err);
+}
+
+char *hcs_layer_activate_path(hcs_layer_store_t *s, const char *id, const char *mount_path, hcs_error_t *err) {
+  char *where = NULL;
+  return activate(s, id, mount_path, &where, err) < 0 ? NULL : where;
 }
 
 int hcs_layer_deactivate(hcs_layer_store_t *s, const char *id, hcs_error_t *err) {

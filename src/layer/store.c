@@ -232,6 +232,12 @@ int layer_meta_save(hcs_layer_store_t *s, const char *id, json_t *meta, hcs_erro
   return hcs_json_write_atomic(p, meta, err);
 }
 
+/* The runtime state of an activated layer.  A layer mounted at its default
+ * path `<dir>/mount` needs no record: the mount itself is the record (a
+ * mount root there is ours, and a reboot or a kill can't make the two
+ * disagree), so activation writes nothing and a kill between the mount and
+ * a state write can't leave an unrecorded mount.  A record is kept only for
+ * what can't be derived: a custom mount path, `Prepared`. */
 json_t *layer_state_load(hcs_layer_store_t *s, const char *id) {
   cleanup_free char *p = hcs_xasprintf("%s/%s.json", s->run, id);
   hcs_error_t e = NULL;
@@ -240,13 +246,20 @@ json_t *layer_state_load(hcs_layer_store_t *s, const char *id) {
   if (st == NULL || !json_is_object(st)) {
     json_decref(st);
     st = json_object();
+    cleanup_free char *mp = layer_default_mount(s, id);
+    if (layer_is_mountpoint(mp)) json_object_set_new(st, "MountPath", json_string(mp));
   }
   return st;
 }
 
+char *layer_default_mount(hcs_layer_store_t *s, const char *id) { return hcs_xasprintf("%s/%s/mount", s->path, id); }
+
 int layer_state_save(hcs_layer_store_t *s, const char *id, json_t *st, hcs_error_t *err) {
   cleanup_free char *p = hcs_xasprintf("%s/%s.json", s->run, id);
-  if (json_object_size(st) == 0) {
+  cleanup_free char *dflt = layer_default_mount(s, id);
+  const char *mp = json_string_value(json_object_get(st, "MountPath"));
+  /* nothing, or only what the mount at the default path says: no record */
+  if (json_object_size(st) == 0 || (json_object_size(st) == 1 && mp && strcmp(mp, dflt) == 0)) {
     if (unlink(p) < 0 && errno != ENOENT) return hcs_error_make(err, errno, "remove `%s`", p);
     return 0;
   }

@@ -201,6 +201,8 @@ int main(void) {
   snprintf(p, sizeof p, "%s/data/tmp", mp ? mp : "/nonexistent");
   is_int(access(p, F_OK), 0, "prepare made the mapped directory's mount point");
   ok(hcs_layer_unprepare(store, "s", &err) == 0, "unprepare");
+  snprintf(p, sizeof p, "%s/run/layers/s.json", root);
+  is_int(access(p, F_OK), -1, "unprepared at the default path: no state record (the mount is the record)");
   ok(hcs_layer_deactivate(store, "s", &err) == 0, "deactivate");
   ok(hcs_layer_deactivate(store, "s", &err) == 0, "deactivate again: idempotent");
   ok(hcs_layer_get_mount_path(store, "s", &err) == NULL, "no mount path once deactivated");
@@ -208,6 +210,40 @@ int main(void) {
   hcs_error_release(&err);
   free(mp);
   is_int(t_mounts_under(T), 0, "no mount left after deactivate");
+
+  /* An activation at the default path writes no state: the mount is the
+   * record.  A mount there without any record (a process killed right after
+   * mounting, before this change) is seen as active and is unmounted. */
+  char *mp2 = hcs_layer_activate_path(store, "s", NULL, &err);
+  ok(mp2 != NULL, "activate, returning the path: %s", mp2 ? mp2 : hcs_error_message(err));
+  snprintf(p, sizeof p, "%s/layers/s/mount", root);
+  is_str(mp2, p, "at the default path");
+  snprintf(p, sizeof p, "%s/run/layers/s.json", root);
+  is_int(access(p, F_OK), -1, "no state record for the default path");
+  unlink(p); /* the record-less mount a kill used to leave */
+  json_t *ins = inspect("s");
+  ok(json_is_true(json_object_get(ins, "Active")), "inspect: active without a record");
+  json_decref(ins);
+  expect_error(hcs_layer_destroy(store, "s", false, &err) < 0, &err, "activated at",
+               "destroy refused without a record");
+  ok(hcs_layer_deactivate(store, "s", &err) == 0, "deactivate without a record: %s", hcs_error_message(err));
+  is_int(t_mounts_under(T), 0, "the record-less mount is unmounted");
+  free(mp2);
+  /* a custom mount path can't be derived: it keeps its record */
+  snprintf(p, sizeof p, "%s/elsewhere", T);
+  mp2 = hcs_layer_activate_path(store, "s", p, &err);
+  is_str(mp2, p, "activate at a custom path returns it");
+  free(mp2);
+  snprintf(p, sizeof p, "%s/run/layers/s.json", root);
+  is_int(access(p, F_OK), 0, "a custom mount path is recorded");
+  mp2 = hcs_layer_get_mount_path(store, "s", &err);
+  snprintf(p, sizeof p, "%s/elsewhere", T);
+  is_str(mp2, p, "and found again");
+  free(mp2);
+  ok(hcs_layer_deactivate(store, "s", &err) == 0, "deactivate the custom path");
+  snprintf(p, sizeof p, "%s/run/layers/s.json", root);
+  is_int(access(p, F_OK), -1, "its record is gone");
+  is_int(t_mounts_under(T), 0, "no mount left");
   ok(hcs_layer_destroy(store, "s", false, &err) == 0, "destroy scratch: %s", hcs_error_message(err));
   expect_error(hcs_layer_destroy(store, "child", false, &err) < 0, &err, "in use", "destroy while referenced");
   is_int(hcs_layer_release(store, "child", &err), 0, "release -> 0");

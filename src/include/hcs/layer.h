@@ -135,6 +135,10 @@ HCS_EXPORT int hcs_layer_create_scratch_volatile(hcs_layer_store_t *store, const
  * `<store>/<id>/mount`).  Scratch layers mount read-write, read-only layers
  * read-only.  Chains of hundreds of layers work (fsconfig lowerdir+). */
 HCS_EXPORT int hcs_layer_activate(hcs_layer_store_t *store, const char *id, const char *mount_path, hcs_error_t *err);
+/* The same, returning where it is mounted (malloc'd) or NULL on error: one
+ * store lock and one state read instead of activate + get_mount_path. */
+HCS_EXPORT char *hcs_layer_activate_path(hcs_layer_store_t *store, const char *id, const char *mount_path,
+                                         hcs_error_t *err);
 /* Unmount; deactivating an inactive layer is not an error. */
 HCS_EXPORT int hcs_layer_deactivate(hcs_layer_store_t *store, const char *id, hcs_error_t *err);
 /* Where the layer is mounted (malloc'd); an error when not activated. */
