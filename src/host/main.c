@@ -8,6 +8,7 @@
  * Modelled on lua.c: main() only creates the state; all work runs in pmain
  * under lua_pcall with a traceback handler, so busted --lua=hcs works. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -307,13 +308,37 @@ static int search_bytecode(lua_State *L) {
     const char *bc = lua_pushfstring(L, forms[i], lua_tostring(L, lua_upvalueindex(1)), rel);
     const char *src = lua_pushfstring(L, forms[i], lua_tostring(L, lua_upvalueindex(2)), rel);
     struct stat sb, ss;
-    bool fresh = stat(bc, &sb) == 0 && !(stat(src, &ss) == 0 && older(&sb, &ss));
+    int fd = open(bc, O_RDONLY | O_CLOEXEC);
+    bool fresh = fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && !(stat(src, &ss) == 0 && older(&sb, &ss));
     lua_pop(L, 1);
     if (!fresh) {
+      if (fd >= 0) close(fd);
       lua_pop(L, 1);
       continue;
     }
-    if (luaL_loadfilex(L, bc, "b") != LUA_OK)
+    /* One read of the whole file: luaL_loadfilex reopens a binary chunk
+     * and reads it through stdio, three times the system calls, on the
+     * start-up path of every command. */
+    size_t size = (size_t)sb.st_size, got = 0;
+    char *buf = malloc(size ? size : 1);
+    while (buf && got < size) {
+      ssize_t n = read(fd, buf + got, size - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += (size_t)n;
+    }
+    int e = errno;
+    close(fd);
+    if (buf == NULL || got < size) {
+      free(buf);
+      return luaL_error(L, "error loading module '%s' from file '%s':\n\tread: %s", name, bc,
+                        buf ? (got < size ? "short read" : strerror(e)) : "out of memory");
+    }
+    lua_pushfstring(L, "@%s", bc);
+    int rc = luaL_loadbufferx(L, buf, size, lua_tostring(L, -1), "b");
+    free(buf);
+    lua_remove(L, -2); /* the chunk name */
+    if (rc != LUA_OK)
       return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s", name, bc, lua_tostring(L, -1));
     lua_insert(L, -2); /* loader, then its file name */
     return 2;

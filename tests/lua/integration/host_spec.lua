@@ -75,6 +75,20 @@ describe("hcs host", function()
     assert.equal("source\n", run())
   end)
 
+  it("names a bytecode file it can't load", function()
+    local src, bc = dir .. "/bc2-src", dir .. "/bc2-out"
+    assert(u.run(("mkdir -p %s/hcs %s/hcs"):format(src, bc)))
+    u.write_file(dir .. "/boom.lua", 'return function() error("boom") end')
+    local env = { HCS_LUA_DIR = src, HCS_LUA_BYTECODE_DIR = bc }
+    -- a truncated chunk: an error that says which file and why, not a crash
+    assert(u.run(("luac5.4 -o %s/full.luac %s/boom.lua && head -c 40 %s/full.luac > %s/hcs/trunc.lua"):format(dir, dir,
+      dir, bc)))
+    local ok, _, _, err = u.hcs({ "-e", 'require("hcs.trunc")' }, env)
+    assert.is_false(ok)
+    assert.matches("error loading module 'hcs.trunc' from file '" .. bc .. "/hcs/trunc.lua'", err, 1, true)
+    assert.matches("truncated", err, 1, true)
+  end)
+
   it("-l loads a module into a global", function()
     local ok, _, out = u.hcs({ "-l", "h=hcs", "-e", "print(type(h.host.capabilities))" })
     assert.is_true(ok)
