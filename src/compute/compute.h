@@ -316,6 +316,31 @@ HCS_INTERNAL int hcs_monitor_launch(hcs_spawn_t *s, hcs_error_t *err);
 /* In the monitor: clone init into its namespaces.  Returns init's pid or -1. */
 HCS_INTERNAL pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err);
 
+/* --- the watch (watch.c): the monitor once init runs ---------------------- */
+/* What the monitor watches and where it records the exit; the strings are
+ * borrowed.  hcs-monitor (src/monitor/main.c) gets it as arguments. */
+typedef struct {
+  const char *id, *dir, *run_root, *owner;
+  const char *cgroup, *cgroup_driver; /* NULL: no cgroup */
+  pid_t pid;                          /* init, a child of the monitor unless reaped_elsewhere */
+  int pidfd;                          /* init's pidfd or -1 (required for logs and reaped_elsewhere) */
+  int log_fd[2];                      /* read ends of the log FIFOs or -1 */
+  int64_t log_max_size, log_max_files;
+  bool reaped_elsewhere; /* Linux.CallerReapsInit */
+  char **exit_command;   /* Linux.ExitCommand or NULL */
+} hcs_watch_t;
+
+/* Relay the log, wait for init, record the exit, exec the exit command. */
+HCS_INTERNAL __attribute__((noreturn)) void hcs_watch_run(const hcs_watch_t *w);
+/* The hcs-monitor program: $HCS_MONITOR, else the path compiled in. */
+HCS_INTERNAL const char *hcs_watch_program(void);
+/* Its command line for w (heap strings; the process execs or exits). */
+HCS_INTERNAL char **hcs_watch_argv(const hcs_watch_t *w, const char *program);
+/* In hcs-monitor: the command line back into w (pointing into argv). */
+HCS_INTERNAL int hcs_watch_parse(int argc, char **argv, hcs_watch_t *w, hcs_error_t *err);
+/* "v1"/"v2" -> the cgroup backend, NULL for anything else. */
+HCS_INTERNAL const hcs_cgroup_ops_t *hcs_watch_cgroup_ops(const char *driver);
+
 /* Child-side helpers shared by init and exec'd processes (process.c). */
 HCS_INTERNAL int hcs_child_exec(const hcs_proc_spec_t *p, const hcs_security_t *sec, int errfd);
 /* hcs_child_exec in two halves, so init can do the first before it waits
