@@ -76,27 +76,6 @@ static json_t *ep_exceptions(json_t *policies, const char *what, hcs_error_t *er
   return steal_ptr(out);
 }
 
-/* A host port may be used once per protocol and address, across endpoints. */
-static int check_ports_free(json_t *all, const char *self, const struct hcs_portmap *pm, size_t n, const char *what,
-                            hcs_error_t *err) {
-  size_t i;
-  json_t *o;
-  json_array_foreach(all, i, o) {
-    if (self && strcmp(ep_str(o, "Id") ?: "", self) == 0) continue;
-    struct hcs_portmap theirs[MAX_PORTMAPS];
-    size_t m;
-    if (ep_portmaps(json_object_get(o, "Policies"), theirs, &m, "", NULL) < 0) continue;
-    for (size_t a = 0; a < n; a++)
-      for (size_t b = 0; b < m; b++)
-        if (pm[a].proto == theirs[b].proto && pm[a].external == theirs[b].external &&
-            (pm[a].vip.s_addr == theirs[b].vip.s_addr || !pm[a].has_vip || !theirs[b].has_vip))
-          return hcs_error_make(err, 0, "%s: host port %s/%d is already mapped by endpoint `%s` (%s)", what,
-                                pm[a].proto == IPPROTO_UDP ? "udp" : "tcp", pm[a].external, ep_str(o, "Name") ?: "?",
-                                ep_str(o, "Id") ?: "?");
-  }
-  return 0;
-}
-
 /* An endpoint is attached while the netns it was plugged into still exists:
  * deleting a compartment reaps its veths with the netns (asynchronously, in
  * the kernel) and leaves the endpoint documents untouched, which then read
@@ -280,16 +259,38 @@ static int create_extras_apply(void *arg, hcs_error_t *err) {
   return hcs_nft_endpoint(x->net, &x->nft, err);
 }
 
-static int validate_name(json_t *doc, json_t *all, hcs_error_t *err) {
-  json_t *name = json_object_get(doc, "Name");
-  if (!json_is_string(name) || json_string_length(name) == 0 || json_string_length(name) > 128)
-    return hcs_error_make(err, 0, "HostComputeEndpoint.Name: a string of 1..128 characters");
-  size_t i;
-  json_t *o;
-  json_array_foreach(all, i, o) if (strcmp(ep_str(o, "Name") ?: "", json_string_value(name)) ==
-                                    0) return hcs_error_make(err, 0,
-                                                             "endpoint `%s`: the name is already used by endpoint `%s`",
-                                                             json_string_value(name), ep_str(o, "Id"));
+/* Claims of a create in progress, released unless it succeeds. */
+struct ep_claims {
+  hcs_net_t *net;
+  const char *id, *name;
+  const struct hcs_portmap *pm;
+  size_t npm;
+  bool keep;
+};
+
+static void ep_claims_release(struct ep_claims *c) {
+  if (c->keep) return;
+  if (c->name) hcs_release_name(c->net, c->name, c->id);
+  hcs_release_ports(c->net, c->pm, c->npm, c->id);
+}
+#define cleanup_ep_claims __attribute__((cleanup(ep_claims_release)))
+
+/* Names are unique among endpoints: claimed, or on a hash collision
+ * checked against every document. */
+static int claim_name(hcs_net_t *net, json_t *doc, const char *id, hcs_error_t *err) {
+  const char *name = ep_str(doc, "Name");
+  cleanup_free char *holder = NULL;
+  int rc = hcs_claim_name(net, name, id, &holder, err);
+  if (rc < 0) return -1;
+  if (rc == 0) return hcs_error_make(err, 0, "endpoint `%s`: the name is already used by endpoint `%s`", name, holder);
+  if (rc == 2) {
+    cleanup_json json_t *all = hcs_net_load_all(net, "endpoints", err);
+    if (all == NULL) return -1;
+    size_t i;
+    json_t *o;
+    json_array_foreach(all, i, o) if (strcmp(ep_str(o, "Name") ?: "", name) == 0) return hcs_error_make(
+        err, 0, "endpoint `%s`: the name is already used by endpoint `%s`", name, ep_str(o, "Id"));
+  }
   return 0;
 }
 
@@ -310,9 +311,12 @@ static char *endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t *
   }
   cleanup_close int lock = hcs_net_lock(net, false, err);
   if (lock < 0) return NULL;
-  cleanup_json json_t *all = hcs_net_load_all(net, "endpoints", err);
-  if (all == NULL || validate_name(doc, all, err) < 0) return NULL;
-  const char *name = ep_str(doc, "Name");
+  json_t *jname = json_object_get(doc, "Name");
+  if (!json_is_string(jname) || json_string_length(jname) == 0 || json_string_length(jname) > 128) {
+    hcs_error_make(err, 0, "HostComputeEndpoint.Name: a string of 1..128 characters");
+    return NULL;
+  }
+  const char *name = json_string_value(jname);
   cleanup_free char *what = hcs_xasprintf("endpoint `%s`", name);
   {
     cleanup_free char *path = hcs_net_path(net, "endpoints", id, ".json");
@@ -321,6 +325,11 @@ static char *endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t *
       return NULL;
     }
   }
+  /* The name and the host ports are claimed (claims.c) until the create
+   * succeeds; a failure releases them. */
+  cleanup_ep_claims struct ep_claims held = {.net = net, .id = id};
+  if (hcs_claims_ready(net, err) < 0 || claim_name(net, doc, id, err) < 0) return NULL;
+  held.name = name;
   const char *netref = ep_str(doc, "HostComputeNetwork");
   if (netref == NULL) {
     hcs_error_make(err, 0, "%s: HostComputeNetwork (a network id or name) is required", what);
@@ -346,8 +355,9 @@ static char *endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t *
     hcs_error_make(err, 0, "%s: Policies must be an array", what);
     return NULL;
   }
-  if (ep_portmaps(policies, pm, &npm, what, err) < 0 || check_ports_free(all, NULL, pm, npm, what, err) < 0)
-    return NULL;
+  if (ep_portmaps(policies, pm, &npm, what, err) < 0) return NULL;
+  held.pm = pm, held.npm = npm;
+  if (hcs_claim_ports(net, pm, npm, id, false, what, err) < 0) return NULL;
   cleanup_json json_t *exceptions = ep_exceptions(policies, what, err);
   if (exceptions == NULL) return NULL;
   if ((npm || json_array_size(exceptions)) && !ni.nat) {
@@ -458,6 +468,7 @@ static char *endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t *
     hcs_nft_endpoint(net, &undo, NULL);
     goto fail;
   }
+  held.keep = true;
   return hcs_json_dumps(doc);
 fail:
   hcs_error_wrap(err, "create endpoint `%s`", name);
@@ -524,6 +535,8 @@ static int endpoint_delete_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err) 
   hcs_crash_point("endpoint delete: unplugged");
   if (hcs_net_remove(net, "endpoints", id, err) < 0) return -1;
   hcs_crash_point("endpoint delete: document removed");
+  if (ep_str(ep, "Name")) hcs_release_name(net, ep_str(ep, "Name"), id);
+  hcs_release_ports(net, pm, npm, id);
   cleanup_free char *dir = hcs_net_endpoint_rundir(net, id);
   hcs_rm_rf(dir, NULL);
   if (have_addr) hcs_ipam_release(net, ep_str(ep, "HostComputeNetwork"), addr, id);
@@ -625,10 +638,13 @@ char *hcs_net_endpoint_modify(hcs_net_t *net, const char *ref, const char *reque
     cur = json_array();
     json_object_set_new(ep, "Policies", cur);
   }
+  const char *id = ep_str(ep, "Id");
   if (add) {
-    cleanup_json json_t *all = hcs_net_load_all(net, "endpoints", err);
-    if (all == NULL || check_ports_free(all, NULL, pm, npm, what, err) < 0) return NULL;
-    if (hcs_nft_portmaps(net, addr, pm, npm, NULL, 0, err) < 0) return NULL;
+    if (hcs_claims_ready(net, err) < 0 || hcs_claim_ports(net, pm, npm, id, true, what, err) < 0) return NULL;
+    if (hcs_nft_portmaps(net, addr, pm, npm, NULL, 0, err) < 0) {
+      hcs_release_ports(net, pm, npm, id);
+      return NULL;
+    }
     json_array_foreach(policies, i, p) json_array_append(cur, p);
   } else {
     /* Remove the mappings named by protocol, host port and address. */
@@ -652,7 +668,10 @@ char *hcs_net_endpoint_modify(hcs_net_t *net, const char *ref, const char *reque
       return NULL;
     }
     if (hcs_nft_portmaps(net, addr, NULL, 0, gone, ngone, err) < 0) return NULL;
+    if (hcs_net_save(net, "endpoints", id, ep, err) < 0) return NULL;
+    hcs_release_ports(net, gone, ngone, id);
+    return hcs_json_dumps(ep);
   }
-  if (hcs_net_save(net, "endpoints", ep_str(ep, "Id"), ep, err) < 0) return NULL;
+  if (hcs_net_save(net, "endpoints", id, ep, err) < 0) return NULL;
   return hcs_json_dumps(ep);
 }

@@ -116,6 +116,19 @@ struct hcs_portmap {
   bool has_vip;
   struct in_addr vip;
 };
+
+/* --- claims.c: endpoint names and host ports, one owner each -------------- */
+/* Under the store lock.  Index a store from before the claims, once. */
+HCS_INTERNAL int hcs_claims_ready(hcs_net_t *net, hcs_error_t *err);
+/* 1 claimed for epid; 0 held by the live endpoint *holder; 2 unknown (a hash
+ * collision with another name: check by a scan of the documents). */
+HCS_INTERNAL int hcs_claim_name(hcs_net_t *net, const char *name, const char *epid, char **holder, hcs_error_t *err);
+HCS_INTERNAL void hcs_release_name(hcs_net_t *net, const char *name, const char *epid);
+/* Claim the host ports of pm for epid, or fail naming the endpoint holding
+ * one (conflict_self: epid's own mappings count too, for a modify). */
+HCS_INTERNAL int hcs_claim_ports(hcs_net_t *net, const struct hcs_portmap *pm, size_t n, const char *epid,
+                                 bool conflict_self, const char *what, hcs_error_t *err);
+HCS_INTERNAL void hcs_release_ports(hcs_net_t *net, const struct hcs_portmap *pm, size_t n, const char *epid);
 /* hcs_nft_network_add unless the network's chains are there already. */
 HCS_INTERNAL int hcs_nft_network_restore(hcs_net_t *net, json_t *network, hcs_error_t *err);
 HCS_INTERNAL int hcs_nft_network_add(hcs_net_t *net, json_t *network, hcs_error_t *err);
