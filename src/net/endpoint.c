@@ -309,8 +309,8 @@ static char *endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t *
     cleanup_free char *name = hcs_xasprintf("ep-%.8s", id);
     json_object_set_new(doc, "Name", json_string(name));
   }
-  cleanup_close int lock = hcs_net_lock(net, false, err);
-  if (lock < 0) return NULL;
+  cleanup_net_change hcs_net_held_t lock = hcs_net_lock_change(net, err);
+  if (lock.fd < 0) return NULL;
   json_t *jname = json_object_get(doc, "Name");
   if (!json_is_string(jname) || json_string_length(jname) == 0 || json_string_length(jname) > 128) {
     hcs_error_make(err, 0, "HostComputeEndpoint.Name: a string of 1..128 characters");
@@ -544,8 +544,8 @@ static int endpoint_delete_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err) 
 }
 
 int hcs_net_endpoint_delete(hcs_net_t *net, const char *ref, hcs_error_t *err) {
-  cleanup_close int lock = hcs_net_lock(net, false, err);
-  if (lock < 0) return -1;
+  cleanup_net_change hcs_net_held_t lock = hcs_net_lock_change(net, err);
+  if (lock.fd < 0) return -1;
   cleanup_json json_t *ep = hcs_net_find(net, "endpoints", ref, err);
   if (ep == NULL) return -1;
   return hcs_net_endpoint_delete_locked(net, ep, err);
@@ -577,8 +577,8 @@ char *hcs_net_endpoint_list(hcs_net_t *net, const char *network, hcs_error_t *er
 }
 
 char *hcs_net_endpoint_attach(hcs_net_t *net, const char *ref, const char *ns, hcs_error_t *err) {
-  cleanup_close int lock = hcs_net_lock(net, false, err);
-  if (lock < 0) return NULL;
+  cleanup_net_change hcs_net_held_t lock = hcs_net_lock_change(net, err);
+  if (lock.fd < 0) return NULL;
   cleanup_json json_t *ep = hcs_net_find(net, "endpoints", ref, err);
   if (ep == NULL) return NULL;
   if (hcs_net_endpoint_attached(ep)) {
@@ -601,8 +601,8 @@ int hcs_net_endpoint_detach_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err)
 }
 
 char *hcs_net_endpoint_detach(hcs_net_t *net, const char *ref, hcs_error_t *err) {
-  cleanup_close int lock = hcs_net_lock(net, false, err);
-  if (lock < 0) return NULL;
+  cleanup_net_change hcs_net_held_t lock = hcs_net_lock_change(net, err);
+  if (lock.fd < 0) return NULL;
   cleanup_json json_t *ep = hcs_net_find(net, "endpoints", ref, err);
   if (ep == NULL || hcs_net_endpoint_detach_locked(net, ep, err) < 0) return NULL;
   return hcs_json_dumps(ep);
@@ -613,8 +613,8 @@ char *hcs_net_endpoint_modify(hcs_net_t *net, const char *ref, const char *reque
   json_t *policies;
   bool add;
   if (hcs_net_parse_modify(request, "endpoint", &req, &add, &policies, err) < 0) return NULL;
-  cleanup_close int lock = hcs_net_lock(net, false, err);
-  if (lock < 0) return NULL;
+  cleanup_net_change hcs_net_held_t lock = hcs_net_lock_change(net, err);
+  if (lock.fd < 0) return NULL;
   cleanup_json json_t *ep = hcs_net_find(net, "endpoints", ref, err);
   if (ep == NULL) return NULL;
   cleanup_free char *what = hcs_xasprintf("modify endpoint `%s`", ep_str(ep, "Name"));

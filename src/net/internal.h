@@ -23,6 +23,17 @@ struct hcs_net_s {
 HCS_INTERNAL char *hcs_net_path(hcs_net_t *net, const char *kind, const char *id, const char *suffix);
 HCS_INTERNAL char *hcs_net_endpoint_rundir(hcs_net_t *net, const char *id);
 HCS_INTERNAL int hcs_net_lock(hcs_net_t *net, bool shared, hcs_error_t *err);
+/* The store lock held exclusively for a change.  <run root>/net/busy exists
+ * while it is held: a holder killed mid-change leaves it, and the next open
+ * of the store reconciles (leases, orphan namespaces) before going on, where
+ * a store left consistent is opened without reading every document. */
+typedef struct {
+  int fd;
+  hcs_net_t *net;
+} hcs_net_held_t;
+HCS_INTERNAL hcs_net_held_t hcs_net_lock_change(hcs_net_t *net, hcs_error_t *err);
+HCS_INTERNAL void hcs_net_unlock_change(hcs_net_held_t *h);
+#define cleanup_net_change __attribute__((cleanup(hcs_net_unlock_change)))
 HCS_INTERNAL json_t *hcs_net_load(hcs_net_t *net, const char *kind, const char *id, hcs_error_t *err);
 HCS_INTERNAL int hcs_net_save(hcs_net_t *net, const char *kind, const char *id, json_t *doc, hcs_error_t *err);
 HCS_INTERNAL int hcs_net_remove(hcs_net_t *net, const char *kind, const char *id, hcs_error_t *err);

@@ -38,8 +38,8 @@ char *hcs_net_namespace_create(hcs_net_t *net, const char *settings, hcs_error_t
   cleanup_free char *path = hcs_xasprintf("%s/%s", net->netns, id);
   json_object_set_new(doc, "Path", json_string(path));
   json_object_set_new(doc, "SchemaVersion", json_pack("{s:i,s:i}", "Major", 2, "Minor", 0));
-  cleanup_close int lock = hcs_net_lock(net, false, err);
-  if (lock < 0) return NULL;
+  cleanup_net_change hcs_net_held_t lock = hcs_net_lock_change(net, err);
+  if (lock.fd < 0) return NULL;
   cleanup_free char *state = hcs_net_path(net, "namespaces", id, ".json");
   if (hcs_path_exists(state) || hcs_path_exists(path)) {
     hcs_error_make(err, EEXIST, "create namespace `%s`: the id is already used", id);
@@ -133,8 +133,8 @@ char *hcs_net_namespace_list(hcs_net_t *net, bool details, hcs_error_t *err) {
  * stale address on the network.  Endpoint documents are
  * untouched: they read as detached from then on. */
 int hcs_net_namespace_delete(hcs_net_t *net, const char *id, hcs_error_t *err) {
-  cleanup_close int lock = hcs_net_lock(net, false, err);
-  if (lock < 0) return -1;
+  cleanup_net_change hcs_net_held_t lock = hcs_net_lock_change(net, err);
+  if (lock.fd < 0) return -1;
   cleanup_json json_t *doc = hcs_net_load(net, "namespaces", id, err);
   if (doc == NULL) return -1;
   const char *path = json_string_value(json_object_get(doc, "Path"));
