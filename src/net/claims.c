@@ -6,6 +6,8 @@
  * holding the endpoint id:
  *   names/<16 hex digits of a hash of the name>
  *   ports/<tcp|udp>-<port>/<any|a.b.c.d>   (the mapping's address, if any)
+ * and, to find a compartment's endpoints without reading them all, the
+ * members of each compartment (below).
  * As with IPAM leases, the documents are the truth: a claim whose endpoint
  * is gone, or no longer has that name or mapping, is stale and is taken
  * over (a killed create, modify or delete leaves such claims behind).  A
@@ -92,6 +94,27 @@ int hcs_claim_name(hcs_net_t *net, const char *name, const char *epid, char **ho
     if (unlink(path) < 0 && errno != ENOENT) return hcs_error_make(err, errno, "reclaim claim `%s`", path);
   }
   return hcs_error_make(err, EAGAIN, "claim `%s`: taken again while reclaimed", path);
+}
+
+json_t *hcs_claims_find_name(hcs_net_t *net, const char *name, bool *known) {
+  *known = false;
+  cleanup_free char *marker = hcs_xasprintf("%s/claims/.indexed", net->runstate);
+  if (access(marker, F_OK) < 0) return NULL;
+  cleanup_free char *path = name_path(net, name);
+  cleanup_free char *id = holder_of(path);
+  if (id == NULL) {
+    /* Never claimed: no endpoint has the name. */
+    *known = access(path, F_OK) < 0 && errno == ENOENT;
+    return NULL;
+  }
+  json_t *doc = holder_doc(net, id);
+  const char *theirs = json_string_value(json_object_get(doc, "Name"));
+  if (theirs && strcmp(theirs, name) == 0) {
+    *known = true;
+    return doc;
+  }
+  json_decref(doc); /* stale, or another name with the same hash: scan */
+  return NULL;
 }
 
 void hcs_release_name(hcs_net_t *net, const char *name, const char *epid) {
@@ -199,6 +222,91 @@ void hcs_release_ports(hcs_net_t *net, const struct hcs_portmap *pm, size_t n, c
   }
 }
 
+/* --- compartment members --------------------------------------------------- */
+/* members/<16 hex digits of a hash of the netns path>/<endpoint id>: the
+ * endpoints attached to a compartment, made before the attach is saved and
+ * removed after the detach is, so a superset: readers check each endpoint's
+ * document (a compartment's query and delete need its endpoints only). */
+
+static char *members_dir(hcs_net_t *net, const char *nspath) {
+  return hcs_xasprintf("%s/claims/members/%016llx", net->runstate,
+                       (unsigned long long)hcs_fnv1a(0, nspath, strlen(nspath)));
+}
+
+int hcs_claim_member(hcs_net_t *net, const char *nspath, const char *epid, hcs_error_t *err) {
+  cleanup_free char *dir = members_dir(net, nspath);
+  if (hcs_net_mkdir(dir, err) < 0) return -1;
+  cleanup_free char *path = hcs_xasprintf("%s/%s", dir, epid);
+  return create_claim(path, epid, err) < 0 ? -1 : 0;
+}
+
+void hcs_release_member(hcs_net_t *net, const char *nspath, const char *epid) {
+  if (nspath == NULL || epid == NULL) return;
+  cleanup_free char *dir = members_dir(net, nspath);
+  cleanup_free char *path = hcs_xasprintf("%s/%s", dir, epid);
+  unlink(path);
+  rmdir(dir);
+}
+
+json_t *hcs_members_load(hcs_net_t *net, const char *nspath, hcs_error_t *err) {
+  cleanup_free char *marker = hcs_xasprintf("%s/claims/.indexed", net->runstate);
+  if (nspath == NULL || access(marker, F_OK) < 0) return hcs_net_load_all(net, "endpoints", err);
+  cleanup_free char *dir = members_dir(net, nspath);
+  json_t *out = json_array();
+  cleanup_dir DIR *d = opendir(dir);
+  struct dirent *de;
+  while (d && (de = readdir(d)) != NULL) {
+    if (de->d_name[0] == '.') continue;
+    json_t *doc = hcs_net_load(net, "endpoints", de->d_name, NULL);
+    if (doc) json_array_append_new(out, doc);
+  }
+  return out;
+}
+
+void hcs_drop_members(hcs_net_t *net, const char *nspath) {
+  if (nspath == NULL) return;
+  cleanup_free char *dir = members_dir(net, nspath);
+  hcs_rm_rf(dir, NULL);
+}
+
+/* --- after a change cut short ------------------------------------------------ */
+
+static bool endpoint_exists(hcs_net_t *net, const char *id) {
+  if (id == NULL || hcs_validate_id("endpoint", id, NULL) < 0) return false;
+  cleanup_free char *path = hcs_net_path(net, "endpoints", id, ".json");
+  return hcs_path_exists(path);
+}
+
+/* The claims in dir (members: named by the endpoint id; else holding it)
+ * whose endpoint is gone; then dir itself if empty. */
+static void prune_dir(hcs_net_t *net, const char *dir, bool by_name) {
+  cleanup_dir DIR *d = opendir(dir);
+  struct dirent *de;
+  while (d && (de = readdir(d)) != NULL) {
+    if (de->d_name[0] == '.') continue;
+    cleanup_free char *path = hcs_xasprintf("%s/%s", dir, de->d_name);
+    cleanup_free char *id = by_name ? hcs_xstrdup(de->d_name) : holder_of(path);
+    if (!endpoint_exists(net, id)) unlink(path);
+  }
+  rmdir(dir);
+}
+
+void hcs_claims_prune(hcs_net_t *net) {
+  cleanup_free char *names = hcs_xasprintf("%s/claims/names", net->runstate);
+  prune_dir(net, names, false);
+  static const char *const nested[] = {"ports", "members"};
+  for (size_t k = 0; k < HCS_ARRAY_SIZE(nested); k++) {
+    cleanup_free char *top = hcs_xasprintf("%s/claims/%s", net->runstate, nested[k]);
+    cleanup_dir DIR *d = opendir(top);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+      if (de->d_name[0] == '.') continue;
+      cleanup_free char *sub = hcs_xasprintf("%s/%s", top, de->d_name);
+      prune_dir(net, sub, k == 1);
+    }
+  }
+}
+
 /* --- a store from before the index ---------------------------------------- */
 
 int hcs_claims_ready(hcs_net_t *net, hcs_error_t *err) {
@@ -226,6 +334,8 @@ int hcs_claims_ready(hcs_net_t *net, hcs_error_t *err) {
     hcs_error_t e = NULL;
     if (have > 0 && hcs_claim_ports(net, pm, c.n_add, id, false, "index", &e) < 0)
       hcs_error_release(&e); /* two endpoints already sharing a port: left to the documents */
+    const char *nspath = json_string_value(json_object_get(json_object_get(ep, "Linux"), "NamespacePath"));
+    if (nspath && hcs_claim_member(net, nspath, id, err) < 0) return -1;
   }
   if (mkdir(marker, 0755) < 0 && errno != EEXIST) return hcs_error_make(err, errno, "create `%s`", marker);
   return 0;

@@ -21,6 +21,15 @@ static void host_ifname(const char *id, char out[16]) {
 }
 
 static const char *ep_str(json_t *ep, const char *key) { return json_string_value(json_object_get(ep, key)); }
+static const char *ep_linux_str(json_t *ep, const char *key) {
+  return json_string_value(json_object_get(json_object_get(ep, "Linux"), key));
+}
+
+/* Linux.NamespacePath, copied (forget_attach drops it), or NULL. */
+static char *ep_nspath(json_t *ep) {
+  const char *p = ep_linux_str(ep, "NamespacePath");
+  return p ? hcs_xstrdup(p) : NULL;
+}
 
 static bool ep_address(json_t *ep, struct in_addr *a, int *len) {
   json_t *c = json_array_get(json_object_get(ep, "IpConfigurations"), 0);
@@ -204,6 +213,10 @@ static int attach_and_save(hcs_net_t *net, json_t *ep, json_t *network, const ch
   cleanup_close int nsfd = prepare_attach(net, ep, ns, &inner, err);
   if (nsfd < 0) return -1;
   const char *id = ep_str(ep, "Id");
+  /* Listed as a member of the compartment before the attach is saved. */
+  cleanup_free char *nspath = ep_nspath(ep);
+  if (nspath && hcs_claims_ready(net, err) < 0) return -1;
+  if (nspath && hcs_claim_member(net, nspath, id, err) < 0) return -1;
   /* The network first: its bridge and nftables chains may need setting up
    * again (after a reboot) before the port mappings and the veth. */
   struct hcs_nl *nl = hcs_nl_open(-1, err);
@@ -216,7 +229,7 @@ static int attach_and_save(hcs_net_t *net, json_t *ep, json_t *network, const ch
   if (rc == 0) hcs_crash_point("endpoint attach: plumbed");
   hcs_nl_close(nl);
   hcs_nl_close(inner);
-  if (rc < 0) forget_attach(ep);
+  if (rc < 0) forget_attach(ep), hcs_release_member(net, nspath, id);
   if (rc < 0 && saved) {
     /* Put the document back as it was: detached, or absent for a new one. */
     if (existing)
@@ -537,6 +550,7 @@ static int endpoint_delete_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err) 
   hcs_crash_point("endpoint delete: document removed");
   if (ep_str(ep, "Name")) hcs_release_name(net, ep_str(ep, "Name"), id);
   hcs_release_ports(net, pm, npm, id);
+  hcs_release_member(net, ep_linux_str(ep, "NamespacePath"), id);
   cleanup_free char *dir = hcs_net_endpoint_rundir(net, id);
   hcs_rm_rf(dir, NULL);
   if (have_addr) hcs_ipam_release(net, ep_str(ep, "HostComputeNetwork"), addr, id);
@@ -596,8 +610,11 @@ char *hcs_net_endpoint_attach(hcs_net_t *net, const char *ref, const char *ns, h
 
 int hcs_net_endpoint_detach_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err) {
   if (unplug(ep, err) < 0) return hcs_error_wrap(err, "detach endpoint `%s`", ep_str(ep, "Id"));
+  cleanup_free char *nspath = ep_nspath(ep);
   forget_attach(ep);
-  return hcs_net_save(net, "endpoints", ep_str(ep, "Id"), ep, err);
+  if (hcs_net_save(net, "endpoints", ep_str(ep, "Id"), ep, err) < 0) return -1;
+  hcs_release_member(net, nspath, ep_str(ep, "Id"));
+  return 0;
 }
 
 char *hcs_net_endpoint_detach(hcs_net_t *net, const char *ref, hcs_error_t *err) {

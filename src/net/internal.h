@@ -135,11 +135,22 @@ HCS_INTERNAL int hcs_claims_ready(hcs_net_t *net, hcs_error_t *err);
  * collision with another name: check by a scan of the documents). */
 HCS_INTERNAL int hcs_claim_name(hcs_net_t *net, const char *name, const char *epid, char **holder, hcs_error_t *err);
 HCS_INTERNAL void hcs_release_name(hcs_net_t *net, const char *name, const char *epid);
+/* The endpoint named `name` by its claim; *known false: look by a scan. */
+HCS_INTERNAL json_t *hcs_claims_find_name(hcs_net_t *net, const char *name, bool *known);
 /* Claim the host ports of pm for epid, or fail naming the endpoint holding
  * one (conflict_self: epid's own mappings count too, for a modify). */
 HCS_INTERNAL int hcs_claim_ports(hcs_net_t *net, const struct hcs_portmap *pm, size_t n, const char *epid,
                                  bool conflict_self, const char *what, hcs_error_t *err);
 HCS_INTERNAL void hcs_release_ports(hcs_net_t *net, const struct hcs_portmap *pm, size_t n, const char *epid);
+/* The endpoints attached to the compartment at nspath (a superset: check
+ * each), or every endpoint of a store not indexed yet. */
+HCS_INTERNAL int hcs_claim_member(hcs_net_t *net, const char *nspath, const char *epid, hcs_error_t *err);
+HCS_INTERNAL void hcs_release_member(hcs_net_t *net, const char *nspath, const char *epid);
+HCS_INTERNAL json_t *hcs_members_load(hcs_net_t *net, const char *nspath, hcs_error_t *err);
+/* The compartment at nspath is gone: its member list goes too. */
+HCS_INTERNAL void hcs_drop_members(hcs_net_t *net, const char *nspath);
+/* Claims whose endpoint is gone (left by a change cut short), at reconcile. */
+HCS_INTERNAL void hcs_claims_prune(hcs_net_t *net);
 /* hcs_nft_network_add unless the network's chains are there already. */
 HCS_INTERNAL int hcs_nft_network_restore(hcs_net_t *net, json_t *network, hcs_error_t *err);
 HCS_INTERNAL int hcs_nft_network_add(hcs_net_t *net, json_t *network, hcs_error_t *err);

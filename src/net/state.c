@@ -114,6 +114,15 @@ json_t *hcs_net_find(hcs_net_t *net, const char *kind, const char *ref, hcs_erro
     cleanup_free char *path = hcs_net_path(net, kind, ref, ".json");
     if (hcs_path_exists(path)) return hcs_json_load_file(path, err);
   }
+  if (strcmp(kind, "endpoints") == 0) {
+    bool known;
+    json_t *doc = hcs_claims_find_name(net, ref, &known);
+    if (doc) return doc;
+    if (known) {
+      hcs_error_make(err, ENOENT, "find %s `%s`: no such id or name", kind, ref);
+      return NULL;
+    }
+  }
   cleanup_json json_t *all = hcs_net_load_all(net, kind, err);
   if (all == NULL) return NULL;
   size_t i;
@@ -250,6 +259,7 @@ static int reclaim_orphans(hcs_net_t *net, json_t *removed, hcs_error_t *err) {
 /* Leases are rebuilt from the endpoint documents (a lease lost in a crash is
  * recreated) and leases no endpoint holds are reclaimed. */
 static char *reconcile_locked(hcs_net_t *net, hcs_error_t *err) {
+  hcs_claims_prune(net);
   cleanup_json json_t *reclaimed = json_array();
   cleanup_json json_t *restored = json_array();
   cleanup_json json_t *eps = hcs_net_load_all(net, "endpoints", err);

@@ -89,6 +89,11 @@ static void test_ports(hcs_net_t *net) {
   char *m = expect_ok(hcs_net_endpoint_modify(net, "f", rm7070, &err), &err, "modify removes f's mapping");
   char *g = expect_ok(endpoint(net, "g", 7070, NULL, &err), &err, "and the port is free for another");
   expect_fail(endpoint(net, "g", 0, NULL, &err), &err, "the name is already used by endpoint", "a name twice");
+  /* Found by name through its claim, and a name never claimed is unknown. */
+  char *q = expect_ok(hcs_net_endpoint_query(net, "g", &err), &err, "query g by name");
+  has_substr(q, "\"Name\":\"g\"", "the query finds g");
+  expect_fail(hcs_net_endpoint_query(net, "nobody", &err), &err, "no such id or name", "an unknown name");
+  free(q);
 
   /* A store from before the claims: indexed from the documents at the next
    * create, so b, c, d and g still hold their ports and names. */
