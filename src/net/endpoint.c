@@ -163,11 +163,19 @@ static int plumb(json_t *ep, json_t *network, int nsfd, struct hcs_nl *nl, int b
   const char *ifname = json_string_value(json_object_get(lnx, "Interface"));
   uint8_t mac[6];
   if (hcs_net_parse_mac(ep_str(ep, "MacAddress"), mac, "MacAddress", err) < 0) return -1;
-  int rc = hcs_nl_veth_add(nl, host, br, ifname, nsfd, mac, NULL);
+  hcs_error_t first = NULL;
+  int rc = hcs_nl_veth_add(nl, host, br, ifname, nsfd, mac, &first);
+  bool full = rc < 0 && hcs_error_status(first) == EXFULL;
+  hcs_error_release(&first);
+  if (full) goto bridge_full;
   if (rc < 0) {
     /* The name is this endpoint's own: a leftover of an earlier attachment
      * whose netns the kernel is still reaping.  Remove it and retry. */
     rc = hcs_nl_link_del(nl, host, err) < 0 ? -1 : hcs_nl_veth_add(nl, host, br, ifname, nsfd, mac, err);
+    if (rc < 0 && hcs_error_status(*err) == EXFULL) {
+      hcs_error_release(err);
+      goto bridge_full;
+    }
   }
   if (rc < 0) return -1;
   struct in_addr addr = {0};
@@ -195,6 +203,13 @@ static int plumb(json_t *ep, json_t *network, int nsfd, struct hcs_nl *nl, int b
   rc = hcs_nl_configure(inner, &conf, err);
   if (rc < 0) hcs_nl_link_del(nl, host, NULL);
   return rc;
+bridge_full:
+  /* The kernel numbers a bridge's ports in 10 bits, 0 unused (BR_MAX_PORTS):
+   * the veth is refused with EXFULL ("Exchange full"). */
+  return hcs_error_make(err, EXFULL,
+                        "plug endpoint `%s` into network `%s`: its bridge `%s` has all the %d ports a Linux bridge "
+                        "takes; use another network",
+                        ep_str(ep, "Name") ?: "?", ni.name, ni.bridge, HCS_NET_BRIDGE_MAX_PORTS);
 }
 
 /* Work done between saving the document and plumbing (DNS files, port

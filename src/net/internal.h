@@ -121,6 +121,8 @@ HCS_INTERNAL int hcs_ipam_drop(hcs_net_t *net, const char *netid, hcs_error_t *e
 
 /* --- nft.c: policies ----------------------------------------------------- */
 #define HCS_NET_MAX_PORTMAPS 256
+/* Ports of one Linux bridge: numbered in 10 bits, port 0 unused. */
+#define HCS_NET_BRIDGE_MAX_PORTS 1023
 struct hcs_portmap {
   int proto; /* IPPROTO_TCP / IPPROTO_UDP */
   int internal, external;

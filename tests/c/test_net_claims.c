@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "core/util.h"
@@ -132,6 +133,37 @@ static void test_ipam(hcs_net_t *net) {
     del(net, *n);
 }
 
+/* A Linux bridge takes 1023 ports: the next endpoint is refused, saying
+ * so, and leaves no claim, lease or document behind. */
+static void test_bridge_full(hcs_net_t *net) {
+  hcs_error_t err = NULL;
+  char *doc = expect_ok(hcs_net_network_query(net, "cl", &err), &err, "query cl");
+  char *br = doc ? strstr(doc, "\"Bridge\":\"") : NULL;
+  char bridge[32] = "";
+  if (br) sscanf(br + 10, "%31[^\"]", bridge);
+  free(doc);
+  ok(*bridge != '\0', "the network's bridge: %s", bridge);
+  cleanup_free char *batch = hcs_xasprintf("%s/fill.batch", root);
+  FILE *f = fopen(batch, "w");
+  for (int i = 0; f && i < HCS_NET_BRIDGE_MAX_PORTS; i++)
+    fprintf(f, "link add dmy%d type veth peer name dmp%d\nlink set dmy%d master %s\n", i, i, i, bridge);
+  if (f) fclose(f);
+  cleanup_free char *fill = hcs_xasprintf("ip -batch %s", batch);
+  ok(system(fill) == 0, "fill the bridge with %d veth ports", HCS_NET_BRIDGE_MAX_PORTS);
+  char *ns = expect_ok(hcs_net_namespace_create(net, "{\"Id\":\"full\"}", &err), &err, "a compartment");
+  free(ns);
+  expect_fail(
+      hcs_net_endpoint_create(
+          net, "{\"Name\":\"one-too-many\",\"HostComputeNetwork\":\"cl\",\"HostComputeNamespace\":\"full\"}", &err),
+      &err, "has all the 1023 ports a Linux bridge takes", "the 1024th port of the bridge");
+  ok(hcs_net_namespace_delete(net, "full", &err) == 0, "delete the compartment");
+  hcs_error_release(&err);
+  cleanup_free char *drain = hcs_xasprintf("sed -n 's/^link add \\([^ ]*\\) .*/link del \\1/p' %s > %s.del && "
+                                           "ip -batch %s.del && rm %s %s.del",
+                                           batch, batch, batch, batch, batch);
+  ok(system(drain) == 0, "remove the veth ports");
+}
+
 int main(void) {
   if (geteuid() != 0) {
     printf("1..0 # SKIP needs root\n");
@@ -155,6 +187,7 @@ int main(void) {
   free(n);
   test_ports(net);
   test_ipam(net);
+  test_bridge_full(net);
   ok(hcs_net_network_delete(net, "cl", false, &err) == 0, "delete the network");
   hcs_error_release(&err);
   hcs_net_close(net);
