@@ -521,11 +521,12 @@ int hcs_compute_modify(hcs_system_t *cs, const char *request, hcs_error_t *err) 
 
 /* One system's properties for a listing, if it passes the filter: only
  * state.json is read (the document is not needed), and only once. */
-static json_t *enumerate_one(const char *root, const char *id, json_t *owners, json_t *state) {
+static json_t *enumerate_one(const char *root, const char *id, const hcs_cgroup_ops_t *cg, json_t *owners,
+                             json_t *state) {
   hcs_system_t *cs = hcs_system_new(root, id, NULL);
   if (cs == NULL) return NULL;
   json_t *p = NULL;
-  if (hcs_system_load_state(cs, NULL) == 0) p = properties(cs, hcs_system_state_loaded(cs), NULL, NULL);
+  if (hcs_system_load_state(cs, NULL) == 0) p = properties(cs, hcs_system_state_loaded(cs, cg), NULL, NULL);
   hcs_compute_close(cs);
   bool keep = p != NULL;
   if (keep && owners) {
@@ -555,6 +556,7 @@ char *hcs_compute_enumerate(const char *root, const char *filter, hcs_error_t *e
   cleanup_free char *r = hcs_run_root_resolve(root);
   cleanup_free char *dir = hcs_xasprintf("%s/compute", r);
   cleanup_json json_t *list = json_array();
+  const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
   /* With Ids, only those systems are opened: no scan of all of them. */
   if (ids) {
     size_t i;
@@ -565,7 +567,7 @@ char *hcs_compute_enumerate(const char *root, const char *filter, hcs_error_t *e
       for (size_t j = 0; j < i && !seen; j++)
         seen = json_equal(json_array_get(ids, j), v);
       if (seen) continue;
-      json_t *p = enumerate_one(root, json_string_value(v), owners, state);
+      json_t *p = enumerate_one(root, json_string_value(v), cg, owners, state);
       if (p) json_array_append_new(list, p);
     }
     return hcs_json_dumps(list);
@@ -580,7 +582,7 @@ char *hcs_compute_enumerate(const char *root, const char *filter, hcs_error_t *e
     bool hidden = de->d_name[0] == '.', creating = strncmp(de->d_name, ".new-", 5) == 0;
     if (hidden && !creating) continue;
     bool gone = creating;
-    json_t *p = creating ? NULL : enumerate_one(root, de->d_name, owners, state);
+    json_t *p = creating ? NULL : enumerate_one(root, de->d_name, cg, owners, state);
     if (p) json_array_append_new(list, p);
     if (!creating && p == NULL) {
       cleanup_free char *sp = hcs_xasprintf("%s/%s/state.json", dir, de->d_name);

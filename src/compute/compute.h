@@ -245,8 +245,9 @@ HCS_INTERNAL int hcs_system_load(hcs_system_t *cs, hcs_error_t *err);
 HCS_INTERNAL int hcs_system_load_state(hcs_system_t *cs, hcs_error_t *err);
 /* Current state, derived from exit.json, the Started flag and the freezer. */
 HCS_INTERNAL hcs_state_t hcs_system_state(hcs_system_t *cs);
-/* The same from the state.json loaded last (a listing that just read it). */
-HCS_INTERNAL hcs_state_t hcs_system_state_loaded(hcs_system_t *cs);
+/* The same from the state.json loaded last (a listing that just read it),
+ * with the host's cgroup backend (looked up once per listing: 3 statfs). */
+HCS_INTERNAL hcs_state_t hcs_system_state_loaded(hcs_system_t *cs, const hcs_cgroup_ops_t *cg);
 HCS_INTERNAL json_t *hcs_system_exit(hcs_system_t *cs); /* exit.json or NULL */
 /* The exited event is written once: by the monitor, or (killed) by the
  * first process that finds the system stopped.  True for the one that

@@ -195,14 +195,13 @@ void hcs_system_emit(hcs_system_t *cs, const char *action, json_t *attrs) {
   hcs_event_emit(cs->run_root, "system", action, cs->id, owner, attrs);
 }
 
-hcs_state_t hcs_system_state_loaded(hcs_system_t *cs) {
+hcs_state_t hcs_system_state_loaded(hcs_system_t *cs, const hcs_cgroup_ops_t *cg) {
   json_t *e = hcs_system_exit(cs);
   if (e) {
     json_decref(e);
     return HCS_STATE_STOPPED;
   }
   if (!json_is_true(json_object_get(cs->state, "Started"))) return HCS_STATE_CREATED;
-  const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
   if (cg && cg->is_frozen(cs->cgroup)) return HCS_STATE_PAUSED;
   return HCS_STATE_RUNNING;
 }
@@ -220,7 +219,7 @@ hcs_state_t hcs_system_state(hcs_system_t *cs) {
     json_decref(cs->state);
     cs->state = st;
   }
-  return hcs_system_state_loaded(cs);
+  return hcs_system_state_loaded(cs, hcs_cgroup_ops());
 }
 
 int hcs_system_prepare(hcs_system_t *cs, hcs_error_t *err) {

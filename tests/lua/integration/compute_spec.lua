@@ -180,6 +180,14 @@ describe("hcs.compute #root", function()
       assert.same({ "enum-b" }, ids(hcs.compute.enumerate({ Owners = { "other" } }, root)))
       assert.same({ "enum-a" }, ids(hcs.compute.enumerate({ State = "Running", Ids = { "enum-a", "enum-b" } }, root)))
       assert.same({ "enum-b" }, ids(hcs.compute.enumerate({ State = "Created" }, root)))
+      -- Ids opens only those: each once, unknown and malformed ones skipped.
+      assert.same({ "enum-a", "enum-b" },
+        ids(hcs.compute.enumerate({ Ids = { "enum-b", "enum-a", "enum-b", "nope", "../enum-a" } }, root)))
+      -- A listing reads state.json only: the Owner and times are there.
+      local listed = hcs.compute.enumerate({ Ids = { "enum-b" } }, root)[1]
+      assert.equal("other", listed.Owner)
+      assert.equal(b:properties().CreatedTime, listed.CreatedTime)
+      assert.equal("Created", listed.State)
       assert.is_true(a:delete(true))
       assert.is_true(b:delete(true))
     end)
