@@ -242,8 +242,13 @@ struct hcs_system_s {
 HCS_INTERNAL const char *hcs_state_name(hcs_state_t s);
 HCS_INTERNAL hcs_system_t *hcs_system_new(const char *root, const char *id, hcs_error_t *err);
 HCS_INTERNAL int hcs_system_load(hcs_system_t *cs, hcs_error_t *err);
+/* state.json only (config.json is left NULL): what a listing needs. */
+HCS_INTERNAL int hcs_system_load_state(hcs_system_t *cs, hcs_error_t *err);
 /* Current state, derived from exit.json, the Started flag and the freezer. */
 HCS_INTERNAL hcs_state_t hcs_system_state(hcs_system_t *cs);
+/* The same from the state.json loaded last (a listing that just read it),
+ * with the host's cgroup backend (looked up once per listing: 3 statfs). */
+HCS_INTERNAL hcs_state_t hcs_system_state_loaded(hcs_system_t *cs, const hcs_cgroup_ops_t *cg);
 HCS_INTERNAL json_t *hcs_system_exit(hcs_system_t *cs); /* exit.json or NULL */
 /* The exited event is written once: by the monitor, or (killed) by the
  * first process that finds the system stopped.  True for the one that
@@ -357,6 +362,35 @@ enum { HCS_MSG_OK = 1, HCS_MSG_ERROR = 2, HCS_MSG_PTY = 3, HCS_MSG_STATE = 4, HC
 HCS_INTERNAL int hcs_monitor_launch(hcs_spawn_t *s, hcs_error_t *err);
 /* In the monitor: clone init into its namespaces.  Returns init's pid or -1. */
 HCS_INTERNAL pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err);
+
+/* --- the watch (watch.c): the monitor once init runs ---------------------- */
+/* What the monitor watches and where it records the exit; the strings are
+ * borrowed.  hcs-monitor (src/monitor/main.c) gets it as arguments. */
+typedef struct {
+  const char *id, *dir, *run_root, *owner;
+  const char *cgroup, *cgroup_driver; /* NULL: no cgroup */
+  pid_t pid;                          /* init, a child of the monitor unless reaped_elsewhere */
+  int pidfd;                          /* init's pidfd or -1 (required for logs and reaped_elsewhere) */
+  int log_fd[2];                      /* read ends of the log FIFOs or -1 */
+  int console;                        /* the console master the monitor keeps, or -1 */
+  int stdin_w;                        /* the write end of init's attachable stdin pipe, or -1 */
+  int attach_fd;                      /* the listening attach socket (attach.c), or -1 */
+  int ns_fd[3];                       /* init's mnt, ipc, uts namespaces, held until the exit is recorded, or -1 */
+  int64_t log_max_size, log_max_files;
+  bool reaped_elsewhere; /* Linux.CallerReapsInit */
+  char **exit_command;   /* Linux.ExitCommand or NULL */
+} hcs_watch_t;
+
+/* Relay the log, wait for init, record the exit, exec the exit command. */
+HCS_INTERNAL __attribute__((noreturn)) void hcs_watch_run(const hcs_watch_t *w);
+/* The hcs-monitor program: $HCS_MONITOR, else the path compiled in. */
+HCS_INTERNAL const char *hcs_watch_program(void);
+/* Its command line for w (heap strings; the process execs or exits). */
+HCS_INTERNAL char **hcs_watch_argv(const hcs_watch_t *w, const char *program);
+/* In hcs-monitor: the command line back into w (pointing into argv). */
+HCS_INTERNAL int hcs_watch_parse(int argc, char **argv, hcs_watch_t *w, hcs_error_t *err);
+/* "v1"/"v2" -> the cgroup backend, NULL for anything else. */
+HCS_INTERNAL const hcs_cgroup_ops_t *hcs_watch_cgroup_ops(const char *driver);
 
 /* Child-side helpers shared by init and exec'd processes (process.c). */
 HCS_INTERNAL int hcs_child_exec(const hcs_proc_spec_t *p, const hcs_security_t *sec, int errfd);

@@ -180,6 +180,14 @@ describe("hcs.compute #root", function()
       assert.same({ "enum-b" }, ids(hcs.compute.enumerate({ Owners = { "other" } }, root)))
       assert.same({ "enum-a" }, ids(hcs.compute.enumerate({ State = "Running", Ids = { "enum-a", "enum-b" } }, root)))
       assert.same({ "enum-b" }, ids(hcs.compute.enumerate({ State = "Created" }, root)))
+      -- Ids opens only those: each once, unknown and malformed ones skipped.
+      assert.same({ "enum-a", "enum-b" },
+        ids(hcs.compute.enumerate({ Ids = { "enum-b", "enum-a", "enum-b", "nope", "../enum-a" } }, root)))
+      -- A listing reads state.json only: the Owner and times are there.
+      local listed = hcs.compute.enumerate({ Ids = { "enum-b" } }, root)[1]
+      assert.equal("other", listed.Owner)
+      assert.equal(b:properties().CreatedTime, listed.CreatedTime)
+      assert.equal("Created", listed.State)
       assert.is_true(a:delete(true))
       assert.is_true(b:delete(true))
     end)
@@ -311,6 +319,87 @@ describe("hcs.compute #root", function()
         assert.is_falsy(st:match("^%s*[^Z%s]%S*%s+/bin/sleep 1000"), st)
       end
       assert.is_nil(hcs.compute.open("nomon", root))
+    end)
+  end)
+
+  describe("the monitor program", function()
+    local function monitor_of(cs)
+      local pid = cs:properties().MonitorPid
+      local _, _, exe = u.run("readlink /proc/" .. pid .. "/exe")
+      return pid, (exe:gsub("\n$", ""))
+    end
+
+    local function rss_kb(pid)
+      return tonumber((u.read_file("/proc/" .. pid .. "/smaps_rollup") or ""):match("\nRss:%s+(%d+) kB"))
+    end
+
+    it("execs hcs-monitor, which stays under half of conmon's resident size while idle", function()
+      local cs = create("small", { Init = { CommandArgs = { "/bin/sleep", "1000" } } })
+      assert.is_true(cs:start())
+      local pid, exe = monitor_of(cs)
+      local _, _, want = u.run("readlink -f " .. u.quote(os.getenv("HCS_MONITOR")))
+      assert.equal(want:gsub("\n$", ""), exe)
+      assert.equal("hcs-monitor", read_first_line("/proc/" .. pid .. "/comm"))
+      -- Non-dumpable again after the exec: nothing may open its memory.
+      assert.matches("\nCoreDumping:%s+0", u.read_file("/proc/" .. pid .. "/status"))
+      local _, _, stat = u.run("stat -c %u /proc/" .. pid .. "/mem")
+      assert.equal("0\n", stat)
+      if os.getenv("HCS_SANITIZE") ~= "ON" then
+        -- conmon: 1844 kB.  The monitor unmaps its read-only pages a
+        -- second after it starts (src/monitor/main.c): wait for that.
+        local rss
+        for _ = 1, 100 do
+          rss = rss_kb(pid)
+          if rss and rss < 922 then break end
+          sleep(0.1)
+        end
+        assert.is_true(rss < 922, "idle hcs-monitor RSS " .. tostring(rss) .. " kB")
+      end
+      assert.is_true(cs:terminate())
+      assert.equal("Terminated", cs:properties().ExitType)
+      assert.is_true(cs:delete())
+    end)
+
+    it("runs an exit command that outlives the monitor's page-drop alarm", function()
+      local mark = root .. "/exit-command-done"
+      local cs = create("exitcmd", {
+        Init = { CommandArgs = { "/bin/true" } },
+        Linux = { ExitCommand = hcs.json.array { "/bin/sh", "-c", "sleep 2; echo done > " .. mark } },
+      })
+      assert.is_true(cs:start())
+      assert.is_true(cs:wait(30000))
+      assert.equal(0, cs:properties().ExitCode)
+      -- The monitor execs the exit command; waiting for the monitor's pidfd
+      -- (delete) waits for the command.
+      for _ = 1, 300 do
+        if u.read_file(mark) then break end
+        sleep(0.1)
+      end
+      assert.equal("done\n", u.read_file(mark))
+      assert.is_true(cs:delete())
+    end)
+
+    it("watches from the fork of the creator when hcs-monitor cannot be exec'd", function()
+      local env = { HCS_ROOT = root, HCS_MONITOR = "/nonexistent/hcs-monitor" }
+      local ok, _, out, err = u.hcs({ "run", "-d", "--name", "fallback", "--cgroup-parent", parent, rootfs, "--",
+        "/bin/sh", "-c", "echo out; exec sleep 1000" }, env)
+      assert.is_true(ok, out .. err)
+      local cs = assert(hcs.compute.open("fallback", root))
+      local _, exe = monitor_of(cs)
+      assert.not_equal("", exe)
+      assert.is_nil(exe:match("hcs%-monitor$"))
+      -- The log relay runs in the fork too.
+      for _ = 1, 100 do
+        local _, _, logs = u.hcs({ "logs", "fallback" }, env)
+        if logs == "out\n" then break end
+        sleep(0.1)
+      end
+      assert.equal("out\n", select(3, u.hcs({ "logs", "fallback" }, env)))
+      assert.is_true(cs:terminate())
+      local p = cs:properties()
+      assert.equal("Stopped", p.State)
+      assert.equal("Terminated", p.ExitType)
+      assert.is_true(cs:delete())
     end)
   end)
 
