@@ -2,8 +2,10 @@
  * parsed and validated into hcs_config_t.  Every rejection names the JSON
  * path, what was expected and what was found. */
 #include <ctype.h>
+#include <fcntl.h>
 #include <linux/capability.h>
 #include <limits.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -211,6 +213,44 @@ unterminated:
   return NULL;
 }
 
+/* A list of capability names into a mask; *given when the key is there. */
+static int parse_cap_list(json_t *o, const char *path, const char *key, uint64_t *mask, bool *given, hcs_error_t *err) {
+  char **caps = NULL;
+  if (get_strv(o, path, key, &caps, err) < 0) return -1;
+  if (caps == NULL) return 0;
+  *mask = 0;
+  if (given) *given = true;
+  for (size_t i = 0; caps[i]; i++) {
+    int cap = hcs_cap_from_name(caps[i]);
+    if (cap < 0) {
+      cleanup_free char *p = hcs_xasprintf("%s%s%s[%zu]", path, *path ? "." : "", key, i);
+      json_t *v = json_array_get(json_object_get(o, key), i);
+      hcs_strv_free(caps);
+      return bad(err, p, "a capability name (e.g. \"CAP_CHOWN\")", v);
+    }
+    *mask |= 1ULL << cap;
+  }
+  hcs_strv_free(caps);
+  return 0;
+}
+
+/* CapabilitySets {Effective, Permitted, Inheritable, Ambient}. */
+static int parse_cap_sets(json_t *sets, const char *path, uint64_t *eff, uint64_t *perm, uint64_t *inh, uint64_t *amb,
+                          hcs_error_t *err) {
+  static const char *const names[] = {"Effective", "Permitted", "Inheritable", "Ambient", NULL};
+  uint64_t *dst[] = {eff, perm, inh, amb};
+  if (check_keys(sets, path, names, err) < 0) return -1;
+  for (size_t k = 0; names[k]; k++)
+    if (parse_cap_list(sets, path, names[k], dst[k], NULL, err) < 0) return -1;
+  /* An ambient capability must be permitted and inheritable (capabilities(7)). */
+  if (*amb & ~(*perm & *inh))
+    return hcs_error_make(err, 0,
+                          "invalid configuration: `%s.Ambient`: each ambient capability must also be Permitted and "
+                          "Inheritable",
+                          path);
+  return 0;
+}
+
 void hcs_proc_spec_free(hcs_proc_spec_t *p) {
   if (p == NULL) return;
   hcs_strv_free(p->argv);
@@ -222,10 +262,22 @@ void hcs_proc_spec_free(hcs_proc_spec_t *p) {
 }
 
 hcs_proc_spec_t *hcs_proc_spec_parse(json_t *doc, const char *where, hcs_error_t *err) {
-  static const char *const keys[] = {
-      "CommandLine", "CommandArgs",     "WorkingDirectory", "Environment",      "User",  "EmulateConsole",
-      "ConsoleSize", "CreateStdInPipe", "CreateStdOutPipe", "CreateStdErrPipe", "Umask", "AdditionalGroups",
-      NULL};
+  static const char *const keys[] = {"CommandLine",
+                                     "CommandArgs",
+                                     "WorkingDirectory",
+                                     "Environment",
+                                     "User",
+                                     "EmulateConsole",
+                                     "ConsoleSize",
+                                     "CreateStdInPipe",
+                                     "CreateStdOutPipe",
+                                     "CreateStdErrPipe",
+                                     "Umask",
+                                     "AdditionalGroups",
+                                     "PreserveFds",
+                                     "Capabilities",
+                                     "CapabilitySets",
+                                     NULL};
   if (!json_is_object(doc)) {
     bad(err, *where ? where : "ProcessParameters", "object", doc);
     return NULL;
@@ -242,9 +294,19 @@ hcs_proc_spec_t *hcs_proc_spec_parse(json_t *doc, const char *where, hcs_error_t
       get_bool(doc, w, "CreateStdOutPipe", &p->pipe_out, err) < 0 ||
       get_bool(doc, w, "CreateStdErrPipe", &p->pipe_err, err) < 0)
     goto fail;
-  int64_t um = -1;
-  if (get_int(doc, w, "Umask", 0, 0777, &um, err) < 0) goto fail;
+  int64_t um = -1, pf = 0;
+  if (get_int(doc, w, "Umask", 0, 0777, &um, err) < 0 || get_int(doc, w, "PreserveFds", 0, 65536, &pf, err) < 0)
+    goto fail;
   p->umask = (int)um;
+  p->preserve_fds = (int)pf;
+  if (parse_cap_list(doc, w, "Capabilities", &p->caps, &p->caps_given, err) < 0) goto fail;
+  json_t *sets = NULL;
+  if (get_obj(doc, w, "CapabilitySets", &sets, err) < 0) goto fail;
+  if (sets) {
+    cleanup_free char *sp = hcs_xasprintf("%s%sCapabilitySets", w, *w ? "." : "");
+    if (parse_cap_sets(sets, sp, &p->cap_eff, &p->cap_perm, &p->cap_inh, &p->cap_amb, err) < 0) goto fail;
+    p->cap_sets = true;
+  }
   json_t *ag = json_object_get(doc, "AdditionalGroups");
   if (ag && !json_is_null(ag)) {
     cleanup_free char *gp = hcs_xasprintf("%s%sAdditionalGroups", w, *w ? "." : "");
@@ -545,11 +607,76 @@ static int parse_mounts(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
   return 0;
 }
 
+const struct hcs_ns_kind_s hcs_ns_kinds[HCS_NS_COUNT] = {[HCS_NS_USER] = {"User", CLONE_NEWUSER},
+                                                         [HCS_NS_MOUNT] = {"Mount", CLONE_NEWNS},
+                                                         [HCS_NS_PID] = {"Pid", CLONE_NEWPID},
+                                                         [HCS_NS_IPC] = {"Ipc", CLONE_NEWIPC},
+                                                         [HCS_NS_UTS] = {"Uts", CLONE_NEWUTS},
+                                                         [HCS_NS_CGROUP] = {"Cgroup", CLONE_NEWCGROUP},
+                                                         [HCS_NS_TIME] = {"Time", 0x00000080 /* CLONE_NEWTIME */}};
+
+static const char *ns_type_name(int type) {
+  if (type == CLONE_NEWNET) return "network";
+  for (size_t i = 0; i < HCS_NS_COUNT; i++)
+    if (hcs_ns_kinds[i].type == type) return hcs_ns_kinds[i].field;
+  return "unknown";
+}
+
+/* Linux.Namespaces {Pid: PATH, ...}: each path must be an nsfs file of
+ * that type (checked on the opened fd), so a wrong path fails here and
+ * not half-way through init's setup. */
+static int parse_namespaces(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
+  json_t *o = NULL;
+  if (get_obj(lx, "Linux", "Namespaces", &o, err) < 0 || o == NULL) return 0;
+  const char *keys[HCS_NS_COUNT + 1];
+  for (size_t i = 0; i < HCS_NS_COUNT; i++)
+    keys[i] = hcs_ns_kinds[i].field;
+  keys[HCS_NS_COUNT] = NULL;
+  if (check_keys(o, "Linux.Namespaces", keys, err) < 0) return -1;
+  for (size_t i = 0; i < HCS_NS_COUNT; i++) {
+    cleanup_free char *p = hcs_xasprintf("Linux.Namespaces.%s", hcs_ns_kinds[i].field);
+    json_t *v = json_object_get(o, hcs_ns_kinds[i].field);
+    if (v == NULL || json_is_null(v)) continue;
+    if (!json_is_string(v) || json_string_value(v)[0] != '/') return bad(err, p, "an absolute path", v);
+    const char *path = json_string_value(v);
+    if (i == HCS_NS_TIME && access("/proc/self/ns/time", F_OK) < 0)
+      return hcs_error_make(err, 0, "invalid configuration: `%s`: this kernel has no time namespaces", p);
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return hcs_error_make(err, errno, "invalid configuration: `%s`: `%s`", p, path);
+    int got = 0;
+    if (hcs_ns_check(fd, hcs_ns_kinds[i].type, &got) < 0) {
+      if (errno == ENOTTY)
+        return hcs_error_make(err, 0, "invalid configuration: `%s`: `%s` is a %s namespace, not a %s one", p, path,
+                              ns_type_name(got), hcs_ns_kinds[i].field);
+      return hcs_error_make(err, 0, "invalid configuration: `%s`: `%s` is not a namespace file (nsfs)", p, path);
+    }
+    c->ns_paths[i] = hcs_xstrdup(path);
+  }
+  return 0;
+}
+
 static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
-  static const char *const keys[] = {
-      "CgroupParent",   "Capabilities",    "Seccomp",        "NoNewPrivileges", "Rlimits",   "Sysctl", "Devices",
-      "UidMappings",    "GidMappings",     "MaskedPaths",    "ReadonlyPaths",   "PidsLimit", "Init",   "ExitCommand",
-      "CapabilitySets", "CallerReapsInit", "ReadonlyRootfs", "Mounts",          "Log",       NULL};
+  static const char *const keys[] = {"CgroupParent",
+                                     "Capabilities",
+                                     "Seccomp",
+                                     "NoNewPrivileges",
+                                     "Rlimits",
+                                     "Sysctl",
+                                     "Devices",
+                                     "UidMappings",
+                                     "GidMappings",
+                                     "MaskedPaths",
+                                     "ReadonlyPaths",
+                                     "PidsLimit",
+                                     "Init",
+                                     "ExitCommand",
+                                     "CapabilitySets",
+                                     "CallerReapsInit",
+                                     "ReadonlyRootfs",
+                                     "Mounts",
+                                     "Log",
+                                     "Namespaces",
+                                     NULL};
   if (check_keys(lx, "Linux", keys, err) < 0) return -1;
   if (get_bool(lx, "Linux", "CallerReapsInit", &c->caller_reaps_init, err) < 0 ||
       get_bool(lx, "Linux", "ReadonlyRootfs", &c->readonly_rootfs, err) < 0 || parse_mounts(lx, c, err) < 0)
@@ -588,57 +715,21 @@ static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
       return bad(err, "Linux.CgroupParent", "a relative cgroup path of [A-Za-z0-9_.-/]",
                  json_object_get(lx, "CgroupParent"));
   }
-  char **caps = NULL;
-  if (get_strv(lx, "Linux", "Capabilities", &caps, err) < 0) return -1;
-  if (caps) {
-    c->caps = 0;
-    c->caps_given = true;
-    for (size_t i = 0; caps[i]; i++) {
-      int cap = hcs_cap_from_name(caps[i]);
-      if (cap < 0) {
-        cleanup_free char *p = hcs_xasprintf("Linux.Capabilities[%zu]", i);
-        json_t *v = json_array_get(json_object_get(lx, "Capabilities"), i);
-        hcs_strv_free(caps);
-        return bad(err, p, "a capability name (e.g. \"CAP_CHOWN\")", v);
-      }
-      c->caps |= 1ULL << cap;
-    }
-    hcs_strv_free(caps);
-  }
+  if (parse_cap_list(lx, "Linux", "Capabilities", &c->caps, &c->caps_given, err) < 0) return -1;
   json_t *sets = NULL;
   if (get_obj(lx, "Linux", "CapabilitySets", &sets, err) < 0) return -1;
   if (sets) {
-    static const char *const names[] = {"Effective", "Permitted", "Inheritable", "Ambient", NULL};
-    uint64_t *dst[] = {&c->cap_eff, &c->cap_perm, &c->cap_inh, &c->cap_amb};
-    if (check_keys(sets, "Linux.CapabilitySets", names, err) < 0) return -1;
+    if (parse_cap_sets(sets, "Linux.CapabilitySets", &c->cap_eff, &c->cap_perm, &c->cap_inh, &c->cap_amb, err) < 0)
+      return -1;
     c->cap_sets = true;
-    for (size_t k = 0; names[k]; k++) {
-      char **list = NULL;
-      if (get_strv(sets, "Linux.CapabilitySets", names[k], &list, err) < 0) return -1;
-      for (size_t i = 0; list && list[i]; i++) {
-        int cap = hcs_cap_from_name(list[i]);
-        if (cap < 0) {
-          cleanup_free char *p = hcs_xasprintf("Linux.CapabilitySets.%s[%zu]", names[k], i);
-          json_t *v = json_array_get(json_object_get(sets, names[k]), i);
-          hcs_strv_free(list);
-          return bad(err, p, "a capability name (e.g. \"CAP_CHOWN\")", v);
-        }
-        *dst[k] |= 1ULL << cap;
-      }
-      hcs_strv_free(list);
-    }
-    /* An ambient capability must be permitted and inheritable (capabilities(7)). */
-    if (c->cap_amb & ~(c->cap_perm & c->cap_inh))
-      return hcs_error_make(err, 0,
-                            "invalid configuration: `Linux.CapabilitySets.Ambient`: each ambient capability must "
-                            "also be Permitted and Inheritable");
   }
   json_t *sc = NULL;
   if (get_obj(lx, "Linux", "Seccomp", &sc, err) < 0) return -1;
   if (sc) {
-    static const char *const sk[] = {"Disabled", "Deny", "ProgramFile", NULL};
+    static const char *const sk[] = {"Disabled", "Deny", "ProgramFile", "Listener", NULL};
     bool disabled = false;
     if (check_keys(sc, "Linux.Seccomp", sk, err) < 0 || get_bool(sc, "Linux.Seccomp", "Disabled", &disabled, err) < 0 ||
+        get_bool(sc, "Linux.Seccomp", "Listener", &c->seccomp_listener, err) < 0 ||
         get_strv(sc, "Linux.Seccomp", "Deny", &c->seccomp_deny, err) < 0 ||
         get_str(sc, "Linux.Seccomp", "ProgramFile", &c->seccomp_program, err) < 0)
       return -1;
@@ -655,6 +746,9 @@ static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
       if (c->seccomp_deny)
         return hcs_error_make(err, 0, "invalid configuration: `Linux.Seccomp`: give Deny or ProgramFile, not both");
     }
+    /* Only a program of the caller's can hold notify returns. */
+    if (c->seccomp_listener && !c->seccomp_program)
+      return hcs_error_make(err, 0, "invalid configuration: `Linux.Seccomp.Listener`: needs a ProgramFile");
     c->seccomp = !disabled;
   }
   json_t *sysctl = NULL;
@@ -681,10 +775,15 @@ static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
       c->sysctl_values[c->n_sysctl++] = hcs_xstrdup(json_string_value(v));
     }
   }
+  if (parse_namespaces(lx, c, err) < 0) return -1;
   if (parse_rlimits(lx, c, err) < 0 || parse_devices(lx, c, err) < 0 ||
       parse_idmaps(lx, "UidMappings", &c->uid_maps, &c->n_uid_maps, err) < 0 ||
       parse_idmaps(lx, "GidMappings", &c->gid_maps, &c->n_gid_maps, err) < 0)
     return -1;
+  if (c->ns_paths[HCS_NS_USER] && c->n_uid_maps)
+    return hcs_error_make(err, 0,
+                          "invalid configuration: `Linux.Namespaces.User`: a joined user namespace has its own maps "
+                          "(give User or UidMappings, not both)");
   if ((c->n_uid_maps == 0) != (c->n_gid_maps == 0))
     return hcs_error_make(err, 0, "invalid configuration: `Linux.%s`: expected together with %s, missing",
                           c->n_uid_maps ? "GidMappings" : "UidMappings", c->n_uid_maps ? "UidMappings" : "GidMappings");
@@ -809,6 +908,27 @@ static int parse_container(json_t *ct, const char *run_root, hcs_config_t *c, hc
       free(ns);
       return -1;
     }
+    if (ns) {
+      cleanup_close int fd = open(ns, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+      int got = 0;
+      if (fd < 0 || hcs_ns_check(fd, CLONE_NEWNET, &got) < 0) {
+        int saved = errno;
+        if (fd < 0)
+          hcs_error_make(err, saved, "invalid configuration: `Container.Networking.Namespace`: `%s`", ns);
+        else if (saved == ENOTTY)
+          hcs_error_make(err, 0,
+                         "invalid configuration: `Container.Networking.Namespace`: `%s` is a %s namespace, "
+                         "not a network one",
+                         ns, ns_type_name(got));
+        else
+          hcs_error_make(err, 0,
+                         "invalid configuration: `Container.Networking.Namespace`: `%s` is not a namespace "
+                         "file (nsfs)",
+                         ns);
+        free(ns);
+        return -1;
+      }
+    }
     c->netns = ns;
   }
   return 0;
@@ -873,6 +993,8 @@ void hcs_config_free(hcs_config_t *c) {
   }
   free(c->mounts);
   free(c->netns);
+  for (size_t i = 0; i < HCS_NS_COUNT; i++)
+    free(c->ns_paths[i]);
   free(c->cgroup_parent);
   hcs_strv_free(c->seccomp_deny);
   free(c->seccomp_program);

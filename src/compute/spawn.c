@@ -398,15 +398,16 @@ static __attribute__((noreturn)) void idle_init(int fifo) {
 }
 
 /* Close every inherited fd but `keep` (the creator's files, its store
- * locks, pipes it reads to EOF): init may wait a long time for start. */
-static void close_except(int *keep, size_t n) {
+ * locks, pipes it reads to EOF): init may wait a long time for start.
+ * The creator's fds 3..3+npreserve-1 (Init.PreserveFds) stay too. */
+static void close_except(int *keep, size_t n, int npreserve) {
   for (size_t i = 1; i < n; i++)
     for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
       int t = keep[j];
       keep[j] = keep[j - 1];
       keep[j - 1] = t;
     }
-  unsigned int from = 3;
+  unsigned int from = 3 + (unsigned int)npreserve;
   for (size_t i = 0; i < n; i++) {
     if (keep[i] < (int)from) continue;
     if ((unsigned int)keep[i] > from) syscall(SYS_close_range, from, (unsigned int)keep[i] - 1, 0);
@@ -415,14 +416,27 @@ static void close_except(int *keep, size_t n) {
   syscall(SYS_close_range, from, ~0U, 0);
 }
 
+/* Join the namespace of kind `k` (Linux.Namespaces) through the fd the
+ * monitor opened and checked. */
+static void join_ns(hcs_spawn_t *s, const int *nsfd, int k, int report) {
+  if (nsfd[k] < 0) return;
+  if (setns(nsfd[k], hcs_ns_kinds[k].type) < 0) {
+    hcs_child_report(report, errno, "join the %s namespace `%s`", hcs_ns_kinds[k].field, s->cfg->ns_paths[k]);
+    _exit(1);
+  }
+  close(nsfd[k]);
+}
+
 /* The child side: runs in the new namespaces, reports failures on `report`
  * (a pipe to the monitor) as an error message. */
-static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int report) {
+static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, const int *nsfd, int go, int report) {
   hcs_config_t *c = s->cfg;
   bool userns = c->n_uid_maps > 0;
   char b;
-  int keep[] = {report, s->sock, s->netns_fd, s->stdio[0], s->stdio[1], s->stdio[2], go, s->fifo_fd};
-  close_except(keep, HCS_ARRAY_SIZE(keep));
+  int keep[8 + HCS_NS_COUNT] = {report, s->sock, s->netns_fd, s->stdio[0], s->stdio[1], s->stdio[2], go, s->fifo_fd};
+  for (int k = 0; k < HCS_NS_COUNT; k++)
+    keep[8 + k] = nsfd[k];
+  close_except(keep, HCS_ARRAY_SIZE(keep), c->init ? c->init->preserve_fds : 0);
   /* Everything made below (device nodes, mount points) gets its exact mode
    * whatever the caller's umask; container processes get 022 later. */
   umask(0);
@@ -447,17 +461,41 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
   } else {
     loopback_up();
   }
+  /* Joined namespaces (the pid one was joined by the monitor, for its
+   * children): before the mounts, so mqueue belongs to the joined ipc. */
+  join_ns(s, nsfd, HCS_NS_IPC, report);
+  join_ns(s, nsfd, HCS_NS_UTS, report);
+  join_ns(s, nsfd, HCS_NS_TIME, report);
   int fifo_path_fd = s->fifo_fd;
-  if (setup_rootfs(s, userns, go, report) < 0) _exit(1);
+  bool own_mounts = nsfd[HCS_NS_MOUNT] < 0;
+  if (own_mounts) {
+    if (setup_rootfs(s, userns, go, report) < 0) _exit(1);
+  } else {
+    /* A joined mount namespace is another container's, root and all:
+     * join the cgroup while the host's /sys is reachable, then enter it
+     * (nothing of ours is mounted there). */
+    if (read(go, &b, 1) != 1) _exit(1);
+    hcs_error_t cerr = NULL;
+    if (s->cg && s->cg->enter_self(s->cs->cgroup, &cerr) < 0) {
+      hcs_child_report(report, 0, "%s", hcs_error_message(cerr));
+      _exit(1);
+    }
+    join_ns(s, nsfd, HCS_NS_MOUNT, report);
+    if (chdir("/") < 0) {
+      hcs_child_report(report, errno, "enter the joined mount namespace");
+      _exit(1);
+    }
+  }
   /* The default host name is the id, cut to the kernel's 64 characters
-   * (ids may have up to 128); an explicit HostName is checked at parse. */
-  const char *hostname = c->hostname ? c->hostname : s->cs->id;
-  if (sethostname(hostname, strnlen(hostname, HCS_HOST_NAME_MAX)) < 0) {
+   * (ids may have up to 128); an explicit HostName is checked at parse.
+   * A joined uts namespace keeps its name unless one is given (as runc). */
+  const char *hostname = c->hostname ? c->hostname : nsfd[HCS_NS_UTS] < 0 ? s->cs->id : NULL;
+  if (hostname && sethostname(hostname, strnlen(hostname, HCS_HOST_NAME_MAX)) < 0) {
     hcs_child_report(report, errno, "set hostname `%s`", hostname);
     _exit(1);
   }
-  if (write_sysctls(c, report) < 0 || mask_paths(c, report) < 0) _exit(1);
-  if (c->readonly_rootfs) {
+  if (write_sysctls(c, report) < 0 || (own_mounts && mask_paths(c, report) < 0)) _exit(1);
+  if (c->readonly_rootfs && own_mounts) {
     struct statvfs sv;
     unsigned long locked = 0;
     if (statvfs("/", &sv) == 0)
@@ -490,24 +528,35 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
       }
     if (null >= 0) close(null);
   }
-  /* The cgroup namespace is rooted where we are now. */
+  /* The cgroup namespace is rooted where we are now (or joined). */
   close(go);
-  if (unshare(CLONE_NEWCGROUP) < 0) {
+  if (nsfd[HCS_NS_CGROUP] >= 0) {
+    join_ns(s, nsfd, HCS_NS_CGROUP, report);
+  } else if (unshare(CLONE_NEWCGROUP) < 0) {
     hcs_child_report(report, errno, "unshare the cgroup namespace");
     _exit(1);
   }
   /* Created: ready (to the creator directly, and to the monitor), wait for
    * start.  The fifo is reopened through our fd: its path is outside the
-   * new root. */
-  hcs_send_msg(s->sock, HCS_MSG_READY, "", 0, -1);
-  close(s->sock);
+   * new root.  With a seccomp listener, ready waits until the filter is
+   * loaded, so the creator finds the listener in our fd table. */
+  bool listener = s->sec.listener && init;
+  if (!listener) {
+    hcs_send_msg(s->sock, HCS_MSG_READY, "", 0, -1);
+    close(s->sock);
+  }
   hcs_send_msg(report, HCS_MSG_OK, "", 0, -1);
   close(report);
   /* Everything of the exec that does not need start happens now (a
    * failure is reported to start, as before). */
   hcs_child_user_t user;
   char prep_err[1024] = "";
-  bool prep_failed = init && hcs_child_prepare(init, &s->sec, &user, fifo_path_fd, prep_err, sizeof prep_err) < 0;
+  bool prep_failed = init && hcs_child_prepare(init, &s->sec, &user, fifo_path_fd, listener ? s->sock : -1, prep_err,
+                                               sizeof prep_err) < 0;
+  if (listener) {
+    hcs_send_msg(s->sock, HCS_MSG_READY, "", 0, -1);
+    close(s->sock);
+  }
   char self[64];
   snprintf(self, sizeof self, "/proc/self/fd/%d", fifo_path_fd);
   int fifo = open(self, O_WRONLY | O_CLOEXEC);
@@ -561,34 +610,60 @@ pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err) {
   if (s->netns_fd < 0 && s->netns_sock < 0) flags |= CLONE_NEWNET;
   if (c->n_uid_maps) flags |= CLONE_NEWUSER;
   if (c->caller_reaps_init) flags |= CLONE_PARENT;
-  pid_t pid = hcs_clone3(flags, pidfd, -1);
+  /* Linux.Namespaces: opened and checked again here (the paths were
+   * checked at parse; this is the fd init joins).  The pid namespace is
+   * joined by the monitor itself: it only applies to children. */
+  int nsfd[HCS_NS_COUNT];
+  int ret = 0;
+  for (int k = 0; k < HCS_NS_COUNT; k++) {
+    nsfd[k] = -1;
+    if (ret < 0 || c->ns_paths[k] == NULL) continue;
+    int got = 0;
+    nsfd[k] = open(c->ns_paths[k], O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (nsfd[k] < 0 || hcs_ns_check(nsfd[k], hcs_ns_kinds[k].type, &got) < 0)
+      ret = hcs_error_make(err, errno == ENOTTY ? 0 : errno, "open the %s namespace `%s`%s", hcs_ns_kinds[k].field,
+                           c->ns_paths[k], errno == ENOTTY ? ": not a namespace of that type" : "");
+  }
+  if (ret == 0 && nsfd[HCS_NS_PID] >= 0) {
+    if (setns(nsfd[HCS_NS_PID], CLONE_NEWPID) < 0)
+      ret = hcs_error_make(err, errno, "join the pid namespace `%s`", c->ns_paths[HCS_NS_PID]);
+    flags &= ~(uint64_t)CLONE_NEWPID;
+  }
+  if (nsfd[HCS_NS_MOUNT] >= 0) flags &= ~(uint64_t)CLONE_NEWNS;
+  if (nsfd[HCS_NS_IPC] >= 0) flags &= ~(uint64_t)CLONE_NEWIPC;
+  if (nsfd[HCS_NS_UTS] >= 0) flags &= ~(uint64_t)CLONE_NEWUTS;
+  pid_t pid = ret < 0 ? -1 : hcs_clone3(flags, pidfd, -1);
   if (pid < 0) {
     int e = errno;
     close(go[0]), close(go[1]), close(rep[0]), close(rep[1]);
+    for (int k = 0; k < HCS_NS_COUNT; k++)
+      if (nsfd[k] >= 0) close(nsfd[k]);
+    if (ret < 0) return -1;
     return hcs_error_make(err, e, "clone the init of `%s`", s->cs->id);
   }
   if (pid == 0) {
     close(go[1]);
     close(rep[0]);
     s->netns_late = s->netns_sock >= 0;
-    init_child(s, go[0], rep[1]);
+    init_child(s, nsfd, go[0], rep[1]);
   }
+  for (int k = 0; k < HCS_NS_COUNT; k++)
+    if (nsfd[k] >= 0) close(nsfd[k]);
   close(go[0]);
   close(rep[1]);
   close(s->fifo_fd);
   s->fifo_fd = -1;
   cleanup_close int rfd = rep[0];
   cleanup_close int gfd = go[1];
-  int ret = 0;
   if (s->netns_sock >= 0) { /* forward the new netns; init needs it after /dev */
     char msg[256];
-    int type = 0, nsfd = -1;
-    ssize_t n = hcs_recv_msg(s->netns_sock, &type, msg, sizeof msg, &nsfd);
-    if (n <= 0 || type != HCS_MSG_OK || nsfd < 0)
+    int type = 0, netfd = -1;
+    ssize_t n = hcs_recv_msg(s->netns_sock, &type, msg, sizeof msg, &netfd);
+    if (n <= 0 || type != HCS_MSG_OK || netfd < 0)
       ret = hcs_error_make(err, n < 0 ? errno : 0, "%s", n > 0 && type == HCS_MSG_ERROR ? msg : "no network namespace");
-    else if (hcs_send_msg(rfd, HCS_MSG_OK, "", 0, nsfd) < 0)
+    else if (hcs_send_msg(rfd, HCS_MSG_OK, "", 0, netfd) < 0)
       ret = hcs_error_make(err, errno, "pass the network namespace to the init of `%s`", s->cs->id);
-    if (nsfd >= 0) close(nsfd);
+    if (netfd >= 0) close(netfd);
     close(s->netns_sock);
     s->netns_sock = -1;
   }
