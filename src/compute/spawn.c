@@ -214,6 +214,22 @@ static int setup_dev(int rootfd, bool userns, int report) {
 
 static void loopback_up(void);
 
+/* The new network namespace the monitor's parent made arrives on
+ * `report`: joined after /dev (or before entering a joined mount
+ * namespace), so it is consumed in every case. */
+static int join_late_netns(int report) {
+  char b;
+  int type = 0, nsfd = -1;
+  if (hcs_recv_msg(report, &type, &b, 1, &nsfd) < 0 || nsfd < 0) _exit(1);
+  if (setns(nsfd, CLONE_NEWNET) < 0) {
+    hcs_child_report(report, errno, "join the new network namespace");
+    return -1;
+  }
+  close(nsfd);
+  loopback_up();
+  return 0;
+}
+
 static int setup_rootfs(hcs_spawn_t *s, bool userns, int go, int report) {
   hcs_config_t *c = s->cfg;
   /* Slave, so host unmounts still reach us and nothing we mount leaks out. */
@@ -232,17 +248,7 @@ static int setup_rootfs(hcs_spawn_t *s, bool userns, int go, int report) {
   }
   if (mount_at(rootfd, "proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, true, report) < 0) return -1;
   if (setup_dev(rootfd, userns, report) < 0) return -1;
-  if (s->netns_late) {
-    char b;
-    int type = 0, nsfd = -1;
-    if (hcs_recv_msg(report, &type, &b, 1, &nsfd) < 0 || nsfd < 0) _exit(1);
-    if (setns(nsfd, CLONE_NEWNET) < 0) {
-      hcs_child_report(report, errno, "join the new network namespace");
-      return -1;
-    }
-    close(nsfd);
-    loopback_up();
-  }
+  if (s->netns_late && join_late_netns(report) < 0) return -1;
   /* sysfs needs a network namespace we own; otherwise bind the host's. */
   if (mount_at(rootfd, "sys", "sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, true, -1) < 0 &&
       mount_at(rootfd, "sys", "/sys", NULL, MS_BIND | MS_REC | MS_RDONLY, NULL, true, report) < 0)
@@ -468,12 +474,28 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, const int *nsfd
   join_ns(s, nsfd, HCS_NS_TIME, report);
   int fifo_path_fd = s->fifo_fd;
   bool own_mounts = nsfd[HCS_NS_MOUNT] < 0;
+  if (!own_mounts) {
+    /* The joined namespace's /proc is not ours (another pid namespace):
+     * the fifo is reopened through its directory instead of
+     * /proc/self/fd, an fd closed as soon as the fifo is open. */
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", s->fifo);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || dup3(dfd, fifo_path_fd, O_CLOEXEC) < 0) {
+      hcs_child_report(report, errno, "open `%s`", dir);
+      _exit(1);
+    }
+    close(dfd);
+  }
   if (own_mounts) {
     if (setup_rootfs(s, userns, go, report) < 0) _exit(1);
   } else {
     /* A joined mount namespace is another container's, root and all:
      * join the cgroup while the host's /sys is reachable, then enter it
      * (nothing of ours is mounted there). */
+    if (s->netns_late && join_late_netns(report) < 0) _exit(1);
     if (read(go, &b, 1) != 1) _exit(1);
     hcs_error_t cerr = NULL;
     if (s->cg && s->cg->enter_self(s->cs->cgroup, &cerr) < 0) {
@@ -559,7 +581,7 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, const int *nsfd
   }
   char self[64];
   snprintf(self, sizeof self, "/proc/self/fd/%d", fifo_path_fd);
-  int fifo = open(self, O_WRONLY | O_CLOEXEC);
+  int fifo = own_mounts ? open(self, O_WRONLY | O_CLOEXEC) : openat(fifo_path_fd, "exec.fifo", O_WRONLY | O_CLOEXEC);
   if (fifo < 0) _exit(1);
   close(fifo_path_fd);
   if (init == NULL) {
