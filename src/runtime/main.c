@@ -603,7 +603,8 @@ static int cmd_exec(hcs_system_t *cs, opts_t *o, int argc, char **argv) {
     }
     pcaps = bcaps;
   }
-  if (pcaps && !json_is_null(pcaps) && rt_translate_caps(pcaps, params, &err) < 0) return fail(&err);
+  if (pcaps && !json_is_null(pcaps) && rt_translate_caps(pcaps, o->process ? o->process : "--cap", params, &err) < 0)
+    return fail(&err);
   if (o->c.preserve_fds < 0) return fail_msg("exec: --preserve-fds: expected a count >= 0");
   if (o->c.preserve_fds > 0 && 3 + o->c.preserve_fds > g_first_closed_fd) {
     cleanup_free char *m = hcs_xasprintf("exec: --preserve-fds %d: fd %d is not open (fds 3..%d are passed)",

@@ -13,8 +13,8 @@ json_t *rt_translate(json_t *spec, const char *bundle, const char *id, hcs_error
 /* An OCI `process` object (exec --process) as ProcessParameters. */
 json_t *rt_translate_process(json_t *proc, const char *where, hcs_error_t *err);
 /* process.capabilities into `dst`: Capabilities (bounding) and
- * CapabilitySets. */
-int rt_translate_caps(json_t *caps, json_t *dst, hcs_error_t *err);
+ * CapabilitySets; `src` names the file in errors. */
+int rt_translate_caps(json_t *caps, const char *src, json_t *dst, hcs_error_t *err);
 /* A config.json template (`spec`). */
 json_t *rt_spec_template(bool rootless);
 /* The runtime-spec features document (`features`). */

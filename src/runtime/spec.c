@@ -139,24 +139,24 @@ json_t *rt_translate_process(json_t *proc, const char *where, hcs_error_t *err) 
 /* process.capabilities: the bounding set as `Capabilities`, the other
  * four as `CapabilitySets`, into `dst` (the Linux section, or an exec'd
  * process's ProcessParameters). */
-int rt_translate_caps(json_t *caps, json_t *dst, hcs_error_t *err) {
+int rt_translate_caps(json_t *caps, const char *src, json_t *dst, hcs_error_t *err) {
   json_t *v;
   size_t i;
   if (caps && !json_is_null(caps)) {
-    if (!json_is_object(caps)) return expect(err, "process.capabilities", "an object");
+    if (!json_is_object(caps)) return hcs_error_make(err, 0, "%s: `process.capabilities`: expected an object", src);
     static const char *const sets[] = {"bounding", "effective", "permitted", "inheritable", "ambient"};
     for (size_t k = 0; k < HCS_ARRAY_SIZE(sets); k++) {
       json_t *s = json_object_get(caps, sets[k]);
       if (s == NULL || json_is_null(s)) continue;
       cleanup_free char *f = hcs_xasprintf("process.capabilities.%s", sets[k]);
-      if (!json_is_array(s)) return expect(err, f, "an array of capability names");
-      json_array_foreach(
-          s, i, v) if (!json_is_string(v) ||
-                       hcs_cap_from_name(json_string_value(v)) <
-                           0) return hcs_error_make(err, 0, "config.json: `%s[%zu]`: unknown capability %s%s%s", f, i,
-                                                    json_is_string(v) ? "\"" : "",
-                                                    json_is_string(v) ? json_string_value(v) : "(not a string)",
-                                                    json_is_string(v) ? "\"" : "");
+      if (!json_is_array(s)) return hcs_error_make(err, 0, "%s: `%s`: expected an array of capability names", src, f);
+      json_array_foreach(s, i, v) if (!json_is_string(v) ||
+                                      hcs_cap_from_name(json_string_value(v)) <
+                                          0) return hcs_error_make(err, 0, "%s: `%s[%zu]`: unknown capability %s%s%s",
+                                                                   src, f, i, json_is_string(v) ? "\"" : "",
+                                                                   json_is_string(v) ? json_string_value(v)
+                                                                                     : "(not a string)",
+                                                                   json_is_string(v) ? "\"" : "");
     }
     /* Each set as given; the bounding set is Capabilities. */
     json_t *cs = json_object();
@@ -176,9 +176,9 @@ int rt_translate_caps(json_t *caps, json_t *dst, hcs_error_t *err) {
       json_array_foreach(json_object_get(cs, "Inheritable"), j, w) inh |= json_equal(v, w);
       if (!perm || !inh)
         return hcs_error_make(err, 0,
-                              "config.json: `process.capabilities.ambient[%zu]`: \"%s\" is not also permitted and "
+                              "%s: `process.capabilities.ambient[%zu]`: \"%s\" is not also permitted and "
                               "inheritable",
-                              i, json_string_value(v));
+                              src, i, json_string_value(v));
     }
     json_t *b = json_object_get(caps, "bounding");
     if (!json_is_array(b)) b = json_object_get(caps, "effective");
@@ -193,7 +193,7 @@ int rt_translate_caps(json_t *caps, json_t *dst, hcs_error_t *err) {
 static int translate_process_security(json_t *proc, json_t *lx, hcs_error_t *err) {
   json_t *v;
   size_t i;
-  if (rt_translate_caps(json_object_get(proc, "capabilities"), lx, err) < 0) return -1;
+  if (rt_translate_caps(json_object_get(proc, "capabilities"), "config.json", lx, err) < 0) return -1;
   json_t *rl = json_object_get(proc, "rlimits");
   if (rl && !json_is_null(rl)) {
     if (!json_is_array(rl)) return expect(err, "process.rlimits", "an array");
