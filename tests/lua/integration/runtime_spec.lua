@@ -463,8 +463,8 @@ sys.stdout.write(msg.decode() + " " + out.decode().replace("\r", ""))
         function(c) table.remove(c.linux.namespaces, 2) end)
       refuses('`linux.resources.hugepageLimits`: not supported by hcs',
         function(c) c.linux.resources.hugepageLimits = { { pageSize = "2MB", limit = 1 } } end)
-      refuses('`linux.seccomp.listenerPath`: SCMP_ACT_NOTIFY is not supported by hcs', function(c)
-        c.linux.seccomp = { defaultAction = "SCMP_ACT_ALLOW", listenerPath = "/run/x.sock" }
+      refuses('`linux.namespaces%[6%]`: a new time namespace is not supported %(join one by path%)', function(c)
+        table.insert(c.linux.namespaces, { type = "time" })
       end)
     end)
 
