@@ -468,6 +468,40 @@ describe("hcs.compute #root", function()
       assert.not_equal(0, code)
     end)
 
+    it("a second system joins its uts, pid and ipc namespaces by path (Linux.Namespaces)", function()
+      local pid = assert(cs:properties()).Pid
+      local doc = hcs.compute.config { rootfs = rootfs, cgroup_parent = parent, owner = "spec",
+        namespaces = { uts = "/proc/" .. pid .. "/ns/uts", pid = "/proc/" .. pid .. "/ns/pid",
+          ipc = "/proc/" .. pid .. "/ns/ipc" } }
+      assert.same({ Uts = "/proc/" .. pid .. "/ns/uts", Pid = "/proc/" .. pid .. "/ns/pid",
+        Ipc = "/proc/" .. pid .. "/ns/ipc" }, doc.Linux.Namespaces)
+      local joiner = assert(hcs.compute.create("joiner", doc, { root = root }))
+      assert(joiner:start())
+      local out = run_in(joiner, { "/bin/sh", "-c", "hostname; cat /proc/1/comm; readlink /proc/self/ns/ipc" })
+      local _, _, ipc = u.run("readlink /proc/" .. pid .. "/ns/ipc")
+      assert.equal("secbox\nhcs-init\n" .. ipc, out)
+      assert(joiner:delete(true))
+      -- a path of the wrong type, or no namespace at all
+      doc.Linux.Namespaces = { Pid = "/proc/" .. pid .. "/ns/uts" }
+      local bad, err = hcs.compute.create("joiner", doc, { root = root })
+      assert.is_nil(bad)
+      assert.matches("`Linux.Namespaces.Pid`: `/proc/%d+/ns/uts` is a Uts namespace, not a Pid one", err)
+      doc.Linux.Namespaces = { Ipc = share }
+      bad, err = hcs.compute.create("joiner", doc, { root = root })
+      assert.is_nil(bad)
+      assert.matches("`Linux.Namespaces.Ipc`: `.*` is not a namespace file %(nsfs%)", err)
+    end)
+
+    it("gives a process its own capability sets within the system's bounding set", function()
+      local out = run_in(cs, { "/bin/grep", "Cap", "/proc/self/status" }, { Capabilities = { "CAP_KILL", "CAP_CHOWN" },
+        CapabilitySets = { Effective = { "CAP_KILL" }, Permitted = { "CAP_KILL" } } })
+      assert.equal("0000000000000020", out:match("CapEff:%s*(%x+)"))
+      assert.equal("0000000000000021", out:match("CapBnd:%s*(%x+)"))
+      local p, err = cs:create_process { CommandArgs = { "/bin/true" }, Capabilities = { "CAP_SYS_ADMIN" } }
+      assert.is_nil(p)
+      assert.matches("`Capabilities`: CAP_SYS_ADMIN is not in the system's bounding set", err)
+    end)
+
     it("has its own hostname, pid namespace, /dev and read-only mapped directories", function()
       local out = run_in(cs, { "/bin/sh", "-c", "hostname; echo $$; ls /dev | tr '\\n' ' '; echo; cat /proc/1/comm" })
       local lines = {}
