@@ -42,6 +42,10 @@ typedef struct {
   char *destination, *type, *source, *data;
   unsigned long flags, propagation; /* MS_*; propagation 0 = none */
   bool bind_ro;                     /* a read-only bind: bound, then remounted */
+  /* Type "cgroup"/"cgroup2": the system's own cgroup, mounted once init
+   * is in it (v2: its directory; v1: a tmpfs with each hierarchy's
+   * directory of the system bound in, as runc does). */
+  bool cgroup;
 } hcs_mount_t;
 
 typedef struct {

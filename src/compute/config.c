@@ -589,6 +589,11 @@ static int parse_mounts(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
     int r = parse_mount_options(m, opts, p, err);
     hcs_strv_free(opts);
     if (r < 0) return -1;
+    m->cgroup = m->type && (strcmp(m->type, "cgroup") == 0 || strcmp(m->type, "cgroup2") == 0);
+    if (m->cgroup && (m->flags & MS_BIND)) {
+      cleanup_free char *tp = hcs_xasprintf("%s.Type", p);
+      return hcs_error_make(err, 0, "invalid configuration: `%s`: a cgroup mount is not a bind mount", tp);
+    }
     cleanup_free char *dp = hcs_xasprintf("%s.Destination", p);
     if (m->destination == NULL || m->destination[0] != '/' || strcmp(m->destination, "/") == 0)
       return bad(err, dp, "an absolute path below /", json_object_get(e, "Destination"));

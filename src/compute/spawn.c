@@ -162,6 +162,68 @@ static int extra_mount(int rootfd, const hcs_mount_t *m, int report) {
   return 0;
 }
 
+/* Bind the host's `hostdir` at `rel` in the root, read-only unless the
+ * mount asked for rw, never suid, dev or exec. */
+static int bind_cgroup_dir(int rootfd, const char *rel, const char *hostdir, const hcs_mount_t *m, int report) {
+  unsigned long ro = (m->flags & MS_RDONLY) ? MS_RDONLY : 0;
+  if (mount_at(rootfd, rel, hostdir, NULL, MS_BIND | ro, NULL, true, report) < 0) return -1;
+  cleanup_close int fd = open_in_root(rootfd, rel, true, false);
+  char target[64];
+  snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
+  if (fd < 0 || mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | ro | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+    hcs_child_report(report, errno, "remount the cgroup `%s`", rel);
+    return -1;
+  }
+  return 0;
+}
+
+/* A `cgroup` mount: the system's own cgroup.  v2: its directory bound at
+ * the destination.  v1 and hybrid: a tmpfs there, and for each hierarchy
+ * init is in the system's cgroup of (from /proc/self/cgroup, init having
+ * joined them), that directory bound at <dest>/<hierarchy>; hierarchies
+ * the system has no cgroup in (cpu without a limit) are left out, so no
+ * host cgroup is ever visible. */
+static int mount_cgroup(int rootfd, const hcs_mount_t *m, const char *cgroup, int report) {
+  const char *rel = m->destination + 1;
+  char hostdir[PATH_MAX], sub[PATH_MAX];
+  if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
+    snprintf(hostdir, sizeof hostdir, "/sys/fs/cgroup/%s", cgroup);
+    return bind_cgroup_dir(rootfd, rel, hostdir, m, report);
+  }
+  if (mount_at(rootfd, rel, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755", true, report) < 0)
+    return -1;
+  FILE *f = fopen("/proc/self/cgroup", "re");
+  if (f == NULL) {
+    hcs_child_report(report, errno, "read /proc/self/cgroup");
+    return -1;
+  }
+  char line[1024];
+  int ret = 0;
+  while (ret == 0 && fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\n")] = '\0';
+    char *ctrls = strchr(line, ':'), *path = ctrls ? strchr(ctrls + 1, ':') : NULL;
+    if (path == NULL) continue;
+    *ctrls++ = '\0', *path++ = '\0';
+    if (path[0] != '/' || strcmp(path + 1, cgroup)) continue;
+    /* "cpu,cpuacct" is mounted under that name; "name=systemd" as systemd;
+     * the hybrid host's cgroup2 as unified. */
+    const char *name = !*ctrls ? "unified" : strncmp(ctrls, "name=", 5) == 0 ? ctrls + 5 : ctrls;
+    snprintf(hostdir, sizeof hostdir, "/sys/fs/cgroup/%s/%s", name, cgroup);
+    snprintf(sub, sizeof sub, "%s/%s", rel, name);
+    if (access(hostdir, F_OK) == 0) ret = bind_cgroup_dir(rootfd, sub, hostdir, m, report);
+  }
+  fclose(f);
+  if (ret < 0) return -1;
+  cleanup_close int fd = open_in_root(rootfd, rel, true, false);
+  snprintf(sub, sizeof sub, "/proc/self/fd/%d", fd);
+  if ((m->flags & MS_RDONLY) &&
+      (fd < 0 || mount(NULL, sub, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755") < 0)) {
+    hcs_child_report(report, errno, "remount `%s` read-only", m->destination);
+    return -1;
+  }
+  return 0;
+}
+
 static int setup_dev(int rootfd, bool userns, int report) {
   static const struct {
     const char *name;
@@ -265,7 +327,7 @@ static int setup_rootfs(hcs_spawn_t *s, bool userns, int go, int report) {
       return -1;
   }
   for (size_t i = 0; i < c->n_extra_mounts; i++)
-    if (extra_mount(rootfd, &c->extra_mounts[i], report) < 0) return -1;
+    if (!c->extra_mounts[i].cgroup && extra_mount(rootfd, &c->extra_mounts[i], report) < 0) return -1;
   /* Join the cgroup ourselves while the host's /sys is still reachable, once
    * the monitor created it (the mounts above overlapped with that). */
   if (!userns) {
@@ -277,6 +339,10 @@ static int setup_rootfs(hcs_spawn_t *s, bool userns, int go, int report) {
       return -1;
     }
   }
+  /* cgroup mounts show the system's own cgroup: made once it exists and
+   * init is in it. */
+  for (size_t i = 0; i < c->n_extra_mounts; i++)
+    if (c->extra_mounts[i].cgroup && mount_cgroup(rootfd, &c->extra_mounts[i], s->cs->cgroup, report) < 0) return -1;
   /* pivot_root(".", ".") stacks the old root on the new one; detach it. */
   if (fchdir(rootfd) < 0 || syscall(SYS_pivot_root, ".", ".") < 0) {
     hcs_child_report(report, errno, "pivot_root into `%s`", c->rootfs);

@@ -719,8 +719,12 @@ static int cmd_update(hcs_system_t *cs, opts_t *o) {
     if ((v = json_string_value(json_object_get(o->update, "period"))))
       json_object_set_new(cpu, "period", json_integer(atoll(v)));
     json_object_set_new(res, "cpu", cpu);
-    if (json_string_value(json_object_get(o->update, "pids")))
-      return fail_msg("update: --pids-limit: changing the pids limit of a running container is not supported by hcs");
+    if ((v = json_string_value(json_object_get(o->update, "pids")))) {
+      char *end;
+      long long n = strtoll(v, &end, 10);
+      if (*end || !*v) return fail_msg("update: --pids-limit: expected a number");
+      json_object_set_new(res, "pids", json_pack("{s:I}", "limit", (json_int_t)n));
+    }
   }
   /* Reuse the create-time translation on a skeleton document. */
   cleanup_json json_t *doc = json_pack("{s:{},s:{}}", "Container", "Linux");
@@ -733,10 +737,17 @@ static int cmd_update(hcs_system_t *cs, opts_t *o) {
   cleanup_json json_t *tr = rt_translate(spec, "/", "update", &err);
   json_decref(spec);
   if (tr == NULL) return fail(&err);
+  /* hcs keeps a pids limit (Linux.PidsLimit is 1..2^31-1): it cannot be
+   * lifted with 0 or -1 as runc's "unlimited". */
+  json_t *pl = json_object_get(json_object_get(res, "pids"), "limit");
+  if (pl && !json_is_null(pl) && (!json_is_integer(pl) || json_integer_value(pl) <= 0))
+    return fail_msg("update: `pids.limit`: expected a positive count (hcs cannot lift a pids limit)");
   json_t *ct = json_object_get(tr, "Container"), *req = json_object();
   if (json_object_get(ct, "Memory")) json_object_set(req, "Memory", json_object_get(ct, "Memory"));
   if (json_object_size(json_object_get(ct, "Processor")))
     json_object_set(req, "Processor", json_object_get(ct, "Processor"));
+  if (json_object_get(json_object_get(tr, "Linux"), "PidsLimit"))
+    json_object_set(req, "PidsLimit", json_object_get(json_object_get(tr, "Linux"), "PidsLimit"));
   cleanup_free char *t = json_dumps(req, JSON_COMPACT);
   json_decref(req);
   (void)doc;

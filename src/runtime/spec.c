@@ -215,8 +215,6 @@ static int translate_process_security(json_t *proc, json_t *lx, hcs_error_t *err
   return 0;
 }
 
-static bool host_is_v2(void) { return access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0; }
-
 /* The mounts hcs makes itself (docs/compute.md): the OCI entries for them
  * are what runc would mount there anyway. */
 static bool builtin_mount(const char *type, const char *dest) {
@@ -262,11 +260,21 @@ static int translate_mounts(json_t *spec, const char *bundle, json_t *lx, hcs_er
     }
     if (!bind && builtin_mount(type, dest)) continue;
     if (type && (strcmp(type, "cgroup") == 0 || strcmp(type, "cgroup2") == 0)) {
-      /* A v2 host: the container's own subtree (init has a cgroup
-       * namespace).  v1 hierarchies are not mounted in the container. */
-      if (host_is_v2())
-        json_array_append_new(out, json_pack("{s:s,s:s,s:s,s:[s,s,s,s]}", "Destination", dest, "Type", "cgroup2",
-                                             "Source", "cgroup", "Options", "nosuid", "nodev", "noexec", "ro"));
+      /* The container's own cgroup (v2: its directory; v1: each
+       * hierarchy's directory of the system under a tmpfs). */
+      json_t *e = json_pack("{s:s,s:s,s:[]}", "Destination", dest, "Type", "cgroup", "Options"), *eo;
+      eo = json_object_get(e, "Options");
+      bool rw = false;
+      json_array_foreach(opts, k, o) {
+        const char *os = json_string_value(o);
+        rw |= strcmp(os, "rw") == 0;
+        if (strcmp(os, "ro") && strcmp(os, "rw") && strcmp(os, "nosuid") && strcmp(os, "nodev") &&
+            strcmp(os, "noexec") && strcmp(os, "relatime") && strcmp(os, "private") && strcmp(os, "rprivate"))
+          return hcs_error_make(err, 0, "config.json: `%s.options[%zu]`: \"%s\" is not supported for a cgroup mount", f,
+                                k, os);
+      }
+      json_array_append_new(eo, json_string(rw ? "rw" : "ro"));
+      json_array_append_new(out, e);
       continue;
     }
     cleanup_free char *abs_src = NULL;

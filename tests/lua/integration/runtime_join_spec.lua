@@ -15,7 +15,7 @@ describe("hcs-runtime joins and agents #root", function()
     local args = { ... }
     local parts = { u.quote(bin), "--root", u.quote(state) }
     for _, a in ipairs(args) do parts[#parts + 1] = u.quote(a) end
-    local detached = args[1] == "create" or (args[1] == "run" and args[2] == "-d")
+    local detached = args[1] == "create" or ((args[1] == "run" or args[1] == "exec") and args[2] == "-d")
     return u.run(table.concat(parts, " ") .. (detached and " </dev/null >/dev/null" or ""))
   end
 
@@ -304,6 +304,66 @@ describe("hcs-runtime joins and agents #root", function()
       assert.equal(1, code3)
       assert.matches("%-%-cap: `process.capabilities.bounding%[4%]`: unknown capability \"CAP_FLY\"", err3)
       assert.is_true((rt("delete", "--force", "x1")))
+      assert_nothing_left()
+    end)
+  end)
+
+  describe("cgroups", function()
+    it("mounts the container's own cgroup read-only where config.json asks for one", function()
+      write_config(bundle, function(c)
+        c.linux.resources = { memory = { limit = 64 * 1024 * 1024 }, pids = { limit = 42 } }
+        table.insert(c.mounts, { destination = "/sys/fs/cgroup", type = "cgroup", source = "cgroup",
+          options = { "nosuid", "noexec", "nodev", "relatime", "ro" } })
+        c.process.args = { "/bin/sh", "-c", table.concat({
+          "if [ -e /sys/fs/cgroup/cgroup.controllers ]; then cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; " ..
+          "else cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; fi",
+          "find /sys/fs/cgroup -name cgroup.procs -exec cat {} + | sort -u | tr '\\n' ' '; echo",
+          "(echo 1 > $(find /sys/fs/cgroup -name pids.max)) 2>&1 | grep -o 'Read-only file system'" }, "; ") }
+      end)
+      local ok, _, out, err = rt("run", "--bundle", bundle, "g1")
+      assert.is_true(ok, err)
+      -- its limits, its own processes only (the shell and find, pids of its namespace), not writable
+      local lines = {}
+      for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+      assert.equal(tostring(64 * 1024 * 1024), lines[1])
+      assert.equal("42", lines[2])
+      for pid in lines[3]:gmatch("%d+") do assert.is_true(tonumber(pid) < 10, lines[3]) end
+      assert.equal("Read-only file system", lines[4])
+      assert_nothing_left()
+    end)
+
+    it("update --pids-limit and --resources change a running container's pids limit", function()
+      write_config(bundle, function(c) c.process.args = { "/bin/sleep", "1000" } end)
+      assert.is_true((rt("run", "-d", "--bundle", bundle, "g2")))
+      -- four processes: init and three sleeps
+      local ok, _, _, err = rt("exec", "-d", "g2", "/bin/sh", "-c", "sleep 1000 & sleep 1000 & exec sleep 1000")
+      assert.is_true(ok, err)
+      local function npids()
+        local _, _, o = rt("ps", "--format", "json", "g2")
+        return #json.decode(o)
+      end
+      for _ = 1, 100 do
+        if npids() == 4 then break end
+        u.run("sleep 0.05")
+      end
+      assert.equal(4, npids())
+      ok, _, _, err = rt("update", "--pids-limit", "4", "g2")
+      assert.is_true(ok, err)
+      local _, _, max = u.run("cat /sys/fs/cgroup/pids/" .. parent .. "/g2/pids.max /sys/fs/cgroup/" .. parent ..
+        "/g2/pids.max 2>/dev/null")
+      assert.equal("4\n", max)
+      local _, code, _, xerr = rt("exec", "g2", "/bin/true")
+      assert.equal(1, code)
+      assert.matches("Resource temporarily unavailable", xerr)
+      u.write_file(root .. "/res.json", json.encode({ pids = { limit = 10 } }))
+      ok, _, _, err = rt("update", "--resources", root .. "/res.json", "g2")
+      assert.is_true(ok, err)
+      local _, code2 = rt("exec", "g2", "/bin/true")
+      assert.equal(0, code2)
+      local _, code3, _, err3 = rt("update", "--pids-limit", "0", "g2")
+      assert.equal(1, code3)
+      assert.matches("`pids.limit`: expected a positive count", err3)
+      assert.is_true((rt("delete", "--force", "g2")))
       assert_nothing_left()
     end)
   end)
