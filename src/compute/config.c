@@ -236,10 +236,15 @@ const struct hcs_ns_kind_s hcs_ns_kinds[HCS_NS_COUNT] = {[HCS_NS_USER] = {"User"
                                                          [HCS_NS_CGROUP] = {"Cgroup", CLONE_NEWCGROUP},
                                                          [HCS_NS_TIME] = {"Time", 0x00000080 /* CLONE_NEWTIME */}};
 
+/* A namespace type as /proc/PID/ns names it (but "mount" and "network"). */
 static const char *ns_type_name(int type) {
-  if (type == CLONE_NEWNET) return "network";
-  for (size_t i = 0; i < HCS_NS_COUNT; i++)
-    if (hcs_ns_kinds[i].type == type) return hcs_ns_kinds[i].field;
+  static const struct {
+    int type;
+    const char *name;
+  } names[] = {{CLONE_NEWNET, "network"}, {CLONE_NEWUSER, "user"}, {CLONE_NEWNS, "mount"},      {CLONE_NEWPID, "pid"},
+               {CLONE_NEWIPC, "ipc"},     {CLONE_NEWUTS, "uts"},   {CLONE_NEWCGROUP, "cgroup"}, {0x00000080, "time"}};
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(names); i++)
+    if (names[i].type == type) return names[i].name;
   return "unknown";
 }
 
@@ -267,8 +272,8 @@ static int parse_namespaces(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
     int got = 0;
     if (hcs_ns_check(fd, hcs_ns_kinds[i].type, &got) < 0) {
       if (errno == ENOTTY)
-        return hcs_error_make(err, 0, "invalid configuration: `%s`: `%s` is a %s namespace, not a %s one", p, path,
-                              ns_type_name(got), hcs_ns_kinds[i].field);
+        return hcs_error_make(err, 0, "invalid configuration: `%s`: `%s` is a %s namespace (expected %s)", p, path,
+                              ns_type_name(got), ns_type_name(hcs_ns_kinds[i].type));
       return hcs_error_make(err, 0, "invalid configuration: `%s`: `%s` is not a namespace file (nsfs)", p, path);
     }
     c->ns_paths[i] = hcs_xstrdup(path);
@@ -538,8 +543,8 @@ static int parse_container(json_t *ct, const char *run_root, hcs_config_t *c, hc
           hcs_error_make(err, saved, "invalid configuration: `Container.Networking.Namespace`: `%s`", ns);
         else if (saved == ENOTTY)
           hcs_error_make(err, 0,
-                         "invalid configuration: `Container.Networking.Namespace`: `%s` is a %s namespace, "
-                         "not a network one",
+                         "invalid configuration: `Container.Networking.Namespace`: `%s` is a %s namespace "
+                         "(expected network)",
                          ns, ns_type_name(got));
         else
           hcs_error_make(err, 0,

@@ -345,7 +345,7 @@ static int translate_namespaces(json_t *lnx, json_t *doc, json_t *lx, hcs_error_
           if (ns_types[k].type == got) gname = ns_types[k].name;
         if (errno == ENOTTY)
           return hcs_error_make(err, 0,
-                                "config.json: `linux.namespaces[%zu].path`: `%s` is a %s namespace, not a %s one", i,
+                                "config.json: `linux.namespaces[%zu].path`: `%s` is a %s namespace (expected %s)", i,
                                 path, gname, type);
         return hcs_error_make(err, 0, "config.json: `linux.namespaces[%zu].path`: `%s` is not a namespace file (nsfs)",
                               i, path);
@@ -586,14 +586,14 @@ static int translate_seccomp(json_t *sc, json_t *lx, hcs_error_t *err) {
     size_t k;
     /* Init hands its listener over with sendmsg after the load (runc
      * refuses write for the same reason). */
-    json_array_foreach(json_object_get(c, "names"), k,
-                       nm) if (json_is_string(nm) &&
-                               (strcmp(json_string_value(nm), "sendmsg") == 0 ||
-                                strcmp(json_string_value(nm), "write") ==
-                                    0)) return hcs_error_make(err, 0,
-                                                              "config.json: `linux.seccomp.syscalls[%zu].names[%zu]`: "
-                                                              "SCMP_ACT_NOTIFY cannot be used for \"%s\"",
-                                                              i, k, json_string_value(nm));
+    json_array_foreach(json_object_get(c, "names"), k, nm) {
+      const char *name = json_string_value(nm);
+      if (name && (strcmp(name, "sendmsg") == 0 || strcmp(name, "write") == 0))
+        return hcs_error_make(err, 0,
+                              "config.json: `linux.seccomp.syscalls[%zu].names[%zu]`: SCMP_ACT_NOTIFY cannot be used "
+                              "for \"%s\"",
+                              i, k, name);
+    }
   }
   if (notify && !(lp && *lp))
     return hcs_error_make(

@@ -485,7 +485,7 @@ describe("hcs.compute #root", function()
       doc.Linux.Namespaces = { Pid = "/proc/" .. pid .. "/ns/uts" }
       local bad, err = hcs.compute.create("joiner", doc, { root = root })
       assert.is_nil(bad)
-      assert.matches("`Linux.Namespaces.Pid`: `/proc/%d+/ns/uts` is a Uts namespace, not a Pid one", err)
+      assert.matches("`Linux.Namespaces.Pid`: `/proc/%d+/ns/uts` is a uts namespace %(expected pid%)", err)
       doc.Linux.Namespaces = { Ipc = share }
       bad, err = hcs.compute.create("joiner", doc, { root = root })
       assert.is_nil(bad)

@@ -203,11 +203,11 @@ describe("hcs-runtime joins and agents #root", function()
       u.write_file(root .. "/plain", "x")
       refuses("`linux.namespaces%[2%].path`: `.*/plain` is not a namespace file %(nsfs%)",
         function(c) c.linux.namespaces[3].path = root .. "/plain" end)
-      refuses("`linux.namespaces%[2%].path`: `/proc/self/ns/uts` is a uts namespace, not a ipc one",
+      refuses("`linux.namespaces%[2%].path`: `/proc/self/ns/uts` is a uts namespace %(expected ipc%)",
         function(c) c.linux.namespaces[3].path = "/proc/self/ns/uts" end)
-      refuses("`linux.namespaces%[0%].path`: `/proc/self/ns/net` is a network namespace, not a pid one",
+      refuses("`linux.namespaces%[0%].path`: `/proc/self/ns/net` is a network namespace %(expected pid%)",
         function(c) c.linux.namespaces[1].path = "/proc/self/ns/net" end)
-      refuses("`linux.namespaces%[1%].path`: `/proc/self/ns/pid` is a pid namespace, not a network one",
+      refuses("`linux.namespaces%[1%].path`: `/proc/self/ns/pid` is a pid namespace %(expected network%)",
         function(c) c.linux.namespaces[2].path = "/proc/self/ns/pid" end)
       refuses("`linux.namespaces%[0%].path`: `/nonexistent/ns`: No such file",
         function(c) c.linux.namespaces[1].path = "/nonexistent/ns" end)
