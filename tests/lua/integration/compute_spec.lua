@@ -490,6 +490,11 @@ describe("hcs.compute #root", function()
       bad, err = hcs.compute.create("joiner", doc, { root = root })
       assert.is_nil(bad)
       assert.matches("`Linux.Namespaces.Ipc`: `.*` is not a namespace file %(nsfs%)", err)
+      doc.Linux.Namespaces = nil
+      doc.Container.Networking = { Namespace = "/proc/self/ns/uts" }
+      bad, err = hcs.compute.create("joiner", doc, { root = root })
+      assert.is_nil(bad)
+      assert.matches("`Container.Networking.Namespace`: `/proc/self/ns/uts` is a uts namespace %(expected network%)", err)
     end)
 
     it("gives a process its own capability sets within the system's bounding set", function()
