@@ -497,6 +497,32 @@ describe("hcs.compute #root", function()
       assert.matches("`Container.Networking.Namespace`: `/proc/self/ns/uts` is a uts namespace %(expected network%)", err)
     end)
 
+    it("hands out init's seccomp listener while Created (Linux.Seccomp.Listener)", function()
+      -- a one-instruction program: return SECCOMP_RET_ALLOW
+      local prog = root .. "/allow.bpf"
+      u.write_file(prog, string.pack("<I2I1I1I4", 0x06, 0, 0, 0x7fff0000))
+      local doc = config { Init = { CommandArgs = { "/bin/true" } },
+        Linux = { Seccomp = { ProgramFile = prog, Listener = true } } }
+      local ls = assert(hcs.compute.create("listener", doc, { root = root }))
+      local fd = assert(ls:seccomp_listener())
+      local stat = assert(io.open("/proc/self/stat"))
+      local self = stat:read("n")
+      stat:close()
+      local _, _, link = u.run("readlink /proc/" .. self .. "/fd/" .. fd)
+      assert.equal("anon_inode:seccomp notify\n", link)
+      assert(ls:start())
+      assert(ls:wait(30000))
+      local none, err = ls:seccomp_listener()
+      assert.is_nil(none)
+      assert.matches("the system is Stopped, not Created", err)
+      assert(ls:delete())
+      -- without a program of the caller's there is nothing to listen on
+      doc.Linux.Seccomp = { Listener = true }
+      local bad, err2 = hcs.compute.create("listener", doc, { root = root })
+      assert.is_nil(bad)
+      assert.matches("`Linux.Seccomp.Listener`: needs a ProgramFile", err2)
+    end)
+
     it("gives a process its own capability sets within the system's bounding set", function()
       local out = run_in(cs, { "/bin/grep", "Cap", "/proc/self/status" }, { Capabilities = { "CAP_KILL", "CAP_CHOWN" },
         CapabilitySets = { Effective = { "CAP_KILL" }, Permitted = { "CAP_KILL" } } })
