@@ -505,8 +505,16 @@ int hcs_compute_modify(hcs_system_t *cs, const char *request, hcs_error_t *err) 
   const char *key;
   json_t *v;
   json_object_foreach(req, key, v) {
-    if (strcmp(key, "Memory") && strcmp(key, "Processor"))
-      return hcs_error_make(err, 0, "invalid modify request: `%s`: unknown field (expected Memory or Processor)", key);
+    if (strcmp(key, "Memory") && strcmp(key, "Processor") && strcmp(key, "PidsLimit"))
+      return hcs_error_make(
+          err, 0, "invalid modify request: `%s`: unknown field (expected Memory, Processor or PidsLimit)", key);
+    /* PidsLimit: Linux.PidsLimit, live (the cgroup's pids.max). */
+    if (strcmp(key, "PidsLimit") == 0) {
+      json_t *lx = json_object_get(doc, "Linux");
+      if (!json_is_object(lx)) json_object_set_new(doc, "Linux", lx = json_object());
+      json_object_set(lx, "PidsLimit", v);
+      continue;
+    }
     if (!json_is_object(v)) return hcs_error_make(err, 0, "invalid modify request: `%s`: expected object", key);
     json_t *cur = json_object_get(ct, key);
     if (!json_is_object(cur)) json_object_set_new(ct, key, cur = json_object());
@@ -518,6 +526,7 @@ int hcs_compute_modify(hcs_system_t *cs, const char *request, hcs_error_t *err) 
   hcs_resources_t r = {0};
   if (mem) r.memory_mb = c->memory_mb;
   if (cpu) r.cpu_count = c->cpu_count, r.cpu_max = c->cpu_max, r.cpu_weight = c->cpu_weight;
+  if (json_object_get(req, "PidsLimit")) r.pids_limit = c->pids_limit;
   const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
   int checked = check_cgroup_for_limits(c, cg, err);
   hcs_config_free(c);

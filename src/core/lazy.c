@@ -314,3 +314,5 @@ STUB(S, uint32_t, seccomp_arch_resolve_name, (const char *name), (name))
 STUB(S, int, seccomp_arch_add, (scmp_filter_ctx c, uint32_t token), (c, token))
 #undef S
 STUB(LIB_CAP, int, cap_from_name, (const char *name, cap_value_t *v), (name, v))
+STUB(LIB_CAP, char *, cap_to_name, (cap_value_t v), (v))
+STUB(LIB_CAP, int, cap_free, (void *p), (p))

@@ -557,6 +557,71 @@ describe("hcs.compute #root", function()
       assert.not_equal(0, code)
     end)
 
+    it("a second system joins its uts, pid and ipc namespaces by path (Linux.Namespaces)", function()
+      local pid = assert(cs:properties()).Pid
+      local doc = hcs.compute.config { rootfs = rootfs, cgroup_parent = parent, owner = "spec",
+        namespaces = { uts = "/proc/" .. pid .. "/ns/uts", pid = "/proc/" .. pid .. "/ns/pid",
+          ipc = "/proc/" .. pid .. "/ns/ipc" } }
+      assert.same({ Uts = "/proc/" .. pid .. "/ns/uts", Pid = "/proc/" .. pid .. "/ns/pid",
+        Ipc = "/proc/" .. pid .. "/ns/ipc" }, doc.Linux.Namespaces)
+      local joiner = assert(hcs.compute.create("joiner", doc, { root = root }))
+      assert(joiner:start())
+      local out = run_in(joiner, { "/bin/sh", "-c", "hostname; cat /proc/1/comm; readlink /proc/self/ns/ipc" })
+      local _, _, ipc = u.run("readlink /proc/" .. pid .. "/ns/ipc")
+      assert.equal("secbox\nhcs-init\n" .. ipc, out)
+      assert(joiner:delete(true))
+      -- a path of the wrong type, or no namespace at all
+      doc.Linux.Namespaces = { Pid = "/proc/" .. pid .. "/ns/uts" }
+      local bad, err = hcs.compute.create("joiner", doc, { root = root })
+      assert.is_nil(bad)
+      assert.matches("`Linux.Namespaces.Pid`: `/proc/%d+/ns/uts` is a uts namespace %(expected pid%)", err)
+      doc.Linux.Namespaces = { Ipc = share }
+      bad, err = hcs.compute.create("joiner", doc, { root = root })
+      assert.is_nil(bad)
+      assert.matches("`Linux.Namespaces.Ipc`: `.*` is not a namespace file %(nsfs%)", err)
+      doc.Linux.Namespaces = nil
+      doc.Container.Networking = { Namespace = "/proc/self/ns/uts" }
+      bad, err = hcs.compute.create("joiner", doc, { root = root })
+      assert.is_nil(bad)
+      assert.matches("`Container.Networking.Namespace`: `/proc/self/ns/uts` is a uts namespace %(expected network%)", err)
+    end)
+
+    it("hands out init's seccomp listener while Created (Linux.Seccomp.Listener)", function()
+      -- a one-instruction program: return SECCOMP_RET_ALLOW
+      local prog = root .. "/allow.bpf"
+      u.write_file(prog, string.pack("<I2I1I1I4", 0x06, 0, 0, 0x7fff0000))
+      local doc = config { Init = { CommandArgs = { "/bin/true" } },
+        Linux = { Seccomp = { ProgramFile = prog, Listener = true } } }
+      local ls = assert(hcs.compute.create("listener", doc, { root = root }))
+      local fd = assert(ls:seccomp_listener())
+      local stat = assert(io.open("/proc/self/stat"))
+      local self = stat:read("n")
+      stat:close()
+      local _, _, link = u.run("readlink /proc/" .. self .. "/fd/" .. fd)
+      assert.equal("anon_inode:seccomp notify\n", link)
+      assert(ls:start())
+      assert(ls:wait(30000))
+      local none, err = ls:seccomp_listener()
+      assert.is_nil(none)
+      assert.matches("the system is Stopped, not Created", err)
+      assert(ls:delete())
+      -- without a program of the caller's there is nothing to listen on
+      doc.Linux.Seccomp = { Listener = true }
+      local bad, err2 = hcs.compute.create("listener", doc, { root = root })
+      assert.is_nil(bad)
+      assert.matches("`Linux.Seccomp.Listener`: needs a ProgramFile", err2)
+    end)
+
+    it("gives a process its own capability sets within the system's bounding set", function()
+      local out = run_in(cs, { "/bin/grep", "Cap", "/proc/self/status" }, { Capabilities = { "CAP_KILL", "CAP_CHOWN" },
+        CapabilitySets = { Effective = { "CAP_KILL" }, Permitted = { "CAP_KILL" } } })
+      assert.equal("0000000000000020", out:match("CapEff:%s*(%x+)"))
+      assert.equal("0000000000000021", out:match("CapBnd:%s*(%x+)"))
+      local p, err = cs:create_process { CommandArgs = { "/bin/true" }, Capabilities = { "CAP_SYS_ADMIN" } }
+      assert.is_nil(p)
+      assert.matches("`Capabilities`: CAP_SYS_ADMIN is not in the system's bounding set", err)
+    end)
+
     it("has its own hostname, pid namespace, /dev and read-only mapped directories", function()
       local out = run_in(cs, { "/bin/sh", "-c", "hostname; echo $$; ls /dev | tr '\\n' ' '; echo; cat /proc/1/comm" })
       local lines = {}
