@@ -190,6 +190,7 @@ static int resolve_modules_dir(const hcs_vm_initrd_options_t *o, char **dir, cha
     dep = hcs_xasprintf("%s/modules.dep", *dir);
     if (!hcs_path_exists(dep)) {
       free(*dir);
+      *dir = NULL;
       return hcs_error_make(err, ENOENT, "find the modules of kernel `%s` in `%s` (no modules.dep)", o->kernel_version,
                             o->modules_dir);
     }
