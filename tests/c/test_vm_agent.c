@@ -18,51 +18,9 @@
 
 #include "core/util.h"
 #include "hcs/vm_initrd.h"
-#include "tap.h"
-#include "vm/agent_client.h"
+#include "vm_util.h"
 
-static char dir[] = "/tmp/hcs-test.vmagent.XXXXXX";
-static pid_t qemu = -1;
-
-/* Read fd to EOF (up to max bytes kept); a stuck relay fails the test
- * after a generous bound instead of hanging ctest. */
-static char *read_all(int fd, size_t *len) {
-  size_t n = 0, cap = 65536;
-  char *b = malloc(cap + 1);
-  time_t until = time(NULL) + 600;
-  for (;;) {
-    struct pollfd pf = {.fd = fd, .events = POLLIN};
-    if (poll(&pf, 1, 1000) == 0) {
-      if (time(NULL) > until) break;
-      continue;
-    }
-    if (n == cap) b = realloc(b, (cap *= 2) + 1);
-    ssize_t r = read(fd, b + n, cap - n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    n += (size_t)r;
-  }
-  b[n] = 0;
-  if (len) *len = n;
-  return b;
-}
-
-static hcs_vm_agent_process_t *run(hcs_vm_agent_t *a, const char *params, int *in, int *out, int *err_fd,
-                                   hcs_error_t *err) {
-  hcs_vm_agent_process_t *p = hcs_vm_agent_create_process(a, params, err);
-  if (p) hcs_vm_agent_process_take_stdio(p, in, out, err_fd);
-  return p;
-}
-
-static int exit_code(hcs_vm_agent_process_t *p) {
-  hcs_error_t err = NULL;
-  if (hcs_vm_agent_process_wait(p, -1, &err) != 1) {
-    printf("# wait: %s\n", hcs_error_message(err));
-    hcs_error_release(&err);
-    return -1;
-  }
-  return hcs_vm_agent_process_exit_code(p, NULL);
-}
+static struct vm vm;
 
 static void test_exit_codes(hcs_vm_agent_t *a) {
   hcs_error_t err = NULL;
@@ -293,9 +251,7 @@ static void test_agent_gone(hcs_vm_agent_t *a) {
   hcs_vm_agent_process_t *p =
       run(a, "{\"CommandArgs\":[\"sleep\",\"1000\"],\"CreateStdOutPipe\":true}", NULL, NULL, NULL, &err);
   ok(p != NULL, "create sleep before QEMU dies: %s", hcs_error_message(err));
-  kill(qemu, SIGKILL);
-  waitpid(qemu, NULL, 0);
-  qemu = -1;
+  vm_kill(&vm);
   if (p) {
     is_int(hcs_vm_agent_process_wait(p, -1, &err), -1, "wait fails when QEMU is killed");
     has_substr(hcs_error_message(err), "agent gone", "... with \"agent gone\"");
@@ -307,75 +263,26 @@ static void test_agent_gone(hcs_vm_agent_t *a) {
   hcs_error_release(&err);
 }
 
-static void boot_and_test(const char *kernel, const char *initrd, const char *sock, const char *console) {
-  hcs_error_t err = NULL;
-  cleanup_free char *chardev = hcs_xasprintf("socket,id=hcsagent,path=%s,server=on,wait=off", sock);
-  qemu = fork();
-  if (qemu == 0) {
-    int fd = open(console, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int null = open("/dev/null", O_RDONLY);
-    dup2(null, 0);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    execlp("qemu-system-x86_64", "qemu-system-x86_64", "-kernel", kernel, "-initrd", initrd, "-append",
-           "console=ttyS0 quiet panic=-1", "-nographic", "-m", "256", "-accel", "tcg", "-no-reboot", "-nodefaults",
-           "-serial", "stdio", "-chardev", chardev, "-device", "virtio-serial-pci", "-device",
-           "virtserialport,chardev=hcsagent,name=org.hcs.agent", (char *)NULL);
-    _exit(127);
-  }
-  ok(hcs_vm_agent_wait_ready(sock, 300000, &err) == 0, "the agent becomes ready: %s", hcs_error_message(err));
-  if (err) return hcs_error_release(&err);
-  hcs_vm_agent_t *a = hcs_vm_agent_connect(sock, 60000, &err);
-  ok(a != NULL, "connect: %s", hcs_error_message(err));
-  if (!a) return hcs_error_release(&err);
-  test_exit_codes(a);
-  test_stdio(a);
-  test_bad_requests(a);
-  test_tty(a);
-  test_signal(a);
-  test_concurrent(a);
-  test_flow_control(a);
-  test_large_output(a);
-  test_agent_gone(a);
-  hcs_vm_agent_close(a);
-}
-
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
-  glob_t g;
-  if (glob("/boot/vmlinuz-*", 0, NULL, &g) != 0 || access("/usr/bin/qemu-system-x86_64", X_OK) != 0) {
-    ok(0,
-       "a kernel in /boot and qemu-system-x86_64 (scripts/bootstrap installs linux-image-amd64 and qemu-system-x86)");
-    return tap_done();
+  if (vm_boot(&vm, NULL, NULL) == 0) {
+    hcs_error_t err = NULL;
+    hcs_vm_agent_t *a = hcs_vm_agent_connect(vm.sock, 60000, &err);
+    ok(a != NULL, "connect: %s", hcs_error_message(err));
+    hcs_error_release(&err);
+    if (a) {
+      test_exit_codes(a);
+      test_stdio(a);
+      test_bad_requests(a);
+      test_tty(a);
+      test_signal(a);
+      test_concurrent(a);
+      test_flow_control(a);
+      test_large_output(a);
+      test_agent_gone(a);
+      hcs_vm_agent_close(a);
+    }
   }
-  const char *kernel = g.gl_pathv[g.gl_pathc - 1];
-  const char *version = strchr(kernel, '-') + 1;
-  if (!mkdtemp(dir)) return perror("mkdtemp"), 1;
-  const char *build = getenv("HCS_BUILD_DIR");
-  cleanup_free char *agent = hcs_xasprintf("%s/hcs-agent", build ? build : "build");
-  cleanup_free char *initrd = hcs_xasprintf("%s/initrd.gz", dir);
-  cleanup_free char *sock = hcs_xasprintf("%s/agent.sock", dir);
-  cleanup_free char *console = hcs_xasprintf("%s/console.log", dir);
-  hcs_vm_initrd_options_t o = {.modules_dir = "/lib/modules", .kernel_version = version, .agent = agent};
-  hcs_error_t err = NULL;
-  cleanup_free char *sum = hcs_vm_initrd_build(&o, initrd, &err);
-  ok(sum != NULL, "build the initramfs: %s", hcs_error_message(err));
-  if (!sum) goto out;
-  has_substr(sum, "\"virtio_console\"", "it holds virtio_console");
-
-  boot_and_test(kernel, initrd, sock, console);
-out:
-  if (qemu > 0) {
-    kill(qemu, SIGKILL);
-    waitpid(qemu, NULL, 0);
-  }
-  if (tap_failed) {
-    cleanup_free char *log = NULL;
-    size_t n;
-    if (hcs_read_file(console, &log, &n, NULL) == 0) printf("# console:\n%s\n", log);
-  }
-  hcs_error_release(&err);
-  hcs_rm_rf(dir, NULL);
-  globfree(&g);
+  vm_cleanup(&vm);
   return tap_done();
 }
