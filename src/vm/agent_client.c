@@ -240,7 +240,7 @@ static void parse(hcs_vm_agent_t *a) {
     handle_frame(a, type, stream, a->in + off + HCS_AGENT_HDR, n);
     off += HCS_AGENT_HDR + n;
   }
-  memmove(a->in, a->in + off, a->in_len - off);
+  if (off) memmove(a->in, a->in + off, a->in_len - off);
   a->in_len -= off;
 }
 
@@ -429,12 +429,12 @@ static int handshake(hcs_vm_agent_t *a, const char *path, int64_t deadline, hcs_
       }
       off += HCS_AGENT_HDR + n;
       if (mine) {
-        memmove(a->in, a->in + off, a->in_len - off);
+        if (off) memmove(a->in, a->in + off, a->in_len - off);
         a->in_len -= off;
         return 0;
       }
     }
-    memmove(a->in, a->in + off, a->in_len - off);
+    if (off) memmove(a->in, a->in + off, a->in_len - off);
     a->in_len -= off;
     int64_t left = deadline - now_ms();
     if (left <= 0) return hcs_error_make(err, ETIMEDOUT, "wait for the agent on `%s`", path);
