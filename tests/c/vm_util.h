@@ -116,7 +116,7 @@ __attribute__((unused)) static void vm_kill(struct vm *vm) {
 /* Kill QEMU, show the console when a check failed, remove the directory. */
 __attribute__((unused)) static void vm_cleanup(struct vm *vm) {
   vm_kill(vm);
-  if (tap_failed && vm->console) {
+  if ((tap_failed || getenv("HCS_TEST_CONSOLE")) && vm->console) {
     cleanup_free char *log = NULL;
     size_t n;
     if (hcs_read_file(vm->console, &log, &n, NULL) == 0) printf("# console:\n%s\n", log);

@@ -310,7 +310,12 @@ void agent_init_system(void) {
   mount_api("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
   mount_api("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
   mount_api("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_BOOTTIME, &t0);
   load_modules();
+  clock_gettime(CLOCK_BOOTTIME, &t1);
+  agent_log("hcs-agent: started %ld.%03ld s after boot; modules loaded in %ld ms\n", (long)t0.tv_sec,
+            t0.tv_nsec / 1000000, (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
   configure_network();
   struct stat st;
   if (stat("/bin/sh", &st) < 0 && stat("/bin/busybox", &st) == 0) {
@@ -340,7 +345,9 @@ int main(int argc, char **argv) {
   }
   int power = agent_open_power_button();
   if (power < 0) agent_log("hcs-agent: no ACPI power button: shutdown only through the agent\n");
-  agent_log("hcs-agent: ready\n");
+  struct timespec up;
+  clock_gettime(CLOCK_BOOTTIME, &up);
+  agent_log("hcs-agent: ready %ld.%03ld s after boot\n", (long)up.tv_sec, up.tv_nsec / 1000000);
   agent_serve(port, power);
   agent_poweroff();
 }
