@@ -36,10 +36,20 @@ struct hcs_vm_agent_process_s {
   int relay_out[3]; /* [1], [2]: the relay writes stdout/stderr here (-1 done) */
   int user[3];      /* the caller's ends until taken */
   struct pend pend[3];
-  bool eof[3]; /* the guest closed the stream: close relay_out once pend is written */
-  uint32_t in_credit;
+  bool eof[3];            /* the guest closed the stream: close relay_out once pend is written */
+  uint32_t in_credit;     /* stdin bytes the guest lets us send */
+  uint32_t out_credit[3]; /* [1], [2]: bytes the guest may still send; more is a protocol violation */
   bool exited, released;
   int code, signal;
+  int done[3]; /* [1], [2]: EOF once the copier to the caller's own fd finished */
+  int stop;    /* eventfd: tells the stdin copier the process is gone */
+};
+
+/* A thread copying between a stream's internal pipe and an fd the caller
+ * passed (hcs_vm_agent_create_process_ex): the relay never blocks on a
+ * caller's terminal or file.  It owns every fd it holds. */
+struct copier {
+  int from, to, stop, done;
 };
 
 struct waiter {
@@ -121,8 +131,20 @@ static void proc_close_relay(hcs_vm_agent_process_t *p) {
     closefd(&p->relay_out[i]);
 }
 
+static void stop_copiers(hcs_vm_agent_process_t *p) {
+  if (p->stop < 0) return;
+  uint64_t one = 1;
+  if (write(p->stop, &one, sizeof(one)) < 0) {
+  }
+  close(p->stop);
+  p->stop = -1;
+}
+
 static void proc_free(hcs_vm_agent_process_t *p) {
   proc_close_relay(p);
+  stop_copiers(p);
+  for (int i = 1; i < 3; i++)
+    if (p->done[i] >= 0) close(p->done[i]);
   for (int i = 0; i < 3; i++) {
     if (p->user[i] >= 0 && !(i == 1 && p->user[1] == p->user[0])) close(p->user[i]);
     free(p->pend[i].d);
@@ -156,7 +178,10 @@ static void flush_out(hcs_vm_agent_process_t *p, int i) {
     delivered += (uint32_t)w;
   }
   if (!q->len) q->off = 0;
-  if (delivered && !p->eof[i]) send_window(p->a, HCS_AGENT_STREAM(p->id, i), delivered);
+  if (delivered && !p->eof[i]) {
+    p->out_credit[i] += delivered;
+    send_window(p->a, HCS_AGENT_STREAM(p->id, i), delivered);
+  }
   if (!q->len && p->eof[i] && p->relay_out[i] >= 0) {
     if (p->tty && p->relay_in == p->relay_out[i]) {
       shutdown(p->relay_out[i], SHUT_WR); /* the stdin direction stays open */
@@ -166,6 +191,8 @@ static void flush_out(hcs_vm_agent_process_t *p, int i) {
     }
   }
 }
+
+static void set_gone(hcs_vm_agent_t *a, const char *why);
 
 static void handle_ctrl(hcs_vm_agent_t *a, const unsigned char *d, uint32_t n) {
   json_t *msg = json_loadb((const char *)d, n, 0, NULL);
@@ -178,6 +205,7 @@ static void handle_ctrl(hcs_vm_agent_t *a, const unsigned char *d, uint32_t n) {
     hcs_vm_agent_process_t *p = proc_find(a, (uint32_t)json_integer_value(json_object_get(msg, "id")));
     if (p) {
       p->exited = true;
+      stop_copiers(p);
       p->code = (int)json_integer_value(json_object_get(msg, "code"));
       p->signal = (int)json_integer_value(json_object_get(msg, "signal"));
       pthread_cond_broadcast(&a->cv);
@@ -207,13 +235,18 @@ static void handle_frame(hcs_vm_agent_t *a, unsigned type, uint32_t stream, cons
   unsigned i = HCS_AGENT_STREAM_FD(stream);
   if (!p || i > 2) return;
   if (type == HCS_AGENT_WINDOW_UPDATE && i == 0) {
-    p->in_credit += hcs_agent_get_u32(d);
+    uint32_t more = hcs_agent_get_u32(d);
+    p->in_credit = p->in_credit + more < p->in_credit ? UINT32_MAX : p->in_credit + more;
   } else if (type == HCS_AGENT_DATA && i > 0) {
     struct pend *q = &p->pend[i];
+    /* The guest is not trusted: one that ignores its window would make the
+     * host buffer without bound. */
+    if (n > p->out_credit[i]) return set_gone(a, "the agent sent more than its window");
     if (p->relay_out[i] < 0) { /* nobody reads it: keep the guest flowing */
       send_window(a, stream, n);
       return;
     }
+    p->out_credit[i] -= n;
     unsigned char *nd = realloc(q->d, q->off + q->len + n);
     if (!nd) return;
     q->d = nd;
@@ -229,7 +262,7 @@ static void handle_frame(hcs_vm_agent_t *a, unsigned type, uint32_t stream, cons
 /* Frames out of a->in; 0, or -1 when the stream is not our protocol. */
 static void parse(hcs_vm_agent_t *a) {
   size_t off = 0;
-  while (a->in_len - off >= HCS_AGENT_HDR) {
+  while (a->in_len - off >= HCS_AGENT_HDR && !a->gone) {
     unsigned type;
     uint32_t stream, n;
     if (hcs_agent_check_hdr(a->in + off, &type, &stream, &n) < 0) {
@@ -522,15 +555,10 @@ void hcs_vm_agent_close(hcs_vm_agent_t *a) {
 
 /* --- processes ------------------------------------------------------------------ */
 
-hcs_vm_agent_process_t *hcs_vm_agent_create_process(hcs_vm_agent_t *a, const char *params, hcs_error_t *err) {
-  cleanup_json json_t *doc = hcs_json_parse(params, "process parameters", err);
-  if (!doc) return NULL;
-  if (!json_is_object(doc)) {
-    hcs_error_make(err, 0, "invalid process parameters: expected an object");
-    return NULL;
-  }
+static hcs_vm_agent_process_t *create_process(hcs_vm_agent_t *a, json_t *doc, hcs_error_t *err) {
   hcs_vm_agent_process_t *p = hcs_xcalloc(1, sizeof(*p));
   p->a = a;
+  p->done[0] = p->done[1] = p->done[2] = p->stop = -1;
   p->relay_in = p->relay_out[0] = p->relay_out[1] = p->relay_out[2] = -1;
   p->user[0] = p->user[1] = p->user[2] = -1;
   p->tty = json_is_true(json_object_get(doc, "EmulateConsole"));
@@ -564,7 +592,7 @@ hcs_vm_agent_process_t *hcs_vm_agent_create_process(hcs_vm_agent_t *a, const cha
         p->relay_out[i] = mine;
     }
   }
-  p->in_credit = HCS_AGENT_WINDOW;
+  p->in_credit = p->out_credit[1] = p->out_credit[2] = HCS_AGENT_WINDOW;
   json_t *req = json_pack("{s:s,s:O}", "op", "create", "process", doc);
   json_t *reply = request(a, req, p, err);
   if (!reply) {
@@ -573,6 +601,125 @@ hcs_vm_agent_process_t *hcs_vm_agent_create_process(hcs_vm_agent_t *a, const cha
   }
   json_decref(reply);
   wake(a); /* poll the new process's fds */
+  return p;
+}
+
+static void *copy_thread(void *arg) {
+  struct copier *c = arg;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL);
+  unsigned char buf[65536];
+  for (;;) {
+    struct pollfd pf[2] = {{c->from, POLLIN, 0}, {c->stop, POLLIN, 0}};
+    if (poll(pf, c->stop >= 0 ? 2 : 1, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (c->stop >= 0 && pf[1].revents) break;
+    ssize_t r = read(c->from, buf, sizeof(buf));
+    if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (r <= 0) break;
+    size_t off = 0;
+    while (off < (size_t)r) {
+      ssize_t w = write(c->to, buf + off, (size_t)r - off);
+      if (w < 0 && errno == EAGAIN) { /* a non-blocking fd of the caller's */
+        struct pollfd o = {c->to, POLLOUT, 0};
+        poll(&o, 1, -1);
+        continue;
+      }
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) goto out;
+      off += (size_t)w;
+    }
+  }
+out:
+  close(c->from);
+  close(c->to);
+  if (c->stop >= 0) close(c->stop);
+  if (c->done >= 0) close(c->done); /* the waiter sees EOF */
+  free(c);
+  return NULL;
+}
+
+/* Copy stream i between its pipe end and the caller's fd (dup'ed). */
+static int start_copier(hcs_vm_agent_process_t *p, int i, int caller_fd, hcs_error_t *err) {
+  struct copier *c = hcs_xcalloc(1, sizeof(*c));
+  c->from = c->to = c->stop = c->done = -1;
+  int mine = fcntl(caller_fd, F_DUPFD_CLOEXEC, 3);
+  if (mine < 0) {
+    free(c);
+    return hcs_error_make(err, errno, "duplicate stdio fd %d", caller_fd);
+  }
+  if (i == 0) {
+    c->from = mine;
+    c->to = p->user[0];
+    if (p->stop < 0) p->stop = eventfd(0, EFD_CLOEXEC);
+    c->stop = p->stop >= 0 ? fcntl(p->stop, F_DUPFD_CLOEXEC, 3) : -1;
+  } else {
+    int d[2];
+    if (pipe2(d, O_CLOEXEC) < 0) {
+      close(mine);
+      free(c);
+      return hcs_error_make(err, errno, "pipe");
+    }
+    p->done[i] = d[0];
+    c->done = d[1];
+    c->from = p->user[i];
+    c->to = mine;
+  }
+  p->user[i] = -1;
+  pthread_t t;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  int e = pthread_create(&t, &attr, copy_thread, c);
+  pthread_attr_destroy(&attr);
+  if (e) {
+    close(c->from);
+    close(c->to);
+    if (c->stop >= 0) close(c->stop);
+    if (c->done >= 0) close(c->done);
+    free(c);
+    return hcs_error_make(err, e, "start a stdio copier");
+  }
+  return 0;
+}
+
+hcs_vm_agent_process_t *hcs_vm_agent_create_process(hcs_vm_agent_t *a, const char *params, hcs_error_t *err) {
+  return hcs_vm_agent_create_process_ex(a, params, NULL, err);
+}
+
+hcs_vm_agent_process_t *hcs_vm_agent_create_process_ex(hcs_vm_agent_t *a, const char *params, const int stdio[3],
+                                                       hcs_error_t *err) {
+  cleanup_json json_t *doc = hcs_json_parse(params, "process parameters", err);
+  if (!doc) return NULL;
+  if (!json_is_object(doc)) {
+    hcs_error_make(err, 0, "invalid process parameters: expected an object");
+    return NULL;
+  }
+  static const char *const names[3] = {"CreateStdInPipe", "CreateStdOutPipe", "CreateStdErrPipe"};
+  bool inherit[3] = {false, false, false};
+  bool tty = json_is_true(json_object_get(doc, "EmulateConsole"));
+  for (int i = 0; i < 3 && stdio && !tty; i++) {
+    if (stdio[i] < 0 || json_is_true(json_object_get(doc, names[i]))) continue;
+    inherit[i] = true; /* the guest side is a pipe; a copier feeds the caller's fd */
+    json_object_set_new(doc, names[i], json_true());
+  }
+  hcs_vm_agent_process_t *p = create_process(a, doc, err);
+  if (!p) return NULL;
+  pthread_mutex_lock(&a->mu);
+  for (int i = 0; i < 3; i++) {
+    hcs_error_t cerr = NULL;
+    if (inherit[i] && start_copier(p, i, stdio[i], &cerr) < 0) {
+      /* the stream is discarded (the relay drops what nobody reads) */
+      hcs_warning("vm agent: process %d: %s", p->pid, hcs_error_message(cerr));
+      hcs_error_release(&cerr);
+      if (p->user[i] >= 0) close(p->user[i]);
+      p->user[i] = -1;
+    }
+  }
+  pthread_mutex_unlock(&a->mu);
   return p;
 }
 
@@ -625,9 +772,21 @@ int hcs_vm_agent_process_wait(hcs_vm_agent_process_t *p, int timeout_ms, hcs_err
     r = timeout_ms < 0 ? pthread_cond_wait(&a->cv, &a->mu) : pthread_cond_timedwait(&a->cv, &a->mu, &until);
   bool exited = p->exited, gone = a->gone;
   pthread_mutex_unlock(&a->mu);
-  if (exited) return 1;
-  if (gone) return gone_error(a, err);
-  return 0;
+  if (!exited && gone) return gone_error(a, err);
+  if (!exited) return 0;
+  /* Output copied to the caller's own fds is all there when wait returns,
+   * as it is for a container process writing to them directly. */
+  for (int i = 1; i < 3; i++) {
+    while (p->done[i] >= 0) {
+      struct pollfd pf = {p->done[i], POLLIN, 0};
+      int r2 = poll(&pf, 1, timeout_ms);
+      if (r2 < 0 && errno == EINTR) continue;
+      if (r2 == 0) return 0;
+      close(p->done[i]);
+      p->done[i] = -1;
+    }
+  }
+  return 1;
 }
 
 int hcs_vm_agent_process_exit_code(hcs_vm_agent_process_t *p, hcs_error_t *err) {

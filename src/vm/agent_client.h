@@ -32,6 +32,13 @@ HCS_INTERNAL void hcs_vm_agent_close(hcs_vm_agent_t *a);
  * CreateStdErrPipe.  Other members are ignored by the agent. */
 HCS_INTERNAL hcs_vm_agent_process_t *hcs_vm_agent_create_process(hcs_vm_agent_t *a, const char *params,
                                                                  hcs_error_t *err);
+/* The same; stdio[i] >= 0 (when the stream gets no pipe and no console)
+ * is an fd of the caller's the stream goes to or comes from (dup'ed, the
+ * caller keeps its copy), as hcs_process_create_ex takes them: a copier
+ * thread moves the bytes, and wait returns once the output copied there is
+ * complete.  stdio NULL: streams without a pipe are /dev/null. */
+HCS_INTERNAL hcs_vm_agent_process_t *hcs_vm_agent_create_process_ex(hcs_vm_agent_t *a, const char *params,
+                                                                    const int stdio[3], hcs_error_t *err);
 /* The process's pid inside the guest. */
 HCS_INTERNAL int hcs_vm_agent_process_pid(hcs_vm_agent_process_t *p);
 /* The caller's ends: in (write), out and err (read); -1 where no pipe was
@@ -46,7 +53,8 @@ HCS_INTERNAL int hcs_vm_agent_process_resize(hcs_vm_agent_process_t *p, unsigned
 HCS_INTERNAL int hcs_vm_agent_process_wait(hcs_vm_agent_process_t *p, int timeout_ms, hcs_error_t *err);
 /* Exit code once exited (128+N when killed by signal N), else -1 with err. */
 HCS_INTERNAL int hcs_vm_agent_process_exit_code(hcs_vm_agent_process_t *p, hcs_error_t *err);
-/* Release the handle (the process keeps running until the session ends). */
+/* Release the handle (the process keeps running until the session ends).
+ * Process handles are released before their session is closed. */
 HCS_INTERNAL void hcs_vm_agent_process_close(hcs_vm_agent_process_t *p);
 
 /* Mount the 9p share `tag` (QEMU's mount_tag) on `target` in the guest. */

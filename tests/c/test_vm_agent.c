@@ -72,6 +72,44 @@ static void test_stdio(hcs_vm_agent_t *a) {
   hcs_vm_agent_process_close(p);
 }
 
+/* Streams without a pipe go to fds of the caller's (hcs_process_create_ex). */
+static void test_inherited_stdio(hcs_vm_agent_t *a) {
+  int in[2], out[2], errp[2];
+  if (pipe(in) < 0 || pipe(out) < 0 || pipe(errp) < 0) {
+    ok(0, "pipe: %s", strerror(errno));
+    return;
+  }
+  ok(write(in[1], "from the caller\n", 16) == 16, "the caller's stdin holds a line");
+  close(in[1]);
+  int stdio[3] = {in[0], out[1], errp[1]};
+  hcs_error_t err = NULL;
+  hcs_vm_agent_process_t *p = hcs_vm_agent_create_process_ex(
+      a, "{\"CommandArgs\":[\"sh\",\"-c\",\"cat; echo on-err >&2; exit 4\"]}", stdio, &err);
+  ok(p != NULL, "create with the caller's fds: %s", hcs_error_message(err));
+  hcs_error_release(&err);
+  close(in[0]);
+  close(out[1]);
+  close(errp[1]);
+  if (p) {
+    int tin = 0, tout = 0, terr = 0;
+    hcs_vm_agent_process_take_stdio(p, &tin, &tout, &terr);
+    ok(tin == -1 && tout == -1 && terr == -1, "no pipes are handed out for them");
+    is_int(exit_code(p), 4, "exits 4");
+    /* wait returned: the output is complete in the caller's pipes already */
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    fcntl(errp[0], F_SETFL, O_NONBLOCK);
+    char b1[256] = "", b2[256] = "";
+    ssize_t n1 = read(out[0], b1, sizeof(b1) - 1), n2 = read(errp[0], b2, sizeof(b2) - 1);
+    b1[n1 > 0 ? n1 : 0] = 0;
+    b2[n2 > 0 ? n2 : 0] = 0;
+    is_str(b1, "from the caller\n", "stdin came from the caller's fd, stdout went to its fd");
+    is_str(b2, "on-err\n", "stderr went to the caller's fd");
+    hcs_vm_agent_process_close(p);
+  }
+  close(out[0]);
+  close(errp[0]);
+}
+
 /* Read from a tty stream until `want` shows up (or EOF). */
 static bool read_until(int fd, const char *want, char *buf, size_t cap) {
   size_t n = 0;
@@ -273,6 +311,7 @@ int main(void) {
     if (a) {
       test_exit_codes(a);
       test_stdio(a);
+      test_inherited_stdio(a);
       test_bad_requests(a);
       test_tty(a);
       test_signal(a);
