@@ -615,10 +615,25 @@ int agent_serve(int port_fd, int power_fd) {
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sfd < 0) return agent_log("hcs-agent: signalfd: %s\n", strerror(errno)), -1;
   reap();
+  struct pollfd *pf = NULL;
+  struct proc **who = NULL;
+  int *which = NULL;
+  size_t cap = 0;
   for (;;) {
-    struct pollfd pf[256];
-    struct proc *who[256];
-    int which[256];
+    /* room for every process's three descriptors: none is left unpolled */
+    size_t need = 3;
+    for (struct proc *p = procs; p; p = p->next)
+      need += 3;
+    if (need > cap) {
+      cap = need * 2;
+      pf = realloc(pf, cap * sizeof(*pf));
+      who = realloc(who, cap * sizeof(*who));
+      which = realloc(which, cap * sizeof(*which));
+      if (!pf || !who || !which) {
+        agent_log("hcs-agent: out of memory\n");
+        abort();
+      }
+    }
     nfds_t n = 0;
     pf[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
     if (power_fd >= 0) pf[n++] = (struct pollfd){.fd = power_fd, .events = POLLIN};
@@ -627,7 +642,7 @@ int agent_serve(int port_fd, int power_fd) {
      * after a short sleep rather than spinning. */
     pf[n++] = (struct pollfd){.fd = port, .events = (short)(connected ? POLLIN | (outq.len ? POLLOUT : 0) : 0)};
     nfds_t first = n;
-    for (struct proc *p = procs; p && n < 253; p = p->next) {
+    for (struct proc *p = procs; p; p = p->next) {
       if (p->fd[0] >= 0 && p->in.len)
         pf[n] = (struct pollfd){.fd = p->fd[0], .events = POLLOUT}, who[n] = p, which[n++] = 0;
       for (int i = 1; i < 3; i++)
