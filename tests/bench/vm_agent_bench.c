@@ -6,6 +6,7 @@
  *   vm_agent_bench KERNEL INITRD ROUNDS */
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -31,6 +32,7 @@ int main(int argc, char **argv) {
   double t0 = now_ms();
   pid_t qemu = fork();
   if (qemu == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* a test that dies (an abort) takes its VM along */
     int null = open("/dev/null", O_RDWR);
     dup2(null, 0);
     dup2(null, 1);

@@ -124,6 +124,8 @@ int main(void) {
   }
   pthread_join(t, NULL);
   close(listener);
-  hcs_rm_rf(dir, NULL);
+  hcs_error_t rerr = NULL;
+  ok(hcs_rm_rf(dir, &rerr) == 0, "remove the test directory: %s", hcs_error_message(rerr));
+  hcs_error_release(&rerr);
   return tap_done();
 }

@@ -10,6 +10,7 @@
 #include <glob.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,6 +92,7 @@ __attribute__((unused)) static int vm_boot(struct vm *vm, const char *const *ext
   argv[n] = NULL;
   vm->qemu = fork();
   if (vm->qemu == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* a test that dies (an abort) takes its VM along */
     int fd = open(vm->console, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int null = open("/dev/null", O_RDONLY);
     dup2(null, 0);
