@@ -45,13 +45,6 @@ struct hcs_vm_agent_process_s {
   int stop;    /* eventfd: tells the stdin copier the process is gone */
 };
 
-/* A thread copying between a stream's internal pipe and an fd the caller
- * passed (hcs_vm_agent_create_process_ex): the relay never blocks on a
- * caller's terminal or file.  It owns every fd it holds. */
-struct copier {
-  int from, to, stop, done;
-};
-
 struct waiter {
   struct waiter *next;
   int64_t seq;
@@ -604,86 +597,29 @@ static hcs_vm_agent_process_t *create_process(hcs_vm_agent_t *a, json_t *doc, hc
   return p;
 }
 
-static void *copy_thread(void *arg) {
-  struct copier *c = arg;
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, NULL);
-  unsigned char buf[65536];
-  for (;;) {
-    struct pollfd pf[2] = {{c->from, POLLIN, 0}, {c->stop, POLLIN, 0}};
-    if (poll(pf, c->stop >= 0 ? 2 : 1, -1) < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    if (c->stop >= 0 && pf[1].revents) break;
-    ssize_t r = read(c->from, buf, sizeof(buf));
-    if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (r <= 0) break;
-    size_t off = 0;
-    while (off < (size_t)r) {
-      ssize_t w = write(c->to, buf + off, (size_t)r - off);
-      if (w < 0 && errno == EAGAIN) { /* a non-blocking fd of the caller's */
-        struct pollfd o = {c->to, POLLOUT, 0};
-        poll(&o, 1, -1);
-        continue;
-      }
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) goto out;
-      off += (size_t)w;
-    }
-  }
-out:
-  close(c->from);
-  close(c->to);
-  if (c->stop >= 0) close(c->stop);
-  if (c->done >= 0) close(c->done); /* the waiter sees EOF */
-  free(c);
-  return NULL;
-}
-
 /* Copy stream i between its pipe end and the caller's fd (dup'ed). */
 static int start_copier(hcs_vm_agent_process_t *p, int i, int caller_fd, hcs_error_t *err) {
-  struct copier *c = hcs_xcalloc(1, sizeof(*c));
-  c->from = c->to = c->stop = c->done = -1;
   int mine = fcntl(caller_fd, F_DUPFD_CLOEXEC, 3);
-  if (mine < 0) {
-    free(c);
-    return hcs_error_make(err, errno, "duplicate stdio fd %d", caller_fd);
-  }
+  if (mine < 0) return hcs_error_make(err, errno, "duplicate stdio fd %d", caller_fd);
+  int from, to, stop = -1, done = -1;
   if (i == 0) {
-    c->from = mine;
-    c->to = p->user[0];
+    from = mine;
+    to = p->user[0];
     if (p->stop < 0) p->stop = eventfd(0, EFD_CLOEXEC);
-    c->stop = p->stop >= 0 ? fcntl(p->stop, F_DUPFD_CLOEXEC, 3) : -1;
+    stop = p->stop >= 0 ? fcntl(p->stop, F_DUPFD_CLOEXEC, 3) : -1;
   } else {
     int d[2];
     if (pipe2(d, O_CLOEXEC) < 0) {
       close(mine);
-      free(c);
       return hcs_error_make(err, errno, "pipe");
     }
     p->done[i] = d[0];
-    c->done = d[1];
-    c->from = p->user[i];
-    c->to = mine;
+    done = d[1];
+    from = p->user[i];
+    to = mine;
   }
   p->user[i] = -1;
-  pthread_t t;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  int e = pthread_create(&t, &attr, copy_thread, c);
-  pthread_attr_destroy(&attr);
-  if (e) {
-    close(c->from);
-    close(c->to);
-    if (c->stop >= 0) close(c->stop);
-    if (c->done >= 0) close(c->done);
-    free(c);
-    return hcs_error_make(err, e, "start a stdio copier");
-  }
-  return 0;
+  return hcs_vm_agent_copier_start(from, to, stop, done, err);
 }
 
 hcs_vm_agent_process_t *hcs_vm_agent_create_process(hcs_vm_agent_t *a, const char *params, hcs_error_t *err) {

@@ -63,4 +63,10 @@ HCS_INTERNAL int hcs_vm_agent_mount_9p(hcs_vm_agent_t *a, const char *tag, const
 /* Ask the guest to power off (processes get SIGTERM, then SIGKILL). */
 HCS_INTERNAL int hcs_vm_agent_poweroff(hcs_vm_agent_t *a, hcs_error_t *err);
 
+/* agent_copy.c: a detached thread copying `from` to `to` until EOF, an
+ * error, or `stop` (an eventfd; -1 none) turning readable.  It closes
+ * from, to, stop and done (-1 none: its EOF tells a waiter the copy is
+ * complete), also when it cannot start. */
+HCS_INTERNAL int hcs_vm_agent_copier_start(int from, int to, int stop, int done, hcs_error_t *err);
+
 #endif
