@@ -239,10 +239,9 @@ static void handle_frame(hcs_vm_agent_t *a, unsigned type, uint32_t stream, cons
       send_window(a, stream, n);
       return;
     }
+    if (n == 0) return; /* realloc(p, 0) would free the buffer */
     p->out_credit[i] -= n;
-    unsigned char *nd = realloc(q->d, q->off + q->len + n);
-    if (!nd) return;
-    q->d = nd;
+    q->d = hcs_xrealloc(q->d, q->off + q->len + n);
     memcpy(q->d + q->off + q->len, d, n);
     q->len += n;
     flush_out(p, (int)i);
@@ -502,15 +501,16 @@ static void agent_free(hcs_vm_agent_t *a) {
   free(a);
 }
 
-static hcs_vm_agent_t *agent_open(const char *sock_path, int timeout_ms, bool relay_thread, hcs_error_t *err) {
+/* sock_path, or fd >= 0 (an already connected socket, taken over). */
+static hcs_vm_agent_t *agent_open(const char *sock_path, int fd, int timeout_ms, bool relay_thread, hcs_error_t *err) {
   int64_t deadline = now_ms() + (timeout_ms < 0 ? INT32_MAX : timeout_ms);
   hcs_vm_agent_t *a = hcs_xcalloc(1, sizeof(*a));
   a->sock = a->wake = -1;
   pthread_mutex_init(&a->mu, NULL);
   pthread_mutex_init(&a->wmu, NULL);
   pthread_cond_init(&a->cv, NULL);
-  a->sock = connect_socket(sock_path, deadline, err);
-  if (a->sock < 0 || handshake(a, sock_path, deadline, err) < 0) {
+  a->sock = fd >= 0 ? fd : connect_socket(sock_path, deadline, err);
+  if (a->sock < 0 || handshake(a, fd >= 0 ? "(socket)" : sock_path, deadline, err) < 0) {
     agent_free(a);
     return NULL;
   }
@@ -532,14 +532,22 @@ static hcs_vm_agent_t *agent_open(const char *sock_path, int timeout_ms, bool re
 }
 
 int hcs_vm_agent_wait_ready(const char *sock_path, int timeout_ms, hcs_error_t *err) {
-  hcs_vm_agent_t *a = agent_open(sock_path, timeout_ms, false, err);
+  hcs_vm_agent_t *a = agent_open(sock_path, -1, timeout_ms, false, err);
   if (!a) return -1;
   agent_free(a);
   return 0;
 }
 
 hcs_vm_agent_t *hcs_vm_agent_connect(const char *sock_path, int timeout_ms, hcs_error_t *err) {
-  return agent_open(sock_path, timeout_ms, true, err);
+  return agent_open(sock_path, -1, timeout_ms, true, err);
+}
+
+hcs_vm_agent_t *hcs_vm_agent_connect_fd(int fd, int timeout_ms, hcs_error_t *err) {
+  if (fd < 0) {
+    hcs_error_make(err, EBADF, "connect to agent: no socket");
+    return NULL;
+  }
+  return agent_open(NULL, fd, timeout_ms, true, err);
 }
 
 void hcs_vm_agent_close(hcs_vm_agent_t *a) {
@@ -736,14 +744,15 @@ int hcs_vm_agent_process_exit_code(hcs_vm_agent_process_t *p, hcs_error_t *err) 
 
 void hcs_vm_agent_process_close(hcs_vm_agent_process_t *p) {
   if (!p) return;
-  pthread_mutex_lock(&p->a->mu);
+  hcs_vm_agent_t *a = p->a; /* once released and unlocked, the relay may free p */
+  pthread_mutex_lock(&a->mu);
   p->released = true;
   for (int i = 0; i < 3; i++) {
     if (p->user[i] >= 0 && !(i == 1 && p->user[1] == p->user[0])) close(p->user[i]);
     p->user[i] = -1;
   }
-  pthread_mutex_unlock(&p->a->mu);
-  wake(p->a);
+  pthread_mutex_unlock(&a->mu);
+  wake(a);
 }
 
 int hcs_vm_agent_mount_9p(hcs_vm_agent_t *a, const char *tag, const char *target, bool readonly, hcs_error_t *err) {

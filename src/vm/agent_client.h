@@ -24,6 +24,10 @@ HCS_INTERNAL int hcs_vm_agent_wait_ready(const char *sock_path, int timeout_ms, 
  * it ends the session: the guest kills the processes it started for it. */
 HCS_INTERNAL hcs_vm_agent_t *hcs_vm_agent_connect(const char *sock_path, int timeout_ms, hcs_error_t *err);
 HCS_INTERNAL void hcs_vm_agent_close(hcs_vm_agent_t *a);
+/* The same over a connected stream socket (taken over, closed with the
+ * session, also on failure): a monitor that holds QEMU's chardev, a socket
+ * from QMP `getfd`, a test. */
+HCS_INTERNAL hcs_vm_agent_t *hcs_vm_agent_connect_fd(int fd, int timeout_ms, hcs_error_t *err);
 
 /* params: JSON ProcessParameters, the subset the agent runs: CommandArgs or
  * CommandLine, WorkingDirectory, Environment, User ("uid[:gid]" or names
