@@ -262,6 +262,7 @@ STUB(D, struct libdeflate_compressor *, libdeflate_alloc_compressor, (int level)
 STUB_VOID(D, libdeflate_free_compressor, (struct libdeflate_compressor * c), (c))
 STUB(D, size_t, libdeflate_gzip_compress,
      (struct libdeflate_compressor * c, const void *in, size_t n, void *out, size_t m), (c, in, n, out, m))
+STUB(D, size_t, libdeflate_gzip_compress_bound, (struct libdeflate_compressor * c, size_t n), (c, n))
 #undef D
 #define I LIB_ISAL
 STUB(I, int, isal_inflate, (struct inflate_state * s), (s))
