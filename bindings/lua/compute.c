@@ -257,6 +257,16 @@ static int m_event_fd(lua_State *L) {
   return 1;
 }
 
+/* seccomp_listener() -> the fd of init's seccomp user-notification
+ * listener (Linux.Seccomp.Listener), owned by the caller, for an agent. */
+static int m_seccomp_listener(lua_State *L) {
+  hcs_error_t err = NULL;
+  int fd = hcs_compute_seccomp_listener(hcs_lua_check_system(L, 1), &err);
+  if (fd < 0) return hcs_lua_fail(L, &err);
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
 /* stdio() -> stdin (writable), stdout, stderr files of init, once. */
 static int m_stdio(lua_State *L) {
   hcs_system_t *cs = hcs_lua_check_system(L, 1);
@@ -623,6 +633,7 @@ int hcs_lua_open_compute(lua_State *L) {
                                      {"modify", m_modify},
                                      {"wait", m_wait},
                                      {"event_fd", m_event_fd},
+                                     {"seccomp_listener", m_seccomp_listener},
                                      {"stdio", m_stdio},
                                      {"resize", m_resize},
                                      {"logs", m_logs},

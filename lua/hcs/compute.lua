@@ -32,7 +32,8 @@ end
 --- Build a configuration document from simple options:
 -- { rootfs = DIR, owner =, hostname =, memory = MB, cpus = N (count), cpu_max = 1..10000,
 --   mounts = { "host:container[:ro]" }, netns = id-or-path, cgroup_parent =,
---   command = { argv }, tty = bool, env = { "K=V" }, user =, workdir =, stdin = bool }
+--   command = { argv }, tty = bool, env = { "K=V" }, user =, workdir =, stdin = bool,
+--   namespaces = { pid = PATH, ipc =, uts =, mount =, cgroup =, time = } (joined by path) }
 function M.config(o)
   local doc = {
     Owner = o.owner or "hcs",
@@ -56,6 +57,15 @@ function M.config(o)
   end
   local linux = {}
   if o.cgroup_parent then linux.CgroupParent = o.cgroup_parent end
+  -- namespaces = { pid = PATH, ipc = PATH, ... }: joined instead of new
+  if o.namespaces and next(o.namespaces) then
+    linux.Namespaces = {}
+    for kind, path in pairs(o.namespaces) do
+      local field = kind:sub(1, 1):upper() .. kind:sub(2):lower()
+      if field == "Mnt" then field = "Mount" end
+      linux.Namespaces[field] = path
+    end
+  end
   if o.command and #o.command > 0 then
     local init = { CommandArgs = o.command, EmulateConsole = o.tty or nil, User = o.user, WorkingDirectory = o.workdir }
     if o.env and #o.env > 0 then

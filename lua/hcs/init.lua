@@ -1,6 +1,6 @@
 --- hcs: the Lua face of libhcs.
 -- `local hcs = require "hcs"` gives hcs.compute, hcs.process, hcs.layer,
--- hcs.net, hcs.image, hcs.registry, hcs.workflow, hcs.events and hcs.loop (each present once its subsystem is
+-- hcs.net, hcs.image, hcs.registry, hcs.workflow, hcs.events, hcs.loop and hcs.vm (each present once its subsystem is
 -- built), plus hcs.json, hcs.host and hcs.version.  No globals are set.
 local core = require "hcs.core"
 
@@ -13,7 +13,7 @@ local hcs = {
 
 -- Subsystem facades live in lua/hcs/<name>.lua and load on first use
 -- (hcs.layer, hcs.net, ...): a CLI command pays only for what it touches.
-local subsystems = { "layer", "compute", "process", "net", "image", "registry", "workflow", "events", "loop" }
+local subsystems = { "layer", "compute", "process", "net", "image", "registry", "workflow", "events", "loop", "vm" }
 hcs.subsystems = subsystems
 local known = {}
 for _, name in ipairs(subsystems) do known[name] = true end
@@ -46,6 +46,7 @@ function hcs.help()
     workflow = "  hcs.workflow   plan, customize, validate, realize, author, capture",
     events = "  hcs.events     subscribe to system, process, network and endpoint events",
     loop = "  hcs.loop       run coroutines that wait for systems, processes and events",
+    vm = "  hcs.vm         virtual machines: the guest initramfs (vm.initrd)",
   }
   for _, name in ipairs(subsystems) do
     if hcs[name] then lines[#lines + 1] = guides[name] end

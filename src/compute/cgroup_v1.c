@@ -93,8 +93,8 @@ static bool leaf_exists(const char *ctrl, const char *rel) {
 /* Every hierarchy costs a mkdir, a join and an rmdir per run.  memory
  * (task list, OOM kills, usage), cpuacct (CPU time), freezer (pause) and
  * devices (the allowlist) are always used; cpu only for a quota or shares
- * (a later modify moves the system into it: cpu_join), pids only for a
- * limit (PidsLimit is fixed at create), cpuset only for Processor.Count. */
+ * (a later modify moves the system into it: ctrl_join), pids only for a
+ * limit (likewise), cpuset only for Processor.Count. */
 static bool wanted(const char *ctrl, const hcs_resources_t *r) {
   if (strcmp(ctrl, "cpuset") == 0) return r->cpu_count > 0;
   if (strcmp(ctrl, "cpu") == 0) return r->cpu_max > 0 || r->cpu_weight > 0;
@@ -128,13 +128,14 @@ static int set_memory(const char *dir, int64_t mb, hcs_error_t *err) {
   return 0;
 }
 
-/* A system created without a cpu limit has no cpu cgroup: create it and
- * move every task of the system (listed by the memory cgroup) into it,
- * again until none is left behind by a concurrent fork. */
-static int cpu_join(const char *rel, hcs_error_t *err) {
-  if (!mounted("cpu") || leaf_exists("cpu", rel)) return 0;
-  cleanup_free char *d = dir_of("cpu", rel), *mem = dir_of("memory", rel);
-  if (make_dirs("cpu", rel, err) < 0) return -1;
+/* A system created without a cpu (or pids) limit has no cgroup in that
+ * hierarchy: create it and move every task of the system (listed by the
+ * memory cgroup) into it, again until none is left behind by a concurrent
+ * fork. */
+static int ctrl_join(const char *ctrl, const char *rel, hcs_error_t *err) {
+  if (!mounted(ctrl) || leaf_exists(ctrl, rel)) return 0;
+  cleanup_free char *d = dir_of(ctrl, rel), *mem = dir_of("memory", rel);
+  if (make_dirs(ctrl, rel, err) < 0) return -1;
   for (int round = 0; round < 100; round++) {
     json_t *pids = hcs_cg_read_pids(mem, err), *p;
     size_t i, moved = 0;
@@ -165,7 +166,8 @@ static int v1_set_resources(const char *rel, const hcs_resources_t *r, hcs_error
     cleanup_free char *d = dir_of("memory", rel);
     if (set_memory(d, r->memory_mb, err) < 0) return -1;
   }
-  if ((r->cpu_max > 0 || r->cpu_weight > 0) && cpu_join(rel, err) < 0) return -1;
+  if ((r->cpu_max > 0 || r->cpu_weight > 0) && ctrl_join("cpu", rel, err) < 0) return -1;
+  if (r->pids_limit > 0 && ctrl_join("pids", rel, err) < 0) return -1;
   if (r->cpu_max > 0) {
     cleanup_free char *d = dir_of("cpu", rel);
     int64_t quota = 100000LL * hcs_cgroup_host_cpus() * r->cpu_max / 10000;

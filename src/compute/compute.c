@@ -429,10 +429,12 @@ static bool wants(json_t *query, const char *type) {
   return false;
 }
 
-static json_t *properties(hcs_system_t *cs, json_t *query, hcs_error_t *err) {
-  hcs_state_t st = hcs_system_state(cs);
+/* st: the system's state, just derived by the caller. */
+static json_t *properties(hcs_system_t *cs, hcs_state_t st, json_t *query, hcs_error_t *err) {
   json_t *o = json_pack("{s:s,s:s,s:s}", "Id", cs->id, "State", hcs_state_name(st), "SystemType", "Container");
-  json_t *owner = json_object_get(cs->config, "Owner");
+  /* state.json carries the Owner too (a listing reads only that file). */
+  json_t *owner = json_object_get(cs->state, "Owner");
+  if (!json_is_string(owner)) owner = json_object_get(cs->config, "Owner");
   if (json_is_string(owner)) json_object_set(o, "Owner", owner);
   /* The document as created (docker inspect's Config): `hcs exec` starts
    * from init's environment, user and working directory, as docker exec. */
@@ -485,7 +487,7 @@ char *hcs_compute_properties(hcs_system_t *cs, const char *query, hcs_error_t *e
     hcs_error_make(err, 0, "invalid property query: `PropertyTypes`: expected an array of strings");
     return NULL;
   }
-  cleanup_json json_t *o = properties(cs, q, err);
+  cleanup_json json_t *o = properties(cs, hcs_system_state(cs), q, err);
   return o ? hcs_json_dumps(o) : NULL;
 }
 
@@ -503,8 +505,16 @@ int hcs_compute_modify(hcs_system_t *cs, const char *request, hcs_error_t *err) 
   const char *key;
   json_t *v;
   json_object_foreach(req, key, v) {
-    if (strcmp(key, "Memory") && strcmp(key, "Processor"))
-      return hcs_error_make(err, 0, "invalid modify request: `%s`: unknown field (expected Memory or Processor)", key);
+    if (strcmp(key, "Memory") && strcmp(key, "Processor") && strcmp(key, "PidsLimit"))
+      return hcs_error_make(
+          err, 0, "invalid modify request: `%s`: unknown field (expected Memory, Processor or PidsLimit)", key);
+    /* PidsLimit: Linux.PidsLimit, live (the cgroup's pids.max). */
+    if (strcmp(key, "PidsLimit") == 0) {
+      json_t *lx = json_object_get(doc, "Linux");
+      if (!json_is_object(lx)) json_object_set_new(doc, "Linux", lx = json_object());
+      json_object_set(lx, "PidsLimit", v);
+      continue;
+    }
     if (!json_is_object(v)) return hcs_error_make(err, 0, "invalid modify request: `%s`: expected object", key);
     json_t *cur = json_object_get(ct, key);
     if (!json_is_object(cur)) json_object_set_new(ct, key, cur = json_object());
@@ -516,6 +526,7 @@ int hcs_compute_modify(hcs_system_t *cs, const char *request, hcs_error_t *err) 
   hcs_resources_t r = {0};
   if (mem) r.memory_mb = c->memory_mb;
   if (cpu) r.cpu_count = c->cpu_count, r.cpu_max = c->cpu_max, r.cpu_weight = c->cpu_weight;
+  if (json_object_get(req, "PidsLimit")) r.pids_limit = c->pids_limit;
   const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
   int checked = check_cgroup_for_limits(c, cg, err);
   hcs_config_free(c);
@@ -527,6 +538,28 @@ int hcs_compute_modify(hcs_system_t *cs, const char *request, hcs_error_t *err) 
   cs->config = json_incref(doc);
   hcs_system_emit(cs, "modified", json_incref(req));
   return 0;
+}
+
+/* One system's properties for a listing, if it passes the filter: only
+ * state.json is read (the document is not needed), and only once. */
+static json_t *enumerate_one(const char *root, const char *id, const hcs_cgroup_ops_t *cg, json_t *owners,
+                             json_t *state) {
+  hcs_system_t *cs = hcs_system_new(root, id, NULL);
+  if (cs == NULL) return NULL;
+  json_t *p = NULL;
+  if (hcs_system_load_state(cs, NULL) == 0) p = properties(cs, hcs_system_state_loaded(cs, cg), NULL, NULL);
+  hcs_compute_close(cs);
+  bool keep = p != NULL;
+  if (keep && owners) {
+    bool any = false;
+    size_t i;
+    json_t *v, *o = json_object_get(p, "Owner");
+    json_array_foreach(owners, i, v) if (o && json_equal(o, v)) any = true;
+    keep = any;
+  }
+  if (keep && state) keep = json_equal(state, json_object_get(p, "State"));
+  if (!keep) json_decref(p);
+  return keep ? p : NULL;
 }
 
 char *hcs_compute_enumerate(const char *root, const char *filter, hcs_error_t *err) {
@@ -544,6 +577,22 @@ char *hcs_compute_enumerate(const char *root, const char *filter, hcs_error_t *e
   cleanup_free char *r = hcs_run_root_resolve(root);
   cleanup_free char *dir = hcs_xasprintf("%s/compute", r);
   cleanup_json json_t *list = json_array();
+  const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
+  /* With Ids, only those systems are opened: no scan of all of them. */
+  if (ids) {
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v) {
+      if (!json_is_string(v) || hcs_validate_id("compute system id", json_string_value(v), NULL) < 0) continue;
+      bool seen = false;
+      for (size_t j = 0; j < i && !seen; j++)
+        seen = json_equal(json_array_get(ids, j), v);
+      if (seen) continue;
+      json_t *p = enumerate_one(root, json_string_value(v), cg, owners, state);
+      if (p) json_array_append_new(list, p);
+    }
+    return hcs_json_dumps(list);
+  }
   cleanup_dir DIR *d = opendir(dir);
   if (d == NULL && errno != ENOENT) {
     hcs_error_make(err, errno, "open `%s`", dir);
@@ -553,36 +602,19 @@ char *hcs_compute_enumerate(const char *root, const char *filter, hcs_error_t *e
   while (d && (de = readdir(d))) {
     bool hidden = de->d_name[0] == '.', creating = strncmp(de->d_name, ".new-", 5) == 0;
     if (hidden && !creating) continue;
-    hcs_error_t e = NULL;
-    hcs_system_t *cs = creating ? NULL : hcs_compute_open(root, de->d_name, &e);
-    if (cs == NULL) {
-      /* Being created or deleted, or the debris of a killed create (before
-       * its rename: .new-*; after it: no state.json). */
-      if (creating || hcs_error_status(e) == ENOENT) {
-        cleanup_free char *debris = hcs_xasprintf("%s/%s", dir, de->d_name);
-        hcs_system_sweep_debris(debris);
-      }
-      hcs_error_release(&e);
-      continue;
+    bool gone = creating;
+    json_t *p = creating ? NULL : enumerate_one(root, de->d_name, cg, owners, state);
+    if (p) json_array_append_new(list, p);
+    if (!creating && p == NULL) {
+      cleanup_free char *sp = hcs_xasprintf("%s/%s/state.json", dir, de->d_name);
+      gone = access(sp, F_OK) < 0 && errno == ENOENT;
     }
-    json_t *p = properties(cs, NULL, NULL), *v;
-    size_t i;
-    bool keep = p != NULL;
-    if (keep && ids) {
-      bool any = false;
-      json_array_foreach(ids, i, v) if (json_is_string(v) && strcmp(json_string_value(v), cs->id) == 0) any = true;
-      keep = any;
+    /* Being created or deleted, or the debris of a killed create (before
+     * its rename: .new-*; after it: no state.json). */
+    if (gone) {
+      cleanup_free char *debris = hcs_xasprintf("%s/%s", dir, de->d_name);
+      hcs_system_sweep_debris(debris);
     }
-    if (keep && owners) {
-      bool any = false;
-      json_t *o = json_object_get(p, "Owner");
-      json_array_foreach(owners, i, v) if (o && json_equal(o, v)) any = true;
-      keep = any;
-    }
-    if (keep && state) keep = json_equal(state, json_object_get(p, "State"));
-    if (keep) json_array_append(list, p);
-    json_decref(p);
-    hcs_compute_close(cs);
   }
   return hcs_json_dumps(list);
 }

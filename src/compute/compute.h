@@ -25,6 +25,11 @@ typedef struct {
   bool console;
   unsigned short rows, cols;
   bool pipe_in, pipe_out, pipe_err;
+  int preserve_fds; /* PreserveFds: the creator's fds 3..3+N-1 stay open across execve */
+  /* Capabilities / CapabilitySets of this process (create_process): they
+   * replace the system's sets, within the system's bounding set. */
+  bool caps_given, cap_sets;
+  uint64_t caps, cap_eff, cap_perm, cap_inh, cap_amb;
 } hcs_proc_spec_t;
 
 typedef struct {
@@ -38,6 +43,10 @@ typedef struct {
   char *destination, *type, *source, *data;
   unsigned long flags, propagation; /* MS_*; propagation 0 = none */
   bool bind_ro;                     /* a read-only bind: bound, then remounted */
+  /* Type "cgroup"/"cgroup2": the system's own cgroup, mounted once init
+   * is in it (v2: its directory; v1: a tmpfs with each hierarchy's
+   * directory of the system bound in, as runc does). */
+  bool cgroup;
 } hcs_mount_t;
 
 typedef struct {
@@ -56,6 +65,13 @@ typedef struct {
   uint32_t inside, outside, count;
 } hcs_id_map_t;
 
+/* Linux.Namespaces: namespaces joined by path instead of made new. */
+enum { HCS_NS_USER, HCS_NS_MOUNT, HCS_NS_PID, HCS_NS_IPC, HCS_NS_UTS, HCS_NS_CGROUP, HCS_NS_TIME, HCS_NS_COUNT };
+HCS_INTERNAL extern const struct hcs_ns_kind_s {
+  const char *field; /* "Pid" */
+  int type;          /* CLONE_NEW* */
+} hcs_ns_kinds[HCS_NS_COUNT];
+
 typedef struct {
   char *owner;
   char *hostname;
@@ -65,7 +81,8 @@ typedef struct {
   int64_t cpu_count, cpu_max, cpu_weight; /* 0 = unset */
   int64_t memory_mb;
   int64_t pids_limit;
-  char *netns; /* resolved absolute path or NULL (new netns) */
+  char *netns;                  /* resolved absolute path or NULL (new netns) */
+  char *ns_paths[HCS_NS_COUNT]; /* Linux.Namespaces: joined by path, NULL: new */
   /* Linux section */
   char *cgroup_parent;
   bool cgroup_parent_default; /* no Linux.CgroupParent: the leaf names the run root too */
@@ -76,6 +93,7 @@ typedef struct {
   bool seccomp;
   char **seccomp_deny;   /* extra syscall names */
   char *seccomp_program; /* Linux.Seccomp.ProgramFile: a raw BPF program */
+  bool seccomp_listener; /* Linux.Seccomp.Listener: loaded with a user-notification listener */
   bool no_new_privs;
   hcs_rlimit_t *rlimits;
   size_t n_rlimits;
@@ -122,6 +140,10 @@ typedef struct {
   bool cap_sets;
   uint64_t cap_eff, cap_perm, cap_inh, cap_amb;
   bool no_new_privs;
+  /* The program has SECCOMP_RET_USER_NOTIF returns: loaded with
+   * SECCOMP_FILTER_FLAG_NEW_LISTENER; the listener stays open (close-on-
+   * exec) in the process until its execve, for hcs_compute_seccomp_listener. */
+  bool listener;
   hcs_rlimit_t *rlimits;
   size_t n_rlimits;
 } hcs_security_t;
@@ -157,6 +179,13 @@ HCS_INTERNAL uint64_t hcs_default_caps(void);
  * state says CgroupDriver "none". */
 HCS_INTERNAL void hcs_config_without_device_cgroup(hcs_config_t *c);
 HCS_INTERNAL int hcs_cap_from_name(const char *name);
+/* A process's own capability sets (ProcessParameters) over the system's:
+ * refused when one reaches beyond the system's bounding set. */
+HCS_INTERNAL int hcs_security_for_process(const hcs_security_t *sys, const hcs_proc_spec_t *p, hcs_security_t *out,
+                                          hcs_error_t *err);
+/* Is `fd` an nsfs file of namespace type `type` (CLONE_NEW*)? 0, or -1 with
+ * errno (EINVAL: another file; ENOTTY: another namespace type, in *got). */
+HCS_INTERNAL int hcs_ns_check(int fd, int type, int *got);
 
 /* --- cgroups (cgroup.c, cgroup_v1.c, cgroup_v2.c) ------------------------- */
 typedef struct {
@@ -242,8 +271,13 @@ struct hcs_system_s {
 HCS_INTERNAL const char *hcs_state_name(hcs_state_t s);
 HCS_INTERNAL hcs_system_t *hcs_system_new(const char *root, const char *id, hcs_error_t *err);
 HCS_INTERNAL int hcs_system_load(hcs_system_t *cs, hcs_error_t *err);
+/* state.json only (config.json is left NULL): what a listing needs. */
+HCS_INTERNAL int hcs_system_load_state(hcs_system_t *cs, hcs_error_t *err);
 /* Current state, derived from exit.json, the Started flag and the freezer. */
 HCS_INTERNAL hcs_state_t hcs_system_state(hcs_system_t *cs);
+/* The same from the state.json loaded last (a listing that just read it),
+ * with the host's cgroup backend (looked up once per listing: 3 statfs). */
+HCS_INTERNAL hcs_state_t hcs_system_state_loaded(hcs_system_t *cs, const hcs_cgroup_ops_t *cg);
 HCS_INTERNAL json_t *hcs_system_exit(hcs_system_t *cs); /* exit.json or NULL */
 /* The exited event is written once: by the monitor, or (killed) by the
  * first process that finds the system stopped.  True for the one that
@@ -358,6 +392,35 @@ HCS_INTERNAL int hcs_monitor_launch(hcs_spawn_t *s, hcs_error_t *err);
 /* In the monitor: clone init into its namespaces.  Returns init's pid or -1. */
 HCS_INTERNAL pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err);
 
+/* --- the watch (watch.c): the monitor once init runs ---------------------- */
+/* What the monitor watches and where it records the exit; the strings are
+ * borrowed.  hcs-monitor (src/monitor/main.c) gets it as arguments. */
+typedef struct {
+  const char *id, *dir, *run_root, *owner;
+  const char *cgroup, *cgroup_driver; /* NULL: no cgroup */
+  pid_t pid;                          /* init, a child of the monitor unless reaped_elsewhere */
+  int pidfd;                          /* init's pidfd or -1 (required for logs and reaped_elsewhere) */
+  int log_fd[2];                      /* read ends of the log FIFOs or -1 */
+  int console;                        /* the console master the monitor keeps, or -1 */
+  int stdin_w;                        /* the write end of init's attachable stdin pipe, or -1 */
+  int attach_fd;                      /* the listening attach socket (attach.c), or -1 */
+  int ns_fd[3];                       /* init's mnt, ipc, uts namespaces, held until the exit is recorded, or -1 */
+  int64_t log_max_size, log_max_files;
+  bool reaped_elsewhere; /* Linux.CallerReapsInit */
+  char **exit_command;   /* Linux.ExitCommand or NULL */
+} hcs_watch_t;
+
+/* Relay the log, wait for init, record the exit, exec the exit command. */
+HCS_INTERNAL __attribute__((noreturn)) void hcs_watch_run(const hcs_watch_t *w);
+/* The hcs-monitor program: $HCS_MONITOR, else the path compiled in. */
+HCS_INTERNAL const char *hcs_watch_program(void);
+/* Its command line for w (heap strings; the process execs or exits). */
+HCS_INTERNAL char **hcs_watch_argv(const hcs_watch_t *w, const char *program);
+/* In hcs-monitor: the command line back into w (pointing into argv). */
+HCS_INTERNAL int hcs_watch_parse(int argc, char **argv, hcs_watch_t *w, hcs_error_t *err);
+/* "v1"/"v2" -> the cgroup backend, NULL for anything else. */
+HCS_INTERNAL const hcs_cgroup_ops_t *hcs_watch_cgroup_ops(const char *driver);
+
 /* Child-side helpers shared by init and exec'd processes (process.c). */
 HCS_INTERNAL int hcs_child_exec(const hcs_proc_spec_t *p, const hcs_security_t *sec, int errfd);
 /* hcs_child_exec in two halves, so init can do the first before it waits
@@ -372,7 +435,7 @@ typedef struct {
   size_t ngroups;
 } hcs_child_user_t;
 HCS_INTERNAL int hcs_child_prepare(const hcs_proc_spec_t *p, const hcs_security_t *sec, hcs_child_user_t *u, int keep,
-                                   char *msg, size_t size);
+                                   int keep2, char *msg, size_t size);
 HCS_INTERNAL __attribute__((noreturn)) void hcs_child_finish(const hcs_proc_spec_t *p, const hcs_security_t *sec,
                                                              const hcs_child_user_t *u, int errfd);
 HCS_INTERNAL int hcs_resolve_user(const char *user, uid_t *uid, gid_t *gid, gid_t **groups, size_t *ngroups);

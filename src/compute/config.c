@@ -2,338 +2,16 @@
  * parsed and validated into hcs_config_t.  Every rejection names the JSON
  * path, what was expected and what was found. */
 #include <ctype.h>
+#include <fcntl.h>
 #include <linux/capability.h>
 #include <limits.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 
 #include "compute/compute.h"
-
-static const char *json_kind(json_t *j) {
-  switch (json_typeof(j)) {
-  case JSON_OBJECT: return "object";
-  case JSON_ARRAY: return "array";
-  case JSON_STRING: return "string";
-  case JSON_INTEGER: return "integer";
-  case JSON_REAL: return "number";
-  case JSON_TRUE:
-  case JSON_FALSE: return "boolean";
-  default: return "null";
-  }
-}
-
-static int bad(hcs_error_t *err, const char *path, const char *expected, json_t *got) {
-  if (got == NULL) return hcs_error_make(err, 0, "invalid configuration: `%s`: expected %s, missing", path, expected);
-  if (json_is_string(got))
-    return hcs_error_make(err, 0, "invalid configuration: `%s`: expected %s, got string \"%s\"", path, expected,
-                          json_string_value(got));
-  if (json_is_integer(got))
-    return hcs_error_make(err, 0, "invalid configuration: `%s`: expected %s, got integer %lld", path, expected,
-                          (long long)json_integer_value(got));
-  return hcs_error_make(err, 0, "invalid configuration: `%s`: expected %s, got %s", path, expected, json_kind(got));
-}
-
-/* A path inside the container: absolute, no `.` or `..` component (every
- * such path is resolved inside the root, but a document that climbs is a
- * mistake or an attack either way), shorter than PATH_MAX. */
-static int check_ctr_path(const char *s, const char *path, json_t *v, hcs_error_t *err) {
-  if (s == NULL || s[0] != '/') return bad(err, path, "an absolute path", v);
-  if (strlen(s) >= PATH_MAX) return bad(err, path, "a path shorter than PATH_MAX", v);
-  for (const char *c = s; *c; c++) {
-    if (*c != '.' || c[-1] != '/') continue;
-    size_t n = c[1] == '.' ? 2 : 1;
-    if (c[n] == '/' || c[n] == '\0') return bad(err, path, "an absolute path without `.` or `..` components", v);
-  }
-  return 0;
-}
-
-static int check_ctr_paths(char **list, const char *path, json_t *arr, hcs_error_t *err) {
-  for (size_t i = 0; list && list[i]; i++) {
-    cleanup_free char *p = hcs_xasprintf("%s[%zu]", path, i);
-    if (check_ctr_path(list[i], p, json_array_get(arr, i), err) < 0) return -1;
-  }
-  return 0;
-}
-
-/* Reject keys not in `known` (NULL-terminated): a typo must not be ignored. */
-static int check_keys(json_t *obj, const char *path, const char *const *known, hcs_error_t *err) {
-  const char *key;
-  json_t *v;
-  json_object_foreach(obj, key, v) {
-    bool found = false;
-    for (size_t i = 0; known[i]; i++)
-      if (strcmp(known[i], key) == 0) found = true;
-    if (!found) {
-      cleanup_free char *list = NULL;
-      size_t len = 0;
-      for (size_t i = 0; known[i]; i++)
-        len += strlen(known[i]) + 2;
-      list = hcs_xcalloc(1, len + 1);
-      for (size_t i = 0; known[i]; i++) {
-        if (i) strcat(list, ", ");
-        strcat(list, known[i]);
-      }
-      return hcs_error_make(err, 0, "invalid configuration: `%s%s%s`: unknown field (expected one of %s)", path,
-                            *path ? "." : "", key, list);
-    }
-  }
-  return 0;
-}
-
-#define P(...) cleanup_free char *p_ = hcs_xasprintf(__VA_ARGS__)
-
-static int get_obj(json_t *parent, const char *path, const char *key, json_t **out, hcs_error_t *err) {
-  json_t *v = json_object_get(parent, key);
-  *out = NULL;
-  if (v == NULL || json_is_null(v)) return 0;
-  if (!json_is_object(v)) {
-    P("%s%s%s", path, *path ? "." : "", key);
-    return bad(err, p_, "object", v);
-  }
-  *out = v;
-  return 0;
-}
-
-static int get_str(json_t *parent, const char *path, const char *key, char **out, hcs_error_t *err) {
-  json_t *v = json_object_get(parent, key);
-  if (v == NULL || json_is_null(v)) return 0;
-  if (!json_is_string(v)) {
-    P("%s%s%s", path, *path ? "." : "", key);
-    return bad(err, p_, "string", v);
-  }
-  free(*out);
-  *out = hcs_xstrdup(json_string_value(v));
-  return 0;
-}
-
-static int get_bool(json_t *parent, const char *path, const char *key, bool *out, hcs_error_t *err) {
-  json_t *v = json_object_get(parent, key);
-  if (v == NULL || json_is_null(v)) return 0;
-  if (!json_is_boolean(v)) {
-    P("%s%s%s", path, *path ? "." : "", key);
-    return bad(err, p_, "boolean", v);
-  }
-  *out = json_is_true(v);
-  return 0;
-}
-
-static int get_int(json_t *parent, const char *path, const char *key, int64_t min, int64_t max, int64_t *out,
-                   hcs_error_t *err) {
-  json_t *v = json_object_get(parent, key);
-  if (v == NULL || json_is_null(v)) return 0;
-  P("%s%s%s", path, *path ? "." : "", key);
-  if (!json_is_integer(v)) return bad(err, p_, "integer", v);
-  int64_t n = json_integer_value(v);
-  if (n < min || n > max)
-    return hcs_error_make(err, 0, "invalid configuration: `%s`: expected an integer in [%lld, %lld], got %lld", p_,
-                          (long long)min, (long long)max, (long long)n);
-  *out = n;
-  return 0;
-}
-
-static int get_strv(json_t *parent, const char *path, const char *key, char ***out, hcs_error_t *err) {
-  json_t *v = json_object_get(parent, key), *e;
-  size_t i;
-  if (v == NULL || json_is_null(v)) return 0;
-  P("%s%s%s", path, *path ? "." : "", key);
-  if (!json_is_array(v)) return bad(err, p_, "array of strings", v);
-  char **r = hcs_xcalloc(json_array_size(v) + 1, sizeof(char *));
-  json_array_foreach(v, i, e) {
-    if (!json_is_string(e)) {
-      hcs_strv_free(r);
-      cleanup_free char *ep = hcs_xasprintf("%s[%zu]", p_, i);
-      return bad(err, ep, "string", e);
-    }
-    r[i] = hcs_xstrdup(json_string_value(e));
-  }
-  hcs_strv_free(*out);
-  *out = r;
-  return 0;
-}
-
-void hcs_strv_free(char **v) {
-  if (v == NULL) return;
-  for (char **p = v; *p; p++)
-    free(*p);
-  free(v);
-}
-
-/* Split a CommandLine into words: whitespace separates, single quotes are
- * literal, double quotes allow \" and \\, a backslash escapes outside quotes.
- * No expansion of any kind: this is not a shell. */
-char **hcs_split_command_line(const char *line, hcs_error_t *err) {
-  size_t cap = 8, n = 0, len = strlen(line);
-  char **argv = hcs_xcalloc(cap, sizeof(char *));
-  cleanup_free char *word = hcs_xmalloc(len + 1);
-  const char *s = line;
-  for (;;) {
-    while (*s && isspace((unsigned char)*s))
-      s++;
-    if (!*s) break;
-    size_t w = 0;
-    while (*s && !isspace((unsigned char)*s)) {
-      if (*s == '\'') {
-        const char *e = strchr(s + 1, '\'');
-        if (!e) goto unterminated;
-        memcpy(word + w, s + 1, (size_t)(e - s - 1));
-        w += (size_t)(e - s - 1);
-        s = e + 1;
-      } else if (*s == '"') {
-        s++;
-        while (*s && *s != '"') {
-          if (*s == '\\' && (s[1] == '"' || s[1] == '\\')) s++;
-          word[w++] = *s++;
-        }
-        if (*s != '"') goto unterminated;
-        s++;
-      } else if (*s == '\\' && s[1]) {
-        word[w++] = s[1];
-        s += 2;
-      } else {
-        word[w++] = *s++;
-      }
-    }
-    word[w] = '\0';
-    if (n + 2 > cap) argv = hcs_xrealloc(argv, (cap *= 2) * sizeof(char *));
-    argv[n++] = hcs_xstrdup(word);
-    argv[n] = NULL;
-  }
-  if (n == 0) {
-    hcs_strv_free(argv);
-    hcs_error_make(err, 0, "empty command line");
-    return NULL;
-  }
-  return argv;
-unterminated:
-  hcs_strv_free(argv);
-  hcs_error_make(err, 0, "unterminated quote in command line `%s`", line);
-  return NULL;
-}
-
-void hcs_proc_spec_free(hcs_proc_spec_t *p) {
-  if (p == NULL) return;
-  hcs_strv_free(p->argv);
-  hcs_strv_free(p->env);
-  free(p->cwd);
-  free(p->user);
-  free(p->extra_groups);
-  free(p);
-}
-
-hcs_proc_spec_t *hcs_proc_spec_parse(json_t *doc, const char *where, hcs_error_t *err) {
-  static const char *const keys[] = {
-      "CommandLine", "CommandArgs",     "WorkingDirectory", "Environment",      "User",  "EmulateConsole",
-      "ConsoleSize", "CreateStdInPipe", "CreateStdOutPipe", "CreateStdErrPipe", "Umask", "AdditionalGroups",
-      NULL};
-  if (!json_is_object(doc)) {
-    bad(err, *where ? where : "ProcessParameters", "object", doc);
-    return NULL;
-  }
-  hcs_proc_spec_t *p = hcs_xcalloc(1, sizeof *p);
-  char *cmdline = NULL;
-  p->umask = -1;
-  const char *w = where;
-  if (check_keys(doc, w, keys, err) < 0) goto fail;
-  if (get_str(doc, w, "CommandLine", &cmdline, err) < 0 || get_strv(doc, w, "CommandArgs", &p->argv, err) < 0 ||
-      get_str(doc, w, "WorkingDirectory", &p->cwd, err) < 0 || get_str(doc, w, "User", &p->user, err) < 0 ||
-      get_bool(doc, w, "EmulateConsole", &p->console, err) < 0 ||
-      get_bool(doc, w, "CreateStdInPipe", &p->pipe_in, err) < 0 ||
-      get_bool(doc, w, "CreateStdOutPipe", &p->pipe_out, err) < 0 ||
-      get_bool(doc, w, "CreateStdErrPipe", &p->pipe_err, err) < 0)
-    goto fail;
-  int64_t um = -1;
-  if (get_int(doc, w, "Umask", 0, 0777, &um, err) < 0) goto fail;
-  p->umask = (int)um;
-  json_t *ag = json_object_get(doc, "AdditionalGroups");
-  if (ag && !json_is_null(ag)) {
-    cleanup_free char *gp = hcs_xasprintf("%s%sAdditionalGroups", w, *w ? "." : "");
-    json_t *g;
-    size_t i;
-    if (!json_is_array(ag) || json_array_size(ag) > 32) {
-      bad(err, gp, "an array of at most 32 group ids", ag);
-      goto fail;
-    }
-    p->extra_groups = hcs_xcalloc(json_array_size(ag) + 1, sizeof(gid_t));
-    json_array_foreach(ag, i, g) {
-      if (!json_is_integer(g) || json_integer_value(g) < 0 || json_integer_value(g) > UINT32_MAX - 1) {
-        cleanup_free char *ep = hcs_xasprintf("%s[%zu]", gp, i);
-        bad(err, ep, "a group id", g);
-        goto fail;
-      }
-      p->extra_groups[p->n_extra_groups++] = (gid_t)json_integer_value(g);
-    }
-  }
-  if (cmdline && p->argv) {
-    hcs_error_make(err, 0, "invalid configuration: `%s%sCommandLine`: give CommandLine or CommandArgs, not both", w,
-                   *w ? "." : "");
-    goto fail;
-  }
-  if (cmdline) {
-    p->argv = hcs_split_command_line(cmdline, err);
-    if (p->argv == NULL) {
-      hcs_error_wrap(err, "invalid configuration: `%s%sCommandLine`", w, *w ? "." : "");
-      goto fail;
-    }
-  }
-  if (p->argv == NULL || p->argv[0] == NULL) {
-    hcs_error_make(err, 0, "invalid configuration: `%s%sCommandArgs`: expected a non-empty command, missing", w,
-                   *w ? "." : "");
-    goto fail;
-  }
-  if (p->cwd) {
-    cleanup_free char *cp = hcs_xasprintf("%s%sWorkingDirectory", w, *w ? "." : "");
-    if (check_ctr_path(p->cwd, cp, json_object_get(doc, "WorkingDirectory"), err) < 0) goto fail;
-  }
-  json_t *env = json_object_get(doc, "Environment");
-  size_t n = 0;
-  if (env && !json_is_null(env)) {
-    cleanup_free char *ep = hcs_xasprintf("%s%sEnvironment", w, *w ? "." : "");
-    if (!json_is_object(env)) {
-      bad(err, ep, "object of strings", env);
-      goto fail;
-    }
-    const char *k;
-    json_t *v;
-    p->env = hcs_xcalloc(json_object_size(env) + 2, sizeof(char *));
-    json_object_foreach(env, k, v) {
-      if (!json_is_string(v)) {
-        cleanup_free char *kp = hcs_xasprintf("%s.%s", ep, k);
-        bad(err, kp, "string", v);
-        goto fail;
-      }
-      if (!*k || strchr(k, '=')) {
-        hcs_error_make(err, 0, "invalid configuration: `%s`: invalid variable name \"%s\"", ep, k);
-        goto fail;
-      }
-      p->env[n++] = hcs_xasprintf("%s=%s", k, json_string_value(v));
-    }
-  }
-  if (p->env == NULL) p->env = hcs_xcalloc(2, sizeof(char *));
-  bool has_path = false;
-  for (size_t i = 0; i < n; i++)
-    if (strncmp(p->env[i], "PATH=", 5) == 0) has_path = true;
-  if (!has_path) p->env[n++] = hcs_xstrdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-  json_t *size = json_object_get(doc, "ConsoleSize");
-  if (size && !json_is_null(size)) {
-    cleanup_free char *sp = hcs_xasprintf("%s%sConsoleSize", w, *w ? "." : "");
-    if (!json_is_array(size) || json_array_size(size) != 2 || !json_is_integer(json_array_get(size, 0)) ||
-        !json_is_integer(json_array_get(size, 1)) || json_integer_value(json_array_get(size, 0)) < 0 ||
-        json_integer_value(json_array_get(size, 0)) > 65535 || json_integer_value(json_array_get(size, 1)) < 0 ||
-        json_integer_value(json_array_get(size, 1)) > 65535) {
-      bad(err, sp, "[rows, columns] (two integers 0..65535)", size);
-      goto fail;
-    }
-    p->rows = (unsigned short)json_integer_value(json_array_get(size, 0));
-    p->cols = (unsigned short)json_integer_value(json_array_get(size, 1));
-  }
-  free(cmdline);
-  return p;
-fail:
-  free(cmdline);
-  hcs_proc_spec_free(p);
-  return NULL;
-}
+#include "compute/config_util.h"
 
 static const struct {
   const char *name;
@@ -527,6 +205,11 @@ static int parse_mounts(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
     int r = parse_mount_options(m, opts, p, err);
     hcs_strv_free(opts);
     if (r < 0) return -1;
+    m->cgroup = m->type && (strcmp(m->type, "cgroup") == 0 || strcmp(m->type, "cgroup2") == 0);
+    if (m->cgroup && (m->flags & MS_BIND)) {
+      cleanup_free char *tp = hcs_xasprintf("%s.Type", p);
+      return hcs_error_make(err, 0, "invalid configuration: `%s`: a cgroup mount is not a bind mount", tp);
+    }
     cleanup_free char *dp = hcs_xasprintf("%s.Destination", p);
     if (m->destination == NULL || m->destination[0] != '/' || strcmp(m->destination, "/") == 0)
       return bad(err, dp, "an absolute path below /", json_object_get(e, "Destination"));
@@ -545,11 +228,81 @@ static int parse_mounts(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
   return 0;
 }
 
+const struct hcs_ns_kind_s hcs_ns_kinds[HCS_NS_COUNT] = {[HCS_NS_USER] = {"User", CLONE_NEWUSER},
+                                                         [HCS_NS_MOUNT] = {"Mount", CLONE_NEWNS},
+                                                         [HCS_NS_PID] = {"Pid", CLONE_NEWPID},
+                                                         [HCS_NS_IPC] = {"Ipc", CLONE_NEWIPC},
+                                                         [HCS_NS_UTS] = {"Uts", CLONE_NEWUTS},
+                                                         [HCS_NS_CGROUP] = {"Cgroup", CLONE_NEWCGROUP},
+                                                         [HCS_NS_TIME] = {"Time", 0x00000080 /* CLONE_NEWTIME */}};
+
+/* A namespace type as /proc/PID/ns names it (but "mount" and "network"). */
+static const char *ns_type_name(int type) {
+  static const struct {
+    int type;
+    const char *name;
+  } names[] = {{CLONE_NEWNET, "network"}, {CLONE_NEWUSER, "user"}, {CLONE_NEWNS, "mount"},      {CLONE_NEWPID, "pid"},
+               {CLONE_NEWIPC, "ipc"},     {CLONE_NEWUTS, "uts"},   {CLONE_NEWCGROUP, "cgroup"}, {0x00000080, "time"}};
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(names); i++)
+    if (names[i].type == type) return names[i].name;
+  return "unknown";
+}
+
+/* Linux.Namespaces {Pid: PATH, ...}: each path must be an nsfs file of
+ * that type (checked on the opened fd), so a wrong path fails here and
+ * not half-way through init's setup. */
+static int parse_namespaces(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
+  json_t *o = NULL;
+  if (get_obj(lx, "Linux", "Namespaces", &o, err) < 0 || o == NULL) return 0;
+  const char *keys[HCS_NS_COUNT + 1];
+  for (size_t i = 0; i < HCS_NS_COUNT; i++)
+    keys[i] = hcs_ns_kinds[i].field;
+  keys[HCS_NS_COUNT] = NULL;
+  if (check_keys(o, "Linux.Namespaces", keys, err) < 0) return -1;
+  for (size_t i = 0; i < HCS_NS_COUNT; i++) {
+    cleanup_free char *p = hcs_xasprintf("Linux.Namespaces.%s", hcs_ns_kinds[i].field);
+    json_t *v = json_object_get(o, hcs_ns_kinds[i].field);
+    if (v == NULL || json_is_null(v)) continue;
+    if (!json_is_string(v) || json_string_value(v)[0] != '/') return bad(err, p, "an absolute path", v);
+    const char *path = json_string_value(v);
+    if (i == HCS_NS_TIME && access("/proc/self/ns/time", F_OK) < 0)
+      return hcs_error_make(err, 0, "invalid configuration: `%s`: this kernel has no time namespaces", p);
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return hcs_error_make(err, errno, "invalid configuration: `%s`: `%s`", p, path);
+    int got = 0;
+    if (hcs_ns_check(fd, hcs_ns_kinds[i].type, &got) < 0) {
+      if (errno == ENOTTY)
+        return hcs_error_make(err, 0, "invalid configuration: `%s`: `%s` is a %s namespace (expected %s)", p, path,
+                              ns_type_name(got), ns_type_name(hcs_ns_kinds[i].type));
+      return hcs_error_make(err, 0, "invalid configuration: `%s`: `%s` is not a namespace file (nsfs)", p, path);
+    }
+    c->ns_paths[i] = hcs_xstrdup(path);
+  }
+  return 0;
+}
+
 static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
-  static const char *const keys[] = {
-      "CgroupParent",   "Capabilities",    "Seccomp",        "NoNewPrivileges", "Rlimits",   "Sysctl", "Devices",
-      "UidMappings",    "GidMappings",     "MaskedPaths",    "ReadonlyPaths",   "PidsLimit", "Init",   "ExitCommand",
-      "CapabilitySets", "CallerReapsInit", "ReadonlyRootfs", "Mounts",          "Log",       NULL};
+  static const char *const keys[] = {"CgroupParent",
+                                     "Capabilities",
+                                     "Seccomp",
+                                     "NoNewPrivileges",
+                                     "Rlimits",
+                                     "Sysctl",
+                                     "Devices",
+                                     "UidMappings",
+                                     "GidMappings",
+                                     "MaskedPaths",
+                                     "ReadonlyPaths",
+                                     "PidsLimit",
+                                     "Init",
+                                     "ExitCommand",
+                                     "CapabilitySets",
+                                     "CallerReapsInit",
+                                     "ReadonlyRootfs",
+                                     "Mounts",
+                                     "Log",
+                                     "Namespaces",
+                                     NULL};
   if (check_keys(lx, "Linux", keys, err) < 0) return -1;
   if (get_bool(lx, "Linux", "CallerReapsInit", &c->caller_reaps_init, err) < 0 ||
       get_bool(lx, "Linux", "ReadonlyRootfs", &c->readonly_rootfs, err) < 0 || parse_mounts(lx, c, err) < 0)
@@ -588,57 +341,21 @@ static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
       return bad(err, "Linux.CgroupParent", "a relative cgroup path of [A-Za-z0-9_.-/]",
                  json_object_get(lx, "CgroupParent"));
   }
-  char **caps = NULL;
-  if (get_strv(lx, "Linux", "Capabilities", &caps, err) < 0) return -1;
-  if (caps) {
-    c->caps = 0;
-    c->caps_given = true;
-    for (size_t i = 0; caps[i]; i++) {
-      int cap = hcs_cap_from_name(caps[i]);
-      if (cap < 0) {
-        cleanup_free char *p = hcs_xasprintf("Linux.Capabilities[%zu]", i);
-        json_t *v = json_array_get(json_object_get(lx, "Capabilities"), i);
-        hcs_strv_free(caps);
-        return bad(err, p, "a capability name (e.g. \"CAP_CHOWN\")", v);
-      }
-      c->caps |= 1ULL << cap;
-    }
-    hcs_strv_free(caps);
-  }
+  if (parse_cap_list(lx, "Linux", "Capabilities", &c->caps, &c->caps_given, err) < 0) return -1;
   json_t *sets = NULL;
   if (get_obj(lx, "Linux", "CapabilitySets", &sets, err) < 0) return -1;
   if (sets) {
-    static const char *const names[] = {"Effective", "Permitted", "Inheritable", "Ambient", NULL};
-    uint64_t *dst[] = {&c->cap_eff, &c->cap_perm, &c->cap_inh, &c->cap_amb};
-    if (check_keys(sets, "Linux.CapabilitySets", names, err) < 0) return -1;
+    if (parse_cap_sets(sets, "Linux.CapabilitySets", &c->cap_eff, &c->cap_perm, &c->cap_inh, &c->cap_amb, err) < 0)
+      return -1;
     c->cap_sets = true;
-    for (size_t k = 0; names[k]; k++) {
-      char **list = NULL;
-      if (get_strv(sets, "Linux.CapabilitySets", names[k], &list, err) < 0) return -1;
-      for (size_t i = 0; list && list[i]; i++) {
-        int cap = hcs_cap_from_name(list[i]);
-        if (cap < 0) {
-          cleanup_free char *p = hcs_xasprintf("Linux.CapabilitySets.%s[%zu]", names[k], i);
-          json_t *v = json_array_get(json_object_get(sets, names[k]), i);
-          hcs_strv_free(list);
-          return bad(err, p, "a capability name (e.g. \"CAP_CHOWN\")", v);
-        }
-        *dst[k] |= 1ULL << cap;
-      }
-      hcs_strv_free(list);
-    }
-    /* An ambient capability must be permitted and inheritable (capabilities(7)). */
-    if (c->cap_amb & ~(c->cap_perm & c->cap_inh))
-      return hcs_error_make(err, 0,
-                            "invalid configuration: `Linux.CapabilitySets.Ambient`: each ambient capability must "
-                            "also be Permitted and Inheritable");
   }
   json_t *sc = NULL;
   if (get_obj(lx, "Linux", "Seccomp", &sc, err) < 0) return -1;
   if (sc) {
-    static const char *const sk[] = {"Disabled", "Deny", "ProgramFile", NULL};
+    static const char *const sk[] = {"Disabled", "Deny", "ProgramFile", "Listener", NULL};
     bool disabled = false;
     if (check_keys(sc, "Linux.Seccomp", sk, err) < 0 || get_bool(sc, "Linux.Seccomp", "Disabled", &disabled, err) < 0 ||
+        get_bool(sc, "Linux.Seccomp", "Listener", &c->seccomp_listener, err) < 0 ||
         get_strv(sc, "Linux.Seccomp", "Deny", &c->seccomp_deny, err) < 0 ||
         get_str(sc, "Linux.Seccomp", "ProgramFile", &c->seccomp_program, err) < 0)
       return -1;
@@ -655,6 +372,9 @@ static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
       if (c->seccomp_deny)
         return hcs_error_make(err, 0, "invalid configuration: `Linux.Seccomp`: give Deny or ProgramFile, not both");
     }
+    /* Only a program of the caller's can hold notify returns. */
+    if (c->seccomp_listener && !c->seccomp_program)
+      return hcs_error_make(err, 0, "invalid configuration: `Linux.Seccomp.Listener`: needs a ProgramFile");
     c->seccomp = !disabled;
   }
   json_t *sysctl = NULL;
@@ -681,10 +401,15 @@ static int parse_linux(json_t *lx, hcs_config_t *c, hcs_error_t *err) {
       c->sysctl_values[c->n_sysctl++] = hcs_xstrdup(json_string_value(v));
     }
   }
+  if (parse_namespaces(lx, c, err) < 0) return -1;
   if (parse_rlimits(lx, c, err) < 0 || parse_devices(lx, c, err) < 0 ||
       parse_idmaps(lx, "UidMappings", &c->uid_maps, &c->n_uid_maps, err) < 0 ||
       parse_idmaps(lx, "GidMappings", &c->gid_maps, &c->n_gid_maps, err) < 0)
     return -1;
+  if (c->ns_paths[HCS_NS_USER] && c->n_uid_maps)
+    return hcs_error_make(err, 0,
+                          "invalid configuration: `Linux.Namespaces.User`: a joined user namespace has its own maps "
+                          "(give User or UidMappings, not both)");
   if ((c->n_uid_maps == 0) != (c->n_gid_maps == 0))
     return hcs_error_make(err, 0, "invalid configuration: `Linux.%s`: expected together with %s, missing",
                           c->n_uid_maps ? "GidMappings" : "UidMappings", c->n_uid_maps ? "UidMappings" : "GidMappings");
@@ -809,6 +534,27 @@ static int parse_container(json_t *ct, const char *run_root, hcs_config_t *c, hc
       free(ns);
       return -1;
     }
+    if (ns) {
+      cleanup_close int fd = open(ns, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+      int got = 0;
+      if (fd < 0 || hcs_ns_check(fd, CLONE_NEWNET, &got) < 0) {
+        int saved = errno;
+        if (fd < 0)
+          hcs_error_make(err, saved, "invalid configuration: `Container.Networking.Namespace`: `%s`", ns);
+        else if (saved == ENOTTY)
+          hcs_error_make(err, 0,
+                         "invalid configuration: `Container.Networking.Namespace`: `%s` is a %s namespace "
+                         "(expected network)",
+                         ns, ns_type_name(got));
+        else
+          hcs_error_make(err, 0,
+                         "invalid configuration: `Container.Networking.Namespace`: `%s` is not a namespace "
+                         "file (nsfs)",
+                         ns);
+        free(ns);
+        return -1;
+      }
+    }
     c->netns = ns;
   }
   return 0;
@@ -873,6 +619,8 @@ void hcs_config_free(hcs_config_t *c) {
   }
   free(c->mounts);
   free(c->netns);
+  for (size_t i = 0; i < HCS_NS_COUNT; i++)
+    free(c->ns_paths[i]);
   free(c->cgroup_parent);
   hcs_strv_free(c->seccomp_deny);
   free(c->seccomp_program);

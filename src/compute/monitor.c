@@ -54,56 +54,6 @@ static void send_error(int sock, hcs_error_t *err) {
   hcs_error_release(err);
 }
 
-/* status < 0: init was reaped by the caller's subreaper (CallerReapsInit),
- * which alone learns its exit status. */
-/* The exit is recorded: its events (OOM kills, then exited), once. */
-static void emit_exit(hcs_spawn_t *s, json_t *e) {
-  if (!hcs_system_claim_exit_event(s->cs->dir)) return;
-  json_int_t ooms = json_integer_value(json_object_get(e, "OomKillCount"));
-  if (ooms > 0)
-    hcs_event_emit(s->cs->run_root, "system", "oom", s->cs->id, s->cfg->owner,
-                   json_pack("{s:I}", "OomKillCount", ooms));
-  hcs_event_emit(s->cs->run_root, "system", "exited", s->cs->id, s->cfg->owner, json_deep_copy(e));
-}
-
-static void record_exit(hcs_spawn_t *s, int status) {
-  hcs_system_t *cs = s->cs;
-  int64_t ooms = s->cg ? s->cg->oom_kills(cs->cgroup) : -1;
-  cleanup_free char *marker_path = hcs_xasprintf("%s/exit-type", cs->dir), *marker = NULL;
-  hcs_read_file(marker_path, &marker, NULL, NULL);
-  if (marker) marker[strcspn(marker, "\n")] = '\0';
-  bool known = status >= 0;
-  int code = !known ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  const char *type = known ? "Exited" : "Unknown";
-  if (ooms > 0 && code != 0)
-    type = "OomKilled";
-  else if (marker && *marker)
-    type = marker;
-  else if (known && WIFSIGNALED(status))
-    type = "Killed";
-  if (s->cg) {
-    /* Init's death emptied its pid namespace; anything left (a process
-     * that joined the cgroup only) is killed before the exit is told. */
-    json_t *left = s->cg->pids(cs->cgroup, NULL);
-    if (left && json_array_size(left) > 0) s->cg->kill_all(cs->cgroup, NULL);
-    json_decref(left);
-  }
-  cleanup_free char *now = hcs_now_rfc3339();
-  cleanup_json json_t *e = json_pack("{s:i,s:s,s:s,s:I}", "ExitCode", code, "ExitType", type, "FinishedTime", now,
-                                     "OomKillCount", (json_int_t)(ooms > 0 ? ooms : 0));
-  if (known && WIFSIGNALED(status)) json_object_set_new(e, "ExitSignal", json_integer(WTERMSIG(status)));
-  if (!known) json_object_del(e, "ExitCode");
-  cleanup_free char *path = hcs_xasprintf("%s/exit.json", cs->dir);
-  hcs_state_write_json(path, e, NULL);
-  emit_exit(s, e);
-  /* The cgroup's removal (about 10 rmdirs on v1, an RCU grace period each
-   * at worst) comes after the event: it was most of the event's latency.
-   * The system reads as Stopped already (exit.json); delete waits for the
-   * monitor, so an id reused after delete never meets this cgroup. */
-  if (s->cg) s->cg->destroy(cs->cgroup, NULL);
-  hcs_system_remove_run_files(cs);
-}
-
 /* Close every fd from 3 up but those in keep (-1 entries ignored). */
 static void close_all_but(int *keep, size_t n) {
   for (size_t i = 1; i < n; i++) /* insertion sort: n is tiny */
@@ -199,32 +149,36 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
     dup2(null, fd);
   if (null > 2) close(null);
 
-  if (relay) hcs_log_relay(cs->dir, s->cfg, rfd, s->console, s->stdin_w, pidfd, &attach);
-  int status = 0;
-  if (reaped_elsewhere) {
-    struct pollfd p = {pidfd, POLLIN, 0};
-    while (poll(&p, 1, -1) < 0 && errno == EINTR) {
-    }
-    status = -1;
-  }
-  for (; !reaped_elsewhere;) {
-    int st;
-    pid_t r = waitpid(-1, &st, 0);
-    if (r == pid) {
-      status = st;
-      break;
-    }
-    if (r < 0 && errno != EINTR) break;
-  }
-  record_exit(s, status);
-  for (int i = 0; i < 3; i++)
-    if (ns[i] >= 0) close(ns[i]);
-  /* Linux.ExitCommand (e.g. `hcs destroy ID` for `run --rm -d`): exec'd in
-   * place, so the monitor pid stays alive until the clean-up is done and
-   * waiters wake once it is over.  The system reads as Stopped already
-   * (exit.json is written).  stdio is /dev/null, the cwd `/`. */
-  if (s->cfg->exit_command) execv(s->cfg->exit_command[0], s->cfg->exit_command);
-  _exit(0);
+  hcs_watch_t w = {.id = cs->id,
+                   .dir = cs->dir,
+                   .run_root = cs->run_root,
+                   .owner = s->cfg->owner,
+                   .cgroup = s->cg ? cs->cgroup : NULL,
+                   .cgroup_driver = s->cg ? s->cg->name : NULL,
+                   .pid = pid,
+                   .pidfd = keep_pidfd ? pidfd : -1,
+                   .log_fd = {rfd[0], rfd[1]},
+                   .console = s->console,
+                   .stdin_w = s->stdin_w,
+                   .attach_fd = attach.listen_fd,
+                   .ns_fd = {ns[0], ns[1], ns[2]},
+                   .log_max_size = s->cfg->log_max_size,
+                   .log_max_files = s->cfg->log_max_files,
+                   .reaped_elsewhere = reaped_elsewhere,
+                   .exit_command = s->cfg->exit_command};
+  /* The small program in place of this fork of the creator: its pages are
+   * what an idle system costs (watch.c).  It keeps our pid, children,
+   * subreaper flag and the fds handed to it; if it cannot be exec'd, this
+   * fork watches itself. */
+  const char *program = hcs_watch_program();
+  char **argv = hcs_watch_argv(&w, program);
+  int pass[9] = {w.pidfd, rfd[0], rfd[1], s->console, s->stdin_w, attach.listen_fd, ns[0], ns[1], ns[2]};
+  for (int i = 0; i < 9; i++)
+    if (pass[i] >= 0) fcntl(pass[i], F_SETFD, 0);
+  execve(program, argv, environ);
+  for (int i = 0; i < 9; i++)
+    if (pass[i] >= 0) fcntl(pass[i], F_SETFD, FD_CLOEXEC);
+  hcs_watch_run(&w);
 }
 
 /* In the monitor's parent, once the monitor is forked: a new network

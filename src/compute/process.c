@@ -115,13 +115,24 @@ int hcs_resolve_user(const char *user, uid_t *uid, gid_t *gid, gid_t **groups, s
   return 0;
 }
 
-/* Close every fd the caller left open but stdio and `keep` (the error
- * channel, marked close-on-exec): nothing of the host may stay reachable
- * through /proc/self/fd (CVE-2024-21626). */
-static void close_inherited(int keep) {
-  if (keep > 3) syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U);
-  syscall(SYS_close_range, keep >= 3 ? (unsigned)keep + 1 : 3U, ~0U, 0U);
+/* Close every fd the caller left open but stdio, `keep` and `keep2` (the
+ * error channel and the creator socket, marked close-on-exec) and the
+ * first `npreserve` after stdio (PreserveFds, left open across execve):
+ * nothing else of the host may stay reachable through /proc/self/fd
+ * (CVE-2024-21626). */
+static void close_inherited(int keep, int keep2, int npreserve) {
+  unsigned from = 3 + (unsigned)npreserve;
+  int k[2] = {keep < keep2 ? keep : keep2, keep < keep2 ? keep2 : keep};
+  for (int i = 0; i < 2; i++) {
+    if (k[i] < (int)from) continue;
+    if ((unsigned)k[i] > from) syscall(SYS_close_range, from, (unsigned)k[i] - 1, 0U);
+    from = (unsigned)k[i] + 1;
+  }
+  syscall(SYS_close_range, from, ~0U, 0U);
   if (keep >= 0) fcntl(keep, F_SETFD, FD_CLOEXEC);
+  if (keep2 >= 0) fcntl(keep2, F_SETFD, FD_CLOEXEC);
+  for (int fd = 3; fd < 3 + npreserve; fd++)
+    if (fd != keep && fd != keep2) fcntl(fd, F_SETFD, 0);
 }
 
 /* Enter the working directory resolved inside the container's root, never
@@ -152,8 +163,8 @@ static int enter_cwd(const char *cwd) {
   return 0;
 }
 
-int hcs_child_prepare(const hcs_proc_spec_t *p, const hcs_security_t *sec, hcs_child_user_t *u, int keep, char *msg,
-                      size_t size) {
+int hcs_child_prepare(const hcs_proc_spec_t *p, const hcs_security_t *sec, hcs_child_user_t *u, int keep, int keep2,
+                      char *msg, size_t size) {
   sigset_t all;
   sigemptyset(&all);
   for (int sig = 1; sig < NSIG; sig++)
@@ -176,7 +187,14 @@ int hcs_child_prepare(const hcs_proc_spec_t *p, const hcs_security_t *sec, hcs_c
     }
     u->groups[u->ngroups++] = p->extra_groups[i];
   }
-  close_inherited(keep);
+  /* PreserveFds counts from 3: each must be open (the caller checked;
+   * this is what the process gets). */
+  for (int fd = 3; fd < 3 + p->preserve_fds; fd++)
+    if (fcntl(fd, F_GETFD) < 0) {
+      snprintf(msg, size, "preserve fd %d: %s", fd, strerror(errno));
+      return -1;
+    }
+  close_inherited(keep, keep2, p->preserve_fds);
   /* Container processes get Docker's umask whatever the caller's was,
    * unless the parameters name one. */
   umask(p->umask >= 0 ? (mode_t)p->umask : 022);
@@ -212,7 +230,7 @@ void hcs_child_finish(const hcs_proc_spec_t *p, const hcs_security_t *sec, const
 int hcs_child_exec(const hcs_proc_spec_t *p, const hcs_security_t *sec, int errfd) {
   hcs_child_user_t u;
   char msg[1024];
-  if (hcs_child_prepare(p, sec, &u, errfd, msg, sizeof msg) < 0) {
+  if (hcs_child_prepare(p, sec, &u, errfd, -1, msg, sizeof msg) < 0) {
     hcs_child_report(errfd, 0, "%s", msg);
     _exit(127);
   }
@@ -244,7 +262,8 @@ void hcs_process_close(hcs_process_t *p) {
 }
 
 /* Runs in the final process, inside the container. */
-static __attribute__((noreturn)) void exec_child(hcs_system_t *cs, hcs_proc_spec_t *spec, int sock, int fds[3]) {
+static __attribute__((noreturn)) void exec_child(const hcs_security_t *sec, hcs_proc_spec_t *spec, int sock,
+                                                 int fds[3]) {
   if (spec->console) {
     int master, slave;
     if (hcs_pty_open_in_container(&master, &slave, spec->rows, spec->cols) < 0) {
@@ -269,7 +288,7 @@ static __attribute__((noreturn)) void exec_child(hcs_system_t *cs, hcs_proc_spec
       }
     setsid();
   }
-  hcs_child_exec(spec, &cs->sec, sock);
+  hcs_child_exec(spec, sec, sock);
   _exit(127);
 }
 
@@ -288,6 +307,12 @@ hcs_process_t *hcs_process_create_ex(hcs_system_t *cs, const char *params, const
     goto fail;
   }
   if (hcs_system_prepare(cs, err) < 0 || (initfd = hcs_system_init_fd(cs, err)) < 0) goto fail;
+  /* The process's own capability sets, within the system's bounding set. */
+  hcs_security_t sec;
+  if (hcs_security_for_process(&cs->sec, spec, &sec, err) < 0) {
+    hcs_error_wrap(err, "create a process in `%s`", cs->id);
+    goto fail;
+  }
   bool want[3] = {spec->pipe_in, spec->pipe_out, spec->pipe_err};
   for (int i = 0; i < 3 && !spec->console; i++)
     if (want[i] && pipe2(pipes[i], O_CLOEXEC) < 0) {
@@ -316,6 +341,7 @@ hcs_process_t *hcs_process_create_ex(hcs_system_t *cs, const char *params, const
   const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
   int nsflags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP;
   if (cs->cfg->n_uid_maps) nsflags |= CLONE_NEWUSER;
+  if (cs->cfg->ns_paths[HCS_NS_TIME]) nsflags |= 0x00000080; /* CLONE_NEWTIME: init's joined one */
   /* glibc's fork (not a raw clone): the intermediate allocates, and in a
    * multi-threaded caller only fork resets the allocator's locks. */
   pid_t mid = fork();
@@ -348,7 +374,7 @@ hcs_process_t *hcs_process_create_ex(hcs_system_t *cs, const char *params, const
       hcs_send_msg(sv[1], HCS_MSG_OK, buf, (size_t)n, -1);
       _exit(0);
     }
-    exec_child(cs, spec, sv[1], child_fds);
+    exec_child(&sec, spec, sv[1], child_fds);
   }
   close(sv[1]);
   sv[1] = -1;

@@ -5,8 +5,13 @@
  * parsing between fork and exec. */
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/magic.h>
+#include <linux/nsfs.h>
 #include <linux/seccomp.h>
+#include <dirent.h>
 #include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/statfs.h>
 #include <string.h>
 #include <sys/capability.h>
 #include <sys/mman.h>
@@ -195,6 +200,7 @@ int hcs_security_prepare_saved(const hcs_config_t *c, hcs_security_t *sec, const
     memcpy(sec->rlimits, c->rlimits, c->n_rlimits * sizeof *sec->rlimits);
     sec->n_rlimits = c->n_rlimits;
   }
+  sec->listener = c->seccomp && c->seccomp_listener;
   if (c->seccomp && saved && load_filter(saved, &sec->prog) == 0) return 0;
   /* A program compiled by the caller (an OCI profile, docs/runtime.md). */
   if (c->seccomp && c->seccomp_program) {
@@ -229,8 +235,101 @@ int hcs_security_apply_walls(const hcs_security_t *sec) {
   if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return -1;
   if (sec->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
   /* Loaded while still privileged, so it works without no_new_privs too. */
-  if (sec->prog.filter && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &sec->prog) < 0) return -1;
+  if (sec->prog.filter) {
+    /* With a listener the kernel returns its fd (close-on-exec): it stays
+     * in this process until execve, for the creator to take with
+     * pidfd_getfd (hcs_compute_seccomp_listener). */
+    unsigned flags = sec->listener ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &sec->prog) < 0) return -1;
+  }
   return 0;
+}
+
+int hcs_security_for_process(const hcs_security_t *sys, const hcs_proc_spec_t *p, hcs_security_t *out,
+                             hcs_error_t *err) {
+  /* A shallow copy: the program and rlimits stay owned by `sys`. */
+  *out = *sys;
+  /* Only init's listener reaches an agent (docs/runtime.md): a later
+   * process's notifications fail with ENOSYS, as with no listener. */
+  out->listener = false;
+  if (!p->caps_given && !p->cap_sets) return 0;
+  /* The bounding set can only shrink: nothing beyond the system's. */
+  uint64_t ceiling = sys->caps;
+  static const char *const names[] = {"Capabilities", "CapabilitySets.Effective", "CapabilitySets.Permitted",
+                                      "CapabilitySets.Inheritable", "CapabilitySets.Ambient"};
+  const uint64_t sets[] = {p->caps_given ? p->caps : 0, p->cap_eff, p->cap_perm, p->cap_inh, p->cap_amb};
+  for (size_t k = 0; k < HCS_ARRAY_SIZE(sets); k++) {
+    uint64_t extra = sets[k] & ~ceiling;
+    if (extra == 0) continue;
+    int cap = __builtin_ctzll(extra);
+    cleanup_free char *name = cap_to_name(cap);
+    for (char *c = name; c && *c; c++)
+      *c = (char)toupper((unsigned char)*c);
+    hcs_error_make(err, 0,
+                   "invalid process parameters: `%s`: %s is not in the system's bounding set (a process's "
+                   "capabilities can only shrink it)",
+                   names[k], name ? name : "?");
+    if (name) cap_free(steal_ptr(name));
+    return -1;
+  }
+  if (p->caps_given) out->caps = p->caps;
+  if (p->cap_sets) {
+    out->cap_sets = true;
+    out->cap_eff = p->cap_eff, out->cap_perm = p->cap_perm, out->cap_inh = p->cap_inh, out->cap_amb = p->cap_amb;
+    /* Nothing outside the process's own bounding set either. */
+    out->cap_eff &= out->caps, out->cap_perm &= out->caps, out->cap_inh &= out->caps, out->cap_amb &= out->caps;
+  } else if (sys->cap_sets) {
+    /* The system's sets, within the process's bounding set. */
+    out->cap_eff &= out->caps, out->cap_perm &= out->caps, out->cap_inh &= out->caps, out->cap_amb &= out->caps;
+  }
+  return 0;
+}
+
+int hcs_ns_check(int fd, int type, int *got) {
+  struct statfs sf;
+  *got = 0;
+  if (fstatfs(fd, &sf) < 0) return -1;
+  if (sf.f_type != NSFS_MAGIC) {
+    errno = EINVAL;
+    return -1;
+  }
+  int t = ioctl(fd, NS_GET_NSTYPE);
+  if (t < 0) return -1;
+  *got = t;
+  if (t != type) {
+    errno = ENOTTY;
+    return -1;
+  }
+  return 0;
+}
+
+int hcs_compute_seccomp_listener(hcs_system_t *cs, hcs_error_t *err) {
+  hcs_state_t st = hcs_system_state(cs);
+  if (st != HCS_STATE_CREATED)
+    return hcs_error_make(err, 0, "take the seccomp listener of `%s`: the system is %s, not Created", cs->id,
+                          hcs_state_name(st));
+  cleanup_close int initfd = hcs_system_init_fd(cs, err);
+  if (initfd < 0) return -1;
+  /* Init is hcs's own code until its execve (it waits for start): its fd
+   * table holds the listener, named by the kernel. */
+  cleanup_free char *dir = hcs_xasprintf("/proc/%d/fd", (int)cs->pid);
+  cleanup_dir DIR *d = opendir(dir);
+  if (d == NULL) return hcs_error_make(err, errno, "open `%s`", dir);
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    char link[64];
+    ssize_t n = readlinkat(dirfd(d), de->d_name, link, sizeof link - 1);
+    if (n < 0) continue;
+    link[n] = '\0';
+    if (strcmp(link, "anon_inode:seccomp notify")) continue;
+    int fd = (int)syscall(SYS_pidfd_getfd, initfd, atoi(de->d_name), 0);
+    if (fd < 0) return hcs_error_make(err, errno, "take the seccomp listener of `%s`", cs->id);
+    return fd;
+  }
+  return hcs_error_make(err, ENOENT,
+                        "take the seccomp listener of `%s`: init has none (no Linux.Seccomp.Listener, or its setup "
+                        "failed: start reports why)",
+                        cs->id);
 }
 
 int hcs_security_apply_user(const hcs_security_t *sec, uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups) {

@@ -162,6 +162,68 @@ static int extra_mount(int rootfd, const hcs_mount_t *m, int report) {
   return 0;
 }
 
+/* Bind the host's `hostdir` at `rel` in the root, read-only unless the
+ * mount asked for rw, never suid, dev or exec. */
+static int bind_cgroup_dir(int rootfd, const char *rel, const char *hostdir, const hcs_mount_t *m, int report) {
+  unsigned long ro = (m->flags & MS_RDONLY) ? MS_RDONLY : 0;
+  if (mount_at(rootfd, rel, hostdir, NULL, MS_BIND | ro, NULL, true, report) < 0) return -1;
+  cleanup_close int fd = open_in_root(rootfd, rel, true, false);
+  char target[64];
+  snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
+  if (fd < 0 || mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | ro | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+    hcs_child_report(report, errno, "remount the cgroup `%s`", rel);
+    return -1;
+  }
+  return 0;
+}
+
+/* A `cgroup` mount: the system's own cgroup.  v2: its directory bound at
+ * the destination.  v1 and hybrid: a tmpfs there, and for each hierarchy
+ * init is in the system's cgroup of (from /proc/self/cgroup, init having
+ * joined them), that directory bound at <dest>/<hierarchy>; hierarchies
+ * the system has no cgroup in (cpu without a limit) are left out, so no
+ * host cgroup is ever visible. */
+static int mount_cgroup(int rootfd, const hcs_mount_t *m, const char *cgroup, int report) {
+  const char *rel = m->destination + 1;
+  char hostdir[PATH_MAX], sub[PATH_MAX];
+  if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
+    snprintf(hostdir, sizeof hostdir, "/sys/fs/cgroup/%s", cgroup);
+    return bind_cgroup_dir(rootfd, rel, hostdir, m, report);
+  }
+  if (mount_at(rootfd, rel, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755", true, report) < 0)
+    return -1;
+  FILE *f = fopen("/proc/self/cgroup", "re");
+  if (f == NULL) {
+    hcs_child_report(report, errno, "read /proc/self/cgroup");
+    return -1;
+  }
+  char line[1024];
+  int ret = 0;
+  while (ret == 0 && fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\n")] = '\0';
+    char *ctrls = strchr(line, ':'), *path = ctrls ? strchr(ctrls + 1, ':') : NULL;
+    if (path == NULL) continue;
+    *ctrls++ = '\0', *path++ = '\0';
+    if (path[0] != '/' || strcmp(path + 1, cgroup)) continue;
+    /* "cpu,cpuacct" is mounted under that name; "name=systemd" as systemd;
+     * the hybrid host's cgroup2 as unified. */
+    const char *name = !*ctrls ? "unified" : strncmp(ctrls, "name=", 5) == 0 ? ctrls + 5 : ctrls;
+    snprintf(hostdir, sizeof hostdir, "/sys/fs/cgroup/%s/%s", name, cgroup);
+    snprintf(sub, sizeof sub, "%s/%s", rel, name);
+    if (access(hostdir, F_OK) == 0) ret = bind_cgroup_dir(rootfd, sub, hostdir, m, report);
+  }
+  fclose(f);
+  if (ret < 0) return -1;
+  cleanup_close int fd = open_in_root(rootfd, rel, true, false);
+  snprintf(sub, sizeof sub, "/proc/self/fd/%d", fd);
+  if ((m->flags & MS_RDONLY) &&
+      (fd < 0 || mount(NULL, sub, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755") < 0)) {
+    hcs_child_report(report, errno, "remount `%s` read-only", m->destination);
+    return -1;
+  }
+  return 0;
+}
+
 static int setup_dev(int rootfd, bool userns, int report) {
   static const struct {
     const char *name;
@@ -214,6 +276,22 @@ static int setup_dev(int rootfd, bool userns, int report) {
 
 static void loopback_up(void);
 
+/* The new network namespace the monitor's parent made arrives on
+ * `report`: joined after /dev (or before entering a joined mount
+ * namespace), so it is consumed in every case. */
+static int join_late_netns(int report) {
+  char b;
+  int type = 0, nsfd = -1;
+  if (hcs_recv_msg(report, &type, &b, 1, &nsfd) < 0 || nsfd < 0) _exit(1);
+  if (setns(nsfd, CLONE_NEWNET) < 0) {
+    hcs_child_report(report, errno, "join the new network namespace");
+    return -1;
+  }
+  close(nsfd);
+  loopback_up();
+  return 0;
+}
+
 static int setup_rootfs(hcs_spawn_t *s, bool userns, int go, int report) {
   hcs_config_t *c = s->cfg;
   /* Slave, so host unmounts still reach us and nothing we mount leaks out. */
@@ -232,17 +310,7 @@ static int setup_rootfs(hcs_spawn_t *s, bool userns, int go, int report) {
   }
   if (mount_at(rootfd, "proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, true, report) < 0) return -1;
   if (setup_dev(rootfd, userns, report) < 0) return -1;
-  if (s->netns_late) {
-    char b;
-    int type = 0, nsfd = -1;
-    if (hcs_recv_msg(report, &type, &b, 1, &nsfd) < 0 || nsfd < 0) _exit(1);
-    if (setns(nsfd, CLONE_NEWNET) < 0) {
-      hcs_child_report(report, errno, "join the new network namespace");
-      return -1;
-    }
-    close(nsfd);
-    loopback_up();
-  }
+  if (s->netns_late && join_late_netns(report) < 0) return -1;
   /* sysfs needs a network namespace we own; otherwise bind the host's. */
   if (mount_at(rootfd, "sys", "sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, true, -1) < 0 &&
       mount_at(rootfd, "sys", "/sys", NULL, MS_BIND | MS_REC | MS_RDONLY, NULL, true, report) < 0)
@@ -259,7 +327,7 @@ static int setup_rootfs(hcs_spawn_t *s, bool userns, int go, int report) {
       return -1;
   }
   for (size_t i = 0; i < c->n_extra_mounts; i++)
-    if (extra_mount(rootfd, &c->extra_mounts[i], report) < 0) return -1;
+    if (!c->extra_mounts[i].cgroup && extra_mount(rootfd, &c->extra_mounts[i], report) < 0) return -1;
   /* Join the cgroup ourselves while the host's /sys is still reachable, once
    * the monitor created it (the mounts above overlapped with that). */
   if (!userns) {
@@ -271,6 +339,10 @@ static int setup_rootfs(hcs_spawn_t *s, bool userns, int go, int report) {
       return -1;
     }
   }
+  /* cgroup mounts show the system's own cgroup: made once it exists and
+   * init is in it. */
+  for (size_t i = 0; i < c->n_extra_mounts; i++)
+    if (c->extra_mounts[i].cgroup && mount_cgroup(rootfd, &c->extra_mounts[i], s->cs->cgroup, report) < 0) return -1;
   /* pivot_root(".", ".") stacks the old root on the new one; detach it. */
   if (fchdir(rootfd) < 0 || syscall(SYS_pivot_root, ".", ".") < 0) {
     hcs_child_report(report, errno, "pivot_root into `%s`", c->rootfs);
@@ -398,15 +470,16 @@ static __attribute__((noreturn)) void idle_init(int fifo) {
 }
 
 /* Close every inherited fd but `keep` (the creator's files, its store
- * locks, pipes it reads to EOF): init may wait a long time for start. */
-static void close_except(int *keep, size_t n) {
+ * locks, pipes it reads to EOF): init may wait a long time for start.
+ * The creator's fds 3..3+npreserve-1 (Init.PreserveFds) stay too. */
+static void close_except(int *keep, size_t n, int npreserve) {
   for (size_t i = 1; i < n; i++)
     for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
       int t = keep[j];
       keep[j] = keep[j - 1];
       keep[j - 1] = t;
     }
-  unsigned int from = 3;
+  unsigned int from = 3 + (unsigned int)npreserve;
   for (size_t i = 0; i < n; i++) {
     if (keep[i] < (int)from) continue;
     if ((unsigned int)keep[i] > from) syscall(SYS_close_range, from, (unsigned int)keep[i] - 1, 0);
@@ -415,14 +488,27 @@ static void close_except(int *keep, size_t n) {
   syscall(SYS_close_range, from, ~0U, 0);
 }
 
+/* Join the namespace of kind `k` (Linux.Namespaces) through the fd the
+ * monitor opened and checked. */
+static void join_ns(hcs_spawn_t *s, const int *nsfd, int k, int report) {
+  if (nsfd[k] < 0) return;
+  if (setns(nsfd[k], hcs_ns_kinds[k].type) < 0) {
+    hcs_child_report(report, errno, "join the %s namespace `%s`", hcs_ns_kinds[k].field, s->cfg->ns_paths[k]);
+    _exit(1);
+  }
+  close(nsfd[k]);
+}
+
 /* The child side: runs in the new namespaces, reports failures on `report`
  * (a pipe to the monitor) as an error message. */
-static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int report) {
+static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, const int *nsfd, int go, int report) {
   hcs_config_t *c = s->cfg;
   bool userns = c->n_uid_maps > 0;
   char b;
-  int keep[] = {report, s->sock, s->netns_fd, s->stdio[0], s->stdio[1], s->stdio[2], go, s->fifo_fd};
-  close_except(keep, HCS_ARRAY_SIZE(keep));
+  int keep[8 + HCS_NS_COUNT] = {report, s->sock, s->netns_fd, s->stdio[0], s->stdio[1], s->stdio[2], go, s->fifo_fd};
+  for (int k = 0; k < HCS_NS_COUNT; k++)
+    keep[8 + k] = nsfd[k];
+  close_except(keep, HCS_ARRAY_SIZE(keep), c->init ? c->init->preserve_fds : 0);
   /* Everything made below (device nodes, mount points) gets its exact mode
    * whatever the caller's umask; container processes get 022 later. */
   umask(0);
@@ -447,17 +533,57 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
   } else {
     loopback_up();
   }
+  /* Joined namespaces (the pid one was joined by the monitor, for its
+   * children): before the mounts, so mqueue belongs to the joined ipc. */
+  join_ns(s, nsfd, HCS_NS_IPC, report);
+  join_ns(s, nsfd, HCS_NS_UTS, report);
+  join_ns(s, nsfd, HCS_NS_TIME, report);
   int fifo_path_fd = s->fifo_fd;
-  if (setup_rootfs(s, userns, go, report) < 0) _exit(1);
+  bool own_mounts = nsfd[HCS_NS_MOUNT] < 0;
+  if (!own_mounts) {
+    /* The joined namespace's /proc is not ours (another pid namespace):
+     * the fifo is reopened through its directory instead of
+     * /proc/self/fd, an fd closed as soon as the fifo is open. */
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", s->fifo);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || dup3(dfd, fifo_path_fd, O_CLOEXEC) < 0) {
+      hcs_child_report(report, errno, "open `%s`", dir);
+      _exit(1);
+    }
+    close(dfd);
+  }
+  if (own_mounts) {
+    if (setup_rootfs(s, userns, go, report) < 0) _exit(1);
+  } else {
+    /* A joined mount namespace is another container's, root and all:
+     * join the cgroup while the host's /sys is reachable, then enter it
+     * (nothing of ours is mounted there). */
+    if (s->netns_late && join_late_netns(report) < 0) _exit(1);
+    if (read(go, &b, 1) != 1) _exit(1);
+    hcs_error_t cerr = NULL;
+    if (s->cg && s->cg->enter_self(s->cs->cgroup, &cerr) < 0) {
+      hcs_child_report(report, 0, "%s", hcs_error_message(cerr));
+      _exit(1);
+    }
+    join_ns(s, nsfd, HCS_NS_MOUNT, report);
+    if (chdir("/") < 0) {
+      hcs_child_report(report, errno, "enter the joined mount namespace");
+      _exit(1);
+    }
+  }
   /* The default host name is the id, cut to the kernel's 64 characters
-   * (ids may have up to 128); an explicit HostName is checked at parse. */
-  const char *hostname = c->hostname ? c->hostname : s->cs->id;
-  if (sethostname(hostname, strnlen(hostname, HCS_HOST_NAME_MAX)) < 0) {
+   * (ids may have up to 128); an explicit HostName is checked at parse.
+   * A joined uts namespace keeps its name unless one is given (as runc). */
+  const char *hostname = c->hostname ? c->hostname : nsfd[HCS_NS_UTS] < 0 ? s->cs->id : NULL;
+  if (hostname && sethostname(hostname, strnlen(hostname, HCS_HOST_NAME_MAX)) < 0) {
     hcs_child_report(report, errno, "set hostname `%s`", hostname);
     _exit(1);
   }
-  if (write_sysctls(c, report) < 0 || mask_paths(c, report) < 0) _exit(1);
-  if (c->readonly_rootfs) {
+  if (write_sysctls(c, report) < 0 || (own_mounts && mask_paths(c, report) < 0)) _exit(1);
+  if (c->readonly_rootfs && own_mounts) {
     struct statvfs sv;
     unsigned long locked = 0;
     if (statvfs("/", &sv) == 0)
@@ -494,27 +620,38 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
       }
     if (null >= 0) close(null);
   }
-  /* The cgroup namespace is rooted where we are now. */
+  /* The cgroup namespace is rooted where we are now (or joined). */
   close(go);
-  if (unshare(CLONE_NEWCGROUP) < 0) {
+  if (nsfd[HCS_NS_CGROUP] >= 0) {
+    join_ns(s, nsfd, HCS_NS_CGROUP, report);
+  } else if (unshare(CLONE_NEWCGROUP) < 0) {
     hcs_child_report(report, errno, "unshare the cgroup namespace");
     _exit(1);
   }
   /* Created: ready (to the creator directly, and to the monitor), wait for
    * start.  The fifo is reopened through our fd: its path is outside the
-   * new root. */
-  hcs_send_msg(s->sock, HCS_MSG_READY, "", 0, -1);
-  close(s->sock);
+   * new root.  With a seccomp listener, ready waits until the filter is
+   * loaded, so the creator finds the listener in our fd table. */
+  bool listener = s->sec.listener && init;
+  if (!listener) {
+    hcs_send_msg(s->sock, HCS_MSG_READY, "", 0, -1);
+    close(s->sock);
+  }
   hcs_send_msg(report, HCS_MSG_OK, "", 0, -1);
   close(report);
   /* Everything of the exec that does not need start happens now (a
    * failure is reported to start, as before). */
   hcs_child_user_t user;
   char prep_err[1024] = "";
-  bool prep_failed = init && hcs_child_prepare(init, &s->sec, &user, fifo_path_fd, prep_err, sizeof prep_err) < 0;
+  bool prep_failed = init && hcs_child_prepare(init, &s->sec, &user, fifo_path_fd, listener ? s->sock : -1, prep_err,
+                                               sizeof prep_err) < 0;
+  if (listener) {
+    hcs_send_msg(s->sock, HCS_MSG_READY, "", 0, -1);
+    close(s->sock);
+  }
   char self[64];
   snprintf(self, sizeof self, "/proc/self/fd/%d", fifo_path_fd);
-  int fifo = open(self, O_WRONLY | O_CLOEXEC);
+  int fifo = own_mounts ? open(self, O_WRONLY | O_CLOEXEC) : openat(fifo_path_fd, "exec.fifo", O_WRONLY | O_CLOEXEC);
   if (fifo < 0) _exit(1);
   close(fifo_path_fd);
   if (init == NULL) {
@@ -565,34 +702,60 @@ pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err) {
   if (s->netns_fd < 0 && s->netns_sock < 0) flags |= CLONE_NEWNET;
   if (c->n_uid_maps) flags |= CLONE_NEWUSER;
   if (c->caller_reaps_init) flags |= CLONE_PARENT;
-  pid_t pid = hcs_clone3(flags, pidfd, -1);
+  /* Linux.Namespaces: opened and checked again here (the paths were
+   * checked at parse; this is the fd init joins).  The pid namespace is
+   * joined by the monitor itself: it only applies to children. */
+  int nsfd[HCS_NS_COUNT];
+  int ret = 0;
+  for (int k = 0; k < HCS_NS_COUNT; k++) {
+    nsfd[k] = -1;
+    if (ret < 0 || c->ns_paths[k] == NULL) continue;
+    int got = 0;
+    nsfd[k] = open(c->ns_paths[k], O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (nsfd[k] < 0 || hcs_ns_check(nsfd[k], hcs_ns_kinds[k].type, &got) < 0)
+      ret = hcs_error_make(err, errno == ENOTTY ? 0 : errno, "open the %s namespace `%s`%s", hcs_ns_kinds[k].field,
+                           c->ns_paths[k], errno == ENOTTY ? ": not a namespace of that type" : "");
+  }
+  if (ret == 0 && nsfd[HCS_NS_PID] >= 0) {
+    if (setns(nsfd[HCS_NS_PID], CLONE_NEWPID) < 0)
+      ret = hcs_error_make(err, errno, "join the pid namespace `%s`", c->ns_paths[HCS_NS_PID]);
+    flags &= ~(uint64_t)CLONE_NEWPID;
+  }
+  if (nsfd[HCS_NS_MOUNT] >= 0) flags &= ~(uint64_t)CLONE_NEWNS;
+  if (nsfd[HCS_NS_IPC] >= 0) flags &= ~(uint64_t)CLONE_NEWIPC;
+  if (nsfd[HCS_NS_UTS] >= 0) flags &= ~(uint64_t)CLONE_NEWUTS;
+  pid_t pid = ret < 0 ? -1 : hcs_clone3(flags, pidfd, -1);
   if (pid < 0) {
     int e = errno;
     close(go[0]), close(go[1]), close(rep[0]), close(rep[1]);
+    for (int k = 0; k < HCS_NS_COUNT; k++)
+      if (nsfd[k] >= 0) close(nsfd[k]);
+    if (ret < 0) return -1;
     return hcs_error_make(err, e, "clone the init of `%s`", s->cs->id);
   }
   if (pid == 0) {
     close(go[1]);
     close(rep[0]);
     s->netns_late = s->netns_sock >= 0;
-    init_child(s, go[0], rep[1]);
+    init_child(s, nsfd, go[0], rep[1]);
   }
+  for (int k = 0; k < HCS_NS_COUNT; k++)
+    if (nsfd[k] >= 0) close(nsfd[k]);
   close(go[0]);
   close(rep[1]);
   close(s->fifo_fd);
   s->fifo_fd = -1;
   cleanup_close int rfd = rep[0];
   cleanup_close int gfd = go[1];
-  int ret = 0;
   if (s->netns_sock >= 0) { /* forward the new netns; init needs it after /dev */
     char msg[256];
-    int type = 0, nsfd = -1;
-    ssize_t n = hcs_recv_msg(s->netns_sock, &type, msg, sizeof msg, &nsfd);
-    if (n <= 0 || type != HCS_MSG_OK || nsfd < 0)
+    int type = 0, netfd = -1;
+    ssize_t n = hcs_recv_msg(s->netns_sock, &type, msg, sizeof msg, &netfd);
+    if (n <= 0 || type != HCS_MSG_OK || netfd < 0)
       ret = hcs_error_make(err, n < 0 ? errno : 0, "%s", n > 0 && type == HCS_MSG_ERROR ? msg : "no network namespace");
-    else if (hcs_send_msg(rfd, HCS_MSG_OK, "", 0, nsfd) < 0)
+    else if (hcs_send_msg(rfd, HCS_MSG_OK, "", 0, netfd) < 0)
       ret = hcs_error_make(err, errno, "pass the network namespace to the init of `%s`", s->cs->id);
-    if (nsfd >= 0) close(nsfd);
+    if (netfd >= 0) close(netfd);
     close(s->netns_sock);
     s->netns_sock = -1;
   }

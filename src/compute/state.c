@@ -55,8 +55,8 @@ void hcs_compute_close(hcs_system_t *cs) {
 
 const char *hcs_compute_id(hcs_system_t *cs) { return cs->id; }
 
-int hcs_system_load(hcs_system_t *cs, hcs_error_t *err) {
-  cleanup_free char *sp = hcs_xasprintf("%s/state.json", cs->dir), *cp = hcs_xasprintf("%s/config.json", cs->dir);
+int hcs_system_load_state(hcs_system_t *cs, hcs_error_t *err) {
+  cleanup_free char *sp = hcs_xasprintf("%s/state.json", cs->dir);
   if (access(sp, F_OK) < 0) {
     if (access(cs->dir, F_OK) == 0 && errno != ENOENT)
       return hcs_error_make(err, errno, "open compute system `%s`", cs->id);
@@ -64,19 +64,22 @@ int hcs_system_load(hcs_system_t *cs, hcs_error_t *err) {
   }
   json_t *state = hcs_json_load_file(sp, err);
   if (state == NULL) return -1;
-  json_t *config = hcs_json_load_file(cp, err);
-  if (config == NULL) {
-    json_decref(state);
-    return -1;
-  }
   json_decref(cs->state);
-  json_decref(cs->config);
   cs->state = state;
-  cs->config = config;
   cs->pid = (pid_t)json_integer_value(json_object_get(state, "Pid"));
   cs->monitor_pid = (pid_t)json_integer_value(json_object_get(state, "MonitorPid"));
   free(cs->cgroup);
   cs->cgroup = hcs_xstrdup(json_string_value(json_object_get(state, "Cgroup")));
+  return 0;
+}
+
+int hcs_system_load(hcs_system_t *cs, hcs_error_t *err) {
+  if (hcs_system_load_state(cs, err) < 0) return -1;
+  cleanup_free char *cp = hcs_xasprintf("%s/config.json", cs->dir);
+  json_t *config = hcs_json_load_file(cp, err);
+  if (config == NULL) return -1;
+  json_decref(cs->config);
+  cs->config = config;
   return 0;
 }
 
@@ -152,15 +155,22 @@ int hcs_system_monitor_fd(hcs_system_t *cs, hcs_error_t *err) {
 }
 
 /* Matches and has not exited: a zombie init (its monitor killed, and
- * nobody reaping orphans, e.g. a pid 1 that does not wait) is dead. */
+ * nobody reaping orphans, e.g. a pid 1 that does not wait) is dead.  One
+ * read of /proc/PID/stat: field 3 (state) and 22 (start time). */
 static bool pid_running(pid_t pid, uint64_t start) {
-  if (!hcs_pid_matches(pid, start)) return false;
+  if (pid <= 0 || start == 0) return false;
   char path[64];
   cleanup_free char *text = NULL;
   snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
   if (hcs_read_file(path, &text, NULL, NULL) < 0) return false;
   char *p = strrchr(text, ')');
-  return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+  if (p == NULL || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X') return false;
+  p += 2;
+  for (int field = 3; field < 22 && p; field++) {
+    p = strchr(p, ' ');
+    if (p) p++;
+  }
+  return p && strtoull(p, NULL, 10) == start;
 }
 
 json_t *hcs_system_exit(hcs_system_t *cs) {
@@ -195,6 +205,17 @@ void hcs_system_emit(hcs_system_t *cs, const char *action, json_t *attrs) {
   hcs_event_emit(cs->run_root, "system", action, cs->id, owner, attrs);
 }
 
+hcs_state_t hcs_system_state_loaded(hcs_system_t *cs, const hcs_cgroup_ops_t *cg) {
+  json_t *e = hcs_system_exit(cs);
+  if (e) {
+    json_decref(e);
+    return HCS_STATE_STOPPED;
+  }
+  if (!json_is_true(json_object_get(cs->state, "Started"))) return HCS_STATE_CREATED;
+  if (cg && cg->is_frozen(cs->cgroup)) return HCS_STATE_PAUSED;
+  return HCS_STATE_RUNNING;
+}
+
 hcs_state_t hcs_system_state(hcs_system_t *cs) {
   json_t *e = hcs_system_exit(cs);
   if (e) {
@@ -208,10 +229,7 @@ hcs_state_t hcs_system_state(hcs_system_t *cs) {
     json_decref(cs->state);
     cs->state = st;
   }
-  if (!json_is_true(json_object_get(cs->state, "Started"))) return HCS_STATE_CREATED;
-  const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
-  if (cg && cg->is_frozen(cs->cgroup)) return HCS_STATE_PAUSED;
-  return HCS_STATE_RUNNING;
+  return hcs_system_state_loaded(cs, hcs_cgroup_ops());
 }
 
 int hcs_system_prepare(hcs_system_t *cs, hcs_error_t *err) {

@@ -262,6 +262,7 @@ STUB(D, struct libdeflate_compressor *, libdeflate_alloc_compressor, (int level)
 STUB_VOID(D, libdeflate_free_compressor, (struct libdeflate_compressor * c), (c))
 STUB(D, size_t, libdeflate_gzip_compress,
      (struct libdeflate_compressor * c, const void *in, size_t n, void *out, size_t m), (c, in, n, out, m))
+STUB(D, size_t, libdeflate_gzip_compress_bound, (struct libdeflate_compressor * c, size_t n), (c, n))
 #undef D
 #define I LIB_ISAL
 STUB(I, int, isal_inflate, (struct inflate_state * s), (s))
@@ -314,3 +315,5 @@ STUB(S, uint32_t, seccomp_arch_resolve_name, (const char *name), (name))
 STUB(S, int, seccomp_arch_add, (scmp_filter_ctx c, uint32_t token), (c, token))
 #undef S
 STUB(LIB_CAP, int, cap_from_name, (const char *name, cap_value_t *v), (name, v))
+STUB(LIB_CAP, char *, cap_to_name, (cap_value_t v), (v))
+STUB(LIB_CAP, int, cap_free, (void *p), (p))

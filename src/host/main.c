@@ -456,6 +456,9 @@ static int handle_command(lua_State *L, char **argv, int argc, int *exit_status)
   lua_getfield(L, -1, "main");
   lua_remove(L, -2);
   int base = lua_gettop(L) - 1;
+  /* The C stack has room for LUA_MINSTACK values only: `hcs rm -f
+   * $(hcs list -q)` with a hundred systems wrote past it. */
+  luaL_checkstack(L, argc + 3, "too many arguments to the command");
   for (int i = 0; i < argc; i++)
     lua_pushstring(L, argv[i]);
   status = hcs_host_docall(L, argc, LUA_MULTRET);

@@ -21,6 +21,15 @@ static void host_ifname(const char *id, char out[16]) {
 }
 
 static const char *ep_str(json_t *ep, const char *key) { return json_string_value(json_object_get(ep, key)); }
+static const char *ep_linux_str(json_t *ep, const char *key) {
+  return json_string_value(json_object_get(json_object_get(ep, "Linux"), key));
+}
+
+/* Linux.NamespacePath, copied (forget_attach drops it), or NULL. */
+static char *ep_nspath(json_t *ep) {
+  const char *p = ep_linux_str(ep, "NamespacePath");
+  return p ? hcs_xstrdup(p) : NULL;
+}
 
 static bool ep_address(json_t *ep, struct in_addr *a, int *len) {
   json_t *c = json_array_get(json_object_get(ep, "IpConfigurations"), 0);
@@ -74,27 +83,6 @@ static json_t *ep_exceptions(json_t *policies, const char *what, hcs_error_t *er
     }
   }
   return steal_ptr(out);
-}
-
-/* A host port may be used once per protocol and address, across endpoints. */
-static int check_ports_free(json_t *all, const char *self, const struct hcs_portmap *pm, size_t n, const char *what,
-                            hcs_error_t *err) {
-  size_t i;
-  json_t *o;
-  json_array_foreach(all, i, o) {
-    if (self && strcmp(ep_str(o, "Id") ?: "", self) == 0) continue;
-    struct hcs_portmap theirs[MAX_PORTMAPS];
-    size_t m;
-    if (ep_portmaps(json_object_get(o, "Policies"), theirs, &m, "", NULL) < 0) continue;
-    for (size_t a = 0; a < n; a++)
-      for (size_t b = 0; b < m; b++)
-        if (pm[a].proto == theirs[b].proto && pm[a].external == theirs[b].external &&
-            (pm[a].vip.s_addr == theirs[b].vip.s_addr || !pm[a].has_vip || !theirs[b].has_vip))
-          return hcs_error_make(err, 0, "%s: host port %s/%d is already mapped by endpoint `%s` (%s)", what,
-                                pm[a].proto == IPPROTO_UDP ? "udp" : "tcp", pm[a].external, ep_str(o, "Name") ?: "?",
-                                ep_str(o, "Id") ?: "?");
-  }
-  return 0;
 }
 
 /* An endpoint is attached while the netns it was plugged into still exists:
@@ -175,11 +163,19 @@ static int plumb(json_t *ep, json_t *network, int nsfd, struct hcs_nl *nl, int b
   const char *ifname = json_string_value(json_object_get(lnx, "Interface"));
   uint8_t mac[6];
   if (hcs_net_parse_mac(ep_str(ep, "MacAddress"), mac, "MacAddress", err) < 0) return -1;
-  int rc = hcs_nl_veth_add(nl, host, br, ifname, nsfd, mac, NULL);
+  hcs_error_t first = NULL;
+  int rc = hcs_nl_veth_add(nl, host, br, ifname, nsfd, mac, &first);
+  bool full = rc < 0 && hcs_error_status(first) == EXFULL;
+  hcs_error_release(&first);
+  if (full) goto bridge_full;
   if (rc < 0) {
     /* The name is this endpoint's own: a leftover of an earlier attachment
      * whose netns the kernel is still reaping.  Remove it and retry. */
     rc = hcs_nl_link_del(nl, host, err) < 0 ? -1 : hcs_nl_veth_add(nl, host, br, ifname, nsfd, mac, err);
+    if (rc < 0 && hcs_error_status(*err) == EXFULL) {
+      hcs_error_release(err);
+      goto bridge_full;
+    }
   }
   if (rc < 0) return -1;
   struct in_addr addr = {0};
@@ -207,6 +203,13 @@ static int plumb(json_t *ep, json_t *network, int nsfd, struct hcs_nl *nl, int b
   rc = hcs_nl_configure(inner, &conf, err);
   if (rc < 0) hcs_nl_link_del(nl, host, NULL);
   return rc;
+bridge_full:
+  /* The kernel numbers a bridge's ports in 10 bits, 0 unused (BR_MAX_PORTS):
+   * the veth is refused with EXFULL ("Exchange full"). */
+  return hcs_error_make(err, EXFULL,
+                        "plug endpoint `%s` into network `%s`: its bridge `%s` has all the %d ports a Linux bridge "
+                        "takes; use another network",
+                        ep_str(ep, "Name") ?: "?", ni.name, ni.bridge, HCS_NET_BRIDGE_MAX_PORTS);
 }
 
 /* Work done between saving the document and plumbing (DNS files, port
@@ -225,6 +228,10 @@ static int attach_and_save(hcs_net_t *net, json_t *ep, json_t *network, const ch
   cleanup_close int nsfd = prepare_attach(net, ep, ns, &inner, err);
   if (nsfd < 0) return -1;
   const char *id = ep_str(ep, "Id");
+  /* Listed as a member of the compartment before the attach is saved. */
+  cleanup_free char *nspath = ep_nspath(ep);
+  if (nspath && hcs_claims_ready(net, err) < 0) return -1;
+  if (nspath && hcs_claim_member(net, nspath, id, err) < 0) return -1;
   /* The network first: its bridge and nftables chains may need setting up
    * again (after a reboot) before the port mappings and the veth. */
   struct hcs_nl *nl = hcs_nl_open(-1, err);
@@ -237,7 +244,7 @@ static int attach_and_save(hcs_net_t *net, json_t *ep, json_t *network, const ch
   if (rc == 0) hcs_crash_point("endpoint attach: plumbed");
   hcs_nl_close(nl);
   hcs_nl_close(inner);
-  if (rc < 0) forget_attach(ep);
+  if (rc < 0) forget_attach(ep), hcs_release_member(net, nspath, id);
   if (rc < 0 && saved) {
     /* Put the document back as it was: detached, or absent for a new one. */
     if (existing)
@@ -280,16 +287,38 @@ static int create_extras_apply(void *arg, hcs_error_t *err) {
   return hcs_nft_endpoint(x->net, &x->nft, err);
 }
 
-static int validate_name(json_t *doc, json_t *all, hcs_error_t *err) {
-  json_t *name = json_object_get(doc, "Name");
-  if (!json_is_string(name) || json_string_length(name) == 0 || json_string_length(name) > 128)
-    return hcs_error_make(err, 0, "HostComputeEndpoint.Name: a string of 1..128 characters");
-  size_t i;
-  json_t *o;
-  json_array_foreach(all, i, o) if (strcmp(ep_str(o, "Name") ?: "", json_string_value(name)) ==
-                                    0) return hcs_error_make(err, 0,
-                                                             "endpoint `%s`: the name is already used by endpoint `%s`",
-                                                             json_string_value(name), ep_str(o, "Id"));
+/* Claims of a create in progress, released unless it succeeds. */
+struct ep_claims {
+  hcs_net_t *net;
+  const char *id, *name;
+  const struct hcs_portmap *pm;
+  size_t npm;
+  bool keep;
+};
+
+static void ep_claims_release(struct ep_claims *c) {
+  if (c->keep) return;
+  if (c->name) hcs_release_name(c->net, c->name, c->id);
+  hcs_release_ports(c->net, c->pm, c->npm, c->id);
+}
+#define cleanup_ep_claims __attribute__((cleanup(ep_claims_release)))
+
+/* Names are unique among endpoints: claimed, or on a hash collision
+ * checked against every document. */
+static int claim_name(hcs_net_t *net, json_t *doc, const char *id, hcs_error_t *err) {
+  const char *name = ep_str(doc, "Name");
+  cleanup_free char *holder = NULL;
+  int rc = hcs_claim_name(net, name, id, &holder, err);
+  if (rc < 0) return -1;
+  if (rc == 0) return hcs_error_make(err, 0, "endpoint `%s`: the name is already used by endpoint `%s`", name, holder);
+  if (rc == 2) {
+    cleanup_json json_t *all = hcs_net_load_all(net, "endpoints", err);
+    if (all == NULL) return -1;
+    size_t i;
+    json_t *o;
+    json_array_foreach(all, i, o) if (strcmp(ep_str(o, "Name") ?: "", name) == 0) return hcs_error_make(
+        err, 0, "endpoint `%s`: the name is already used by endpoint `%s`", name, ep_str(o, "Id"));
+  }
   return 0;
 }
 
@@ -308,11 +337,14 @@ static char *endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t *
     cleanup_free char *name = hcs_xasprintf("ep-%.8s", id);
     json_object_set_new(doc, "Name", json_string(name));
   }
-  cleanup_close int lock = hcs_net_lock(net, false, err);
-  if (lock < 0) return NULL;
-  cleanup_json json_t *all = hcs_net_load_all(net, "endpoints", err);
-  if (all == NULL || validate_name(doc, all, err) < 0) return NULL;
-  const char *name = ep_str(doc, "Name");
+  cleanup_net_change hcs_net_held_t lock = hcs_net_lock_change(net, err);
+  if (lock.fd < 0) return NULL;
+  json_t *jname = json_object_get(doc, "Name");
+  if (!json_is_string(jname) || json_string_length(jname) == 0 || json_string_length(jname) > 128) {
+    hcs_error_make(err, 0, "HostComputeEndpoint.Name: a string of 1..128 characters");
+    return NULL;
+  }
+  const char *name = json_string_value(jname);
   cleanup_free char *what = hcs_xasprintf("endpoint `%s`", name);
   {
     cleanup_free char *path = hcs_net_path(net, "endpoints", id, ".json");
@@ -321,6 +353,11 @@ static char *endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t *
       return NULL;
     }
   }
+  /* The name and the host ports are claimed (claims.c) until the create
+   * succeeds; a failure releases them. */
+  cleanup_ep_claims struct ep_claims held = {.net = net, .id = id};
+  if (hcs_claims_ready(net, err) < 0 || claim_name(net, doc, id, err) < 0) return NULL;
+  held.name = name;
   const char *netref = ep_str(doc, "HostComputeNetwork");
   if (netref == NULL) {
     hcs_error_make(err, 0, "%s: HostComputeNetwork (a network id or name) is required", what);
@@ -346,8 +383,9 @@ static char *endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t *
     hcs_error_make(err, 0, "%s: Policies must be an array", what);
     return NULL;
   }
-  if (ep_portmaps(policies, pm, &npm, what, err) < 0 || check_ports_free(all, NULL, pm, npm, what, err) < 0)
-    return NULL;
+  if (ep_portmaps(policies, pm, &npm, what, err) < 0) return NULL;
+  held.pm = pm, held.npm = npm;
+  if (hcs_claim_ports(net, pm, npm, id, false, what, err) < 0) return NULL;
   cleanup_json json_t *exceptions = ep_exceptions(policies, what, err);
   if (exceptions == NULL) return NULL;
   if ((npm || json_array_size(exceptions)) && !ni.nat) {
@@ -458,6 +496,7 @@ static char *endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t *
     hcs_nft_endpoint(net, &undo, NULL);
     goto fail;
   }
+  held.keep = true;
   return hcs_json_dumps(doc);
 fail:
   hcs_error_wrap(err, "create endpoint `%s`", name);
@@ -524,6 +563,9 @@ static int endpoint_delete_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err) 
   hcs_crash_point("endpoint delete: unplugged");
   if (hcs_net_remove(net, "endpoints", id, err) < 0) return -1;
   hcs_crash_point("endpoint delete: document removed");
+  if (ep_str(ep, "Name")) hcs_release_name(net, ep_str(ep, "Name"), id);
+  hcs_release_ports(net, pm, npm, id);
+  hcs_release_member(net, ep_linux_str(ep, "NamespacePath"), id);
   cleanup_free char *dir = hcs_net_endpoint_rundir(net, id);
   hcs_rm_rf(dir, NULL);
   if (have_addr) hcs_ipam_release(net, ep_str(ep, "HostComputeNetwork"), addr, id);
@@ -531,8 +573,8 @@ static int endpoint_delete_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err) 
 }
 
 int hcs_net_endpoint_delete(hcs_net_t *net, const char *ref, hcs_error_t *err) {
-  cleanup_close int lock = hcs_net_lock(net, false, err);
-  if (lock < 0) return -1;
+  cleanup_net_change hcs_net_held_t lock = hcs_net_lock_change(net, err);
+  if (lock.fd < 0) return -1;
   cleanup_json json_t *ep = hcs_net_find(net, "endpoints", ref, err);
   if (ep == NULL) return -1;
   return hcs_net_endpoint_delete_locked(net, ep, err);
@@ -564,8 +606,8 @@ char *hcs_net_endpoint_list(hcs_net_t *net, const char *network, hcs_error_t *er
 }
 
 char *hcs_net_endpoint_attach(hcs_net_t *net, const char *ref, const char *ns, hcs_error_t *err) {
-  cleanup_close int lock = hcs_net_lock(net, false, err);
-  if (lock < 0) return NULL;
+  cleanup_net_change hcs_net_held_t lock = hcs_net_lock_change(net, err);
+  if (lock.fd < 0) return NULL;
   cleanup_json json_t *ep = hcs_net_find(net, "endpoints", ref, err);
   if (ep == NULL) return NULL;
   if (hcs_net_endpoint_attached(ep)) {
@@ -583,13 +625,16 @@ char *hcs_net_endpoint_attach(hcs_net_t *net, const char *ref, const char *ns, h
 
 int hcs_net_endpoint_detach_locked(hcs_net_t *net, json_t *ep, hcs_error_t *err) {
   if (unplug(ep, err) < 0) return hcs_error_wrap(err, "detach endpoint `%s`", ep_str(ep, "Id"));
+  cleanup_free char *nspath = ep_nspath(ep);
   forget_attach(ep);
-  return hcs_net_save(net, "endpoints", ep_str(ep, "Id"), ep, err);
+  if (hcs_net_save(net, "endpoints", ep_str(ep, "Id"), ep, err) < 0) return -1;
+  hcs_release_member(net, nspath, ep_str(ep, "Id"));
+  return 0;
 }
 
 char *hcs_net_endpoint_detach(hcs_net_t *net, const char *ref, hcs_error_t *err) {
-  cleanup_close int lock = hcs_net_lock(net, false, err);
-  if (lock < 0) return NULL;
+  cleanup_net_change hcs_net_held_t lock = hcs_net_lock_change(net, err);
+  if (lock.fd < 0) return NULL;
   cleanup_json json_t *ep = hcs_net_find(net, "endpoints", ref, err);
   if (ep == NULL || hcs_net_endpoint_detach_locked(net, ep, err) < 0) return NULL;
   return hcs_json_dumps(ep);
@@ -600,8 +645,8 @@ char *hcs_net_endpoint_modify(hcs_net_t *net, const char *ref, const char *reque
   json_t *policies;
   bool add;
   if (hcs_net_parse_modify(request, "endpoint", &req, &add, &policies, err) < 0) return NULL;
-  cleanup_close int lock = hcs_net_lock(net, false, err);
-  if (lock < 0) return NULL;
+  cleanup_net_change hcs_net_held_t lock = hcs_net_lock_change(net, err);
+  if (lock.fd < 0) return NULL;
   cleanup_json json_t *ep = hcs_net_find(net, "endpoints", ref, err);
   if (ep == NULL) return NULL;
   cleanup_free char *what = hcs_xasprintf("modify endpoint `%s`", ep_str(ep, "Name"));
@@ -625,10 +670,13 @@ char *hcs_net_endpoint_modify(hcs_net_t *net, const char *ref, const char *reque
     cur = json_array();
     json_object_set_new(ep, "Policies", cur);
   }
+  const char *id = ep_str(ep, "Id");
   if (add) {
-    cleanup_json json_t *all = hcs_net_load_all(net, "endpoints", err);
-    if (all == NULL || check_ports_free(all, NULL, pm, npm, what, err) < 0) return NULL;
-    if (hcs_nft_portmaps(net, addr, pm, npm, NULL, 0, err) < 0) return NULL;
+    if (hcs_claims_ready(net, err) < 0 || hcs_claim_ports(net, pm, npm, id, true, what, err) < 0) return NULL;
+    if (hcs_nft_portmaps(net, addr, pm, npm, NULL, 0, err) < 0) {
+      hcs_release_ports(net, pm, npm, id);
+      return NULL;
+    }
     json_array_foreach(policies, i, p) json_array_append(cur, p);
   } else {
     /* Remove the mappings named by protocol, host port and address. */
@@ -652,7 +700,10 @@ char *hcs_net_endpoint_modify(hcs_net_t *net, const char *ref, const char *reque
       return NULL;
     }
     if (hcs_nft_portmaps(net, addr, NULL, 0, gone, ngone, err) < 0) return NULL;
+    if (hcs_net_save(net, "endpoints", id, ep, err) < 0) return NULL;
+    hcs_release_ports(net, gone, ngone, id);
+    return hcs_json_dumps(ep);
   }
-  if (hcs_net_save(net, "endpoints", ep_str(ep, "Id"), ep, err) < 0) return NULL;
+  if (hcs_net_save(net, "endpoints", id, ep, err) < 0) return NULL;
   return hcs_json_dumps(ep);
 }

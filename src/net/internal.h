@@ -23,6 +23,17 @@ struct hcs_net_s {
 HCS_INTERNAL char *hcs_net_path(hcs_net_t *net, const char *kind, const char *id, const char *suffix);
 HCS_INTERNAL char *hcs_net_endpoint_rundir(hcs_net_t *net, const char *id);
 HCS_INTERNAL int hcs_net_lock(hcs_net_t *net, bool shared, hcs_error_t *err);
+/* The store lock held exclusively for a change.  <run root>/net/busy exists
+ * while it is held: a holder killed mid-change leaves it, and the next open
+ * of the store reconciles (leases, orphan namespaces) before going on, where
+ * a store left consistent is opened without reading every document. */
+typedef struct {
+  int fd;
+  hcs_net_t *net;
+} hcs_net_held_t;
+HCS_INTERNAL hcs_net_held_t hcs_net_lock_change(hcs_net_t *net, hcs_error_t *err);
+HCS_INTERNAL void hcs_net_unlock_change(hcs_net_held_t *h);
+#define cleanup_net_change __attribute__((cleanup(hcs_net_unlock_change)))
 HCS_INTERNAL json_t *hcs_net_load(hcs_net_t *net, const char *kind, const char *id, hcs_error_t *err);
 HCS_INTERNAL int hcs_net_save(hcs_net_t *net, const char *kind, const char *id, json_t *doc, hcs_error_t *err);
 HCS_INTERNAL int hcs_net_remove(hcs_net_t *net, const char *kind, const char *id, hcs_error_t *err);
@@ -110,12 +121,38 @@ HCS_INTERNAL int hcs_ipam_drop(hcs_net_t *net, const char *netid, hcs_error_t *e
 
 /* --- nft.c: policies ----------------------------------------------------- */
 #define HCS_NET_MAX_PORTMAPS 256
+/* Ports of one Linux bridge: numbered in 10 bits, port 0 unused. */
+#define HCS_NET_BRIDGE_MAX_PORTS 1023
 struct hcs_portmap {
   int proto; /* IPPROTO_TCP / IPPROTO_UDP */
   int internal, external;
   bool has_vip;
   struct in_addr vip;
 };
+
+/* --- claims.c: endpoint names and host ports, one owner each -------------- */
+/* Under the store lock.  Index a store from before the claims, once. */
+HCS_INTERNAL int hcs_claims_ready(hcs_net_t *net, hcs_error_t *err);
+/* 1 claimed for epid; 0 held by the live endpoint *holder; 2 unknown (a hash
+ * collision with another name: check by a scan of the documents). */
+HCS_INTERNAL int hcs_claim_name(hcs_net_t *net, const char *name, const char *epid, char **holder, hcs_error_t *err);
+HCS_INTERNAL void hcs_release_name(hcs_net_t *net, const char *name, const char *epid);
+/* The endpoint named `name` by its claim; *known false: look by a scan. */
+HCS_INTERNAL json_t *hcs_claims_find_name(hcs_net_t *net, const char *name, bool *known);
+/* Claim the host ports of pm for epid, or fail naming the endpoint holding
+ * one (conflict_self: epid's own mappings count too, for a modify). */
+HCS_INTERNAL int hcs_claim_ports(hcs_net_t *net, const struct hcs_portmap *pm, size_t n, const char *epid,
+                                 bool conflict_self, const char *what, hcs_error_t *err);
+HCS_INTERNAL void hcs_release_ports(hcs_net_t *net, const struct hcs_portmap *pm, size_t n, const char *epid);
+/* The endpoints attached to the compartment at nspath (a superset: check
+ * each), or every endpoint of a store not indexed yet. */
+HCS_INTERNAL int hcs_claim_member(hcs_net_t *net, const char *nspath, const char *epid, hcs_error_t *err);
+HCS_INTERNAL void hcs_release_member(hcs_net_t *net, const char *nspath, const char *epid);
+HCS_INTERNAL json_t *hcs_members_load(hcs_net_t *net, const char *nspath, hcs_error_t *err);
+/* The compartment at nspath is gone: its member list goes too. */
+HCS_INTERNAL void hcs_drop_members(hcs_net_t *net, const char *nspath);
+/* Claims whose endpoint is gone (left by a change cut short), at reconcile. */
+HCS_INTERNAL void hcs_claims_prune(hcs_net_t *net);
 /* hcs_nft_network_add unless the network's chains are there already. */
 HCS_INTERNAL int hcs_nft_network_restore(hcs_net_t *net, json_t *network, hcs_error_t *err);
 HCS_INTERNAL int hcs_nft_network_add(hcs_net_t *net, json_t *network, hcs_error_t *err);

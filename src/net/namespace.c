@@ -38,8 +38,8 @@ char *hcs_net_namespace_create(hcs_net_t *net, const char *settings, hcs_error_t
   cleanup_free char *path = hcs_xasprintf("%s/%s", net->netns, id);
   json_object_set_new(doc, "Path", json_string(path));
   json_object_set_new(doc, "SchemaVersion", json_pack("{s:i,s:i}", "Major", 2, "Minor", 0));
-  cleanup_close int lock = hcs_net_lock(net, false, err);
-  if (lock < 0) return NULL;
+  cleanup_net_change hcs_net_held_t lock = hcs_net_lock_change(net, err);
+  if (lock.fd < 0) return NULL;
   cleanup_free char *state = hcs_net_path(net, "namespaces", id, ".json");
   if (hcs_path_exists(state) || hcs_path_exists(path)) {
     hcs_error_make(err, EEXIST, "create namespace `%s`: the id is already used", id);
@@ -100,7 +100,7 @@ char *hcs_net_namespace_query(hcs_net_t *net, const char *id, bool details, hcs_
   if (lock < 0) return NULL;
   cleanup_json json_t *doc = hcs_net_load(net, "namespaces", id, err);
   if (doc == NULL) return NULL;
-  cleanup_json json_t *eps = hcs_net_load_all(net, "endpoints", err);
+  cleanup_json json_t *eps = hcs_members_load(net, json_string_value(json_object_get(doc, "Path")), err);
   if (eps == NULL) return NULL;
   json_t *out = describe(net, doc, eps, details, err);
   return out ? hcs_net_dump_release(out) : NULL;
@@ -133,12 +133,12 @@ char *hcs_net_namespace_list(hcs_net_t *net, bool details, hcs_error_t *err) {
  * stale address on the network.  Endpoint documents are
  * untouched: they read as detached from then on. */
 int hcs_net_namespace_delete(hcs_net_t *net, const char *id, hcs_error_t *err) {
-  cleanup_close int lock = hcs_net_lock(net, false, err);
-  if (lock < 0) return -1;
+  cleanup_net_change hcs_net_held_t lock = hcs_net_lock_change(net, err);
+  if (lock.fd < 0) return -1;
   cleanup_json json_t *doc = hcs_net_load(net, "namespaces", id, err);
   if (doc == NULL) return -1;
   const char *path = json_string_value(json_object_get(doc, "Path"));
-  cleanup_json json_t *eps = hcs_net_load_all(net, "endpoints", err);
+  cleanup_json json_t *eps = hcs_members_load(net, path, err);
   if (eps == NULL) return -1;
   const char *hosts[256];
   size_t n = 0, i;
@@ -156,6 +156,7 @@ int hcs_net_namespace_delete(hcs_net_t *net, const char *id, hcs_error_t *err) {
   hcs_crash_point("namespace delete: links down");
   if (path && hcs_netns_remove(path, err) < 0) return -1;
   hcs_crash_point("namespace delete: netns removed");
+  hcs_drop_members(net, path);
   return hcs_net_remove(net, "namespaces", id, err);
 }
 

@@ -274,8 +274,8 @@ static char *network_create(hcs_net_t *net, const char *settings, hcs_error_t *e
     hcs_error_make(err, 0, "HostComputeNetwork: expected a JSON object");
     return NULL;
   }
-  cleanup_close int lock = hcs_net_lock(net, false, err);
-  if (lock < 0) return NULL;
+  cleanup_net_change hcs_net_held_t lock = hcs_net_lock_change(net, err);
+  if (lock.fd < 0) return NULL;
   cleanup_json json_t *others = hcs_net_load_all(net, "networks", err);
   cleanup_close int subnet_lock = -1;
   if (others == NULL || validate(net, doc, others, &subnet_lock, err) < 0) return NULL;
@@ -379,8 +379,8 @@ int hcs_net_network_delete(hcs_net_t *net, const char *ref, bool force, hcs_erro
 }
 
 static int network_delete(hcs_net_t *net, const char *ref, bool force, hcs_error_t *err) {
-  cleanup_close int lock = hcs_net_lock(net, false, err);
-  if (lock < 0) return -1;
+  cleanup_net_change hcs_net_held_t lock = hcs_net_lock_change(net, err);
+  if (lock.fd < 0) return -1;
   cleanup_json json_t *doc = hcs_net_find(net, "networks", ref, err);
   if (doc == NULL) return -1;
   struct hcs_netinfo ni;
@@ -441,8 +441,8 @@ char *hcs_net_network_modify(hcs_net_t *net, const char *ref, const char *reques
   json_t *policies;
   bool add;
   if (hcs_net_parse_modify(request, "network", &req, &add, &policies, err) < 0) return NULL;
-  cleanup_close int lock = hcs_net_lock(net, false, err);
-  if (lock < 0) return NULL;
+  cleanup_net_change hcs_net_held_t lock = hcs_net_lock_change(net, err);
+  if (lock.fd < 0) return NULL;
   cleanup_json json_t *doc = hcs_net_find(net, "networks", ref, err);
   if (doc == NULL) return NULL;
   struct hcs_netinfo ni;

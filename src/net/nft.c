@@ -368,8 +368,8 @@ int hcs_nft_adopt(hcs_net_t *net, hcs_error_t *err) {
     cleanup_free char *dir = hcs_xasprintf("%s/networks", net->root);
     if (!has_documents(dir)) return 0;
   }
-  cleanup_close int lock = hcs_net_lock(net, false, err);
-  if (lock < 0) return -1;
+  cleanup_net_change hcs_net_held_t lock = hcs_net_lock_change(net, err);
+  if (lock.fd < 0) return -1;
   const char *old = cur && table_name_ok(cur) ? cur : "ip hcs";
   if (table_ready(old) && move_from(net, old, err) < 0) return hcs_error_wrap(err, "move rules from `%s`", old);
   /* Written even when nothing moved: the check runs once, and the table is

@@ -33,6 +33,31 @@ int hcs_net_lock(hcs_net_t *net, bool shared, hcs_error_t *err) {
   return hcs_lock_file(path, shared, err);
 }
 
+static char *busy_path(hcs_net_t *net) { return hcs_xasprintf("%s/busy", net->runstate); }
+
+hcs_net_held_t hcs_net_lock_change(hcs_net_t *net, hcs_error_t *err) {
+  hcs_net_held_t h = {hcs_net_lock(net, false, err), net};
+  if (h.fd < 0) return h;
+  cleanup_free char *busy = busy_path(net);
+  int fd = open(busy, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    hcs_error_make(err, errno, "create `%s`", busy);
+    close(h.fd);
+    h.fd = -1;
+    return h;
+  }
+  close(fd);
+  return h;
+}
+
+void hcs_net_unlock_change(hcs_net_held_t *h) {
+  if (h->fd < 0) return;
+  cleanup_free char *busy = busy_path(h->net);
+  unlink(busy);
+  close(h->fd);
+  h->fd = -1;
+}
+
 json_t *hcs_net_load(hcs_net_t *net, const char *kind, const char *id, hcs_error_t *err) {
   if (hcs_validate_id(kind, id, err) < 0) return NULL;
   cleanup_free char *path = hcs_net_path(net, kind, id, ".json");
@@ -89,6 +114,15 @@ json_t *hcs_net_find(hcs_net_t *net, const char *kind, const char *ref, hcs_erro
     cleanup_free char *path = hcs_net_path(net, kind, ref, ".json");
     if (hcs_path_exists(path)) return hcs_json_load_file(path, err);
   }
+  if (strcmp(kind, "endpoints") == 0) {
+    bool known;
+    json_t *doc = hcs_claims_find_name(net, ref, &known);
+    if (doc) return doc;
+    if (known) {
+      hcs_error_make(err, ENOENT, "find %s `%s`: no such id or name", kind, ref);
+      return NULL;
+    }
+  }
   cleanup_json json_t *all = hcs_net_load_all(net, kind, err);
   if (all == NULL) return NULL;
   size_t i;
@@ -127,6 +161,8 @@ char *hcs_net_dump_release(json_t *doc) {
   return s;
 }
 
+static int reconcile_if_interrupted(hcs_net_t *net, hcs_error_t *err);
+
 hcs_net_t *hcs_net_open(const char *root, hcs_error_t *err) {
   cleanup_free char *state = hcs_root_resolve(root);
   cleanup_free char *run = hcs_run_root_resolve(root);
@@ -154,9 +190,7 @@ hcs_net_t *hcs_net_open(const char *root, hcs_error_t *err) {
     hcs_net_short_hash(real, h, 8);
     net->table = hcs_xasprintf("ip hcs%s", h);
   }
-  char *report = hcs_net_reconcile(net, err);
-  if (report == NULL) goto fail;
-  free(report);
+  if (reconcile_if_interrupted(net, err) < 0) goto fail;
   if (hcs_nft_adopt(net, err) < 0) goto fail;
   return net;
 fail:
@@ -224,9 +258,8 @@ static int reclaim_orphans(hcs_net_t *net, json_t *removed, hcs_error_t *err) {
 
 /* Leases are rebuilt from the endpoint documents (a lease lost in a crash is
  * recreated) and leases no endpoint holds are reclaimed. */
-char *hcs_net_reconcile(hcs_net_t *net, hcs_error_t *err) {
-  cleanup_close int lock = hcs_net_lock(net, false, err);
-  if (lock < 0) return NULL;
+static char *reconcile_locked(hcs_net_t *net, hcs_error_t *err) {
+  hcs_claims_prune(net);
   cleanup_json json_t *reclaimed = json_array();
   cleanup_json json_t *restored = json_array();
   cleanup_json json_t *eps = hcs_net_load_all(net, "endpoints", err);
@@ -264,4 +297,27 @@ char *hcs_net_reconcile(hcs_net_t *net, hcs_error_t *err) {
   json_t *report =
       json_pack("{s:O,s:O,s:O}", "ReclaimedLeases", reclaimed, "RestoredLeases", restored, "RemovedNamespaces", netns);
   return hcs_net_dump_release(report);
+}
+
+char *hcs_net_reconcile(hcs_net_t *net, hcs_error_t *err) {
+  cleanup_net_change hcs_net_held_t lock = hcs_net_lock_change(net, err);
+  if (lock.fd < 0) return NULL;
+  return reconcile_locked(net, err);
+}
+
+/* At open: only after a change was cut short (its busy marker is left; a
+ * live holder removes it before we get the lock).  Reading every endpoint
+ * document and lease on each open made every network command cost O(N). */
+static int reconcile_if_interrupted(hcs_net_t *net, hcs_error_t *err) {
+  cleanup_free char *busy = busy_path(net);
+  if (access(busy, F_OK) < 0) return 0;
+  cleanup_close int lock = hcs_net_lock(net, false, err);
+  if (lock < 0) return -1;
+  if (access(busy, F_OK) < 0) return 0;
+  char *report = reconcile_locked(net, err);
+  if (report == NULL) return -1;
+  hcs_info("network store `%s`: a change was interrupted; reconciled: %s", net->root, report);
+  free(report);
+  unlink(busy);
+  return 0;
 }

@@ -102,24 +102,26 @@ int rt_run_hooks(json_t *hooks, const char *name, json_t *state, pid_t ns_pid, h
   return 0;
 }
 
-int rt_console_connect(const char *path, hcs_error_t *err) {
+int rt_unix_connect(const char *path, const char *what, hcs_error_t *err) {
   struct sockaddr_un a = {.sun_family = AF_UNIX};
   struct stat st;
   /* Check the type first: connecting to a FIFO or a file gives a less
    * helpful error. */
-  if (stat(path, &st) < 0) return hcs_error_make(err, errno, "console socket `%s`", path);
-  if (!S_ISSOCK(st.st_mode)) return hcs_error_make(err, 0, "console socket `%s`: not a unix socket", path);
-  if (strlen(path) >= sizeof a.sun_path) return hcs_error_make(err, ENAMETOOLONG, "console socket `%s`", path);
+  if (stat(path, &st) < 0) return hcs_error_make(err, errno, "%s `%s`", what, path);
+  if (!S_ISSOCK(st.st_mode)) return hcs_error_make(err, 0, "%s `%s`: not a unix socket", what, path);
+  if (strlen(path) >= sizeof a.sun_path) return hcs_error_make(err, ENAMETOOLONG, "%s `%s`", what, path);
   strcpy(a.sun_path, path);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return hcs_error_make(err, errno, "socket");
   if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
     int e = errno;
     close(fd);
-    return hcs_error_make(err, e, "connect to console socket `%s`", path);
+    return hcs_error_make(err, e, "connect to %s `%s`", what, path);
   }
   return fd;
 }
+
+int rt_console_connect(const char *path, hcs_error_t *err) { return rt_unix_connect(path, "console socket", err); }
 
 int rt_send_fd(int sock, int fd, hcs_error_t *err) {
   /* The payload is the pty's name, as runc's utils.SendFd sends it. */

@@ -18,6 +18,9 @@
 #include "runtime/runtime.h"
 
 static const char *g_root = "/run/hcs-runtime";
+/* The lowest fd >= 3 that was closed when we started, before we opened
+ * anything: --preserve-fds N needs 3..3+N-1 open. */
+static int g_first_closed_fd = 3;
 static FILE *g_log;
 static bool g_log_json, g_debug;
 
@@ -139,7 +142,10 @@ static int do_create(const char *id, const create_opts_t *o, hcs_system_t **out,
   char bundle[PATH_MAX];
   if (realpath(o->bundle ? o->bundle : ".", bundle) == NULL)
     return hcs_error_make(err, errno, "bundle `%s`", o->bundle ? o->bundle : ".");
-  if (o->preserve_fds > 0) return hcs_error_make(err, 0, "--preserve-fds: passing extra fds is not supported by hcs");
+  if (o->preserve_fds < 0) return hcs_error_make(err, 0, "--preserve-fds: expected a count >= 0");
+  if (o->preserve_fds > 0 && 3 + o->preserve_fds > g_first_closed_fd)
+    return hcs_error_make(err, EBADF, "--preserve-fds %d: fd %d is not open (fds 3..%d are passed)", o->preserve_fds,
+                          g_first_closed_fd, 2 + o->preserve_fds);
   cleanup_free char *cfg_path = hcs_xasprintf("%s/config.json", bundle);
   json_error_t jerr;
   cleanup_json json_t *spec = json_load_file(cfg_path, JSON_REJECT_DUPLICATES, &jerr);
@@ -156,6 +162,21 @@ static int do_create(const char *id, const create_opts_t *o, hcs_system_t **out,
     return hcs_error_make(err, 0, "--console-socket given but `process.terminal` is false");
   cleanup_close int sock = -1;
   if (terminal && o->console_socket && (sock = rt_console_connect(o->console_socket, err)) < 0) return -1;
+  /* A seccomp agent (SCMP_ACT_NOTIFY): its socket is checked before
+   * anything is created, and gets init's listener once it is loaded. */
+  json_t *sc = json_object_get(json_object_get(spec, "linux"), "seccomp");
+  const char *listener_path = json_string_value(json_object_get(sc, "listenerPath"));
+  bool notify = false;
+  {
+    json_t *c;
+    size_t i;
+    json_array_foreach(json_object_get(sc, "syscalls"), i, c) notify |=
+        json_is_string(json_object_get(c, "action")) &&
+        strcmp(json_string_value(json_object_get(c, "action")), "SCMP_ACT_NOTIFY") == 0;
+  }
+  cleanup_close int agent = -1;
+  if (notify && (agent = rt_unix_connect(listener_path, "config.json: `linux.seccomp.listenerPath`", err)) < 0)
+    return -1;
   /* The OCI record first (locked while we create), the system second: a
    * record without a system is debris anyone may remove once unlocked. */
   cleanup_free char *dir = hcs_xasprintf("%s/oci", g_root);
@@ -189,16 +210,19 @@ static int do_create(const char *id, const create_opts_t *o, hcs_system_t **out,
   }
   /* `run` in the foreground with a terminal and no console socket: init
    * gets our stdio, the caller's terminal. */
-  json_t *sc = json_object_get(json_object_get(spec, "linux"), "seccomp");
   cleanup_free char *bpf = hcs_xasprintf("%s/oci/%s.bpf", g_root, id);
   if (json_is_object(sc)) {
-    if (rt_seccomp_compile(sc, bpf, err) < 0) {
+    if (rt_seccomp_compile(sc, bpf, &notify, err) < 0) {
       unlink(bpf);
       unlink(rec);
       return -1;
     }
-    json_object_set_new(json_object_get(doc, "Linux"), "Seccomp", json_pack("{s:s}", "ProgramFile", bpf));
+    json_object_set_new(json_object_get(doc, "Linux"), "Seccomp",
+                        json_pack("{s:s,s:b}", "ProgramFile", bpf, "Listener", notify));
   }
+  if (o->preserve_fds > 0)
+    json_object_set_new(json_object_get(json_object_get(doc, "Linux"), "Init"), "PreserveFds",
+                        json_integer(o->preserve_fds));
   if (terminal)
     json_object_set_new(json_object_get(json_object_get(doc, "Linux"), "Init"), "EmulateConsole",
                         json_boolean(o->console_socket != NULL));
@@ -223,6 +247,15 @@ static int do_create(const char *id, const create_opts_t *o, hcs_system_t **out,
     if (outfd >= 0 && outfd != in) close(outfd);
     if (errfd >= 0 && errfd != in && errfd != outfd) close(errfd);
     if (r < 0) goto fail;
+  }
+  if (notify) {
+    /* runc and crun send the state as "creating". */
+    cleanup_close int lfd = hcs_compute_seccomp_listener(cs, err);
+    cleanup_json json_t *st = lfd >= 0 ? oci_state(cs, err) : NULL;
+    if (st) json_object_set_new(st, "status", json_string("creating"));
+    if (st == NULL || rt_seccomp_send_listener(
+                          agent, lfd, st, json_string_value(json_object_get(sc, "listenerMetadata")), pid, err) < 0)
+      goto fail;
   }
   if (json_is_integer(oom)) {
     cleanup_free char *op = hcs_xasprintf("/proc/%d/oom_score_adj", (int)pid);
@@ -382,7 +415,12 @@ static int parse_opts(const char *cmd, int argc, char **argv, opts_t *o) {
     case O_BUNDLE: o->c.bundle = optarg; break;
     case O_PIDFILE: o->c.pid_file = optarg; break;
     case O_CONSOLE: o->c.console_socket = optarg; break;
-    case O_PRESERVE: o->c.preserve_fds = atoi(optarg); break;
+    case O_PRESERVE: {
+      char *end;
+      long n = strtol(optarg, &end, 10);
+      o->c.preserve_fds = *end || n < 0 || n > 65536 ? -1 : (int)n;
+      break;
+    }
     case 'd':
     case O_DETACH: o->c.detach = true; break;
     case O_KEEP: o->c.keep = true; break;
@@ -537,6 +575,43 @@ static int cmd_exec(hcs_system_t *cs, opts_t *o, int argc, char **argv) {
   }
   cleanup_json json_t *params = rt_translate_process(proc, "process", &err);
   if (params == NULL) return fail(&err);
+  /* The process's own capability sets (bounding can only shrink, checked
+   * by hcs): --process's `capabilities`, or with --cap the container's
+   * sets plus those capabilities (as runc). */
+  json_t *pcaps = json_object_get(proc, "capabilities");
+  cleanup_json json_t *bcaps = NULL;
+  if (!o->process && json_array_size(o->caps)) {
+    cleanup_json json_t *oci = load_oci(hcs_compute_id(cs));
+    cleanup_free char *cfg = hcs_xasprintf("%s/config.json", json_string_value(json_object_get(oci, "bundle")) ?: ".");
+    cleanup_json json_t *spec = json_load_file(cfg, 0, NULL);
+    json_t *c = json_object_get(json_object_get(spec, "process"), "capabilities");
+    bcaps = json_is_object(c) ? json_deep_copy(c) : json_object();
+    static const char *const sets[] = {"bounding", "effective", "permitted"};
+    json_t *cap;
+    size_t k;
+    json_array_foreach(o->caps, k, cap) {
+      for (size_t j = 0; j < HCS_ARRAY_SIZE(sets); j++) {
+        json_t *a = json_object_get(bcaps, sets[j]);
+        if (!json_is_array(a)) json_object_set_new(bcaps, sets[j], a = json_array());
+        json_array_append(a, cap);
+      }
+      if (json_array_size(json_object_get(bcaps, "inheritable"))) {
+        json_t *a = json_object_get(bcaps, "ambient");
+        if (!json_is_array(a)) json_object_set_new(bcaps, "ambient", a = json_array());
+        json_array_append(a, cap);
+      }
+    }
+    pcaps = bcaps;
+  }
+  if (pcaps && !json_is_null(pcaps) && rt_translate_caps(pcaps, o->process ? o->process : "--cap", params, &err) < 0)
+    return fail(&err);
+  if (o->c.preserve_fds < 0) return fail_msg("exec: --preserve-fds: expected a count >= 0");
+  if (o->c.preserve_fds > 0 && 3 + o->c.preserve_fds > g_first_closed_fd) {
+    cleanup_free char *m = hcs_xasprintf("exec: --preserve-fds %d: fd %d is not open (fds 3..%d are passed)",
+                                         o->c.preserve_fds, g_first_closed_fd, 2 + o->c.preserve_fds);
+    return fail_msg(m);
+  }
+  if (o->c.preserve_fds > 0) json_object_set_new(params, "PreserveFds", json_integer(o->c.preserve_fds));
   if (o->user && !o->process) json_object_set_new(params, "User", json_string(o->user));
   if (o->cwd && o->process) json_object_set_new(params, "WorkingDirectory", json_string(o->cwd));
   bool tty = json_is_true(json_object_get(params, "EmulateConsole"));
@@ -644,8 +719,12 @@ static int cmd_update(hcs_system_t *cs, opts_t *o) {
     if ((v = json_string_value(json_object_get(o->update, "period"))))
       json_object_set_new(cpu, "period", json_integer(atoll(v)));
     json_object_set_new(res, "cpu", cpu);
-    if (json_string_value(json_object_get(o->update, "pids")))
-      return fail_msg("update: --pids-limit: changing the pids limit of a running container is not supported by hcs");
+    if ((v = json_string_value(json_object_get(o->update, "pids")))) {
+      char *end;
+      long long n = strtoll(v, &end, 10);
+      if (*end || !*v) return fail_msg("update: --pids-limit: expected a number");
+      json_object_set_new(res, "pids", json_pack("{s:I}", "limit", (json_int_t)n));
+    }
   }
   /* Reuse the create-time translation on a skeleton document. */
   cleanup_json json_t *doc = json_pack("{s:{},s:{}}", "Container", "Linux");
@@ -658,10 +737,17 @@ static int cmd_update(hcs_system_t *cs, opts_t *o) {
   cleanup_json json_t *tr = rt_translate(spec, "/", "update", &err);
   json_decref(spec);
   if (tr == NULL) return fail(&err);
+  /* hcs keeps a pids limit (Linux.PidsLimit is 1..2^31-1): it cannot be
+   * lifted with 0 or -1 as runc's "unlimited". */
+  json_t *pl = json_object_get(json_object_get(res, "pids"), "limit");
+  if (pl && !json_is_null(pl) && (!json_is_integer(pl) || json_integer_value(pl) <= 0))
+    return fail_msg("update: `pids.limit`: expected a positive count (hcs cannot lift a pids limit)");
   json_t *ct = json_object_get(tr, "Container"), *req = json_object();
   if (json_object_get(ct, "Memory")) json_object_set(req, "Memory", json_object_get(ct, "Memory"));
   if (json_object_size(json_object_get(ct, "Processor")))
     json_object_set(req, "Processor", json_object_get(ct, "Processor"));
+  if (json_object_get(json_object_get(tr, "Linux"), "PidsLimit"))
+    json_object_set(req, "PidsLimit", json_object_get(json_object_get(tr, "Linux"), "PidsLimit"));
   cleanup_free char *t = json_dumps(req, JSON_COMPACT);
   json_decref(req);
   (void)doc;
@@ -700,6 +786,8 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
   int i = 1;
+  while (fcntl(g_first_closed_fd, F_GETFD) >= 0)
+    g_first_closed_fd++;
   const char *log_path = NULL, *log_format = "text";
   static const struct option globals[] = {
       {"root", required_argument, 0, 'r'},       {"log", required_argument, 0, 'l'},

@@ -5,10 +5,11 @@
 #include <seccomp.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 
 #include "runtime/runtime.h"
 
-static int action(json_t *o, const char *field, json_t *dflt_errno, uint32_t *out, hcs_error_t *err) {
+static int action(json_t *o, const char *field, json_t *dflt_errno, uint32_t *out, bool *notify, hcs_error_t *err) {
   const char *a = json_string_value(json_object_get(o, field[0] == 'd' ? "defaultAction" : "action"));
   json_t *ret = json_object_get(o, field[0] == 'd' ? "defaultErrnoRet" : "errnoRet");
   int eno = json_is_integer(ret)          ? (int)json_integer_value(ret)
@@ -30,7 +31,7 @@ static int action(json_t *o, const char *field, json_t *dflt_errno, uint32_t *ou
   else if (strcmp(a, "SCMP_ACT_LOG") == 0)
     *out = SCMP_ACT_LOG;
   else if (strcmp(a, "SCMP_ACT_NOTIFY") == 0)
-    return hcs_error_make(err, 0, "config.json: `%s`: SCMP_ACT_NOTIFY is not supported by hcs", field);
+    *out = SCMP_ACT_NOTIFY, *notify = true;
   else
     return hcs_error_make(err, 0, "config.json: `%s`: unknown action \"%s\"", field, a);
   return 0;
@@ -57,10 +58,11 @@ static int add_rule(scmp_filter_ctx ctx, uint32_t act, int nr, unsigned n, const
   return 0;
 }
 
-int rt_seccomp_compile(json_t *sc, const char *path, hcs_error_t *err) {
+int rt_seccomp_compile(json_t *sc, const char *path, bool *notify, hcs_error_t *err) {
   uint32_t def;
   json_t *dflt_errno = json_object_get(sc, "defaultErrnoRet");
-  if (action(sc, "defaultAction", NULL, &def, err) < 0) return -1;
+  *notify = false;
+  if (action(sc, "defaultAction", NULL, &def, notify, err) < 0) return -1;
   scmp_filter_ctx ctx = seccomp_init(def);
   if (ctx == NULL) return hcs_error_make(err, ENOMEM, "seccomp_init");
   int ret = -1;
@@ -87,7 +89,7 @@ int rt_seccomp_compile(json_t *sc, const char *path, hcs_error_t *err) {
   json_array_foreach(json_object_get(sc, "syscalls"), i, s) {
     cleanup_free char *field = hcs_xasprintf("linux.seccomp.syscalls[%zu].action", i);
     uint32_t act;
-    if (action(s, field, dflt_errno, &act, err) < 0) goto out;
+    if (action(s, field, dflt_errno, &act, notify, err) < 0) goto out;
     json_t *args = json_object_get(s, "args"), *arg;
     size_t n = json_array_size(args);
     if (n > 6) {
@@ -152,4 +154,28 @@ int rt_seccomp_compile(json_t *sc, const char *path, hcs_error_t *err) {
 out:
   seccomp_release(ctx);
   return ret;
+}
+
+/* The seccomp agent's message (runtime-spec "Seccomp State", as runc and
+ * crun send it): the container process state as JSON, the listener as the
+ * one fd of SCM_RIGHTS, in one message on a stream socket. */
+int rt_seccomp_send_listener(int sock, int fd, json_t *state, const char *metadata, pid_t pid, hcs_error_t *err) {
+  cleanup_json json_t *msg = json_pack("{s:s,s:[s],s:I,s:s,s:O}", "ociVersion", "1.1.0", "fds", "seccompFd", "pid",
+                                       (json_int_t)pid, "metadata", metadata ? metadata : "", "state", state);
+  cleanup_free char *text = json_dumps(msg, JSON_COMPACT);
+  struct iovec iov = {text, strlen(text)};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  memset(&u, 0, sizeof u);
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  if (sendmsg(sock, &m, MSG_NOSIGNAL) < 0)
+    return hcs_error_make(err, errno, "config.json: `linux.seccomp.listenerPath`: send the seccomp listener");
+  return 0;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <fcntl.h>
 
 #include "compute/compute.h"
 #include "runtime/runtime.h"
@@ -135,29 +136,29 @@ json_t *rt_translate_process(json_t *proc, const char *where, hcs_error_t *err) 
   return steal_ptr(p);
 }
 
-/* The Linux section's parts of `process` (they apply to the whole system). */
-static int translate_process_security(json_t *proc, json_t *lx, hcs_error_t *err) {
-  json_t *caps = json_object_get(proc, "capabilities"), *v;
+/* process.capabilities: the bounding set as `Capabilities`, the other
+ * four as `CapabilitySets`, into `dst` (the Linux section, or an exec'd
+ * process's ProcessParameters). */
+int rt_translate_caps(json_t *caps, const char *src, json_t *dst, hcs_error_t *err) {
+  json_t *v;
   size_t i;
   if (caps && !json_is_null(caps)) {
-    if (!json_is_object(caps)) return expect(err, "process.capabilities", "an object");
-    /* hcs gives a process one set for bounding, permitted, effective and
-     * inheritable; the bounding set is the ceiling the others live in. */
+    if (!json_is_object(caps)) return hcs_error_make(err, 0, "%s: `process.capabilities`: expected an object", src);
     static const char *const sets[] = {"bounding", "effective", "permitted", "inheritable", "ambient"};
     for (size_t k = 0; k < HCS_ARRAY_SIZE(sets); k++) {
       json_t *s = json_object_get(caps, sets[k]);
       if (s == NULL || json_is_null(s)) continue;
       cleanup_free char *f = hcs_xasprintf("process.capabilities.%s", sets[k]);
-      if (!json_is_array(s)) return expect(err, f, "an array of capability names");
-      json_array_foreach(
-          s, i, v) if (!json_is_string(v) ||
-                       hcs_cap_from_name(json_string_value(v)) <
-                           0) return hcs_error_make(err, 0, "config.json: `%s[%zu]`: unknown capability %s%s%s", f, i,
-                                                    json_is_string(v) ? "\"" : "",
-                                                    json_is_string(v) ? json_string_value(v) : "(not a string)",
-                                                    json_is_string(v) ? "\"" : "");
+      if (!json_is_array(s)) return hcs_error_make(err, 0, "%s: `%s`: expected an array of capability names", src, f);
+      json_array_foreach(s, i, v) if (!json_is_string(v) ||
+                                      hcs_cap_from_name(json_string_value(v)) <
+                                          0) return hcs_error_make(err, 0, "%s: `%s[%zu]`: unknown capability %s%s%s",
+                                                                   src, f, i, json_is_string(v) ? "\"" : "",
+                                                                   json_is_string(v) ? json_string_value(v)
+                                                                                     : "(not a string)",
+                                                                   json_is_string(v) ? "\"" : "");
     }
-    /* Each set as given; the bounding set is Linux.Capabilities. */
+    /* Each set as given; the bounding set is Capabilities. */
     json_t *cs = json_object();
     static const char *const oci[][2] = {
         {"effective", "Effective"}, {"permitted", "Permitted"}, {"inheritable", "Inheritable"}, {"ambient", "Ambient"}};
@@ -165,7 +166,7 @@ static int translate_process_security(json_t *proc, json_t *lx, hcs_error_t *err
       json_t *s = json_object_get(caps, oci[k][0]);
       json_object_set_new(cs, oci[k][1], json_is_array(s) ? json_incref(s) : json_array());
     }
-    json_object_set_new(lx, "CapabilitySets", cs);
+    json_object_set_new(dst, "CapabilitySets", cs);
     /* capabilities(7): an ambient capability must be permitted and inheritable. */
     json_array_foreach(json_object_get(cs, "Ambient"), i, v) {
       bool perm = false, inh = false;
@@ -175,16 +176,24 @@ static int translate_process_security(json_t *proc, json_t *lx, hcs_error_t *err
       json_array_foreach(json_object_get(cs, "Inheritable"), j, w) inh |= json_equal(v, w);
       if (!perm || !inh)
         return hcs_error_make(err, 0,
-                              "config.json: `process.capabilities.ambient[%zu]`: \"%s\" is not also permitted and "
+                              "%s: `process.capabilities.ambient[%zu]`: \"%s\" is not also permitted and "
                               "inheritable",
-                              i, json_string_value(v));
+                              src, i, json_string_value(v));
     }
     json_t *b = json_object_get(caps, "bounding");
     if (!json_is_array(b)) b = json_object_get(caps, "effective");
-    json_object_set_new(lx, "Capabilities", json_is_array(b) ? json_incref(b) : json_array());
+    json_object_set_new(dst, "Capabilities", json_is_array(b) ? json_incref(b) : json_array());
   } else {
-    json_object_set_new(lx, "Capabilities", json_array());
+    json_object_set_new(dst, "Capabilities", json_array());
   }
+  return 0;
+}
+
+/* The Linux section's parts of `process` (they apply to the whole system). */
+static int translate_process_security(json_t *proc, json_t *lx, hcs_error_t *err) {
+  json_t *v;
+  size_t i;
+  if (rt_translate_caps(json_object_get(proc, "capabilities"), "config.json", lx, err) < 0) return -1;
   json_t *rl = json_object_get(proc, "rlimits");
   if (rl && !json_is_null(rl)) {
     if (!json_is_array(rl)) return expect(err, "process.rlimits", "an array");
@@ -205,8 +214,6 @@ static int translate_process_security(json_t *proc, json_t *lx, hcs_error_t *err
   json_object_set_new(lx, "NoNewPrivileges", json_boolean(json_is_true(nnp)));
   return 0;
 }
-
-static bool host_is_v2(void) { return access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0; }
 
 /* The mounts hcs makes itself (docs/compute.md): the OCI entries for them
  * are what runc would mount there anyway. */
@@ -253,11 +260,21 @@ static int translate_mounts(json_t *spec, const char *bundle, json_t *lx, hcs_er
     }
     if (!bind && builtin_mount(type, dest)) continue;
     if (type && (strcmp(type, "cgroup") == 0 || strcmp(type, "cgroup2") == 0)) {
-      /* A v2 host: the container's own subtree (init has a cgroup
-       * namespace).  v1 hierarchies are not mounted in the container. */
-      if (host_is_v2())
-        json_array_append_new(out, json_pack("{s:s,s:s,s:s,s:[s,s,s,s]}", "Destination", dest, "Type", "cgroup2",
-                                             "Source", "cgroup", "Options", "nosuid", "nodev", "noexec", "ro"));
+      /* The container's own cgroup (v2: its directory; v1: each
+       * hierarchy's directory of the system under a tmpfs). */
+      json_t *e = json_pack("{s:s,s:s,s:[]}", "Destination", dest, "Type", "cgroup", "Options"), *eo;
+      eo = json_object_get(e, "Options");
+      bool rw = false;
+      json_array_foreach(opts, k, o) {
+        const char *os = json_string_value(o);
+        rw |= strcmp(os, "rw") == 0;
+        if (strcmp(os, "ro") && strcmp(os, "rw") && strcmp(os, "nosuid") && strcmp(os, "nodev") &&
+            strcmp(os, "noexec") && strcmp(os, "relatime") && strcmp(os, "private") && strcmp(os, "rprivate"))
+          return hcs_error_make(err, 0, "config.json: `%s.options[%zu]`: \"%s\" is not supported for a cgroup mount", f,
+                                k, os);
+      }
+      json_array_append_new(eo, json_string(rw ? "rw" : "ro"));
+      json_array_append_new(out, e);
       continue;
     }
     cleanup_free char *abs_src = NULL;
@@ -306,19 +323,49 @@ static int translate_namespaces(json_t *lnx, json_t *doc, json_t *lx, hcs_error_
     if (seen & t)
       return hcs_error_make(err, 0, "config.json: `linux.namespaces[%zu]`: namespace \"%s\" given twice", i, type);
     seen |= t;
-    if (t == 0x00000080)
-      return hcs_error_make(err, 0, "config.json: `linux.namespaces[%zu]`: time namespaces are not supported", i);
+    if (t == 0x00000080 && !(path && *path))
+      return hcs_error_make(err, 0,
+                            "config.json: `linux.namespaces[%zu]`: a new time namespace is not supported (join one "
+                            "by path)",
+                            i);
     if (path && *path) {
       if (path[0] != '/')
         return hcs_error_make(
             err, 0, "config.json: `linux.namespaces[%zu].path`: expected an absolute path, got \"%s\"", i, path);
-      if (t != CLONE_NEWNET)
+      /* The file must be a namespace of that type: checked on the fd
+       * here, so a wrong path names its config.json field. */
+      if (t == 0x00000080 && access("/proc/self/ns/time", F_OK) < 0)
+        return hcs_error_make(err, 0, "config.json: `linux.namespaces[%zu]`: this kernel has no time namespaces", i);
+      cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+      int got = 0;
+      if (fd < 0) return hcs_error_make(err, errno, "config.json: `linux.namespaces[%zu].path`: `%s`", i, path);
+      if (hcs_ns_check(fd, t, &got) < 0) {
+        const char *gname = "another";
+        for (size_t k = 0; k < HCS_ARRAY_SIZE(ns_types); k++)
+          if (ns_types[k].type == got) gname = ns_types[k].name;
+        if (errno == ENOTTY)
+          return hcs_error_make(err, 0,
+                                "config.json: `linux.namespaces[%zu].path`: `%s` is a %s namespace (expected %s)", i,
+                                path, gname, type);
+        return hcs_error_make(err, 0, "config.json: `linux.namespaces[%zu].path`: `%s` is not a namespace file (nsfs)",
+                              i, path);
+      }
+      if (t == CLONE_NEWUSER)
         return hcs_error_make(err, 0,
-                              "config.json: `linux.namespaces[%zu].path`: joining an existing %s namespace is not "
-                              "supported (only network)",
-                              i, type);
-      json_t *ct = json_object_get(doc, "Container");
-      json_object_set_new(ct, "Networking", json_pack("{s:s}", "Namespace", path));
+                              "config.json: `linux.namespaces[%zu].path`: joining an existing user namespace is not "
+                              "supported by hcs",
+                              i);
+      if (t == CLONE_NEWNET) {
+        json_t *ct = json_object_get(doc, "Container");
+        json_object_set_new(ct, "Networking", json_pack("{s:s}", "Namespace", path));
+        continue;
+      }
+      json_t *nso = json_object_get(lx, "Namespaces");
+      if (nso == NULL) json_object_set_new(lx, "Namespaces", nso = json_object());
+      char field[16];
+      snprintf(field, sizeof field, "%s", type);
+      field[0] = (char)(field[0] - 32);
+      json_object_set_new(nso, strcmp(type, "mount") == 0 ? "Mount" : field, json_string(path));
     }
   }
   static const int required[] = {CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUTS};
@@ -508,12 +555,22 @@ static int translate_seccomp(json_t *sc, json_t *lx, hcs_error_t *err) {
   if (!known)
     return hcs_error_make(err, 0, "config.json: `linux.seccomp.defaultAction`: unknown action \"%s\"",
                           def ? def : "(missing)");
-  const char *lp = json_string_value(json_object_get(sc, "listenerPath"));
-  if (strcmp(def, "SCMP_ACT_NOTIFY") == 0 || (lp && *lp))
-    return hcs_error_make(err, 0, "config.json: `linux.seccomp.%s`: SCMP_ACT_NOTIFY is not supported by hcs",
-                          lp && *lp ? "listenerPath" : "defaultAction");
+  json_t *lpv = json_object_get(sc, "listenerPath"), *lmv = json_object_get(sc, "listenerMetadata");
+  if (lpv && !json_is_null(lpv) && !json_is_string(lpv)) return expect(err, "linux.seccomp.listenerPath", "a path");
+  if (lmv && !json_is_null(lmv) && !json_is_string(lmv))
+    return expect(err, "linux.seccomp.listenerMetadata", "a string");
+  const char *lp = json_string_value(lpv);
+  if (lp && *lp && lp[0] != '/')
+    return hcs_error_make(err, 0, "config.json: `linux.seccomp.listenerPath`: expected an absolute path, got \"%s\"",
+                          lp);
+  /* Init's own syscalls between the filter's load and its execve would
+   * wait for an agent that has no listener yet. */
+  if (strcmp(def, "SCMP_ACT_NOTIFY") == 0)
+    return hcs_error_make(err, 0,
+                          "config.json: `linux.seccomp.defaultAction`: SCMP_ACT_NOTIFY cannot be the default action");
   json_t *calls = json_object_get(sc, "syscalls"), *c;
   size_t i;
+  bool notify = false;
   if (calls && !json_is_null(calls) && !json_is_array(calls)) return expect(err, "linux.seccomp.syscalls", "an array");
   json_array_foreach(calls, i, c) {
     const char *act = json_string_value(json_object_get(c, "action"));
@@ -523,10 +580,24 @@ static int translate_seccomp(json_t *sc, json_t *lx, hcs_error_t *err) {
     if (!known)
       return hcs_error_make(err, 0, "config.json: `linux.seccomp.syscalls[%zu].action`: unknown action \"%s\"", i,
                             act ? act : "(missing)");
-    if (strcmp(act, "SCMP_ACT_NOTIFY") == 0)
-      return hcs_error_make(
-          err, 0, "config.json: `linux.seccomp.syscalls[%zu].action`: SCMP_ACT_NOTIFY is not supported by hcs", i);
+    if (strcmp(act, "SCMP_ACT_NOTIFY")) continue;
+    notify = true;
+    json_t *nm;
+    size_t k;
+    /* Init hands its listener over with sendmsg after the load (runc
+     * refuses write for the same reason). */
+    json_array_foreach(json_object_get(c, "names"), k, nm) {
+      const char *name = json_string_value(nm);
+      if (name && (strcmp(name, "sendmsg") == 0 || strcmp(name, "write") == 0))
+        return hcs_error_make(err, 0,
+                              "config.json: `linux.seccomp.syscalls[%zu].names[%zu]`: SCMP_ACT_NOTIFY cannot be used "
+                              "for \"%s\"",
+                              i, k, name);
+    }
   }
+  if (notify && !(lp && *lp))
+    return hcs_error_make(
+        err, 0, "config.json: `linux.seccomp.listenerPath`: expected a socket path for SCMP_ACT_NOTIFY, missing");
   (void)lx;
   return 0;
 }
@@ -639,6 +710,17 @@ json_t *rt_translate(json_t *spec, const char *bundle, const char *id, hcs_error
   if (opt_str(spec, "hostname", "hostname", &hn, err) < 0 || opt_str(spec, "domainname", "domainname", &dn, err) < 0)
     return NULL;
   json_object_set_new(ct, "GuestOs", json_pack("{s:s}", "HostName", hn && *hn ? hn : id));
+  bool uts_joined = false;
+  json_t *nsl = json_object_get(json_object_get(spec, "linux"), "namespaces"), *nse;
+  size_t nsi;
+  json_array_foreach(nsl, nsi, nse) {
+    const char *np = json_string_value(json_object_get(nse, "path"));
+    if (np && *np && json_string_value(json_object_get(nse, "type")) &&
+        strcmp(json_string_value(json_object_get(nse, "type")), "uts") == 0)
+      uts_joined = true;
+  }
+  /* A joined uts namespace keeps its host name unless one is given. */
+  if (uts_joined && !(hn && *hn)) json_object_del(ct, "GuestOs");
   json_t *proc = json_object_get(spec, "process");
   if (proc == NULL || json_is_null(proc)) {
     hcs_error_make(err, 0, "config.json: `process`: expected an object, missing (needed to start the container)");

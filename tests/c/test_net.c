@@ -435,10 +435,20 @@ static void test_reclaim(void) {
   cleanup_free char *lost = hcs_xasprintf("%s/run/net/ipam/rc/10.55.0.2", root);
   unlink(lost);
   hcs_net_close(net);
+  /* A store left consistent is opened without a reconcile (it would read
+   * every endpoint and lease): what was planted stays. */
+  net = hcs_net_open(root, &err);
+  ok(net != NULL && hcs_path_exists(stale) && !hcs_path_exists(lost),
+     "a store with no change cut short is opened as is");
+  hcs_net_close(net);
+  /* The crashed process held the store for a change: its marker is left. */
+  cleanup_free char *busy = hcs_xasprintf("%s/run/net/busy", root);
+  ok(hcs_write_file_replace(busy, "", 0, 0600, NULL) == 0, "leave the marker of a change cut short");
   net = hcs_net_open(root, &err);
   ok(net != NULL, "reopen the store");
   ok(!hcs_path_exists(stale), "the stale lease is reclaimed on open");
   ok(hcs_path_exists(lost), "the lost lease of the live endpoint is restored");
+  ok(!hcs_path_exists(busy), "and the marker is gone");
   char *ep2 = expect_ok(hcs_net_endpoint_create(net, "{\"Name\":\"next\",\"HostComputeNetwork\":\"rc\"}", &err), &err,
                         "create another endpoint");
   has_substr(ep2, "10.55.0.3", "it gets the reclaimed address, not the live one");

@@ -85,6 +85,10 @@ HCS_EXPORT int hcs_compute_event_fd(hcs_system_t *cs, hcs_error_t *err);
  * which case all three are the same fd).  The caller takes ownership; -1
  * where there is none.  Only the handle returned by create has them. */
 HCS_EXPORT void hcs_compute_take_stdio(hcs_system_t *cs, int *in, int *out, int *err_fd);
+/* The seccomp user-notification listener of a Created system's init
+ * (Linux.Seccomp.Listener): a new fd the caller owns, to pass to a seccomp
+ * agent.  Only before start (init's copy closes at its execve). */
+HCS_EXPORT int hcs_compute_seccomp_listener(hcs_system_t *cs, hcs_error_t *err);
 /* Resize init's console (EmulateConsole). */
 HCS_EXPORT int hcs_compute_resize_console(hcs_system_t *cs, unsigned short rows, unsigned short cols, hcs_error_t *err);
 

@@ -180,6 +180,14 @@ describe("hcs.compute #root", function()
       assert.same({ "enum-b" }, ids(hcs.compute.enumerate({ Owners = { "other" } }, root)))
       assert.same({ "enum-a" }, ids(hcs.compute.enumerate({ State = "Running", Ids = { "enum-a", "enum-b" } }, root)))
       assert.same({ "enum-b" }, ids(hcs.compute.enumerate({ State = "Created" }, root)))
+      -- Ids opens only those: each once, unknown and malformed ones skipped.
+      assert.same({ "enum-a", "enum-b" },
+        ids(hcs.compute.enumerate({ Ids = { "enum-b", "enum-a", "enum-b", "nope", "../enum-a" } }, root)))
+      -- A listing reads state.json only: the Owner and times are there.
+      local listed = hcs.compute.enumerate({ Ids = { "enum-b" } }, root)[1]
+      assert.equal("other", listed.Owner)
+      assert.equal(b:properties().CreatedTime, listed.CreatedTime)
+      assert.equal("Created", listed.State)
       assert.is_true(a:delete(true))
       assert.is_true(b:delete(true))
     end)
@@ -311,6 +319,87 @@ describe("hcs.compute #root", function()
         assert.is_falsy(st:match("^%s*[^Z%s]%S*%s+/bin/sleep 1000"), st)
       end
       assert.is_nil(hcs.compute.open("nomon", root))
+    end)
+  end)
+
+  describe("the monitor program", function()
+    local function monitor_of(cs)
+      local pid = cs:properties().MonitorPid
+      local _, _, exe = u.run("readlink /proc/" .. pid .. "/exe")
+      return pid, (exe:gsub("\n$", ""))
+    end
+
+    local function rss_kb(pid)
+      return tonumber((u.read_file("/proc/" .. pid .. "/smaps_rollup") or ""):match("\nRss:%s+(%d+) kB"))
+    end
+
+    it("execs hcs-monitor, which stays under half of conmon's resident size while idle", function()
+      local cs = create("small", { Init = { CommandArgs = { "/bin/sleep", "1000" } } })
+      assert.is_true(cs:start())
+      local pid, exe = monitor_of(cs)
+      local _, _, want = u.run("readlink -f " .. u.quote(os.getenv("HCS_MONITOR")))
+      assert.equal(want:gsub("\n$", ""), exe)
+      assert.equal("hcs-monitor", read_first_line("/proc/" .. pid .. "/comm"))
+      -- Non-dumpable again after the exec: nothing may open its memory.
+      assert.matches("\nCoreDumping:%s+0", u.read_file("/proc/" .. pid .. "/status"))
+      local _, _, stat = u.run("stat -c %u /proc/" .. pid .. "/mem")
+      assert.equal("0\n", stat)
+      if os.getenv("HCS_SANITIZE") ~= "ON" then
+        -- conmon: 1844 kB.  The monitor unmaps its read-only pages a
+        -- second after it starts (src/monitor/main.c): wait for that.
+        local rss
+        for _ = 1, 100 do
+          rss = rss_kb(pid)
+          if rss and rss < 922 then break end
+          sleep(0.1)
+        end
+        assert.is_true(rss < 922, "idle hcs-monitor RSS " .. tostring(rss) .. " kB")
+      end
+      assert.is_true(cs:terminate())
+      assert.equal("Terminated", cs:properties().ExitType)
+      assert.is_true(cs:delete())
+    end)
+
+    it("runs an exit command that outlives the monitor's page-drop alarm", function()
+      local mark = root .. "/exit-command-done"
+      local cs = create("exitcmd", {
+        Init = { CommandArgs = { "/bin/true" } },
+        Linux = { ExitCommand = hcs.json.array { "/bin/sh", "-c", "sleep 2; echo done > " .. mark } },
+      })
+      assert.is_true(cs:start())
+      assert.is_true(cs:wait(30000))
+      assert.equal(0, cs:properties().ExitCode)
+      -- The monitor execs the exit command; waiting for the monitor's pidfd
+      -- (delete) waits for the command.
+      for _ = 1, 300 do
+        if u.read_file(mark) then break end
+        sleep(0.1)
+      end
+      assert.equal("done\n", u.read_file(mark))
+      assert.is_true(cs:delete())
+    end)
+
+    it("watches from the fork of the creator when hcs-monitor cannot be exec'd", function()
+      local env = { HCS_ROOT = root, HCS_MONITOR = "/nonexistent/hcs-monitor" }
+      local ok, _, out, err = u.hcs({ "run", "-d", "--name", "fallback", "--cgroup-parent", parent, rootfs, "--",
+        "/bin/sh", "-c", "echo out; exec sleep 1000" }, env)
+      assert.is_true(ok, out .. err)
+      local cs = assert(hcs.compute.open("fallback", root))
+      local _, exe = monitor_of(cs)
+      assert.not_equal("", exe)
+      assert.is_nil(exe:match("hcs%-monitor$"))
+      -- The log relay runs in the fork too.
+      for _ = 1, 100 do
+        local _, _, logs = u.hcs({ "logs", "fallback" }, env)
+        if logs == "out\n" then break end
+        sleep(0.1)
+      end
+      assert.equal("out\n", select(3, u.hcs({ "logs", "fallback" }, env)))
+      assert.is_true(cs:terminate())
+      local p = cs:properties()
+      assert.equal("Stopped", p.State)
+      assert.equal("Terminated", p.ExitType)
+      assert.is_true(cs:delete())
     end)
   end)
 
@@ -466,6 +555,71 @@ describe("hcs.compute #root", function()
       assert.not_equal(0, code)
       _, code, err = run_in(cs, { "/bin/mkdir", "/sys/kernel/x" })
       assert.not_equal(0, code)
+    end)
+
+    it("a second system joins its uts, pid and ipc namespaces by path (Linux.Namespaces)", function()
+      local pid = assert(cs:properties()).Pid
+      local doc = hcs.compute.config { rootfs = rootfs, cgroup_parent = parent, owner = "spec",
+        namespaces = { uts = "/proc/" .. pid .. "/ns/uts", pid = "/proc/" .. pid .. "/ns/pid",
+          ipc = "/proc/" .. pid .. "/ns/ipc" } }
+      assert.same({ Uts = "/proc/" .. pid .. "/ns/uts", Pid = "/proc/" .. pid .. "/ns/pid",
+        Ipc = "/proc/" .. pid .. "/ns/ipc" }, doc.Linux.Namespaces)
+      local joiner = assert(hcs.compute.create("joiner", doc, { root = root }))
+      assert(joiner:start())
+      local out = run_in(joiner, { "/bin/sh", "-c", "hostname; cat /proc/1/comm; readlink /proc/self/ns/ipc" })
+      local _, _, ipc = u.run("readlink /proc/" .. pid .. "/ns/ipc")
+      assert.equal("secbox\nhcs-init\n" .. ipc, out)
+      assert(joiner:delete(true))
+      -- a path of the wrong type, or no namespace at all
+      doc.Linux.Namespaces = { Pid = "/proc/" .. pid .. "/ns/uts" }
+      local bad, err = hcs.compute.create("joiner", doc, { root = root })
+      assert.is_nil(bad)
+      assert.matches("`Linux.Namespaces.Pid`: `/proc/%d+/ns/uts` is a uts namespace %(expected pid%)", err)
+      doc.Linux.Namespaces = { Ipc = share }
+      bad, err = hcs.compute.create("joiner", doc, { root = root })
+      assert.is_nil(bad)
+      assert.matches("`Linux.Namespaces.Ipc`: `.*` is not a namespace file %(nsfs%)", err)
+      doc.Linux.Namespaces = nil
+      doc.Container.Networking = { Namespace = "/proc/self/ns/uts" }
+      bad, err = hcs.compute.create("joiner", doc, { root = root })
+      assert.is_nil(bad)
+      assert.matches("`Container.Networking.Namespace`: `/proc/self/ns/uts` is a uts namespace %(expected network%)", err)
+    end)
+
+    it("hands out init's seccomp listener while Created (Linux.Seccomp.Listener)", function()
+      -- a one-instruction program: return SECCOMP_RET_ALLOW
+      local prog = root .. "/allow.bpf"
+      u.write_file(prog, string.pack("<I2I1I1I4", 0x06, 0, 0, 0x7fff0000))
+      local doc = config { Init = { CommandArgs = { "/bin/true" } },
+        Linux = { Seccomp = { ProgramFile = prog, Listener = true } } }
+      local ls = assert(hcs.compute.create("listener", doc, { root = root }))
+      local fd = assert(ls:seccomp_listener())
+      local stat = assert(io.open("/proc/self/stat"))
+      local self = stat:read("n")
+      stat:close()
+      local _, _, link = u.run("readlink /proc/" .. self .. "/fd/" .. fd)
+      assert.equal("anon_inode:seccomp notify\n", link)
+      assert(ls:start())
+      assert(ls:wait(30000))
+      local none, err = ls:seccomp_listener()
+      assert.is_nil(none)
+      assert.matches("the system is Stopped, not Created", err)
+      assert(ls:delete())
+      -- without a program of the caller's there is nothing to listen on
+      doc.Linux.Seccomp = { Listener = true }
+      local bad, err2 = hcs.compute.create("listener", doc, { root = root })
+      assert.is_nil(bad)
+      assert.matches("`Linux.Seccomp.Listener`: needs a ProgramFile", err2)
+    end)
+
+    it("gives a process its own capability sets within the system's bounding set", function()
+      local out = run_in(cs, { "/bin/grep", "Cap", "/proc/self/status" }, { Capabilities = { "CAP_KILL", "CAP_CHOWN" },
+        CapabilitySets = { Effective = { "CAP_KILL" }, Permitted = { "CAP_KILL" } } })
+      assert.equal("0000000000000020", out:match("CapEff:%s*(%x+)"))
+      assert.equal("0000000000000021", out:match("CapBnd:%s*(%x+)"))
+      local p, err = cs:create_process { CommandArgs = { "/bin/true" }, Capabilities = { "CAP_SYS_ADMIN" } }
+      assert.is_nil(p)
+      assert.matches("`Capabilities`: CAP_SYS_ADMIN is not in the system's bounding set", err)
     end)
 
     it("has its own hostname, pid namespace, /dev and read-only mapped directories", function()

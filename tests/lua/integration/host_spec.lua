@@ -26,6 +26,17 @@ describe("hcs host", function()
     assert.equal(require("hcs").version .. "\n", out)
   end)
 
+  it("takes a command with hundreds of arguments (hcs rm -f $(hcs list -q))", function()
+    local args = { "rm", "-f" }
+    for i = 1, 500 do args[#args + 1] = "no-such-system-" .. i end
+    local ok, code, out, err = u.hcs(args, { HCS_ROOT = dir .. "/many-args" })
+    assert.is_false(ok)
+    assert.equal(1, code, err) -- each id fails by itself: not a crash (134)
+    assert.equal("", out)
+    local _, n = err:gsub("[^\n]*no%-such%-system%-%d+[^\n]*\n", "")
+    assert.equal(500, n) -- one line per id
+  end)
+
   it("starts without loading the libraries it only needs on first use", function()
     local probe = [[
       local libs = { "libarchive", "libnftables", "libcrypto", "libzstd", "libdeflate", "libisal", "libmnl",

@@ -181,9 +181,10 @@ describe("hcs-runtime #root", function()
     local _, _, mem = u.run("cat /sys/fs/cgroup/memory/" .. parent .. "/u1/memory.limit_in_bytes " ..
       "/sys/fs/cgroup/" .. parent .. "/u1/memory.max 2>/dev/null")
     assert.equal(tostring(32 * 1024 * 1024) .. "\n", mem)
-    local _, code, _, perr = rt("update", "--pids-limit", "5", "u1")
+    -- (the pids limit: runtime_join_spec.lua)
+    local _, code, _, perr = rt("update", "--pids-limit", "-1", "u1")
     assert.equal(1, code)
-    assert.matches("%-%-pids%-limit: .* not supported", perr)
+    assert.matches("`pids.limit`: expected a positive count", perr)
     local _, _, ev = rt("events", "--stats", "u1")
     local e = json.decode(ev)
     assert.equal("stats", e.type)
@@ -463,8 +464,8 @@ sys.stdout.write(msg.decode() + " " + out.decode().replace("\r", ""))
         function(c) table.remove(c.linux.namespaces, 2) end)
       refuses('`linux.resources.hugepageLimits`: not supported by hcs',
         function(c) c.linux.resources.hugepageLimits = { { pageSize = "2MB", limit = 1 } } end)
-      refuses('`linux.seccomp.listenerPath`: SCMP_ACT_NOTIFY is not supported by hcs', function(c)
-        c.linux.seccomp = { defaultAction = "SCMP_ACT_ALLOW", listenerPath = "/run/x.sock" }
+      refuses('`linux.namespaces%[6%]`: a new time namespace is not supported %(join one by path%)', function(c)
+        table.insert(c.linux.namespaces, { type = "time" })
       end)
     end)
 
