@@ -228,6 +228,7 @@ static size_t on_read_fd(char *buf, size_t size, size_t nmemb, void *ud) {
     ssize_t n = read(rq->body_fd, buf, size * nmemb);
     if (n < 0 && errno == EINTR) continue;
     if (n > 0 && rq->sent) __atomic_add_fetch(rq->sent, (uint64_t)n, __ATOMIC_RELAXED);
+    if (n > 0 && rq->tap) rq->tap(rq->tap_data, buf, (size_t)n);
     return n < 0 ? CURL_READFUNC_ABORT : (size_t)n;
   }
 }

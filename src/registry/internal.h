@@ -61,6 +61,8 @@ struct reg_request {
   int body_fd;        /* or streamed from an fd (chunked), -1 for none; not retried */
   uint64_t *sent;     /* bytes read from body_fd so far (atomic), or NULL */
   const bool *cancel; /* when it turns true, a streamed upload stops */
+  void (*tap)(void *tap_data, const void *data, size_t len); /* sees every byte read from body_fd */
+  void *tap_data;
   size_t (*sink)(const void *data, size_t len, void *userdata);
   void *sink_data;
   uint64_t resume_from; /* Range: bytes=N- */
