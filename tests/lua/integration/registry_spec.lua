@@ -21,13 +21,14 @@ local function hcs_fails(argv, env, stdin)
   return err
 end
 
--- Nothing of an image or a layer in a root: no records, no temporary or journal files.
+-- Nothing of an image or a layer in a root: no records, no temporary or journal files, no kept blob.
 local function nothing_left(root)
   assert.same({}, json.decode(hcs_ok({ "--root", root, "image", "ls", "--json" })))
   assert.same({}, json.decode(hcs_ok({ "--root", root, "layer", "ls", "--json" })))
   assert.equal("", sh(("ls -A %s/layers/.tmp 2>/dev/null | grep -v '^\\.lock$' || true; "
-    .. "ls -A %s/images | grep -v '^\\.lock$' | grep -v '^\\.leases$' || true; ls -A %s/images/.leases 2>/dev/null || true")
-    :format(root, root, root)))
+    .. "ls -A %s/images | grep -v '^\\.lock$' | grep -v '^\\.leases$' | grep -v '^blobs$' || true; "
+    .. "ls -A %s/images/.leases 2>/dev/null || true; find %s/images/blobs -type f 2>/dev/null || true")
+    :format(root, root, root, root)))
 end
 
 local function layer_ids(root)
