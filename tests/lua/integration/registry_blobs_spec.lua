@@ -82,9 +82,23 @@ describe("kept layer blobs #root", function()
     local back = json.decode(su.read_file(T .. "/back/index.json"))
     local bm = json.decode(su.read_file(T .. "/back/blobs/sha256/" .. back.manifests[1].digest:sub(8)))
     assert.equal(want.layers[2].digest, bm.layers[2].digest)
+    -- save copies the kept blobs: the archive holds the pulled digests
+    local archive = T .. "/saved.tar"
+    hcs_ok({ "--root", root, "image", "save", ref, "-o", archive })
+    sh(("mkdir -p %s/saved && tar -C %s/saved -xf %s"):format(T, T, archive))
+    for _, l in ipairs(want.layers) do
+      assert.equal(l.digest:sub(8), sh(("sha256sum %s/saved/blobs/sha256/%s"):format(T, l.digest:sub(8))):match("^%x+"))
+    end
     -- the last image using them goes: its blobs and mappings go too
     hcs_ok({ "--root", root, "image", "rm", ref })
     assert.same({}, blobs(root))
+    -- an imported archive's gzip layers are kept as well
+    local iroot = T .. "/iroot"
+    hcs_ok({ "--root", iroot, "image", "import", T .. "/layout", "--name", "imported" })
+    local ikept = blobs(iroot)
+    for _, l in ipairs(want.layers) do
+      assert.equal(l.digest:sub(8), ikept["sha256/" .. l.digest:sub(8)])
+    end
   end)
 
   it("keeps the export of a layer without a blob for the next push", function()
