@@ -217,7 +217,13 @@ int hcs_image_blob_collect(hcs_image_store_t *s, hcs_error_t *err) {
     const char *name = json_string_value(v);
     cleanup_free char *path = hcs_xasprintf("%s/%s", maps, name);
     const char *dot = strchr(name, '.');
-    if (strncmp(name, ".tmp-", 5) == 0 || strstr(name, ".tmp.")) continue; /* a mapping being written */
+    const char *tmp = strstr(name, ".tmp.");
+    if (tmp) { /* a mapping being written (hcs_json_write_atomic): swept once its writer is gone */
+      int pid = atoi(tmp + 5);
+      if (pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH)) continue;
+      unlink(path);
+      continue;
+    }
     cleanup_free char *diff = dot ? hcs_xasprintf("sha256:%.*s", (int)(dot - name), name) : NULL;
     if (diff == NULL || json_object_get(diffs, diff) == NULL) {
       if (unlink(path) == 0) hcs_debug("image store: dropped the blob mapping `%s`", name);

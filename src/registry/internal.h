@@ -36,7 +36,8 @@ struct reg_client {
   bool verify;         /* verify the TLS peer */
   struct curl_blob ca; /* system CAs + certs.d/<registry>/NAME.crt, or empty */
   char *ca_data;
-  char *basic; /* base64 "user:pass" or NULL */
+  char *cert_path, *key_path; /* the client certificate from certs.d, or NULL */
+  char *basic;                /* base64 "user:pass" or NULL */
   long timeout;
   uint64_t max_rate;
   pthread_mutex_t mu; /* guards the token fields, shared by transfer threads */
@@ -128,5 +129,43 @@ struct reg_image {
 HCS_INTERNAL int reg_resolve_image(struct reg_client *c, const struct reg_ref *ref, const char *platform,
                                    struct reg_image *img, hcs_error_t *err);
 HCS_INTERNAL void reg_image_free(struct reg_image *img);
+
+/* --- registries.conf (conf.c) ---------------------------------------------- */
+struct reg_conf_mirror {
+  char *location;
+  bool insecure;
+};
+struct reg_conf_entry {
+  char *prefix, *location; /* "host[:port][/path]" */
+  bool insecure, blocked;
+  struct reg_conf_mirror *mirrors;
+  size_t nmirrors;
+  const char *file; /* the file it came from, for messages */
+};
+struct reg_conf {
+  struct reg_conf_entry *entries;
+  size_t n;
+  char **search; /* unqualified-search-registries */
+  size_t nsearch;
+  char **paths; /* the files read */
+  size_t npaths;
+};
+/* $CONTAINERS_REGISTRIES_CONF, else the user's then the system's file;
+ * absent files are empty. */
+HCS_INTERNAL int reg_conf_load(struct reg_conf *conf, hcs_error_t *err);
+HCS_INTERNAL void reg_conf_free(struct reg_conf *conf);
+/* The entry with the longest prefix matching registry[/repo], or NULL. */
+HCS_INTERNAL const struct reg_conf_entry *reg_conf_match(const struct reg_conf *conf, const char *registry,
+                                                         const char *repo);
+/* Is registry (a location or a mirror's) marked insecure? */
+HCS_INTERNAL bool reg_conf_insecure(const struct reg_conf *conf, const char *registry);
+/* A client for registry (repo: for the prefix match), refused when blocked. */
+HCS_INTERNAL struct reg_client *reg_open(const char *registry, const char *repo, const hcs_registry_opts_t *o,
+                                         hcs_error_t *err);
+/* A client to pull ref from, with the image resolved: the registry's
+ * mirrors in order, then the registry itself (refused when blocked).  *src
+ * is ref as on the source used (a mirror's registry and repository). */
+HCS_INTERNAL struct reg_client *reg_open_pull(const struct reg_ref *ref, const hcs_registry_opts_t *o,
+                                              struct reg_ref *src, struct reg_image *img, hcs_error_t *err);
 
 #endif

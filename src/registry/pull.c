@@ -428,10 +428,10 @@ char *hcs_registry_pull(hcs_image_store_t *s, const char *text, const hcs_regist
   struct reg_image img = {0};
   cleanup_json json_t *ids = NULL;
   struct hcs_image_lease lease = {.path = NULL, .lockfd = -1};
-  struct reg_client *c = reg_client_new(ref.registry, o, err);
+  struct reg_ref src = {0}; /* where it comes from: a mirror's repository, or ref */
+  struct reg_client *c = reg_open_pull(&ref, o, &src, &img, err);
   if (c == NULL) goto done;
-  if (reg_resolve_image(c, &ref, o ? o->platform : NULL, &img, err) < 0) goto done;
-  ids = pull_layers(s, c, &ref, &img, o, &lease, err);
+  ids = pull_layers(s, c, &src, &img, o, &lease, err);
   {
     cleanup_close int lock = ids || lease.path ? hcs_image_lock(s, true, err) : -1;
     if (ids && lock >= 0) out = record(s, &ref, &img, ids, o, err);
@@ -447,6 +447,7 @@ char *hcs_registry_pull(hcs_image_store_t *s, const char *text, const hcs_regist
 done:
   reg_image_free(&img);
   reg_client_free(c);
+  reg_ref_free(&src);
   if (out == NULL) hcs_error_wrap(err, "pull `%s`", text);
   reg_ref_free(&ref);
   return out;

@@ -488,7 +488,7 @@ char *hcs_registry_push(hcs_image_store_t *s, const char *image, const char *tex
   if (ref.digest && ref.tag == NULL)
     hcs_error_make(err, 0, "a push names a tag, not a digest");
   else {
-    struct reg_client *c = reg_client_new(ref.registry, o, err);
+    struct reg_client *c = reg_open(ref.registry, ref.repo, o, err);
     if (c) digest = push_image(c, s, image, &ref, o, err);
     reg_client_free(c);
   }

@@ -266,6 +266,34 @@ describe("hcs.registry #root", function()
     end)
   end)
 
+  describe("a registry without a catalog", function()
+    for _, status in ipairs({ 404, 401 }) do
+      it(("says so clearly when the catalog answers %d, and still lists a named repository's tags"):format(status),
+        function()
+          local portfile = ("%s/nocat-%d.port"):format(T, status)
+          local pid = tonumber(sh(("setsid python3 %s/tests/tools/no_catalog.py %s %d >/dev/null 2>&1 </dev/null & "
+            .. "echo $!"):format(su.source_dir, portfile, status)))
+          finally(function()
+            su.run("kill " .. pid)
+            ru.wait_for(function() return not ru.alive(pid) end, 100, "the server to stop")
+          end)
+          ru.wait_for(function() return su.read_file(portfile) ~= nil end, 100, "the server")
+          local addr = "127.0.0.1:" .. su.read_file(portfile)
+          local err = hcs_fails({ "image", "find", addr .. "/hcs/*" })
+          local want = status == 404 and ("registry `%s` does not offer a catalog (HTTP status 404)"):format(addr)
+            or ("registry `%s` does not show its catalog without credentials (HTTP status 401)"):format(addr)
+          assert.matches(want, err, 1, true)
+          assert.matches(("name a repository (hcs image find %s/REPOSITORY lists its tags)"):format(addr), err, 1, true)
+          assert.not_matches("traceback", err)
+          local list = json.decode(hcs_ok({ "image", "find", addr .. "/hcs/test", "--json" }))
+          assert.same({ { Name = "hcs/test", Registry = addr, Tags = { "v1", "v2" } } }, list)
+          -- a repository the registry does not know: the catalog's message stands
+          err = hcs_fails({ "image", "find", addr .. "/hcs/other" })
+          assert.matches(want, err, 1, true)
+        end)
+    end
+  end)
+
   describe("a registry that stops in the middle of a download", function()
     it("fails with a timeout naming the registry and leaves nothing", function()
       local reg = ru.start(T .. "/stopping")
