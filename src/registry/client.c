@@ -18,6 +18,7 @@ void reg_ref_free(struct reg_ref *r) {
   free(r->repo);
   free(r->tag);
   free(r->digest);
+  free(r->short_name);
   memset(r, 0, sizeof *r);
 }
 
@@ -52,6 +53,7 @@ int reg_ref_parse(const char *text, struct reg_ref *r, hcs_error_t *err) {
   } else {
     r->registry = hcs_xstrdup("docker.io");
   }
+  bool unqualified = rest == s;
   char *colon = strrchr(rest, ':');
   if (colon) {
     *colon = '\0';
@@ -76,6 +78,7 @@ int reg_ref_parse(const char *text, struct reg_ref *r, hcs_error_t *err) {
   }
   r->repo = strcmp(r->registry, "docker.io") == 0 && !strchr(rest, '/') ? hcs_xasprintf("library/%s", rest)
                                                                         : hcs_xstrdup(rest);
+  if (unqualified) r->short_name = hcs_xstrdup(rest);
   return 0;
 }
 

@@ -348,6 +348,7 @@ static int rewrite(const struct reg_conf_entry *e, const char *location, const s
 }
 
 static void ref_copy(const struct reg_ref *in, struct reg_ref *out) {
+  memset(out, 0, sizeof *out);
   out->registry = hcs_xstrdup(in->registry);
   out->repo = hcs_xstrdup(in->repo);
   out->tag = in->tag ? hcs_xstrdup(in->tag) : NULL;
@@ -367,53 +368,89 @@ struct reg_client *reg_open(const char *registry, const char *repo, const hcs_re
   return reg_client_new(registry, o, err);
 }
 
-struct reg_client *reg_open_pull(const struct reg_ref *ref, const hcs_registry_opts_t *o, struct reg_ref *src,
-                                 struct reg_image *img, hcs_error_t *err) {
-  memset(src, 0, sizeof *src);
-  struct reg_conf conf;
-  if (reg_conf_load(&conf, err) < 0) return NULL;
-  struct reg_client *c = NULL;
-  const struct reg_conf_entry *e = reg_conf_match(&conf, ref->registry, ref->repo);
+/* The mirrors of ref's entry, then its location. */
+static struct reg_client *open_one(const struct reg_conf *conf, const struct reg_ref *ref, const hcs_registry_opts_t *o,
+                                   struct reg_ref *src, struct reg_image *img, hcs_error_t *err) {
+  const struct reg_conf_entry *e = reg_conf_match(conf, ref->registry, ref->repo);
   if (e && e->blocked) {
     hcs_error_make(err, EACCES, "registry `%s` is blocked (prefix `%s` in `%s`)", ref->registry, e->prefix, e->file);
-    goto out;
+    return NULL;
   }
   /* the mirrors first, in order; any failure moves on to the next */
   for (size_t i = 0; e && i < e->nmirrors; i++) {
     hcs_error_t me = NULL;
     struct reg_ref m;
     if (rewrite(e, e->mirrors[i].location, ref, &m, &me) == 0) {
-      c = reg_client_new(m.registry, o, &me);
+      struct reg_client *c = reg_client_new(m.registry, o, &me);
       if (c && reg_resolve_image(c, &m, o ? o->platform : NULL, img, &me) == 0) {
         hcs_info("pull `%s/%s` from mirror `%s`", ref->registry, ref->repo, m.registry);
         *src = m;
-        goto out;
+        return c;
       }
       reg_client_free(c);
-      c = NULL;
       reg_image_free(img);
       reg_ref_free(&m);
     }
     hcs_info("mirror `%s` of `%s`: %s", e->mirrors[i].location, ref->registry, hcs_error_message(me));
     hcs_error_release(&me);
   }
-  {
-    struct reg_ref main_ref;
-    if (e && strcmp(e->location, e->prefix) != 0) {
-      if (rewrite(e, e->location, ref, &main_ref, err) < 0) goto out;
-    } else {
-      ref_copy(ref, &main_ref);
-    }
-    c = reg_client_new(main_ref.registry, o, err);
-    if (c == NULL || reg_resolve_image(c, &main_ref, o ? o->platform : NULL, img, err) < 0) {
-      reg_client_free(c);
-      c = NULL;
-      reg_ref_free(&main_ref);
-      goto out;
-    }
-    *src = main_ref;
+  struct reg_ref main_ref;
+  if (e && strcmp(e->location, e->prefix) != 0) {
+    if (rewrite(e, e->location, ref, &main_ref, err) < 0) return NULL;
+  } else {
+    ref_copy(ref, &main_ref);
   }
-out:
+  struct reg_client *c = reg_client_new(main_ref.registry, o, err);
+  if (c == NULL || reg_resolve_image(c, &main_ref, o ? o->platform : NULL, img, err) < 0) {
+    reg_client_free(c);
+    reg_image_free(img);
+    reg_ref_free(&main_ref);
+    return NULL;
+  }
+  *src = main_ref;
+  return c;
+}
+
+struct reg_client *reg_open_pull(struct reg_ref *ref, const hcs_registry_opts_t *o, struct reg_ref *src,
+                                 struct reg_image *img, hcs_error_t *err) {
+  memset(src, 0, sizeof *src);
+  struct reg_conf conf;
+  if (reg_conf_load(&conf, err) < 0) return NULL;
+  struct reg_client *c = NULL;
+  if (ref->short_name == NULL || conf.nsearch == 0) {
+    c = open_one(&conf, ref, o, src, img, err);
+    reg_conf_free(&conf);
+    return c;
+  }
+  /* an unqualified name: each search registry in turn, the first that has
+   * the image names it */
+  cleanup_free char *tried = hcs_xstrdup("");
+  hcs_error_t last = NULL;
+  for (size_t i = 0; i < conf.nsearch && c == NULL; i++) {
+    struct reg_ref cand = {.registry = hcs_xstrdup(conf.search[i]),
+                           .tag = ref->tag ? hcs_xstrdup(ref->tag) : NULL,
+                           .digest = ref->digest ? hcs_xstrdup(ref->digest) : NULL};
+    cand.repo = strcmp(cand.registry, "docker.io") == 0 && strchr(ref->short_name, '/') == NULL
+                    ? hcs_xasprintf("library/%s", ref->short_name)
+                    : hcs_xstrdup(ref->short_name);
+    char *t = hcs_xasprintf("%s%s%s", tried, *tried ? ", " : "", cand.registry);
+    free(tried);
+    tried = t;
+    hcs_error_release(&last);
+    c = open_one(&conf, &cand, o, src, img, &last);
+    if (c) { /* the reference is now this registry's */
+      free(ref->registry);
+      free(ref->repo);
+      ref->registry = steal_ptr(cand.registry);
+      ref->repo = steal_ptr(cand.repo);
+    }
+    reg_ref_free(&cand);
+  }
+  if (c == NULL) {
+    hcs_error_make(err, hcs_error_status(last), "no unqualified-search registry (%s in `%s`) has `%s`: %s", tried,
+                   conf.npaths ? conf.paths[0] : "registries.conf", ref->short_name, hcs_error_message(last));
+    hcs_error_release(&last);
+  }
   reg_conf_free(&conf);
   return c;
 }

@@ -16,10 +16,11 @@
 #define REG_MAX_JSON (8u << 20)
 
 struct reg_ref {
-  char *registry; /* as written ("docker.io", "127.0.0.1:5000") */
-  char *repo;     /* "library/busybox" */
-  char *tag;      /* NULL when only a digest was given (then "latest" if neither) */
-  char *digest;   /* "sha256:..." or NULL */
+  char *registry;   /* as written ("docker.io", "127.0.0.1:5000") */
+  char *repo;       /* "library/busybox" */
+  char *tag;        /* NULL when only a digest was given (then "latest" if neither) */
+  char *digest;     /* "sha256:..." or NULL */
+  char *short_name; /* the repository as written when no registry was named, else NULL */
 };
 
 HCS_INTERNAL int reg_ref_parse(const char *text, struct reg_ref *ref, hcs_error_t *err);
@@ -163,9 +164,11 @@ HCS_INTERNAL bool reg_conf_insecure(const struct reg_conf *conf, const char *reg
 HCS_INTERNAL struct reg_client *reg_open(const char *registry, const char *repo, const hcs_registry_opts_t *o,
                                          hcs_error_t *err);
 /* A client to pull ref from, with the image resolved: the registry's
- * mirrors in order, then the registry itself (refused when blocked).  *src
- * is ref as on the source used (a mirror's registry and repository). */
-HCS_INTERNAL struct reg_client *reg_open_pull(const struct reg_ref *ref, const hcs_registry_opts_t *o,
-                                              struct reg_ref *src, struct reg_image *img, hcs_error_t *err);
+ * mirrors in order, then the registry itself (refused when blocked); an
+ * unqualified name tries each unqualified-search registry in turn and ref
+ * becomes the one that had it.  *src is ref as on the source used (a
+ * mirror's registry and repository). */
+HCS_INTERNAL struct reg_client *reg_open_pull(struct reg_ref *ref, const hcs_registry_opts_t *o, struct reg_ref *src,
+                                              struct reg_image *img, hcs_error_t *err);
 
 #endif
