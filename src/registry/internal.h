@@ -61,6 +61,7 @@ struct reg_request {
   const void *body; /* request body in memory */
   size_t body_len;
   int body_fd;        /* or streamed from an fd (chunked), -1 for none; not retried */
+  uint64_t body_size; /* the fd's length when known: sent with Content-Length, not chunked */
   uint64_t *sent;     /* bytes read from body_fd so far (atomic), or NULL */
   const bool *cancel; /* when it turns true, a streamed upload stops */
   void (*tap)(void *tap_data, const void *data, size_t len); /* sees every byte read from body_fd */
