@@ -55,6 +55,7 @@ int hcs_image_blob_begin(hcs_image_store_t *s, struct hcs_image_blob *b, hcs_err
   b->fd = -1;
   b->tmpname = NULL;
   b->size = 0;
+  b->synced = 0;
   b->failed = false;
   cleanup_free char *dir = hcs_xasprintf("%s/" BLOBS, s->dir);
   if (hcs_mkdir_p(dir, 0700, err) < 0) return -1;
@@ -89,6 +90,13 @@ void hcs_image_blob_write(struct hcs_image_blob *b, const void *data, size_t len
     p += w;
     len -= (size_t)w;
     b->size += (uint64_t)w;
+  }
+  /* Start writeback as the blob grows (as the layer writer does for its
+   * files): the disk works while the pull inflates and unpacks, instead of
+   * at the layer's final sync. */
+  if (b->size - b->synced >= (8u << 20)) {
+    sync_file_range(b->fd, (off64_t)b->synced, (off64_t)(b->size - b->synced), SYNC_FILE_RANGE_WRITE);
+    b->synced = b->size;
   }
 }
 
@@ -268,6 +276,7 @@ int hcs_image_blob_keep_fd(hcs_image_store_t *s, int src, const char *layer_diff
     }
     if (n == 0) break;
     b.size += (uint64_t)n;
+    b.synced = b.size;
   }
   /* the copy is checked, not the source: a file outside the store may
    * change between the importer's check and this copy */

@@ -132,9 +132,9 @@ struct hcs_image_blob_info {
 /* A blob being written: an unnamed file in the blob directory. */
 struct hcs_image_blob {
   int fd;
-  char *tmpname; /* without O_TMPFILE: a named temporary, swept after a kill */
-  uint64_t size;
-  bool failed; /* a write failed: the blob is not kept */
+  char *tmpname;         /* without O_TMPFILE: a named temporary, swept after a kill */
+  uint64_t size, synced; /* synced: bytes whose writeback was started */
+  bool failed;           /* a write failed: the blob is not kept */
 };
 /* gzip or zstd from a layer media type, else NONE. */
 HCS_INTERNAL hcs_layer_compression_t hcs_image_blob_compression(const char *media_type);
