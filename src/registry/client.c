@@ -338,8 +338,6 @@ static int perform(struct reg_client *c, const struct reg_request *rq, const cha
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
-  /* blobs: fewer callbacks (and pipe writes) than with 16 KiB reads */
-  if (rq->sink) curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L << 10);
   if (strcmp(rq->method, "HEAD") == 0) {
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
   } else if (rq->body_fd >= 0) {
