@@ -135,7 +135,9 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
                    .netns_sock = -1,
                    .fifo = fifo,
                    .fifo_fd = -1,
-                   .create_lock = lock};
+                   .create_lock = lock,
+                   .console = -1,
+                   .stdin_w = -1};
   if (hcs_security_prepare_saved(cs->cfg, &s.sec, NULL, store, err) < 0) return -1;
   /* v2: the device program is loaded here, once per process and rules, and
    * the monitor (a fork) attaches the inherited fd. */
@@ -146,12 +148,21 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
   bool want[3] = {init && init->pipe_in, init && init->pipe_out, init && init->pipe_err};
   int inherit[3] = {stdio ? stdio->in : -1, stdio ? stdio->out : -1, stdio ? stdio->err : -1};
   int ret = 0;
+  bool console = init && init->console;
   if (inherit[0] == HCS_STDIO_LOG) return hcs_error_make(err, EINVAL, "create `%s`: stdin cannot be the log", cs->id);
+  if (inherit[0] == HCS_STDIO_ATTACH && inherit[1] != HCS_STDIO_LOG)
+    return hcs_error_make(err, EINVAL, "create `%s`: an attachable stdin needs stdout to the log", cs->id);
+  if (inherit[0] == HCS_STDIO_ATTACH) {
+    inherit[0] = -1;
+    s.attach_stdin = !want[0] && !console;
+  }
   for (int i = 1; i < 3; i++)
     if (inherit[i] == HCS_STDIO_LOG) {
       inherit[i] = -1;
-      s.log[i - 1] = !want[i] && !(init && init->console);
+      s.log[i - 1] = !want[i] && !console;
     }
+  /* A console with a log: the monitor keeps it (logs it, serves attach). */
+  s.monitor_console = console && stdio && stdio->out == HCS_STDIO_LOG;
   for (int i = 0; i < 3; i++) {
     if (want[i] && !init->console && pipe2(pipes[i], O_CLOEXEC) < 0) ret = hcs_error_make(err, errno, "pipe");
     s.stdio[i] = pipes[i][0] >= 0 ? pipes[i][i == 0 ? 0 : 1] : inherit[i];
@@ -172,6 +183,7 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
       close(pipes[i][i == 0 ? 1 : 0]);
   }
   if (ret < 0) return -1;
+  if (cs->console >= 0 && s.monitor_console) close(cs->console), cs->console = -1; /* attach to reach it */
   if (cs->console >= 0) cs->stdio[0] = cs->stdio[1] = cs->stdio[2] = cs->console;
   /* The monitor sent state.json along with its answer. */
   if (!json_is_object(cs->state)) return hcs_system_load(cs, err);
@@ -422,6 +434,9 @@ static json_t *properties(hcs_system_t *cs, json_t *query, hcs_error_t *err) {
   json_t *o = json_pack("{s:s,s:s,s:s}", "Id", cs->id, "State", hcs_state_name(st), "SystemType", "Container");
   json_t *owner = json_object_get(cs->config, "Owner");
   if (json_is_string(owner)) json_object_set(o, "Owner", owner);
+  /* The document as created (docker inspect's Config): `hcs exec` starts
+   * from init's environment, user and working directory, as docker exec. */
+  if (wants(query, "Configuration")) json_object_set_new(o, "Configuration", json_deep_copy(cs->config));
   static const char *const copy[] = {"CreatedTime", "StartedTime", "Rootfs"};
   for (size_t i = 0; i < HCS_ARRAY_SIZE(copy); i++)
     if (json_object_get(cs->state, copy[i])) json_object_set(o, copy[i], json_object_get(cs->state, copy[i]));
@@ -601,6 +616,9 @@ int hcs_compute_delete(hcs_system_t *cs, bool force, hcs_error_t *err) {
    * monitor was killed first, so its clean-up is done here: whatever is
    * left in the cgroup (a process that joined it) dies, the cgroup goes. */
   cleanup_free char *exit_path = hcs_xasprintf("%s/exit.json", cs->dir);
+  /* A live monitor removes the cgroup after writing exit.json and the
+   * exited event: let it finish, so the id can be reused at once. */
+  if (hcs_path_exists(exit_path)) hcs_system_wait_monitor(cs, 5000);
   const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
   if (cg && cs->cgroup && !hcs_path_exists(exit_path)) {
     json_t *left = cg->pids(cs->cgroup, NULL);
