@@ -37,6 +37,8 @@ void reg_conf_free(struct reg_conf *conf) {
   for (size_t i = 0; i < conf->nsearch; i++)
     free(conf->search[i]);
   free(conf->search);
+  for (size_t i = 0; i < conf->npaths; i++)
+    free(conf->paths[i]);
   free(conf->paths);
   memset(conf, 0, sizeof *conf);
 }
