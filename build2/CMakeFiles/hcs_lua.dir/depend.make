@@ -1,2 +1,0 @@
-# Empty dependencies file for hcs_lua.
-# This may be replaced when dependencies are built.

@@ -1,2 +1,0 @@
-# Empty dependencies file for test_compute_v2.
-# This may be replaced when dependencies are built.
