@@ -355,6 +355,10 @@ static char *endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t *
   }
   /* The name and the host ports are claimed (claims.c) until the create
    * succeeds; a failure releases them. */
+  /* Before `held`: its clean-up reads them, and locals declared after it
+   * are out of scope by then. */
+  struct hcs_portmap pm[MAX_PORTMAPS];
+  size_t npm = 0;
   cleanup_ep_claims struct ep_claims held = {.net = net, .id = id};
   if (hcs_claims_ready(net, err) < 0 || claim_name(net, doc, id, err) < 0) return NULL;
   held.name = name;
@@ -376,8 +380,6 @@ static char *endpoint_create(hcs_net_t *net, const char *settings, hcs_error_t *
   }
   json_object_set_new(doc, "HostComputeNetwork", json_string(ni.id));
 
-  struct hcs_portmap pm[MAX_PORTMAPS];
-  size_t npm = 0;
   json_t *policies = json_object_get(doc, "Policies");
   if (policies && !json_is_array(policies)) {
     hcs_error_make(err, 0, "%s: Policies must be an array", what);
