@@ -11,6 +11,7 @@
 #include "hcs/registry.h"
 #include "hcs/net.h"
 #include "hcs/compute.h"
+#include "hcs/vm.h"
 #include "hcs/process.h"
 #include "hcs/events.h"
 #include "hcs/operation.h"
