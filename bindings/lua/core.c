@@ -11,7 +11,7 @@ static const struct {
     {"json", hcs_lua_open_json},       {"host", hcs_lua_open_host},           {"layer", hcs_lua_open_layer},
     {"net", hcs_lua_open_net},         {"image", hcs_lua_open_image},         {"fs", hcs_lua_open_fs},
     {"compute", hcs_lua_open_compute}, {"process", hcs_lua_open_process},     {"registry", hcs_lua_open_registry},
-    {"events", hcs_lua_open_events},   {"operation", hcs_lua_open_operation},
+    {"events", hcs_lua_open_events},   {"operation", hcs_lua_open_operation}, {"disk", hcs_lua_open_disk},
 };
 
 HCS_LUA_EXPORT int luaopen_hcs_core(lua_State *L) {

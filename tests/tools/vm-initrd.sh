@@ -13,7 +13,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/bin" "$tmp/proc" "$tmp/sys" "$tmp/dev" "$tmp/lib/modules" "$tmp/mnt"
 cp /bin/busybox "$tmp/bin/busybox"
-for m in virtio/virtio virtio/virtio_ring virtio/virtio_pci_legacy_dev virtio/virtio_pci_modern_dev \
+for m in virtio/virtio_ring virtio/virtio virtio/virtio_pci_legacy_dev virtio/virtio_pci_modern_dev \
          virtio/virtio_pci virtio/virtio_balloon block/virtio_blk acpi/button input/evdev; do
   f=$(find "$mods/drivers" -path "*/$m.ko*" | head -n 1)
   [ -n "$f" ] || { echo "vm-initrd: module $m not found under $mods" >&2; exit 1; }
@@ -29,8 +29,8 @@ cat > "$tmp/init" <<'INIT'
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-for m in virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_balloon virtio_blk button evdev; do
-  insmod /lib/modules/$m.ko 2>/dev/null
+for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_balloon virtio_blk button evdev; do
+  insmod /lib/modules/$m.ko 2>/dev/null || echo "HCS-VM-INSMOD-FAILED $m" > /dev/ttyS0
 done
 con=/dev/ttyS0
 mode=idle token=none
@@ -49,6 +49,10 @@ case $mode in
   counter)
     i=0
     while :; do echo "tick $i" > $con; i=$((i + 1)); sleep 0.2; done ;;
+  disk-*)
+    [ -b /dev/vda ] || echo "HCS-VM-NO-DISK $(ls /sys/block)" > $con ;;
+esac
+case $mode in
   disk-write)
     printf 'HCSDATA:%s:END' "$token" | dd of=/dev/vda bs=512 conv=sync,fsync 2>/dev/null
     sync

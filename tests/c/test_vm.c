@@ -1,0 +1,286 @@
+/* Virtual machine compute systems under TCG (label `vm`): a Debian kernel
+ * and a busybox initramfs (tests/tools/vm-initrd.sh) whose init writes to
+ * the serial console.  Bad documents; boot to the console marker; pause
+ * stops the guest's counter and resume continues it; save, delete and
+ * restore continue the counter; QEMU killed with SIGKILL ends Stopped with
+ * ExitType Killed; data written to a disk in one boot is read in the next;
+ * the ACPI power button shuts the guest down; nothing is left behind.  Few
+ * boots: CI has 2 cores for every VM test. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "hcs/hcs.h"
+#include "tap.h"
+
+static char root[] = "/tmp/hcs-test.XXXXXX";
+static char kernel[PATH_MAX], initrd[PATH_MAX], cgparent[64];
+
+static char *slurp(const char *path) {
+  char *s = NULL;
+  if (hcs_read_file(path, &s, NULL, NULL) < 0) return hcs_xstrdup("");
+  return s;
+}
+
+/* Wait (bounded generously: TCG on a loaded CI host) until the console
+ * file holds `needle` after byte `from`. */
+static bool wait_console(const char *path, const char *needle, size_t from) {
+  for (int i = 0; i < 1800; i++) {
+    cleanup_free char *s = slurp(path);
+    if (strlen(s) > from && strstr(s + from, needle)) return true;
+    usleep(100 * 1000);
+  }
+  return false;
+}
+
+/* The first and the last "tick N" on the console after byte `from`, -1
+ * if none (lines end in CRLF: the guest's tty). */
+static long tick_after(const char *path, size_t from, bool first) {
+  cleanup_free char *s = slurp(path);
+  long n = -1;
+  if (strlen(s) < from) return -1;
+  for (char *p = s + from; (p = strstr(p, "tick ")); p += 5) {
+    n = strtol(p + 5, NULL, 10);
+    if (first) break;
+  }
+  return n;
+}
+static long last_tick(const char *path) { return tick_after(path, 0, false); }
+
+/* Wait until the guest has counted to n (after byte `from`). */
+static bool wait_tick(const char *path, long n, size_t from) {
+  for (int i = 0; i < 1800; i++) {
+    if (tick_after(path, from, false) >= n) return true;
+    usleep(100 * 1000);
+  }
+  return false;
+}
+
+static char *vm_doc(const char *mode, const char *console, const char *disk, const char *extra) {
+  cleanup_free char *devices = disk ? hcs_xasprintf(",\"Scsi\":{\"0\":{\"Attachments\":{\"0\":{\"Type\":\"VirtualDisk\","
+                                                    "\"Path\":\"%s\"}}}}",
+                                                    disk)
+                                    : hcs_xstrdup("");
+  return hcs_xasprintf("{\"Owner\":\"vmtest\",\"SchemaVersion\":{\"Major\":2,\"Minor\":1},\"VirtualMachine\":{"
+                       "\"StopOnReset\":true,\"ComputeTopology\":{\"Memory\":{\"SizeInMB\":192},\"Processor\":{\"Count\":1}},"
+                       "\"Chipset\":{\"LinuxKernelDirect\":{\"KernelFilePath\":\"%s\",\"InitRdPath\":\"%s\","
+                       "\"KernelCmdLine\":\"console=ttyS0 quiet panic=-1 hcs.mode=%s\"}},"
+                       "\"Devices\":{\"ComPorts\":{\"0\":{\"Path\":\"%s\"}}%s}%s},"
+                       "\"Linux\":{\"CgroupParent\":\"%s\"}}",
+                       kernel, initrd, mode, console, devices, extra ? extra : "", cgparent);
+}
+
+static json_t *props(hcs_system_t *cs) {
+  hcs_error_t e = NULL;
+  cleanup_free char *p = hcs_compute_properties(cs, "{\"PropertyTypes\":[\"Statistics\"]}", &e);
+  hcs_error_release(&e);
+  return p ? json_loads(p, 0, NULL) : json_object();
+}
+
+static const char *prop_str(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+
+static void bad_documents(void) {
+  hcs_error_t e = NULL;
+  struct {
+    const char *what, *find, *replace, *want;
+  } cases[] = {
+      {"a missing kernel", kernel, "/nonexistent/vmlinuz", "`VirtualMachine.Chipset.LinuxKernelDirect.KernelFilePath`: `/nonexistent/vmlinuz` not found"},
+      {"memory 0", "\"SizeInMB\":192", "\"SizeInMB\":0", "`VirtualMachine.ComputeTopology.Memory.SizeInMB`: expected an integer from 16"},
+      {"an unknown field", "\"StopOnReset\"", "\"StopOnReboot\"", "`VirtualMachine.StopOnReboot`: unknown field"},
+      {"a disk not found", NULL, NULL, "`VirtualMachine.Devices.Scsi.0.Attachments.0.Path`: `/nonexistent/disk.img` not found"},
+      {"no kernel", "\"KernelFilePath\"", "\"KernelFilePat\"", "`VirtualMachine.Chipset.LinuxKernelDirect.KernelFilePat`: unknown field"},
+      {"Container and VirtualMachine", "\"Owner\"", "\"Container\":{},\"Owner\"", "`Container`: unknown field"},
+  };
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(cases); i++) {
+    cleanup_free char *doc = vm_doc("idle", "/tmp/x", cases[i].find ? NULL : "/nonexistent/disk.img", NULL);
+    if (cases[i].find) {
+      char *at = strstr(doc, cases[i].find);
+      char *nd = hcs_xasprintf("%.*s%s%s", (int)(at - doc), doc, cases[i].replace, at + strlen(cases[i].find));
+      free(doc);
+      doc = nd;
+    }
+    hcs_system_t *cs = hcs_compute_create(root, "bad", doc, NULL, &e);
+    ok(cs == NULL, "create refuses %s", cases[i].what);
+    has_substr(hcs_error_message(e), cases[i].want, "... saying %s", cases[i].want);
+    hcs_error_release(&e);
+    hcs_compute_close(cs);
+  }
+  cleanup_free char *list = hcs_compute_enumerate(root, NULL, &e);
+  is_str(list, "[]", "nothing was made by the refused documents");
+}
+
+static void counter_pause_save_restore(void) {
+  hcs_error_t e = NULL;
+  cleanup_free char *con = hcs_xasprintf("%s/counter.log", root), *save = hcs_xasprintf("%s/vm.state", root);
+  cleanup_free char *doc = vm_doc("counter", con, NULL, NULL);
+  hcs_system_t *cs = hcs_compute_create(root, "counter", doc, NULL, &e);
+  ok(cs != NULL, "create a VM: %s", cs ? "" : hcs_error_message(e));
+  if (cs == NULL) return;
+  json_t *p = props(cs);
+  is_str(prop_str(p, "State"), "Created", "a new VM is Created");
+  is_str(prop_str(p, "SystemType"), "VirtualMachine", "SystemType VirtualMachine");
+  json_decref(p);
+  cleanup_free char *list = hcs_compute_enumerate(root, NULL, &e);
+  has_substr(list, "\"SystemType\":\"VirtualMachine\"", "enumerate lists it as a VM");
+  ok(hcs_compute_start(cs, &e) == 0, "start");
+  ok(wait_console(con, "HCS-VM-BOOTED mode=counter", 0), "the guest boots to its init (console marker)");
+  ok(wait_tick(con, 2, 0), "the guest counts");
+
+  ok(hcs_compute_pause(cs, &e) == 0, "pause");
+  p = props(cs);
+  is_str(prop_str(p, "State"), "Paused", "Paused");
+  is_str(json_string_value(json_object_get(json_object_get(p, "VirtualMachine"), "RunState")), "paused",
+         "QEMU's run state is paused");
+  json_decref(p);
+  long before = last_tick(con);
+  sleep(2);
+  is_int(last_tick(con), before, "the counter stands still while paused");
+  ok(hcs_compute_resume(cs, &e) == 0, "resume");
+  ok(wait_tick(con, before + 2, 0), "the counter continues after resume");
+
+  ok(hcs_vm_save(cs, save, &e) == 0, "save: %s", e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  p = props(cs);
+  is_str(prop_str(p, "State"), "Paused", "a saved VM stays Paused");
+  json_decref(p);
+  long saved = last_tick(con);
+  struct stat st;
+  ok(stat(save, &st) == 0 && st.st_size > 1024 * 1024, "the saved state is written");
+  ok(hcs_compute_delete(cs, true, &e) == 0, "delete the saved VM");
+  hcs_compute_close(cs);
+  size_t mark = strlen(slurp(con));
+
+  cs = hcs_vm_restore(root, "restored", save, &e);
+  ok(cs != NULL, "restore into a new system: %s", cs ? "" : hcs_error_message(e));
+  hcs_error_release(&e);
+  if (cs == NULL) return;
+  p = props(cs);
+  is_str(prop_str(p, "State"), "Created", "the restored system is Created");
+  json_decref(p);
+  ok(hcs_compute_start(cs, &e) == 0, "start the restored system");
+  ok(wait_tick(con, saved + 1, mark), "the restored guest counts");
+  is_int(tick_after(con, mark, true), saved + 1, "... continuing where the saved one stopped");
+  cleanup_free char *all = slurp(con);
+  ok(strstr(all + mark, "HCS-VM-BOOTED") == NULL, "... without booting again");
+
+  /* QEMU killed from outside: the monitor records it. */
+  p = props(cs);
+  pid_t qemu = (pid_t)json_integer_value(json_object_get(p, "Pid"));
+  json_decref(p);
+  ok(qemu > 0 && kill(qemu, SIGKILL) == 0, "SIGKILL QEMU");
+  is_int(hcs_compute_wait(cs, 60000, &e), 1, "the system stops");
+  p = props(cs);
+  is_str(prop_str(p, "State"), "Stopped", "Stopped");
+  is_str(prop_str(p, "ExitType"), "Killed", "ExitType Killed");
+  is_int(json_integer_value(json_object_get(p, "ExitSignal")), 9, "ExitSignal 9");
+  json_decref(p);
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "/proc/%d", (int)qemu);
+  ok(access(path, F_OK) < 0, "QEMU is gone");
+  ok(hcs_compute_delete(cs, false, &e) == 0, "delete");
+  hcs_compute_close(cs);
+}
+
+static void disk_and_shutdown(void) {
+  hcs_error_t e = NULL;
+  cleanup_free char *con = hcs_xasprintf("%s/disk.log", root), *disk = hcs_xasprintf("%s/data.img", root);
+  int fd = open(disk, O_CREAT | O_WRONLY, 0600);
+  ok(fd >= 0 && ftruncate(fd, 1 << 20) == 0, "a 1 MiB raw disk");
+  close(fd);
+  char token[32];
+  snprintf(token, sizeof token, "t%ld", (long)time(NULL));
+  cleanup_free char *mode = hcs_xasprintf("disk-write hcs.token=%s", token);
+  cleanup_free char *doc = vm_doc(mode, con, disk, NULL);
+  hcs_system_t *cs = hcs_compute_create(root, "disk1", doc, NULL, &e);
+  ok(cs != NULL, "create a VM with a disk: %s", cs ? "" : hcs_error_message(e));
+  hcs_error_release(&e);
+  if (cs == NULL) return;
+  ok(hcs_compute_start(cs, &e) == 0, "start");
+  ok(wait_console(con, "HCS-DISK-WRITTEN", 0), "the guest wrote its disk");
+  ok(hcs_compute_shutdown(cs, 120000, &e) == 0, "shutdown");
+  json_t *p = props(cs);
+  is_str(prop_str(p, "ExitType"), "Shutdown", "ExitType Shutdown");
+  is_int(json_integer_value(json_object_get(p, "ExitCode")), 0, "QEMU exited 0 (the guest powered off)");
+  json_decref(p);
+  ok(wait_console(con, "HCS-VM-POWERBUTTON", 0), "the guest saw the ACPI power button");
+  hcs_compute_delete(cs, false, &e);
+  hcs_compute_close(cs);
+
+  size_t mark = strlen(slurp(con));
+  doc = (free(doc), vm_doc("disk-read", con, disk, NULL));
+  cs = hcs_compute_create(root, "disk2", doc, NULL, &e);
+  ok(cs != NULL && hcs_compute_start(cs, &e) == 0, "boot again with the same disk");
+  cleanup_free char *want = hcs_xasprintf("HCS-DISK-READ HCSDATA:%s:END", token);
+  ok(wait_console(con, want, mark), "the data written in the first boot is read in the second");
+  if (cs) {
+    ok(hcs_compute_terminate(cs, &e) == 0, "terminate");
+    json_t *q = props(cs);
+    is_str(prop_str(q, "ExitType"), "Terminated", "ExitType Terminated");
+    json_decref(q);
+    hcs_compute_delete(cs, false, &e);
+    hcs_compute_close(cs);
+  }
+  hcs_error_release(&e);
+}
+
+static void nothing_left(void) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/run/compute", root);
+  int n = 0;
+  DIR *d = opendir(path);
+  struct dirent *de;
+  while (d && (de = readdir(d)))
+    if (de->d_name[0] != '.') n++;
+  if (d) closedir(d);
+  is_int(n, 0, "no system state is left");
+  int cg = 0;
+  glob_t g;
+  for (int k = 0; k < 2; k++) {
+    snprintf(path, sizeof path, "/sys/fs/cgroup/%s%s/*", k ? "" : "*/", cgparent);
+    if (glob(path, GLOB_ONLYDIR, NULL, &g) != 0) continue;
+    struct stat st;
+    for (size_t i = 0; i < g.gl_pathc; i++)
+      if (stat(g.gl_pathv[i], &st) == 0 && S_ISDIR(st.st_mode)) cg++;
+    globfree(&g);
+  }
+  ok(!cg, "no VM cgroup is left under %s", cgparent);
+  char cmd[PATH_MAX + 64];
+  /* [q]: the pattern must not match the shell that runs pgrep. */
+  snprintf(cmd, sizeof cmd, "pgrep -f '[q]emu-system.*%s' >/dev/null", root);
+  ok(system(cmd) != 0, "no QEMU process of this root is left");
+}
+
+int main(void) {
+  glob_t g;
+  if (glob("/boot/vmlinuz-*", 0, NULL, &g) != 0 || system("command -v qemu-system-x86_64 >/dev/null") != 0) {
+    printf("1..0 # SKIP no kernel in /boot or no QEMU (scripts/bootstrap installs them)\n");
+    return 0;
+  }
+  snprintf(kernel, sizeof kernel, "%s", g.gl_pathv[g.gl_pathc - 1]);
+  globfree(&g);
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  if (mkdtemp(root) == NULL) return 1;
+  setenv("HCS_VM_ACCEL", "tcg", 1);
+  snprintf(cgparent, sizeof cgparent, "hcs-test-vm-%d", (int)getpid());
+  snprintf(initrd, sizeof initrd, "%s/initrd.gz", root);
+  const char *src = getenv("HCS_SOURCE_DIR");
+  char cmd[PATH_MAX * 2];
+  snprintf(cmd, sizeof cmd, "%s/tests/tools/vm-initrd.sh %s", src ? src : ".", initrd);
+  ok(system(cmd) == 0, "build the test initramfs");
+  bad_documents();
+  counter_pause_save_restore();
+  disk_and_shutdown();
+  nothing_left();
+  /* The parent cgroups the tests made. */
+  snprintf(cmd, sizeof cmd, "for d in /sys/fs/cgroup/*/%s /sys/fs/cgroup/%s; do [ -d \"$d\" ] && rmdir \"$d\"; done; "
+                            "rm -rf %s", cgparent, cgparent, root);
+  if (system(cmd) < 0) return 1;
+  return tap_done();
+}
