@@ -649,6 +649,8 @@ int hcs_compute_delete(hcs_system_t *cs, bool force, hcs_error_t *err) {
     json_decref(left);
     if (cg->destroy(cs->cgroup, err) < 0) return hcs_error_wrap(err, "delete `%s`", cs->id);
   }
+  /* A VM whose monitor was killed: its taps go too. */
+  if (!hcs_path_exists(exit_path) && hcs_system_is_vm(cs)) hcs_vm_remove_taps(cs->state);
   /* A killed monitor's exit is noted (its event written) before the
    * record goes. */
   json_decref(hcs_system_exit(cs));

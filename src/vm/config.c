@@ -218,6 +218,7 @@ void hcs_vm_config_free(hcs_vm_config_t *c) {
     free(c->nics[i].name);
     free(c->nics[i].endpoint);
     free(c->nics[i].mac);
+    free(c->nics[i].ip_param);
   }
   free(c->nics);
   free(c->com_file);

@@ -47,6 +47,11 @@ static char *qemu_said(const char *dir) {
   return steal_ptr(text);
 }
 
+static void remove_taps(const hcs_vm_config_t *c) {
+  for (size_t i = 0; i < c->n_nics; i++)
+    if (c->nics[i].tap[0]) hcs_net_tap_remove(c->nics[i].tap, NULL);
+}
+
 static void remove_vm_files(hcs_system_t *cs) {
   static const char *const names[] = {"qmp.sock", "agent.sock", "OVMF_VARS.fd"};
   char path[4096];
@@ -78,6 +83,7 @@ static void record_exit(vm_launch_t *l, int status) {
     l->cg->destroy(cs->cgroup, NULL);
   }
   remove_vm_files(cs);
+  remove_taps(l->c);
   cleanup_free char *now = hcs_now_rfc3339();
   cleanup_json json_t *e = json_pack("{s:i,s:s,s:s,s:I}", "ExitCode", code, "ExitType", type, "FinishedTime", now,
                                      "OomKillCount", (json_int_t)(ooms > 0 ? ooms : 0));
@@ -176,6 +182,12 @@ static int write_state(vm_launch_t *l, pid_t pid, hcs_error_t *err) {
       "CgroupDriver", l->cg ? l->cg->name : "none", "Started", 0, "CreatedTime", now, "Accelerator", l->accel,
       "MemorySizeInMB", (json_int_t)l->c->memory_mb, "ProcessorCount", (json_int_t)l->c->cpus);
   if (l->c->restore) json_object_set_new(st, "RestoredFrom", json_string(l->c->restore));
+  if (l->c->n_nics) {
+    json_t *taps = json_array();
+    for (size_t i = 0; i < l->c->n_nics; i++)
+      json_array_append_new(taps, json_string(l->c->nics[i].tap));
+    json_object_set_new(st, "Taps", taps);
+  }
   cleanup_free char *path = hcs_xasprintf("%s/state.json", cs->dir);
   if (hcs_state_write_json(path, st, err) < 0) return -1;
   if (l->create_lock >= 0) close(l->create_lock), l->create_lock = -1;
@@ -228,6 +240,7 @@ static __attribute__((noreturn)) void run_monitor(vm_launch_t *l) {
    * directory once it reads the error). */
   if (l->cg) l->cg->destroy(cs->cgroup, NULL);
   remove_vm_files(cs);
+  remove_taps(l->c);
   send_error(l->sock, &err);
   _exit(1);
 running:

@@ -97,7 +97,17 @@ char **hcs_qemu_argv(const hcs_vm_config_t *c, const char *id, const char *dir, 
     add(&a, hcs_xstrdup(c->kernel));
     if (c->initrd) ADD(&a, "-initrd"), add(&a, hcs_xstrdup(c->initrd));
     ADD(&a, "-append");
-    add(&a, hcs_xstrdup(c->cmdline ? c->cmdline : ""));
+    /* The first adapter's address for the guest (`ip=`). */
+    const char *ip = c->n_nics ? c->nics[0].ip_param : NULL;
+    ADD(&a, "%s%s%s", c->cmdline ? c->cmdline : "", ip && c->cmdline ? " " : "", ip ? ip : "");
+  }
+  for (size_t i = 0; i < c->n_nics; i++) {
+    const hcs_vm_nic_t *n = &c->nics[i];
+    ADD(&a, "-netdev");
+    ADD(&a, "tap,id=net-%s,ifname=%s,script=no,downscript=no", n->name, n->tap);
+    ADD(&a, "-device");
+    ADD(&a, "virtio-net-pci,netdev=net-%s,id=dev-net-%s%s%s", n->name, n->name, n->mac ? ",mac=" : "",
+        n->mac ? n->mac : "");
   }
   if (c->uefi) {
     ADD(&a, "-drive");

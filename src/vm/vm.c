@@ -104,6 +104,13 @@ int hcs_vm_prepare_document(json_t *doc, hcs_error_t *err) {
   return 0;
 }
 
+void hcs_vm_remove_taps(json_t *state) {
+  json_t *t;
+  size_t i;
+  json_array_foreach(json_object_get(state, "Taps"), i, t) if (json_is_string(t))
+      hcs_net_tap_remove(json_string_value(t), NULL);
+}
+
 /* --- create, start, shutdown, pause, resume ---------------------------------- */
 
 int hcs_vm_create(hcs_system_t *cs, json_t *doc, hcs_vm_config_t *c, int create_lock, hcs_error_t *err) {
@@ -117,7 +124,18 @@ int hcs_vm_create(hcs_system_t *cs, json_t *doc, hcs_vm_config_t *c, int create_
         hcs_write_file(vars, data, len, err) < 0)
       return hcs_error_wrap(err, "create `%s`: UEFI variables", cs->id);
   }
-  if (hcs_vm_launch(cs, c, create_lock, err) < 0) return -1;
+  for (size_t i = 0; i < c->n_nics; i++)
+    if (hcs_net_vm_adapter(cs->root, c->nics[i].endpoint, cs->id, &c->nics[i], err) < 0) {
+      for (size_t k = 0; k < i; k++)
+        hcs_net_tap_remove(c->nics[k].tap, NULL);
+      return hcs_error_wrap(err, "create `%s`", cs->id);
+    }
+  if (hcs_vm_launch(cs, c, create_lock, err) < 0) {
+    /* The monitor removed them if it ran; a failed fork leaves them here. */
+    for (size_t i = 0; i < c->n_nics; i++)
+      hcs_net_tap_remove(c->nics[i].tap, NULL);
+    return -1;
+  }
   cs->pid = (pid_t)json_integer_value(json_object_get(cs->state, "Pid"));
   cs->monitor_pid = (pid_t)json_integer_value(json_object_get(cs->state, "MonitorPid"));
   return 0;

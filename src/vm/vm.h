@@ -26,6 +26,8 @@ typedef struct {
   char *name;
   char *endpoint;
   char *mac;
+  char tap[16];   /* made at create (src/net/tap.c) */
+  char *ip_param; /* "ip=ADDR::GW:MASK::eth0:off" for the kernel command line */
 } hcs_vm_nic_t;
 
 typedef struct {
@@ -54,6 +56,18 @@ HCS_INTERNAL int hcs_vm_disk_parse(json_t *v, const char *path, const char *name
 HCS_INTERNAL int hcs_vm_share_parse(json_t *v, const char *path, hcs_vm_share_t *s, hcs_error_t *err);
 HCS_INTERNAL void hcs_vm_disk_clear(hcs_vm_disk_t *d);
 HCS_INTERNAL void hcs_vm_share_clear(hcs_vm_share_t *s);
+
+/* --- network adapters (src/net/tap.c) ------------------------------------- */
+/* The tap for endpoint `ref` (id or name) of the state root's network
+ * store, on its network's bridge: fills nic->tap, ip_param and (unless
+ * set) mac.  Refuses an endpoint attached to a namespace or used by a VM. */
+HCS_INTERNAL int hcs_net_vm_adapter(const char *root, const char *ref, const char *vm_id, hcs_vm_nic_t *nic,
+                                    hcs_error_t *err);
+HCS_INTERNAL void hcs_net_tap_name(const char *endpoint_id, char out[16]);
+HCS_INTERNAL int hcs_net_tap_remove(const char *name, hcs_error_t *err);
+/* Remove the taps a VM's state.json lists (its monitor's clean-up, or
+ * delete's when the monitor was killed). */
+HCS_INTERNAL void hcs_vm_remove_taps(json_t *state);
 
 /* --- QMP, JSON over the unix socket (qmp.c) -------------------------------- */
 typedef struct hcs_qmp_s hcs_qmp_t;
