@@ -106,8 +106,11 @@ char **hcs_qemu_argv(const hcs_vm_config_t *c, const char *id, const char *dir, 
     ADD(&a, "-netdev");
     ADD(&a, "tap,id=net-%s,ifname=%s,script=no,downscript=no", n->name, n->tap);
     ADD(&a, "-device");
-    ADD(&a, "virtio-net-pci,netdev=net-%s,id=dev-net-%s%s%s", n->name, n->name, n->mac ? ",mac=" : "",
-        n->mac ? n->mac : "");
+    /* HNS writes MACs with dashes; QEMU takes colons. */
+    cleanup_free char *mac = n->mac ? hcs_xstrdup(n->mac) : NULL;
+    for (char *p = mac; p && *p; p++)
+      if (*p == '-') *p = ':';
+    ADD(&a, "virtio-net-pci,netdev=net-%s,id=dev-net-%s%s%s", n->name, n->name, mac ? ",mac=" : "", mac ? mac : "");
   }
   if (c->uefi) {
     ADD(&a, "-drive");

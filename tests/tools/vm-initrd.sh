@@ -3,7 +3,8 @@
 # busybox-static, the virtio/ACPI modules of the installed kernel, and an
 # /init that reports on the serial console (ttyS0) and does what
 # `hcs.mode=` on the kernel command line asks: counter (a tick every 0.2 s),
-# disk-write / disk-read (a token in the first sector of /dev/vda), idle.
+# disk-write / disk-read (a token in the first sector of /dev/vda), http
+# (busybox httpd on port 80 serving the token), idle.  `ip=` configures eth0.
 # The ACPI power button powers the guest off.  Usage: vm-initrd.sh OUT [KVER]
 set -eu
 out=$1
@@ -14,8 +15,9 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/bin" "$tmp/proc" "$tmp/sys" "$tmp/dev" "$tmp/lib/modules" "$tmp/mnt"
 cp /bin/busybox "$tmp/bin/busybox"
 for m in virtio/virtio_ring virtio/virtio virtio/virtio_pci_legacy_dev virtio/virtio_pci_modern_dev \
-         virtio/virtio_pci virtio/virtio_balloon block/virtio_blk acpi/button input/evdev; do
-  f=$(find "$mods/drivers" -path "*/$m.ko*" | head -n 1)
+         virtio/virtio_pci virtio/virtio_balloon block/virtio_blk acpi/button input/evdev \
+         net/core/failover net/net_failover net/virtio_net; do
+  f=$(find "$mods" -path "*/$m.ko*" | head -n 1)
   [ -n "$f" ] || { echo "vm-initrd: module $m not found under $mods" >&2; exit 1; }
   case $f in
     *.xz) xz -dc "$f" > "$tmp/lib/modules/$(basename "$m").ko" ;;
@@ -29,14 +31,24 @@ cat > "$tmp/init" <<'INIT'
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_balloon virtio_blk button evdev; do
+for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_balloon virtio_blk button evdev \
+         failover net_failover virtio_net; do
   insmod /lib/modules/$m.ko 2>/dev/null || echo "HCS-VM-INSMOD-FAILED $m" > /dev/ttyS0
 done
 con=/dev/ttyS0
 mode=idle token=none
 for w in $(cat /proc/cmdline); do
-  case $w in hcs.mode=*) mode=${w#hcs.mode=} ;; hcs.token=*) token=${w#hcs.token=} ;; esac
+  case $w in hcs.mode=*) mode=${w#hcs.mode=} ;; hcs.token=*) token=${w#hcs.token=} ;; ip=*) ipconf=${w#ip=} ;; esac
 done
+# ip=ADDR::GW:MASK::eth0:off (hcs puts the endpoint's address there).
+if [ -n "${ipconf:-}" ]; then
+  IFS=: read -r addr _ gw mask _ dev _ <<EOIP
+$ipconf
+EOIP
+  ifconfig lo up
+  ifconfig "$dev" "$addr" netmask "$mask" up
+  [ -n "$gw" ] && route add default gw "$gw"
+fi
 pb=
 for e in /sys/class/input/event*; do
   grep -q "Power Button" "$e/device/name" 2>/dev/null && pb=/dev/input/${e##*/}
@@ -57,6 +69,11 @@ case $mode in
     printf 'HCSDATA:%s:END' "$token" | dd of=/dev/vda bs=512 conv=sync,fsync 2>/dev/null
     sync
     echo "HCS-DISK-WRITTEN" > $con ;;
+  http)
+    mkdir -p /www
+    echo "hcs-vm-web $token" > /www/index.html
+    httpd -p 80 -h /www
+    echo "HCS-HTTP-READY $(ifconfig eth0 | grep 'inet addr')" > $con ;;
   disk-read)
     echo "HCS-DISK-READ $(dd if=/dev/vda bs=512 count=1 2>/dev/null | tr -d '\000')" > $con ;;
 esac
