@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "vm/vm.h"
 #include "hcs/hcs.h"
 #include "tap.h"
 
@@ -230,8 +231,11 @@ static void disk_and_shutdown(void) {
   hcs_error_release(&e);
 }
 
-static void web_checks(hcs_system_t *cs, const char *doc2, const char *con, int port) {
+static void web_checks(hcs_system_t *cs, const char *doc2, const char *con, int port, const char *tap) {
   hcs_error_t e = NULL;
+  char cmd0[128];
+  snprintf(cmd0, sizeof cmd0, "ip link show %s >/dev/null 2>&1", tap);
+  ok(system(cmd0) == 0, "the VM has its tap %s", tap);
   cleanup_free char *other = hcs_xstrdup(doc2);
   hcs_system_t *two = hcs_compute_create(root, "web2", other, NULL, &e);
   ok(two == NULL, "a second VM on the same endpoint is refused");
@@ -268,7 +272,7 @@ static void web_checks(hcs_system_t *cs, const char *doc2, const char *con, int 
   ok(hcs_compute_terminate(cs, &e) == 0, "terminate");
   ok(hcs_compute_delete(cs, false, &e) == 0, "delete");
   hcs_compute_close(cs);
-  ok(system("ip -o link show | grep -q ' hcst'") != 0, "its tap is gone");
+  ok(system(cmd0) != 0, "its tap is gone");
 }
 
 /* A VM adapter on an hcs NAT network: the endpoint's port mapping reaches
@@ -295,7 +299,11 @@ static void network(void) {
   ok(cs != NULL, "create a VM on the endpoint: %s", cs ? "" : hcs_error_message(e));
   hcs_error_release(&e);
   if (cs == NULL) goto out;
-  web_checks(cs, doc2, con, port);
+  json_t *epj = json_loads(ep, 0, NULL);
+  char tap[16];
+  hcs_net_tap_name(json_string_value(json_object_get(epj, "Id")), tap);
+  json_decref(epj);
+  web_checks(cs, doc2, con, port, tap);
 out:
   hcs_error_release(&e);
   ok(hcs_net_network_delete(net, "vmnat", true, &e) == 0, "remove the network");
