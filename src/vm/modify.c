@@ -1,5 +1,5 @@
-/* Live changes of a VM: the memory balloon ({"Memory": {"SizeInMB": N}})
- * and hot-plug of a disk or a Plan9 share (hcsshim's ModifySettingRequest:
+/* Live changes of a VM: the memory balloon ({"Memory": {"SizeInMB": N}}),
+ * hot-plug of a disk, removal of a Plan9 share (hcsshim's ModifySettingRequest:
  * {"ResourcePath": "VirtualMachine/Devices/Scsi/0/Attachments/1" or
  * "VirtualMachine/Devices/Plan9/Shares", "RequestType": "Add"|"Remove",
  * "Settings": {...}}).  config.json follows, so a save carries the devices
@@ -116,7 +116,7 @@ static int share_change(hcs_qmp_t *q, json_t *doc, bool add, json_t *settings, h
   size_t i, found = (size_t)-1;
   json_t *e;
   json_array_foreach(shares, i, e) if (strcmp(json_string_value(json_object_get(e, "Name")) ?: "", name) == 0) found = i;
-  cleanup_free char *dev = hcs_xasprintf("dev-fs-%s", name), *fsid = hcs_xasprintf("fs-%s", name);
+  cleanup_free char *dev = hcs_xasprintf("dev-fs-%s", name);
   if (!add) {
     if (found == (size_t)-1) return hcs_error_make(err, ENOENT, "no Plan9 share `%s`", name);
     json_t *r = hcs_qmp_execute(q, "device_del", json_pack("{s:s}", "id", dev), -1, err);
@@ -127,29 +127,12 @@ static int share_change(hcs_qmp_t *q, json_t *doc, bool add, json_t *settings, h
     json_array_remove(shares, found);
     return 0;
   }
-  if (found != (size_t)-1) return hcs_error_make(err, EEXIST, "a Plan9 share `%s` exists", name);
-  hcs_vm_share_t s = {0};
-  if (hcs_vm_share_parse(settings, "Settings", &s, err) < 0) {
-    hcs_vm_share_clear(&s);
-    return -1;
-  }
-  /* fsdev_add is not in QMP: the human monitor command, through QMP. */
-  cleanup_free char *line = hcs_xasprintf("fsdev_add local,id=%s,path=%s,security_model=none%s", fsid, s.host_path,
-                                          s.read_only ? ",readonly=on" : "");
-  hcs_vm_share_clear(&s);
-  json_t *r = hcs_qmp_execute(q, "human-monitor-command", json_pack("{s:s}", "command-line", line), -1, err);
-  if (r == NULL) return -1;
-  bool said = json_is_string(r) && json_string_length(r) > 0;
-  cleanup_free char *msg = said ? hcs_xstrdup(json_string_value(r)) : NULL;
-  json_decref(r);
-  if (said && strstr(msg, "fsdev_add")) return hcs_error_make(err, EIO, "add share `%s`: %s", name, msg);
-  r = hcs_qmp_execute(q, "device_add",
-                      json_pack("{s:s,s:s,s:s,s:s}", "driver", "virtio-9p-pci", "fsdev", fsid, "mount_tag", name, "id", dev),
-                      -1, err);
-  if (r == NULL) return -1;
-  json_decref(r);
-  json_array_append(shares, settings);
-  return 0;
+  /* QEMU (7.2) creates a 9p export's fsdev only from its command line:
+   * there is no fsdev_add, so a share cannot be added to a running VM. */
+  return hcs_error_make(err, ENOTSUP,
+                        "add Plan9 share `%s`: QEMU cannot add a 9p export to a running VM; give it in the "
+                        "document's Devices.Plan9.Shares at create",
+                        name);
 }
 
 static int resource_change(hcs_system_t *cs, hcs_qmp_t *q, json_t *req, json_t *doc, hcs_error_t *err) {

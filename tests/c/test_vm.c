@@ -117,6 +117,58 @@ static void bad_documents(void) {
   is_str(list, "[]", "nothing was made by the refused documents");
 }
 
+/* The balloon, and hot-plug of a disk and a Plan9 share (added, recorded
+ * in config.json, removed once the guest let go). */
+static void modify_checks(hcs_system_t *cs) {
+  hcs_error_t e = NULL;
+  ok(hcs_compute_modify(cs, "{\"Memory\":{\"SizeInMB\":128}}", &e) == 0, "modify: balloon to 128 MB: %s",
+     e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  long long actual = 0;
+  for (int i = 0; i < 600 && actual != 128LL << 20; i++) {
+    json_t *p = props(cs);
+    actual = json_integer_value(json_object_get(json_object_get(p, "VirtualMachine"), "BalloonBytes"));
+    json_decref(p);
+    if (actual != 128LL << 20) usleep(100 * 1000);
+  }
+  is_int(actual, 128LL << 20, "the guest gave the memory back (BalloonBytes)");
+  ok(hcs_compute_modify(cs, "{\"Memory\":{\"SizeInMB\":4096}}", &e) < 0, "a balloon above the VM's memory is refused");
+  has_substr(hcs_error_message(e), "`Memory.SizeInMB`", "... naming the field");
+  hcs_error_release(&e);
+  cleanup_free char *disk = hcs_xasprintf("%s/hot.img", root);
+  int fd = open(disk, O_CREAT | O_WRONLY, 0600);
+  if (fd >= 0) close(fd);
+  ok(truncate(disk, 1 << 20) == 0, "a disk to hot-add");
+  cleanup_free char *add = hcs_xasprintf("{\"ResourcePath\":\"VirtualMachine/Devices/Scsi/0/Attachments/1\","
+                                         "\"RequestType\":\"Add\",\"Settings\":{\"Type\":\"VirtualDisk\",\"Path\":\"%s\"}}",
+                                         disk);
+  ok(hcs_compute_modify(cs, add, &e) == 0, "hot-add a disk: %s", e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/run/compute/%s/config.json", root, hcs_compute_id(cs));
+  cleanup_free char *cfg = slurp(path);
+  has_substr(cfg, disk, "config.json records the disk");
+  ok(hcs_compute_modify(cs, add, &e) < 0, "adding it twice is refused");
+  hcs_error_release(&e);
+  ok(hcs_compute_modify(cs, "{\"ResourcePath\":\"VirtualMachine/Devices/Scsi/0/Attachments/1\",\"RequestType\":\"Remove\"}",
+                        &e) == 0,
+     "hot-remove it: %s", e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  cleanup_free char *cfg2 = slurp(path);
+  ok(strstr(cfg2, disk) == NULL, "config.json forgets it");
+  cleanup_free char *share = hcs_xasprintf("{\"ResourcePath\":\"VirtualMachine/Devices/Plan9/Shares\",\"RequestType\":"
+                                           "\"Add\",\"Settings\":{\"Name\":\"hostshare\",\"Path\":\"%s\",\"ReadOnly\":true}}",
+                                           root);
+  ok(hcs_compute_modify(cs, share, &e) < 0, "hot-adding a Plan9 share is refused (QEMU has no fsdev_add)");
+  has_substr(hcs_error_message(e), "give it in the document's Devices.Plan9.Shares at create", "... saying so");
+  hcs_error_release(&e);
+  ok(hcs_compute_modify(cs, "{\"ResourcePath\":\"VirtualMachine/Devices/Nope\",\"RequestType\":\"Add\",\"Settings\":{}}",
+                        &e) < 0,
+     "an unknown resource path is refused");
+  has_substr(hcs_error_message(e), "`ResourcePath`", "... naming the field");
+  hcs_error_release(&e);
+}
+
 static void counter_pause_save_restore(void) {
   hcs_error_t e = NULL;
   cleanup_free char *con = hcs_xasprintf("%s/counter.log", root), *save = hcs_xasprintf("%s/vm.state", root);
@@ -145,6 +197,8 @@ static void counter_pause_save_restore(void) {
   is_int(last_tick(con), before, "the counter stands still while paused");
   ok(hcs_compute_resume(cs, &e) == 0, "resume");
   ok(wait_tick(con, before + 2, 0), "the counter continues after resume");
+
+  modify_checks(cs);
 
   ok(hcs_vm_save(cs, save, &e) == 0, "save: %s", e ? hcs_error_message(e) : "");
   hcs_error_release(&e);
