@@ -207,7 +207,7 @@ static int migrate_to(hcs_qmp_t *q, int fd, hcs_error_t *err) {
   r = hcs_qmp_execute(q, "migrate", json_pack("{s:s}", "uri", "fd:hcs-save"), -1, err);
   if (r == NULL) return -1;
   json_decref(r);
-  for (int delay = 1;; delay = delay < 20 ? delay * 2 : 20) {
+  for (int delay = 1;; delay = delay < 4 ? delay * 2 : 4) {
     r = hcs_qmp_execute(q, "query-migrate", NULL, -1, err);
     if (r == NULL) return -1;
     const char *status = json_string_value(json_object_get(r, "status"));

@@ -392,7 +392,29 @@ static void nothing_left(void) {
   ok(system(cmd) != 0, "no QEMU process of this root is left");
 }
 
-/* `test_vm [SECTION...]` runs only those sections (bad, counter, disk, network). */
+/* The accelerator probe: a kernel booted under KVM for real (it hangs on
+ * nested hosts), cached in the run root with its reason; HCS_VM_ACCEL
+ * overrides. */
+static void accel(void) {
+  cleanup_free char *rr = hcs_xasprintf("%s/accel-run", root), *cache = hcs_xasprintf("%s/vm-accel", rr);
+  unsetenv("HCS_VM_ACCEL");
+  const char *a = hcs_vm_accel_probe(rr, kernel);
+  ok(a && (strcmp(a, "kvm") == 0 || strcmp(a, "tcg") == 0), "the probe picks kvm or tcg: %s", a ? a : "(null)");
+  cleanup_free char *text = slurp(cache);
+  ok(a && strncmp(text, a, 3) == 0 && strlen(text) > 4, "... cached with its reason: %s", text);
+  char *why = NULL;
+  const char *again = hcs_vm_accel(rr, &why);
+  ok(again && a && strcmp(again, a) == 0, "the cached answer is used");
+  free(why);
+  setenv("HCS_VM_ACCEL", strcmp(a ? a : "", "kvm") == 0 ? "tcg" : "kvm", 1);
+  again = hcs_vm_accel(rr, &why);
+  ok(again && a && strcmp(again, a) != 0, "HCS_VM_ACCEL overrides it");
+  is_str(why, "HCS_VM_ACCEL", "... and says so");
+  free(why);
+  setenv("HCS_VM_ACCEL", "tcg", 1);
+}
+
+/* `test_vm [SECTION...]` runs only those sections (bad, accel, counter, disk, network). */
 static int n_only;
 static char **only;
 static bool want(const char *name) {
@@ -422,6 +444,7 @@ int main(int argc, char **argv) {
   snprintf(cmd, sizeof cmd, "%s/tests/tools/vm-initrd.sh %s", src ? src : ".", initrd);
   ok(system(cmd) == 0, "build the test initramfs");
   if (want("bad")) bad_documents();
+  if (want("accel")) accel();
   if (want("counter")) counter_pause_save_restore();
   if (want("disk")) disk_and_shutdown();
   if (want("network")) network();
