@@ -210,8 +210,7 @@ hcs_state_t hcs_system_state(hcs_system_t *cs) {
 int hcs_system_prepare(hcs_system_t *cs, hcs_error_t *err) {
   if (cs->sec_ready) return 0;
   if (hcs_system_is_vm(cs))
-    return hcs_error_make(err, ENOTSUP, "`%s` is a virtual machine: its processes run through the guest agent",
-                          cs->id);
+    return hcs_error_make(err, ENOTSUP, "`%s` is a virtual machine: its processes run through the guest agent", cs->id);
   if (cs->cfg == NULL) {
     cs->cfg = hcs_config_parse(cs->config, cs->run_root, err);
     if (cs->cfg == NULL) return hcs_error_wrap(err, "configuration of `%s`", cs->id);
@@ -278,7 +277,7 @@ void hcs_system_remove_run_files(hcs_system_t *cs) {
  * a directory walk; "lock" is left by older versions), then the walk for
  * anything else. */
 int hcs_system_remove_dir(const char *dir, hcs_error_t *err) {
-  static const char *const names[] = {"config.json", "state.json",  "exit.json",   "lock",     "exec.fifo",
+  static const char *const names[] = {"config.json", "state.json",  "exit.json",   "lock",        "exec.fifo",
                                       "exit-type",   "seccomp.bpf", "stdout.fifo", "stderr.fifo", "ctr.log",
                                       "exit-event",  "qemu.log",    "qmp.sock",    "agent.sock"};
   char path[PATH_MAX];

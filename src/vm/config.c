@@ -303,8 +303,8 @@ static int parse_devices(hcs_vm_config_t *c, json_t *dev, hcs_error_t *err) {
     const char *f = c->com_file ? c->com_file : c->com_socket;
     if (f == NULL || (c->com_file && c->com_socket)) return bad(err, p, "one of Path or NamedPipe", NULL);
     if (f[0] != '/' || strchr(f, ','))
-      return hcs_error_make(err, 0, "invalid configuration: `%s`: expected an absolute path without a comma, got \"%s\"",
-                            p, f);
+      return hcs_error_make(err, 0,
+                            "invalid configuration: `%s`: expected an absolute path without a comma, got \"%s\"", p, f);
   }
   return 0;
 }
@@ -329,7 +329,7 @@ hcs_vm_config_t *hcs_vm_config_parse(json_t *doc, hcs_error_t *err) {
   c->memory_mb = 256;
   c->cpus = 1;
   json_t *vm, *chip = NULL, *lkd = NULL, *uefi = NULL, *topo = NULL, *mem = NULL, *cpu = NULL, *dev = NULL,
-             *restore = NULL, *lx = NULL, *sv = member(doc, "SchemaVersion");
+              *restore = NULL, *lx = NULL, *sv = member(doc, "SchemaVersion");
   const char *V = "VirtualMachine";
   if (check_keys(doc, "", top, err) < 0 || get_str(doc, "", "Owner", &c->owner, err) < 0) goto fail;
   if (sv && (!json_is_object(sv) || json_integer_value(json_object_get(sv, "Major")) != 2)) {
@@ -342,8 +342,10 @@ hcs_vm_config_t *hcs_vm_config_parse(json_t *doc, hcs_error_t *err) {
     goto fail;
   }
   if (check_keys(vm, V, vm_keys, err) < 0 || get_bool(vm, V, "StopOnReset", &c->stop_on_reset, err) < 0 ||
-      get_obj(vm, V, "Chipset", &chip, chip_keys, err) < 0 || get_obj(vm, V, "ComputeTopology", &topo, topo_keys, err) < 0 ||
-      get_obj(vm, V, "Devices", &dev, dev_keys, err) < 0 || get_obj(vm, V, "RestoreState", &restore, restore_keys, err) < 0)
+      get_obj(vm, V, "Chipset", &chip, chip_keys, err) < 0 ||
+      get_obj(vm, V, "ComputeTopology", &topo, topo_keys, err) < 0 ||
+      get_obj(vm, V, "Devices", &dev, dev_keys, err) < 0 ||
+      get_obj(vm, V, "RestoreState", &restore, restore_keys, err) < 0)
     goto fail;
   if (chip && (get_obj(chip, "VirtualMachine.Chipset", "LinuxKernelDirect", &lkd, lkd_keys, err) < 0 ||
                get_obj(chip, "VirtualMachine.Chipset", "Uefi", &uefi, none, err) < 0))
@@ -358,7 +360,8 @@ hcs_vm_config_t *hcs_vm_config_parse(json_t *doc, hcs_error_t *err) {
               get_int(cpu, "VirtualMachine.ComputeTopology.Processor", "Weight", 1, 10000, &c->cpu_weight, err) < 0))
     goto fail;
   if (lkd && uefi) {
-    hcs_error_make(err, 0, "invalid configuration: `VirtualMachine.Chipset`: expected one of LinuxKernelDirect or Uefi, got both");
+    hcs_error_make(
+        err, 0, "invalid configuration: `VirtualMachine.Chipset`: expected one of LinuxKernelDirect or Uefi, got both");
     goto fail;
   }
   if (lkd == NULL && uefi == NULL) {
@@ -375,7 +378,8 @@ hcs_vm_config_t *hcs_vm_config_parse(json_t *doc, hcs_error_t *err) {
       bad(err, "VirtualMachine.Chipset.LinuxKernelDirect.KernelFilePath", "the path of a kernel image", NULL);
       goto fail;
     }
-    if (check_file(c->kernel, P, "KernelFilePath", err) < 0 || (c->initrd && check_file(c->initrd, P, "InitRdPath", err) < 0))
+    if (check_file(c->kernel, P, "KernelFilePath", err) < 0 ||
+        (c->initrd && check_file(c->initrd, P, "InitRdPath", err) < 0))
       goto fail;
   }
   if (dev && parse_devices(c, dev, err) < 0) goto fail;

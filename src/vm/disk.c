@@ -108,7 +108,8 @@ static char *probe_format(const char *path, hcs_error_t *err) {
 
 int hcs_disk_create(const char *path, const char *format, uint64_t size, const char *backing, hcs_error_t *err) {
   if (!valid_format(format))
-    return hcs_error_make(err, EINVAL, "create disk `%s`: format `%s`: expected raw or qcow2", path, format ? format : "");
+    return hcs_error_make(err, EINVAL, "create disk `%s`: format `%s`: expected raw or qcow2", path,
+                          format ? format : "");
   if (backing && strcmp(format, "qcow2") != 0)
     return hcs_error_make(err, EINVAL, "create disk `%s`: a backing file needs the qcow2 format", path);
   if (size == 0 && backing == NULL) return hcs_error_make(err, EINVAL, "create disk `%s`: a size is needed", path);
@@ -159,9 +160,10 @@ int hcs_disk_resize(const char *path, uint64_t size, bool shrink, hcs_error_t *e
   if (size == 0) return hcs_error_make(err, EINVAL, "resize disk `%s`: a size is needed", path);
   cleanup_free char *fmt = probe_format(path, err);
   if (fmt == NULL) return hcs_error_wrap(err, "resize disk `%s`", path);
-  if (!valid_format(fmt)) return hcs_error_make(err, EINVAL, "resize disk `%s`: format `%s` is not raw or qcow2", path, fmt);
+  if (!valid_format(fmt))
+    return hcs_error_make(err, EINVAL, "resize disk `%s`: format `%s` is not raw or qcow2", path, fmt);
   cleanup_free char *sz = hcs_xasprintf("%llu", (unsigned long long)size);
-  char *argv[] = {(char *)qemu_img(), "resize", "-q", "-f", fmt, shrink ? "--shrink" : (char *)path,
+  char *argv[] = {(char *)qemu_img(),         "resize",           "-q", "-f", fmt, shrink ? "--shrink" : (char *)path,
                   shrink ? (char *)path : sz, shrink ? sz : NULL, NULL};
   if (run_img(argv, NULL, err) < 0) return hcs_error_wrap(err, "resize disk `%s`", path);
   return 0;
@@ -184,9 +186,9 @@ char *hcs_disk_inspect(const char *path, hcs_error_t *err) {
     hcs_error_make(err, EIO, "inspect disk `%s`: qemu-img printed no JSON", path);
     return NULL;
   }
-  cleanup_json json_t *o = json_pack("{s:s,s:O?,s:O?,s:O?}", "Path", path, "Format", json_object_get(j, "format"),
-                                     "VirtualSize", json_object_get(j, "virtual-size"), "ActualSize",
-                                     json_object_get(j, "actual-size"));
+  cleanup_json json_t *o =
+      json_pack("{s:s,s:O?,s:O?,s:O?}", "Path", path, "Format", json_object_get(j, "format"), "VirtualSize",
+                json_object_get(j, "virtual-size"), "ActualSize", json_object_get(j, "actual-size"));
   json_t *b = json_object_get(j, "full-backing-filename");
   if (b == NULL) b = json_object_get(j, "backing-filename");
   if (b) json_object_set(o, "BackingFile", b);

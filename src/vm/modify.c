@@ -115,7 +115,8 @@ static int share_change(hcs_qmp_t *q, json_t *doc, bool add, json_t *settings, h
   if (name == NULL) return hcs_error_make(err, 0, "invalid modify request: `Settings.Name`: expected a share name");
   size_t i, found = (size_t)-1;
   json_t *e;
-  json_array_foreach(shares, i, e) if (strcmp(json_string_value(json_object_get(e, "Name")) ?: "", name) == 0) found = i;
+  json_array_foreach(shares, i, e) if (strcmp(json_string_value(json_object_get(e, "Name")) ?: "", name) == 0) found =
+      i;
   cleanup_free char *dev = hcs_xasprintf("dev-fs-%s", name);
   if (!add) {
     if (found == (size_t)-1) return hcs_error_make(err, ENOENT, "no Plan9 share `%s`", name);
@@ -144,8 +145,10 @@ static int resource_change(hcs_system_t *cs, hcs_qmp_t *q, json_t *req, json_t *
     for (size_t i = 0; i < HCS_ARRAY_SIZE(keys); i++)
       if (strcmp(keys[i], key) == 0) known = true;
     if (!known)
-      return hcs_error_make(err, 0, "invalid modify request: `%s`: unknown field (expected ResourcePath, RequestType, "
-                            "Settings)", key);
+      return hcs_error_make(err, 0,
+                            "invalid modify request: `%s`: unknown field (expected ResourcePath, RequestType, "
+                            "Settings)",
+                            key);
   }
   const char *path = json_string_value(json_object_get(req, "ResourcePath"));
   const char *type = json_string_value(json_object_get(req, "RequestType"));
@@ -157,7 +160,8 @@ static int resource_change(hcs_system_t *cs, hcs_qmp_t *q, json_t *req, json_t *
     return hcs_error_make(err, 0, "invalid modify request: `Settings`: expected object");
   char ctl[32], lun[32];
   int n = 0;
-  if (path && sscanf(path, "VirtualMachine/Devices/Scsi/%31[A-Za-z0-9_-]/Attachments/%31[A-Za-z0-9_-]%n", ctl, lun, &n) == 2 &&
+  if (path &&
+      sscanf(path, "VirtualMachine/Devices/Scsi/%31[A-Za-z0-9_-]/Attachments/%31[A-Za-z0-9_-]%n", ctl, lun, &n) == 2 &&
       path[n] == '\0')
     return disk_change(q, doc, ctl, lun, add, settings, err);
   if (path && strcmp(path, "VirtualMachine/Devices/Plan9/Shares") == 0) return share_change(q, doc, add, settings, err);
@@ -174,8 +178,7 @@ int hcs_vm_modify(hcs_system_t *cs, json_t *req, hcs_error_t *err) {
   json_t *mem = json_object_get(req, "Memory");
   if (mem == NULL && json_object_get(req, "ResourcePath") == NULL)
     return hcs_error_make(err, 0, "invalid modify request: expected Memory or ResourcePath");
-  if (mem && json_object_size(req) != 1)
-    return hcs_error_make(err, 0, "invalid modify request: `Memory` comes alone");
+  if (mem && json_object_size(req) != 1) return hcs_error_make(err, 0, "invalid modify request: `Memory` comes alone");
   hcs_qmp_t *q = hcs_qmp_connect(qmp, 0, err);
   if (q == NULL) return hcs_error_wrap(err, "modify `%s`", cs->id);
   int r = mem ? balloon(cs, q, mem, doc, err) : resource_change(cs, q, req, doc, err);

@@ -92,7 +92,8 @@ static void record_exit(vm_launch_t *l, int status) {
   hcs_state_write_json(path, e, NULL);
   if (hcs_system_claim_exit_event(cs->dir)) {
     if (ooms > 0)
-      hcs_event_emit(cs->run_root, "system", "oom", cs->id, l->c->owner, json_pack("{s:I}", "OomKillCount", (json_int_t)ooms));
+      hcs_event_emit(cs->run_root, "system", "oom", cs->id, l->c->owner,
+                     json_pack("{s:I}", "OomKillCount", (json_int_t)ooms));
     hcs_event_emit(cs->run_root, "system", "exited", cs->id, l->c->owner, json_deep_copy(e));
   }
 }
@@ -178,9 +179,9 @@ static int write_state(vm_launch_t *l, pid_t pid, hcs_error_t *err) {
   cleanup_json json_t *st = json_pack(
       "{s:s,s:s?,s:s,s:i,s:I,s:i,s:I,s:s,s:s,s:b,s:s,s:s,s:I,s:I}", "Id", cs->id, "Owner", l->c->owner, "SystemType",
       "VirtualMachine", "Pid", (int)pid, "PidStartTime", (json_int_t)hcs_pid_start_time(pid), "MonitorPid",
-      (int)getpid(), "MonitorStartTime", (json_int_t)hcs_pid_start_time(getpid()), "Cgroup", cs->cgroup,
-      "CgroupDriver", l->cg ? l->cg->name : "none", "Started", 0, "CreatedTime", now, "Accelerator", l->accel,
-      "MemorySizeInMB", (json_int_t)l->c->memory_mb, "ProcessorCount", (json_int_t)l->c->cpus);
+      (int)getpid(), "MonitorStartTime", (json_int_t)hcs_pid_start_time(getpid()), "Cgroup", cs->cgroup, "CgroupDriver",
+      l->cg ? l->cg->name : "none", "Started", 0, "CreatedTime", now, "Accelerator", l->accel, "MemorySizeInMB",
+      (json_int_t)l->c->memory_mb, "ProcessorCount", (json_int_t)l->c->cpus);
   if (l->c->restore) json_object_set_new(st, "RestoredFrom", json_string(l->c->restore));
   if (l->c->n_nics) {
     json_t *taps = json_array();
@@ -213,9 +214,8 @@ static __attribute__((noreturn)) void run_monitor(vm_launch_t *l) {
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
   if (chdir("/") < 0) _exit(1);
-  hcs_resources_t r = {.memory_mb = l->c->memory_mb + HCS_VM_OVERHEAD_MB,
-                       .cpu_max = l->c->cpu_max,
-                       .cpu_weight = l->c->cpu_weight};
+  hcs_resources_t r = {
+      .memory_mb = l->c->memory_mb + HCS_VM_OVERHEAD_MB, .cpu_max = l->c->cpu_max, .cpu_weight = l->c->cpu_weight};
   if (l->cg && l->cg->create(cs->cgroup, &r, &err) < 0) {
     send_error(l->sock, &err);
     _exit(1);

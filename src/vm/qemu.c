@@ -167,9 +167,9 @@ static bool probe_kvm(const char *kernel, int timeout_ms, char *why, size_t size
     snprintf(why, size, "no kernel to probe KVM with");
     return false;
   }
-  const char *argv[] = {hcs_qemu_binary(), "-accel", "kvm", "-cpu", "host", "-m", "128", "-nodefaults",
-                        "-no-user-config", "-display", "none", "-no-reboot", "-kernel", kernel, "-append",
-                        "panic=-1 quiet", NULL};
+  const char *argv[] = {hcs_qemu_binary(), "-accel",          "kvm",      "-cpu", "host",       "-m",      "128",
+                        "-nodefaults",     "-no-user-config", "-display", "none", "-no-reboot", "-kernel", kernel,
+                        "-append",         "panic=-1 quiet",  NULL};
   pid_t pid = fork();
   if (pid < 0) {
     snprintf(why, size, "fork: %s", strerror(errno));

@@ -56,7 +56,8 @@ static json_t *read_message(hcs_qmp_t *q, hcs_error_t *err) {
     ssize_t r = read(q->fd, q->buf + q->len, q->cap - q->len);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) {
-      hcs_error_make(err, r < 0 ? errno : ECONNRESET, "read QMP: %s", r < 0 ? "read failed" : "QEMU closed the connection");
+      hcs_error_make(err, r < 0 ? errno : ECONNRESET, "read QMP: %s",
+                     r < 0 ? "read failed" : "QEMU closed the connection");
       return NULL;
     }
     q->len += (size_t)r;

@@ -43,7 +43,8 @@ static int set_state(hcs_system_t *cs, const char *key, json_t *v, hcs_error_t *
 /* Two state roots may name the same VM: as for containers, the default
  * parent's leaf carries a hash of a non-default run root. */
 static char *vm_cgroup_path(hcs_system_t *cs, const hcs_vm_config_t *c) {
-  if (!c->cgroup_parent_default || strcmp(cs->run_root, "/run/hcs") == 0) return hcs_cgroup_path(c->cgroup_parent, cs->id);
+  if (!c->cgroup_parent_default || strcmp(cs->run_root, "/run/hcs") == 0)
+    return hcs_cgroup_path(c->cgroup_parent, cs->id);
   uint64_t h = hcs_fnv1a(HCS_FNV1A_INIT, cs->run_root, strlen(cs->run_root));
   cleanup_free char *leaf = hcs_xasprintf("%s.%08x", cs->id, (unsigned)(h & 0xffffffffu));
   return hcs_cgroup_path(c->cgroup_parent, leaf);
@@ -63,7 +64,8 @@ int hcs_vm_save_open(const char *path, json_t **doc, hcs_error_t *err) {
   head[n] = '\0';
   size_t ml = strlen(HCS_VM_SAVE_MAGIC);
   char *end = NULL;
-  unsigned long long len = (size_t)n > ml && memcmp(head, HCS_VM_SAVE_MAGIC, ml) == 0 ? strtoull(head + ml, &end, 10) : 0;
+  unsigned long long len =
+      (size_t)n > ml && memcmp(head, HCS_VM_SAVE_MAGIC, ml) == 0 ? strtoull(head + ml, &end, 10) : 0;
   if (end == NULL || *end != '\n' || len == 0 || len > (1u << 24))
     return hcs_error_make(err, EINVAL, "saved state `%s`: not an hcs saved state (bad header)", path);
   off_t off = (off_t)((size_t)(end + 1 - head) + len + 1);
@@ -120,8 +122,7 @@ int hcs_vm_create(hcs_system_t *cs, json_t *doc, hcs_vm_config_t *c, int create_
     cleanup_free char *vars = hcs_xasprintf("%s/OVMF_VARS.fd", cs->dir);
     cleanup_free char *data = NULL;
     size_t len = 0;
-    if (hcs_read_file("/usr/share/OVMF/OVMF_VARS.fd", &data, &len, err) < 0 ||
-        hcs_write_file(vars, data, len, err) < 0)
+    if (hcs_read_file("/usr/share/OVMF/OVMF_VARS.fd", &data, &len, err) < 0 || hcs_write_file(vars, data, len, err) < 0)
       return hcs_error_wrap(err, "create `%s`: UEFI variables", cs->id);
   }
   for (size_t i = 0; i < c->n_nics; i++)
@@ -317,7 +318,8 @@ int hcs_vm_properties(hcs_system_t *cs, json_t *o, hcs_state_t st, json_t *query
   json_t *types = json_object_get(query, "PropertyTypes"), *t;
   size_t i;
   bool stats = false;
-  json_array_foreach(types, i, t) if (json_is_string(t) && strcmp(json_string_value(t), "Statistics") == 0) stats = true;
+  json_array_foreach(types, i, t) if (json_is_string(t) && strcmp(json_string_value(t), "Statistics") == 0) stats =
+      true;
   if (!stats || st == HCS_STATE_STOPPED) return 0;
   /* The guest's view: the balloon's actual size and QEMU's run state. */
   cleanup_free char *qmp = qmp_path(cs);

@@ -65,17 +65,19 @@ static bool wait_tick(const char *path, long n, size_t from) {
 }
 
 static char *vm_doc(const char *mode, const char *console, const char *disk, const char *extra) {
-  cleanup_free char *devices = disk ? hcs_xasprintf(",\"Scsi\":{\"0\":{\"Attachments\":{\"0\":{\"Type\":\"VirtualDisk\","
-                                                    "\"Path\":\"%s\"}}}}",
-                                                    disk)
-                                    : hcs_xstrdup("");
-  return hcs_xasprintf("{\"Owner\":\"vmtest\",\"SchemaVersion\":{\"Major\":2,\"Minor\":1},\"VirtualMachine\":{"
-                       "\"StopOnReset\":true,\"ComputeTopology\":{\"Memory\":{\"SizeInMB\":192},\"Processor\":{\"Count\":1}},"
-                       "\"Chipset\":{\"LinuxKernelDirect\":{\"KernelFilePath\":\"%s\",\"InitRdPath\":\"%s\","
-                       "\"KernelCmdLine\":\"console=ttyS0 quiet panic=-1 hcs.mode=%s\"}},"
-                       "\"Devices\":{\"ComPorts\":{\"0\":{\"Path\":\"%s\"}}%s%s%s}},"
-                       "\"Linux\":{\"CgroupParent\":\"%s\"}}",
-                       kernel, initrd, mode, console, devices, extra ? "," : "", extra ? extra : "", cgparent);
+  cleanup_free char *devices = disk
+                                   ? hcs_xasprintf(",\"Scsi\":{\"0\":{\"Attachments\":{\"0\":{\"Type\":\"VirtualDisk\","
+                                                   "\"Path\":\"%s\"}}}}",
+                                                   disk)
+                                   : hcs_xstrdup("");
+  return hcs_xasprintf(
+      "{\"Owner\":\"vmtest\",\"SchemaVersion\":{\"Major\":2,\"Minor\":1},\"VirtualMachine\":{"
+      "\"StopOnReset\":true,\"ComputeTopology\":{\"Memory\":{\"SizeInMB\":192},\"Processor\":{\"Count\":1}},"
+      "\"Chipset\":{\"LinuxKernelDirect\":{\"KernelFilePath\":\"%s\",\"InitRdPath\":\"%s\","
+      "\"KernelCmdLine\":\"console=ttyS0 quiet panic=-1 hcs.mode=%s\"}},"
+      "\"Devices\":{\"ComPorts\":{\"0\":{\"Path\":\"%s\"}}%s%s%s}},"
+      "\"Linux\":{\"CgroupParent\":\"%s\"}}",
+      kernel, initrd, mode, console, devices, extra ? "," : "", extra ? extra : "", cgparent);
 }
 
 static json_t *props(hcs_system_t *cs) {
@@ -92,11 +94,15 @@ static void bad_documents(void) {
   struct {
     const char *what, *find, *replace, *want;
   } cases[] = {
-      {"a missing kernel", kernel, "/nonexistent/vmlinuz", "`VirtualMachine.Chipset.LinuxKernelDirect.KernelFilePath`: `/nonexistent/vmlinuz` not found"},
-      {"memory 0", "\"SizeInMB\":192", "\"SizeInMB\":0", "`VirtualMachine.ComputeTopology.Memory.SizeInMB`: expected an integer from 16"},
+      {"a missing kernel", kernel, "/nonexistent/vmlinuz",
+       "`VirtualMachine.Chipset.LinuxKernelDirect.KernelFilePath`: `/nonexistent/vmlinuz` not found"},
+      {"memory 0", "\"SizeInMB\":192", "\"SizeInMB\":0",
+       "`VirtualMachine.ComputeTopology.Memory.SizeInMB`: expected an integer from 16"},
       {"an unknown field", "\"StopOnReset\"", "\"StopOnReboot\"", "`VirtualMachine.StopOnReboot`: unknown field"},
-      {"a disk not found", NULL, NULL, "`VirtualMachine.Devices.Scsi.0.Attachments.0.Path`: `/nonexistent/disk.img` not found"},
-      {"no kernel", "\"KernelFilePath\"", "\"KernelFilePat\"", "`VirtualMachine.Chipset.LinuxKernelDirect.KernelFilePat`: unknown field"},
+      {"a disk not found", NULL, NULL,
+       "`VirtualMachine.Devices.Scsi.0.Attachments.0.Path`: `/nonexistent/disk.img` not found"},
+      {"no kernel", "\"KernelFilePath\"", "\"KernelFilePat\"",
+       "`VirtualMachine.Chipset.LinuxKernelDirect.KernelFilePat`: unknown field"},
       {"Container and VirtualMachine", "\"Owner\"", "\"Container\":{},\"Owner\"", "`Container`: unknown field"},
   };
   for (size_t i = 0; i < HCS_ARRAY_SIZE(cases); i++) {
@@ -139,9 +145,10 @@ static void modify_checks(hcs_system_t *cs) {
   int fd = open(disk, O_CREAT | O_WRONLY, 0600);
   if (fd >= 0) close(fd);
   ok(truncate(disk, 1 << 20) == 0, "a disk to hot-add");
-  cleanup_free char *add = hcs_xasprintf("{\"ResourcePath\":\"VirtualMachine/Devices/Scsi/0/Attachments/1\","
-                                         "\"RequestType\":\"Add\",\"Settings\":{\"Type\":\"VirtualDisk\",\"Path\":\"%s\"}}",
-                                         disk);
+  cleanup_free char *add =
+      hcs_xasprintf("{\"ResourcePath\":\"VirtualMachine/Devices/Scsi/0/Attachments/1\","
+                    "\"RequestType\":\"Add\",\"Settings\":{\"Type\":\"VirtualDisk\",\"Path\":\"%s\"}}",
+                    disk);
   ok(hcs_compute_modify(cs, add, &e) == 0, "hot-add a disk: %s", e ? hcs_error_message(e) : "");
   hcs_error_release(&e);
   char path[PATH_MAX];
@@ -150,20 +157,21 @@ static void modify_checks(hcs_system_t *cs) {
   has_substr(cfg, disk, "config.json records the disk");
   ok(hcs_compute_modify(cs, add, &e) < 0, "adding it twice is refused");
   hcs_error_release(&e);
-  ok(hcs_compute_modify(cs, "{\"ResourcePath\":\"VirtualMachine/Devices/Scsi/0/Attachments/1\",\"RequestType\":\"Remove\"}",
-                        &e) == 0,
+  ok(hcs_compute_modify(
+         cs, "{\"ResourcePath\":\"VirtualMachine/Devices/Scsi/0/Attachments/1\",\"RequestType\":\"Remove\"}", &e) == 0,
      "hot-remove it: %s", e ? hcs_error_message(e) : "");
   hcs_error_release(&e);
   cleanup_free char *cfg2 = slurp(path);
   ok(strstr(cfg2, disk) == NULL, "config.json forgets it");
-  cleanup_free char *share = hcs_xasprintf("{\"ResourcePath\":\"VirtualMachine/Devices/Plan9/Shares\",\"RequestType\":"
-                                           "\"Add\",\"Settings\":{\"Name\":\"hostshare\",\"Path\":\"%s\",\"ReadOnly\":true}}",
-                                           root);
+  cleanup_free char *share =
+      hcs_xasprintf("{\"ResourcePath\":\"VirtualMachine/Devices/Plan9/Shares\",\"RequestType\":"
+                    "\"Add\",\"Settings\":{\"Name\":\"hostshare\",\"Path\":\"%s\",\"ReadOnly\":true}}",
+                    root);
   ok(hcs_compute_modify(cs, share, &e) < 0, "hot-adding a Plan9 share is refused (QEMU has no fsdev_add)");
   has_substr(hcs_error_message(e), "give it in the document's Devices.Plan9.Shares at create", "... saying so");
   hcs_error_release(&e);
-  ok(hcs_compute_modify(cs, "{\"ResourcePath\":\"VirtualMachine/Devices/Nope\",\"RequestType\":\"Add\",\"Settings\":{}}",
-                        &e) < 0,
+  ok(hcs_compute_modify(
+         cs, "{\"ResourcePath\":\"VirtualMachine/Devices/Nope\",\"RequestType\":\"Add\",\"Settings\":{}}", &e) < 0,
      "an unknown resource path is refused");
   has_substr(hcs_error_message(e), "`ResourcePath`", "... naming the field");
   hcs_error_release(&e);
@@ -348,7 +356,8 @@ static void network(void) {
   ok(ep != NULL, "an endpoint with a port mapping: %s", ep ? "" : hcs_error_message(e));
   hcs_error_release(&e);
   cleanup_free char *con = hcs_xasprintf("%s/net.log", root);
-  cleanup_free char *doc2 = vm_doc("http hcs.token=served", con, NULL, "\"NetworkAdapters\":{\"nic0\":{\"EndpointId\":\"vmep\"}}");
+  cleanup_free char *doc2 =
+      vm_doc("http hcs.token=served", con, NULL, "\"NetworkAdapters\":{\"nic0\":{\"EndpointId\":\"vmep\"}}");
   hcs_system_t *cs = ep ? hcs_compute_create(root, "web", doc2, NULL, &e) : NULL;
   ok(cs != NULL, "create a VM on the endpoint: %s", cs ? "" : hcs_error_message(e));
   hcs_error_release(&e);
@@ -450,8 +459,10 @@ int main(int argc, char **argv) {
   if (want("network")) network();
   nothing_left();
   /* The parent cgroups the tests made. */
-  snprintf(cmd, sizeof cmd, "for d in /sys/fs/cgroup/*/%s /sys/fs/cgroup/%s; do [ -d \"$d\" ] && rmdir \"$d\"; done; "
-                            "rm -rf %s", cgparent, cgparent, root);
+  snprintf(cmd, sizeof cmd,
+           "for d in /sys/fs/cgroup/*/%s /sys/fs/cgroup/%s; do [ -d \"$d\" ] && rmdir \"$d\"; done; "
+           "rm -rf %s",
+           cgparent, cgparent, root);
   if (system(cmd) < 0) return 1;
   return tap_done();
 }
