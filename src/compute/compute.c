@@ -458,6 +458,9 @@ static json_t *properties(hcs_system_t *cs, json_t *query, hcs_error_t *err) {
                         vm ? "VirtualMachine" : "Container");
   json_t *owner = json_object_get(cs->config, "Owner");
   if (json_is_string(owner)) json_object_set(o, "Owner", owner);
+  /* The document as created (docker inspect's Config): `hcs exec` starts
+   * from init's environment, user and working directory, as docker exec. */
+  if (wants(query, "Configuration")) json_object_set_new(o, "Configuration", json_deep_copy(cs->config));
   static const char *const copy[] = {"CreatedTime", "StartedTime", "Rootfs"};
   for (size_t i = 0; i < HCS_ARRAY_SIZE(copy); i++)
     if (json_object_get(cs->state, copy[i])) json_object_set(o, copy[i], json_object_get(cs->state, copy[i]));

@@ -22,9 +22,22 @@ return {
   min_args = 2,
   run = function(opts, args)
     local cs <close> = cu.open(args[1])
-    local params = { CommandArgs = { table.unpack(args, 2) }, User = opts.user, WorkingDirectory = opts.workdir,
-      EmulateConsole = opts.tty or nil }
-    local env = cu.docker_env(opts.env, opts)
+    -- As docker exec: the process starts from init's environment, user and
+    -- working directory, with HOSTNAME; -e, -u and -w override them.
+    local props = cs:properties { "Configuration" } or {}
+    local doc = props.Configuration or {}
+    local init = type(doc.Linux) == "table" and type(doc.Linux.Init) == "table" and doc.Linux.Init or {}
+    local base = {}
+    if type(init.Environment) == "table" then
+      for k, v in pairs(init.Environment) do base[#base + 1] = k .. "=" .. tostring(v) end
+      table.sort(base)
+    end
+    for _, kv in ipairs(opts.env or {}) do base[#base + 1] = kv end
+    local guest = type(doc.Container) == "table" and type(doc.Container.GuestOs) == "table" and doc.Container.GuestOs
+    local hostname = guest and guest.HostName or props.Id
+    local params = { CommandArgs = { table.unpack(args, 2) }, User = opts.user or init.User,
+      WorkingDirectory = opts.workdir or init.WorkingDirectory, EmulateConsole = opts.tty or nil }
+    local env = cu.docker_env(base, opts, hostname)
     params.ConsoleSize = cu.console_size(opts)
     if #env > 0 then
       params.Environment = {}
