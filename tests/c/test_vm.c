@@ -30,6 +30,11 @@ static char *slurp(const char *path) {
   return s;
 }
 
+static size_t console_size(const char *path) {
+  cleanup_free char *s = slurp(path);
+  return strlen(s);
+}
+
 /* Wait (bounded generously: TCG on a loaded CI host) until the console
  * file holds `needle` after byte `from`. */
 static bool wait_console(const char *path, const char *needle, size_t from) {
@@ -218,7 +223,7 @@ static void counter_pause_save_restore(void) {
   ok(stat(save, &st) == 0 && st.st_size > 1024 * 1024, "the saved state is written");
   ok(hcs_compute_delete(cs, true, &e) == 0, "delete the saved VM");
   hcs_compute_close(cs);
-  size_t mark = strlen(slurp(con));
+  size_t mark = console_size(con);
 
   cs = hcs_vm_restore(root, "restored", save, &e);
   ok(cs != NULL, "restore into a new system: %s", cs ? "" : hcs_error_message(e));
@@ -276,7 +281,7 @@ static void disk_and_shutdown(void) {
   hcs_compute_delete(cs, false, &e);
   hcs_compute_close(cs);
 
-  size_t mark = strlen(slurp(con));
+  size_t mark = console_size(con);
   doc = (free(doc), vm_doc("disk-read", con, disk, NULL));
   cs = hcs_compute_create(root, "disk2", doc, NULL, &e);
   ok(cs != NULL && hcs_compute_start(cs, &e) == 0, "boot again with the same disk");
