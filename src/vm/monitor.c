@@ -100,6 +100,10 @@ static void record_exit(vm_launch_t *l, int status) {
 
 static __attribute__((noreturn)) void exec_qemu(vm_launch_t *l, int logfd) {
   hcs_error_t err = NULL;
+  /* Above stdio first: a creator without stdin may have been given fd 0
+   * for the state file, which /dev/null would replace. */
+  if (logfd < 3) logfd = fcntl(logfd, F_DUPFD_CLOEXEC, 3);
+  if (l->incoming >= 0 && l->incoming < 3) l->incoming = fcntl(l->incoming, F_DUPFD_CLOEXEC, 3);
   /* Into the cgroup before exec: QEMU's first allocation is counted. */
   if (l->cg && l->cg->enter_self(l->cs->cgroup, &err) < 0) {
     dprintf(logfd, "%s\n", hcs_error_message(err));
@@ -123,7 +127,6 @@ static __attribute__((noreturn)) void exec_qemu(vm_launch_t *l, int logfd) {
     syscall(SYS_close_range, 3, ~0U, 0);
   }
   char **argv = hcs_qemu_argv(l->c, l->cs->id, l->cs->dir, l->accel, keep);
-  prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
   execvp(argv[0], argv);
   dprintf(2, "exec `%s`: %s\n", argv[0], strerror(errno));
   _exit(127);

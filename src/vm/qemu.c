@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -176,6 +177,8 @@ static bool probe_kvm(const char *kernel, int timeout_ms, char *why, size_t size
     return false;
   }
   if (pid == 0) {
+    /* A creator killed mid-probe must not leave a hung guest behind. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     int null = open("/dev/null", O_RDWR);
     dup2(null, 0), dup2(null, 1), dup2(null, 2);
     execvp(argv[0], (char **)argv);
