@@ -336,9 +336,34 @@ static void web_checks(hcs_system_t *cs, const char *doc2, const char *con, int 
     if (getenv("HCS_VM_TEST_HOLD")) sleep(150); /* to look at it by hand */
   }
   has_substr(page, "hcs-vm-web served", "... and its page");
-  ok(hcs_compute_terminate(cs, &e) == 0, "terminate");
-  ok(hcs_compute_delete(cs, false, &e) == 0, "delete");
+  /* The monitor killed: QEMU runs on unwatched; a forced delete stops it
+   * and removes what the monitor would have (cgroup, tap). */
+  json_t *p = props(cs);
+  pid_t mon = (pid_t)json_integer_value(json_object_get(p, "MonitorPid"));
+  pid_t qemu = (pid_t)json_integer_value(json_object_get(p, "Pid"));
+  json_decref(p);
+  ok(mon > 0 && kill(mon, SIGKILL) == 0, "SIGKILL the VM's monitor");
+  char stat[64];
+  snprintf(stat, sizeof stat, "/proc/%d/stat", (int)mon);
+  for (int i = 0; i < 300; i++) {
+    cleanup_free char *st = slurp(stat);
+    char *rp = strrchr(st, ')');
+    if (rp == NULL || rp[2] == 'Z' || rp[2] == 'X') break;
+    usleep(10 * 1000);
+  }
+  ok(kill(qemu, 0) == 0, "QEMU outlives its monitor");
+  ok(hcs_compute_delete(cs, true, &e) == 0, "a forced delete: %s", e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
   hcs_compute_close(cs);
+  snprintf(stat, sizeof stat, "/proc/%d/stat", (int)qemu);
+  bool gone = false;
+  for (int i = 0; i < 300 && !gone; i++) {
+    cleanup_free char *st = slurp(stat);
+    char *rp = strrchr(st, ')');
+    gone = rp == NULL || rp[2] == 'Z' || rp[2] == 'X';
+    if (!gone) usleep(10 * 1000);
+  }
+  ok(gone, "QEMU is gone");
   ok(system(cmd0) != 0, "its tap is gone");
 }
 
