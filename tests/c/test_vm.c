@@ -282,14 +282,17 @@ static void disk_and_shutdown(void) {
   hcs_compute_close(cs);
 
   size_t mark = console_size(con);
-  doc = (free(doc), vm_doc("disk-read", con, disk, NULL));
+  /* This guest ignores the power button: shutdown terminates it once its
+   * timeout passed. */
+  doc = (free(doc), vm_doc("disk-read hcs.nopb=1", con, disk, NULL));
   cs = hcs_compute_create(root, "disk2", doc, NULL, &e);
   ok(cs != NULL && hcs_compute_start(cs, &e) == 0, "boot again with the same disk");
   cleanup_free char *want = hcs_xasprintf("HCS-DISK-READ HCSDATA:%s:END", token);
   ok(wait_console(con, want, mark), "the data written in the first boot is read in the second");
   if (cs) {
-    ok(hcs_compute_terminate(cs, &e) == 0, "terminate");
+    ok(hcs_compute_shutdown(cs, 3000, &e) == 0, "shutdown of a guest that ignores the power button");
     json_t *q = props(cs);
+    is_str(prop_str(q, "State"), "Stopped", "... stops it once the timeout passed");
     is_str(prop_str(q, "ExitType"), "Terminated", "ExitType Terminated");
     json_decref(q);
     hcs_compute_delete(cs, false, &e);

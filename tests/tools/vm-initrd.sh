@@ -5,7 +5,8 @@
 # `hcs.mode=` on the kernel command line asks: counter (a tick every 0.2 s),
 # disk-write / disk-read (a token in the first sector of /dev/vda), http
 # (busybox httpd on port 80 serving the token), idle.  `ip=` configures eth0.
-# The ACPI power button powers the guest off.  Usage: vm-initrd.sh OUT [KVER]
+# The ACPI power button powers the guest off (unless `hcs.nopb=1`: a guest
+# that ignores it).  Usage: vm-initrd.sh OUT [KVER]
 set -eu
 out=$1
 kver=${2:-$(ls /lib/modules | sort -V | tail -n 1)}
@@ -38,7 +39,7 @@ done
 con=/dev/ttyS0
 mode=idle token=none
 for w in $(cat /proc/cmdline); do
-  case $w in hcs.mode=*) mode=${w#hcs.mode=} ;; hcs.token=*) token=${w#hcs.token=} ;; ip=*) ipconf=${w#ip=} ;; esac
+  case $w in hcs.mode=*) mode=${w#hcs.mode=} ;; hcs.token=*) token=${w#hcs.token=} ;; ip=*) ipconf=${w#ip=} ;; hcs.nopb=1) nopb=1 ;; esac
 done
 # ip=ADDR::GW:MASK::eth0:off (hcs puts the endpoint's address there).
 if [ -n "${ipconf:-}" ]; then
@@ -53,7 +54,7 @@ pb=
 for e in /sys/class/input/event*; do
   grep -q "Power Button" "$e/device/name" 2>/dev/null && pb=/dev/input/${e##*/}
 done
-if [ -n "$pb" ]; then
+if [ -n "$pb" ] && [ -z "${nopb:-}" ]; then
   (head -c 1 "$pb" > /dev/null; echo HCS-VM-POWERBUTTON > $con; poweroff -f) &
 fi
 echo "HCS-VM-BOOTED mode=$mode" > $con
