@@ -79,7 +79,7 @@ static int l_create(lua_State *L) {
     const char *mode = luaL_optstring(L, -1, "null");
     if (strcmp(mode, "inherit") == 0)
       stdio = &inherit;
-    else if (strcmp(mode, "log") == 0) /* stdin /dev/null, output to the system log */
+    else if (strcmp(mode, "log") == 0) /* stdin /dev/null (or attachable: stdin=true), output to the log */
       inherit = (hcs_compute_stdio_t){-1, HCS_STDIO_LOG, HCS_STDIO_LOG}, stdio = &inherit;
     else if (strcmp(mode, "null") != 0) {
       free(text);
@@ -88,6 +88,7 @@ static int l_create(lua_State *L) {
     lua_pop(L, 1);
     lua_getfield(L, 3, "stdin");
     if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) inherit.in = -1; /* stdin=false: /dev/null */
+    if (lua_toboolean(L, -1) && inherit.out == HCS_STDIO_LOG) inherit.in = HCS_STDIO_ATTACH;
     lua_pop(L, 1);
   }
   lsystem_t *s = new_handle(L);
@@ -389,6 +390,7 @@ static int m_delete(lua_State *L) {
 }
 
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <termios.h>
 
 /* The size of our terminal (stdout's, else stdin's); false if neither is one. */
@@ -474,6 +476,165 @@ static int l_relay(lua_State *L) {
   return hcs_lua_ok(L);
 }
 
+/* Send one packet (kind byte + data) to the monitor; false once it is gone. */
+static bool send_packet(int sock, char kind, const void *data, size_t len) {
+  struct iovec v[2] = {{&kind, 1}, {(void *)data, len}};
+  struct msghdr m = {.msg_iov = v, .msg_iovlen = 2};
+  ssize_t r;
+  do
+    r = sendmsg(sock, &m, MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  return r >= 0;
+}
+
+static void send_size(int sock) {
+  struct winsize ws;
+  if (!terminal_size(&ws)) return;
+  uint16_t rc[2] = {ws.ws_row, ws.ws_col};
+  send_packet(sock, HCS_ATTACH_RESIZE, rc, sizeof rc);
+}
+
+/* attach([{stdin=, detach_keys="\16\17", before=fn}]) -> "detached" |
+ * "exited", {console=, stdin=}: our stdin to the system's (stdin nil: if it
+ * has one; true: it must have one; false: not),
+ * its output to our stdout and stderr, until the detach keys are typed
+ * (then the system goes on) or its output ends (it stopped).  With a
+ * console and a terminal: raw mode, and our size follows SIGWINCH.  A
+ * signal (Ctrl-C without a console) returns nil, "interrupted", EINTR. */
+static int m_attach(lua_State *L) {
+  hcs_system_t *cs = hcs_lua_check_system(L, 1);
+  bool want_stdin = true, need_stdin = false;
+  size_t nkeys = 2;
+  const char *keys = "\x10\x11"; /* ctrl-p, ctrl-q */
+  if (lua_istable(L, 2)) {
+    lua_getfield(L, 2, "stdin");
+    if (!lua_isnil(L, -1)) want_stdin = need_stdin = lua_toboolean(L, -1);
+    lua_getfield(L, 2, "detach_keys");
+    if (!lua_isnil(L, -1)) keys = luaL_checklstring(L, -1, &nkeys);
+    lua_pop(L, 2);
+  }
+  hcs_error_t err = NULL;
+  int flags = 0;
+  int sock = hcs_compute_attach(cs, &flags, &err);
+  if (sock < 0) return hcs_lua_fail(L, &err);
+  bool console = flags & HCS_ATTACH_HAS_CONSOLE;
+  bool in_open = want_stdin && (flags & HCS_ATTACH_HAS_STDIN);
+  if (need_stdin && !(flags & HCS_ATTACH_HAS_STDIN)) {
+    close(sock);
+    luaL_pushfail(L);
+    lua_pushfstring(L, "attach `%s`: the system has no attachable stdin (created without -i)", hcs_compute_id(cs));
+    lua_pushinteger(L, EINVAL);
+    return 3;
+  }
+  /* before(): called once connected, before any output is relayed (e.g.
+   * start, so nothing of a starting system is missed). */
+  if (lua_istable(L, 2) && lua_getfield(L, 2, "before") != LUA_TNIL) {
+    if (lua_pcall(L, 0, 2, 0) != LUA_OK || lua_isnil(L, -2)) {
+      close(sock);
+      if (lua_isnil(L, -2)) return 2; /* nil, message from before() */
+      return lua_error(L);
+    }
+  }
+  struct termios saved, raw;
+  bool tty = console && in_open && isatty(0) && tcgetattr(0, &saved) == 0;
+  if (tty) {
+    raw = saved;
+    cfmakeraw(&raw);
+    tcsetattr(0, TCSANOW, &raw);
+  }
+  struct sigaction sa, old_sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_winch;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGWINCH, &sa, &old_sa);
+  sigset_t block, orig, waitmask;
+  sigemptyset(&block);
+  sigaddset(&block, SIGWINCH);
+  sigprocmask(SIG_BLOCK, &block, &orig);
+  waitmask = orig;
+  sigdelset(&waitmask, SIGWINCH);
+  winch = console;
+  const char *result = "exited";
+  bool interrupted = false;
+  size_t matched = 0; /* detach key bytes typed so far (held back) */
+  char buf[32 * 1024 + 1], out[sizeof buf];
+  for (;;) {
+    if (winch) {
+      winch = 0;
+      send_size(sock);
+    }
+    struct pollfd p[2] = {{sock, POLLIN, 0}, {0, in_open ? POLLIN : 0, 0}};
+    if (ppoll(p, 2, NULL, &waitmask) < 0) {
+      if (errno != EINTR) break;
+      if (winch) continue;
+      interrupted = true;
+      break;
+    }
+    if (p[0].revents) {
+      ssize_t n = recv(sock, buf, sizeof buf, 0);
+      if (n <= 0) break; /* the system stopped: its output is all here */
+      int fd = buf[0] == HCS_ATTACH_STDERR ? 2 : 1;
+      for (ssize_t off = 1; off < n;) {
+        ssize_t w = write(fd, buf + off, (size_t)(n - off));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        off += w;
+      }
+    }
+    if (p[1].revents) {
+      ssize_t n = read(0, buf, sizeof buf - 1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        in_open = false; /* a console gets its EOF character, pipes are closed */
+        send_packet(sock, HCS_ATTACH_CLOSE_STDIN, "", 0);
+        continue;
+      }
+      /* Detach keys: held back while they match, sent on if they stop matching. */
+      size_t o = 0;
+      bool detach = false;
+      for (ssize_t i = 0; i < n && !detach; i++) {
+        char c = buf[i];
+        if (nkeys && c == keys[matched]) {
+          if (++matched == nkeys) detach = true;
+          continue;
+        }
+        if (matched) {
+          if (o + matched > sizeof out) send_packet(sock, HCS_ATTACH_STDIN, out, o), o = 0;
+          memcpy(out + o, keys, matched), o += matched, matched = 0;
+          if (nkeys && c == keys[0]) {
+            if (++matched == nkeys) detach = true;
+            continue;
+          }
+        }
+        if (o + 1 > sizeof out) send_packet(sock, HCS_ATTACH_STDIN, out, o), o = 0;
+        out[o++] = c;
+      }
+      if (o) send_packet(sock, HCS_ATTACH_STDIN, out, o);
+      if (detach) {
+        result = "detached";
+        break;
+      }
+    }
+  }
+  if (tty) tcsetattr(0, TCSANOW, &saved);
+  sigaction(SIGWINCH, &old_sa, NULL);
+  sigprocmask(SIG_SETMASK, &orig, NULL);
+  close(sock);
+  if (interrupted) {
+    luaL_pushfail(L);
+    lua_pushliteral(L, "interrupted");
+    lua_pushinteger(L, EINTR);
+    return 3;
+  }
+  lua_pushstring(L, result);
+  lua_newtable(L);
+  lua_pushboolean(L, console);
+  lua_setfield(L, -2, "console");
+  lua_pushboolean(L, (flags & HCS_ATTACH_HAS_STDIN) != 0);
+  lua_setfield(L, -2, "stdin");
+  return 2;
+}
+
 int hcs_lua_open_compute(lua_State *L) {
   static const luaL_Reg funcs[] = {{"create", l_create},
                                    {"open", l_open},
@@ -498,6 +659,7 @@ int hcs_lua_open_compute(lua_State *L) {
                                      {"stdio", m_stdio},
                                      {"resize", m_resize},
                                      {"logs", m_logs},
+                                     {"attach", m_attach},
                                      {"start_async", m_start_async},
                                      {"shutdown_async", m_shutdown_async},
                                      {"terminate_async", m_terminate_async},

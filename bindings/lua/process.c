@@ -3,6 +3,7 @@
  * files over the pipes (or the pty).  Closing the handle does not kill the
  * process. */
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,7 +22,8 @@ static hcs_process_t *check_process(lua_State *L, int idx) {
   return p->p;
 }
 
-/* create(system, params [, {stdio="inherit"|"null"|"log"}]) */
+/* create(system, params [, {stdio="inherit"|"null"|"log", detach=bool}]); detach: reaped by
+ * a reaper that records its exit (hcs_process_create_detached) */
 int hcs_lua_process_create(lua_State *L) {
   hcs_system_t *cs = hcs_lua_check_system(L, 1);
   json_t *doc = hcs_lua_check_json(L, 2);
@@ -48,7 +50,13 @@ int hcs_lua_process_create(lua_State *L) {
   p->p = NULL;
   luaL_setmetatable(L, PROCESS_MT);
   hcs_error_t err = NULL;
-  p->p = hcs_process_create_ex(cs, text, stdio, &err);
+  bool detach = false;
+  if (lua_istable(L, 3)) {
+    lua_getfield(L, 3, "detach");
+    detach = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  p->p = detach ? hcs_process_create_detached(cs, text, stdio, &err) : hcs_process_create_ex(cs, text, stdio, &err);
   free(text);
   if (p->p == NULL) return hcs_lua_fail(L, &err);
   int in, out, er;
@@ -210,8 +218,22 @@ static int m_index(lua_State *L) {
   return 1;
 }
 
+/* open(system, pid) -> a handle on a process of the system created elsewhere. */
+static int l_open(lua_State *L) {
+  hcs_system_t *cs = hcs_lua_check_system(L, 1);
+  lua_Integer pid = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, pid > 0 && pid <= INT32_MAX, 2, "not a pid");
+  lprocess_t *p = (lprocess_t *)lua_newuserdatauv(L, sizeof *p, 1);
+  p->p = NULL;
+  luaL_setmetatable(L, PROCESS_MT);
+  hcs_error_t err = NULL;
+  p->p = hcs_process_open(cs, (int)pid, &err);
+  if (p->p == NULL) return hcs_lua_fail(L, &err);
+  return 1;
+}
+
 int hcs_lua_open_process(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"create", hcs_lua_process_create}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"create", hcs_lua_process_create}, {"open", l_open}, {NULL, NULL}};
   static const luaL_Reg metamethods[] = {
       {"__gc", close_handle}, {"__close", close_handle}, {"__tostring", m_tostring}, {NULL, NULL}};
   luaL_newmetatable(L, PROCESS_MT);

@@ -5,8 +5,13 @@
 -- requested, and methods pid, signal(sig), kill(sig), terminate, wait([ms]) ->
 -- true, exit_code | false, exit_code, event_fd, resize(rows, cols),
 -- close_stdin, properties, close.
+-- `hcs.process.open(system, pid)` (HcsOpenProcess) -> a process created
+-- elsewhere (`hcs exec -d`): signal, terminate, wait, exit_code (from its
+-- reaper's "process exited" event; nil, message when none was written),
+-- event_fd, properties; its output is in the system log (system:logs()).
 local core = require("hcs.core").process
 
 return {
   create = core.create,
+  open = core.open,
 }

@@ -165,7 +165,9 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
                    .netns_sock = -1,
                    .fifo = fifo,
                    .fifo_fd = -1,
-                   .create_lock = lock};
+                   .create_lock = lock,
+                   .console = -1,
+                   .stdin_w = -1};
   if (hcs_security_prepare_saved(cs->cfg, &s.sec, NULL, store, err) < 0) return -1;
   /* v2: the device program is loaded here, once per process and rules, and
    * the monitor (a fork) attaches the inherited fd. */
@@ -176,12 +178,21 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
   bool want[3] = {init && init->pipe_in, init && init->pipe_out, init && init->pipe_err};
   int inherit[3] = {stdio ? stdio->in : -1, stdio ? stdio->out : -1, stdio ? stdio->err : -1};
   int ret = 0;
+  bool console = init && init->console;
   if (inherit[0] == HCS_STDIO_LOG) return hcs_error_make(err, EINVAL, "create `%s`: stdin cannot be the log", cs->id);
+  if (inherit[0] == HCS_STDIO_ATTACH && inherit[1] != HCS_STDIO_LOG)
+    return hcs_error_make(err, EINVAL, "create `%s`: an attachable stdin needs stdout to the log", cs->id);
+  if (inherit[0] == HCS_STDIO_ATTACH) {
+    inherit[0] = -1;
+    s.attach_stdin = !want[0] && !console;
+  }
   for (int i = 1; i < 3; i++)
     if (inherit[i] == HCS_STDIO_LOG) {
       inherit[i] = -1;
-      s.log[i - 1] = !want[i] && !(init && init->console);
+      s.log[i - 1] = !want[i] && !console;
     }
+  /* A console with a log: the monitor keeps it (logs it, serves attach). */
+  s.monitor_console = console && stdio && stdio->out == HCS_STDIO_LOG;
   for (int i = 0; i < 3; i++) {
     if (want[i] && !init->console && pipe2(pipes[i], O_CLOEXEC) < 0) ret = hcs_error_make(err, errno, "pipe");
     s.stdio[i] = pipes[i][0] >= 0 ? pipes[i][i == 0 ? 0 : 1] : inherit[i];
@@ -202,6 +213,7 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
       close(pipes[i][i == 0 ? 1 : 0]);
   }
   if (ret < 0) return -1;
+  if (cs->console >= 0 && s.monitor_console) close(cs->console), cs->console = -1; /* attach to reach it */
   if (cs->console >= 0) cs->stdio[0] = cs->stdio[1] = cs->stdio[2] = cs->console;
   /* The monitor sent state.json along with its answer. */
   if (!json_is_object(cs->state)) return hcs_system_load(cs, err);
@@ -645,6 +657,9 @@ int hcs_compute_delete(hcs_system_t *cs, bool force, hcs_error_t *err) {
    * monitor was killed first, so its clean-up is done here: whatever is
    * left in the cgroup (a process that joined it) dies, the cgroup goes. */
   cleanup_free char *exit_path = hcs_xasprintf("%s/exit.json", cs->dir);
+  /* A live monitor removes the cgroup after writing exit.json and the
+   * exited event: let it finish, so the id can be reused at once. */
+  if (hcs_path_exists(exit_path)) hcs_system_wait_monitor(cs, 5000);
   const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
   if (cg && cs->cgroup && !hcs_path_exists(exit_path)) {
     json_t *left = cg->pids(cs->cgroup, NULL);

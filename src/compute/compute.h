@@ -3,6 +3,7 @@
 #ifndef HCS_COMPUTE_INTERNAL_H
 #define HCS_COMPUTE_INTERNAL_H
 
+#include <poll.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <linux/filter.h>
@@ -257,6 +258,8 @@ HCS_INTERNAL void hcs_system_emit(hcs_system_t *cs, const char *action, json_t *
 HCS_INTERNAL bool hcs_pid_matches(pid_t pid, uint64_t start);
 HCS_INTERNAL uint64_t hcs_pid_start_time(pid_t pid);
 HCS_INTERNAL int hcs_system_monitor_fd(hcs_system_t *cs, hcs_error_t *err);
+/* Waits (up to timeout_ms) for a live monitor to exit; not when we are it. */
+HCS_INTERNAL void hcs_system_wait_monitor(hcs_system_t *cs, int timeout_ms);
 /* temp + rename, no fsync (see state.c for why). */
 HCS_INTERNAL int hcs_state_write(const char *path, const char *data, size_t len, hcs_error_t *err);
 HCS_INTERNAL int hcs_state_write_json(const char *path, json_t *doc, hcs_error_t *err);
@@ -293,15 +296,54 @@ typedef struct {
   /* stdout/stderr of init to the system log (HCS_STDIO_LOG): the monitor
    * makes the FIFOs and copies them to ctr.log (log.c). */
   bool log[2];
+  /* EmulateConsole and a log: init sends its console's master to the
+   * monitor too (`console`, -1 until then), which logs it as stdout and
+   * serves it to attach clients. */
+  bool monitor_console;
+  int console;
+  /* HCS_STDIO_ATTACH: init's stdin is a pipe whose write end the monitor
+   * keeps (`stdin_w`) for attach clients. */
+  bool attach_stdin;
+  int stdin_w;
 } hcs_spawn_t;
 
 /* --- the system log (log.c) ----------------------------------------------- */
+struct hcs_attach_server_s;
 /* In the monitor, before init is cloned: <dir>/stdout.fifo and stderr.fifo,
  * read ends (rfd, non-blocking) and write ends for init (wfd). */
 HCS_INTERNAL int hcs_log_prepare(const char *dir, int rfd[2], int wfd[2], hcs_error_t *err);
 /* In the monitor: copy the FIFOs to ctr.log until pidfd (init) polls
  * readable, then drain them.  No heap, no thread. */
 HCS_INTERNAL void hcs_log_run(const char *dir, const hcs_config_t *cfg, const int rfd[2], int pidfd);
+/* The relay of a monitor that logs a console or serves attach clients:
+ * rfd (FIFOs, -1 entries absent), console (a pty master, logged as stdout,
+ * -1 if none), stdin_w (init's stdin for attach clients, -1 if none); until
+ * pidfd polls readable, then the FIFOs and the console are drained.
+ * attach: a listening server (hcs_attach_listen) or NULL. */
+HCS_INTERNAL void hcs_log_relay(const char *dir, const hcs_config_t *cfg, const int rfd[2], int console, int stdin_w,
+                                int pidfd, struct hcs_attach_server_s *attach);
+
+/* --- attach (attach.c): the server in the monitor's relay ---------------- */
+enum { HCS_ATTACH_MAX_CLIENTS = 16 };
+typedef struct hcs_attach_server_s {
+  int listen_fd;                       /* <dir>/attach, SOCK_SEQPACKET, 0600 */
+  int clients[HCS_ATTACH_MAX_CLIENTS]; /* -1: free */
+  int stdin_fd;                        /* console master or stdin pipe, -1: none */
+  int console;                         /* -1: none (resize needs one) */
+} hcs_attach_server_t;
+/* Listen on <dir>/attach (before create returns, so a client may connect at
+ * once; it is answered once the relay runs); errors leave listen_fd -1 (no
+ * attach, logging goes on).  stdin_fd and console are set by the relay. */
+HCS_INTERNAL void hcs_attach_listen(hcs_attach_server_t *a, const char *dir);
+/* Adds the listening socket and the clients to p (room for 1 + MAX_CLIENTS). */
+HCS_INTERNAL int hcs_attach_pollfds(const hcs_attach_server_t *a, struct pollfd *p);
+/* Accepts, reads clients' packets (stdin, resize, close stdin), drops gone clients. */
+HCS_INTERNAL void hcs_attach_handle(hcs_attach_server_t *a, const struct pollfd *p, int n);
+/* Output to every client (stream 0 stdout, 1 stderr); a client too slow to take it misses it. */
+HCS_INTERNAL void hcs_attach_broadcast(hcs_attach_server_t *a, int stream, const char *data, size_t len);
+HCS_INTERNAL bool hcs_attach_has_clients(const hcs_attach_server_t *a);
+/* Closes the clients (they see the end of the output) and removes the socket. */
+HCS_INTERNAL void hcs_attach_close(hcs_attach_server_t *a, const char *dir);
 /* A write end of the system's log FIFO for stream 0 (stdout) or 1 (stderr),
  * for a process created with stdio "log". */
 HCS_INTERNAL int hcs_log_open_writer(const char *dir, int stream, hcs_error_t *err);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -39,13 +40,16 @@ int hcs_log_prepare(const char *dir, int rfd[2], int wfd[2], hcs_error_t *err) {
   return 0;
 }
 
+/* Records are copied into an output buffer and written in large writes.
+ * (A writev of the read buffer's line slices, one iovec for the prefix and
+ * one for the line, avoids that copy but was 1.5x slower: the kernel's
+ * per-segment copy of 100-byte iovecs costs more than one memcpy.) */
 typedef struct {
   const char *dir;
-  int fd;
+  int fd, console;
   int64_t size, max_size, max_files;
-  size_t out_len;
   char *out;
-  size_t out_cap;
+  size_t out_len, out_cap;
 } log_writer_t;
 
 static void open_log(log_writer_t *w) {
@@ -85,19 +89,17 @@ static void flush(log_writer_t *w) {
   w->out_len = 0;
 }
 
-/* One record: prefix (timestamp and stream), tag, the line, '\n'.  A record
- * never straddles two files: it fits in out (read chunks are smaller) and
- * in a fresh file (HCS_LOG_MIN_SIZE). */
-static void append(log_writer_t *w, const char *prefix, size_t plen, char tag, const char *line, size_t len) {
-  size_t need = plen + 3 + len;
+/* One record: prefix (timestamp, stream, tag), the line, '\n'.  A record
+ * never straddles two files: it is at most MAX_RECORD bytes plus the
+ * prefix, so it fits in out and in a fresh file (HCS_LOG_MIN_SIZE). */
+static void append(log_writer_t *w, const char *prefix, size_t plen, const char *line, size_t len) {
+  size_t need = plen + len + 1;
   if (w->out_len + need > w->out_cap || w->size + (int64_t)(w->out_len + need) > w->max_size) flush(w);
   if (w->size > 0 && w->size + (int64_t)need > w->max_size) rotate(w);
   char *o = w->out + w->out_len;
   memcpy(o, prefix, plen);
-  o[plen] = tag;
-  o[plen + 1] = ' ';
-  memcpy(o + plen + 2, line, len);
-  o[plen + 2 + len] = '\n';
+  memcpy(o + plen, line, len);
+  o[plen + len] = '\n';
   w->out_len += need;
 }
 
@@ -128,61 +130,118 @@ static size_t format_prefix(char *buf, size_t size, int stream) {
   return dlen + 18;
 }
 
-/* Stack buffers of the monitor, touched only once output flows. */
-enum { READ_CHUNK = 64 * 1024, OUT_SIZE = 128 * 1024 };
+/* A read takes up to the whole FIFO (1 MiB): one wake-up of the monitor
+ * (and of a writer blocked on the full FIFO) and one read per MiB, not per
+ * 64 KiB.  The buffers (in, then out) are mapped once, when the monitor
+ * first wakes, so an idle monitor has none.  Longer lines are cut into P
+ * records of at most MAX_RECORD bytes. */
+enum { READ_SIZE = 1 << 20, OUT_SIZE = 1 << 20, MAX_RECORD = 64 * 1024 };
 
-/* Read what the FIFO holds; one timestamp per read (a read is what the
- * writer wrote at about that instant).  Returns false once it is empty. */
-static bool pump(log_writer_t *w, int fd, int stream, char *buf) {
-  ssize_t n = read(fd, buf, READ_CHUNK);
+/* Read what the FIFO (or the console) holds; one timestamp per read (a
+ * read is what the writer wrote at about that instant), and the same bytes
+ * to attach clients.  Returns false once it is empty (or closed: *gone). */
+static bool pump(log_writer_t *w, hcs_attach_server_t *a, int fd, int stream, char *buf, size_t size, bool *gone) {
+  ssize_t n = read(fd, buf, size);
   if (n < 0 && errno == EINTR) return true;
+  if (n < 0 && errno != EAGAIN) *gone = true; /* a console whose last writer closed it: EIO */
   if (n <= 0) return false;
-  char prefix[96];
-  size_t plen = format_prefix(prefix, sizeof prefix, stream);
+  if (a && hcs_attach_has_clients(a)) hcs_attach_broadcast(a, stream, buf, (size_t)n);
+  /* "TIMESTAMP stdout F " and "... P ". */
+  char pf[96], pp[96];
+  size_t plen = format_prefix(pf, sizeof pf - 2, stream);
+  memcpy(pp, pf, plen);
+  pf[plen] = 'F', pp[plen] = 'P';
+  pf[plen + 1] = pp[plen + 1] = ' ';
+  plen += 2;
   const char *p = buf, *end = buf + n;
   while (p < end) {
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    size_t left = (size_t)(end - p), scan = left < MAX_RECORD ? left : MAX_RECORD;
+    const char *nl = memchr(p, '\n', scan);
     if (nl == NULL) {
-      /* A partial line: recorded now as P, the rest follows as its own
-       * record (CRI readers join P records up to the next F). */
-      append(w, prefix, plen, 'P', p, (size_t)(end - p));
-      break;
+      /* A partial line (or a piece of a long one): recorded now as P, the
+       * rest follows as its own record (CRI readers join P records up to
+       * the next F). */
+      append(w, pp, plen, p, scan);
+      p += scan;
+      continue;
     }
-    append(w, prefix, plen, 'F', p, (size_t)(nl - p));
+    /* A console ends its lines with "\r\n": the record keeps the line. */
+    size_t len = (size_t)(nl - p);
+    if (fd == w->console && len > 0 && p[len - 1] == '\r') len--;
+    append(w, pf, plen, p, len);
     p = nl + 1;
   }
   return true;
 }
 
-void hcs_log_run(const char *dir, const hcs_config_t *cfg, const int rfd[2], int pidfd) {
-  char in[READ_CHUNK], out[OUT_SIZE];
+void hcs_log_relay(const char *dir, const hcs_config_t *cfg, const int rfd[2], int console, int stdin_w, int pidfd,
+                   hcs_attach_server_t *attach) {
   log_writer_t w = {.dir = dir,
                     .fd = -1,
+                    .console = console,
                     .max_size = cfg->log_max_size > 0 ? cfg->log_max_size : HCS_LOG_DEFAULT_SIZE,
-                    .max_files = cfg->log_max_files > 0 ? cfg->log_max_files : HCS_LOG_DEFAULT_FILES,
-                    .out = out,
-                    .out_cap = sizeof out};
+                    .max_files = cfg->log_max_files > 0 ? cfg->log_max_files : HCS_LOG_DEFAULT_FILES};
+  /* Mapped at the first wake-up; without a mapping, smaller stack buffers. */
+  char small_in[MAX_RECORD], small_out[2 * MAX_RECORD], *in = NULL;
+  size_t in_size = sizeof small_in;
   open_log(&w);
-  struct pollfd p[3] = {{pidfd, POLLIN, 0}, {rfd[0], POLLIN, 0}, {rfd[1], POLLIN, 0}};
-  for (;;) {
-    if (poll(p, 3, -1) < 0) {
+  if (console >= 0) fcntl(console, F_SETFL, fcntl(console, F_GETFL) | O_NONBLOCK);
+  if (stdin_w >= 0) fcntl(stdin_w, F_SETFL, fcntl(stdin_w, F_GETFL) | O_NONBLOCK);
+  hcs_attach_server_t none = {.listen_fd = -1}, *a = attach ? attach : &none;
+  if (a->listen_fd < 0) /* no server: no clients (not fd 0 of a zeroed struct) */
+    for (int i = 0; i < HCS_ATTACH_MAX_CLIENTS; i++)
+      a->clients[i] = -1;
+  a->stdin_fd = console >= 0 ? console : stdin_w;
+  a->console = console;
+  /* pidfd, the FIFOs, the console, then the attach socket and its clients. */
+  int src[3] = {rfd[0], rfd[1], console};
+  struct pollfd p[4 + 1 + HCS_ATTACH_MAX_CLIENTS];
+  bool mapped = false, used = false;
+  for (bool done = false; !done;) {
+    p[0] = (struct pollfd){pidfd, POLLIN, 0};
+    for (int i = 0; i < 3; i++)
+      p[i + 1] = (struct pollfd){src[i], POLLIN, 0};
+    int na = hcs_attach_pollfds(a, p + 4);
+    /* After a burst, a second of quiet gives the buffers' pages back: an
+     * idle monitor stays small (they fault in again with the next output). */
+    int r = poll(p, (nfds_t)(4 + na), used ? 1000 : -1);
+    if (r < 0) {
       if (errno == EINTR) continue;
       break;
     }
-    for (int i = 0; i < 2; i++)
-      if (p[i + 1].revents & POLLIN)
-        for (int k = 0; k < 16 && pump(&w, rfd[i], i, in); k++) {
-        }
-    flush(&w);
-    if (p[0].revents) break;
-  }
-  /* Init is gone, and with it its pid namespace: what is left in the FIFOs
-   * is all there will be. */
-  for (int i = 0; i < 2; i++)
-    while (pump(&w, rfd[i], i, in)) {
+    if (r == 0) {
+      madvise(in, READ_SIZE + OUT_SIZE, MADV_DONTNEED);
+      used = false;
+      continue;
     }
-  flush(&w);
+    /* Init is gone, and with it its pid namespace: what is left in the
+     * FIFOs and the console is all there will be. */
+    done = p[0].revents != 0;
+    if (in == NULL) {
+      char *m = mmap(NULL, READ_SIZE + OUT_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      mapped = m != MAP_FAILED;
+      in = mapped ? m : small_in;
+      in_size = mapped ? READ_SIZE : sizeof small_in;
+      w.out = mapped ? m + READ_SIZE : small_out;
+      w.out_cap = mapped ? OUT_SIZE : sizeof small_out;
+    }
+    for (int i = 0; i < 3; i++) {
+      if (src[i] < 0 || !(p[i + 1].revents || done)) continue;
+      bool gone = false;
+      for (int k = 0; (k < 4 || done) && pump(&w, a, src[i], i == 1 ? 1 : 0, in, in_size, &gone); k++) {
+      }
+      if (gone || (p[i + 1].revents & (POLLHUP | POLLERR) && !(p[i + 1].revents & POLLIN))) src[i] = -1;
+    }
+    flush(&w);
+    used = mapped;
+    if (na) hcs_attach_handle(a, p + 4, na);
+  }
+  hcs_attach_close(a, dir);
   if (w.fd >= 0) close(w.fd);
+}
+
+void hcs_log_run(const char *dir, const hcs_config_t *cfg, const int rfd[2], int pidfd) {
+  hcs_log_relay(dir, cfg, rfd, -1, -1, pidfd, NULL);
 }
 
 /* --- processes writing to the log ---------------------------------------- */

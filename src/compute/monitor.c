@@ -83,13 +83,11 @@ static void record_exit(hcs_spawn_t *s, int status) {
     type = "Killed";
   if (s->cg) {
     /* Init's death emptied its pid namespace; anything left (a process
-     * that joined the cgroup only) is killed before the cgroup goes. */
+     * that joined the cgroup only) is killed before the exit is told. */
     json_t *left = s->cg->pids(cs->cgroup, NULL);
     if (left && json_array_size(left) > 0) s->cg->kill_all(cs->cgroup, NULL);
     json_decref(left);
-    s->cg->destroy(cs->cgroup, NULL);
   }
-  hcs_system_remove_run_files(cs);
   cleanup_free char *now = hcs_now_rfc3339();
   cleanup_json json_t *e = json_pack("{s:i,s:s,s:s,s:I}", "ExitCode", code, "ExitType", type, "FinishedTime", now,
                                      "OomKillCount", (json_int_t)(ooms > 0 ? ooms : 0));
@@ -98,6 +96,12 @@ static void record_exit(hcs_spawn_t *s, int status) {
   cleanup_free char *path = hcs_xasprintf("%s/exit.json", cs->dir);
   hcs_state_write_json(path, e, NULL);
   emit_exit(s, e);
+  /* The cgroup's removal (about 10 rmdirs on v1, an RCU grace period each
+   * at worst) comes after the event: it was most of the event's latency.
+   * The system reads as Stopped already (exit.json); delete waits for the
+   * monitor, so an id reused after delete never meets this cgroup. */
+  if (s->cg) s->cg->destroy(cs->cgroup, NULL);
+  hcs_system_remove_run_files(cs);
 }
 
 /* Close every fd from 3 up but those in keep (-1 entries ignored). */
@@ -143,6 +147,22 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   }
   for (int i = 0; i < 2; i++)
     if (s->log[i]) s->stdio[i + 1] = wfd[i];
+  if (s->attach_stdin) {
+    int in[2];
+    if (pipe2(in, O_CLOEXEC) < 0) {
+      hcs_error_make(&err, errno, "pipe");
+      if (s->cg) s->cg->destroy(cs->cgroup, NULL);
+      send_error(s->sock, &err);
+      _exit(1);
+    }
+    s->stdio[0] = in[0]; /* closed below with the rest once init has it */
+    s->stdin_w = in[1];
+  }
+  /* The attach socket exists before create returns (a client may connect
+   * at once, as `run -it` does before start). */
+  hcs_attach_server_t attach = {.listen_fd = -1};
+  bool attachable = logging || s->monitor_console || s->attach_stdin;
+  if (attachable) hcs_attach_listen(&attach, cs->dir);
   s->on_go = write_state;
   pid_t pid = hcs_spawn_init(s, &pidfd, &err);
   if (pid < 0) {
@@ -156,16 +176,30 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
    * child of the caller's subreaper (watched through it); the FIFOs' read
    * ends for a logging one. */
   bool reaped_elsewhere = s->cfg->caller_reaps_init;
-  bool keep_pidfd = logging || reaped_elsewhere;
-  int keep[3] = {keep_pidfd ? pidfd : -1, rfd[0], rfd[1]};
+  /* The relay runs for a log, a console the monitor keeps, or an attachable stdin. */
+  bool relay = logging || s->console >= 0 || s->stdin_w >= 0;
+  bool keep_pidfd = relay || reaped_elsewhere;
+  /* Init's mount, IPC and UTS namespaces stay referenced until the exit is
+   * recorded: the kernel then tears them down (the container's whole mount
+   * tree) when we close them, not in init's exit before waitpid returns,
+   * which halved the exit -> event latency. */
+  static const char *const ns_names[3] = {"mnt", "ipc", "uts"};
+  int ns[3];
+  for (int i = 0; i < 3; i++) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)pid, ns_names[i]);
+    ns[i] = open(path, O_RDONLY | O_CLOEXEC);
+  }
+  int keep[9] = {keep_pidfd ? pidfd : -1, rfd[0], rfd[1], ns[0], ns[1], ns[2], s->console, s->stdin_w,
+                 attach.listen_fd};
   if (!keep_pidfd) close(pidfd);
-  close_all_but(keep, 3);
+  close_all_but(keep, 9);
   int null = open("/dev/null", O_RDWR);
   for (int fd = 0; fd < 3; fd++)
     dup2(null, fd);
   if (null > 2) close(null);
 
-  if (logging) hcs_log_run(cs->dir, s->cfg, rfd, pidfd);
+  if (relay) hcs_log_relay(cs->dir, s->cfg, rfd, s->console, s->stdin_w, pidfd, &attach);
   int status = 0;
   if (reaped_elsewhere) {
     struct pollfd p = {pidfd, POLLIN, 0};
@@ -183,6 +217,8 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
     if (r < 0 && errno != EINTR) break;
   }
   record_exit(s, status);
+  for (int i = 0; i < 3; i++)
+    if (ns[i] >= 0) close(ns[i]);
   /* Linux.ExitCommand (e.g. `hcs destroy ID` for `run --rm -d`): exec'd in
    * place, so the monitor pid stays alive until the clean-up is done and
    * waiters wake once it is over.  The system reads as Stopped already

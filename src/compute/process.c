@@ -22,6 +22,7 @@
 #include <termios.h>
 
 #include "compute/compute.h"
+#include "hcs/events.h"
 
 extern char **environ;
 
@@ -31,9 +32,11 @@ struct hcs_process_s {
   int stdio[3];
   int console;
   bool exited;
-  int status; /* waitid si_code/si_status folded: exit code or 128+signal */
+  bool foreign; /* opened (hcs_process_open), not our child: its reaper records its exit */
+  int status;   /* waitid si_code/si_status folded: exit code or 128+signal; -1 unknown */
   int signal;
   char *system_id, *run_root, *owner; /* for its events */
+  char *root;                         /* the state root, to read the journal (opened handles) */
 };
 
 static bool all_digits(const char *s) { return *s && strspn(s, "0123456789") == strlen(s); }
@@ -225,13 +228,14 @@ static void process_free(hcs_process_t *p) {
   free(p->system_id);
   free(p->run_root);
   free(p->owner);
+  free(p->root);
   free(p);
 }
 
 /* Reap an exited process on close so a dropped handle leaves no zombie; a
  * running one keeps running (and is reaped by whoever waits for it). */
 void hcs_process_close(hcs_process_t *p) {
-  if (p && !p->exited && p->pidfd >= 0) {
+  if (p && !p->exited && !p->foreign && p->pidfd >= 0) {
     siginfo_t si;
     memset(&si, 0, sizeof si);
     waitid(P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG);
@@ -447,6 +451,172 @@ int hcs_process_terminate(hcs_process_t *p, hcs_error_t *err) {
   return 0;
 }
 
+/* An opened process has exited: its exit code is in the journal's
+ * "process exited" event, written by its reaper (the process that created
+ * it and waits for it); the newest one for this pid.  The reaper writes it
+ * just after reaping, so it is waited for a little. */
+static int foreign_exit(hcs_process_t *p) {
+  p->exited = true;
+  p->status = -1;
+  cleanup_json json_t *f = json_pack("{s:[s],s:[s],s:[s],s:I}", "Ids", p->system_id, "Types", "process", "Actions",
+                                     "exited", "Since", (json_int_t)1);
+  cleanup_free char *filter = json_dumps(f, JSON_COMPACT);
+  hcs_events_t *sub = hcs_events_subscribe(p->root, filter, NULL);
+  for (int wait_ms = 0; sub; wait_ms = 200) {
+    char *e;
+    bool found = false;
+    while ((e = hcs_events_next(sub, wait_ms, NULL)) != NULL) {
+      json_t *rec = json_loads(e, 0, NULL);
+      free(e);
+      json_t *a = json_object_get(rec, "Attributes");
+      if (json_integer_value(json_object_get(a, "Pid")) == p->pid) {
+        p->status = (int)json_integer_value(json_object_get(a, "ExitCode"));
+        p->signal = (int)json_integer_value(json_object_get(a, "ExitSignal"));
+        found = true;
+      }
+      json_decref(rec);
+      wait_ms = 0;
+    }
+    if (found || wait_ms) break; /* found, or nothing came in 200 ms */
+  }
+  hcs_events_close(sub);
+  return 1;
+}
+
+/* check: the pid must be in the system's pid namespace (not needed, and
+ * impossible for a zombie, when we created it). */
+static hcs_process_t *open_process(hcs_system_t *cs, int pid, bool check, hcs_error_t *err) {
+  if (pid <= 0) {
+    hcs_error_make(err, EINVAL, "open process %d of `%s`: not a pid", pid, cs->id);
+    return NULL;
+  }
+  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (pidfd < 0) {
+    if (errno == ESRCH)
+      hcs_error_make(err, 0, "open process %d of `%s`: no such process (it has exited, or never was)", pid, cs->id);
+    else
+      hcs_error_make(err, errno, "open process %d of `%s`", pid, cs->id);
+    return NULL;
+  }
+  /* Checked after the open (the pidfd pins the process): it lives in the
+   * system's pid namespace, i.e. init's. */
+  hcs_error_t e = NULL;
+  cleanup_close int init = check ? hcs_system_init_fd(cs, &e) : -1;
+  hcs_error_release(&e);
+  char path[64];
+  struct stat mine, sys;
+  snprintf(path, sizeof path, "/proc/%d/ns/pid", pid);
+  bool in = !check || stat(path, &mine) == 0;
+  snprintf(path, sizeof path, "/proc/%d/ns/pid", (int)cs->pid);
+  in = !check || (in && init >= 0 && stat(path, &sys) == 0 && mine.st_ino == sys.st_ino && mine.st_dev == sys.st_dev);
+  if (!in) {
+    close(pidfd);
+    hcs_error_make(err, ESRCH, "open process %d of `%s`: %s", pid, cs->id,
+                   init < 0 ? "the system is not running" : "no such process in the system");
+    return NULL;
+  }
+  hcs_process_t *p = hcs_xcalloc(1, sizeof *p);
+  p->pid = pid;
+  p->pidfd = pidfd;
+  p->foreign = true;
+  p->root = cs->root ? hcs_xstrdup(cs->root) : NULL;
+  p->stdio[0] = p->stdio[1] = p->stdio[2] = p->console = -1;
+  p->system_id = hcs_xstrdup(cs->id);
+  p->run_root = hcs_xstrdup(cs->run_root);
+  const char *owner = json_string_value(json_object_get(cs->state, "Owner"));
+  p->owner = owner ? hcs_xstrdup(owner) : NULL;
+  return p;
+}
+
+hcs_process_t *hcs_process_open(hcs_system_t *cs, int pid, hcs_error_t *err) {
+  return open_process(cs, pid, true, err);
+}
+
+/* The detached process's reaper: a grandchild of the caller (double fork,
+ * its own session) that creates the process (so it is its child), reports
+ * the pid or the error on `fd`, waits for it and records its exit (the
+ * "process exited" event), so the exit code outlives the caller. */
+static __attribute__((noreturn)) void detached_reaper(hcs_system_t *cs, const char *params,
+                                                      const hcs_compute_stdio_t *stdio, int fd) {
+  setsid();
+  prctl(PR_SET_NAME, "hcs-reaper", 0, 0, 0);
+  signal(SIGINT, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  signal(SIGTERM, SIG_DFL);
+  hcs_error_t err = NULL;
+  hcs_process_t *p = hcs_process_create_ex(cs, params, stdio, &err);
+  char msg[1100];
+  int n = p ? snprintf(msg, sizeof msg, "P%d", (int)p->pid) : snprintf(msg, sizeof msg, "E%s", hcs_error_message(err));
+  int status = p ? 0 : hcs_error_status(err);
+  if (write(fd, &status, sizeof status) != (ssize_t)sizeof status ||
+      write(fd, msg, (size_t)(n < (int)sizeof msg ? n : (int)sizeof msg - 1)) < 0) {
+  }
+  /* The caller opens its pidfd, then closes its end: only then may the
+   * process be reaped (a short one would be gone before it is opened). */
+  char b;
+  while (p && read(fd, &b, 1) < 0 && errno == EINTR) {
+  }
+  close(fd);
+  if (p == NULL) _exit(1);
+  /* Nothing of the caller stays open here (a reader of its stdout would
+   * wait for us): stdio on /dev/null, every other fd but the pidfd closed. */
+  int null = open("/dev/null", O_RDWR);
+  for (int i = 0; i < 3 && null >= 0; i++)
+    dup2(null, i);
+  for (int i = 0; i < 3; i++)
+    if (p->stdio[i] > 2) close(p->stdio[i]), p->stdio[i] = -1;
+  if (p->pidfd > 3) syscall(SYS_close_range, 3U, (unsigned)p->pidfd - 1, 0U);
+  syscall(SYS_close_range, (unsigned)p->pidfd + 1, ~0U, 0U);
+  p->console = -1;
+  while (hcs_process_wait(p, -1, NULL) == 0) {
+  }
+  _exit(0);
+}
+
+hcs_process_t *hcs_process_create_detached(hcs_system_t *cs, const char *params, const hcs_compute_stdio_t *stdio,
+                                           hcs_error_t *err) {
+  int pipefd[2]; /* a socket pair: pid or error one way, end of file the other */
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pipefd) < 0) {
+    hcs_error_make(err, errno, "socketpair");
+    return NULL;
+  }
+  pid_t first = fork();
+  if (first < 0) {
+    hcs_error_make(err, errno, "fork the reaper of a process of `%s`", cs->id);
+    close(pipefd[0]), close(pipefd[1]);
+    return NULL;
+  }
+  if (first == 0) {
+    close(pipefd[0]);
+    pid_t second = fork();
+    if (second == 0) detached_reaper(cs, params, stdio, pipefd[1]);
+    _exit(second < 0);
+  }
+  close(pipefd[1]);
+  int st;
+  while (waitpid(first, &st, 0) < 0 && errno == EINTR) {
+  }
+  int status = 0;
+  char msg[1100];
+  ssize_t n = read(pipefd[0], &status, sizeof status);
+  ssize_t m = n == (ssize_t)sizeof status ? read(pipefd[0], msg, sizeof msg - 1) : -1;
+  if (m <= 0) {
+    close(pipefd[0]);
+    hcs_error_make(err, 0, "create a process in `%s`: its reaper died", cs->id);
+    return NULL;
+  }
+  msg[m] = '\0';
+  if (msg[0] == 'E') {
+    close(pipefd[0]);
+    hcs_error_make(err, 0, "%s", msg + 1);
+    if (err && *err) (*err)->status = status; /* the exec's errno (126/127 in the CLI) */
+    return NULL;
+  }
+  hcs_process_t *p = open_process(cs, atoi(msg + 1), false, err);
+  close(pipefd[0]); /* the reaper may reap it now */
+  return p;
+}
+
 int hcs_process_wait(hcs_process_t *p, int timeout_ms, hcs_error_t *err) {
   if (p->exited) return 1;
   struct pollfd pfd = {p->pidfd, POLLIN, 0};
@@ -456,6 +626,7 @@ int hcs_process_wait(hcs_process_t *p, int timeout_ms, hcs_error_t *err) {
   while (r < 0 && errno == EINTR);
   if (r < 0) return hcs_error_make(err, errno, "wait for process %d", (int)p->pid);
   if (r == 0) return 0;
+  if (p->foreign) return foreign_exit(p);
   siginfo_t si;
   memset(&si, 0, sizeof si);
   if (waitid(P_PIDFD, (id_t)p->pidfd, &si, WEXITED) < 0)
@@ -478,6 +649,10 @@ int hcs_process_exit_code(hcs_process_t *p, hcs_error_t *err) {
   if (!p->exited && hcs_process_wait(p, 0, err) <= 0) {
     if (!p->exited) return hcs_error_make(err, 0, "process %d has not exited", (int)p->pid);
   }
+  if (p->status < 0)
+    return hcs_error_make(err, 0,
+                          "process %d has exited; its exit code is unknown (its parent reaped it without recording it)",
+                          (int)p->pid);
   return p->status;
 }
 
@@ -493,7 +668,7 @@ int hcs_process_resize_console(hcs_process_t *p, unsigned short rows, unsigned s
 char *hcs_process_properties(hcs_process_t *p, hcs_error_t *err) {
   if (!p->exited) hcs_process_wait(p, 0, NULL);
   cleanup_json json_t *o = json_pack("{s:i,s:b}", "ProcessId", (int)p->pid, "Exited", p->exited);
-  if (p->exited) {
+  if (p->exited && p->status >= 0) {
     json_object_set_new(o, "ExitCode", json_integer(p->status));
     if (p->signal) json_object_set_new(o, "ExitSignal", json_integer(p->signal));
   }

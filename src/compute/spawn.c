@@ -476,7 +476,11 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, int go, int rep
       hcs_child_report(report, errno, "allocate a console");
       _exit(1);
     }
-    if (hcs_send_msg(s->sock, HCS_MSG_PTY, "", 0, master) < 0 || hcs_pty_make_controlling(slave) < 0) {
+    /* To the creator, and to the monitor when it keeps the console (it
+     * logs it and serves attach clients). */
+    if (hcs_send_msg(s->sock, HCS_MSG_PTY, "", 0, master) < 0 ||
+        (s->monitor_console && hcs_send_msg(report, HCS_MSG_PTY, "", 0, master) < 0) ||
+        hcs_pty_make_controlling(slave) < 0) {
       hcs_child_report(report, errno, "set up the console");
       _exit(1);
     }
@@ -609,6 +613,11 @@ pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err) {
     char msg[1024];
     int type = 0, fd;
     ssize_t n = hcs_recv_msg(rfd, &type, msg, sizeof msg, &fd);
+    if (n > 0 && type == HCS_MSG_PTY && fd >= 0 && s->monitor_console && s->console < 0) {
+      s->console = fd; /* the console's master, then OK */
+      fd = -1;
+      n = hcs_recv_msg(rfd, &type, msg, sizeof msg, &fd);
+    }
     if (fd >= 0) close(fd);
     if (n <= 0)
       ret = hcs_error_make(err, n < 0 ? errno : 0, "init of `%s` died while being set up", s->cs->id);

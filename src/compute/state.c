@@ -118,6 +118,16 @@ int hcs_system_init_fd(hcs_system_t *cs, hcs_error_t *err) {
   return fd;
 }
 
+void hcs_system_wait_monitor(hcs_system_t *cs, int timeout_ms) {
+  if (cs->monitor_pid == getpid()) return; /* the monitor's ExitCommand, exec'd in place */
+  int fd = pidfd_checked(cs->monitor_pid, (uint64_t)json_integer_value(json_object_get(cs->state, "MonitorStartTime")));
+  if (fd < 0) return;
+  struct pollfd p = {fd, POLLIN, 0};
+  while (poll(&p, 1, timeout_ms) < 0 && errno == EINTR) {
+  }
+  close(fd);
+}
+
 int hcs_system_monitor_fd(hcs_system_t *cs, hcs_error_t *err) {
   if (cs->monitor_fd >= 0) return cs->monitor_fd;
   cs->monitor_fd =

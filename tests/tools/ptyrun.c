@@ -2,10 +2,11 @@
  * it line by line, and copy everything the command prints to stdout.
  * Used by the specs to drive the REPL as a person would.
  *   ptyrun [-t SECONDS] [-s ROWSxCOLS] INPUT -- command args...
- * INPUT is typed with "\n", "\t" and "\c" (Ctrl-C) escapes honoured, and two
+ * INPUT is typed with "\n", "\t", "\c" (Ctrl-C), "\p" and "\q" (Ctrl-P, Ctrl-Q) escapes honoured, and two
  * actions: "\o" waits for the command to print something, "\w" resizes
  * the terminal (10 rows and 20 columns more: the command gets SIGWINCH);
- * after it, Ctrl-D.  -s sets the terminal's size at the start. */
+ * after it, Ctrl-D.  "\eTEXT\e" waits until TEXT has been printed.  -s sets
+ * the terminal's size at the start. */
 #include <errno.h>
 #include <poll.h>
 #include <pty.h>
@@ -25,6 +26,17 @@ static double now(void) {
   return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Everything printed so far, for "\\e" (expect). */
+static char seen[1 << 16];
+static size_t seen_len;
+
+static void output(const char *buf, size_t n) {
+  fwrite(buf, 1, n, stdout);
+  if (n > sizeof seen - 1 - seen_len) seen_len = 0; /* keep the newest */
+  if (n < sizeof seen - 1) memcpy(seen + seen_len, buf, n), seen_len += n;
+  seen[seen_len] = '\0';
+}
+
 /* Copy output for up to `secs`, or until the child closes the pty. */
 static int pump(int master, double secs) {
   double end = now() + secs;
@@ -35,7 +47,7 @@ static int pump(int master, double secs) {
     if (r <= 0) continue;
     ssize_t n = read(master, buf, sizeof buf);
     if (n <= 0) return -1;
-    fwrite(buf, 1, (size_t)n, stdout);
+    output(buf, (size_t)n);
   }
   return 0;
 }
@@ -49,7 +61,7 @@ static void pump_until_output(int master, double secs) {
     if (poll(&p, 1, 50) <= 0) continue;
     ssize_t n = read(master, buf, sizeof buf);
     if (n <= 0) return;
-    fwrite(buf, 1, (size_t)n, stdout);
+    output(buf, (size_t)n);
     return;
   }
 }
@@ -98,9 +110,24 @@ int main(int argc, char **argv) {
       c = '\t', p++;
     else if (c == '\\' && p[1] == 'c')
       c = 3, p++; /* Ctrl-C: the line discipline sends SIGINT */
+    else if (c == '\\' && p[1] == 'p')
+      c = 0x10, p++; /* Ctrl-P and Ctrl-Q: the default detach keys of attach */
+    else if (c == '\\' && p[1] == 'q')
+      c = 0x11, p++;
     else if (c == '\\' && p[1] == 'o') {
       p++;
       pump_until_output(master, timeout);
+      continue;
+    } else if (c == '\\' && p[1] == 'e') {
+      /* "\\eTEXT\\e": wait until TEXT has been printed (since the start). */
+      const char *start = p + 2, *stop = strstr(start, "\\e");
+      if (stop == NULL) break;
+      char want[256];
+      snprintf(want, sizeof want, "%.*s", (int)(stop - start), start);
+      double end = now() + timeout;
+      while (strstr(seen, want) == NULL && now() < end)
+        pump_until_output(master, end - now());
+      p = stop + 1;
       continue;
     } else if (c == '\\' && p[1] == 'w') {
       p++;
@@ -110,7 +137,7 @@ int main(int argc, char **argv) {
       continue;
     }
     if (write(master, &c, 1) != 1) break;
-    if (c == '\n' || c == '\t' || c == 3) pump(master, 0.3);
+    if (c == '\n' || c == '\t' || c == 3 || c == 0x11) pump(master, 0.3);
   }
   char eot = 4;
   if (write(master, &eot, 1) != 1) { /* the program may be gone already */

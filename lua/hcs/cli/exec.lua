@@ -49,7 +49,7 @@ return {
     end
     if opts.detach then
       if opts.tty or opts.interactive then cli.fail("-d cannot be combined with -t or -i") end
-      local p <close> = cli.check(cs:create_process(params, { stdio = "log" }))
+      local p <close> = cli.check(cs:create_process(params, { stdio = "log", detach = true }))
       cli.output(opts, { ProcessId = p:pid() }, function() print(p:pid()) end)
       return 0
     end

@@ -8,6 +8,20 @@ for k, v in pairs(cu.create_options) do options[k] = v end
 options.rm = { kind = "flag", help = "delete the system once it stopped" }
 options.detach = { kind = "flag", short = "d", help = "start and print the id, do not wait (output to `hcs logs`)" }
 options.interactive = { kind = "flag", short = "i", help = "connect stdin to init (default: /dev/null)" }
+options["detach-keys"] = cu.detach_keys_option
+
+--- `-t` attached, as docker: the monitor keeps the console (and logs it),
+-- we attach before start so nothing is missed; the detach keys leave the
+-- system running.  Returns "detached" or "exited".
+local function attach_console(cs, opts)
+  local how, err, errno = cs:attach { stdin = opts.interactive or false,
+    detach_keys = cu.detach_keys(opts["detach-keys"]), before = function() return cs:start() end }
+  if not how then
+    if errno == 4 then error("interrupted", 0) end
+    cu.fail_start(err, errno)
+  end
+  return how
+end
 
 local have_interrupt, interrupt = pcall(require, "hcs.interrupt")
 
@@ -35,22 +49,28 @@ end
 -- SIGTERM: the system is killed first); further signals wait for it.
 -- Detached, the monitor destroys the system once it stops.
 local function run_image(opts, target)
-  local sys
+  local sys, detached
   local ok, props = pcall(guard, function()
-    sys = cu.define_from_image(opts, target, { stdio = opts.detach and "log" or "inherit",
-      stdin = opts.interactive or false, tty = opts.tty, auto_remove = opts.rm or nil, attached = not opts.detach })
+    local console = opts.tty and not opts.detach
+    sys = cu.define_from_image(opts, target, { stdio = (opts.detach or console) and "log" or "inherit",
+      stdin = opts.interactive or false, tty = opts.tty, auto_remove = opts.rm or nil, attached = not opts.detach,
+      start = not console })
     if opts.detach then return nil end
     local cs = sys.cs
-    if opts.tty then
-      local stdin, stdout = cs:stdio()
-      cu.relay_console(stdout)
-      stdin:close()
-      stdout:close()
+    if console and attach_console(cs, opts) == "detached" then
+      detached = true
+      return nil
     end
     wait_stopped(cs)
     return cli.check(cs:properties())
   end, function(ok)
-    if sys and opts.rm and not opts.detach then
+    if detached and opts.rm then
+      -- Its plan is an attached auto-remove one whose owner is gone: the
+      -- next recover (`hcs run`, `hcs plan ls`, `hcs destroy`) removes it
+      -- once it has stopped.
+      io.stderr:write(("hcs run: detached from %s; --rm removes it after it stops, at the next hcs run, " ..
+        "plan ls or destroy\n"):format(sys.plan.Name))
+    elseif sys and opts.rm and not opts.detach then
       local done, err = hcs.workflow.destroy(sys, { kill = not ok })
       if not done then cli.fail("%s", err) end
     end
@@ -65,6 +85,7 @@ local function run_image(opts, target)
     cli.output(opts, { Id = sys.plan.Name }, function() print(sys.plan.Name) end)
     return 0
   end
+  if detached then return 0 end
   if opts.json then cli.print_json(props) end
   local code = props.ExitCode or 1
   if code < 0 then code = 1 end
@@ -97,27 +118,29 @@ return {
       doc.Linux = doc.Linux or {}
       doc.Linux.ExitCommand = hcs.json.array(require("hcs.workflow.journal").self_command(nil, "rm", id))
     end
-    local cs = cli.check(hcs.compute.create(id, doc, { stdio = opts.detach and "log" or "inherit",
+    local console = opts.tty and not opts.detach
+    local cs = cli.check(hcs.compute.create(id, doc, { stdio = (opts.detach or console) and "log" or "inherit",
       stdin = opts.interactive or false }))
-    local console
-    if opts.tty and not opts.detach then
-      local stdin, stdout = cs:stdio()
-      console = { stdin = stdin, stdout = stdout }
-    end
-    local ok, err, errno = cs:start()
-    if not ok then
-      cs:delete(true)
-      cu.fail_start(err, errno)
+    if console then
+      local ok, how = pcall(attach_console, cs, opts)
+      if not ok then
+        cs:delete(true)
+        error(how, 0)
+      end
+      if how == "detached" then
+        if opts.rm then io.stderr:write(("hcs run: detached from %s; it is not removed when it stops\n"):format(id)) end
+        return 0
+      end
+    else
+      local ok, err, errno = cs:start()
+      if not ok then
+        cs:delete(true)
+        cu.fail_start(err, errno)
+      end
     end
     if opts.detach then
       cli.output(opts, { Id = id }, function() print(id) end)
       return 0
-    end
-    if console then
-      -- Relay until the console closes, then drop our ends.
-      cu.relay_console(console.stdout)
-      console.stdin:close()
-      console.stdout:close()
     end
     cli.check(cs:wait())
     local props = cli.check(cs:properties())

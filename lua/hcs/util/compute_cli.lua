@@ -226,6 +226,46 @@ function M.build_config(opts, target)
   return doc
 end
 
+M.detach_keys_option = { kind = "string", metavar = "KEYS",
+  help = "the key sequence that detaches (default ctrl-p,ctrl-q)" }
+
+local ctrl_specials = { ["@"] = 0, ["["] = 27, ["\\"] = 28, ["]"] = 29, ["^"] = 30, ["_"] = 31 }
+
+--- Docker's --detach-keys ("ctrl-p,ctrl-q", "a", "ctrl-@") -> the bytes; nil -> nil (the default).
+function M.detach_keys(spec)
+  if spec == nil or spec == "" then return spec end
+  local out = {}
+  for item in (spec .. ","):gmatch("([^,]*),") do
+    local c = item:match("^ctrl%-(.)$")
+    if c and c:match("^%a$") then
+      out[#out + 1] = string.char(c:lower():byte() - 96)
+    elseif c and ctrl_specials[c] then
+      out[#out + 1] = string.char(ctrl_specials[c])
+    elseif #item == 1 then
+      out[#out + 1] = item
+    else
+      cli.exit(2, "--detach-keys: %s is not a key (a character or ctrl-<key>, comma-separated)",
+        require("hcs.util.args").show(item))
+    end
+  end
+  return table.concat(out)
+end
+
+--- Attach to cs (cs:attach options); once its output ends, its exit status
+-- (it stopped), 0 when detached.
+function M.attach(cs, o)
+  local how, err, errno = cs:attach(o)
+  if not how then
+    if errno == 4 then cli.fail("interrupted") end
+    cli.fail("%s", err)
+  end
+  if how == "detached" then return 0 end
+  cli.check(cs:wait())
+  local props = cli.check(cs:properties())
+  local code = props.ExitCode or 1
+  return code < 0 and 1 or code
+end
+
 --- Relay a console until it closes.
 function M.relay_console(console)
   return hcs.compute.relay(console)

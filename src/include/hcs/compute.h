@@ -29,6 +29,10 @@ typedef struct {
  * <run root>/compute/<id>/ctr.log in the CRI format, kept by the monitor
  * (read it with hcs_compute_logs). */
 #define HCS_STDIO_LOG (-2)
+/* For `in` of a system's init: a pipe whose write end the monitor keeps for
+ * attach clients (docker's `-i` on a detached container); with `out` and
+ * `err` HCS_STDIO_LOG only. */
+#define HCS_STDIO_ATTACH (-3)
 
 /* Validate `config` (a JSON document), create the system (namespaces,
  * mounts, cgroup, monitor) and leave it in state Created: init waits for
@@ -97,6 +101,31 @@ typedef struct {
   int out_fd, err_fd;
 } hcs_compute_log_options_t;
 HCS_EXPORT int hcs_compute_logs(hcs_system_t *cs, const hcs_compute_log_options_t *opts, hcs_error_t *err);
+
+/* Attach (conmon's attach socket): a connected SOCK_SEQPACKET socket to the
+ * system's monitor, which serves it when the system logs (HCS_STDIO_LOG) or
+ * keeps its console (EmulateConsole with a log).  Every packet starts with
+ * a kind byte.  From the monitor: HCS_ATTACH_HELLO first (one byte of
+ * flags: HCS_ATTACH_HAS_STDIN, HCS_ATTACH_HAS_CONSOLE), then STDOUT and
+ * STDERR (the data follows; a console's output is STDOUT); end of file
+ * once the system stopped and its output is all sent.  To the monitor:
+ * STDIN (data), RESIZE (two uint16_t, rows then cols, host order: the
+ * console's TIOCSWINSZ), CLOSE_STDIN.  Several clients may attach at once;
+ * each gets all output from its connection on, stdin from each is merged;
+ * closing the socket detaches and leaves the system running.  flags (may
+ * be NULL) gets the hello's flags.  Fails, saying why, for a stopped
+ * system or one that has no attach socket. */
+enum {
+  HCS_ATTACH_STDIN = 0,
+  HCS_ATTACH_STDOUT = 1,
+  HCS_ATTACH_STDERR = 2,
+  HCS_ATTACH_RESIZE = 3,
+  HCS_ATTACH_CLOSE_STDIN = 4,
+  HCS_ATTACH_HELLO = 5,
+};
+#define HCS_ATTACH_HAS_STDIN 1
+#define HCS_ATTACH_HAS_CONSOLE 2
+HCS_EXPORT int hcs_compute_attach(hcs_system_t *cs, int *flags, hcs_error_t *err);
 
 /* Remove a stopped system's state.  force: terminate it first if running. */
 HCS_EXPORT int hcs_compute_delete(hcs_system_t *cs, bool force, hcs_error_t *err);

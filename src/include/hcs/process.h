@@ -26,8 +26,22 @@ HCS_EXPORT hcs_process_t *hcs_process_create(hcs_system_t *cs, const char *param
  * pipe (e.g. a CLI passing its own 0, 1, 2); NULL means /dev/null. */
 HCS_EXPORT hcs_process_t *hcs_process_create_ex(hcs_system_t *cs, const char *params, const hcs_compute_stdio_t *stdio,
                                                 hcs_error_t *err);
+/* As create_ex, for a process that outlives its creator (`hcs exec -d`):
+ * its parent is a small reaper (a grandchild of the caller, in its own
+ * session) that records its exit code in the journal, so a handle opened
+ * later (hcs_process_open), like the one returned, learns it. */
+HCS_EXPORT hcs_process_t *hcs_process_create_detached(hcs_system_t *cs, const char *params,
+                                                      const hcs_compute_stdio_t *stdio, hcs_error_t *err);
 /* Release the handle; the process keeps running (it is not killed). */
 HCS_EXPORT void hcs_process_close(hcs_process_t *p);
+/* HcsOpenProcess: a handle on process `pid` of the system (one created by
+ * another process, e.g. `hcs exec -d`); it must be in the system's pid
+ * namespace (pids as the host sees them).  signal, terminate, wait,
+ * event_fd and properties work; its exit code comes from the "process
+ * exited" event its reaper (its creator) writes, and is unknown (-1, an
+ * error from exit_code) when none did.  Its output, with stdio "log", is
+ * in the system log.  No stdio, no resize. */
+HCS_EXPORT hcs_process_t *hcs_process_open(hcs_system_t *cs, int pid, hcs_error_t *err);
 /* Host pid. */
 HCS_EXPORT int hcs_process_pid(hcs_process_t *p);
 /* Stdio endpoints (pipes, or the pty master on all three).  The caller

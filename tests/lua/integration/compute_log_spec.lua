@@ -111,6 +111,44 @@ describe("hcs logs #root", function()
     assert.is_true((hcs("rm", "l2")))
   end)
 
+  it("splits a line longer than a read into P records that never straddle two files", function()
+    -- 300000 bytes without a newline, written in pieces (dd), then the
+    -- newline after a pause: several reads, several P records (at most 64
+    -- KiB of message each), across rotated files; read back as one line.
+    local cfg = config("l7", "dd if=/dev/zero bs=1000 count=300 2>/dev/null | tr '\\0' x; sleep 0.2; echo; echo after",
+      { MaxSize = 131072, MaxFiles = 20 })
+    assert.is_true((hcs("create", "--name", "l7", cfg)))
+    assert.is_true((hcs("start", "l7")))
+    wait_stopped("l7")
+    local dir = root .. "/run/compute/l7/"
+    local tags, pbytes = {}, 0
+    assert.is_nil(io.open(dir .. "ctr.log.19", "r")) -- nothing was dropped
+    for i = 18, 0, -1 do
+      local name = i > 0 and "ctr.log." .. i or "ctr.log"
+      local f = io.open(dir .. name, "r")
+      if f then
+        local size = f:seek("end")
+        f:seek("set")
+        assert.is_true(size <= 131072, name .. " is " .. size)
+        for l in f:lines() do
+          local tag, msg = l:match("^%S+ stdout ([FP]) (.*)$")
+          assert.is_not_nil(tag, l:sub(1, 80))
+          assert.is_true(#msg <= 65536)
+          tags[#tags + 1] = tag
+          if tag == "P" then pbytes = pbytes + #msg end
+        end
+        f:close()
+      end
+    end
+    assert.is_true(#tags >= 6) -- at least 5 P records (300000 / 65536) and the two F
+    assert.equal(300000, pbytes)
+    assert.same({ "P", "F", "F" }, { tags[#tags - 2], tags[#tags - 1], tags[#tags] })
+    local _, code, out = hcs("logs", "l7")
+    assert.equal(0, code)
+    assert.equal(string.rep("x", 300000) .. "\nafter\n", out)
+    assert.is_true((hcs("rm", "l7")))
+  end)
+
   it("logs -f follows the log through rotations until the system stops", function()
     local n = 8000
     local sync = root .. "/sync"
