@@ -1,0 +1,152 @@
+-- Virtual machines through the real `hcs` binary (ctest label `vm`): the
+-- compute verbs take a VirtualMachine document (create, start, pause,
+-- resume, inspect, list, kill, rm), `hcs vm save|restore|accel`, `hcs disk
+-- create|resize|inspect`, `hcs info`.  One boot (TCG), with the busybox
+-- initramfs of tests/tools/vm-initrd.sh counting on the console.
+local u = require "spec_util"
+local json = require("hcs").json
+
+local kernel = (select(3, u.run("ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1")) or ""):gsub("%s+$", "")
+local have_qemu = u.run("command -v qemu-system-x86_64 >/dev/null && command -v qemu-img >/dev/null")
+
+describe("hcs VM CLI #root #vm", function()
+  local root, parent, env, con
+
+  local function hcs(...)
+    return u.hcs({ ... }, env)
+  end
+
+  local function last_tick()
+    local s = u.read_file(con) or ""
+    local n
+    for t in s:gmatch("tick (%d+)") do n = tonumber(t) end
+    return n or -1
+  end
+
+  local function wait_until(f)
+    for _ = 1, 1800 do
+      if f() then return true end
+      u.run("sleep 0.1")
+    end
+    return false
+  end
+
+  setup(function()
+    root = u.tmpdir()
+    parent = "hcs-test-vmcli-" .. root:match("hcs%-test%.(.*)$")
+    env = { HCS_ROOT = root, HCS_VM_ACCEL = "tcg" }
+    con = root .. "/console.log"
+    if kernel ~= "" and have_qemu then
+      assert(u.run(("%s/tests/tools/vm-initrd.sh %s/initrd.gz"):format(u.source_dir, root)))
+    end
+  end)
+
+  teardown(function()
+    local _, _, out = hcs("list", "--json")
+    for _, s in ipairs(json.decode(out ~= "" and out or "[]")) do hcs("rm", "-f", s.Id) end
+    u.rmtree(root)
+    u.run("find /sys/fs/cgroup -maxdepth 2 -type d -name '" .. parent .. "' -exec rmdir {} +")
+    local _, _, dirs = u.run("find /sys/fs/cgroup -maxdepth 3 -type d -name '" .. parent .. "*'")
+    assert.equal("", dirs)
+  end)
+
+  it("disk create, inspect, resize, and a disk on a backing file", function()
+    if not have_qemu then pending("no qemu-img") return end
+    local ok, code, _, err = hcs("disk", "create", "--format", "raw", "--size", "1M", root .. "/base.img")
+    assert.is_true(ok and code == 0, err)
+    local _, _, out = hcs("disk", "inspect", "--json", root .. "/base.img")
+    local info = json.decode(out)
+    assert.equal("raw", info.Format)
+    assert.equal(1048576, info.VirtualSize)
+    ok, code, _, err = hcs("disk", "create", "--backing", root .. "/base.img", root .. "/top.qcow2")
+    assert.is_true(ok and code == 0, err)
+    info = json.decode(select(3, hcs("disk", "inspect", "--json", root .. "/top.qcow2")))
+    assert.equal("qcow2", info.Format)
+    assert.equal(root .. "/base.img", info.BackingFile)
+    assert.equal(1048576, info.VirtualSize)
+    ok, code, _, err = hcs("disk", "resize", root .. "/top.qcow2", "2M")
+    assert.is_true(ok and code == 0, err)
+    info = json.decode(select(3, hcs("disk", "inspect", "--json", root .. "/top.qcow2")))
+    assert.equal(2097152, info.VirtualSize)
+    -- Existing files are never overwritten; bad input is named.
+    local _, c2, _, e2 = hcs("disk", "create", "--size", "1M", root .. "/top.qcow2")
+    assert.equal(1, c2)
+    assert.matches("it exists", e2, 1, true)
+    _, c2, _, e2 = hcs("disk", "create", "--size", "lots", root .. "/x.qcow2")
+    assert.equal(1, c2)
+    assert.matches('invalid size "lots"', e2, 1, true)
+    _, c2, _, e2 = hcs("disk", "create", "--format", "raw", "--backing", root .. "/base.img", root .. "/y.img")
+    assert.equal(1, c2)
+    assert.matches("a backing file needs the qcow2 format", e2, 1, true)
+  end)
+
+  it("create, start, pause, resume, save, restore, kill and rm a VM from a document", function()
+    if kernel == "" or not have_qemu then pending("no kernel or QEMU") return end
+    local doc = {
+      Owner = "vmcli",
+      VirtualMachine = {
+        StopOnReset = true,
+        ComputeTopology = { Memory = { SizeInMB = 192 } },
+        Chipset = { LinuxKernelDirect = { KernelFilePath = kernel, InitRdPath = root .. "/initrd.gz",
+          KernelCmdLine = "console=ttyS0 quiet panic=-1 hcs.mode=counter" } },
+        Devices = { ComPorts = { ["0"] = { Path = con } } },
+      },
+      Linux = { CgroupParent = parent },
+    }
+    u.write_file(root .. "/vm.json", json.encode(doc))
+    local ok, code, out, err = hcs("create", "--name", "v1", root .. "/vm.json")
+    assert.is_true(ok and code == 0, err)
+    assert.equal("v1\n", out)
+    -- A VM document takes no command.
+    local _, c2, _, e2 = hcs("create", "--name", "v2", root .. "/vm.json", "/bin/true")
+    assert.equal(125, c2)
+    assert.matches("takes no command", e2, 1, true)
+
+    local _, _, list = hcs("list")
+    assert.matches("v1%s+vmcli%s+vm%s+Created", list)
+    assert.equal(0, select(2, hcs("start", "v1")))
+    assert.is_true(wait_until(function() return last_tick() >= 2 end), "the guest counts")
+    assert.equal(0, select(2, hcs("pause", "v1")))
+    local insp = json.decode(select(3, hcs("inspect", "v1")))
+    insp = insp[1] or insp
+    assert.equal("Paused", insp.State)
+    assert.equal("VirtualMachine", insp.SystemType)
+    assert.equal("tcg", insp.VirtualMachine.Accelerator)
+    local before = last_tick()
+    u.run("sleep 1.5")
+    assert.equal(before, last_tick())
+    assert.equal(0, select(2, hcs("resume", "v1")))
+    assert.is_true(wait_until(function() return last_tick() >= before + 2 end), "resumed")
+
+    ok, code, _, err = hcs("vm", "save", "v1", root .. "/v1.state")
+    assert.is_true(ok and code == 0, err)
+    local saved = last_tick()
+    assert.equal(0, select(2, hcs("rm", "-f", "v1")))
+    ok, code, out, err = hcs("vm", "restore", "--name", "v1r", "--start", root .. "/v1.state")
+    assert.is_true(ok and code == 0, err)
+    assert.equal("v1r\n", out)
+    assert.is_true(wait_until(function() return last_tick() > saved end), "the restored guest counts on")
+    assert.equal(0, select(2, hcs("kill", "v1r")))
+    insp = json.decode(select(3, hcs("inspect", "v1r")))
+    insp = insp[1] or insp
+    assert.equal("Stopped", insp.State)
+    assert.equal("Terminated", insp.ExitType)
+    assert.equal(0, select(2, hcs("rm", "v1r")))
+    local _, _, left = hcs("list", "-q")
+    assert.equal("", left)
+
+    -- A restore from a file that is no saved state says so.
+    _, c2, _, e2 = hcs("vm", "restore", root .. "/vm.json")
+    assert.equal(1, c2)
+    assert.matches("not an hcs saved state", e2, 1, true)
+  end)
+
+  it("info and vm accel say which accelerator VMs use", function()
+    local _, code, out = hcs("vm", "accel")
+    assert.equal(0, code)
+    assert.matches("^tcg: HCS_VM_ACCEL", out)
+    _, code, out = hcs("info")
+    assert.equal(0, code)
+    assert.matches("vm accel:%s+tcg", out)
+  end)
+end)
