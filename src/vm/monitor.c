@@ -53,7 +53,7 @@ static void remove_taps(const hcs_vm_config_t *c) {
 }
 
 static void remove_vm_files(hcs_system_t *cs) {
-  static const char *const names[] = {"qmp.sock", "agent.sock", "OVMF_VARS.fd"};
+  static const char *const names[] = {"qmp.sock", "agent.sock", "exec.sock", "agent.ready", "OVMF_VARS.fd"};
   char path[4096];
   for (size_t i = 0; i < HCS_ARRAY_SIZE(names); i++) {
     snprintf(path, sizeof path, "%s/%s", cs->dir, names[i]);
@@ -253,15 +253,29 @@ running:
   for (int fd = 0; fd < 3; fd++)
     dup2(null, fd);
   if (null > 2) close(null);
+  /* The agent relay (relay.c) runs here until QEMU exits; without it
+   * (an error) the VM runs on, its processes unreachable. */
+  hcs_vm_relay_t *relay = hcs_vm_relay_new(cs->dir, &err);
+  if (relay && hcs_vm_relay_connect(relay, &err) < 0) hcs_vm_relay_free(relay), relay = NULL;
+  if (relay == NULL) hcs_warning("VM `%s`: no agent relay: %s", cs->id, hcs_error_message(err));
+  hcs_error_release(&err);
+  int qemu_fd = (int)syscall(SYS_pidfd_open, pid, 0);
   for (;;) {
     int st;
-    pid_t w = waitpid(-1, &st, 0);
+    pid_t w = waitpid(-1, &st, qemu_fd >= 0 ? WNOHANG : 0);
     if (w == pid) {
       status = st;
       break;
     }
     if (w < 0 && errno != EINTR) break;
+    if (w > 0) continue;
+    struct pollfd pfd[2 + 64 + 1];
+    int n = relay ? hcs_vm_relay_pollfds(relay, pfd, 2 + 64) : 0;
+    pfd[n] = (struct pollfd){qemu_fd, POLLIN, 0};
+    if (poll(pfd, (nfds_t)n + 1, 1000) > 0 && relay) hcs_vm_relay_handle(relay, pfd, n);
   }
+  hcs_vm_relay_free(relay);
+  if (qemu_fd >= 0) close(qemu_fd);
   record_exit(l, status);
   _exit(0);
 }

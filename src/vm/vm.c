@@ -315,6 +315,11 @@ int hcs_vm_properties(hcs_system_t *cs, json_t *o, hcs_state_t st, json_t *query
   for (size_t i = 0; i < HCS_ARRAY_SIZE(copy); i++)
     if (json_object_get(cs->state, copy[i])) json_object_set(vm, copy[i], json_object_get(cs->state, copy[i]));
   json_object_set_new(o, "VirtualMachine", vm);
+  /* Made by the monitor's relay once the guest agent answered its hello. */
+  if (st == HCS_STATE_RUNNING || st == HCS_STATE_PAUSED) {
+    cleanup_free char *ready = hcs_xasprintf("%s/agent.ready", cs->dir);
+    json_object_set_new(vm, "AgentReady", json_boolean(access(ready, F_OK) == 0));
+  }
   json_t *types = json_object_get(query, "PropertyTypes"), *t;
   size_t i;
   bool stats = false;

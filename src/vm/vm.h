@@ -118,4 +118,36 @@ HCS_INTERNAL int hcs_vm_resume(hcs_system_t *cs, hcs_error_t *err);
 HCS_INTERNAL int hcs_vm_properties(hcs_system_t *cs, json_t *o, hcs_state_t st, json_t *query, hcs_error_t *err);
 HCS_INTERNAL int hcs_vm_modify(hcs_system_t *cs, json_t *req, hcs_error_t *err);
 
+/* --- the monitor's agent relay (relay.c) ------------------------------------ */
+struct pollfd;
+typedef struct hcs_vm_relay_s hcs_vm_relay_t;
+/* Listen on <dir>/exec.sock (0600). */
+HCS_INTERNAL hcs_vm_relay_t *hcs_vm_relay_new(const char *dir, hcs_error_t *err);
+/* Connect to QEMU's chardev <dir>/agent.sock and send the monitor's hello. */
+HCS_INTERNAL int hcs_vm_relay_connect(hcs_vm_relay_t *r, hcs_error_t *err);
+/* The agent answered: callers' hellos are answered, <dir>/agent.ready made. */
+HCS_INTERNAL void hcs_vm_relay_ready(hcs_vm_relay_t *r);
+/* Fill pfd (at least 2 + 64 entries) for poll; the count. */
+HCS_INTERNAL int hcs_vm_relay_pollfds(hcs_vm_relay_t *r, struct pollfd *pfd, int cap);
+HCS_INTERNAL void hcs_vm_relay_handle(hcs_vm_relay_t *r, const struct pollfd *pfd, int n);
+/* Disconnects every caller, removes exec.sock and agent.ready. */
+HCS_INTERNAL void hcs_vm_relay_free(hcs_vm_relay_t *r);
+
+/* --- processes through the guest agent (exec.c) ---------------------------- */
+typedef struct hcs_vm_exec_s hcs_vm_exec_t;
+/* The socket a process's agent session connects to. */
+HCS_INTERNAL char *hcs_vm_exec_socket(hcs_system_t *cs);
+/* Create a process in the guest: its guest pid in *pid, the caller's pipe
+ * ends in fds (-1 where none; with a console fds[0] and fds[1] carry it). */
+HCS_INTERNAL hcs_vm_exec_t *hcs_vm_exec_create(hcs_system_t *cs, const char *params, const hcs_compute_stdio_t *stdio,
+                                               int *pid, int fds[3], hcs_error_t *err);
+/* Readable once the process exited or the agent is gone (owned by x). */
+HCS_INTERNAL int hcs_vm_exec_event_fd(hcs_vm_exec_t *x);
+HCS_INTERNAL int hcs_vm_exec_signal(hcs_vm_exec_t *x, int sig, hcs_error_t *err);
+HCS_INTERNAL int hcs_vm_exec_resize(hcs_vm_exec_t *x, unsigned short rows, unsigned short cols, hcs_error_t *err);
+/* 1 exited (*code: the exit code, 128+N for signal N), 0 timed out, -1 the agent is gone. */
+HCS_INTERNAL int hcs_vm_exec_wait(hcs_vm_exec_t *x, int timeout_ms, int *code, hcs_error_t *err);
+/* Ends the session: the guest kills the process if it still runs. */
+HCS_INTERNAL void hcs_vm_exec_close(hcs_vm_exec_t *x);
+
 #endif

@@ -141,6 +141,76 @@ describe("hcs VM CLI #root #vm", function()
     assert.matches("not an hcs saved state", e2, 1, true)
   end)
 
+  it("hcs exec runs processes in a VM booted with the hcs initramfs (guest agent)", function()
+    if kernel == "" or not have_qemu then pending("no kernel or QEMU") return end
+    local version = kernel:match("vmlinuz%-(.*)$")
+    local ok, code, out, err = hcs("vm", "initrd", "--kernel-modules", "/lib/modules", "--kernel", version,
+      "-o", root .. "/agent-initrd.gz")
+    assert.is_true(ok and code == 0, err)
+    local doc = {
+      Owner = "vmcli",
+      VirtualMachine = {
+        StopOnReset = true,
+        ComputeTopology = { Memory = { SizeInMB = 256 } },
+        Chipset = { LinuxKernelDirect = { KernelFilePath = kernel, InitRdPath = root .. "/agent-initrd.gz",
+          KernelCmdLine = "console=ttyS0 quiet panic=-1" } },
+        Devices = { ComPorts = { ["0"] = { Path = root .. "/agent-console.log" } } },
+      },
+      Linux = { CgroupParent = parent },
+    }
+    u.write_file(root .. "/agent-vm.json", json.encode(doc))
+    ok, code, _, err = hcs("create", "--name", "va", root .. "/agent-vm.json")
+    assert.is_true(ok and code == 0, err)
+    -- Before start: not Running, said so.
+    local _, c0, _, e0 = hcs("exec", "va", "/bin/true")
+    assert.equal(125, c0)
+    assert.matches("the system is Created, not Running", e0, 1, true)
+    assert.equal(0, select(2, hcs("start", "va")))
+    -- The first exec waits for the agent to boot; exit codes, stdout, stderr apart.
+    ok, code, out, err = hcs("exec", "va", "sh", "-c", "echo out; echo err >&2; exit 7")
+    assert.equal(7, code, err)
+    assert.equal("out\n", out)
+    assert.equal("err\n", err)
+    _, code, out = hcs("exec", "va", "uname", "-r")
+    assert.equal(0, code)
+    assert.equal(version .. "\n", out)
+    -- stdin with -i; environment, user and directory.
+    _, code, out = u.hcs({ "exec", "-i", "va", "tr", "a-z", "A-Z" }, env, "hello vm")
+    assert.equal(0, code)
+    assert.equal("HELLO VM", out)
+    _, code, out = hcs("exec", "-e", "GREETING=hi", "-u", "nobody", "-w", "/tmp", "va", "sh", "-c",
+      "echo $GREETING $(id -u) $(pwd)")
+    assert.equal(0, code)
+    assert.equal("hi 65534 /tmp\n", out)
+    -- A missing command: 127 as for containers.
+    local _, c3, _, e3 = hcs("exec", "va", "/no/such")
+    assert.equal(127, c3)
+    assert.matches("/no/such", e3, 1, true)
+    -- A tty (-t) through script(1), which gives hcs a terminal: stty sees one.
+    local _, c4, o4 = u.run(("script -qec %s /dev/null </dev/null"):format(u.quote(
+      ("HCS_ROOT=%s %s exec -t va sh -c 'tty; exit 3'"):format(u.quote(root), u.quote(u.hcs_bin)))))
+    assert.equal(3, c4, o4)
+    assert.matches("/dev/pts/", o4, 1, true)
+    -- Two execs at once from two processes: each sees the other's file.
+    local both = ("(%s exec va sh -c 'touch /tmp/a; while [ ! -e /tmp/b ]; do sleep 0.1; done; echo A' &) ; " ..
+      "%s exec va sh -c 'touch /tmp/b; while [ ! -e /tmp/a ]; do sleep 0.1; done; echo B'; wait"):format(
+      "HCS_ROOT=" .. u.quote(root) .. " timeout 120 " .. u.quote(u.hcs_bin),
+      "HCS_ROOT=" .. u.quote(root) .. " timeout 120 " .. u.quote(u.hcs_bin))
+    local okb, cb, ob, eb = u.run(both .. "; sleep 0.5")
+    assert.is_true(okb and cb == 0, eb)
+    assert.matches("B", ob, 1, true)
+    -- Shutdown through ACPI: the agent powers the guest off.
+    assert.equal(0, select(2, hcs("stop", "-t", "60", "va")))
+    local insp = json.decode(select(3, hcs("inspect", "va")))
+    insp = insp[1] or insp
+    assert.equal("Stopped", insp.State)
+    assert.equal("Shutdown", insp.ExitType)
+    local _, c5, _, e5 = hcs("exec", "va", "/bin/true")
+    assert.equal(125, c5)
+    assert.matches("not Running", e5, 1, true)
+    assert.equal(0, select(2, hcs("rm", "va")))
+  end)
+
   it("info and vm accel say which accelerator VMs use", function()
     local _, code, out = hcs("vm", "accel")
     assert.equal(0, code)
