@@ -191,6 +191,36 @@ describe("hcs VM CLI #root #vm", function()
       ("HCS_ROOT=%s %s exec -t va sh -c 'tty; exit 3'"):format(u.quote(root), u.quote(u.hcs_bin)))))
     assert.equal(3, c4, o4)
     assert.matches("/dev/pts/", o4, 1, true)
+    -- The agent answered the monitor: properties say so.
+    local ins = json.decode(select(3, hcs("inspect", "va")))
+    ins = ins[1] or ins
+    assert.is_true(ins.VirtualMachine.AgentReady)
+    -- The Lua API as the workflows' author step System:run calls it: pipes
+    -- for stdin, stdout and stderr, read to the end, then wait.
+    u.write_file(root .. "/run.lua", [[
+      local hcs = require "hcs"
+      local cs = assert(hcs.compute.open(arg[1]))
+      local p = assert(cs:create_process({ CommandArgs = { "/bin/sh", "-c", "cat; echo e >&2; exit 5" },
+        Environment = { PATH = "/bin:/sbin" }, CreateStdInPipe = true, CreateStdOutPipe = true,
+        CreateStdErrPipe = true }))
+      assert(p:pid() > 1)
+      p.stdin:write("from lua")
+      p:close_stdin()
+      local out, err = hcs.core.fs.read_all(p.stdout, p.stderr)
+      local done, code = p:wait()
+      p:close()
+      io.write(("%s|%s|%s|%s"):format(tostring(done), code, out, err))
+      -- signals reach the guest process: SIGTERM gives 128 + 15
+      local q = assert(cs:create_process({ CommandArgs = { "sleep", "100" } }))
+      assert(q:signal(15))
+      local _, c2 = q:wait()
+      q:close()
+      io.write("|" .. c2)
+      cs:close()
+    ]])
+    local okl, cl, ol, el = u.hcs({ root .. "/run.lua", "va" }, env)
+    assert.is_true(okl and cl == 0, el)
+    assert.equal("true|5|from lua|e\n|143", ol)
     -- Two execs at once from two processes: each sees the other's file.
     local both = ("(%s exec va sh -c 'touch /tmp/a; while [ ! -e /tmp/b ]; do sleep 0.1; done; echo A' &) ; " ..
       "%s exec va sh -c 'touch /tmp/b; while [ ! -e /tmp/a ]; do sleep 0.1; done; echo B'; wait"):format(
@@ -199,8 +229,18 @@ describe("hcs VM CLI #root #vm", function()
     local okb, cb, ob, eb = u.run(both .. "; sleep 0.5")
     assert.is_true(okb and cb == 0, eb)
     assert.matches("B", ob, 1, true)
-    -- Shutdown through ACPI: the agent powers the guest off.
+    -- Shutdown through ACPI: the agent powers the guest off; an exec still
+    -- running ends with it (its process killed: 143, or the agent gone: 125).
+    assert(u.run(("(HCS_ROOT=%s timeout 300 %s exec va sleep 1000; echo $? > %s) >/dev/null 2>%s &"):format(
+      u.quote(root), u.quote(u.hcs_bin), u.quote(root .. "/bg.code"), u.quote(root .. "/bg.err"))))
+    assert.is_true(wait_until(function()
+      return select(3, hcs("exec", "va", "sh", "-c", "pidof sleep || true")) ~= ""
+    end), "the background exec runs")
     assert.equal(0, select(2, hcs("stop", "-t", "60", "va")))
+    assert.is_true(wait_until(function() return (u.read_file(root .. "/bg.code") or "") ~= "" end), "the exec ended")
+    local bg = u.read_file(root .. "/bg.code"):gsub("%s+$", "")
+    assert.is_true(bg == "143" or bg == "125", bg .. ": " .. (u.read_file(root .. "/bg.err") or ""))
+    if bg == "125" then assert.matches("agent gone", u.read_file(root .. "/bg.err"), 1, true) end
     local insp = json.decode(select(3, hcs("inspect", "va")))
     insp = insp[1] or insp
     assert.equal("Stopped", insp.State)
