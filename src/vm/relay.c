@@ -208,7 +208,15 @@ static bool frames(hcs_vm_relay_t *r, struct buf *b, struct client *c) {
       ok = client_frame(r, c, type, stream, d, n);
     } else if (type != HCS_AGENT_CTRL) {
       struct client *o = owner(r, HCS_AGENT_STREAM_ID(stream));
-      if (o) send_frame(o->fd, type, stream, d, n);
+      if (o) {
+        send_frame(o->fd, type, stream, d, n);
+      } else if (type == HCS_AGENT_DATA && r->agent_fd >= 0) {
+        /* A gone caller's process: credit it back, so the agent drains the
+         * pipe and forgets the process. */
+        unsigned char w[4] = {(unsigned char)n, (unsigned char)(n >> 8), (unsigned char)(n >> 16),
+                              (unsigned char)(n >> 24)};
+        send_frame(r->agent_fd, HCS_AGENT_WINDOW_UPDATE, stream, w, 4);
+      }
     } else {
       cleanup_json json_t *m = json_loadb((const char *)d, n, 0, NULL);
       json_t *seq = json_object_get(m, "seq");

@@ -9,9 +9,16 @@
 #     restore --start` until the guest counts again  vs  QMP stop, migrate
 #     to a file (and fsync it, as hcs does), kill, a new QEMU with
 #     -incoming from the file, cont.
-# "Ready" is the console marker of tests/tools/vm-initrd.sh's init (the
-# guest agent's ready message once that is merged).
-# Usage: tests/bench/vm.sh [ITERATIONS]  (HCS_VM_ACCEL=kvm|tcg to force one)
+#  3. boot to agent ready, run /bin/true, shut down, with the hcs initramfs
+#     (`hcs vm initrd`): `hcs create/start`, `hcs exec ID /bin/true` (it
+#     waits for the agent), `hcs stop` (ACPI: the agent powers off), `hcs rm`
+#     vs  the same QEMU command line started by a plain script that speaks
+#     the agent protocol itself (a tiny Python helper on QEMU's chardev:
+#     hello, create /bin/true, its exit event), then QMP `system_powerdown`
+#     and waits for QEMU to exit.
+# In 1 and 2 "ready" is the console marker of tests/tools/vm-initrd.sh's init.
+# Usage: tests/bench/vm.sh [ITERATIONS]  (HCS_VM_ACCEL=kvm|tcg to force one;
+# VM_BENCH_AGENT_ONLY=1 runs only 3)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 hcs=${HCS_BIN:-$here/build/hcs}
@@ -41,6 +48,7 @@ cleanup() {
 }
 trap cleanup EXIT
 "$here/tests/tools/vm-initrd.sh" "$work/initrd.gz"
+"$hcs" vm initrd --kernel-modules /lib/modules --kernel "${kernel#/boot/vmlinuz-}" -o "$work/agent.gz" >/dev/null
 
 doc() { # MODE MB CONSOLE
   cat <<DOC
@@ -48,6 +56,15 @@ doc() { # MODE MB CONSOLE
  "Chipset": {"LinuxKernelDirect": {"KernelFilePath": "$kernel", "InitRdPath": "$work/initrd.gz",
    "KernelCmdLine": "console=ttyS0 quiet panic=-1 hcs.mode=$1"}},
  "Devices": {"ComPorts": {"0": {"Path": "$3"}}}}}
+DOC
+}
+
+agent_doc() { # CONSOLE
+  cat <<DOC
+{"VirtualMachine": {"StopOnReset": true, "ComputeTopology": {"Memory": {"SizeInMB": 256}},
+ "Chipset": {"LinuxKernelDirect": {"KernelFilePath": "$kernel", "InitRdPath": "$work/agent.gz",
+   "KernelCmdLine": "console=ttyS0 quiet panic=-1"}},
+ "Devices": {"ComPorts": {"0": {"Path": "$1"}}}}}
 DOC
 }
 
@@ -98,6 +115,20 @@ accel=$("$hcs" inspect probe | python3 -c 'import json,sys; d=json.load(sys.stdi
 mapfile -d '' argv < /proc/"$qpid"/cmdline
 qpid=
 "$hcs" rm -f probe >/dev/null
+agent_doc "$work/probe.log" > "$work/probe-agent.json"
+"$hcs" create --name probea "$work/probe-agent.json" >/dev/null
+qpid=$("$hcs" inspect probea | python3 -c 'import json,sys; d=json.load(sys.stdin); d=d[0] if isinstance(d,list) else d; print(d["Pid"])')
+mapfile -d '' agent_argv < /proc/"$qpid"/cmdline
+qpid=
+"$hcs" rm -f probea >/dev/null
+plain_agent_argv() { # DIR CONSOLE
+  local a
+  for a in "${agent_argv[@]}"; do
+    a=${a//$HCS_ROOT\/run\/compute\/probea/$1}
+    a=${a//$work\/probe.log/$2}
+    printf '%s\0' "$a"
+  done
+}
 plain_argv() { # DIR CONSOLE MODE
   local a
   for a in "${argv[@]}"; do
@@ -106,6 +137,70 @@ plain_argv() { # DIR CONSOLE MODE
     a=${a//hcs.mode=counter/hcs.mode=$3}
     printf '%s\0' "$a"
   done
+}
+
+# The agent's protocol by hand (docs/vm-agent.md): hello until answered,
+# create /bin/true, wait for its exit event.
+agent_true() { # SOCKET
+  python3 - "$1" <<'PY'
+import json, socket, struct, sys, time
+s = socket.socket(socket.AF_UNIX)
+for _ in range(20000):
+    try:
+        s.connect(sys.argv[1]); break
+    except OSError:
+        time.sleep(0.005)
+def send(o):
+    b = json.dumps(o).encode()
+    s.sendall(struct.pack("<HBBII", 0x4148, 1, 0, 0, len(b)) + b)
+buf = b""
+def frames():
+    global buf
+    while True:
+        while len(buf) >= 12:
+            magic, typ, _, stream, n = struct.unpack("<HBBII", buf[:12])
+            if magic != 0x4148:
+                buf = buf[1:]; continue
+            if len(buf) < 12 + n: break
+            p, buf = buf[12:12 + n], buf[12 + n:]
+            yield typ, p
+        d = s.recv(65536)
+        if not d: sys.exit("agent gone")
+        buf += d
+send({"op": "hello", "seq": 0, "nonce": "bench"})
+f = frames()
+for typ, p in f:
+    if typ == 1 and json.loads(p).get("nonce") == "bench": break
+send({"op": "create", "seq": 1, "process": {"CommandArgs": ["/bin/true"]}})
+for typ, p in f:
+    m = json.loads(p) if typ == 1 else {}
+    if m.get("seq") == 1 and not m.get("ok"): sys.exit("create: %s" % m.get("error"))
+    if m.get("event") == "exit":
+        sys.exit(m["code"])
+PY
+}
+
+agent_hcs() {
+  agent_doc "$work/ha.log" > "$work/ha.json"
+  local t0; t0=$(now)
+  "$hcs" create --name ha "$work/ha.json" >/dev/null
+  "$hcs" start ha >/dev/null
+  "$hcs" exec ha /bin/true
+  "$hcs" stop -t 60 ha >/dev/null
+  "$hcs" rm ha >/dev/null
+  echo "$(now) - $t0" | bc
+}
+
+agent_plain() {
+  local d=$work/pa; rm -rf "$d"; mkdir -p "$d"
+  local t0; t0=$(now)
+  mapfile -d '' a < <(plain_agent_argv "$d" "$work/pa.log")
+  run_plain "${a[@]}"
+  qmp "$d/qmp.sock" '{"execute":"cont"}'
+  agent_true "$d/agent.sock"
+  qmp "$d/qmp.sock" '{"execute":"system_powerdown"}'
+  wait "$qpid"; qpid=
+  echo "$(now) - $t0" | bc
 }
 
 boot_hcs() {
@@ -171,12 +266,19 @@ save_restore_plain() {
 
 echo "accelerator: $accel ($("$hcs" vm accel))"
 sum() { python3 -c 'import sys; v=[float(x) for x in sys.argv[1:]]; print("%.3f" % (sorted(v)[len(v)//2]))' "$@"; }
-bp=() bh=() sp=() sh=()
+bp=() bh=() sp=() sh=() ap=() ah=()
 for i in $(seq 1 "$n"); do
-  bp+=("$(boot_plain)"); bh+=("$(boot_hcs)")
-  sp+=("$(save_restore_plain)"); sh+=("$(save_restore_hcs)")
-  echo "iteration $i: boot+shutdown plain ${bp[-1]} s, hcs ${bh[-1]} s; save+restore plain ${sp[-1]} s, hcs ${sh[-1]} s"
+  if [ -z "${VM_BENCH_AGENT_ONLY:-}" ]; then
+    bp+=("$(boot_plain)"); bh+=("$(boot_hcs)")
+    sp+=("$(save_restore_plain)"); sh+=("$(save_restore_hcs)")
+    echo "iteration $i: boot+shutdown plain ${bp[-1]} s, hcs ${bh[-1]} s; save+restore plain ${sp[-1]} s, hcs ${sh[-1]} s"
+  fi
+  ap+=("$(agent_plain)"); ah+=("$(agent_hcs)")
+  echo "iteration $i: agent ready + /bin/true + shutdown plain ${ap[-1]} s, hcs ${ah[-1]} s"
 done
+mapl=$(sum "${ap[@]}") mahc=$(sum "${ah[@]}")
+printf 'boot to agent ready + /bin/true + shutdown (median of %d): plain %s s, hcs %s s, ratio %.2f\n' "$n" "$mapl" "$mahc" "$(echo "$mahc / $mapl" | bc -l)"
+[ -n "${VM_BENCH_AGENT_ONLY:-}" ] && exit 0
 mbp=$(sum "${bp[@]}") mbh=$(sum "${bh[@]}") msp=$(sum "${sp[@]}") msh=$(sum "${sh[@]}")
 printf 'boot to ready + shutdown (median of %d): plain %s s, hcs %s s, ratio %.2f\n' "$n" "$mbp" "$mbh" "$(echo "$mbh / $mbp" | bc -l)"
 printf 'save + restore, 256 MB guest (median of %d): by hand %s s, hcs %s s, ratio %.2f\n' "$n" "$msp" "$msh" "$(echo "$msh / $msp" | bc -l)"

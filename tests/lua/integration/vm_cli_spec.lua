@@ -106,6 +106,10 @@ describe("hcs VM CLI #root #vm", function()
     assert.matches("v1%s+vmcli%s+vm%s+Created", list)
     assert.equal(0, select(2, hcs("start", "v1")))
     assert.is_true(wait_until(function() return last_tick() >= 2 end), "the guest counts")
+    -- This guest's init is no hcs-agent: exec says what is missing.
+    local _, c1, _, e1 = u.hcs({ "exec", "v1", "/bin/true" }, { HCS_ROOT = root, HCS_VM_AGENT_TIMEOUT = "1500" })
+    assert.equal(125, c1)
+    assert.matches("the guest agent (does the VM boot the hcs initramfs?)", e1, 1, true)
     assert.equal(0, select(2, hcs("pause", "v1")))
     local insp = json.decode(select(3, hcs("inspect", "v1")))
     insp = insp[1] or insp
@@ -216,11 +220,22 @@ describe("hcs VM CLI #root #vm", function()
       local _, c2 = q:wait()
       q:close()
       io.write("|" .. c2)
+      -- a console: its size, then resized
+      local t = assert(cs:create_process({ CommandArgs = { "sh", "-c", "stty size; read x; stty size" },
+        EmulateConsole = true, ConsoleSize = { 24, 80 } }))
+      local first = t.stdout:read("l")
+      assert(t:resize(40, 100))
+      t.stdin:write("\n")
+      t.stdin:flush()
+      local rest = t.stdout:read("a")
+      local _, c3 = t:wait()
+      t:close()
+      io.write(("|%s|%s|%s"):format(first:gsub("%s+$", ""), rest:match("%d+ %d+") or rest, c3))
       cs:close()
     ]])
     local okl, cl, ol, el = u.hcs({ root .. "/run.lua", "va" }, env)
     assert.is_true(okl and cl == 0, el)
-    assert.equal("true|5|from lua|e\n|143", ol)
+    assert.equal("true|5|from lua|e\n|143|24 80|40 100|0", ol)
     -- Two execs at once from two processes: each sees the other's file.
     local both = ("(%s exec va sh -c 'touch /tmp/a; while [ ! -e /tmp/b ]; do sleep 0.1; done; echo A' &) ; " ..
       "%s exec va sh -c 'touch /tmp/b; while [ ! -e /tmp/a ]; do sleep 0.1; done; echo B'; wait"):format(
