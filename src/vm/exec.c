@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "vm/agent_client.h"
@@ -30,6 +32,24 @@ static int agent_timeout_ms(void) {
   return 120000;
 }
 
+/* The relay's socket is there but nobody listens (twice, 100 ms apart:
+ * the monitor binds just before it listens): its monitor was killed.  The
+ * agent wait would only time out. */
+static bool relay_refuses(const char *path) {
+  struct sockaddr_un sun = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof sun.sun_path) return false;
+  strcpy(sun.sun_path, path);
+  for (int i = 0; i < 2; i++) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    int r = connect(fd, (struct sockaddr *)&sun, sizeof sun), e = errno;
+    close(fd);
+    if (r == 0 || e != ECONNREFUSED) return false;
+    if (i == 0) usleep(100 * 1000);
+  }
+  return true;
+}
+
 char *hcs_vm_exec_socket(hcs_system_t *cs) { return hcs_xasprintf("%s/exec.sock", cs->dir); }
 
 hcs_vm_exec_t *hcs_vm_exec_create(hcs_system_t *cs, const char *params, const hcs_compute_stdio_t *stdio, int *pid,
@@ -41,6 +61,10 @@ hcs_vm_exec_t *hcs_vm_exec_create(hcs_system_t *cs, const char *params, const hc
                             cs->id),
              NULL;
   cleanup_free char *sock = hcs_vm_exec_socket(cs);
+  if (relay_refuses(sock))
+    return hcs_error_make(err, ECONNREFUSED, "create a process in `%s`: the VM's monitor is gone (nothing serves `%s`)",
+                          cs->id, sock),
+           NULL;
   hcs_vm_agent_t *a = hcs_vm_agent_connect(sock, agent_timeout_ms(), err);
   if (a == NULL) {
     hcs_error_wrap(err, "create a process in `%s`: the guest agent (does the VM boot the hcs initramfs?)", cs->id);

@@ -355,6 +355,13 @@ static void web_checks(hcs_system_t *cs, const char *doc2, const char *con, int 
     usleep(10 * 1000);
   }
   ok(kill(qemu, 0) == 0, "QEMU outlives its monitor");
+  /* Its agent relay went with it: a process creation says so at once
+   * (it waited for the agent's timeout before). */
+  hcs_process_t *orphan = hcs_process_create(cs, "{\"CommandArgs\":[\"/bin/true\"]}", &e);
+  ok(orphan == NULL && e && strstr(hcs_error_message(e), "the VM's monitor is gone"),
+     "no process without the monitor: %s", e ? hcs_error_message(e) : "created");
+  hcs_error_release(&e);
+  hcs_process_close(orphan);
   ok(hcs_compute_delete(cs, true, &e) == 0, "a forced delete: %s", e ? hcs_error_message(e) : "");
   hcs_error_release(&e);
   hcs_compute_close(cs);
