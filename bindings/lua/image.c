@@ -188,7 +188,13 @@ static int l_create(lua_State *L) {
   return hcs_lua_push_string(L, id, &err);
 }
 
-/* s:capture(scratch_layer_id, {parent, name, version, publisher, config, created_by, comment, move, progress}) */
+/* `pause = system`: the capture pauses it (the freezer) for its pass over the changes only. */
+static int pause_system(void *data, bool pause, hcs_error_t *err) {
+  return pause ? hcs_compute_pause(data, err) : hcs_compute_resume(data, err);
+}
+
+/* s:capture(scratch_layer_id, {parent, name, version, publisher, config, created_by, comment, move, progress,
+ *                              pause}) */
 static int l_capture(lua_State *L) {
   hcs_image_store_t *s = check_store(L);
   const char *scratch = hcs_lua_check_name(L, 2);
@@ -207,6 +213,11 @@ static int l_capture(lua_State *L) {
                                .progress_data = &p};
   lua_getfield(L, 3, "move");
   o.move_scratch = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (lua_getfield(L, 3, "pause") != LUA_TNIL) {
+    o.pause = pause_system;
+    o.pause_data = hcs_lua_check_system(L, -1); /* the table keeps the handle alive */
+  }
   lua_pop(L, 1);
   hcs_error_t err = NULL;
   char *id = hcs_image_capture(s, scratch, &o, &err);

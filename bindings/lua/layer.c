@@ -179,6 +179,25 @@ static int l_commit_scratch(lua_State *L) {
   return hcs_lua_push_string(L, hcs_layer_commit_scratch(s, id, cb, &pc, &err), &err);
 }
 
+/* store:capture_scratch(id [, {threads=, progress=fn}]) -> new layer id: the
+ * scratch's changes copied in one pass (the scratch may be in use). */
+static int l_capture_scratch(lua_State *L) {
+  hcs_layer_store_t *s = check_store(L);
+  const char *id = hcs_lua_check_name(L, 2);
+  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  int threads = 0;
+  if (!lua_isnil(L, 3)) {
+    lua_getfield(L, 3, "threads");
+    threads = (int)luaL_optinteger(L, -1, 0);
+    lua_pop(L, 1);
+  }
+  struct progress_ctx pc = {L, 0};
+  hcs_layer_progress_fn cb = opt_progress(L, 3, &pc);
+  hcs_error_t err = NULL;
+  return hcs_lua_push_string(L, hcs_layer_capture_scratch(s, id, threads, cb, &pc, &err), &err);
+}
+
 /* store:export(id, path, {compression=, level=, mtime=, threads=, progress=fn}) -> result table */
 static int l_export(lua_State *L) {
   hcs_layer_store_t *s = check_store(L);
@@ -364,6 +383,7 @@ int hcs_lua_open_layer(lua_State *L) {
                                      {"destroy", l_destroy},
                                      {"exists", l_exists},
                                      {"commit_scratch", l_commit_scratch},
+                                     {"capture_scratch", l_capture_scratch},
                                      {"inspect", l_inspect},
                                      {"list", l_list},
                                      {"acquire", l_acquire},

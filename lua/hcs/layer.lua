@@ -41,8 +41,8 @@ local function default_store()
   return s
 end
 
-local verbs = { "import", "export", "create_scratch", "commit_scratch", "activate", "deactivate", "mount_path", "prepare",
-  "unprepare", "destroy", "exists", "inspect", "list", "acquire", "release" }
+local verbs = { "import", "export", "create_scratch", "commit_scratch", "capture_scratch", "activate", "deactivate",
+  "mount_path", "prepare", "unprepare", "destroy", "exists", "inspect", "list", "acquire", "release" }
 for _, verb in ipairs(verbs) do
   M[verb] = function(...)
     local s, err, code = default_store()

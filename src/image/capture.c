@@ -1,11 +1,15 @@
 /* Capture: a container's scratch layer becomes a new read-only layer and a
- * new image (the seed's "convert a container into an image").  The scratch
- * is exported as a tar stream straight into the import through a pipe, on
- * two threads, so capture costs one pass over the changed files and the
- * container may keep running. */
+ * new image (the seed's "convert a container into an image").  By copy
+ * (hcs_layer_capture_scratch: one pass that creates the files and hashes
+ * the canonical tar stream, no archive) while the container may keep
+ * running, or by moving a stopped container's files
+ * (hcs_layer_commit_scratch).  hcs_image_reimport_layer, an export piped
+ * into an import, re-canonicalizes any layer (oci.c, install) and is the
+ * former capture path (HCS_CAPTURE=reimport). */
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "image/internal.h"
@@ -79,6 +83,14 @@ char *hcs_image_reimport_layer(hcs_image_store_t *s, const char *src, const char
   return layer;
 }
 
+/* HCS_CAPTURE=reimport: the former capture by copy (export piped into an
+ * import), kept to check that both give the same layer (the tests compare
+ * their digests) and for benchmarks. */
+static bool reimport_wanted(void) {
+  const char *v = getenv("HCS_CAPTURE");
+  return v && strcmp(v, "reimport") == 0;
+}
+
 char *hcs_image_capture(hcs_image_store_t *s, const char *scratch_id, const hcs_image_create_opts_t *opts,
                         hcs_error_t *err) {
   if (opts == NULL || opts->name == NULL) {
@@ -105,9 +117,27 @@ char *hcs_image_capture(hcs_image_store_t *s, const char *scratch_id, const hcs_
   if (hcs_image_lease_begin(s, opts->move_scratch ? "commit" : "capture", true, nearest,
                             opts->move_scratch ? scratch_id : NULL, &lease, err) < 0)
     return NULL;
-  char *layer = opts->move_scratch
-                    ? hcs_layer_commit_scratch(s->layers, scratch_id, opts->progress, opts->progress_data, err)
-                    : hcs_image_reimport_layer(s, scratch_id, nearest, opts->progress, opts->progress_data, err);
+  char *layer = NULL;
+  if (opts->move_scratch) {
+    layer = hcs_layer_commit_scratch(s->layers, scratch_id, opts->progress, opts->progress_data, err);
+  } else if (opts->pause == NULL || opts->pause(opts->pause_data, true, err) == 0) {
+    if (reimport_wanted())
+      layer = hcs_image_reimport_layer(s, scratch_id, nearest, opts->progress, opts->progress_data, err);
+    else
+      layer = hcs_layer_capture_scratch(s->layers, scratch_id, 0, opts->progress, opts->progress_data, err);
+    cleanup_error hcs_error_t perr = NULL;
+    if (opts->pause && opts->pause(opts->pause_data, false, &perr) < 0 && layer) {
+      /* a capture that leaves its system paused has failed: the layer goes */
+      hcs_layer_destroy(s->layers, layer, false, NULL);
+      free(steal_ptr(layer));
+      if (err) {
+        *err = steal_ptr(perr);
+        hcs_error_wrap(err, "resume the system");
+      }
+    }
+  } else {
+    hcs_error_wrap(err, "pause the system");
+  }
   if (layer == NULL) {
     hcs_image_lease_end(s, &lease, false);
     hcs_error_wrap(err, "capture `%s`", scratch_id);

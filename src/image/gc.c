@@ -222,6 +222,10 @@ int hcs_image_collect(hcs_image_store_t *s, json_t *scope, json_t *extra, bool d
       progress = true;
     }
   }
+  if (!dry_run) { /* the compressed blobs of the layers that went */
+    cleanup_error hcs_error_t e = NULL;
+    if (hcs_image_blob_collect(s, &e) < 0) hcs_warning("image store: collect blobs: %s", hcs_error_message(e));
+  }
   if (removed_out) *removed_out = json_incref(removed);
   return 0;
 }

@@ -122,4 +122,39 @@ HCS_INTERNAL int hcs_image_collect(hcs_image_store_t *s, json_t *scope, json_t *
  * (image.json objects of removals killed half-way) left. */
 HCS_INTERNAL int hcs_image_recover(hcs_image_store_t *s, json_t *removed_images, hcs_error_t *err);
 
+/* --- compressed layer blobs (blobs.c) ------------------------------------ */
+struct hcs_image_blob_info {
+  char digest[72];  /* of the compressed blob */
+  char diff_id[72]; /* of the tar it holds */
+  char media_type[96];
+  uint64_t size;
+};
+/* A blob being written: an unnamed file in the blob directory. */
+struct hcs_image_blob {
+  int fd;
+  char *tmpname;         /* without O_TMPFILE: a named temporary, swept after a kill */
+  uint64_t size, synced; /* synced: bytes whose writeback was started */
+  bool failed;           /* a write failed: the blob is not kept */
+};
+/* gzip or zstd from a layer media type, else NONE. */
+HCS_INTERNAL hcs_layer_compression_t hcs_image_blob_compression(const char *media_type);
+HCS_INTERNAL int hcs_image_blob_begin(hcs_image_store_t *s, struct hcs_image_blob *b, hcs_error_t *err);
+/* Appends; a failure only marks the blob failed (the transfer goes on). */
+HCS_INTERNAL void hcs_image_blob_write(struct hcs_image_blob *b, const void *data, size_t len);
+/* Keep the blob (its digest verified by the caller) as the layer_diff_id
+ * layer's blob in its compression: synced, mapping written, then linked.
+ * A failed or short blob is dropped (0).  Always ends b. */
+HCS_INTERNAL int hcs_image_blob_commit(hcs_image_store_t *s, struct hcs_image_blob *b, const char *layer_diff_id,
+                                       const struct hcs_image_blob_info *info, hcs_error_t *err);
+HCS_INTERNAL void hcs_image_blob_abort(struct hcs_image_blob *b);
+/* The kept blob of a layer in a compression: 1 with *fd open on it and
+ * info filled, 0 when there is none. */
+HCS_INTERNAL int hcs_image_blob_lookup(hcs_image_store_t *s, const char *layer_diff_id, hcs_layer_compression_t c,
+                                       struct hcs_image_blob_info *info, int *fd, hcs_error_t *err);
+/* Keep a copy of the blob in file src (checked against info->digest). */
+HCS_INTERNAL int hcs_image_blob_keep_fd(hcs_image_store_t *s, int src, const char *layer_diff_id,
+                                        const struct hcs_image_blob_info *info, hcs_error_t *err);
+/* Drop mappings of layers gone and blobs no mapping names (exclusive lock). */
+HCS_INTERNAL int hcs_image_blob_collect(hcs_image_store_t *s, hcs_error_t *err);
+
 #endif

@@ -114,6 +114,28 @@ static char *chain_next(const char *prev_chain, const char *diff_id) {
   return hcs_xstrdup(out);
 }
 
+/* Keep a compressed layer blob of an archive for push and save (a plain
+ * tar is not kept: a push compresses it anyway). */
+static void keep_blob(hcs_image_store_t *s, int fd, const char *digest, const char *diff_id) {
+  unsigned char magic[4];
+  if (pread(fd, magic, sizeof magic, 0) != (ssize_t)sizeof magic) return;
+  struct hcs_image_blob_info info = {0};
+  if (magic[0] == 0x1f && magic[1] == 0x8b)
+    snprintf(info.media_type, sizeof info.media_type, "application/vnd.oci.image.layer.v1.tar+gzip");
+  else if (magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd)
+    snprintf(info.media_type, sizeof info.media_type, "application/vnd.oci.image.layer.v1.tar+zstd");
+  else
+    return;
+  struct stat st;
+  if (fstat(fd, &st) < 0) return;
+  snprintf(info.digest, sizeof info.digest, "%s", digest);
+  snprintf(info.diff_id, sizeof info.diff_id, "%s", diff_id);
+  info.size = (uint64_t)st.st_size;
+  cleanup_error hcs_error_t e = NULL;
+  if (hcs_image_blob_keep_fd(s, fd, diff_id, &info, &e) < 0)
+    hcs_warning("keep the blob `%s`: %s", digest, hcs_error_message(e));
+}
+
 json_t *hcs_image_import_layers(hcs_image_store_t *s, int dirfd, const char *dirname, bool follow, json_t *diff_ids,
                                 json_t *blob_paths, json_t *blob_digests, const hcs_image_import_opts_t *o,
                                 hcs_error_t *err) {
@@ -168,6 +190,7 @@ json_t *hcs_image_import_layers(hcs_image_store_t *s, int dirfd, const char *dir
         hcs_error_wrap(err, "import layer %zu of %zu (`%s`)", i + 1, n, path);
         return NULL;
       }
+      if (digest) keep_blob(s, fd, digest, diff_id);
     }
     json_array_append_new(ids, json_string(id));
   }

@@ -1,6 +1,8 @@
 /* Save-ContainerImage: write images as an OCI archive (a tar of an OCI
  * image layout) that skopeo, umoci and hcs itself read.  Layers are exported
- * once each (shared layers are written once), the archive appears atomically. */
+ * once each (shared layers are written once), or copied from the compressed
+ * blob the store kept for them (image/blobs.c); the archive appears
+ * atomically. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
@@ -26,6 +28,33 @@ static json_t *write_blob(const char *tmp, const char *media_type, const char *d
   return json_pack("{s:s,s:s,s:I}", "mediaType", media_type, "digest", digest, "size", (json_int_t)len);
 }
 
+/* The blob the store kept for the layer (image/blobs.c), copied to path:
+ * 1, or 0 when there is none. */
+static int copy_kept_blob(hcs_image_store_t *s, const char *lid, hcs_layer_compression_t c, const char *path,
+                          hcs_layer_export_result_t *r, hcs_error_t *err) {
+  cleanup_free char *text = hcs_layer_inspect(s->layers, lid, err);
+  if (text == NULL) return -1;
+  cleanup_json json_t *m = hcs_json_parse(text, "layer info", err);
+  if (m == NULL) return -1;
+  struct hcs_image_blob_info info;
+  cleanup_close int fd = -1;
+  int found = hcs_image_blob_lookup(s, json_string_value(json_object_get(m, "DiffID")), c, &info, &fd, err);
+  if (found <= 0) return found;
+  cleanup_close int out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (out < 0) return hcs_error_make(err, errno, "create `%s`", path);
+  for (uint64_t left = info.size; left > 0;) {
+    ssize_t n = copy_file_range(fd, NULL, out, NULL, left, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return hcs_error_make(err, n < 0 ? errno : EIO, "copy blob `%s` to `%s`", info.digest, path);
+    left -= (uint64_t)n;
+  }
+  memset(r, 0, sizeof *r);
+  snprintf(r->digest, sizeof r->digest, "%s", info.digest);
+  snprintf(r->diff_id, sizeof r->diff_id, "%s", info.diff_id);
+  r->size = info.size;
+  return 1;
+}
+
 /* Export every layer of the image not exported yet; returns the layer
  * descriptors for its manifest. */
 static json_t *export_layers(hcs_image_store_t *s, const char *tmp, json_t *layer_ids, json_t *done, json_t *diff_ids,
@@ -45,7 +74,8 @@ static json_t *export_layers(hcs_image_store_t *s, const char *tmp, json_t *laye
     hcs_layer_export_opts_t eo = {
         .compression = o->compression, .progress = o->progress, .progress_data = o->progress_data};
     hcs_layer_export_result_t r;
-    if (hcs_layer_export_file(s->layers, lid, part, &eo, &r, err) < 0) {
+    int kept = copy_kept_blob(s, lid, o->compression, part, &r, err);
+    if (kept < 0 || (kept == 0 && hcs_layer_export_file(s->layers, lid, part, &eo, &r, err) < 0)) {
       hcs_error_wrap(err, "export layer `%s`", lid);
       json_decref(descs);
       return NULL;

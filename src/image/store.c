@@ -653,6 +653,10 @@ int hcs_image_remove(hcs_image_store_t *s, const char *ref, bool force, hcs_erro
       hcs_warning("release layer `%s`: %s", json_string_value(l), hcs_error_message(e));
   }
   collect_layers(s, layers);
+  {
+    cleanup_error hcs_error_t e = NULL;
+    if (hcs_image_blob_collect(s, &e) < 0) hcs_warning("image store: collect blobs: %s", hcs_error_message(e));
+  }
   return hcs_rm_rf(gone, err);
 }
 

@@ -14,6 +14,7 @@
 #include <sys/xattr.h>
 
 #include "layer/internal.h"
+#include "layer/mirror.h"
 #include "layer/path.h"
 
 struct node {
@@ -126,6 +127,8 @@ struct exporter {
   unsigned char *buf;
   void *zeros; /* HOLE_CHUNK bytes of the zero page, mapped on first use */
   uint64_t done, total, last_progress;
+  struct layer_mirror *m; /* a capture: each entry is also created in the new layer */
+  int mfd;                /* the new layer's copy of the file being read (-1: none) */
 };
 
 static la_ssize_t write_cb(struct archive *a, void *data, const void *buf, size_t n) {
@@ -289,11 +292,35 @@ static int emit_range(struct exporter *x, int fd, off_t off, uint64_t len, const
     if (n == 0) return hcs_error_make(err, 0, "read `%s`: file shrank while exporting", nd->rel);
     if (archive_write_data(x->a, x->buf, (size_t)n) < 0)
       return hcs_error_make(err, 0, "write `%s`: %s", nd->rel, archive_error_string(x->a));
+    if (x->mfd >= 0 && layer_mirror_file_write(x->mfd, x->buf, (size_t)n, off, nd->rel, err) < 0) return -1;
     off += n;
     len -= (uint64_t)n;
     count_progress(x, (uint64_t)n);
   }
   return 0;
+}
+
+/* A capture's small file: read whole into a buffer the copy takes to a
+ * worker thread, after it went into the stream. */
+static int emit_small(struct exporter *x, struct archive_entry *ae, int fd, const struct node *nd, hcs_error_t *err) {
+  size_t size = (size_t)nd->st.st_size, len = 0;
+  unsigned char *data = hcs_xmalloc(size ? size : 1);
+  while (len < size) {
+    ssize_t n = pread(fd, data + len, size - len, (off_t)len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      free(data);
+      if (n < 0) return hcs_error_make(err, errno, "read `%s`", nd->rel);
+      return hcs_error_make(err, 0, "read `%s`: file shrank while exporting", nd->rel);
+    }
+    len += (size_t)n;
+  }
+  if (size && archive_write_data(x->a, data, size) < 0) {
+    free(data);
+    return hcs_error_make(err, 0, "write `%s`: %s", nd->rel, archive_error_string(x->a));
+  }
+  count_progress(x, size);
+  return layer_mirror_file_data(x->m, nd->rel, &nd->st, ae, data, err);
 }
 
 static int emit_sparse(struct exporter *x, struct archive_entry *ae, int fd, const struct node *nd,
@@ -320,7 +347,8 @@ static int emit(struct exporter *x, const struct node *nd, struct inomap *links,
   const char *base = slash ? slash + 1 : nd->rel;
   if (layer_is_whiteout(st)) { /* before hardlinks: overlay may share one whiteout inode */
     cleanup_free char *wh = layer_whiteout_entry(nd->rel);
-    return emit_empty(x, wh, st, err);
+    if (emit_empty(x, wh, st, err) < 0) return -1;
+    return x->m ? layer_mirror_whiteout(x->m, nd->rel, st, err) : 0;
   }
   if (S_ISSOCK(st->st_mode)) return 0;
   /* A running container may swap an entry between the walk's stat and
@@ -352,6 +380,7 @@ static int emit(struct exporter *x, const struct node *nd, struct inomap *links,
       cleanup_free char *opq = hcs_xasprintf("%s/" WH_OPAQUE, nd->rel);
       if (emit_empty(x, opq, st, err) < 0) goto out;
     }
+    if (x->m && layer_mirror_dir(x->m, nd->rel, st, ae, nd->opaque, err) < 0) goto out;
   } else if (S_ISREG(st->st_mode)) {
     const char *first = st->st_nlink > 1 ? inomap_get_or_put(links, st, nd->rel) : NULL;
     archive_entry_set_filetype(ae, AE_IFREG);
@@ -359,16 +388,30 @@ static int emit(struct exporter *x, const struct node *nd, struct inomap *links,
       archive_entry_set_hardlink(ae, first);
       archive_entry_set_size(ae, 0);
       if (write_header(x, ae, nd->rel, err) < 0) goto out;
+      if (x->m && layer_mirror_link(x->m, nd->rel, first, err) < 0) goto out;
     } else {
       cleanup_free struct extent *map = NULL;
       size_t nmap = 0;
       int sparse = sparse_map(fd, nd, &map, &nmap, err);
       if (sparse < 0) goto out;
-      if (sparse) {
-        if (emit_sparse(x, ae, fd, nd, map, nmap, err) < 0) goto out;
-      } else {
+      if (x->m && !sparse && layer_mirror_pooled(x->m, st->st_size)) {
         archive_entry_set_size(ae, st->st_size);
-        if (write_header(x, ae, nd->rel, err) < 0 || emit_range(x, fd, 0, (uint64_t)st->st_size, nd, err) < 0) goto out;
+        if (write_header(x, ae, nd->rel, err) < 0 || emit_small(x, ae, fd, nd, err) < 0) goto out;
+      } else {
+        if (x->m && (x->mfd = layer_mirror_file_open(x->m, nd->rel, err)) < 0) goto out;
+        if (sparse) {
+          if (emit_sparse(x, ae, fd, nd, map, nmap, err) < 0) goto out;
+        } else {
+          archive_entry_set_size(ae, st->st_size);
+          if (write_header(x, ae, nd->rel, err) < 0 || emit_range(x, fd, 0, (uint64_t)st->st_size, nd, err) < 0)
+            goto out;
+        }
+        if (x->mfd >= 0) {
+          int r = layer_mirror_file_close(x->mfd, nd->rel, st, ae, err);
+          close(x->mfd);
+          x->mfd = -1;
+          if (r < 0) goto out;
+        }
       }
     }
   } else if (S_ISLNK(st->st_mode)) {
@@ -388,19 +431,25 @@ static int emit(struct exporter *x, const struct node *nd, struct inomap *links,
     archive_entry_set_filetype(ae, AE_IFLNK);
     archive_entry_set_symlink(ae, target);
     if (write_header(x, ae, nd->rel, err) < 0) goto out;
+    if (x->m && layer_mirror_symlink(x->m, nd->rel, target, st, err) < 0) goto out;
   } else if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode) || S_ISFIFO(st->st_mode)) {
     archive_entry_set_filetype(ae, st->st_mode & S_IFMT);
     if (!S_ISFIFO(st->st_mode)) archive_entry_set_rdev(ae, st->st_rdev);
     if (write_header(x, ae, nd->rel, err) < 0) goto out;
+    if (x->m && layer_mirror_node(x->m, nd->rel, st, err) < 0) goto out;
   }
   ret = 0;
 out:
+  if (x->mfd >= 0) {
+    close(x->mfd);
+    x->mfd = -1;
+  }
   archive_entry_free(ae);
   return ret;
 }
 
-int hcs_layer_export(hcs_layer_store_t *s, const char *id, int fd, const hcs_layer_export_opts_t *opts,
-                     hcs_layer_export_result_t *result, hcs_error_t *err) {
+static int export_impl(hcs_layer_store_t *s, const char *id, int fd, const hcs_layer_export_opts_t *opts,
+                       struct layer_mirror *mirror, hcs_layer_export_result_t *result, hcs_error_t *err) {
   hcs_layer_export_opts_t defaults;
   memset(&defaults, 0, sizeof defaults);
   if (opts == NULL) opts = &defaults;
@@ -416,6 +465,8 @@ int hcs_layer_export(hcs_layer_store_t *s, const char *id, int fd, const hcs_lay
   struct exporter x;
   memset(&x, 0, sizeof x);
   x.opts = opts;
+  x.m = mirror;
+  x.mfd = -1;
   x.rootfd = open(diff, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (x.rootfd < 0) return hcs_error_make(err, errno, "export layer `%s`: open `%s`", id, diff);
   struct walk w;
@@ -443,6 +494,7 @@ int hcs_layer_export(hcs_layer_store_t *s, const char *id, int fd, const hcs_lay
     goto out;
   }
   if (layer_writer_finish(x.w, result, err) < 0) goto out;
+  if (mirror && layer_mirror_finish(mirror, err) < 0) goto out;
   if (opts->progress) opts->progress(x.done, x.total, opts->progress_data);
   ret = 0;
 out:
@@ -457,6 +509,16 @@ out:
   free(links.slots);
   close(x.rootfd);
   return ret;
+}
+
+int hcs_layer_export(hcs_layer_store_t *s, const char *id, int fd, const hcs_layer_export_opts_t *opts,
+                     hcs_layer_export_result_t *result, hcs_error_t *err) {
+  return export_impl(s, id, fd, opts, NULL, result, err);
+}
+
+int layer_export_mirrored(hcs_layer_store_t *s, const char *id, const hcs_layer_export_opts_t *opts,
+                          struct layer_mirror *mirror, hcs_layer_export_result_t *result, hcs_error_t *err) {
+  return export_impl(s, id, -1, opts, mirror, result, err);
 }
 
 int hcs_layer_export_file(hcs_layer_store_t *s, const char *id, const char *path, const hcs_layer_export_opts_t *opts,

@@ -169,7 +169,8 @@ static int meta_fd(struct extract *x, struct archive_entry *e, int fd, hcs_error
   return set_xattrs(x, e, fd, err);
 }
 
-static int do_whiteout(struct extract *x, int pfd, const char *parent, const char *base, hcs_error_t *err) {
+static int do_whiteout(struct extract *x, int pfd, const char *parent, const char *base, const struct timespec ts[2],
+                       hcs_error_t *err) {
   const char *name;
   switch (layer_whiteout_parse(base, &name)) {
   case LAYER_WH_OPAQUE: {
@@ -181,6 +182,9 @@ static int do_whiteout(struct extract *x, int pfd, const char *parent, const cha
   case LAYER_WH_FILE:
     if (make_room(x, pfd, name, false, err) < 0) return -1;
     if (layer_whiteout_make(pfd, name) < 0) return eerr(x, err, errno, "create whiteout for `%s`", name);
+    /* the entry's time, which an export gives `.wh.NAME` back: without it a
+     * re-export differs from the imported stream (and its DiffID) */
+    if (utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0) return eerr(x, err, errno, "set times of `%s`", name);
     return 0;
   case LAYER_WH_META: return 0;
   default: return eerr(x, err, 0, "invalid whiteout name");
@@ -320,7 +324,7 @@ static int do_entry(struct extract *x, struct archive_entry *e, hcs_error_t *err
     int pfd = parent_fd(x, parent, err);
     if (pfd < 0) return -1;
     const char *unused;
-    if (layer_whiteout_parse(base, &unused) != LAYER_WH_NONE) return do_whiteout(x, pfd, parent, base, err);
+    if (layer_whiteout_parse(base, &unused) != LAYER_WH_NONE) return do_whiteout(x, pfd, parent, base, ts, err);
 
     if (hardlink) {
       cleanup_free char *target = NULL;

@@ -101,6 +101,13 @@ HCS_INTERNAL int layer_writer_finish(struct layer_writer *w, hcs_layer_export_re
 HCS_INTERNAL void layer_writer_free(struct layer_writer *w);
 HCS_INTERNAL const char *layer_writer_error(struct layer_writer *w);
 
+/* --- capture ------------------------------------------------------------- */
+struct layer_mirror;
+/* Walk layer `id` as an export would (digests of the canonical tar stream in
+ * *result, no archive written) and create every entry through m (mirror.c). */
+HCS_INTERNAL int layer_export_mirrored(hcs_layer_store_t *s, const char *id, const hcs_layer_export_opts_t *opts,
+                                       struct layer_mirror *m, hcs_layer_export_result_t *result, hcs_error_t *err);
+
 /* --- whiteouts ----------------------------------------------------------- */
 #define WH_PREFIX ".wh."
 #define WH_OPAQUE ".wh..wh..opq"

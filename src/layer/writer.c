@@ -62,6 +62,7 @@ static int wfail(struct layer_writer *w, int e, const char *what) {
 static int out_write(struct layer_writer *w, const unsigned char *p, size_t n) {
   if (w->comp != HCS_LAYER_COMPRESSION_NONE) EVP_DigestUpdate(w->out_md, p, n); /* else digest == diff id */
   w->out_bytes += n;
+  if (w->fd < 0) return 0; /* digests only (capture: no archive is written) */
   /* start writeback early so the caller's final fsync finds little to do
    * (fails harmlessly on pipes) */
   if (w->out_bytes - w->synced >= (8u << 20)) {

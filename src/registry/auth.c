@@ -89,6 +89,15 @@ char *reg_auth_lookup(const char *registry, const hcs_registry_opts_t *o) {
 }
 
 bool reg_insecure_listed(const char *registry, const hcs_registry_opts_t *o) {
+  {
+    struct reg_conf conf;
+    cleanup_error hcs_error_t ce = NULL;
+    if (reg_conf_load(&conf, &ce) == 0) {
+      bool yes = reg_conf_insecure(&conf, registry);
+      reg_conf_free(&conf);
+      if (yes) return true;
+    } /* else the pull itself reports the broken file (reg_open) */
+  }
   const char *path = o && o->registries_conf ? o->registries_conf : getenv("HCS_REGISTRIES_CONF");
   if (path == NULL || *path == '\0') path = "/etc/hcs/registries.json";
   if (!hcs_path_exists(path)) return false;

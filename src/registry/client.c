@@ -18,6 +18,7 @@ void reg_ref_free(struct reg_ref *r) {
   free(r->repo);
   free(r->tag);
   free(r->digest);
+  free(r->short_name);
   memset(r, 0, sizeof *r);
 }
 
@@ -52,6 +53,7 @@ int reg_ref_parse(const char *text, struct reg_ref *r, hcs_error_t *err) {
   } else {
     r->registry = hcs_xstrdup("docker.io");
   }
+  bool unqualified = rest == s;
   char *colon = strrchr(rest, ':');
   if (colon) {
     *colon = '\0';
@@ -76,6 +78,7 @@ int reg_ref_parse(const char *text, struct reg_ref *r, hcs_error_t *err) {
   }
   r->repo = strcmp(r->registry, "docker.io") == 0 && !strchr(rest, '/') ? hcs_xasprintf("library/%s", rest)
                                                                         : hcs_xstrdup(rest);
+  if (unqualified) r->short_name = hcs_xstrdup(rest);
   return 0;
 }
 
@@ -107,27 +110,44 @@ static void append_file(char **buf, size_t *len, const char *path) {
 }
 
 /* The CAs to trust for this registry: none extra -> NULL (curl's default
- * bundle); else the system bundle plus certs.d/<registry>/NAME.crt. */
-static void load_cas(struct reg_client *c, const hcs_registry_opts_t *o) {
+ * bundle); else the system bundle plus certs.d/<registry>/NAME.crt.  And
+ * a client certificate, NAME.cert with its key NAME.key (podman's
+ * convention; the first in name order when there are several). */
+static int load_cas(struct reg_client *c, const hcs_registry_opts_t *o, hcs_error_t *err) {
   const char *base = o && o->certs_dir ? o->certs_dir : "/etc/containers/certs.d";
   cleanup_free char *dir = hcs_xasprintf("%s/%s", base, c->registry);
-  cleanup_dir DIR *d = opendir(dir);
-  if (d == NULL) return;
+  struct dirent **names = NULL;
+  int count = scandir(dir, &names, NULL, alphasort);
+  if (count < 0) return 0;
   char *buf = NULL;
   size_t len = 0;
-  struct dirent *de;
-  while ((de = readdir(d)) != NULL) {
-    size_t n = strlen(de->d_name);
-    if (n < 5 || strcmp(de->d_name + n - 4, ".crt") != 0) continue;
-    cleanup_free char *p = hcs_xasprintf("%s/%s", dir, de->d_name);
-    append_file(&buf, &len, p);
+  int rc = 0;
+  for (int i = 0; i < count; i++) {
+    const char *name = names[i]->d_name;
+    size_t n = strlen(name);
+    cleanup_free char *p = hcs_xasprintf("%s/%s", dir, name);
+    if (n > 4 && strcmp(name + n - 4, ".crt") == 0) {
+      append_file(&buf, &len, p);
+    } else if (n > 5 && strcmp(name + n - 5, ".cert") == 0 && c->cert_path == NULL && rc == 0) {
+      cleanup_free char *key = hcs_xasprintf("%s/%.*s.key", dir, (int)(n - 5), name);
+      if (!hcs_path_exists(key)) {
+        rc = hcs_error_make(err, ENOENT, "client certificate `%s` has no key `%s`", p, key);
+      } else {
+        c->cert_path = steal_ptr(p);
+        c->key_path = steal_ptr(key);
+      }
+    }
   }
-  if (buf == NULL) return;
+  for (int i = 0; i < count; i++)
+    free(names[i]);
+  free(names);
+  if (buf == NULL) return rc;
   append_file(&buf, &len, "/etc/ssl/certs/ca-certificates.crt");
   c->ca_data = buf;
   c->ca.data = buf;
   c->ca.len = len;
   c->ca.flags = CURL_BLOB_NOCOPY;
+  return rc;
 }
 
 /* --- requests --------------------------------------------------------------- */
@@ -228,6 +248,7 @@ static size_t on_read_fd(char *buf, size_t size, size_t nmemb, void *ud) {
     ssize_t n = read(rq->body_fd, buf, size * nmemb);
     if (n < 0 && errno == EINTR) continue;
     if (n > 0 && rq->sent) __atomic_add_fetch(rq->sent, (uint64_t)n, __ATOMIC_RELAXED);
+    if (n > 0 && rq->tap) rq->tap(rq->tap_data, buf, (size_t)n);
     return n < 0 ? CURL_READFUNC_ABORT : (size_t)n;
   }
 }
@@ -276,6 +297,10 @@ static void common_opts(struct reg_client *c, CURL *h) {
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, c->verify ? 1L : 0L);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, c->verify ? 2L : 0L);
   if (c->ca.data) curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &c->ca);
+  if (c->cert_path) {
+    curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_path);
+    curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_path);
+  }
   if (c->max_rate) curl_easy_setopt(h, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)c->max_rate);
 }
 
@@ -319,7 +344,12 @@ static int perform(struct reg_client *c, const struct reg_request *rq, const cha
     curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read_fd);
     curl_easy_setopt(h, CURLOPT_READDATA, (void *)rq);
-    hdrs = curl_slist_append(hdrs, "Transfer-Encoding: chunked");
+    /* fewer, larger reads of the file or pipe (the default is 64 KiB) */
+    curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 1L << 20);
+    if (rq->body_size > 0)
+      curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->body_size);
+    else
+      hdrs = curl_slist_append(hdrs, "Transfer-Encoding: chunked");
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
   } else if (strcmp(rq->method, "GET") != 0) {
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
@@ -470,6 +500,8 @@ void reg_client_free(struct reg_client *c) {
   free(c->registry);
   free(c->base);
   free(c->ca_data);
+  free(c->cert_path);
+  free(c->key_path);
   free(c->basic);
   free(c->token);
   free(c->token_scope);
@@ -515,7 +547,11 @@ struct reg_client *reg_client_new(const char *registry, const hcs_registry_opts_
   int verify = o ? o->tls_verify : 0;
   bool insecure = verify < 0 || (verify == 0 && reg_insecure_listed(registry, o));
   c->verify = !insecure;
-  load_cas(c, o);
+  if (load_cas(c, o, err) < 0) {
+    hcs_error_wrap(err, "registry `%s`", registry);
+    reg_client_free(c);
+    return NULL;
+  }
   if (o && o->username) {
     cleanup_free char *up = hcs_xasprintf("%s:%s", o->username, o->password ? o->password : "");
     c->basic = reg_base64(up, strlen(up));

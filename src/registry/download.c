@@ -84,8 +84,8 @@ static int add_blob(struct reg_client *c, struct archive *a, const char *repo, j
   return 0;
 }
 
-static int write_layout(struct reg_client *c, const struct reg_ref *ref, struct reg_image *img, struct archive *a,
-                        hcs_error_t *err) {
+static int write_layout(struct reg_client *c, const struct reg_ref *ref, const char *src_repo, struct reg_image *img,
+                        struct archive *a, hcs_error_t *err) {
   const char *layout = "{\"imageLayoutVersion\":\"1.0.0\"}";
   if (add_bytes(a, "oci-layout", layout, strlen(layout), err) < 0 || entry_header(a, "blobs", true, 0, err) < 0 ||
       entry_header(a, "blobs/sha256", true, 0, err) < 0)
@@ -104,7 +104,7 @@ static int write_layout(struct reg_client *c, const struct reg_ref *ref, struct 
     const char *d = json_string_value(json_object_get(l, "digest"));
     if (json_object_get(seen, d)) continue;
     json_object_set_new(seen, d, json_true());
-    if (add_blob(c, a, ref->repo, l, err) < 0) return hcs_error_wrap(err, "layer %zu", i + 1);
+    if (add_blob(c, a, src_repo, l, err) < 0) return hcs_error_wrap(err, "layer %zu", i + 1);
   }
   cleanup_free char *refname = hcs_xasprintf("%s/%s:%s", ref->registry, ref->repo, ref->tag ? ref->tag : "latest");
   cleanup_json json_t *index =
@@ -122,15 +122,16 @@ int hcs_registry_download(const char *text, const char *path, const hcs_registry
   int rc = -1;
   cleanup_free char *part = hcs_xasprintf("%s.tmp.%d", path, (int)getpid());
   struct archive *a = NULL;
-  struct reg_client *c = reg_client_new(ref.registry, o, err);
-  if (c == NULL || reg_resolve_image(c, &ref, o ? o->platform : NULL, &img, err) < 0) goto out;
+  struct reg_ref src = {0};
+  struct reg_client *c = reg_open_pull(&ref, o, &src, &img, err);
+  if (c == NULL) goto out;
   a = archive_write_new();
   archive_write_set_format_pax_restricted(a);
   if (archive_write_open_filename(a, part) != ARCHIVE_OK) {
     hcs_error_make(err, errno, "create `%s`: %s", part, archive_error_string(a));
     goto out;
   }
-  if (write_layout(c, &ref, &img, a, err) < 0) goto out;
+  if (write_layout(c, &ref, src.repo, &img, a, err) < 0) goto out;
   if (archive_write_close(a) != ARCHIVE_OK) {
     hcs_error_make(err, 0, "finish `%s`: %s", part, archive_error_string(a));
     goto out;
@@ -152,6 +153,7 @@ out:
   if (rc < 0) unlink(part);
   reg_image_free(&img);
   reg_client_free(c);
+  reg_ref_free(&src);
   if (rc < 0) hcs_error_wrap(err, "download `%s` to `%s`", text, path);
   reg_ref_free(&ref);
   return rc;

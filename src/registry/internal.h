@@ -16,10 +16,11 @@
 #define REG_MAX_JSON (8u << 20)
 
 struct reg_ref {
-  char *registry; /* as written ("docker.io", "127.0.0.1:5000") */
-  char *repo;     /* "library/busybox" */
-  char *tag;      /* NULL when only a digest was given (then "latest" if neither) */
-  char *digest;   /* "sha256:..." or NULL */
+  char *registry;   /* as written ("docker.io", "127.0.0.1:5000") */
+  char *repo;       /* "library/busybox" */
+  char *tag;        /* NULL when only a digest was given (then "latest" if neither) */
+  char *digest;     /* "sha256:..." or NULL */
+  char *short_name; /* the repository as written when no registry was named, else NULL */
 };
 
 HCS_INTERNAL int reg_ref_parse(const char *text, struct reg_ref *ref, hcs_error_t *err);
@@ -36,7 +37,8 @@ struct reg_client {
   bool verify;         /* verify the TLS peer */
   struct curl_blob ca; /* system CAs + certs.d/<registry>/NAME.crt, or empty */
   char *ca_data;
-  char *basic; /* base64 "user:pass" or NULL */
+  char *cert_path, *key_path; /* the client certificate from certs.d, or NULL */
+  char *basic;                /* base64 "user:pass" or NULL */
   long timeout;
   uint64_t max_rate;
   pthread_mutex_t mu; /* guards the token fields, shared by transfer threads */
@@ -59,8 +61,11 @@ struct reg_request {
   const void *body; /* request body in memory */
   size_t body_len;
   int body_fd;        /* or streamed from an fd (chunked), -1 for none; not retried */
+  uint64_t body_size; /* the fd's length when known: sent with Content-Length, not chunked */
   uint64_t *sent;     /* bytes read from body_fd so far (atomic), or NULL */
   const bool *cancel; /* when it turns true, a streamed upload stops */
+  void (*tap)(void *tap_data, const void *data, size_t len); /* sees every byte read from body_fd */
+  void *tap_data;
   size_t (*sink)(const void *data, size_t len, void *userdata);
   void *sink_data;
   uint64_t resume_from; /* Range: bytes=N- */
@@ -126,5 +131,45 @@ struct reg_image {
 HCS_INTERNAL int reg_resolve_image(struct reg_client *c, const struct reg_ref *ref, const char *platform,
                                    struct reg_image *img, hcs_error_t *err);
 HCS_INTERNAL void reg_image_free(struct reg_image *img);
+
+/* --- registries.conf (conf.c) ---------------------------------------------- */
+struct reg_conf_mirror {
+  char *location;
+  bool insecure;
+};
+struct reg_conf_entry {
+  char *prefix, *location; /* "host[:port][/path]" */
+  bool insecure, blocked;
+  struct reg_conf_mirror *mirrors;
+  size_t nmirrors;
+  const char *file; /* the file it came from, for messages */
+};
+struct reg_conf {
+  struct reg_conf_entry *entries;
+  size_t n;
+  char **search; /* unqualified-search-registries */
+  size_t nsearch;
+  char **paths; /* the files read */
+  size_t npaths;
+};
+/* $CONTAINERS_REGISTRIES_CONF, else the user's then the system's file;
+ * absent files are empty. */
+HCS_INTERNAL int reg_conf_load(struct reg_conf *conf, hcs_error_t *err);
+HCS_INTERNAL void reg_conf_free(struct reg_conf *conf);
+/* The entry with the longest prefix matching registry[/repo], or NULL. */
+HCS_INTERNAL const struct reg_conf_entry *reg_conf_match(const struct reg_conf *conf, const char *registry,
+                                                         const char *repo);
+/* Is registry (a location or a mirror's) marked insecure? */
+HCS_INTERNAL bool reg_conf_insecure(const struct reg_conf *conf, const char *registry);
+/* A client for registry (repo: for the prefix match), refused when blocked. */
+HCS_INTERNAL struct reg_client *reg_open(const char *registry, const char *repo, const hcs_registry_opts_t *o,
+                                         hcs_error_t *err);
+/* A client to pull ref from, with the image resolved: the registry's
+ * mirrors in order, then the registry itself (refused when blocked); an
+ * unqualified name tries each unqualified-search registry in turn and ref
+ * becomes the one that had it.  *src is ref as on the source used (a
+ * mirror's registry and repository). */
+HCS_INTERNAL struct reg_client *reg_open_pull(struct reg_ref *ref, const hcs_registry_opts_t *o, struct reg_ref *src,
+                                              struct reg_image *img, hcs_error_t *err);
 
 #endif

@@ -238,11 +238,13 @@ int reg_resolve_image(struct reg_client *c, const struct reg_ref *ref, const cha
 char *hcs_registry_inspect(const char *text, const hcs_registry_opts_t *o, hcs_error_t *err) {
   struct reg_ref ref;
   if (reg_ref_parse(text, &ref, err) < 0) return NULL;
-  struct reg_client *c = reg_client_new(ref.registry, o, err);
+  struct reg_image img = {0};
+  struct reg_ref src = {0};
+  struct reg_client *c = reg_open_pull(&ref, o, &src, &img, err);
   char *out = NULL;
+  reg_ref_free(&src);
   if (c) {
-    struct reg_image img;
-    if (reg_resolve_image(c, &ref, o ? o->platform : NULL, &img, err) == 0) {
+    {
       cleanup_json json_t *j = json_pack("{s:s,s:s,s:O,s:O}", "Digest", img.digest, "MediaType", img.media_type,
                                          "Manifest", img.manifest, "Config", img.cfg);
       if (img.top_bytes) {
@@ -259,8 +261,8 @@ char *hcs_registry_inspect(const char *text, const hcs_registry_opts_t *o, hcs_e
       }
       out = hcs_json_dumps(j);
     }
-    reg_image_free(&img);
   }
+  reg_image_free(&img);
   reg_client_free(c);
   reg_ref_free(&ref);
   if (out == NULL) hcs_error_wrap(err, "inspect `%s`", text);
@@ -283,8 +285,17 @@ static json_t *get_list(struct reg_client *c, const char *base, const char *scop
     size_t got = 0;
     if ((resp.status == 404 || resp.status == 405) && strcmp(key, "repositories") == 0)
       rc = hcs_error_make(err, ENOTSUP,
-                          "%s: registry `%s` does not offer a catalog (HTTP status %ld); name a repository", what,
-                          c->registry, resp.status);
+                          "%s: registry `%s` does not offer a catalog (HTTP status %ld); name a repository "
+                          "(hcs image find %s/REPOSITORY lists its tags)",
+                          what, c->registry, resp.status, c->registry);
+    else if ((resp.status == 401 || resp.status == 403) && strcmp(key, "repositories") == 0)
+      /* Docker Hub, GHCR and most hosted registries keep their catalog to
+       * themselves: a 401 here is no sign of bad credentials */
+      rc = hcs_error_make(err, ENOTSUP,
+                          "%s: registry `%s` does not show its catalog %s (HTTP status %ld); name a repository "
+                          "(hcs image find %s/REPOSITORY lists its tags)",
+                          what, c->registry, c->basic ? "to these credentials" : "without credentials", resp.status,
+                          c->registry);
     else if (resp.status != 200)
       rc = reg_status_error(c, what, &resp, err);
     else {
@@ -306,6 +317,12 @@ static bool matches(const char *pattern, const char *repo) {
   return strstr(repo, pattern) != NULL;
 }
 
+/* A repository path, not a glob or an empty pattern. */
+static bool literal_repo(const char *pattern) {
+  if (*pattern == '\0' || strpbrk(pattern, "*?[") || pattern[strlen(pattern) - 1] == '/') return false;
+  return strspn(pattern, "abcdefghijklmnopqrstuvwxyz0123456789._/-") == strlen(pattern);
+}
+
 char *hcs_registry_find(const char *text, const hcs_registry_opts_t *o, hcs_error_t *err) {
   if (text == NULL || *text == '\0') text = "docker.io/";
   /* "REGISTRY/PATTERN": the registry is the first component when it looks
@@ -320,11 +337,28 @@ char *hcs_registry_find(const char *text, const hcs_registry_opts_t *o, hcs_erro
   } else {
     registry = hcs_xstrdup("docker.io");
   }
-  struct reg_client *c = reg_client_new(registry, o, err);
+  struct reg_client *c = reg_open(registry, NULL, o, err);
   if (c == NULL) return NULL;
   cleanup_json json_t *out = json_array();
   cleanup_free char *what = hcs_xasprintf("find `%s`", text);
   cleanup_json json_t *repos = get_list(c, "/v2/_catalog", "registry:catalog:*", "repositories", what, err);
+  if (repos == NULL && hcs_error_status(err ? *err : NULL) == ENOTSUP && literal_repo(pattern)) {
+    /* no catalog, but the pattern names a repository: its tags, if it has any */
+    cleanup_free char *name = strcmp(registry, "docker.io") == 0 && strchr(pattern, '/') == NULL
+                                  ? hcs_xasprintf("library/%s", pattern)
+                                  : hcs_xstrdup(pattern);
+    cleanup_free char *path = hcs_xasprintf("/v2/%s/tags/list", name);
+    cleanup_free char *scope = hcs_xasprintf("repository:%s:pull", name);
+    cleanup_error hcs_error_t e = NULL;
+    cleanup_json json_t *tags = get_list(c, path, scope, "tags", what, &e);
+    if (tags) {
+      hcs_error_release(err);
+      json_array_append_new(out, json_pack("{s:s,s:s,s:O}", "Name", name, "Registry", registry, "Tags", tags));
+      reg_client_free(c);
+      return hcs_json_dumps(out);
+    }
+    hcs_debug("%s: no tags list for `%s`: %s", what, name, hcs_error_message(e));
+  }
   if (repos == NULL) {
     reg_client_free(c);
     return NULL;

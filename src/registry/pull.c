@@ -25,11 +25,13 @@ struct job {
   uint64_t size;
   char *id, *parent_id; /* chain id hex of the layer and its parent */
   int pipe_w;
-  uint64_t got; /* bytes received (atomic) */
+  uint64_t got;               /* bytes received (atomic) */
+  struct hcs_image_blob blob; /* the compressed bytes, kept for push and save */
   hcs_error_t err;
 };
 
 struct pull {
+  hcs_image_store_t *s;
   struct reg_client *c;
   hcs_layer_store_t *layers;
   const char *repo, *scope;
@@ -73,6 +75,7 @@ static size_t sink(const void *data, size_t len, void *ud) {
     p += w;
     left -= (size_t)w;
   }
+  hcs_image_blob_write(&j->blob, data, len); /* the same bytes, in order (a resume continues at `got`) */
   __atomic_add_fetch(&j->got, len, __ATOMIC_RELAXED);
   return len;
 }
@@ -167,12 +170,21 @@ static void run_job(struct job *j) {
     return;
   }
   fcntl(fds[1], F_SETPIPE_SZ, 1 << 20); /* fewer wake-ups between curl and the importer */
+  j->blob.fd = -1;
+  if (hcs_image_blob_compression(j->media_type) != HCS_LAYER_COMPRESSION_NONE) {
+    hcs_error_t e = NULL;
+    if (hcs_image_blob_begin(p->s, &j->blob, &e) < 0) { /* the pull goes on without it */
+      hcs_debug("layer %zu: %s", j->index + 1, hcs_error_message(e));
+      hcs_error_release(&e);
+    }
+  }
   struct import_arg a = {.j = j, .fd = fds[0]};
   j->pipe_w = fds[1];
   pthread_t t;
   if (pthread_create(&t, NULL, import_thread, &a) != 0) {
     close(fds[0]);
     close(fds[1]);
+    hcs_image_blob_abort(&j->blob);
     hcs_error_t e = NULL;
     hcs_error_make(&e, EAGAIN, "start a thread");
     job_fail(j, &e);
@@ -182,6 +194,21 @@ static void run_job(struct job *j) {
   int rc = download(j, &derr);
   close(fds[1]); /* EOF for the importer, or a short stream after a failure */
   pthread_join(t, NULL);
+  if (rc == 0 && a.result && j->blob.fd >= 0) {
+    /* verified by the importer (expect_digest) and its layer committed:
+     * mapping, then name (see image/blobs.c) */
+    struct hcs_image_blob_info info = {.size = j->size};
+    snprintf(info.digest, sizeof info.digest, "%s", j->digest);
+    snprintf(info.diff_id, sizeof info.diff_id, "%s", j->diff_id);
+    snprintf(info.media_type, sizeof info.media_type, "%s", j->media_type);
+    hcs_error_t e = NULL;
+    if (hcs_image_blob_commit(p->s, &j->blob, j->diff_id, &info, &e) < 0) {
+      hcs_warning("layer %zu: keep its blob: %s", j->index + 1, hcs_error_message(e));
+      hcs_error_release(&e);
+    }
+  } else {
+    hcs_image_blob_abort(&j->blob);
+  }
   pthread_mutex_lock(&p->mu);
   p->state[j->index] = a.result ? HCS_REGISTRY_DONE : p->state[j->index];
   if (a.result) p->committed[j->index] = true;
@@ -244,7 +271,7 @@ static json_t *pull_layers(hcs_image_store_t *s, struct reg_client *c, const str
   json_t *diff_ids = json_object_get(json_object_get(img->cfg, "rootfs"), "diff_ids");
   size_t n = json_array_size(layers);
   cleanup_free char *scope = hcs_xasprintf("repository:%s:pull", ref->repo);
-  struct pull p = {.c = c, .layers = s->layers, .repo = ref->repo, .scope = scope, .n = n};
+  struct pull p = {.s = s, .c = c, .layers = s->layers, .repo = ref->repo, .scope = scope, .n = n};
   p.jobs = hcs_xcalloc(n, sizeof *p.jobs);
   p.committed = hcs_xcalloc(n, sizeof *p.committed);
   p.state = hcs_xcalloc(n, sizeof *p.state);
@@ -261,6 +288,7 @@ static json_t *pull_layers(hcs_image_store_t *s, struct reg_client *c, const str
     j->p = &p;
     j->index = i;
     j->digest = json_string_value(json_object_get(l, "digest"));
+    j->media_type = json_string_value(json_object_get(l, "mediaType"));
     j->size = (uint64_t)json_integer_value(json_object_get(l, "size"));
     j->diff_id = json_string_value(json_array_get(diff_ids, i));
     j->pipe_w = -1;
@@ -400,10 +428,10 @@ char *hcs_registry_pull(hcs_image_store_t *s, const char *text, const hcs_regist
   struct reg_image img = {0};
   cleanup_json json_t *ids = NULL;
   struct hcs_image_lease lease = {.path = NULL, .lockfd = -1};
-  struct reg_client *c = reg_client_new(ref.registry, o, err);
+  struct reg_ref src = {0}; /* where it comes from: a mirror's repository, or ref */
+  struct reg_client *c = reg_open_pull(&ref, o, &src, &img, err);
   if (c == NULL) goto done;
-  if (reg_resolve_image(c, &ref, o ? o->platform : NULL, &img, err) < 0) goto done;
-  ids = pull_layers(s, c, &ref, &img, o, &lease, err);
+  ids = pull_layers(s, c, &src, &img, o, &lease, err);
   {
     cleanup_close int lock = ids || lease.path ? hcs_image_lock(s, true, err) : -1;
     if (ids && lock >= 0) out = record(s, &ref, &img, ids, o, err);
@@ -419,6 +447,7 @@ char *hcs_registry_pull(hcs_image_store_t *s, const char *text, const hcs_regist
 done:
   reg_image_free(&img);
   reg_client_free(c);
+  reg_ref_free(&src);
   if (out == NULL) hcs_error_wrap(err, "pull `%s`", text);
   reg_ref_free(&ref);
   return out;

@@ -1,10 +1,12 @@
-/* Push: every layer of a local image is exported (gzip or zstd) by a
- * thread into a pipe and streamed to the registry as a chunked upload
- * (POST, PATCH, PUT ?digest=); layers transfer in parallel.  A layer whose
- * blob the registry already has (HEAD of the digest it was imported from)
- * is skipped, or mounted from another repository of the same registry
- * when the image came from there.  Then the config (monolithic upload) and
- * the OCI manifest (PUT). */
+/* Push: each layer goes as the compressed blob the store kept for it
+ * (image/blobs.c: the blob it was pulled or imported as, or the export of
+ * an earlier push), unchanged; a layer without one is exported (gzip or
+ * zstd) by a thread into a pipe and streamed to the registry as a chunked
+ * upload (POST, PATCH, PUT ?digest=), the bytes kept as its blob on the
+ * way.  Layers transfer in parallel.  A blob the registry already has
+ * (HEAD) is skipped, or mounted from another repository of the same
+ * registry when the image came from there.  Then the config (monolithic
+ * upload) and the OCI manifest (PUT). */
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -17,13 +19,15 @@ struct pjob {
   struct push *p;
   size_t index;
   const char *layer_id;
-  json_t *desc; /* the manifest's descriptor, once known */
-  char diff_id[72];
+  json_t *desc;           /* the manifest's descriptor, once known */
+  char diff_id[72];       /* of what was pushed */
+  char layer_diff_id[72]; /* the layer's, as the store records it (keys its kept blobs) */
   uint64_t sent, total;
   hcs_error_t err;
 };
 
 struct push {
+  hcs_image_store_t *s;
   struct reg_client *c;
   hcs_layer_store_t *layers;
   const char *repo, *scope, *mount_from;
@@ -128,8 +132,47 @@ static void *export_thread(void *ud) {
   return NULL;
 }
 
-/* Try the blob the layer was imported from: skip it when the registry has
- * it, mount it from the repository the image came from. 1 done, 0 not. */
+/* Upload a blob from a file of known size: POST, then one monolithic PUT
+ * ?digest= with the body (one request fewer than PATCH + PUT, and no
+ * chunked encoding for the registry to undo). */
+static int upload_fd(struct pjob *j, int fd, const char *digest, uint64_t size, hcs_error_t *err) {
+  struct push *p = j->p;
+  cleanup_free char *loc = NULL;
+  if (start_upload(p, NULL, &loc, err) < 0) return -1;
+  cleanup_free char *url = with_digest(loc, digest);
+  struct reg_request rq = {.method = "PUT",
+                           .path = url,
+                           .scope = p->scope,
+                           .content_type = "application/octet-stream",
+                           .body_fd = fd,
+                           .body_size = size,
+                           .sent = &j->sent,
+                           .cancel = &p->failed};
+  struct reg_response resp = {0};
+  if (reg_request(p->c, &rq, &resp, err) < 0) return -1;
+  int rc = resp.status == 201 ? 0 : reg_status_error(p->c, "upload layer", &resp, err);
+  reg_response_free(&resp);
+  return rc;
+}
+
+/* The registry has the blob (HEAD), or it mounts from the repository the
+ * image came from: 1, else 0. */
+static int have_or_mount(struct push *p, const char *digest, uint64_t *size, hcs_error_t *err) {
+  int have = has_blob(p, digest, size, err);
+  if (have != 0 || p->mount_from == NULL) return have;
+  cleanup_free char *loc = NULL;
+  return start_upload(p, digest, &loc, err); /* 0: the registry offered an upload instead; abandoned */
+}
+
+static void set_desc(struct pjob *j, const char *digest, uint64_t size) {
+  j->desc = json_pack("{s:s,s:s,s:I}", "mediaType", media_type(j->p->compression), "digest", digest, "size",
+                      (json_int_t)size);
+  j->total = size;
+}
+
+/* Push the layer's kept compressed blob (image/blobs.c) unchanged, or
+ * skip it when the registry has the blob the layer was imported from.
+ * 1 done, 0 not. */
 static int reuse_blob(struct pjob *j, hcs_error_t *err) {
   struct push *p = j->p;
   cleanup_free char *info = hcs_layer_inspect(p->layers, j->layer_id, err);
@@ -139,25 +182,39 @@ static int reuse_blob(struct pjob *j, hcs_error_t *err) {
   const char *digest = json_string_value(json_object_get(m, "Digest"));
   const char *comp = json_string_value(json_object_get(m, "Compression"));
   const char *diff = json_string_value(json_object_get(m, "DiffID"));
-  if (!reg_valid_digest(digest) || !reg_valid_digest(diff) || comp == NULL ||
-      hcs_layer_compression_from_string(comp) != (int)p->compression)
-    return 0;
-  snprintf(j->diff_id, sizeof j->diff_id, "%s", diff);
-  uint64_t size = (uint64_t)json_integer_value(json_object_get(m, "CompressedSize"));
-  int have = has_blob(p, digest, &size, err);
-  if (have < 0) return -1;
-  if (have == 0 && p->mount_from) {
-    cleanup_free char *loc = NULL;
-    int r = start_upload(p, digest, &loc, err);
-    if (r < 0) return -1;
-    have = r; /* 0: the registry offered an upload instead; abandon it */
+  if (!reg_valid_digest(diff)) return 0;
+  snprintf(j->layer_diff_id, sizeof j->layer_diff_id, "%s", diff);
+  struct hcs_image_blob_info kept;
+  cleanup_close int fd = -1;
+  int r = hcs_image_blob_lookup(p->s, diff, p->compression, &kept, &fd, err);
+  if (r < 0) return -1;
+  if (r == 1) {
+    snprintf(j->diff_id, sizeof j->diff_id, "%s", kept.diff_id);
+    uint64_t size = kept.size;
+    int have = have_or_mount(p, kept.digest, &size, err);
+    if (have < 0) return -1;
+    if (have == 0) {
+      j->total = kept.size;
+      if (upload_fd(j, fd, kept.digest, kept.size, err) < 0) return -1;
+    }
+    set_desc(j, kept.digest, kept.size);
+    j->sent = kept.size;
+    return 1;
   }
-  if (have == 0) return 0;
-  j->desc =
-      json_pack("{s:s,s:s,s:I}", "mediaType", media_type(p->compression), "digest", digest, "size", (json_int_t)size);
-  j->total = j->sent = size;
+  /* no kept blob (a layer pulled before blobs were kept): the registry may
+   * still have the one it came from */
+  if (!reg_valid_digest(digest) || comp == NULL || hcs_layer_compression_from_string(comp) != (int)p->compression)
+    return 0;
+  uint64_t size = (uint64_t)json_integer_value(json_object_get(m, "CompressedSize"));
+  int have = have_or_mount(p, digest, &size, err);
+  if (have <= 0) return have;
+  snprintf(j->diff_id, sizeof j->diff_id, "%s", diff);
+  set_desc(j, digest, size);
+  j->sent = size;
   return 1;
 }
+
+static void tap_blob(void *ud, const void *data, size_t len) { hcs_image_blob_write(ud, data, len); }
 
 static int push_layer(struct pjob *j, hcs_error_t *err) {
   struct push *p = j->p;
@@ -168,11 +225,21 @@ static int push_layer(struct pjob *j, hcs_error_t *err) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) < 0) return hcs_error_make(err, errno, "pipe");
   fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
+  /* the export is kept as the layer's blob for the next push */
+  struct hcs_image_blob blob = {.fd = -1};
+  if (p->compression != HCS_LAYER_COMPRESSION_NONE && reg_valid_digest(j->layer_diff_id)) {
+    hcs_error_t e = NULL;
+    if (hcs_image_blob_begin(p->s, &blob, &e) < 0) {
+      hcs_debug("layer `%s`: %s", j->layer_id, hcs_error_message(e));
+      hcs_error_release(&e);
+    }
+  }
   struct export_arg a = {.p = p, .layer_id = j->layer_id, .fd = fds[1]};
   pthread_t t;
   if (pthread_create(&t, NULL, export_thread, &a) != 0) {
     close(fds[0]);
     close(fds[1]);
+    hcs_image_blob_abort(&blob);
     return hcs_error_make(err, EAGAIN, "start a thread");
   }
   struct reg_request rq = {.method = "PATCH",
@@ -181,11 +248,14 @@ static int push_layer(struct pjob *j, hcs_error_t *err) {
                            .content_type = "application/octet-stream",
                            .body_fd = fds[0],
                            .sent = &j->sent,
-                           .cancel = &p->failed};
+                           .cancel = &p->failed,
+                           .tap = blob.fd >= 0 ? tap_blob : NULL,
+                           .tap_data = &blob};
   struct reg_response resp = {0};
   int rc = reg_request(p->c, &rq, &resp, err);
   close(fds[0]); /* stops the exporter if the upload ended early */
   pthread_join(t, NULL);
+  if (a.rc < 0 || rc < 0) hcs_image_blob_abort(&blob);
   if (a.rc < 0) {
     hcs_error_release(err);
     *err = steal_ptr(a.err);
@@ -195,6 +265,7 @@ static int push_layer(struct pjob *j, hcs_error_t *err) {
   hcs_error_release(&a.err);
   if (rc < 0) return -1;
   if (resp.status != 202 || resp.location == NULL) {
+    hcs_image_blob_abort(&blob);
     rc = reg_status_error(p->c, "upload layer", &resp, err);
     reg_response_free(&resp);
     return rc;
@@ -205,7 +276,21 @@ static int push_layer(struct pjob *j, hcs_error_t *err) {
   if (reg_request(p->c, &put, &resp, err) < 0) return -1;
   rc = resp.status == 201 ? 0 : reg_status_error(p->c, "finish the layer upload", &resp, err);
   reg_response_free(&resp);
-  if (rc < 0) return -1;
+  if (rc < 0) {
+    hcs_image_blob_abort(&blob);
+    return -1;
+  }
+  if (blob.fd >= 0) { /* the registry accepted its digest: what was kept is that blob */
+    struct hcs_image_blob_info info = {.size = a.result.size};
+    snprintf(info.digest, sizeof info.digest, "%s", a.result.digest);
+    snprintf(info.diff_id, sizeof info.diff_id, "%s", a.result.diff_id);
+    snprintf(info.media_type, sizeof info.media_type, "%s", media_type(p->compression));
+    hcs_error_t e = NULL;
+    if (hcs_image_blob_commit(p->s, &blob, j->layer_diff_id, &info, &e) < 0) {
+      hcs_warning("layer `%s`: keep its blob: %s", j->layer_id, hcs_error_message(e));
+      hcs_error_release(&e);
+    }
+  }
   snprintf(j->diff_id, sizeof j->diff_id, "%s", a.result.diff_id);
   j->desc = json_pack("{s:s,s:s,s:I}", "mediaType", media_type(p->compression), "digest", a.result.digest, "size",
                       (json_int_t)a.result.size);
@@ -321,7 +406,8 @@ static char *push_image(struct reg_client *c, hcs_image_store_t *s, const char *
   json_t *layer_ids = json_object_get(meta, "Layers");
   cleanup_free char *scope = hcs_xasprintf("repository:%s:pull,push", ref->repo);
   cleanup_free char *from = mount_source(meta, ref);
-  struct push p = {.c = c,
+  struct push p = {.s = s,
+                   .c = c,
                    .layers = s->layers,
                    .repo = ref->repo,
                    .scope = scope,
@@ -397,7 +483,7 @@ char *hcs_registry_push(hcs_image_store_t *s, const char *image, const char *tex
   if (ref.digest && ref.tag == NULL)
     hcs_error_make(err, 0, "a push names a tag, not a digest");
   else {
-    struct reg_client *c = reg_client_new(ref.registry, o, err);
+    struct reg_client *c = reg_open(ref.registry, ref.repo, o, err);
     if (c) digest = push_image(c, s, image, &ref, o, err);
     reg_client_free(c);
   }

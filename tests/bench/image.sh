@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Capture benchmark (issue: image store and workflows): a container wrote
-# ~500 MB in ~20,000 files; time turning that into an image with
-#   hcs commit          (running system: scratch copied into a canonical layer)
+# Capture benchmark (issue #16): a container wrote ~500 MB in ~20,000 files;
+# time turning that into an image with
+#   hcs commit          (running system, paused: the scratch copied into a
+#                        new layer in one pass, digests of its canonical tar)
+#   hcs commit, former  (HCS_CAPTURE=reimport: export piped into an import)
 #   hcs commit --stop   (stopped system: scratch files moved, one hashing pass)
-#   buildah commit      (containers-storage, overlay driver)
 #   umoci repack        (OCI layout, gzip)
-# in one run, and print medians and the ratio hcs/peer.
+#   tar -c | tar -x     (a plain copy of the same tree: the floor)
+#   buildah commit      (containers-storage, overlay driver; when installed)
+# alternating per run, and print medians and the ratios.
 #
 # usage: tests/bench/image.sh [SIZE_MB [NFILES [RUNS]]]     (default 500 20000 3)
-# needs: root, a built tree (build/hcs or $HCS_BIN), buildah, umoci, python3.
+# needs: root, a built tree (build/hcs or $HCS_BIN), umoci, python3 (buildah optional).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SIZE=${1:-500}
@@ -19,10 +22,13 @@ HCS=${HCS_BIN:-$PWD/build/hcs}
 W=$(mktemp -d /tmp/hcs-bench.XXXXXX)
 export HCS_ROOT=$W/root
 B=(buildah --root "$W/bstore" --runroot "$W/brun" --storage-driver overlay)
+have_buildah=$(command -v buildah >/dev/null && echo 1 || true)
 cleanup() {
   for s in cap $(seq -f 'mv%g' 1 "$RUNS"); do "$HCS" destroy "$s" >/dev/null 2>&1 || true; done
-  [ -n "${CTR:-}" ] && "${B[@]}" rm "$CTR" >/dev/null 2>&1 || true
-  "${B[@]}" rmi -a -f >/dev/null 2>&1 || true
+  if [ -n "$have_buildah" ]; then
+    [ -n "${CTR:-}" ] && "${B[@]}" rm "$CTR" >/dev/null 2>&1 || true
+    "${B[@]}" rmi -a -f >/dev/null 2>&1 || true
+  fi
   { grep -o " $W[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; } 2>/dev/null || true
   rm -rf "$W"
 }
@@ -60,10 +66,15 @@ cp -a "$W/tree" "$W/bundle/rootfs/data"
 cp -a "$W/layout" "$W/layout.pristine"
 
 # buildah: a working container from the same image, the tree written into its mount.
-"${B[@]}" pull -q "oci-archive:$W/busybox.tar" >/dev/null
-CTR=$("${B[@]}" from -q "oci-archive:$W/busybox.tar")
-BMNT=$("${B[@]}" mount "$CTR")
-cp -a "$W/tree" "$BMNT/data"
+if [ -n "$have_buildah" ]; then
+  "${B[@]}" pull -q "oci-archive:$W/busybox.tar" >/dev/null
+  CTR=$("${B[@]}" from -q "oci-archive:$W/busybox.tar")
+  BMNT=$("${B[@]}" mount "$CTR")
+  cp -a "$W/tree" "$BMNT/data"
+fi
+
+# the floor: a plain copy of the tree through a pipe
+tarcp() { mkdir "$W/copy" && tar -C "$W/tree" -cf - . | tar -C "$W/copy" -xf -; }
 
 # A system whose scratch holds the tree, for each `commit --stop` run.
 fresh_system() {
@@ -74,27 +85,42 @@ fresh_system() {
   cp -a "$W/tree" "$m/data"
 }
 
-hcs_t=() move_t=() buildah_t=() umoci_t=()
+hcs_t=() old_t=() move_t=() buildah_t=() umoci_t=() tar_t=()
 for i in $(seq "$RUNS"); do
   hcs_t+=("$(timeit "$HCS" commit cap --name "captured$i")")
   "$HCS" image rm "captured$i" >/dev/null
+  rm -rf "$W/layout" && cp -a "$W/layout.pristine" "$W/layout"
+  umoci_t+=("$(timeit umoci repack --image "$W/layout:busybox:latest" "$W/bundle")")
+  tar_t+=("$(timeit tarcp)")
+  rm -rf "$W/copy"
+  old_t+=("$(timeit env HCS_CAPTURE=reimport "$HCS" commit cap --name "former$i")")
+  "$HCS" image rm "former$i" >/dev/null
   fresh_system "$i"
   move_t+=("$(timeit "$HCS" commit "mv$i" --stop --name "moved$i")")
   "$HCS" destroy "mv$i" >/dev/null
   "$HCS" image rm "moved$i" >/dev/null
-  buildah_t+=("$(timeit "${B[@]}" commit -q "$CTR" "bench$i")")
-  "${B[@]}" rmi -f "bench$i" >/dev/null 2>&1 || true
-  rm -rf "$W/layout" && cp -a "$W/layout.pristine" "$W/layout"
-  umoci_t+=("$(timeit umoci repack --image "$W/layout:busybox:latest" "$W/bundle")")
+  if [ -n "$have_buildah" ]; then
+    buildah_t+=("$(timeit "${B[@]}" commit -q "$CTR" "bench$i")")
+    "${B[@]}" rmi -f "bench$i" >/dev/null 2>&1 || true
+  fi
 done
 
 h=$(printf '%s\n' "${hcs_t[@]}" | median)
+o=$(printf '%s\n' "${old_t[@]}" | median)
 m=$(printf '%s\n' "${move_t[@]}" | median)
-b=$(printf '%s\n' "${buildah_t[@]}" | median)
 u=$(printf '%s\n' "${umoci_t[@]}" | median)
-best=$(echo "if ($b < $u) $b else $u" | bc -l)
-printf "capture %s MB / %s files, median of %s (warm cache)\n" "$SIZE" "$NFILES" "$RUNS"
-printf "  hcs commit         %8.3f s   hcs/faster peer %.2f\n" "$h" "$(echo "$h / $best" | bc -l)"
-printf "  hcs commit --stop  %8.3f s   hcs/faster peer %.2f (target <= 0.40)\n" "$m" "$(echo "$m / $best" | bc -l)"
-printf "  buildah commit     %8.3f s\n" "$b"
-printf "  umoci repack       %8.3f s\n" "$u"
+t=$(printf '%s\n' "${tar_t[@]}" | median)
+printf "capture %s MB / %s files, median of %s, alternating (warm cache)\n" "$SIZE" "$NFILES" "$RUNS"
+printf "  hcs commit             %8.3f s   /umoci %.2f (target <= 0.30)   /tar|tar %.2f (target <= 1.50)\n" "$h" \
+  "$(echo "$h / $u" | bc -l)" "$(echo "$h / $t" | bc -l)"
+printf "  hcs commit, former     %8.3f s   /umoci %.2f   /tar|tar %.2f\n" "$o" "$(echo "$o / $u" | bc -l)" \
+  "$(echo "$o / $t" | bc -l)"
+printf "  hcs commit --stop      %8.3f s   /umoci %.2f   /tar|tar %.2f\n" "$m" "$(echo "$m / $u" | bc -l)" \
+  "$(echo "$m / $t" | bc -l)"
+printf "  umoci repack           %8.3f s\n" "$u"
+printf "  tar -c | tar -x        %8.3f s\n" "$t"
+if [ -n "$have_buildah" ]; then
+  printf "  buildah commit         %8.3f s\n" "$(printf '%s\n' "${buildah_t[@]}" | median)"
+fi
+printf "  runs (s): hcs %s | former %s | move %s | umoci %s | tar %s\n" "${hcs_t[*]}" "${old_t[*]}" "${move_t[*]}" \
+  "${umoci_t[*]}" "${tar_t[*]}"

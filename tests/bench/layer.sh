@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Layer benchmark: hcs vs umoci on a generated tree (hardlinks, symlinks,
-# xattrs), plus overlay activation of chains of 1, 10 and 50 layers vs a
-# plain mount(8).  Prints medians and the ratio hcs/peer.
+# xattrs): export (gzip + digests) vs umoci repack, import of the gzip layer
+# vs umoci unpack and vs `tar -x` of the same layer uncompressed (the
+# floor), alternating per run; plus overlay activation of chains of 1, 10
+# and 50 layers vs a plain mount(8).  Prints medians and the ratio hcs/peer.
 #
 # usage: tests/bench/layer.sh [SIZE_MB [NFILES [RUNS]]]     (default 500 20000 3)
 # needs: root, a built tree (build/hcs or $HCS_BIN), umoci, python3.
@@ -64,9 +66,14 @@ echo "gzip layer: umoci $(stat -c %s "$W/umoci-layer.tar.gz") bytes, hcs $(stat 
 # Nothing is deleted between runs: ext4 without a journal skips recently
 # freed inodes when allocating, which would make whoever runs right after a
 # big removal pay for it.
+gzip -dc "$W/umoci-layer.tar.gz" > "$W/layer.tar"
+import_tar=() import_plain=()
 for i in $(seq "$RUNS"); do
   import_peer+=("$(timeit umoci unpack --image "$W/oci:base" "$W/unpacked$i")")
   import_hcs+=("$(timeit "$HCS" layer import --root "$W/root" -q --id "imp$i" "$W/umoci-layer.tar.gz")")
+  mkdir "$W/untar$i"
+  import_tar+=("$(timeit tar -C "$W/untar$i" -xf "$W/layer.tar")")
+  import_plain+=("$(timeit "$HCS" layer import --root "$W/root" -q --id "plain$i" "$W/layer.tar")")
 done
 
 echo
@@ -75,6 +82,11 @@ eh=$(printf "%s\n" "${export_hcs[@]}" | median); ep=$(printf "%s\n" "${export_pe
 ih=$(printf "%s\n" "${import_hcs[@]}" | median); ip=$(printf "%s\n" "${import_peer[@]}" | median)
 row "export gzip + digests" "$eh" "$ep" "umoci repack"
 row "import gzip" "$ih" "$ip" "umoci unpack"
+it=$(printf "%s\n" "${import_tar[@]}" | median); il=$(printf "%s\n" "${import_plain[@]}" | median)
+row "import gzip" "$ih" "$it" "tar -x (plain)"
+row "import plain" "$il" "$it" "tar -x (plain)"
+echo "runs (s): export ${export_hcs[*]} | repack ${export_peer[*]} | import ${import_hcs[*]} | unpack ${import_peer[*]}"
+echo "          tar -x ${import_tar[*]} | import plain ${import_plain[*]}"
 fi # SIZE != 0
 
 # Activation: chains of small layers, activate+deactivate via the CLI vs

@@ -4,7 +4,8 @@
 #   pull:  hcs image pull (download, verify, unpack into the layer store)
 #          vs skopeo copy docker://... oci:DIR + umoci unpack (the same work)
 #          vs podman pull (containers-storage, overlay driver)
-#   push:  hcs image push (export + gzip + upload, to an empty registry)
+#   push:  hcs image push of the pulled image (upload of the blobs the pull
+#          kept, to an empty registry)
 #          vs skopeo copy oci:DIR docker://... (upload of the existing blobs)
 # Prints medians and the ratios hcs / faster peer (targets: pull 0.4, push 0.5).
 #

@@ -48,13 +48,27 @@ function M.make_tls(dir)
   return { ca = dir .. "/ca.crt", cert = dir .. "/server.crt", key = dir .. "/server.key" }
 end
 
+--- A client certificate signed by the CA of make_tls(dir): dir/client.cert and
+-- dir/client.key (podman's certs.d names).
+function M.make_client_cert(dir)
+  sh(("cd %s && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout client.key "
+    .. "-out client.csr -subj /CN=hcs-test-client 2>/dev/null && "
+    .. "printf 'basicConstraints=CA:FALSE\\nextendedKeyUsage=clientAuth\\n' >client.ext && "
+    .. "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.cert -days 2 "
+    .. "-extfile client.ext 2>/dev/null"):format(su.quote(dir)))
+  return { cert = dir .. "/client.cert", key = dir .. "/client.key" }
+end
+
 --- Start a registry.  opts: tls (from make_tls), htpasswd = {user, password},
--- token = {user, password}.  Returns {addr, port, dir, storage, pid, stop = fn, ...}.
+-- token = {user, password}, client = {cert, key} (with tls: the registry
+-- requires a client certificate signed by the tls CA, http.tls.clientcas;
+-- this one is used to check it is up), port (reuse one).
+-- Returns {addr, port, dir, storage, pid, stop = fn, ...}.
 function M.start(dir, opts)
   opts = opts or {}
   sh("mkdir -p " .. su.quote(dir))
   local r = { dir = dir, storage = dir .. "/storage", pids = {} }
-  r.port = M.free_port()
+  r.port = opts.port or M.free_port()
   r.addr = "127.0.0.1:" .. r.port
   local cfg = {
     "version: 0.1",
@@ -72,6 +86,10 @@ function M.start(dir, opts)
     cfg[#cfg + 1] = "  tls:"
     cfg[#cfg + 1] = "    certificate: " .. opts.tls.cert
     cfg[#cfg + 1] = "    key: " .. opts.tls.key
+    if opts.client then
+      cfg[#cfg + 1] = "    clientcas:"
+      cfg[#cfg + 1] = "      - " .. opts.tls.ca
+    end
   end
   if opts.htpasswd then
     sh(("htpasswd -Bbn %s %s > %s/htpasswd"):format(su.quote(opts.htpasswd.user), su.quote(opts.htpasswd.password),
@@ -117,7 +135,9 @@ function M.start(dir, opts)
     r.pids = {}
   end
   local ok = pcall(M.wait_for, function()
-    local _, _, out = su.run(("curl -sk -o /dev/null -w '%%{http_code}' %s://%s/v2/"):format(scheme, r.addr))
+    local cert = opts.client and ("--cert %s --key %s"):format(su.quote(opts.client.cert), su.quote(opts.client.key))
+      or ""
+    local _, _, out = su.run(("curl -sk %s -o /dev/null -w '%%{http_code}' %s://%s/v2/"):format(cert, scheme, r.addr))
     return out:match("^[1-5]%d%d$") ~= nil and out ~= "000"
   end, 100, "the registry")
   if not ok then

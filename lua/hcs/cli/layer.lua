@@ -1,7 +1,12 @@
 --- `hcs layer ...`: the layer store from the command line.
 local cli = require "hcs.cli"
 local hcs = require "hcs"
-local progress = require "hcs.util.progress"
+-- loaded on first use: activate/deactivate (the hot path) never draw one
+local progress = setmetatable({}, { __index = function(t, k)
+  local m = require "hcs.util.progress"
+  setmetatable(t, { __index = m })
+  return m[k]
+end })
 local args_util = require "hcs.util.args"
 
 local function common(extra)

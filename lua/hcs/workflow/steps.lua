@@ -562,26 +562,18 @@ function M.capture(sys, opts)
   end
   -- A copy of a running system's changes is taken with the system paused
   -- (opts.pause = false opts out), so no process swaps files under the
-  -- export; it is resumed afterwards, whatever happened.
-  local paused = false
+  -- pass: the capture pauses it (the freezer) for the pass alone and
+  -- resumes it right after, whatever happened.
+  local pause
   if not opts.stop and opts.pause ~= false and sys.cs then
     local props = sys.cs:properties()
-    if props and props.State == "Running" then
-      check(sys.cs:pause())
-      paused = true
-    end
+    if props and props.State == "Running" then pause = sys.cs end
   end
-  local ok, id, err = pcall(images.capture, images, sys.plan.Realized.ScratchLayer, {
+  local id = check(images:capture(sys.plan.Realized.ScratchLayer, {
     parent = sys.plan.ImageId, name = opts.name, version = opts.version, publisher = opts.publisher,
     config = config, created_by = opts.created_by or ("hcs capture " .. sys.plan.Name),
-    comment = opts.comment, progress = opts.progress, move = opts.stop or nil,
-  })
-  if paused then
-    local resumed, rerr = sys.cs:resume()
-    if not resumed and ok and id then error("capture: resume the system: " .. tostring(rerr), 2) end
-  end
-  if not ok then error(id, 0) end
-  id = check(id, err)
+    comment = opts.comment, progress = opts.progress, move = opts.stop or nil, pause = pause,
+  }))
   return check(images:inspect(id))
 end
 

@@ -91,6 +91,11 @@ typedef struct {
   void *progress_data;
   bool move_scratch; /* capture only: move the scratch's files into the new layer instead of copying them (the
                         scratch must be deactivated, its system stopped; it is left empty) */
+  /* capture by copy only: called with true right before the pass over the changes and with false right after
+     it, even when it failed, to hold the container still while its files are read (docker commit's pause):
+     e.g. hcs_compute_pause/hcs_compute_resume of its system (the Lua binding's `pause = system`). NULL: none */
+  int (*pause)(void *data, bool pause, hcs_error_t *err);
+  void *pause_data;
 } hcs_image_create_opts_t;
 
 /* New-ContainerImage: an image whose layers are the parent's plus layer_id.

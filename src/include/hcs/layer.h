@@ -158,6 +158,18 @@ HCS_EXPORT int hcs_layer_unprepare(hcs_layer_store_t *store, const char *id, hcs
 HCS_EXPORT char *hcs_layer_commit_scratch(hcs_layer_store_t *store, const char *id, hcs_layer_progress_fn progress,
                                           void *progress_data, hcs_error_t *err);
 
+/* Capture a scratch layer's changes into a new read-only layer on the same
+ * parents by copying them in one pass: the walk of its upper directory
+ * creates each file in the new layer and hashes the canonical tar stream an
+ * export would write (no archive is written, nothing is compressed), so the
+ * new layer's DiffID is that of its export, byte for byte.  The scratch may
+ * be activated and its system running (pause it for a consistent copy).
+ * The new layer's id is its chain id; when that layer exists already, its
+ * id is returned and the copy dropped.  threads: file-creating threads, 0
+ * for one per CPU.  Returns the new layer id (malloc'd). */
+HCS_EXPORT char *hcs_layer_capture_scratch(hcs_layer_store_t *store, const char *id, int threads,
+                                           hcs_layer_progress_fn progress, void *progress_data, hcs_error_t *err);
+
 /* Remove a layer.  Refused while it has references, is activated, or is a
  * parent of another layer.  force: deactivate first and ignore references
  * (never removes a layer other layers depend on). */

@@ -38,6 +38,28 @@ for _, i in ipairs(assert(images:list())) do
 end
 table.sort(out.layers)
 table.sort(out.images)
+-- kept blobs (src/image/blobs.c): every mapping names a layer's diff id,
+-- every blob is named by a mapping, no temporary file is left
+local diffs, named = {}, {}
+for _, l in ipairs(assert(layers:list())) do
+  if l.DiffID then diffs[l.DiffID:sub(8)] = true end
+end
+local function names(dir)
+  local p, t = io.popen("ls -A " .. dir .. " 2>/dev/null"), {}
+  for n in p:lines() do t[#t + 1] = n end
+  p:close()
+  return t
+end
+for _, n in ipairs(names(root .. "/images/blobs/layers")) do
+  local hex = n:match("^(%x+)%.%a+$")
+  assert(hex and diffs[hex], "the blob mapping " .. n .. " names no layer")
+  local f = assert(io.open(root .. "/images/blobs/layers/" .. n))
+  named[hcs.json.decode(f:read("a")).Digest:sub(8)] = true
+  f:close()
+end
+for _, n in ipairs(names(root .. "/images/blobs/sha256")) do
+  assert(named[n], "the blob " .. n .. " is named by no mapping")
+end
 io.write(require("hcs").json.encode(out))
 ]]
 
@@ -65,7 +87,7 @@ describe("crash consistency of the image and layer stores", function()
       return t
     end
     for _, name in ipairs(entries(root .. "/images")) do
-      assert(name == ".lock" or name == ".leases" or name:match("^%x+$") and #name == 64,
+      assert(name == ".lock" or name == ".leases" or name == "blobs" or name:match("^%x+$") and #name == 64,
         "debris in images/: " .. name)
     end
     assert.same({}, entries(root .. "/images/.leases"))

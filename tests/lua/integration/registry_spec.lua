@@ -21,13 +21,14 @@ local function hcs_fails(argv, env, stdin)
   return err
 end
 
--- Nothing of an image or a layer in a root: no records, no temporary or journal files.
+-- Nothing of an image or a layer in a root: no records, no temporary or journal files, no kept blob.
 local function nothing_left(root)
   assert.same({}, json.decode(hcs_ok({ "--root", root, "image", "ls", "--json" })))
   assert.same({}, json.decode(hcs_ok({ "--root", root, "layer", "ls", "--json" })))
   assert.equal("", sh(("ls -A %s/layers/.tmp 2>/dev/null | grep -v '^\\.lock$' || true; "
-    .. "ls -A %s/images | grep -v '^\\.lock$' | grep -v '^\\.leases$' || true; ls -A %s/images/.leases 2>/dev/null || true")
-    :format(root, root, root)))
+    .. "ls -A %s/images | grep -v '^\\.lock$' | grep -v '^\\.leases$' | grep -v '^blobs$' || true; "
+    .. "ls -A %s/images/.leases 2>/dev/null || true; find %s/images/blobs -type f 2>/dev/null || true")
+    :format(root, root, root, root)))
 end
 
 local function layer_ids(root)
@@ -263,6 +264,34 @@ describe("hcs.registry #root", function()
       assert.has_error(function() hcs.workflow.plan { image = ref, name = "p2", root = root, pull = "sometimes" } end)
       hcs.workflow.plans.remove("p1", root)
     end)
+  end)
+
+  describe("a registry without a catalog", function()
+    for _, status in ipairs({ 404, 401 }) do
+      it(("says so clearly when the catalog answers %d, and still lists a named repository's tags"):format(status),
+        function()
+          local portfile = ("%s/nocat-%d.port"):format(T, status)
+          local pid = tonumber(sh(("setsid python3 %s/tests/tools/no_catalog.py %s %d >/dev/null 2>&1 </dev/null & "
+            .. "echo $!"):format(su.source_dir, portfile, status)))
+          finally(function()
+            su.run("kill " .. pid)
+            ru.wait_for(function() return not ru.alive(pid) end, 100, "the server to stop")
+          end)
+          ru.wait_for(function() return su.read_file(portfile) ~= nil end, 100, "the server")
+          local addr = "127.0.0.1:" .. su.read_file(portfile)
+          local err = hcs_fails({ "image", "find", addr .. "/hcs/*" })
+          local want = status == 404 and ("registry `%s` does not offer a catalog (HTTP status 404)"):format(addr)
+            or ("registry `%s` does not show its catalog without credentials (HTTP status 401)"):format(addr)
+          assert.matches(want, err, 1, true)
+          assert.matches(("name a repository (hcs image find %s/REPOSITORY lists its tags)"):format(addr), err, 1, true)
+          assert.not_matches("traceback", err)
+          local list = json.decode(hcs_ok({ "image", "find", addr .. "/hcs/test", "--json" }))
+          assert.same({ { Name = "hcs/test", Registry = addr, Tags = { "v1", "v2" } } }, list)
+          -- a repository the registry does not know: the catalog's message stands
+          err = hcs_fails({ "image", "find", addr .. "/hcs/other" })
+          assert.matches(want, err, 1, true)
+        end)
+    end
   end)
 
   describe("a registry that stops in the middle of a download", function()
