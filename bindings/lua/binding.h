@@ -66,6 +66,7 @@ int hcs_lua_open_process(lua_State *L);
 int hcs_lua_open_events(lua_State *L);
 int hcs_lua_open_operation(lua_State *L);
 int hcs_lua_open_vm_initrd(lua_State *L);
+int hcs_lua_open_disk(lua_State *L);
 /* operation.c: push a new operation handle that keeps the value at owner
  * alive; the operation to pass to an _async verb. */
 struct hcs_operation_s *hcs_lua_new_operation(lua_State *L, int owner);

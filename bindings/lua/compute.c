@@ -12,6 +12,7 @@
 
 #include "binding.h"
 #include "hcs/operation.h"
+#include "hcs/vm.h"
 
 #define SYSTEM_MT "hcs.compute.system"
 
@@ -174,6 +175,35 @@ static int m_terminate(lua_State *L) {
 static int m_pause(lua_State *L) {
   hcs_error_t err = NULL;
   return hcs_lua_push_status(L, hcs_compute_pause(hcs_lua_check_system(L, 1), &err), &err);
+}
+
+/* cs:save(path): a VM's memory and device state to a file (docs/vm.md). */
+static int m_save(lua_State *L) {
+  hcs_system_t *cs = hcs_lua_check_system(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  hcs_error_t err = NULL;
+  return hcs_lua_push_status(L, hcs_vm_save(cs, path, &err), &err);
+}
+
+/* restore(id, path [, {root=}]): a new system from a saved VM state. */
+static int l_restore(lua_State *L) {
+  const char *id = hcs_lua_check_name(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  const char *root = opt_root(L, 3);
+  lsystem_t *s = new_handle(L);
+  hcs_error_t err = NULL;
+  s->cs = hcs_vm_restore(root, id, path, &err);
+  if (s->cs == NULL) return hcs_lua_fail(L, &err);
+  return 1;
+}
+
+/* accelerator([root]) -> {Accelerator=, Reason=} (no probe is run). */
+static int l_accelerator(lua_State *L) {
+  hcs_error_t err = NULL;
+  char *out = hcs_vm_accelerator(hcs_lua_opt_name(L, 1, NULL), &err);
+  if (out == NULL) return hcs_lua_fail(L, &err);
+  hcs_lua_push_json_string(L, out);
+  return 1;
 }
 
 static int m_resume(lua_State *L) {
@@ -622,6 +652,8 @@ int hcs_lua_open_compute(lua_State *L) {
                                    {"enumerate", l_enumerate},
                                    {"relay", l_relay},
                                    {"terminal_size", l_terminal_size},
+                                   {"restore", l_restore},
+                                   {"accelerator", l_accelerator},
                                    {NULL, NULL}};
   static const luaL_Reg methods[] = {{"id", m_id},
                                      {"start", m_start},
@@ -629,6 +661,7 @@ int hcs_lua_open_compute(lua_State *L) {
                                      {"terminate", m_terminate},
                                      {"pause", m_pause},
                                      {"resume", m_resume},
+                                     {"save", m_save},
                                      {"properties", m_properties},
                                      {"modify", m_modify},
                                      {"wait", m_wait},

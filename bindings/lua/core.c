@@ -12,6 +12,7 @@ static const struct {
     {"net", hcs_lua_open_net},         {"image", hcs_lua_open_image},         {"fs", hcs_lua_open_fs},
     {"compute", hcs_lua_open_compute}, {"process", hcs_lua_open_process},     {"registry", hcs_lua_open_registry},
     {"events", hcs_lua_open_events},   {"operation", hcs_lua_open_operation}, {"vm_initrd", hcs_lua_open_vm_initrd},
+    {"disk", hcs_lua_open_disk},
 };
 
 HCS_LUA_EXPORT int luaopen_hcs_core(lua_State *L) {

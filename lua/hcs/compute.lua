@@ -19,6 +19,10 @@ local M = {
   enumerate = core.enumerate,
   relay = core.relay,
   terminal_size = core.terminal_size,
+  -- Virtual machines (docs/vm.md): a new system from a saved state; the
+  -- accelerator VMs use.  `cs:save(path)` saves one.
+  restore = core.restore,
+  accelerator = core.accelerator,
 }
 
 --- A fresh random id (12 hex digits).

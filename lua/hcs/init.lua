@@ -13,7 +13,7 @@ local hcs = {
 
 -- Subsystem facades live in lua/hcs/<name>.lua and load on first use
 -- (hcs.layer, hcs.net, ...): a CLI command pays only for what it touches.
-local subsystems = { "layer", "compute", "process", "net", "image", "registry", "workflow", "events", "loop", "vm" }
+local subsystems = { "layer", "compute", "process", "net", "image", "registry", "workflow", "events", "loop", "vm", "disk" }
 hcs.subsystems = subsystems
 local known = {}
 for _, name in ipairs(subsystems) do known[name] = true end
@@ -47,6 +47,7 @@ function hcs.help()
     events = "  hcs.events     subscribe to system, process, network and endpoint events",
     loop = "  hcs.loop       run coroutines that wait for systems, processes and events",
     vm = "  hcs.vm         virtual machines: the guest initramfs (vm.initrd)",
+    disk = "  hcs.disk       virtual disks for VMs: create (raw, qcow2, backing file), resize, inspect",
   }
   for _, name in ipairs(subsystems) do
     if hcs[name] then lines[#lines + 1] = guides[name] end

@@ -15,10 +15,17 @@
 
 #include "compute/compute.h"
 #include "core/crash.h"
+#include "vm/vm.h"
 
 int hcs_compute_validate(const char *config, hcs_error_t *err) {
   cleanup_json json_t *doc = hcs_json_parse(config, "configuration", err);
   if (doc == NULL) return -1;
+  if (hcs_vm_document(doc)) {
+    if (hcs_vm_prepare_document(doc, err) < 0) return -1;
+    hcs_vm_config_t *vc = hcs_vm_config_parse(doc, err);
+    hcs_vm_config_free(vc);
+    return vc ? 0 : -1;
+  }
   cleanup_free char *run_root = hcs_run_root_resolve(NULL);
   hcs_config_t *c = hcs_config_parse(doc, run_root, err);
   if (c == NULL) return -1;
@@ -77,23 +84,14 @@ static void cleanup_failed_create(hcs_system_t *cs) {
   hcs_rm_rf(cs->dir, NULL);
 }
 
-/* Everything after the id check; on failure the caller removes the dirs
- * (only when `*made` says this call created them). */
-static int create_system(hcs_system_t *cs, const char *config, const hcs_compute_stdio_t *stdio, bool *made,
-                         hcs_error_t *err) {
-  cleanup_json json_t *doc = hcs_json_parse(config, "configuration", err);
-  if (doc == NULL) return -1;
-  cs->cfg = hcs_config_parse(doc, cs->run_root, err);
-  if (cs->cfg == NULL) return -1;
-  if (check_cgroup_for_limits(cs->cfg, hcs_cgroup_ops(), err) < 0 ||
-      check_mknod_without_devices(cs->cfg, hcs_cgroup_ops(), err) < 0)
-    return hcs_error_wrap(err, "create `%s`", cs->id);
+/* The system's directory: made under a private name, locked, and renamed
+ * into place.  The lock (returned) is held until state.json exists (the
+ * monitor lets go of it then), so under its own name a directory is locked
+ * or has state.json, and one that has neither is what a killed create left
+ * (hcs_system_sweep_debris).  The store exists but the first time.
+ * *made says the directory is there (the caller removes it on failure). */
+int hcs_system_make_dir(hcs_system_t *cs, bool fifo, bool *made, hcs_error_t *err) {
   cleanup_free char *store = hcs_xasprintf("%s/compute", cs->run_root);
-  /* The directory is made under a private name, locked, and renamed into
-   * place: the lock is held until state.json exists (the monitor lets go
-   * of it then), so under its own name a directory is locked or has
-   * state.json, and one that has neither is what a killed create left
-   * (hcs_system_sweep_debris).  The store exists but the first time. */
   cleanup_free char *tmp = hcs_xasprintf("%s/.new-%d-%s", store, (int)getpid(), cs->id);
   int r = mkdir(tmp, 0700);
   if (r < 0 && errno == ENOENT) {
@@ -104,7 +102,7 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
   if (r < 0) return hcs_error_make(err, errno, "create `%s`", tmp);
   cleanup_close int lock = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   cleanup_free char *tmp_fifo = hcs_xasprintf("%s/exec.fifo", tmp);
-  if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0 || mkfifo(tmp_fifo, 0600) < 0) {
+  if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0 || (fifo && mkfifo(tmp_fifo, 0600) < 0)) {
     hcs_error_make(err, errno, "set up `%s`", tmp);
     hcs_system_remove_dir(tmp, NULL);
     return -1;
@@ -123,6 +121,38 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
     return hcs_error_make(err, saved, "create `%s`", cs->dir);
   }
   *made = true;
+  return steal_fd(lock);
+}
+
+/* Everything after the id check; on failure the caller removes the dirs
+ * (only when `*made` says this call created them). */
+static int create_system(hcs_system_t *cs, const char *config, const hcs_compute_stdio_t *stdio, bool *made,
+                         hcs_error_t *err) {
+  cleanup_json json_t *doc = hcs_json_parse(config, "configuration", err);
+  if (doc == NULL) return -1;
+  /* A VirtualMachine document makes a VM (src/vm): same directory, state
+   * and exit record, QEMU in place of init. */
+  if (hcs_vm_document(doc)) {
+    if (hcs_vm_prepare_document(doc, err) < 0) return hcs_error_wrap(err, "create `%s`", cs->id);
+    cleanup_close int lock = -1;
+    hcs_vm_config_t *vc = hcs_vm_config_parse(doc, err);
+    if (vc == NULL) return hcs_error_wrap(err, "create `%s`", cs->id);
+    if ((lock = hcs_system_make_dir(cs, false, made, err)) < 0) {
+      hcs_vm_config_free(vc);
+      return -1;
+    }
+    int r = hcs_vm_create(cs, doc, vc, lock, err);
+    hcs_vm_config_free(vc);
+    return r;
+  }
+  cs->cfg = hcs_config_parse(doc, cs->run_root, err);
+  if (cs->cfg == NULL) return -1;
+  if (check_cgroup_for_limits(cs->cfg, hcs_cgroup_ops(), err) < 0 ||
+      check_mknod_without_devices(cs->cfg, hcs_cgroup_ops(), err) < 0)
+    return hcs_error_wrap(err, "create `%s`", cs->id);
+  cleanup_free char *store = hcs_xasprintf("%s/compute", cs->run_root);
+  cleanup_close int lock = hcs_system_make_dir(cs, true, made, err);
+  if (lock < 0) return -1;
   /* config.json is written by the monitor, overlapped with init's setup. */
   cleanup_free char *fifo = hcs_xasprintf("%s/exec.fifo", cs->dir);
   cs->cgroup = system_cgroup_path(cs);
@@ -238,6 +268,7 @@ int hcs_compute_start(hcs_system_t *cs, hcs_error_t *err) {
   hcs_state_t st = hcs_system_state(cs);
   if (st != HCS_STATE_CREATED)
     return hcs_error_make(err, 0, "start `%s`: the system is %s, not Created", cs->id, hcs_state_name(st));
+  if (hcs_system_is_vm(cs)) return hcs_vm_start(cs, err);
   /* The monitor is pinned by its pidfd before the fifo is opened: that
    * open lets init exec, and a short command can run, exit and have its
    * monitor record the exit and go while this process is preempted; looked
@@ -345,6 +376,7 @@ int hcs_compute_shutdown(hcs_system_t *cs, int timeout_ms, hcs_error_t *err) {
   if (st == HCS_STATE_STOPPED) return 0;
   if (st == HCS_STATE_CREATED || st == HCS_STATE_PAUSED) return hcs_compute_terminate(cs, err);
   mark_exit(cs, "Shutdown");
+  if (hcs_system_is_vm(cs)) return hcs_vm_shutdown(cs, timeout_ms, err);
   if (signal_init(cs, SIGTERM, err) < 0) return -1;
   hcs_system_emit(cs, "shutdown", json_pack("{s:i}", "TimeoutMs", timeout_ms));
   int r = hcs_compute_wait(cs, timeout_ms, err);
@@ -381,6 +413,7 @@ int hcs_compute_pause(hcs_system_t *cs, hcs_error_t *err) {
   hcs_state_t st = hcs_system_state(cs);
   if (st != HCS_STATE_RUNNING)
     return hcs_error_make(err, 0, "pause `%s`: the system is %s, not Running", cs->id, hcs_state_name(st));
+  if (hcs_system_is_vm(cs)) return hcs_vm_pause(cs, err);
   const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
   if (cg == NULL) return hcs_error_make(err, ENOTSUP, "pause `%s`: no cgroup freezer", cs->id);
   if (cg->freeze(cs->cgroup, true, err) < 0) return -1;
@@ -392,6 +425,7 @@ int hcs_compute_resume(hcs_system_t *cs, hcs_error_t *err) {
   hcs_state_t st = hcs_system_state(cs);
   if (st != HCS_STATE_PAUSED)
     return hcs_error_make(err, 0, "resume `%s`: the system is %s, not Paused", cs->id, hcs_state_name(st));
+  if (hcs_system_is_vm(cs)) return hcs_vm_resume(cs, err);
   if (hcs_cgroup_ops()->freeze(cs->cgroup, false, err) < 0) return -1;
   hcs_system_emit(cs, "resumed", NULL);
   return 0;
@@ -431,7 +465,9 @@ static bool wants(json_t *query, const char *type) {
 
 /* st: the system's state, just derived by the caller. */
 static json_t *properties(hcs_system_t *cs, hcs_state_t st, json_t *query, hcs_error_t *err) {
-  json_t *o = json_pack("{s:s,s:s,s:s}", "Id", cs->id, "State", hcs_state_name(st), "SystemType", "Container");
+  bool vm = hcs_system_is_vm(cs);
+  json_t *o = json_pack("{s:s,s:s,s:s}", "Id", cs->id, "State", hcs_state_name(st), "SystemType",
+                        vm ? "VirtualMachine" : "Container");
   /* state.json carries the Owner too (a listing reads only that file). */
   json_t *owner = json_object_get(cs->state, "Owner");
   if (!json_is_string(owner)) owner = json_object_get(cs->config, "Owner");
@@ -451,6 +487,10 @@ static json_t *properties(hcs_system_t *cs, hcs_state_t st, json_t *query, hcs_e
   json_object_set_new(o, "Pid", json_integer(cs->pid));
   json_object_set_new(o, "MonitorPid", json_integer(cs->monitor_pid));
   json_object_set(o, "Cgroup", json_object_get(cs->state, "Cgroup"));
+  if (vm && hcs_vm_properties(cs, o, st, query, err) < 0) {
+    json_decref(o);
+    return NULL;
+  }
   if (wants(query, "Statistics")) {
     const hcs_cgroup_ops_t *cg = hcs_cgroup_ops();
     json_t *s = cg ? cg->stats(cs->cgroup, err) : json_object();
@@ -468,7 +508,7 @@ static json_t *properties(hcs_system_t *cs, hcs_state_t st, json_t *query, hcs_e
     json_object_set_new(s, "Uptime100ns", json_integer(up > 0 ? up : 0));
     json_object_set_new(o, "Statistics", s);
   }
-  if (wants(query, "ProcessList")) {
+  if (!vm && wants(query, "ProcessList")) {
     json_t *pl = process_list(cs, err);
     if (pl == NULL) {
       json_decref(o);
@@ -499,6 +539,7 @@ int hcs_compute_modify(hcs_system_t *cs, const char *request, hcs_error_t *err) 
   if (lock < 0) return -1;
   hcs_state_t st = hcs_system_state(cs);
   if (st == HCS_STATE_STOPPED) return hcs_error_make(err, 0, "modify `%s`: the system is Stopped", cs->id);
+  if (hcs_system_is_vm(cs)) return hcs_vm_modify(cs, req, err);
   /* Validate by merging into the stored document and parsing it again. */
   cleanup_json json_t *doc = json_deep_copy(cs->config);
   json_t *ct = json_object_get(doc, "Container");
@@ -658,6 +699,8 @@ int hcs_compute_delete(hcs_system_t *cs, bool force, hcs_error_t *err) {
     json_decref(left);
     if (cg->destroy(cs->cgroup, err) < 0) return hcs_error_wrap(err, "delete `%s`", cs->id);
   }
+  /* A VM whose monitor was killed: its taps go too. */
+  if (!hcs_path_exists(exit_path) && hcs_system_is_vm(cs)) hcs_vm_remove_taps(cs->state);
   /* A killed monitor's exit is noted (its event written) before the
    * record goes. */
   json_decref(hcs_system_exit(cs));

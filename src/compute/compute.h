@@ -250,6 +250,9 @@ HCS_INTERNAL int hcs_device_filter_attach(const char *dir, const hcs_config_t *c
  * before state.json was written: removed, and true.  False for a system or
  * a create in progress (it holds the directory's lock). */
 HCS_INTERNAL bool hcs_system_sweep_debris(const char *dir);
+/* Make <run root>/compute/<id> (with the exec fifo when `fifo`) under its
+ * create lock, returned; *made once it exists under its name. */
+HCS_INTERNAL int hcs_system_make_dir(hcs_system_t *cs, bool fifo, bool *made, hcs_error_t *err);
 typedef enum { HCS_STATE_CREATED, HCS_STATE_RUNNING, HCS_STATE_PAUSED, HCS_STATE_STOPPED } hcs_state_t;
 
 struct hcs_system_s {

@@ -23,6 +23,7 @@
 
 #include "compute/compute.h"
 #include "hcs/events.h"
+#include "vm/vm.h"
 
 extern char **environ;
 
@@ -37,6 +38,7 @@ struct hcs_process_s {
   int signal;
   char *system_id, *run_root, *owner; /* for its events */
   char *root;                         /* the state root, to read the journal (opened handles) */
+  hcs_vm_exec_t *vm;                  /* a process in a VM, through the guest agent (src/vm/exec.c) */
 };
 
 static bool all_digits(const char *s) { return *s && strspn(s, "0123456789") == strlen(s); }
@@ -243,6 +245,7 @@ static void process_free(hcs_process_t *p) {
     if (p->stdio[i] >= 0 && p->stdio[i] != p->console) close(p->stdio[i]);
   if (p->console >= 0) close(p->console);
   if (p->pidfd >= 0) close(p->pidfd);
+  hcs_vm_exec_close(p->vm);
   free(p->system_id);
   free(p->run_root);
   free(p->owner);
@@ -253,7 +256,7 @@ static void process_free(hcs_process_t *p) {
 /* Reap an exited process on close so a dropped handle leaves no zombie; a
  * running one keeps running (and is reaped by whoever waits for it). */
 void hcs_process_close(hcs_process_t *p) {
-  if (p && !p->exited && !p->foreign && p->pidfd >= 0) {
+  if (p && !p->vm && !p->exited && !p->foreign && p->pidfd >= 0) {
     siginfo_t si;
     memset(&si, 0, sizeof si);
     waitid(P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG);
@@ -292,10 +295,49 @@ static __attribute__((noreturn)) void exec_child(const hcs_security_t *sec, hcs_
   _exit(127);
 }
 
+static hcs_process_t *process_new(hcs_system_t *cs) {
+  hcs_process_t *p = hcs_xcalloc(1, sizeof *p);
+  p->pidfd = -1;
+  p->stdio[0] = p->stdio[1] = p->stdio[2] = p->console = -1;
+  p->root = cs->root ? hcs_xstrdup(cs->root) : NULL;
+  p->system_id = hcs_xstrdup(cs->id);
+  p->run_root = hcs_xstrdup(cs->run_root);
+  const char *owner = json_string_value(json_object_get(cs->state, "Owner"));
+  if (!owner) owner = json_string_value(json_object_get(cs->config, "Owner"));
+  p->owner = owner ? hcs_xstrdup(owner) : NULL;
+  return p;
+}
+
+/* A process in a VM: the same checks of the parameters, then the guest
+ * agent runs it.  pidfd is a duplicate of the session's exit eventfd (what
+ * hcs_process_event_fd gives poll loops); its pid is the guest's. */
+static hcs_process_t *create_in_vm(hcs_system_t *cs, json_t *doc, const char *params, const hcs_compute_stdio_t *stdio,
+                                   hcs_error_t *err) {
+  hcs_proc_spec_t *spec = hcs_proc_spec_parse(doc, "", err);
+  if (spec == NULL) return NULL;
+  hcs_proc_spec_free(spec);
+  hcs_state_t st = hcs_system_state(cs);
+  if (st != HCS_STATE_RUNNING) {
+    hcs_error_make(err, 0, "create a process in `%s`: the system is %s, not Running", cs->id, hcs_state_name(st));
+    return NULL;
+  }
+  hcs_process_t *p = process_new(cs);
+  int pid = 0;
+  p->vm = hcs_vm_exec_create(cs, params, stdio, &pid, p->stdio, err);
+  if (p->vm == NULL || (p->pidfd = fcntl(hcs_vm_exec_event_fd(p->vm), F_DUPFD_CLOEXEC, 3)) < 0) {
+    if (p->vm) hcs_error_make(err, errno, "duplicate the exit eventfd of a process in `%s`", cs->id);
+    process_free(p);
+    return NULL;
+  }
+  p->pid = pid;
+  return p;
+}
+
 hcs_process_t *hcs_process_create_ex(hcs_system_t *cs, const char *params, const hcs_compute_stdio_t *stdio,
                                      hcs_error_t *err) {
   cleanup_json json_t *doc = hcs_json_parse(params ? params : "null", "process parameters", err);
   if (doc == NULL) return NULL;
+  if (hcs_system_is_vm(cs)) return create_in_vm(cs, doc, params, stdio, err);
   hcs_proc_spec_t *spec = hcs_proc_spec_parse(doc, "", err);
   if (spec == NULL) return NULL;
   hcs_process_t *p = NULL;
@@ -454,6 +496,16 @@ int hcs_process_pid(hcs_process_t *p) { return p->pid; }
 
 void hcs_process_take_stdio(hcs_process_t *p, int *in, int *out, int *err_fd) {
   int *dst[3] = {in, out, err_fd};
+  if (p->vm) {
+    for (int i = 0; i < 3; i++) {
+      if (dst[i])
+        *dst[i] = p->stdio[i];
+      else if (p->stdio[i] >= 0)
+        close(p->stdio[i]);
+      p->stdio[i] = -1;
+    }
+    return;
+  }
   bool console = p->console >= 0 && p->stdio[0] == p->console;
   for (int i = 0; i < 3; i++) {
     if (dst[i]) *dst[i] = p->stdio[i];
@@ -464,6 +516,7 @@ void hcs_process_take_stdio(hcs_process_t *p, int *in, int *out, int *err_fd) {
 }
 
 int hcs_process_signal(hcs_process_t *p, int sig, hcs_error_t *err) {
+  if (p->vm && !p->exited) return hcs_vm_exec_signal(p->vm, sig, err);
   if (p->exited) return hcs_error_make(err, ESRCH, "signal process %d", (int)p->pid);
   if (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) < 0)
     return hcs_error_make(err, errno, "signal process %d", (int)p->pid);
@@ -472,6 +525,18 @@ int hcs_process_signal(hcs_process_t *p, int sig, hcs_error_t *err) {
 
 int hcs_process_terminate(hcs_process_t *p, hcs_error_t *err) {
   if (p->exited) return 0;
+  if (p->vm) {
+    hcs_error_t e = NULL;
+    if (hcs_vm_exec_signal(p->vm, SIGKILL, &e) < 0 && hcs_error_status(e) != ESRCH) {
+      if (err)
+        *err = e;
+      else
+        hcs_error_release(&e);
+      return -1;
+    }
+    hcs_error_release(&e);
+    return 0;
+  }
   if (syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
     return hcs_error_make(err, errno, "kill process %d", (int)p->pid);
   return 0;
@@ -555,6 +620,12 @@ static hcs_process_t *open_process(hcs_system_t *cs, int pid, bool check, hcs_er
 }
 
 hcs_process_t *hcs_process_open(hcs_system_t *cs, int pid, hcs_error_t *err) {
+  if (hcs_system_is_vm(cs)) {
+    hcs_error_make(err, ENOTSUP,
+                   "open process %d of `%s`: a virtual machine's processes belong to their creator's agent session",
+                   pid, cs->id);
+    return NULL;
+  }
   return open_process(cs, pid, true, err);
 }
 
@@ -601,6 +672,13 @@ static __attribute__((noreturn)) void detached_reaper(hcs_system_t *cs, const ch
 
 hcs_process_t *hcs_process_create_detached(hcs_system_t *cs, const char *params, const hcs_compute_stdio_t *stdio,
                                            hcs_error_t *err) {
+  if (hcs_system_is_vm(cs)) {
+    hcs_error_make(err, ENOTSUP,
+                   "create a detached process in `%s`: not supported in a virtual machine yet (its processes end with "
+                   "their agent session)",
+                   cs->id);
+    return NULL;
+  }
   int pipefd[2]; /* a socket pair: pid or error one way, end of file the other */
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pipefd) < 0) {
     hcs_error_make(err, errno, "socketpair");
@@ -643,8 +721,24 @@ hcs_process_t *hcs_process_create_detached(hcs_system_t *cs, const char *params,
   return p;
 }
 
+static void emit_exited(hcs_process_t *p) {
+  json_t *attrs = json_pack("{s:i,s:i}", "Pid", (int)p->pid, "ExitCode", p->status);
+  if (p->signal) json_object_set_new(attrs, "ExitSignal", json_integer(p->signal));
+  if (p->vm) json_object_set_new(attrs, "InGuest", json_true());
+  hcs_event_emit(p->run_root, "process", "exited", p->system_id, p->owner, attrs);
+}
+
 int hcs_process_wait(hcs_process_t *p, int timeout_ms, hcs_error_t *err) {
   if (p->exited) return 1;
+  if (p->vm) {
+    int code = -1;
+    int r = hcs_vm_exec_wait(p->vm, timeout_ms, &code, err);
+    if (r <= 0) return r < 0 ? -1 : 0;
+    p->exited = true;
+    p->status = code;
+    emit_exited(p);
+    return 1;
+  }
   struct pollfd pfd = {p->pidfd, POLLIN, 0};
   int r;
   do
@@ -665,9 +759,7 @@ int hcs_process_wait(hcs_process_t *p, int timeout_ms, hcs_error_t *err) {
     p->status = 128 + si.si_status;
   }
   /* Written by the reaper (the process is the caller's child). */
-  json_t *attrs = json_pack("{s:i,s:i}", "Pid", (int)p->pid, "ExitCode", p->status);
-  if (p->signal) json_object_set_new(attrs, "ExitSignal", json_integer(p->signal));
-  hcs_event_emit(p->run_root, "process", "exited", p->system_id, p->owner, attrs);
+  emit_exited(p);
   return 1;
 }
 
@@ -685,6 +777,7 @@ int hcs_process_exit_code(hcs_process_t *p, hcs_error_t *err) {
 int hcs_process_event_fd(hcs_process_t *p) { return p->pidfd; }
 
 int hcs_process_resize_console(hcs_process_t *p, unsigned short rows, unsigned short cols, hcs_error_t *err) {
+  if (p->vm) return hcs_vm_exec_resize(p->vm, rows, cols, err);
   if (p->console < 0) return hcs_error_make(err, ENOTTY, "resize process %d: it has no console", (int)p->pid);
   struct winsize ws = {.ws_row = rows, .ws_col = cols};
   if (ioctl(p->console, TIOCSWINSZ, &ws) < 0) return hcs_error_make(err, errno, "resize console");

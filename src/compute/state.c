@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 
 #include "compute/compute.h"
+#include "vm/vm.h"
 
 const char *hcs_state_name(hcs_state_t s) {
   switch (s) {
@@ -212,6 +213,8 @@ hcs_state_t hcs_system_state_loaded(hcs_system_t *cs, const hcs_cgroup_ops_t *cg
     return HCS_STATE_STOPPED;
   }
   if (!json_is_true(json_object_get(cs->state, "Started"))) return HCS_STATE_CREATED;
+  /* A VM is paused by QMP `stop` (its vCPUs), recorded here by the verb. */
+  if (json_is_true(json_object_get(cs->state, "Paused"))) return HCS_STATE_PAUSED;
   if (cg && cg->is_frozen(cs->cgroup)) return HCS_STATE_PAUSED;
   return HCS_STATE_RUNNING;
 }
@@ -234,6 +237,8 @@ hcs_state_t hcs_system_state(hcs_system_t *cs) {
 
 int hcs_system_prepare(hcs_system_t *cs, hcs_error_t *err) {
   if (cs->sec_ready) return 0;
+  if (hcs_system_is_vm(cs))
+    return hcs_error_make(err, ENOTSUP, "`%s` is a virtual machine: its processes run through the guest agent", cs->id);
   if (cs->cfg == NULL) {
     cs->cfg = hcs_config_parse(cs->config, cs->run_root, err);
     if (cs->cfg == NULL) return hcs_error_wrap(err, "configuration of `%s`", cs->id);
@@ -300,8 +305,9 @@ void hcs_system_remove_run_files(hcs_system_t *cs) {
  * a directory walk; "lock" is left by older versions), then the walk for
  * anything else. */
 int hcs_system_remove_dir(const char *dir, hcs_error_t *err) {
-  static const char *const names[] = {"config.json", "state.json",  "exit.json",   "lock",    "exec.fifo", "exit-type",
-                                      "seccomp.bpf", "stdout.fifo", "stderr.fifo", "ctr.log", "exit-event"};
+  static const char *const names[] = {"config.json", "state.json",  "exit.json",   "lock",        "exec.fifo",
+                                      "exit-type",   "seccomp.bpf", "stdout.fifo", "stderr.fifo", "ctr.log",
+                                      "exit-event",  "qemu.log",    "qmp.sock",    "agent.sock"};
   char path[PATH_MAX];
   for (size_t i = 0; i < HCS_ARRAY_SIZE(names); i++) {
     snprintf(path, sizeof path, "%s/%s", dir, names[i]);

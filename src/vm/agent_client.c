@@ -43,6 +43,7 @@ struct hcs_vm_agent_process_s {
   int code, signal;
   int done[3]; /* [1], [2]: EOF once the copier to the caller's own fd finished */
   int stop;    /* eventfd: tells the stdin copier the process is gone */
+  int exitfd;  /* eventfd: readable once the process exited or the agent is gone (poll loops) */
 };
 
 struct waiter {
@@ -133,9 +134,16 @@ static void stop_copiers(hcs_vm_agent_process_t *p) {
   p->stop = -1;
 }
 
+static void signal_exit(hcs_vm_agent_process_t *p) {
+  uint64_t one = 1;
+  if (p->exitfd >= 0 && write(p->exitfd, &one, sizeof(one)) < 0) {
+  }
+}
+
 static void proc_free(hcs_vm_agent_process_t *p) {
   proc_close_relay(p);
   stop_copiers(p);
+  if (p->exitfd >= 0) close(p->exitfd);
   for (int i = 1; i < 3; i++)
     if (p->done[i] >= 0) close(p->done[i]);
   for (int i = 0; i < 3; i++) {
@@ -201,6 +209,7 @@ static void handle_ctrl(hcs_vm_agent_t *a, const unsigned char *d, uint32_t n) {
       stop_copiers(p);
       p->code = (int)json_integer_value(json_object_get(msg, "code"));
       p->signal = (int)json_integer_value(json_object_get(msg, "signal"));
+      signal_exit(p);
       pthread_cond_broadcast(&a->cv);
     }
     json_decref(msg);
@@ -272,8 +281,10 @@ static void parse(hcs_vm_agent_t *a) {
 static void set_gone(hcs_vm_agent_t *a, const char *why) {
   a->gone = true;
   if (!a->gone_why) a->gone_why = hcs_xstrdup(why);
-  for (hcs_vm_agent_process_t *p = a->procs; p; p = p->next)
+  for (hcs_vm_agent_process_t *p = a->procs; p; p = p->next) {
     proc_close_relay(p);
+    signal_exit(p);
+  }
   pthread_cond_broadcast(&a->cv);
 }
 
@@ -560,12 +571,19 @@ static hcs_vm_agent_process_t *create_process(hcs_vm_agent_t *a, json_t *doc, hc
   hcs_vm_agent_process_t *p = hcs_xcalloc(1, sizeof(*p));
   p->a = a;
   p->done[0] = p->done[1] = p->done[2] = p->stop = -1;
+  p->exitfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (p->exitfd < 0) {
+    free(p);
+    hcs_error_make(err, errno, "eventfd");
+    return NULL;
+  }
   p->relay_in = p->relay_out[0] = p->relay_out[1] = p->relay_out[2] = -1;
   p->user[0] = p->user[1] = p->user[2] = -1;
   p->tty = json_is_true(json_object_get(doc, "EmulateConsole"));
   if (p->tty) {
     int sp[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+      close(p->exitfd);
       free(p);
       hcs_error_make(err, errno, "socketpair");
       return NULL;
@@ -668,6 +686,8 @@ hcs_vm_agent_process_t *hcs_vm_agent_create_process_ex(hcs_vm_agent_t *a, const 
 }
 
 int hcs_vm_agent_process_pid(hcs_vm_agent_process_t *p) { return p->pid; }
+
+int hcs_vm_agent_process_exit_fd(hcs_vm_agent_process_t *p) { return p->exitfd; }
 
 void hcs_vm_agent_process_take_stdio(hcs_vm_agent_process_t *p, int *in, int *out, int *err_fd) {
   pthread_mutex_lock(&p->a->mu);

@@ -45,6 +45,9 @@ HCS_INTERNAL hcs_vm_agent_process_t *hcs_vm_agent_create_process_ex(hcs_vm_agent
                                                                     const int stdio[3], hcs_error_t *err);
 /* The process's pid inside the guest. */
 HCS_INTERNAL int hcs_vm_agent_process_pid(hcs_vm_agent_process_t *p);
+/* An eventfd (owned by the handle) that turns readable once the process
+ * exited or the agent is gone: what a poll loop waits on, as a pidfd. */
+HCS_INTERNAL int hcs_vm_agent_process_exit_fd(hcs_vm_agent_process_t *p);
 /* The caller's ends: in (write), out and err (read); -1 where no pipe was
  * requested.  With EmulateConsole, in and out are one socket (two fds)
  * carrying the terminal, err is -1.  Ownership moves to the caller. */

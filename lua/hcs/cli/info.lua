@@ -11,6 +11,8 @@ return {
   max_args = 0,
   run = function(opts)
     local caps = cli.check(hcs.host.capabilities())
+    -- The accelerator of virtual machines (docs/vm.md): probed by the first VM.
+    caps.VirtualMachines = hcs.compute.accelerator()
     cli.output(opts, caps, function(c)
       local ns = {}
       for name, present in pairs(c.Namespaces) do
@@ -25,6 +27,8 @@ return {
       print(("namespaces:  %s"):format(table.concat(ns, " ")))
       print(("seccomp:     %s"):format(yesno(c.Seccomp)))
       print(("root:        %s"):format(yesno(c.Root)))
+      local vm = c.VirtualMachines
+      if vm then print(("vm accel:    %s (%s)"):format(vm.Accelerator or "not probed", vm.Reason)) end
     end)
     return 0
   end,

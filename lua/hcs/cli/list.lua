@@ -10,6 +10,7 @@ local function list(opts)
   table.sort(systems, function(a, b) return a.Id < b.Id end)
   cli.output(opts, systems, function(rows)
     cli.print_table({ { key = "Id", title = "ID" }, { key = "Owner", title = "OWNER" },
+      { key = function(r) return r.SystemType == "VirtualMachine" and "vm" or "container" end, title = "TYPE" },
       { key = "State", title = "STATE" }, { key = "Pid", title = "PID" },
       { key = function(r) return r.ExitType and (r.ExitType .. " " .. tostring(r.ExitCode)) or "" end,
         title = "EXIT" }, { key = "CreatedTime", title = "CREATED" } }, rows)

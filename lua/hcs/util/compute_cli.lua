@@ -216,6 +216,9 @@ function M.build_config(opts, target)
     }
     if not doc then cli.fail("%s", err) end
     if doc.Linux and doc.Linux.Init then doc.Linux.Init.ConsoleSize = M.console_size(opts) end
+  elseif doc.VirtualMachine then
+    -- A VM document (docs/vm.md): the guest boots what its document says.
+    if #command > 0 then cli.fail("a VirtualMachine document takes no command (the guest runs its own init)") end
   elseif #command > 0 then
     doc.Linux = doc.Linux or {}
     doc.Linux.Init = { CommandArgs = command, EmulateConsole = opts.tty or nil, ConsoleSize = M.console_size(opts) }

@@ -11,6 +11,8 @@
 #include "hcs/registry.h"
 #include "hcs/net.h"
 #include "hcs/compute.h"
+#include "hcs/vm.h"
+#include "hcs/disk.h"
 #include "hcs/process.h"
 #include "hcs/events.h"
 #include "hcs/operation.h"

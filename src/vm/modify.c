@@ -1,0 +1,190 @@
+/* Live changes of a VM: the memory balloon ({"Memory": {"SizeInMB": N}}),
+ * hot-plug of a disk, removal of a Plan9 share (hcsshim's ModifySettingRequest:
+ * {"ResourcePath": "VirtualMachine/Devices/Scsi/0/Attachments/1" or
+ * "VirtualMachine/Devices/Plan9/Shares", "RequestType": "Add"|"Remove",
+ * "Settings": {...}}).  config.json follows, so a save carries the devices
+ * a restore must recreate. */
+#include <fcntl.h>
+#include <string.h>
+#include <time.h>
+
+#include "vm/vm.h"
+
+static int save_config(hcs_system_t *cs, json_t *doc, hcs_error_t *err) {
+  cleanup_free char *cp = hcs_xasprintf("%s/config.json", cs->dir);
+  if (hcs_state_write_json(cp, doc, err) < 0) return -1;
+  json_decref(cs->config);
+  cs->config = json_incref(doc);
+  return 0;
+}
+
+static json_t *devices(json_t *doc) {
+  json_t *vm = json_object_get(doc, "VirtualMachine");
+  json_t *d = json_object_get(vm, "Devices");
+  if (!json_is_object(d)) json_object_set_new(vm, "Devices", d = json_object());
+  return d;
+}
+
+static int balloon(hcs_system_t *cs, hcs_qmp_t *q, json_t *mem, json_t *doc, hcs_error_t *err) {
+  json_t *size = json_object_get(mem, "SizeInMB");
+  json_int_t max = json_integer_value(json_object_get(cs->state, "MemorySizeInMB"));
+  if (!json_is_object(mem) || json_object_size(mem) != 1 || !json_is_integer(size) || json_integer_value(size) < 16 ||
+      json_integer_value(size) > max)
+    return hcs_error_make(err, 0,
+                          "invalid modify request: `Memory.SizeInMB`: expected an integer from 16 to %lld (the VM's "
+                          "memory; the balloon only shrinks it)",
+                          (long long)max);
+  json_t *r = hcs_qmp_execute(q, "balloon", json_pack("{s:I}", "value", json_integer_value(size) << 20), -1, err);
+  if (r == NULL) return -1;
+  json_decref(r);
+  json_t *st = json_object_get(json_object_get(json_object_get(doc, "VirtualMachine"), "ComputeTopology"), "Memory");
+  (void)st; /* the configured size stays: the balloon is the guest's current size */
+  return 0;
+}
+
+/* Wait for the guest to release a device (device_del is a request the
+ * guest's ACPI hot-plug answers). */
+static int wait_gone(hcs_qmp_t *q, const char *id, hcs_error_t *err) {
+  for (int i = 0; i < 300; i++) {
+    json_t *r = hcs_qmp_execute(q, "qom-list", json_pack("{s:s}", "path", "/machine/peripheral"), -1, err);
+    if (r == NULL) return -1;
+    bool there = false;
+    json_t *e;
+    size_t k;
+    json_array_foreach(r, k, e) if (strcmp(json_string_value(json_object_get(e, "name")) ?: "", id) == 0) there = true;
+    json_decref(r);
+    if (!there) return 0;
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return hcs_error_make(err, ETIMEDOUT, "the guest did not release `%s` within 30 s", id);
+}
+
+static int disk_change(hcs_qmp_t *q, json_t *doc, const char *ctl, const char *lun, bool add, json_t *settings,
+                       hcs_error_t *err) {
+  json_t *scsi = json_object_get(devices(doc), "Scsi");
+  if (!json_is_object(scsi)) json_object_set_new(devices(doc), "Scsi", scsi = json_object());
+  json_t *c = json_object_get(scsi, ctl);
+  if (!json_is_object(c)) json_object_set_new(scsi, ctl, c = json_pack("{s:{}}", "Attachments"));
+  json_t *att = json_object_get(c, "Attachments");
+  cleanup_free char *name = hcs_xasprintf("%s-%s", ctl, lun);
+  cleanup_free char *node = hcs_xasprintf("disk-%s", name), *dev = hcs_xasprintf("dev-disk-%s", name);
+  if (!add) {
+    if (json_object_get(att, lun) == NULL)
+      return hcs_error_make(err, ENOENT, "no disk at `VirtualMachine/Devices/Scsi/%s/Attachments/%s`", ctl, lun);
+    json_t *r = hcs_qmp_execute(q, "device_del", json_pack("{s:s}", "id", dev), -1, err);
+    if (r == NULL || wait_gone(q, dev, err) < 0) return -1;
+    json_decref(r);
+    json_decref(hcs_qmp_execute(q, "blockdev-del", json_pack("{s:s}", "node-name", node), -1, NULL));
+    /* A disk given on the command line is a -drive (a BlockBackend): it
+     * went with its device. */
+    json_object_del(att, lun);
+    return 0;
+  }
+  if (json_object_get(att, lun))
+    return hcs_error_make(err, EEXIST, "a disk is at `VirtualMachine/Devices/Scsi/%s/Attachments/%s`", ctl, lun);
+  hcs_vm_disk_t d = {0};
+  cleanup_free char *where = hcs_xasprintf("Settings");
+  if (hcs_vm_disk_parse(settings, where, name, &d, err) < 0) {
+    hcs_vm_disk_clear(&d);
+    return -1;
+  }
+  json_t *args = json_pack("{s:s,s:s,s:b,s:{s:s,s:s}}", "driver", d.format, "node-name", node, "read-only", d.read_only,
+                           "file", "driver", "file", "filename", d.path);
+  hcs_vm_disk_clear(&d);
+  json_t *r = hcs_qmp_execute(q, "blockdev-add", args, -1, err);
+  if (r == NULL) return -1;
+  json_decref(r);
+  r = hcs_qmp_execute(q, "device_add", json_pack("{s:s,s:s,s:s}", "driver", "virtio-blk-pci", "drive", node, "id", dev),
+                      -1, err);
+  if (r == NULL) {
+    json_decref(hcs_qmp_execute(q, "blockdev-del", json_pack("{s:s}", "node-name", node), -1, NULL));
+    return -1;
+  }
+  json_decref(r);
+  json_object_set(att, lun, settings);
+  return 0;
+}
+
+static int share_change(hcs_qmp_t *q, json_t *doc, bool add, json_t *settings, hcs_error_t *err) {
+  json_t *p9 = json_object_get(devices(doc), "Plan9");
+  if (!json_is_object(p9)) json_object_set_new(devices(doc), "Plan9", p9 = json_object());
+  json_t *shares = json_object_get(p9, "Shares");
+  if (!json_is_array(shares)) json_object_set_new(p9, "Shares", shares = json_array());
+  const char *name = json_string_value(json_object_get(settings, "Name"));
+  if (name == NULL) return hcs_error_make(err, 0, "invalid modify request: `Settings.Name`: expected a share name");
+  size_t i, found = (size_t)-1;
+  json_t *e;
+  json_array_foreach(shares, i, e) if (strcmp(json_string_value(json_object_get(e, "Name")) ?: "", name) == 0) found =
+      i;
+  cleanup_free char *dev = hcs_xasprintf("dev-fs-%s", name);
+  if (!add) {
+    if (found == (size_t)-1) return hcs_error_make(err, ENOENT, "no Plan9 share `%s`", name);
+    json_t *r = hcs_qmp_execute(q, "device_del", json_pack("{s:s}", "id", dev), -1, err);
+    if (r == NULL || wait_gone(q, dev, err) < 0) return -1;
+    json_decref(r);
+    /* The fsdev stays in QEMU (it has no command to remove one); a later
+     * add of the same name is refused until the VM restarts. */
+    json_array_remove(shares, found);
+    return 0;
+  }
+  /* QEMU (7.2) creates a 9p export's fsdev only from its command line:
+   * there is no fsdev_add, so a share cannot be added to a running VM. */
+  return hcs_error_make(err, ENOTSUP,
+                        "add Plan9 share `%s`: QEMU cannot add a 9p export to a running VM; give it in the "
+                        "document's Devices.Plan9.Shares at create",
+                        name);
+}
+
+static int resource_change(hcs_system_t *cs, hcs_qmp_t *q, json_t *req, json_t *doc, hcs_error_t *err) {
+  static const char *const keys[] = {"ResourcePath", "RequestType", "Settings"};
+  const char *key;
+  json_t *v;
+  json_object_foreach(req, key, v) {
+    bool known = false;
+    for (size_t i = 0; i < HCS_ARRAY_SIZE(keys); i++)
+      if (strcmp(keys[i], key) == 0) known = true;
+    if (!known)
+      return hcs_error_make(err, 0,
+                            "invalid modify request: `%s`: unknown field (expected ResourcePath, RequestType, "
+                            "Settings)",
+                            key);
+  }
+  const char *path = json_string_value(json_object_get(req, "ResourcePath"));
+  const char *type = json_string_value(json_object_get(req, "RequestType"));
+  json_t *settings = json_object_get(req, "Settings");
+  if (type == NULL || (strcmp(type, "Add") && strcmp(type, "Remove")))
+    return hcs_error_make(err, 0, "invalid modify request: `RequestType`: expected \"Add\" or \"Remove\"");
+  bool add = strcmp(type, "Add") == 0;
+  if (add && !json_is_object(settings))
+    return hcs_error_make(err, 0, "invalid modify request: `Settings`: expected object");
+  char ctl[32], lun[32];
+  int n = 0;
+  if (path &&
+      sscanf(path, "VirtualMachine/Devices/Scsi/%31[A-Za-z0-9_-]/Attachments/%31[A-Za-z0-9_-]%n", ctl, lun, &n) == 2 &&
+      path[n] == '\0')
+    return disk_change(q, doc, ctl, lun, add, settings, err);
+  if (path && strcmp(path, "VirtualMachine/Devices/Plan9/Shares") == 0) return share_change(q, doc, add, settings, err);
+  (void)cs;
+  return hcs_error_make(err, 0,
+                        "invalid modify request: `ResourcePath`: expected VirtualMachine/Devices/Scsi/C/Attachments/L "
+                        "or VirtualMachine/Devices/Plan9/Shares, got \"%s\"",
+                        path ? path : "");
+}
+
+int hcs_vm_modify(hcs_system_t *cs, json_t *req, hcs_error_t *err) {
+  cleanup_json json_t *doc = json_deep_copy(cs->config);
+  cleanup_free char *qmp = hcs_xasprintf("%s/qmp.sock", cs->dir);
+  json_t *mem = json_object_get(req, "Memory");
+  if (mem == NULL && json_object_get(req, "ResourcePath") == NULL)
+    return hcs_error_make(err, 0, "invalid modify request: expected Memory or ResourcePath");
+  if (mem && json_object_size(req) != 1) return hcs_error_make(err, 0, "invalid modify request: `Memory` comes alone");
+  hcs_qmp_t *q = hcs_qmp_connect(qmp, 0, err);
+  if (q == NULL) return hcs_error_wrap(err, "modify `%s`", cs->id);
+  int r = mem ? balloon(cs, q, mem, doc, err) : resource_change(cs, q, req, doc, err);
+  hcs_qmp_close(q);
+  if (r < 0) return hcs_error_wrap(err, "modify `%s`", cs->id);
+  if (!mem && save_config(cs, doc, err) < 0) return -1;
+  hcs_system_emit(cs, "modified", json_incref(req));
+  return 0;
+}

@@ -1,0 +1,153 @@
+/* Internal interfaces of virtual machine compute systems (docs/vm.md): the
+ * parsed VirtualMachine section, the QMP client, the QEMU command line and
+ * the VM monitor.  A VM is a compute system whose "init" is QEMU: the
+ * generic code in src/compute (state, exit record, wait, events, delete)
+ * serves both kinds; the verbs that differ dispatch here. */
+#ifndef HCS_VM_INTERNAL_H
+#define HCS_VM_INTERNAL_H
+
+#include "compute/compute.h"
+
+/* --- the VirtualMachine section (config.c) --------------------------------- */
+typedef struct {
+  char *name; /* "<controller>:<lun>" as in the document */
+  char *path;
+  char *format; /* "raw" or "qcow2" */
+  bool read_only;
+} hcs_vm_disk_t;
+
+typedef struct {
+  char *name;
+  char *host_path;
+  bool read_only;
+} hcs_vm_share_t;
+
+typedef struct {
+  char *name;
+  char *endpoint;
+  char *mac;
+  char tap[16];   /* made at create (src/net/tap.c) */
+  char *ip_param; /* "ip=ADDR::GW:MASK::eth0:off" for the kernel command line */
+} hcs_vm_nic_t;
+
+typedef struct {
+  char *owner;
+  int64_t memory_mb, cpus, cpu_max, cpu_weight;
+  char *kernel, *initrd, *cmdline; /* Chipset.LinuxKernelDirect */
+  bool uefi;                       /* Chipset.Uefi: boot the first disk with OVMF */
+  hcs_vm_disk_t *disks;
+  size_t n_disks;
+  hcs_vm_share_t *shares;
+  size_t n_shares;
+  hcs_vm_nic_t *nics;
+  size_t n_nics;
+  char *com_file, *com_socket; /* ComPorts "0": Path (a file) or NamedPipe (a unix socket) */
+  char *restore;               /* RestoreState.SaveStateFilePath */
+  bool stop_on_reset;
+  char *cgroup_parent;
+  bool cgroup_parent_default;
+} hcs_vm_config_t;
+
+HCS_INTERNAL bool hcs_vm_document(json_t *doc); /* has a VirtualMachine section */
+HCS_INTERNAL hcs_vm_config_t *hcs_vm_config_parse(json_t *doc, hcs_error_t *err);
+HCS_INTERNAL void hcs_vm_config_free(hcs_vm_config_t *c);
+/* The modify requests' device sections (hot-add), parsed alone. */
+HCS_INTERNAL int hcs_vm_disk_parse(json_t *v, const char *path, const char *name, hcs_vm_disk_t *d, hcs_error_t *err);
+HCS_INTERNAL int hcs_vm_share_parse(json_t *v, const char *path, hcs_vm_share_t *s, hcs_error_t *err);
+HCS_INTERNAL void hcs_vm_disk_clear(hcs_vm_disk_t *d);
+HCS_INTERNAL void hcs_vm_share_clear(hcs_vm_share_t *s);
+
+/* --- network adapters (src/net/tap.c) ------------------------------------- */
+/* The tap for endpoint `ref` (id or name) of the state root's network
+ * store, on its network's bridge: fills nic->tap, ip_param and (unless
+ * set) mac.  Refuses an endpoint attached to a namespace or used by a VM. */
+HCS_INTERNAL int hcs_net_vm_adapter(const char *root, const char *ref, const char *vm_id, hcs_vm_nic_t *nic,
+                                    hcs_error_t *err);
+HCS_INTERNAL void hcs_net_tap_name(const char *endpoint_id, char out[16]);
+HCS_INTERNAL int hcs_net_tap_remove(const char *name, hcs_error_t *err);
+/* Remove the taps a VM's state.json lists (its monitor's clean-up, or
+ * delete's when the monitor was killed). */
+HCS_INTERNAL void hcs_vm_remove_taps(json_t *state);
+
+/* --- QMP, JSON over the unix socket (qmp.c) -------------------------------- */
+typedef struct hcs_qmp_s hcs_qmp_t;
+/* Connect, read the greeting and negotiate capabilities; retries for up to
+ * timeout_ms while the socket is not there yet. */
+HCS_INTERNAL hcs_qmp_t *hcs_qmp_connect(const char *path, int timeout_ms, hcs_error_t *err);
+HCS_INTERNAL void hcs_qmp_close(hcs_qmp_t *q);
+/* Execute `cmd` with `args` (stolen, may be NULL); the "return" value
+ * (new reference) or NULL with the QMP error in err.  `fd` >= 0 is passed
+ * with the command (SCM_RIGHTS, for getfd). */
+HCS_INTERNAL json_t *hcs_qmp_execute(hcs_qmp_t *q, const char *cmd, json_t *args, int fd, hcs_error_t *err);
+/* One connection, one command. */
+HCS_INTERNAL json_t *hcs_qmp_call(const char *path, const char *cmd, json_t *args, hcs_error_t *err);
+
+/* --- the QEMU command line (qemu.c) ---------------------------------------- */
+/* argv (NULL-terminated, malloc'd strings) for the VM in `dir`; incoming_fd
+ * >= 0 restores from it.  `accel` is "kvm" or "tcg". */
+HCS_INTERNAL char **hcs_qemu_argv(const hcs_vm_config_t *c, const char *id, const char *dir, const char *accel,
+                                  int incoming_fd);
+HCS_INTERNAL const char *hcs_qemu_binary(void);
+/* The accelerator: $HCS_VM_ACCEL, else the probe cached in the run root;
+ * `why` (static or malloc'd into *why_out) says why. */
+HCS_INTERNAL const char *hcs_vm_accel(const char *run_root, char **why);
+/* The same, probing KVM with `kernel` when nothing is cached (once per run
+ * root; a few seconds when KVM hangs). */
+HCS_INTERNAL const char *hcs_vm_accel_probe(const char *run_root, const char *kernel);
+
+/* --- the saved-state file (vm.c) ------------------------------------------- */
+/* "HCSVM1\n<length>\n<config document>\n" then QEMU's migration stream. */
+#define HCS_VM_SAVE_MAGIC "HCSVM1\n"
+/* Open a saved state, check its header, return the fd positioned at the
+ * migration stream, and its document in *doc (may be NULL). */
+HCS_INTERNAL int hcs_vm_save_open(const char *path, json_t **doc, hcs_error_t *err);
+
+/* --- create and the monitor (monitor.c) ------------------------------------ */
+HCS_INTERNAL int hcs_vm_launch(hcs_system_t *cs, hcs_vm_config_t *c, int create_lock, hcs_error_t *err);
+
+/* --- the verbs that differ from containers (vm.c) --------------------------- */
+HCS_INTERNAL bool hcs_system_is_vm(hcs_system_t *cs);
+/* A restore document whose VirtualMachine holds only RestoreState takes the
+ * saved system's document (kept in the saved state's header). */
+HCS_INTERNAL int hcs_vm_prepare_document(json_t *doc, hcs_error_t *err);
+HCS_INTERNAL int hcs_vm_create(hcs_system_t *cs, json_t *doc, hcs_vm_config_t *c, int create_lock, hcs_error_t *err);
+HCS_INTERNAL int hcs_vm_start(hcs_system_t *cs, hcs_error_t *err);
+HCS_INTERNAL int hcs_vm_shutdown(hcs_system_t *cs, int timeout_ms, hcs_error_t *err);
+HCS_INTERNAL int hcs_vm_pause(hcs_system_t *cs, hcs_error_t *err);
+HCS_INTERNAL int hcs_vm_resume(hcs_system_t *cs, hcs_error_t *err);
+HCS_INTERNAL int hcs_vm_properties(hcs_system_t *cs, json_t *o, hcs_state_t st, json_t *query, hcs_error_t *err);
+HCS_INTERNAL int hcs_vm_modify(hcs_system_t *cs, json_t *req, hcs_error_t *err);
+
+/* --- the monitor's agent relay (relay.c) ------------------------------------ */
+struct pollfd;
+typedef struct hcs_vm_relay_s hcs_vm_relay_t;
+/* Listen on <dir>/exec.sock (0600). */
+HCS_INTERNAL hcs_vm_relay_t *hcs_vm_relay_new(const char *dir, hcs_error_t *err);
+/* Connect to QEMU's chardev <dir>/agent.sock and send the monitor's hello. */
+HCS_INTERNAL int hcs_vm_relay_connect(hcs_vm_relay_t *r, hcs_error_t *err);
+/* The agent answered: callers' hellos are answered, <dir>/agent.ready made. */
+HCS_INTERNAL void hcs_vm_relay_ready(hcs_vm_relay_t *r);
+/* Fill pfd (at least 2 + 64 entries) for poll; the count. */
+HCS_INTERNAL int hcs_vm_relay_pollfds(hcs_vm_relay_t *r, struct pollfd *pfd, int cap);
+HCS_INTERNAL void hcs_vm_relay_handle(hcs_vm_relay_t *r, const struct pollfd *pfd, int n);
+/* Disconnects every caller, removes exec.sock and agent.ready. */
+HCS_INTERNAL void hcs_vm_relay_free(hcs_vm_relay_t *r);
+
+/* --- processes through the guest agent (exec.c) ---------------------------- */
+typedef struct hcs_vm_exec_s hcs_vm_exec_t;
+/* The socket a process's agent session connects to. */
+HCS_INTERNAL char *hcs_vm_exec_socket(hcs_system_t *cs);
+/* Create a process in the guest: its guest pid in *pid, the caller's pipe
+ * ends in fds (-1 where none; with a console fds[0] and fds[1] carry it). */
+HCS_INTERNAL hcs_vm_exec_t *hcs_vm_exec_create(hcs_system_t *cs, const char *params, const hcs_compute_stdio_t *stdio,
+                                               int *pid, int fds[3], hcs_error_t *err);
+/* Readable once the process exited or the agent is gone (owned by x). */
+HCS_INTERNAL int hcs_vm_exec_event_fd(hcs_vm_exec_t *x);
+HCS_INTERNAL int hcs_vm_exec_signal(hcs_vm_exec_t *x, int sig, hcs_error_t *err);
+HCS_INTERNAL int hcs_vm_exec_resize(hcs_vm_exec_t *x, unsigned short rows, unsigned short cols, hcs_error_t *err);
+/* 1 exited (*code: the exit code, 128+N for signal N), 0 timed out, -1 the agent is gone. */
+HCS_INTERNAL int hcs_vm_exec_wait(hcs_vm_exec_t *x, int timeout_ms, int *code, hcs_error_t *err);
+/* Ends the session: the guest kills the process if it still runs. */
+HCS_INTERNAL void hcs_vm_exec_close(hcs_vm_exec_t *x);
+
+#endif

@@ -1,0 +1,508 @@
+/* Virtual machine compute systems under TCG (label `vm`): a Debian kernel
+ * and a busybox initramfs (tests/tools/vm-initrd.sh) whose init writes to
+ * the serial console.  Bad documents; boot to the console marker; pause
+ * stops the guest's counter and resume continues it; save, delete and
+ * restore continue the counter; QEMU killed with SIGKILL ends Stopped with
+ * ExitType Killed; data written to a disk in one boot is read in the next;
+ * the ACPI power button shuts the guest down; nothing is left behind.  Few
+ * boots: CI has 2 cores for every VM test. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "vm/vm.h"
+#include "hcs/hcs.h"
+#include "tap.h"
+
+static char root[] = "/tmp/hcs-test.XXXXXX";
+static char kernel[PATH_MAX], initrd[PATH_MAX], cgparent[64];
+
+static char *slurp(const char *path) {
+  char *s = NULL;
+  if (hcs_read_file(path, &s, NULL, NULL) < 0) return hcs_xstrdup("");
+  return s;
+}
+
+static size_t console_size(const char *path) {
+  cleanup_free char *s = slurp(path);
+  return strlen(s);
+}
+
+/* Wait (bounded generously: TCG on a loaded CI host) until the console
+ * file holds `needle` after byte `from`. */
+static bool wait_console(const char *path, const char *needle, size_t from) {
+  for (int i = 0; i < 1800; i++) {
+    cleanup_free char *s = slurp(path);
+    if (strlen(s) > from && strstr(s + from, needle)) return true;
+    usleep(100 * 1000);
+  }
+  return false;
+}
+
+/* The first and the last "tick N" on the console after byte `from`, -1
+ * if none (lines end in CRLF: the guest's tty). */
+static long tick_after(const char *path, size_t from, bool first) {
+  cleanup_free char *s = slurp(path);
+  long n = -1;
+  if (strlen(s) < from) return -1;
+  for (char *p = s + from; (p = strstr(p, "tick ")); p += 5) {
+    n = strtol(p + 5, NULL, 10);
+    if (first) break;
+  }
+  return n;
+}
+static long last_tick(const char *path) { return tick_after(path, 0, false); }
+
+/* Wait until the guest has counted to n (after byte `from`). */
+static bool wait_tick(const char *path, long n, size_t from) {
+  for (int i = 0; i < 1800; i++) {
+    if (tick_after(path, from, false) >= n) return true;
+    usleep(100 * 1000);
+  }
+  return false;
+}
+
+static char *vm_doc(const char *mode, const char *console, const char *disk, const char *extra) {
+  cleanup_free char *devices = disk
+                                   ? hcs_xasprintf(",\"Scsi\":{\"0\":{\"Attachments\":{\"0\":{\"Type\":\"VirtualDisk\","
+                                                   "\"Path\":\"%s\"}}}}",
+                                                   disk)
+                                   : hcs_xstrdup("");
+  return hcs_xasprintf(
+      "{\"Owner\":\"vmtest\",\"SchemaVersion\":{\"Major\":2,\"Minor\":1},\"VirtualMachine\":{"
+      "\"StopOnReset\":true,\"ComputeTopology\":{\"Memory\":{\"SizeInMB\":192},\"Processor\":{\"Count\":1}},"
+      "\"Chipset\":{\"LinuxKernelDirect\":{\"KernelFilePath\":\"%s\",\"InitRdPath\":\"%s\","
+      "\"KernelCmdLine\":\"console=ttyS0 quiet panic=-1 hcs.mode=%s\"}},"
+      "\"Devices\":{\"ComPorts\":{\"0\":{\"Path\":\"%s\"}}%s%s%s}},"
+      "\"Linux\":{\"CgroupParent\":\"%s\"}}",
+      kernel, initrd, mode, console, devices, extra ? "," : "", extra ? extra : "", cgparent);
+}
+
+static json_t *props(hcs_system_t *cs) {
+  hcs_error_t e = NULL;
+  cleanup_free char *p = hcs_compute_properties(cs, "{\"PropertyTypes\":[\"Statistics\"]}", &e);
+  hcs_error_release(&e);
+  return p ? json_loads(p, 0, NULL) : json_object();
+}
+
+static const char *prop_str(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+
+static void bad_documents(void) {
+  hcs_error_t e = NULL;
+  struct {
+    const char *what, *find, *replace, *want;
+  } cases[] = {
+      {"a missing kernel", kernel, "/nonexistent/vmlinuz",
+       "`VirtualMachine.Chipset.LinuxKernelDirect.KernelFilePath`: `/nonexistent/vmlinuz` not found"},
+      {"memory 0", "\"SizeInMB\":192", "\"SizeInMB\":0",
+       "`VirtualMachine.ComputeTopology.Memory.SizeInMB`: expected an integer from 16"},
+      {"an unknown field", "\"StopOnReset\"", "\"StopOnReboot\"", "`VirtualMachine.StopOnReboot`: unknown field"},
+      {"a disk not found", NULL, NULL,
+       "`VirtualMachine.Devices.Scsi.0.Attachments.0.Path`: `/nonexistent/disk.img` not found"},
+      {"no kernel", "\"KernelFilePath\"", "\"KernelFilePat\"",
+       "`VirtualMachine.Chipset.LinuxKernelDirect.KernelFilePat`: unknown field"},
+      {"Container and VirtualMachine", "\"Owner\"", "\"Container\":{},\"Owner\"", "`Container`: unknown field"},
+  };
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(cases); i++) {
+    cleanup_free char *doc = vm_doc("idle", "/tmp/x", cases[i].find ? NULL : "/nonexistent/disk.img", NULL);
+    if (cases[i].find) {
+      char *at = strstr(doc, cases[i].find);
+      char *nd = hcs_xasprintf("%.*s%s%s", (int)(at - doc), doc, cases[i].replace, at + strlen(cases[i].find));
+      free(doc);
+      doc = nd;
+    }
+    hcs_system_t *cs = hcs_compute_create(root, "bad", doc, NULL, &e);
+    ok(cs == NULL, "create refuses %s", cases[i].what);
+    has_substr(hcs_error_message(e), cases[i].want, "... saying %s", cases[i].want);
+    hcs_error_release(&e);
+    hcs_compute_close(cs);
+  }
+  cleanup_free char *list = hcs_compute_enumerate(root, NULL, &e);
+  is_str(list, "[]", "nothing was made by the refused documents");
+}
+
+/* The balloon, and hot-plug of a disk and a Plan9 share (added, recorded
+ * in config.json, removed once the guest let go). */
+static void modify_checks(hcs_system_t *cs) {
+  hcs_error_t e = NULL;
+  ok(hcs_compute_modify(cs, "{\"Memory\":{\"SizeInMB\":128}}", &e) == 0, "modify: balloon to 128 MB: %s",
+     e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  long long actual = 0;
+  for (int i = 0; i < 600 && actual != 128LL << 20; i++) {
+    json_t *p = props(cs);
+    actual = json_integer_value(json_object_get(json_object_get(p, "VirtualMachine"), "BalloonBytes"));
+    json_decref(p);
+    if (actual != 128LL << 20) usleep(100 * 1000);
+  }
+  is_int(actual, 128LL << 20, "the guest gave the memory back (BalloonBytes)");
+  ok(hcs_compute_modify(cs, "{\"Memory\":{\"SizeInMB\":4096}}", &e) < 0, "a balloon above the VM's memory is refused");
+  has_substr(hcs_error_message(e), "`Memory.SizeInMB`", "... naming the field");
+  hcs_error_release(&e);
+  cleanup_free char *disk = hcs_xasprintf("%s/hot.img", root);
+  int fd = open(disk, O_CREAT | O_WRONLY, 0600);
+  if (fd >= 0) close(fd);
+  ok(truncate(disk, 1 << 20) == 0, "a disk to hot-add");
+  cleanup_free char *add =
+      hcs_xasprintf("{\"ResourcePath\":\"VirtualMachine/Devices/Scsi/0/Attachments/1\","
+                    "\"RequestType\":\"Add\",\"Settings\":{\"Type\":\"VirtualDisk\",\"Path\":\"%s\"}}",
+                    disk);
+  ok(hcs_compute_modify(cs, add, &e) == 0, "hot-add a disk: %s", e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/run/compute/%s/config.json", root, hcs_compute_id(cs));
+  cleanup_free char *cfg = slurp(path);
+  has_substr(cfg, disk, "config.json records the disk");
+  ok(hcs_compute_modify(cs, add, &e) < 0, "adding it twice is refused");
+  hcs_error_release(&e);
+  ok(hcs_compute_modify(
+         cs, "{\"ResourcePath\":\"VirtualMachine/Devices/Scsi/0/Attachments/1\",\"RequestType\":\"Remove\"}", &e) == 0,
+     "hot-remove it: %s", e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  cleanup_free char *cfg2 = slurp(path);
+  ok(strstr(cfg2, disk) == NULL, "config.json forgets it");
+  cleanup_free char *share =
+      hcs_xasprintf("{\"ResourcePath\":\"VirtualMachine/Devices/Plan9/Shares\",\"RequestType\":"
+                    "\"Add\",\"Settings\":{\"Name\":\"hostshare\",\"Path\":\"%s\",\"ReadOnly\":true}}",
+                    root);
+  ok(hcs_compute_modify(cs, share, &e) < 0, "hot-adding a Plan9 share is refused (QEMU has no fsdev_add)");
+  has_substr(hcs_error_message(e), "give it in the document's Devices.Plan9.Shares at create", "... saying so");
+  hcs_error_release(&e);
+  ok(hcs_compute_modify(
+         cs, "{\"ResourcePath\":\"VirtualMachine/Devices/Nope\",\"RequestType\":\"Add\",\"Settings\":{}}", &e) < 0,
+     "an unknown resource path is refused");
+  has_substr(hcs_error_message(e), "`ResourcePath`", "... naming the field");
+  hcs_error_release(&e);
+}
+
+static void counter_pause_save_restore(void) {
+  hcs_error_t e = NULL;
+  cleanup_free char *con = hcs_xasprintf("%s/counter.log", root), *save = hcs_xasprintf("%s/vm.state", root);
+  cleanup_free char *doc = vm_doc("counter", con, NULL, NULL);
+  hcs_system_t *cs = hcs_compute_create(root, "counter", doc, NULL, &e);
+  ok(cs != NULL, "create a VM: %s", cs ? "" : hcs_error_message(e));
+  if (cs == NULL) return;
+  json_t *p = props(cs);
+  is_str(prop_str(p, "State"), "Created", "a new VM is Created");
+  is_str(prop_str(p, "SystemType"), "VirtualMachine", "SystemType VirtualMachine");
+  json_decref(p);
+  cleanup_free char *list = hcs_compute_enumerate(root, NULL, &e);
+  has_substr(list, "\"SystemType\":\"VirtualMachine\"", "enumerate lists it as a VM");
+  ok(hcs_compute_start(cs, &e) == 0, "start");
+  ok(wait_console(con, "HCS-VM-BOOTED mode=counter", 0), "the guest boots to its init (console marker)");
+  ok(wait_tick(con, 2, 0), "the guest counts");
+
+  ok(hcs_compute_pause(cs, &e) == 0, "pause");
+  p = props(cs);
+  is_str(prop_str(p, "State"), "Paused", "Paused");
+  is_str(json_string_value(json_object_get(json_object_get(p, "VirtualMachine"), "RunState")), "paused",
+         "QEMU's run state is paused");
+  json_decref(p);
+  long before = last_tick(con);
+  sleep(2);
+  is_int(last_tick(con), before, "the counter stands still while paused");
+  ok(hcs_compute_resume(cs, &e) == 0, "resume");
+  ok(wait_tick(con, before + 2, 0), "the counter continues after resume");
+
+  modify_checks(cs);
+
+  ok(hcs_vm_save(cs, save, &e) == 0, "save: %s", e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  p = props(cs);
+  is_str(prop_str(p, "State"), "Paused", "a saved VM stays Paused");
+  json_decref(p);
+  long saved = last_tick(con);
+  struct stat st;
+  ok(stat(save, &st) == 0 && st.st_size > 1024 * 1024, "the saved state is written");
+  ok(hcs_compute_delete(cs, true, &e) == 0, "delete the saved VM");
+  hcs_compute_close(cs);
+  size_t mark = console_size(con);
+
+  cs = hcs_vm_restore(root, "restored", save, &e);
+  ok(cs != NULL, "restore into a new system: %s", cs ? "" : hcs_error_message(e));
+  hcs_error_release(&e);
+  if (cs == NULL) return;
+  p = props(cs);
+  is_str(prop_str(p, "State"), "Created", "the restored system is Created");
+  json_decref(p);
+  ok(hcs_compute_start(cs, &e) == 0, "start the restored system");
+  ok(wait_tick(con, saved + 1, mark), "the restored guest counts");
+  is_int(tick_after(con, mark, true), saved + 1, "... continuing where the saved one stopped");
+  cleanup_free char *all = slurp(con);
+  ok(strstr(all + mark, "HCS-VM-BOOTED") == NULL, "... without booting again");
+
+  /* QEMU killed from outside: the monitor records it. */
+  p = props(cs);
+  pid_t qemu = (pid_t)json_integer_value(json_object_get(p, "Pid"));
+  json_decref(p);
+  ok(qemu > 0 && kill(qemu, SIGKILL) == 0, "SIGKILL QEMU");
+  is_int(hcs_compute_wait(cs, 60000, &e), 1, "the system stops");
+  p = props(cs);
+  is_str(prop_str(p, "State"), "Stopped", "Stopped");
+  is_str(prop_str(p, "ExitType"), "Killed", "ExitType Killed");
+  is_int(json_integer_value(json_object_get(p, "ExitSignal")), 9, "ExitSignal 9");
+  json_decref(p);
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "/proc/%d", (int)qemu);
+  ok(access(path, F_OK) < 0, "QEMU is gone");
+  ok(hcs_compute_delete(cs, false, &e) == 0, "delete");
+  hcs_compute_close(cs);
+}
+
+static void disk_and_shutdown(void) {
+  hcs_error_t e = NULL;
+  cleanup_free char *con = hcs_xasprintf("%s/disk.log", root), *disk = hcs_xasprintf("%s/data.img", root);
+  int fd = open(disk, O_CREAT | O_WRONLY, 0600);
+  ok(fd >= 0 && ftruncate(fd, 1 << 20) == 0, "a 1 MiB raw disk");
+  close(fd);
+  char token[32];
+  snprintf(token, sizeof token, "t%ld", (long)time(NULL));
+  cleanup_free char *mode = hcs_xasprintf("disk-write hcs.token=%s", token);
+  cleanup_free char *doc = vm_doc(mode, con, disk, NULL);
+  hcs_system_t *cs = hcs_compute_create(root, "disk1", doc, NULL, &e);
+  ok(cs != NULL, "create a VM with a disk: %s", cs ? "" : hcs_error_message(e));
+  hcs_error_release(&e);
+  if (cs == NULL) return;
+  ok(hcs_compute_start(cs, &e) == 0, "start");
+  ok(wait_console(con, "HCS-DISK-WRITTEN", 0), "the guest wrote its disk");
+  ok(hcs_compute_shutdown(cs, 120000, &e) == 0, "shutdown");
+  json_t *p = props(cs);
+  is_str(prop_str(p, "ExitType"), "Shutdown", "ExitType Shutdown");
+  is_int(json_integer_value(json_object_get(p, "ExitCode")), 0, "QEMU exited 0 (the guest powered off)");
+  json_decref(p);
+  ok(wait_console(con, "HCS-VM-POWERBUTTON", 0), "the guest saw the ACPI power button");
+  hcs_compute_delete(cs, false, &e);
+  hcs_compute_close(cs);
+
+  size_t mark = console_size(con);
+  /* This guest ignores the power button: shutdown terminates it once its
+   * timeout passed. */
+  doc = (free(doc), vm_doc("disk-read hcs.nopb=1", con, disk, NULL));
+  cs = hcs_compute_create(root, "disk2", doc, NULL, &e);
+  ok(cs != NULL && hcs_compute_start(cs, &e) == 0, "boot again with the same disk");
+  cleanup_free char *want = hcs_xasprintf("HCS-DISK-READ HCSDATA:%s:END", token);
+  ok(wait_console(con, want, mark), "the data written in the first boot is read in the second");
+  if (cs) {
+    ok(hcs_compute_shutdown(cs, 3000, &e) == 0, "shutdown of a guest that ignores the power button");
+    json_t *q = props(cs);
+    is_str(prop_str(q, "State"), "Stopped", "... stops it once the timeout passed");
+    is_str(prop_str(q, "ExitType"), "Terminated", "ExitType Terminated");
+    json_decref(q);
+    hcs_compute_delete(cs, false, &e);
+    hcs_compute_close(cs);
+  }
+  hcs_error_release(&e);
+}
+
+static void web_checks(hcs_system_t *cs, const char *doc2, const char *con, int port, const char *tap) {
+  hcs_error_t e = NULL;
+  char cmd0[128];
+  snprintf(cmd0, sizeof cmd0, "ip link show %s >/dev/null 2>&1", tap);
+  ok(system(cmd0) == 0, "the VM has its tap %s", tap);
+  cleanup_free char *other = hcs_xstrdup(doc2);
+  hcs_system_t *two = hcs_compute_create(root, "web2", other, NULL, &e);
+  ok(two == NULL, "a second VM on the same endpoint is refused");
+  has_substr(hcs_error_message(e), "endpoint `vmep` is in use by another VM", "... saying the endpoint is in use");
+  hcs_error_release(&e);
+  hcs_compute_close(two);
+  char *unknown = strstr(other, "\"vmep\"");
+  memcpy(unknown, "\"nope\"", 6);
+  two = hcs_compute_create(root, "web3", other, NULL, &e);
+  ok(two == NULL, "an unknown endpoint is refused");
+  has_substr(hcs_error_message(e), "nope", "... naming it: %s", hcs_error_message(e));
+  hcs_error_release(&e);
+  hcs_compute_close(two);
+  ok(hcs_compute_start(cs, &e) == 0, "start");
+  ok(wait_console(con, "HCS-HTTP-READY", 0), "the guest serves HTTP on the endpoint's address");
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "curl -sf -m 10 -o %s/page http://127.0.0.1:%d/", root, port);
+  bool got = false;
+  for (int i = 0; i < 30 && !got; i++) {
+    got = system(cmd) == 0;
+    if (!got) sleep(1);
+  }
+  snprintf(cmd, sizeof cmd, "%s/page", root);
+  cleanup_free char *page = slurp(cmd);
+  ok(got, "the port mapping reaches the guest");
+  if (!got) {
+    cleanup_free char *c = slurp(con);
+    printf("# console:\n%s\n", c);
+    snprintf(cmd, sizeof cmd, "ip -o link show | grep hcst; ip -o addr show; nft list ruleset | grep -B3 -A3 %d", port);
+    if (system(cmd) < 0) printf("# system failed\n");
+    if (getenv("HCS_VM_TEST_HOLD")) sleep(150); /* to look at it by hand */
+  }
+  has_substr(page, "hcs-vm-web served", "... and its page");
+  /* The monitor killed: QEMU runs on unwatched; a forced delete stops it
+   * and removes what the monitor would have (cgroup, tap). */
+  json_t *p = props(cs);
+  pid_t mon = (pid_t)json_integer_value(json_object_get(p, "MonitorPid"));
+  pid_t qemu = (pid_t)json_integer_value(json_object_get(p, "Pid"));
+  json_decref(p);
+  ok(mon > 0 && kill(mon, SIGKILL) == 0, "SIGKILL the VM's monitor");
+  char stat[64];
+  snprintf(stat, sizeof stat, "/proc/%d/stat", (int)mon);
+  for (int i = 0; i < 300; i++) {
+    cleanup_free char *st = slurp(stat);
+    char *rp = strrchr(st, ')');
+    if (rp == NULL || rp[2] == 'Z' || rp[2] == 'X') break;
+    usleep(10 * 1000);
+  }
+  ok(kill(qemu, 0) == 0, "QEMU outlives its monitor");
+  /* Its agent relay went with it: a process creation says so at once
+   * (it waited for the agent's timeout before). */
+  hcs_process_t *orphan = hcs_process_create(cs, "{\"CommandArgs\":[\"/bin/true\"]}", &e);
+  ok(orphan == NULL && e && strstr(hcs_error_message(e), "the VM's monitor is gone"),
+     "no process without the monitor: %s", e ? hcs_error_message(e) : "created");
+  hcs_error_release(&e);
+  hcs_process_close(orphan);
+  ok(hcs_compute_delete(cs, true, &e) == 0, "a forced delete: %s", e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  hcs_compute_close(cs);
+  snprintf(stat, sizeof stat, "/proc/%d/stat", (int)qemu);
+  bool gone = false;
+  for (int i = 0; i < 300 && !gone; i++) {
+    cleanup_free char *st = slurp(stat);
+    char *rp = strrchr(st, ')');
+    gone = rp == NULL || rp[2] == 'Z' || rp[2] == 'X';
+    if (!gone) usleep(10 * 1000);
+  }
+  ok(gone, "QEMU is gone");
+  ok(system(cmd0) != 0, "its tap is gone");
+}
+
+/* A VM adapter on an hcs NAT network: the endpoint's port mapping reaches
+ * busybox httpd in the guest; the endpoint cannot serve two VMs; the tap
+ * goes with the VM. */
+static void network(void) {
+  hcs_error_t e = NULL;
+  hcs_net_t *net = hcs_net_open(root, &e);
+  ok(net != NULL, "open the network store");
+  if (net == NULL) return;
+  int port = 20000 + (int)(getpid() % 20000);
+  cleanup_free char *n = hcs_net_network_create(net, "{\"Name\":\"vmnat\",\"Type\":\"NAT\"}", &e);
+  ok(n != NULL, "a NAT network: %s", n ? "" : hcs_error_message(e));
+  cleanup_free char *eps = hcs_xasprintf("{\"Name\":\"vmep\",\"HostComputeNetwork\":\"vmnat\",\"Policies\":[{\"Type\":"
+                                         "\"PortMapping\",\"Settings\":{\"Protocol\":\"TCP\",\"InternalPort\":80,"
+                                         "\"ExternalPort\":%d}}]}",
+                                         port);
+  cleanup_free char *ep = n ? hcs_net_endpoint_create(net, eps, &e) : NULL;
+  ok(ep != NULL, "an endpoint with a port mapping: %s", ep ? "" : hcs_error_message(e));
+  hcs_error_release(&e);
+  cleanup_free char *con = hcs_xasprintf("%s/net.log", root);
+  cleanup_free char *doc2 =
+      vm_doc("http hcs.token=served", con, NULL, "\"NetworkAdapters\":{\"nic0\":{\"EndpointId\":\"vmep\"}}");
+  hcs_system_t *cs = ep ? hcs_compute_create(root, "web", doc2, NULL, &e) : NULL;
+  ok(cs != NULL, "create a VM on the endpoint: %s", cs ? "" : hcs_error_message(e));
+  hcs_error_release(&e);
+  if (cs == NULL) goto out;
+  json_t *epj = json_loads(ep, 0, NULL);
+  char tap[16];
+  hcs_net_tap_name(json_string_value(json_object_get(epj, "Id")), tap);
+  json_decref(epj);
+  web_checks(cs, doc2, con, port, tap);
+out:
+  hcs_error_release(&e);
+  ok(hcs_net_network_delete(net, "vmnat", true, &e) == 0, "remove the network");
+  hcs_error_release(&e);
+  hcs_net_close(net);
+}
+
+static void nothing_left(void) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/run/compute", root);
+  int n = 0;
+  DIR *d = opendir(path);
+  struct dirent *de;
+  while (d && (de = readdir(d)))
+    if (de->d_name[0] != '.') n++;
+  if (d) closedir(d);
+  is_int(n, 0, "no system state is left");
+  int cg = 0;
+  glob_t g;
+  for (int k = 0; k < 2; k++) {
+    snprintf(path, sizeof path, "/sys/fs/cgroup/%s%s/*", k ? "" : "*/", cgparent);
+    if (glob(path, GLOB_ONLYDIR, NULL, &g) != 0) continue;
+    struct stat st;
+    for (size_t i = 0; i < g.gl_pathc; i++)
+      if (stat(g.gl_pathv[i], &st) == 0 && S_ISDIR(st.st_mode)) cg++;
+    globfree(&g);
+  }
+  ok(!cg, "no VM cgroup is left under %s", cgparent);
+  char cmd[PATH_MAX + 64];
+  /* [q]: the pattern must not match the shell that runs pgrep. */
+  snprintf(cmd, sizeof cmd, "pgrep -f '[q]emu-system.*%s' >/dev/null", root);
+  ok(system(cmd) != 0, "no QEMU process of this root is left");
+}
+
+/* The accelerator probe: a kernel booted under KVM for real (it hangs on
+ * nested hosts), cached in the run root with its reason; HCS_VM_ACCEL
+ * overrides. */
+static void accel(void) {
+  cleanup_free char *rr = hcs_xasprintf("%s/accel-run", root), *cache = hcs_xasprintf("%s/vm-accel", rr);
+  unsetenv("HCS_VM_ACCEL");
+  const char *a = hcs_vm_accel_probe(rr, kernel);
+  ok(a && (strcmp(a, "kvm") == 0 || strcmp(a, "tcg") == 0), "the probe picks kvm or tcg: %s", a ? a : "(null)");
+  cleanup_free char *text = slurp(cache);
+  ok(a && strncmp(text, a, 3) == 0 && strlen(text) > 4, "... cached with its reason: %s", text);
+  char *why = NULL;
+  const char *again = hcs_vm_accel(rr, &why);
+  ok(again && a && strcmp(again, a) == 0, "the cached answer is used");
+  free(why);
+  setenv("HCS_VM_ACCEL", strcmp(a ? a : "", "kvm") == 0 ? "tcg" : "kvm", 1);
+  again = hcs_vm_accel(rr, &why);
+  ok(again && a && strcmp(again, a) != 0, "HCS_VM_ACCEL overrides it");
+  is_str(why, "HCS_VM_ACCEL", "... and says so");
+  free(why);
+  setenv("HCS_VM_ACCEL", "tcg", 1);
+}
+
+/* `test_vm [SECTION...]` runs only those sections (bad, accel, counter, disk, network). */
+static int n_only;
+static char **only;
+static bool want(const char *name) {
+  if (n_only == 0) return true;
+  for (int i = 0; i < n_only; i++)
+    if (strcmp(only[i], name) == 0) return true;
+  return false;
+}
+
+int main(int argc, char **argv) {
+  n_only = argc - 1;
+  only = argv + 1;
+  glob_t g;
+  if (glob("/boot/vmlinuz-*", 0, NULL, &g) != 0 || system("command -v qemu-system-x86_64 >/dev/null") != 0) {
+    printf("1..0 # SKIP no kernel in /boot or no QEMU (scripts/bootstrap installs them)\n");
+    return 0;
+  }
+  snprintf(kernel, sizeof kernel, "%s", g.gl_pathv[g.gl_pathc - 1]);
+  globfree(&g);
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  if (mkdtemp(root) == NULL) return 1;
+  setenv("HCS_VM_ACCEL", "tcg", 1);
+  snprintf(cgparent, sizeof cgparent, "hcs-test-vm-%d", (int)getpid());
+  snprintf(initrd, sizeof initrd, "%s/initrd.gz", root);
+  const char *src = getenv("HCS_SOURCE_DIR");
+  char cmd[PATH_MAX * 2];
+  snprintf(cmd, sizeof cmd, "%s/tests/tools/vm-initrd.sh %s", src ? src : ".", initrd);
+  ok(system(cmd) == 0, "build the test initramfs");
+  if (want("bad")) bad_documents();
+  if (want("accel")) accel();
+  if (want("counter")) counter_pause_save_restore();
+  if (want("disk")) disk_and_shutdown();
+  if (want("network")) network();
+  nothing_left();
+  /* The parent cgroups the tests made. */
+  snprintf(cmd, sizeof cmd,
+           "for d in /sys/fs/cgroup/*/%s /sys/fs/cgroup/%s; do [ -d \"$d\" ] && rmdir \"$d\"; done; "
+           "rm -rf %s",
+           cgparent, cgparent, root);
+  if (system(cmd) < 0) return 1;
+  return tap_done();
+}
