@@ -106,6 +106,101 @@ static int disk_change(hcs_qmp_t *q, json_t *doc, const char *ctl, const char *l
   return 0;
 }
 
+/* state.json's Taps (what the monitor's exit and a forced delete remove)
+ * and NicTaps (adapter name -> tap).  A hot-added tap is listed before it
+ * is made, so a crash in between leaves no tap that nothing removes. */
+static int set_tap(hcs_system_t *cs, const char *name, const char *tap, bool add, hcs_error_t *err) {
+  json_t *taps = json_object_get(cs->state, "Taps"), *by = json_object_get(cs->state, "NicTaps");
+  if (!json_is_array(taps)) json_object_set_new(cs->state, "Taps", taps = json_array());
+  if (!json_is_object(by)) json_object_set_new(cs->state, "NicTaps", by = json_object());
+  size_t i;
+  json_t *t;
+  json_array_foreach(taps, i, t) if (strcmp(json_string_value(t) ?: "", tap) == 0) {
+    json_array_remove(taps, i);
+    break;
+  }
+  json_object_del(by, name);
+  if (add) {
+    json_array_append_new(taps, json_string(tap));
+    json_object_set_new(by, name, json_string(tap));
+  }
+  cleanup_free char *sp = hcs_xasprintf("%s/state.json", cs->dir);
+  return hcs_state_write_json(sp, cs->state, err);
+}
+
+/* A network adapter on an hcs endpoint: a tap on the endpoint's network
+ * bridge (src/net/tap.c, which refuses an unknown endpoint, one in use,
+ * or a network whose bridge is missing), a tap netdev and a virtio-net
+ * device with the endpoint's MAC. */
+static int nic_change(hcs_system_t *cs, hcs_qmp_t *q, json_t *doc, const char *name, bool add, json_t *settings,
+                      hcs_error_t *err) {
+  json_t *nics = json_object_get(devices(doc), "NetworkAdapters");
+  if (!json_is_object(nics)) json_object_set_new(devices(doc), "NetworkAdapters", nics = json_object());
+  cleanup_free char *netdev = hcs_xasprintf("net-%s", name), *dev = hcs_xasprintf("dev-net-%s", name);
+  if (!add) {
+    json_t *cur = json_object_get(nics, name);
+    if (cur == NULL) return hcs_error_make(err, ENOENT, "no network adapter `%s`", name);
+    json_t *r = hcs_qmp_execute(q, "device_del", json_pack("{s:s}", "id", dev), -1, err);
+    if (r == NULL || wait_gone(q, dev, err) < 0) return -1;
+    json_decref(r);
+    r = hcs_qmp_execute(q, "netdev_del", json_pack("{s:s}", "id", netdev), -1, err);
+    if (r == NULL) return -1;
+    json_decref(r);
+    /* Its tap, recorded by name when it was added (or by the monitor
+     * for the document's adapters). */
+    char tap[16];
+    snprintf(tap, sizeof tap, "%s",
+             json_string_value(json_object_get(json_object_get(cs->state, "NicTaps"), name)) ?: "");
+    if (tap[0] && (hcs_net_tap_remove(tap, err) < 0 || set_tap(cs, name, tap, false, err) < 0)) return -1;
+    json_object_del(nics, name);
+    return 0;
+  }
+  if (json_object_get(nics, name))
+    return hcs_error_make(err, EEXIST, "a network adapter is at `VirtualMachine/Devices/NetworkAdapters/%s`", name);
+  const char *key;
+  json_t *v;
+  json_object_foreach(settings, key, v) if (strcmp(key, "EndpointId") && strcmp(key, "MacAddres"
+                                                                                     "s")) return hcs_error_make(
+      err, 0, "invalid modify request: `Settings.%s`: unknown field (expected EndpointId, MacAddress)", key);
+  const char *ep = json_string_value(json_object_get(settings, "EndpointId"));
+  json_t *macv = json_object_get(settings, "MacAddress");
+  if (ep == NULL)
+    return hcs_error_make(err, 0, "invalid modify request: `Settings.EndpointId`: expected the id of an hcs endpoint");
+  if (macv && !json_is_string(macv))
+    return hcs_error_make(err, 0, "invalid modify request: `Settings.MacAddress`: expected a MAC address");
+  hcs_vm_nic_t n = {.name = (char *)name, .mac = macv ? hcs_xstrdup(json_string_value(macv)) : NULL};
+  int rc = -1;
+  json_t *r = NULL;
+  if (hcs_net_vm_adapter(cs->root, ep, cs->id, &n, err) < 0) goto out;
+  if (set_tap(cs, name, n.tap, true, err) < 0) goto undo;
+  r = hcs_qmp_execute(q, "netdev_add",
+                      json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", "tap", "id", netdev, "ifname", n.tap, "script", "no",
+                                "downscript", "no"),
+                      -1, err);
+  if (r == NULL) goto undo;
+  json_decref(r);
+  for (char *p = n.mac; p && *p; p++)
+    if (*p == '-') *p = ':';
+  json_t *args = json_pack("{s:s,s:s,s:s}", "driver", "virtio-net-pci", "netdev", netdev, "id", dev);
+  if (n.mac) json_object_set_new(args, "mac", json_string(n.mac));
+  r = hcs_qmp_execute(q, "device_add", args, -1, err);
+  if (r == NULL) {
+    json_decref(hcs_qmp_execute(q, "netdev_del", json_pack("{s:s}", "id", netdev), -1, NULL));
+    goto undo;
+  }
+  json_decref(r);
+  json_object_set(nics, name, settings);
+  rc = 0;
+  goto out;
+undo:
+  hcs_net_tap_remove(n.tap, NULL);
+  set_tap(cs, name, n.tap, false, NULL);
+out:
+  free(n.mac);
+  free(n.ip_param);
+  return rc;
+}
+
 static int share_change(hcs_qmp_t *q, json_t *doc, bool add, json_t *settings, hcs_error_t *err) {
   json_t *p9 = json_object_get(devices(doc), "Plan9");
   if (!json_is_object(p9)) json_object_set_new(devices(doc), "Plan9", p9 = json_object());
@@ -165,11 +260,14 @@ static int resource_change(hcs_system_t *cs, hcs_qmp_t *q, json_t *req, json_t *
       path[n] == '\0')
     return disk_change(q, doc, ctl, lun, add, settings, err);
   if (path && strcmp(path, "VirtualMachine/Devices/Plan9/Shares") == 0) return share_change(q, doc, add, settings, err);
-  (void)cs;
-  return hcs_error_make(err, 0,
-                        "invalid modify request: `ResourcePath`: expected VirtualMachine/Devices/Scsi/C/Attachments/L "
-                        "or VirtualMachine/Devices/Plan9/Shares, got \"%s\"",
-                        path ? path : "");
+  if (path && sscanf(path, "VirtualMachine/Devices/NetworkAdapters/%31[A-Za-z0-9_-]%n", ctl, &n) == 1 &&
+      path[n] == '\0')
+    return nic_change(cs, q, doc, ctl, add, settings, err);
+  return hcs_error_make(
+      err, 0,
+      "invalid modify request: `ResourcePath`: expected VirtualMachine/Devices/Scsi/C/Attachments/L, "
+      "VirtualMachine/Devices/NetworkAdapters/NAME or VirtualMachine/Devices/Plan9/Shares, got \"%s\"",
+      path ? path : "");
 }
 
 int hcs_vm_modify(hcs_system_t *cs, json_t *req, hcs_error_t *err) {

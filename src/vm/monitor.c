@@ -82,8 +82,12 @@ static void record_exit(vm_launch_t *l, int status) {
     json_decref(left);
     l->cg->destroy(cs->cgroup, NULL);
   }
-  remove_vm_files(cs);
   remove_taps(l->c);
+  /* And the taps hot-added since (modify records them in state.json). */
+  cleanup_free char *sp = hcs_xasprintf("%s/state.json", cs->dir);
+  cleanup_json json_t *st = json_load_file(sp, 0, NULL);
+  if (st) hcs_vm_remove_taps(st);
+  remove_vm_files(cs);
   cleanup_free char *now = hcs_now_rfc3339();
   cleanup_json json_t *e = json_pack("{s:i,s:s,s:s,s:I}", "ExitCode", code, "ExitType", type, "FinishedTime", now,
                                      "OomKillCount", (json_int_t)(ooms > 0 ? ooms : 0));
@@ -187,10 +191,13 @@ static int write_state(vm_launch_t *l, pid_t pid, hcs_error_t *err) {
       (json_int_t)l->c->memory_mb, "ProcessorCount", (json_int_t)l->c->cpus);
   if (l->c->restore) json_object_set_new(st, "RestoredFrom", json_string(l->c->restore));
   if (l->c->n_nics) {
-    json_t *taps = json_array();
-    for (size_t i = 0; i < l->c->n_nics; i++)
+    json_t *taps = json_array(), *by = json_object();
+    for (size_t i = 0; i < l->c->n_nics; i++) {
       json_array_append_new(taps, json_string(l->c->nics[i].tap));
+      json_object_set_new(by, l->c->nics[i].name, json_string(l->c->nics[i].tap));
+    }
     json_object_set_new(st, "Taps", taps);
+    json_object_set_new(st, "NicTaps", by);
   }
   cleanup_free char *path = hcs_xasprintf("%s/state.json", cs->dir);
   if (hcs_state_write_json(path, st, err) < 0) return -1;

@@ -301,7 +301,50 @@ static void disk_and_shutdown(void) {
   hcs_error_release(&e);
 }
 
-static void web_checks(hcs_system_t *cs, const char *doc2, const char *con, int port, const char *tap) {
+/* Hot-add of an adapter on a second endpoint: the guest sees a new link,
+ * the tap is on the bridge; bad requests are refused; hot-remove takes the
+ * link from the guest and the tap from the host. */
+static void nic_hotplug(hcs_system_t *cs, const char *con, const char *tap2) {
+  hcs_error_t e = NULL;
+  static const char add_fmt[] = "{\"ResourcePath\":\"VirtualMachine/Devices/NetworkAdapters/%s\",\"RequestType\":"
+                                "\"Add\",\"Settings\":{\"EndpointId\":\"%s\"}}";
+  char req[512], cmd[128];
+  size_t mark = console_size(con);
+  snprintf(req, sizeof req, add_fmt, "nic1", "nope");
+  ok(hcs_compute_modify(cs, req, &e) < 0, "hot-add on an unknown endpoint is refused");
+  has_substr(hcs_error_message(e), "nope", "... naming it: %s", hcs_error_message(e));
+  hcs_error_release(&e);
+  snprintf(req, sizeof req, add_fmt, "nic1", "vmep");
+  ok(hcs_compute_modify(cs, req, &e) < 0, "hot-add on the endpoint the VM already uses is refused");
+  has_substr(hcs_error_message(e), "endpoint `vmep` is in use by another VM", "... saying so: %s",
+             hcs_error_message(e));
+  hcs_error_release(&e);
+  snprintf(req, sizeof req, add_fmt, "nic0", "vmep2");
+  ok(hcs_compute_modify(cs, req, &e) < 0, "hot-add under the name of an existing adapter is refused");
+  hcs_error_release(&e);
+  snprintf(cmd, sizeof cmd, "ip link show %s >/dev/null 2>&1", tap2);
+  ok(system(cmd) != 0, "... and no tap was left by the refusals");
+  snprintf(req, sizeof req, add_fmt, "nic1", "vmep2");
+  ok(hcs_compute_modify(cs, req, &e) == 0, "hot-add an adapter on endpoint vmep2: %s", e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  ok(wait_console(con, "HCS-NET [eth0 eth1 lo]", mark), "the guest sees a new link (eth1)");
+  snprintf(cmd, sizeof cmd, "ip link show %s 2>/dev/null | grep -q ' master '", tap2);
+  ok(system(cmd) == 0, "its tap %s is on the network's bridge", tap2);
+  mark = console_size(con);
+  ok(hcs_compute_modify(
+         cs, "{\"ResourcePath\":\"VirtualMachine/Devices/NetworkAdapters/nic1\",\"RequestType\":\"Remove\"}", &e) == 0,
+     "hot-remove it: %s", e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  ok(wait_console(con, "HCS-NET [eth0 lo]", mark), "the guest's link is gone");
+  snprintf(cmd, sizeof cmd, "ip link show %s >/dev/null 2>&1", tap2);
+  ok(system(cmd) != 0, "the tap is gone");
+  snprintf(req, sizeof req, add_fmt, "nic1", "vmep2");
+  ok(hcs_compute_modify(cs, req, &e) == 0, "hot-add it again (the forced delete below removes its tap)");
+  hcs_error_release(&e);
+}
+
+static void web_checks(hcs_system_t *cs, const char *doc2, const char *con, int port, const char *tap,
+                       const char *tap2) {
   hcs_error_t e = NULL;
   char cmd0[128];
   snprintf(cmd0, sizeof cmd0, "ip link show %s >/dev/null 2>&1", tap);
@@ -339,6 +382,7 @@ static void web_checks(hcs_system_t *cs, const char *doc2, const char *con, int 
     if (getenv("HCS_VM_TEST_HOLD")) sleep(150); /* to look at it by hand */
   }
   has_substr(page, "hcs-vm-web served", "... and its page");
+  nic_hotplug(cs, con, tap2);
   /* The monitor killed: QEMU runs on unwatched; a forced delete stops it
    * and removes what the monitor would have (cgroup, tap). */
   json_t *p = props(cs);
@@ -375,6 +419,8 @@ static void web_checks(hcs_system_t *cs, const char *doc2, const char *con, int 
   }
   ok(gone, "QEMU is gone");
   ok(system(cmd0) != 0, "its tap is gone");
+  snprintf(cmd0, sizeof cmd0, "ip link show %s >/dev/null 2>&1", tap2);
+  ok(system(cmd0) != 0, "and the hot-added one (state.json's Taps)");
 }
 
 /* A VM adapter on an hcs NAT network: the endpoint's port mapping reaches
@@ -386,6 +432,7 @@ static void network(void) {
   ok(net != NULL, "open the network store");
   if (net == NULL) return;
   int port = 20000 + (int)(getpid() % 20000);
+  cleanup_free char *ep2 = NULL;
   cleanup_free char *n = hcs_net_network_create(net, "{\"Name\":\"vmnat\",\"Type\":\"NAT\"}", &e);
   ok(n != NULL, "a NAT network: %s", n ? "" : hcs_error_message(e));
   cleanup_free char *eps = hcs_xasprintf("{\"Name\":\"vmep\",\"HostComputeNetwork\":\"vmnat\",\"Policies\":[{\"Type\":"
@@ -406,7 +453,14 @@ static void network(void) {
   char tap[16];
   hcs_net_tap_name(json_string_value(json_object_get(epj, "Id")), tap);
   json_decref(epj);
-  web_checks(cs, doc2, con, port, tap);
+  ep2 = hcs_net_endpoint_create(net, "{\"Name\":\"vmep2\",\"HostComputeNetwork\":\"vmnat\"}", &e);
+  ok(ep2 != NULL, "a second endpoint: %s", ep2 ? "" : hcs_error_message(e));
+  hcs_error_release(&e);
+  epj = json_loads(ep2 ? ep2 : "{}", 0, NULL);
+  char tap2[16];
+  hcs_net_tap_name(json_string_value(json_object_get(epj, "Id")) ?: "", tap2);
+  json_decref(epj);
+  web_checks(cs, doc2, con, port, tap, tap2);
 out:
   hcs_error_release(&e);
   ok(hcs_net_network_delete(net, "vmnat", true, &e) == 0, "remove the network");

@@ -4,7 +4,8 @@
 # /init that reports on the serial console (ttyS0) and does what
 # `hcs.mode=` on the kernel command line asks: counter (a tick every 0.2 s),
 # disk-write / disk-read (a token in the first sector of /dev/vda), http
-# (busybox httpd on port 80 serving the token), idle.  `ip=` configures eth0.
+# (busybox httpd on port 80 serving the token; then `HCS-NET [links]` on
+# each change of /sys/class/net), idle.  `ip=` configures eth0.
 # The ACPI power button powers the guest off (unless `hcs.nopb=1`: a guest
 # that ignores it).  Usage: vm-initrd.sh OUT [KVER]
 set -eu
@@ -74,7 +75,9 @@ case $mode in
     mkdir -p /www
     echo "hcs-vm-web $token" > /www/index.html
     httpd -p 80 -h /www
-    echo "HCS-HTTP-READY $(ifconfig eth0 | grep 'inet addr')" > $con ;;
+    echo "HCS-HTTP-READY $(ifconfig eth0 | grep 'inet addr')" > $con
+    # Report the guest's links as they change (hot-added adapters).
+    (old=; while :; do now=$(echo $(ls /sys/class/net)); [ "$now" = "$old" ] || echo "HCS-NET [$now]" > $con; old=$now; sleep 0.5; done) & ;;
   disk-read)
     echo "HCS-DISK-READ $(dd if=/dev/vda bs=512 count=1 2>/dev/null | tr -d '\000')" > $con ;;
 esac
