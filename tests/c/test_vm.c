@@ -343,6 +343,41 @@ static void nic_hotplug(hcs_system_t *cs, const char *con, const char *tap2) {
   hcs_error_release(&e);
 }
 
+/* A container on the VM's network (busybox httpd in namespace `cns` on
+ * endpoint `cep`): the guest fetches its page by the container's address
+ * (hcs.fetch on the guest's command line, retried until it answers). */
+static void container_peer(const char *con) {
+  hcs_error_t e = NULL;
+  cleanup_free char *rootfs = hcs_xasprintf("%s/rootfs", root);
+  cleanup_free char *src = hcs_xstrdup(getenv("HCS_SOURCE_DIR") ?: ".");
+  cleanup_free char *mk = hcs_xasprintf("'%s/tests/fixtures/make-busybox-rootfs.sh' '%s' && mkdir -p '%s/www' && "
+                                        "echo hcs-container-page > '%s/www/index.html'",
+                                        src, rootfs, rootfs, rootfs);
+  ok(system(mk) == 0, "a busybox rootfs with a page");
+  cleanup_free char *doc = hcs_xasprintf(
+      "{\"Owner\":\"vmtest\",\"SchemaVersion\":{\"Major\":2,\"Minor\":1},\"Container\":{\"Storage\":{\"Path\":"
+      "\"%s\"},\"Networking\":{\"Namespace\":\"cns\"}},\"Linux\":{\"CgroupParent\":\"%s\",\"Init\":{"
+      "\"CommandArgs\":[\"/bin/httpd\",\"-f\",\"-p\",\"8080\",\"-h\",\"/www\"]}}}",
+      rootfs, cgparent);
+  hcs_system_t *c = hcs_compute_create(root, "peer", doc, NULL, &e);
+  ok(c != NULL && hcs_compute_start(c, &e) == 0, "a busybox httpd container on the VM's network: %s",
+     e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  bool got = wait_console(con, "HCS-FETCH hcs-container-page", 0);
+  ok(got, "the guest fetches the container's page by its address");
+  if (!got) {
+    cleanup_free char *text = slurp(con);
+    printf("# console:\n%s\n", text);
+  }
+  if (c) {
+    hcs_compute_terminate(c, &e);
+    hcs_compute_wait(c, 60000, &e);
+    ok(hcs_compute_delete(c, false, &e) == 0, "delete the container: %s", e ? hcs_error_message(e) : "");
+    hcs_error_release(&e);
+    hcs_compute_close(c);
+  }
+}
+
 static void web_checks(hcs_system_t *cs, const char *doc2, const char *con, int port, const char *tap,
                        const char *tap2) {
   hcs_error_t e = NULL;
@@ -383,6 +418,7 @@ static void web_checks(hcs_system_t *cs, const char *doc2, const char *con, int 
   }
   has_substr(page, "hcs-vm-web served", "... and its page");
   nic_hotplug(cs, con, tap2);
+  container_peer(con);
   /* The monitor killed: QEMU runs on unwatched; a forced delete stops it
    * and removes what the monitor would have (cgroup, tap). */
   json_t *p = props(cs);
@@ -442,9 +478,22 @@ static void network(void) {
   cleanup_free char *ep = n ? hcs_net_endpoint_create(net, eps, &e) : NULL;
   ok(ep != NULL, "an endpoint with a port mapping: %s", ep ? "" : hcs_error_message(e));
   hcs_error_release(&e);
+  /* The container peer's namespace and endpoint, made first: the guest's
+   * command line carries its address. */
+  cleanup_free char *ns = hcs_net_namespace_create(net, "{\"Id\":\"cns\"}", &e);
+  cleanup_free char *cep =
+      ns ? hcs_net_endpoint_create(
+               net, "{\"Name\":\"cep\",\"HostComputeNetwork\":\"vmnat\",\"HostComputeNamespace\":\"cns\"}", &e)
+         : NULL;
+  ok(cep != NULL, "a namespace and an endpoint for a container: %s", cep ? "" : hcs_error_message(e));
+  hcs_error_release(&e);
+  json_t *cepj = json_loads(cep ? cep : "{}", 0, NULL);
+  const char *cip =
+      json_string_value(json_object_get(json_array_get(json_object_get(cepj, "IpConfigurations"), 0), "IpAddress"));
+  cleanup_free char *mode = hcs_xasprintf("http hcs.token=served hcs.fetch=%s:8080", cip ? cip : "none");
+  json_decref(cepj);
   cleanup_free char *con = hcs_xasprintf("%s/net.log", root);
-  cleanup_free char *doc2 =
-      vm_doc("http hcs.token=served", con, NULL, "\"NetworkAdapters\":{\"nic0\":{\"EndpointId\":\"vmep\"}}");
+  cleanup_free char *doc2 = vm_doc(mode, con, NULL, "\"NetworkAdapters\":{\"nic0\":{\"EndpointId\":\"vmep\"}}");
   hcs_system_t *cs = ep ? hcs_compute_create(root, "web", doc2, NULL, &e) : NULL;
   ok(cs != NULL, "create a VM on the endpoint: %s", cs ? "" : hcs_error_message(e));
   hcs_error_release(&e);
@@ -462,6 +511,8 @@ static void network(void) {
   json_decref(epj);
   web_checks(cs, doc2, con, port, tap, tap2);
 out:
+  hcs_error_release(&e);
+  if (ns) hcs_net_namespace_delete(net, "cns", &e);
   hcs_error_release(&e);
   ok(hcs_net_network_delete(net, "vmnat", true, &e) == 0, "remove the network");
   hcs_error_release(&e);

@@ -5,7 +5,8 @@
 # `hcs.mode=` on the kernel command line asks: counter (a tick every 0.2 s),
 # disk-write / disk-read (a token in the first sector of /dev/vda), http
 # (busybox httpd on port 80 serving the token; then `HCS-NET [links]` on
-# each change of /sys/class/net), idle.  `ip=` configures eth0.
+# each change of /sys/class/net; `hcs.fetch=ADDR:PORT` fetches a page from
+# there and prints `HCS-FETCH PAGE`), idle.  `ip=` configures eth0.
 # The ACPI power button powers the guest off (unless `hcs.nopb=1`: a guest
 # that ignores it).  Usage: vm-initrd.sh OUT [KVER]
 set -eu
@@ -40,7 +41,7 @@ done
 con=/dev/ttyS0
 mode=idle token=none
 for w in $(cat /proc/cmdline); do
-  case $w in hcs.mode=*) mode=${w#hcs.mode=} ;; hcs.token=*) token=${w#hcs.token=} ;; ip=*) ipconf=${w#ip=} ;; hcs.nopb=1) nopb=1 ;; esac
+  case $w in hcs.mode=*) mode=${w#hcs.mode=} ;; hcs.token=*) token=${w#hcs.token=} ;; hcs.fetch=*) fetch=${w#hcs.fetch=} ;; ip=*) ipconf=${w#ip=} ;; hcs.nopb=1) nopb=1 ;; esac
 done
 # ip=ADDR::GW:MASK::eth0:off (hcs puts the endpoint's address there).
 if [ -n "${ipconf:-}" ]; then
@@ -76,6 +77,10 @@ case $mode in
     echo "hcs-vm-web $token" > /www/index.html
     httpd -p 80 -h /www
     echo "HCS-HTTP-READY $(ifconfig eth0 | grep 'inet addr')" > $con
+    # hcs.fetch=ADDR:PORT: fetch a page from there until it answers.
+    # (nc, not wget: the static busybox's wget crashes without /etc.)
+    [ -n "${fetch:-}" ] && (until page=$(printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 "${fetch%:*}" "${fetch#*:}" 2>/dev/null) &&
+      [ -n "$page" ]; do sleep 1; done; echo "HCS-FETCH $(echo "$page" | tail -n 1)" > $con) &
     # Report the guest's links as they change (hot-added adapters).
     (old=; while :; do now=$(echo $(ls /sys/class/net)); [ "$now" = "$old" ] || echo "HCS-NET [$now]" > $con; old=$now; sleep 0.5; done) & ;;
   disk-read)
