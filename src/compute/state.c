@@ -307,7 +307,9 @@ void hcs_system_remove_run_files(hcs_system_t *cs) {
 int hcs_system_remove_dir(const char *dir, hcs_error_t *err) {
   static const char *const names[] = {"config.json", "state.json",  "exit.json",   "lock",        "exec.fifo",
                                       "exit-type",   "seccomp.bpf", "stdout.fifo", "stderr.fifo", "ctr.log",
-                                      "exit-event",  "qemu.log",    "qmp.sock",    "agent.sock"};
+                                      "exit-event",  "qemu.log",    "qmp.sock",    "agent.sock",  "qemu.json"};
+  /* A VM's directory never goes while the QEMU it records runs. */
+  hcs_vm_sweep_qemu(dir);
   char path[PATH_MAX];
   for (size_t i = 0; i < HCS_ARRAY_SIZE(names); i++) {
     snprintf(path, sizeof path, "%s/%s", dir, names[i]);

@@ -159,9 +159,11 @@ static int nic_change(hcs_system_t *cs, hcs_qmp_t *q, json_t *doc, const char *n
     return hcs_error_make(err, EEXIST, "a network adapter is at `VirtualMachine/Devices/NetworkAdapters/%s`", name);
   const char *key;
   json_t *v;
-  json_object_foreach(settings, key, v) if (strcmp(key, "EndpointId") && strcmp(key, "MacAddres"
-                                                                                     "s")) return hcs_error_make(
-      err, 0, "invalid modify request: `Settings.%s`: unknown field (expected EndpointId, MacAddress)", key);
+  json_object_foreach(settings, key, v) {
+    if (strcmp(key, "EndpointId") != 0 && strcmp(key, "MacAddress") != 0)
+      return hcs_error_make(
+          err, 0, "invalid modify request: `Settings.%s`: unknown field (expected EndpointId, MacAddress)", key);
+  }
   const char *ep = json_string_value(json_object_get(settings, "EndpointId"));
   json_t *macv = json_object_get(settings, "MacAddress");
   if (ep == NULL)

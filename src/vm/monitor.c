@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "core/crash.h"
 #include "vm/vm.h"
 
 typedef struct {
@@ -102,8 +103,30 @@ static void record_exit(vm_launch_t *l, int status) {
   }
 }
 
+/* qemu.json: what a killed create leaves running, for hcs_vm_sweep_qemu.
+ * Written before the cgroup is made (Cgroup alone), then by QEMU's own
+ * process before it enters the cgroup and execs (its Pid, start time and
+ * taps): no QEMU runs that the record does not name. */
+static int write_qemu_record(vm_launch_t *l, pid_t pid, hcs_error_t *err) {
+  cleanup_json json_t *r = json_pack("{s:s}", "Cgroup", l->cs->cgroup);
+  if (pid > 0) {
+    json_object_set_new(r, "Pid", json_integer(pid));
+    json_object_set_new(r, "PidStartTime", json_integer((json_int_t)hcs_pid_start_time(pid)));
+    json_t *taps = json_array();
+    for (size_t i = 0; i < l->c->n_nics; i++)
+      json_array_append_new(taps, json_string(l->c->nics[i].tap));
+    json_object_set_new(r, "Taps", taps);
+  }
+  cleanup_free char *path = hcs_xasprintf("%s/qemu.json", l->cs->dir);
+  return hcs_state_write_json(path, r, err);
+}
+
 static __attribute__((noreturn)) void exec_qemu(vm_launch_t *l, int logfd) {
   hcs_error_t err = NULL;
+  if (write_qemu_record(l, getpid(), &err) < 0) {
+    dprintf(logfd, "%s\n", hcs_error_message(err));
+    _exit(125);
+  }
   /* Above stdio first: a creator without stdin may have been given fd 0
    * for the state file, which /dev/null would replace. */
   if (logfd < 3) logfd = fcntl(logfd, F_DUPFD_CLOEXEC, 3);
@@ -226,7 +249,7 @@ static __attribute__((noreturn)) void run_monitor(vm_launch_t *l) {
   if (chdir("/") < 0) _exit(1);
   hcs_resources_t r = {
       .memory_mb = l->c->memory_mb + HCS_VM_OVERHEAD_MB, .cpu_max = l->c->cpu_max, .cpu_weight = l->c->cpu_weight};
-  if (l->cg && l->cg->create(cs->cgroup, &r, &err) < 0) {
+  if (write_qemu_record(l, 0, &err) < 0 || (l->cg && l->cg->create(cs->cgroup, &r, &err) < 0)) {
     send_error(l->sock, &err);
     _exit(1);
   }
@@ -237,7 +260,7 @@ static __attribute__((noreturn)) void run_monitor(vm_launch_t *l) {
   int status = 0;
   if (pid < 0) {
     hcs_error_make(&err, errno, "start QEMU");
-  } else if (wait_qemu_ready(l, pid, &status, &err) == 0) {
+  } else if ((hcs_pause_point("vm monitor: QEMU started"), wait_qemu_ready(l, pid, &status, &err)) == 0) {
     if (write_state(l, pid, &err) == 0) {
       hcs_send_msg(l->sock, HCS_MSG_READY, "", 0, -1);
       goto running;

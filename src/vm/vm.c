@@ -5,6 +5,7 @@
  * Wait, terminate, events, enumerate and delete are the generic ones. */
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -111,6 +112,36 @@ void hcs_vm_remove_taps(json_t *state) {
   size_t i;
   json_array_foreach(json_object_get(state, "Taps"), i, t) if (json_is_string(t))
       hcs_net_tap_remove(json_string_value(t), NULL);
+}
+
+/* A create killed between starting QEMU and writing state.json leaves
+ * QEMU, its cgroup and its taps; qemu.json (monitor.c) names them.  A
+ * QEMU still alive (its start time checked: pids are reused) is killed and
+ * its taps removed (they are its own while it lives; once it is gone the
+ * endpoint may serve another VM); the cgroup is emptied and removed. */
+void hcs_vm_sweep_qemu(const char *dir) {
+  cleanup_free char *path = hcs_xasprintf("%s/qemu.json", dir);
+  cleanup_json json_t *r = json_load_file(path, 0, NULL);
+  if (r == NULL) return;
+  pid_t pid = (pid_t)json_integer_value(json_object_get(r, "Pid"));
+  uint64_t start = (uint64_t)json_integer_value(json_object_get(r, "PidStartTime"));
+  if (pid > 0 && start && hcs_pid_start_time(pid) == start && kill(pid, SIGKILL) == 0) {
+    hcs_info("`%s`: killing QEMU (pid %d) left by a killed create", dir, (int)pid);
+    for (int i = 0; i < 500 && hcs_pid_start_time(pid) == start; i++) {
+      struct timespec ts = {0, 10 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+    hcs_vm_remove_taps(r);
+  }
+  const char *cg = json_string_value(json_object_get(r, "Cgroup"));
+  const hcs_cgroup_ops_t *ops = hcs_cgroup_ops();
+  if (cg && ops) {
+    ops->kill_all(cg, NULL);
+    for (int i = 0; i < 100 && ops->destroy(cg, NULL) < 0; i++) {
+      struct timespec ts = {0, 10 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+  }
 }
 
 /* --- create, start, shutdown, pause, resume ---------------------------------- */

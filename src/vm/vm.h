@@ -68,6 +68,9 @@ HCS_INTERNAL int hcs_net_tap_remove(const char *name, hcs_error_t *err);
 /* Remove the taps a VM's state.json lists (its monitor's clean-up, or
  * delete's when the monitor was killed). */
 HCS_INTERNAL void hcs_vm_remove_taps(json_t *state);
+/* Kill and remove what a create killed before state.json left (the
+ * directory's qemu.json): QEMU, its cgroup, its taps. */
+HCS_INTERNAL void hcs_vm_sweep_qemu(const char *dir);
 
 /* --- QMP, JSON over the unix socket (qmp.c) -------------------------------- */
 typedef struct hcs_qmp_s hcs_qmp_t;

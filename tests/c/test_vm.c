@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -519,6 +520,78 @@ out:
   hcs_net_close(net);
 }
 
+static uint64_t start_time(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  cleanup_free char *st = slurp(path);
+  char *rp = strrchr(st, ')');
+  if (rp == NULL || rp[2] == 'Z' || rp[2] == 'X') return 0;
+  unsigned long long t = 0;
+  /* Field 22 (starttime); field 3 follows ") ". */
+  char *p = rp + 2;
+  for (int f = 3; f < 22 && p; f++)
+    p = strchr(p + 1, ' ');
+  if (p) t = strtoull(p + 1, NULL, 10);
+  return t;
+}
+
+/* A create killed between starting QEMU and writing state.json (the
+ * creator and the monitor both SIGKILLed, the monitor stopped at its
+ * pause point "vm monitor: QEMU started"): the next enumerate sweeps the
+ * directory, and with it QEMU and its cgroup (qemu.json records them). */
+static void crash_window(const char *self) {
+  cleanup_free char *con = hcs_xasprintf("%s/crash.log", root), *docp = hcs_xasprintf("%s/crash.json", root);
+  cleanup_free char *doc = vm_doc("idle", con, NULL, NULL);
+  FILE *f = fopen(docp, "w");
+  ok(f && fputs(doc, f) >= 0 && fclose(f) == 0, "a VM document");
+  cleanup_free char *exe = hcs_xstrdup(self);
+  char *slash = strrchr(exe, '/');
+  if (slash) *slash = '\0';
+  cleanup_free char *hcs = hcs_xasprintf("%s/../hcs", exe);
+  pid_t creator = fork();
+  if (creator == 0) {
+    setenv("HCS_ROOT", root, 1);
+    setenv("HCS_PAUSE_AT", "vm monitor: QEMU started", 1);
+    execl(hcs, hcs, "create", "-n", "crashvm", docp, (char *)NULL);
+    _exit(127);
+  }
+  cleanup_free char *rec = hcs_xasprintf("%s/run/compute/crashvm/qemu.json", root);
+  pid_t qemu = 0;
+  for (int i = 0; i < 600 && qemu <= 0; i++) {
+    json_t *r = json_load_file(rec, 0, NULL);
+    qemu = (pid_t)json_integer_value(json_object_get(r, "Pid"));
+    json_decref(r);
+    if (qemu <= 0) usleep(100 * 1000);
+  }
+  ok(qemu > 0, "the monitor recorded QEMU's pid before state.json (qemu.json)");
+  /* The monitor is QEMU's parent, stopped at its pause point. */
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)qemu);
+  pid_t mon = 0;
+  for (int i = 0; i < 600 && mon <= 1; i++) {
+    cleanup_free char *st = slurp(path);
+    char *rp = strrchr(st, ')');
+    mon = rp ? (pid_t)strtol(rp + 4, NULL, 10) : 0;
+    cleanup_free char *comm = hcs_xasprintf("/proc/%d/exe", (int)qemu);
+    char target[PATH_MAX] = "";
+    if (readlink(comm, target, sizeof target - 1) < 0 || strstr(target, "qemu") == NULL) mon = 0; /* not exec'd yet */
+    if (mon <= 1) usleep(100 * 1000);
+  }
+  uint64_t qstart = start_time(qemu);
+  ok(mon > 1 && qstart > 0, "QEMU runs, under its monitor %d", (int)mon);
+  ok(kill(creator, SIGKILL) == 0 && waitpid(creator, NULL, 0) == creator, "SIGKILL the creator");
+  ok(mon > 1 && kill(mon, SIGKILL) == 0, "SIGKILL the monitor between QEMU's start and state.json");
+  for (int i = 0; i < 300 && start_time(mon) != 0; i++)
+    usleep(10 * 1000);
+  hcs_error_t e = NULL;
+  cleanup_free char *list = hcs_compute_enumerate(root, NULL, &e);
+  hcs_error_release(&e);
+  ok(list && strstr(list, "crashvm") == NULL, "enumerate does not list the half-created VM");
+  ok(qstart == 0 || start_time(qemu) != qstart, "its sweep killed the QEMU left behind");
+  snprintf(path, sizeof path, "%s/run/compute/crashvm", root);
+  ok(access(path, F_OK) < 0, "and removed its directory");
+}
+
 static void nothing_left(void) {
   char path[PATH_MAX];
   snprintf(path, sizeof path, "%s/run/compute", root);
@@ -568,7 +641,7 @@ static void accel(void) {
   setenv("HCS_VM_ACCEL", "tcg", 1);
 }
 
-/* `test_vm [SECTION...]` runs only those sections (bad, accel, counter, disk, network). */
+/* `test_vm [SECTION...]` runs only those sections (bad, accel, counter, disk, network, crash). */
 static int n_only;
 static char **only;
 static bool want(const char *name) {
@@ -602,6 +675,7 @@ int main(int argc, char **argv) {
   if (want("counter")) counter_pause_save_restore();
   if (want("disk")) disk_and_shutdown();
   if (want("network")) network();
+  if (want("crash")) crash_window(argv[0]);
   nothing_left();
   /* The parent cgroups the tests made. */
   snprintf(cmd, sizeof cmd,
