@@ -145,7 +145,8 @@ void hcs_watch_run(const hcs_watch_t *w) {
 
 /* --- the command line of hcs-monitor --------------------------------------- */
 
-enum { MAX_OPTS = 32 };
+/* Room for every option and its value (35 with all of them), then "--". */
+enum { MAX_OPTS = 48 };
 
 char **hcs_watch_argv(const hcs_watch_t *w, const char *program) {
   size_t n_exit = 0;
