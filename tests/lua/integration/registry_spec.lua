@@ -298,7 +298,10 @@ describe("hcs.registry #root", function()
     it("fails with a timeout naming the registry and leaves nothing", function()
       local reg = ru.start(T .. "/stopping")
       finally(function() reg.stop() end)
-      sh(("mkdir -p %s/slow && head -c 8000000 /dev/urandom > %s/slow/data"):format(T, T))
+      -- 32 MB at 1 MB/s: the registry is stopped long before the pull could
+      -- end, however late the wait below sees the download start (with 8 MB
+      -- a slow ASan run once saw the pull finish first).
+      sh(("mkdir -p %s/slow && head -c 32000000 /dev/urandom > %s/slow/data"):format(T, T))
       ru.layout(T .. "/slow-layout", { ru.tar(T .. "/slow", T .. "/slow.tar", true) }, "s")
       local sref = reg.addr .. "/hcs/slow:s"
       ru.copy_in(T .. "/slow-layout", "s", sref)
