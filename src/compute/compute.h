@@ -392,6 +392,12 @@ enum { HCS_MSG_OK = 1, HCS_MSG_ERROR = 2, HCS_MSG_PTY = 3, HCS_MSG_STATE = 4, HC
 /* Fork the monitor (double fork + setsid); it spawns init and reports on
  * s->sock.  Returns in the creator once the monitor is detached. */
 HCS_INTERNAL int hcs_monitor_launch(hcs_spawn_t *s, hcs_error_t *err);
+/* In a freshly forked monitor (container or VM): its name, non-dumpable,
+ * a subreaper, default signal dispositions (SIGPIPE, SIGHUP, SIGINT
+ * ignored), nothing blocked, cwd `/`.  Returns chdir's result. */
+HCS_INTERNAL int hcs_monitor_become(const char *name);
+/* Report err to the creator on the monitor's socket, and release it. */
+HCS_INTERNAL void hcs_monitor_send_error(int sock, hcs_error_t *err);
 /* In the monitor: clone init into its namespaces.  Returns init's pid or -1. */
 HCS_INTERNAL pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err);
 

@@ -48,10 +48,26 @@ static int write_state(void *arg, pid_t pid, hcs_error_t *err) {
   return 0;
 }
 
-static void send_error(int sock, hcs_error_t *err) {
+void hcs_monitor_send_error(int sock, hcs_error_t *err) {
   const char *m = hcs_error_message(*err);
   hcs_send_msg(sock, HCS_MSG_ERROR, m, strlen(m), -1);
   hcs_error_release(err);
+}
+
+int hcs_monitor_become(const char *name) {
+  prctl(PR_SET_NAME, name, 0, 0, 0);
+  /* Non-dumpable: nothing may open our /proc/PID/exe or mem. */
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  for (int sig = 1; sig < NSIG; sig++)
+    signal(sig, SIG_DFL);
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  return chdir("/");
 }
 
 /* Close every fd from 3 up but those in keep (-1 entries ignored). */
@@ -74,25 +90,13 @@ static void close_all_but(int *keep, size_t n) {
 static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   hcs_error_t err = NULL;
   hcs_system_t *cs = s->cs;
-  prctl(PR_SET_NAME, "hcs-monitor", 0, 0, 0);
-  /* Non-dumpable: nothing may open our /proc/PID/exe or mem. */
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-  prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-  for (int sig = 1; sig < NSIG; sig++)
-    signal(sig, SIG_DFL);
-  signal(SIGPIPE, SIG_IGN);
-  signal(SIGHUP, SIG_IGN);
-  signal(SIGINT, SIG_IGN);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
-  if (chdir("/") < 0) _exit(1);
+  if (hcs_monitor_become("hcs-monitor") < 0) _exit(1);
 
   int pidfd = -1, rfd[2] = {-1, -1}, wfd[2] = {-1, -1};
   bool logging = s->log[0] || s->log[1];
   if (logging && hcs_log_prepare(cs->dir, rfd, wfd, &err) < 0) {
     if (s->cg) s->cg->destroy(cs->cgroup, NULL);
-    send_error(s->sock, &err);
+    hcs_monitor_send_error(s->sock, &err);
     _exit(1);
   }
   for (int i = 0; i < 2; i++)
@@ -102,7 +106,7 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
     if (pipe2(in, O_CLOEXEC) < 0) {
       hcs_error_make(&err, errno, "pipe");
       if (s->cg) s->cg->destroy(cs->cgroup, NULL);
-      send_error(s->sock, &err);
+      hcs_monitor_send_error(s->sock, &err);
       _exit(1);
     }
     s->stdio[0] = in[0]; /* closed below with the rest once init has it */
@@ -117,7 +121,7 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   pid_t pid = hcs_spawn_init(s, &pidfd, &err);
   if (pid < 0) {
     if (s->cg) s->cg->destroy(cs->cgroup, NULL);
-    send_error(s->sock, &err);
+    hcs_monitor_send_error(s->sock, &err);
     _exit(1);
   }
   /* Drop every fd inherited from the creator (its stdio, pipes, the store

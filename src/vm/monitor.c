@@ -29,12 +29,6 @@ typedef struct {
  * translation cache, I/O buffers), counted in the cgroup's limit. */
 #define HCS_VM_OVERHEAD_MB 320
 
-static void send_error(int sock, hcs_error_t *err) {
-  const char *m = hcs_error_message(*err);
-  hcs_send_msg(sock, HCS_MSG_ERROR, m, strlen(m), -1);
-  hcs_error_release(err);
-}
-
 /* The first lines QEMU wrote to its log (why it exited). */
 static char *qemu_said(const char *dir) {
   cleanup_free char *path = hcs_xasprintf("%s/qemu.log", dir), *text = NULL;
@@ -235,22 +229,11 @@ static int write_state(vm_launch_t *l, pid_t pid, hcs_error_t *err) {
 static __attribute__((noreturn)) void run_monitor(vm_launch_t *l) {
   hcs_error_t err = NULL;
   hcs_system_t *cs = l->cs;
-  prctl(PR_SET_NAME, "hcs-vm-monitor", 0, 0, 0);
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-  prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-  for (int sig = 1; sig < NSIG; sig++)
-    signal(sig, SIG_DFL);
-  signal(SIGPIPE, SIG_IGN);
-  signal(SIGHUP, SIG_IGN);
-  signal(SIGINT, SIG_IGN);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
-  if (chdir("/") < 0) _exit(1);
+  if (hcs_monitor_become("hcs-vm-monitor") < 0) _exit(1);
   hcs_resources_t r = {
       .memory_mb = l->c->memory_mb + HCS_VM_OVERHEAD_MB, .cpu_max = l->c->cpu_max, .cpu_weight = l->c->cpu_weight};
   if (write_qemu_record(l, 0, &err) < 0 || (l->cg && l->cg->create(cs->cgroup, &r, &err) < 0)) {
-    send_error(l->sock, &err);
+    hcs_monitor_send_error(l->sock, &err);
     _exit(1);
   }
   cleanup_free char *log = hcs_xasprintf("%s/qemu.log", cs->dir);
@@ -274,7 +257,7 @@ static __attribute__((noreturn)) void run_monitor(vm_launch_t *l) {
   if (l->cg) l->cg->destroy(cs->cgroup, NULL);
   remove_vm_files(cs);
   remove_taps(l->c);
-  send_error(l->sock, &err);
+  hcs_monitor_send_error(l->sock, &err);
   _exit(1);
 running:
   if (logfd >= 0) close(logfd);
