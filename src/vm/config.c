@@ -387,6 +387,20 @@ hcs_vm_config_t *hcs_vm_config_parse(json_t *doc, hcs_error_t *err) {
     bad(err, "VirtualMachine.Devices.Scsi", "a disk to boot from with Chipset.Uefi", NULL);
     goto fail;
   }
+  /* The firmware is checked here, not by QEMU: a missing one would fail
+   * the create with QEMU's words about a pflash drive. */
+  for (int i = 0; c->uefi && i < 2; i++) {
+    cleanup_free char *fw = hcs_vm_ovmf_path(i ? "OVMF_VARS.fd" : "OVMF_CODE.fd");
+    struct stat st;
+    int bad_fw = stat(fw, &st) < 0 ? errno : S_ISREG(st.st_mode) ? 0 : EINVAL;
+    if (bad_fw) {
+      hcs_error_make(err, bad_fw,
+                     "invalid configuration: `VirtualMachine.Chipset.Uefi`: the UEFI firmware `%s` is not installed "
+                     "(Debian's ovmf package)",
+                     fw);
+      goto fail;
+    }
+  }
   if (restore) {
     if (get_str(restore, "VirtualMachine.RestoreState", "SaveStateFilePath", &c->restore, err) < 0) goto fail;
     if (c->restore == NULL) {

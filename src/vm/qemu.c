@@ -18,6 +18,14 @@ const char *hcs_qemu_binary(void) {
   return q && *q ? q : "qemu-system-x86_64";
 }
 
+/* Debian's ovmf package; $HCS_OVMF_DIR names another directory holding
+ * OVMF_CODE.fd and OVMF_VARS.fd (a firmware built elsewhere, or none: the
+ * tests check the refusal). */
+char *hcs_vm_ovmf_path(const char *file) {
+  const char *d = getenv("HCS_OVMF_DIR");
+  return hcs_xasprintf("%s/%s", d && *d ? d : "/usr/share/OVMF", file);
+}
+
 typedef struct {
   char **v;
   size_t n, cap;
@@ -114,8 +122,10 @@ char **hcs_qemu_argv(const hcs_vm_config_t *c, const char *id, const char *dir, 
     ADD(&a, "virtio-net-pci,netdev=net-%s,id=dev-net-%s%s%s", n->name, n->name, mac ? ",mac=" : "", mac ? mac : "");
   }
   if (c->uefi) {
+    cleanup_free char *code = hcs_vm_ovmf_path("OVMF_CODE.fd");
+    cleanup_free char *ecode = opt_escape(code);
     ADD(&a, "-drive");
-    ADD(&a, "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd");
+    ADD(&a, "if=pflash,format=raw,readonly=on,file=%s", ecode);
     ADD(&a, "-drive");
     ADD(&a, "if=pflash,format=raw,file=%s/OVMF_VARS.fd", edir);
   }

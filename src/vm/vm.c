@@ -153,7 +153,8 @@ int hcs_vm_create(hcs_system_t *cs, json_t *doc, hcs_vm_config_t *c, int create_
     cleanup_free char *vars = hcs_xasprintf("%s/OVMF_VARS.fd", cs->dir);
     cleanup_free char *data = NULL;
     size_t len = 0;
-    if (hcs_read_file("/usr/share/OVMF/OVMF_VARS.fd", &data, &len, err) < 0 || hcs_write_file(vars, data, len, err) < 0)
+    cleanup_free char *tmpl = hcs_vm_ovmf_path("OVMF_VARS.fd");
+    if (hcs_read_file(tmpl, &data, &len, err) < 0 || hcs_write_file_atomic(vars, data, len, 0600, err) < 0)
       return hcs_error_wrap(err, "create `%s`: UEFI variables", cs->id);
   }
   for (size_t i = 0; i < c->n_nics; i++)

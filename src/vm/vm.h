@@ -91,6 +91,8 @@ HCS_INTERNAL json_t *hcs_qmp_call(const char *path, const char *cmd, json_t *arg
 HCS_INTERNAL char **hcs_qemu_argv(const hcs_vm_config_t *c, const char *id, const char *dir, const char *accel,
                                   int incoming_fd);
 HCS_INTERNAL const char *hcs_qemu_binary(void);
+/* <$HCS_OVMF_DIR or /usr/share/OVMF>/file: the UEFI firmware (malloc'd). */
+HCS_INTERNAL char *hcs_vm_ovmf_path(const char *file);
 /* The accelerator: $HCS_VM_ACCEL, else the probe cached in the run root;
  * `why` (static or malloc'd into *why_out) says why. */
 HCS_INTERNAL const char *hcs_vm_accel(const char *run_root, char **why);
