@@ -224,6 +224,7 @@ void hcs_vm_config_free(hcs_vm_config_t *c) {
   free(c->com_file);
   free(c->com_socket);
   free(c->restore);
+  json_decref(c->pci_slots);
   free(c->cgroup_parent);
   free(c);
 }

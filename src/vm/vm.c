@@ -159,6 +159,15 @@ int hcs_vm_create(hcs_system_t *cs, json_t *doc, hcs_vm_config_t *c, int create_
   }
   for (size_t i = 0; i < c->n_nics; i++)
     if (hcs_net_vm_adapter(cs->root, c->nics[i].endpoint, cs->id, &c->nics[i], err) < 0) {
+      /* Busy because an earlier adapter of this document took it. */
+      for (size_t k = 0; k < i && c->nics[i].tap[0]; k++)
+        if (strcmp(c->nics[k].tap, c->nics[i].tap) == 0) {
+          hcs_error_make(err, 0,
+                         "invalid configuration: `VirtualMachine.Devices.NetworkAdapters.%s`: endpoint `%s` is "
+                         "already the endpoint of adapter `%s`",
+                         c->nics[i].name, c->nics[i].endpoint, c->nics[k].name);
+          break;
+        }
       for (size_t k = 0; k < i; k++)
         hcs_net_tap_remove(c->nics[k].tap, NULL);
       return hcs_error_wrap(err, "create `%s`", cs->id);
@@ -263,6 +272,24 @@ static int migrate_to(hcs_qmp_t *q, int fd, hcs_error_t *err) {
   }
 }
 
+/* Where QEMU put each device with an id (query-pci): {"dev-net-nic1": 6,
+ * ...}, for the restore (vm.h, HCS_VM_SAVE_MAGIC). */
+static json_t *pci_slots(hcs_qmp_t *q, hcs_error_t *err) {
+  json_t *r = hcs_qmp_execute(q, "query-pci", NULL, -1, err);
+  if (r == NULL) return NULL;
+  json_t *slots = json_object(), *bus, *d;
+  size_t i, k;
+  json_array_foreach(r, i, bus) {
+    json_array_foreach(json_object_get(bus, "devices"), k, d) {
+      const char *id = json_string_value(json_object_get(d, "qdev_id"));
+      if (id && *id && json_integer_value(json_object_get(d, "function")) == 0)
+        json_object_set(slots, id, json_object_get(d, "slot"));
+    }
+  }
+  json_decref(r);
+  return slots;
+}
+
 int hcs_vm_save(hcs_system_t *cs, const char *path, hcs_error_t *err) {
   if (!hcs_system_is_vm(cs)) return hcs_error_make(err, EINVAL, "save `%s`: not a virtual machine", cs->id);
   cleanup_close int lock = lock_dir(cs, err);
@@ -283,12 +310,22 @@ int hcs_vm_save(hcs_system_t *cs, const char *path, hcs_error_t *err) {
     strcpy(dir, ".");
   cleanup_close int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
   if (fd < 0) return hcs_error_make(err, errno, "save `%s`: create a file in `%s`", cs->id, dir);
-  cleanup_free char *doc = json_dumps(cs->config, JSON_COMPACT | JSON_SORT_KEYS);
-  cleanup_free char *head = hcs_xasprintf("%s%zu\n%s\n", HCS_VM_SAVE_MAGIC, strlen(doc), doc);
-  if (write(fd, head, strlen(head)) != (ssize_t)strlen(head)) return hcs_error_make(err, errno, "write `%s`", path);
   cleanup_free char *qmp = qmp_path(cs);
   hcs_qmp_t *q = hcs_qmp_connect(qmp, 0, err);
   if (q == NULL) return hcs_error_wrap(err, "save `%s`", cs->id);
+  cleanup_json json_t *hdoc = json_deep_copy(cs->config);
+  json_t *slots = pci_slots(q, err);
+  if (slots == NULL) {
+    hcs_qmp_close(q);
+    return hcs_error_wrap(err, "save `%s`", cs->id);
+  }
+  json_object_set_new(hdoc, "PciSlots", slots);
+  cleanup_free char *doc = json_dumps(hdoc, JSON_COMPACT | JSON_SORT_KEYS);
+  cleanup_free char *head = hcs_xasprintf("%s%zu\n%s\n", HCS_VM_SAVE_MAGIC, strlen(doc), doc);
+  if (write(fd, head, strlen(head)) != (ssize_t)strlen(head)) {
+    hcs_qmp_close(q);
+    return hcs_error_make(err, errno, "save `%s`: write `%s`", cs->id, path);
+  }
   int r = 0;
   if (st == HCS_STATE_RUNNING) {
     json_t *v = hcs_qmp_execute(q, "stop", NULL, -1, err);
