@@ -80,6 +80,29 @@ describe("hcs VM CLI #root #vm", function()
     assert.matches("a backing file needs the qcow2 format", e2, 1, true)
   end)
 
+  it("disk create killed mid-way leaves nothing beside the target", function()
+    if not have_qemu then pending("no qemu-img") return end
+    local dir = root .. "/killed"
+    assert(u.run("mkdir -p " .. u.quote(dir)))
+    -- Stopped (SIGSTOP) once qemu-img wrote the disk, before it is named.
+    local _, _, pid = u.run(("HCS_ROOT=%s HCS_PAUSE_AT='disk create: written' %s disk create --size 1M %s "
+      .. ">/dev/null 2>&1 & echo $!"):format(u.quote(root), u.quote(u.hcs_bin), u.quote(dir .. "/d.qcow2")))
+    pid = assert(tonumber(pid))
+    local stopped = wait_until(function()
+      local st = u.read_file("/proc/" .. pid .. "/stat") or ""
+      return st:match("%) T ") ~= nil
+    end)
+    assert.is_true(stopped, "hcs disk create reached its pause point")
+    assert(u.run("kill -KILL " .. pid))
+    wait_until(function() return u.read_file("/proc/" .. pid .. "/stat") == nil end)
+    local _, _, left = u.run("ls -A " .. u.quote(dir))
+    assert.equal("", left)
+    -- And the same create then succeeds.
+    local ok, code, _, err = hcs("disk", "create", "--size", "1M", dir .. "/d.qcow2")
+    assert.is_true(ok and code == 0, err)
+    assert.equal("qcow2", json.decode(select(3, hcs("disk", "inspect", "--json", dir .. "/d.qcow2"))).Format)
+  end)
+
   it("create, start, pause, resume, save, restore, kill and rm a VM from a document", function()
     if kernel == "" or not have_qemu then pending("no kernel or QEMU") return end
     local doc = {
