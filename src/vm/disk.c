@@ -129,14 +129,7 @@ int hcs_disk_create(const char *path, const char *format, uint64_t size, const c
    * reached as /proc/self/fd/N, which it inherits), linked under its name
    * once complete: a create killed mid-way leaves nothing behind, and no
    * reader ever sees half a disk. */
-  cleanup_free char *dir = hcs_xstrdup(path);
-  char *slash = strrchr(dir, '/');
-  if (slash == dir)
-    dir[1] = '\0';
-  else if (slash)
-    *slash = '\0';
-  else
-    strcpy(dir, ".");
+  cleanup_free char *dir = hcs_dir_of(path);
   cleanup_close int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
   if (fd < 0) return hcs_error_make(err, errno, "create disk `%s`: create a file in `%s`", path, dir);
   if (fd < 3) { /* the child's stdio would replace it */

@@ -300,14 +300,7 @@ int hcs_vm_save(hcs_system_t *cs, const char *path, hcs_error_t *err) {
   /* Written as an unnamed file in the target's directory and linked into
    * place once complete: a killed save leaves nothing, a reader never sees
    * half a state. */
-  cleanup_free char *dir = hcs_xstrdup(path);
-  char *slash = strrchr(dir, '/');
-  if (slash == dir)
-    dir[1] = '\0';
-  else if (slash)
-    *slash = '\0';
-  else
-    strcpy(dir, ".");
+  cleanup_free char *dir = hcs_dir_of(path);
   cleanup_close int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
   if (fd < 0) return hcs_error_make(err, errno, "save `%s`: create a file in `%s`", cs->id, dir);
   cleanup_free char *qmp = qmp_path(cs);
