@@ -103,7 +103,7 @@ static void bad_documents(void) {
       {"a missing kernel", kernel, "/nonexistent/vmlinuz",
        "`VirtualMachine.Chipset.LinuxKernelDirect.KernelFilePath`: `/nonexistent/vmlinuz` not found"},
       {"memory 0", "\"SizeInMB\":192", "\"SizeInMB\":0",
-       "`VirtualMachine.ComputeTopology.Memory.SizeInMB`: expected an integer from 16"},
+       "`VirtualMachine.ComputeTopology.Memory.SizeInMB`: expected an integer in [16, 1048576], got 0"},
       {"an unknown field", "\"StopOnReset\"", "\"StopOnReboot\"", "`VirtualMachine.StopOnReboot`: unknown field"},
       {"a disk not found", NULL, NULL,
        "`VirtualMachine.Devices.Scsi.0.Attachments.0.Path`: `/nonexistent/disk.img` not found"},
