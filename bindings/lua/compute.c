@@ -582,6 +582,10 @@ static int m_attach(lua_State *L) {
     }
     if (p[0].revents) {
       ssize_t n = recv(sock, buf, sizeof buf, 0);
+      /* A monitor that closed with our packets unread (one from before
+       * attach.c's close_client) reports ECONNRESET once, ahead of the
+       * output still queued for us: read on. */
+      if (n < 0 && (errno == ECONNRESET || errno == EINTR)) continue;
       if (n <= 0) break; /* the system stopped: its output is all here */
       int fd = buf[0] == HCS_ATTACH_STDERR ? 2 : 1;
       for (ssize_t off = 1; off < n;) {
