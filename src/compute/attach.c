@@ -194,6 +194,23 @@ void hcs_attach_broadcast(hcs_attach_server_t *a, int stream, const char *data, 
   }
 }
 
+void hcs_attach_send_exit(hcs_attach_server_t *a, const char *record) {
+  size_t len = strlen(record);
+  if (len >= PACKET) return; /* an exit record is a few fields */
+  char kind = HCS_ATTACH_EXIT;
+  struct iovec v[2] = {{&kind, 1}, {(void *)record, len}};
+  struct msghdr m = {.msg_iov = v, .msg_iovlen = 2};
+  for (int i = 0; i < HCS_ATTACH_MAX_CLIENTS; i++)
+    if (a->clients[i] >= 0) {
+      /* The output before it may fill a slow client's queue: a short wait. */
+      for (int tries = 0; tries < 10; tries++) {
+        if (sendmsg(a->clients[i], &m, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0 || (errno != EAGAIN && errno != EINTR)) break;
+        struct pollfd p = {a->clients[i], POLLOUT, 0};
+        poll(&p, 1, 100);
+      }
+    }
+}
+
 void hcs_attach_close(hcs_attach_server_t *a, const char *dir) {
   for (int i = 0; i < HCS_ATTACH_MAX_CLIENTS; i++)
     if (a->clients[i] >= 0) close_client(a->clients[i]), a->clients[i] = -1;

@@ -90,11 +90,32 @@ static void many_clients_many_packets(const char *dir) {
   is_int(good, 3, "each of three clients with unread packets gets the output, then the end");
 }
 
+static void exit_record_before_the_end(const char *dir) {
+  hcs_attach_server_t a;
+  hcs_attach_listen(&a, dir);
+  int c = connect_client(dir);
+  serve_once(&a);
+  char buf[128];
+  recv_packet(c, buf, sizeof buf);
+  hcs_attach_broadcast(&a, 0, "bye\n", 4);
+  hcs_attach_send_exit(&a, "{\"ExitCode\":3,\"ExitType\":\"Exited\"}");
+  hcs_attach_close(&a, dir);
+  ssize_t n = recv_packet(c, buf, sizeof buf);
+  ok(n == 5 && buf[0] == HCS_ATTACH_STDOUT, "the output comes first");
+  n = recv_packet(c, buf, sizeof buf - 1);
+  ok(n > 0 && buf[0] == HCS_ATTACH_EXIT, "then the exit record");
+  buf[n > 0 ? n : 0] = '\0';
+  is_str(n > 0 ? buf + 1 : "", "{\"ExitCode\":3,\"ExitType\":\"Exited\"}", "as the monitor wrote it");
+  is_int(recv_packet(c, buf, sizeof buf), 0, "then the end");
+  close(c);
+}
+
 int main(void) {
   char dir[] = "/tmp/hcs-test-attach-XXXXXX";
   if (!mkdtemp(dir)) return 1;
   output_survives_unread_packets(dir);
   many_clients_many_packets(dir);
+  exit_record_before_the_end(dir);
   char path[sizeof dir + 16];
   snprintf(path, sizeof path, "%s/attach", dir);
   ok(access(path, F_OK) != 0, "the socket file is removed");
