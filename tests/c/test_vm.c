@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "hcs/vm_initrd.h"
 #include "vm/vm.h"
 #include "hcs/hcs.h"
 #include "tap.h"
@@ -734,10 +735,11 @@ static void accel(void) {
 }
 
 /* A UEFI boot: OVMF boots a FAT disk (built here with mkfs.fat and mcopy)
- * that holds Debian's kernel (an EFI stub), the test initramfs and a
- * startup.nsh the UEFI shell runs (the kernel has no built-in command
- * line; the shell passes ours).  The firmware missing, a disk not found
- * and no disk are refused first. */
+ * that holds Debian's kernel (an EFI stub), the hcs initramfs (the guest
+ * agent) and a startup.nsh the UEFI shell runs (the kernel has no built-in
+ * command line; the shell passes ours); a process runs through the agent
+ * and the ACPI power button ends it.  The firmware missing, a disk not
+ * found and no disk are refused first. */
 static char *uefi_doc(const char *disk, const char *con) {
   return hcs_xasprintf(
       "{\"Owner\":\"vmtest\",\"SchemaVersion\":{\"Major\":2,\"Minor\":1},\"VirtualMachine\":{"
@@ -757,13 +759,20 @@ static void uefi(void) {
   cleanup_free char *con = hcs_xasprintf("%s/uefi.log", root), *disk = hcs_xasprintf("%s/uefi.img", root);
   cleanup_free char *nsh = hcs_xasprintf("%s/startup.nsh", root);
   FILE *f = fopen(nsh, "w");
-  ok(f && fputs("fs0:\r\n\\vmlinuz initrd=\\initrd.gz console=ttyS0 loglevel=6 panic=-1 hcs.mode=idle\r\n", f) >= 0 &&
-         fclose(f) == 0,
+  ok(f && fputs("fs0:\r\n\\vmlinuz initrd=\\initrd.gz console=ttyS0 loglevel=6 panic=-1\r\n", f) >= 0 && fclose(f) == 0,
      "a startup.nsh");
+  const char *build = getenv("HCS_BUILD_DIR");
+  cleanup_free char *agent = hcs_xasprintf("%s/hcs-agent", build ? build : "build");
+  cleanup_free char *ainitrd = hcs_xasprintf("%s/agent-initrd.gz", root);
+  hcs_vm_initrd_options_t io = {
+      .modules_dir = "/lib/modules", .kernel_version = strchr(kernel, '-') + 1, .agent = agent};
+  cleanup_free char *sum = hcs_vm_initrd_build(&io, ainitrd, &e);
+  ok(sum != NULL, "the hcs initramfs: %s", sum ? "" : hcs_error_message(e));
+  hcs_error_release(&e);
   cleanup_free char *mk = hcs_xasprintf("mkfs.fat -C -n HCSUEFI '%s' 32768 >/dev/null && mcopy -i '%s' '%s' ::/vmlinuz "
                                         "&& mcopy -i '%s' '%s' ::/initrd.gz && mcopy -i '%s' '%s' ::/startup.nsh",
-                                        disk, disk, kernel, disk, initrd, disk, nsh);
-  ok(system(mk) == 0, "a FAT disk with the kernel, the initramfs and startup.nsh");
+                                        disk, disk, kernel, disk, ainitrd, disk, nsh);
+  ok(system(mk) == 0, "a FAT disk with the kernel, the hcs initramfs and startup.nsh");
 
   cleanup_free char *doc = uefi_doc(disk, con);
   setenv("HCS_OVMF_DIR", "/nonexistent/OVMF", 1);
@@ -800,9 +809,31 @@ static void uefi(void) {
   ok(hcs_compute_start(cs, &e) == 0, "start");
   ok(wait_console(con, "UEFI Interactive Shell", 0), "OVMF runs the UEFI shell");
   ok(wait_console(con, "Linux version", 0), "the shell's startup.nsh boots the kernel");
-  ok(wait_console(con, "HCS-VM-BOOTED mode=idle", 0), "... to the initramfs's init");
-  ok(hcs_compute_terminate(cs, &e) == 0, "terminate");
-  is_int(hcs_compute_wait(cs, 60000, &e), 1, "the system stops");
+  hcs_process_t *pr = hcs_process_create(
+      cs, "{\"CommandArgs\":[\"sh\",\"-c\",\"echo uefi-$((6*7)); exit 3\"],\"CreateStdOutPipe\":true}", &e);
+  ok(pr != NULL, "a process in the guest through the agent: %s", pr ? "" : hcs_error_message(e));
+  hcs_error_release(&e);
+  if (pr) {
+    int out = -1;
+    hcs_process_take_stdio(pr, NULL, &out, NULL);
+    char buf[64] = "";
+    size_t n = 0;
+    ssize_t r;
+    while (out >= 0 && n < sizeof buf - 1 && (r = read(out, buf + n, sizeof buf - 1 - n)) > 0)
+      n += (size_t)r;
+    buf[n] = '\0';
+    if (out >= 0) close(out);
+    is_str(buf, "uefi-42\n", "... its output");
+    is_int(hcs_process_wait(pr, 60000, &e), 1, "... it exits");
+    is_int(hcs_process_exit_code(pr, &e), 3, "... with its code");
+    hcs_error_release(&e);
+    hcs_process_close(pr);
+  }
+  ok(hcs_compute_shutdown(cs, 60000, &e) == 0, "shutdown: %s", e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  json_t *p = props(cs);
+  is_str(prop_str(p, "ExitType"), "Shutdown", "the guest powered off through ACPI (ExitType Shutdown)");
+  json_decref(p);
   ok(hcs_compute_delete(cs, false, &e) == 0, "delete: %s", e ? hcs_error_message(e) : "");
   hcs_error_release(&e);
   hcs_compute_close(cs);
