@@ -3,6 +3,7 @@
  * button), pause/resume (QMP stop/cont), save/restore (QEMU's migration
  * stream to and from a file), properties and modify (balloon, hot-plug).
  * Wait, terminate, events, enumerate and delete are the generic ones. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "core/crash.h"
 #include "hcs/vm.h"
 #include "vm/vm.h"
 
@@ -290,6 +292,39 @@ static json_t *pci_slots(hcs_qmp_t *q, hcs_error_t *err) {
   return slots;
 }
 
+/* The `PATH.tmp-PID` a save killed before its rename left (PID gone). */
+static void sweep_save_tmps(const char *dir, const char *path) {
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  size_t n = strlen(base);
+  DIR *d = opendir(dir);
+  struct dirent *de;
+  while (d && (de = readdir(d))) {
+    const char *pid = de->d_name + n + 5;
+    if (strncmp(de->d_name, base, n) != 0 || strncmp(de->d_name + n, ".tmp-", 5) != 0 || *pid == '\0' ||
+        strspn(pid, "0123456789") != strlen(pid))
+      continue;
+    if (kill((pid_t)atoi(pid), 0) < 0 && errno == ESRCH) unlinkat(dirfd(d), de->d_name, 0);
+  }
+  if (d) closedir(d);
+}
+
+/* The saved state (the unnamed file `proc`) over an existing `path`. */
+static int replace_with(hcs_system_t *cs, const char *proc, const char *path, hcs_error_t *err) {
+  if (errno != EEXIST) return hcs_error_make(err, errno, "save `%s`: link `%s`", cs->id, path);
+  cleanup_free char *tmp = hcs_xasprintf("%s.tmp-%d", path, (int)getpid());
+  unlink(tmp);
+  if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) < 0)
+    return hcs_error_make(err, errno, "save `%s`: link `%s`", cs->id, tmp);
+  hcs_pause_point("vm save: linked");
+  if (rename(tmp, path) < 0) {
+    int saved = errno;
+    unlink(tmp);
+    return hcs_error_make(err, saved, "save `%s`: rename to `%s`", cs->id, path);
+  }
+  return 0;
+}
+
 int hcs_vm_save(hcs_system_t *cs, const char *path, hcs_error_t *err) {
   if (!hcs_system_is_vm(cs)) return hcs_error_make(err, EINVAL, "save `%s`: not a virtual machine", cs->id);
   cleanup_close int lock = lock_dir(cs, err);
@@ -301,6 +336,7 @@ int hcs_vm_save(hcs_system_t *cs, const char *path, hcs_error_t *err) {
    * place once complete: a killed save leaves nothing, a reader never sees
    * half a state. */
   cleanup_free char *dir = hcs_dir_of(path);
+  sweep_save_tmps(dir, path);
   cleanup_close int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
   if (fd < 0) return hcs_error_make(err, errno, "save `%s`: create a file in `%s`", cs->id, dir);
   cleanup_free char *qmp = qmp_path(cs);
@@ -332,15 +368,10 @@ int hcs_vm_save(hcs_system_t *cs, const char *path, hcs_error_t *err) {
   if (fsync(fd) < 0) return hcs_error_make(err, errno, "save `%s`: fsync `%s`", cs->id, path);
   char proc[64];
   snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-  cleanup_free char *tmp = hcs_xasprintf("%s.tmp-%d", path, (int)getpid());
-  unlink(tmp);
-  if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) < 0)
-    return hcs_error_make(err, errno, "save `%s`: link `%s`", cs->id, tmp);
-  if (rename(tmp, path) < 0) {
-    int saved = errno;
-    unlink(tmp);
-    return hcs_error_make(err, saved, "save `%s`: rename to `%s`", cs->id, path);
-  }
+  /* A new file is linked under its name at once; one that replaces a file
+   * goes through `PATH.tmp-PID` and a rename (linkat never replaces), a
+   * name the next save to PATH sweeps if this one is killed in between. */
+  if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) < 0 && replace_with(cs, proc, path, err) < 0) return -1;
   hcs_fsync_dir(dir, NULL);
   hcs_system_emit(cs, "saved", json_pack("{s:s}", "SaveStateFilePath", path));
   return 0;
