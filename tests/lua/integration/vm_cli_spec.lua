@@ -44,6 +44,8 @@ describe("hcs VM CLI #root #vm", function()
   teardown(function()
     local _, _, out = hcs("list", "--json")
     for _, s in ipairs(json.decode(out ~= "" and out or "[]")) do hcs("rm", "-f", s.Id) end
+    _, _, out = hcs("network", "ls", "-q")
+    for id in out:gmatch("%S+") do hcs("network", "rm", "--force", id) end
     u.rmtree(root)
     u.run("find /sys/fs/cgroup -maxdepth 2 -type d -name '" .. parent .. "' -exec rmdir {} +")
     local _, _, dirs = u.run("find /sys/fs/cgroup -maxdepth 3 -type d -name '" .. parent .. "*'")
@@ -244,6 +246,38 @@ describe("hcs VM CLI #root #vm", function()
     local okb, cb, ob, eb = u.run(both .. "; sleep 0.5")
     assert.is_true(okb and cb == 0, eb)
     assert.matches("B", ob, 1, true)
+    -- A hot-added network adapter gets its endpoint's address from the
+    -- agent (no ip= names it: this VM booted without adapters), and the
+    -- guest reaches the network's gateway through it.
+    local netname = "vmxn" .. root:match("hcs%-test%.(.*)$")
+    local addnic = ([[
+      local hcs = require "hcs"
+      local n = assert(hcs.net.network.create{ Name = %q, Type = "NAT" })
+      local ep = assert(hcs.net.endpoint.create{ Name = %q, HostComputeNetwork = %q })
+      local cs = assert(hcs.compute.open("va"))
+      assert(cs:modify{ ResourcePath = "VirtualMachine/Devices/NetworkAdapters/nic1", RequestType = "Add",
+        Settings = { EndpointId = ep.Id } })
+      local ipc = ep.IpConfigurations[1]
+      io.write(ipc.IpAddress, "/", ipc.PrefixLength, " ", n.Linux.Gateway)]]):format(netname, netname .. "ep", netname)
+    local nok, _, nout, nerr = u.run(("HCS_ROOT=%s %s -e %s"):format(u.quote(root), u.quote(u.hcs_bin), u.quote(addnic)))
+    assert.is_true(nok, nerr)
+    local cidr, gw = nout:match("^(%S+) (%S+)$")
+    assert.is_truthy(cidr, nout)
+    _, code, out = hcs("exec", "va", "ip", "-4", "addr")
+    assert.equal(0, code)
+    assert.matches("inet " .. cidr, out, 1, true)
+    _, code, out = hcs("exec", "va", "ip", "route")
+    assert.equal(0, code)
+    assert.matches("default via " .. gw, out, 1, true)
+    local _, pcode, pout, perr = hcs("exec", "va", "ping", "-c", "1", "-W", "10", gw)
+    assert.equal(0, pcode, pout .. perr)
+    local rmnic = [[
+      local hcs = require "hcs"
+      assert(assert(hcs.compute.open("va")):modify{ ResourcePath = "VirtualMachine/Devices/NetworkAdapters/nic1",
+        RequestType = "Remove" })]]
+    nok, _, _, nerr = u.run(("HCS_ROOT=%s %s -e %s"):format(u.quote(root), u.quote(u.hcs_bin), u.quote(rmnic)))
+    assert.is_true(nok, nerr)
+    assert.equal(0, select(2, hcs("network", "rm", "--force", netname)))
     -- exec -d: the VM's monitor owns the process; it outlives its creator,
     -- another process reopens it by pid, signals and waits it, and learns
     -- its exit code (the monitor keeps it, also after the exit).
