@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -173,7 +174,10 @@ void agent_configure_interface_start(json_t *seq, json_t *req) {
     return agent_reply_error(seq, e, "configure interface %s: fork", mac);
   }
   if (pid == 0) {
-    close(p[0]);
+    /* Only the result pipe: a copy of a process's stdin pipe here would
+     * hold back its end of file while the link is waited for. */
+    if (p[1] > 3) syscall(SYS_close_range, 3U, (unsigned)p[1] - 1, 0U);
+    syscall(SYS_close_range, (unsigned)p[1] + 1, ~0U, 0U);
     struct result r = {-1, ""};
     char ifname[IFNAMSIZ + 1] = "";
     if (configure(mac, address, (int)json_integer_value(prefixv), gateway, (int)timeout, ifname, sizeof(ifname), r.text,
