@@ -423,6 +423,13 @@ static json_t *request(hcs_vm_agent_t *a, json_t *req, hcs_vm_agent_process_t *p
     json_decref(w.reply);
     return NULL;
   }
+  if (!json_is_true(json_object_get(w.reply, "ok"))) {
+    /* Neither: a create or open would hand out a process the relay
+     * thread never registered (found by fuzz_vm_agent_frames). */
+    hcs_error_make(err, EPROTO, "the agent's answer is neither ok nor an error");
+    json_decref(w.reply);
+    return NULL;
+  }
   return w.reply;
 }
 
