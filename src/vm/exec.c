@@ -138,9 +138,13 @@ void hcs_vm_exec_close(hcs_vm_exec_t *x) {
  * `ip=` names only the adapters given at create, so the agent configures
  * the new link (found by its MAC once the guest's kernel probed it).  A
  * guest without the agent (no agent.ready) configures it itself. */
-int hcs_vm_exec_configure_nic(hcs_system_t *cs, const hcs_vm_nic_t *nic, hcs_error_t *err) {
+bool hcs_vm_exec_agent_ready(hcs_system_t *cs) {
   cleanup_free char *ready = hcs_xasprintf("%s/agent.ready", cs->dir);
-  if (nic->ip_param == NULL || nic->mac == NULL || access(ready, F_OK) < 0) return 0;
+  return access(ready, F_OK) == 0;
+}
+
+int hcs_vm_exec_configure_nic(hcs_system_t *cs, const hcs_vm_nic_t *nic, hcs_error_t *err) {
+  if (nic->ip_param == NULL || nic->mac == NULL || !hcs_vm_exec_agent_ready(cs)) return 0;
   /* ip=ADDR::GW:MASK::eth0:off (src/net/tap.c) */
   char addr[INET_ADDRSTRLEN] = "", gw[INET_ADDRSTRLEN] = "", mask[INET_ADDRSTRLEN] = "";
   struct in_addr m;

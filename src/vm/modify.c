@@ -157,6 +157,13 @@ static int nic_change(hcs_system_t *cs, hcs_qmp_t *q, json_t *doc, const char *n
   }
   if (json_object_get(nics, name))
     return hcs_error_make(err, EEXIST, "a network adapter is at `VirtualMachine/Devices/NetworkAdapters/%s`", name);
+  /* A paused guest's agent would answer its configuration only after a
+   * resume: the modify would wait until then. */
+  if (hcs_system_state(cs) == HCS_STATE_PAUSED && hcs_vm_exec_agent_ready(cs))
+    return hcs_error_make(err, EBUSY,
+                          "add network adapter `%s`: the VM is paused and its agent configures the adapter (resume it "
+                          "first)",
+                          name);
   const char *key;
   json_t *v;
   json_object_foreach(settings, key, v) {

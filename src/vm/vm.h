@@ -149,6 +149,8 @@ HCS_INTERNAL hcs_vm_exec_t *hcs_vm_exec_create(hcs_system_t *cs, const char *par
                                                bool detach, int *pid, int fds[3], hcs_error_t *err);
 /* A handle on guest process `pid` that the monitor's relay started. */
 HCS_INTERNAL hcs_vm_exec_t *hcs_vm_exec_open(hcs_system_t *cs, int pid, hcs_error_t *err);
+/* The guest agent answered the monitor (<dir>/agent.ready). */
+HCS_INTERNAL bool hcs_vm_exec_agent_ready(hcs_system_t *cs);
 /* Give a hot-added adapter its endpoint's address in the guest through the
  * agent (nothing when the guest runs no agent). */
 HCS_INTERNAL int hcs_vm_exec_configure_nic(hcs_system_t *cs, const hcs_vm_nic_t *nic, hcs_error_t *err);

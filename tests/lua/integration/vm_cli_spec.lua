@@ -255,8 +255,14 @@ describe("hcs VM CLI #root #vm", function()
       local n = assert(hcs.net.network.create{ Name = %q, Type = "NAT" })
       local ep = assert(hcs.net.endpoint.create{ Name = %q, HostComputeNetwork = %q })
       local cs = assert(hcs.compute.open("va"))
-      assert(cs:modify{ ResourcePath = "VirtualMachine/Devices/NetworkAdapters/nic1", RequestType = "Add",
-        Settings = { EndpointId = ep.Id } })
+      local add = { ResourcePath = "VirtualMachine/Devices/NetworkAdapters/nic1", RequestType = "Add",
+        Settings = { EndpointId = ep.Id } }
+      -- Paused, its agent could not answer: refused rather than waiting.
+      assert(cs:pause())
+      local ok, err = cs:modify(add)
+      assert(not ok and err:find("the VM is paused and its agent configures the adapter (resume it first)", 1, true), err)
+      assert(cs:resume())
+      assert(cs:modify(add))
       local ipc = ep.IpConfigurations[1]
       io.write(ipc.IpAddress, "/", ipc.PrefixLength, " ", n.Linux.Gateway)]]):format(netname, netname .. "ep", netname)
     local nok, _, nout, nerr = u.run(("HCS_ROOT=%s %s -e %s"):format(u.quote(root), u.quote(u.hcs_bin), u.quote(addnic)))
