@@ -78,23 +78,25 @@ int hcs_vm_disk_parse(json_t *v, const char *path, const char *name, hcs_vm_disk
 }
 
 int hcs_vm_share_parse(json_t *v, const char *path, hcs_vm_share_t *s, hcs_error_t *err) {
-  static const char *const keys[] = {"Name", "AccessName", "Path", "ReadOnly", NULL};
+  static const char *const keys[] = {"Name", "AccessName", "Path", "ReadOnly", "HotAdded", NULL};
   if (!json_is_object(v)) return bad(err, path, "object", v);
   if (check_keys(v, path, keys, err) < 0) return -1;
   if (get_nonempty_str(v, path, "Name", &s->name, err) < 0 ||
       get_nonempty_str(v, path, "Path", &s->host_path, err) < 0 ||
-      get_bool(v, path, "ReadOnly", &s->read_only, err) < 0)
+      get_bool(v, path, "ReadOnly", &s->read_only, err) < 0 || get_bool(v, path, "HotAdded", &s->hot, err) < 0)
     return -1;
-  if (s->name == NULL || !valid_name(s->name)) {
+  if (s->name == NULL || !valid_name(s->name) || strcmp(s->name, HCS_VM_SHARES_TAG) == 0) {
     cleanup_free char *p = hcs_xasprintf("%s.Name", path);
-    return bad(err, p, "a name of 1 to 31 letters, digits, `-` or `_`", json_member(v, "Name"));
+    return bad(err, p, "a name of 1 to 31 letters, digits, `-` or `_`, not `" HCS_VM_SHARES_TAG "`",
+               json_member(v, "Name"));
   }
   struct stat st;
   cleanup_free char *p = hcs_xasprintf("%s.Path", path);
   if (s->host_path == NULL || s->host_path[0] != '/') return bad(err, p, "an absolute path", json_member(v, "Path"));
-  if (stat(s->host_path, &st) < 0 || !S_ISDIR(st.st_mode))
-    return hcs_error_make(err, errno ? errno : ENOTDIR, "invalid configuration: `%s`: `%s` is not a directory", p,
-                          s->host_path);
+  if (stat(s->host_path, &st) < 0)
+    return hcs_error_make(err, errno, "invalid configuration: `%s`: `%s` not found", p, s->host_path);
+  if (!S_ISDIR(st.st_mode))
+    return hcs_error_make(err, ENOTDIR, "invalid configuration: `%s`: `%s` is not a directory", p, s->host_path);
   /* QEMU's -fsdev takes comma-separated options: a comma would inject one. */
   if (strchr(s->host_path, ','))
     return hcs_error_make(err, 0, "invalid configuration: `%s`: `%s` contains a comma", p, s->host_path);

@@ -125,6 +125,12 @@ static __attribute__((noreturn)) void exec_qemu(vm_launch_t *l, int logfd) {
    * for the state file, which /dev/null would replace. */
   if (logfd < 3) logfd = fcntl(logfd, F_DUPFD_CLOEXEC, 3);
   if (l->incoming >= 0 && l->incoming < 3) l->incoming = fcntl(l->incoming, F_DUPFD_CLOEXEC, 3);
+  /* QEMU's own mount namespace, where the hot-added shares are bound
+   * (share.c); it goes with QEMU. */
+  if (hcs_vm_share_setup(l->c, l->cs->dir, &err) < 0) {
+    dprintf(logfd, "%s\n", hcs_error_message(err));
+    _exit(125);
+  }
   /* Into the cgroup before exec: QEMU's first allocation is counted. */
   if (l->cg && l->cg->enter_self(l->cs->cgroup, &err) < 0) {
     dprintf(logfd, "%s\n", hcs_error_message(err));

@@ -154,6 +154,7 @@ char **hcs_qemu_argv(const hcs_vm_config_t *c, const char *id, const char *dir, 
   }
   for (size_t i = 0; i < c->n_shares; i++) {
     const hcs_vm_share_t *s = &c->shares[i];
+    if (s->hot) continue; /* a bind under the hcs-shares export (share.c) */
     cleanup_free char *p = opt_escape(s->host_path);
     ADD(&a, "-fsdev");
     ADD(&a, "local,id=fs-%s,path=%s,security_model=none%s", s->name, p, s->read_only ? ",readonly=on" : "");
@@ -161,6 +162,15 @@ char **hcs_qemu_argv(const hcs_vm_config_t *c, const char *id, const char *dir, 
     cleanup_free char *at = slot(c, "dev-fs-", s->name);
     ADD(&a, "virtio-9p-pci,fsdev=fs-%s,mount_tag=%s,id=dev-fs-%s%s", s->name, s->name, s->name, at);
   }
+  /* The export of the shares added at run time (share.c): QEMU cannot add
+   * an fsdev later.  remap: the binds below it are other devices. */
+  cleanup_free char *hs = slot(c, "dev-fs-", HCS_VM_SHARES_TAG);
+  ADD(&a, "-fsdev");
+  ADD(&a, "local,id=fs-" HCS_VM_SHARES_TAG ",path=%s/shares,security_model=none,multidevs=remap", edir);
+  ADD(&a, "-device");
+  ADD(&a,
+      "virtio-9p-pci,fsdev=fs-" HCS_VM_SHARES_TAG ",mount_tag=" HCS_VM_SHARES_TAG ",id=dev-fs-" HCS_VM_SHARES_TAG "%s",
+      hs);
   cleanup_free char *bal = slot(c, "", "balloon0");
   ADD(&a, "-device");
   ADD(&a, "virtio-balloon-pci,id=balloon0%s", bal);

@@ -20,6 +20,7 @@ typedef struct {
   char *name;
   char *host_path;
   bool read_only;
+  bool hot; /* HotAdded: a bind under the `hcs-shares` export, not a device of its own */
 } hcs_vm_share_t;
 
 typedef struct {
@@ -145,6 +146,23 @@ HCS_INTERNAL void hcs_vm_relay_handle(hcs_vm_relay_t *r, const struct pollfd *pf
 /* Disconnects every caller, removes exec.sock and agent.ready. */
 HCS_INTERNAL void hcs_vm_relay_free(hcs_vm_relay_t *r);
 
+/* --- Plan9 shares of a running VM (share.c) ------------------------------- */
+/* The export every VM has: -fsdev over <dir>/shares with this mount tag. */
+#define HCS_VM_SHARES_TAG "hcs-shares"
+/* A detached clone of the directory host_path (O_NOFOLLOW, a directory),
+ * read-only when asked: an fd for hcs_vm_share_attach. */
+HCS_INTERNAL int hcs_vm_share_tree(const char *host_path, bool read_only, hcs_error_t *err);
+/* Move tree onto <dir>/shares/NAME / unmount it (in the caller's namespace). */
+HCS_INTERNAL int hcs_vm_share_attach(const char *dir, const char *name, int tree, hcs_error_t *err);
+HCS_INTERNAL int hcs_vm_share_detach(const char *dir, const char *name, hcs_error_t *err);
+/* The same in the mount namespace of the VM's QEMU. */
+HCS_INTERNAL int hcs_vm_share_hot_add(hcs_system_t *cs, const char *name, const char *host_path, bool read_only,
+                                      hcs_error_t *err);
+HCS_INTERNAL int hcs_vm_share_hot_remove(hcs_system_t *cs, const char *name, hcs_error_t *err);
+/* QEMU's own process before exec: a mount namespace, the export's tmpfs,
+ * the binds of the document's HotAdded shares. */
+HCS_INTERNAL int hcs_vm_share_setup(const hcs_vm_config_t *c, const char *dir, hcs_error_t *err);
+
 /* --- processes through the guest agent (exec.c) ---------------------------- */
 typedef struct hcs_vm_exec_s hcs_vm_exec_t;
 /* The socket a process's agent session connects to. */
@@ -161,6 +179,9 @@ HCS_INTERNAL bool hcs_vm_exec_agent_ready(hcs_system_t *cs);
 /* Give a hot-added adapter its endpoint's address in the guest through the
  * agent (nothing when the guest runs no agent). */
 HCS_INTERNAL int hcs_vm_exec_configure_nic(hcs_system_t *cs, const hcs_vm_nic_t *nic, hcs_error_t *err);
+/* Unmount the guest's mounts of hot-added share `name` (nothing when the
+ * guest runs no agent). */
+HCS_INTERNAL int hcs_vm_exec_unmount_share(hcs_system_t *cs, const char *name, hcs_error_t *err);
 /* Readable once the process exited or the agent is gone (owned by x). */
 HCS_INTERNAL int hcs_vm_exec_event_fd(hcs_vm_exec_t *x);
 HCS_INTERNAL int hcs_vm_exec_signal(hcs_vm_exec_t *x, int sig, hcs_error_t *err);
