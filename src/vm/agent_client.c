@@ -837,6 +837,10 @@ int hcs_vm_agent_mount_9p(hcs_vm_agent_t *a, const char *tag, const char *target
                 err);
 }
 
+int hcs_vm_agent_unmount_share(hcs_vm_agent_t *a, const char *name, hcs_error_t *err) {
+  return simple(a, json_pack("{s:s,s:s}", "op", "unmount_share", "name", name), err);
+}
+
 int hcs_vm_agent_poweroff(hcs_vm_agent_t *a, hcs_error_t *err) {
   return simple(a, json_pack("{s:s}", "op", "poweroff"), err);
 }

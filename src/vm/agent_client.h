@@ -75,6 +75,9 @@ HCS_INTERNAL int hcs_vm_agent_process_exit_signal(hcs_vm_agent_process_t *p);
  * Process handles are released before their session is closed. */
 HCS_INTERNAL void hcs_vm_agent_process_close(hcs_vm_agent_process_t *p);
 
+/* Unmount every guest mount of hot-added share `name` (a bind of
+ * /run/hcs-shares/NAME), and the hcs-shares export when no share uses it. */
+HCS_INTERNAL int hcs_vm_agent_unmount_share(hcs_vm_agent_t *a, const char *name, hcs_error_t *err);
 /* Mount the 9p share `tag` (QEMU's mount_tag) on `target` in the guest. */
 HCS_INTERNAL int hcs_vm_agent_mount_9p(hcs_vm_agent_t *a, const char *tag, const char *target, bool readonly,
                                        hcs_error_t *err);

@@ -166,3 +166,14 @@ int hcs_vm_exec_configure_nic(hcs_system_t *cs, const hcs_vm_nic_t *nic, hcs_err
   if (r < 0) hcs_error_wrap(err, "configure network adapter `%s` in the guest of `%s`", nic->name, cs->id);
   return r;
 }
+
+int hcs_vm_exec_unmount_share(hcs_system_t *cs, const char *name, hcs_error_t *err) {
+  if (!hcs_vm_exec_agent_ready(cs)) return 0;
+  cleanup_free char *what = hcs_xasprintf("unmount Plan9 share `%s` in the guest of", name);
+  hcs_vm_agent_t *a = session(cs, what, err);
+  if (a == NULL) return -1;
+  int r = hcs_vm_agent_unmount_share(a, name, err);
+  hcs_vm_agent_close(a);
+  if (r < 0) hcs_error_wrap(err, "unmount Plan9 share `%s` in the guest of `%s`", name, cs->id);
+  return r;
+}

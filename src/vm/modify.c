@@ -1,5 +1,5 @@
 /* Live changes of a VM: the memory balloon ({"Memory": {"SizeInMB": N}}),
- * hot-plug of a disk, removal of a Plan9 share (hcsshim's ModifySettingRequest:
+ * hot-plug of a disk, a network adapter or a Plan9 share (hcsshim's ModifySettingRequest:
  * {"ResourcePath": "VirtualMachine/Devices/Scsi/0/Attachments/1" or
  * "VirtualMachine/Devices/Plan9/Shares", "RequestType": "Add"|"Remove",
  * "Settings": {...}}).  config.json follows, so a save carries the devices
@@ -236,7 +236,12 @@ out:
   return rc;
 }
 
-static int share_change(hcs_qmp_t *q, json_t *doc, bool add, json_t *settings, hcs_error_t *err) {
+/* A share given at create is a 9p device of its own (removed with
+ * device_del; its fsdev stays in QEMU, which has no command to remove
+ * one).  A share added at run time is a bind under the hcs-shares export
+ * in QEMU's mount namespace (share.c), marked HotAdded in config.json so a
+ * restore binds it again. */
+static int share_change(hcs_system_t *cs, hcs_qmp_t *q, json_t *doc, bool add, json_t *settings, hcs_error_t *err) {
   json_t *p9 = json_object_get(devices(doc), "Plan9");
   if (!json_is_object(p9)) json_object_set_new(devices(doc), "Plan9", p9 = json_object());
   json_t *shares = json_object_get(p9, "Shares");
@@ -249,21 +254,41 @@ static int share_change(hcs_qmp_t *q, json_t *doc, bool add, json_t *settings, h
       i;
   cleanup_free char *dev = hcs_xasprintf("dev-fs-%s", name);
   if (!add) {
-    if (found == (size_t)-1) return hcs_error_make(err, ENOENT, "no Plan9 share `%s`", name);
+    if (found == (size_t)-1) return hcs_error_make(err, ENOENT, "remove Plan9 share `%s`: no such share", name);
+    if (json_is_true(json_object_get(json_array_get(shares, found), "HotAdded"))) {
+      /* The guest's mounts first: the host's bind goes only when nothing
+       * in the guest uses it. */
+      if (hcs_vm_exec_unmount_share(cs, name, err) < 0 || hcs_vm_share_hot_remove(cs, name, err) < 0)
+        return hcs_error_wrap(err, "remove Plan9 share `%s`", name);
+      json_array_remove(shares, found);
+      return 0;
+    }
     json_t *r = hcs_qmp_execute(q, "device_del", json_pack("{s:s}", "id", dev), -1, err);
     if (r == NULL || wait_gone(q, dev, err) < 0) return -1;
     json_decref(r);
-    /* The fsdev stays in QEMU (it has no command to remove one); a later
-     * add of the same name is refused until the VM restarts. */
     json_array_remove(shares, found);
     return 0;
   }
-  /* QEMU (7.2) creates a 9p export's fsdev only from its command line:
-   * there is no fsdev_add, so a share cannot be added to a running VM. */
-  return hcs_error_make(err, ENOTSUP,
-                        "add Plan9 share `%s`: QEMU cannot add a 9p export to a running VM; give it in the "
-                        "document's Devices.Plan9.Shares at create",
-                        name);
+  if (found != (size_t)-1) return hcs_error_make(err, EEXIST, "add Plan9 share `%s`: the name is in use", name);
+  const char *key;
+  json_t *v;
+  json_object_foreach(settings, key, v) {
+    if (strcmp(key, "Name") && strcmp(key, "Path") && strcmp(key, "ReadOnly"))
+      return hcs_error_make(
+          err, 0, "invalid modify request: `Settings.%s`: unknown field (expected Name, Path, ReadOnly)", key);
+  }
+  hcs_vm_share_t sh = {0};
+  int rc = hcs_vm_share_parse(settings, "Settings", &sh, err);
+  if (rc == 0) rc = hcs_vm_share_hot_add(cs, sh.name, sh.host_path, sh.read_only, err);
+  if (rc == 0) {
+    json_array_append_new(shares, json_pack("{s:s,s:s,s:b,s:b}", "Name", sh.name, "Path", sh.host_path, "ReadOnly",
+                                            sh.read_only, "HotAdded", 1));
+    if (!hcs_vm_exec_agent_ready(cs))
+      hcs_info("Plan9 share `%s` of `%s`: no guest agent answered; the guest sees it as `/%s` of the 9p tag `%s`", name,
+               cs->id, name, HCS_VM_SHARES_TAG);
+  }
+  hcs_vm_share_clear(&sh);
+  return rc < 0 ? hcs_error_wrap(err, "add Plan9 share `%s`", name) : 0;
 }
 
 static int resource_change(hcs_system_t *cs, hcs_qmp_t *q, json_t *req, json_t *doc, hcs_error_t *err) {
@@ -294,7 +319,8 @@ static int resource_change(hcs_system_t *cs, hcs_qmp_t *q, json_t *req, json_t *
       sscanf(path, "VirtualMachine/Devices/Scsi/%31[A-Za-z0-9_-]/Attachments/%31[A-Za-z0-9_-]%n", ctl, lun, &n) == 2 &&
       path[n] == '\0')
     return disk_change(q, doc, ctl, lun, add, settings, err);
-  if (path && strcmp(path, "VirtualMachine/Devices/Plan9/Shares") == 0) return share_change(q, doc, add, settings, err);
+  if (path && strcmp(path, "VirtualMachine/Devices/Plan9/Shares") == 0)
+    return share_change(cs, q, doc, add, settings, err);
   if (path && sscanf(path, "VirtualMachine/Devices/NetworkAdapters/%31[A-Za-z0-9_-]%n", ctl, &n) == 1 &&
       path[n] == '\0')
     return nic_change(cs, q, doc, ctl, add, settings, err);

@@ -225,8 +225,8 @@ static bool client_frame(hcs_vm_relay_t *r, struct client *c, unsigned type, uin
     if (r->ready) answer_hello(c);
     return true;
   }
-  if (strcmp(op, "poweroff") == 0 || strcmp(op, "mount") == 0 || strcmp(op, "create") == 0 ||
-      strcmp(op, "configure_interface") == 0) {
+  if (strcmp(op, "poweroff") == 0 || strcmp(op, "mount") == 0 || strcmp(op, "unmount_share") == 0 ||
+      strcmp(op, "create") == 0 || strcmp(op, "configure_interface") == 0) {
     to_agent(r, json_incref(m), c, cseq);
     return true;
   }
