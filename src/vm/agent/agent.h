@@ -26,6 +26,10 @@ int agent_mkdir_p(const char *path, unsigned mode);
 /* 0, or -1 with errno and *what naming the failed step ("mount", ...). */
 int agent_mount_9p(const char *tag, const char *target, bool readonly, const char **what);
 
+/* shares.c: the shares hot-added under the host's hcs-shares export */
+int agent_mount_share(const char *name, const char *target, bool readonly, const char **what);
+int agent_unmount_share(const char *name, const char **what);
+
 /* serve.c */
 int agent_serve(int port, int power_fd);
 void agent_send_json(json_t *msg); /* stolen */

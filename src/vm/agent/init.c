@@ -257,7 +257,13 @@ int agent_mount_9p(const char *tag, const char *target, bool readonly, const cha
   *what = "create mount point for";
   if (agent_mkdir_p(target, 0755) < 0) return -1;
   *what = "mount";
-  return mount(tag, target, "9p", readonly ? MS_RDONLY : 0, "trans=virtio,version=9p2000.L,msize=262144");
+  if (mount(tag, target, "9p", readonly ? MS_RDONLY : 0, "trans=virtio,version=9p2000.L,msize=262144") == 0) return 0;
+  /* No device with that tag (virtio 9p says ENOENT): a share added at run
+   * time, under the hcs-shares export. */
+  if (errno != ENOENT) return -1;
+  int r = agent_mount_share(tag, target, readonly, what);
+  if (r < 0 && errno == ENOENT) *what = "find (no device or hot-added share of that name)";
+  return r;
 }
 
 void agent_poweroff(void) {

@@ -509,6 +509,16 @@ static void handle_ctrl(const unsigned char *d, uint32_t n) {
     } else {
       send_json(json_pack("{s:O?,s:b}", "seq", seq, "ok", 1));
     }
+  } else if (strcmp(op, "unmount_share") == 0) {
+    const char *name = json_string_value(json_object_get(req, "name"));
+    const char *what = "unmount";
+    if (!name) {
+      reply_error(seq, 0, "unmount_share: `name` is required");
+    } else if (agent_unmount_share(name, &what) < 0) {
+      reply_error(seq, errno, "%s `%s`", what, name);
+    } else {
+      send_json(json_pack("{s:O?,s:b}", "seq", seq, "ok", 1));
+    }
   } else if (strcmp(op, "configure_interface") == 0) {
     agent_configure_interface_start(seq, req); /* answered when its child is reaped */
   } else if (strcmp(op, "poweroff") == 0) {
