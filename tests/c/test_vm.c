@@ -19,6 +19,7 @@
 
 #include "core/util.h"
 #include "hcs/vm_initrd.h"
+#include "vm/agent_client.h"
 #include "vm/vm.h"
 #include "hcs/hcs.h"
 #include "tap.h"
@@ -130,6 +131,30 @@ static void bad_documents(void) {
   is_str(list, "[]", "nothing was made by the refused documents");
 }
 
+/* A Plan9 share request of hcs_compute_modify. */
+static char *share_req(const char *type, const char *name, const char *path, bool ro) {
+  if (path == NULL)
+    return hcs_xasprintf("{\"ResourcePath\":\"VirtualMachine/Devices/Plan9/Shares\",\"RequestType\":\"%s\","
+                         "\"Settings\":{\"Name\":\"%s\"}}",
+                         type, name);
+  return hcs_xasprintf("{\"ResourcePath\":\"VirtualMachine/Devices/Plan9/Shares\",\"RequestType\":\"%s\","
+                       "\"Settings\":{\"Name\":\"%s\",\"Path\":\"%s\",\"ReadOnly\":%s}}",
+                       type, name, path, ro ? "true" : "false");
+}
+
+/* Does /proc/PID/mountinfo (0: ours) mention `needle`? */
+static bool mountinfo_has(pid_t pid, const char *needle) {
+  char path[64];
+  if (pid > 0)
+    snprintf(path, sizeof path, "/proc/%d/mountinfo", (int)pid);
+  else
+    snprintf(path, sizeof path, "/proc/self/mountinfo");
+  cleanup_free char *text = slurp(path);
+  return text && strstr(text, needle) != NULL;
+}
+
+static pid_t qemu_pid(hcs_system_t *cs);
+
 /* The balloon, and hot-plug of a disk and a Plan9 share (added, recorded
  * in config.json, removed once the guest let go). */
 static void modify_checks(hcs_system_t *cs) {
@@ -170,13 +195,52 @@ static void modify_checks(hcs_system_t *cs) {
   hcs_error_release(&e);
   cleanup_free char *cfg2 = slurp(path);
   ok(strstr(cfg2, disk) == NULL, "config.json forgets it");
-  cleanup_free char *share =
-      hcs_xasprintf("{\"ResourcePath\":\"VirtualMachine/Devices/Plan9/Shares\",\"RequestType\":"
-                    "\"Add\",\"Settings\":{\"Name\":\"hostshare\",\"Path\":\"%s\",\"ReadOnly\":true}}",
-                    root);
-  ok(hcs_compute_modify(cs, share, &e) < 0, "hot-adding a Plan9 share is refused (QEMU has no fsdev_add)");
-  has_substr(hcs_error_message(e), "give it in the document's Devices.Plan9.Shares at create", "... saying so");
+  /* Plan9 shares at run time, in a guest without the agent: the bind is
+   * made in QEMU's mount namespace only (the guest sees it under the
+   * hcs-shares tag); bad requests are refused. */
+  cleanup_free char *sdir = hcs_xasprintf("%s/hostshare", root);
+  mkdir(sdir, 0755);
+  struct {
+    char *req;
+    const char *want, *what;
+  } bad[] = {
+      {share_req("Add", "rel", "relative/dir", true), "`Settings.Path`: expected an absolute path", "a relative path"},
+      {share_req("Add", "gone", "/nonexistent/share", true), "`Settings.Path`: `/nonexistent/share` not found",
+       "a path not found"},
+      {share_req("Add", "file", disk, true), "is not a directory", "a file"},
+      {share_req("Add", "hcs-shares", sdir, true), "`Settings.Name`", "the export's own tag as a name"},
+      {hcs_xasprintf("{\"ResourcePath\":\"VirtualMachine/Devices/Plan9/Shares\",\"RequestType\":\"Add\","
+                     "\"Settings\":{\"Name\":\"x\",\"Path\":\"%s\",\"Flags\":1}}",
+                     sdir),
+       "`Settings.Flags`: unknown field", "an unknown field"},
+      {share_req("Remove", "nosuch", NULL, false), "remove Plan9 share `nosuch`: no such share", "an unknown name"},
+  };
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(bad); i++) {
+    ok(hcs_compute_modify(cs, bad[i].req, &e) < 0, "a share add with %s is refused", bad[i].what);
+    has_substr(hcs_error_message(e), bad[i].want, "... saying %s", bad[i].want);
+    hcs_error_release(&e);
+    free(bad[i].req);
+  }
+  pid_t q = qemu_pid(cs);
+  cleanup_free char *share = share_req("Add", "hostshare", sdir, true);
+  ok(hcs_compute_modify(cs, share, &e) == 0, "hot-add a Plan9 share: %s", e ? hcs_error_message(e) : "");
   hcs_error_release(&e);
+  ok(mountinfo_has(q, "/shares/hostshare "), "its bind is in QEMU's mount namespace");
+  ok(!mountinfo_has(0, "/shares/hostshare "), "... and not in the host's");
+  cleanup_free char *cfg3 = slurp(path);
+  has_substr(cfg3, "\"HotAdded\": true", "config.json records it as hot-added");
+  ok(hcs_compute_modify(cs, share, &e) < 0, "adding the name again is refused");
+  has_substr(hcs_error_message(e), "add Plan9 share `hostshare`: the name is in use", "... saying so");
+  hcs_error_release(&e);
+  cleanup_free char *tmp = share_req("Add", "tmpshare", sdir, false), *rm = share_req("Remove", "tmpshare", NULL, 0);
+  ok(hcs_compute_modify(cs, tmp, &e) == 0 && mountinfo_has(q, "/shares/tmpshare "), "hot-add a second share: %s",
+     e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  ok(hcs_compute_modify(cs, rm, &e) == 0, "remove it: %s", e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  ok(!mountinfo_has(q, "/shares/tmpshare "), "... its bind is gone from QEMU's namespace");
+  cleanup_free char *cfg4 = slurp(path);
+  ok(strstr(cfg4, "tmpshare") == NULL, "... and from config.json");
   ok(hcs_compute_modify(
          cs, "{\"ResourcePath\":\"VirtualMachine/Devices/Nope\",\"RequestType\":\"Add\",\"Settings\":{}}", &e) < 0,
      "an unknown resource path is refused");
@@ -185,6 +249,13 @@ static void modify_checks(hcs_system_t *cs) {
   ok(hcs_compute_modify(cs, add, &e) == 0, "hot-add the disk again (the save below carries it): %s",
      e ? hcs_error_message(e) : "");
   hcs_error_release(&e);
+}
+
+static pid_t qemu_pid(hcs_system_t *cs) {
+  json_t *p = props(cs);
+  pid_t pid = (pid_t)json_integer_value(json_object_get(p, "Pid"));
+  json_decref(p);
+  return pid;
 }
 
 static void counter_pause_save_restore(void) {
@@ -241,6 +312,7 @@ static void counter_pause_save_restore(void) {
   snprintf(cfgp, sizeof cfgp, "%s/run/compute/restored/config.json", root);
   cleanup_free char *rcfg = slurp(cfgp);
   has_substr(rcfg, "hot.img", "the restored system has the hot-added disk");
+  ok(mountinfo_has(qemu_pid(cs), "/shares/hostshare "), "... and the hot-added share's bind again");
   ok(hcs_compute_start(cs, &e) == 0, "start the restored system");
   ok(wait_tick(con, saved + 1, mark), "the restored guest counts");
   is_int(tick_after(con, mark, true), saved + 1, "... continuing where the saved one stopped");
@@ -734,6 +806,92 @@ static void accel(void) {
   setenv("HCS_VM_ACCEL", "tcg", 1);
 }
 
+/* A guest command's stdout (up to size - 1 bytes) and its exit code (-1
+ * when it could not run). */
+static int guest_run(hcs_system_t *cs, const char *cmd, char *buf, size_t size) {
+  hcs_error_t e = NULL;
+  json_t *params = json_pack("{s:[s,s,s],s:b}", "CommandArgs", "sh", "-c", cmd, "CreateStdOutPipe", 1);
+  cleanup_free char *text = json_dumps(params, JSON_COMPACT);
+  json_decref(params);
+  buf[0] = '\0';
+  hcs_process_t *pr = hcs_process_create(cs, text, &e);
+  if (pr == NULL) {
+    printf("# run `%s`: %s\n", cmd, hcs_error_message(e));
+    hcs_error_release(&e);
+    return -1;
+  }
+  int out = -1;
+  hcs_process_take_stdio(pr, NULL, &out, NULL);
+  size_t n = 0;
+  ssize_t r;
+  while (out >= 0 && n < size - 1 && (r = read(out, buf + n, size - 1 - n)) > 0)
+    n += (size_t)r;
+  buf[n] = '\0';
+  if (out >= 0) close(out);
+  int code = hcs_process_wait(pr, 60000, &e) == 1 ? hcs_process_exit_code(pr, &e) : -1;
+  hcs_error_release(&e);
+  hcs_process_close(pr);
+  return code;
+}
+
+/* Plan9 shares added to the running VM and mounted by its agent: the guest
+ * reads a host file through a read-only one (and cannot write it) and
+ * writes one the host sees through a writable one; removing them unmounts
+ * them in the guest and leaves no mount in the host's namespace or QEMU's. */
+static void hot_shares(hcs_system_t *cs) {
+  hcs_error_t e = NULL;
+  cleanup_free char *ro = hcs_xasprintf("%s/p9ro", root), *rw = hcs_xasprintf("%s/p9rw", root);
+  cleanup_free char *hello = hcs_xasprintf("%s/hello", ro), *out = hcs_xasprintf("%s/out", rw);
+  cleanup_free char *x = hcs_xasprintf("%s/x", ro);
+  mkdir(ro, 0755);
+  mkdir(rw, 0777);
+  FILE *f = fopen(hello, "w");
+  ok(f && fputs("from-host\n", f) >= 0 && fclose(f) == 0, "a host file to share");
+  cleanup_free char *add_ro = share_req("Add", "p9ro", ro, true), *add_rw = share_req("Add", "p9rw", rw, false);
+  ok(hcs_compute_modify(cs, add_ro, &e) == 0, "hot-add a read-only share: %s", e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  ok(hcs_compute_modify(cs, add_rw, &e) == 0, "hot-add a writable share: %s", e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  cleanup_free char *sock = hcs_vm_exec_socket(cs);
+  hcs_vm_agent_t *a = hcs_vm_agent_connect(sock, 60000, &e);
+  ok(a != NULL, "an agent session: %s", a ? "" : hcs_error_message(e));
+  hcs_error_release(&e);
+  if (a) {
+    ok(hcs_vm_agent_mount_9p(a, "p9ro", "/mnt/ro", true, &e) == 0, "the agent mounts the read-only share: %s",
+       e ? hcs_error_message(e) : "");
+    hcs_error_release(&e);
+    ok(hcs_vm_agent_mount_9p(a, "p9rw", "/mnt/rw", false, &e) == 0, "the agent mounts the writable share: %s",
+       e ? hcs_error_message(e) : "");
+    hcs_error_release(&e);
+    ok(hcs_vm_agent_mount_9p(a, "p9none", "/mnt/none", false, &e) < 0, "an unknown share name is refused");
+    has_substr(hcs_error_message(e), "p9none", "... naming it: %s", hcs_error_message(e));
+    hcs_error_release(&e);
+    hcs_vm_agent_close(a);
+  }
+  char buf[256];
+  is_int(guest_run(cs, "cat /mnt/ro/hello", buf, sizeof buf), 0, "the guest reads the read-only share");
+  is_str(buf, "from-host\n", "... the host's file");
+  is_int(guest_run(cs, "touch /mnt/ro/x 2>&1", buf, sizeof buf), 1, "writing to the read-only share fails");
+  has_substr(buf, "Read-only file system", "... read-only: %s", buf);
+  ok(access(x, F_OK) < 0, "... nothing was written on the host");
+  is_int(guest_run(cs, "echo guest-wrote > /mnt/rw/out", buf, sizeof buf), 0, "the guest writes the writable share");
+  cleanup_free char *got = slurp(out);
+  is_str(got, "guest-wrote\n", "... the host sees the file");
+  cleanup_free char *rm_ro = share_req("Remove", "p9ro", NULL, false),
+                    *rm_rw = share_req("Remove", "p9rw", NULL, false);
+  ok(hcs_compute_modify(cs, rm_ro, &e) == 0, "remove the read-only share: %s", e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  ok(hcs_compute_modify(cs, rm_rw, &e) == 0, "remove the writable share: %s", e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  guest_run(cs, "grep -c hcs-shares /proc/self/mountinfo", buf, sizeof buf);
+  is_str(buf, "0\n", "the guest has no mount of the shares left");
+  pid_t q = qemu_pid(cs);
+  ok(q > 0 && !mountinfo_has(q, "/shares/p9r"), "QEMU's namespace has no bind left");
+  ok(!mountinfo_has(0, "/shares/p9r") && !mountinfo_has(0, "p9ro") && !mountinfo_has(0, "p9rw"),
+     "the host's namespace has none");
+  is_int(guest_run(cs, "cat /mnt/ro/hello 2>/dev/null", buf, sizeof buf), 1, "the guest no longer reads the share");
+}
+
 /* A UEFI boot: OVMF boots a FAT disk (built here with mkfs.fat and mcopy)
  * that holds Debian's kernel (an EFI stub), the hcs initramfs (the guest
  * agent) and a startup.nsh the UEFI shell runs (the kernel has no built-in
@@ -829,6 +987,7 @@ static void uefi(void) {
     hcs_error_release(&e);
     hcs_process_close(pr);
   }
+  hot_shares(cs);
   ok(hcs_compute_shutdown(cs, 60000, &e) == 0, "shutdown: %s", e ? hcs_error_message(e) : "");
   hcs_error_release(&e);
   json_t *p = props(cs);
