@@ -75,7 +75,20 @@ static int disk_change(hcs_qmp_t *q, json_t *doc, const char *ctl, const char *l
     json_t *r = hcs_qmp_execute(q, "device_del", json_pack("{s:s}", "id", dev), -1, err);
     if (r == NULL || wait_gone(q, dev, err) < 0) return -1;
     json_decref(r);
-    json_decref(hcs_qmp_execute(q, "blockdev-del", json_pack("{s:s}", "node-name", node), -1, NULL));
+    /* The device's backend lets go of the node a moment after the device
+     * left the tree (a loaded host): a node still busy is asked again, or
+     * a later add of the same disk finds a duplicate node name. */
+    for (int i = 0; i < 50; i++) {
+      hcs_error_t e = NULL;
+      json_t *d = hcs_qmp_execute(q, "blockdev-del", json_pack("{s:s}", "node-name", node), -1, &e);
+      const char *m = d ? "" : hcs_error_message(e);
+      bool busy = strstr(m, "in use") || strstr(m, "busy");
+      json_decref(d);
+      hcs_error_release(&e);
+      if (!busy) break;
+      struct timespec ts = {0, 100 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
     /* A disk given on the command line is a -drive (a BlockBackend): it
      * went with its device. */
     json_object_del(att, lun);
@@ -256,6 +269,12 @@ static int share_change(hcs_system_t *cs, hcs_qmp_t *q, json_t *doc, bool add, j
   if (!add) {
     if (found == (size_t)-1) return hcs_error_make(err, ENOENT, "remove Plan9 share `%s`: no such share", name);
     if (json_is_true(json_object_get(json_array_get(shares, found), "HotAdded"))) {
+      /* A paused guest's agent would answer only after a resume. */
+      if (hcs_system_state(cs) == HCS_STATE_PAUSED && hcs_vm_exec_agent_ready(cs))
+        return hcs_error_make(err, EBUSY,
+                              "remove Plan9 share `%s`: the VM is paused and its agent unmounts the share (resume it "
+                              "first)",
+                              name);
       /* The guest's mounts first: the host's bind goes only when nothing
        * in the guest uses it. */
       if (hcs_vm_exec_unmount_share(cs, name, err) < 0 || hcs_vm_share_hot_remove(cs, name, err) < 0)

@@ -879,6 +879,14 @@ static void hot_shares(hcs_system_t *cs) {
   is_str(got, "guest-wrote\n", "... the host sees the file");
   cleanup_free char *rm_ro = share_req("Remove", "p9ro", NULL, false),
                     *rm_rw = share_req("Remove", "p9rw", NULL, false);
+  ok(hcs_compute_pause(cs, &e) == 0, "pause");
+  hcs_error_release(&e);
+  ok(hcs_compute_modify(cs, rm_ro, &e) < 0, "removing a share from a paused VM with an agent is refused");
+  has_substr(hcs_error_message(e), "the VM is paused and its agent unmounts the share (resume it first)",
+             "... saying so");
+  hcs_error_release(&e);
+  ok(hcs_compute_resume(cs, &e) == 0, "resume");
+  hcs_error_release(&e);
   ok(hcs_compute_modify(cs, rm_ro, &e) == 0, "remove the read-only share: %s", e ? hcs_error_message(e) : "");
   hcs_error_release(&e);
   ok(hcs_compute_modify(cs, rm_rw, &e) == 0, "remove the writable share: %s", e ? hcs_error_message(e) : "");
