@@ -262,7 +262,7 @@ int agent_mount_9p(const char *tag, const char *target, bool readonly, const cha
    * time, under the hcs-shares export. */
   if (errno != ENOENT) return -1;
   int r = agent_mount_share(tag, target, readonly, what);
-  if (r < 0 && errno == ENOENT) *what = "find (no device or hot-added share of that name)";
+  if (r < 0 && errno == ENOENT) *what = "mount"; /* no device, no share: as before */
   return r;
 }
 
