@@ -7,6 +7,7 @@
 #   push:  hcs image push of a pulled image (upload of the blobs the pull
 #          kept, to an empty registry)
 #          vs skopeo copy oci:DIR docker://... (upload of the existing blobs)
+#          and curl uploading the same blobs at once (the registry's floor)
 # Every measured command starts from the same state, whatever the tool:
 # the previous outputs deleted, a fresh directory (same file system), dirty
 # data synced and the caches dropped, then the registry (its blobs read
@@ -20,7 +21,10 @@
 #   BENCH_PULL=0 / BENCH_PUSH=0 skip a part; BENCH_PERF=DIR records one more
 #   pull per tool under `perf record -g` (the tool and its children, kernel
 #   stacks included) and prints the share of
-#   ext4's inode allocation.
+#   ext4's inode allocation.  HCS_BASE_BIN=PATH adds another hcs build
+#   (`hcsbase`, e.g. main's) to the rotation, for a before/after comparison
+#   under the same load.  BENCH_LAYOUT=DIR keeps the generated image there
+#   and reuses it on the next run (same SIZE_MB and NFILES).
 # Run it under the shared lock: flock /work/notes/bench.lock tests/bench/registry.sh
 # needs: root, a built tree (build/hcs or $HCS_BIN), docker-registry, skopeo,
 # umoci, podman (optional), python3, bc, /usr/bin/time.
@@ -96,6 +100,7 @@ settle() {
   curl -s -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$SRCREG/v2/bench/img/manifests/1"
   # the tools' binaries and libraries
   "$HCS" --version >/dev/null
+  if [ -n "${HCS_BASE_BIN:-}" ]; then "$HCS_BASE_BIN" --version >/dev/null; fi
   skopeo --version >/dev/null
   umoci --version >/dev/null
   if [ "$HAVE_PODMAN" = 1 ]; then podman --version >/dev/null; fi
@@ -126,11 +131,16 @@ pull_skopeo() {
     umoci unpack --image "$W/out/oci:bench" "$W/out/bundle"
 }
 pull_podman() { pod pull -q --tls-verify=false "docker://$REF"; }
-export -f pod pull_hcs pull_skopeo pull_podman
+pull_hcsbase() { "$HCS_BASE_BIN" --root "$W/out/hcs" image pull -q "$REF"; }
+export -f pod pull_hcs pull_skopeo pull_podman pull_hcsbase
 
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
 echo "image: ${SIZE} MB in ${NFILES} files, 5 layers, under $W ..."
 mkdir -p "$W/res" "$W/out"
+if [ -n "${BENCH_LAYOUT:-}" ] && [ -f "$BENCH_LAYOUT/index.json" ]; then
+  echo "reusing the image in $BENCH_LAYOUT"
+  cp -a "$BENCH_LAYOUT" "$W/layout"
+else
 "$SRC/scripts/make-base-image" --tar-only "$W/base.tar.gz" >/dev/null
 mkdir -p "$W/layout/blobs/sha256"
 echo '{"imageLayoutVersion":"1.0.0"}' >"$W/layout/oci-layout"
@@ -166,6 +176,8 @@ json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.
            "digest": md, "size": mn, "annotations": {"org.opencontainers.image.ref.name": "bench"}}]},
           open(f"{w}/layout/index.json", "w"))
 PY
+if [ -n "${BENCH_LAYOUT:-}" ]; then rm -rf "$BENCH_LAYOUT" && cp -a "$W/layout" "$BENCH_LAYOUT"; fi
+fi
 du -sh "$W/layout" | awk '{print "compressed image: " $1}'
 start_registry src
 SRCREG=$ADDR
@@ -173,10 +185,11 @@ SRCPID=$REG_PID
 REG_PID=""
 skopeo copy --dest-tls-verify=false "oci:$W/layout:bench" "docker://$SRCREG/bench/img:1" >/dev/null
 REF=$SRCREG/bench/img:1
-export W HCS REF
+export W HCS REF HCS_BASE_BIN
 
 PULLERS=(hcs skopeo)
 [ "$HAVE_PODMAN" = 1 ] && PULLERS+=(podman)
+[ -n "${HCS_BASE_BIN:-}" ] && PULLERS+=(hcsbase)
 
 if [ "${BENCH_PULL:-1}" = 1 ]; then
   echo "pull, $RUNS iterations (order rotates):"
@@ -195,11 +208,32 @@ if [ "${BENCH_PUSH:-1}" = 1 ]; then
   "$HCS" --root "$W/pushsrc" image pull -q "$REF" >/dev/null
   push_hcs() { "$HCS" --root "$W/pushsrc" image push -q "$REF" "$ADDR/bench/pushed:1"; }
   push_skopeo() { skopeo copy --dest-tls-verify=false "oci:$W/layout:bench" "docker://$ADDR/bench/pushed:1"; }
-  export -f push_hcs push_skopeo
+  # the floor: every blob of the layout uploaded by curl at once (POST, then
+  # one monolithic PUT ?digest= each), what the registry costs by itself
+  push_curl() {
+    local b loc sep pids=()
+    for b in "$W"/layout/blobs/sha256/*; do
+      (
+        loc=$(curl -sf -o /dev/null -w '%header{location}' -X POST "http://$ADDR/v2/bench/pushed/blobs/uploads/")
+        case $loc in http*) ;; *) loc="http://$ADDR$loc" ;; esac
+        sep='?'
+        case $loc in *\?*) sep='&' ;; esac
+        curl -sf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' -T "$b" \
+          "$loc${sep}digest=sha256:$(basename "$b")"
+      ) &
+      pids+=($!)
+    done
+    for b in "${pids[@]}"; do wait "$b"; done
+  }
+  push_hcsbase() { "$HCS_BASE_BIN" --root "$W/pushsrc" image push -q "$REF" "$ADDR/bench/pushed:1"; }
+  export -f push_hcs push_skopeo push_hcsbase push_curl
+  PUSHERS=(hcs skopeo curl)
+  [ -n "${HCS_BASE_BIN:-}" ] && PUSHERS+=(hcsbase)
   echo "push, $RUNS iterations (order rotates), each to an empty registry:"
   for i in $(seq "$RUNS"); do
-    for k in 0 1; do
-      tool=$([ $(((i + k) % 2)) = 0 ] && echo hcs || echo skopeo)
+    n=${#PUSHERS[@]}
+    for k in $(seq 0 $((n - 1))); do
+      tool=${PUSHERS[$(((i + k) % n))]}
       settle
       # the pushed blobs read back into the page cache, for both
       find "$W/pushsrc/images/blobs" "$W/layout" -type f -exec cat {} + >/dev/null
