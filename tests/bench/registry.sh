@@ -24,7 +24,8 @@
 #   ext4's inode allocation.  HCS_BASE_BIN=PATH adds another hcs build
 #   (`hcsbase`, e.g. main's) to the rotation, for a before/after comparison
 #   under the same load.  BENCH_LAYOUT=DIR keeps the generated image there
-#   and reuses it on the next run (same SIZE_MB and NFILES).
+#   and reuses it on the next run (same SIZE_MB and NFILES).  BENCH_DROP=0
+#   does not drop the caches (see settle).
 # Run it under the shared lock: flock /work/notes/bench.lock tests/bench/registry.sh
 # needs: root, a built tree (build/hcs or $HCS_BIN), docker-registry, skopeo,
 # umoci, podman (optional), python3, bc, /usr/bin/time.
@@ -94,7 +95,10 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 settle() {
   clear_outputs
   sync
-  echo 3 >/proc/sys/vm/drop_caches
+  # BENCH_DROP=0 keeps the caches: ext4 without a journal then skips every
+  # inode deleted in the last two minutes whose inode table block is still
+  # cached (recently_deleted), so a command pays for the tree deleted before it
+  if [ "${BENCH_DROP:-1}" = 1 ]; then echo 3 >/proc/sys/vm/drop_caches; fi
   # the registry serves from the page cache, as a warm registry does
   find "$W/src/storage" -type f -exec cat {} + >/dev/null
   curl -s -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$SRCREG/v2/bench/img/manifests/1"
