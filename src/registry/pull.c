@@ -41,10 +41,10 @@ struct pull {
   size_t n;
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  size_t next;     /* next job to start */
-  size_t running;  /* jobs holding a transfer slot: downloading or extracting */
-  size_t slots;    /* transfers at once (--parallel) */
-  bool synced;     /* the pull's one syncfs is done (sync_rc its result) */
+  size_t next;    /* next job to start */
+  size_t running; /* jobs holding a transfer slot: downloading or extracting */
+  size_t slots;   /* transfers at once (--parallel) */
+  bool synced;    /* the pull's one syncfs is done (sync_rc its result) */
   bool syncing;
   int sync_rc;
   hcs_error_t sync_err;
