@@ -4,10 +4,11 @@
  * layer commits only after both digests matched and its parent committed,
  * so layers extract in parallel and appear in chain order.  A transfer cut
  * short resumes with a Range request.  The layers are made durable by one
- * syncfs for the whole pull (sync_point), not one each.  The layers a pull makes are named
- * in an image store lease (images/.leases, see gc.c) before any is made:
- * a live lease protects them from a concurrent prune, a failed pull
- * collects them, and the next store open collects those of a killed one. */
+ * syncfs for the whole pull (sync_point), not one each.  The layers a pull
+ * makes are named in an image store lease (images/.leases, see gc.c)
+ * before any is made: a live lease protects them from a concurrent prune,
+ * a failed pull collects them, and the next store open collects those of
+ * a killed one. */
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
