@@ -597,6 +597,14 @@ static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_op
     hcs_error_make(err, 0, "diff id mismatch: expected `%s`, got `%s`", opts->expect_diff_id, diff_id);
     goto out;
   }
+  /* the files durable before anything names them (the metadata, then the
+   * rename into the store, each synced) */
+  if (opts->sync) {
+    if (opts->sync(opts->sync_data, x.rootfd, err) < 0) goto out;
+  } else if (syncfs(x.rootfd) < 0) {
+    hcs_error_make(err, errno, "sync `%s`", diff);
+    goto out;
+  }
   if (opts->before_commit &&
       (opts->before_commit(opts->before_commit_data, err) < 0 || resolve_chain(s, opts, &chain, &pmeta, err) < 0))
     goto out;
@@ -618,10 +626,6 @@ static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_op
     json_object_set_new(m, "Created", json_string(now));
     json_object_set_new(m, "RefCount", json_integer(0));
     cleanup_free char *metap = hcs_xasprintf("%s/" LAYER_META, t.path);
-    if (syncfs(x.rootfd) < 0) {
-      hcs_error_make(err, errno, "sync `%s`", diff);
-      goto out;
-    }
     if (layer_write_chain(s, t.path, chain, true, err) < 0 || hcs_json_write_atomic(metap, m, err) < 0) goto out;
     cleanup_close int lk = layer_store_lock(s, false, err);
     if (lk < 0) goto out;
