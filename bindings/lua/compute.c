@@ -505,10 +505,12 @@ static void send_size(int sock) {
 }
 
 /* attach([{stdin=, detach_keys="\16\17", before=fn}]) -> "detached" |
- * "exited", {console=, stdin=}: our stdin to the system's (stdin nil: if it
+ * "exited", {console=, stdin=, exit=}: our stdin to the system's (stdin nil: if it
  * has one; true: it must have one; false: not),
  * its output to our stdout and stderr, until the detach keys are typed
- * (then the system goes on) or its output ends (it stopped).  With a
+ * (then the system goes on) or its output ends (it stopped; exit: its exit
+ * record, as the monitor sent it, so an auto-removed system's status is not
+ * lost).  With a
  * console and a terminal: raw mode, and our size follows SIGWINCH.  A
  * signal (Ctrl-C without a console) returns nil, "interrupted", EINTR. */
 static int m_attach(lua_State *L) {
@@ -566,7 +568,8 @@ static int m_attach(lua_State *L) {
   winch = console;
   const char *result = "exited";
   bool interrupted = false;
-  size_t matched = 0; /* detach key bytes typed so far (held back) */
+  size_t matched = 0;         /* detach key bytes typed so far (held back) */
+  json_t *exit_record = NULL; /* the monitor's EXIT packet */
   char buf[32 * 1024 + 1], out[sizeof buf];
   for (;;) {
     if (winch) {
@@ -582,7 +585,17 @@ static int m_attach(lua_State *L) {
     }
     if (p[0].revents) {
       ssize_t n = recv(sock, buf, sizeof buf, 0);
+      /* A monitor that closed with our packets unread (one from before
+       * attach.c's close_client) reports ECONNRESET once, ahead of the
+       * output still queued for us: read on. */
+      if (n < 0 && (errno == ECONNRESET || errno == EINTR)) continue;
       if (n <= 0) break; /* the system stopped: its output is all here */
+      if (buf[0] == HCS_ATTACH_EXIT) {
+        json_decref(exit_record);
+        exit_record = json_loadb(buf + 1, (size_t)n - 1, 0, NULL);
+        continue;
+      }
+      if (buf[0] != HCS_ATTACH_STDOUT && buf[0] != HCS_ATTACH_STDERR) continue; /* newer monitors' kinds */
       int fd = buf[0] == HCS_ATTACH_STDERR ? 2 : 1;
       for (ssize_t off = 1; off < n;) {
         ssize_t w = write(fd, buf + off, (size_t)(n - off));
@@ -631,6 +644,7 @@ static int m_attach(lua_State *L) {
   sigprocmask(SIG_SETMASK, &orig, NULL);
   close(sock);
   if (interrupted) {
+    json_decref(exit_record);
     luaL_pushfail(L);
     lua_pushliteral(L, "interrupted");
     lua_pushinteger(L, EINTR);
@@ -638,6 +652,11 @@ static int m_attach(lua_State *L) {
   }
   lua_pushstring(L, result);
   lua_newtable(L);
+  if (exit_record && json_is_object(exit_record)) {
+    hcs_lua_push_json(L, exit_record);
+    lua_setfield(L, -2, "exit");
+  }
+  json_decref(exit_record);
   lua_pushboolean(L, console);
   lua_setfield(L, -2, "console");
   lua_pushboolean(L, (flags & HCS_ATTACH_HAS_STDIN) != 0);

@@ -63,10 +63,23 @@ bool hcs_attach_has_clients(const hcs_attach_server_t *a) {
   return false;
 }
 
+/* A unix socket closed with packets it never read makes its peer's next
+ * recv fail with ECONNRESET ahead of the output still queued for the peer:
+ * a client that closed its stdin as the system ended lost the system's last
+ * words.  So: shut down (the client can queue no more), read what it
+ * queued, then close. */
+static void close_client(int fd) {
+  shutdown(fd, SHUT_RDWR);
+  char discard[64];
+  while (recv(fd, discard, sizeof discard, MSG_DONTWAIT | MSG_TRUNC) > 0) {
+  }
+  close(fd);
+}
+
 static void drop(hcs_attach_server_t *a, int fd) {
   for (int i = 0; i < HCS_ATTACH_MAX_CLIENTS; i++)
     if (a->clients[i] == fd) {
-      close(fd);
+      close_client(fd);
       a->clients[i] = -1;
     }
 }
@@ -181,9 +194,26 @@ void hcs_attach_broadcast(hcs_attach_server_t *a, int stream, const char *data, 
   }
 }
 
+void hcs_attach_send_exit(hcs_attach_server_t *a, const char *record) {
+  size_t len = strlen(record);
+  if (len >= PACKET) return; /* an exit record is a few fields */
+  char kind = HCS_ATTACH_EXIT;
+  struct iovec v[2] = {{&kind, 1}, {(void *)record, len}};
+  struct msghdr m = {.msg_iov = v, .msg_iovlen = 2};
+  for (int i = 0; i < HCS_ATTACH_MAX_CLIENTS; i++)
+    if (a->clients[i] >= 0) {
+      /* The output before it may fill a slow client's queue: a short wait. */
+      for (int tries = 0; tries < 10; tries++) {
+        if (sendmsg(a->clients[i], &m, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0 || (errno != EAGAIN && errno != EINTR)) break;
+        struct pollfd p = {a->clients[i], POLLOUT, 0};
+        poll(&p, 1, 100);
+      }
+    }
+}
+
 void hcs_attach_close(hcs_attach_server_t *a, const char *dir) {
   for (int i = 0; i < HCS_ATTACH_MAX_CLIENTS; i++)
-    if (a->clients[i] >= 0) close(a->clients[i]), a->clients[i] = -1;
+    if (a->clients[i] >= 0) close_client(a->clients[i]), a->clients[i] = -1;
   if (a->listen_fd >= 0) {
     char path[PATH_MAX];
     if (socket_path(path, sizeof path, dir)) unlink(path);

@@ -353,7 +353,8 @@ HCS_INTERNAL void hcs_log_run(const char *dir, const hcs_config_t *cfg, const in
  * rfd (FIFOs, -1 entries absent), console (a pty master, logged as stdout,
  * -1 if none), stdin_w (init's stdin for attach clients, -1 if none); until
  * pidfd polls readable, then the FIFOs and the console are drained.
- * attach: a listening server (hcs_attach_listen) or NULL. */
+ * attach: a listening server (hcs_attach_listen) or NULL; its clients stay
+ * connected for the caller to send the exit and close (hcs_attach_close). */
 HCS_INTERNAL void hcs_log_relay(const char *dir, const hcs_config_t *cfg, const int rfd[2], int console, int stdin_w,
                                 int pidfd, struct hcs_attach_server_s *attach);
 
@@ -376,6 +377,8 @@ HCS_INTERNAL void hcs_attach_handle(hcs_attach_server_t *a, const struct pollfd 
 /* Output to every client (stream 0 stdout, 1 stderr); a client too slow to take it misses it. */
 HCS_INTERNAL void hcs_attach_broadcast(hcs_attach_server_t *a, int stream, const char *data, size_t len);
 HCS_INTERNAL bool hcs_attach_has_clients(const hcs_attach_server_t *a);
+/* The exit record (JSON text) to every client, just before the close. */
+HCS_INTERNAL void hcs_attach_send_exit(hcs_attach_server_t *a, const char *record);
 /* Closes the clients (they see the end of the output) and removes the socket. */
 HCS_INTERNAL void hcs_attach_close(hcs_attach_server_t *a, const char *dir);
 /* A write end of the system's log FIFO for stream 0 (stdout) or 1 (stderr),

@@ -236,7 +236,6 @@ void hcs_log_relay(const char *dir, const hcs_config_t *cfg, const int rfd[2], i
     used = mapped;
     if (na) hcs_attach_handle(a, p + 4, na);
   }
-  hcs_attach_close(a, dir);
   if (w.fd >= 0) close(w.fd);
 }
 

@@ -61,7 +61,7 @@ static void emit_exit(const hcs_watch_t *w, json_t *e) {
 
 /* status < 0: init was reaped by the caller's subreaper (CallerReapsInit),
  * which alone learns its exit status. */
-static void record_exit(const hcs_watch_t *w, int status) {
+static void record_exit(const hcs_watch_t *w, int status, hcs_attach_server_t *attach) {
   const hcs_cgroup_ops_t *cg = w->cgroup ? hcs_watch_cgroup_ops(w->cgroup_driver) : NULL;
   int64_t ooms = cg ? cg->oom_kills(w->cgroup) : -1;
   cleanup_free char *marker_path = hcs_xasprintf("%s/exit-type", w->dir), *marker = NULL;
@@ -91,6 +91,13 @@ static void record_exit(const hcs_watch_t *w, int status) {
   cleanup_free char *path = hcs_xasprintf("%s/exit.json", w->dir);
   hcs_state_write_json(path, e, NULL);
   emit_exit(w, e);
+  /* Attached clients learn the exit from us: an auto-remove (the exit
+   * command) may delete the system before they could read exit.json. */
+  if (attach->listen_fd >= 0) {
+    cleanup_free char *text = json_dumps(e, JSON_COMPACT);
+    if (text) hcs_attach_send_exit(attach, text);
+    hcs_attach_close(attach, w->dir);
+  }
   /* The cgroup's removal (about 10 rmdirs on v1, an RCU grace period each
    * at worst) comes after the event: it was most of the event's latency.
    * The system reads as Stopped already (exit.json); delete waits for the
@@ -101,14 +108,15 @@ static void record_exit(const hcs_watch_t *w, int status) {
 }
 
 void hcs_watch_run(const hcs_watch_t *w) {
+  hcs_attach_server_t attach = {.listen_fd = -1, .stdin_fd = -1, .console = -1};
+  for (int i = 0; i < HCS_ATTACH_MAX_CLIENTS; i++)
+    attach.clients[i] = -1;
   /* The relay runs for a log, a console the monitor keeps, or an attachable stdin. */
   if (w->log_fd[0] >= 0 || w->log_fd[1] >= 0 || w->console >= 0 || w->stdin_w >= 0) {
     /* log.c reads only the log limits of the configuration. */
     hcs_config_t cfg = {.log_max_size = w->log_max_size, .log_max_files = w->log_max_files};
     int rfd[2] = {w->log_fd[0], w->log_fd[1]};
-    hcs_attach_server_t attach = {.listen_fd = w->attach_fd, .stdin_fd = -1, .console = -1};
-    for (int i = 0; i < HCS_ATTACH_MAX_CLIENTS; i++)
-      attach.clients[i] = -1;
+    attach.listen_fd = w->attach_fd;
     hcs_log_relay(w->dir, &cfg, rfd, w->console, w->stdin_w, w->pidfd, &attach);
   }
   int status = 0;
@@ -130,7 +138,7 @@ void hcs_watch_run(const hcs_watch_t *w) {
   /* hcs-monitor's page drop (src/monitor/main.c), if still pending, must
    * not reach the exit command (an alarm survives execve). */
   alarm(0);
-  record_exit(w, status);
+  record_exit(w, status, &attach);
   /* Init's namespaces were held so their teardown (the container's mount
    * tree) comes after the event rather than before waitpid returns. */
   for (int i = 0; i < 3; i++)

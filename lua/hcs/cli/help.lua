@@ -39,6 +39,10 @@ return {
       cli.check(os.rename(tmp, opts.output))
       return 0
     end
+    if args[1] and cli.ALIASES[args[1]] then
+      local alias = cli.ALIASES[args[1]]
+      args = { alias[1], alias[2] }
+    end
     if args[1] then
       local cmd = cli.load(args[1])
       if not cmd then cli.fail("unknown command '%s'", args[1]) end
@@ -63,6 +67,11 @@ return {
       local summary = ok and cmd and cmd.summary or (ok and "" or "(fails to load: " .. tostring(cmd) .. ")")
       lines[#lines + 1] = ("  %-12s %s"):format(name, summary)
     end
+    local aliases = {}
+    for k, v in pairs(cli.ALIASES) do aliases[#aliases + 1] = ("%s (%s)"):format(k, table.concat(v, " ")) end
+    table.sort(aliases)
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "docker's spellings: " .. table.concat(aliases, ", ")
     lines[#lines + 1] = ""
     lines[#lines + 1] = "Run 'hcs COMMAND --help' for a command's options."
     print(table.concat(lines, "\n"))

@@ -344,14 +344,32 @@ function cli.suggest(word, candidates)
   return cli.close_matches(word, candidates, 1)[1]
 end
 
+--- docker's and podman's top-level spellings of hcs commands: the command
+-- and the words put before the arguments.
+cli.ALIASES = {
+  images = { "image", "ls" },
+  pull = { "image", "pull" },
+  push = { "image", "push" },
+  rmi = { "image", "rm" },
+  tag = { "image", "tag" },
+  top = { "ps" },
+}
+
 --- Entry point used by the host: main(command, args...) -> exit status.
 function cli.main(name, ...)
   local argv = { ... }
   if name == "--help" or name == "-h" then name = "help" end
   if name == "--version" then name = "version" end
+  local alias = type(name) == "string" and cli.ALIASES[name]
+  if alias then
+    name = alias[1]
+    for i = #alias, 2, -1 do table.insert(argv, 1, alias[i]) end
+  end
   local cmd = cli.load(name)
   if not cmd then
-    local hint = type(name) == "string" and cli.suggest(name, cli.commands())
+    local known = cli.commands()
+    for k in pairs(cli.ALIASES) do known[#known + 1] = k end
+    local hint = type(name) == "string" and cli.suggest(name, known)
     warn(("hcs: unknown command %s%s (see 'hcs help')\n"):format(args.show(name),
       hint and (", did you mean '" .. hint .. "'?") or ""))
     return 2

@@ -2,11 +2,17 @@
 local cli = require "hcs.cli"
 local hcs = require "hcs"
 
-local function list(opts)
+--- keep(system) (optional) selects the systems shown.
+local function list(opts, keep)
   local filter = {}
   if opts.owner then filter.Owners = { opts.owner } end
   if opts.state then filter.State = opts.state end
   local systems = cli.check(hcs.compute.enumerate(filter))
+  if keep then
+    local kept = {}
+    for _, s in ipairs(systems) do if keep(s) then kept[#kept + 1] = s end end
+    systems = kept
+  end
   table.sort(systems, function(a, b) return a.Id < b.Id end)
   cli.output(opts, systems, function(rows)
     cli.print_table({ { key = "Id", title = "ID" }, { key = "Owner", title = "OWNER" },
@@ -28,6 +34,6 @@ return {
     quiet = cli.quiet_option,
   },
   max_args = 0,
-  run = list,
+  run = function(opts) return list(opts) end,
   list = list,
 }

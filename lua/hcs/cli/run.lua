@@ -54,7 +54,7 @@ local function run_image(opts, target)
     local console = opts.tty and not opts.detach
     sys = cu.define_from_image(opts, target, { stdio = (opts.detach or console) and "log" or "inherit",
       stdin = opts.interactive or false, tty = opts.tty, auto_remove = opts.rm or nil, attached = not opts.detach,
-      start = not console })
+      detachable = console or nil, start = not console })
     if opts.detach then return nil end
     local cs = sys.cs
     if console and attach_console(cs, opts) == "detached" then
@@ -65,11 +65,9 @@ local function run_image(opts, target)
     return cli.check(cs:properties())
   end, function(ok)
     if detached and opts.rm then
-      -- Its plan is an attached auto-remove one whose owner is gone: the
-      -- next recover (`hcs run`, `hcs plan ls`, `hcs destroy`) removes it
-      -- once it has stopped.
-      io.stderr:write(("hcs run: detached from %s; --rm removes it after it stops, at the next hcs run, " ..
-        "plan ls or destroy\n"):format(sys.plan.Name))
+      -- Its monitor removes it once it stops, as docker's daemon would.
+      local done, err = hcs.workflow.let_go(sys)
+      if not done then cli.fail("%s", err) end
     elseif sys and opts.rm and not opts.detach then
       local done, err = hcs.workflow.destroy(sys, { kill = not ok })
       if not done then cli.fail("%s", err) end

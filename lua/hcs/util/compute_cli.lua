@@ -260,6 +260,9 @@ function M.attach(cs, o)
     cli.fail("%s", err)
   end
   if how == "detached" then return 0 end
+  -- The monitor's exit record: an auto-remove system may be gone already.
+  local exit = err and err.exit
+  if exit and math.type(exit.ExitCode) == "integer" then return exit.ExitCode < 0 and 1 or exit.ExitCode end
   cli.check(cs:wait())
   local props = cli.check(cs:properties())
   local code = props.ExitCode or 1

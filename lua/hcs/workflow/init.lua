@@ -82,6 +82,10 @@ function M.capture(sys, opts) return steps().capture(sys, opts) end
 -- opts: { keep_plan, kill, timeout_ms }.  Idempotent (see journal.lua).
 function M.destroy(sys, opts) return steps().destroy(sys, opts) end
 
+--- An attached auto-remove run (realized with detachable = true) lets go of
+-- its system: removed by its monitor once it stops (now, if it has).
+function M.let_go(sys) return steps().let_go(sys) end
+
 --- destroy() by name: a Realized plan, or one a killed realize left.
 function M.destroy_named(name, root, opts) return steps().destroy_named(name, root, opts) end
 

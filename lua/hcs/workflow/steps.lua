@@ -359,7 +359,9 @@ end
 -- auto_remove = true (destroyed once it stops: its monitor runs `hcs destroy
 -- --auto NAME`), attached = true (with auto_remove: the caller waits and
 -- destroys it itself, after reading the exit status; if the caller dies, the
--- next recover() destroys it once stopped) }.
+-- next recover() destroys it once stopped), detachable = true (with both: the
+-- monitor's `destroy --auto` runs too, and removes it once the caller has
+-- let go with M.let_go or died) }.
 --
 -- Write-ahead: the plan is saved as Realizing, naming every resource,
 -- before the first one is made; a failure (an interrupting signal
@@ -394,7 +396,7 @@ function M.realize(plan, opts)
   local layers <close> = open_layers(root)
   local image = check(images:inspect(plan.ImageId))
   local cfg_opts = copy(opts)
-  if opts.auto_remove and not opts.attached then
+  if opts.auto_remove and (not opts.attached or opts.detachable) then
     cfg_opts.exit_command = json.array(journal.self_command(root, "destroy", "--auto", id))
   end
   plan.State = "Realizing"
@@ -591,6 +593,28 @@ function M.destroy(sys, opts)
     sys.cs = nil
   end
   return journal.release(sys.plan, sys.root, opts)
+end
+
+--- An attached auto-remove caller lets go of its system (it detached from
+-- the console, `hcs run -it --rm`): from now on the monitor's `destroy
+-- --auto` removes it once it stops, and one that stopped already is removed
+-- now.  Returns true or nil, message.
+function M.let_go(sys)
+  local name, root = sys.plan.Name, sys.root
+  local plan = plans.load(name, root)
+  if not plan or plan.State ~= "Realized" or not (plan.Realized or {}).Attached then return true end
+  plan.Realized.Attached = nil
+  local ok, err = plans.save(plan, root)
+  if not ok then return nil, err end
+  sys.plan = plan
+  -- Stopped before the save: its monitor's `destroy --auto` saw us attached
+  -- and left it to us.
+  local props = sys.cs and sys.cs:properties()
+  if props and props.State == "Stopped" then
+    local done, derr = M.destroy(sys)
+    if not done and plans.load(name, root) then return nil, derr end
+  end
+  return true
 end
 
 --- destroy() by name, whatever the plan's state after realize: Realized,

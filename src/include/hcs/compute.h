@@ -111,8 +111,10 @@ HCS_EXPORT int hcs_compute_logs(hcs_system_t *cs, const hcs_compute_log_options_
  * keeps its console (EmulateConsole with a log).  Every packet starts with
  * a kind byte.  From the monitor: HCS_ATTACH_HELLO first (one byte of
  * flags: HCS_ATTACH_HAS_STDIN, HCS_ATTACH_HAS_CONSOLE), then STDOUT and
- * STDERR (the data follows; a console's output is STDOUT); end of file
- * once the system stopped and its output is all sent.  To the monitor:
+ * STDERR (the data follows; a console's output is STDOUT); once the system
+ * stopped and its output is all sent, EXIT (the exit record as JSON, what
+ * exit.json holds: ExitCode, ExitType, ...; sent before an auto-remove can
+ * delete the system) and end of file.  To the monitor:
  * STDIN (data), RESIZE (two uint16_t, rows then cols, host order: the
  * console's TIOCSWINSZ), CLOSE_STDIN.  Several clients may attach at once;
  * each gets all output from its connection on, stdin from each is merged;
@@ -126,6 +128,7 @@ enum {
   HCS_ATTACH_RESIZE = 3,
   HCS_ATTACH_CLOSE_STDIN = 4,
   HCS_ATTACH_HELLO = 5,
+  HCS_ATTACH_EXIT = 6,
 };
 #define HCS_ATTACH_HAS_STDIN 1
 #define HCS_ATTACH_HAS_CONSOLE 2

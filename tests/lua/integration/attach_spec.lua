@@ -182,6 +182,32 @@ describe("hcs attach #root", function()
     assert.is_true((hcs("rm", "-f", "a7")))
   end)
 
+  it("runs -it --rm of an image as docker: once detached, the system is removed as soon as it stops", function()
+    assert(u.run(("%s/scripts/make-base-image --root %s >/dev/null"):format(u.source_dir, u.quote(root))))
+    local code, out = ptyrun("24x80", "echo rm-$((1+1))\\n\\erm-2\\e\\p\\q", "run", "-it", "--rm", "--name", "a8",
+      "--cgroup-parent", parent, "busybox", "/bin/sh")
+    assert.equal(0, code)
+    assert.matches("rm%-2\n", out)
+    assert.equal("Running", inspect_state("a8"))
+    -- The monitor removes it once it stops; attach still gets its status.
+    code = ptyrun("24x80", "exit 3\\n", "attach", "a8")
+    assert.equal(3, code)
+    local gone = false
+    for _ = 1, 500 do
+      local _, _, plans = hcs("plan", "ls", "-q")
+      if inspect_state("a8") == nil and not plans:find("a8", 1, true) then
+        gone = true
+        break
+      end
+      u.run("sleep 0.02")
+    end
+    assert.is_true(gone)
+    -- Its scratch layer went with it; the image's layer stays.
+    local _, _, layers = hcs("layer", "ls", "-q")
+    assert.equal(1, select(2, layers:gsub("%S+", "")))
+    assert.is_true((hcs("image", "rm", "busybox")))
+  end)
+
   it("runs -it attached as docker: attach before start, detach leaves it running", function()
     local code, out = ptyrun("24x80", "echo first-$((1+1))\\n\\efirst-2\\e\\p\\q", "run", "-it", "--name", "a6", "--cgroup-parent", parent,
       rootfs, "/bin/sh")
