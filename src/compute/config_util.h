@@ -1,6 +1,6 @@
-/* Helpers shared by the configuration parsers (config.c, config_process.c):
- * typed field getters whose errors name the JSON path, what was expected
- * and what was found. */
+/* Helpers shared by the configuration parsers (config.c, config_process.c,
+ * and the VirtualMachine section's src/vm/config.c): typed field getters
+ * whose errors name the JSON path, what was expected and what was found. */
 #ifndef HCS_COMPUTE_CONFIG_UTIL_H
 #define HCS_COMPUTE_CONFIG_UTIL_H
 
@@ -82,6 +82,12 @@ static inline int check_keys(json_t *obj, const char *path, const char *const *k
 
 #define P(...) cleanup_free char *p_ = hcs_xasprintf(__VA_ARGS__)
 
+/* An optional member of an object: NULL when absent or null. */
+static inline json_t *json_member(json_t *obj, const char *key) {
+  json_t *v = json_object_get(obj, key);
+  return json_is_null(v) ? NULL : v;
+}
+
 static inline int get_obj(json_t *parent, const char *path, const char *key, json_t **out, hcs_error_t *err) {
   json_t *v = json_object_get(parent, key);
   *out = NULL;
@@ -94,12 +100,34 @@ static inline int get_obj(json_t *parent, const char *path, const char *key, jso
   return 0;
 }
 
+/* The same, its keys checked against `known` (NULL-terminated). */
+static inline int get_obj_known(json_t *parent, const char *path, const char *key, json_t **out,
+                                const char *const *known, hcs_error_t *err) {
+  if (get_obj(parent, path, key, out, err) < 0) return -1;
+  if (*out == NULL) return 0;
+  P("%s%s%s", path, *path ? "." : "", key);
+  return check_keys(*out, p_, known, err);
+}
+
 static inline int get_str(json_t *parent, const char *path, const char *key, char **out, hcs_error_t *err) {
   json_t *v = json_object_get(parent, key);
   if (v == NULL || json_is_null(v)) return 0;
   if (!json_is_string(v)) {
     P("%s%s%s", path, *path ? "." : "", key);
     return bad(err, p_, "string", v);
+  }
+  free(*out);
+  *out = hcs_xstrdup(json_string_value(v));
+  return 0;
+}
+
+/* A string that must not be empty (a path, a name, a command line). */
+static inline int get_nonempty_str(json_t *parent, const char *path, const char *key, char **out, hcs_error_t *err) {
+  json_t *v = json_member(parent, key);
+  if (v == NULL) return 0;
+  if (!json_is_string(v) || json_string_length(v) == 0) {
+    P("%s%s%s", path, *path ? "." : "", key);
+    return bad(err, p_, "a non-empty string", v);
   }
   free(*out);
   *out = hcs_xstrdup(json_string_value(v));

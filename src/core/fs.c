@@ -109,7 +109,12 @@ static int replace_file(const char *path, const void *data, size_t len, mode_t m
     return hcs_error_make(err, saved, "rename `%s` to `%s`", tmp, path);
   }
   if (!durable) return 0;
-  cleanup_free char *dir = hcs_xstrdup(path);
+  cleanup_free char *dir = hcs_dir_of(path);
+  return hcs_fsync_dir(dir, err);
+}
+
+char *hcs_dir_of(const char *path) {
+  char *dir = hcs_xstrdup(path);
   char *slash = strrchr(dir, '/');
   if (slash == dir)
     dir[1] = '\0';
@@ -117,7 +122,7 @@ static int replace_file(const char *path, const void *data, size_t len, mode_t m
     *slash = '\0';
   else
     strcpy(dir, ".");
-  return hcs_fsync_dir(dir, err);
+  return dir;
 }
 
 int hcs_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, hcs_error_t *err) {

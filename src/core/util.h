@@ -93,6 +93,8 @@ HCS_INTERNAL int hcs_mkdir_p(const char *path, mode_t mode, hcs_error_t *err);
 HCS_INTERNAL int hcs_rm_rf(const char *path, hcs_error_t *err);
 HCS_INTERNAL int hcs_rm_rf_at(int dirfd, const char *name, hcs_error_t *err);
 HCS_INTERNAL int hcs_fsync_dir(const char *path, hcs_error_t *err);
+/* The directory of `path` ("." for a bare name, "/" for one under the root), malloc'd. */
+HCS_INTERNAL char *hcs_dir_of(const char *path);
 HCS_INTERNAL bool hcs_path_exists(const char *path);
 
 /* Exclusive advisory lock on `path` (created if missing); returns the fd

@@ -344,10 +344,6 @@ static int addr_dump_cb(const struct nlmsghdr *h, void *data) {
   return MNL_CB_OK;
 }
 
-struct route_dump {
-  json_t *routes;
-};
-
 static int route_dump_cb(const struct nlmsghdr *h, void *data) {
   const struct rtmsg *rtm = mnl_nlmsg_get_payload(h);
   const struct nlattr *tb[IFLA_MAX + 1] = {0};
@@ -366,26 +362,53 @@ static int route_dump_cb(const struct nlmsghdr *h, void *data) {
                       json_string(rtm->rtm_protocol == RTPROT_KERNEL ? "Kernel"
                                   : rtm->rtm_protocol == RTPROT_BOOT ? "Static"
                                                                      : "Other"));
-  json_array_append_new(((struct route_dump *)data)->routes, r);
+  json_array_append_new(data, r);
   return MNL_CB_OK;
 }
 
-static int dump(struct hcs_nl *nl, int type, size_t hdrlen, int family, mnl_cb_t cb, void *data, const char *what,
+/* Does buf hold the end (NLMSG_DONE or an error) of the dump with seq? */
+static bool dump_ends_in(const void *buf, size_t size, unsigned seq) {
+  int len = (int)size;
+  for (const struct nlmsghdr *h = buf; mnl_nlmsg_ok(h, len); h = mnl_nlmsg_next(h, &len))
+    if (h->nlmsg_seq == seq && (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR)) return true;
+  return false;
+}
+
+/* Dump into out (a JSON array cb appends to).  A dump the kernel marks
+ * interrupted (NLM_F_DUMP_INTR: links or addresses changed meanwhile, as
+ * other systems come and go) is read to its end and started again: left
+ * unread, its rest was taken for the answer to the socket's next request. */
+static int dump(struct hcs_nl *nl, int type, size_t hdrlen, int family, mnl_cb_t cb, json_t *out, const char *what,
                 hcs_error_t *err) {
-  struct nlmsghdr *h = mnl_nlmsg_put_header(nl->buf);
-  h->nlmsg_type = (uint16_t)type;
-  h->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  h->nlmsg_seq = nl->seq++;
-  struct rtgenmsg *g = mnl_nlmsg_put_extra_header(h, hdrlen);
-  g->rtgen_family = (uint8_t)family; /* first byte of ifinfomsg/ifaddrmsg/rtmsg */
-  unsigned seq = h->nlmsg_seq;
-  if (mnl_socket_sendto(nl->sock, h, h->nlmsg_len) < 0) return hcs_error_make(err, errno, "dump %s", what);
-  for (;;) {
-    ssize_t r = mnl_socket_recvfrom(nl->sock, nl->buf, NL_BUFSZ);
-    if (r < 0) return hcs_error_make(err, errno, "dump %s", what);
-    int rc = mnl_cb_run(nl->buf, (size_t)r, seq, nl->portid, cb, data);
-    if (rc < 0) return hcs_error_make(err, errno, "dump %s", what);
+  for (int attempt = 0;; attempt++) {
+    json_array_clear(out);
+    struct nlmsghdr *h = mnl_nlmsg_put_header(nl->buf);
+    h->nlmsg_type = (uint16_t)type;
+    h->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    h->nlmsg_seq = nl->seq++;
+    struct rtgenmsg *g = mnl_nlmsg_put_extra_header(h, hdrlen);
+    g->rtgen_family = (uint8_t)family; /* first byte of ifinfomsg/ifaddrmsg/rtmsg */
+    unsigned seq = h->nlmsg_seq;
+    if (mnl_socket_sendto(nl->sock, h, h->nlmsg_len) < 0) return hcs_error_make(err, errno, "dump %s", what);
+    int rc;
+    ssize_t r;
+    do {
+      do
+        r = mnl_socket_recvfrom(nl->sock, nl->buf, NL_BUFSZ);
+      while (r < 0 && errno == EINTR);
+      if (r < 0) return hcs_error_make(err, errno, "dump %s", what);
+      rc = mnl_cb_run(nl->buf, (size_t)r, seq, nl->portid, cb, out);
+    } while (rc == MNL_CB_OK);
     if (rc == MNL_CB_STOP) return 0;
+    int e = errno;
+    /* Read the rest of this dump so the socket is clean for what follows. */
+    while (!dump_ends_in(nl->buf, (size_t)r, seq)) {
+      do
+        r = mnl_socket_recvfrom(nl->sock, nl->buf, NL_BUFSZ);
+      while (r < 0 && errno == EINTR);
+      if (r < 0) break;
+    }
+    if (e != EINTR || attempt == 31) return hcs_error_make(err, e, "dump %s", what);
   }
 }
 
@@ -409,12 +432,12 @@ json_t *hcs_nl_dump_interfaces(struct hcs_nl *nl, hcs_error_t *err) {
 }
 
 json_t *hcs_nl_dump_routes(struct hcs_nl *nl, hcs_error_t *err) {
-  struct route_dump rd = {json_array()};
-  if (dump(nl, RTM_GETROUTE, sizeof(struct rtmsg), AF_INET, route_dump_cb, &rd, "routes", err) < 0) {
-    json_decref(rd.routes);
+  json_t *routes = json_array();
+  if (dump(nl, RTM_GETROUTE, sizeof(struct rtmsg), AF_INET, route_dump_cb, routes, "routes", err) < 0) {
+    json_decref(routes);
     return NULL;
   }
-  return rd.routes;
+  return routes;
 }
 
 bool hcs_nl_link_is_bridge(struct hcs_nl *nl, const char *name) {

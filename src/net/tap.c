@@ -62,9 +62,20 @@ int hcs_net_vm_adapter(const char *root, const char *ref, const char *vm_id, hcs
   if (network == NULL) goto out;
   struct hcs_netinfo ni;
   if (hcs_net_network_info(network, &ni, err) < 0) goto out;
+  /* A None network has no bridge: there is nothing to put a tap on. */
+  if (ni.bridge == NULL) {
+    hcs_error_make(err, EINVAL,
+                   "network adapter `%s`: endpoint `%s` is on network `%s` of type %s, which has no bridge for a VM's "
+                   "tap",
+                   nic->name, ref, ni.name, ni.type);
+    goto out;
+  }
   if ((nl = hcs_nl_open(-1, err)) == NULL) goto out;
   int br = hcs_net_network_ensure(net, network, nl, err);
-  if (br <= 0) goto out;
+  if (br <= 0) {
+    hcs_error_wrap(err, "network adapter `%s` on endpoint `%s`", nic->name, ref);
+    goto out;
+  }
   hcs_net_tap_name(id, nic->tap);
   int exists = hcs_nl_link_index(nl, nic->tap, err);
   if (exists < 0) goto out;

@@ -1,111 +1,16 @@
 /* The VirtualMachine section of a compute system document (hcsshim schema2
  * names: ComputeTopology, Chipset, Devices, RestoreState, StopOnReset),
- * parsed and validated into hcs_vm_config_t.  As for containers, unknown
- * fields are refused and every rejection names the JSON path, what was
- * expected and what was found. */
+ * parsed and validated into hcs_vm_config_t.  As for containers (the same
+ * field getters, compute/config_util.h), unknown fields are refused and
+ * every rejection names the JSON path, what was expected and what was
+ * found. */
 #include <ctype.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "compute/config_util.h"
 #include "vm/vm.h"
-
-static const char *kind(json_t *j) {
-  switch (json_typeof(j)) {
-  case JSON_OBJECT: return "object";
-  case JSON_ARRAY: return "array";
-  case JSON_STRING: return "string";
-  case JSON_INTEGER: return "integer";
-  case JSON_REAL: return "number";
-  case JSON_TRUE:
-  case JSON_FALSE: return "boolean";
-  default: return "null";
-  }
-}
-
-static int bad(hcs_error_t *err, const char *path, const char *expected, json_t *got) {
-  if (got == NULL) return hcs_error_make(err, 0, "invalid configuration: `%s`: expected %s, missing", path, expected);
-  if (json_is_string(got))
-    return hcs_error_make(err, 0, "invalid configuration: `%s`: expected %s, got string \"%s\"", path, expected,
-                          json_string_value(got));
-  if (json_is_integer(got))
-    return hcs_error_make(err, 0, "invalid configuration: `%s`: expected %s, got integer %lld", path, expected,
-                          (long long)json_integer_value(got));
-  return hcs_error_make(err, 0, "invalid configuration: `%s`: expected %s, got %s", path, expected, kind(got));
-}
-
-static int check_keys(json_t *obj, const char *path, const char *const *known, hcs_error_t *err) {
-  const char *key;
-  json_t *v;
-  json_object_foreach(obj, key, v) {
-    bool found = false;
-    for (size_t i = 0; known[i]; i++)
-      if (strcmp(known[i], key) == 0) found = true;
-    if (found) continue;
-    char list[512] = "";
-    for (size_t i = 0; known[i]; i++) {
-      if (i) strncat(list, ", ", sizeof list - strlen(list) - 1);
-      strncat(list, known[i], sizeof list - strlen(list) - 1);
-    }
-    return hcs_error_make(err, 0, "invalid configuration: `%s%s%s`: unknown field (expected one of %s)", path,
-                          *path ? "." : "", key, list);
-  }
-  return 0;
-}
-
-/* An optional member of an object: NULL when absent or null. */
-static json_t *member(json_t *obj, const char *key) {
-  json_t *v = json_object_get(obj, key);
-  return json_is_null(v) ? NULL : v;
-}
-
-static int get_obj(json_t *parent, const char *path, const char *key, json_t **out, const char *const *known,
-                   hcs_error_t *err) {
-  json_t *v = member(parent, key);
-  *out = NULL;
-  if (v == NULL) return 0;
-  cleanup_free char *p = hcs_xasprintf("%s%s%s", path, *path ? "." : "", key);
-  if (!json_is_object(v)) return bad(err, p, "object", v);
-  if (known && check_keys(v, p, known, err) < 0) return -1;
-  *out = v;
-  return 0;
-}
-
-static int get_str(json_t *parent, const char *path, const char *key, char **out, hcs_error_t *err) {
-  json_t *v = member(parent, key);
-  if (v == NULL) return 0;
-  if (!json_is_string(v) || json_string_length(v) == 0) {
-    cleanup_free char *p = hcs_xasprintf("%s%s%s", path, *path ? "." : "", key);
-    return bad(err, p, "a non-empty string", v);
-  }
-  free(*out);
-  *out = hcs_xstrdup(json_string_value(v));
-  return 0;
-}
-
-static int get_bool(json_t *parent, const char *path, const char *key, bool *out, hcs_error_t *err) {
-  json_t *v = member(parent, key);
-  if (v == NULL) return 0;
-  if (!json_is_boolean(v)) {
-    cleanup_free char *p = hcs_xasprintf("%s%s%s", path, *path ? "." : "", key);
-    return bad(err, p, "boolean", v);
-  }
-  *out = json_is_true(v);
-  return 0;
-}
-
-static int get_int(json_t *parent, const char *path, const char *key, int64_t lo, int64_t hi, int64_t *out,
-                   hcs_error_t *err) {
-  json_t *v = member(parent, key);
-  if (v == NULL) return 0;
-  if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-    cleanup_free char *p = hcs_xasprintf("%s%s%s", path, *path ? "." : "", key);
-    cleanup_free char *want = hcs_xasprintf("an integer from %lld to %lld", (long long)lo, (long long)hi);
-    return bad(err, p, want, v);
-  }
-  *out = json_integer_value(v);
-  return 0;
-}
 
 /* A host file the VM reads (kernel, initrd, disk): an absolute path to an
  * existing regular file.  These paths come from the caller's document (as a
@@ -147,12 +52,12 @@ int hcs_vm_disk_parse(json_t *v, const char *path, const char *name, hcs_vm_disk
   if (check_keys(v, path, keys, err) < 0) return -1;
   cleanup_free char *type = NULL;
   d->name = hcs_xstrdup(name);
-  if (get_str(v, path, "Type", &type, err) < 0 || get_str(v, path, "Path", &d->path, err) < 0 ||
-      get_bool(v, path, "ReadOnly", &d->read_only, err) < 0 || get_str(v, path, "Format", &d->format, err) < 0)
+  if (get_nonempty_str(v, path, "Type", &type, err) < 0 || get_nonempty_str(v, path, "Path", &d->path, err) < 0 ||
+      get_bool(v, path, "ReadOnly", &d->read_only, err) < 0 || get_nonempty_str(v, path, "Format", &d->format, err) < 0)
     return -1;
   if (type && strcmp(type, "VirtualDisk") != 0) {
     cleanup_free char *p = hcs_xasprintf("%s.Type", path);
-    return bad(err, p, "\"VirtualDisk\"", member(v, "Type"));
+    return bad(err, p, "\"VirtualDisk\"", json_member(v, "Type"));
   }
   if (d->path == NULL) {
     cleanup_free char *p = hcs_xasprintf("%s.Path", path);
@@ -167,7 +72,7 @@ int hcs_vm_disk_parse(json_t *v, const char *path, const char *name, hcs_vm_disk
   }
   if (strcmp(d->format, "raw") && strcmp(d->format, "qcow2")) {
     cleanup_free char *p = hcs_xasprintf("%s.Format", path);
-    return bad(err, p, "\"raw\" or \"qcow2\"", member(v, "Format"));
+    return bad(err, p, "\"raw\" or \"qcow2\"", json_member(v, "Format"));
   }
   return 0;
 }
@@ -176,16 +81,17 @@ int hcs_vm_share_parse(json_t *v, const char *path, hcs_vm_share_t *s, hcs_error
   static const char *const keys[] = {"Name", "AccessName", "Path", "ReadOnly", NULL};
   if (!json_is_object(v)) return bad(err, path, "object", v);
   if (check_keys(v, path, keys, err) < 0) return -1;
-  if (get_str(v, path, "Name", &s->name, err) < 0 || get_str(v, path, "Path", &s->host_path, err) < 0 ||
+  if (get_nonempty_str(v, path, "Name", &s->name, err) < 0 ||
+      get_nonempty_str(v, path, "Path", &s->host_path, err) < 0 ||
       get_bool(v, path, "ReadOnly", &s->read_only, err) < 0)
     return -1;
   if (s->name == NULL || !valid_name(s->name)) {
     cleanup_free char *p = hcs_xasprintf("%s.Name", path);
-    return bad(err, p, "a name of 1 to 31 letters, digits, `-` or `_`", member(v, "Name"));
+    return bad(err, p, "a name of 1 to 31 letters, digits, `-` or `_`", json_member(v, "Name"));
   }
   struct stat st;
   cleanup_free char *p = hcs_xasprintf("%s.Path", path);
-  if (s->host_path == NULL || s->host_path[0] != '/') return bad(err, p, "an absolute path", member(v, "Path"));
+  if (s->host_path == NULL || s->host_path[0] != '/') return bad(err, p, "an absolute path", json_member(v, "Path"));
   if (stat(s->host_path, &st) < 0 || !S_ISDIR(st.st_mode))
     return hcs_error_make(err, errno ? errno : ENOTDIR, "invalid configuration: `%s`: `%s` is not a directory", p,
                           s->host_path);
@@ -224,6 +130,7 @@ void hcs_vm_config_free(hcs_vm_config_t *c) {
   free(c->com_file);
   free(c->com_socket);
   free(c->restore);
+  json_decref(c->pci_slots);
   free(c->cgroup_parent);
   free(c);
 }
@@ -238,7 +145,7 @@ static int parse_scsi(hcs_vm_config_t *c, json_t *scsi, hcs_error_t *err) {
     static const char *const keys[] = {"Attachments", NULL};
     if (!json_is_object(v)) return bad(err, p, "object", v);
     if (check_keys(v, p, keys, err) < 0) return -1;
-    json_t *att = member(v, "Attachments");
+    json_t *att = json_member(v, "Attachments");
     if (att && !json_is_object(att)) {
       cleanup_free char *pa = hcs_xasprintf("%s.Attachments", p);
       return bad(err, pa, "object", att);
@@ -261,8 +168,8 @@ static int parse_devices(hcs_vm_config_t *c, json_t *dev, hcs_error_t *err) {
   json_t *scsi, *nics, *plan9, *com, *v;
   const char *key;
   static const char *const plan9_keys[] = {"Shares", NULL};
-  if (get_obj(dev, path, "Scsi", &scsi, NULL, err) < 0 || get_obj(dev, path, "NetworkAdapters", &nics, NULL, err) < 0 ||
-      get_obj(dev, path, "Plan9", &plan9, plan9_keys, err) < 0 || get_obj(dev, path, "ComPorts", &com, NULL, err) < 0)
+  if (get_obj(dev, path, "Scsi", &scsi, err) < 0 || get_obj(dev, path, "NetworkAdapters", &nics, err) < 0 ||
+      get_obj_known(dev, path, "Plan9", &plan9, plan9_keys, err) < 0 || get_obj(dev, path, "ComPorts", &com, err) < 0)
     return -1;
   if (scsi && parse_scsi(c, scsi, err) < 0) return -1;
   json_object_foreach(nics, key, v) {
@@ -275,17 +182,19 @@ static int parse_devices(hcs_vm_config_t *c, json_t *dev, hcs_error_t *err) {
     hcs_vm_nic_t *n = &c->nics[c->n_nics++];
     memset(n, 0, sizeof *n);
     n->name = hcs_xstrdup(key);
-    if (get_str(v, p, "EndpointId", &n->endpoint, err) < 0 || get_str(v, p, "MacAddress", &n->mac, err) < 0) return -1;
+    if (get_nonempty_str(v, p, "EndpointId", &n->endpoint, err) < 0 ||
+        get_nonempty_str(v, p, "MacAddress", &n->mac, err) < 0)
+      return -1;
     if (n->endpoint == NULL) {
       cleanup_free char *pe = hcs_xasprintf("%s.EndpointId", p);
       return bad(err, pe, "the id of an hcs endpoint", NULL);
     }
     if (n->mac && !valid_mac(n->mac)) {
       cleanup_free char *pm = hcs_xasprintf("%s.MacAddress", p);
-      return bad(err, pm, "a MAC address like 02:00:00:00:00:01", member(v, "MacAddress"));
+      return bad(err, pm, "a MAC address like 02:00:00:00:00:01", json_member(v, "MacAddress"));
     }
   }
-  json_t *shares = plan9 ? member(plan9, "Shares") : NULL;
+  json_t *shares = plan9 ? json_member(plan9, "Shares") : NULL;
   if (shares && !json_is_array(shares)) return bad(err, "VirtualMachine.Devices.Plan9.Shares", "array", shares);
   size_t i;
   json_array_foreach(shares, i, v) {
@@ -299,7 +208,9 @@ static int parse_devices(hcs_vm_config_t *c, json_t *dev, hcs_error_t *err) {
     if (strcmp(key, "0") != 0) return bad(err, p, "port \"0\" (one serial port, the guest's ttyS0)", NULL);
     if (!json_is_object(v)) return bad(err, p, "object", v);
     if (check_keys(v, p, com_keys, err) < 0) return -1;
-    if (get_str(v, p, "Path", &c->com_file, err) < 0 || get_str(v, p, "NamedPipe", &c->com_socket, err) < 0) return -1;
+    if (get_nonempty_str(v, p, "Path", &c->com_file, err) < 0 ||
+        get_nonempty_str(v, p, "NamedPipe", &c->com_socket, err) < 0)
+      return -1;
     const char *f = c->com_file ? c->com_file : c->com_socket;
     if (f == NULL || (c->com_file && c->com_socket)) return bad(err, p, "one of Path or NamedPipe", NULL);
     if (f[0] != '/' || strchr(f, ','))
@@ -329,29 +240,29 @@ hcs_vm_config_t *hcs_vm_config_parse(json_t *doc, hcs_error_t *err) {
   c->memory_mb = 256;
   c->cpus = 1;
   json_t *vm, *chip = NULL, *lkd = NULL, *uefi = NULL, *topo = NULL, *mem = NULL, *cpu = NULL, *dev = NULL,
-              *restore = NULL, *lx = NULL, *sv = member(doc, "SchemaVersion");
+              *restore = NULL, *lx = NULL, *sv = json_member(doc, "SchemaVersion");
   const char *V = "VirtualMachine";
-  if (check_keys(doc, "", top, err) < 0 || get_str(doc, "", "Owner", &c->owner, err) < 0) goto fail;
+  if (check_keys(doc, "", top, err) < 0 || get_nonempty_str(doc, "", "Owner", &c->owner, err) < 0) goto fail;
   if (sv && (!json_is_object(sv) || json_integer_value(json_object_get(sv, "Major")) != 2)) {
     bad(err, "SchemaVersion", "{\"Major\": 2, ...}", sv);
     goto fail;
   }
-  vm = member(doc, V);
+  vm = json_member(doc, V);
   if (!json_is_object(vm)) {
     bad(err, V, "object", vm);
     goto fail;
   }
   if (check_keys(vm, V, vm_keys, err) < 0 || get_bool(vm, V, "StopOnReset", &c->stop_on_reset, err) < 0 ||
-      get_obj(vm, V, "Chipset", &chip, chip_keys, err) < 0 ||
-      get_obj(vm, V, "ComputeTopology", &topo, topo_keys, err) < 0 ||
-      get_obj(vm, V, "Devices", &dev, dev_keys, err) < 0 ||
-      get_obj(vm, V, "RestoreState", &restore, restore_keys, err) < 0)
+      get_obj_known(vm, V, "Chipset", &chip, chip_keys, err) < 0 ||
+      get_obj_known(vm, V, "ComputeTopology", &topo, topo_keys, err) < 0 ||
+      get_obj_known(vm, V, "Devices", &dev, dev_keys, err) < 0 ||
+      get_obj_known(vm, V, "RestoreState", &restore, restore_keys, err) < 0)
     goto fail;
-  if (chip && (get_obj(chip, "VirtualMachine.Chipset", "LinuxKernelDirect", &lkd, lkd_keys, err) < 0 ||
-               get_obj(chip, "VirtualMachine.Chipset", "Uefi", &uefi, none, err) < 0))
+  if (chip && (get_obj_known(chip, "VirtualMachine.Chipset", "LinuxKernelDirect", &lkd, lkd_keys, err) < 0 ||
+               get_obj_known(chip, "VirtualMachine.Chipset", "Uefi", &uefi, none, err) < 0))
     goto fail;
-  if (topo && (get_obj(topo, "VirtualMachine.ComputeTopology", "Memory", &mem, mem_keys, err) < 0 ||
-               get_obj(topo, "VirtualMachine.ComputeTopology", "Processor", &cpu, cpu_keys, err) < 0))
+  if (topo && (get_obj_known(topo, "VirtualMachine.ComputeTopology", "Memory", &mem, mem_keys, err) < 0 ||
+               get_obj_known(topo, "VirtualMachine.ComputeTopology", "Processor", &cpu, cpu_keys, err) < 0))
     goto fail;
   if (mem && get_int(mem, "VirtualMachine.ComputeTopology.Memory", "SizeInMB", 16, 1 << 20, &c->memory_mb, err) < 0)
     goto fail;
@@ -370,16 +281,17 @@ hcs_vm_config_t *hcs_vm_config_parse(json_t *doc, hcs_error_t *err) {
   }
   c->uefi = uefi != NULL;
   if (lkd) {
-    const char *P = "VirtualMachine.Chipset.LinuxKernelDirect";
-    if (get_str(lkd, P, "KernelFilePath", &c->kernel, err) < 0 || get_str(lkd, P, "InitRdPath", &c->initrd, err) < 0 ||
-        get_str(lkd, P, "KernelCmdLine", &c->cmdline, err) < 0)
+    const char *lkdp = "VirtualMachine.Chipset.LinuxKernelDirect";
+    if (get_nonempty_str(lkd, lkdp, "KernelFilePath", &c->kernel, err) < 0 ||
+        get_nonempty_str(lkd, lkdp, "InitRdPath", &c->initrd, err) < 0 ||
+        get_nonempty_str(lkd, lkdp, "KernelCmdLine", &c->cmdline, err) < 0)
       goto fail;
     if (c->kernel == NULL) {
       bad(err, "VirtualMachine.Chipset.LinuxKernelDirect.KernelFilePath", "the path of a kernel image", NULL);
       goto fail;
     }
-    if (check_file(c->kernel, P, "KernelFilePath", err) < 0 ||
-        (c->initrd && check_file(c->initrd, P, "InitRdPath", err) < 0))
+    if (check_file(c->kernel, lkdp, "KernelFilePath", err) < 0 ||
+        (c->initrd && check_file(c->initrd, lkdp, "InitRdPath", err) < 0))
       goto fail;
   }
   if (dev && parse_devices(c, dev, err) < 0) goto fail;
@@ -387,18 +299,32 @@ hcs_vm_config_t *hcs_vm_config_parse(json_t *doc, hcs_error_t *err) {
     bad(err, "VirtualMachine.Devices.Scsi", "a disk to boot from with Chipset.Uefi", NULL);
     goto fail;
   }
+  /* The firmware is checked here, not by QEMU: a missing one would fail
+   * the create with QEMU's words about a pflash drive. */
+  for (int i = 0; c->uefi && i < 2; i++) {
+    cleanup_free char *fw = hcs_vm_ovmf_path(i ? "OVMF_VARS.fd" : "OVMF_CODE.fd");
+    struct stat st;
+    int bad_fw = stat(fw, &st) < 0 ? errno : S_ISREG(st.st_mode) ? 0 : EINVAL;
+    if (bad_fw) {
+      hcs_error_make(err, bad_fw,
+                     "invalid configuration: `VirtualMachine.Chipset.Uefi`: the UEFI firmware `%s` is not installed "
+                     "(Debian's ovmf package)",
+                     fw);
+      goto fail;
+    }
+  }
   if (restore) {
-    if (get_str(restore, "VirtualMachine.RestoreState", "SaveStateFilePath", &c->restore, err) < 0) goto fail;
+    if (get_nonempty_str(restore, "VirtualMachine.RestoreState", "SaveStateFilePath", &c->restore, err) < 0) goto fail;
     if (c->restore == NULL) {
       bad(err, "VirtualMachine.RestoreState.SaveStateFilePath", "the path of a saved state", NULL);
       goto fail;
     }
     if (check_file(c->restore, "VirtualMachine.RestoreState", "SaveStateFilePath", err) < 0) goto fail;
   }
-  if (get_obj(doc, "", "Linux", &lx, linux_keys, err) < 0) goto fail;
-  if (lx && get_str(lx, "Linux", "CgroupParent", &c->cgroup_parent, err) < 0) goto fail;
+  if (get_obj_known(doc, "", "Linux", &lx, linux_keys, err) < 0) goto fail;
+  if (lx && get_nonempty_str(lx, "Linux", "CgroupParent", &c->cgroup_parent, err) < 0) goto fail;
   if (c->cgroup_parent && (c->cgroup_parent[0] == '/' || strstr(c->cgroup_parent, ".."))) {
-    bad(err, "Linux.CgroupParent", "a relative cgroup path without `..`", member(lx, "CgroupParent"));
+    bad(err, "Linux.CgroupParent", "a relative cgroup path without `..`", json_member(lx, "CgroupParent"));
     goto fail;
   }
   c->cgroup_parent_default = c->cgroup_parent == NULL;

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "core/crash.h"
 #include "hcs/disk.h"
 #include "vm/vm.h"
 
@@ -16,9 +17,10 @@ static const char *qemu_img(void) {
   return q && *q ? q : "qemu-img";
 }
 
-/* Run qemu-img; its stdout in *out (may be NULL).  On failure the error
- * carries its last stderr line. */
-static int run_img(char *const argv[], char **out, hcs_error_t *err) {
+/* Run qemu-img; its stdout in *out (may be NULL); `keep` >= 0 is an fd
+ * it inherits (the unnamed file it writes).  On failure the error carries
+ * its last stderr line. */
+static int run_img(char *const argv[], char **out, int keep, hcs_error_t *err) {
   int po[2], pe[2];
   if (pipe2(po, O_CLOEXEC) < 0) return hcs_error_make(err, errno, "pipe");
   if (pipe2(pe, O_CLOEXEC) < 0) {
@@ -33,6 +35,7 @@ static int run_img(char *const argv[], char **out, hcs_error_t *err) {
   if (pid == 0) {
     int null = open("/dev/null", O_RDONLY);
     dup2(null, 0), dup2(po[1], 1), dup2(pe[1], 2);
+    if (keep >= 0) fcntl(keep, F_SETFD, 0);
     execvp(argv[0], argv);
     dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
     _exit(127);
@@ -96,7 +99,7 @@ static bool valid_format(const char *f) { return f && (strcmp(f, "raw") == 0 || 
 static char *probe_format(const char *path, hcs_error_t *err) {
   char *argv[] = {(char *)qemu_img(), "info", "--output=json", "-U", (char *)path, NULL};
   cleanup_free char *out = NULL;
-  if (run_img(argv, &out, err) < 0) return NULL;
+  if (run_img(argv, &out, -1, err) < 0) return NULL;
   cleanup_json json_t *j = json_loads(out, 0, NULL);
   const char *f = json_string_value(json_object_get(j, "format"));
   if (f == NULL) {
@@ -122,7 +125,19 @@ int hcs_disk_create(const char *path, const char *format, uint64_t size, const c
     if (babs == NULL) return hcs_error_make(err, errno, "create disk `%s`: backing file `%s`", path, backing);
     if ((bfmt = probe_format(babs, err)) == NULL) return hcs_error_wrap(err, "create disk `%s`", path);
   }
-  cleanup_free char *tmp = hcs_xasprintf("%s.tmp-%d", path, (int)getpid());
+  /* qemu-img writes an unnamed file (O_TMPFILE in the target's directory,
+   * reached as /proc/self/fd/N, which it inherits), linked under its name
+   * once complete: a create killed mid-way leaves nothing behind, and no
+   * reader ever sees half a disk. */
+  cleanup_free char *dir = hcs_dir_of(path);
+  cleanup_close int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
+  if (fd < 0) return hcs_error_make(err, errno, "create disk `%s`: create a file in `%s`", path, dir);
+  if (fd < 3) { /* the child's stdio would replace it */
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    close(fd);
+    if ((fd = high) < 0) return hcs_error_make(err, errno, "create disk `%s`: dup", path);
+  }
+  cleanup_free char *tmp = hcs_xasprintf("/proc/self/fd/%d", fd);
   cleanup_free char *sz = hcs_xasprintf("%llu", (unsigned long long)size);
   char *argv[12];
   int n = 0;
@@ -140,19 +155,16 @@ int hcs_disk_create(const char *path, const char *format, uint64_t size, const c
   argv[n++] = tmp;
   if (size) argv[n++] = sz;
   argv[n] = NULL;
-  if (run_img(argv, NULL, err) < 0) {
-    unlink(tmp);
-    return hcs_error_wrap(err, "create disk `%s`", path);
-  }
+  if (run_img(argv, NULL, fd, err) < 0) return hcs_error_wrap(err, "create disk `%s`", path);
+  hcs_pause_point("disk create: written");
   /* A raw disk is sparse; qcow2 metadata is small: both synced before
-   * they get their name. */
-  int fd = open(tmp, O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) fsync(fd), close(fd);
-  if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0) {
-    int saved = errno;
-    unlink(tmp);
-    return hcs_error_make(err, saved, "create disk `%s`", path);
-  }
+   * they get their name.  linkat never replaces an existing file. */
+  if (fsync(fd) < 0) return hcs_error_make(err, errno, "create disk `%s`: fsync", path);
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) < 0)
+    return hcs_error_make(err, errno, "create disk `%s`", path);
+  hcs_fsync_dir(dir, NULL);
   return 0;
 }
 
@@ -165,7 +177,7 @@ int hcs_disk_resize(const char *path, uint64_t size, bool shrink, hcs_error_t *e
   cleanup_free char *sz = hcs_xasprintf("%llu", (unsigned long long)size);
   char *argv[] = {(char *)qemu_img(),         "resize",           "-q", "-f", fmt, shrink ? "--shrink" : (char *)path,
                   shrink ? (char *)path : sz, shrink ? sz : NULL, NULL};
-  if (run_img(argv, NULL, err) < 0) return hcs_error_wrap(err, "resize disk `%s`", path);
+  if (run_img(argv, NULL, -1, err) < 0) return hcs_error_wrap(err, "resize disk `%s`", path);
   return 0;
 }
 
@@ -177,7 +189,7 @@ char *hcs_disk_inspect(const char *path, hcs_error_t *err) {
   }
   char *argv[] = {(char *)qemu_img(), "info", "--output=json", "-U", (char *)path, NULL};
   cleanup_free char *out = NULL;
-  if (run_img(argv, &out, err) < 0) {
+  if (run_img(argv, &out, -1, err) < 0) {
     hcs_error_wrap(err, "inspect disk `%s`", path);
     return NULL;
   }

@@ -128,6 +128,16 @@ static int set_tap(hcs_system_t *cs, const char *name, const char *tap, bool add
   return hcs_state_write_json(sp, cs->state, err);
 }
 
+/* The adapter of this VM whose tap is `tap` (state.json's NicTaps), or NULL. */
+static const char *adapter_of_tap(json_t *state, const char *tap) {
+  const char *name;
+  json_t *t;
+  json_object_foreach(json_object_get(state, "NicTaps"), name, t) {
+    if (strcmp(json_string_value(t) ?: "", tap) == 0) return name;
+  }
+  return NULL;
+}
+
 /* A network adapter on an hcs endpoint: a tap on the endpoint's network
  * bridge (src/net/tap.c, which refuses an unknown endpoint, one in use,
  * or a network whose bridge is missing), a tap netdev and a virtio-net
@@ -173,7 +183,14 @@ static int nic_change(hcs_system_t *cs, hcs_qmp_t *q, json_t *doc, const char *n
   hcs_vm_nic_t n = {.name = (char *)name, .mac = macv ? hcs_xstrdup(json_string_value(macv)) : NULL};
   int rc = -1;
   json_t *r = NULL;
-  if (hcs_net_vm_adapter(cs->root, ep, cs->id, &n, err) < 0) goto out;
+  if (hcs_net_vm_adapter(cs->root, ep, cs->id, &n, err) < 0) {
+    /* The tap that made it busy may be this VM's own. */
+    const char *held = n.tap[0] ? adapter_of_tap(cs->state, n.tap) : NULL;
+    if (held)
+      hcs_error_make(err, EEXIST, "network adapter `%s`: endpoint `%s` is already attached to this VM (adapter `%s`)",
+                     name, ep, held);
+    goto out;
+  }
   if (set_tap(cs, name, n.tap, true, err) < 0) goto undo;
   r = hcs_qmp_execute(q, "netdev_add",
                       json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", "tap", "id", netdev, "ifname", n.tap, "script", "no",

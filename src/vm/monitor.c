@@ -296,8 +296,13 @@ running:
 int hcs_vm_launch(hcs_system_t *cs, hcs_vm_config_t *c, int create_lock, hcs_error_t *err) {
   vm_launch_t l = {.cs = cs, .c = c, .cg = hcs_cgroup_ops(), .create_lock = create_lock, .incoming = -1};
   l.accel = hcs_vm_accel_probe(cs->run_root, c->kernel);
-  if (c->restore && (l.incoming = hcs_vm_save_open(c->restore, NULL, err)) < 0)
-    return hcs_error_wrap(err, "restore `%s`", cs->id);
+  if (c->restore) {
+    json_t *head = NULL;
+    if ((l.incoming = hcs_vm_save_open(c->restore, &head, err)) < 0) return hcs_error_wrap(err, "restore `%s`", cs->id);
+    json_t *slots = json_object_get(head, "PciSlots");
+    if (json_is_object(slots)) c->pci_slots = json_incref(slots);
+    json_decref(head);
+  }
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
     if (l.incoming >= 0) close(l.incoming);

@@ -18,6 +18,14 @@ const char *hcs_qemu_binary(void) {
   return q && *q ? q : "qemu-system-x86_64";
 }
 
+/* Debian's ovmf package; $HCS_OVMF_DIR names another directory holding
+ * OVMF_CODE.fd and OVMF_VARS.fd (a firmware built elsewhere, or none: the
+ * tests check the refusal). */
+char *hcs_vm_ovmf_path(const char *file) {
+  const char *d = getenv("HCS_OVMF_DIR");
+  return hcs_xasprintf("%s/%s", d && *d ? d : "/usr/share/OVMF", file);
+}
+
 typedef struct {
   char **v;
   size_t n, cap;
@@ -47,6 +55,16 @@ static char *opt_escape(const char *s) {
   }
   *q = '\0';
   return o;
+}
+
+/* ",addr=N" for a device of a restored VM: the slot it had in the saved
+ * one (hot-added devices took free slots there, which the restored QEMU
+ * would give to others); "" otherwise (QEMU picks, in command-line order). */
+static char *slot(const hcs_vm_config_t *c, const char *prefix, const char *name) {
+  cleanup_free char *id = hcs_xasprintf("%s%s", prefix, name);
+  json_t *s = json_object_get(c->pci_slots, id);
+  if (!json_is_integer(s) || json_integer_value(s) < 1 || json_integer_value(s) > 31) return hcs_xstrdup("");
+  return hcs_xasprintf(",addr=%#llx", (long long)json_integer_value(s));
 }
 
 char **hcs_qemu_argv(const hcs_vm_config_t *c, const char *id, const char *dir, const char *accel, int incoming_fd) {
@@ -79,8 +97,9 @@ char **hcs_qemu_argv(const hcs_vm_config_t *c, const char *id, const char *dir, 
    * host has no vhost-vsock. */
   ADD(&a, "-chardev");
   ADD(&a, "socket,id=hcsagent,path=%s/agent.sock,server=on,wait=off", edir);
+  cleanup_free char *vser = slot(c, "", "vser0");
   ADD(&a, "-device");
-  ADD(&a, "virtio-serial-pci,id=vser0");
+  ADD(&a, "virtio-serial-pci,id=vser0%s", vser);
   ADD(&a, "-device");
   ADD(&a, "virtserialport,chardev=hcsagent,name=org.hcs.agent");
   if (c->com_file || c->com_socket) {
@@ -111,11 +130,15 @@ char **hcs_qemu_argv(const hcs_vm_config_t *c, const char *id, const char *dir, 
     cleanup_free char *mac = n->mac ? hcs_xstrdup(n->mac) : NULL;
     for (char *p = mac; p && *p; p++)
       if (*p == '-') *p = ':';
-    ADD(&a, "virtio-net-pci,netdev=net-%s,id=dev-net-%s%s%s", n->name, n->name, mac ? ",mac=" : "", mac ? mac : "");
+    cleanup_free char *at = slot(c, "dev-net-", n->name);
+    ADD(&a, "virtio-net-pci,netdev=net-%s,id=dev-net-%s%s%s%s", n->name, n->name, mac ? ",mac=" : "", mac ? mac : "",
+        at);
   }
   if (c->uefi) {
+    cleanup_free char *code = hcs_vm_ovmf_path("OVMF_CODE.fd");
+    cleanup_free char *ecode = opt_escape(code);
     ADD(&a, "-drive");
-    ADD(&a, "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd");
+    ADD(&a, "if=pflash,format=raw,readonly=on,file=%s", ecode);
     ADD(&a, "-drive");
     ADD(&a, "if=pflash,format=raw,file=%s/OVMF_VARS.fd", edir);
   }
@@ -125,7 +148,9 @@ char **hcs_qemu_argv(const hcs_vm_config_t *c, const char *id, const char *dir, 
     ADD(&a, "-drive");
     ADD(&a, "file=%s,format=%s,if=none,id=disk-%s%s", p, d->format, d->name, d->read_only ? ",readonly=on" : "");
     ADD(&a, "-device");
-    ADD(&a, "virtio-blk-pci,drive=disk-%s,id=dev-disk-%s%s", d->name, d->name, c->uefi && i == 0 ? ",bootindex=0" : "");
+    cleanup_free char *at = slot(c, "dev-disk-", d->name);
+    ADD(&a, "virtio-blk-pci,drive=disk-%s,id=dev-disk-%s%s%s", d->name, d->name,
+        c->uefi && i == 0 ? ",bootindex=0" : "", at);
   }
   for (size_t i = 0; i < c->n_shares; i++) {
     const hcs_vm_share_t *s = &c->shares[i];
@@ -133,10 +158,12 @@ char **hcs_qemu_argv(const hcs_vm_config_t *c, const char *id, const char *dir, 
     ADD(&a, "-fsdev");
     ADD(&a, "local,id=fs-%s,path=%s,security_model=none%s", s->name, p, s->read_only ? ",readonly=on" : "");
     ADD(&a, "-device");
-    ADD(&a, "virtio-9p-pci,fsdev=fs-%s,mount_tag=%s,id=dev-fs-%s", s->name, s->name, s->name);
+    cleanup_free char *at = slot(c, "dev-fs-", s->name);
+    ADD(&a, "virtio-9p-pci,fsdev=fs-%s,mount_tag=%s,id=dev-fs-%s%s", s->name, s->name, s->name, at);
   }
+  cleanup_free char *bal = slot(c, "", "balloon0");
   ADD(&a, "-device");
-  ADD(&a, "virtio-balloon-pci,id=balloon0");
+  ADD(&a, "virtio-balloon-pci,id=balloon0%s", bal);
   if (c->stop_on_reset) ADD(&a, "-no-reboot");
   /* Created is QEMU with its vCPUs stopped: start is QMP `cont`. */
   ADD(&a, "-S");

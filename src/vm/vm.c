@@ -3,6 +3,7 @@
  * button), pause/resume (QMP stop/cont), save/restore (QEMU's migration
  * stream to and from a file), properties and modify (balloon, hot-plug).
  * Wait, terminate, events, enumerate and delete are the generic ones. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "core/crash.h"
 #include "hcs/vm.h"
 #include "vm/vm.h"
 
@@ -153,11 +155,21 @@ int hcs_vm_create(hcs_system_t *cs, json_t *doc, hcs_vm_config_t *c, int create_
     cleanup_free char *vars = hcs_xasprintf("%s/OVMF_VARS.fd", cs->dir);
     cleanup_free char *data = NULL;
     size_t len = 0;
-    if (hcs_read_file("/usr/share/OVMF/OVMF_VARS.fd", &data, &len, err) < 0 || hcs_write_file(vars, data, len, err) < 0)
+    cleanup_free char *tmpl = hcs_vm_ovmf_path("OVMF_VARS.fd");
+    if (hcs_read_file(tmpl, &data, &len, err) < 0 || hcs_write_file_atomic(vars, data, len, 0600, err) < 0)
       return hcs_error_wrap(err, "create `%s`: UEFI variables", cs->id);
   }
   for (size_t i = 0; i < c->n_nics; i++)
     if (hcs_net_vm_adapter(cs->root, c->nics[i].endpoint, cs->id, &c->nics[i], err) < 0) {
+      /* Busy because an earlier adapter of this document took it. */
+      for (size_t k = 0; k < i && c->nics[i].tap[0]; k++)
+        if (strcmp(c->nics[k].tap, c->nics[i].tap) == 0) {
+          hcs_error_make(err, 0,
+                         "invalid configuration: `VirtualMachine.Devices.NetworkAdapters.%s`: endpoint `%s` is "
+                         "already the endpoint of adapter `%s`",
+                         c->nics[i].name, c->nics[i].endpoint, c->nics[k].name);
+          break;
+        }
       for (size_t k = 0; k < i; k++)
         hcs_net_tap_remove(c->nics[k].tap, NULL);
       return hcs_error_wrap(err, "create `%s`", cs->id);
@@ -262,6 +274,57 @@ static int migrate_to(hcs_qmp_t *q, int fd, hcs_error_t *err) {
   }
 }
 
+/* Where QEMU put each device with an id (query-pci): {"dev-net-nic1": 6,
+ * ...}, for the restore (vm.h, HCS_VM_SAVE_MAGIC). */
+static json_t *pci_slots(hcs_qmp_t *q, hcs_error_t *err) {
+  json_t *r = hcs_qmp_execute(q, "query-pci", NULL, -1, err);
+  if (r == NULL) return NULL;
+  json_t *slots = json_object(), *bus, *d;
+  size_t i, k;
+  json_array_foreach(r, i, bus) {
+    json_array_foreach(json_object_get(bus, "devices"), k, d) {
+      const char *id = json_string_value(json_object_get(d, "qdev_id"));
+      if (id && *id && json_integer_value(json_object_get(d, "function")) == 0)
+        json_object_set(slots, id, json_object_get(d, "slot"));
+    }
+  }
+  json_decref(r);
+  return slots;
+}
+
+/* The `PATH.tmp-PID` a save killed before its rename left (PID gone). */
+static void sweep_save_tmps(const char *dir, const char *path) {
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  size_t n = strlen(base);
+  DIR *d = opendir(dir);
+  struct dirent *de;
+  while (d && (de = readdir(d))) {
+    const char *pid = de->d_name + n + 5;
+    if (strncmp(de->d_name, base, n) != 0 || strncmp(de->d_name + n, ".tmp-", 5) != 0 || *pid == '\0' ||
+        strspn(pid, "0123456789") != strlen(pid))
+      continue;
+    if (kill((pid_t)atoi(pid), 0) < 0 && errno == ESRCH) unlinkat(dirfd(d), de->d_name, 0);
+  }
+  if (d) closedir(d);
+}
+
+/* The saved state (the unnamed file `proc`) over an existing `path`. */
+static int replace_with(hcs_system_t *cs, const char *proc, const char *path, hcs_error_t *err) {
+  if (errno != EEXIST) return hcs_error_make(err, errno, "save `%s`: link `%s`", cs->id, path);
+  cleanup_free char *tmp = hcs_xasprintf("%s.tmp-%d", path, (int)getpid());
+  unlink(tmp);
+  if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) < 0)
+    return hcs_error_make(err, errno, "save `%s`: link `%s`", cs->id, tmp);
+  hcs_pause_point("vm save: linked");
+  if (rename(tmp, path) < 0) {
+    int saved = errno;
+    unlink(tmp);
+    return hcs_error_make(err, saved, "save `%s`: rename to `%s`", cs->id, path);
+  }
+  return 0;
+}
+
 int hcs_vm_save(hcs_system_t *cs, const char *path, hcs_error_t *err) {
   if (!hcs_system_is_vm(cs)) return hcs_error_make(err, EINVAL, "save `%s`: not a virtual machine", cs->id);
   cleanup_close int lock = lock_dir(cs, err);
@@ -272,22 +335,26 @@ int hcs_vm_save(hcs_system_t *cs, const char *path, hcs_error_t *err) {
   /* Written as an unnamed file in the target's directory and linked into
    * place once complete: a killed save leaves nothing, a reader never sees
    * half a state. */
-  cleanup_free char *dir = hcs_xstrdup(path);
-  char *slash = strrchr(dir, '/');
-  if (slash == dir)
-    dir[1] = '\0';
-  else if (slash)
-    *slash = '\0';
-  else
-    strcpy(dir, ".");
+  cleanup_free char *dir = hcs_dir_of(path);
+  sweep_save_tmps(dir, path);
   cleanup_close int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
   if (fd < 0) return hcs_error_make(err, errno, "save `%s`: create a file in `%s`", cs->id, dir);
-  cleanup_free char *doc = json_dumps(cs->config, JSON_COMPACT | JSON_SORT_KEYS);
-  cleanup_free char *head = hcs_xasprintf("%s%zu\n%s\n", HCS_VM_SAVE_MAGIC, strlen(doc), doc);
-  if (write(fd, head, strlen(head)) != (ssize_t)strlen(head)) return hcs_error_make(err, errno, "write `%s`", path);
   cleanup_free char *qmp = qmp_path(cs);
   hcs_qmp_t *q = hcs_qmp_connect(qmp, 0, err);
   if (q == NULL) return hcs_error_wrap(err, "save `%s`", cs->id);
+  cleanup_json json_t *hdoc = json_deep_copy(cs->config);
+  json_t *slots = pci_slots(q, err);
+  if (slots == NULL) {
+    hcs_qmp_close(q);
+    return hcs_error_wrap(err, "save `%s`", cs->id);
+  }
+  json_object_set_new(hdoc, "PciSlots", slots);
+  cleanup_free char *doc = json_dumps(hdoc, JSON_COMPACT | JSON_SORT_KEYS);
+  cleanup_free char *head = hcs_xasprintf("%s%zu\n%s\n", HCS_VM_SAVE_MAGIC, strlen(doc), doc);
+  if (write(fd, head, strlen(head)) != (ssize_t)strlen(head)) {
+    hcs_qmp_close(q);
+    return hcs_error_make(err, errno, "save `%s`: write `%s`", cs->id, path);
+  }
   int r = 0;
   if (st == HCS_STATE_RUNNING) {
     json_t *v = hcs_qmp_execute(q, "stop", NULL, -1, err);
@@ -301,15 +368,10 @@ int hcs_vm_save(hcs_system_t *cs, const char *path, hcs_error_t *err) {
   if (fsync(fd) < 0) return hcs_error_make(err, errno, "save `%s`: fsync `%s`", cs->id, path);
   char proc[64];
   snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-  cleanup_free char *tmp = hcs_xasprintf("%s.tmp-%d", path, (int)getpid());
-  unlink(tmp);
-  if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) < 0)
-    return hcs_error_make(err, errno, "save `%s`: link `%s`", cs->id, tmp);
-  if (rename(tmp, path) < 0) {
-    int saved = errno;
-    unlink(tmp);
-    return hcs_error_make(err, saved, "save `%s`: rename to `%s`", cs->id, path);
-  }
+  /* A new file is linked under its name at once; one that replaces a file
+   * goes through `PATH.tmp-PID` and a rename (linkat never replaces), a
+   * name the next save to PATH sweeps if this one is killed in between. */
+  if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) < 0 && replace_with(cs, proc, path, err) < 0) return -1;
   hcs_fsync_dir(dir, NULL);
   hcs_system_emit(cs, "saved", json_pack("{s:s}", "SaveStateFilePath", path));
   return 0;

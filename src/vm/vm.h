@@ -43,6 +43,7 @@ typedef struct {
   size_t n_nics;
   char *com_file, *com_socket; /* ComPorts "0": Path (a file) or NamedPipe (a unix socket) */
   char *restore;               /* RestoreState.SaveStateFilePath */
+  json_t *pci_slots;           /* a restore: device id -> PCI slot in the saved VM (the saved state's header) */
   bool stop_on_reset;
   char *cgroup_parent;
   bool cgroup_parent_default;
@@ -91,6 +92,8 @@ HCS_INTERNAL json_t *hcs_qmp_call(const char *path, const char *cmd, json_t *arg
 HCS_INTERNAL char **hcs_qemu_argv(const hcs_vm_config_t *c, const char *id, const char *dir, const char *accel,
                                   int incoming_fd);
 HCS_INTERNAL const char *hcs_qemu_binary(void);
+/* <$HCS_OVMF_DIR or /usr/share/OVMF>/file: the UEFI firmware (malloc'd). */
+HCS_INTERNAL char *hcs_vm_ovmf_path(const char *file);
 /* The accelerator: $HCS_VM_ACCEL, else the probe cached in the run root;
  * `why` (static or malloc'd into *why_out) says why. */
 HCS_INTERNAL const char *hcs_vm_accel(const char *run_root, char **why);
@@ -99,7 +102,11 @@ HCS_INTERNAL const char *hcs_vm_accel(const char *run_root, char **why);
 HCS_INTERNAL const char *hcs_vm_accel_probe(const char *run_root, const char *kernel);
 
 /* --- the saved-state file (vm.c) ------------------------------------------- */
-/* "HCSVM1\n<length>\n<config document>\n" then QEMU's migration stream. */
+/* "HCSVM1\n<length>\n<config document>\n" then QEMU's migration stream.  The
+ * header's document has one more top-level member, "PciSlots" (device id ->
+ * PCI slot): a hot-added device sits where QEMU put it, and the restored
+ * QEMU must put every device where the saved one had it, or the migration
+ * stream is refused. */
 #define HCS_VM_SAVE_MAGIC "HCSVM1\n"
 /* Open a saved state, check its header, return the fd positioned at the
  * migration stream, and its document in *doc (may be NULL). */

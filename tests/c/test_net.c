@@ -743,6 +743,51 @@ static void test_netns_dir_release(void) {
   rmdir(dir);
 }
 
+/* Links come and go while a dump runs (other systems starting and
+ * stopping): the kernel marks the dump interrupted.  It is started again,
+ * and its rest never answers the socket's next request. */
+static void test_dump_interrupted(void) {
+  cleanup_free char *batch = hcs_xasprintf("%s/dummies.batch", root);
+  cleanup_free char *run_batch = hcs_xasprintf("ip -batch %s", batch);
+  FILE *f = fopen(batch, "w");
+  if (!f) return;
+  for (int i = 0; i < 300; i++)
+    fprintf(f, "link add hcsdd%d type bridge\n", i);
+  fclose(f);
+  ok(system(run_batch) == 0, "300 links to dump");
+  pid_t churn = fork();
+  if (churn == 0) {
+    execl("/bin/sh", "sh", "-c", "while :; do ip link add hcsddx type bridge; ip link del hcsddx; done", (char *)NULL);
+    _exit(127);
+  }
+  hcs_error_t err = NULL;
+  struct hcs_nl *nl = hcs_nl_open(-1, &err);
+  int dumps = 0, lookups = 0;
+  for (int i = 0; i < 150 && nl; i++) {
+    json_t *links = hcs_nl_dump_interfaces(nl, &err);
+    if (links && json_array_size(links) >= 301) dumps++;
+    if (!links) printf("#   dump %d: %s\n", i, hcs_error_message(err)), hcs_error_release(&err);
+    json_decref(links);
+    if (hcs_nl_link_index(nl, "lo", &err) == 1) lookups++;
+    hcs_error_release(&err);
+  }
+  kill(churn, SIGKILL);
+  waitpid(churn, NULL, 0);
+  is_int(dumps, 150, "every dump completes while links change");
+  is_int(lookups, 150, "and the request after each gets its own answer");
+  if (nl) hcs_nl_close(nl);
+  f = fopen(batch, "w");
+  if (f) {
+    for (int i = 0; i < 300; i++)
+      fprintf(f, "link del hcsdd%d\n", i);
+    fclose(f);
+  }
+  ok(system(run_batch) == 0, "links removed");
+  if (system("ip link del hcsddx 2>/dev/null")) { /* absent: fine */
+  }
+  unlink(batch);
+}
+
 int main(void) {
   if (geteuid() != 0) {
     printf("1..0 # SKIP needs root\n");
@@ -775,6 +820,7 @@ int main(void) {
   test_upgrade();
   test_table_lifetime();
   test_netns_dir_release();
+  test_dump_interrupted();
   ok(!nft_table_exists(), "the nftables table is gone with the last network");
   char *links = sh("ip -o link show | grep -cE ': (hcs|vh)'");
   is_int(atoi(links), 0, "no hcs bridge or veth left");

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "hcs/vm_initrd.h"
 #include "vm/vm.h"
 #include "hcs/hcs.h"
 #include "tap.h"
@@ -103,7 +104,7 @@ static void bad_documents(void) {
       {"a missing kernel", kernel, "/nonexistent/vmlinuz",
        "`VirtualMachine.Chipset.LinuxKernelDirect.KernelFilePath`: `/nonexistent/vmlinuz` not found"},
       {"memory 0", "\"SizeInMB\":192", "\"SizeInMB\":0",
-       "`VirtualMachine.ComputeTopology.Memory.SizeInMB`: expected an integer from 16"},
+       "`VirtualMachine.ComputeTopology.Memory.SizeInMB`: expected an integer in [16, 1048576], got 0"},
       {"an unknown field", "\"StopOnReset\"", "\"StopOnReboot\"", "`VirtualMachine.StopOnReboot`: unknown field"},
       {"a disk not found", NULL, NULL,
        "`VirtualMachine.Devices.Scsi.0.Attachments.0.Path`: `/nonexistent/disk.img` not found"},
@@ -181,6 +182,9 @@ static void modify_checks(hcs_system_t *cs) {
      "an unknown resource path is refused");
   has_substr(hcs_error_message(e), "`ResourcePath`", "... naming the field");
   hcs_error_release(&e);
+  ok(hcs_compute_modify(cs, add, &e) == 0, "hot-add the disk again (the save below carries it): %s",
+     e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
 }
 
 static void counter_pause_save_restore(void) {
@@ -233,6 +237,10 @@ static void counter_pause_save_restore(void) {
   p = props(cs);
   is_str(prop_str(p, "State"), "Created", "the restored system is Created");
   json_decref(p);
+  char cfgp[PATH_MAX];
+  snprintf(cfgp, sizeof cfgp, "%s/run/compute/restored/config.json", root);
+  cleanup_free char *rcfg = slurp(cfgp);
+  has_substr(rcfg, "hot.img", "the restored system has the hot-added disk");
   ok(hcs_compute_start(cs, &e) == 0, "start the restored system");
   ok(wait_tick(con, saved + 1, mark), "the restored guest counts");
   is_int(tick_after(con, mark, true), saved + 1, "... continuing where the saved one stopped");
@@ -317,9 +325,47 @@ static void nic_hotplug(hcs_system_t *cs, const char *con, const char *tap2) {
   hcs_error_release(&e);
   snprintf(req, sizeof req, add_fmt, "nic1", "vmep");
   ok(hcs_compute_modify(cs, req, &e) < 0, "hot-add on the endpoint the VM already uses is refused");
-  has_substr(hcs_error_message(e), "endpoint `vmep` is in use by another VM", "... saying so: %s",
-             hcs_error_message(e));
+  has_substr(hcs_error_message(e), "endpoint `vmep` is already attached to this VM (adapter `nic0`)",
+             "... saying it is this VM's own: %s", hcs_error_message(e));
   hcs_error_release(&e);
+  /* A network on an existing bridge (not made by hcs) that went away. */
+  char br[16], l2[256];
+  snprintf(br, sizeof br, "hcs-vb%d", (int)(getpid() % 100000));
+  snprintf(cmd, sizeof cmd, "ip link add %s type bridge", br);
+  ok(system(cmd) == 0, "a host bridge %s", br);
+  hcs_net_t *net = hcs_net_open(root, &e);
+  snprintf(l2, sizeof l2,
+           "{\"Name\":\"vml2\",\"Type\":\"L2Bridge\",\"Policies\":[{\"Type\":\"NetAdapterName\",\"Settings\":{"
+           "\"NetworkAdapterName\":\"%s\"}}]}",
+           br);
+  cleanup_free char *l2net = net ? hcs_net_network_create(net, l2, &e) : NULL;
+  cleanup_free char *l2ep =
+      l2net ? hcs_net_endpoint_create(net, "{\"Name\":\"vmep4\",\"HostComputeNetwork\":\"vml2\"}", &e) : NULL;
+  ok(l2ep != NULL, "an L2Bridge network on it and an endpoint: %s", l2ep ? "" : hcs_error_message(e));
+  hcs_error_release(&e);
+  snprintf(cmd, sizeof cmd, "ip link del %s", br);
+  ok(system(cmd) == 0, "the bridge removed");
+  snprintf(req, sizeof req, add_fmt, "nic2", "vmep4");
+  ok(hcs_compute_modify(cs, req, &e) < 0, "hot-add on an endpoint whose network has no bridge is refused");
+  cleanup_free char *want_br = hcs_xasprintf("its bridge `%s` (not made by hcs) is missing", br);
+  has_substr(hcs_error_message(e), want_br, "... saying so: %s", hcs_error_message(e));
+  has_substr(hcs_error_message(e), "network adapter `nic2`", "... naming the adapter");
+  hcs_error_release(&e);
+  char tap4[16] = "";
+  json_t *l2j = json_loads(l2ep ? l2ep : "{}", 0, NULL);
+  hcs_net_tap_name(json_string_value(json_object_get(l2j, "Id")) ?: "", tap4);
+  json_decref(l2j);
+  snprintf(cmd, sizeof cmd, "ip link show %s >/dev/null 2>&1", tap4);
+  ok(system(cmd) != 0, "... and made no tap");
+  snprintf(req, sizeof req, "%s/run/compute/%s/config.json", root, hcs_compute_id(cs));
+  cleanup_free char *cfg = slurp(req);
+  ok(strstr(cfg, "vmep4") == NULL, "... nor an adapter in config.json");
+  if (net) {
+    ok(hcs_net_endpoint_delete(net, "vmep4", &e) == 0 && hcs_net_network_delete(net, "vml2", true, &e) == 0,
+       "remove the endpoint and the network: %s", e ? hcs_error_message(e) : "");
+    hcs_error_release(&e);
+    hcs_net_close(net);
+  }
   snprintf(req, sizeof req, add_fmt, "nic0", "vmep2");
   ok(hcs_compute_modify(cs, req, &e) < 0, "hot-add under the name of an existing adapter is refused");
   hcs_error_release(&e);
@@ -398,6 +444,27 @@ static void web_checks(hcs_system_t *cs, const char *doc2, const char *con, int 
   has_substr(hcs_error_message(e), "nope", "... naming it: %s", hcs_error_message(e));
   hcs_error_release(&e);
   hcs_compute_close(two);
+  /* Two adapters of one document on one endpoint. */
+  char *twice = hcs_xstrdup(doc2);
+  char *nic0 = strstr(twice, "\"nic0\":{\"EndpointId\":\"vmep\"}");
+  if (nic0) {
+    char *nd = hcs_xasprintf("%.*s\"nic0\":{\"EndpointId\":\"vmep2\"},\"nic1\":{\"EndpointId\":\"vmep2\"}%s",
+                             (int)(nic0 - twice), twice, nic0 + strlen("\"nic0\":{\"EndpointId\":\"vmep\"}"));
+    free(twice);
+    twice = nd;
+  }
+  two = hcs_compute_create(root, "web4", twice, NULL, &e);
+  free(twice);
+  ok(two == NULL, "a document with two adapters on one endpoint is refused");
+  has_substr(
+      hcs_error_message(e),
+      "`VirtualMachine.Devices.NetworkAdapters.nic1`: endpoint `vmep2` is already the endpoint of adapter `nic0`",
+      "... saying so: %s", hcs_error_message(e));
+  hcs_error_release(&e);
+  hcs_compute_close(two);
+  snprintf(cmd0, sizeof cmd0, "ip link show %s >/dev/null 2>&1", tap2);
+  ok(system(cmd0) != 0, "... and leaves no tap");
+  snprintf(cmd0, sizeof cmd0, "ip link show %s >/dev/null 2>&1", tap);
   ok(hcs_compute_start(cs, &e) == 0, "start");
   ok(wait_console(con, "HCS-HTTP-READY", 0), "the guest serves HTTP on the endpoint's address");
   char cmd[512];
@@ -419,6 +486,32 @@ static void web_checks(hcs_system_t *cs, const char *doc2, const char *con, int 
   }
   has_substr(page, "hcs-vm-web served", "... and its page");
   nic_hotplug(cs, con, tap2);
+  /* Saved with the hot-added adapter, deleted, restored: the restored
+   * QEMU has both adapters where the saved one had them (else QEMU
+   * refuses the migration stream), and the port mapping reaches it. */
+  cleanup_free char *save = hcs_xasprintf("%s/web.state", root);
+  ok(hcs_vm_save(cs, save, &e) == 0, "save the VM with its hot-added adapter: %s", e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  ok(hcs_compute_delete(cs, true, &e) == 0, "delete it");
+  hcs_error_release(&e);
+  hcs_compute_close(cs);
+  cs = hcs_vm_restore(root, "web-restored", save, &e);
+  ok(cs != NULL, "restore it: %s", cs ? "" : hcs_error_message(e));
+  hcs_error_release(&e);
+  if (cs == NULL) return;
+  ok(hcs_compute_start(cs, &e) == 0, "start the restored VM: %s", e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  snprintf(cmd, sizeof cmd,
+           "ip link show %s 2>/dev/null | grep -q ' master ' && ip link show %s 2>/dev/null | grep -q ' master '", tap,
+           tap2);
+  ok(system(cmd) == 0, "both taps are on the bridge again");
+  snprintf(cmd, sizeof cmd, "curl -sf -m 10 -o %s/page2 http://127.0.0.1:%d/", root, port);
+  got = false;
+  for (int i = 0; i < 30 && !got; i++) {
+    got = system(cmd) == 0;
+    if (!got) sleep(1);
+  }
+  ok(got, "the port mapping reaches the restored guest");
   container_peer(con);
   /* The monitor killed: QEMU runs on unwatched; a forced delete stops it
    * and removes what the monitor would have (cgroup, tap). */
@@ -641,7 +734,113 @@ static void accel(void) {
   setenv("HCS_VM_ACCEL", "tcg", 1);
 }
 
-/* `test_vm [SECTION...]` runs only those sections (bad, accel, counter, disk, network, crash). */
+/* A UEFI boot: OVMF boots a FAT disk (built here with mkfs.fat and mcopy)
+ * that holds Debian's kernel (an EFI stub), the hcs initramfs (the guest
+ * agent) and a startup.nsh the UEFI shell runs (the kernel has no built-in
+ * command line; the shell passes ours); a process runs through the agent
+ * and the ACPI power button ends it.  The firmware missing, a disk not
+ * found and no disk are refused first. */
+static char *uefi_doc(const char *disk, const char *con) {
+  return hcs_xasprintf(
+      "{\"Owner\":\"vmtest\",\"SchemaVersion\":{\"Major\":2,\"Minor\":1},\"VirtualMachine\":{"
+      "\"StopOnReset\":true,\"ComputeTopology\":{\"Memory\":{\"SizeInMB\":192}},\"Chipset\":{\"Uefi\":{}},"
+      "\"Devices\":{\"ComPorts\":{\"0\":{\"Path\":\"%s\"}}%s%s%s}},\"Linux\":{\"CgroupParent\":\"%s\"}}",
+      con, disk ? ",\"Scsi\":{\"0\":{\"Attachments\":{\"0\":{\"Path\":\"" : "", disk ? disk : "", disk ? "\"}}}}" : "",
+      cgparent);
+}
+
+static void uefi(void) {
+  hcs_error_t e = NULL;
+  if (system("command -v mkfs.fat >/dev/null && command -v mcopy >/dev/null") != 0 ||
+      access("/usr/share/OVMF/OVMF_CODE.fd", R_OK) != 0) {
+    ok(0, "mkfs.fat, mcopy and OVMF (scripts/bootstrap installs dosfstools, mtools, ovmf)");
+    return;
+  }
+  cleanup_free char *con = hcs_xasprintf("%s/uefi.log", root), *disk = hcs_xasprintf("%s/uefi.img", root);
+  cleanup_free char *nsh = hcs_xasprintf("%s/startup.nsh", root);
+  FILE *f = fopen(nsh, "w");
+  ok(f && fputs("fs0:\r\n\\vmlinuz initrd=\\initrd.gz console=ttyS0 loglevel=6 panic=-1\r\n", f) >= 0 && fclose(f) == 0,
+     "a startup.nsh");
+  const char *build = getenv("HCS_BUILD_DIR");
+  cleanup_free char *agent = hcs_xasprintf("%s/hcs-agent", build ? build : "build");
+  cleanup_free char *ainitrd = hcs_xasprintf("%s/agent-initrd.gz", root);
+  hcs_vm_initrd_options_t io = {
+      .modules_dir = "/lib/modules", .kernel_version = strchr(kernel, '-') + 1, .agent = agent};
+  cleanup_free char *sum = hcs_vm_initrd_build(&io, ainitrd, &e);
+  ok(sum != NULL, "the hcs initramfs: %s", sum ? "" : hcs_error_message(e));
+  hcs_error_release(&e);
+  cleanup_free char *mk = hcs_xasprintf("mkfs.fat -C -n HCSUEFI '%s' 32768 >/dev/null && mcopy -i '%s' '%s' ::/vmlinuz "
+                                        "&& mcopy -i '%s' '%s' ::/initrd.gz && mcopy -i '%s' '%s' ::/startup.nsh",
+                                        disk, disk, kernel, disk, ainitrd, disk, nsh);
+  ok(system(mk) == 0, "a FAT disk with the kernel, the hcs initramfs and startup.nsh");
+
+  cleanup_free char *doc = uefi_doc(disk, con);
+  setenv("HCS_OVMF_DIR", "/nonexistent/OVMF", 1);
+  hcs_system_t *cs = hcs_compute_create(root, "uefi", doc, NULL, &e);
+  unsetenv("HCS_OVMF_DIR");
+  ok(cs == NULL, "Uefi without the firmware installed is refused");
+  has_substr(hcs_error_message(e),
+             "`VirtualMachine.Chipset.Uefi`: the UEFI firmware `/nonexistent/OVMF/OVMF_CODE.fd` is not installed",
+             "... naming it: %s", hcs_error_message(e));
+  hcs_error_release(&e);
+  hcs_compute_close(cs);
+  cleanup_free char *nodisk = uefi_doc("/nonexistent/uefi.img", con);
+  cs = hcs_compute_create(root, "uefi", nodisk, NULL, &e);
+  ok(cs == NULL, "Uefi with a disk not found is refused");
+  has_substr(hcs_error_message(e),
+             "`VirtualMachine.Devices.Scsi.0.Attachments.0.Path`: `/nonexistent/uefi.img` not found", "... naming it");
+  hcs_error_release(&e);
+  hcs_compute_close(cs);
+  cleanup_free char *none = uefi_doc(NULL, con);
+  cs = hcs_compute_create(root, "uefi", none, NULL, &e);
+  ok(cs == NULL, "Uefi without a disk is refused");
+  has_substr(hcs_error_message(e), "`VirtualMachine.Devices.Scsi`: expected a disk to boot from with Chipset.Uefi",
+             "... saying so");
+  hcs_error_release(&e);
+  hcs_compute_close(cs);
+
+  cs = hcs_compute_create(root, "uefi", doc, NULL, &e);
+  ok(cs != NULL, "create a UEFI VM: %s", cs ? "" : hcs_error_message(e));
+  hcs_error_release(&e);
+  if (cs == NULL) return;
+  char vars[PATH_MAX];
+  snprintf(vars, sizeof vars, "%s/run/compute/uefi/OVMF_VARS.fd", root);
+  ok(access(vars, F_OK) == 0, "its own copy of the UEFI variables");
+  ok(hcs_compute_start(cs, &e) == 0, "start");
+  ok(wait_console(con, "UEFI Interactive Shell", 0), "OVMF runs the UEFI shell");
+  ok(wait_console(con, "Linux version", 0), "the shell's startup.nsh boots the kernel");
+  hcs_process_t *pr = hcs_process_create(
+      cs, "{\"CommandArgs\":[\"sh\",\"-c\",\"echo uefi-$((6*7)); exit 3\"],\"CreateStdOutPipe\":true}", &e);
+  ok(pr != NULL, "a process in the guest through the agent: %s", pr ? "" : hcs_error_message(e));
+  hcs_error_release(&e);
+  if (pr) {
+    int out = -1;
+    hcs_process_take_stdio(pr, NULL, &out, NULL);
+    char buf[64] = "";
+    size_t n = 0;
+    ssize_t r;
+    while (out >= 0 && n < sizeof buf - 1 && (r = read(out, buf + n, sizeof buf - 1 - n)) > 0)
+      n += (size_t)r;
+    buf[n] = '\0';
+    if (out >= 0) close(out);
+    is_str(buf, "uefi-42\n", "... its output");
+    is_int(hcs_process_wait(pr, 60000, &e), 1, "... it exits");
+    is_int(hcs_process_exit_code(pr, &e), 3, "... with its code");
+    hcs_error_release(&e);
+    hcs_process_close(pr);
+  }
+  ok(hcs_compute_shutdown(cs, 60000, &e) == 0, "shutdown: %s", e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  json_t *p = props(cs);
+  is_str(prop_str(p, "ExitType"), "Shutdown", "the guest powered off through ACPI (ExitType Shutdown)");
+  json_decref(p);
+  ok(hcs_compute_delete(cs, false, &e) == 0, "delete: %s", e ? hcs_error_message(e) : "");
+  hcs_error_release(&e);
+  hcs_compute_close(cs);
+  ok(access(vars, F_OK) < 0, "the variables went with it");
+}
+
+/* `test_vm [SECTION...]` runs only those sections (bad, accel, counter, disk, network, crash, uefi). */
 static int n_only;
 static char **only;
 static bool want(const char *name) {
@@ -676,6 +875,7 @@ int main(int argc, char **argv) {
   if (want("disk")) disk_and_shutdown();
   if (want("network")) network();
   if (want("crash")) crash_window(argv[0]);
+  if (want("uefi")) uefi();
   nothing_left();
   /* The parent cgroups the tests made. */
   snprintf(cmd, sizeof cmd,

@@ -177,7 +177,13 @@ describe("hcs attach #root", function()
     local rok, _, out, err = u.run(("HCS_ROOT=%s %s -e %s"):format(u.quote(root), u.quote(u.hcs_bin), u.quote(script)))
     assert.is_true(rok, err)
     assert.equal("143 15\n", out)
-    local _, _, lout = hcs("logs", "a7")
+    -- The monitor relays the output to the log as it comes: wait for it.
+    local lout
+    for _ = 1, 250 do
+      lout = select(3, hcs("logs", "a7"))
+      if lout ~= "" then break end
+      u.run("sleep 0.02")
+    end
     assert.equal("from-exec\n", lout)
     assert.is_true((hcs("rm", "-f", "a7")))
   end)

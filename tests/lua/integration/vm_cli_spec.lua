@@ -31,6 +31,20 @@ describe("hcs VM CLI #root #vm", function()
     return false
   end
 
+  -- Run `hcs ARGS` (a shell-quoted string) with HCS_PAUSE_AT=label; once it
+  -- stopped at that pause point, SIGKILL it.  True when it got there.
+  local function kill_at(label, args)
+    local _, _, pid = u.run(("HCS_ROOT=%s HCS_PAUSE_AT=%s %s %s >/dev/null 2>&1 & echo $!"):format(
+      u.quote(root), u.quote(label), u.quote(u.hcs_bin), args))
+    pid = assert(tonumber(pid))
+    local stopped = wait_until(function()
+      return (u.read_file("/proc/" .. pid .. "/stat") or ""):match("%) T ") ~= nil
+    end)
+    u.run("kill -KILL " .. pid)
+    wait_until(function() return u.read_file("/proc/" .. pid .. "/stat") == nil end)
+    return stopped
+  end
+
   setup(function()
     root = u.tmpdir()
     parent = "hcs-test-vmcli-" .. root:match("hcs%-test%.(.*)$")
@@ -80,6 +94,21 @@ describe("hcs VM CLI #root #vm", function()
     assert.matches("a backing file needs the qcow2 format", e2, 1, true)
   end)
 
+  it("disk create killed mid-way leaves nothing beside the target", function()
+    if not have_qemu then pending("no qemu-img") return end
+    local dir = root .. "/killed"
+    assert(u.run("mkdir -p " .. u.quote(dir)))
+    -- Killed once qemu-img wrote the disk, before it is named.
+    assert.is_true(kill_at("disk create: written", "disk create --size 1M " .. u.quote(dir .. "/d.qcow2")),
+      "hcs disk create reached its pause point")
+    local _, _, left = u.run("ls -A " .. u.quote(dir))
+    assert.equal("", left)
+    -- And the same create then succeeds.
+    local ok, code, _, err = hcs("disk", "create", "--size", "1M", dir .. "/d.qcow2")
+    assert.is_true(ok and code == 0, err)
+    assert.equal("qcow2", json.decode(select(3, hcs("disk", "inspect", "--json", dir .. "/d.qcow2"))).Format)
+  end)
+
   it("create, start, pause, resume, save, restore, kill and rm a VM from a document", function()
     if kernel == "" or not have_qemu then pending("no kernel or QEMU") return end
     local doc = {
@@ -124,6 +153,17 @@ describe("hcs VM CLI #root #vm", function()
 
     ok, code, _, err = hcs("vm", "save", "v1", root .. "/v1.state")
     assert.is_true(ok and code == 0, err)
+    -- A save over that file killed between its temporary name and the
+    -- rename leaves v1.state.tmp-PID; the next save to v1.state sweeps it.
+    -- (QEMU saves a VM once per pause: each save follows a resume.)
+    assert.equal(0, select(2, hcs("resume", "v1")))
+    assert.is_true(kill_at("vm save: linked", "vm save v1 " .. u.quote(root .. "/v1.state")),
+      "hcs vm save reached its pause point")
+    assert.matches("v1.state.tmp-", select(3, u.run("ls " .. u.quote(root))), 1, true)
+    assert.equal(0, select(2, hcs("resume", "v1")))
+    ok, code, _, err = hcs("vm", "save", "v1", root .. "/v1.state")
+    assert.is_true(ok and code == 0, err)
+    assert.equal("", select(3, u.run("ls " .. u.quote(root) .. " | grep 'v1.state.tmp-' || true")))
     local saved = last_tick()
     assert.equal(0, select(2, hcs("rm", "-f", "v1")))
     ok, code, out, err = hcs("vm", "restore", "--name", "v1r", "--start", root .. "/v1.state")
