@@ -39,6 +39,7 @@ struct hcs_process_s {
   char *system_id, *run_root, *owner; /* for its events */
   char *root;                         /* the state root, to read the journal (opened handles) */
   hcs_vm_exec_t *vm;                  /* a process in a VM, through the guest agent (src/vm/exec.c) */
+  bool vm_recorded;                   /* in a VM: its exit event is written by the monitor or its creator */
 };
 
 static bool all_digits(const char *s) { return *s && strspn(s, "0123456789") == strlen(s); }
@@ -312,7 +313,7 @@ static hcs_process_t *process_new(hcs_system_t *cs) {
  * agent runs it.  pidfd is a duplicate of the session's exit eventfd (what
  * hcs_process_event_fd gives poll loops); its pid is the guest's. */
 static hcs_process_t *create_in_vm(hcs_system_t *cs, json_t *doc, const char *params, const hcs_compute_stdio_t *stdio,
-                                   hcs_error_t *err) {
+                                   bool detach, hcs_error_t *err) {
   hcs_proc_spec_t *spec = hcs_proc_spec_parse(doc, "", err);
   if (spec == NULL) return NULL;
   hcs_proc_spec_free(spec);
@@ -323,7 +324,8 @@ static hcs_process_t *create_in_vm(hcs_system_t *cs, json_t *doc, const char *pa
   }
   hcs_process_t *p = process_new(cs);
   int pid = 0;
-  p->vm = hcs_vm_exec_create(cs, params, stdio, &pid, p->stdio, err);
+  p->vm = hcs_vm_exec_create(cs, params, stdio, detach, &pid, p->stdio, err);
+  p->vm_recorded = detach; /* the monitor is a detached process's reaper */
   if (p->vm == NULL || (p->pidfd = fcntl(hcs_vm_exec_event_fd(p->vm), F_DUPFD_CLOEXEC, 3)) < 0) {
     if (p->vm) hcs_error_make(err, errno, "duplicate the exit eventfd of a process in `%s`", cs->id);
     process_free(p);
@@ -337,7 +339,7 @@ hcs_process_t *hcs_process_create_ex(hcs_system_t *cs, const char *params, const
                                      hcs_error_t *err) {
   cleanup_json json_t *doc = hcs_json_parse(params ? params : "null", "process parameters", err);
   if (doc == NULL) return NULL;
-  if (hcs_system_is_vm(cs)) return create_in_vm(cs, doc, params, stdio, err);
+  if (hcs_system_is_vm(cs)) return create_in_vm(cs, doc, params, stdio, false, err);
   hcs_proc_spec_t *spec = hcs_proc_spec_parse(doc, "", err);
   if (spec == NULL) return NULL;
   hcs_process_t *p = NULL;
@@ -619,13 +621,32 @@ static hcs_process_t *open_process(hcs_system_t *cs, int pid, bool check, hcs_er
   return p;
 }
 
-hcs_process_t *hcs_process_open(hcs_system_t *cs, int pid, hcs_error_t *err) {
-  if (hcs_system_is_vm(cs)) {
-    hcs_error_make(err, ENOTSUP,
-                   "open process %d of `%s`: a virtual machine's processes belong to their creator's agent session",
-                   pid, cs->id);
+/* A process in a VM, by guest pid, through the monitor's relay (which
+ * knows the processes it started and remembers their exits). */
+static hcs_process_t *open_in_vm(hcs_system_t *cs, int pid, hcs_error_t *err) {
+  if (pid <= 0) {
+    hcs_error_make(err, EINVAL, "open process %d of `%s`: not a pid", pid, cs->id);
     return NULL;
   }
+  hcs_state_t st = hcs_system_state(cs);
+  if (st != HCS_STATE_RUNNING && st != HCS_STATE_PAUSED) {
+    hcs_error_make(err, ESRCH, "open process %d of `%s`: the system is %s", pid, cs->id, hcs_state_name(st));
+    return NULL;
+  }
+  hcs_process_t *p = process_new(cs);
+  p->vm_recorded = true;
+  p->vm = hcs_vm_exec_open(cs, pid, err);
+  if (p->vm == NULL || (p->pidfd = fcntl(hcs_vm_exec_event_fd(p->vm), F_DUPFD_CLOEXEC, 3)) < 0) {
+    if (p->vm) hcs_error_make(err, errno, "duplicate the exit eventfd of process %d in `%s`", pid, cs->id);
+    process_free(p);
+    return NULL;
+  }
+  p->pid = pid;
+  return p;
+}
+
+hcs_process_t *hcs_process_open(hcs_system_t *cs, int pid, hcs_error_t *err) {
+  if (hcs_system_is_vm(cs)) return open_in_vm(cs, pid, err);
   return open_process(cs, pid, true, err);
 }
 
@@ -673,11 +694,9 @@ static __attribute__((noreturn)) void detached_reaper(hcs_system_t *cs, const ch
 hcs_process_t *hcs_process_create_detached(hcs_system_t *cs, const char *params, const hcs_compute_stdio_t *stdio,
                                            hcs_error_t *err) {
   if (hcs_system_is_vm(cs)) {
-    hcs_error_make(err, ENOTSUP,
-                   "create a detached process in `%s`: not supported in a virtual machine yet (its processes end with "
-                   "their agent session)",
-                   cs->id);
-    return NULL;
+    /* The VM's monitor owns it and records its exit: no reaper here. */
+    cleanup_json json_t *doc = hcs_json_parse(params ? params : "null", "process parameters", err);
+    return doc ? create_in_vm(cs, doc, params, stdio, true, err) : NULL;
   }
   int pipefd[2]; /* a socket pair: pid or error one way, end of file the other */
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pipefd) < 0) {
@@ -731,12 +750,13 @@ static void emit_exited(hcs_process_t *p) {
 int hcs_process_wait(hcs_process_t *p, int timeout_ms, hcs_error_t *err) {
   if (p->exited) return 1;
   if (p->vm) {
-    int code = -1;
-    int r = hcs_vm_exec_wait(p->vm, timeout_ms, &code, err);
+    int code = -1, sig = 0;
+    int r = hcs_vm_exec_wait(p->vm, timeout_ms, &code, &sig, err);
     if (r <= 0) return r < 0 ? -1 : 0;
     p->exited = true;
     p->status = code;
-    emit_exited(p);
+    p->signal = sig;
+    if (!p->vm_recorded) emit_exited(p);
     return 1;
   }
   struct pollfd pfd = {p->pidfd, POLLIN, 0};

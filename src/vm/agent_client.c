@@ -221,6 +221,12 @@ static void handle_ctrl(hcs_vm_agent_t *a, const unsigned char *d, uint32_t n) {
     if (w->proc && json_is_true(json_object_get(msg, "ok"))) {
       w->proc->id = (uint32_t)json_integer_value(json_object_get(msg, "id"));
       w->proc->pid = (int)json_integer_value(json_object_get(msg, "pid"));
+      if (json_is_true(json_object_get(msg, "exited"))) { /* an open of a process that has exited */
+        w->proc->exited = true;
+        w->proc->code = (int)json_integer_value(json_object_get(msg, "code"));
+        w->proc->signal = (int)json_integer_value(json_object_get(msg, "signal"));
+        signal_exit(w->proc);
+      }
       w->proc->next = a->procs;
       a->procs = w->proc;
     }
@@ -417,6 +423,13 @@ static json_t *request(hcs_vm_agent_t *a, json_t *req, hcs_vm_agent_process_t *p
     json_decref(w.reply);
     return NULL;
   }
+  if (!json_is_true(json_object_get(w.reply, "ok"))) {
+    /* Neither: a create or open would hand out a process the relay
+     * thread never registered (found by fuzz_vm_agent_frames). */
+    hcs_error_make(err, EPROTO, "the agent's answer is neither ok nor an error");
+    json_decref(w.reply);
+    return NULL;
+  }
   return w.reply;
 }
 
@@ -567,7 +580,8 @@ void hcs_vm_agent_close(hcs_vm_agent_t *a) {
 
 /* --- processes ------------------------------------------------------------------ */
 
-static hcs_vm_agent_process_t *create_process(hcs_vm_agent_t *a, json_t *doc, hcs_error_t *err) {
+/* A handle with no streams yet; NULL with err. */
+static hcs_vm_agent_process_t *proc_new(hcs_vm_agent_t *a, hcs_error_t *err) {
   hcs_vm_agent_process_t *p = hcs_xcalloc(1, sizeof(*p));
   p->a = a;
   p->done[0] = p->done[1] = p->done[2] = p->stop = -1;
@@ -579,8 +593,17 @@ static hcs_vm_agent_process_t *create_process(hcs_vm_agent_t *a, json_t *doc, hc
   }
   p->relay_in = p->relay_out[0] = p->relay_out[1] = p->relay_out[2] = -1;
   p->user[0] = p->user[1] = p->user[2] = -1;
+  return p;
+}
+
+/* detach: a process the VM's monitor owns (its relay; the agent itself
+ * knows no detached processes): no stdio. */
+static hcs_vm_agent_process_t *create_process(hcs_vm_agent_t *a, json_t *doc, bool detach, hcs_error_t *err) {
+  hcs_vm_agent_process_t *p = proc_new(a, err);
+  if (!p) return NULL;
   p->tty = json_is_true(json_object_get(doc, "EmulateConsole"));
-  if (p->tty) {
+  if (detach) {
+  } else if (p->tty) {
     int sp[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
       close(p->exitfd);
@@ -613,6 +636,7 @@ static hcs_vm_agent_process_t *create_process(hcs_vm_agent_t *a, json_t *doc, hc
   }
   p->in_credit = p->out_credit[1] = p->out_credit[2] = HCS_AGENT_WINDOW;
   json_t *req = json_pack("{s:s,s:O}", "op", "create", "process", doc);
+  if (detach) json_object_set_new(req, "detach", json_true());
   json_t *reply = request(a, req, p, err);
   if (!reply) {
     proc_free(p);
@@ -668,7 +692,7 @@ hcs_vm_agent_process_t *hcs_vm_agent_create_process_ex(hcs_vm_agent_t *a, const 
     inherit[i] = true; /* the guest side is a pipe; a copier feeds the caller's fd */
     json_object_set_new(doc, names[i], json_true());
   }
-  hcs_vm_agent_process_t *p = create_process(a, doc, err);
+  hcs_vm_agent_process_t *p = create_process(a, doc, false, err);
   if (!p) return NULL;
   pthread_mutex_lock(&a->mu);
   for (int i = 0; i < 3; i++) {
@@ -682,6 +706,32 @@ hcs_vm_agent_process_t *hcs_vm_agent_create_process_ex(hcs_vm_agent_t *a, const 
     }
   }
   pthread_mutex_unlock(&a->mu);
+  return p;
+}
+
+hcs_vm_agent_process_t *hcs_vm_agent_create_detached(hcs_vm_agent_t *a, const char *params, hcs_error_t *err) {
+  cleanup_json json_t *doc = hcs_json_parse(params, "process parameters", err);
+  if (!doc) return NULL;
+  if (!json_is_object(doc)) {
+    hcs_error_make(err, 0, "invalid process parameters: expected an object");
+    return NULL;
+  }
+  /* Nobody reads a detached process: its streams are /dev/null in the guest. */
+  static const char *const pipes[] = {"CreateStdInPipe", "CreateStdOutPipe", "CreateStdErrPipe"};
+  for (size_t i = 0; i < HCS_ARRAY_SIZE(pipes); i++)
+    json_object_del(doc, pipes[i]);
+  return create_process(a, doc, true, err);
+}
+
+hcs_vm_agent_process_t *hcs_vm_agent_open_process(hcs_vm_agent_t *a, int pid, hcs_error_t *err) {
+  hcs_vm_agent_process_t *p = proc_new(a, err);
+  if (!p) return NULL;
+  json_t *reply = request(a, json_pack("{s:s,s:i}", "op", "open", "pid", pid), p, err);
+  if (!reply) {
+    proc_free(p);
+    return NULL;
+  }
+  json_decref(reply);
   return p;
 }
 
@@ -762,6 +812,13 @@ int hcs_vm_agent_process_exit_code(hcs_vm_agent_process_t *p, hcs_error_t *err) 
   return code;
 }
 
+int hcs_vm_agent_process_exit_signal(hcs_vm_agent_process_t *p) {
+  pthread_mutex_lock(&p->a->mu);
+  int sig = p->exited ? p->signal : 0;
+  pthread_mutex_unlock(&p->a->mu);
+  return sig;
+}
+
 void hcs_vm_agent_process_close(hcs_vm_agent_process_t *p) {
   if (!p) return;
   hcs_vm_agent_t *a = p->a; /* once released and unlocked, the relay may free p */
@@ -782,4 +839,12 @@ int hcs_vm_agent_mount_9p(hcs_vm_agent_t *a, const char *tag, const char *target
 
 int hcs_vm_agent_poweroff(hcs_vm_agent_t *a, hcs_error_t *err) {
   return simple(a, json_pack("{s:s}", "op", "poweroff"), err);
+}
+
+int hcs_vm_agent_configure_interface(hcs_vm_agent_t *a, const char *mac, const char *address, int prefix,
+                                     const char *gateway, int timeout_ms, hcs_error_t *err) {
+  json_t *req = json_pack("{s:s,s:s,s:s,s:i,s:i}", "op", "configure_interface", "mac", mac, "address", address,
+                          "prefix", prefix, "timeout_ms", timeout_ms);
+  if (gateway && *gateway) json_object_set_new(req, "gateway", json_string(gateway));
+  return simple(a, req, err);
 }

@@ -43,6 +43,15 @@ HCS_INTERNAL hcs_vm_agent_process_t *hcs_vm_agent_create_process(hcs_vm_agent_t 
  * complete.  stdio NULL: streams without a pipe are /dev/null. */
 HCS_INTERNAL hcs_vm_agent_process_t *hcs_vm_agent_create_process_ex(hcs_vm_agent_t *a, const char *params,
                                                                     const int stdio[3], hcs_error_t *err);
+/* A detached process (`hcs exec -d`), through the VM monitor's relay
+ * only: the monitor owns it, so it outlives this session; no stdio (the
+ * guest's /dev/null).  The handle learns its exit like any other. */
+HCS_INTERNAL hcs_vm_agent_process_t *hcs_vm_agent_create_detached(hcs_vm_agent_t *a, const char *params,
+                                                                  hcs_error_t *err);
+/* A handle on a process the relay started (detached, or another
+ * caller's), by guest pid: signal, wait, exit code; no stdio.  Relay
+ * only; ESRCH when it knows no such process. */
+HCS_INTERNAL hcs_vm_agent_process_t *hcs_vm_agent_open_process(hcs_vm_agent_t *a, int pid, hcs_error_t *err);
 /* The process's pid inside the guest. */
 HCS_INTERNAL int hcs_vm_agent_process_pid(hcs_vm_agent_process_t *p);
 /* An eventfd (owned by the handle) that turns readable once the process
@@ -60,6 +69,8 @@ HCS_INTERNAL int hcs_vm_agent_process_resize(hcs_vm_agent_process_t *p, unsigned
 HCS_INTERNAL int hcs_vm_agent_process_wait(hcs_vm_agent_process_t *p, int timeout_ms, hcs_error_t *err);
 /* Exit code once exited (128+N when killed by signal N), else -1 with err. */
 HCS_INTERNAL int hcs_vm_agent_process_exit_code(hcs_vm_agent_process_t *p, hcs_error_t *err);
+/* The signal that killed it once exited, else 0. */
+HCS_INTERNAL int hcs_vm_agent_process_exit_signal(hcs_vm_agent_process_t *p);
 /* Release the handle (the process keeps running until the session ends).
  * Process handles are released before their session is closed. */
 HCS_INTERNAL void hcs_vm_agent_process_close(hcs_vm_agent_process_t *p);
@@ -67,6 +78,11 @@ HCS_INTERNAL void hcs_vm_agent_process_close(hcs_vm_agent_process_t *p);
 /* Mount the 9p share `tag` (QEMU's mount_tag) on `target` in the guest. */
 HCS_INTERNAL int hcs_vm_agent_mount_9p(hcs_vm_agent_t *a, const char *tag, const char *target, bool readonly,
                                        hcs_error_t *err);
+/* Configure the guest's link with MAC `mac` (waiting up to timeout_ms for
+ * it to appear, a hot-added adapter): up, address/prefix, and a default
+ * route through `gateway` (NULL: none) unless the guest has one. */
+HCS_INTERNAL int hcs_vm_agent_configure_interface(hcs_vm_agent_t *a, const char *mac, const char *address, int prefix,
+                                                  const char *gateway, int timeout_ms, hcs_error_t *err);
 /* Ask the guest to power off (processes get SIGTERM, then SIGKILL). */
 HCS_INTERNAL int hcs_vm_agent_poweroff(hcs_vm_agent_t *a, hcs_error_t *err);
 

@@ -167,6 +167,13 @@ static int nic_change(hcs_system_t *cs, hcs_qmp_t *q, json_t *doc, const char *n
   }
   if (json_object_get(nics, name))
     return hcs_error_make(err, EEXIST, "a network adapter is at `VirtualMachine/Devices/NetworkAdapters/%s`", name);
+  /* A paused guest's agent would answer its configuration only after a
+   * resume: the modify would wait until then. */
+  if (hcs_system_state(cs) == HCS_STATE_PAUSED && hcs_vm_exec_agent_ready(cs))
+    return hcs_error_make(err, EBUSY,
+                          "add network adapter `%s`: the VM is paused and its agent configures the adapter (resume it "
+                          "first)",
+                          name);
   const char *key;
   json_t *v;
   json_object_foreach(settings, key, v) {
@@ -208,6 +215,15 @@ static int nic_change(hcs_system_t *cs, hcs_qmp_t *q, json_t *doc, const char *n
     goto undo;
   }
   json_decref(r);
+  if (hcs_vm_exec_configure_nic(cs, &n, err) < 0) {
+    /* Not half-added: the device goes again (best effort: a guest that
+     * never saw it may not answer the unplug). */
+    json_t *d = hcs_qmp_execute(q, "device_del", json_pack("{s:s}", "id", dev), -1, NULL);
+    if (d) wait_gone(q, dev, NULL);
+    json_decref(d);
+    json_decref(hcs_qmp_execute(q, "netdev_del", json_pack("{s:s}", "id", netdev), -1, NULL));
+    goto undo;
+  }
   json_object_set(nics, name, settings);
   rc = 0;
   goto out;

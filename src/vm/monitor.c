@@ -268,7 +268,7 @@ running:
   if (null > 2) close(null);
   /* The agent relay (relay.c) runs here until QEMU exits; without it
    * (an error) the VM runs on, its processes unreachable. */
-  hcs_vm_relay_t *relay = hcs_vm_relay_new(cs->dir, &err);
+  hcs_vm_relay_t *relay = hcs_vm_relay_new(cs->dir, cs->run_root, cs->id, l->c->owner, &err);
   if (relay && hcs_vm_relay_connect(relay, &err) < 0) hcs_vm_relay_free(relay), relay = NULL;
   if (relay == NULL) hcs_warning("VM `%s`: no agent relay: %s", cs->id, hcs_error_message(err));
   hcs_error_release(&err);

@@ -7,8 +7,12 @@
  * asked), and the processes it creates are its own: their streams and exit
  * events reach only it, and it may signal only them.  A caller that goes
  * away has its processes killed, as the agent does when a session ends.
- * When the agent goes (QEMU exits) every caller is disconnected: its
- * waits fail with "agent gone".  Single-threaded: the monitor's poll loop. */
+ * A detached process (a create with "detach": true, `hcs exec -d`) is the
+ * monitor's own: it outlives its creator, its output is discarded, its
+ * exit is recorded (kept here and written to the event journal), and any
+ * caller may "open" it by guest pid to signal and wait it.  When the
+ * agent goes (QEMU exits) every caller is disconnected: its waits fail
+ * with "agent gone".  Single-threaded: the monitor's poll loop. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -25,6 +29,8 @@
 #include "vm/vm.h"
 
 #define MAX_CLIENTS 64
+/* Exited processes remembered for a later open (their exit code). */
+#define MAX_EXITED 256
 
 struct buf {
   unsigned char *d;
@@ -36,23 +42,33 @@ struct client {
   struct buf in;
   int64_t hello_seq; /* a hello waiting for the agent to be ready; -1 none */
   char *hello_nonce;
-  uint32_t *ids; /* the agent process ids this caller created */
+  uint32_t *ids; /* the agent process ids this caller created or opened: their exit events, signal, resize */
   size_t n_ids;
+};
+
+struct gproc { /* a guest process created through the relay */
+  struct gproc *next;
+  uint32_t id;
+  int pid;
+  struct client *creator; /* its stdio goes there; NULL: detached, or the creator left */
+  bool detached, exited;
+  int code, signal;
 };
 
 struct pending { /* a request forwarded to the agent */
   struct pending *next;
   int64_t seq, client_seq;
-  bool create;      /* its answer names a process of the caller's */
-  struct client *c; /* NULL: the monitor's own (a kill of a gone caller's process) */
+  bool create, detach; /* its answer names a process of the caller's (a detached one) */
+  struct client *c;    /* NULL: the monitor's own (a kill of a gone caller's process) */
 };
 
 struct hcs_vm_relay_s {
   int listen_fd, agent_fd;
   bool ready;
   char nonce[64];
-  char *dir;
+  char *dir, *run_root, *id, *owner; /* the system, for its events */
   struct buf ain;
+  struct gproc *procs; /* newest first */
   struct client *clients[MAX_CLIENTS];
   struct pending *pending;
   int64_t seq;
@@ -106,10 +122,42 @@ static bool owns(struct client *c, uint32_t id) {
   return false;
 }
 
-static struct client *owner(hcs_vm_relay_t *r, uint32_t id) {
-  for (int i = 0; i < MAX_CLIENTS; i++)
-    if (r->clients[i] && owns(r->clients[i], id)) return r->clients[i];
+static void add_id(struct client *c, uint32_t id) {
+  if (owns(c, id)) return;
+  c->ids = hcs_xrealloc(c->ids, (c->n_ids + 1) * sizeof *c->ids);
+  c->ids[c->n_ids++] = id;
+}
+
+static struct gproc *gproc_find(hcs_vm_relay_t *r, uint32_t id) {
+  for (struct gproc *g = r->procs; g; g = g->next)
+    if (g->id == id) return g;
   return NULL;
+}
+
+/* The process a caller opens by guest pid: a running one, else the newest
+ * that exited (pids are reused). */
+static struct gproc *gproc_by_pid(hcs_vm_relay_t *r, int pid) {
+  struct gproc *exited = NULL;
+  for (struct gproc *g = r->procs; g; g = g->next) {
+    if (g->pid != pid) continue;
+    if (!g->exited) return g;
+    if (!exited) exited = g;
+  }
+  return exited;
+}
+
+/* Forget the oldest exited processes beyond MAX_EXITED. */
+static void gproc_trim(hcs_vm_relay_t *r) {
+  int n = 0;
+  for (struct gproc **pp = &r->procs; *pp;) {
+    struct gproc *g = *pp;
+    if (g->exited && ++n > MAX_EXITED) {
+      *pp = g->next;
+      free(g);
+    } else {
+      pp = &g->next;
+    }
+  }
 }
 
 static void to_agent(hcs_vm_relay_t *r, json_t *req, struct client *c, int64_t client_seq) {
@@ -118,6 +166,8 @@ static void to_agent(hcs_vm_relay_t *r, json_t *req, struct client *c, int64_t c
   p->client_seq = client_seq;
   p->c = c;
   p->create = strcmp(json_string_value(json_object_get(req, "op")), "create") == 0;
+  p->detach = p->create && json_is_true(json_object_get(req, "detach"));
+  json_object_del(req, "detach"); /* the relay's: the agent knows no such field */
   p->next = r->pending;
   r->pending = p;
   json_object_set_new(req, "seq", json_integer(p->seq));
@@ -135,9 +185,14 @@ static void answer_hello(struct client *c) {
 static void client_drop(hcs_vm_relay_t *r, int slot) {
   struct client *c = r->clients[slot];
   r->clients[slot] = NULL;
-  /* Its processes have nobody on the other end any more. */
-  for (size_t i = 0; i < c->n_ids && r->agent_fd >= 0 && r->ready; i++)
-    to_agent(r, json_pack("{s:s,s:i,s:i}", "op", "signal", "id", (int)c->ids[i], "signal", SIGKILL), NULL, 0);
+  /* The processes it created have nobody on the other end any more;
+   * detached ones and those it only opened run on. */
+  for (struct gproc *g = r->procs; g; g = g->next) {
+    if (g->creator != c) continue;
+    g->creator = NULL;
+    if (!g->exited && r->agent_fd >= 0 && r->ready)
+      to_agent(r, json_pack("{s:s,s:i,s:i}", "op", "signal", "id", (int)g->id, "signal", SIGKILL), NULL, 0);
+  }
   for (struct pending *p = r->pending; p; p = p->next)
     if (p->c == c) p->c = NULL;
   close(c->fd);
@@ -152,7 +207,8 @@ static bool client_frame(hcs_vm_relay_t *r, struct client *c, unsigned type, uin
                          uint32_t n) {
   if (type != HCS_AGENT_CTRL) {
     /* stdin data, its EOF, and credit for output: only for its own. */
-    if (!owns(c, HCS_AGENT_STREAM_ID(stream))) return true;
+    struct gproc *g = gproc_find(r, HCS_AGENT_STREAM_ID(stream));
+    if (!g || g->creator != c) return true;
     send_frame(r->agent_fd, type, stream, d, n); /* a failure shows as the agent's hang-up */
     return true;
   }
@@ -169,8 +225,24 @@ static bool client_frame(hcs_vm_relay_t *r, struct client *c, unsigned type, uin
     if (r->ready) answer_hello(c);
     return true;
   }
-  if (strcmp(op, "poweroff") == 0 || strcmp(op, "mount") == 0 || strcmp(op, "create") == 0) {
+  if (strcmp(op, "poweroff") == 0 || strcmp(op, "mount") == 0 || strcmp(op, "create") == 0 ||
+      strcmp(op, "configure_interface") == 0) {
     to_agent(r, json_incref(m), c, cseq);
+    return true;
+  }
+  if (strcmp(op, "open") == 0) {
+    json_t *pid = json_object_get(m, "pid");
+    struct gproc *g = json_is_integer(pid) ? gproc_by_pid(r, (int)json_integer_value(pid)) : NULL;
+    if (!g) {
+      send_json(c->fd,
+                json_pack("{s:I,s:s,s:i}", "seq", (json_int_t)cseq, "error",
+                          "no such process (hcs did not start it in this VM, or it was forgotten)", "errno", ESRCH));
+      return true;
+    }
+    add_id(c, g->id);
+    send_json(c->fd,
+              json_pack("{s:I,s:b,s:i,s:i,s:b,s:i,s:i,s:b}", "seq", (json_int_t)cseq, "ok", 1, "id", (int)g->id, "pid",
+                        g->pid, "exited", g->exited, "code", g->code, "signal", g->signal, "detached", g->detached));
     return true;
   }
   json_t *id = json_object_get(m, "id");
@@ -186,6 +258,24 @@ static bool client_frame(hcs_vm_relay_t *r, struct client *c, unsigned type, uin
   send_json(c->fd, json_pack("{s:I,s:s,s:s,s:i}", "seq", (json_int_t)cseq, "error", "unknown request", "op", op,
                              "errno", EINVAL));
   return true;
+}
+
+/* The agent says process `id` exited: remember its code for a later
+ * open, and record a detached one's exit in the journal (nobody else
+ * waits for it: the monitor is its reaper, as a container's detached
+ * process has one). */
+static void process_exited(hcs_vm_relay_t *r, uint32_t id, json_t *m) {
+  struct gproc *g = gproc_find(r, id);
+  if (!g || g->exited) return;
+  g->exited = true;
+  g->code = (int)json_integer_value(json_object_get(m, "code"));
+  g->signal = (int)json_integer_value(json_object_get(m, "signal"));
+  if (g->detached && r->run_root) {
+    json_t *attrs = json_pack("{s:i,s:i,s:b}", "Pid", g->pid, "ExitCode", g->code, "InGuest", 1);
+    if (g->signal) json_object_set_new(attrs, "ExitSignal", json_integer(g->signal));
+    hcs_event_emit(r->run_root, "process", "exited", r->id, r->owner, attrs);
+  }
+  gproc_trim(r);
 }
 
 /* Complete frames in b (from caller c, or from the agent when c is NULL),
@@ -207,12 +297,13 @@ static bool frames(hcs_vm_relay_t *r, struct buf *b, struct client *c) {
     if (c) {
       ok = client_frame(r, c, type, stream, d, n);
     } else if (type != HCS_AGENT_CTRL) {
-      struct client *o = owner(r, HCS_AGENT_STREAM_ID(stream));
+      struct gproc *g = gproc_find(r, HCS_AGENT_STREAM_ID(stream));
+      struct client *o = g ? g->creator : NULL;
       if (o) {
         send_frame(o->fd, type, stream, d, n);
       } else if (type == HCS_AGENT_DATA && r->agent_fd >= 0) {
-        /* A gone caller's process: credit it back, so the agent drains the
-         * pipe and forgets the process. */
+        /* A gone caller's process, or a detached one's console: credit it
+         * back, so the agent drains the pipe (and forgets the process). */
         unsigned char w[4] = {(unsigned char)n, (unsigned char)(n >> 8), (unsigned char)(n >> 16),
                               (unsigned char)(n >> 24)};
         send_frame(r->agent_fd, HCS_AGENT_WINDOW_UPDATE, stream, w, 4);
@@ -225,19 +316,31 @@ static bool frames(hcs_vm_relay_t *r, struct buf *b, struct client *c) {
         const char *nonce = json_string_value(json_object_get(m, "nonce"));
         if (nonce && strcmp(nonce, r->nonce) == 0) hcs_vm_relay_ready(r);
       } else if (ev) {
-        struct client *o = owner(r, (uint32_t)json_integer_value(json_object_get(m, "id")));
-        if (o) send_json(o->fd, json_incref(m));
+        uint32_t id = (uint32_t)json_integer_value(json_object_get(m, "id"));
+        if (strcmp(ev, "exit") == 0) process_exited(r, id, m);
+        for (int i = 0; i < MAX_CLIENTS; i++)
+          if (r->clients[i] && owns(r->clients[i], id)) send_json(r->clients[i]->fd, json_incref(m));
       } else if (json_is_integer(seq)) {
         for (struct pending **pp = &r->pending; *pp; pp = &(*pp)->next) {
           struct pending *p = *pp;
           if (p->seq != json_integer_value(seq)) continue;
           *pp = p->next;
-          if (p->c) {
-            json_t *id = json_object_get(m, "id");
-            if (p->create && json_is_true(json_object_get(m, "ok")) && json_is_integer(id)) {
-              p->c->ids = hcs_xrealloc(p->c->ids, (p->c->n_ids + 1) * sizeof *p->c->ids);
-              p->c->ids[p->c->n_ids++] = (uint32_t)json_integer_value(id);
+          json_t *id = json_object_get(m, "id");
+          if (p->create && json_is_true(json_object_get(m, "ok")) && json_is_integer(id)) {
+            struct gproc *g = hcs_xcalloc(1, sizeof *g);
+            g->id = (uint32_t)json_integer_value(id);
+            g->pid = (int)json_integer_value(json_object_get(m, "pid"));
+            g->detached = p->detach;
+            g->creator = p->detach ? NULL : p->c;
+            g->next = r->procs;
+            r->procs = g;
+            if (p->c) {
+              add_id(p->c, g->id);
+            } else if (!p->detach) { /* its creator left before the answer */
+              to_agent(r, json_pack("{s:s,s:i,s:i}", "op", "signal", "id", (int)g->id, "signal", SIGKILL), NULL, 0);
             }
+          }
+          if (p->c) {
             json_object_set_new(m, "seq", json_integer(p->client_seq));
             send_json(p->c->fd, json_incref(m));
           }
@@ -261,7 +364,8 @@ void hcs_vm_relay_ready(hcs_vm_relay_t *r) {
     if (r->clients[i] && r->clients[i]->hello_seq >= 0) answer_hello(r->clients[i]);
 }
 
-hcs_vm_relay_t *hcs_vm_relay_new(const char *dir, hcs_error_t *err) {
+hcs_vm_relay_t *hcs_vm_relay_new(const char *dir, const char *run_root, const char *id, const char *owner,
+                                 hcs_error_t *err) {
   cleanup_free char *path = hcs_xasprintf("%s/exec.sock", dir);
   struct sockaddr_un sun = {.sun_family = AF_UNIX};
   if (strlen(path) >= sizeof sun.sun_path) return hcs_error_make(err, ENAMETOOLONG, "bind `%s`", path), NULL;
@@ -281,6 +385,9 @@ hcs_vm_relay_t *hcs_vm_relay_new(const char *dir, hcs_error_t *err) {
   r->listen_fd = fd;
   r->agent_fd = -1;
   r->dir = hcs_xstrdup(dir);
+  r->run_root = run_root ? hcs_xstrdup(run_root) : NULL;
+  r->id = id ? hcs_xstrdup(id) : NULL;
+  r->owner = owner ? hcs_xstrdup(owner) : NULL;
   return r;
 }
 
@@ -379,7 +486,15 @@ void hcs_vm_relay_free(hcs_vm_relay_t *r) {
   close(r->listen_fd);
   cleanup_free char *path = hcs_xasprintf("%s/exec.sock", r->dir);
   unlink(path);
+  while (r->procs) {
+    struct gproc *g = r->procs;
+    r->procs = g->next;
+    free(g);
+  }
   free(r->ain.d);
   free(r->dir);
+  free(r->run_root);
+  free(r->id);
+  free(r->owner);
   free(r);
 }

@@ -131,8 +131,10 @@ HCS_INTERNAL int hcs_vm_modify(hcs_system_t *cs, json_t *req, hcs_error_t *err);
 /* --- the monitor's agent relay (relay.c) ------------------------------------ */
 struct pollfd;
 typedef struct hcs_vm_relay_s hcs_vm_relay_t;
-/* Listen on <dir>/exec.sock (0600). */
-HCS_INTERNAL hcs_vm_relay_t *hcs_vm_relay_new(const char *dir, hcs_error_t *err);
+/* Listen on <dir>/exec.sock (0600); run_root, id and owner name the
+ * system in the events it writes (a detached process's exit). */
+HCS_INTERNAL hcs_vm_relay_t *hcs_vm_relay_new(const char *dir, const char *run_root, const char *id, const char *owner,
+                                              hcs_error_t *err);
 /* Connect to QEMU's chardev <dir>/agent.sock and send the monitor's hello. */
 HCS_INTERNAL int hcs_vm_relay_connect(hcs_vm_relay_t *r, hcs_error_t *err);
 /* The agent answered: callers' hellos are answered, <dir>/agent.ready made. */
@@ -148,15 +150,24 @@ typedef struct hcs_vm_exec_s hcs_vm_exec_t;
 /* The socket a process's agent session connects to. */
 HCS_INTERNAL char *hcs_vm_exec_socket(hcs_system_t *cs);
 /* Create a process in the guest: its guest pid in *pid, the caller's pipe
- * ends in fds (-1 where none; with a console fds[0] and fds[1] carry it). */
+ * ends in fds (-1 where none; with a console fds[0] and fds[1] carry it).
+ * detach: the VM's monitor owns it (it outlives the handle; no stdio). */
 HCS_INTERNAL hcs_vm_exec_t *hcs_vm_exec_create(hcs_system_t *cs, const char *params, const hcs_compute_stdio_t *stdio,
-                                               int *pid, int fds[3], hcs_error_t *err);
+                                               bool detach, int *pid, int fds[3], hcs_error_t *err);
+/* A handle on guest process `pid` that the monitor's relay started. */
+HCS_INTERNAL hcs_vm_exec_t *hcs_vm_exec_open(hcs_system_t *cs, int pid, hcs_error_t *err);
+/* The guest agent answered the monitor (<dir>/agent.ready). */
+HCS_INTERNAL bool hcs_vm_exec_agent_ready(hcs_system_t *cs);
+/* Give a hot-added adapter its endpoint's address in the guest through the
+ * agent (nothing when the guest runs no agent). */
+HCS_INTERNAL int hcs_vm_exec_configure_nic(hcs_system_t *cs, const hcs_vm_nic_t *nic, hcs_error_t *err);
 /* Readable once the process exited or the agent is gone (owned by x). */
 HCS_INTERNAL int hcs_vm_exec_event_fd(hcs_vm_exec_t *x);
 HCS_INTERNAL int hcs_vm_exec_signal(hcs_vm_exec_t *x, int sig, hcs_error_t *err);
 HCS_INTERNAL int hcs_vm_exec_resize(hcs_vm_exec_t *x, unsigned short rows, unsigned short cols, hcs_error_t *err);
-/* 1 exited (*code: the exit code, 128+N for signal N), 0 timed out, -1 the agent is gone. */
-HCS_INTERNAL int hcs_vm_exec_wait(hcs_vm_exec_t *x, int timeout_ms, int *code, hcs_error_t *err);
+/* 1 exited (*code: the exit code, 128+N for signal N; *signal N or 0), 0
+ * timed out, -1 the agent is gone. */
+HCS_INTERNAL int hcs_vm_exec_wait(hcs_vm_exec_t *x, int timeout_ms, int *code, int *signal, hcs_error_t *err);
 /* Ends the session: the guest kills the process if it still runs. */
 HCS_INTERNAL void hcs_vm_exec_close(hcs_vm_exec_t *x);
 

@@ -1,7 +1,9 @@
 /* What hcs-agent does as the guest's PID 1, in one TCG boot: eth0 and the
  * hostname from `ip=` (a virtio-net adapter on QEMU's user network), a 9p
  * share mounted on request (read and written from both sides), a new
- * session ends the previous session's processes, and the ACPI power button
+ * session ends the previous session's processes, a second adapter (no
+ * `ip=`) configured by MAC on request (configure_interface, what a
+ * hot-added adapter gets) and bad requests, and the ACPI power button
  * (QMP system_powerdown) powers the guest off. */
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -20,6 +22,51 @@ static void test_network(hcs_vm_agent_t *a) {
   is_str(name, "hcsguest\n", "the hostname comes from ip=");
   cleanup_free char *lo = sh(a, "ip link show lo", &code);
   has_substr(lo, "UP", "lo is up");
+}
+
+/* The second adapter (MAC 02:00:00:00:03:0f on a user network 10.0.3.0/24)
+ * has no `ip=`: the agent configures it by MAC, as the host asks for a
+ * hot-added adapter. */
+static void test_configure_interface(hcs_vm_agent_t *a) {
+  hcs_error_t err = NULL;
+  ok(hcs_vm_agent_configure_interface(a, "02:00:00:00:03:0F", "10.0.3.15", 24, "10.0.3.2", 10000, &err) == 0,
+     "configure the link with MAC 02:00:00:00:03:0F: %s", hcs_error_message(err));
+  hcs_error_release(&err);
+  int code;
+  cleanup_free char *addr = sh(a, "ip -4 addr show eth1", &code);
+  has_substr(addr, "inet 10.0.3.15/24", "eth1 (found by its MAC) has the address");
+  has_substr(addr, "UP", "... and is up");
+  cleanup_free char *route = sh(a, "ip route", &code);
+  has_substr(route, "default via 10.0.2.2 dev eth0", "the guest's default route stays (it had one)");
+  has_substr(route, "10.0.3.0/24 dev eth1", "eth1's subnet is routed through it");
+  ok(hcs_vm_agent_configure_interface(a, "02:00:00:00:03:0f", "10.0.3.15", 24, NULL, 10000, &err) == 0,
+     "configuring it again is fine: %s", hcs_error_message(err));
+  hcs_error_release(&err);
+  ok(hcs_vm_agent_configure_interface(a, "02:00:00:00:00:99", "10.0.9.9", 24, NULL, 1000, &err) < 0,
+     "a MAC no link has is refused once the wait passed");
+  is_str(hcs_error_message(err),
+         "configure interface: no link with MAC 02:00:00:00:00:99 appeared within 1000 ms: No such device",
+         "... saying so");
+  is_int(hcs_error_status(err), ENODEV, "... ENODEV");
+  hcs_error_release(&err);
+  struct {
+    const char *mac, *addr, *gw, *want;
+    int prefix;
+  } bad[] = {
+      {"02:00:00:00:03", "10.0.3.15", NULL, "`mac` must be a MAC address", 24},
+      {"02:00:00:00:03:0f", "10.0.3", NULL, "`address` must be an IPv4 address", 24},
+      {"02:00:00:00:03:0f", "10.0.3.15", NULL, "`prefix` must be an integer from 0 to 32", 33},
+      {"02:00:00:00:03:0f", "10.0.3.15", "gw", "`gateway` must be an IPv4 address", 24},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    ok(hcs_vm_agent_configure_interface(a, bad[i].mac, bad[i].addr, bad[i].prefix, bad[i].gw, 1000, &err) < 0,
+       "a bad request is refused: %s", bad[i].want);
+    has_substr(hcs_error_message(err), bad[i].want, "... saying so");
+    hcs_error_release(&err);
+  }
+  /* The waits ran in the agent's children: it serves on. */
+  cleanup_free char *up = sh(a, "echo alive", &code);
+  is_str(up, "alive\n", "the agent still serves");
 }
 
 static void test_9p(hcs_vm_agent_t *a, const char *share) {
@@ -112,8 +159,12 @@ int main(void) {
   char share[] = "/tmp/hcs-test.vmshare.XXXXXX";
   if (!mkdtemp(share)) return perror("mkdtemp"), 1;
   cleanup_free char *fsdev = hcs_xasprintf("local,id=fs0,path=%s,security_model=none", share);
-  const char *extra[] = {"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0",
-                         "-fsdev",  fsdev,        "-device", "virtio-9p-pci,fsdev=fs0,mount_tag=hostshare",
+  const char *extra[] = {"-netdev", "user,id=n0",
+                         "-device", "virtio-net-pci,netdev=n0",
+                         "-netdev", "user,id=n1,net=10.0.3.0/24",
+                         "-device", "virtio-net-pci,netdev=n1,mac=02:00:00:00:03:0f",
+                         "-fsdev",  fsdev,
+                         "-device", "virtio-9p-pci,fsdev=fs0,mount_tag=hostshare",
                          NULL};
   if (vm_boot(&vm, extra, "ip=10.0.2.15::10.0.2.2:255.255.255.0:hcsguest:eth0:off") == 0) {
     hcs_error_t err = NULL;
@@ -122,6 +173,7 @@ int main(void) {
     hcs_error_release(&err);
     if (a) {
       test_network(a);
+      test_configure_interface(a);
       test_9p(a, share);
       a = test_sessions(a);
     }

@@ -3,8 +3,12 @@
  * a socketpair answers the hello and one create, then sends the input as
  * raw bytes (frames, garbage, JSON, exit events, DATA past the window...)
  * and hangs up; the client relays stdout and stderr into pipes that are
- * read to EOF, waits for the process and closes.  Every run ends: the
- * hang-up is "agent gone". */
+ * read to EOF, waits for the process and closes.  An input beginning with
+ * "#open\n" or "#conf\n" exercises the other requests instead: the client
+ * opens a process by pid (the relay's "open") or asks for an interface's
+ * configuration ("configure_interface"), and the rest of the input is all
+ * the agent sends after the hello, the answer (seq 1) included or not.
+ * Every run ends: the hang-up is "agent gone". */
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,8 +22,10 @@
 #include "vm/agent_client.h"
 #include "vm/agent_proto.h"
 
+enum { MODE_CREATE, MODE_OPEN, MODE_CONF };
+
 struct feed {
-  int fd;
+  int fd, mode;
   const uint8_t *data;
   size_t size;
 };
@@ -75,12 +81,11 @@ static void *agent(void *arg) {
     reply(f->fd, json_pack("{s:O,s:b,s:O}", "seq", json_object_get(hello, "seq"), "ok", 1, "nonce",
                            json_object_get(hello, "nonce")));
     json_decref(hello);
-    json_t *create = read_ctrl(f->fd);
-    if (create) {
-      reply(f->fd, json_pack("{s:O,s:b,s:i,s:i}", "seq", json_object_get(create, "seq"), "ok", 1, "id", 1, "pid", 2));
-      json_decref(create);
-      send_all(f->fd, f->data, f->size);
-    }
+    json_t *req = read_ctrl(f->fd);
+    if (req && f->mode == MODE_CREATE)
+      reply(f->fd, json_pack("{s:O,s:b,s:i,s:i}", "seq", json_object_get(req, "seq"), "ok", 1, "id", 1, "pid", 2));
+    if (req) send_all(f->fd, f->data, f->size);
+    json_decref(req);
   }
   shutdown(f->fd, SHUT_WR);
   char b[65536];
@@ -98,7 +103,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int sp[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) abort();
-  struct feed f = {sp[1], data, size};
+  struct feed f = {sp[1], MODE_CREATE, data, size};
+  if (size >= 6 && memcmp(data, "#open\n", 6) == 0) f.mode = MODE_OPEN;
+  if (size >= 6 && memcmp(data, "#conf\n", 6) == 0) f.mode = MODE_CONF;
+  if (f.mode != MODE_CREATE) f.data += 6, f.size -= 6;
   pthread_t t;
   if (pthread_create(&t, NULL, agent, &f) != 0) abort();
   hcs_error_t err = NULL;
@@ -107,9 +115,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fprintf(stderr, "connect: %s\n", hcs_error_message(err));
     abort(); /* the scripted agent always answers the hello */
   }
-  hcs_vm_agent_process_t *p = hcs_vm_agent_create_process(
-      a, "{\"CommandArgs\":[\"x\"],\"CreateStdInPipe\":true,\"CreateStdOutPipe\":true,\"CreateStdErrPipe\":true}",
-      &err);
+  hcs_vm_agent_process_t *p = NULL;
+  if (f.mode == MODE_CONF) {
+    hcs_vm_agent_configure_interface(a, "02:00:00:00:00:01", "10.0.0.2", 24, "10.0.0.1", 1000, &err);
+  } else if (f.mode == MODE_OPEN) {
+    p = hcs_vm_agent_open_process(a, 2, &err);
+    if (p) hcs_vm_agent_process_signal(p, 15, NULL);
+  } else {
+    p = hcs_vm_agent_create_process(
+        a, "{\"CommandArgs\":[\"x\"],\"CreateStdInPipe\":true,\"CreateStdOutPipe\":true,\"CreateStdErrPipe\":true}",
+        &err);
+  }
   if (p) {
     int in = -1, out = -1, efd = -1;
     hcs_vm_agent_process_take_stdio(p, &in, &out, &efd);
@@ -121,6 +137,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     hcs_vm_agent_process_wait(p, -1, NULL);
     hcs_vm_agent_process_exit_code(p, NULL);
+    hcs_vm_agent_process_exit_signal(p);
     if (out >= 0) close(out);
     if (efd >= 0) close(efd);
     hcs_vm_agent_process_close(p);

@@ -14,7 +14,7 @@ return {
     env = { kind = "list", short = "e", metavar = "K=V", help = "environment variable (repeatable)" },
     user = { kind = "string", short = "u", help = "user (name or uid[:gid])" },
     workdir = { kind = "string", short = "w", metavar = "DIR", help = "working directory" },
-    detach = { kind = "flag", short = "d", help = "print the pid, do not wait (output to `hcs logs`)" },
+    detach = { kind = "flag", short = "d", help = "print the pid, do not wait (output to `hcs logs`; in a VM the guest's /dev/null)" },
     json = { kind = "flag", short = "j", help = "print the exit as JSON" },
   },
   stop_at_positional = true,

@@ -29,7 +29,9 @@ HCS_EXPORT hcs_process_t *hcs_process_create_ex(hcs_system_t *cs, const char *pa
 /* As create_ex, for a process that outlives its creator (`hcs exec -d`):
  * its parent is a small reaper (a grandchild of the caller, in its own
  * session) that records its exit code in the journal, so a handle opened
- * later (hcs_process_open), like the one returned, learns it. */
+ * later (hcs_process_open), like the one returned, learns it.  In a VM the
+ * VM's monitor owns it and records its exit; its stdio is the guest's
+ * /dev/null (docs/vm.md). */
 HCS_EXPORT hcs_process_t *hcs_process_create_detached(hcs_system_t *cs, const char *params,
                                                       const hcs_compute_stdio_t *stdio, hcs_error_t *err);
 /* Release the handle; the process keeps running (it is not killed). */
@@ -40,7 +42,9 @@ HCS_EXPORT void hcs_process_close(hcs_process_t *p);
  * event_fd and properties work; its exit code comes from the "process
  * exited" event its reaper (its creator) writes, and is unknown (-1, an
  * error from exit_code) when none did.  Its output, with stdio "log", is
- * in the system log.  No stdio, no resize. */
+ * in the system log.  No stdio, no resize.  In a VM, `pid` is a guest pid
+ * of a process the VM's monitor started (detached, or another caller's);
+ * its exit code comes from the monitor, also after the exit. */
 HCS_EXPORT hcs_process_t *hcs_process_open(hcs_system_t *cs, int pid, hcs_error_t *err);
 /* Host pid. */
 HCS_EXPORT int hcs_process_pid(hcs_process_t *p);

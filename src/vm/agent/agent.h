@@ -8,6 +8,9 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
+
+#include <jansson.h>
 
 #define AGENT_PORT_NAME "org.hcs.agent"
 
@@ -25,5 +28,17 @@ int agent_mount_9p(const char *tag, const char *target, bool readonly, const cha
 
 /* serve.c */
 int agent_serve(int port, int power_fd);
+void agent_send_json(json_t *msg); /* stolen */
+/* An error answer: the message, ": strerror(errnum)" when errnum. */
+void agent_reply_error(json_t *seq, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* net.c: IPv4 configuration by ioctl on socket s */
+int agent_if_set(int s, const char *ifname, unsigned long req, const char *addr);
+int agent_if_up(int s, const char *ifname);
+int agent_add_default_route(int s, const char *ifname, const char *gateway);
+/* The "configure_interface" request: checked, then done by a child. */
+void agent_configure_interface_start(json_t *seq, json_t *req);
+/* The reaper found `pid`: true (and the answer sent) when it was such a child. */
+bool agent_configure_interface_reaped(pid_t pid);
 
 #endif

@@ -128,22 +128,8 @@ static void load_modules(void) {
 
 /* --- network ----------------------------------------------------------------- */
 
-static int if_set(int s, const char *ifname, unsigned long req, const char *addr) {
-  struct ifreq ifr = {0};
-  snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-  struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
-  sin->sin_family = AF_INET;
-  if (inet_pton(AF_INET, addr, &sin->sin_addr) != 1) return errno = EINVAL, -1;
-  return ioctl(s, req, &ifr);
-}
-
 static void if_up(int s, const char *ifname) {
-  struct ifreq ifr = {0};
-  snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
-    return (void)agent_log("hcs-agent: interface %s: %s\n", ifname, strerror(errno));
-  ifr.ifr_flags |= IFF_UP;
-  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) agent_log("hcs-agent: bring up %s: %s\n", ifname, strerror(errno));
+  if (agent_if_up(s, ifname) < 0) agent_log("hcs-agent: bring up %s: %s\n", ifname, strerror(errno));
 }
 
 /* ip=<client>:<server>:<gw>:<netmask>:<hostname>:<device>:<autoconf>; only
@@ -179,21 +165,13 @@ static void configure_network(void) {
   snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", dev);
   bool has_addr = ioctl(s, SIOCGIFADDR, &ifr) == 0;
   if (!has_addr && field[0] && *field[0]) {
-    if (if_set(s, dev, SIOCSIFADDR, field[0]) < 0)
+    if (agent_if_set(s, dev, SIOCSIFADDR, field[0]) < 0)
       agent_log("hcs-agent: set address %s on %s: %s\n", field[0], dev, strerror(errno));
-    if (field[3] && *field[3] && if_set(s, dev, SIOCSIFNETMASK, field[3]) < 0)
+    if (field[3] && *field[3] && agent_if_set(s, dev, SIOCSIFNETMASK, field[3]) < 0)
       agent_log("hcs-agent: set netmask %s on %s: %s\n", field[3], dev, strerror(errno));
     if_up(s, dev);
-    if (field[2] && *field[2]) {
-      struct rtentry rt = {0};
-      struct sockaddr_in *gw = (struct sockaddr_in *)&rt.rt_gateway, *dst = (struct sockaddr_in *)&rt.rt_dst,
-                         *mask = (struct sockaddr_in *)&rt.rt_genmask;
-      gw->sin_family = dst->sin_family = mask->sin_family = AF_INET;
-      rt.rt_flags = RTF_UP | RTF_GATEWAY;
-      rt.rt_dev = (char *)dev;
-      if (inet_pton(AF_INET, field[2], &gw->sin_addr) != 1 || ioctl(s, SIOCADDRT, &rt) < 0)
-        agent_log("hcs-agent: add default route via %s: %s\n", field[2], strerror(errno));
-    }
+    if (field[2] && *field[2] && agent_add_default_route(s, dev, field[2]) < 0)
+      agent_log("hcs-agent: add default route via %s: %s\n", field[2], strerror(errno));
   }
   if (field[4] && *field[4]) sethostname(field[4], strlen(field[4]));
   close(s);

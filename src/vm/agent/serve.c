@@ -105,8 +105,9 @@ static void send_window(uint32_t stream, uint32_t n) {
   send_frame(HCS_AGENT_WINDOW_UPDATE, stream, b, 4);
 }
 
-static void reply_error(json_t *seq, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void reply_error(json_t *seq, int errnum, const char *fmt, ...) {
+void agent_send_json(json_t *msg) { send_json(msg); }
+
+void agent_reply_error(json_t *seq, int errnum, const char *fmt, ...) {
   char msg[1024];
   va_list ap;
   va_start(ap, fmt);
@@ -115,6 +116,7 @@ static void reply_error(json_t *seq, int errnum, const char *fmt, ...) {
   if (errnum && n >= 0 && (size_t)n < sizeof(msg)) snprintf(msg + n, sizeof(msg) - n, ": %s", strerror(errnum));
   send_json(json_pack("{s:O?,s:s,s:i}", "seq", seq, "error", msg, "errno", errnum));
 }
+#define reply_error agent_reply_error
 
 static void close_fd(struct proc *p, int i) {
   if (p->fd[i] < 0) return;
@@ -507,6 +509,8 @@ static void handle_ctrl(const unsigned char *d, uint32_t n) {
     } else {
       send_json(json_pack("{s:O?,s:b}", "seq", seq, "ok", 1));
     }
+  } else if (strcmp(op, "configure_interface") == 0) {
+    agent_configure_interface_start(seq, req); /* answered when its child is reaped */
   } else if (strcmp(op, "poweroff") == 0) {
     send_json(json_pack("{s:O?,s:b}", "seq", seq, "ok", 1));
     /* best effort: let the reply out before the guest stops */
@@ -562,6 +566,7 @@ static void reap(void) {
   int status;
   pid_t pid;
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    if (agent_configure_interface_reaped(pid)) continue;
     for (struct proc *p = procs; p; p = p->next) {
       if (p->pid != pid) continue;
       p->exited = true;

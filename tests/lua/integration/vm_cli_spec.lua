@@ -58,6 +58,8 @@ describe("hcs VM CLI #root #vm", function()
   teardown(function()
     local _, _, out = hcs("list", "--json")
     for _, s in ipairs(json.decode(out ~= "" and out or "[]")) do hcs("rm", "-f", s.Id) end
+    _, _, out = hcs("network", "ls", "-q")
+    for id in out:gmatch("%S+") do hcs("network", "rm", "--force", id) end
     u.rmtree(root)
     u.run("find /sys/fs/cgroup -maxdepth 2 -type d -name '" .. parent .. "' -exec rmdir {} +")
     local _, _, dirs = u.run("find /sys/fs/cgroup -maxdepth 3 -type d -name '" .. parent .. "*'")
@@ -284,6 +286,90 @@ describe("hcs VM CLI #root #vm", function()
     local okb, cb, ob, eb = u.run(both .. "; sleep 0.5")
     assert.is_true(okb and cb == 0, eb)
     assert.matches("B", ob, 1, true)
+    -- A hot-added network adapter gets its endpoint's address from the
+    -- agent (no ip= names it: this VM booted without adapters), and the
+    -- guest reaches the network's gateway through it.
+    local netname = "vmxn" .. root:match("hcs%-test%.(.*)$")
+    local addnic = ([[
+      local hcs = require "hcs"
+      local n = assert(hcs.net.network.create{ Name = %q, Type = "NAT" })
+      local ep = assert(hcs.net.endpoint.create{ Name = %q, HostComputeNetwork = %q })
+      local cs = assert(hcs.compute.open("va"))
+      local add = { ResourcePath = "VirtualMachine/Devices/NetworkAdapters/nic1", RequestType = "Add",
+        Settings = { EndpointId = ep.Id } }
+      -- Paused, its agent could not answer: refused rather than waiting.
+      assert(cs:pause())
+      local ok, err = cs:modify(add)
+      assert(not ok and err:find("the VM is paused and its agent configures the adapter (resume it first)", 1, true), err)
+      assert(cs:resume())
+      assert(cs:modify(add))
+      local ipc = ep.IpConfigurations[1]
+      io.write(ipc.IpAddress, "/", ipc.PrefixLength, " ", n.Linux.Gateway)]]):format(netname, netname .. "ep", netname)
+    local nok, _, nout, nerr = u.run(("HCS_ROOT=%s %s -e %s"):format(u.quote(root), u.quote(u.hcs_bin), u.quote(addnic)))
+    assert.is_true(nok, nerr)
+    local cidr, gw = nout:match("^(%S+) (%S+)$")
+    assert.is_truthy(cidr, nout)
+    _, code, out = hcs("exec", "va", "ip", "-4", "addr")
+    assert.equal(0, code)
+    assert.matches("inet " .. cidr, out, 1, true)
+    _, code, out = hcs("exec", "va", "ip", "route")
+    assert.equal(0, code)
+    assert.matches("default via " .. gw, out, 1, true)
+    local _, pcode, pout, perr = hcs("exec", "va", "ping", "-c", "1", "-W", "10", gw)
+    assert.equal(0, pcode, pout .. perr)
+    local rmnic = [[
+      local hcs = require "hcs"
+      assert(assert(hcs.compute.open("va")):modify{ ResourcePath = "VirtualMachine/Devices/NetworkAdapters/nic1",
+        RequestType = "Remove" })]]
+    nok, _, _, nerr = u.run(("HCS_ROOT=%s %s -e %s"):format(u.quote(root), u.quote(u.hcs_bin), u.quote(rmnic)))
+    assert.is_true(nok, nerr)
+    assert.equal(0, select(2, hcs("network", "rm", "--force", netname)))
+    -- exec -d: the VM's monitor owns the process; it outlives its creator,
+    -- another process reopens it by pid, signals and waits it, and learns
+    -- its exit code (the monitor keeps it, also after the exit).
+    local okd, cd, od, ed = hcs("exec", "-d", "va", "sh", "-c", "sleep 2; echo detached > /tmp/d1; exit 4")
+    assert.is_true(okd and cd == 0, ed)
+    local pid1 = assert(tonumber(od:match("^(%d+)\n$")), od)
+    okd, cd, od, ed = hcs("exec", "-d", "va", "sleep", "1000")
+    assert.is_true(okd and cd == 0, ed)
+    local pid2 = assert(tonumber(od:match("^(%d+)\n$")), od)
+    local reopen = ([[
+      local hcs = require "hcs"
+      local cs = assert(hcs.compute.open("va"))
+      local p = assert(hcs.process.open(cs, %d))
+      local done, code = p:wait(120000)
+      assert(done, "not exited")
+      io.write(code)
+      local q = assert(hcs.process.open(cs, %d))
+      assert(q:properties().Exited == false)
+      assert(q:signal("TERM"))
+      done, code = q:wait(60000)
+      assert(done, "sleep not exited")
+      io.write(" ", code, " ", q:properties().ExitSignal)
+      local r, err = hcs.process.open(cs, 99999)
+      assert(r == nil and err:match("no such process"), err)]]):format(pid1, pid2)
+    local rok, _, rout, rerr = u.run(("HCS_ROOT=%s %s -e %s"):format(u.quote(root), u.quote(u.hcs_bin), u.quote(reopen)))
+    assert.is_true(rok, rerr)
+    assert.equal("4 143 15", rout)
+    _, code, out = hcs("exec", "va", "cat", "/tmp/d1")
+    assert.equal(0, code)
+    assert.equal("detached\n", out)
+    -- Opened again after its exit, from yet another process: the monitor
+    -- remembers the code.
+    local again = ([[
+      local hcs = require "hcs"
+      local p = assert(hcs.process.open(assert(hcs.compute.open("va")), %d))
+      local done, code = p:wait(0)
+      io.write(tostring(done), " ", code)]]):format(pid1)
+    rok, _, rout, rerr = u.run(("HCS_ROOT=%s %s -e %s"):format(u.quote(root), u.quote(u.hcs_bin), u.quote(again)))
+    assert.is_true(rok, rerr)
+    assert.equal("true 4", rout)
+    -- ... and its exit is in the event journal, as a container's exec -d.
+    local _, _, ev = hcs("events", "--no-stream", "--filter", "type=process", "--json")
+    assert.matches('"ExitCode":4', ev, 1, true)
+    -- A detached process still running at shutdown does not hold the VM up.
+    okd, cd, od, ed = hcs("exec", "-d", "va", "sleep", "1000")
+    assert.is_true(okd and cd == 0, ed)
     -- Shutdown through ACPI: the agent powers the guest off; an exec still
     -- running ends with it (its process killed: 143, or the agent gone: 125).
     assert(u.run(("(HCS_ROOT=%s timeout 300 %s exec va sleep 1000; echo $? > %s) >/dev/null 2>%s &"):format(
