@@ -206,10 +206,13 @@ STUB(C, int, EVP_DecodeBlock, (unsigned char *t, const unsigned char *f, int n),
 STUB(U, CURLcode, curl_global_init, (long flags), (flags))
 STUB(U, CURL *, curl_easy_init, (void), ())
 STUB_VOID(U, curl_easy_cleanup, (CURL * h), (h))
+STUB_VOID(U, curl_easy_reset, (CURL * h), (h))
 STUB(U, CURLcode, curl_easy_perform, (CURL * h), (h))
 STUB(U, const char *, curl_easy_strerror, (CURLcode c), (c))
 STUB(U, struct curl_slist *, curl_slist_append, (struct curl_slist * l, const char *s), (l, s))
 STUB_VOID(U, curl_slist_free_all, (struct curl_slist * l), (l))
+STUB(U, CURLSH *, curl_share_init, (void), ())
+STUB(U, CURLSHcode, curl_share_cleanup, (CURLSH * s), (s))
 
 /* Variadic: an option's one argument has the type its number's range
  * says (long, object or function pointer, curl_off_t, blob pointer). */
@@ -235,6 +238,29 @@ CURLcode curl_easy_setopt(CURL *h, CURLoption opt, ...) {
   } else {
     void *v = va_arg(ap, void *);
     rc = f(h, opt, v);
+  }
+  va_end(ap);
+  return rc;
+}
+
+/* Variadic: CURLSHOPT_SHARE and _UNSHARE take an int (a curl_lock_data),
+ * the others a pointer (the lock functions, the user data). */
+CURLSHcode curl_share_setopt(CURLSH *sh, CURLSHoption opt, ...) {
+  static __typeof__(&curl_share_setopt) fn;
+  __typeof__(&curl_share_setopt) f = __atomic_load_n(&fn, __ATOMIC_RELAXED);
+  if (f == NULL) {
+    f = (__typeof__(&curl_share_setopt))lazy_sym(U, "curl_share_setopt");
+    __atomic_store_n(&fn, f, __ATOMIC_RELAXED);
+  }
+  va_list ap;
+  va_start(ap, opt);
+  CURLSHcode rc;
+  if (opt == CURLSHOPT_SHARE || opt == CURLSHOPT_UNSHARE) {
+    int v = va_arg(ap, int);
+    rc = f(sh, opt, v);
+  } else {
+    void *v = va_arg(ap, void *);
+    rc = f(sh, opt, v);
   }
   va_end(ap);
   return rc;

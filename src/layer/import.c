@@ -25,10 +25,20 @@ struct dirtime {
   struct timespec ts[2];
 };
 
+/* Directories resolved last, by path inside the layer.  A tar lists a
+ * directory, then its contents, then its next sibling: a few slots save the
+ * openat2 of the parent for nearly every entry. */
+#define DIR_CACHE 4
+
+struct dircache {
+  char *path;
+  int fd;
+};
+
 struct extract {
   int rootfd;
-  char *cache_path; /* parent dir resolved last, and its O_PATH fd */
-  int cache_fd;
+  struct dircache cache[DIR_CACHE];
+  unsigned cache_next; /* the slot replaced next */
   struct dirtime *dirs;
   size_t ndirs, capdirs;
   struct layer_reader *reader;
@@ -43,11 +53,35 @@ struct extract {
   uint64_t max_size, max_file_size, apparent; /* caps, and the apparent size so far */
 };
 
-static void cache_drop(struct extract *x) {
-  if (x->cache_fd >= 0) close(x->cache_fd);
-  x->cache_fd = -1;
-  free(x->cache_path);
-  x->cache_path = NULL;
+/* Forget the cached directories, except the one whose fd is keep (-1: all). */
+static void cache_drop(struct extract *x, int keep) {
+  for (int i = 0; i < DIR_CACHE; i++) {
+    struct dircache *c = &x->cache[i];
+    if (c->path == NULL || c->fd == keep) continue;
+    close(c->fd);
+    c->fd = -1;
+    free(c->path);
+    c->path = NULL;
+  }
+}
+
+/* Cache fd (owned by the cache from now on) as the directory at path. */
+static void cache_put(struct extract *x, char *path, int fd) {
+  for (int i = 0; i < DIR_CACHE; i++) /* a directory listed twice: the new fd wins */
+    if (x->cache[i].path && strcmp(x->cache[i].path, path) == 0) {
+      close(x->cache[i].fd);
+      free(x->cache[i].path);
+      x->cache[i].path = NULL;
+      x->cache[i].fd = -1;
+    }
+  struct dircache *c = &x->cache[x->cache_next];
+  x->cache_next = (x->cache_next + 1) % DIR_CACHE;
+  if (c->path) {
+    close(c->fd);
+    free(c->path);
+  }
+  c->path = path;
+  c->fd = fd;
 }
 
 static int eerr(struct extract *x, hcs_error_t *err, int e, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -67,14 +101,16 @@ static int resolve_err(struct extract *x, const char *what, hcs_error_t *err) {
   return eerr(x, err, errno, "resolve `%s`", what);
 }
 
-/* O_PATH fd of the parent directory (owned by the cache: do not close). */
+/* fd of the parent directory (owned by the cache: do not close).  Every
+ * cached fd was resolved beneath the root (openat2) or opened with
+ * O_NOFOLLOW in such a directory; only make_room removes directories, and it
+ * empties the cache when it does. */
 static int parent_fd(struct extract *x, const char *parent, hcs_error_t *err) {
-  if (x->cache_path && strcmp(x->cache_path, parent) == 0) return x->cache_fd;
-  cache_drop(x);
+  for (int i = 0; i < DIR_CACHE; i++)
+    if (x->cache[i].path && strcmp(x->cache[i].path, parent) == 0) return x->cache[i].fd;
   int fd = layer_resolve_dir(x->rootfd, parent, true, O_PATH);
   if (fd < 0) return resolve_err(x, parent[0] ? parent : ".", err);
-  x->cache_fd = fd;
-  x->cache_path = hcs_xstrdup(parent);
+  cache_put(x, hcs_xstrdup(parent), fd);
   return fd;
 }
 
@@ -88,14 +124,15 @@ static int make_room(struct extract *x, int pfd, const char *name, bool want_dir
   }
   if (S_ISDIR(st.st_mode)) {
     if (want_dir) return 1;
-    /* The cached directory is pfd itself (the parent of the entry, which
-     * outlives its child) or, were it ever another one, possibly inside
-     * the tree about to go: drop it then, but never close pfd, which the
-     * removal and the caller still use. */
-    if (x->cache_fd != pfd) cache_drop(x);
+    /* Cached directories other than pfd (the parent of the entry, which
+     * outlives its child) may be inside the tree about to go: drop them,
+     * but never close pfd, which the removal and the caller still use. */
+    cache_drop(x, pfd);
     if (hcs_rm_rf_at(pfd, name, err) < 0) return hcs_error_wrap(err, "entry `%s`: replace directory", x->entry);
     return 0;
   }
+  /* a cached path may have led through what goes (a symlink) */
+  cache_drop(x, pfd);
   if (unlinkat(pfd, name, 0) < 0) return eerr(x, err, errno, "replace existing entry");
   return 0;
 }
@@ -348,12 +385,22 @@ static int do_entry(struct extract *x, struct archive_entry *e, hcs_error_t *err
 
     switch (type) {
     case AE_IFDIR: {
-      int kept = make_room(x, pfd, base, true, err);
-      if (kept < 0) return -1;
-      if (!kept && mkdirat(pfd, base, 0700) < 0) return eerr(x, err, errno, "mkdir");
-      cleanup_close int fd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      /* mkdir first: make_room's stat only when something is there */
+      if (mkdirat(pfd, base, 0700) < 0) {
+        if (errno != EEXIST) return eerr(x, err, errno, "mkdir");
+        int kept = make_room(x, pfd, base, true, err);
+        if (kept < 0) return -1;
+        if (!kept && mkdirat(pfd, base, 0700) < 0) return eerr(x, err, errno, "mkdir");
+      }
+      int fd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) return eerr(x, err, errno, "open directory");
-      if (meta_fd(x, e, fd, err) < 0) return -1;
+      if (meta_fd(x, e, fd, err) < 0) {
+        close(fd);
+        return -1;
+      }
+      /* the parent of the entries that follow: cached (pfd is not used
+       * after this, the cache may close it) */
+      cache_put(x, parent[0] ? hcs_xasprintf("%s/%s", parent, base) : hcs_xstrdup(base), fd);
       break;
     }
     case AE_IFREG: {
@@ -415,22 +462,34 @@ record_dir:
 }
 
 /* In archive order, so of two entries for one directory the later wins.  The
- * last component is opened with O_NOFOLLOW: a directory a later entry
- * replaced with a symlink is skipped, its times never land on the target. */
+ * last component is not followed: a directory a later entry replaced with
+ * a symlink is skipped, its times never land on the target. */
 static int apply_dir_times(struct extract *x, hcs_error_t *err) {
+  /* siblings follow each other: their parent is resolved once (nothing
+   * changes the tree any more) */
+  cleanup_free char *ppath = NULL;
+  cleanup_close int pfd = -1;
   for (size_t i = 0; i < x->ndirs; i++) {
     cleanup_free char *path = hcs_xstrdup(x->dirs[i].path);
-    cleanup_close int fd = -1;
     if (path[0] == '\0') {
-      fd = layer_openat2(x->rootfd, ".", O_RDONLY | O_DIRECTORY, LAYER_RESOLVE);
-    } else {
-      const char *parent, *base;
-      layer_split_path(path, &parent, &base);
-      cleanup_close int pfd = layer_resolve_dir(x->rootfd, parent, false, O_PATH);
-      if (pfd >= 0) fd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      cleanup_close int fd = layer_openat2(x->rootfd, ".", O_RDONLY | O_DIRECTORY, LAYER_RESOLVE);
+      if (fd >= 0 && futimens(fd, x->dirs[i].ts) < 0)
+        return hcs_error_make(err, errno, "set times of `%s`", x->dirs[i].path);
+      continue;
     }
-    if (fd < 0) continue; /* removed or replaced by a later entry */
-    if (futimens(fd, x->dirs[i].ts) < 0) return hcs_error_make(err, errno, "set times of `%s`", x->dirs[i].path);
+    const char *parent, *base;
+    layer_split_path(path, &parent, &base);
+    if (ppath == NULL || strcmp(ppath, parent) != 0) {
+      if (pfd >= 0) close(pfd);
+      free(ppath);
+      ppath = hcs_xstrdup(parent);
+      pfd = layer_resolve_dir(x->rootfd, parent, false, O_PATH);
+    }
+    struct stat st;
+    /* removed or replaced by a later entry (a symlink: its times are its own) */
+    if (pfd < 0 || fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode)) continue;
+    if (utimensat(pfd, base, x->dirs[i].ts, AT_SYMLINK_NOFOLLOW) < 0)
+      return hcs_error_make(err, errno, "set times of `%s`", x->dirs[i].path);
   }
   return 0;
 }
@@ -546,7 +605,8 @@ static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_op
   char *result = NULL;
   struct extract x;
   memset(&x, 0, sizeof x);
-  x.cache_fd = -1;
+  for (int i = 0; i < DIR_CACHE; i++)
+    x.cache[i].fd = -1;
   x.rootfd = -1;
   x.progress = opts->progress;
   x.progress_data = opts->progress_data;
@@ -597,6 +657,14 @@ static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_op
     hcs_error_make(err, 0, "diff id mismatch: expected `%s`, got `%s`", opts->expect_diff_id, diff_id);
     goto out;
   }
+  /* the files durable before anything names them (the metadata, then the
+   * rename into the store, each synced) */
+  if (opts->sync) {
+    if (opts->sync(opts->sync_data, x.rootfd, err) < 0) goto out;
+  } else if (syncfs(x.rootfd) < 0) {
+    hcs_error_make(err, errno, "sync `%s`", diff);
+    goto out;
+  }
   if (opts->before_commit &&
       (opts->before_commit(opts->before_commit_data, err) < 0 || resolve_chain(s, opts, &chain, &pmeta, err) < 0))
     goto out;
@@ -618,10 +686,6 @@ static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_op
     json_object_set_new(m, "Created", json_string(now));
     json_object_set_new(m, "RefCount", json_integer(0));
     cleanup_free char *metap = hcs_xasprintf("%s/" LAYER_META, t.path);
-    if (syncfs(x.rootfd) < 0) {
-      hcs_error_make(err, errno, "sync `%s`", diff);
-      goto out;
-    }
     if (layer_write_chain(s, t.path, chain, true, err) < 0 || hcs_json_write_atomic(metap, m, err) < 0) goto out;
     cleanup_close int lk = layer_store_lock(s, false, err);
     if (lk < 0) goto out;
@@ -640,7 +704,7 @@ out:
   layer_fpool_free(x.pool); /* joins the workers before anything they use goes */
   free(x.marked_parent);
   layer_reader_free(x.reader);
-  cache_drop(&x);
+  cache_drop(&x, -1);
   if (x.rootfd >= 0) close(x.rootfd);
   for (size_t i = 0; i < x.ndirs; i++)
     free(x.dirs[i].path);

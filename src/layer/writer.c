@@ -3,7 +3,7 @@
  *
  * gzip is compressed pigz-style: the stream is cut into fixed 1 MiB chunks,
  * each deflated on a worker thread with libdeflate (several times faster
- * than zlib) into gzip members (runs of random-looking 64 KiB blocks are
+ * than zlib) into gzip members (runs of random-looking 4 KiB blocks are
  * stored, not deflated: see looks_random); members are
  * written in order (RFC 1952 allows concatenated members; every gzip reader
  * including Go's accepts them).  The chunking does not depend on the thread
@@ -99,10 +99,16 @@ static bool looks_random(const unsigned char *p, size_t n) {
   return chi2 < 400.0;
 }
 
-/* One chunk -> gzip members: runs of 64 KiB blocks that look random are
- * stored, the rest deflated (one member per run). */
+/* One chunk -> gzip members: runs of 4 KiB blocks that look random are
+ * stored, the rest deflated (one member per run).  Small blocks because a
+ * layer's random data comes in files of a few KiB between compressible
+ * ones: 64 KiB blocks mixed them and caught 3 % of the bytes of
+ * gen_tree.py's tree (a third of it random), 4 KiB blocks catch 23 %, and
+ * deflating random bytes costs as much CPU as text while gaining nothing
+ * (libdeflate then emits stored blocks anyway).  On that tree: 30 % less
+ * deflate CPU and a 1.7 % smaller output than with 64 KiB. */
 static size_t compress_chunk(struct libdeflate_compressor *c, struct libdeflate_compressor *store, struct job *j) {
-  const size_t sub = 64 * 1024;
+  const size_t sub = 4 * 1024;
   size_t off = 0, out = 0;
   while (off < j->in_len) {
     size_t end = off + (j->in_len - off < sub ? j->in_len - off : sub);
@@ -231,7 +237,9 @@ struct layer_writer *layer_writer_start(int fd, hcs_layer_compression_t c, int l
     w->jobs = hcs_xcalloc((size_t)w->njobs, sizeof *w->jobs);
     for (int i = 0; i < w->njobs; i++) {
       w->jobs[i].in = hcs_xmalloc(WCHUNK);
-      w->jobs[i].out_cap = WCHUNK + WCHUNK / 8 + 4096; /* > libdeflate_gzip_compress_bound */
+      /* > the sum of libdeflate_gzip_compress_bound over the members of a
+       * chunk (at most 256 of 4 KiB: about 1 MiB + 8 KiB) */
+      w->jobs[i].out_cap = WCHUNK + WCHUNK / 8 + 4096;
       w->jobs[i].out = hcs_xmalloc(w->jobs[i].out_cap);
     }
     for (int i = 0; i < threads; i++) {

@@ -313,10 +313,35 @@ static int transport_error(struct reg_client *c, CURLcode rc, const char *errbuf
   return hcs_error_make(err, 0, "%s `%s` on registry `%s`: %s", method, path, c->registry, why);
 }
 
+/* An easy handle of the client: an idle one (with its open connections),
+ * else a new one. */
+static CURL *handle_get(struct reg_client *c) {
+  pthread_mutex_lock(&c->mu);
+  CURL *h = c->nidle > 0 ? c->idle[--c->nidle] : NULL;
+  pthread_mutex_unlock(&c->mu);
+  return h ? h : curl_easy_init();
+}
+
+/* A finished request's handle goes back to the idle ones, its options
+ * (which point at the request's memory) cleared; one that failed is
+ * closed with its connection. */
+static void handle_put(struct reg_client *c, CURL *h, bool ok) {
+  if (ok) {
+    curl_easy_reset(h);
+    pthread_mutex_lock(&c->mu);
+    if (c->nidle < sizeof c->idle / sizeof c->idle[0]) {
+      c->idle[c->nidle++] = h;
+      h = NULL;
+    }
+    pthread_mutex_unlock(&c->mu);
+  }
+  if (h) curl_easy_cleanup(h);
+}
+
 /* One HTTP exchange with the given Authorization header (or none). */
 static int perform(struct reg_client *c, const struct reg_request *rq, const char *auth, struct reg_response *resp,
                    char **challenge, CURLcode *code, hcs_error_t *err) {
-  CURL *h = curl_easy_init();
+  CURL *h = handle_get(c);
   if (h == NULL) return hcs_error_make(err, ENOMEM, "initialize libcurl");
   reg_response_free(resp);
   resp->content_length = -1;
@@ -332,6 +357,7 @@ static int perform(struct reg_client *c, const struct reg_request *rq, const cha
   if (auth) hdrs = curl_slist_append(hdrs, auth);
   hdrs = curl_slist_append(hdrs, "Expect:");
   common_opts(c, h);
+  if (c->share) curl_easy_setopt(h, CURLOPT_SHARE, c->share);
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -356,6 +382,10 @@ static int perform(struct reg_client *c, const struct reg_request *rq, const cha
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body ? (const char *)rq->body : "");
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
   }
+  /* A blob streams through the sink in bigger blocks: fewer calls, each a
+   * write to the importer's pipe and one to the kept blob (the default is
+   * 16 KiB).  Not under a rate limit, which it would make coarser. */
+  if (rq->sink && c->max_rate == 0) curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L << 10);
   cleanup_free char *range = NULL;
   if (rq->resume_from) {
     range = hcs_xasprintf("%llu-", (unsigned long long)rq->resume_from);
@@ -365,7 +395,7 @@ static int perform(struct reg_client *c, const struct reg_request *rq, const cha
   CURLcode rc = curl_easy_perform(h);
   if (code) *code = rc;
   curl_slist_free_all(hdrs);
-  curl_easy_cleanup(h);
+  handle_put(c, h, rc == CURLE_OK);
   *challenge = x.challenge;
   if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && resp->truncated)) {
     reg_response_free(resp);
@@ -506,8 +536,46 @@ void reg_client_free(struct reg_client *c) {
   free(c->token);
   free(c->token_scope);
   free(c->challenge);
+  for (size_t i = 0; i < c->nidle; i++)
+    curl_easy_cleanup(c->idle[i]);
+  if (c->share) { /* after the handles that use it */
+    curl_share_cleanup(c->share);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+      pthread_mutex_destroy(&c->share_mu[i]);
+  }
   pthread_mutex_destroy(&c->mu);
   free(c);
+}
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ud) {
+  (void)h, (void)access;
+  struct reg_client *c = ud;
+  pthread_mutex_lock(&c->share_mu[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *ud) {
+  (void)h;
+  struct reg_client *c = ud;
+  pthread_mutex_unlock(&c->share_mu[data]);
+}
+
+/* The share handle of the client (DNS and TLS sessions), or none. */
+static void share_init(struct reg_client *c) {
+  CURLSH *sh = curl_share_init();
+  if (sh == NULL) return;
+  for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+    pthread_mutex_init(&c->share_mu[i], NULL);
+  if (curl_share_setopt(sh, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+      curl_share_setopt(sh, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
+      curl_share_setopt(sh, CURLSHOPT_USERDATA, c) != CURLSHE_OK ||
+      curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
+      curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+    curl_share_cleanup(sh);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+      pthread_mutex_destroy(&c->share_mu[i]);
+    return;
+  }
+  c->share = sh;
 }
 
 /* GET /v2/ over scheme; 0 when the registry answered (any status). */
@@ -544,6 +612,7 @@ struct reg_client *reg_client_new(const char *registry, const hcs_registry_opts_
   c->registry = hcs_xstrdup(registry);
   c->timeout = o && o->timeout > 0 ? o->timeout : 30;
   c->max_rate = o ? o->max_rate : 0;
+  share_init(c);
   int verify = o ? o->tls_verify : 0;
   bool insecure = verify < 0 || (verify == 0 && reg_insecure_listed(registry, o));
   c->verify = !insecure;

@@ -41,6 +41,15 @@ struct reg_client {
   char *basic;                /* base64 "user:pass" or NULL */
   long timeout;
   uint64_t max_rate;
+  /* Connections outlive a request: finished easy handles wait in `idle`
+   * (each keeps its connections: the one that fetched the manifest carries
+   * a blob next), and all share the DNS and TLS session caches, so a TLS
+   * registry resumes its sessions.  libcurl does not share one connection
+   * cache between threads, hence handles, not a shared cache. */
+  CURLSH *share;
+  pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
+  CURL *idle[8];
+  size_t nidle;
   pthread_mutex_t mu; /* guards the token fields, shared by transfer threads */
   char *token, *token_scope;
   char *challenge; /* the last WWW-Authenticate of the registry */

@@ -3,10 +3,12 @@
  * decompresses, hashes (digest and diff id) and unpacks in one pass.  A
  * layer commits only after both digests matched and its parent committed,
  * so layers extract in parallel and appear in chain order.  A transfer cut
- * short resumes with a Range request.  The layers a pull makes are named
- * in an image store lease (images/.leases, see gc.c) before any is made:
- * a live lease protects them from a concurrent prune, a failed pull
- * collects them, and the next store open collects those of a killed one. */
+ * short resumes with a Range request.  The layers are made durable by one
+ * syncfs for the whole pull (sync_point), not one each.  The layers a pull
+ * makes are named in an image store lease (images/.leases, see gc.c)
+ * before any is made: a live lease protects them from a concurrent prune,
+ * a failed pull collects them, and the next store open collects those of
+ * a killed one. */
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -26,6 +28,7 @@ struct job {
   char *id, *parent_id; /* chain id hex of the layer and its parent */
   int pipe_w;
   uint64_t got;               /* bytes received (atomic) */
+  bool slot;                  /* holds one of the `parallel` transfer slots (p->mu) */
   struct hcs_image_blob blob; /* the compressed bytes, kept for push and save */
   hcs_error_t err;
 };
@@ -39,7 +42,13 @@ struct pull {
   size_t n;
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  size_t next;     /* next job to start */
+  size_t next;    /* next job to start */
+  size_t running; /* jobs holding a transfer slot: downloading or extracting */
+  size_t slots;   /* transfers at once (--parallel) */
+  bool synced;    /* the pull's one syncfs is done (sync_rc its result) */
+  bool syncing;
+  int sync_rc;
+  hcs_error_t sync_err;
   bool *committed; /* per layer: present in the store */
   bool failed;     /* a job failed or the caller cancelled: the others stop */
   bool cancelled;
@@ -93,6 +102,48 @@ static int before_commit(void *ud, hcs_error_t *err) {
   return 0;
 }
 
+/* Called by each importer once its files are extracted and verified (the
+ * layer's sync hook).  The job gives its transfer slot up, so the next
+ * layer starts downloading, and waits until every layer of the pull got
+ * here: the last one to arrive runs one syncfs for them all, which makes
+ * every layer's files (and the kept blobs' bytes) durable before any
+ * layer commits.  Extracted layers thus wait for the slowest instead of
+ * each flushing the whole file system (everybody's dirty data) itself. */
+static int sync_point(void *ud, int dirfd, hcs_error_t *err) {
+  struct job *j = ud;
+  struct pull *p = j->p;
+  pthread_mutex_lock(&p->mu);
+  if (j->slot) {
+    j->slot = false;
+    p->running--;
+  }
+  pthread_cond_broadcast(&p->cv);
+  while (!p->synced && !p->failed) {
+    if (!p->syncing && p->running == 0 && p->next >= p->n) {
+      p->syncing = true;
+      pthread_mutex_unlock(&p->mu);
+      hcs_error_t e = NULL;
+      int rc = syncfs(dirfd) < 0 ? hcs_error_make(&e, errno, "sync the layers of the pull") : 0;
+      pthread_mutex_lock(&p->mu);
+      p->syncing = false;
+      p->synced = true;
+      p->sync_rc = rc;
+      p->sync_err = e;
+      pthread_cond_broadcast(&p->cv);
+      break;
+    }
+    pthread_cond_wait(&p->cv, &p->mu);
+  }
+  int rc = 0;
+  if (p->synced && p->sync_rc < 0) {
+    rc = hcs_error_make(err, hcs_error_status(p->sync_err), "%s", hcs_error_message(p->sync_err));
+  } else if (!p->synced) {
+    rc = hcs_error_make(err, ECANCELED, "layer %zu: another layer failed", j->index + 1);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
 struct import_arg {
   struct job *j;
   int fd;
@@ -109,7 +160,9 @@ static void *import_thread(void *ud) {
                                 .expect_diff_id = j->diff_id,
                                 .expect_digest = j->digest,
                                 .before_commit = before_commit,
-                                .before_commit_data = j};
+                                .before_commit_data = j,
+                                .sync = sync_point,
+                                .sync_data = j};
   a->result = hcs_layer_import(j->p->layers, a->fd, &io, &a->err);
   close(a->fd);
   return NULL;
@@ -209,7 +262,12 @@ static void run_job(struct job *j) {
   } else {
     hcs_image_blob_abort(&j->blob);
   }
+  if (a.result) hcs_pause_point("pull: layer committed"); /* tests: a kill between two layers' commits */
   pthread_mutex_lock(&p->mu);
+  if (j->slot) { /* failed before its sync point */
+    j->slot = false;
+    p->running--;
+  }
   p->state[j->index] = a.result ? HCS_REGISTRY_DONE : p->state[j->index];
   if (a.result) p->committed[j->index] = true;
   pthread_cond_broadcast(&p->cv);
@@ -226,31 +284,37 @@ static void run_job(struct job *j) {
   free(a.result);
 }
 
+/* One thread per missing layer: it waits for a transfer slot in chain
+ * order (at most `slots` download and extract at once), then runs its
+ * layer, which hands the slot on at its sync point and commits after. */
 static void *worker(void *ud) {
-  struct pull *p = ud;
+  struct job *j = ud;
+  struct pull *p = j->p;
   /* An importer that fails closes its end of the pipe: the write gets
    * EPIPE, not a process-wide SIGPIPE. */
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
-  for (;;) {
-    pthread_mutex_lock(&p->mu);
-    while (p->next < p->n && p->committed[p->next])
-      p->next++;
-    if (p->next >= p->n || p->failed) {
-      pthread_mutex_unlock(&p->mu);
-      return NULL;
-    }
-    struct job *j = &p->jobs[p->next++];
+  pthread_mutex_lock(&p->mu);
+  while (!p->failed && (p->next != j->index || p->running >= p->slots))
+    pthread_cond_wait(&p->cv, &p->mu);
+  bool go = !p->failed;
+  if (go) {
+    j->slot = true;
+    p->running++;
+    for (p->next++; p->next < p->n && p->committed[p->next]; p->next++)
+      ;
     p->state[j->index] = HCS_REGISTRY_DOWNLOADING;
-    pthread_mutex_unlock(&p->mu);
-    run_job(j);
-    pthread_mutex_lock(&p->mu);
-    p->finished++;
     pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
   }
+  pthread_mutex_unlock(&p->mu);
+  if (go) run_job(j);
+  pthread_mutex_lock(&p->mu);
+  p->finished++;
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+  return NULL;
 }
 
 /* Calls the progress callback; true when it asks to cancel. */
@@ -313,13 +377,23 @@ static json_t *pull_layers(hcs_image_store_t *s, struct reg_client *c, const str
     if (hcs_image_lease_begin(s, "pull", false, NULL, NULL, lease, err) < 0) goto fail;
     for (size_t i = 0; i < n; i++)
       if (!p.committed[i] && hcs_image_lease_add(lease, p.jobs[i].id, err) < 0) goto fail;
-    size_t nthreads = o && o->parallel > 0 ? (size_t)o->parallel : 4;
-    if (nthreads > missing) nthreads = missing;
-    pthread_t *threads = hcs_xcalloc(nthreads, sizeof *threads);
+    p.slots = o && o->parallel > 0 ? (size_t)o->parallel : 4;
+    while (p.next < n && p.committed[p.next])
+      p.next++;
+    pthread_t *threads = hcs_xcalloc(missing, sizeof *threads);
     size_t started = 0;
-    for (; started < nthreads; started++)
-      if (pthread_create(&threads[started], NULL, worker, &p) != 0) break;
-    if (started == 0) {
+    for (size_t i = 0; i < n; i++) {
+      if (p.committed[i]) continue;
+      if (pthread_create(&threads[started], NULL, worker, &p.jobs[i]) != 0) break;
+      started++;
+    }
+    if (started < missing) { /* the threads that started give up */
+      pthread_mutex_lock(&p.mu);
+      p.failed = true;
+      pthread_cond_broadcast(&p.cv);
+      pthread_mutex_unlock(&p.mu);
+      for (size_t i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
       free(threads);
       hcs_error_make(err, EAGAIN, "start download threads");
       goto fail;
@@ -376,6 +450,7 @@ out:
     free(p.jobs[i].parent_id);
     hcs_error_release(&p.jobs[i].err);
   }
+  hcs_error_release(&p.sync_err);
   free(chain);
   free(p.jobs);
   free(p.committed);

@@ -12,13 +12,21 @@
 #    NAT network, the first 500 with a port mapping): at 0, 100, 500, 1000
 #    (and N), memory per system (monitor PSS/RSS; MemTotal-MemAvailable,
 #    Slab, KernelStack, PageTables from /proc/meminfo; the cgroup parent's
-#    memory and kmem usage) and the median time of create, start, exec, list,
-#    inspect, stop, rm (and endpoint create/rm, with and without a port
-#    mapping) of a probe system, 5 runs each;
+#    memory and kmem usage) and, per operation on a probe system, the median
+#    of 5 runs of its wall time and of its CPU time (user+sys of the command
+#    and the children it waited for, from getrusage: far less sensitive to
+#    other work on the machine), with the ratio n=N / n=0: create, start,
+#    exec, inspect, list -q (and its cost per system), ps ID, stop, rm;
+#    endpoint create/rm with and without a port mapping, port mapping
+#    add/remove on an existing endpoint (the modify request); and the
+#    kernel's share by hand ("k:" rows, the floor): a cgroup leaf mkdir+rmdir
+#    under the systems' parent, `unshare -m` (a copy of the mount table),
+#    a veth plugged into the network's bridge and out;
 # 3. podman: as many `podman run -d` as it reaches in the time hcs took for
 #    its N, with conmon's memory and podman's run/exec/ps/stop/rm times;
 # then removes everything and runs scripts/check-leaks.
-# HCS_MONITOR may name another hcs-monitor build (e.g. a dynamic one).
+# HCS_MONITOR may name another hcs-monitor build (e.g. a dynamic one);
+# DENSITY_PARTS (default "monitor plain net podman") selects the parts.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=$(realpath "${1:-build}")
@@ -39,6 +47,7 @@ cleanup() {
   "${podman[@]}" system reset -f >/dev/null 2>&1 || true
   for id in $("$hcs" list -q 2>/dev/null); do "$hcs" rm -f "$id" >/dev/null 2>&1 || true; done
   for id in $("$hcs" endpoint ls -q 2>/dev/null); do "$hcs" endpoint rm "$id" >/dev/null 2>&1 || true; done
+  ip link del vhdensfloor0 >/dev/null 2>&1 || true
   "$hcs" network rm densnet >/dev/null 2>&1 || true
   "$hcs" image rm -f busybox >/dev/null 2>&1 || true
   rm -rf "$work" "$HCS_RUN_ROOT"
@@ -52,9 +61,25 @@ tar=$(scripts/make-base-image --tar-only "$work/busybox.tar")
 "$hcs" image install-os "$tar" --name busybox >/dev/null
 "$hcs" network create --name densnet --type NAT --subnet 10.231.0.0/21 >/dev/null
 
-python3 - "$hcs" "$n" "$k" "$parent" "$HCS_RUN_ROOT" "${podman[@]}" <<'PY'
-import json, os, statistics, subprocess, sys, time
-hcs, n, k, parent, run_root, podman = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6:]
+# A veth whose end is plugged into the network's bridge by hand (the
+# kernel's share of an endpoint), removed by cleanup.
+ip link add vhdensfloor0 type veth peer name vhdensfloor1
+ip link set vhdensfloor0 up
+
+# Port mapping add/remove on an existing endpoint (the modify request; the
+# CLI has no verb for it): hcs pm.lua ENDPOINT Add|Remove HOST:CTR
+cat >"$work/pm.lua" <<'LUA'
+local hcs = require "hcs"
+local ep, how, map = ...
+assert(hcs.net.endpoint.modify(ep, { RequestType = how, ResourceType = "Policy",
+  Settings = { Policies = { hcs.net.port_mapping(map) } } }))
+LUA
+
+python3 - "$hcs" "$n" "$k" "$parent" "$HCS_RUN_ROOT" "$work/pm.lua" "${podman[@]}" <<'PY'
+import json, os, resource, statistics, subprocess, sys, time
+hcs, n, k, parent, run_root, PM, podman = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5],
+                                           sys.argv[6], sys.argv[7:])
+parts = os.environ.get("DENSITY_PARTS", "monitor plain net podman").split()
 IDLE = ["sleep", "2147483647"]
 PODMAN_RUN = podman + ["run", "-d", "--runtime", "runc", "--network", "none", "--ulimit", "nofile=1024:1024",
                        "--ulimit", "nproc=1024:1024"]
@@ -66,9 +91,14 @@ def sh(argv, check=True):
     return r
 
 def timed(argv, check=True):
-    t = time.perf_counter()
+    # Wall time, and CPU time (user+sys) of the command and every descendant
+    # it waited for: the load of other work on the machine changes the
+    # first far more than the second.
+    r0, t = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     r = sh(argv, check)
-    return time.perf_counter() - t, r
+    dt, r1 = time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN)
+    timed.cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return dt, r
 
 def smaps(pid):
     out = {}
@@ -118,51 +148,86 @@ def settle():
     time.sleep(2)
 
 # --- 1. monitor memory side by side ------------------------------------------
-hids, pids = [], []
-for i in range(k):
-    hids.append(sh([hcs, "run", "-d", "--name", f"side{i}", "--cgroup-parent", parent, "busybox"] + IDLE).stdout.strip())
-    pids.append(sh(PODMAN_RUN + ["--name", f"side{i}", "localhost/busybox"] + IDLE).stdout.strip())
-settle()
-hm = [smaps(monitor_pid(c)) for c in hids]
-cm = [smaps(conmon_pid(c)) for c in pids]
-exe = os.readlink(f"/proc/{monitor_pid(hids[0])}/exe")
-print(f"1. monitor memory, {k} idle systems each (kB, mean per monitor; hcs-monitor: {exe})")
-print(f"   {'':12} {'RSS':>7} {'PSS':>7} {'PSS anon':>9} {'PSS file':>9}")
-for name, ms in (("hcs-monitor", hm), ("conmon", cm)):
-    print(f"   {name:12} {mean([m['Rss'] for m in ms]):7.0f} {mean([m['Pss'] for m in ms]):7.0f}"
-          f" {mean([m['Pss_Anon'] for m in ms]):9.0f} {mean([m['Pss_File'] for m in ms]):9.0f}")
-print(f"   ratio hcs/conmon: RSS {mean([m['Rss'] for m in hm]) / mean([m['Rss'] for m in cm]):.2f},"
-      f" PSS {mean([m['Pss'] for m in hm]) / mean([m['Pss'] for m in cm]):.2f} (target <= 0.5)")
-sh([hcs, "rm", "-f"] + hids)
-sh(podman + ["rm", "-f", "-t", "0"] + pids)
+if "monitor" in parts and k > 0:
+    hids, pids = [], []
+    for i in range(k):
+        hids.append(sh([hcs, "run", "-d", "--name", f"side{i}", "--cgroup-parent", parent, "busybox"] + IDLE).stdout.strip())
+        pids.append(sh(PODMAN_RUN + ["--name", f"side{i}", "localhost/busybox"] + IDLE).stdout.strip())
+    settle()
+    hm = [smaps(monitor_pid(c)) for c in hids]
+    cm = [smaps(conmon_pid(c)) for c in pids]
+    exe = os.readlink(f"/proc/{monitor_pid(hids[0])}/exe")
+    print(f"1. monitor memory, {k} idle systems each (kB, mean per monitor; hcs-monitor: {exe})")
+    print(f"   {'':12} {'RSS':>7} {'PSS':>7} {'PSS anon':>9} {'PSS file':>9}")
+    for name, ms in (("hcs-monitor", hm), ("conmon", cm)):
+        print(f"   {name:12} {mean([m['Rss'] for m in ms]):7.0f} {mean([m['Pss'] for m in ms]):7.0f}"
+              f" {mean([m['Pss_Anon'] for m in ms]):9.0f} {mean([m['Pss_File'] for m in ms]):9.0f}")
+    print(f"   ratio hcs/conmon: RSS {mean([m['Rss'] for m in hm]) / mean([m['Rss'] for m in cm]):.2f},"
+          f" PSS {mean([m['Pss'] for m in hm]) / mean([m['Pss'] for m in cm]):.2f} (target <= 0.5)")
+    sh([hcs, "rm", "-f"] + hids)
+    sh(podman + ["rm", "-f", "-t", "0"] + pids)
 
 # --- 2. hcs ramps -------------------------------------------------------------
 checkpoints = sorted({c for c in (0, 100, 500, 1000, n) if c <= n})
 RUNS = 5
 
+# A cgroup leaf made and removed by hand under the systems' parent, in the
+# controllers hcs uses for a system without limits (v1: memory, cpuacct,
+# freezer, devices; v2: the unified hierarchy).
+if os.path.isdir("/sys/fs/cgroup/memory"):
+    CG_DIRS = [f"/sys/fs/cgroup/{c}/{parent}/density-floor" for c in ("memory", "cpuacct", "freezer", "devices")]
+else:
+    CG_DIRS = [f"/sys/fs/cgroup/{parent}/density-floor"]
+CGROUP_LEAF = f"mkdir {' '.join(CG_DIRS)} && rmdir {' '.join(CG_DIRS)}"
+BRIDGE = json.loads(sh([hcs, "network", "inspect", "densnet", "--json"]).stdout)["Linux"]["Bridge"]
+
 def probe_ops(net):
-    t = {x: [] for x in ("create", "start", "exec", "list", "inspect", "stop", "rm")}
+    """Median wall and CPU ms of each operation on a probe system (and
+    endpoint), RUNS times, the operations of one run in turn."""
+    ops = ["create", "start", "exec", "inspect", "list -q", "ps ID", "stop", "rm"]
     if net:
-        t.update({"ep create": [], "ep rm": [], "ep create -p": [], "ep rm -p": []})
+        ops += ["ep create", "ep rm", "ep create -p", "ep rm -p", "pm add", "pm rm"]
+    ops += ["k: cgroup leaf", "k: unshare -m"] + (["k: bridge port"] if net else [])
+    wall, cpu = {op: [] for op in ops}, {op: [] for op in ops}
     extra = ["--network", "densnet"] if net else []
     for i in range(RUNS):
-        name = f"probe{i}"
-        for op, argv in (("create", [hcs, "create", "--name", name, "--cgroup-parent", parent] + extra + ["busybox"] + IDLE),
-                         ("start", [hcs, "start", name]),
-                         ("exec", [hcs, "exec", name, "/bin/true"]),
-                         ("list", [hcs, "list", "-q"]),
-                         ("inspect", [hcs, "inspect", name]),
-                         ("stop", [hcs, "stop", "-t", "0", name]),
-                         ("rm", [hcs, "rm", name])):
-            dt, _ = timed(argv)
-            t[op].append(dt)
+        name, ep = f"probe{i}", f"probe-ep{i}"
+        steps = [("create", [hcs, "create", "--name", name, "--cgroup-parent", parent] + extra + ["busybox"] + IDLE),
+                 ("start", [hcs, "start", name]),
+                 ("exec", [hcs, "exec", name, "/bin/true"]),
+                 ("inspect", [hcs, "inspect", name]),
+                 ("list -q", [hcs, "list", "-q"]),
+                 ("ps ID", [hcs, "ps", name]),
+                 ("stop", [hcs, "stop", "-t", "0", name]),
+                 ("rm", [hcs, "rm", name])]
         if net:
-            for suffix, ports in (("", []), (" -p", ["-p", f"{40000 + i}:80"])):
-                dt, r = timed([hcs, "endpoint", "create", "--network", "densnet", "--id", f"probe-ep{i}"] + ports)
-                t["ep create" + suffix].append(dt)
-                dt, _ = timed([hcs, "endpoint", "rm", f"probe-ep{i}"])
-                t["ep rm" + suffix].append(dt)
-    return {op: statistics.median(v) * 1000 for op, v in t.items()}
+            steps += [("ep create", [hcs, "endpoint", "create", "--network", "densnet", "--id", ep]),
+                      ("ep rm", [hcs, "endpoint", "rm", ep]),
+                      ("ep create -p", [hcs, "endpoint", "create", "--network", "densnet", "--id", ep,
+                                        "-p", f"{40000 + i}:80"]),
+                      ("ep rm -p", [hcs, "endpoint", "rm", ep]),
+                      ("ep create", None),
+                      ("pm add", [hcs, PM, ep, "Add", f"{41000 + i}:80"]),
+                      ("pm rm", [hcs, PM, ep, "Remove", f"{41000 + i}:80"]),
+                      ("ep rm", None)]
+        # The kernel's share, by hand: the same kernel work as a system's
+        # create/rm (its cgroup leaf under the parent the systems share, a
+        # bridge port on the network's bridge, a mount namespace copy), so
+        # what grows with n there is the floor, not hcs.
+        steps += [("k: cgroup leaf", ["sh", "-c", CGROUP_LEAF]), ("k: unshare -m", ["unshare", "-m", "true"])]
+        if net:
+            steps += [("k: bridge port", ["sh", "-c", f"ip link set vhdensfloor0 master {BRIDGE} && "
+                                                      "ip link set vhdensfloor0 nomaster"])]
+        for op, argv in steps:
+            if argv is None:  # the endpoint the port mappings are added to, untimed
+                argv = [hcs, "endpoint", "create", "--network", "densnet", "--id", ep] if op == "ep create" \
+                    else [hcs, "endpoint", "rm", ep]
+                sh(argv)
+                continue
+            dt, _ = timed(argv)
+            wall[op].append(dt)
+            cpu[op].append(timed.cpu)
+    return {op: (statistics.median(wall[op]) * 1000, statistics.median(cpu[op]) * 1000) for op in ops}
 
 def ramp(net):
     label = "with an endpoint each (the first 500 with a port mapping)" if net else "without network"
@@ -204,11 +269,18 @@ def ramp(net):
             print(f"   {'':24} {r['n']:5} {r['rss']:8.0f} {r['pss']:8.0f} {r['used']:10.0f} {r['slab']:6.0f}"
                   f" {r['kstack']:7.0f} {r['ptables']:8.0f} {r['cg']:7.0f} {r['cgk']:8.0f}")
     ops = list(rows[0]["ops"])
-    print("   median ms per operation at n systems (last column: n=max / n=0):")
-    print("   " + f"{'op':14}" + "".join(f"{r['n']:>9}" for r in rows) + f"{'ratio':>8}")
-    for op in ops:
-        print("   " + f"{op:14}" + "".join(f"{r['ops'][op]:9.1f}" for r in rows)
-              + f"{rows[-1]['ops'][op] / rows[0]['ops'][op]:8.2f}")
+    for k, what in ((0, "wall"), (1, "CPU (user+sys of the command and its children)")):
+        print(f"   median ms per operation at n systems, {what}; ratio: n={rows[-1]['n']} / n=0")
+        print("   " + f"{'op':14}" + "".join(f"{r['n']:>9}" for r in rows) + f"{'ratio':>8}")
+        for op in ops:
+            print("   " + f"{op:14}" + "".join(f"{r['ops'][op][k]:9.1f}" for r in rows)
+                  + f"{rows[-1]['ops'][op][k] / rows[0]['ops'][op][k]:8.2f}")
+    if rows[-1]["n"]:
+        l0, l1 = rows[0]["ops"]["list -q"], rows[-1]["ops"]["list -q"]
+        print(f"   list -q per system: wall {(l1[0] - l0[0]) / rows[-1]['n'] * 1000:.1f} us,"
+              f" CPU {(l1[1] - l0[1]) / rows[-1]['n'] * 1000:.1f} us;"
+              + "".join(f" at {r['n']}: {(r['ops']['list -q'][1] - l0[1]) / r['n'] * 1000:.1f} us CPU" for r in rows[1:]))
+    print(f"   load average: {open('/proc/loadavg').read().split()[:3]}")
     print(f"   time to start {len(ids)} systems: {fill_time:.1f} s")
     t0 = time.perf_counter()
     for i in range(0, len(ids), 50):
@@ -216,8 +288,14 @@ def ramp(net):
     print(f"   time to remove them: {time.perf_counter() - t0:.1f} s")
     return fill_time
 
-budget = ramp(False)
-ramp(True)
+budget = None
+if "plain" in parts:
+    budget = ramp(False)
+if "net" in parts:
+    t = ramp(True)
+    budget = budget or t
+if "podman" not in parts or budget is None:
+    sys.exit(0)
 
 # --- 3. podman in the same time ----------------------------------------------
 print(f"\n3. podman: as many idle containers as it starts in {budget:.1f} s (hcs's time for {n})")

@@ -8,7 +8,9 @@
 #   umoci repack        (OCI layout, gzip)
 #   tar -c | tar -x     (a plain copy of the same tree: the floor)
 #   buildah commit      (containers-storage, overlay driver; when installed)
-# alternating per run, and print medians and the ratios.
+# alternating per run, and print medians of wall time and of CPU time (user +
+# sys of the command and its children, far less sensitive to the machine's
+# other load) and the ratios.
 #
 # usage: tests/bench/image.sh [SIZE_MB [NFILES [RUNS]]]     (default 500 20000 3)
 # needs: root, a built tree (build/hcs or $HCS_BIN), umoci, python3 (buildah optional).
@@ -36,15 +38,13 @@ trap cleanup EXIT
 
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-timeit() { # timeit CMD... -> seconds
-  local t0 t1
+timeit() { # timeit CMD... -> WALL:CPU seconds
   sync
-
-  t0=$(now)
-  "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; return 1; }
-  t1=$(now)
-  echo "$t1 - $t0" | bc -l
+  /usr/bin/time -f '%e %U %S' -o "$W/.time" "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; return 1; }
+  tail -1 "$W/.time" | awk '{printf "%s:%.2f\n", $1, $2 + $3}'
 }
+wall() { printf '%s\n' "$@" | cut -d: -f1 | median; }
+cpu() { printf '%s\n' "$@" | cut -d: -f2 | median; }
 
 echo "base image, tree of ${SIZE} MB in ${NFILES} files under $W ..."
 "$SRC/scripts/make-base-image" >/dev/null
@@ -73,8 +73,6 @@ if [ -n "$have_buildah" ]; then
   cp -a "$W/tree" "$BMNT/data"
 fi
 
-# the floor: a plain copy of the tree through a pipe
-tarcp() { mkdir "$W/copy" && tar -C "$W/tree" -cf - . | tar -C "$W/copy" -xf -; }
 
 # A system whose scratch holds the tree, for each `commit --stop` run.
 fresh_system() {
@@ -83,33 +81,35 @@ fresh_system() {
   local m
   m=$("$HCS" plan show "mv$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["Realized"]["MountPath"])')
   cp -a "$W/tree" "$m/data"
+  echo "move $1" > "$m/.bench-run"
 }
+
+# Nothing is deleted until the end: ext4 (no journal here) makes whoever
+# creates inodes after a big removal scan for recently freed ones, which
+# multiplied the CPU of the runs after the first (a capture 2.7 s -> 17 s of
+# CPU, tar | tar 8 -> 15 s).  Every capture gets a marker file of its own, so
+# it makes a new layer (the same content would be the same layer id: the
+# copy would be made and then removed inside the timed command).
 
 hcs_t=() old_t=() move_t=() buildah_t=() umoci_t=() tar_t=()
 for i in $(seq "$RUNS"); do
+  echo "hcs $i" > "$MNT/.bench-run"
   hcs_t+=("$(timeit "$HCS" commit cap --name "captured$i")")
-  "$HCS" image rm "captured$i" >/dev/null
-  rm -rf "$W/layout" && cp -a "$W/layout.pristine" "$W/layout"
-  umoci_t+=("$(timeit umoci repack --image "$W/layout:busybox:latest" "$W/bundle")")
-  tar_t+=("$(timeit tarcp)")
-  rm -rf "$W/copy"
+  cp -a "$W/layout.pristine" "$W/layout$i"
+  umoci_t+=("$(timeit umoci repack --image "$W/layout$i:busybox:latest" "$W/bundle")")
+  tar_t+=("$(timeit bash -c 'mkdir "$1" && tar -C "$2" -cf - . | tar -C "$1" -xf -' tarcp "$W/copy$i" "$W/tree")")
+  echo "former $i" > "$MNT/.bench-run"
   old_t+=("$(timeit env HCS_CAPTURE=reimport "$HCS" commit cap --name "former$i")")
-  "$HCS" image rm "former$i" >/dev/null
   fresh_system "$i"
   move_t+=("$(timeit "$HCS" commit "mv$i" --stop --name "moved$i")")
-  "$HCS" destroy "mv$i" >/dev/null
-  "$HCS" image rm "moved$i" >/dev/null
   if [ -n "$have_buildah" ]; then
     buildah_t+=("$(timeit "${B[@]}" commit -q "$CTR" "bench$i")")
     "${B[@]}" rmi -f "bench$i" >/dev/null 2>&1 || true
   fi
 done
 
-h=$(printf '%s\n' "${hcs_t[@]}" | median)
-o=$(printf '%s\n' "${old_t[@]}" | median)
-m=$(printf '%s\n' "${move_t[@]}" | median)
-u=$(printf '%s\n' "${umoci_t[@]}" | median)
-t=$(printf '%s\n' "${tar_t[@]}" | median)
+h=$(wall "${hcs_t[@]}") o=$(wall "${old_t[@]}") m=$(wall "${move_t[@]}") u=$(wall "${umoci_t[@]}") t=$(wall "${tar_t[@]}")
+hc=$(cpu "${hcs_t[@]}") oc=$(cpu "${old_t[@]}") mc=$(cpu "${move_t[@]}") uc=$(cpu "${umoci_t[@]}") tc=$(cpu "${tar_t[@]}")
 printf "capture %s MB / %s files, median of %s, alternating (warm cache)\n" "$SIZE" "$NFILES" "$RUNS"
 printf "  hcs commit             %8.3f s   /umoci %.2f (target <= 0.30)   /tar|tar %.2f (target <= 1.50)\n" "$h" \
   "$(echo "$h / $u" | bc -l)" "$(echo "$h / $t" | bc -l)"
@@ -119,8 +119,11 @@ printf "  hcs commit --stop      %8.3f s   /umoci %.2f   /tar|tar %.2f\n" "$m" "
   "$(echo "$m / $t" | bc -l)"
 printf "  umoci repack           %8.3f s\n" "$u"
 printf "  tar -c | tar -x        %8.3f s\n" "$t"
+printf "  CPU (s): hcs %s, former %s, move %s, umoci %s, tar|tar %s; hcs /umoci %.2f, /tar|tar %.2f\n" "$hc" "$oc" "$mc" \
+  "$uc" "$tc" "$(echo "$hc / $uc" | bc -l)" "$(echo "$hc / $tc" | bc -l)"
 if [ -n "$have_buildah" ]; then
-  printf "  buildah commit         %8.3f s\n" "$(printf '%s\n' "${buildah_t[@]}" | median)"
+  printf "  buildah commit         %8.3f s\n" "$(wall "${buildah_t[@]}")"
 fi
-printf "  runs (s): hcs %s | former %s | move %s | umoci %s | tar %s\n" "${hcs_t[*]}" "${old_t[*]}" "${move_t[*]}" \
-  "${umoci_t[*]}" "${tar_t[*]}"
+printf "  runs (wall:cpu s): hcs %s | former %s | move %s | umoci %s | tar %s\n" "${hcs_t[*]}" "${old_t[*]}" \
+  "${move_t[*]}" "${umoci_t[*]}" "${tar_t[*]}"
+echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -3,7 +3,9 @@
 # xattrs): export (gzip + digests) vs umoci repack, import of the gzip layer
 # vs umoci unpack and vs `tar -x` of the same layer uncompressed (the
 # floor), alternating per run; plus overlay activation of chains of 1, 10
-# and 50 layers vs a plain mount(8).  Prints medians and the ratio hcs/peer.
+# and 50 layers vs a plain mount(8).  Prints medians of wall time and of CPU
+# time (user + sys of the command and its children; far less sensitive to
+# the machine's other load) and the ratios hcs/peer.
 #
 # usage: tests/bench/layer.sh [SIZE_MB [NFILES [RUNS]]]     (default 500 20000 3)
 # needs: root, a built tree (build/hcs or $HCS_BIN), umoci, python3.
@@ -22,16 +24,17 @@ trap cleanup EXIT
 
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-timeit() { # timeit CMD... -> seconds on stdout
-  local t0 t1
+timeit() { # timeit CMD... -> WALL:CPU seconds on stdout
   sync
-  t0=$(now)
-  "$@" >/dev/null 2>&1
-  t1=$(now)
-  echo "$t1 - $t0" | bc -l
+  /usr/bin/time -f '%e %U %S' -o "$W/.time" "$@" >/dev/null 2>&1 || true
+  tail -1 "$W/.time" | awk '{printf "%s:%.2f\n", $1, $2 + $3}'
 }
-row() { # row NAME HCS_SECONDS PEER_SECONDS PEER_NAME
-  printf "%-28s hcs %8.3f s   %-14s %8.3f s   ratio %.2f\n" "$1" "$2" "$4" "$3" "$(echo "$2 / $3" | bc -l)"
+wall() { printf "%s\n" "$@" | cut -d: -f1 | median; }
+cpu() { printf "%s\n" "$@" | cut -d: -f2 | median; }
+row() { # row NAME HCS_SECONDS PEER_SECONDS PEER_NAME [HCS_CPU PEER_CPU]
+  printf "%-28s hcs %8.3f s   %-14s %8.3f s   ratio %.2f" "$1" "$2" "$4" "$3" "$(echo "$2 / $3" | bc -l)"
+  [ -z "${5:-}" ] || printf "   CPU %.2f s / %.2f s, ratio %.2f" "$5" "$6" "$(echo "$5 / $6" | bc -l)"
+  printf "\n"
 }
 
 if [ "$SIZE" != 0 ]; then
@@ -78,15 +81,17 @@ done
 
 echo
 echo "== layers: ${SIZE} MB, ${NFILES} files, median of ${RUNS} =="
-eh=$(printf "%s\n" "${export_hcs[@]}" | median); ep=$(printf "%s\n" "${export_peer[@]}" | median)
-ih=$(printf "%s\n" "${import_hcs[@]}" | median); ip=$(printf "%s\n" "${import_peer[@]}" | median)
-row "export gzip + digests" "$eh" "$ep" "umoci repack"
-row "import gzip" "$ih" "$ip" "umoci unpack"
-it=$(printf "%s\n" "${import_tar[@]}" | median); il=$(printf "%s\n" "${import_plain[@]}" | median)
-row "import gzip" "$ih" "$it" "tar -x (plain)"
-row "import plain" "$il" "$it" "tar -x (plain)"
-echo "runs (s): export ${export_hcs[*]} | repack ${export_peer[*]} | import ${import_hcs[*]} | unpack ${import_peer[*]}"
-echo "          tar -x ${import_tar[*]} | import plain ${import_plain[*]}"
+eh=$(wall "${export_hcs[@]}"); ep=$(wall "${export_peer[@]}")
+ih=$(wall "${import_hcs[@]}"); ip=$(wall "${import_peer[@]}")
+it=$(wall "${import_tar[@]}"); il=$(wall "${import_plain[@]}")
+row "export gzip + digests" "$eh" "$ep" "umoci repack" "$(cpu "${export_hcs[@]}")" "$(cpu "${export_peer[@]}")"
+row "import gzip" "$ih" "$ip" "umoci unpack" "$(cpu "${import_hcs[@]}")" "$(cpu "${import_peer[@]}")"
+row "import gzip" "$ih" "$it" "tar -x (plain)" "$(cpu "${import_hcs[@]}")" "$(cpu "${import_tar[@]}")"
+row "import plain" "$il" "$it" "tar -x (plain)" "$(cpu "${import_plain[@]}")" "$(cpu "${import_tar[@]}")"
+echo "runs (wall:cpu s): export ${export_hcs[*]} | repack ${export_peer[*]}"
+echo "  import ${import_hcs[*]} | unpack ${import_peer[*]}"
+echo "  tar -x ${import_tar[*]} | import plain ${import_plain[*]}"
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 fi # SIZE != 0
 
 # Activation: chains of small layers, activate+deactivate via the CLI vs

@@ -158,6 +158,25 @@ static void run(int threads) {
     free(p);
     drop(id);
   }
+  /* a symlink replaced by a directory: a directory resolved through the
+   * symlink earlier (cached by path) must not take the later entries
+   * beneath the new directory into the symlink's target */
+  snprintf(what, sizeof what, "symlink -> dir (threads %d)", threads);
+  {
+    struct t_entry e[] = {{'d', "real", NULL, 0, NULL},       {'d', "real/sub", NULL, 0, NULL},
+                          {'l', "l", "real", 0, NULL},        {'f', "l/sub/a", "a\n", 0, NULL},
+                          {'d', "l", NULL, 0, NULL},          {'f', "l/sub/b", "b\n", 0, NULL},
+                          {'f', "real/sub/c", "c\n", 0, NULL}};
+    char *id = import("symlink-dir", e, 7, threads, &err);
+    ok(id != NULL, "%s: imported: %s", what, hcs_error_message(err));
+    hcs_error_release(&err);
+    lstat_is(id, "l", S_IFDIR, what);
+    content_is(id, "real/sub/a", "a\n", what);
+    content_is(id, "l/sub/b", "b\n", what);
+    absent(id, "real/sub/b", what);
+    content_is(id, "real/sub/c", "c\n", what);
+    drop(id);
+  }
   /* the same directory twice: the later entry's metadata wins */
   snprintf(what, sizeof what, "dir twice (threads %d)", threads);
   {

@@ -244,7 +244,16 @@ int main(void) {
   snprintf(p, sizeof p, "%s/run/layers/s.json", root);
   is_int(access(p, F_OK), -1, "its record is gone");
   is_int(t_mounts_under(T), 0, "no mount left");
+  /* A scratch layer is destroyed without a look at the other layers (no
+   * layer can have it as a parent); a read-only one still checks them. */
+  ok(hcs_layer_create_scratch(store, "s2", full, &err) == 0, "a second scratch: %s", hcs_error_message(err));
   ok(hcs_layer_destroy(store, "s", false, &err) == 0, "destroy scratch: %s", hcs_error_message(err));
+  is_int(hcs_layer_exists(store, "s2", &err), 1, "the other scratch on the same parent stays");
+  expect_error(hcs_layer_destroy(store, "child", true, &err) < 0, &err, "layer `s2` depends on it",
+               "its parent is still refused (even forced) while a scratch is on it");
+  ok(hcs_layer_destroy(store, "s2", true, &err) == 0, "destroy the second scratch (forced): %s",
+     hcs_error_message(err));
+  is_int(hcs_layer_exists(store, "s2", &err), 0, "gone");
   expect_error(hcs_layer_destroy(store, "child", false, &err) < 0, &err, "in use", "destroy while referenced");
   is_int(hcs_layer_release(store, "child", &err), 0, "release -> 0");
   expect_error(hcs_layer_release(store, "child", &err) < 0, &err, "no reference", "release below zero");

@@ -260,7 +260,15 @@ static void test_bridge_mac(hcs_net_t *net) {
                 &err, "plug an endpoint into it");
   json_t *e = json_loads(ep ? ep : "{}", 0, NULL);
   const char *host = json_string_value(json_object_get(json_object_get(e, "Linux"), "HostInterface"));
-  char *out = sh("ip link set %s address 00:00:00:00:00:01 && echo set", host ? host : "none");
+  /* The host end, a bridge port, has no IPv6: no link-local address and
+   * no routes in the host's table (each delete walks that table). */
+  char *out = sh("echo disable=$(cat /proc/sys/net/ipv6/conf/%s/disable_ipv6) routes=$(ip -6 route show table all dev "
+                 "%s | wc -l) addrs=$(ip -6 -o addr show dev %s | wc -l)",
+                 host ? host : "none", host ? host : "none", host ? host : "none");
+  if (access("/proc/sys/net/ipv6", F_OK) == 0)
+    is_str(out, "disable=1 routes=0 addrs=0\n", "the host end of the veth has no IPv6");
+  free(out);
+  out = sh("ip link set %s address 00:00:00:00:00:01 && echo set", host ? host : "none");
   has_substr(out, "set", "give the port the lowest address there is");
   free(out);
   char *during = link_mac(bridge ? bridge : "none");
@@ -702,6 +710,39 @@ static void test_table_lifetime(void) {
   hcs_net_close(net);
 }
 
+static bool is_mountpoint(const char *dir) {
+  char *out = sh("mountpoint -q %s && echo yes", dir);
+  bool yes = strstr(out, "yes") != NULL;
+  free(out);
+  return yes;
+}
+
+/* The netns directory's mount goes when no compartment is left, and only
+ * then: hcs_netns_dir_release reads the directory a few entries at a time,
+ * so it must find an entry beyond its first buffer and not miss one. */
+static void test_netns_dir_release(void) {
+  cleanup_free char *dir = hcs_xasprintf("%s/nsdir", root);
+  char *out = sh("mkdir -p %s && mount --bind %s %s && echo mounted", dir, dir, dir);
+  has_substr(out, "mounted", "a directory mounted on itself");
+  free(out);
+  for (int i = 0; i < 200; i++) {
+    cleanup_free char *f = hcs_xasprintf("%s/%0200d", dir, i);
+    close(open(f, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+  }
+  ok(!hcs_netns_dir_release(dir), "200 entries: kept");
+  for (int i = 0; i < 199; i++) {
+    cleanup_free char *f = hcs_xasprintf("%s/%0200d", dir, i);
+    unlink(f);
+  }
+  ok(!hcs_netns_dir_release(dir), "one entry left: kept");
+  ok(is_mountpoint(dir), "still mounted");
+  cleanup_free char *last = hcs_xasprintf("%s/%0200d", dir, 199);
+  unlink(last);
+  ok(hcs_netns_dir_release(dir), "empty: released");
+  ok(!is_mountpoint(dir), "and unmounted");
+  rmdir(dir);
+}
+
 /* Links come and go while a dump runs (other systems starting and
  * stopping): the kernel marks the dump interrupted.  It is started again,
  * and its rest never answers the socket's next request. */
@@ -778,6 +819,7 @@ int main(void) {
   test_two_roots();
   test_upgrade();
   test_table_lifetime();
+  test_netns_dir_release();
   test_dump_interrupted();
   ok(!nft_table_exists(), "the nftables table is gone with the last network");
   char *links = sh("ip -o link show | grep -cE ': (hcs|vh)'");

@@ -7,7 +7,8 @@ usage: cut_proxy.py PORTFILE TARGET_PORT CUT_BYTES LOG
 Relays every connection to 127.0.0.1:TARGET_PORT.  The first blob response
 (`GET /v2/.../blobs/sha256:...` without a Range header) to reach CUT_BYTES
 bytes is cut there: both sockets close.  Each request line is
-logged to LOG with its Range header, if any.
+logged to LOG with its Range header, if any.  A connection may carry
+several requests, one after the other (keep-alive, no pipelining).
 """
 import os
 import socket
@@ -24,6 +25,17 @@ def log(line):
         f.write(line + "\n")
 
 
+def request(head, st):
+    """A request head seen on the connection: logged, and whether its
+    response may be cut (counted from the response's first byte)."""
+    lines = head.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+    rng = [h.split(":", 1)[1].strip() for h in lines[1:] if h.lower().startswith("range:")]
+    log("%s%s" % (lines[0], (" Range: " + rng[0]) if rng else ""))
+    blob = lines[0].startswith("GET ") and "/blobs/sha256:" in lines[0] and not rng
+    st["cut"] = CUT if blob else None  # a candidate: the first one to reach CUT bytes is cut
+    st["sent"] = 0
+
+
 def relay(client):
     server = socket.create_connection(("127.0.0.1", TARGET))
     head = client.recv(65536)
@@ -33,15 +45,11 @@ def relay(client):
         if not data:
             break
         head += data
-    if not head.startswith(methods):  # not HTTP (a TLS hello): relay as is
-        log("non-HTTP connection")
-    lines = head.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
-    rng = [h.split(":", 1)[1].strip() for h in lines[1:] if h.lower().startswith("range:")]
+    st = {"cut": None, "sent": 0}
     if head.startswith(methods):
-        log("%s%s" % (lines[0], (" Range: " + rng[0]) if rng else ""))
-    cut = None
-    if lines[0].startswith("GET ") and "/blobs/sha256:" in lines[0] and not rng:
-        cut = CUT  # a candidate: the first one to reach CUT bytes is cut
+        request(head, st)
+    else:  # not HTTP (a TLS hello): relay as is
+        log("non-HTTP connection")
     server.sendall(head)
 
     def upstream():
@@ -50,28 +58,30 @@ def relay(client):
                 data = client.recv(65536)
                 if not data:
                     break
+                if data.startswith(methods):  # the next request on this connection
+                    request(data, st)
                 server.sendall(data)
         except OSError:
             pass
 
     threading.Thread(target=upstream, daemon=True).start()
-    sent = 0
     try:
         while True:
             data = server.recv(65536)
             if not data:
                 break
-            if cut is not None and sent + len(data) >= cut:
+            cut = st["cut"]
+            if cut is not None and st["sent"] + len(data) >= cut:
                 with lock:
                     first = not state["cut"]
                     state["cut"] = True
                 if first:
-                    client.sendall(data[: cut - sent])
+                    client.sendall(data[: cut - st["sent"]])
                     log("cut after %d bytes" % cut)
                     break
-                cut = None
+                st["cut"] = None
             client.sendall(data)
-            sent += len(data)
+            st["sent"] += len(data)
     except OSError:
         pass
     for s in (client, server):

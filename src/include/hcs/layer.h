@@ -73,6 +73,13 @@ typedef struct {
    * exist before then).  Returns < 0 with err set to abandon the import. */
   int (*before_commit)(void *data, hcs_error_t *err);
   void *before_commit_data;
+  /* Makes the extracted files durable, called with the layer's directory
+   * once they are verified and before before_commit; NULL: syncfs() on it.
+   * A caller importing several layers at once can make them all durable
+   * with one syncfs instead of one each.  Returns < 0 with err set to
+   * abandon the import; must not return before the files are durable. */
+  int (*sync)(void *data, int dirfd, hcs_error_t *err);
+  void *sync_data;
 } hcs_layer_import_opts_t;
 
 /* The default import caps: a few KiB of tar can declare a sparse file of

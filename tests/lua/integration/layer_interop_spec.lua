@@ -85,12 +85,26 @@ describe("layer interop", function()
       .. " && ln %s/etc/hello %s/etc/hello.link && ln -s /etc/hello %s/usr/bin/abs && chmod 4755 %s/usr/bin/big"
       .. " && chown 1000:1000 %s/etc/hello && python3 -c \"import os; os.setxattr('%s/etc/hello', 'user.k', b'v')\"")
       :gsub("%%s", (src:gsub("%%", "%%%%"))))
+    -- small random files between text ones (in tar order): the export stores
+    -- the random runs and deflates the rest, many gzip members in a chunk
+    su.write_file(T .. "/mix.py", "import os, sys\nos.makedirs(sys.argv[1])\nfor i in range(40):\n"
+      .. " open(sys.argv[1] + '/f%02da' % i, 'wb').write(os.urandom(6000))\n"
+      .. " open(sys.argv[1] + '/f%02db' % i, 'wb').write(b'some text %d ' % i * 500)\n")
+    sh(("python3 %s/mix.py %s/mix"):format(T, src))
     sh(("tar --xattrs --xattrs-include='*' -C %s -cf %s/src.tar ."):format(src, T))
     local l = assert(store:import(T .. "/src.tar", { id = "src" }))
     local layout = T .. "/layout"
     sh(("mkdir -p %s/blobs/sha256"):format(layout))
     local out = T .. "/layer.tar.gz"
     local r = assert(store:export(l.Id, out, { compression = "gzip", mtime = 1700000000 }))
+    -- zlib (Python), GNU gzip and Go (skopeo, umoci below) read all the members
+    local members = sh(("python3 -c \"import zlib,hashlib\nd=open('%s','rb').read()\nh=hashlib.sha256()\nn=0\n"
+      .. "while d:\n o=zlib.decompressobj(31)\n h.update(o.decompress(d))\n d=o.unused_data\n n+=1\n"
+      .. "print(n, 'sha256:'+h.hexdigest())\""):format(out))
+    local n, zdigest = members:match("^(%d+) (%S+)")
+    assert.equal(r.DiffID, zdigest)
+    assert.is_true(tonumber(n) >= 40, "gzip members: " .. n)
+    assert.equal(r.DiffID, "sha256:" .. sh(("gzip -dc %s | sha256sum"):format(out)):match("^(%x+)"))
     sh(("cp %s %s/blobs/sha256/%s"):format(out, layout, r.Digest:match("sha256:(%x+)")))
     local config = json.encode({
       architecture = "amd64", os = "linux", config = {},

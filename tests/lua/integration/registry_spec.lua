@@ -184,18 +184,30 @@ describe("hcs.registry #root", function()
       local kref = plain.addr .. "/hcs/kill:k"
       ru.copy_in(T .. "/kill", "k", kref)
       local root = T .. "/kill-root"
+      local function kill_and_check(pid)
+        sh("kill -9 " .. pid)
+        ru.wait_for(function() return not ru.alive(pid) end, 100, "the pull to die")
+        -- the next store open collects what the dead pull's lease names
+        nothing_left(root)
+      end
+      -- 1. while the layers download and extract (none committed: the
+      -- pull's one syncfs comes when all are extracted)
       local pid = tonumber(sh(("HCS_REGISTRY_MAX_RATE=1000000 setsid %s --root %s image pull -q %s >%s/kill.out 2>&1 "
         .. "</dev/null & echo $!"):format(su.hcs_bin, root, kref, T)))
-      -- killed once the base layer is committed and the others are half-way
       ru.wait_for(function()
-        return su.run(("ls %s/layers | grep -Eq '^[0-9a-f]{64}$'"):format(root)) and
-          su.run(("ls %s/layers/.tmp 2>/dev/null | grep -q '^import-'"):format(root)) and
+        return su.run(("ls %s/layers/.tmp 2>/dev/null | grep -q '^import-'"):format(root)) and
           tonumber(sh(("du -sk %s/layers/.tmp | cut -f1"):format(root))) > 1000
       end, 600, "the pull to be under way")
-      sh("kill -9 " .. pid)
-      ru.wait_for(function() return not ru.alive(pid) end, 100, "the pull to die")
-      -- the next store open collects what the dead pull's lease names
-      nothing_left(root)
+      kill_and_check(pid)
+      -- 2. once the first layer committed and the others wait to commit
+      -- (extracted and synced): stopped there, then killed
+      pid = tonumber(sh(("HCS_PAUSE_AT='pull: layer committed' setsid %s --root %s image pull -q %s >%s/kill.out "
+        .. "2>&1 </dev/null & echo $!"):format(su.hcs_bin, root, kref, T)))
+      ru.wait_for(function()
+        return sh(("cat /proc/%d/stat 2>/dev/null || true"):format(pid)):match("^%d+ %b() T") ~= nil
+      end, 600, "the pull to stop after a layer committed")
+      assert.is_true(#layer_ids(root) >= 1)
+      kill_and_check(pid)
       local img = json.decode(hcs_ok({ "--root", root, "image", "pull", kref, "--json" }))
       assert.equal(3, #img.Layers)
       local want = { table.unpack(img.Layers) }
