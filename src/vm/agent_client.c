@@ -533,10 +533,33 @@ static hcs_vm_agent_t *agent_open(const char *sock_path, int fd, int timeout_ms,
   pthread_mutex_init(&a->mu, NULL);
   pthread_mutex_init(&a->wmu, NULL);
   pthread_cond_init(&a->cv, NULL);
-  a->sock = fd >= 0 ? fd : connect_socket(sock_path, deadline, err);
-  if (a->sock < 0 || handshake(a, fd >= 0 ? "(socket)" : sock_path, deadline, err) < 0) {
-    agent_free(a);
-    return NULL;
+  /* A hello unanswered for a while gets a new connection and a new hello
+   * (a new nonce: an answer to the old one is skipped).  Seen once under
+   * load: a reconnect the agent missed left the second connection's hello
+   * without an answer for a minute; a new connection makes the port hang
+   * up and open again.  Safe: an unanswered session has no processes. */
+  int64_t attempt_ms = timeout_ms < 0 || timeout_ms / 6 > 10000 ? 10000 : timeout_ms / 6 > 1000 ? timeout_ms / 6 : 1000;
+  for (;;) {
+    a->sock = fd >= 0 ? fd : connect_socket(sock_path, deadline, err);
+    if (a->sock < 0) {
+      agent_free(a);
+      return NULL;
+    }
+    int64_t until = fd >= 0 || now_ms() + attempt_ms >= deadline ? deadline : now_ms() + attempt_ms;
+    hcs_error_t herr = NULL;
+    if (handshake(a, fd >= 0 ? "(socket)" : sock_path, until, &herr) == 0) break;
+    if (fd >= 0 || until >= deadline || hcs_error_status(herr) != ETIMEDOUT) {
+      if (err)
+        *err = herr;
+      else
+        hcs_error_release(&herr);
+      agent_free(a);
+      return NULL;
+    }
+    hcs_error_release(&herr);
+    close(a->sock);
+    a->sock = -1;
+    a->in_len = 0;
   }
   if (!relay_thread) return a;
   a->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

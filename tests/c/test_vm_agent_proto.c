@@ -2,6 +2,7 @@
  * the hello finds its answer behind garbage and a stale session's frames,
  * and a guest that ignores its flow-control window ends the session
  * ("agent gone") instead of making the host buffer without bound. */
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -87,6 +88,48 @@ static void *fake_agent(void *arg) {
   return NULL;
 }
 
+/* A hello the agent never answers on the first connection: the client
+ * tries a new connection and a new hello (the VM's port then hangs up and
+ * opens again), and this one is answered. */
+static void *deaf_then_answering_agent(void *arg) {
+  (void)arg;
+  int first = accept(listener, NULL, NULL);
+  if (first < 0) return NULL;
+  json_t *ignored = read_ctrl(first);
+  /* the client closes `first` first (a client that gives up connects no more) */
+  struct pollfd pl = {.fd = listener, .events = POLLIN};
+  int fd = poll(&pl, 1, 15000) == 1 ? accept(listener, NULL, NULL) : -1;
+  close(first);
+  json_t *hello = fd >= 0 ? read_ctrl(fd) : NULL;
+  if (hello) {
+    /* the old hello's answer comes late, then the new one's */
+    send_json(fd, json_pack("{s:i,s:b,s:O}", "seq", 0, "ok", 1, "nonce", json_object_get(ignored, "nonce")));
+    send_json(fd, json_pack("{s:O,s:b,s:O}", "seq", json_object_get(hello, "seq"), "ok", 1, "nonce",
+                            json_object_get(hello, "nonce")));
+    char b[256];
+    while (read(fd, b, sizeof(b)) > 0) {
+    }
+  }
+  if (ignored && hello)
+    ok(!json_equal(json_object_get(ignored, "nonce"), json_object_get(hello, "nonce")),
+       "the new hello has a new nonce");
+  json_decref(ignored);
+  json_decref(hello);
+  if (fd >= 0) close(fd);
+  return NULL;
+}
+
+static void test_hello_retry(const char *sock) {
+  pthread_t t;
+  pthread_create(&t, NULL, deaf_then_answering_agent, NULL);
+  hcs_error_t err = NULL;
+  hcs_vm_agent_t *a = hcs_vm_agent_connect(sock, 6000, &err);
+  ok(a != NULL, "a hello unanswered on one connection is answered on the next: %s", hcs_error_message(err));
+  hcs_error_release(&err);
+  hcs_vm_agent_close(a);
+  pthread_join(t, NULL);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   if (!mkdtemp(dir)) return perror("mkdtemp"), 1;
@@ -128,6 +171,7 @@ int main(void) {
     hcs_vm_agent_close(a);
   }
   pthread_join(t, NULL);
+  test_hello_retry(sock);
   close(listener);
   hcs_error_t rerr = NULL;
   ok(hcs_rm_rf(dir, &rerr) == 0, "remove the test directory: %s", hcs_error_message(rerr));
