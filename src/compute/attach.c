@@ -166,8 +166,8 @@ void hcs_attach_handle(hcs_attach_server_t *a, const struct pollfd *p, int n) {
   }
 }
 
-void hcs_attach_broadcast(hcs_attach_server_t *a, int stream, const char *data, size_t len) {
-  char kind = stream == 0 ? HCS_ATTACH_STDOUT : HCS_ATTACH_STDERR;
+/* data to every client as packets of `kind`, cut at PACKET bytes. */
+static void send_to_all(hcs_attach_server_t *a, char kind, const char *data, size_t len) {
   bool late[HCS_ATTACH_MAX_CLIENTS] = {false}; /* timed out once: not waited for again in this call */
   for (size_t off = 0; off < len; off += PACKET) {
     size_t n = len - off < PACKET ? len - off : PACKET;
@@ -194,21 +194,13 @@ void hcs_attach_broadcast(hcs_attach_server_t *a, int stream, const char *data, 
   }
 }
 
+void hcs_attach_broadcast(hcs_attach_server_t *a, int stream, const char *data, size_t len) {
+  send_to_all(a, stream == 0 ? HCS_ATTACH_STDOUT : HCS_ATTACH_STDERR, data, len);
+}
+
 void hcs_attach_send_exit(hcs_attach_server_t *a, const char *record) {
   size_t len = strlen(record);
-  if (len >= PACKET) return; /* an exit record is a few fields */
-  char kind = HCS_ATTACH_EXIT;
-  struct iovec v[2] = {{&kind, 1}, {(void *)record, len}};
-  struct msghdr m = {.msg_iov = v, .msg_iovlen = 2};
-  for (int i = 0; i < HCS_ATTACH_MAX_CLIENTS; i++)
-    if (a->clients[i] >= 0) {
-      /* The output before it may fill a slow client's queue: a short wait. */
-      for (int tries = 0; tries < 10; tries++) {
-        if (sendmsg(a->clients[i], &m, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0 || (errno != EAGAIN && errno != EINTR)) break;
-        struct pollfd p = {a->clients[i], POLLOUT, 0};
-        poll(&p, 1, 100);
-      }
-    }
+  if (len < PACKET) send_to_all(a, HCS_ATTACH_EXIT, record, len); /* an exit record is a few fields */
 }
 
 void hcs_attach_close(hcs_attach_server_t *a, const char *dir) {
