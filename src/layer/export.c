@@ -129,11 +129,13 @@ struct exporter {
   uint64_t done, total, last_progress;
   struct layer_mirror *m; /* a capture: each entry is also created in the new layer */
   int mfd;                /* the new layer's copy of the file being read (-1: none) */
+  bool classify;          /* the writer stores random file data (gzip) */
+  bool stored;            /* what libarchive writes now is random file data */
 };
 
 static la_ssize_t write_cb(struct archive *a, void *data, const void *buf, size_t n) {
   struct exporter *e = data;
-  if (layer_writer_write(e->w, buf, n) < 0) {
+  if ((e->stored ? layer_writer_write_stored(e->w, buf, n) : layer_writer_write(e->w, buf, n)) < 0) {
     archive_set_error(a, EIO, "%s", layer_writer_error(e->w));
     return -1;
   }
@@ -284,18 +286,52 @@ static int emit_hole(struct exporter *x, uint64_t len, const struct node *nd, hc
   return 0;
 }
 
+/* File data into the stream.  With gzip, data that looks random is marked
+ * for storing: the whole of a file up to 64 KiB (a tail under 4 KiB goes
+ * with the piece before it), bigger files in 64 KiB pieces; the pieces are
+ * at fixed offsets of the file, so the marks depend on its content alone. */
+#define CLASSIFY_PIECE (64u << 10)
+
+static int write_data(struct exporter *x, const unsigned char *p, size_t n, const struct node *nd, hcs_error_t *err) {
+  while (n > 0) {
+    size_t k = n;
+    if (x->classify) {
+      size_t piece = n > CLASSIFY_PIECE + 4096 ? CLASSIFY_PIECE : n;
+      bool r = layer_looks_random(p, piece);
+      k = piece;
+      while (k < n) { /* the following pieces of the same kind go in one call */
+        size_t q = n - k > CLASSIFY_PIECE + 4096 ? CLASSIFY_PIECE : n - k;
+        if (layer_looks_random(p + k, q) != r) break;
+        k += q;
+      }
+      x->stored = r;
+    }
+    la_ssize_t w = archive_write_data(x->a, p, k);
+    x->stored = false;
+    if (w < 0) return hcs_error_make(err, 0, "write `%s`: %s", nd->rel, archive_error_string(x->a));
+    p += k;
+    n -= k;
+  }
+  return 0;
+}
+
 static int emit_range(struct exporter *x, int fd, off_t off, uint64_t len, const struct node *nd, hcs_error_t *err) {
   while (len > 0) {
-    ssize_t n = pread(fd, x->buf, len < (1u << 20) ? len : (1u << 20), off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return hcs_error_make(err, errno, "read `%s`", nd->rel);
-    if (n == 0) return hcs_error_make(err, 0, "read `%s`: file shrank while exporting", nd->rel);
-    if (archive_write_data(x->a, x->buf, (size_t)n) < 0)
-      return hcs_error_make(err, 0, "write `%s`: %s", nd->rel, archive_error_string(x->a));
-    if (x->mfd >= 0 && layer_mirror_file_write(x->mfd, x->buf, (size_t)n, off, nd->rel, err) < 0) return -1;
-    off += n;
-    len -= (uint64_t)n;
-    count_progress(x, (uint64_t)n);
+    /* whole reads (a short one is continued), so the pieces write_data
+     * classifies start at the same offsets of the range on any machine */
+    size_t want = len < (1u << 20) ? (size_t)len : (1u << 20), n = 0;
+    while (n < want) {
+      ssize_t r = pread(fd, x->buf + n, want - n, off + (off_t)n);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return hcs_error_make(err, errno, "read `%s`", nd->rel);
+      if (r == 0) return hcs_error_make(err, 0, "read `%s`: file shrank while exporting", nd->rel);
+      n += (size_t)r;
+    }
+    if (write_data(x, x->buf, n, nd, err) < 0) return -1;
+    if (x->mfd >= 0 && layer_mirror_file_write(x->mfd, x->buf, n, off, nd->rel, err) < 0) return -1;
+    off += (off_t)n;
+    len -= n;
+    count_progress(x, n);
   }
   return 0;
 }
@@ -479,6 +515,7 @@ static int export_impl(hcs_layer_store_t *s, const char *id, int fd, const hcs_l
   x.buf = hcs_xmalloc(1u << 20);
   x.w = layer_writer_start(fd, opts->compression, opts->level, opts->threads, err);
   if (x.w == NULL) goto out;
+  x.classify = layer_writer_stores(x.w);
   x.a = archive_write_new();
   if (x.a == NULL) abort();
   archive_write_set_format_pax_restricted(x.a);

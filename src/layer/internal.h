@@ -99,6 +99,13 @@ struct layer_writer;
 HCS_INTERNAL struct layer_writer *layer_writer_start(int fd, hcs_layer_compression_t c, int level, int threads,
                                                      hcs_error_t *err);
 HCS_INTERNAL int layer_writer_write(struct layer_writer *w, const void *buf, size_t len);
+/* Whether the writer stores bytes it is told are incompressible (gzip). */
+HCS_INTERNAL bool layer_writer_stores(const struct layer_writer *w);
+/* Write bytes that look random (layer_looks_random): gzip stores them in a
+ * member of their own instead of deflating them. */
+HCS_INTERNAL int layer_writer_write_stored(struct layer_writer *w, const void *buf, size_t len);
+/* Does this file data look random (compressed or encrypted bytes)? */
+HCS_INTERNAL bool layer_looks_random(const unsigned char *p, size_t n);
 HCS_INTERNAL int layer_writer_finish(struct layer_writer *w, hcs_layer_export_result_t *res, hcs_error_t *err);
 HCS_INTERNAL void layer_writer_free(struct layer_writer *w);
 HCS_INTERNAL const char *layer_writer_error(struct layer_writer *w);

@@ -3,12 +3,15 @@
  *
  * gzip is compressed pigz-style: the stream is cut into fixed 1 MiB chunks,
  * each deflated on a worker thread with libdeflate (several times faster
- * than zlib) into gzip members (runs of random-looking 4 KiB blocks are
- * stored, not deflated: see looks_random); members are
- * written in order (RFC 1952 allows concatenated members; every gzip reader
- * including Go's accepts them).  The chunking does not depend on the thread
- * count, so the output is the same bytes whatever the machine.  zstd uses
- * libzstd's own workers (ZSTD_c_nbWorkers, deterministic for any count). */
+ * than zlib) into gzip members, written in order (RFC 1952 allows
+ * concatenated members; every gzip reader including Go's accepts them).
+ * The exporter tells which bytes are file data that looks random
+ * (layer_writer_write_stored): those spans are stored in members of their
+ * own, not deflated, which is what deflate would end up doing at a
+ * fraction of the time.  The chunking does not depend on the thread
+ * count, and the spans depend on the content alone, so the output is the
+ * same bytes whatever the machine.  zstd uses libzstd's own workers
+ * (ZSTD_c_nbWorkers, deterministic for any count). */
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
@@ -22,10 +25,18 @@
 
 enum { JOB_FREE, JOB_QUEUED, JOB_BUSY, JOB_DONE };
 
+/* A span of the stream to store, [start, end): absolute offsets in the
+ * writer's pending list, offsets in the chunk in a job's. */
+struct span {
+  uint64_t start, end;
+};
+
 struct job {
   int state;
   unsigned char *in, *out;
   size_t in_len, out_len, out_cap;
+  struct span *spans;
+  size_t nspans, spans_cap;
   bool ok;
 };
 
@@ -37,6 +48,8 @@ struct layer_writer {
   uint64_t tar_bytes, out_bytes, synced;
   unsigned char *buf; /* the chunk being filled */
   size_t len;
+  struct span *spans; /* to store, not yet handed to a job */
+  size_t nspans, spans_cap;
   bool failed;
   char errmsg[256];
   /* gzip */
@@ -79,17 +92,19 @@ static int out_write(struct layer_writer *w, const unsigned char *p, size_t n) {
   return 0;
 }
 
-/* Does the chunk look random (already compressed data, encrypted data)?
- * A chi-square test of the byte histogram against the uniform one: random
- * bytes score about 255, anything deflate can shrink scores far higher.
- * Such chunks are stored rather than deflated, which is what deflate would
- * end up doing anyway, at a fraction of the time.  A function of the
- * content alone, so the output stays reproducible. */
-static bool looks_random(const unsigned char *p, size_t n) {
+/* Does this file data look random (already compressed data, encrypted
+ * data)?  A chi-square test of the byte histogram against the uniform one,
+ * on about 2,000 bytes sampled at an odd stride (an even one would see
+ * only some bytes of 2-, 4- or 8-byte records): random bytes score about
+ * 255 (standard deviation 23), anything deflate can shrink scores far
+ * higher.  A function of the content alone, so the output stays
+ * reproducible. */
+bool layer_looks_random(const unsigned char *p, size_t n) {
   if (n < 4096) return false;
+  size_t stride = n / 2048 > 3 ? (n / 2048) | 1 : 3;
   uint32_t h[256] = {0};
   size_t k = 0;
-  for (size_t i = 0; i < n; i += 4, k++)
+  for (size_t i = 0; i < n; i += stride, k++)
     h[p[i]]++;
   double expect = (double)k / 256.0, chi2 = 0;
   for (int i = 0; i < 256; i++) {
@@ -99,29 +114,40 @@ static bool looks_random(const unsigned char *p, size_t n) {
   return chi2 < 400.0;
 }
 
-/* One chunk -> gzip members: runs of 4 KiB blocks that look random are
- * stored, the rest deflated (one member per run).  Small blocks because a
- * layer's random data comes in files of a few KiB between compressible
- * ones: 64 KiB blocks mixed them and caught 3 % of the bytes of
- * gen_tree.py's tree (a third of it random), 4 KiB blocks catch 23 %, and
- * deflating random bytes costs as much CPU as text while gaining nothing
- * (libdeflate then emits stored blocks anyway).  On that tree: 30 % less
- * deflate CPU and a 1.7 % smaller output than with 64 KiB. */
+/* One chunk -> gzip members: the spans to store each in a stored member,
+ * the bytes between them deflated, one member per run.  The exporter
+ * marks random file data per file (in 64 KiB pieces for big files): a
+ * layer's random bytes come in small files between compressible ones
+ * (gen_tree.py: a third of the files, 26 KiB on average), which fixed
+ * blocks of the stream cut across (4 KiB blocks caught 23 % of the bytes
+ * of that tree, a third of which is random). */
 static size_t compress_chunk(struct libdeflate_compressor *c, struct libdeflate_compressor *store, struct job *j) {
-  const size_t sub = 4 * 1024;
-  size_t off = 0, out = 0;
-  while (off < j->in_len) {
-    size_t end = off + (j->in_len - off < sub ? j->in_len - off : sub);
-    bool r = looks_random(j->in + off, end - off);
-    while (end < j->in_len) {
-      size_t b = j->in_len - end < sub ? j->in_len - end : sub;
-      if (looks_random(j->in + end, b) != r) break;
-      end += b;
+  size_t need = 0, off = 0;
+  for (size_t i = 0; i <= j->nspans; i++) {
+    size_t s = i < j->nspans ? (size_t)j->spans[i].start : j->in_len;
+    size_t e = i < j->nspans ? (size_t)j->spans[i].end : j->in_len;
+    if (s > off) need += libdeflate_gzip_compress_bound(c, s - off);
+    if (e > s) need += libdeflate_gzip_compress_bound(store, e - s);
+    off = e;
+  }
+  if (need > j->out_cap) {
+    free(j->out);
+    j->out = hcs_xmalloc(need);
+    j->out_cap = need;
+  }
+  size_t out = 0;
+  off = 0;
+  for (size_t i = 0; i <= j->nspans; i++) {
+    size_t s = i < j->nspans ? (size_t)j->spans[i].start : j->in_len;
+    size_t e = i < j->nspans ? (size_t)j->spans[i].end : j->in_len;
+    for (int pass = 0; pass < 2; pass++) {
+      size_t a = pass ? s : off, b = pass ? e : s;
+      if (b <= a) continue;
+      size_t n = libdeflate_gzip_compress(pass ? store : c, j->in + a, b - a, j->out + out, j->out_cap - out);
+      if (n == 0) return 0;
+      out += n;
     }
-    size_t n = libdeflate_gzip_compress(r ? store : c, j->in + off, end - off, j->out + out, j->out_cap - out);
-    if (n == 0) return 0;
-    out += n;
-    off = end;
+    off = e;
   }
   return out;
 }
@@ -166,9 +192,29 @@ static int drain_one(struct layer_writer *w) {
   return r;
 }
 
-static int submit_gzip(struct layer_writer *w) {
+/* Give job j the pending spans that fall in the chunk [c0, c0 + len), as
+ * offsets in the chunk; keep what goes on past it. */
+static void take_spans(struct layer_writer *w, struct job *j, uint64_t c0, size_t len) {
+  uint64_t c1 = c0 + len;
+  j->nspans = 0;
+  size_t keep = 0;
+  for (size_t i = 0; i < w->nspans; i++) {
+    struct span sp = w->spans[i];
+    uint64_t s = sp.start > c0 ? sp.start : c0, e = sp.end < c1 ? sp.end : c1;
+    if (s < e) {
+      if (j->nspans == j->spans_cap)
+        j->spans = hcs_xrealloc(j->spans, (j->spans_cap = j->spans_cap ? 2 * j->spans_cap : 16) * sizeof *j->spans);
+      j->spans[j->nspans++] = (struct span){s - c0, e - c0};
+    }
+    if (sp.end > c1) w->spans[keep++] = sp;
+  }
+  w->nspans = keep;
+}
+
+static int submit_gzip(struct layer_writer *w, uint64_t c0) {
   if (w->next_submit - w->next_write == (unsigned)w->njobs && drain_one(w) < 0) return -1;
   struct job *j = &w->jobs[w->next_submit % w->njobs];
+  take_spans(w, j, c0, w->len);
   /* swap buffers: the job takes the filled chunk */
   unsigned char *t = j->in;
   j->in = w->buf;
@@ -202,6 +248,7 @@ static int zstd_push(struct layer_writer *w, const unsigned char *p, size_t n, Z
 static int flush_chunk(struct layer_writer *w) {
   if (w->len == 0) return 0;
   EVP_DigestUpdate(w->tar_md, w->buf, w->len);
+  uint64_t c0 = w->tar_bytes;
   w->tar_bytes += w->len;
   int r = 0;
   switch (w->comp) {
@@ -209,7 +256,7 @@ static int flush_chunk(struct layer_writer *w) {
     r = out_write(w, w->buf, w->len);
     w->len = 0;
     break;
-  case HCS_LAYER_COMPRESSION_GZIP: r = submit_gzip(w); break;
+  case HCS_LAYER_COMPRESSION_GZIP: r = submit_gzip(w, c0); break;
   case HCS_LAYER_COMPRESSION_ZSTD:
     r = zstd_push(w, w->buf, w->len, ZSTD_e_continue);
     w->len = 0;
@@ -237,8 +284,8 @@ struct layer_writer *layer_writer_start(int fd, hcs_layer_compression_t c, int l
     w->jobs = hcs_xcalloc((size_t)w->njobs, sizeof *w->jobs);
     for (int i = 0; i < w->njobs; i++) {
       w->jobs[i].in = hcs_xmalloc(WCHUNK);
-      /* > the sum of libdeflate_gzip_compress_bound over the members of a
-       * chunk (at most 256 of 4 KiB: about 1 MiB + 8 KiB) */
+      /* room for most chunks; compress_chunk grows it to the sum of
+       * libdeflate_gzip_compress_bound over the members when needed */
       w->jobs[i].out_cap = WCHUNK + WCHUNK / 8 + 4096;
       w->jobs[i].out = hcs_xmalloc(w->jobs[i].out_cap);
     }
@@ -279,6 +326,22 @@ int layer_writer_write(struct layer_writer *w, const void *data, size_t n) {
   return 0;
 }
 
+bool layer_writer_stores(const struct layer_writer *w) { return w->comp == HCS_LAYER_COMPRESSION_GZIP; }
+
+int layer_writer_write_stored(struct layer_writer *w, const void *data, size_t n) {
+  if (w->comp == HCS_LAYER_COMPRESSION_GZIP && n > 0) {
+    uint64_t pos = w->tar_bytes + w->len;
+    if (w->nspans > 0 && w->spans[w->nspans - 1].end == pos) {
+      w->spans[w->nspans - 1].end += n; /* the same file's next piece */
+    } else {
+      if (w->nspans == w->spans_cap)
+        w->spans = hcs_xrealloc(w->spans, (w->spans_cap = w->spans_cap ? 2 * w->spans_cap : 16) * sizeof *w->spans);
+      w->spans[w->nspans++] = (struct span){pos, pos + n};
+    }
+  }
+  return layer_writer_write(w, data, n);
+}
+
 const char *layer_writer_error(struct layer_writer *w) { return w->errmsg; }
 
 int layer_writer_finish(struct layer_writer *w, hcs_layer_export_result_t *res, hcs_error_t *err) {
@@ -314,7 +377,9 @@ void layer_writer_free(struct layer_writer *w) {
   for (int i = 0; w->jobs && i < w->njobs; i++) {
     free(w->jobs[i].in);
     free(w->jobs[i].out);
+    free(w->jobs[i].spans);
   }
+  free(w->spans);
   free(w->jobs);
   if (w->zc) ZSTD_freeCCtx(w->zc);
   free(w->zout);
