@@ -3,9 +3,12 @@
  * names, a directory before its contents) so the same tree always gives the
  * same bytes; overlay whiteouts (0/0 character devices) become `.wh.NAME`
  * and opaque directories get a `.wh..wh..opq` entry right after them;
- * overlay's own trusted.overlay.* attributes are never exported. */
+ * overlay's own trusted.overlay.* attributes are never exported.  Each
+ * entry goes into the stream as the walk reaches it, so compression starts
+ * with the first file rather than after a walk of the whole tree. */
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -18,105 +21,123 @@
 #include "layer/path.h"
 
 struct node {
-  char *rel; /* path inside the layer, no leading ./ */
+  const char *rel; /* path inside the layer, no leading ./ */
   struct stat st;
   bool opaque;
 };
 
-struct walk {
-  struct node *v;
-  size_t n, cap;
-  uint64_t total;
+struct dent {
+  char *name;
+  unsigned char type; /* d_type: DT_UNKNOWN when the file system does not say */
 };
 
 static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-static int walk_dir(struct walk *w, int dfd, const char *rel, hcs_error_t *err) {
-  int dup_fd = dup(dfd);
-  if (dup_fd < 0) return hcs_error_make(err, errno, "dup");
-  cleanup_dir DIR *d = fdopendir(dup_fd);
-  if (d == NULL) {
-    close(dup_fd);
-    return hcs_error_make(err, errno, "open directory `%s`", rel[0] ? rel : ".");
-  }
-  size_t cap = 32, n = 0;
-  char **names = hcs_xmalloc(cap * sizeof *names);
-  struct dirent *de;
-  while ((de = readdir(d)) != NULL) {
-    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-    if (n == cap) names = hcs_xrealloc(names, (cap *= 2) * sizeof *names);
-    names[n++] = hcs_xstrdup(de->d_name);
-  }
-  qsort(names, n, sizeof *names, cmp_name);
-  int ret = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (ret < 0) {
-      free(names[i]);
-      continue;
-    }
-    struct node nd;
-    memset(&nd, 0, sizeof nd);
-    nd.rel = rel[0] ? hcs_xasprintf("%s/%s", rel, names[i]) : hcs_xstrdup(names[i]);
-    if (fstatat(dfd, names[i], &nd.st, AT_SYMLINK_NOFOLLOW) < 0) {
-      ret = hcs_error_make(err, errno, "stat `%s`", nd.rel);
-      free(nd.rel);
-      free(names[i]);
-      continue;
-    }
-    int cfd = -1;
-    if (S_ISDIR(nd.st.st_mode)) {
-      cfd = openat(dfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (cfd < 0) ret = hcs_error_make(err, errno, "open `%s`", nd.rel);
-      nd.opaque = cfd >= 0 && layer_is_opaque(cfd);
-    } else if (S_ISREG(nd.st.st_mode)) {
-      w->total += (uint64_t)nd.st.st_size;
-    }
-    if (w->n == w->cap) w->v = hcs_xrealloc(w->v, (w->cap = w->cap ? 2 * w->cap : 1024) * sizeof *w->v);
-    w->v[w->n++] = nd;
-    if (cfd >= 0) {
-      if (ret == 0) ret = walk_dir(w, cfd, nd.rel, err);
-      close(cfd);
-    }
-    free(names[i]);
-  }
-  free(names);
-  return ret;
+static int cmp_dent(const void *a, const void *b) {
+  return strcmp(((const struct dent *)a)->name, ((const struct dent *)b)->name);
 }
 
-/* (dev, ino) -> first path, for hardlinks. */
+/* The entries of directory fd (read with getdents64 on the fd itself: no
+ * dup, fcntl and fstat as fdopendir makes), "." and ".." left out, sorted
+ * by name in byte order. */
+static int list_dir(int fd, const char *rel, struct dent **out, size_t *count, hcs_error_t *err) {
+  size_t cap = 32, n = 0;
+  struct dent *v = hcs_xmalloc(cap * sizeof *v);
+  char buf[32768] __attribute__((aligned(8)));
+  for (;;) {
+    ssize_t got = getdents64(fd, buf, sizeof buf);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      int e = errno;
+      for (size_t i = 0; i < n; i++)
+        free(v[i].name);
+      free(v);
+      return hcs_error_make(err, e, "read directory `%s`", rel[0] ? rel : ".");
+    }
+    if (got == 0) break;
+    for (ssize_t off = 0; off < got;) {
+      struct dirent64 *de = (struct dirent64 *)(buf + off);
+      off += de->d_reclen;
+      if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+      if (n == cap) v = hcs_xrealloc(v, (cap *= 2) * sizeof *v);
+      v[n++] = (struct dent){hcs_xstrdup(de->d_name), de->d_type};
+    }
+  }
+  qsort(v, n, sizeof *v, cmp_dent);
+  *out = v;
+  *count = n;
+  return 0;
+}
+
+/* The bytes of the regular files under fd, for the progress callback's
+ * total: a first pass of stats, made only when progress is asked for. */
+static uint64_t count_bytes(int fd) {
+  struct dent *v;
+  size_t n;
+  if (list_dir(fd, "", &v, &n, NULL) < 0) return 0;
+  uint64_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    struct stat st;
+    if (v[i].type == DT_DIR) {
+      int cfd = openat(fd, v[i].name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (cfd >= 0) {
+        total += count_bytes(cfd);
+        close(cfd);
+      }
+    } else if ((v[i].type == DT_REG || v[i].type == DT_UNKNOWN) &&
+               fstatat(fd, v[i].name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+      total += (uint64_t)st.st_size;
+    }
+    free(v[i].name);
+  }
+  free(v);
+  return total;
+}
+
+/* (dev, ino) -> first path, for hardlinks (the paths are copies it owns). */
 struct inomap {
   struct {
     dev_t dev;
     ino_t ino;
-    const char *rel;
+    char *rel;
   } * slots;
   size_t cap, n;
 };
 
+static char **inomap_slot(struct inomap *m, dev_t dev, ino_t ino, bool *found) {
+  size_t h = ((size_t)ino * 0x9E3779B97F4A7C15ull ^ (size_t)dev) & (m->cap - 1);
+  for (;; h = (h + 1) & (m->cap - 1)) {
+    *found = m->slots[h].rel != NULL;
+    if (!*found || (m->slots[h].dev == dev && m->slots[h].ino == ino)) {
+      m->slots[h].dev = dev;
+      m->slots[h].ino = ino;
+      return &m->slots[h].rel;
+    }
+  }
+}
+
+/* The first path seen for st's inode, or NULL after recording rel as it. */
 static const char *inomap_get_or_put(struct inomap *m, const struct stat *st, const char *rel) {
   if (m->n * 2 >= m->cap) {
     struct inomap old = *m;
     m->cap = m->cap ? m->cap * 2 : 1024;
     m->slots = hcs_xcalloc(m->cap, sizeof *m->slots);
-    m->n = 0;
+    bool found;
     for (size_t i = 0; i < old.cap; i++)
-      if (old.slots[i].rel) {
-        struct stat s2 = {.st_dev = old.slots[i].dev, .st_ino = old.slots[i].ino};
-        inomap_get_or_put(m, &s2, old.slots[i].rel);
-      }
+      if (old.slots[i].rel) *inomap_slot(m, old.slots[i].dev, old.slots[i].ino, &found) = old.slots[i].rel;
     free(old.slots);
   }
-  size_t h = ((size_t)st->st_ino * 0x9E3779B97F4A7C15ull ^ (size_t)st->st_dev) & (m->cap - 1);
-  for (;; h = (h + 1) & (m->cap - 1)) {
-    if (m->slots[h].rel == NULL) {
-      m->slots[h].dev = st->st_dev;
-      m->slots[h].ino = st->st_ino;
-      m->slots[h].rel = rel;
-      m->n++;
-      return NULL;
-    }
-    if (m->slots[h].dev == st->st_dev && m->slots[h].ino == st->st_ino) return m->slots[h].rel;
-  }
+  bool found;
+  char **slot = inomap_slot(m, st->st_dev, st->st_ino, &found);
+  if (found) return *slot;
+  *slot = hcs_xstrdup(rel);
+  m->n++;
+  return NULL;
+}
+
+static void inomap_free(struct inomap *m) {
+  for (size_t i = 0; i < m->cap; i++)
+    free(m->slots[i].rel);
+  free(m->slots);
 }
 
 struct exporter {
@@ -377,32 +398,42 @@ static int emit_sparse(struct exporter *x, struct archive_entry *ae, int fd, con
   return emit_hole(x, (uint64_t)(size - pos), nd, err);
 }
 
-static int emit(struct exporter *x, const struct node *nd, struct inomap *links, hcs_error_t *err) {
-  const struct stat *st = &nd->st;
-  const char *slash = strrchr(nd->rel, '/');
-  const char *base = slash ? slash + 1 : nd->rel;
+static int emit_dir(struct exporter *x, int dfd, const char *rel, struct inomap *links, hcs_error_t *err);
+
+/* One entry of directory dfd (name, with the type its directory listing
+ * gave) into the stream, and a directory's contents after it. */
+static int emit(struct exporter *x, int dfd, const struct dent *de, const char *rel, struct inomap *links,
+                hcs_error_t *err) {
+  struct node node = {.rel = rel};
+  struct node *nd = &node;
+  struct stat *st = &node.st;
+  const char *base = de->name;
+  unsigned char type = de->type;
+  if (type != DT_DIR && type != DT_REG) { /* the rest is not opened: its stat is all there is */
+    if (fstatat(dfd, base, st, AT_SYMLINK_NOFOLLOW) < 0) return hcs_error_make(err, errno, "stat `%s`", rel);
+    type = S_ISDIR(st->st_mode) ? DT_DIR : S_ISREG(st->st_mode) ? DT_REG : DT_UNKNOWN;
+  }
   if (layer_is_whiteout(st)) { /* before hardlinks: overlay may share one whiteout inode */
     cleanup_free char *wh = layer_whiteout_entry(nd->rel);
     if (emit_empty(x, wh, st, err) < 0) return -1;
     return x->m ? layer_mirror_whiteout(x->m, nd->rel, st, err) : 0;
   }
   if (S_ISSOCK(st->st_mode)) return 0;
-  /* A running container may swap an entry between the walk's stat and
-   * this open (a regular file for a device node or a FIFO): open without
-   * blocking or following, then take the type and size from the fd, never
-   * from the earlier stat, so no device's bytes can enter the layer. */
-  struct node fresh;
+  /* A running container may swap an entry between the listing and this
+   * open (a regular file for a device node or a FIFO): open one name
+   * beneath the directory without blocking or following, then take the
+   * type and size from the fd, so no device's bytes can enter the layer. */
   cleanup_close int fd = -1;
-  if (S_ISDIR(st->st_mode) || S_ISREG(st->st_mode)) {
-    fd = layer_openat2(x->rootfd, nd->rel,
-                       (S_ISDIR(st->st_mode) ? O_DIRECTORY : 0) | O_RDONLY | O_NOFOLLOW | O_NONBLOCK, LAYER_RESOLVE);
-    if (fd < 0) return hcs_error_make(err, errno, "open `%s`", nd->rel);
-    fresh = *nd;
-    if (fstat(fd, &fresh.st) < 0) return hcs_error_make(err, errno, "stat `%s`", nd->rel);
-    if ((fresh.st.st_mode & S_IFMT) != (st->st_mode & S_IFMT))
-      return hcs_error_make(err, EAGAIN, "export `%s`: it changed type while being read (pause its system)", nd->rel);
-    nd = &fresh;
-    st = &fresh.st;
+  if (type == DT_DIR || type == DT_REG) {
+    fd = layer_openat2(dfd, base, (type == DT_DIR ? O_DIRECTORY : 0) | O_RDONLY | O_NOFOLLOW | O_NONBLOCK,
+                       LAYER_RESOLVE);
+    if (fd < 0 && (errno == ENOTDIR || errno == ELOOP))
+      return hcs_error_make(err, EAGAIN, "export `%s`: it changed type while being read (pause its system)", rel);
+    if (fd < 0) return hcs_error_make(err, errno, "open `%s`", rel);
+    if (fstat(fd, st) < 0) return hcs_error_make(err, errno, "stat `%s`", rel);
+    if (!(type == DT_DIR ? S_ISDIR(st->st_mode) : S_ISREG(st->st_mode)))
+      return hcs_error_make(err, EAGAIN, "export `%s`: it changed type while being read (pause its system)", rel);
+    if (type == DT_DIR) node.opaque = layer_is_opaque(fd);
   }
   struct archive_entry *ae = archive_entry_new();
   set_common(x, ae, nd->rel, st);
@@ -417,6 +448,9 @@ static int emit(struct exporter *x, const struct node *nd, struct inomap *links,
       if (emit_empty(x, opq, st, err) < 0) goto out;
     }
     if (x->m && layer_mirror_dir(x->m, nd->rel, st, ae, nd->opaque, err) < 0) goto out;
+    archive_entry_free(ae);
+    ae = NULL;
+    if (emit_dir(x, fd, nd->rel, links, err) < 0) goto out;
   } else if (S_ISREG(st->st_mode)) {
     const char *first = st->st_nlink > 1 ? inomap_get_or_put(links, st, nd->rel) : NULL;
     archive_entry_set_filetype(ae, AE_IFREG);
@@ -452,13 +486,7 @@ static int emit(struct exporter *x, const struct node *nd, struct inomap *links,
     }
   } else if (S_ISLNK(st->st_mode)) {
     char target[PATH_MAX + 1];
-    cleanup_close int pfd = -1;
-    ssize_t n;
-    {
-      cleanup_free char *parent = slash ? strndup(nd->rel, (size_t)(slash - nd->rel)) : hcs_xstrdup("");
-      pfd = layer_resolve_dir(x->rootfd, parent, false, O_PATH);
-      n = pfd >= 0 ? readlinkat(pfd, base, target, PATH_MAX) : -1;
-    }
+    ssize_t n = readlinkat(dfd, base, target, PATH_MAX);
     if (n < 0) {
       hcs_error_make(err, errno, "readlink `%s`", nd->rel);
       goto out;
@@ -480,7 +508,25 @@ out:
     close(x->mfd);
     x->mfd = -1;
   }
-  archive_entry_free(ae);
+  if (ae) archive_entry_free(ae);
+  return ret;
+}
+
+/* The entries of directory dfd (at rel), in name order, each followed by
+ * its contents when it is a directory: the order of the whole stream. */
+static int emit_dir(struct exporter *x, int dfd, const char *rel, struct inomap *links, hcs_error_t *err) {
+  struct dent *v;
+  size_t n;
+  if (list_dir(dfd, rel, &v, &n, err) < 0) return -1;
+  int ret = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (ret == 0) {
+      cleanup_free char *child = rel[0] ? hcs_xasprintf("%s/%s", rel, v[i].name) : hcs_xstrdup(v[i].name);
+      ret = emit(x, dfd, &v[i], child, links, err);
+    }
+    free(v[i].name);
+  }
+  free(v);
   return ret;
 }
 
@@ -505,13 +551,13 @@ static int export_impl(hcs_layer_store_t *s, const char *id, int fd, const hcs_l
   x.mfd = -1;
   x.rootfd = open(diff, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (x.rootfd < 0) return hcs_error_make(err, errno, "export layer `%s`: open `%s`", id, diff);
-  struct walk w;
-  memset(&w, 0, sizeof w);
   struct inomap links;
   memset(&links, 0, sizeof links);
   int ret = -1;
-  if (walk_dir(&w, x.rootfd, "", err) < 0) goto out;
-  x.total = w.total;
+  if (opts->progress) {
+    x.total = count_bytes(x.rootfd);
+    lseek(x.rootfd, 0, SEEK_SET); /* the listing starts over */
+  }
   x.buf = hcs_xmalloc(1u << 20);
   x.w = layer_writer_start(fd, opts->compression, opts->level, opts->threads, err);
   if (x.w == NULL) goto out;
@@ -524,8 +570,7 @@ static int export_impl(hcs_layer_store_t *s, const char *id, int fd, const hcs_l
     hcs_error_make(err, 0, "open archive: %s", archive_error_string(x.a));
     goto out;
   }
-  for (size_t i = 0; i < w.n; i++)
-    if (emit(&x, &w.v[i], &links, err) < 0) goto out;
+  if (emit_dir(&x, x.rootfd, "", &links, err) < 0) goto out;
   if (archive_write_close(x.a) != ARCHIVE_OK) {
     hcs_error_make(err, 0, "finish archive: %s", archive_error_string(x.a));
     goto out;
@@ -540,10 +585,7 @@ out:
   layer_writer_free(x.w);
   free(x.buf);
   if (x.zeros) munmap(x.zeros, HOLE_CHUNK);
-  for (size_t i = 0; i < w.n; i++)
-    free(w.v[i].rel);
-  free(w.v);
-  free(links.slots);
+  inomap_free(&links);
   close(x.rootfd);
   return ret;
 }

@@ -66,8 +66,11 @@ function Bar:update(done, total)
   self.drawn = true
 end
 
---- A function(done, total) to pass as a `progress` option.
+--- A function(done, total) to pass as a `progress` option; nil when the bar
+-- is not drawn, so the operation does not count its work for nothing (an
+-- export walks the tree twice to know its total).
 function Bar:callback()
+  if not self.enabled then return nil end
   return function(done, total) self:update(done, total) end
 end
 
