@@ -15,9 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -268,14 +270,17 @@ static void print_usage(const char *badoption) {
 static const char *lua_dir(void) {
   const char *env = getenv("HCS_LUA_DIR");
   if (env && *env) return env;
+  static const char *dir; /* asked twice at start: one readlink */
+  if (dir) return dir;
   static char exe[4096];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  dir = HCS_INSTALL_LUA_DIR;
   if (n > 0) {
     exe[n] = '\0';
     size_t blen = strlen(HCS_BUILD_DIR);
-    if (strncmp(exe, HCS_BUILD_DIR, blen) == 0 && exe[blen] == '/') return HCS_SOURCE_LUA_DIR;
+    if (strncmp(exe, HCS_BUILD_DIR, blen) == 0 && exe[blen] == '/') dir = HCS_SOURCE_LUA_DIR;
   }
-  return HCS_INSTALL_LUA_DIR;
+  return dir;
 }
 
 /* The precompiled modules that go with lua_dir(): $HCS_LUA_BYTECODE_DIR,
@@ -626,6 +631,10 @@ int main(int argc, char **argv) {
     hcs_progname = slash ? slash + 1 : argv[0];
   }
   hcs_log_set_sink(log_sink, NULL);
+  /* jansson seeds its hash tables from /dev/urandom (open, read, close) on
+   * the first object; one getrandom does it on every command's path. */
+  uint32_t seed;
+  if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) == sizeof seed) json_object_seed(seed);
   record_ignored_signals();
   lua_State *L = luaL_newstate();
   if (L == NULL) {

@@ -1,6 +1,8 @@
 --- `hcs layer ...`: the layer store from the command line.
 local cli = require "hcs.cli"
-local hcs = require "hcs"
+-- the layer facade alone, not the `hcs` module over all subsystems: this
+-- file is loaded by every `hcs layer activate` and `deactivate`
+local layer = require "hcs.layer"
 -- loaded on first use: activate/deactivate (the hot path) never draw one
 local progress = setmetatable({}, { __index = function(t, k)
   local m = require "hcs.util.progress"
@@ -19,7 +21,7 @@ local function common(extra)
 end
 
 local function store(opts)
-  return cli.check(hcs.layer.open(opts.root))
+  return cli.check(layer.open(opts.root))
 end
 
 local function short(id)
