@@ -156,8 +156,9 @@ static int activate(hcs_layer_store_t *s, const char *id, const char *mount_path
   size_t i;
   json_t *v;
   json_array_foreach(json_object_get(m, "Parents"), i, v) {
+    /* a missing parent fails its fsconfig, whose error names it (checked
+     * here only for mount(2) below): no access() per layer of a chain */
     cleanup_free char *p = hcs_xasprintf("%s/%s/diff", s->path, json_string_value(v));
-    if (access(p, F_OK) < 0) return hcs_error_make(err, errno, "activate layer `%s`: parent `%s`", id, p);
     json_array_append_new(lowers, json_string(p));
     json_array_append(lower_ids, v);
   }
@@ -176,8 +177,13 @@ static int activate(hcs_layer_store_t *s, const char *id, const char *mount_path
     if (!unsupported) return hcs_error_wrap(err, "activate layer `%s`", id);
     hcs_error_release(err);
   }
-  if (unsupported && mount_legacy(s, lower_ids, id, scratch, target, err) < 0)
-    return hcs_error_wrap(err, "activate layer `%s`", id);
+  if (unsupported) {
+    json_array_foreach(lowers, i, v) {
+      if (access(json_string_value(v), F_OK) < 0)
+        return hcs_error_make(err, errno, "activate layer `%s`: overlay lowerdir `%s`", id, json_string_value(v));
+    }
+    if (mount_legacy(s, lower_ids, id, scratch, target, err) < 0) return hcs_error_wrap(err, "activate layer `%s`", id);
+  }
   json_object_clear(st);
   json_object_set_new(st, "MountPath", json_string(target));
   if (layer_state_save(s, id, st, err) < 0) {

@@ -3,7 +3,7 @@
 # xattrs): export (gzip + digests) vs umoci repack, import of the gzip layer
 # vs umoci unpack and vs `tar -x` of the same layer uncompressed (the
 # floor), alternating per run; plus overlay activation of chains of 1, 10
-# and 50 layers vs a plain mount(8).  Prints medians of wall time and of CPU
+# and 50 layers vs a plain mount(8) (ACT_RUNS pairs each, default 200).  Prints medians of wall time and of CPU
 # time (user + sys of the command and its children; far less sensitive to
 # the machine's other load) and the ratios hcs/peer.
 #
@@ -96,8 +96,10 @@ fi # SIZE != 0
 
 # Activation: chains of small layers, activate+deactivate via the CLI vs
 # mount(8)+umount(8) of the same overlay (both: two processes per cycle),
-# then the library alone: 50 cycles inside one hcs process, minus the
-# start-up of an empty one.
+# alternating per iteration, wall and CPU time of each pair
+# (tests/bench/pairs.py, rusage of the commands); then the library alone:
+# 50 cycles inside one hcs process, minus the start-up of an empty one.
+ACT_RUNS=${ACT_RUNS:-200}
 printf 'x' > "$W/one"
 mkdir -p "$W/small"
 parent=()
@@ -112,14 +114,10 @@ for n in 1 10 50; do
   lowers=$(for k in $(seq "$n" -1 1); do printf "%s/root/layers/c%d/diff:" "$W" "$k"; done)
   lowers=${lowers%:}
   mkdir -p "$W/m$n" "$W/u$n" "$W/w$n"
-  th=() tp=()
-  for i in $(seq 10); do
-    t0=$(now); "$HCS" layer activate --root "$W/root" "s$n" >/dev/null; "$HCS" layer deactivate --root "$W/root" "s$n"; t1=$(now)
-    th+=("$(echo "$t1 - $t0" | bc -l)")
-    t0=$(now); mount -t overlay overlay -o "lowerdir=$lowers,upperdir=$W/u$n,workdir=$W/w$n" "$W/m$n"; umount "$W/m$n"; t1=$(now)
-    tp+=("$(echo "$t1 - $t0" | bc -l)")
-  done
-  row "activate+deactivate $n (CLI)" "$(printf "%s\n" "${th[@]}" | median)" "$(printf "%s\n" "${tp[@]}" | median)" "mount+umount"
+  echo "activate+deactivate, chain of $n, $ACT_RUNS pairs each (wall and CPU of one pair, median and quartiles):"
+  python3 tests/bench/pairs.py "$ACT_RUNS" \
+    "hcs CLI" "$HCS layer activate --root $W/root s$n" "$HCS layer deactivate --root $W/root s$n" -- \
+    "mount+umount" "mount -t overlay overlay -o lowerdir=$lowers,upperdir=$W/u$n,workdir=$W/w$n $W/m$n" "umount $W/m$n"
   t0=$(now); "$HCS" -e '' ; t1=$(now); base=$(echo "$t1 - $t0" | bc -l)
   t0=$(now)
   "$HCS" -e "local s = assert(require('hcs').layer.open('$W/root'))
@@ -128,3 +126,4 @@ for n in 1 10 50; do
   printf "%-28s hcs %8.3f ms per activate+deactivate (library, in-process)\n" "  chain of $n" \
     "$(echo "($t1 - $t0 - $base) * 1000 / 50" | bc -l)"
 done
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -144,6 +144,22 @@ describe("hcs.layer", function()
       assert.is_false(store:exists("c1"))
       assert.is_true(store:exists(base.Id))
     end)
+
+    it("names the missing parent when a chain cannot be mounted (new mount API and mount(2))", function()
+      local base = assert(store:import(T .. "/l.tgz"))
+      assert(store:create_scratch("c2", { base.Id }))
+      local diff = T .. "/root/layers/" .. base.Id .. "/diff"
+      assert(os.rename(diff, diff .. ".away"))
+      finally(function() os.rename(diff .. ".away", diff) end)
+      local v, msg = store:activate("c2")
+      assert.is_nil(v)
+      assert.matches("activate layer `c2`: overlay lowerdir `" .. diff:gsub("%p", "%%%0") .. "`: No such file", msg)
+      local ok, _, out, err = su.run(("HCS_LAYER_MOUNT=legacy %s -e %s"):format(su.quote(su.hcs_bin), su.quote(
+        ("print(select(2, require('hcs').layer.open(%q):activate('c2')))"):format(T .. "/root"))))
+      assert.is_true(ok, err)
+      assert.matches("activate layer `c2`: overlay lowerdir `" .. diff:gsub("%p", "%%%0") .. "`: No such file", out)
+      assert.same({}, su.mounts_under(T))
+    end)
   end)
 
   describe("refcounts", function()
