@@ -227,11 +227,11 @@ static int check_socket(int fd, const char *opt, const char *path, bool listenin
           0 ||
       sun.sun_family != AF_UNIX || getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &alen) < 0 ||
       (acc != 0) != listening)
-    return hcs_error_make(err, EINVAL, "option `%s`: fd %d is not a unix socket %s", opt, fd,
+    return hcs_error_make(err, 0, "option `%s`: fd %d is not a %s unix socket", opt, fd,
                           listening ? "listening" : "connected");
   sun.sun_path[sizeof sun.sun_path - 1] = '\0';
   if (strcmp(sun.sun_path, path) != 0)
-    return hcs_error_make(err, EINVAL, "option `%s`: fd %d is %s `%s`, not `%s`", opt, fd,
+    return hcs_error_make(err, 0, "option `%s`: fd %d is %s `%s`, not `%s`", opt, fd,
                           listening ? "bound to" : "connected to", sun.sun_path, path);
   return 0;
 }
@@ -244,8 +244,7 @@ static int check_pidfd(const hcs_vm_watch_t *w, hcs_error_t *err) {
     return hcs_error_make(err, EBADF, "option `--pidfd`: fd %d is not open", w->pidfd);
   const char *p = strstr(info, "\nPid:");
   if (p == NULL || atoi(p + 5) != (int)w->pid)
-    return hcs_error_make(err, EINVAL, "option `--pidfd`: fd %d is not a pidfd of QEMU (pid %d)", w->pidfd,
-                          (int)w->pid);
+    return hcs_error_make(err, 0, "option `--pidfd`: fd %d is not a pidfd of QEMU (pid %d)", w->pidfd, (int)w->pid);
   return 0;
 }
 
@@ -254,28 +253,27 @@ static int check_str(json_t *st, const char *key, const char *want, const char *
   const char *got = json_string_value(json_object_get(st, key));
   if (got == NULL && want == NULL) return 0;
   if (got && want && strcmp(got, want) == 0) return 0;
-  return hcs_error_make(err, EINVAL, "option `%s`: `%s` is not the `%s` of `%s` (`%s`)", opt, want ? want : "", key,
-                        path, got ? got : "");
+  return hcs_error_make(err, 0, "option `%s`: `%s` is not the `%s` of `%s` (`%s`)", opt, want ? want : "", key, path,
+                        got ? got : "");
 }
 
 int hcs_vm_watch_check(const hcs_vm_watch_t *w, hcs_error_t *err) {
   siginfo_t si = {0};
   if (waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
-    return hcs_error_make(err, errno, "option `--pid`: %d is not a child of this process (QEMU is the monitor's child)",
+    return hcs_error_make(err, errno == ECHILD ? 0 : errno,
+                          "option `--pid`: %d is not a child of this process (QEMU is the monitor's child)",
                           (int)w->pid);
   cleanup_free char *path = hcs_xasprintf("%s/state.json", w->dir);
   json_error_t je;
-  errno = 0;
   cleanup_json json_t *st = json_load_file(path, 0, &je);
-  if (st == NULL) return hcs_error_make(err, errno ? errno : EINVAL, "read `%s`: %s", path, je.text);
+  if (st == NULL) return hcs_error_make(err, 0, "read `%s`: %s", path, je.text);
   pid_t self = getpid();
   json_int_t mon = json_integer_value(json_object_get(st, "MonitorPid"));
   json_int_t qemu = json_integer_value(json_object_get(st, "Pid"));
   if (mon != self)
-    return hcs_error_make(err, EPERM, "`%s` names monitor %lld, not this process (%d)", path, (long long)mon,
-                          (int)self);
+    return hcs_error_make(err, 0, "`%s` names monitor %lld, not this process (%d)", path, (long long)mon, (int)self);
   if (qemu != w->pid)
-    return hcs_error_make(err, EINVAL, "option `--pid`: %d is not the `Pid` of `%s` (%lld)", (int)w->pid, path,
+    return hcs_error_make(err, 0, "option `--pid`: %d is not the `Pid` of `%s` (%lld)", (int)w->pid, path,
                           (long long)qemu);
   const char *driver = w->cgroup_driver ? w->cgroup_driver : "none";
   if (check_str(st, "SystemType", "VirtualMachine", "--vm", path, err) < 0 ||
