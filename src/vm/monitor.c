@@ -6,10 +6,8 @@
  * waits until QEMU exits and records the exit (exit.json, ExitType) like a
  * container's monitor: the generic wait, events and delete serve both. */
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
