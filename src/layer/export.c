@@ -77,15 +77,18 @@ static uint64_t count_bytes(int fd) {
   uint64_t total = 0;
   for (size_t i = 0; i < n; i++) {
     struct stat st;
-    if (v[i].type == DT_DIR) {
+    unsigned char t = v[i].type;
+    if (t == DT_REG || t == DT_UNKNOWN) {
+      bool ok = fstatat(fd, v[i].name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+      if (ok && S_ISREG(st.st_mode)) total += (uint64_t)st.st_size;
+      t = ok && S_ISDIR(st.st_mode) ? DT_DIR : DT_UNKNOWN; /* the listing's type may be out of date */
+    }
+    if (t == DT_DIR) {
       int cfd = openat(fd, v[i].name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (cfd >= 0) {
         total += count_bytes(cfd);
         close(cfd);
       }
-    } else if ((v[i].type == DT_REG || v[i].type == DT_UNKNOWN) &&
-               fstatat(fd, v[i].name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
-      total += (uint64_t)st.st_size;
     }
     free(v[i].name);
   }
@@ -485,7 +488,9 @@ static int emit(struct exporter *x, int dfd, const struct dent *de, const char *
       }
     }
   } else if (S_ISLNK(st->st_mode)) {
-    char target[PATH_MAX + 1];
+    /* on the heap: emit recurses through emit_dir, once per level of a
+     * tree a container may have made as deep as it liked */
+    cleanup_free char *target = hcs_xmalloc(PATH_MAX + 1);
     ssize_t n = readlinkat(dfd, base, target, PATH_MAX);
     if (n < 0) {
       hcs_error_make(err, errno, "readlink `%s`", nd->rel);

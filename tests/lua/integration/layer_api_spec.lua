@@ -107,6 +107,23 @@ describe("hcs.layer", function()
       assert.equal(r.DiffID, again.DiffID)
     end)
 
+    it("exports a tree thousands of directories deep (the walk recurses once per level)", function()
+      -- an empty layer whose diff/ is then filled as a container could fill
+      -- an upper directory: 3,000 levels, deeper than PATH_MAX
+      sh(("tar -cf %s/empty.tar -T /dev/null"):format(T))
+      local l = assert(store:import(T .. "/empty.tar", { id = "deep" }))
+      sh(("python3 -c \"import os\nos.chdir('%s/root/layers/deep/diff')\nfor i in range(3000):\n"
+        .. " os.mkdir('d')\n os.chdir('d')\nopen('f', 'w').write('x')\nos.symlink('f', 'l')\""):format(T))
+      -- one fd per level: room for them, so the stack is what is tested
+      local ok, _, out, err = su.run(("ulimit -n 8192 && %s -e %s"):format(su.quote(su.hcs_bin), su.quote(
+        ("local r = assert(require('hcs').layer.open(%q):export(%q, %q, { compression = 'gzip' })) print(r.Size > 0)")
+          :format(T .. "/root", l.Id, T .. "/deep.tar.gz"))))
+      assert.is_true(ok, err)
+      assert.equal("true\n", out)
+      local entries = sh(("tar -tzf %s | wc -l"):format(T .. "/deep.tar.gz"))
+      assert.equal(3002, tonumber(entries))
+    end)
+
     it("refuses an unknown compression", function()
       assert(store:import(T .. "/l.tgz", { id = "base" }))
       assert.has_error(function() store:export("base", T .. "/x", { compression = "lzma" }) end)
