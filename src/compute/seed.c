@@ -28,10 +28,12 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "compute/compute.h"
+#include "core/crash.h"
 
 /* An fd of the mount namespace pinned at `path`, or -1 (errno ENOTTY: an
  * empty pin, e.g. left by a killed create). */
@@ -74,11 +76,11 @@ struct seed_status {
   char step[48];
 };
 
-/* In a child cloned with CLONE_NEWNS: build the seed and pivot into it,
+/* In a child, on `cpu` (>= 0) when asked: a new mount namespace, the seed,
  * report on `ready`, then hold the namespace until `hold` reaches EOF (the
  * parent bound it, or died).  Only system calls: the creator may have
  * threads. */
-static __attribute__((noreturn)) void seed_child(const char *dir, int ready, int hold) {
+static __attribute__((noreturn)) void seed_child(const char *dir, int cpu, int ready, int hold) {
   static const char *const binds[] = {"/proc", "/sys", "/dev"};
   struct seed_status st = {0, ""};
 #define STEP(call, what)                                                                                               \
@@ -87,6 +89,16 @@ static __attribute__((noreturn)) void seed_child(const char *dir, int ready, int
     snprintf(st.step, sizeof st.step, "%s", what);                                                                     \
     goto out;                                                                                                          \
   }
+  if (cpu >= 0) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (sched_setaffinity(0, sizeof one, &one) < 0) {
+      st.err = -1; /* a CPU outside our cpuset: the next one */
+      goto out;
+    }
+  }
+  STEP(unshare(CLONE_NEWNS), "unshare the mount namespace");
   /* Nothing made here may reach the host; host unmounts still reach us. */
   STEP(mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL), "make / a slave mount");
   STEP(mount("hcs-seed", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=16k"), "mount a tmpfs");
@@ -111,18 +123,22 @@ out:
   _exit(0);
 }
 
-/* Make the seed and bind its namespace file on `pin` (an existing file). */
-static int make_seed(const char *dir, const char *pin, hcs_error_t *err) {
+/* Make the seed and bind its namespace file on `pin` (an existing file).
+ * 1 when the kernel refused the bind as a possible loop: it only binds a
+ * mount namespace file into an older namespace (mnt_ns_loop compares ids),
+ * and ids come from per-CPU batches, so a namespace made on another CPU
+ * than the caller's (a private one, `ip netns exec`'s) may look newer. */
+static int make_seed(const char *dir, const char *pin, int cpu, hcs_error_t *err) {
   int ready[2], hold[2];
   if (pipe2(ready, O_CLOEXEC) < 0) return hcs_error_make(err, errno, "pipe");
   if (pipe2(hold, O_CLOEXEC) < 0) {
     close(ready[0]), close(ready[1]);
     return hcs_error_make(err, errno, "pipe");
   }
-  pid_t pid = hcs_clone3(CLONE_NEWNS, NULL, -1);
+  pid_t pid = hcs_clone3(0, NULL, -1);
   if (pid == 0) {
     close(ready[0]), close(hold[1]);
-    seed_child(dir, ready[1], hold[0]);
+    seed_child(dir, cpu, ready[1], hold[0]);
   }
   int e = errno;
   close(ready[1]), close(hold[0]);
@@ -136,6 +152,8 @@ static int make_seed(const char *dir, const char *pin, hcs_error_t *err) {
   int ret = 0;
   if (n != (ssize_t)sizeof st) {
     ret = hcs_error_make(err, n < 0 ? errno : 0, "make the seed mount namespace in `%s`: the helper died", dir);
+  } else if (st.err == -1) {
+    ret = 1;
   } else if (st.err) {
     st.step[sizeof st.step - 1] = '\0';
     ret = hcs_error_make(err, st.err, "make the seed mount namespace in `%s`: %s", dir, st.step);
@@ -143,7 +161,7 @@ static int make_seed(const char *dir, const char *pin, hcs_error_t *err) {
     char ns[64];
     snprintf(ns, sizeof ns, "/proc/%d/ns/mnt", (int)pid);
     if (mount(ns, pin, NULL, MS_BIND, NULL) < 0)
-      ret = hcs_error_make(err, errno, "bind-mount the seed mount namespace on `%s`", pin);
+      ret = errno == EINVAL ? 1 : hcs_error_make(err, errno, "bind-mount the seed mount namespace on `%s`", pin);
   }
   close(hfd), hfd = -1;
   while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
@@ -171,6 +189,7 @@ int hcs_seed_open(const char *run_root, hcs_error_t *err) {
    * already: made private again. */
   if (!is_mount_root(dir) && mount(dir, dir, NULL, MS_BIND, NULL) < 0)
     return hcs_error_make(err, errno, "bind-mount `%s` onto itself", dir);
+  hcs_crash_point("seed: directory bound");
   if (mount(NULL, dir, NULL, MS_PRIVATE, NULL) < 0) return hcs_error_make(err, errno, "make `%s` a private mount", dir);
   /* The pin file; an empty one (a killed create) is reused. */
   cleanup_close int pf = open(pin, O_RDONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0400);
@@ -178,7 +197,15 @@ int hcs_seed_open(const char *run_root, hcs_error_t *err) {
   struct stat st;
   if (fstat(pf, &st) < 0) return hcs_error_make(err, errno, "stat `%s`", pin);
   if (!S_ISREG(st.st_mode)) return hcs_error_make(err, EINVAL, "open the seed pin `%s`: not a regular file", pin);
-  if (make_seed(dir, pin, err) < 0) return -1;
+  hcs_crash_point("seed: pin file made");
+  /* Refused as a loop: made again on each CPU in turn; the CPU that made
+   * our namespace hands out newer ids. */
+  int r = make_seed(dir, pin, -1, err);
+  for (int cpu = 0; r == 1 && cpu < get_nprocs_conf() && cpu < CPU_SETSIZE; cpu++)
+    r = make_seed(dir, pin, cpu, err);
+  if (r == 1)
+    return hcs_error_make(err, EINVAL, "bind-mount the seed mount namespace on `%s`: refused on every CPU", pin);
+  if (r < 0) return -1;
   if ((fd = open_pin(pin)) < 0) return hcs_error_make(err, errno, "open the seed mount namespace `%s`", pin);
   return fd;
 }
