@@ -82,6 +82,8 @@ static int check_mknod_without_devices(hcs_config_t *c, const hcs_cgroup_ops_t *
 static void cleanup_failed_create(hcs_system_t *cs) {
   hcs_system_remove_run_files(cs);
   hcs_rm_rf(cs->dir, NULL);
+  /* A seed made for it goes when no other system is left. */
+  hcs_seed_release(cs->run_root);
 }
 
 /* The system's directory: made under a private name, locked, and renamed

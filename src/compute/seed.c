@@ -185,12 +185,16 @@ int hcs_seed_open(const char *run_root, hcs_error_t *err) {
     if (errno != EINTR) return hcs_error_make(err, errno, "lock `%s`", dir);
   if ((fd = open_pin(pin)) >= 0) return fd;
   /* A private mount: a namespace file cannot be bound into a shared one.
-   * A bind made by a create killed before the MS_PRIVATE is a mount root
-   * already: made private again. */
+   * A bind made by a create killed before the change of propagation is a
+   * mount root already: changed again. */
   if (!is_mount_root(dir) && mount(dir, dir, NULL, MS_BIND, NULL) < 0)
     return hcs_error_make(err, errno, "bind-mount `%s` onto itself", dir);
   hcs_crash_point("seed: directory bound");
-  if (mount(NULL, dir, NULL, MS_PRIVATE, NULL) < 0) return hcs_error_make(err, errno, "make `%s` a private mount", dir);
+  /* Unbindable (so private too): a recursive tree of a directory above it
+   * (a mapped `/` or state root) leaves the pins out, where one would make
+   * init's move_mount fail (ELOOP: a mount namespace file in the tree). */
+  if (mount(NULL, dir, NULL, MS_UNBINDABLE, NULL) < 0)
+    return hcs_error_make(err, errno, "make `%s` an unbindable mount", dir);
   /* The pin file; an empty one (a killed create) is reused. */
   cleanup_close int pf = open(pin, O_RDONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0400);
   if (pf < 0) return hcs_error_make(err, errno, "create `%s`", pin);
@@ -230,6 +234,31 @@ void hcs_seed_release(const char *run_root) {
   umount2(dir, MNT_DETACH);
 }
 
+/* Is a mount namespace file (another tool's pin: `unshare --mount=FILE`,
+ * snapd's /run/snapd/ns) mounted at or below one of these host paths?  A
+ * recursive tree holding one cannot be attached (move_mount: ELOOP), where
+ * a bind in a copy of the host's namespace left it out (copy_mnt_ns skips
+ * them). */
+static bool mntns_file_below(const char *const *paths, size_t n) {
+  if (n == 0) return false;
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (f == NULL) return true;
+  char *line = NULL;
+  size_t cap = 0;
+  bool found = false;
+  while (!found && getline(&line, &cap, f) > 0) {
+    char root[64], point[PATH_MAX];
+    if (sscanf(line, "%*s %*s %*s %63s %4095s", root, point) != 2 || strncmp(root, "mnt:[", 5) != 0) continue;
+    for (size_t i = 0; i < n && !found; i++) {
+      size_t len = strlen(paths[i]);
+      found = len == 1 || (strncmp(point, paths[i], len) == 0 && (point[len] == '\0' || point[len] == '/'));
+    }
+  }
+  free(line);
+  fclose(f);
+  return found;
+}
+
 bool hcs_seed_fits(const hcs_config_t *c) {
   /* A user namespace keeps the copy of the creator's namespace: the kernel
    * locks the mounts of a namespace copied into a less privileged user
@@ -250,7 +279,20 @@ bool hcs_seed_fits(const hcs_config_t *c) {
       ok = m->type && strcmp(m->type, pseudo[j]) == 0;
     if (!ok) return false;
   }
-  return true;
+  /* The recursive trees' sources, resolved as open_tree will. */
+  char **paths = hcs_xcalloc(c->n_mounts + c->n_extra_mounts + 1, sizeof(char *));
+  size_t n = 0;
+  for (size_t i = 0; i < c->n_mounts; i++)
+    if ((paths[n] = realpath(c->mounts[i].host_path, NULL)) != NULL) n++;
+  for (size_t i = 0; i < c->n_extra_mounts; i++)
+    if ((c->extra_mounts[i].flags & (MS_BIND | MS_REC)) == (MS_BIND | MS_REC) && !c->extra_mounts[i].cgroup &&
+        (paths[n] = realpath(c->extra_mounts[i].source, NULL)) != NULL)
+      n++;
+  bool below = mntns_file_below((const char *const *)paths, n);
+  for (size_t i = 0; i < n; i++)
+    free(paths[i]);
+  free(paths);
+  return !below;
 }
 
 /* Attach a detached tree the monitor cloned in the host's namespace (seed.c)

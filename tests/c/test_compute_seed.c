@@ -268,6 +268,50 @@ static void test_mapped(void) {
   ok(umount(late) == 0, "unmount the late tmpfs");
 }
 
+/* A mapped directory holding mount namespace pins: hcs's own (the test
+ * root holds the run root; its pin directory is unbindable) and another
+ * tool's (`unshare --mount=FILE`, which the system is then made without
+ * the seed for).  Both used to be left out by the copy of the host's
+ * namespace; move_mount refuses a tree with one (ELOOP). */
+static void test_pins_below(void) {
+  hcs_system_t *first = make("pins-0", NULL, NULL);
+  ok(first && pin_is_mntns(), "a seed exists");
+  cleanup_free char *container =
+      hcs_xasprintf(",\"MappedDirectories\":[{\"HostPath\":\"%s\",\"ContainerPath\":\"/host\"}]", root);
+  hcs_system_t *cs = make("pins-1", container, NULL);
+  ok(cs != NULL, "a system mapping the directory that holds the run root and its seed pin");
+  cleanup_free char *mi = cs ? mountinfo_of(cs) : NULL;
+  ok(mi && !strstr(mi, "mnt:["), "its table has no mount namespace file");
+  drop(cs);
+
+  /* Another tool's pin: its namespace must be newer than ours (per-CPU ids),
+   * so unshare(1) is tried on each CPU. */
+  cleanup_free char *pins = hcs_xasprintf("%s/pins", share);
+  cleanup_free char *foreign = hcs_xasprintf("%s/pins/foreign", share);
+  mkdir(pins, 0755);
+  bool made = mount(pins, pins, NULL, MS_BIND, NULL) == 0 && mount(NULL, pins, NULL, MS_PRIVATE, NULL) == 0;
+  int fd = open(foreign, O_RDONLY | O_CREAT, 0400);
+  if (fd >= 0) close(fd);
+  bool pinned = false;
+  for (int cpu = 0; made && !pinned && cpu < 8; cpu++) {
+    cleanup_free char *cmd = hcs_xasprintf("taskset -c %d unshare --mount='%s' true 2>/dev/null", cpu, foreign);
+    pinned = system(cmd) == 0;
+  }
+  ok(pinned, "another tool's mount namespace pinned below the mapped directory");
+  cleanup_free char *data =
+      hcs_xasprintf(",\"MappedDirectories\":[{\"HostPath\":\"%s\",\"ContainerPath\":\"/data\"}]", share);
+  cs = make("pins-2", data, NULL);
+  ok(cs != NULL, "a system mapping it starts");
+  cleanup_free char *mi2 = cs ? mountinfo_of(cs) : NULL;
+  ok(mi2 && strstr(mi2, " /data ") && !strstr(mi2, "mnt:["), "with the directory, without the pin");
+  drop(cs);
+  umount2(foreign, MNT_DETACH);
+  umount2(pins, MNT_DETACH);
+  unlink(foreign);
+  rmdir(pins);
+  drop(first);
+}
+
 /* A user-namespaced system keeps the copy of the creator's namespace (its
  * mounts locked by the kernel); it still starts and sees its mapped
  * directory. */
@@ -346,6 +390,17 @@ static void test_cpu_order(void) {
   }
 }
 
+/* A create that fails once the seed was made for it leaves no seed when
+ * no system is left. */
+static void test_failed_create(void) {
+  ok(!is_mount_root(mntns), "no seed before the test");
+  hcs_system_t *cs =
+      make("fails", ",\"MappedDirectories\":[{\"HostPath\":\"/tmp\",\"ContainerPath\":\"/bin/busybox/x\"}]", NULL);
+  ok(cs == NULL, "a create whose init fails (a mount point below a file) fails");
+  drop(cs);
+  ok(!is_mount_root(mntns) && !hcs_path_exists(pin), "and leaves no seed behind");
+}
+
 static char *source_dir(void) {
   const char *env = getenv("HCS_SOURCE_DIR");
   if (env && *env) return hcs_xstrdup(env);
@@ -387,9 +442,11 @@ int main(void) {
 
   test_seed_size();
   test_mapped();
+  test_pins_below();
   test_userns();
   test_stale_pin();
   test_cpu_order();
+  test_failed_create();
 
   is_int(mounts_under(root), 1, "only the test root's own mount is left under it");
   if (mounts_under(root) != 1) {
