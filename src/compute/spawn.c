@@ -350,6 +350,11 @@ static int setup_rootfs(hcs_spawn_t *s, bool userns, int go, int report) {
     if (!c->extra_mounts[i].cgroup &&
         extra_mount(rootfd, &c->extra_mounts[i], s->mount_trees ? s->mount_trees[i] : -1, report) < 0)
       return -1;
+  /* Attached: an idle init that never execs must not keep them. */
+  for (size_t i = 0; s->map_trees && i < c->n_mounts + c->n_extra_mounts; i++) {
+    int t = i < c->n_mounts ? s->map_trees[i] : s->mount_trees[i - c->n_mounts];
+    if (t >= 0) close(t);
+  }
   /* Join the cgroup ourselves while the host's /sys is still reachable, once
    * the monitor created it (the mounts above overlapped with that). */
   if (!userns) {

@@ -224,6 +224,21 @@ static void test_mapped(void) {
     drop(first);
     return;
   }
+  /* The idle init never execs: the trees it attached are closed. */
+  cleanup_free char *fds = hcs_xasprintf("/proc/%d/fd", init_pid(cs));
+  cleanup_dir DIR *d = opendir(fds);
+  struct dirent *de;
+  int open_trees = 0;
+  while (d && (de = readdir(d)) != NULL) {
+    char link[PATH_MAX], target[PATH_MAX];
+    snprintf(link, sizeof link, "%s/%s", fds, de->d_name);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n <= 0) continue;
+    target[n] = '\0';
+    if (!strcmp(target, "/late") || !strcmp(target, "/data") || !strcmp(target, "/ro") || !strcmp(target, "/etc/bound"))
+      open_trees++;
+  }
+  is_int(open_trees, 0, "init holds no fd of an attached tree");
   cleanup_free char *got = read_inside(cs, "late/hello");
   is_str(got, "late content\n", "the late mapped directory is seen with its content");
   cleanup_free char *got_sub = read_inside(cs, "data/sub/marker");
