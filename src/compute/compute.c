@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "compute/compute.h"
+#include "compute/config_util.h"
 #include "core/crash.h"
 #include "vm/vm.h"
 
@@ -551,12 +552,11 @@ int hcs_compute_modify(hcs_system_t *cs, const char *request, hcs_error_t *err) 
   /* Validate by merging into the stored document and parsing it again. */
   cleanup_json json_t *doc = json_deep_copy(cs->config);
   json_t *ct = json_object_get(doc, "Container");
+  static const char *const keys[] = {"Memory", "Processor", "PidsLimit", NULL};
+  if (check_fields(req, "invalid modify request", "", keys, err) < 0) return -1;
   const char *key;
   json_t *v;
   json_object_foreach(req, key, v) {
-    if (strcmp(key, "Memory") && strcmp(key, "Processor") && strcmp(key, "PidsLimit"))
-      return hcs_error_make(
-          err, 0, "invalid modify request: `%s`: unknown field (expected Memory, Processor or PidsLimit)", key);
     /* PidsLimit: Linux.PidsLimit, live (the cgroup's pids.max). */
     if (strcmp(key, "PidsLimit") == 0) {
       json_t *lx = json_object_get(doc, "Linux");

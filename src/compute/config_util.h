@@ -56,7 +56,10 @@ static inline int check_ctr_paths(char **list, const char *path, json_t *arr, hc
 }
 
 /* Reject keys not in `known` (NULL-terminated): a typo must not be ignored. */
-static inline int check_keys(json_t *obj, const char *path, const char *const *known, hcs_error_t *err) {
+/* Every key of `obj` is one of `known` (NULL-terminated); `what` opens the
+ * message ("invalid configuration", "invalid modify request"). */
+static inline int check_fields(json_t *obj, const char *what, const char *path, const char *const *known,
+                               hcs_error_t *err) {
   const char *key;
   json_t *v;
   json_object_foreach(obj, key, v) {
@@ -73,11 +76,15 @@ static inline int check_keys(json_t *obj, const char *path, const char *const *k
         if (i) strcat(list, ", ");
         strcat(list, known[i]);
       }
-      return hcs_error_make(err, 0, "invalid configuration: `%s%s%s`: unknown field (expected one of %s)", path,
-                            *path ? "." : "", key, list);
+      return hcs_error_make(err, 0, "%s: `%s%s%s`: unknown field (expected one of %s)", what, path, *path ? "." : "",
+                            key, list);
     }
   }
   return 0;
+}
+
+static inline int check_keys(json_t *obj, const char *path, const char *const *known, hcs_error_t *err) {
+  return check_fields(obj, "invalid configuration", path, known, err);
 }
 
 #define P(...) cleanup_free char *p_ = hcs_xasprintf(__VA_ARGS__)

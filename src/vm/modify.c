@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "compute/config_util.h"
 #include "vm/vm.h"
 
 static int save_config(hcs_system_t *cs, json_t *doc, hcs_error_t *err) {
@@ -187,13 +188,8 @@ static int nic_change(hcs_system_t *cs, hcs_qmp_t *q, json_t *doc, const char *n
                           "add network adapter `%s`: the VM is paused and its agent configures the adapter (resume it "
                           "first)",
                           name);
-  const char *key;
-  json_t *v;
-  json_object_foreach(settings, key, v) {
-    if (strcmp(key, "EndpointId") != 0 && strcmp(key, "MacAddress") != 0)
-      return hcs_error_make(
-          err, 0, "invalid modify request: `Settings.%s`: unknown field (expected EndpointId, MacAddress)", key);
-  }
+  static const char *const keys[] = {"EndpointId", "MacAddress", NULL};
+  if (check_fields(settings, "invalid modify request", "Settings", keys, err) < 0) return -1;
   const char *ep = json_string_value(json_object_get(settings, "EndpointId"));
   json_t *macv = json_object_get(settings, "MacAddress");
   if (ep == NULL)
@@ -289,13 +285,8 @@ static int share_change(hcs_system_t *cs, hcs_qmp_t *q, json_t *doc, bool add, j
     return 0;
   }
   if (found != (size_t)-1) return hcs_error_make(err, EEXIST, "add Plan9 share `%s`: the name is in use", name);
-  const char *key;
-  json_t *v;
-  json_object_foreach(settings, key, v) {
-    if (strcmp(key, "Name") && strcmp(key, "Path") && strcmp(key, "ReadOnly"))
-      return hcs_error_make(
-          err, 0, "invalid modify request: `Settings.%s`: unknown field (expected Name, Path, ReadOnly)", key);
-  }
+  static const char *const keys[] = {"Name", "Path", "ReadOnly", NULL};
+  if (check_fields(settings, "invalid modify request", "Settings", keys, err) < 0) return -1;
   hcs_vm_share_t sh = {0};
   int rc = hcs_vm_share_parse(settings, "Settings", &sh, err);
   if (rc == 0) rc = hcs_vm_share_hot_add(cs, sh.name, sh.host_path, sh.read_only, err);
@@ -311,19 +302,8 @@ static int share_change(hcs_system_t *cs, hcs_qmp_t *q, json_t *doc, bool add, j
 }
 
 static int resource_change(hcs_system_t *cs, hcs_qmp_t *q, json_t *req, json_t *doc, hcs_error_t *err) {
-  static const char *const keys[] = {"ResourcePath", "RequestType", "Settings"};
-  const char *key;
-  json_t *v;
-  json_object_foreach(req, key, v) {
-    bool known = false;
-    for (size_t i = 0; i < HCS_ARRAY_SIZE(keys); i++)
-      if (strcmp(keys[i], key) == 0) known = true;
-    if (!known)
-      return hcs_error_make(err, 0,
-                            "invalid modify request: `%s`: unknown field (expected ResourcePath, RequestType, "
-                            "Settings)",
-                            key);
-  }
+  static const char *const keys[] = {"ResourcePath", "RequestType", "Settings", NULL};
+  if (check_fields(req, "invalid modify request", "", keys, err) < 0) return -1;
   const char *path = json_string_value(json_object_get(req, "ResourcePath"));
   const char *type = json_string_value(json_object_get(req, "RequestType"));
   json_t *settings = json_object_get(req, "Settings");

@@ -23,31 +23,9 @@
 #include "vm/vm.h"
 #include "hcs/hcs.h"
 #include "tap.h"
+#include "vm_test.h"
 
-static char root[] = "/tmp/hcs-test.XXXXXX";
-static char kernel[PATH_MAX], initrd[PATH_MAX], cgparent[64];
-
-static char *slurp(const char *path) {
-  char *s = NULL;
-  if (hcs_read_file(path, &s, NULL, NULL) < 0) return hcs_xstrdup("");
-  return s;
-}
-
-static size_t console_size(const char *path) {
-  cleanup_free char *s = slurp(path);
-  return strlen(s);
-}
-
-/* Wait (bounded generously: TCG on a loaded CI host) until the console
- * file holds `needle` after byte `from`. */
-static bool wait_console(const char *path, const char *needle, size_t from) {
-  for (int i = 0; i < 1800; i++) {
-    cleanup_free char *s = slurp(path);
-    if (strlen(s) > from && strstr(s + from, needle)) return true;
-    usleep(100 * 1000);
-  }
-  return false;
-}
+static char initrd[PATH_MAX];
 
 /* The first and the last "tick N" on the console after byte `from`, -1
  * if none (lines end in CRLF: the guest's tty). */
@@ -88,15 +66,6 @@ static char *vm_doc(const char *mode, const char *console, const char *disk, con
       kernel, initrd, mode, console, devices, extra ? "," : "", extra ? extra : "", cgparent);
 }
 
-static json_t *props(hcs_system_t *cs) {
-  hcs_error_t e = NULL;
-  cleanup_free char *p = hcs_compute_properties(cs, "{\"PropertyTypes\":[\"Statistics\"]}", &e);
-  hcs_error_release(&e);
-  return p ? json_loads(p, 0, NULL) : json_object();
-}
-
-static const char *prop_str(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
-
 static void bad_documents(void) {
   hcs_error_t e = NULL;
   struct {
@@ -132,29 +101,6 @@ static void bad_documents(void) {
 }
 
 /* A Plan9 share request of hcs_compute_modify. */
-static char *share_req(const char *type, const char *name, const char *path, bool ro) {
-  if (path == NULL)
-    return hcs_xasprintf("{\"ResourcePath\":\"VirtualMachine/Devices/Plan9/Shares\",\"RequestType\":\"%s\","
-                         "\"Settings\":{\"Name\":\"%s\"}}",
-                         type, name);
-  return hcs_xasprintf("{\"ResourcePath\":\"VirtualMachine/Devices/Plan9/Shares\",\"RequestType\":\"%s\","
-                       "\"Settings\":{\"Name\":\"%s\",\"Path\":\"%s\",\"ReadOnly\":%s}}",
-                       type, name, path, ro ? "true" : "false");
-}
-
-/* Does /proc/PID/mountinfo (0: ours) mention `needle`? */
-static bool mountinfo_has(pid_t pid, const char *needle) {
-  char path[64];
-  if (pid > 0)
-    snprintf(path, sizeof path, "/proc/%d/mountinfo", (int)pid);
-  else
-    snprintf(path, sizeof path, "/proc/self/mountinfo");
-  cleanup_free char *text = slurp(path);
-  return text && strstr(text, needle) != NULL;
-}
-
-static pid_t qemu_pid(hcs_system_t *cs);
-
 /* The balloon, and hot-plug of a disk and a Plan9 share (added, recorded
  * in config.json, removed once the guest let go). */
 static void modify_checks(hcs_system_t *cs) {
@@ -249,13 +195,6 @@ static void modify_checks(hcs_system_t *cs) {
   ok(hcs_compute_modify(cs, add, &e) == 0, "hot-add the disk again (the save below carries it): %s",
      e ? hcs_error_message(e) : "");
   hcs_error_release(&e);
-}
-
-static pid_t qemu_pid(hcs_system_t *cs) {
-  json_t *p = props(cs);
-  pid_t pid = (pid_t)json_integer_value(json_object_get(p, "Pid"));
-  json_decref(p);
-  return pid;
 }
 
 static void counter_pause_save_restore(void) {
@@ -757,33 +696,6 @@ static void crash_window(const char *self) {
   ok(access(path, F_OK) < 0, "and removed its directory");
 }
 
-static void nothing_left(void) {
-  char path[PATH_MAX];
-  snprintf(path, sizeof path, "%s/run/compute", root);
-  int n = 0;
-  DIR *d = opendir(path);
-  struct dirent *de;
-  while (d && (de = readdir(d)))
-    if (de->d_name[0] != '.') n++;
-  if (d) closedir(d);
-  is_int(n, 0, "no system state is left");
-  int cg = 0;
-  glob_t g;
-  for (int k = 0; k < 2; k++) {
-    snprintf(path, sizeof path, "/sys/fs/cgroup/%s%s/*", k ? "" : "*/", cgparent);
-    if (glob(path, GLOB_ONLYDIR, NULL, &g) != 0) continue;
-    struct stat st;
-    for (size_t i = 0; i < g.gl_pathc; i++)
-      if (stat(g.gl_pathv[i], &st) == 0 && S_ISDIR(st.st_mode)) cg++;
-    globfree(&g);
-  }
-  ok(!cg, "no VM cgroup is left under %s", cgparent);
-  char cmd[PATH_MAX + 64];
-  /* [q]: the pattern must not match the shell that runs pgrep. */
-  snprintf(cmd, sizeof cmd, "pgrep -f '[q]emu-system.*%s' >/dev/null", root);
-  ok(system(cmd) != 0, "no QEMU process of this root is left");
-}
-
 /* The accelerator probe: a kernel booted under KVM for real (it hangs on
  * nested hosts), cached in the run root with its reason; HCS_VM_ACCEL
  * overrides. */
@@ -806,209 +718,8 @@ static void accel(void) {
   setenv("HCS_VM_ACCEL", "tcg", 1);
 }
 
-/* A guest command's stdout (up to size - 1 bytes) and its exit code (-1
- * when it could not run). */
-static int guest_run(hcs_system_t *cs, const char *cmd, char *buf, size_t size) {
-  hcs_error_t e = NULL;
-  json_t *params = json_pack("{s:[s,s,s],s:b}", "CommandArgs", "sh", "-c", cmd, "CreateStdOutPipe", 1);
-  cleanup_free char *text = json_dumps(params, JSON_COMPACT);
-  json_decref(params);
-  buf[0] = '\0';
-  hcs_process_t *pr = hcs_process_create(cs, text, &e);
-  if (pr == NULL) {
-    printf("# run `%s`: %s\n", cmd, hcs_error_message(e));
-    hcs_error_release(&e);
-    return -1;
-  }
-  int out = -1;
-  hcs_process_take_stdio(pr, NULL, &out, NULL);
-  size_t n = 0;
-  ssize_t r;
-  while (out >= 0 && n < size - 1 && (r = read(out, buf + n, size - 1 - n)) > 0)
-    n += (size_t)r;
-  buf[n] = '\0';
-  if (out >= 0) close(out);
-  int code = hcs_process_wait(pr, 60000, &e) == 1 ? hcs_process_exit_code(pr, &e) : -1;
-  hcs_error_release(&e);
-  hcs_process_close(pr);
-  return code;
-}
-
-/* Plan9 shares added to the running VM and mounted by its agent: the guest
- * reads a host file through a read-only one (and cannot write it) and
- * writes one the host sees through a writable one; removing them unmounts
- * them in the guest and leaves no mount in the host's namespace or QEMU's. */
-static void hot_shares(hcs_system_t *cs) {
-  hcs_error_t e = NULL;
-  cleanup_free char *ro = hcs_xasprintf("%s/p9ro", root), *rw = hcs_xasprintf("%s/p9rw", root);
-  cleanup_free char *hello = hcs_xasprintf("%s/hello", ro), *out = hcs_xasprintf("%s/out", rw);
-  cleanup_free char *x = hcs_xasprintf("%s/x", ro);
-  mkdir(ro, 0755);
-  mkdir(rw, 0777);
-  FILE *f = fopen(hello, "w");
-  ok(f && fputs("from-host\n", f) >= 0 && fclose(f) == 0, "a host file to share");
-  cleanup_free char *add_ro = share_req("Add", "p9ro", ro, true), *add_rw = share_req("Add", "p9rw", rw, false);
-  ok(hcs_compute_modify(cs, add_ro, &e) == 0, "hot-add a read-only share: %s", e ? hcs_error_message(e) : "");
-  hcs_error_release(&e);
-  ok(hcs_compute_modify(cs, add_rw, &e) == 0, "hot-add a writable share: %s", e ? hcs_error_message(e) : "");
-  hcs_error_release(&e);
-  cleanup_free char *sock = hcs_vm_exec_socket(cs);
-  hcs_vm_agent_t *a = hcs_vm_agent_connect(sock, 60000, &e);
-  ok(a != NULL, "an agent session: %s", a ? "" : hcs_error_message(e));
-  hcs_error_release(&e);
-  if (a) {
-    ok(hcs_vm_agent_mount_9p(a, "p9ro", "/mnt/ro", true, &e) == 0, "the agent mounts the read-only share: %s",
-       e ? hcs_error_message(e) : "");
-    hcs_error_release(&e);
-    ok(hcs_vm_agent_mount_9p(a, "p9rw", "/mnt/rw", false, &e) == 0, "the agent mounts the writable share: %s",
-       e ? hcs_error_message(e) : "");
-    hcs_error_release(&e);
-    ok(hcs_vm_agent_mount_9p(a, "p9none", "/mnt/none", false, &e) < 0, "an unknown share name is refused");
-    has_substr(hcs_error_message(e), "mount 9p share `p9none` on `/mnt/none`: No such file or directory",
-               "... naming it");
-    hcs_error_release(&e);
-    hcs_vm_agent_close(a);
-  }
-  char buf[256];
-  is_int(guest_run(cs, "cat /mnt/ro/hello", buf, sizeof buf), 0, "the guest reads the read-only share");
-  is_str(buf, "from-host\n", "... the host's file");
-  is_int(guest_run(cs, "touch /mnt/ro/x 2>&1", buf, sizeof buf), 1, "writing to the read-only share fails");
-  has_substr(buf, "Read-only file system", "... read-only: %s", buf);
-  ok(access(x, F_OK) < 0, "... nothing was written on the host");
-  is_int(guest_run(cs, "echo guest-wrote > /mnt/rw/out", buf, sizeof buf), 0, "the guest writes the writable share");
-  cleanup_free char *got = slurp(out);
-  is_str(got, "guest-wrote\n", "... the host sees the file");
-  cleanup_free char *rm_ro = share_req("Remove", "p9ro", NULL, false),
-                    *rm_rw = share_req("Remove", "p9rw", NULL, false);
-  ok(hcs_compute_pause(cs, &e) == 0, "pause");
-  hcs_error_release(&e);
-  ok(hcs_compute_modify(cs, rm_ro, &e) < 0, "removing a share from a paused VM with an agent is refused");
-  has_substr(hcs_error_message(e), "the VM is paused and its agent unmounts the share (resume it first)",
-             "... saying so");
-  hcs_error_release(&e);
-  ok(hcs_compute_resume(cs, &e) == 0, "resume");
-  hcs_error_release(&e);
-  ok(hcs_compute_modify(cs, rm_ro, &e) == 0, "remove the read-only share: %s", e ? hcs_error_message(e) : "");
-  hcs_error_release(&e);
-  ok(hcs_compute_modify(cs, rm_rw, &e) == 0, "remove the writable share: %s", e ? hcs_error_message(e) : "");
-  hcs_error_release(&e);
-  guest_run(cs, "grep -c hcs-shares /proc/self/mountinfo", buf, sizeof buf);
-  is_str(buf, "0\n", "the guest has no mount of the shares left");
-  pid_t q = qemu_pid(cs);
-  ok(q > 0 && !mountinfo_has(q, "/shares/p9r"), "QEMU's namespace has no bind left");
-  ok(!mountinfo_has(0, "/shares/p9r") && !mountinfo_has(0, "p9ro") && !mountinfo_has(0, "p9rw"),
-     "the host's namespace has none");
-  is_int(guest_run(cs, "cat /mnt/ro/hello 2>/dev/null", buf, sizeof buf), 1, "the guest no longer reads the share");
-}
-
-/* A UEFI boot: OVMF boots a FAT disk (built here with mkfs.fat and mcopy)
- * that holds Debian's kernel (an EFI stub), the hcs initramfs (the guest
- * agent) and a startup.nsh the UEFI shell runs (the kernel has no built-in
- * command line; the shell passes ours); a process runs through the agent
- * and the ACPI power button ends it.  The firmware missing, a disk not
- * found and no disk are refused first. */
-static char *uefi_doc(const char *disk, const char *con) {
-  return hcs_xasprintf(
-      "{\"Owner\":\"vmtest\",\"SchemaVersion\":{\"Major\":2,\"Minor\":1},\"VirtualMachine\":{"
-      "\"StopOnReset\":true,\"ComputeTopology\":{\"Memory\":{\"SizeInMB\":192}},\"Chipset\":{\"Uefi\":{}},"
-      "\"Devices\":{\"ComPorts\":{\"0\":{\"Path\":\"%s\"}}%s%s%s}},\"Linux\":{\"CgroupParent\":\"%s\"}}",
-      con, disk ? ",\"Scsi\":{\"0\":{\"Attachments\":{\"0\":{\"Path\":\"" : "", disk ? disk : "", disk ? "\"}}}}" : "",
-      cgparent);
-}
-
-static void uefi(void) {
-  hcs_error_t e = NULL;
-  if (system("command -v mkfs.fat >/dev/null && command -v mcopy >/dev/null") != 0 ||
-      access("/usr/share/OVMF/OVMF_CODE.fd", R_OK) != 0) {
-    ok(0, "mkfs.fat, mcopy and OVMF (scripts/bootstrap installs dosfstools, mtools, ovmf)");
-    return;
-  }
-  cleanup_free char *con = hcs_xasprintf("%s/uefi.log", root), *disk = hcs_xasprintf("%s/uefi.img", root);
-  cleanup_free char *nsh = hcs_xasprintf("%s/startup.nsh", root);
-  FILE *f = fopen(nsh, "w");
-  ok(f && fputs("fs0:\r\n\\vmlinuz initrd=\\initrd.gz console=ttyS0 loglevel=6 panic=-1\r\n", f) >= 0 && fclose(f) == 0,
-     "a startup.nsh");
-  const char *build = getenv("HCS_BUILD_DIR");
-  cleanup_free char *agent = hcs_xasprintf("%s/hcs-agent", build ? build : "build");
-  cleanup_free char *ainitrd = hcs_xasprintf("%s/agent-initrd.gz", root);
-  hcs_vm_initrd_options_t io = {
-      .modules_dir = "/lib/modules", .kernel_version = strchr(kernel, '-') + 1, .agent = agent};
-  cleanup_free char *sum = hcs_vm_initrd_build(&io, ainitrd, &e);
-  ok(sum != NULL, "the hcs initramfs: %s", sum ? "" : hcs_error_message(e));
-  hcs_error_release(&e);
-  cleanup_free char *mk = hcs_xasprintf("mkfs.fat -C -n HCSUEFI '%s' 32768 >/dev/null && mcopy -i '%s' '%s' ::/vmlinuz "
-                                        "&& mcopy -i '%s' '%s' ::/initrd.gz && mcopy -i '%s' '%s' ::/startup.nsh",
-                                        disk, disk, kernel, disk, ainitrd, disk, nsh);
-  ok(system(mk) == 0, "a FAT disk with the kernel, the hcs initramfs and startup.nsh");
-
-  cleanup_free char *doc = uefi_doc(disk, con);
-  setenv("HCS_OVMF_DIR", "/nonexistent/OVMF", 1);
-  hcs_system_t *cs = hcs_compute_create(root, "uefi", doc, NULL, &e);
-  unsetenv("HCS_OVMF_DIR");
-  ok(cs == NULL, "Uefi without the firmware installed is refused");
-  has_substr(hcs_error_message(e),
-             "`VirtualMachine.Chipset.Uefi`: the UEFI firmware `/nonexistent/OVMF/OVMF_CODE.fd` is not installed",
-             "... naming it: %s", hcs_error_message(e));
-  hcs_error_release(&e);
-  hcs_compute_close(cs);
-  cleanup_free char *nodisk = uefi_doc("/nonexistent/uefi.img", con);
-  cs = hcs_compute_create(root, "uefi", nodisk, NULL, &e);
-  ok(cs == NULL, "Uefi with a disk not found is refused");
-  has_substr(hcs_error_message(e),
-             "`VirtualMachine.Devices.Scsi.0.Attachments.0.Path`: `/nonexistent/uefi.img` not found", "... naming it");
-  hcs_error_release(&e);
-  hcs_compute_close(cs);
-  cleanup_free char *none = uefi_doc(NULL, con);
-  cs = hcs_compute_create(root, "uefi", none, NULL, &e);
-  ok(cs == NULL, "Uefi without a disk is refused");
-  has_substr(hcs_error_message(e), "`VirtualMachine.Devices.Scsi`: expected a disk to boot from with Chipset.Uefi",
-             "... saying so");
-  hcs_error_release(&e);
-  hcs_compute_close(cs);
-
-  cs = hcs_compute_create(root, "uefi", doc, NULL, &e);
-  ok(cs != NULL, "create a UEFI VM: %s", cs ? "" : hcs_error_message(e));
-  hcs_error_release(&e);
-  if (cs == NULL) return;
-  char vars[PATH_MAX];
-  snprintf(vars, sizeof vars, "%s/run/compute/uefi/OVMF_VARS.fd", root);
-  ok(access(vars, F_OK) == 0, "its own copy of the UEFI variables");
-  ok(hcs_compute_start(cs, &e) == 0, "start");
-  ok(wait_console(con, "UEFI Interactive Shell", 0), "OVMF runs the UEFI shell");
-  ok(wait_console(con, "Linux version", 0), "the shell's startup.nsh boots the kernel");
-  hcs_process_t *pr = hcs_process_create(
-      cs, "{\"CommandArgs\":[\"sh\",\"-c\",\"echo uefi-$((6*7)); exit 3\"],\"CreateStdOutPipe\":true}", &e);
-  ok(pr != NULL, "a process in the guest through the agent: %s", pr ? "" : hcs_error_message(e));
-  hcs_error_release(&e);
-  if (pr) {
-    int out = -1;
-    hcs_process_take_stdio(pr, NULL, &out, NULL);
-    char buf[64] = "";
-    size_t n = 0;
-    ssize_t r;
-    while (out >= 0 && n < sizeof buf - 1 && (r = read(out, buf + n, sizeof buf - 1 - n)) > 0)
-      n += (size_t)r;
-    buf[n] = '\0';
-    if (out >= 0) close(out);
-    is_str(buf, "uefi-42\n", "... its output");
-    is_int(hcs_process_wait(pr, 60000, &e), 1, "... it exits");
-    is_int(hcs_process_exit_code(pr, &e), 3, "... with its code");
-    hcs_error_release(&e);
-    hcs_process_close(pr);
-  }
-  hot_shares(cs);
-  ok(hcs_compute_shutdown(cs, 60000, &e) == 0, "shutdown: %s", e ? hcs_error_message(e) : "");
-  hcs_error_release(&e);
-  json_t *p = props(cs);
-  is_str(prop_str(p, "ExitType"), "Shutdown", "the guest powered off through ACPI (ExitType Shutdown)");
-  json_decref(p);
-  ok(hcs_compute_delete(cs, false, &e) == 0, "delete: %s", e ? hcs_error_message(e) : "");
-  hcs_error_release(&e);
-  hcs_compute_close(cs);
-  ok(access(vars, F_OK) < 0, "the variables went with it");
-}
-
-/* `test_vm [SECTION...]` runs only those sections (bad, accel, counter, disk, network, crash, uefi). */
+/* `test_vm [SECTION...]` runs only those sections (bad, accel, counter, disk, network, crash;
+ * the UEFI boot is test_vm_uefi). */
 static int n_only;
 static char **only;
 static bool want(const char *name) {
@@ -1021,17 +732,7 @@ static bool want(const char *name) {
 int main(int argc, char **argv) {
   n_only = argc - 1;
   only = argv + 1;
-  glob_t g;
-  if (glob("/boot/vmlinuz-*", 0, NULL, &g) != 0 || system("command -v qemu-system-x86_64 >/dev/null") != 0) {
-    printf("1..0 # SKIP no kernel in /boot or no QEMU (scripts/bootstrap installs them)\n");
-    return 0;
-  }
-  snprintf(kernel, sizeof kernel, "%s", g.gl_pathv[g.gl_pathc - 1]);
-  globfree(&g);
-  setvbuf(stdout, NULL, _IOLBF, 0);
-  if (mkdtemp(root) == NULL) return 1;
-  setenv("HCS_VM_ACCEL", "tcg", 1);
-  snprintf(cgparent, sizeof cgparent, "hcs-test-vm-%d", (int)getpid());
+  if (!vm_test_setup("vm")) return 0;
   snprintf(initrd, sizeof initrd, "%s/initrd.gz", root);
   const char *src = getenv("HCS_SOURCE_DIR");
   char cmd[PATH_MAX * 2];
@@ -1043,13 +744,5 @@ int main(int argc, char **argv) {
   if (want("disk")) disk_and_shutdown();
   if (want("network")) network();
   if (want("crash")) crash_window(argv[0]);
-  if (want("uefi")) uefi();
-  nothing_left();
-  /* The parent cgroups the tests made. */
-  snprintf(cmd, sizeof cmd,
-           "for d in /sys/fs/cgroup/*/%s /sys/fs/cgroup/%s; do [ -d \"$d\" ] && rmdir \"$d\"; done; "
-           "rm -rf %s",
-           cgparent, cgparent, root);
-  if (system(cmd) < 0) return 1;
-  return tap_done();
+  return vm_test_done();
 }

@@ -352,7 +352,9 @@ cli.ALIASES = {
   push = { "image", "push" },
   rmi = { "image", "rm" },
   tag = { "image", "tag" },
-  top = { "ps" },
+  -- `docker top` needs a container: without one it is a usage error, not
+  -- the list of systems `hcs ps` prints.
+  top = { "ps", needs_id = true },
 }
 
 --- Entry point used by the host: main(command, args...) -> exit status.
@@ -361,6 +363,16 @@ function cli.main(name, ...)
   if name == "--help" or name == "-h" then name = "help" end
   if name == "--version" then name = "version" end
   local alias = type(name) == "string" and cli.ALIASES[name]
+  if alias and alias.needs_id then
+    local given = false
+    for _, a in ipairs(argv) do
+      if type(a) == "string" and a:sub(1, 1) ~= "-" then given = true end
+    end
+    if not given and argv[1] ~= "--help" and argv[1] ~= "-h" then
+      warn(("hcs %s: expected an ID\nusage: hcs %s [--json|-q] ID\n"):format(name, name))
+      return 2
+    end
+  end
   if alias then
     name = alias[1]
     for i = #alias, 2, -1 do table.insert(argv, 1, alias[i]) end

@@ -482,7 +482,10 @@ describe("hcs.compute #root", function()
       local ok, msg = cs:modify { Memory = { SizeInMB = "lots" } }
       assert.is_nil(ok)
       assert.matches("`Container.Memory.SizeInMB`: expected integer, got string", msg, 1, true)
-      assert.is_nil((cs:modify { Disk = {} }))
+      local dok, dmsg = cs:modify { Disk = {} }
+      assert.is_nil(dok)
+      assert.matches("invalid modify request: `Disk`: unknown field (expected one of Memory, Processor, PidsLimit)",
+        dmsg, 1, true)
       assert.is_true(cs:delete(true))
     end)
   end)
