@@ -236,9 +236,10 @@ void hcs_seed_release(const char *run_root) {
 
 /* Is a mount namespace file (another tool's pin: `unshare --mount=FILE`,
  * snapd's /run/snapd/ns) mounted at or below one of these host paths?  A
- * recursive tree holding one cannot be attached (move_mount: ELOOP), where
- * a bind in a copy of the host's namespace left it out (copy_mnt_ns skips
- * them). */
+ * recursive tree holding one is refused by move_mount (ELOOP) when that
+ * namespace is older than init's, else attached with it: a way into
+ * another mount namespace, where a bind in a copy of the host's namespace
+ * left it out (copy_mnt_ns skips them). */
 static bool mntns_file_below(const char *const *paths, size_t n) {
   if (n == 0) return false;
   FILE *f = fopen("/proc/self/mountinfo", "re");
