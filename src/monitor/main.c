@@ -1,10 +1,12 @@
 /* hcs-monitor: the per-system monitor once init runs.  The monitor forked
  * by the creator spawns init, then execs this program with init's pid (or
  * pidfd), the log FIFOs and where to record the exit (watch.c builds the
- * command line).  Linked statically with only what the watch needs, so an
- * idle system costs a few private pages here rather than a fork of a
- * process that loaded the Lua host and its libraries.  Not for humans:
- * started by libhcs only. */
+ * command line).  A VM's monitor execs it as `hcs-monitor --vm ...` once
+ * QEMU runs, with QEMU's pid and the agent relay's sockets (src/vm/watch.c).
+ * Linked statically with only what the watches need, so an idle system
+ * costs a few private pages here rather than a fork of a process that
+ * loaded the Lua host and its libraries.  Not for humans: started by
+ * libhcs only. */
 #include <link.h>
 #include <signal.h>
 #include <stdint.h>
@@ -12,7 +14,9 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 
-#include "compute/compute.h"
+#include <string.h>
+
+#include "vm/vm.h"
 
 /* The kernel maps a file's cached pages around each fault (64 kB at a
  * time), so start-up and the first steps of the watch (printf, strftime)
@@ -56,11 +60,33 @@ static void drop_read_only(int sig) {
   errno = saved;
 }
 
+static void drop_read_only_now(void) { drop_read_only(0); }
+
+/* A VM's monitor: its command line must name this process's own VM.  The
+ * watch drops the read-only pages itself each time it turns idle (the
+ * relay's code runs whenever a caller or the guest agent speaks). */
+static int vm_main(int argc, char **argv) {
+  prctl(PR_SET_NAME, "hcs-vm-monitor", 0, 0, 0);
+  hcs_vm_watch_t w;
+  hcs_error_t err = NULL;
+  if (hcs_vm_watch_parse(argc, argv, &w, &err) < 0 || hcs_vm_watch_check(&w, &err) < 0) {
+    /* Nothing was touched: the VM (if any) runs on without a monitor,
+     * which the next command finds as after a killed monitor. */
+    fprintf(stderr, "hcs-monitor: %s\n", hcs_error_message(err));
+    hcs_error_release(&err);
+    return 2;
+  }
+  dl_iterate_phdr(find_read_only, NULL);
+  w.on_idle = drop_read_only_now;
+  hcs_vm_watch_run(&w);
+}
+
 int main(int argc, char **argv) {
   /* Reset by execve: nothing may open our /proc/PID/mem (the creator's
    * fork was non-dumpable too). */
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  if (argc > 1 && strcmp(argv[1], "--vm") == 0) return vm_main(argc, argv);
   hcs_watch_t w;
   hcs_error_t err = NULL;
   if (hcs_watch_parse(argc, argv, &w, &err) < 0) {

@@ -1,14 +1,13 @@
 /* The monitor of a VM: as a container's (src/compute/monitor.c), detached by
  * a double fork + setsid, no daemon.  It creates the VM's cgroup with the
  * memory and CPU limits, runs QEMU in it (vCPUs stopped: Created), waits
- * for QMP, writes config.json and state.json, then sleeps in waitpid until
- * QEMU exits, and records the exit (exit.json, ExitType) like a
+ * for QMP, writes config.json and state.json, opens the agent relay's
+ * sockets, then execs the small `hcs-monitor --vm` (watch.c), which relays,
+ * waits until QEMU exits and records the exit (exit.json, ExitType) like a
  * container's monitor: the generic wait, events and delete serve both. */
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -45,56 +44,6 @@ static char *qemu_said(const char *dir) {
 static void remove_taps(const hcs_vm_config_t *c) {
   for (size_t i = 0; i < c->n_nics; i++)
     if (c->nics[i].tap[0]) hcs_net_tap_remove(c->nics[i].tap, NULL);
-}
-
-static void remove_vm_files(hcs_system_t *cs) {
-  static const char *const names[] = {"qmp.sock", "agent.sock", "exec.sock", "agent.ready", "OVMF_VARS.fd"};
-  char path[4096];
-  for (size_t i = 0; i < HCS_ARRAY_SIZE(names); i++) {
-    snprintf(path, sizeof path, "%s/%s", cs->dir, names[i]);
-    unlink(path);
-  }
-  hcs_system_remove_run_files(cs);
-}
-
-static void record_exit(vm_launch_t *l, int status) {
-  hcs_system_t *cs = l->cs;
-  int64_t ooms = l->cg ? l->cg->oom_kills(cs->cgroup) : -1;
-  cleanup_free char *marker_path = hcs_xasprintf("%s/exit-type", cs->dir), *marker = NULL;
-  hcs_read_file(marker_path, &marker, NULL, NULL);
-  if (marker) marker[strcspn(marker, "\n")] = '\0';
-  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  const char *type = "Exited";
-  if (ooms > 0 && code != 0)
-    type = "OomKilled";
-  else if (marker && *marker)
-    type = marker;
-  else if (WIFSIGNALED(status))
-    type = "Killed";
-  if (l->cg) {
-    json_t *left = l->cg->pids(cs->cgroup, NULL);
-    if (left && json_array_size(left) > 0) l->cg->kill_all(cs->cgroup, NULL);
-    json_decref(left);
-    l->cg->destroy(cs->cgroup, NULL);
-  }
-  remove_taps(l->c);
-  /* And the taps hot-added since (modify records them in state.json). */
-  cleanup_free char *sp = hcs_xasprintf("%s/state.json", cs->dir);
-  cleanup_json json_t *st = json_load_file(sp, 0, NULL);
-  if (st) hcs_vm_remove_taps(st);
-  remove_vm_files(cs);
-  cleanup_free char *now = hcs_now_rfc3339();
-  cleanup_json json_t *e = json_pack("{s:i,s:s,s:s,s:I}", "ExitCode", code, "ExitType", type, "FinishedTime", now,
-                                     "OomKillCount", (json_int_t)(ooms > 0 ? ooms : 0));
-  if (WIFSIGNALED(status)) json_object_set_new(e, "ExitSignal", json_integer(WTERMSIG(status)));
-  cleanup_free char *path = hcs_xasprintf("%s/exit.json", cs->dir);
-  hcs_state_write_json(path, e, NULL);
-  if (hcs_system_claim_exit_event(cs->dir)) {
-    if (ooms > 0)
-      hcs_event_emit(cs->run_root, "system", "oom", cs->id, l->c->owner,
-                     json_pack("{s:I}", "OomKillCount", (json_int_t)ooms));
-    hcs_event_emit(cs->run_root, "system", "exited", cs->id, l->c->owner, json_deep_copy(e));
-  }
 }
 
 /* qemu.json: what a killed create leaves running, for hcs_vm_sweep_qemu.
@@ -232,6 +181,8 @@ static int write_state(vm_launch_t *l, pid_t pid, hcs_error_t *err) {
   return 0;
 }
 
+static __attribute__((noreturn)) void run_watch(vm_launch_t *l, pid_t pid);
+
 static __attribute__((noreturn)) void run_monitor(vm_launch_t *l) {
   hcs_error_t err = NULL;
   hcs_system_t *cs = l->cs;
@@ -251,8 +202,8 @@ static __attribute__((noreturn)) void run_monitor(vm_launch_t *l) {
     hcs_error_make(&err, errno, "start QEMU");
   } else if ((hcs_pause_point("vm monitor: QEMU started"), wait_qemu_ready(l, pid, &status, &err)) == 0) {
     if (write_state(l, pid, &err) == 0) {
-      hcs_send_msg(l->sock, HCS_MSG_READY, "", 0, -1);
-      goto running;
+      if (logfd >= 0) close(logfd);
+      run_watch(l, pid);
     }
     kill(pid, SIGKILL);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -261,42 +212,74 @@ static __attribute__((noreturn)) void run_monitor(vm_launch_t *l) {
   /* Failed create: nothing of the VM stays (the creator removes the
    * directory once it reads the error). */
   if (l->cg) l->cg->destroy(cs->cgroup, NULL);
-  remove_vm_files(cs);
+  hcs_vm_remove_files(cs);
   remove_taps(l->c);
   hcs_monitor_send_error(l->sock, &err);
   _exit(1);
-running:
-  if (logfd >= 0) close(logfd);
-  syscall(SYS_close_range, 3, ~0U, 0);
+}
+
+/* Close every fd from 3 up but those in keep (sorted, -1 entries first). */
+static void close_all_but(const int *keep, size_t n) {
+  unsigned lo = 3;
+  for (size_t i = 0; i < n; i++) {
+    if (keep[i] < (int)lo) continue;
+    if ((unsigned)keep[i] > lo) syscall(SYS_close_range, lo, (unsigned)keep[i] - 1, 0);
+    lo = (unsigned)keep[i] + 1;
+  }
+  syscall(SYS_close_range, lo, ~0U, 0);
+}
+
+/* The monitor once QEMU runs and state.json is written: the small
+ * hcs-monitor program in place of this fork of the creator (watch.c),
+ * given QEMU's pidfd and the relay's two sockets, nothing else of ours. */
+static __attribute__((noreturn)) void run_watch(vm_launch_t *l, pid_t pid) {
+  hcs_system_t *cs = l->cs;
+  hcs_error_t err = NULL;
+  hcs_vm_watch_t w = {.id = cs->id,
+                      .dir = cs->dir,
+                      .run_root = cs->run_root,
+                      .owner = l->c->owner,
+                      .cgroup = l->cg ? cs->cgroup : NULL,
+                      .cgroup_driver = l->cg ? l->cg->name : NULL,
+                      .pid = pid,
+                      .pidfd = (int)syscall(SYS_pidfd_open, pid, 0),
+                      .exec_fd = -1,
+                      .agent_fd = -1};
+  char nonce[HCS_VM_NONCE_SIZE];
+  /* Without the relay (an error) the VM runs on, its processes unreachable. */
+  w.exec_fd = hcs_vm_relay_listen(cs->dir, &err);
+  if (w.exec_fd >= 0) w.agent_fd = hcs_vm_relay_agent(cs->dir, nonce, &err);
+  if (w.agent_fd >= 0) {
+    w.nonce = nonce;
+  } else {
+    hcs_warning("VM `%s`: no agent relay: %s", cs->id, hcs_error_message(err));
+    hcs_error_release(&err);
+    if (w.exec_fd >= 0) close(w.exec_fd), w.exec_fd = -1;
+    cleanup_free char *path = hcs_xasprintf("%s/exec.sock", cs->dir);
+    unlink(path);
+  }
+  /* The creator returns once told; exec.sock listens already. */
+  hcs_send_msg(l->sock, HCS_MSG_READY, "", 0, -1);
+  int keep[3] = {w.pidfd, w.exec_fd, w.agent_fd};
+  for (size_t i = 1; i < 3; i++) /* insertion sort: three fds */
+    for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+      int t = keep[j];
+      keep[j] = keep[j - 1];
+      keep[j - 1] = t;
+    }
+  close_all_but(keep, 3);
   int null = open("/dev/null", O_RDWR);
   for (int fd = 0; fd < 3; fd++)
     dup2(null, fd);
   if (null > 2) close(null);
-  /* The agent relay (relay.c) runs here until QEMU exits; without it
-   * (an error) the VM runs on, its processes unreachable. */
-  hcs_vm_relay_t *relay = hcs_vm_relay_new(cs->dir, cs->run_root, cs->id, l->c->owner, &err);
-  if (relay && hcs_vm_relay_connect(relay, &err) < 0) hcs_vm_relay_free(relay), relay = NULL;
-  if (relay == NULL) hcs_warning("VM `%s`: no agent relay: %s", cs->id, hcs_error_message(err));
-  hcs_error_release(&err);
-  int qemu_fd = (int)syscall(SYS_pidfd_open, pid, 0);
-  for (;;) {
-    int st;
-    pid_t w = waitpid(-1, &st, qemu_fd >= 0 ? WNOHANG : 0);
-    if (w == pid) {
-      status = st;
-      break;
-    }
-    if (w < 0 && errno != EINTR) break;
-    if (w > 0) continue;
-    struct pollfd pfd[2 + 64 + 1];
-    int n = relay ? hcs_vm_relay_pollfds(relay, pfd, 2 + 64) : 0;
-    pfd[n] = (struct pollfd){qemu_fd, POLLIN, 0};
-    if (poll(pfd, (nfds_t)n + 1, 1000) > 0 && relay) hcs_vm_relay_handle(relay, pfd, n);
-  }
-  hcs_vm_relay_free(relay);
-  if (qemu_fd >= 0) close(qemu_fd);
-  record_exit(l, status);
-  _exit(0);
+  const char *program = hcs_watch_program();
+  char **argv = hcs_vm_watch_argv(&w, program);
+  for (int i = 0; i < 3; i++)
+    if (keep[i] >= 0) fcntl(keep[i], F_SETFD, 0);
+  execve(program, argv, environ);
+  for (int i = 0; i < 3; i++)
+    if (keep[i] >= 0) fcntl(keep[i], F_SETFD, FD_CLOEXEC);
+  hcs_vm_watch_run(&w);
 }
 
 int hcs_vm_launch(hcs_system_t *cs, hcs_vm_config_t *c, int create_lock, hcs_error_t *err) {

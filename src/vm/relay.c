@@ -65,7 +65,7 @@ struct pending { /* a request forwarded to the agent */
 struct hcs_vm_relay_s {
   int listen_fd, agent_fd;
   bool ready;
-  char nonce[64];
+  char nonce[HCS_VM_NONCE_SIZE];
   char *dir, *run_root, *id, *owner; /* the system, for its events */
   struct buf ain;
   struct gproc *procs; /* newest first */
@@ -74,18 +74,29 @@ struct hcs_vm_relay_s {
   int64_t seq;
 };
 
-static void buf_append(struct buf *b, const void *p, size_t n) {
-  if (b->cap - b->len < n) {
-    b->cap = (b->len + n) * 2;
-    b->d = hcs_xrealloc(b->d, b->cap);
-  }
-  memcpy(b->d + b->len, p, n);
-  b->len += n;
-}
-
 static void buf_drop(struct buf *b, size_t n) {
   memmove(b->d, b->d + n, b->len - n);
   b->len -= n;
+}
+
+/* Up to RECV_MAX bytes from fd straight into b (no buffer on the stack:
+ * its pages would stay resident in an idle monitor). */
+enum { RECV_MAX = 65536 };
+static ssize_t buf_recv(struct buf *b, int fd) {
+  if (b->cap - b->len < RECV_MAX) {
+    b->cap = b->len + RECV_MAX;
+    b->d = hcs_xrealloc(b->d, b->cap);
+  }
+  ssize_t k = recv(fd, b->d + b->len, RECV_MAX, 0);
+  if (k > 0) b->len += (size_t)k;
+  return k;
+}
+
+/* An empty buffer gives its memory back (hcs_vm_relay_trim). */
+static void buf_trim(struct buf *b) {
+  if (b->len > 0) return;
+  free(b->d);
+  *b = (struct buf){0};
 }
 
 /* Whole frames, blocking: a caller's relay thread always reads (the
@@ -364,40 +375,33 @@ void hcs_vm_relay_ready(hcs_vm_relay_t *r) {
     if (r->clients[i] && r->clients[i]->hello_seq >= 0) answer_hello(r->clients[i]);
 }
 
-hcs_vm_relay_t *hcs_vm_relay_new(const char *dir, const char *run_root, const char *id, const char *owner,
-                                 hcs_error_t *err) {
+int hcs_vm_relay_listen(const char *dir, hcs_error_t *err) {
   cleanup_free char *path = hcs_xasprintf("%s/exec.sock", dir);
   struct sockaddr_un sun = {.sun_family = AF_UNIX};
-  if (strlen(path) >= sizeof sun.sun_path) return hcs_error_make(err, ENAMETOOLONG, "bind `%s`", path), NULL;
+  if (strlen(path) >= sizeof sun.sun_path) return hcs_error_make(err, ENAMETOOLONG, "bind `%s`", path);
   strcpy(sun.sun_path, path);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return hcs_error_make(err, errno, "socket"), NULL;
+  if (fd < 0) return hcs_error_make(err, errno, "socket");
   unlink(path);
   mode_t old = umask(0077);
   int b = bind(fd, (struct sockaddr *)&sun, sizeof sun);
   umask(old);
   if (b < 0 || listen(fd, 16) < 0) {
-    hcs_error_make(err, errno, "listen on `%s`", path);
+    int e = errno;
     close(fd);
-    return NULL;
+    return hcs_error_make(err, e, "listen on `%s`", path);
   }
-  hcs_vm_relay_t *r = hcs_xcalloc(1, sizeof *r);
-  r->listen_fd = fd;
-  r->agent_fd = -1;
-  r->dir = hcs_xstrdup(dir);
-  r->run_root = run_root ? hcs_xstrdup(run_root) : NULL;
-  r->id = id ? hcs_xstrdup(id) : NULL;
-  r->owner = owner ? hcs_xstrdup(owner) : NULL;
-  return r;
+  return fd;
 }
 
 /* Connect to QEMU's chardev and say hello once: the bytes wait in the
  * chardev until the guest opens its port, and the agent answers once it
  * runs.  Called once QEMU listens. */
-int hcs_vm_relay_connect(hcs_vm_relay_t *r, hcs_error_t *err) {
-  cleanup_free char *path = hcs_xasprintf("%s/agent.sock", r->dir);
+int hcs_vm_relay_agent(const char *dir, char nonce[HCS_VM_NONCE_SIZE], hcs_error_t *err) {
+  cleanup_free char *path = hcs_xasprintf("%s/agent.sock", dir);
   struct sockaddr_un sun = {.sun_family = AF_UNIX};
-  snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+  if (strlen(path) >= sizeof sun.sun_path) return hcs_error_make(err, ENAMETOOLONG, "connect to `%s`", path);
+  strcpy(sun.sun_path, path);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return hcs_error_make(err, errno, "socket");
   if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
@@ -405,13 +409,28 @@ int hcs_vm_relay_connect(hcs_vm_relay_t *r, hcs_error_t *err) {
     close(fd);
     return hcs_error_make(err, e, "connect to `%s`", path);
   }
-  r->agent_fd = fd;
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  snprintf(r->nonce, sizeof r->nonce, "monitor-%d-%lld", (int)getpid(), (long long)ts.tv_nsec);
-  return send_json(fd, json_pack("{s:s,s:i,s:s}", "op", "hello", "seq", 0, "nonce", r->nonce)) < 0
-             ? hcs_error_make(err, errno, "send hello to `%s`", path)
-             : 0;
+  snprintf(nonce, HCS_VM_NONCE_SIZE, "monitor-%d-%lld", (int)getpid(), (long long)ts.tv_nsec);
+  if (send_json(fd, json_pack("{s:s,s:i,s:s}", "op", "hello", "seq", 0, "nonce", nonce)) < 0) {
+    int e = errno;
+    close(fd);
+    return hcs_error_make(err, e, "send hello to `%s`", path);
+  }
+  return fd;
+}
+
+hcs_vm_relay_t *hcs_vm_relay_new(const char *dir, const char *run_root, const char *id, const char *owner,
+                                 int listen_fd, int agent_fd, const char *nonce) {
+  hcs_vm_relay_t *r = hcs_xcalloc(1, sizeof *r);
+  r->listen_fd = listen_fd;
+  r->agent_fd = agent_fd;
+  snprintf(r->nonce, sizeof r->nonce, "%s", nonce);
+  r->dir = hcs_xstrdup(dir);
+  r->run_root = run_root ? hcs_xstrdup(run_root) : NULL;
+  r->id = id ? hcs_xstrdup(id) : NULL;
+  r->owner = owner ? hcs_xstrdup(owner) : NULL;
+  return r;
 }
 
 /* The fds to poll: [0] listen, [1] agent, then the callers; returns n. */
@@ -435,11 +454,9 @@ static void agent_gone(hcs_vm_relay_t *r) {
 }
 
 void hcs_vm_relay_handle(hcs_vm_relay_t *r, const struct pollfd *pfd, int n) {
-  unsigned char tmp[65536];
   if (pfd[1].fd >= 0 && pfd[1].revents) {
-    ssize_t k = recv(r->agent_fd, tmp, sizeof tmp, 0);
+    ssize_t k = buf_recv(&r->ain, r->agent_fd);
     if (k > 0) {
-      buf_append(&r->ain, tmp, (size_t)k);
       frames(r, &r->ain, NULL);
     } else if (k == 0 || (errno != EINTR && errno != EAGAIN)) {
       agent_gone(r);
@@ -448,11 +465,10 @@ void hcs_vm_relay_handle(hcs_vm_relay_t *r, const struct pollfd *pfd, int n) {
   for (int i = 2; i < n; i++) {
     struct client *c = r->clients[i - 2];
     if (!c || pfd[i].fd != c->fd || !pfd[i].revents) continue;
-    ssize_t k = recv(c->fd, tmp, sizeof tmp, 0);
+    ssize_t k = buf_recv(&c->in, c->fd);
     if (k < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     bool keep = k > 0 && r->agent_fd >= 0;
     if (keep) {
-      buf_append(&c->in, tmp, (size_t)k);
       keep = frames(r, &c->in, c) && c->in.len <= HCS_AGENT_HDR + HCS_AGENT_MAX_CTRL;
     }
     if (!keep) client_drop(r, i - 2);
@@ -473,6 +489,12 @@ void hcs_vm_relay_handle(hcs_vm_relay_t *r, const struct pollfd *pfd, int n) {
       r->clients[slot] = c;
     }
   }
+}
+
+void hcs_vm_relay_trim(hcs_vm_relay_t *r) {
+  buf_trim(&r->ain);
+  for (int i = 0; i < MAX_CLIENTS; i++)
+    if (r->clients[i]) buf_trim(&r->clients[i]->in);
 }
 
 void hcs_vm_relay_free(hcs_vm_relay_t *r) {

@@ -116,6 +116,35 @@ HCS_INTERNAL int hcs_vm_save_open(const char *path, json_t **doc, hcs_error_t *e
 /* --- create and the monitor (monitor.c) ------------------------------------ */
 HCS_INTERNAL int hcs_vm_launch(hcs_system_t *cs, hcs_vm_config_t *c, int create_lock, hcs_error_t *err);
 
+/* --- the monitor once QEMU runs (watch.c) ------------------------------------ */
+/* What the VM's monitor watches once state.json is written; the strings
+ * are borrowed.  hcs-monitor (src/monitor/main.c) gets it as arguments
+ * after `--vm`. */
+typedef struct {
+  const char *id, *dir, *run_root, *owner;
+  const char *cgroup, *cgroup_driver; /* NULL: no cgroup */
+  pid_t pid;                          /* QEMU, a child of the monitor */
+  int pidfd;                          /* QEMU's pidfd, or -1 (then polled each second) */
+  int exec_fd, agent_fd;              /* the relay's exec.sock and agent.sock connection, or both -1 */
+  const char *nonce;                  /* the hello sent on agent_fd */
+  void (*on_idle)(void);              /* called once the monitor is idle (1 s without activity), or NULL */
+} hcs_vm_watch_t;
+
+/* Relay the callers' agent sessions, wait for QEMU, record the exit
+ * (exit.json, events; the cgroup, taps and sockets removed). */
+HCS_INTERNAL __attribute__((noreturn)) void hcs_vm_watch_run(const hcs_vm_watch_t *w);
+/* hcs-monitor's command line for w: `program --vm ...` (heap strings). */
+HCS_INTERNAL char **hcs_vm_watch_argv(const hcs_vm_watch_t *w, const char *program);
+/* In hcs-monitor: that command line back into w (pointing into argv). */
+HCS_INTERNAL int hcs_vm_watch_parse(int argc, char **argv, hcs_vm_watch_t *w, hcs_error_t *err);
+/* In hcs-monitor, before it acts: w is this process's VM (QEMU is our
+ * child, state.json names us as its monitor and QEMU as its Pid, each fd
+ * is what it claims): a command line made by hand or for another process
+ * is refused. */
+HCS_INTERNAL int hcs_vm_watch_check(const hcs_vm_watch_t *w, hcs_error_t *err);
+/* The VM's sockets and run files (its monitor's clean-up). */
+HCS_INTERNAL void hcs_vm_remove_files(hcs_system_t *cs);
+
 /* --- the verbs that differ from containers (vm.c) --------------------------- */
 HCS_INTERNAL bool hcs_system_is_vm(hcs_system_t *cs);
 /* A restore document whose VirtualMachine holds only RestoreState takes the
@@ -132,17 +161,23 @@ HCS_INTERNAL int hcs_vm_modify(hcs_system_t *cs, json_t *req, hcs_error_t *err);
 /* --- the monitor's agent relay (relay.c) ------------------------------------ */
 struct pollfd;
 typedef struct hcs_vm_relay_s hcs_vm_relay_t;
-/* Listen on <dir>/exec.sock (0600); run_root, id and owner name the
- * system in the events it writes (a detached process's exit). */
+/* <dir>/exec.sock listening (0600, non-blocking): the callers' door. */
+HCS_INTERNAL int hcs_vm_relay_listen(const char *dir, hcs_error_t *err);
+/* Connected to QEMU's chardev <dir>/agent.sock, the monitor's hello sent
+ * with a new nonce (written to `nonce`; the agent's answer carries it). */
+#define HCS_VM_NONCE_SIZE 64
+HCS_INTERNAL int hcs_vm_relay_agent(const char *dir, char nonce[HCS_VM_NONCE_SIZE], hcs_error_t *err);
+/* The relay over those two fds (owned from here); run_root, id and owner
+ * name the system in the events it writes (a detached process's exit). */
 HCS_INTERNAL hcs_vm_relay_t *hcs_vm_relay_new(const char *dir, const char *run_root, const char *id, const char *owner,
-                                              hcs_error_t *err);
-/* Connect to QEMU's chardev <dir>/agent.sock and send the monitor's hello. */
-HCS_INTERNAL int hcs_vm_relay_connect(hcs_vm_relay_t *r, hcs_error_t *err);
+                                              int listen_fd, int agent_fd, const char *nonce);
 /* The agent answered: callers' hellos are answered, <dir>/agent.ready made. */
 HCS_INTERNAL void hcs_vm_relay_ready(hcs_vm_relay_t *r);
 /* Fill pfd (at least 2 + 64 entries) for poll; the count. */
 HCS_INTERNAL int hcs_vm_relay_pollfds(hcs_vm_relay_t *r, struct pollfd *pfd, int cap);
 HCS_INTERNAL void hcs_vm_relay_handle(hcs_vm_relay_t *r, const struct pollfd *pfd, int n);
+/* Free the buffers that are empty (an idle monitor keeps no burst's pages). */
+HCS_INTERNAL void hcs_vm_relay_trim(hcs_vm_relay_t *r);
 /* Disconnects every caller, removes exec.sock and agent.ready. */
 HCS_INTERNAL void hcs_vm_relay_free(hcs_vm_relay_t *r);
 

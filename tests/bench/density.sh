@@ -25,9 +25,16 @@
 #    a port of the bridge deleted (rm's kernel share);
 # 3. podman: as many `podman run -d` as it reaches in the time hcs took for
 #    its N, with conmon's memory and podman's run/exec/ps/stop/rm times;
+# vm (only when DENSITY_PARTS names it): K idle VMs (TCG, Debian's kernel
+#    and the hcs initramfs, one `hcs exec` each through the monitor's
+#    relay) beside K conmons and K VMs whose monitor stays a fork of the
+#    creator (HCS_MONITOR pointing nowhere: how every VM monitor was before
+#    it exec'd hcs-monitor), started alternately; RSS, PSS, PSS anon and
+#    PSS file of each kind's monitor (QEMU aside);
 # then removes everything and runs scripts/check-leaks.
 # HCS_MONITOR may name another hcs-monitor build (e.g. a dynamic one);
-# DENSITY_PARTS (default "monitor plain net podman") selects the parts.
+# DENSITY_PARTS (default "monitor plain net podman", or any of these and
+# "vm") selects the parts.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=$(realpath "${1:-build}")
@@ -76,6 +83,14 @@ local ep, how, map = ...
 assert(hcs.net.endpoint.modify(ep, { RequestType = how, ResourceType = "Policy",
   Settings = { Policies = { hcs.net.port_mapping(map) } } }))
 LUA
+
+# The VM part's guest: the newest kernel in /boot and the hcs initramfs.
+if [[ " ${DENSITY_PARTS:-} " == *" vm "* ]]; then
+  export DENSITY_VM_KERNEL DENSITY_VM_INITRD=$work/agent-initrd.gz
+  DENSITY_VM_KERNEL=$(ls /boot/vmlinuz-* | sort -V | tail -n 1)
+  "$hcs" vm initrd --kernel-modules /lib/modules --kernel "${DENSITY_VM_KERNEL#/boot/vmlinuz-}" \
+    -o "$DENSITY_VM_INITRD" >/dev/null
+fi
 
 python3 - "$hcs" "$n" "$k" "$parent" "$HCS_RUN_ROOT" "$work/pm.lua" "${podman[@]}" <<'PY'
 import json, os, resource, statistics, subprocess, sys, time
@@ -167,6 +182,51 @@ if "monitor" in parts and k > 0:
     print(f"   ratio hcs/conmon: RSS {mean([m['Rss'] for m in hm]) / mean([m['Rss'] for m in cm]):.2f},"
           f" PSS {mean([m['Pss'] for m in hm]) / mean([m['Pss'] for m in cm]):.2f} (target <= 0.5)")
     sh([hcs, "rm", "-f"] + hids)
+    sh(podman + ["rm", "-f", "-t", "0"] + pids)
+
+# --- vm. VM monitors beside conmon -------------------------------------------
+if "vm" in parts and k > 0:
+    doc = {"Owner": "density", "Linux": {"CgroupParent": parent},
+           "VirtualMachine": {"StopOnReset": True, "ComputeTopology": {"Memory": {"SizeInMB": 256}},
+                              "Chipset": {"LinuxKernelDirect": {
+                                  "KernelFilePath": os.environ["DENSITY_VM_KERNEL"],
+                                  "InitRdPath": os.environ["DENSITY_VM_INITRD"],
+                                  "KernelCmdLine": "console=ttyS0 quiet panic=-1"}}}}
+    doc_path = os.path.join(os.path.dirname(os.environ["DENSITY_VM_INITRD"]), "vm.json")
+    json.dump(doc, open(doc_path, "w"))
+    env = dict(os.environ, HCS_VM_ACCEL="tcg")
+    fork_env = dict(env, HCS_MONITOR="/nonexistent/hcs-monitor")
+    def vm(argv, e=env):
+        r = subprocess.run(argv, env=e, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.exit(f"density.sh: {' '.join(argv)}: {r.returncode}: {r.stderr.strip()}")
+        return r.stdout.strip()
+    vms, forks, pids = [], [], []
+    for i in range(k):
+        for name, e, into in ((f"vm{i}", env, vms), (f"vmfork{i}", fork_env, forks)):
+            vm([hcs, "create", "--name", name, doc_path], e)
+            vm([hcs, "start", name], e)
+            into.append(name)
+        pids.append(sh(PODMAN_RUN + ["--name", f"vmside{i}", "localhost/busybox"] + IDLE).stdout.strip())
+    # One process each through the monitor's relay (it waits for the boot).
+    for name in vms + forks:
+        vm([hcs, "exec", name, "/bin/true"])
+    settle()
+    rows = (("hcs-monitor --vm", [smaps(monitor_pid(c)) for c in vms]),
+            ("VM monitor fork", [smaps(monitor_pid(c)) for c in forks]),
+            ("conmon", [smaps(conmon_pid(c)) for c in pids]))
+    exe = os.readlink(f"/proc/{monitor_pid(vms[0])}/exe")
+    print(f"vm. VM monitor memory, {k} idle VMs (TCG, agent ready) of each kind beside {k} conmons"
+          f" (kB, mean per monitor; hcs-monitor: {exe})")
+    print(f"   {'':17} {'RSS':>7} {'PSS':>7} {'PSS anon':>9} {'PSS file':>9}")
+    for name, ms in rows:
+        print(f"   {name:17} {mean([m['Rss'] for m in ms]):7.0f} {mean([m['Pss'] for m in ms]):7.0f}"
+              f" {mean([m['Pss_Anon'] for m in ms]):9.0f} {mean([m['Pss_File'] for m in ms]):9.0f}")
+    hm, cm = rows[0][1], rows[2][1]
+    print(f"   ratio hcs-monitor --vm / conmon: RSS {mean([m['Rss'] for m in hm]) / mean([m['Rss'] for m in cm]):.2f},"
+          f" PSS {mean([m['Pss'] for m in hm]) / mean([m['Pss'] for m in cm]):.2f} (target <= 0.5)")
+    print(f"   load average: {open('/proc/loadavg').read().split()[:3]}")
+    sh([hcs, "rm", "-f"] + vms + forks)
     sh(podman + ["rm", "-f", "-t", "0"] + pids)
 
 # --- 2. hcs ramps -------------------------------------------------------------

@@ -197,6 +197,28 @@ static void modify_checks(hcs_system_t *cs) {
   hcs_error_release(&e);
 }
 
+/* The VM's monitor, once QEMU runs, is the small hcs-monitor program
+ * ($HCS_MONITOR), not a fork of this test, and holds nothing of ours:
+ * stdio, QEMU's pidfd, the relay's exec.sock and agent connection. */
+static void monitor_is_program(hcs_system_t *cs, const char *what) {
+  json_t *p = props(cs);
+  pid_t mon = (pid_t)json_integer_value(json_object_get(p, "MonitorPid"));
+  json_decref(p);
+  char link[64], exe[PATH_MAX] = "", want[PATH_MAX] = "";
+  snprintf(link, sizeof link, "/proc/%d/exe", (int)mon);
+  ssize_t n = readlink(link, exe, sizeof exe - 1);
+  if (n > 0) exe[n] = '\0';
+  const char *program = getenv("HCS_MONITOR");
+  ok(program && realpath(program, want) && strcmp(exe, want) == 0, "%s: its monitor is hcs-monitor (%s)", what, exe);
+  snprintf(link, sizeof link, "/proc/%d/fd", (int)mon);
+  int nfd = 0;
+  DIR *d = opendir(link);
+  for (struct dirent *e; d && (e = readdir(d));)
+    nfd += e->d_name[0] != '.';
+  if (d) closedir(d);
+  is_int(nfd, 6, "%s: the monitor holds stdio, QEMU's pidfd and the relay's two sockets", what);
+}
+
 static void counter_pause_save_restore(void) {
   hcs_error_t e = NULL;
   cleanup_free char *con = hcs_xasprintf("%s/counter.log", root), *save = hcs_xasprintf("%s/vm.state", root);
@@ -213,6 +235,7 @@ static void counter_pause_save_restore(void) {
   ok(hcs_compute_start(cs, &e) == 0, "start");
   ok(wait_console(con, "HCS-VM-BOOTED mode=counter", 0), "the guest boots to its init (console marker)");
   ok(wait_tick(con, 2, 0), "the guest counts");
+  monitor_is_program(cs, "a running VM");
 
   ok(hcs_compute_pause(cs, &e) == 0, "pause");
   p = props(cs);
@@ -257,6 +280,7 @@ static void counter_pause_save_restore(void) {
   is_int(tick_after(con, mark, true), saved + 1, "... continuing where the saved one stopped");
   cleanup_free char *all = slurp(con);
   ok(strstr(all + mark, "HCS-VM-BOOTED") == NULL, "... without booting again");
+  monitor_is_program(cs, "a restored VM");
 
   /* QEMU killed from outside: the monitor records it. */
   p = props(cs);

@@ -241,6 +241,21 @@ describe("hcs VM CLI #root #vm", function()
     local ins = json.decode(select(3, hcs("inspect", "va")))
     ins = ins[1] or ins
     assert.is_true(ins.VirtualMachine.AgentReady)
+    -- Its monitor is the small hcs-monitor program (exec'd once QEMU ran),
+    -- which relayed the execs above and, idle, stays under half of conmon's
+    -- resident size (2052 kB measured beside it, docs/PERFORMANCE.md).
+    local mon = ins.MonitorPid
+    local _, _, exe = u.run("readlink /proc/" .. mon .. "/exe")
+    local _, _, want = u.run("readlink -f " .. u.quote(os.getenv("HCS_MONITOR")))
+    assert.equal(want, exe)
+    assert.equal("hcs-vm-monitor\n", u.read_file("/proc/" .. mon .. "/comm"))
+    if os.getenv("HCS_SANITIZE") ~= "ON" then
+      local rss
+      assert.is_true(wait_until(function()
+        rss = tonumber((u.read_file("/proc/" .. mon .. "/smaps_rollup") or ""):match("\nRss:%s+(%d+) kB"))
+        return rss and rss < 1026
+      end), "idle VM monitor RSS " .. tostring(rss) .. " kB")
+    end
     -- The Lua API as the workflows' author step System:run calls it: pipes
     -- for stdin, stdout and stderr, read to the end, then wait.
     u.write_file(root .. "/run.lua", [[
