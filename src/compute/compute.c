@@ -83,6 +83,8 @@ static int check_mknod_without_devices(hcs_config_t *c, const hcs_cgroup_ops_t *
 static void cleanup_failed_create(hcs_system_t *cs) {
   hcs_system_remove_run_files(cs);
   hcs_rm_rf(cs->dir, NULL);
+  /* A seed made for it goes when no other system is left. */
+  hcs_seed_release(cs->run_root);
 }
 
 /* The system's directory: made under a private name, locked, and renamed
@@ -168,7 +170,9 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
                    .fifo_fd = -1,
                    .create_lock = lock,
                    .console = -1,
-                   .stdin_w = -1};
+                   .stdin_w = -1,
+                   .seed_fd = -1,
+                   .root_tree = -1};
   if (hcs_security_prepare_saved(cs->cfg, &s.sec, NULL, store, err) < 0) return -1;
   /* v2: the device program is loaded here, once per process and rules, and
    * the monitor (a fork) attaches the inherited fd. */
@@ -202,7 +206,11 @@ static int create_system(hcs_system_t *cs, const char *config, const hcs_compute
     s.netns_fd = open(cs->cfg->netns, O_RDONLY | O_CLOEXEC);
     if (s.netns_fd < 0) ret = hcs_error_make(err, errno, "open network namespace `%s`", cs->cfg->netns);
   }
+  /* Init's mount namespace is copied from the run root's seed (seed.c). */
+  if (ret == 0 && hcs_seed_fits(cs->cfg) && (s.seed_fd = hcs_seed_open(cs->run_root, err)) < 0)
+    ret = hcs_error_wrap(err, "create `%s`", cs->id);
   if (ret == 0) ret = hcs_monitor_launch(&s, err);
+  if (s.seed_fd >= 0) close(s.seed_fd);
   hcs_security_release(&s.sec);
   if (s.netns_fd >= 0) close(s.netns_fd);
   for (int i = 0; i < 3; i++) {
@@ -707,5 +715,7 @@ int hcs_compute_delete(hcs_system_t *cs, bool force, hcs_error_t *err) {
   hcs_system_remove_run_files(cs);
   if (hcs_system_remove_dir(cs->dir, err) < 0) return hcs_error_wrap(err, "delete `%s`", cs->id);
   hcs_system_emit(cs, "deleted", NULL);
+  /* The last system of the run root takes the seed down (seed.c). */
+  hcs_seed_release(cs->run_root);
   return 0;
 }

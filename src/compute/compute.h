@@ -339,7 +339,41 @@ typedef struct {
    * keeps (`stdin_w`) for attach clients. */
   bool attach_stdin;
   int stdin_w;
+  /* The seed mount namespace init's is copied from (seed.c), or -1: the
+   * creator's own (a user namespace, a joined mount namespace, a mount
+   * naming host paths: hcs_seed_fits). */
+  int seed_fd;
+  /* With a seed: detached copies (open_tree, slave of the host's mounts)
+   * of the rootfs and of each mapped directory and bind of Linux.Mounts
+   * (-1 for other mounts), opened by the monitor in its namespace and
+   * attached by init in its copy of the seed. */
+  int root_tree;
+  int *map_trees, *mount_trees;
 } hcs_spawn_t;
+
+/* --- the seed mount namespace (seed.c) ------------------------------------ */
+/* An fd of the run root's seed for the caller's mount namespace, made (and
+ * pinned) when missing. */
+HCS_INTERNAL int hcs_seed_open(const char *run_root, hcs_error_t *err);
+/* Takes the run root's seeds down when it has no system left. */
+HCS_INTERNAL void hcs_seed_release(const char *run_root);
+/* Can init's mount namespace be copied from the seed (no user namespace,
+ * no joined mount namespace, every mount a bind, the cgroup or a pseudo
+ * file system)? */
+HCS_INTERNAL bool hcs_seed_fits(const hcs_config_t *c);
+/* In the monitor, before the clone: s->root_tree, map_trees, mount_trees;
+ * closed (and freed) by hcs_seed_close_trees. */
+HCS_INTERNAL int hcs_seed_open_trees(hcs_spawn_t *s, hcs_error_t *err);
+HCS_INTERNAL void hcs_seed_close_trees(hcs_spawn_t *s);
+/* hcs_clone3 from inside s->seed_fd's namespace (so CLONE_NEWNS copies the
+ * seed), the caller back in its own before it returns; 0 in the child. */
+/* In init: attach `tree` at `rel` inside the root (report: the error
+ * channel; src names the tree in messages). */
+HCS_INTERNAL int hcs_seed_attach(int rootfd, const char *rel, int tree, const char *src, int report);
+/* Resolve `rel` inside the rootfs (openat2 RESOLVE_IN_ROOT), an O_PATH fd;
+ * with `create` missing directories (or a final file when !dir) are made. */
+HCS_INTERNAL int hcs_open_in_root(int rootfd, const char *rel, bool dir, bool create);
+HCS_INTERNAL pid_t hcs_seed_clone(hcs_spawn_t *s, uint64_t flags, int *pidfd, hcs_error_t *err);
 
 /* --- the system log (log.c) ----------------------------------------------- */
 struct hcs_attach_server_s;

@@ -59,7 +59,7 @@ static const char *const default_readonly[] = {"/proc/bus",           "/proc/fs"
 
 /* Resolve `rel` inside the rootfs without escaping it through symlinks or
  * "..", creating missing directories (or a final file when !dir). */
-static int open_in_root(int rootfd, const char *rel, bool dir, bool create) {
+int hcs_open_in_root(int rootfd, const char *rel, bool dir, bool create) {
   struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
   int fd = (int)syscall(SYS_openat2, rootfd, rel, &how, sizeof how);
   if (fd >= 0 || errno != ENOENT || !create) return fd;
@@ -71,7 +71,7 @@ static int open_in_root(int rootfd, const char *rel, bool dir, bool create) {
   if (slash) {
     *slash = '\0';
     name = slash + 1;
-    parent = *buf ? open_in_root(rootfd, buf, true, true) : dup(rootfd);
+    parent = *buf ? hcs_open_in_root(rootfd, buf, true, true) : dup(rootfd);
   } else {
     parent = dup(rootfd);
   }
@@ -94,7 +94,7 @@ static int open_in_root(int rootfd, const char *rel, bool dir, bool create) {
 
 static int mount_at(int rootfd, const char *rel, const char *src, const char *type, unsigned long flags,
                     const char *data, bool dir, int report) {
-  int fd = open_in_root(rootfd, rel, dir, true);
+  int fd = hcs_open_in_root(rootfd, rel, dir, true);
   if (fd < 0) {
     hcs_child_report(report, errno, "open mount point `%s` in the rootfs", rel);
     return -1;
@@ -106,7 +106,7 @@ static int mount_at(int rootfd, const char *rel, const char *src, const char *ty
   close(fd);
   if (r == 0 && (flags & MS_BIND) && (flags & MS_RDONLY)) {
     /* Our fd is the dentry under the new mount: reopen to reach its root. */
-    fd = open_in_root(rootfd, rel, dir, false);
+    fd = hcs_open_in_root(rootfd, rel, dir, false);
     snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
     struct statvfs sv;
     unsigned long keep = 0;
@@ -126,21 +126,27 @@ static int mount_at(int rootfd, const char *rel, const char *src, const char *ty
 
 /* One entry of Linux.Mounts: the destination is resolved inside the root
  * (a symlink in the rootfs can never send it outside, CVE-2021-30465). */
-static int extra_mount(int rootfd, const hcs_mount_t *m, int report) {
+static int extra_mount(int rootfd, const hcs_mount_t *m, int tree, int report) {
   bool dir = true;
-  if (m->flags & MS_BIND) {
+  if (tree >= 0) {
+    if (hcs_seed_attach(rootfd, m->destination + 1, tree, m->source, report) < 0) return -1;
     struct stat st;
-    if (stat(m->source, &st) < 0) {
-      hcs_child_report(report, errno, "mount source `%s`", m->source);
-      return -1;
+    dir = fstat(tree, &st) == 0 && S_ISDIR(st.st_mode);
+  } else {
+    if (m->flags & MS_BIND) {
+      struct stat st;
+      if (stat(m->source, &st) < 0) {
+        hcs_child_report(report, errno, "mount source `%s`", m->source);
+        return -1;
+      }
+      dir = S_ISDIR(st.st_mode);
     }
-    dir = S_ISDIR(st.st_mode);
+    if (mount_at(rootfd, m->destination + 1, m->source ? m->source : m->type, m->type, m->flags, m->data, dir, report) <
+        0)
+      return -1;
   }
-  if (mount_at(rootfd, m->destination + 1, m->source ? m->source : m->type, m->type, m->flags, m->data, dir, report) <
-      0)
-    return -1;
   if (!m->bind_ro && !m->propagation) return 0;
-  cleanup_close int fd = open_in_root(rootfd, m->destination + 1, dir, false);
+  cleanup_close int fd = hcs_open_in_root(rootfd, m->destination + 1, dir, false);
   char target[64];
   snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
   struct statvfs sv;
@@ -167,7 +173,7 @@ static int extra_mount(int rootfd, const hcs_mount_t *m, int report) {
 static int bind_cgroup_dir(int rootfd, const char *rel, const char *hostdir, const hcs_mount_t *m, int report) {
   unsigned long ro = (m->flags & MS_RDONLY) ? MS_RDONLY : 0;
   if (mount_at(rootfd, rel, hostdir, NULL, MS_BIND | ro, NULL, true, report) < 0) return -1;
-  cleanup_close int fd = open_in_root(rootfd, rel, true, false);
+  cleanup_close int fd = hcs_open_in_root(rootfd, rel, true, false);
   char target[64];
   snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
   if (fd < 0 || mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | ro | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
@@ -214,7 +220,7 @@ static int mount_cgroup(int rootfd, const hcs_mount_t *m, const char *cgroup, in
   }
   fclose(f);
   if (ret < 0) return -1;
-  cleanup_close int fd = open_in_root(rootfd, rel, true, false);
+  cleanup_close int fd = hcs_open_in_root(rootfd, rel, true, false);
   snprintf(sub, sizeof sub, "/proc/self/fd/%d", fd);
   if ((m->flags & MS_RDONLY) &&
       (fd < 0 || mount(NULL, sub, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755") < 0)) {
@@ -231,7 +237,7 @@ static int setup_dev(int rootfd, bool userns, int report) {
   } nodes[] = {{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
   if (mount_at(rootfd, "dev", "tmpfs", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k", true, report) < 0)
     return -1;
-  int dev = open_in_root(rootfd, "dev", true, false);
+  int dev = hcs_open_in_root(rootfd, "dev", true, false);
   char self[64];
   snprintf(self, sizeof self, "/proc/self/fd/%d", dev);
   cleanup_close int devfd = open(self, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -299,12 +305,22 @@ static int setup_rootfs(hcs_spawn_t *s, bool userns, int go, int report) {
     hcs_child_report(report, errno, "make / a slave mount");
     return -1;
   }
-  if (mount(c->rootfs, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
+  cleanup_close int rootfd = -1;
+  if (s->root_tree >= 0) {
+    /* A copy of the seed: the rootfs tree (already a slave) goes on its
+     * empty /rootfs; the tree's fd is then the root's. */
+    cleanup_close int at = open("/rootfs", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (at < 0 ||
+        syscall(SYS_move_mount, s->root_tree, "", at, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
+      hcs_child_report(report, errno, "attach rootfs `%s`", c->rootfs);
+      return -1;
+    }
+    rootfd = s->root_tree;
+    s->root_tree = -1;
+  } else if (mount(c->rootfs, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
     hcs_child_report(report, errno, "bind rootfs `%s`", c->rootfs);
     return -1;
-  }
-  cleanup_close int rootfd = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (rootfd < 0) {
+  } else if ((rootfd = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
     hcs_child_report(report, errno, "open rootfs `%s`", c->rootfs);
     return -1;
   }
@@ -318,6 +334,10 @@ static int setup_rootfs(hcs_spawn_t *s, bool userns, int go, int report) {
   for (size_t i = 0; i < c->n_mounts; i++) {
     struct stat st;
     hcs_mapped_dir_t *m = &c->mounts[i];
+    if (s->map_trees) {
+      if (hcs_seed_attach(rootfd, m->container_path + 1, s->map_trees[i], m->host_path, report) < 0) return -1;
+      continue;
+    }
     if (stat(m->host_path, &st) < 0) {
       hcs_child_report(report, errno, "mapped directory `%s`", m->host_path);
       return -1;
@@ -327,7 +347,14 @@ static int setup_rootfs(hcs_spawn_t *s, bool userns, int go, int report) {
       return -1;
   }
   for (size_t i = 0; i < c->n_extra_mounts; i++)
-    if (!c->extra_mounts[i].cgroup && extra_mount(rootfd, &c->extra_mounts[i], report) < 0) return -1;
+    if (!c->extra_mounts[i].cgroup &&
+        extra_mount(rootfd, &c->extra_mounts[i], s->mount_trees ? s->mount_trees[i] : -1, report) < 0)
+      return -1;
+  /* Attached: an idle init that never execs must not keep them. */
+  for (size_t i = 0; s->map_trees && i < c->n_mounts + c->n_extra_mounts; i++) {
+    int t = i < c->n_mounts ? s->map_trees[i] : s->mount_trees[i - c->n_mounts];
+    if (t >= 0) close(t);
+  }
   /* Join the cgroup ourselves while the host's /sys is still reachable, once
    * the monitor created it (the mounts above overlapped with that). */
   if (!userns) {
@@ -505,10 +532,22 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, const int *nsfd
   hcs_config_t *c = s->cfg;
   bool userns = c->n_uid_maps > 0;
   char b;
-  int keep[8 + HCS_NS_COUNT] = {report, s->sock, s->netns_fd, s->stdio[0], s->stdio[1], s->stdio[2], go, s->fifo_fd};
+  /* The mount trees from the host (a seeded namespace) stay too. */
+  size_t ntrees = s->map_trees ? 1 + c->n_mounts + c->n_extra_mounts : 0, nkeep = 8 + HCS_NS_COUNT;
+  int *keep = hcs_xcalloc(nkeep + ntrees, sizeof(int));
+  int fixed[8] = {report, s->sock, s->netns_fd, s->stdio[0], s->stdio[1], s->stdio[2], go, s->fifo_fd};
+  memcpy(keep, fixed, sizeof fixed);
   for (int k = 0; k < HCS_NS_COUNT; k++)
     keep[8 + k] = nsfd[k];
-  close_except(keep, HCS_ARRAY_SIZE(keep), c->init ? c->init->preserve_fds : 0);
+  if (ntrees) {
+    keep[nkeep++] = s->root_tree;
+    for (size_t i = 0; i < c->n_mounts; i++)
+      keep[nkeep++] = s->map_trees[i];
+    for (size_t i = 0; i < c->n_extra_mounts; i++)
+      keep[nkeep++] = s->mount_trees[i];
+  }
+  close_except(keep, nkeep, c->init ? c->init->preserve_fds : 0);
+  free(keep);
   /* Everything made below (device nodes, mount points) gets its exact mode
    * whatever the caller's umask; container processes get 022 later. */
   umask(0);
@@ -724,13 +763,19 @@ pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err) {
   if (nsfd[HCS_NS_MOUNT] >= 0) flags &= ~(uint64_t)CLONE_NEWNS;
   if (nsfd[HCS_NS_IPC] >= 0) flags &= ~(uint64_t)CLONE_NEWIPC;
   if (nsfd[HCS_NS_UTS] >= 0) flags &= ~(uint64_t)CLONE_NEWUTS;
-  pid_t pid = ret < 0 ? -1 : hcs_clone3(flags, pidfd, -1);
+  /* A seeded mount namespace: init's is copied from the small seed, not
+   * from ours (whose size grows with every system and endpoint); what it
+   * would have reached by a host path comes as mount trees opened here. */
+  bool seeded = s->seed_fd >= 0 && (flags & CLONE_NEWNS);
+  if (ret == 0 && seeded && hcs_seed_open_trees(s, err) < 0) ret = -1;
+  pid_t pid = ret < 0 ? -1 : seeded ? hcs_seed_clone(s, flags, pidfd, err) : hcs_clone3(flags, pidfd, -1);
   if (pid < 0) {
     int e = errno;
     close(go[0]), close(go[1]), close(rep[0]), close(rep[1]);
     for (int k = 0; k < HCS_NS_COUNT; k++)
       if (nsfd[k] >= 0) close(nsfd[k]);
-    if (ret < 0) return -1;
+    hcs_seed_close_trees(s);
+    if (ret < 0 || seeded) return -1;
     return hcs_error_make(err, e, "clone the init of `%s`", s->cs->id);
   }
   if (pid == 0) {
@@ -741,6 +786,8 @@ pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err) {
   }
   for (int k = 0; k < HCS_NS_COUNT; k++)
     if (nsfd[k] >= 0) close(nsfd[k]);
+  /* Init holds its own copies: a tree it never attached goes with it. */
+  hcs_seed_close_trees(s);
   close(go[0]);
   close(rep[1]);
   close(s->fifo_fd);

@@ -21,7 +21,8 @@
 #    add/remove on an existing endpoint (the modify request); and the
 #    kernel's share by hand ("k:" rows, the floor): a cgroup leaf mkdir+rmdir
 #    under the systems' parent, `unshare -m` (a copy of the mount table),
-#    a veth plugged into the network's bridge and out;
+#    a veth plugged into the network's bridge and out, a veth whose end is
+#    a port of the bridge deleted (rm's kernel share);
 # 3. podman: as many `podman run -d` as it reaches in the time hcs took for
 #    its N, with conmon's memory and podman's run/exec/ps/stop/rm times;
 # vm (only when DENSITY_PARTS names it): K idle VMs (TCG, Debian's kernel
@@ -55,6 +56,7 @@ cleanup() {
   for id in $("$hcs" list -q 2>/dev/null); do "$hcs" rm -f "$id" >/dev/null 2>&1 || true; done
   for id in $("$hcs" endpoint ls -q 2>/dev/null); do "$hcs" endpoint rm "$id" >/dev/null 2>&1 || true; done
   ip link del vhdensfloor0 >/dev/null 2>&1 || true
+  ip link del vhdensk0 >/dev/null 2>&1 || true
   "$hcs" network rm densnet >/dev/null 2>&1 || true
   "$hcs" image rm -f busybox >/dev/null 2>&1 || true
   rm -rf "$work" "$HCS_RUN_ROOT"
@@ -247,7 +249,7 @@ def probe_ops(net):
     ops = ["create", "start", "exec", "inspect", "list -q", "ps ID", "stop", "rm"]
     if net:
         ops += ["ep create", "ep rm", "ep create -p", "ep rm -p", "pm add", "pm rm"]
-    ops += ["k: cgroup leaf", "k: unshare -m"] + (["k: bridge port"] if net else [])
+    ops += ["k: cgroup leaf", "k: unshare -m"] + (["k: bridge port", "k: veth rm"] if net else [])
     wall, cpu = {op: [] for op in ops}, {op: [] for op in ops}
     extra = ["--network", "densnet"] if net else []
     for i in range(RUNS):
@@ -276,9 +278,17 @@ def probe_ops(net):
         # what grows with n there is the floor, not hcs.
         steps += [("k: cgroup leaf", ["sh", "-c", CGROUP_LEAF]), ("k: unshare -m", ["unshare", "-m", "true"])]
         if net:
+            # rm's kernel share: deleting a veth whose end is a port of the
+            # bridge (made untimed first), as an endpoint's removal does.
             steps += [("k: bridge port", ["sh", "-c", f"ip link set vhdensfloor0 master {BRIDGE} && "
-                                                      "ip link set vhdensfloor0 nomaster"])]
+                                                      "ip link set vhdensfloor0 nomaster"]),
+                      ("-", ["sh", "-c", "ip link add vhdensk0 type veth peer name vhdensk1 && "
+                                         f"ip link set vhdensk0 master {BRIDGE} up"]),
+                      ("k: veth rm", ["ip", "link", "del", "vhdensk0"])]
         for op, argv in steps:
+            if op == "-":  # untimed set-up of the next step
+                sh(argv)
+                continue
             if argv is None:  # the endpoint the port mappings are added to, untimed
                 argv = [hcs, "endpoint", "create", "--network", "densnet", "--id", ep] if op == "ep create" \
                     else [hcs, "endpoint", "rm", ep]
