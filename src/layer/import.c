@@ -603,6 +603,7 @@ static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_op
   struct layer_tmp t;
   if (layer_tmp_make(s, "import", &t, err) < 0) return NULL;
   char *result = NULL;
+  struct layer_writeback *wb = NULL;
   struct extract x;
   memset(&x, 0, sizeof x);
   for (int i = 0; i < DIR_CACHE; i++)
@@ -634,6 +635,7 @@ static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_op
   }
   x.reader = layer_reader_start(fd, err);
   if (x.reader == NULL) goto out;
+  wb = layer_writeback_start(x.rootfd);
   if (extract(&x, err) < 0) {
     /* a broken stream explains a tar error: report it instead */
     hcs_error_t rerr = NULL;
@@ -659,6 +661,8 @@ static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_op
   }
   /* the files durable before anything names them (the metadata, then the
    * rename into the store, each synced) */
+  layer_writeback_stop(wb);
+  wb = NULL;
   if (opts->sync) {
     if (opts->sync(opts->sync_data, x.rootfd, err) < 0) goto out;
   } else if (syncfs(x.rootfd) < 0) {
@@ -701,6 +705,7 @@ static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_op
     result = hcs_xstrdup(id);
   }
 out:
+  layer_writeback_stop(wb);
   layer_fpool_free(x.pool); /* joins the workers before anything they use goes */
   free(x.marked_parent);
   layer_reader_free(x.reader);

@@ -78,6 +78,12 @@ HCS_INTERNAL EVP_MD_CTX *layer_sha256_new(void);
 /* "sha256:<hex>" into out[72]; frees nothing. */
 HCS_INTERNAL void layer_sha256_final(EVP_MD_CTX *ctx, char out[72]);
 
+/* writeback.c: syncs `fd`'s file system in a thread until stopped, so an
+ * import's disk writes overlap with its parsing (NULL: no thread). */
+struct layer_writeback;
+HCS_INTERNAL struct layer_writeback *layer_writeback_start(int fd);
+HCS_INTERNAL void layer_writeback_stop(struct layer_writeback *w);
+
 /* --- the decompressing reader (import) ----------------------------------- */
 struct layer_reader;
 /* Start a reader thread on fd: detects gzip/zstd/plain, hashes the raw and
