@@ -15,7 +15,10 @@ SIZE=${1:-500}
 NFILES=${2:-20000}
 RUNS=${3:-3}
 HCS=${HCS_BIN:-$PWD/build/hcs}
-W=$(mktemp -d /tmp/hcs-bench.XXXXXX)
+# HCS_BENCH_DIR: where to work (e.g. a freshly made file system: ext4's
+# inode allocator slows every tool down after big removals, see
+# docs/PERFORMANCE.md), /tmp by default.
+W=$(mktemp -d "${HCS_BENCH_DIR:-/tmp}/hcs-bench.XXXXXX")
 cleanup() {
   grep -o " $W[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$W"
