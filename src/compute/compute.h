@@ -435,6 +435,8 @@ HCS_INTERNAL int hcs_monitor_launch(hcs_spawn_t *s, hcs_error_t *err);
 HCS_INTERNAL int hcs_monitor_become(const char *name);
 /* Report err to the creator on the monitor's socket, and release it. */
 HCS_INTERNAL void hcs_monitor_send_error(int sock, hcs_error_t *err);
+/* Close every fd from 3 up but those in keep (-1 entries ignored; sorted in place). */
+HCS_INTERNAL void hcs_monitor_close_all_but(int *keep, size_t n);
 /* In the monitor: clone init into its namespaces.  Returns init's pid or -1. */
 HCS_INTERNAL pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err);
 
@@ -464,6 +466,9 @@ HCS_INTERNAL const char *hcs_watch_program(void);
 HCS_INTERNAL char **hcs_watch_argv(const hcs_watch_t *w, const char *program);
 /* In hcs-monitor: the command line back into w (pointing into argv). */
 HCS_INTERNAL int hcs_watch_parse(int argc, char **argv, hcs_watch_t *w, hcs_error_t *err);
+/* A command-line integer in [min, max] (hcs-monitor's options), or the error naming the option. */
+HCS_INTERNAL int hcs_watch_parse_int(const char *opt, const char *v, long long min, long long max, long long *out,
+                                     hcs_error_t *err);
 /* "v1"/"v2" -> the cgroup backend, NULL for anything else. */
 HCS_INTERNAL const hcs_cgroup_ops_t *hcs_watch_cgroup_ops(const char *driver);
 

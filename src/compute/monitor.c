@@ -70,8 +70,9 @@ int hcs_monitor_become(const char *name) {
   return chdir("/");
 }
 
-/* Close every fd from 3 up but those in keep (-1 entries ignored). */
-static void close_all_but(int *keep, size_t n) {
+/* Close every fd from 3 up but those in keep (-1 entries ignored; sorted
+ * in place). */
+void hcs_monitor_close_all_but(int *keep, size_t n) {
   for (size_t i = 1; i < n; i++) /* insertion sort: n is tiny */
     for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
       int t = keep[j];
@@ -147,7 +148,7 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   int keep[9] = {keep_pidfd ? pidfd : -1, rfd[0], rfd[1], ns[0], ns[1], ns[2], s->console, s->stdin_w,
                  attach.listen_fd};
   if (!keep_pidfd) close(pidfd);
-  close_all_but(keep, 9);
+  hcs_monitor_close_all_but(keep, 9);
   int null = open("/dev/null", O_RDWR);
   for (int fd = 0; fd < 3; fd++)
     dup2(null, fd);

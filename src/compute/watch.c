@@ -191,7 +191,9 @@ char **hcs_watch_argv(const hcs_watch_t *w, const char *program) {
   return argv;
 }
 
-static int parse_int(const char *opt, const char *v, long long min, long long max, long long *out, hcs_error_t *err) {
+/* A command-line integer in [min, max], or the error naming the option. */
+int hcs_watch_parse_int(const char *opt, const char *v, long long min, long long max, long long *out,
+                        hcs_error_t *err) {
   char *end = NULL;
   errno = 0;
   long long x = v ? strtoll(v, &end, 10) : 0;
@@ -234,10 +236,10 @@ int hcs_watch_parse(int argc, char **argv, hcs_watch_t *w, hcs_error_t *err) {
         return hcs_error_make(err, EINVAL, "option `%s`: unknown driver `%s`", opt, v);
       w->cgroup_driver = v;
     } else if (strcmp(opt, "--pid") == 0) {
-      if (parse_int(opt, v, 1, INT32_MAX, &x, err) < 0) return -1;
+      if (hcs_watch_parse_int(opt, v, 1, INT32_MAX, &x, err) < 0) return -1;
       w->pid = (pid_t)x;
     } else if (strcmp(opt, "--pidfd") == 0) {
-      if (parse_int(opt, v, 0, INT32_MAX, &x, err) < 0) return -1;
+      if (hcs_watch_parse_int(opt, v, 0, INT32_MAX, &x, err) < 0) return -1;
       w->pidfd = (int)x;
     } else if (strcmp(opt, "--log-fds") == 0) {
       int a, b, end = 0;
@@ -245,7 +247,7 @@ int hcs_watch_parse(int argc, char **argv, hcs_watch_t *w, hcs_error_t *err) {
         return hcs_error_make(err, EINVAL, "option `%s`: `%s` is not FD,FD", opt, v);
       w->log_fd[0] = a, w->log_fd[1] = b;
     } else if (strcmp(opt, "--console") == 0 || strcmp(opt, "--stdin") == 0 || strcmp(opt, "--attach") == 0) {
-      if (parse_int(opt, v, 0, INT32_MAX, &x, err) < 0) return -1;
+      if (hcs_watch_parse_int(opt, v, 0, INT32_MAX, &x, err) < 0) return -1;
       *(opt[2] == 'c' ? &w->console : opt[2] == 's' ? &w->stdin_w : &w->attach_fd) = (int)x;
     } else if (strcmp(opt, "--ns-fds") == 0) {
       int a, b, c, end = 0;
@@ -253,10 +255,10 @@ int hcs_watch_parse(int argc, char **argv, hcs_watch_t *w, hcs_error_t *err) {
         return hcs_error_make(err, EINVAL, "option `%s`: `%s` is not FD,FD,FD", opt, v);
       w->ns_fd[0] = a, w->ns_fd[1] = b, w->ns_fd[2] = c;
     } else if (strcmp(opt, "--log-max-size") == 0) {
-      if (parse_int(opt, v, 0, INT64_MAX, &x, err) < 0) return -1;
+      if (hcs_watch_parse_int(opt, v, 0, INT64_MAX, &x, err) < 0) return -1;
       w->log_max_size = x;
     } else if (strcmp(opt, "--log-max-files") == 0) {
-      if (parse_int(opt, v, 0, INT32_MAX, &x, err) < 0) return -1;
+      if (hcs_watch_parse_int(opt, v, 0, INT32_MAX, &x, err) < 0) return -1;
       w->log_max_files = x;
     } else
       return hcs_error_make(err, EINVAL, "unknown option `%s`", opt);

@@ -218,17 +218,6 @@ static __attribute__((noreturn)) void run_monitor(vm_launch_t *l) {
   _exit(1);
 }
 
-/* Close every fd from 3 up but those in keep (sorted, -1 entries first). */
-static void close_all_but(const int *keep, size_t n) {
-  unsigned lo = 3;
-  for (size_t i = 0; i < n; i++) {
-    if (keep[i] < (int)lo) continue;
-    if ((unsigned)keep[i] > lo) syscall(SYS_close_range, lo, (unsigned)keep[i] - 1, 0);
-    lo = (unsigned)keep[i] + 1;
-  }
-  syscall(SYS_close_range, lo, ~0U, 0);
-}
-
 /* The monitor once QEMU runs and state.json is written: the small
  * hcs-monitor program in place of this fork of the creator (watch.c),
  * given QEMU's pidfd and the relay's two sockets, nothing else of ours. */
@@ -261,13 +250,7 @@ static __attribute__((noreturn)) void run_watch(vm_launch_t *l, pid_t pid) {
   /* The creator returns once told; exec.sock listens already. */
   hcs_send_msg(l->sock, HCS_MSG_READY, "", 0, -1);
   int keep[3] = {w.pidfd, w.exec_fd, w.agent_fd};
-  for (size_t i = 1; i < 3; i++) /* insertion sort: three fds */
-    for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
-      int t = keep[j];
-      keep[j] = keep[j - 1];
-      keep[j - 1] = t;
-    }
-  close_all_but(keep, 3);
+  hcs_monitor_close_all_but(keep, 3);
   int null = open("/dev/null", O_RDWR);
   for (int fd = 0; fd < 3; fd++)
     dup2(null, fd);

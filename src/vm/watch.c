@@ -153,16 +153,6 @@ char **hcs_vm_watch_argv(const hcs_vm_watch_t *w, const char *program) {
   return argv;
 }
 
-static int parse_int(const char *opt, const char *v, long long min, long long max, long long *out, hcs_error_t *err) {
-  char *end = NULL;
-  errno = 0;
-  long long x = strtoll(v, &end, 10);
-  if (end == v || *end || errno || x < min || x > max)
-    return hcs_error_make(err, EINVAL, "option `%s`: `%s` is not an integer in [%lld, %lld]", opt, v, min, max);
-  *out = x;
-  return 0;
-}
-
 int hcs_vm_watch_parse(int argc, char **argv, hcs_vm_watch_t *w, hcs_error_t *err) {
   *w = (hcs_vm_watch_t){.pid = -1, .pidfd = -1, .exec_fd = -1, .agent_fd = -1};
   if (argc < 2 || strcmp(argv[1], "--vm") != 0) return hcs_error_make(err, EINVAL, "`--vm` must come first");
@@ -193,7 +183,7 @@ int hcs_vm_watch_parse(int argc, char **argv, hcs_vm_watch_t *w, hcs_error_t *er
     } else if (strcmp(opt, "--pid") == 0 || strcmp(opt, "--pidfd") == 0 || strcmp(opt, "--exec-fd") == 0 ||
                strcmp(opt, "--agent-fd") == 0) {
       bool pid = strcmp(opt, "--pid") == 0;
-      if (parse_int(opt, v, pid ? 1 : 3, INT32_MAX, &x, err) < 0) return -1;
+      if (hcs_watch_parse_int(opt, v, pid ? 1 : 3, INT32_MAX, &x, err) < 0) return -1;
       *(pid ? &w->pid : opt[2] == 'p' ? &w->pidfd : opt[2] == 'e' ? &w->exec_fd : &w->agent_fd) = (int)x;
     } else {
       return hcs_error_make(err, EINVAL, "unknown option `%s`", opt);
