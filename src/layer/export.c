@@ -316,19 +316,20 @@ static int emit_hole(struct exporter *x, uint64_t len, const struct node *nd, hc
  * at fixed offsets of the file, so the marks depend on its content alone. */
 #define CLASSIFY_PIECE (64u << 10)
 
+static size_t classify_piece(size_t left) { return left > CLASSIFY_PIECE + 4096 ? CLASSIFY_PIECE : left; }
+
 static int write_data(struct exporter *x, const unsigned char *p, size_t n, const struct node *nd, hcs_error_t *err) {
+  bool r = x->classify && n > 0 && layer_looks_random(p, classify_piece(n));
   while (n > 0) {
     size_t k = n;
     if (x->classify) {
-      size_t piece = n > CLASSIFY_PIECE + 4096 ? CLASSIFY_PIECE : n;
-      bool r = layer_looks_random(p, piece);
-      k = piece;
-      while (k < n) { /* the following pieces of the same kind go in one call */
-        size_t q = n - k > CLASSIFY_PIECE + 4096 ? CLASSIFY_PIECE : n - k;
-        if (layer_looks_random(p + k, q) != r) break;
-        k += q;
-      }
+      /* the following pieces of the same kind go in one call; the first
+       * of another kind, already classified, starts the next one */
+      bool next = r;
+      for (k = classify_piece(n); k < n; k += classify_piece(n - k))
+        if ((next = layer_looks_random(p + k, classify_piece(n - k))) != r) break;
       x->stored = r;
+      r = next;
     }
     la_ssize_t w = archive_write_data(x->a, p, k);
     x->stored = false;
