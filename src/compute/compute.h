@@ -365,15 +365,27 @@ HCS_INTERNAL bool hcs_seed_fits(const hcs_config_t *c);
  * closed (and freed) by hcs_seed_close_trees. */
 HCS_INTERNAL int hcs_seed_open_trees(hcs_spawn_t *s, hcs_error_t *err);
 HCS_INTERNAL void hcs_seed_close_trees(hcs_spawn_t *s);
-/* hcs_clone3 from inside s->seed_fd's namespace (so CLONE_NEWNS copies the
- * seed), the caller back in its own before it returns; 0 in the child. */
 /* In init: attach `tree` at `rel` inside the root (report: the error
  * channel; src names the tree in messages). */
 HCS_INTERNAL int hcs_seed_attach(int rootfd, const char *rel, int tree, const char *src, int report);
+/* hcs_clone3 from inside s->seed_fd's namespace (so CLONE_NEWNS copies the
+ * seed), the caller back in its own before it returns; 0 in the child. */
+HCS_INTERNAL pid_t hcs_seed_clone(hcs_spawn_t *s, uint64_t flags, int *pidfd, hcs_error_t *err);
+
+/* --- init's mount namespace (rootfs.c), run in init ----------------------- */
 /* Resolve `rel` inside the rootfs (openat2 RESOLVE_IN_ROOT), an O_PATH fd;
  * with `create` missing directories (or a final file when !dir) are made. */
 HCS_INTERNAL int hcs_open_in_root(int rootfd, const char *rel, bool dir, bool create);
-HCS_INTERNAL pid_t hcs_seed_clone(hcs_spawn_t *s, uint64_t flags, int *pidfd, hcs_error_t *err);
+/* The rootfs and every mount of the configuration, the system's cgroup
+ * joined (after `go` unless userns, which read it already), then
+ * pivot_root.  Errors go to `report`; -1 then. */
+HCS_INTERNAL int hcs_rootfs_setup(hcs_spawn_t *s, bool userns, int go, int report);
+/* After pivot_root: the masked and read-only paths, then the read-only
+ * rootfs (Linux.ReadonlyRootfs). */
+HCS_INTERNAL int hcs_rootfs_seal(hcs_config_t *c, int report);
+/* In init (spawn.c): join the network namespace the monitor's parent made
+ * (s->netns_late), which arrives on `report`, and bring up its loopback. */
+HCS_INTERNAL int hcs_spawn_join_late_netns(int report);
 
 /* --- the system log (log.c) ----------------------------------------------- */
 struct hcs_attach_server_s;
