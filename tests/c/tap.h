@@ -1,5 +1,6 @@
 /* A tiny TAP producer for the C unit tests (ctest runs each executable;
- * the exit status is non-zero when any check failed). */
+ * the exit status is non-zero when any check failed), and where a test
+ * finds the source tree. */
 #ifndef HCS_TESTS_TAP_H
 #define HCS_TESTS_TAP_H
 
@@ -47,6 +48,17 @@ static inline int tap_done(void) {
   printf("1..%d\n", tap_count);
   if (tap_failed) printf("# %d of %d checks failed\n", tap_failed, tap_count);
   return tap_failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* The source tree (malloc'd): $HCS_SOURCE_DIR as ctest sets it, else the
+ * tree this test was compiled from, for a test binary run by hand. */
+static inline char *tap_source_dir(void) {
+  const char *env = getenv("HCS_SOURCE_DIR");
+  /* Else __FILE__, this header's path, up to its tests/c/. */
+  char *s = strdup(env && *env ? env : __FILE__), *p;
+  if (s == NULL) abort();
+  if (!(env && *env) && (p = strstr(s, "/tests/c/"))) *p = '\0';
+  return s;
 }
 
 #endif

@@ -416,14 +416,6 @@ static void test_failed_create(void) {
   ok(!is_mount_root(mntns) && !hcs_path_exists(pin), "and leaves no seed behind");
 }
 
-static char *source_dir(void) {
-  const char *env = getenv("HCS_SOURCE_DIR");
-  if (env && *env) return hcs_xstrdup(env);
-  char *s = hcs_xstrdup(__FILE__), *p = strstr(s, "/tests/c/");
-  if (p) *p = '\0';
-  return s;
-}
-
 int main(void) {
   if (geteuid() != 0) {
     printf("1..0 # SKIP needs root\n");
@@ -447,7 +439,7 @@ int main(void) {
   struct stat self;
   if (stat("/proc/self/ns/mnt", &self) < 0) return 1;
   snprintf(pin, sizeof pin, "%s/seed-%llu", mntns, (unsigned long long)self.st_ino);
-  cleanup_free char *src = source_dir();
+  cleanup_free char *src = tap_source_dir();
   cleanup_free char *mk = hcs_xasprintf("'%s/tests/fixtures/make-busybox-rootfs.sh' '%s'", src, rootfs);
   cleanup_free char *data = hcs_xasprintf("%s/data", rootfs);
   if (system(mk) != 0 || mkdir(share, 0755) < 0 || mkdir(data, 0755) < 0) {

@@ -701,14 +701,6 @@ static void test_cycles(int n) {
   is_str(text, "", "no process in the parent cgroup");
 }
 
-static char *source_dir(void) {
-  const char *env = getenv("HCS_SOURCE_DIR");
-  if (env && *env) return hcs_xstrdup(env);
-  char *s = hcs_xstrdup(__FILE__), *p = strstr(s, "/tests/c/");
-  if (p) *p = '\0';
-  return s;
-}
-
 int main(void) {
   if (geteuid() != 0) {
     printf("1..0 # SKIP needs root\n");
@@ -742,7 +734,7 @@ int main(void) {
   snprintf(share, sizeof share, "%s/share", root);
   snprintf(parent, sizeof parent, "hcs-test-v2-%d", (int)getpid());
   snprintf(cgparent, sizeof cgparent, CG "/%s", parent);
-  cleanup_free char *src = source_dir();
+  cleanup_free char *src = tap_source_dir();
   cleanup_free char *mk = hcs_xasprintf("'%s/tests/fixtures/make-busybox-rootfs.sh' '%s'", src, rootfs);
   if (system(mk) != 0 || mkdir(share, 0755) < 0) {
     printf("# could not build the busybox rootfs\n");
