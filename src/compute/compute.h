@@ -453,18 +453,35 @@ HCS_INTERNAL void hcs_monitor_close_all_but(int *keep, size_t n);
 HCS_INTERNAL pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err);
 
 /* --- the watch (watch.c): the monitor once init runs ---------------------- */
-/* What the monitor watches and where it records the exit; the strings are
- * borrowed.  hcs-monitor (src/monitor/main.c) gets it as arguments. */
+/* What every monitor, a container's or a VM's (src/vm/watch.c), watches
+ * and where it records the exit; the strings are borrowed.  Both of
+ * hcs-monitor's command lines carry it with the same options
+ * (hcs_watch_base_argv). */
 typedef struct {
   const char *id, *dir, *run_root, *owner;
   const char *cgroup, *cgroup_driver; /* NULL: no cgroup */
-  pid_t pid;                          /* init, a child of the monitor unless reaped_elsewhere */
-  int pidfd;                          /* init's pidfd or -1 (required for logs and reaped_elsewhere) */
-  int log_fd[2];                      /* read ends of the log FIFOs or -1 */
-  int console;                        /* the console master the monitor keeps, or -1 */
-  int stdin_w;                        /* the write end of init's attachable stdin pipe, or -1 */
-  int attach_fd;                      /* the listening attach socket (attach.c), or -1 */
-  int ns_fd[3];                       /* init's mnt, ipc, uts namespaces, held until the exit is recorded, or -1 */
+  pid_t pid;                          /* init or QEMU, a child of the monitor (init: unless reaped_elsewhere) */
+  int pidfd;                          /* its pidfd or -1 */
+} hcs_watch_base_t;
+
+/* Append b's options (`--id` ... `--pidfd`) at argv[n] (heap strings, at
+ * most 16); returns the new count. */
+HCS_INTERNAL size_t hcs_watch_base_argv(char **argv, size_t n, const hcs_watch_base_t *b);
+/* The base of cs's monitor (monitor.c): its id and directories, its cgroup
+ * when it has a backend `cg` (else none), `owner`, the watched process. */
+HCS_INTERNAL hcs_watch_base_t hcs_watch_base_of(const hcs_system_t *cs, const char *owner, const hcs_cgroup_ops_t *cg,
+                                                pid_t pid, int pidfd);
+
+/* What the container's monitor watches and where it records the exit; the
+ * strings are borrowed.  hcs-monitor (src/monitor/main.c) gets it as
+ * arguments. */
+typedef struct {
+  hcs_watch_base_t base; /* pidfd: required for logs and reaped_elsewhere */
+  int log_fd[2];         /* read ends of the log FIFOs or -1 */
+  int console;           /* the console master the monitor keeps, or -1 */
+  int stdin_w;           /* the write end of init's attachable stdin pipe, or -1 */
+  int attach_fd;         /* the listening attach socket (attach.c), or -1 */
+  int ns_fd[3];          /* init's mnt, ipc, uts namespaces, held until the exit is recorded, or -1 */
   int64_t log_max_size, log_max_files;
   bool reaped_elsewhere; /* Linux.CallerReapsInit */
   char **exit_command;   /* Linux.ExitCommand or NULL */

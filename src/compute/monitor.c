@@ -88,6 +88,19 @@ void hcs_monitor_close_all_but(int *keep, size_t n) {
   syscall(SYS_close_range, lo, ~0U, 0);
 }
 
+/* One place fills the base of both monitors, a container's and a VM's (src/vm/monitor.c). */
+hcs_watch_base_t hcs_watch_base_of(const hcs_system_t *cs, const char *owner, const hcs_cgroup_ops_t *cg, pid_t pid,
+                                   int pidfd) {
+  return (hcs_watch_base_t){.id = cs->id,
+                            .dir = cs->dir,
+                            .run_root = cs->run_root,
+                            .owner = owner,
+                            .cgroup = cg ? cs->cgroup : NULL,
+                            .cgroup_driver = cg ? cg->name : NULL,
+                            .pid = pid,
+                            .pidfd = pidfd};
+}
+
 static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
   hcs_error_t err = NULL;
   hcs_system_t *cs = s->cs;
@@ -154,14 +167,7 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
     dup2(null, fd);
   if (null > 2) close(null);
 
-  hcs_watch_t w = {.id = cs->id,
-                   .dir = cs->dir,
-                   .run_root = cs->run_root,
-                   .owner = s->cfg->owner,
-                   .cgroup = s->cg ? cs->cgroup : NULL,
-                   .cgroup_driver = s->cg ? s->cg->name : NULL,
-                   .pid = pid,
-                   .pidfd = keep_pidfd ? pidfd : -1,
+  hcs_watch_t w = {.base = hcs_watch_base_of(cs, s->cfg->owner, s->cg, pid, keep_pidfd ? pidfd : -1),
                    .log_fd = {rfd[0], rfd[1]},
                    .console = s->console,
                    .stdin_w = s->stdin_w,
@@ -177,7 +183,7 @@ static __attribute__((noreturn)) void run_monitor(hcs_spawn_t *s) {
    * fork watches itself. */
   const char *program = hcs_watch_program();
   char **argv = hcs_watch_argv(&w, program);
-  int pass[9] = {w.pidfd, rfd[0], rfd[1], s->console, s->stdin_w, attach.listen_fd, ns[0], ns[1], ns[2]};
+  int pass[9] = {w.base.pidfd, rfd[0], rfd[1], s->console, s->stdin_w, attach.listen_fd, ns[0], ns[1], ns[2]};
   for (int i = 0; i < 9; i++)
     if (pass[i] >= 0) fcntl(pass[i], F_SETFD, 0);
   execve(program, argv, environ);

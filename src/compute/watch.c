@@ -53,18 +53,20 @@ const hcs_cgroup_ops_t *hcs_watch_cgroup_ops(const char *driver) {
 
 /* The exit is recorded: its events (OOM kills, then exited), once. */
 static void emit_exit(const hcs_watch_t *w, json_t *e) {
-  if (!hcs_system_claim_exit_event(w->dir)) return;
+  if (!hcs_system_claim_exit_event(w->base.dir)) return;
   json_int_t ooms = json_integer_value(json_object_get(e, "OomKillCount"));
-  if (ooms > 0) hcs_event_emit(w->run_root, "system", "oom", w->id, w->owner, json_pack("{s:I}", "OomKillCount", ooms));
-  hcs_event_emit(w->run_root, "system", "exited", w->id, w->owner, json_deep_copy(e));
+  if (ooms > 0)
+    hcs_event_emit(w->base.run_root, "system", "oom", w->base.id, w->base.owner,
+                   json_pack("{s:I}", "OomKillCount", ooms));
+  hcs_event_emit(w->base.run_root, "system", "exited", w->base.id, w->base.owner, json_deep_copy(e));
 }
 
 /* status < 0: init was reaped by the caller's subreaper (CallerReapsInit),
  * which alone learns its exit status. */
 static void record_exit(const hcs_watch_t *w, int status, hcs_attach_server_t *attach) {
-  const hcs_cgroup_ops_t *cg = w->cgroup ? hcs_watch_cgroup_ops(w->cgroup_driver) : NULL;
-  int64_t ooms = cg ? cg->oom_kills(w->cgroup) : -1;
-  cleanup_free char *marker_path = hcs_xasprintf("%s/exit-type", w->dir), *marker = NULL;
+  const hcs_cgroup_ops_t *cg = w->base.cgroup ? hcs_watch_cgroup_ops(w->base.cgroup_driver) : NULL;
+  int64_t ooms = cg ? cg->oom_kills(w->base.cgroup) : -1;
+  cleanup_free char *marker_path = hcs_xasprintf("%s/exit-type", w->base.dir), *marker = NULL;
   hcs_read_file(marker_path, &marker, NULL, NULL);
   if (marker) marker[strcspn(marker, "\n")] = '\0';
   bool known = status >= 0;
@@ -79,8 +81,8 @@ static void record_exit(const hcs_watch_t *w, int status, hcs_attach_server_t *a
   if (cg) {
     /* Init's death emptied its pid namespace; anything left (a process
      * that joined the cgroup only) is killed before the exit is told. */
-    json_t *left = cg->pids(w->cgroup, NULL);
-    if (left && json_array_size(left) > 0) cg->kill_all(w->cgroup, NULL);
+    json_t *left = cg->pids(w->base.cgroup, NULL);
+    if (left && json_array_size(left) > 0) cg->kill_all(w->base.cgroup, NULL);
     json_decref(left);
   }
   cleanup_free char *now = hcs_now_rfc3339();
@@ -88,7 +90,7 @@ static void record_exit(const hcs_watch_t *w, int status, hcs_attach_server_t *a
                                      "OomKillCount", (json_int_t)(ooms > 0 ? ooms : 0));
   if (known && WIFSIGNALED(status)) json_object_set_new(e, "ExitSignal", json_integer(WTERMSIG(status)));
   if (!known) json_object_del(e, "ExitCode");
-  cleanup_free char *path = hcs_xasprintf("%s/exit.json", w->dir);
+  cleanup_free char *path = hcs_xasprintf("%s/exit.json", w->base.dir);
   hcs_state_write_json(path, e, NULL);
   emit_exit(w, e);
   /* Attached clients learn the exit from us: an auto-remove (the exit
@@ -96,14 +98,14 @@ static void record_exit(const hcs_watch_t *w, int status, hcs_attach_server_t *a
   if (attach->listen_fd >= 0) {
     cleanup_free char *text = json_dumps(e, JSON_COMPACT);
     if (text) hcs_attach_send_exit(attach, text);
-    hcs_attach_close(attach, w->dir);
+    hcs_attach_close(attach, w->base.dir);
   }
   /* The cgroup's removal (about 10 rmdirs on v1, an RCU grace period each
    * at worst) comes after the event: it was most of the event's latency.
    * The system reads as Stopped already (exit.json); delete waits for the
    * monitor, so an id reused after delete never meets this cgroup. */
-  if (cg) cg->destroy(w->cgroup, NULL);
-  hcs_system_t cs = {.dir = (char *)w->dir};
+  if (cg) cg->destroy(w->base.cgroup, NULL);
+  hcs_system_t cs = {.dir = (char *)w->base.dir};
   hcs_system_remove_run_files(&cs);
 }
 
@@ -117,11 +119,11 @@ void hcs_watch_run(const hcs_watch_t *w) {
     hcs_config_t cfg = {.log_max_size = w->log_max_size, .log_max_files = w->log_max_files};
     int rfd[2] = {w->log_fd[0], w->log_fd[1]};
     attach.listen_fd = w->attach_fd;
-    hcs_log_relay(w->dir, &cfg, rfd, w->console, w->stdin_w, w->pidfd, &attach);
+    hcs_log_relay(w->base.dir, &cfg, rfd, w->console, w->stdin_w, w->base.pidfd, &attach);
   }
   int status = 0;
   if (w->reaped_elsewhere) {
-    struct pollfd p = {w->pidfd, POLLIN, 0};
+    struct pollfd p = {w->base.pidfd, POLLIN, 0};
     while (poll(&p, 1, -1) < 0 && errno == EINTR) {
     }
     status = -1;
@@ -129,7 +131,7 @@ void hcs_watch_run(const hcs_watch_t *w) {
   for (; !w->reaped_elsewhere;) {
     int st;
     pid_t r = waitpid(-1, &st, 0);
-    if (r == w->pid) {
+    if (r == w->base.pid) {
       status = st;
       break;
     }
@@ -156,22 +158,30 @@ void hcs_watch_run(const hcs_watch_t *w) {
 /* Room for every option and its value (35 with all of them), then "--". */
 enum { MAX_OPTS = 48 };
 
+/* An option and its value at argv[n]. */
+#define ARG(k, v) (argv[n++] = hcs_xstrdup(k), argv[n++] = hcs_xstrdup(v))
+#define ARGF(k, fmt, ...) (argv[n++] = hcs_xstrdup(k), argv[n++] = hcs_xasprintf(fmt, __VA_ARGS__))
+
+/* The part both monitors' command lines share (the VM's: src/vm/watch.c). */
+size_t hcs_watch_base_argv(char **argv, size_t n, const hcs_watch_base_t *b) {
+  ARG("--id", b->id);
+  ARG("--dir", b->dir);
+  ARG("--run-root", b->run_root);
+  if (b->owner) ARG("--owner", b->owner);
+  if (b->cgroup && b->cgroup_driver) ARG("--cgroup", b->cgroup), ARG("--cgroup-driver", b->cgroup_driver);
+  ARGF("--pid", "%d", (int)b->pid);
+  if (b->pidfd >= 0) ARGF("--pidfd", "%d", b->pidfd);
+  return n;
+}
+
 char **hcs_watch_argv(const hcs_watch_t *w, const char *program) {
   size_t n_exit = 0;
   while (w->exit_command && w->exit_command[n_exit])
     n_exit++;
   char **argv = hcs_xcalloc(MAX_OPTS + n_exit + 1, sizeof *argv);
   size_t n = 0;
-#define ARG(k, v) (argv[n++] = hcs_xstrdup(k), argv[n++] = hcs_xstrdup(v))
-#define ARGF(k, fmt, ...) (argv[n++] = hcs_xstrdup(k), argv[n++] = hcs_xasprintf(fmt, __VA_ARGS__))
   argv[n++] = hcs_xstrdup(program);
-  ARG("--id", w->id);
-  ARG("--dir", w->dir);
-  ARG("--run-root", w->run_root);
-  if (w->owner) ARG("--owner", w->owner);
-  if (w->cgroup && w->cgroup_driver) ARG("--cgroup", w->cgroup), ARG("--cgroup-driver", w->cgroup_driver);
-  ARGF("--pid", "%d", (int)w->pid);
-  if (w->pidfd >= 0) ARGF("--pidfd", "%d", w->pidfd);
+  n = hcs_watch_base_argv(argv, n, &w->base);
   if (w->log_fd[0] >= 0 || w->log_fd[1] >= 0) {
     ARGF("--log-fds", "%d,%d", w->log_fd[0], w->log_fd[1]);
     ARGF("--log-max-size", "%lld", (long long)w->log_max_size);
@@ -186,10 +196,10 @@ char **hcs_watch_argv(const hcs_watch_t *w, const char *program) {
   argv[n++] = hcs_xstrdup("--");
   for (size_t i = 0; i < n_exit; i++)
     argv[n++] = hcs_xstrdup(w->exit_command[i]);
-#undef ARG
-#undef ARGF
   return argv;
 }
+#undef ARG
+#undef ARGF
 
 /* A command-line integer in [min, max], or the error naming the option. */
 int hcs_watch_parse_int(const char *opt, const char *v, long long min, long long max, long long *out,
@@ -205,8 +215,12 @@ int hcs_watch_parse_int(const char *opt, const char *v, long long min, long long
 }
 
 int hcs_watch_parse(int argc, char **argv, hcs_watch_t *w, hcs_error_t *err) {
-  *w = (hcs_watch_t){
-      .pid = -1, .pidfd = -1, .log_fd = {-1, -1}, .console = -1, .stdin_w = -1, .attach_fd = -1, .ns_fd = {-1, -1, -1}};
+  *w = (hcs_watch_t){.base = {.pid = -1, .pidfd = -1},
+                     .log_fd = {-1, -1},
+                     .console = -1,
+                     .stdin_w = -1,
+                     .attach_fd = -1,
+                     .ns_fd = {-1, -1, -1}};
   int i = 1;
   for (; i < argc; i++) {
     const char *opt = argv[i];
@@ -222,25 +236,25 @@ int hcs_watch_parse(int argc, char **argv, hcs_watch_t *w, hcs_error_t *err) {
     const char *v = argv[++i];
     long long x;
     if (strcmp(opt, "--id") == 0)
-      w->id = v;
+      w->base.id = v;
     else if (strcmp(opt, "--dir") == 0)
-      w->dir = v;
+      w->base.dir = v;
     else if (strcmp(opt, "--run-root") == 0)
-      w->run_root = v;
+      w->base.run_root = v;
     else if (strcmp(opt, "--owner") == 0)
-      w->owner = v;
+      w->base.owner = v;
     else if (strcmp(opt, "--cgroup") == 0)
-      w->cgroup = v;
+      w->base.cgroup = v;
     else if (strcmp(opt, "--cgroup-driver") == 0) {
       if (hcs_watch_cgroup_ops(v) == NULL)
         return hcs_error_make(err, EINVAL, "option `%s`: unknown driver `%s`", opt, v);
-      w->cgroup_driver = v;
+      w->base.cgroup_driver = v;
     } else if (strcmp(opt, "--pid") == 0) {
       if (hcs_watch_parse_int(opt, v, 1, INT32_MAX, &x, err) < 0) return -1;
-      w->pid = (pid_t)x;
+      w->base.pid = (pid_t)x;
     } else if (strcmp(opt, "--pidfd") == 0) {
       if (hcs_watch_parse_int(opt, v, 0, INT32_MAX, &x, err) < 0) return -1;
-      w->pidfd = (int)x;
+      w->base.pidfd = (int)x;
     } else if (strcmp(opt, "--log-fds") == 0) {
       int a, b, end = 0;
       if (sscanf(v, "%d,%d%n", &a, &b, &end) != 2 || v[end] || a < -1 || b < -1)
@@ -264,12 +278,13 @@ int hcs_watch_parse(int argc, char **argv, hcs_watch_t *w, hcs_error_t *err) {
       return hcs_error_make(err, EINVAL, "unknown option `%s`", opt);
   }
   if (i < argc) w->exit_command = argv + i;
-  if (!w->id || !w->dir || !w->run_root || w->pid <= 0)
+  if (!w->base.id || !w->base.dir || !w->base.run_root || w->base.pid <= 0)
     return hcs_error_make(err, EINVAL, "`--id`, `--dir`, `--run-root` and `--pid` are required");
   if ((w->reaped_elsewhere || w->log_fd[0] >= 0 || w->log_fd[1] >= 0 || w->console >= 0 || w->stdin_w >= 0) &&
-      w->pidfd < 0)
+      w->base.pidfd < 0)
     return hcs_error_make(err, EINVAL,
                           "`--pidfd` is required with `--caller-reaps`, `--log-fds`, `--console` and `--stdin`");
-  if (w->cgroup && !w->cgroup_driver) return hcs_error_make(err, EINVAL, "`--cgroup` needs `--cgroup-driver`");
+  if (w->base.cgroup && !w->base.cgroup_driver)
+    return hcs_error_make(err, EINVAL, "`--cgroup` needs `--cgroup-driver`");
   return 0;
 }

@@ -224,14 +224,7 @@ static __attribute__((noreturn)) void run_monitor(vm_launch_t *l) {
 static __attribute__((noreturn)) void run_watch(vm_launch_t *l, pid_t pid) {
   hcs_system_t *cs = l->cs;
   hcs_error_t err = NULL;
-  hcs_vm_watch_t w = {.id = cs->id,
-                      .dir = cs->dir,
-                      .run_root = cs->run_root,
-                      .owner = l->c->owner,
-                      .cgroup = l->cg ? cs->cgroup : NULL,
-                      .cgroup_driver = l->cg ? l->cg->name : NULL,
-                      .pid = pid,
-                      .pidfd = (int)syscall(SYS_pidfd_open, pid, 0),
+  hcs_vm_watch_t w = {.base = hcs_watch_base_of(cs, l->c->owner, l->cg, pid, (int)syscall(SYS_pidfd_open, pid, 0)),
                       .exec_fd = -1,
                       .agent_fd = -1};
   char nonce[HCS_VM_NONCE_SIZE];
@@ -249,7 +242,7 @@ static __attribute__((noreturn)) void run_watch(vm_launch_t *l, pid_t pid) {
   }
   /* The creator returns once told; exec.sock listens already. */
   hcs_send_msg(l->sock, HCS_MSG_READY, "", 0, -1);
-  int keep[3] = {w.pidfd, w.exec_fd, w.agent_fd};
+  int keep[3] = {w.base.pidfd, w.exec_fd, w.agent_fd};
   hcs_monitor_close_all_but(keep, 3);
   int null = open("/dev/null", O_RDWR);
   for (int fd = 0; fd < 3; fd++)

@@ -121,13 +121,10 @@ HCS_INTERNAL int hcs_vm_launch(hcs_system_t *cs, hcs_vm_config_t *c, int create_
  * are borrowed.  hcs-monitor (src/monitor/main.c) gets it as arguments
  * after `--vm`. */
 typedef struct {
-  const char *id, *dir, *run_root, *owner;
-  const char *cgroup, *cgroup_driver; /* NULL: no cgroup */
-  pid_t pid;                          /* QEMU, a child of the monitor */
-  int pidfd;                          /* QEMU's pidfd, or -1 (then polled each second) */
-  int exec_fd, agent_fd;              /* the relay's exec.sock and agent.sock connection, or both -1 */
-  const char *nonce;                  /* the hello sent on agent_fd */
-  void (*on_idle)(void);              /* called once the monitor is idle (1 s without activity), or NULL */
+  hcs_watch_base_t base; /* pid: QEMU; pidfd -1: QEMU is polled each second */
+  int exec_fd, agent_fd; /* the relay's exec.sock and agent.sock connection, or both -1 */
+  const char *nonce;     /* the hello sent on agent_fd */
+  void (*on_idle)(void); /* called once the monitor is idle (1 s without activity), or NULL */
 } hcs_vm_watch_t;
 
 /* Relay the callers' agent sessions, wait for QEMU, record the exit

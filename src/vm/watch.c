@@ -41,9 +41,9 @@ void hcs_vm_remove_files(hcs_system_t *cs) {
 }
 
 static void record_exit(const hcs_vm_watch_t *w, int status) {
-  const hcs_cgroup_ops_t *cg = w->cgroup ? hcs_watch_cgroup_ops(w->cgroup_driver) : NULL;
-  int64_t ooms = cg ? cg->oom_kills(w->cgroup) : -1;
-  cleanup_free char *marker_path = hcs_xasprintf("%s/exit-type", w->dir), *marker = NULL;
+  const hcs_cgroup_ops_t *cg = w->base.cgroup ? hcs_watch_cgroup_ops(w->base.cgroup_driver) : NULL;
+  int64_t ooms = cg ? cg->oom_kills(w->base.cgroup) : -1;
+  cleanup_free char *marker_path = hcs_xasprintf("%s/exit-type", w->base.dir), *marker = NULL;
   hcs_read_file(marker_path, &marker, NULL, NULL);
   if (marker) marker[strcspn(marker, "\n")] = '\0';
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -55,38 +55,39 @@ static void record_exit(const hcs_vm_watch_t *w, int status) {
   else if (WIFSIGNALED(status))
     type = "Killed";
   if (cg) {
-    json_t *left = cg->pids(w->cgroup, NULL);
-    if (left && json_array_size(left) > 0) cg->kill_all(w->cgroup, NULL);
+    json_t *left = cg->pids(w->base.cgroup, NULL);
+    if (left && json_array_size(left) > 0) cg->kill_all(w->base.cgroup, NULL);
     json_decref(left);
-    cg->destroy(w->cgroup, NULL);
+    cg->destroy(w->base.cgroup, NULL);
   }
   /* The taps: state.json lists the document's (create) and those
    * hot-added since (modify records them before it makes them). */
-  cleanup_free char *sp = hcs_xasprintf("%s/state.json", w->dir);
+  cleanup_free char *sp = hcs_xasprintf("%s/state.json", w->base.dir);
   cleanup_json json_t *st = json_load_file(sp, 0, NULL);
   if (st) hcs_vm_remove_taps(st);
-  hcs_system_t cs = {.dir = (char *)w->dir};
+  hcs_system_t cs = {.dir = (char *)w->base.dir};
   hcs_vm_remove_files(&cs);
   cleanup_free char *now = hcs_now_rfc3339();
   cleanup_json json_t *e = json_pack("{s:i,s:s,s:s,s:I}", "ExitCode", code, "ExitType", type, "FinishedTime", now,
                                      "OomKillCount", (json_int_t)(ooms > 0 ? ooms : 0));
   if (WIFSIGNALED(status)) json_object_set_new(e, "ExitSignal", json_integer(WTERMSIG(status)));
-  cleanup_free char *path = hcs_xasprintf("%s/exit.json", w->dir);
+  cleanup_free char *path = hcs_xasprintf("%s/exit.json", w->base.dir);
   hcs_state_write_json(path, e, NULL);
-  if (hcs_system_claim_exit_event(w->dir)) {
+  if (hcs_system_claim_exit_event(w->base.dir)) {
     if (ooms > 0)
-      hcs_event_emit(w->run_root, "system", "oom", w->id, w->owner,
+      hcs_event_emit(w->base.run_root, "system", "oom", w->base.id, w->base.owner,
                      json_pack("{s:I}", "OomKillCount", (json_int_t)ooms));
-    hcs_event_emit(w->run_root, "system", "exited", w->id, w->owner, json_deep_copy(e));
+    hcs_event_emit(w->base.run_root, "system", "exited", w->base.id, w->base.owner, json_deep_copy(e));
   }
 }
 
 void hcs_vm_watch_run(const hcs_vm_watch_t *w) {
   /* The agent relay runs here until QEMU exits; without it (the fork
    * could not make it) the VM runs on, its processes unreachable. */
-  hcs_vm_relay_t *relay = w->exec_fd >= 0 && w->agent_fd >= 0 ? hcs_vm_relay_new(w->dir, w->run_root, w->id, w->owner,
-                                                                                 w->exec_fd, w->agent_fd, w->nonce)
-                                                              : NULL;
+  hcs_vm_relay_t *relay = w->exec_fd >= 0 && w->agent_fd >= 0
+                              ? hcs_vm_relay_new(w->base.dir, w->base.run_root, w->base.id, w->base.owner, w->exec_fd,
+                                                 w->agent_fd, w->nonce)
+                              : NULL;
   int status = 0;
   /* Start-up counts as activity: the monitor turns idle a second later. */
   bool busy = true;
@@ -94,19 +95,19 @@ void hcs_vm_watch_run(const hcs_vm_watch_t *w) {
     int st;
     pid_t r;
     /* QEMU, or an orphan of its (the monitor is a subreaper). */
-    while ((r = waitpid(-1, &st, WNOHANG)) > 0 && r != w->pid) {
+    while ((r = waitpid(-1, &st, WNOHANG)) > 0 && r != w->base.pid) {
     }
-    if (r == w->pid) {
+    if (r == w->base.pid) {
       status = st;
       break;
     }
     if (r < 0 && errno != EINTR) break;
     struct pollfd pfd[2 + 64 + 1];
     int n = relay ? hcs_vm_relay_pollfds(relay, pfd, 2 + 64) : 0;
-    pfd[n] = (struct pollfd){w->pidfd, POLLIN, 0};
+    pfd[n] = (struct pollfd){w->base.pidfd, POLLIN, 0};
     /* Asleep for good once idle, woken by a caller, the agent or QEMU's
      * exit; without a pidfd, waitpid is asked each second. */
-    int k = poll(pfd, (nfds_t)n + 1, busy || w->pidfd < 0 ? IDLE_MS : -1);
+    int k = poll(pfd, (nfds_t)n + 1, busy || w->base.pidfd < 0 ? IDLE_MS : -1);
     if (k > 0) {
       busy = true;
       if (relay) hcs_vm_relay_handle(relay, pfd, n);
@@ -120,13 +121,14 @@ void hcs_vm_watch_run(const hcs_vm_watch_t *w) {
     }
   }
   hcs_vm_relay_free(relay);
-  if (w->pidfd >= 0) close(w->pidfd);
+  if (w->base.pidfd >= 0) close(w->base.pidfd);
   record_exit(w, status);
   _exit(0);
 }
 
 /* --- the command line of hcs-monitor --vm ---------------------------------- */
 
+/* The program, `--vm`, the common options (16 strings) and the relay's 6. */
 enum { MAX_ARGS = 32 };
 
 char **hcs_vm_watch_argv(const hcs_vm_watch_t *w, const char *program) {
@@ -136,13 +138,7 @@ char **hcs_vm_watch_argv(const hcs_vm_watch_t *w, const char *program) {
 #define ARGF(k, fmt, ...) (argv[n++] = hcs_xstrdup(k), argv[n++] = hcs_xasprintf(fmt, __VA_ARGS__))
   argv[n++] = hcs_xstrdup(program);
   argv[n++] = hcs_xstrdup("--vm");
-  ARG("--id", w->id);
-  ARG("--dir", w->dir);
-  ARG("--run-root", w->run_root);
-  if (w->owner) ARG("--owner", w->owner);
-  if (w->cgroup && w->cgroup_driver) ARG("--cgroup", w->cgroup), ARG("--cgroup-driver", w->cgroup_driver);
-  ARGF("--pid", "%d", (int)w->pid);
-  if (w->pidfd >= 0) ARGF("--pidfd", "%d", w->pidfd);
+  n = hcs_watch_base_argv(argv, n, &w->base);
   if (w->exec_fd >= 0 && w->agent_fd >= 0 && w->nonce) {
     ARGF("--exec-fd", "%d", w->exec_fd);
     ARGF("--agent-fd", "%d", w->agent_fd);
@@ -154,7 +150,7 @@ char **hcs_vm_watch_argv(const hcs_vm_watch_t *w, const char *program) {
 }
 
 int hcs_vm_watch_parse(int argc, char **argv, hcs_vm_watch_t *w, hcs_error_t *err) {
-  *w = (hcs_vm_watch_t){.pid = -1, .pidfd = -1, .exec_fd = -1, .agent_fd = -1};
+  *w = (hcs_vm_watch_t){.base = {.pid = -1, .pidfd = -1}, .exec_fd = -1, .agent_fd = -1};
   if (argc < 2 || strcmp(argv[1], "--vm") != 0) return hcs_error_make(err, EINVAL, "`--vm` must come first");
   for (int i = 2; i < argc; i++) {
     const char *opt = argv[i];
@@ -163,19 +159,19 @@ int hcs_vm_watch_parse(int argc, char **argv, hcs_vm_watch_t *w, hcs_error_t *er
     long long x = 0;
     if (strcmp(opt, "--id") == 0) {
       if (hcs_validate_id("system id", v, err) < 0) return hcs_error_wrap(err, "option `%s`", opt);
-      w->id = v;
+      w->base.id = v;
     } else if (strcmp(opt, "--dir") == 0) {
-      w->dir = v;
+      w->base.dir = v;
     } else if (strcmp(opt, "--run-root") == 0) {
-      w->run_root = v;
+      w->base.run_root = v;
     } else if (strcmp(opt, "--owner") == 0) {
-      w->owner = v;
+      w->base.owner = v;
     } else if (strcmp(opt, "--cgroup") == 0) {
-      w->cgroup = v;
+      w->base.cgroup = v;
     } else if (strcmp(opt, "--cgroup-driver") == 0) {
       if (hcs_watch_cgroup_ops(v) == NULL)
         return hcs_error_make(err, EINVAL, "option `%s`: unknown driver `%s`", opt, v);
-      w->cgroup_driver = v;
+      w->base.cgroup_driver = v;
     } else if (strcmp(opt, "--nonce") == 0) {
       if (!*v || strlen(v) >= HCS_VM_NONCE_SIZE)
         return hcs_error_make(err, EINVAL, "option `%s`: 1 to %d characters", opt, HCS_VM_NONCE_SIZE - 1);
@@ -184,21 +180,23 @@ int hcs_vm_watch_parse(int argc, char **argv, hcs_vm_watch_t *w, hcs_error_t *er
                strcmp(opt, "--agent-fd") == 0) {
       bool pid = strcmp(opt, "--pid") == 0;
       if (hcs_watch_parse_int(opt, v, pid ? 1 : 3, INT32_MAX, &x, err) < 0) return -1;
-      *(pid ? &w->pid : opt[2] == 'p' ? &w->pidfd : opt[2] == 'e' ? &w->exec_fd : &w->agent_fd) = (int)x;
+      *(pid ? &w->base.pid : opt[2] == 'p' ? &w->base.pidfd : opt[2] == 'e' ? &w->exec_fd : &w->agent_fd) = (int)x;
     } else {
       return hcs_error_make(err, EINVAL, "unknown option `%s`", opt);
     }
   }
-  if (!w->id || !w->dir || !w->run_root || w->pid <= 0)
+  if (!w->base.id || !w->base.dir || !w->base.run_root || w->base.pid <= 0)
     return hcs_error_make(err, EINVAL, "`--id`, `--dir`, `--run-root` and `--pid` are required");
-  cleanup_free char *dir = hcs_xasprintf("%s/compute/%s", w->run_root, w->id);
-  if (strcmp(dir, w->dir) != 0)
-    return hcs_error_make(err, EINVAL, "option `--dir`: `%s` is not `%s` (the run root's system `%s`)", w->dir, dir,
-                          w->id);
+  cleanup_free char *dir = hcs_xasprintf("%s/compute/%s", w->base.run_root, w->base.id);
+  if (strcmp(dir, w->base.dir) != 0)
+    return hcs_error_make(err, EINVAL, "option `--dir`: `%s` is not `%s` (the run root's system `%s`)", w->base.dir,
+                          dir, w->base.id);
   if ((w->exec_fd >= 0) != (w->agent_fd >= 0) || (w->exec_fd >= 0) != (w->nonce != NULL))
     return hcs_error_make(err, EINVAL, "`--exec-fd`, `--agent-fd` and `--nonce` go together");
-  if (w->cgroup && !w->cgroup_driver) return hcs_error_make(err, EINVAL, "`--cgroup` needs `--cgroup-driver`");
-  if (w->cgroup_driver && !w->cgroup) return hcs_error_make(err, EINVAL, "`--cgroup-driver` needs `--cgroup`");
+  if (w->base.cgroup && !w->base.cgroup_driver)
+    return hcs_error_make(err, EINVAL, "`--cgroup` needs `--cgroup-driver`");
+  if (w->base.cgroup_driver && !w->base.cgroup)
+    return hcs_error_make(err, EINVAL, "`--cgroup-driver` needs `--cgroup`");
   return 0;
 }
 
@@ -228,13 +226,14 @@ static int check_socket(int fd, const char *opt, const char *path, bool listenin
 
 static int check_pidfd(const hcs_vm_watch_t *w, hcs_error_t *err) {
   char path[64];
-  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", w->pidfd);
+  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", w->base.pidfd);
   cleanup_free char *info = NULL;
   if (hcs_read_file(path, &info, NULL, NULL) < 0)
-    return hcs_error_make(err, EBADF, "option `--pidfd`: fd %d is not open", w->pidfd);
+    return hcs_error_make(err, EBADF, "option `--pidfd`: fd %d is not open", w->base.pidfd);
   const char *p = strstr(info, "\nPid:");
-  if (p == NULL || atoi(p + 5) != (int)w->pid)
-    return hcs_error_make(err, 0, "option `--pidfd`: fd %d is not a pidfd of QEMU (pid %d)", w->pidfd, (int)w->pid);
+  if (p == NULL || atoi(p + 5) != (int)w->base.pid)
+    return hcs_error_make(err, 0, "option `--pidfd`: fd %d is not a pidfd of QEMU (pid %d)", w->base.pidfd,
+                          (int)w->base.pid);
   return 0;
 }
 
@@ -249,11 +248,11 @@ static int check_str(json_t *st, const char *key, const char *want, const char *
 
 int hcs_vm_watch_check(const hcs_vm_watch_t *w, hcs_error_t *err) {
   siginfo_t si = {0};
-  if (waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+  if (waitid(P_PID, (id_t)w->base.pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
     return hcs_error_make(err, errno == ECHILD ? 0 : errno,
                           "option `--pid`: %d is not a child of this process (QEMU is the monitor's child)",
-                          (int)w->pid);
-  cleanup_free char *path = hcs_xasprintf("%s/state.json", w->dir);
+                          (int)w->base.pid);
+  cleanup_free char *path = hcs_xasprintf("%s/state.json", w->base.dir);
   json_error_t je;
   cleanup_json json_t *st = json_load_file(path, 0, &je);
   if (st == NULL) return hcs_error_make(err, 0, "read `%s`: %s", path, je.text);
@@ -262,19 +261,20 @@ int hcs_vm_watch_check(const hcs_vm_watch_t *w, hcs_error_t *err) {
   json_int_t qemu = json_integer_value(json_object_get(st, "Pid"));
   if (mon != self)
     return hcs_error_make(err, 0, "`%s` names monitor %lld, not this process (%d)", path, (long long)mon, (int)self);
-  if (qemu != w->pid)
-    return hcs_error_make(err, 0, "option `--pid`: %d is not the `Pid` of `%s` (%lld)", (int)w->pid, path,
+  if (qemu != w->base.pid)
+    return hcs_error_make(err, 0, "option `--pid`: %d is not the `Pid` of `%s` (%lld)", (int)w->base.pid, path,
                           (long long)qemu);
-  const char *driver = w->cgroup_driver ? w->cgroup_driver : "none";
+  const char *driver = w->base.cgroup_driver ? w->base.cgroup_driver : "none";
   if (check_str(st, "SystemType", "VirtualMachine", "--vm", path, err) < 0 ||
-      check_str(st, "Id", w->id, "--id", path, err) < 0 || check_str(st, "Owner", w->owner, "--owner", path, err) < 0 ||
+      check_str(st, "Id", w->base.id, "--id", path, err) < 0 ||
+      check_str(st, "Owner", w->base.owner, "--owner", path, err) < 0 ||
       check_str(st, "CgroupDriver", driver, "--cgroup-driver", path, err) < 0 ||
-      (w->cgroup && check_str(st, "Cgroup", w->cgroup, "--cgroup", path, err) < 0))
+      (w->base.cgroup && check_str(st, "Cgroup", w->base.cgroup, "--cgroup", path, err) < 0))
     return -1;
-  if (w->pidfd >= 0 && check_pidfd(w, err) < 0) return -1;
+  if (w->base.pidfd >= 0 && check_pidfd(w, err) < 0) return -1;
   if (w->exec_fd >= 0) {
-    cleanup_free char *exec_sock = hcs_xasprintf("%s/exec.sock", w->dir);
-    cleanup_free char *agent_sock = hcs_xasprintf("%s/agent.sock", w->dir);
+    cleanup_free char *exec_sock = hcs_xasprintf("%s/exec.sock", w->base.dir);
+    cleanup_free char *agent_sock = hcs_xasprintf("%s/agent.sock", w->base.dir);
     if (check_socket(w->exec_fd, "--exec-fd", exec_sock, true, err) < 0 ||
         check_socket(w->agent_fd, "--agent-fd", agent_sock, false, err) < 0)
       return -1;

@@ -38,14 +38,14 @@ static void free_argv(char **argv) {
 }
 
 static void round_trip(void) {
-  hcs_vm_watch_t w = {.id = "vm1",
-                      .dir = "/run/hcs/compute/vm1",
-                      .run_root = "/run/hcs",
-                      .owner = "me",
-                      .cgroup = "hcs/vm1",
-                      .cgroup_driver = "v1",
-                      .pid = 4321,
-                      .pidfd = 3,
+  hcs_vm_watch_t w = {.base = {.id = "vm1",
+                               .dir = "/run/hcs/compute/vm1",
+                               .run_root = "/run/hcs",
+                               .owner = "me",
+                               .cgroup = "hcs/vm1",
+                               .cgroup_driver = "v1",
+                               .pid = 4321,
+                               .pidfd = 3},
                       .exec_fd = 4,
                       .agent_fd = 6,
                       .nonce = "monitor-1-2"};
@@ -56,25 +56,27 @@ static void round_trip(void) {
   ok(hcs_vm_watch_parse(count(argv), argv, &b, &err) == 0, "parses its own command line: %s",
      err ? hcs_error_message(err) : "");
   hcs_error_release(&err);
-  is_str(b.id, "vm1", "id");
-  is_str(b.dir, "/run/hcs/compute/vm1", "dir");
-  is_str(b.run_root, "/run/hcs", "run root");
-  is_str(b.owner, "me", "owner");
-  is_str(b.cgroup, "hcs/vm1", "cgroup");
-  is_str(b.cgroup_driver, "v1", "cgroup driver");
-  is_int(b.pid, 4321, "QEMU's pid");
-  is_int(b.pidfd, 3, "its pidfd");
+  is_str(b.base.id, "vm1", "id");
+  is_str(b.base.dir, "/run/hcs/compute/vm1", "dir");
+  is_str(b.base.run_root, "/run/hcs", "run root");
+  is_str(b.base.owner, "me", "owner");
+  is_str(b.base.cgroup, "hcs/vm1", "cgroup");
+  is_str(b.base.cgroup_driver, "v1", "cgroup driver");
+  is_int(b.base.pid, 4321, "QEMU's pid");
+  is_int(b.base.pidfd, 3, "its pidfd");
   is_int(b.exec_fd, 4, "exec.sock");
   is_int(b.agent_fd, 6, "the agent connection");
   is_str(b.nonce, "monitor-1-2", "the hello's nonce");
   free_argv(argv);
   /* A minimal one: no owner, cgroup, pidfd or relay. */
-  hcs_vm_watch_t m = {
-      .id = "v", .dir = "/r/compute/v", .run_root = "/r", .pid = 9, .pidfd = -1, .exec_fd = -1, .agent_fd = -1};
+  hcs_vm_watch_t m = {.base = {.id = "v", .dir = "/r/compute/v", .run_root = "/r", .pid = 9, .pidfd = -1},
+                      .exec_fd = -1,
+                      .agent_fd = -1};
   argv = hcs_vm_watch_argv(&m, "hcs-monitor");
   ok(hcs_vm_watch_parse(count(argv), argv, &b, &err) == 0, "parses a minimal command line");
   hcs_error_release(&err);
-  ok(b.owner == NULL && b.cgroup == NULL && b.pidfd == -1 && b.exec_fd == -1 && b.agent_fd == -1 && !b.nonce,
+  ok(b.base.owner == NULL && b.base.cgroup == NULL && b.base.pidfd == -1 && b.exec_fd == -1 && b.agent_fd == -1 &&
+         !b.nonce,
      "nothing more");
   free_argv(argv);
 }
@@ -181,14 +183,14 @@ static run_t start(const variant_t *v) {
                            "hcs-test/vm1", "CgroupDriver", v->cgroup ? "v2" : "none");
     json_dump_file(st, path, 0);
     json_decref(st);
-    hcs_vm_watch_t w = {.id = "vm1",
-                        .dir = dir,
-                        .run_root = root,
-                        .owner = "me",
-                        .cgroup = v->cgroup,
-                        .cgroup_driver = v->cgroup ? "v2" : NULL,
-                        .pid = v->not_child ? getppid() : qemu,
-                        .pidfd = (int)syscall(SYS_pidfd_open, v->pidfd_self ? self : qemu, 0),
+    hcs_vm_watch_t w = {.base = {.id = "vm1",
+                                 .dir = dir,
+                                 .run_root = root,
+                                 .owner = "me",
+                                 .cgroup = v->cgroup,
+                                 .cgroup_driver = v->cgroup ? "v2" : NULL,
+                                 .pid = v->not_child ? getppid() : qemu,
+                                 .pidfd = (int)syscall(SYS_pidfd_open, v->pidfd_self ? self : qemu, 0)},
                         .exec_fd = -1,
                         .agent_fd = -1};
     char nonce[HCS_VM_NONCE_SIZE] = "n";
@@ -207,7 +209,7 @@ static run_t start(const variant_t *v) {
     }
     if (err) dprintf(errp[1], "setup: %s\n", hcs_error_message(err)), _exit(3);
     w.nonce = v->exec_kind ? nonce : NULL;
-    int pass[3] = {w.pidfd, w.exec_fd, w.agent_fd};
+    int pass[3] = {w.base.pidfd, w.exec_fd, w.agent_fd};
     dup2(errp[1], 2);
     /* As the fork does: nothing but these reaches the program. */
     for (int fd = 3; fd < 1024; fd++)

@@ -18,14 +18,9 @@ static int count(char **v) {
 
 static void round_trip(void) {
   char *exit_cmd[] = {"/usr/bin/hcs", "rm", "web 1", NULL};
-  hcs_watch_t w = {.id = "web",
-                   .dir = "/run/hcs/compute/web",
-                   .run_root = "/run/hcs",
-                   .owner = "me",
-                   .cgroup = "hcs/web",
-                   .cgroup_driver = "v2",
-                   .pid = 1234,
-                   .pidfd = 5,
+  /* The base as both monitors fill it. */
+  hcs_system_t cs = {.id = "web", .run_root = "/run/hcs", .dir = "/run/hcs/compute/web", .cgroup = "hcs/web"};
+  hcs_watch_t w = {.base = hcs_watch_base_of(&cs, "me", &hcs_cgroup_v2_ops, 1234, 5),
                    .log_fd = {6, -1},
                    .console = 7,
                    .stdin_w = 8,
@@ -41,14 +36,14 @@ static void round_trip(void) {
   hcs_error_t err = NULL;
   ok(hcs_watch_parse(count(argv), argv, &b, &err) == 0, "parses its own command line");
   if (err) printf("#   %s\n", hcs_error_message(err));
-  is_str(b.id, "web", "id");
-  is_str(b.dir, w.dir, "dir");
-  is_str(b.run_root, w.run_root, "run root");
-  is_str(b.owner, "me", "owner");
-  is_str(b.cgroup, "hcs/web", "cgroup");
-  ok(hcs_watch_cgroup_ops(b.cgroup_driver) == &hcs_cgroup_v2_ops, "the v2 driver");
-  is_int(b.pid, 1234, "pid");
-  is_int(b.pidfd, 5, "pidfd");
+  is_str(b.base.id, "web", "id");
+  is_str(b.base.dir, w.base.dir, "dir");
+  is_str(b.base.run_root, w.base.run_root, "run root");
+  is_str(b.base.owner, "me", "owner");
+  is_str(b.base.cgroup, "hcs/web", "cgroup");
+  ok(hcs_watch_cgroup_ops(b.base.cgroup_driver) == &hcs_cgroup_v2_ops, "the v2 driver");
+  is_int(b.base.pid, 1234, "pid");
+  is_int(b.base.pidfd, 5, "pidfd");
   is_int(b.log_fd[0], 6, "stdout FIFO");
   is_int(b.log_fd[1], -1, "no stderr FIFO");
   ok(b.console == 7 && b.stdin_w == 8 && b.attach_fd == 9, "console, stdin and attach socket");
@@ -61,12 +56,10 @@ static void round_trip(void) {
     free(*a);
   free(argv);
 
-  /* The minimal one: no owner, cgroup, logs or exit command. */
-  hcs_watch_t m = {.id = "x",
-                   .dir = "/d",
-                   .run_root = "/r",
-                   .pid = 7,
-                   .pidfd = -1,
+  /* The minimal one: no owner, cgroup, logs or exit command (a system's
+   * cgroup is left out without a backend). */
+  hcs_system_t mcs = {.id = "x", .run_root = "/r", .dir = "/d", .cgroup = "hcs/x"};
+  hcs_watch_t m = {.base = hcs_watch_base_of(&mcs, NULL, NULL, 7, -1),
                    .log_fd = {-1, -1},
                    .console = -1,
                    .stdin_w = -1,
@@ -74,8 +67,9 @@ static void round_trip(void) {
                    .ns_fd = {-1, -1, -1}};
   argv = hcs_watch_argv(&m, "hcs-monitor");
   ok(hcs_watch_parse(count(argv), argv, &b, &err) == 0, "parses a minimal command line");
-  ok(b.owner == NULL && b.cgroup == NULL && b.exit_command == NULL && b.pidfd == -1 && b.log_fd[0] == -1 &&
-         b.console == -1 && b.stdin_w == -1 && b.attach_fd == -1 && b.ns_fd[0] == -1 && !b.reaped_elsewhere,
+  ok(b.base.owner == NULL && b.base.cgroup == NULL && b.exit_command == NULL && b.base.pidfd == -1 &&
+         b.log_fd[0] == -1 && b.console == -1 && b.stdin_w == -1 && b.attach_fd == -1 && b.ns_fd[0] == -1 &&
+         !b.reaped_elsewhere,
      "nothing more than given");
   for (char **a = argv; *a; a++)
     free(*a);
