@@ -12,6 +12,7 @@
 #include <sys/xattr.h>
 
 #include "layer/fpool.h"
+#include "layer/path.h"
 
 #define QCAP 256
 #define MAX_QUEUED_BYTES (64u << 20)
@@ -28,9 +29,9 @@ struct layer_fpool {
   bool stop;
   char *error; /* first failure */
   int errnum;
-  /* paths in flight since the last barrier (importing thread only) */
-  char **set;
-  size_t set_cap, set_n;
+  /* paths in flight since the last barrier (importing thread only); a
+   * false "maybe" only costs a barrier */
+  struct layer_pathset set;
 };
 
 void layer_fjob_free(struct layer_fjob *j) {
@@ -70,7 +71,7 @@ int layer_fjob_run(const struct layer_fjob *j, char **msg) {
     what = "truncate";
     goto fail_fd;
   }
-  if (fchown(fd, j->uid, j->gid) < 0) {
+  if (!j->owner_ok && fchown(fd, j->uid, j->gid) < 0) {
     what = "chown";
     goto fail_fd;
   }
@@ -180,54 +181,15 @@ int layer_fpool_barrier(struct layer_fpool *p, hcs_error_t *err) {
     pthread_cond_wait(&p->cv_idle, &p->mu);
   int r = take_error(p, err);
   pthread_mutex_unlock(&p->mu);
-  for (size_t i = 0; i < p->set_cap; i++) {
-    free(p->set[i]);
-    p->set[i] = NULL;
-  }
-  p->set_n = 0;
+  layer_pathset_clear(&p->set);
   return r;
 }
 
-static size_t hash_str(const char *s) {
-  size_t h = 1469598103934665603ull;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 1099511628211ull;
-  return h;
-}
-
 bool layer_fpool_in_flight(struct layer_fpool *p, const char *path) {
-  if (p == NULL || p->set_n == 0) return false;
-  for (size_t h = hash_str(path) & (p->set_cap - 1);; h = (h + 1) & (p->set_cap - 1)) {
-    if (p->set[h] == NULL) return false;
-    if (strcmp(p->set[h], path) == 0) return true;
-  }
+  return p != NULL && layer_pathset_maybe(&p->set, path);
 }
 
-void layer_fpool_mark(struct layer_fpool *p, const char *path) {
-  if (p->set_n * 2 >= p->set_cap) {
-    char **old = p->set;
-    size_t oc = p->set_cap;
-    p->set_cap = oc ? oc * 2 : 1024;
-    p->set = hcs_xcalloc(p->set_cap, sizeof *p->set);
-    p->set_n = 0;
-    for (size_t i = 0; i < oc; i++)
-      if (old[i]) {
-        size_t h = hash_str(old[i]) & (p->set_cap - 1);
-        while (p->set[h])
-          h = (h + 1) & (p->set_cap - 1);
-        p->set[h] = old[i];
-        p->set_n++;
-      }
-    free(old);
-  }
-  size_t h = hash_str(path) & (p->set_cap - 1);
-  while (p->set[h]) {
-    if (strcmp(p->set[h], path) == 0) return;
-    h = (h + 1) & (p->set_cap - 1);
-  }
-  p->set[h] = hcs_xstrdup(path);
-  p->set_n++;
-}
+void layer_fpool_mark(struct layer_fpool *p, const char *path) { layer_pathset_add(&p->set, path); }
 
 void layer_fpool_free(struct layer_fpool *p) {
   if (p == NULL) return;
@@ -242,9 +204,7 @@ void layer_fpool_free(struct layer_fpool *p) {
     p->head = (p->head + 1) % QCAP;
     p->count--;
   }
-  for (size_t i = 0; i < p->set_cap; i++)
-    free(p->set[i]);
-  free(p->set);
+  layer_pathset_free(&p->set);
   free(p->error);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cv_job);
