@@ -12,10 +12,18 @@
 #include <sys/xattr.h>
 
 #include "layer/fpool.h"
+#include "layer/path.h"
 
 #define QCAP 256
 #define MAX_QUEUED_BYTES (64u << 20)
 #define MAX_WORKERS 8
+/* Files are handed over in batches of this many (or bytes), and a worker
+ * takes its share of the queue at once: one by one, the three threads
+ * fought over the pool's lock and the workers (faster than the parser
+ * feeding them) slept and woke for every file, and the lock and the
+ * wake-ups cost more CPU than the small files they wrote. */
+#define BATCH_FILES 16
+#define BATCH_BYTES (1u << 20)
 
 struct layer_fpool {
   pthread_t th[MAX_WORKERS];
@@ -23,14 +31,18 @@ struct layer_fpool {
   pthread_mutex_t mu;
   pthread_cond_t cv_job, cv_idle;
   struct layer_fjob *q[QCAP];
-  unsigned head, count, busy;
+  unsigned head, count, busy, sleeping;
   size_t queued_bytes;
+  /* the batch being gathered (importing thread only) */
+  struct layer_fjob *pend[BATCH_FILES];
+  unsigned npend;
+  size_t pend_bytes;
   bool stop;
   char *error; /* first failure */
   int errnum;
-  /* paths in flight since the last barrier (importing thread only) */
-  char **set;
-  size_t set_cap, set_n;
+  /* paths in flight since the last barrier (importing thread only); a
+   * false "maybe" only costs a barrier */
+  struct layer_pathset set;
 };
 
 void layer_fjob_free(struct layer_fjob *j) {
@@ -70,7 +82,7 @@ int layer_fjob_run(const struct layer_fjob *j, char **msg) {
     what = "truncate";
     goto fail_fd;
   }
-  if (fchown(fd, j->uid, j->gid) < 0) {
+  if (!j->owner_ok && fchown(fd, j->uid, j->gid) < 0) {
     what = "chown";
     goto fail_fd;
   }
@@ -101,31 +113,47 @@ fail:
 
 static void *worker(void *arg) {
   struct layer_fpool *p = arg;
+  struct layer_fjob *mine[BATCH_FILES];
+  unsigned n = 0;
+  size_t bytes = 0;
   pthread_mutex_lock(&p->mu);
   for (;;) {
-    while (p->count == 0 && !p->stop)
+    if (n) { /* the share just written */
+      p->queued_bytes -= bytes;
+      p->busy -= n;
+      pthread_cond_broadcast(&p->cv_idle);
+    }
+    while (p->count == 0 && !p->stop) {
+      p->sleeping++;
       pthread_cond_wait(&p->cv_job, &p->mu);
+      p->sleeping--;
+    }
     if (p->count == 0 && p->stop) break;
-    struct layer_fjob *j = p->q[p->head];
-    p->head = (p->head + 1) % QCAP;
-    p->count--;
-    p->busy++;
+    n = (p->count + (unsigned)p->n - 1) / (unsigned)p->n;
+    if (n > BATCH_FILES) n = BATCH_FILES;
+    for (unsigned i = 0; i < n; i++) {
+      mine[i] = p->q[p->head];
+      p->head = (p->head + 1) % QCAP;
+    }
+    p->count -= n;
+    p->busy += n;
     bool skip = p->error != NULL;
     pthread_mutex_unlock(&p->mu);
     char *msg = NULL;
-    int r = skip ? 0 : layer_fjob_run(j, &msg);
-    int e = errno;
+    int e = 0;
+    bytes = 0;
+    for (unsigned i = 0; i < n; i++) {
+      if (!skip && msg == NULL && layer_fjob_run(mine[i], &msg) < 0) e = errno;
+      bytes += mine[i]->len;
+      layer_fjob_free(mine[i]);
+    }
     pthread_mutex_lock(&p->mu);
-    if (r < 0 && p->error == NULL) {
+    if (msg && p->error == NULL) {
       p->error = msg;
       p->errnum = e;
     } else {
       free(msg);
     }
-    p->queued_bytes -= j->len;
-    p->busy--;
-    layer_fjob_free(j);
-    pthread_cond_broadcast(&p->cv_idle);
   }
   pthread_mutex_unlock(&p->mu);
   return NULL;
@@ -155,79 +183,66 @@ static int take_error(struct layer_fpool *p, hcs_error_t *err) {
   return -1;
 }
 
-int layer_fpool_submit(struct layer_fpool *p, struct layer_fjob *j, hcs_error_t *err) {
+static void drop_pending(struct layer_fpool *p) {
+  for (unsigned i = 0; i < p->npend; i++)
+    layer_fjob_free(p->pend[i]);
+  p->npend = 0;
+  p->pend_bytes = 0;
+}
+
+/* Queue the gathered batch for the workers. */
+static int flush(struct layer_fpool *p, hcs_error_t *err) {
+  if (p->npend == 0) return 0;
   pthread_mutex_lock(&p->mu);
-  while (p->error == NULL && (p->count == QCAP || (p->queued_bytes + j->len > MAX_QUEUED_BYTES && p->count > 0)))
+  while (p->error == NULL &&
+         (p->count + p->npend > QCAP || (p->queued_bytes + p->pend_bytes > MAX_QUEUED_BYTES && p->count > 0))) {
+    if (p->sleeping) pthread_cond_broadcast(&p->cv_job);
     pthread_cond_wait(&p->cv_idle, &p->mu);
+  }
   if (p->error) {
     int r = take_error(p, err);
     pthread_mutex_unlock(&p->mu);
-    layer_fjob_free(j);
+    drop_pending(p);
     return r;
   }
-  p->q[(p->head + p->count) % QCAP] = j;
-  p->count++;
-  p->queued_bytes += j->len;
-  pthread_cond_signal(&p->cv_job);
+  for (unsigned i = 0; i < p->npend; i++)
+    p->q[(p->head + p->count + i) % QCAP] = p->pend[i];
+  p->count += p->npend;
+  p->queued_bytes += p->pend_bytes;
+  if (p->sleeping) pthread_cond_broadcast(&p->cv_job);
   pthread_mutex_unlock(&p->mu);
+  p->npend = 0;
+  p->pend_bytes = 0;
+  return 0;
+}
+
+int layer_fpool_submit(struct layer_fpool *p, struct layer_fjob *j, hcs_error_t *err) {
+  p->pend[p->npend++] = j;
+  p->pend_bytes += j->len;
+  if (p->npend == BATCH_FILES || p->pend_bytes >= BATCH_BYTES) return flush(p, err);
   return 0;
 }
 
 int layer_fpool_barrier(struct layer_fpool *p, hcs_error_t *err) {
   if (p == NULL) return 0;
+  if (flush(p, err) < 0) {
+    layer_fpool_barrier(p, NULL); /* what is queued still finishes */
+    return -1;
+  }
   pthread_mutex_lock(&p->mu);
   while (p->count > 0 || p->busy > 0)
     pthread_cond_wait(&p->cv_idle, &p->mu);
   int r = take_error(p, err);
   pthread_mutex_unlock(&p->mu);
-  for (size_t i = 0; i < p->set_cap; i++) {
-    free(p->set[i]);
-    p->set[i] = NULL;
-  }
-  p->set_n = 0;
+  layer_pathset_clear(&p->set);
   return r;
 }
 
-static size_t hash_str(const char *s) {
-  size_t h = 1469598103934665603ull;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 1099511628211ull;
-  return h;
-}
-
 bool layer_fpool_in_flight(struct layer_fpool *p, const char *path) {
-  if (p == NULL || p->set_n == 0) return false;
-  for (size_t h = hash_str(path) & (p->set_cap - 1);; h = (h + 1) & (p->set_cap - 1)) {
-    if (p->set[h] == NULL) return false;
-    if (strcmp(p->set[h], path) == 0) return true;
-  }
+  return p != NULL && layer_pathset_maybe(&p->set, path);
 }
 
-void layer_fpool_mark(struct layer_fpool *p, const char *path) {
-  if (p->set_n * 2 >= p->set_cap) {
-    char **old = p->set;
-    size_t oc = p->set_cap;
-    p->set_cap = oc ? oc * 2 : 1024;
-    p->set = hcs_xcalloc(p->set_cap, sizeof *p->set);
-    p->set_n = 0;
-    for (size_t i = 0; i < oc; i++)
-      if (old[i]) {
-        size_t h = hash_str(old[i]) & (p->set_cap - 1);
-        while (p->set[h])
-          h = (h + 1) & (p->set_cap - 1);
-        p->set[h] = old[i];
-        p->set_n++;
-      }
-    free(old);
-  }
-  size_t h = hash_str(path) & (p->set_cap - 1);
-  while (p->set[h]) {
-    if (strcmp(p->set[h], path) == 0) return;
-    h = (h + 1) & (p->set_cap - 1);
-  }
-  p->set[h] = hcs_xstrdup(path);
-  p->set_n++;
-}
+void layer_fpool_mark(struct layer_fpool *p, const char *path) { layer_pathset_add(&p->set, path); }
 
 void layer_fpool_free(struct layer_fpool *p) {
   if (p == NULL) return;
@@ -237,14 +252,13 @@ void layer_fpool_free(struct layer_fpool *p) {
   pthread_mutex_unlock(&p->mu);
   for (int i = 0; i < p->n; i++)
     pthread_join(p->th[i], NULL);
+  drop_pending(p);
   while (p->count > 0) {
     layer_fjob_free(p->q[p->head]);
     p->head = (p->head + 1) % QCAP;
     p->count--;
   }
-  for (size_t i = 0; i < p->set_cap; i++)
-    free(p->set[i]);
-  free(p->set);
+  layer_pathset_free(&p->set);
   free(p->error);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cv_job);

@@ -15,6 +15,7 @@ struct layer_fjob {
   off_t size; /* final size (> len for a trailing hole) */
   uid_t uid;
   gid_t gid;
+  bool owner_ok; /* a new file gets uid:gid by itself: no chown */
   mode_t perm;
   struct timespec ts[2];
   size_t nx;

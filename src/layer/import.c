@@ -33,6 +33,7 @@ struct dirtime {
 struct dircache {
   char *path;
   int fd;
+  bool gid_ok; /* its gid is ours: what we create in it needs no chown to ours */
 };
 
 struct extract {
@@ -51,6 +52,16 @@ struct extract {
   struct layer_fpool *pool;
   char *marked_parent;                        /* last parent whose ancestors were marked in flight */
   uint64_t max_size, max_file_size, apparent; /* caps, and the apparent size so far */
+  uid_t euid;
+  gid_t egid;
+  /* Paths this import made (directories made on the way included).  The
+   * layer starts empty, so a path not in the set is surely absent and its
+   * entry needs no stat first.  That holds while every parent was reached
+   * by its literal path: once one was reached through a symlink (aliased),
+   * every entry stats as before. */
+  struct layer_pathset made;
+  bool aliased;
+  bool replaced; /* make_room removed something: a recorded directory may be gone */
 };
 
 /* Forget the cached directories, except the one whose fd is keep (-1: all). */
@@ -66,7 +77,7 @@ static void cache_drop(struct extract *x, int keep) {
 }
 
 /* Cache fd (owned by the cache from now on) as the directory at path. */
-static void cache_put(struct extract *x, char *path, int fd) {
+static void cache_put(struct extract *x, char *path, int fd, bool gid_ok) {
   for (int i = 0; i < DIR_CACHE; i++) /* a directory listed twice: the new fd wins */
     if (x->cache[i].path && strcmp(x->cache[i].path, path) == 0) {
       close(x->cache[i].fd);
@@ -82,6 +93,7 @@ static void cache_put(struct extract *x, char *path, int fd) {
   }
   c->path = path;
   c->fd = fd;
+  c->gid_ok = gid_ok;
 }
 
 static int eerr(struct extract *x, hcs_error_t *err, int e, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -105,13 +117,43 @@ static int resolve_err(struct extract *x, const char *what, hcs_error_t *err) {
  * cached fd was resolved beneath the root (openat2) or opened with
  * O_NOFOLLOW in such a directory; only make_room removes directories, and it
  * empties the cache when it does. */
-static int parent_fd(struct extract *x, const char *parent, hcs_error_t *err) {
+static int parent_fd(struct extract *x, const char *parent, bool *gid_ok, hcs_error_t *err) {
   for (int i = 0; i < DIR_CACHE; i++)
-    if (x->cache[i].path && strcmp(x->cache[i].path, parent) == 0) return x->cache[i].fd;
-  int fd = layer_resolve_dir(x->rootfd, parent, true, O_PATH);
-  if (fd < 0) return resolve_err(x, parent[0] ? parent : ".", err);
-  cache_put(x, hcs_xstrdup(parent), fd);
+    if (x->cache[i].path && strcmp(x->cache[i].path, parent) == 0) {
+      *gid_ok = x->cache[i].gid_ok;
+      return x->cache[i].fd;
+    }
+  int fd = -1;
+  if (!x->aliased) { /* the literal path: no symlink on the way */
+    fd = layer_openat2(x->rootfd, parent[0] ? parent : ".", O_PATH | O_DIRECTORY, LAYER_RESOLVE | RESOLVE_NO_SYMLINKS);
+    if (fd < 0 && errno == ELOOP) x->aliased = true;
+  }
+  if (fd < 0) {
+    fd = layer_resolve_dir(x->rootfd, parent, true, O_PATH);
+    if (fd < 0) return resolve_err(x, parent[0] ? parent : ".", err);
+    /* it and its ancestors exist now, some made here */
+    cleanup_free char *p = hcs_xstrdup(parent);
+    for (;;) {
+      layer_pathset_add(&x->made, p);
+      char *slash = strrchr(p, '/');
+      if (slash == NULL) break;
+      *slash = '\0';
+    }
+  }
+  struct stat st;
+  *gid_ok = fstat(fd, &st) == 0 && st.st_gid == x->egid;
+  cache_put(x, hcs_xstrdup(parent), fd, *gid_ok);
   return fd;
+}
+
+/* Whether something may be at path already (then make_room looks). */
+static bool may_exist(struct extract *x, const char *path) { return x->aliased || layer_pathset_maybe(&x->made, path); }
+
+/* Whether an entry made new in a directory (gid_ok) comes out uid:gid by
+ * itself: the kernel gives it our fsuid, and our fsgid or the directory's
+ * gid (set-gid directory, `grpid` mount), which gid_ok says is ours. */
+static bool owner_is_ours(struct extract *x, struct archive_entry *e, bool gid_ok) {
+  return gid_ok && archive_entry_uid(e) == x->euid && archive_entry_gid(e) == x->egid;
 }
 
 /* Make room for a new entry `name`: remove what is there unless both are
@@ -128,11 +170,13 @@ static int make_room(struct extract *x, int pfd, const char *name, bool want_dir
      * outlives its child) may be inside the tree about to go: drop them,
      * but never close pfd, which the removal and the caller still use. */
     cache_drop(x, pfd);
+    x->replaced = true;
     if (hcs_rm_rf_at(pfd, name, err) < 0) return hcs_error_wrap(err, "entry `%s`: replace directory", x->entry);
     return 0;
   }
   /* a cached path may have led through what goes (a symlink) */
   cache_drop(x, pfd);
+  x->replaced = true;
   if (unlinkat(pfd, name, 0) < 0) return eerr(x, err, errno, "replace existing entry");
   return 0;
 }
@@ -199,8 +243,8 @@ static int copy_data(struct extract *x, struct archive_entry *e, int fd, hcs_err
   return 0;
 }
 
-static int meta_fd(struct extract *x, struct archive_entry *e, int fd, hcs_error_t *err) {
-  if (fchown(fd, archive_entry_uid(e), archive_entry_gid(e)) < 0) return eerr(x, err, errno, "chown");
+static int meta_fd(struct extract *x, struct archive_entry *e, int fd, bool chown, hcs_error_t *err) {
+  if (chown && fchown(fd, archive_entry_uid(e), archive_entry_gid(e)) < 0) return eerr(x, err, errno, "chown");
   /* after chown, which clears set-id bits */
   if (fchmod(fd, archive_entry_perm(e)) < 0) return eerr(x, err, errno, "chmod");
   return set_xattrs(x, e, fd, err);
@@ -216,13 +260,16 @@ static int do_whiteout(struct extract *x, int pfd, const char *parent, const cha
     if (layer_opaque_mark(dfd) < 0) return eerr(x, err, errno, "set opaque xattr");
     return 0;
   }
-  case LAYER_WH_FILE:
+  case LAYER_WH_FILE: {
     if (make_room(x, pfd, name, false, err) < 0) return -1;
     if (layer_whiteout_make(pfd, name) < 0) return eerr(x, err, errno, "create whiteout for `%s`", name);
+    cleanup_free char *made = parent[0] ? hcs_xasprintf("%s/%s", parent, name) : hcs_xstrdup(name);
+    layer_pathset_add(&x->made, made);
     /* the entry's time, which an export gives `.wh.NAME` back: without it a
      * re-export differs from the imported stream (and its DiffID) */
     if (utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0) return eerr(x, err, errno, "set times of `%s`", name);
     return 0;
+  }
   case LAYER_WH_META: return 0;
   default: return eerr(x, err, 0, "invalid whiteout name");
   }
@@ -230,7 +277,7 @@ static int do_whiteout(struct extract *x, int pfd, const char *parent, const cha
 
 /* Hand a small regular file to the workers: data read now, written there. */
 static int dispatch_file(struct extract *x, struct archive_entry *e, int pfd, const char *parent, const char *base,
-                         const char *path, hcs_error_t *err) {
+                         const char *path, bool owner_ok, hcs_error_t *err) {
   struct layer_fjob *j = hcs_xcalloc(1, sizeof *j);
   j->pfd = fcntl(pfd, F_DUPFD_CLOEXEC, 3);
   if (j->pfd < 0) {
@@ -252,6 +299,7 @@ static int dispatch_file(struct extract *x, struct archive_entry *e, int pfd, co
   }
   j->uid = archive_entry_uid(e);
   j->gid = archive_entry_gid(e);
+  j->owner_ok = owner_ok;
   j->perm = archive_entry_perm(e);
   entry_times(e, j->ts);
   const char *name;
@@ -352,14 +400,26 @@ static int do_entry(struct extract *x, struct archive_entry *e, hcs_error_t *err
   if (path[0] == '\0') { /* the layer root itself */
     if (type != AE_IFDIR) return eerr(x, err, 0, "the root of the layer must be a directory");
     cleanup_close int fd = layer_openat2(x->rootfd, ".", O_RDONLY | O_DIRECTORY, LAYER_RESOLVE);
-    if (fd < 0 || meta_fd(x, e, fd, err) < 0) return fd < 0 ? eerr(x, err, errno, "open root") : -1;
+    if (fd < 0 || meta_fd(x, e, fd, true, err) < 0) return fd < 0 ? eerr(x, err, errno, "open root") : -1;
+    /* its owner may have changed under a cached fd */
+    for (int i = 0; i < DIR_CACHE; i++)
+      if (x->cache[i].path && x->cache[i].path[0] == '\0') x->cache[i].gid_ok = x->egid == archive_entry_gid(e);
     goto record_dir;
   }
   {
+    cleanup_free char *split = hcs_xstrdup(path);
     const char *parent, *base;
-    layer_split_path(path, &parent, &base);
-    int pfd = parent_fd(x, parent, err);
+    layer_split_path(split, &parent, &base);
+    bool gid_ok = false;
+    int pfd = parent_fd(x, parent, &gid_ok, err);
     if (pfd < 0) return -1;
+    /* Once a parent was reached through a symlink, one file has two names
+     * and the paths in flight no longer tell which entries touch them:
+     * the workers finish, and the rest of the import goes on in this thread. */
+    if (x->aliased && x->pool) {
+      if (pool_barrier(x, err) < 0) return -1;
+      pooled = false;
+    }
     const char *unused;
     if (layer_whiteout_parse(base, &unused) != LAYER_WH_NONE) return do_whiteout(x, pfd, parent, base, ts, err);
 
@@ -378,55 +438,57 @@ static int do_entry(struct extract *x, struct archive_entry *e, hcs_error_t *err
       if (fstatat(tpfd, tbase, &st, AT_SYMLINK_NOFOLLOW) < 0)
         return eerr(x, err, errno, "hardlink target `%s`", hardlink);
       if (S_ISDIR(st.st_mode)) return eerr(x, err, 0, "hardlink target `%s` is a directory", hardlink);
-      if (make_room(x, pfd, base, false, err) < 0) return -1;
+      if (may_exist(x, path) && make_room(x, pfd, base, false, err) < 0) return -1;
       if (linkat(tpfd, tbase, pfd, base, 0) < 0) return eerr(x, err, errno, "link to `%s`", hardlink);
+      layer_pathset_add(&x->made, path);
       return 0;
     }
 
     switch (type) {
     case AE_IFDIR: {
       /* mkdir first: make_room's stat only when something is there */
+      int kept = 0;
       if (mkdirat(pfd, base, 0700) < 0) {
         if (errno != EEXIST) return eerr(x, err, errno, "mkdir");
-        int kept = make_room(x, pfd, base, true, err);
+        kept = make_room(x, pfd, base, true, err);
         if (kept < 0) return -1;
         if (!kept && mkdirat(pfd, base, 0700) < 0) return eerr(x, err, errno, "mkdir");
       }
+      layer_pathset_add(&x->made, path);
       int fd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) return eerr(x, err, errno, "open directory");
-      if (meta_fd(x, e, fd, err) < 0) {
+      if (meta_fd(x, e, fd, kept || !owner_is_ours(x, e, gid_ok), err) < 0) {
         close(fd);
         return -1;
       }
       /* the parent of the entries that follow: cached (pfd is not used
        * after this, the cache may close it) */
-      cache_put(x, parent[0] ? hcs_xasprintf("%s/%s", parent, base) : hcs_xstrdup(base), fd);
+      cache_put(x, hcs_xstrdup(path), fd, archive_entry_gid(e) == x->egid);
       break;
     }
     case AE_IFREG: {
-      /* cheap next to the create itself, and keeps replacing (which may
-       * remove a directory tree) in this thread */
-      if (make_room(x, pfd, base, false, err) < 0) return -1;
-      if (pooled) {
-        cleanup_free char *full = NULL;
-        if (layer_clean_path(archive_entry_pathname(e), &full) < 0) abort();
-        return dispatch_file(x, e, pfd, parent, base, full, err);
-      }
+      /* replacing (which may remove a directory tree) stays in this
+       * thread; a path this import never made needs no look */
+      if (may_exist(x, path) && make_room(x, pfd, base, false, err) < 0) return -1;
+      layer_pathset_add(&x->made, path);
+      if (pooled) return dispatch_file(x, e, pfd, parent, base, path, owner_is_ours(x, e, gid_ok), err);
       cleanup_close int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
       if (fd < 0) return eerr(x, err, errno, "create");
       if (copy_data(x, e, fd, err) < 0) return -1;
       if (archive_entry_size_is_set(e) && ftruncate(fd, archive_entry_size(e)) < 0)
         return eerr(x, err, errno, "truncate");
-      if (meta_fd(x, e, fd, err) < 0) return -1;
+      if (meta_fd(x, e, fd, !owner_is_ours(x, e, gid_ok), err) < 0) return -1;
       if (futimens(fd, ts) < 0) return eerr(x, err, errno, "set times");
       return 0;
     }
     case AE_IFLNK: {
       const char *target = archive_entry_symlink(e);
       if (target == NULL) return eerr(x, err, 0, "symlink without target");
-      if (make_room(x, pfd, base, false, err) < 0) return -1;
+      if (may_exist(x, path) && make_room(x, pfd, base, false, err) < 0) return -1;
       if (symlinkat(target, pfd, base) < 0) return eerr(x, err, errno, "symlink");
-      if (fchownat(pfd, base, archive_entry_uid(e), archive_entry_gid(e), AT_SYMLINK_NOFOLLOW) < 0)
+      layer_pathset_add(&x->made, path);
+      if (!owner_is_ours(x, e, gid_ok) &&
+          fchownat(pfd, base, archive_entry_uid(e), archive_entry_gid(e), AT_SYMLINK_NOFOLLOW) < 0)
         return eerr(x, err, errno, "chown");
       if (utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW) < 0) return eerr(x, err, errno, "set times");
       return 0;
@@ -434,9 +496,10 @@ static int do_entry(struct extract *x, struct archive_entry *e, hcs_error_t *err
     case AE_IFCHR:
     case AE_IFBLK:
     case AE_IFIFO: {
-      if (make_room(x, pfd, base, false, err) < 0) return -1;
+      if (may_exist(x, path) && make_room(x, pfd, base, false, err) < 0) return -1;
       dev_t dev = type == AE_IFIFO ? 0 : archive_entry_rdev(e);
       if (mknodat(pfd, base, type | 0600, dev) < 0) return eerr(x, err, errno, "mknod");
+      layer_pathset_add(&x->made, path);
       if (fchownat(pfd, base, archive_entry_uid(e), archive_entry_gid(e), AT_SYMLINK_NOFOLLOW) < 0)
         return eerr(x, err, errno, "chown");
       if (fchmodat(pfd, base, archive_entry_perm(e), 0) < 0) return eerr(x, err, errno, "chmod");
@@ -453,9 +516,7 @@ record_dir:
     x->capdirs = x->capdirs ? 2 * x->capdirs : 256;
     x->dirs = hcs_xrealloc(x->dirs, x->capdirs * sizeof *x->dirs);
   }
-  cleanup_free char *full = NULL;
-  if (layer_clean_path(archive_entry_pathname(e), &full) < 0) abort();
-  x->dirs[x->ndirs].path = steal_ptr(full);
+  x->dirs[x->ndirs].path = hcs_xstrdup(path);
   memcpy(x->dirs[x->ndirs].ts, ts, sizeof ts);
   x->ndirs++;
   return 0;
@@ -486,8 +547,10 @@ static int apply_dir_times(struct extract *x, hcs_error_t *err) {
       pfd = layer_resolve_dir(x->rootfd, parent, false, O_PATH);
     }
     struct stat st;
-    /* removed or replaced by a later entry (a symlink: its times are its own) */
-    if (pfd < 0 || fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode)) continue;
+    /* removed or replaced by a later entry (a symlink: its times are its
+     * own); nothing was, if nothing was ever removed */
+    if (pfd < 0) continue;
+    if (x->replaced && (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))) continue;
     if (utimensat(pfd, base, x->dirs[i].ts, AT_SYMLINK_NOFOLLOW) < 0)
       return hcs_error_make(err, errno, "set times of `%s`", x->dirs[i].path);
   }
@@ -609,6 +672,8 @@ static char *import_impl(hcs_layer_store_t *s, int fd, const hcs_layer_import_op
   for (int i = 0; i < DIR_CACHE; i++)
     x.cache[i].fd = -1;
   x.rootfd = -1;
+  x.euid = geteuid();
+  x.egid = getegid();
   x.progress = opts->progress;
   x.progress_data = opts->progress_data;
   x.total = total;
@@ -708,6 +773,7 @@ out:
   layer_writeback_stop(wb);
   layer_fpool_free(x.pool); /* joins the workers before anything they use goes */
   free(x.marked_parent);
+  layer_pathset_free(&x.made);
   layer_reader_free(x.reader);
   cache_drop(&x, -1);
   if (x.rootfd >= 0) close(x.rootfd);

@@ -84,6 +84,16 @@ struct layer_writeback;
 HCS_INTERNAL struct layer_writeback *layer_writeback_start(int fd);
 HCS_INTERNAL void layer_writeback_stop(struct layer_writeback *w);
 
+/* hasher.c: a sha256 on a thread of its own.  submit queues a buffer and
+ * returns its ticket; the buffer must stay untouched until
+ * layer_hasher_wait(ticket) returns.  final waits for everything. */
+struct layer_hasher;
+HCS_INTERNAL struct layer_hasher *layer_hasher_start(hcs_error_t *err);
+HCS_INTERNAL uint64_t layer_hasher_submit(struct layer_hasher *h, const void *p, size_t n);
+HCS_INTERNAL void layer_hasher_wait(struct layer_hasher *h, uint64_t ticket);
+HCS_INTERNAL void layer_hasher_final(struct layer_hasher *h, char out[72]);
+HCS_INTERNAL void layer_hasher_free(struct layer_hasher *h);
+
 /* --- the decompressing reader (import) ----------------------------------- */
 struct layer_reader;
 /* Start a reader thread on fd: detects gzip/zstd/plain, hashes the raw and

@@ -1,6 +1,6 @@
 /* Path handling for archive entries: normalization (refusing `..` and
- * absolute names) and resolution of directories strictly beneath the layer
- * root with openat2(2). */
+ * absolute names), resolution of directories strictly beneath the layer
+ * root with openat2(2), and sets of paths. */
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <string.h>
@@ -93,4 +93,52 @@ int layer_resolve_dir(int rootfd, const char *rel, bool create, int flags) {
     *s = c;
   }
   return layer_openat2(rootfd, rel, flags | O_DIRECTORY, LAYER_RESOLVE);
+}
+
+static uint64_t path_hash(const char *p) {
+  uint64_t h = 1469598103934665603ull; /* FNV-1a */
+  for (; *p; p++)
+    h = (h ^ (unsigned char)*p) * 1099511628211ull;
+  return h ? h : 1;
+}
+
+void layer_pathset_add(struct layer_pathset *s, const char *path) {
+  if (s->n * 2 >= s->cap) {
+    uint64_t *old = s->slots;
+    size_t oc = s->cap;
+    s->cap = oc ? oc * 2 : 1024;
+    s->slots = hcs_xcalloc(s->cap, sizeof *s->slots);
+    for (size_t i = 0; i < oc; i++)
+      if (old[i]) {
+        size_t k = old[i] & (s->cap - 1);
+        while (s->slots[k])
+          k = (k + 1) & (s->cap - 1);
+        s->slots[k] = old[i];
+      }
+    free(old);
+  }
+  uint64_t h = path_hash(path);
+  size_t k = h & (s->cap - 1);
+  for (; s->slots[k]; k = (k + 1) & (s->cap - 1))
+    if (s->slots[k] == h) return;
+  s->slots[k] = h;
+  s->n++;
+}
+
+bool layer_pathset_maybe(const struct layer_pathset *s, const char *path) {
+  if (s->n == 0) return false;
+  uint64_t h = path_hash(path);
+  for (size_t k = h & (s->cap - 1); s->slots[k]; k = (k + 1) & (s->cap - 1))
+    if (s->slots[k] == h) return true;
+  return false;
+}
+
+void layer_pathset_clear(struct layer_pathset *s) {
+  if (s->n) memset(s->slots, 0, s->cap * sizeof *s->slots);
+  s->n = 0;
+}
+
+void layer_pathset_free(struct layer_pathset *s) {
+  free(s->slots);
+  memset(s, 0, sizeof *s);
 }

@@ -24,4 +24,16 @@ HCS_INTERNAL void layer_split_path(char *path, const char **parent, const char *
  * 0755 when create is set); flags e.g. O_PATH or O_RDONLY. */
 HCS_INTERNAL int layer_resolve_dir(int rootfd, const char *rel, bool create, int flags);
 
+/* A set of paths kept as 64-bit hashes: "maybe present" or "surely absent".
+ * A collision only ever answers "maybe", so a caller that takes "maybe" as
+ * the slow, safe way stays correct.  Zeroed memory is an empty set. */
+struct layer_pathset {
+  uint64_t *slots; /* 0: empty */
+  size_t n, cap;
+};
+HCS_INTERNAL void layer_pathset_add(struct layer_pathset *s, const char *path);
+HCS_INTERNAL bool layer_pathset_maybe(const struct layer_pathset *s, const char *path);
+HCS_INTERNAL void layer_pathset_clear(struct layer_pathset *s);
+HCS_INTERNAL void layer_pathset_free(struct layer_pathset *s);
+
 #endif

@@ -1,8 +1,9 @@
-/* The import side of the layer stream: a thread that reads the layer blob,
- * detects and undoes gzip (ISA-L) / zstd, and hashes both the raw bytes (the OCI
- * digest) and the tar stream (the diff id), handing tar chunks to the
- * extracting thread through a small ring of buffers.  Two cores thus work at
- * once: one inflates and hashes, the other writes files. */
+/* The import side of the layer stream: a thread that reads the layer blob
+ * and detects and undoes gzip (ISA-L) / zstd, handing tar chunks to the
+ * extracting thread through a small ring of buffers.  The raw bytes (the
+ * OCI digest) and the tar stream (the diff id) are hashed each on a thread
+ * of its own (hasher.c), so inflating, hashing and writing files overlap.
+ * A plain tar is hashed once: its digest is its diff id. */
 #include <pthread.h>
 #include <string.h>
 #include <isa-l/igzip_lib.h>
@@ -12,10 +13,13 @@
 
 #define CHUNK (1u << 20)
 #define NSLOT 8
+/* input buffers: the raw hasher may lag the inflate by NIN - 1 of them */
+#define NIN 4
 
 struct slot {
   unsigned char *buf;
   size_t len;
+  uint64_t ticket; /* of the tar hasher: the slot is free once it is done */
 };
 
 struct layer_reader {
@@ -30,10 +34,14 @@ struct layer_reader {
   bool eof, failed, abort;
   char errmsg[256];
   int errnum;
-  EVP_MD_CTX *raw_md, *tar_md;
+  struct layer_hasher *raw_hash, *tar_hash;
+  bool hash_raw; /* compressed: the raw bytes have a digest of their own */
   uint64_t raw_bytes, tar_bytes;
   const char *compression;
-  unsigned char *in;
+  unsigned char *ins[NIN];
+  uint64_t in_ticket[NIN]; /* of the raw hasher */
+  unsigned in_next;
+  unsigned char *in; /* the input buffer in use: ins[in_next - 1] */
   size_t in_len, in_off;
 };
 
@@ -52,23 +60,35 @@ static void fail(struct layer_reader *r, int errnum, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* Refill the input buffer; returns bytes read, 0 at EOF, -1 on error. */
-static ssize_t refill(struct layer_reader *r) {
+static ssize_t read_full(struct layer_reader *r, unsigned char *buf, size_t cap) {
   for (;;) {
-    ssize_t n = read(r->fd, r->in, CHUNK);
+    ssize_t n = read(r->fd, buf, cap);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       fail(r, errno, "read layer");
       return -1;
     }
-    r->in_len = (size_t)n;
-    r->in_off = 0;
-    if (n > 0) {
-      EVP_DigestUpdate(r->raw_md, r->in, (size_t)n);
-      __atomic_add_fetch(&r->raw_bytes, (uint64_t)n, __ATOMIC_RELAXED);
-    }
+    if (n > 0) __atomic_add_fetch(&r->raw_bytes, (uint64_t)n, __ATOMIC_RELAXED);
     return n;
   }
+}
+
+static void hash_input(struct layer_reader *r) {
+  unsigned i = (r->in_next - 1) % NIN;
+  if (r->hash_raw && r->in_len > 0) r->in_ticket[i] = layer_hasher_submit(r->raw_hash, r->in, r->in_len);
+}
+
+/* Refill the input from the next buffer of the ring (the one before may
+ * still be hashed); returns bytes read, 0 at EOF, -1 on error. */
+static ssize_t refill(struct layer_reader *r) {
+  unsigned i = r->in_next++ % NIN;
+  layer_hasher_wait(r->raw_hash, r->in_ticket[i]);
+  r->in = r->ins[i];
+  ssize_t n = read_full(r, r->in, CHUNK);
+  r->in_len = n > 0 ? (size_t)n : 0;
+  r->in_off = 0;
+  if (n > 0) hash_input(r);
+  return n;
 }
 
 /* Wait for a free slot; NULL if the consumer gave up. */
@@ -78,12 +98,13 @@ static struct slot *slot_get(struct layer_reader *r) {
     pthread_cond_wait(&r->cv, &r->mu);
   struct slot *s = r->abort ? NULL : &r->slots[(r->head + r->count) % NSLOT];
   pthread_mutex_unlock(&r->mu);
+  if (s) layer_hasher_wait(r->tar_hash, s->ticket);
   return s;
 }
 
 static void slot_put(struct layer_reader *r, struct slot *s) {
   if (s->len == 0) return;
-  EVP_DigestUpdate(r->tar_md, s->buf, s->len);
+  s->ticket = layer_hasher_submit(r->tar_hash, s->buf, s->len);
   r->tar_bytes += s->len;
   pthread_mutex_lock(&r->mu);
   r->count++;
@@ -97,19 +118,26 @@ static bool all_zero(const unsigned char *p, size_t n) {
   return true;
 }
 
+/* A plain tar: read straight into the slots (the first buffer was read by
+ * the detection). */
 static int run_plain(struct layer_reader *r) {
-  /* the first buffer was already read by detection */
+  struct slot *s = slot_get(r);
+  if (s == NULL) return -1;
+  memcpy(s->buf, r->in, r->in_len);
+  s->len = r->in_len;
   for (;;) {
-    struct slot *s = slot_get(r);
-    if (s == NULL) return -1;
-    size_t n = r->in_len - r->in_off;
-    memcpy(s->buf, r->in + r->in_off, n);
-    s->len = n;
-    r->in_off = r->in_len;
+    while (s->len < CHUNK) {
+      ssize_t n = read_full(r, s->buf + s->len, CHUNK - s->len);
+      if (n < 0) return -1;
+      if (n == 0) {
+        slot_put(r, s);
+        return 0;
+      }
+      s->len += (size_t)n;
+    }
     slot_put(r, s);
-    if (n == 0) return 0;
-    if (refill(r) < 0) return -1;
-    if (r->in_len == 0) return 0;
+    if ((s = slot_get(r)) == NULL) return -1;
+    s->len = 0;
   }
 }
 
@@ -231,9 +259,13 @@ static void *reader_main(void *arg) {
     const unsigned char *p = r->in;
     if (r->in_len >= 2 && p[0] == 0x1f && p[1] == 0x8b) {
       r->compression = "gzip";
+      r->hash_raw = true;
+      hash_input(r);
       ret = run_gzip(r);
     } else if (r->in_len >= 4 && p[0] == 0x28 && p[1] == 0xb5 && p[2] == 0x2f && p[3] == 0xfd) {
       r->compression = "zstd";
+      r->hash_raw = true;
+      hash_input(r);
       ret = run_zstd(r);
     } else {
       r->compression = "none";
@@ -258,9 +290,12 @@ struct layer_reader *layer_reader_start(int fd, hcs_error_t *err) {
   pthread_cond_init(&r->cv, NULL);
   for (int i = 0; i < NSLOT; i++)
     r->slots[i].buf = hcs_xmalloc(CHUNK);
-  r->in = hcs_xmalloc(CHUNK);
-  r->raw_md = layer_sha256_new();
-  r->tar_md = layer_sha256_new();
+  for (int i = 0; i < NIN; i++)
+    r->ins[i] = hcs_xmalloc(CHUNK);
+  if ((r->raw_hash = layer_hasher_start(err)) == NULL || (r->tar_hash = layer_hasher_start(err)) == NULL) {
+    layer_reader_free(r);
+    return NULL;
+  }
   int e = pthread_create(&r->thread, NULL, reader_main, r);
   if (e != 0) {
     layer_reader_free(r);
@@ -319,8 +354,11 @@ int layer_reader_finish(struct layer_reader *r, char diff_id[72], char digest[72
     ;
   join(r);
   if (r->failed) return hcs_error_make(err, r->errnum, "%s", r->errmsg);
-  layer_sha256_final(r->raw_md, digest);
-  layer_sha256_final(r->tar_md, diff_id);
+  layer_hasher_final(r->tar_hash, diff_id);
+  if (r->hash_raw)
+    layer_hasher_final(r->raw_hash, digest);
+  else
+    memcpy(digest, diff_id, 72);
   *raw_bytes = r->raw_bytes;
   *bytes = r->tar_bytes;
   *compression = r->compression;
@@ -334,11 +372,13 @@ void layer_reader_free(struct layer_reader *r) {
   pthread_cond_broadcast(&r->cv);
   pthread_mutex_unlock(&r->mu);
   join(r);
+  /* before the buffers they may still be reading */
+  layer_hasher_free(r->raw_hash);
+  layer_hasher_free(r->tar_hash);
   for (int i = 0; i < NSLOT; i++)
     free(r->slots[i].buf);
-  free(r->in);
-  EVP_MD_CTX_free(r->raw_md);
-  EVP_MD_CTX_free(r->tar_md);
+  for (int i = 0; i < NIN; i++)
+    free(r->ins[i]);
   pthread_mutex_destroy(&r->mu);
   pthread_cond_destroy(&r->cv);
   free(r);

@@ -63,8 +63,10 @@ struct t_entry {
   const char *xattr; /* "name=value" or NULL */
 };
 
-/* Write entries as a pax tar ("gzip"/"zstd"/NULL for none). */
-static inline int t_write_tar(const char *path, const struct t_entry *e, size_t n, const char *filter) {
+/* Write entries as a pax tar ("gzip"/"zstd"/NULL for none), entry i owned
+ * by owners[2i]:owners[2i+1] (NULL: all 0:0). */
+static inline int t_write_tar_owned(const char *path, const struct t_entry *e, size_t n, const char *filter,
+                                    const unsigned *owners) {
   struct archive *a = archive_write_new();
   archive_write_set_format_pax_restricted(a);
   if (filter && strcmp(filter, "gzip") == 0) archive_write_add_filter_gzip(a);
@@ -106,6 +108,8 @@ static inline int t_write_tar(const char *path, const struct t_entry *e, size_t 
       break;
     }
     archive_entry_set_size(ae, (la_int64_t)size);
+    archive_entry_set_uid(ae, owners ? owners[2 * i] : 0);
+    archive_entry_set_gid(ae, owners ? owners[2 * i + 1] : 0);
     if (e[i].xattr) {
       const char *eq = strchr(e[i].xattr, '=');
       char name[256];
@@ -122,6 +126,10 @@ static inline int t_write_tar(const char *path, const struct t_entry *e, size_t 
   archive_write_close(a);
   archive_write_free(a);
   return 0;
+}
+
+static inline int t_write_tar(const char *path, const struct t_entry *e, size_t n, const char *filter) {
+  return t_write_tar_owned(path, e, n, filter, NULL);
 }
 
 /* --- manifest of a tree --------------------------------------------------- */

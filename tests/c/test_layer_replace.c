@@ -3,7 +3,12 @@
  * directory by a symlink.  The importer caches the fd of the parent
  * directory it resolved last; replacing must neither close an fd in use
  * (it failed with EBADF) nor let a later entry reach through a stale fd or
- * through the new symlink out of the layer.  Every case runs with the
+ * through the new symlink out of the layer.  An entry whose path the
+ * import never made skips the look for something to replace: the cases
+ * where a path exists without an entry of its own (parents made on the
+ * way, a parent reached through a symlink) must still replace.  A new
+ * entry skips its chown when it comes out with the right owner anyway:
+ * not in a set-gid directory of another group.  Every case runs with the
  * worker pool (threads = 4) and without it (threads = 1). */
 #include <errno.h>
 
@@ -14,12 +19,17 @@
 static char *T, *root;
 static hcs_layer_store_t *store;
 
-static char *import(const char *what, const struct t_entry *e, size_t n, int threads, hcs_error_t *err) {
+static char *import_owned(const char *what, const struct t_entry *e, size_t n, const unsigned *owners, int threads,
+                          hcs_error_t *err) {
   char tar[4096];
   snprintf(tar, sizeof tar, "%s/%s.tar", T, what);
-  if (t_write_tar(tar, e, n, NULL) != 0) return NULL;
+  if (t_write_tar_owned(tar, e, n, NULL, owners) != 0) return NULL;
   hcs_layer_import_opts_t o = {.threads = threads};
   return hcs_layer_import_file(store, tar, &o, err);
+}
+
+static char *import(const char *what, const struct t_entry *e, size_t n, int threads, hcs_error_t *err) {
+  return import_owned(what, e, n, NULL, threads, err);
 }
 
 static char *diff_path(const char *id, const char *rel) {
@@ -47,6 +57,15 @@ static void absent(const char *id, const char *rel, const char *what) {
   char *p = diff_path(id, rel);
   struct stat st;
   ok(lstat(p, &st) < 0 && errno == ENOENT, "%s: `%s` is gone", what, rel);
+  free(p);
+}
+
+static void owner_is(const char *id, const char *rel, unsigned uid, unsigned gid, const char *what) {
+  char *p = diff_path(id, rel);
+  struct stat st;
+  int r = lstat(p, &st);
+  ok(r == 0 && st.st_uid == uid && st.st_gid == gid, "%s: `%s` is owned by %u:%u (got %d:%d)", what, rel, uid, gid,
+     r == 0 ? (int)st.st_uid : -1, r == 0 ? (int)st.st_gid : -1);
   free(p);
 }
 
@@ -175,6 +194,66 @@ static void run(int threads) {
     content_is(id, "l/sub/b", "b\n", what);
     absent(id, "real/sub/b", what);
     content_is(id, "real/sub/c", "c\n", what);
+    drop(id);
+  }
+  /* directories made on the way (no entries of their own) replaced by a
+   * file, and a file listed twice */
+  snprintf(what, sizeof what, "implicit dir -> file (threads %d)", threads);
+  {
+    struct t_entry e[] = {{'f', "x/y/f", "deep\n", 0, NULL},
+                          {'f', "x/y", "y is a file\n", 0, NULL},
+                          {'f', "dup", "one\n", 0, NULL},
+                          {'f', "dup", "two\n", 0, NULL},
+                          {'f', "x", "x is a file\n", 0, NULL}};
+    char *id = import("implicit", e, 5, threads, &err);
+    ok(id != NULL, "%s: imported: %s", what, hcs_error_message(err));
+    hcs_error_release(&err);
+    content_is(id, "x", "x is a file\n", what);
+    content_is(id, "dup", "two\n", what);
+    drop(id);
+  }
+  /* a file reached again through a symlinked parent: the same file by
+   * another name, which the import never made under that name */
+  snprintf(what, sizeof what, "file again through a symlink (threads %d)", threads);
+  {
+    struct t_entry e[] = {{'d', "real", NULL, 0, NULL},      {'l', "link", "real", 0, NULL},
+                          {'f', "real/f", "one\n", 0, NULL}, {'f', "link/f", "two\n", 0, NULL},
+                          {'d', "real/d", NULL, 0, NULL},    {'f', "link/d", "d is a file\n", 0, NULL},
+                          {'f', "real/g", "g\n", 0, NULL}};
+    char *id = import("alias", e, 7, threads, &err);
+    ok(id != NULL, "%s: imported: %s", what, hcs_error_message(err));
+    hcs_error_release(&err);
+    content_is(id, "real/f", "two\n", what);
+    content_is(id, "real/d", "d is a file\n", what);
+    content_is(id, "real/g", "g\n", what);
+    lstat_is(id, "link", S_IFLNK, what);
+    drop(id);
+  }
+  /* owners: entries owned by us skip their chown unless the directory is
+   * set-gid to another group (the kernel would give them its group) */
+  snprintf(what, sizeof what, "owners (threads %d)", threads);
+  {
+    struct t_entry e[] = {
+        {'f', "top", "t\n", 0, NULL},    {'d', "g", NULL, 02775, NULL},    {'f', "g/root", "r\n", 0, NULL},
+        {'f', "g/user", "u\n", 0, NULL}, {'d', "g/sub", NULL, 0, NULL},    {'l', "g/ln", "root", 0, NULL},
+        {'p', "g/fifo", NULL, 0, NULL},  {'f', "g/sub/f", "f\n", 0, NULL}, {'d', ".", NULL, 02755, NULL},
+        {'f', "late", "l\n", 0, NULL},   {'d', "mine", NULL, 0, NULL}};
+    /* uid, gid of each entry */
+    unsigned own[] = {0, 0, 0, 1234, 0, 0, 1000, 1001, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1234, 0, 0, 0, 0};
+    char *id = import_owned("owners", e, 11, own, threads, &err);
+    ok(id != NULL, "%s: imported: %s", what, hcs_error_message(err));
+    hcs_error_release(&err);
+    owner_is(id, "top", 0, 0, what);
+    owner_is(id, "g", 0, 1234, what);
+    owner_is(id, "g/root", 0, 0, what);
+    owner_is(id, "g/user", 1000, 1001, what);
+    owner_is(id, "g/sub", 0, 0, what);
+    owner_is(id, "g/ln", 0, 0, what);
+    owner_is(id, "g/fifo", 0, 0, what);
+    owner_is(id, "g/sub/f", 0, 0, what);
+    owner_is(id, "", 0, 1234, what);
+    owner_is(id, "late", 0, 0, what);
+    owner_is(id, "mine", 0, 0, what);
     drop(id);
   }
   /* the same directory twice: the later entry's metadata wins */
