@@ -58,6 +58,10 @@ DISPATCH(set_long_icf_fg, "set_long_icf_fg_base", "set_long_icf_fg_base", "set_l
 DISPATCH(gen_icf_map_lh1, "gen_icf_map_h1_base", "gen_icf_map_h1_base", "gen_icf_map_lh1_04", "gen_icf_map_lh1_06")
 
 static bool can_run(int c) {
+#ifndef __x86_64__
+  (void)c;
+  return false; /* other architectures have their own code and dispatch */
+#else
   __builtin_cpu_init();
   switch (c) {
   case C_SSE42: return __builtin_cpu_supports("sse4.2");
@@ -68,6 +72,7 @@ static bool can_run(int c) {
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512cd") &&
            __builtin_cpu_supports("avx512dq");
   }
+#endif
 }
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -151,7 +156,7 @@ static unsigned char *deflate_all(int level, const unsigned char *in, size_t n, 
 
 int main(void) {
   if (!can_run(C_SSE42)) {
-    printf("1..0 # SKIP no SSE4.2: ISA-L runs its C code, whose hash differs (docs/layers.md)\n");
+    printf("1..0 # SKIP not x86-64 with SSE4.2 (docs/layers.md: where ISA-L's bytes can differ)\n");
     return 0;
   }
   size_t n;
