@@ -282,7 +282,8 @@ STUB(Z, const char *, ZSTD_getErrorName, (size_t code), (code))
 STUB(Z, unsigned, ZSTD_isError, (size_t code), (code))
 #undef Z
 
-/* libdeflate (gzip output) and ISA-L (gzip input) */
+/* libdeflate and ISA-L (gzip output: ISA-L at levels 1-2 and for the
+ * stored members libdeflate, libdeflate above; gzip input: ISA-L) */
 #define D LIB_DEFLATE
 STUB(D, struct libdeflate_compressor *, libdeflate_alloc_compressor, (int level), (level))
 STUB_VOID(D, libdeflate_free_compressor, (struct libdeflate_compressor * c), (c))
@@ -291,6 +292,8 @@ STUB(D, size_t, libdeflate_gzip_compress,
 STUB(D, size_t, libdeflate_gzip_compress_bound, (struct libdeflate_compressor * c, size_t n), (c, n))
 #undef D
 #define I LIB_ISAL
+STUB(I, int, isal_deflate_stateless, (struct isal_zstream * s), (s))
+STUB_VOID(I, isal_deflate_stateless_init, (struct isal_zstream * s), (s))
 STUB(I, int, isal_inflate, (struct inflate_state * s), (s))
 STUB_VOID(I, isal_inflate_init, (struct inflate_state * s), (s))
 STUB_VOID(I, isal_inflate_reset, (struct inflate_state * s), (s))

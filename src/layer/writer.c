@@ -2,19 +2,25 @@
  * compressed and hashed again (digest) on their way to the output fd.
  *
  * gzip is compressed pigz-style: the stream is cut into fixed 1 MiB chunks,
- * each deflated on a worker thread with libdeflate (several times faster
- * than zlib) into gzip members, written in order (RFC 1952 allows
- * concatenated members; every gzip reader including Go's accepts them).
- * The exporter tells which bytes are file data that looks random
- * (layer_writer_write_stored): those spans are stored in members of their
- * own, not deflated, which is what deflate would end up doing at a
- * fraction of the time.  The chunking does not depend on the thread
- * count, and the spans depend on the content alone, so the output is the
- * same bytes whatever the machine.  zstd uses libzstd's own workers
+ * each deflated on a worker thread into gzip members, written in order
+ * (RFC 1952 allows concatenated members; every gzip reader including Go's
+ * accepts them).  The default deflater is ISA-L's stateless deflate at its
+ * level 1 (about three times libdeflate's level 1 speed, a few percent
+ * bigger); `level` 1 and 2 are ISA-L's levels 1 and 2, 3 to 12 libdeflate's
+ * (ISA-L's level 3 is left out: its AVX2 and AVX-512 code find different
+ * matches, see ISAL_MAX_LEVEL).  The exporter tells which bytes are file
+ * data that looks random (layer_writer_write_stored): those spans are
+ * stored in members of their own, not deflated, which is what deflate
+ * would end up doing at a fraction of the time.  The chunking does not
+ * depend on the thread count, and the spans depend on the content alone,
+ * so the output is the same bytes whatever the thread count, and whatever
+ * the x86-64 machine with SSE4.2 for a given ISA-L version (docs/layers.md
+ * says where ISA-L's bytes can differ).  zstd uses libzstd's own workers
  * (ZSTD_c_nbWorkers, deterministic for any count). */
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
+#include <isa-l/igzip_lib.h>
 #include <libdeflate.h>
 #include <zstd.h>
 
@@ -22,6 +28,21 @@
 
 #define WCHUNK (1u << 20)
 #define MAX_THREADS 16
+/* The gzip levels: 1 and 2 are ISA-L's, above are libdeflate's.  ISA-L's
+ * levels 1 and 2 give the same bytes with its SSE4.2, AVX, AVX2 and
+ * AVX-512 code on x86-64 (an experiment interposing its dispatcher,
+ * docs/layers.md); its level 3 does not (the AVX2 and AVX-512 match
+ * finders differ), so it is not offered. */
+#define ISAL_MAX_LEVEL 2
+#define GZIP_MAX_LEVEL 12
+#define GZIP_DEFAULT_LEVEL 1
+#define ZSTD_MAX_LEVEL 22
+/* The level buffer decides how the input is cut into deflate blocks, so
+ * its size is part of the output format: fixed, never from the machine. */
+static const uint32_t isal_lvl_buf[ISAL_MAX_LEVEL + 1] = {0, ISAL_DEF_LVL1_DEFAULT, ISAL_DEF_LVL2_DEFAULT};
+/* The gzip member header of ISA-L members: no name, mtime 0, XFL 4
+ * (fastest), OS 255 (unknown) -- what libdeflate writes at level 1. */
+static const unsigned char gzip_header[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 0xff};
 
 enum { JOB_FREE, JOB_QUEUED, JOB_BUSY, JOB_DONE };
 
@@ -114,6 +135,64 @@ bool layer_looks_random(const unsigned char *p, size_t n) {
   return chi2 < 400.0;
 }
 
+/* A worker's deflater: ISA-L at isal_level (its stream state and level
+ * buffer are the worker's own), or libdeflate at the writer's level; both
+ * keep a libdeflate level-0 compressor for the stored members. */
+struct deflater {
+  int isal_level; /* 0: libdeflate */
+  struct libdeflate_compressor *c, *store;
+  struct isal_zstream *zs;
+  unsigned char *lvl_buf;
+};
+
+static bool deflater_init(struct deflater *d, int level) {
+  memset(d, 0, sizeof *d);
+  d->store = libdeflate_alloc_compressor(0);
+  if (level <= ISAL_MAX_LEVEL) {
+    d->isal_level = level;
+    d->zs = hcs_xmalloc(sizeof *d->zs);
+    d->lvl_buf = hcs_xmalloc(isal_lvl_buf[level]);
+    return d->store != NULL;
+  }
+  d->c = libdeflate_alloc_compressor(level);
+  return d->store != NULL && d->c != NULL;
+}
+
+static void deflater_free(struct deflater *d) {
+  libdeflate_free_compressor(d->c);
+  libdeflate_free_compressor(d->store);
+  free(d->zs);
+  free(d->lvl_buf);
+}
+
+/* Room for one member of n bytes: ISA-L falls back to stored blocks (5
+ * bytes each per 64 KiB) when that is smaller, and needs room for them. */
+static size_t member_bound(struct deflater *d, bool store, size_t n) {
+  if (store || d->isal_level == 0) return libdeflate_gzip_compress_bound(store ? d->store : d->c, n);
+  return sizeof gzip_header + n + 5 * (n / 65535 + 1) + 8;
+}
+
+/* One gzip member of in[0, n) at out; its size, 0 on failure. */
+static size_t member(struct deflater *d, bool store, const unsigned char *in, size_t n, unsigned char *out,
+                     size_t cap) {
+  if (store || d->isal_level == 0) return libdeflate_gzip_compress(store ? d->store : d->c, in, n, out, cap);
+  struct isal_zstream *zs = d->zs;
+  memcpy(out, gzip_header, sizeof gzip_header);
+  isal_deflate_stateless_init(zs);
+  zs->level = (uint32_t)d->isal_level;
+  zs->level_buf = d->lvl_buf;
+  zs->level_buf_size = isal_lvl_buf[d->isal_level];
+  zs->gzip_flag = IGZIP_GZIP_NO_HDR; /* our header; ISA-L writes the CRC and size trailer */
+  zs->end_of_stream = 1;
+  zs->flush = NO_FLUSH;
+  zs->next_in = (uint8_t *)in;
+  zs->avail_in = (uint32_t)n;
+  zs->next_out = out + sizeof gzip_header;
+  zs->avail_out = (uint32_t)(cap - sizeof gzip_header);
+  if (isal_deflate_stateless(zs) != COMP_OK) return 0;
+  return sizeof gzip_header + zs->total_out;
+}
+
 /* One chunk -> gzip members: the spans to store each in a stored member,
  * the bytes between them deflated, one member per run.  The exporter
  * marks random file data per file (in 64 KiB pieces for big files): a
@@ -121,13 +200,13 @@ bool layer_looks_random(const unsigned char *p, size_t n) {
  * (gen_tree.py: a third of the files, 26 KiB on average), which fixed
  * blocks of the stream cut across (4 KiB blocks caught 23 % of the bytes
  * of that tree, a third of which is random). */
-static size_t compress_chunk(struct libdeflate_compressor *c, struct libdeflate_compressor *store, struct job *j) {
+static size_t compress_chunk(struct deflater *d, struct job *j) {
   size_t need = 0, off = 0;
   for (size_t i = 0; i <= j->nspans; i++) {
     size_t s = i < j->nspans ? (size_t)j->spans[i].start : j->in_len;
     size_t e = i < j->nspans ? (size_t)j->spans[i].end : j->in_len;
-    if (s > off) need += libdeflate_gzip_compress_bound(c, s - off);
-    if (e > s) need += libdeflate_gzip_compress_bound(store, e - s);
+    if (s > off) need += member_bound(d, false, s - off);
+    if (e > s) need += member_bound(d, true, e - s);
     off = e;
   }
   if (need > j->out_cap) {
@@ -143,7 +222,7 @@ static size_t compress_chunk(struct libdeflate_compressor *c, struct libdeflate_
     for (int pass = 0; pass < 2; pass++) {
       size_t a = pass ? s : off, b = pass ? e : s;
       if (b <= a) continue;
-      size_t n = libdeflate_gzip_compress(pass ? store : c, j->in + a, b - a, j->out + out, j->out_cap - out);
+      size_t n = member(d, pass, j->in + a, b - a, j->out + out, j->out_cap - out);
       if (n == 0) return 0;
       out += n;
     }
@@ -154,8 +233,8 @@ static size_t compress_chunk(struct libdeflate_compressor *c, struct libdeflate_
 
 static void *worker_main(void *arg) {
   struct layer_writer *w = arg;
-  struct libdeflate_compressor *c = libdeflate_alloc_compressor(w->level);
-  struct libdeflate_compressor *store = libdeflate_alloc_compressor(0);
+  struct deflater d;
+  bool ready = deflater_init(&d, w->level);
   pthread_mutex_lock(&w->mu);
   for (;;) {
     while (!w->stop && w->jobs[w->next_work % w->njobs].state != JOB_QUEUED)
@@ -165,15 +244,14 @@ static void *worker_main(void *arg) {
     w->next_work++;
     j->state = JOB_BUSY;
     pthread_mutex_unlock(&w->mu);
-    j->out_len = c && store ? compress_chunk(c, store, j) : 0;
+    j->out_len = ready ? compress_chunk(&d, j) : 0;
     pthread_mutex_lock(&w->mu);
     j->ok = j->out_len > 0;
     j->state = JOB_DONE;
     pthread_cond_broadcast(&w->cv_done);
   }
   pthread_mutex_unlock(&w->mu);
-  libdeflate_free_compressor(c);
-  libdeflate_free_compressor(store);
+  deflater_free(&d);
   return NULL;
 }
 
@@ -266,6 +344,15 @@ static int flush_chunk(struct layer_writer *w) {
 }
 
 struct layer_writer *layer_writer_start(int fd, hcs_layer_compression_t c, int level, int threads, hcs_error_t *err) {
+  int max = c == HCS_LAYER_COMPRESSION_GZIP ? GZIP_MAX_LEVEL : c == HCS_LAYER_COMPRESSION_ZSTD ? ZSTD_MAX_LEVEL : 0;
+  if (level < 0 || level > max) {
+    if (max == 0)
+      hcs_error_make(err, 0, "compression level %d given for an uncompressed layer", level);
+    else
+      hcs_error_make(err, 0, "compression level %d is out of range for %s (1 to %d)", level,
+                     c == HCS_LAYER_COMPRESSION_GZIP ? "gzip" : "zstd", max);
+    return NULL;
+  }
   struct layer_writer *w = hcs_xcalloc(1, sizeof *w);
   w->fd = fd;
   w->comp = c;
@@ -279,7 +366,7 @@ struct layer_writer *layer_writer_start(int fd, hcs_layer_compression_t c, int l
   if (threads <= 0) threads = 1;
   if (threads > MAX_THREADS) threads = MAX_THREADS;
   if (c == HCS_LAYER_COMPRESSION_GZIP) {
-    w->level = level > 0 ? (level > 12 ? 12 : level) : 1;
+    w->level = level > 0 ? level : GZIP_DEFAULT_LEVEL;
     w->njobs = 2 * threads + 2;
     w->jobs = hcs_xcalloc((size_t)w->njobs, sizeof *w->jobs);
     for (int i = 0; i < w->njobs; i++) {

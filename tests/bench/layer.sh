@@ -8,6 +8,8 @@
 # the machine's other load) and the ratios hcs/peer.
 #
 # usage: tests/bench/layer.sh [SIZE_MB [NFILES [RUNS]]]     (default 500 20000 3)
+# env: EXPORT_ONLY=1 runs the export rows alone (no import, no activation);
+# EXPORT_ARGS adds options to `hcs layer export` (e.g. "--level 2").
 # needs: root, a built tree (build/hcs or $HCS_BIN), umoci, python3.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -63,11 +65,22 @@ for i in $(seq "$RUNS"); do
   cp -a "$W/oci.pristine" "$W/oci"
   export_peer+=("$(timeit umoci repack --image "$W/oci:base" "$W/bundle")")
   rm -f "$W/out.tar.gz"
-  export_hcs+=("$(timeit "$HCS" layer export --root "$W/root" -q src "$W/out.tar.gz")")
+  # shellcheck disable=SC2086 # EXPORT_ARGS: words
+  export_hcs+=("$(timeit "$HCS" layer export --root "$W/root" -q ${EXPORT_ARGS:-} src "$W/out.tar.gz")")
 done
 blob=$(ls -S "$W/oci/blobs/sha256" | head -1)
 cp "$W/oci/blobs/sha256/$blob" "$W/umoci-layer.tar.gz"
 echo "gzip layer: umoci $(stat -c %s "$W/umoci-layer.tar.gz") bytes, hcs $(stat -c %s "$W/out.tar.gz") bytes"
+
+if [ -n "${EXPORT_ONLY:-}" ]; then
+  echo
+  echo "== layers: ${SIZE} MB, ${NFILES} files, median of ${RUNS} =="
+  row "export gzip + digests" "$(wall "${export_hcs[@]}")" "$(wall "${export_peer[@]}")" "umoci repack" \
+    "$(cpu "${export_hcs[@]}")" "$(cpu "${export_peer[@]}")"
+  echo "runs (wall:cpu s): export ${export_hcs[*]} | repack ${export_peer[*]}"
+  echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  exit 0
+fi
 
 # Nothing is deleted between runs: ext4 without a journal skips recently
 # freed inodes when allocating, which would make whoever runs right after a

@@ -82,7 +82,7 @@ local export = {
   usage = "hcs layer export [--compression gzip|zstd|none] [--level N] [--mtime EPOCH] ID FILE|-",
   options = common {
     compression = { kind = "string", short = "c", default = "gzip", help = "gzip (default), zstd or none" },
-    level = { kind = "number", help = "compression level (default: gzip 1, zstd 3)" },
+    level = { kind = "number", help = "compression level: gzip 1-2 ISA-L, 3-12 libdeflate (default 1); zstd 1-22 (default 3)" },
     mtime = { kind = "number", metavar = "EPOCH", help = "give every entry this mtime (reproducible output)" },
     threads = { kind = "number", help = "compression threads (default: one per CPU)" },
     quiet = { kind = "flag", short = "q", help = "no progress bar" },
@@ -92,6 +92,9 @@ local export = {
     local valid = { gzip = true, zstd = true, none = true }
     if not valid[opts.compression] then
       require("hcs.util.args").usage_error("--compression must be gzip, zstd or none, not '%s'", opts.compression)
+    end
+    if opts.level and not math.tointeger(opts.level) then
+      require("hcs.util.args").usage_error("--level must be an integer, not '%s'", opts.level)
     end
     local s <close> = store(opts)
     local bar = progress.new { label = "export",

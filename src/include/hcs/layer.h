@@ -103,7 +103,7 @@ HCS_EXPORT char *hcs_layer_import_file(hcs_layer_store_t *store, const char *pat
 
 typedef struct {
   hcs_layer_compression_t compression;
-  int level;        /* 0: default (gzip 1, zstd 3) */
+  int level;        /* 0: default (gzip 1, zstd 3); gzip 1-2 ISA-L, 3-12 libdeflate; zstd 1-22; else refused */
   bool fixed_mtime; /* every entry gets `mtime` (reproducible across trees) */
   int64_t mtime;
   int threads; /* compression threads; 0: one per CPU */

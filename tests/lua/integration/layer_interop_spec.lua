@@ -137,6 +137,66 @@ describe("layer interop", function()
     assert.matches("b'v'", attr)
   end)
 
+  it("exports gzip at every level class that gzip(1), zlib and our import read back, the same bytes for 1 and 3 threads",
+    function()
+    -- text, random files between text ones, and a 3 MiB text file across
+    -- chunk boundaries: deflated members, stored members, several chunks
+    su.write_file(T .. "/gen.py", "import os, sys\nos.makedirs(sys.argv[1])\nfor i in range(30):\n"
+      .. " open(sys.argv[1] + '/f%02da' % i, 'wb').write(os.urandom(7000))\n"
+      .. " open(sys.argv[1] + '/f%02db' % i, 'wb').write(b'line of text %d\\n' % i * 700)\n"
+      .. "open(sys.argv[1] + '/big', 'wb').write(b''.join(b'%08d some words\\n' % i for i in range(140000)))\n")
+    sh(("python3 %s/gen.py %s/src && tar -C %s/src -cf %s/src.tar ."):format(T, T, T, T))
+    local l = assert(store:import(T .. "/src.tar", { id = "src" }))
+    -- every member: gzip magic, deflate, no flags, mtime 0, XFL 4 or 0 (libdeflate
+    -- above level 1 writes 0 or 2), OS 255; prints members and the content's digest
+    local check = "import zlib,hashlib,sys\nd=open(sys.argv[1],'rb').read()\nh=hashlib.sha256()\nn=0\n"
+      .. "while d:\n assert d[:8]==bytes([31,139,8,0,0,0,0,0]) and d[9]==255 and d[8] in (0,2,4), d[:10]\n"
+      .. " o=zlib.decompressobj(31)\n h.update(o.decompress(d))\n assert o.eof\n d=o.unused_data\n n+=1\n"
+      .. "print(n, 'sha256:'+h.hexdigest())\n"
+    su.write_file(T .. "/check.py", check)
+    local digests, diff_id = {}, nil
+    for _, level in ipairs({ 0, 1, 2, 3, 12 }) do
+      local outs = {}
+      for _, threads in ipairs({ 1, 3 }) do
+        local out = ("%s/l%d-t%d.tar.gz"):format(T, level, threads)
+        local r = assert(store:export(l.Id, out, { compression = "gzip", level = level, threads = threads }))
+        diff_id = diff_id or r.DiffID -- the tar hcs writes, the same for every level
+        assert.equal(diff_id, r.DiffID)
+        assert.equal(r.Digest, "sha256:" .. sha256(out))
+        outs[threads] = r
+      end
+      assert.equal(outs[1].Digest, outs[3].Digest, "level " .. level .. ": 1 and 3 threads give the same bytes")
+      local out = ("%s/l%d-t3.tar.gz"):format(T, level)
+      assert.equal(diff_id, "sha256:" .. sh(("gzip -dc %s | sha256sum"):format(out)):match("^(%x+)"))
+      local n, zdigest = sh(("python3 %s/check.py %s"):format(T, out)):match("^(%d+) (%S+)")
+      assert.equal(diff_id, zdigest)
+      assert.is_true(tonumber(n) >= 60, "level " .. level .. ": " .. n .. " members")
+      local back = assert(store:import(out, { id = "back" .. level }))
+      assert.equal(diff_id, back.DiffID)
+      assert.equal(outs[3].Digest, back.Digest)
+      digests[level] = outs[3].Digest
+    end
+    assert.equal(digests[1], digests[0], "the default is level 1")
+    assert.are_not.equal(digests[1], digests[2])
+    assert.are_not.equal(digests[2], digests[3], "level 2 is ISA-L's, 3 libdeflate's")
+  end)
+
+  it("refuses a compression level out of range, writing nothing", function()
+    sh(("mkdir -p %s/src && printf x > %s/src/x && tar -C %s/src -cf %s/src.tar ."):format(T, T, T, T))
+    local l = assert(store:import(T .. "/src.tar", { id = "src" }))
+    for _, c in ipairs({
+      { "gzip", 13, "compression level 13 is out of range for gzip %(1 to 12%)" },
+      { "gzip", -1, "compression level %-1 is out of range for gzip %(1 to 12%)" },
+      { "zstd", 23, "compression level 23 is out of range for zstd %(1 to 22%)" },
+      { "none", 1, "compression level 1 given for an uncompressed layer" },
+    }) do
+      local r, err = store:export(l.Id, T .. "/out", { compression = c[1], level = c[2] })
+      assert.is_nil(r)
+      assert.matches("^export layer `src`: " .. c[3] .. "$", tostring(err))
+    end
+    assert.equal("", sh(("ls -A %s | grep '^out' || true"):format(T)))
+  end)
+
   it("exports sparse files that GNU tar and umoci read back", function()
     local src = T .. "/src"
     -- 64 MiB with data at both ends (umoci writes holes out as zeros: keep it small)
