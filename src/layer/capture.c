@@ -4,7 +4,9 @@
  * mirror.c creates each entry in the new layer; no archive is written,
  * compressed or parsed.  The new layer is built in a locked temp dir, synced
  * and renamed in whole, as an import is: a capture killed at any point
- * leaves nothing visible, and the temp dir is swept by the next store open. */
+ * leaves nothing visible, and the temp dir is swept by the next store open.
+ * As in an import, a thread syncs the new layer's file system while the
+ * files are made (writeback.c), so the final sync waits for little. */
 #include <fcntl.h>
 #include <string.h>
 
@@ -36,6 +38,7 @@ static char *capture_impl(hcs_layer_store_t *s, const char *id, int threads, hcs
   if (layer_tmp_make(s, "capture", &t, err) < 0) return NULL;
   char *result = NULL;
   struct layer_mirror *m = NULL;
+  struct layer_writeback *wb = NULL;
   cleanup_free char *diff = hcs_xasprintf("%s/diff", t.path);
   cleanup_close int rootfd = -1;
   if (mkdir(diff, 0755) < 0) {
@@ -48,6 +51,7 @@ static char *capture_impl(hcs_layer_store_t *s, const char *id, int threads, hcs
     goto out;
   }
   m = layer_mirror_start(rootfd, threads);
+  wb = layer_writeback_start(rootfd);
   hcs_layer_export_opts_t eo = {
       .compression = HCS_LAYER_COMPRESSION_NONE, .progress = progress, .progress_data = pdata};
   hcs_layer_export_result_t r;
@@ -72,6 +76,8 @@ static char *capture_impl(hcs_layer_store_t *s, const char *id, int threads, hcs
     json_object_set_new(meta, "Created", json_string(now));
     json_object_set_new(meta, "RefCount", json_integer(0));
     cleanup_free char *metap = hcs_xasprintf("%s/" LAYER_META, t.path);
+    layer_writeback_stop(wb);
+    wb = NULL;
     if (syncfs(rootfd) < 0) {
       hcs_error_make(err, errno, "sync `%s`", diff);
       goto out;
@@ -91,6 +97,7 @@ static char *capture_impl(hcs_layer_store_t *s, const char *id, int threads, hcs
     result = hcs_xstrdup(new_id);
   }
 out:
+  layer_writeback_stop(wb);
   layer_mirror_free(m);
   layer_tmp_done(&t);
   return result;

@@ -16,7 +16,13 @@
  * so the output is the same bytes whatever the thread count, and whatever
  * the x86-64 machine with SSE4.2 for a given ISA-L version (docs/layers.md
  * says where ISA-L's bytes can differ).  zstd uses libzstd's own workers
- * (ZSTD_c_nbWorkers, deterministic for any count). */
+ * (ZSTD_c_nbWorkers, deterministic for any count).
+ *
+ * Both hashes run on threads of their own (hasher.c): on the walking
+ * thread, the tar stream's sha256 alone was a quarter of a capture's
+ * critical path.  A buffer handed to a hasher is reused only once its
+ * ticket is done: the chunk buffers go round a ring (or through the gzip
+ * jobs), and so do zstd's output buffers. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
@@ -28,6 +34,8 @@
 
 #define WCHUNK (1u << 20)
 #define MAX_THREADS 16
+/* chunk buffers (plain and zstd) and zstd output buffers in flight to the hashers */
+#define NRING 4
 /* The gzip levels: 1 and 2 are ISA-L's, above are libdeflate's.  ISA-L's
  * levels 1 and 2 give the same bytes with its SSE4.2, AVX, AVX2 and
  * AVX-512 code on x86-64 (an experiment interposing its dispatcher,
@@ -55,6 +63,7 @@ struct span {
 struct job {
   int state;
   unsigned char *in, *out;
+  uint64_t in_ticket, out_ticket; /* of the hashers: in and out are free once done */
   size_t in_len, out_len, out_cap;
   struct span *spans;
   size_t nspans, spans_cap;
@@ -65,9 +74,12 @@ struct layer_writer {
   int fd;
   hcs_layer_compression_t comp;
   int level;
-  EVP_MD_CTX *tar_md, *out_md;
+  struct layer_hasher *tar_hash, *out_hash;
   uint64_t tar_bytes, out_bytes, synced;
-  unsigned char *buf; /* the chunk being filled */
+  unsigned char *buf;         /* the chunk being filled */
+  unsigned char *ring[NRING]; /* plain and zstd: buf is ring[cur]; gzip: buf is its own */
+  uint64_t ring_ticket[NRING];
+  unsigned cur;
   size_t len;
   struct span *spans; /* to store, not yet handed to a job */
   size_t nspans, spans_cap;
@@ -83,7 +95,9 @@ struct layer_writer {
   bool stop;
   /* zstd */
   ZSTD_CCtx *zc;
-  unsigned char *zout;
+  unsigned char *zout[NRING];
+  uint64_t zout_ticket[NRING];
+  unsigned zcur;
   size_t zout_cap;
 };
 
@@ -93,8 +107,10 @@ static int wfail(struct layer_writer *w, int e, const char *what) {
   return -1;
 }
 
-static int out_write(struct layer_writer *w, const unsigned char *p, size_t n) {
-  if (w->comp != HCS_LAYER_COMPRESSION_NONE) EVP_DigestUpdate(w->out_md, p, n); /* else digest == diff id */
+/* p stays untouched until *ticket is done (compressed output: hashed aside;
+ * plain: its digest is the diff id). */
+static int out_write(struct layer_writer *w, const unsigned char *p, size_t n, uint64_t *ticket) {
+  if (w->comp != HCS_LAYER_COMPRESSION_NONE) *ticket = layer_hasher_submit(w->out_hash, p, n);
   w->out_bytes += n;
   if (w->fd < 0) return 0; /* digests only (capture: no archive is written) */
   /* start writeback early so the caller's final fsync finds little to do
@@ -262,7 +278,7 @@ static int drain_one(struct layer_writer *w) {
   while (j->state != JOB_DONE)
     pthread_cond_wait(&w->cv_done, &w->mu);
   pthread_mutex_unlock(&w->mu);
-  int r = j->ok ? out_write(w, j->out, j->out_len) : wfail(w, 0, "deflate");
+  int r = j->ok ? out_write(w, j->out, j->out_len, &j->out_ticket) : wfail(w, 0, "deflate");
   pthread_mutex_lock(&w->mu);
   j->state = JOB_FREE;
   pthread_mutex_unlock(&w->mu);
@@ -289,13 +305,17 @@ static void take_spans(struct layer_writer *w, struct job *j, uint64_t c0, size_
   w->nspans = keep;
 }
 
-static int submit_gzip(struct layer_writer *w, uint64_t c0) {
+static int submit_gzip(struct layer_writer *w, uint64_t c0, uint64_t ticket) {
   if (w->next_submit - w->next_write == (unsigned)w->njobs && drain_one(w) < 0) return -1;
   struct job *j = &w->jobs[w->next_submit % w->njobs];
   take_spans(w, j, c0, w->len);
+  /* the job's buffers from its last round, both hashed before reuse */
+  layer_hasher_wait(w->tar_hash, j->in_ticket);
+  layer_hasher_wait(w->out_hash, j->out_ticket);
   /* swap buffers: the job takes the filled chunk */
   unsigned char *t = j->in;
   j->in = w->buf;
+  j->in_ticket = ticket;
   w->buf = t;
   j->in_len = w->len;
   w->len = 0;
@@ -310,14 +330,19 @@ static int submit_gzip(struct layer_writer *w, uint64_t c0) {
 static int zstd_push(struct layer_writer *w, const unsigned char *p, size_t n, ZSTD_EndDirective mode) {
   ZSTD_inBuffer in = {p, n, 0};
   for (;;) {
-    ZSTD_outBuffer o = {w->zout, w->zout_cap, 0};
+    unsigned k = w->zcur;
+    layer_hasher_wait(w->out_hash, w->zout_ticket[k]);
+    ZSTD_outBuffer o = {w->zout[k], w->zout_cap, 0};
     size_t rem = ZSTD_compressStream2(w->zc, &o, &in, mode);
     if (ZSTD_isError(rem)) {
       snprintf(w->errmsg, sizeof w->errmsg, "zstd: %s", ZSTD_getErrorName(rem));
       w->failed = true;
       return -1;
     }
-    if (o.pos && out_write(w, w->zout, o.pos) < 0) return -1;
+    if (o.pos) {
+      if (out_write(w, w->zout[k], o.pos, &w->zout_ticket[k]) < 0) return -1;
+      w->zcur = (k + 1) % NRING;
+    }
     if (mode == ZSTD_e_end ? rem == 0 : in.pos == in.size) return 0;
   }
 }
@@ -325,21 +350,18 @@ static int zstd_push(struct layer_writer *w, const unsigned char *p, size_t n, Z
 /* Hand the filled chunk to the compressor. */
 static int flush_chunk(struct layer_writer *w) {
   if (w->len == 0) return 0;
-  EVP_DigestUpdate(w->tar_md, w->buf, w->len);
+  uint64_t ticket = layer_hasher_submit(w->tar_hash, w->buf, w->len);
   uint64_t c0 = w->tar_bytes;
   w->tar_bytes += w->len;
-  int r = 0;
-  switch (w->comp) {
-  case HCS_LAYER_COMPRESSION_NONE:
-    r = out_write(w, w->buf, w->len);
-    w->len = 0;
-    break;
-  case HCS_LAYER_COMPRESSION_GZIP: r = submit_gzip(w, c0); break;
-  case HCS_LAYER_COMPRESSION_ZSTD:
-    r = zstd_push(w, w->buf, w->len, ZSTD_e_continue);
-    w->len = 0;
-    break;
-  }
+  if (w->comp == HCS_LAYER_COMPRESSION_GZIP) return submit_gzip(w, c0, ticket);
+  /* zstd copies its input before it returns (or compresses it then) */
+  int r = w->comp == HCS_LAYER_COMPRESSION_NONE ? out_write(w, w->buf, w->len, NULL)
+                                                : zstd_push(w, w->buf, w->len, ZSTD_e_continue);
+  w->len = 0;
+  w->ring_ticket[w->cur] = ticket;
+  w->cur = (w->cur + 1) % NRING;
+  layer_hasher_wait(w->tar_hash, w->ring_ticket[w->cur]);
+  w->buf = w->ring[w->cur];
   return r;
 }
 
@@ -356,12 +378,21 @@ struct layer_writer *layer_writer_start(int fd, hcs_layer_compression_t c, int l
   struct layer_writer *w = hcs_xcalloc(1, sizeof *w);
   w->fd = fd;
   w->comp = c;
-  w->tar_md = layer_sha256_new();
-  w->out_md = layer_sha256_new();
-  w->buf = hcs_xmalloc(WCHUNK);
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->cv_work, NULL);
   pthread_cond_init(&w->cv_done, NULL);
+  if (c == HCS_LAYER_COMPRESSION_GZIP) {
+    w->buf = hcs_xmalloc(WCHUNK); /* traded with the jobs' buffers */
+  } else {
+    for (int i = 0; i < NRING; i++)
+      w->ring[i] = hcs_xmalloc(WCHUNK);
+    w->buf = w->ring[0];
+  }
+  if ((w->tar_hash = layer_hasher_start(err)) == NULL ||
+      (c != HCS_LAYER_COMPRESSION_NONE && (w->out_hash = layer_hasher_start(err)) == NULL)) {
+    layer_writer_free(w);
+    return NULL;
+  }
   if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
   if (threads <= 0) threads = 1;
   if (threads > MAX_THREADS) threads = MAX_THREADS;
@@ -393,7 +424,8 @@ struct layer_writer *layer_writer_start(int fd, hcs_layer_compression_t c, int l
     /* a library built without threads refuses: then compress in this thread */
     ZSTD_CCtx_setParameter(w->zc, ZSTD_c_nbWorkers, threads);
     w->zout_cap = ZSTD_CStreamOutSize();
-    w->zout = hcs_xmalloc(w->zout_cap);
+    for (int i = 0; i < NRING; i++)
+      w->zout[i] = hcs_xmalloc(w->zout_cap);
   }
   return w;
 }
@@ -442,11 +474,11 @@ int layer_writer_finish(struct layer_writer *w, hcs_layer_export_result_t *res, 
   if (w->failed) return hcs_error_make(err, 0, "%s", w->errmsg);
   hcs_layer_export_result_t r;
   memset(&r, 0, sizeof r);
-  layer_sha256_final(w->tar_md, r.diff_id);
+  layer_hasher_final(w->tar_hash, r.diff_id);
   if (w->comp == HCS_LAYER_COMPRESSION_NONE)
     memcpy(r.digest, r.diff_id, sizeof r.digest);
   else
-    layer_sha256_final(w->out_md, r.digest);
+    layer_hasher_final(w->out_hash, r.digest);
   r.size = w->out_bytes;
   r.uncompressed_size = w->tar_bytes;
   if (res) *res = r;
@@ -461,6 +493,9 @@ void layer_writer_free(struct layer_writer *w) {
   pthread_mutex_unlock(&w->mu);
   for (int i = 0; i < w->nthreads; i++)
     pthread_join(w->threads[i], NULL);
+  /* before the buffers they may still be reading */
+  layer_hasher_free(w->tar_hash);
+  layer_hasher_free(w->out_hash);
   for (int i = 0; w->jobs && i < w->njobs; i++) {
     free(w->jobs[i].in);
     free(w->jobs[i].out);
@@ -469,10 +504,11 @@ void layer_writer_free(struct layer_writer *w) {
   free(w->spans);
   free(w->jobs);
   if (w->zc) ZSTD_freeCCtx(w->zc);
-  free(w->zout);
-  free(w->buf);
-  EVP_MD_CTX_free(w->tar_md);
-  EVP_MD_CTX_free(w->out_md);
+  for (int i = 0; i < NRING; i++) {
+    free(w->zout[i]);
+    free(w->ring[i]);
+  }
+  if (w->comp == HCS_LAYER_COMPRESSION_GZIP) free(w->buf);
   pthread_mutex_destroy(&w->mu);
   pthread_cond_destroy(&w->cv_work);
   pthread_cond_destroy(&w->cv_done);

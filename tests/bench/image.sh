@@ -21,7 +21,9 @@ NFILES=${2:-20000}
 RUNS=${3:-3}
 SRC=$PWD
 HCS=${HCS_BIN:-$PWD/build/hcs}
-W=$(mktemp -d /tmp/hcs-bench.XXXXXX)
+# HCS_BENCH_DIR: where to work (e.g. a freshly made file system, as in
+# layer.sh: ext4 slows every tool down after big removals), /tmp by default.
+W=$(mktemp -d "${HCS_BENCH_DIR:-/tmp}/hcs-bench.XXXXXX")
 export HCS_ROOT=$W/root
 B=(buildah --root "$W/bstore" --runroot "$W/brun" --storage-driver overlay)
 have_buildah=$(command -v buildah >/dev/null && echo 1 || true)
