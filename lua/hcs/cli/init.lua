@@ -298,51 +298,11 @@ local function run_command(path, cmd, argv)
   return math.type(status) == "integer" and status or 0
 end
 
---- Levenshtein distance between two strings (bytes), for suggestions.
-function cli.distance(a, b)
-  if #a > 200 or #b > 200 then return math.huge end
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    local ai = a:byte(i)
-    for j = 1, #b do
-      local cost = ai == b:byte(j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
-
---- Close matches of `word` among candidates (a list, or the keys of a
--- table), best first: at most `max` (default 3) within a distance of a
--- third of the word's length (at least 2), or containing it.
-function cli.close_matches(word, candidates, max)
-  word = tostring(word)
-  local list = {}
-  if #candidates == 0 then
-    for k in pairs(candidates) do list[#list + 1] = k end
-  else
-    for _, k in ipairs(candidates) do list[#list + 1] = k end
-  end
-  local limit = math.max(2, #word // 3)
-  local scored = {}
-  for _, c in ipairs(list) do
-    local d = cli.distance(word, c)
-    if #word >= 3 and (c:find(word, 1, true) or word:find(c, 1, true)) then d = math.min(d, limit) end
-    if d <= limit then scored[#scored + 1] = { c, d } end
-  end
-  table.sort(scored, function(x, y) return x[2] < y[2] or (x[2] == y[2] and x[1] < y[1]) end)
-  local out = {}
-  for i = 1, math.min(max or 3, #scored) do out[i] = scored[i][1] end
-  return out
-end
-
---- The best close match of word among candidates, or nil.
-function cli.suggest(word, candidates)
-  return cli.close_matches(word, candidates, 1)[1]
-end
+-- Suggestions for typos (hcs.util.args has them: the option parser uses
+-- them too).
+cli.distance = args.distance
+cli.close_matches = args.close_matches
+cli.suggest = args.suggest
 
 --- docker's and podman's top-level spellings of hcs commands: the command
 -- and the words put before the arguments.

@@ -25,6 +25,52 @@ local function show(s)
 end
 M.show = show
 
+--- Levenshtein distance between two strings (bytes), for suggestions.
+function M.distance(a, b)
+  if #a > 200 or #b > 200 then return math.huge end
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    local ai = a:byte(i)
+    for j = 1, #b do
+      local cost = ai == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+--- Close matches of `word` among candidates (a list, or the keys of a
+-- table), best first: at most `max` (default 3) within a distance of a
+-- third of the word's length (at least 2), or containing it.
+function M.close_matches(word, candidates, max)
+  word = tostring(word)
+  local list = {}
+  if #candidates == 0 then
+    for k in pairs(candidates) do list[#list + 1] = k end
+  else
+    for _, k in ipairs(candidates) do list[#list + 1] = k end
+  end
+  local limit = math.max(2, #word // 3)
+  local scored = {}
+  for _, c in ipairs(list) do
+    local d = M.distance(word, c)
+    if #word >= 3 and (c:find(word, 1, true) or word:find(c, 1, true)) then d = math.min(d, limit) end
+    if d <= limit then scored[#scored + 1] = { c, d } end
+  end
+  table.sort(scored, function(x, y) return x[2] < y[2] or (x[2] == y[2] and x[1] < y[1]) end)
+  local out = {}
+  for i = 1, math.min(max or 3, #scored) do out[i] = scored[i][1] end
+  return out
+end
+
+--- The best close match of word among candidates, or nil.
+function M.suggest(word, candidates)
+  return M.close_matches(word, candidates, 1)[1]
+end
+
 local function usage_error(fmt, ...)
   error(setmetatable({ message = fmt:format(...), usage = true }, UsageError), 0)
 end
@@ -41,7 +87,10 @@ function M.parse(spec, argv, parse_opts)
   end
   local function set(name, value, has_value, i, shown)
     local s = spec[name]
-    if not s then usage_error("unknown option %s", show("--" .. name)) end
+    if not s then
+      local hint = M.suggest(name, spec)
+      usage_error("unknown option %s%s", show("--" .. name), hint and (", did you mean '--" .. hint .. "'?") or "")
+    end
     shown = shown or ("'--" .. name .. "'")
     if s.kind == "flag" then
       if has_value then usage_error("option %s takes no value", shown) end
