@@ -447,7 +447,9 @@ HCS_INTERNAL int hcs_monitor_launch(hcs_spawn_t *s, hcs_error_t *err);
 HCS_INTERNAL int hcs_monitor_become(const char *name);
 /* Report err to the creator on the monitor's socket, and release it. */
 HCS_INTERNAL void hcs_monitor_send_error(int sock, hcs_error_t *err);
-/* Close every fd from 3 up but those in keep (-1 entries ignored; sorted in place). */
+/* Close every fd from `from` up but those in keep (-1 entries ignored;
+ * sorted in place); hcs_monitor_close_all_but: from 3. */
+HCS_INTERNAL void hcs_close_fds_but(unsigned from, int *keep, size_t n);
 HCS_INTERNAL void hcs_monitor_close_all_but(int *keep, size_t n);
 /* In the monitor: clone init into its namespaces.  Returns init's pid or -1. */
 HCS_INTERNAL pid_t hcs_spawn_init(hcs_spawn_t *s, int *pidfd, hcs_error_t *err);

@@ -70,16 +70,16 @@ int hcs_monitor_become(const char *name) {
   return chdir("/");
 }
 
-/* Close every fd from 3 up but those in keep (-1 entries ignored; sorted
- * in place). */
-void hcs_monitor_close_all_but(int *keep, size_t n) {
+/* Close every fd from `from` up but those in keep (-1 entries ignored;
+ * sorted in place).  Only system calls: safe in a child after clone. */
+void hcs_close_fds_but(unsigned from, int *keep, size_t n) {
   for (size_t i = 1; i < n; i++) /* insertion sort: n is tiny */
     for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
       int t = keep[j];
       keep[j] = keep[j - 1];
       keep[j - 1] = t;
     }
-  unsigned lo = 3;
+  unsigned lo = from;
   for (size_t i = 0; i < n; i++) {
     if (keep[i] < (int)lo) continue;
     if ((unsigned)keep[i] > lo) syscall(SYS_close_range, lo, (unsigned)keep[i] - 1, 0);
@@ -87,6 +87,8 @@ void hcs_monitor_close_all_but(int *keep, size_t n) {
   }
   syscall(SYS_close_range, lo, ~0U, 0);
 }
+
+void hcs_monitor_close_all_but(int *keep, size_t n) { hcs_close_fds_but(3, keep, n); }
 
 /* One place fills the base of both monitors, a container's and a VM's (src/vm/monitor.c). */
 hcs_watch_base_t hcs_watch_base_of(const hcs_system_t *cs, const char *owner, const hcs_cgroup_ops_t *cg, pid_t pid,

@@ -138,25 +138,6 @@ static __attribute__((noreturn)) void idle_init(int fifo) {
   }
 }
 
-/* Close every inherited fd but `keep` (the creator's files, its store
- * locks, pipes it reads to EOF): init may wait a long time for start.
- * The creator's fds 3..3+npreserve-1 (Init.PreserveFds) stay too. */
-static void close_except(int *keep, size_t n, int npreserve) {
-  for (size_t i = 1; i < n; i++)
-    for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
-      int t = keep[j];
-      keep[j] = keep[j - 1];
-      keep[j - 1] = t;
-    }
-  unsigned int from = 3 + (unsigned int)npreserve;
-  for (size_t i = 0; i < n; i++) {
-    if (keep[i] < (int)from) continue;
-    if ((unsigned int)keep[i] > from) syscall(SYS_close_range, from, (unsigned int)keep[i] - 1, 0);
-    from = (unsigned int)keep[i] + 1;
-  }
-  syscall(SYS_close_range, from, ~0U, 0);
-}
-
 /* Join the namespace of kind `k` (Linux.Namespaces) through the fd the
  * monitor opened and checked. */
 static void join_ns(hcs_spawn_t *s, const int *nsfd, int k, int report) {
@@ -188,7 +169,10 @@ static __attribute__((noreturn)) void init_child(hcs_spawn_t *s, const int *nsfd
     for (size_t i = 0; i < c->n_extra_mounts; i++)
       keep[nkeep++] = s->mount_trees[i];
   }
-  close_except(keep, nkeep, c->init ? c->init->preserve_fds : 0);
+  /* Every inherited fd goes but `keep` (the creator's files, its store
+   * locks, pipes it reads to EOF: init may wait a long time for start) and
+   * the creator's fds 3..3+n-1 (Init.PreserveFds). */
+  hcs_close_fds_but(3 + (unsigned)(c->init ? c->init->preserve_fds : 0), keep, nkeep);
   free(keep);
   /* Everything made below (device nodes, mount points) gets its exact mode
    * whatever the caller's umask; container processes get 022 later. */
