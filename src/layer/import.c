@@ -146,9 +146,6 @@ static int parent_fd(struct extract *x, const char *parent, bool *gid_ok, hcs_er
   return fd;
 }
 
-/* Whether something may be at path already (then make_room looks). */
-static bool may_exist(struct extract *x, const char *path) { return x->aliased || layer_pathset_maybe(&x->made, path); }
-
 /* Whether an entry made new in a directory (gid_ok) comes out uid:gid by
  * itself: the kernel gives it our fsuid, and our fsgid or the directory's
  * gid (set-gid directory, `grpid` mount), which gid_ok says is ours. */
@@ -178,6 +175,16 @@ static int make_room(struct extract *x, int pfd, const char *name, bool want_dir
   cache_drop(x, pfd);
   x->replaced = true;
   if (unlinkat(pfd, name, 0) < 0) return eerr(x, err, errno, "replace existing entry");
+  return 0;
+}
+
+/* Room for a new non-directory entry at path (pfd/name): make_room, but
+ * only where something may be, i.e. at a path this import made (or any
+ * path once a parent was reached through a symlink); the path is recorded
+ * as made. */
+static int make_room_for(struct extract *x, int pfd, const char *name, const char *path, hcs_error_t *err) {
+  if ((x->aliased || layer_pathset_maybe(&x->made, path)) && make_room(x, pfd, name, false, err) < 0) return -1;
+  layer_pathset_add(&x->made, path);
   return 0;
 }
 
@@ -261,10 +268,9 @@ static int do_whiteout(struct extract *x, int pfd, const char *parent, const cha
     return 0;
   }
   case LAYER_WH_FILE: {
-    if (make_room(x, pfd, name, false, err) < 0) return -1;
+    cleanup_free char *path = parent[0] ? hcs_xasprintf("%s/%s", parent, name) : hcs_xstrdup(name);
+    if (make_room_for(x, pfd, name, path, err) < 0) return -1;
     if (layer_whiteout_make(pfd, name) < 0) return eerr(x, err, errno, "create whiteout for `%s`", name);
-    cleanup_free char *made = parent[0] ? hcs_xasprintf("%s/%s", parent, name) : hcs_xstrdup(name);
-    layer_pathset_add(&x->made, made);
     /* the entry's time, which an export gives `.wh.NAME` back: without it a
      * re-export differs from the imported stream (and its DiffID) */
     if (utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0) return eerr(x, err, errno, "set times of `%s`", name);
@@ -438,9 +444,8 @@ static int do_entry(struct extract *x, struct archive_entry *e, hcs_error_t *err
       if (fstatat(tpfd, tbase, &st, AT_SYMLINK_NOFOLLOW) < 0)
         return eerr(x, err, errno, "hardlink target `%s`", hardlink);
       if (S_ISDIR(st.st_mode)) return eerr(x, err, 0, "hardlink target `%s` is a directory", hardlink);
-      if (may_exist(x, path) && make_room(x, pfd, base, false, err) < 0) return -1;
+      if (make_room_for(x, pfd, base, path, err) < 0) return -1;
       if (linkat(tpfd, tbase, pfd, base, 0) < 0) return eerr(x, err, errno, "link to `%s`", hardlink);
-      layer_pathset_add(&x->made, path);
       return 0;
     }
 
@@ -469,8 +474,7 @@ static int do_entry(struct extract *x, struct archive_entry *e, hcs_error_t *err
     case AE_IFREG: {
       /* replacing (which may remove a directory tree) stays in this
        * thread; a path this import never made needs no look */
-      if (may_exist(x, path) && make_room(x, pfd, base, false, err) < 0) return -1;
-      layer_pathset_add(&x->made, path);
+      if (make_room_for(x, pfd, base, path, err) < 0) return -1;
       if (pooled) return dispatch_file(x, e, pfd, parent, base, path, owner_is_ours(x, e, gid_ok), err);
       cleanup_close int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
       if (fd < 0) return eerr(x, err, errno, "create");
@@ -484,9 +488,8 @@ static int do_entry(struct extract *x, struct archive_entry *e, hcs_error_t *err
     case AE_IFLNK: {
       const char *target = archive_entry_symlink(e);
       if (target == NULL) return eerr(x, err, 0, "symlink without target");
-      if (may_exist(x, path) && make_room(x, pfd, base, false, err) < 0) return -1;
+      if (make_room_for(x, pfd, base, path, err) < 0) return -1;
       if (symlinkat(target, pfd, base) < 0) return eerr(x, err, errno, "symlink");
-      layer_pathset_add(&x->made, path);
       if (!owner_is_ours(x, e, gid_ok) &&
           fchownat(pfd, base, archive_entry_uid(e), archive_entry_gid(e), AT_SYMLINK_NOFOLLOW) < 0)
         return eerr(x, err, errno, "chown");
@@ -496,10 +499,9 @@ static int do_entry(struct extract *x, struct archive_entry *e, hcs_error_t *err
     case AE_IFCHR:
     case AE_IFBLK:
     case AE_IFIFO: {
-      if (may_exist(x, path) && make_room(x, pfd, base, false, err) < 0) return -1;
+      if (make_room_for(x, pfd, base, path, err) < 0) return -1;
       dev_t dev = type == AE_IFIFO ? 0 : archive_entry_rdev(e);
       if (mknodat(pfd, base, type | 0600, dev) < 0) return eerr(x, err, errno, "mknod");
-      layer_pathset_add(&x->made, path);
       if (fchownat(pfd, base, archive_entry_uid(e), archive_entry_gid(e), AT_SYMLINK_NOFOLLOW) < 0)
         return eerr(x, err, errno, "chown");
       if (fchmodat(pfd, base, archive_entry_perm(e), 0) < 0) return eerr(x, err, errno, "chmod");
