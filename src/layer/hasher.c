@@ -72,6 +72,7 @@ uint64_t layer_hasher_submit(struct layer_hasher *h, const void *p, size_t n) {
 }
 
 void layer_hasher_wait(struct layer_hasher *h, uint64_t ticket) {
+  if (ticket == 0) return;                                           /* nothing submitted (h may be NULL then) */
   if (__atomic_load_n(&h->done, __ATOMIC_ACQUIRE) >= ticket) return; /* the usual case: no lock */
   pthread_mutex_lock(&h->mu);
   while (h->done < ticket)

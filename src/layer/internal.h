@@ -85,8 +85,9 @@ HCS_INTERNAL struct layer_writeback *layer_writeback_start(int fd);
 HCS_INTERNAL void layer_writeback_stop(struct layer_writeback *w);
 
 /* hasher.c: a sha256 on a thread of its own.  submit queues a buffer and
- * returns its ticket; the buffer must stay untouched until
- * layer_hasher_wait(ticket) returns.  final waits for everything. */
+ * returns its ticket (from 1); the buffer must stay untouched until
+ * layer_hasher_wait(ticket) returns (at once for ticket 0, on any h).
+ * final waits for everything. */
 struct layer_hasher;
 HCS_INTERNAL struct layer_hasher *layer_hasher_start(hcs_error_t *err);
 HCS_INTERNAL uint64_t layer_hasher_submit(struct layer_hasher *h, const void *p, size_t n);

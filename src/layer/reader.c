@@ -34,8 +34,9 @@ struct layer_reader {
   bool eof, failed, abort;
   char errmsg[256];
   int errnum;
+  /* raw_hash: compressed only (a plain tar's digest is its diff id), started
+   * once the stream is known */
   struct layer_hasher *raw_hash, *tar_hash;
-  bool hash_raw; /* compressed: the raw bytes have a digest of their own */
   uint64_t raw_bytes, tar_bytes;
   const char *compression;
   unsigned char *ins[NIN];
@@ -75,7 +76,7 @@ static ssize_t read_full(struct layer_reader *r, unsigned char *buf, size_t cap)
 
 static void hash_input(struct layer_reader *r) {
   unsigned i = (r->in_next - 1) % NIN;
-  if (r->hash_raw && r->in_len > 0) r->in_ticket[i] = layer_hasher_submit(r->raw_hash, r->in, r->in_len);
+  if (r->raw_hash && r->in_len > 0) r->in_ticket[i] = layer_hasher_submit(r->raw_hash, r->in, r->in_len);
 }
 
 /* Refill the input from the next buffer of the ring (the one before may
@@ -251,6 +252,17 @@ out:
   return ret;
 }
 
+/* A compressed stream: its own digest, from the buffer read for detection on. */
+static int start_raw_hash(struct layer_reader *r) {
+  hcs_error_t e = NULL;
+  r->raw_hash = layer_hasher_start(&e);
+  if (r->raw_hash == NULL) fail(r, hcs_error_status(e), "%s", hcs_error_message(e));
+  hcs_error_release(&e);
+  if (r->raw_hash == NULL) return -1;
+  hash_input(r);
+  return 0;
+}
+
 static void *reader_main(void *arg) {
   struct layer_reader *r = arg;
   int ret = -1;
@@ -259,14 +271,10 @@ static void *reader_main(void *arg) {
     const unsigned char *p = r->in;
     if (r->in_len >= 2 && p[0] == 0x1f && p[1] == 0x8b) {
       r->compression = "gzip";
-      r->hash_raw = true;
-      hash_input(r);
-      ret = run_gzip(r);
+      if (start_raw_hash(r) == 0) ret = run_gzip(r);
     } else if (r->in_len >= 4 && p[0] == 0x28 && p[1] == 0xb5 && p[2] == 0x2f && p[3] == 0xfd) {
       r->compression = "zstd";
-      r->hash_raw = true;
-      hash_input(r);
-      ret = run_zstd(r);
+      if (start_raw_hash(r) == 0) ret = run_zstd(r);
     } else {
       r->compression = "none";
       ret = run_plain(r);
@@ -292,7 +300,7 @@ struct layer_reader *layer_reader_start(int fd, hcs_error_t *err) {
     r->slots[i].buf = hcs_xmalloc(CHUNK);
   for (int i = 0; i < NIN; i++)
     r->ins[i] = hcs_xmalloc(CHUNK);
-  if ((r->raw_hash = layer_hasher_start(err)) == NULL || (r->tar_hash = layer_hasher_start(err)) == NULL) {
+  if ((r->tar_hash = layer_hasher_start(err)) == NULL) {
     layer_reader_free(r);
     return NULL;
   }
@@ -355,7 +363,7 @@ int layer_reader_finish(struct layer_reader *r, char diff_id[72], char digest[72
   join(r);
   if (r->failed) return hcs_error_make(err, r->errnum, "%s", r->errmsg);
   layer_hasher_final(r->tar_hash, diff_id);
-  if (r->hash_raw)
+  if (r->raw_hash)
     layer_hasher_final(r->raw_hash, digest);
   else
     memcpy(digest, diff_id, 72);
